@@ -1,0 +1,3 @@
+from apertur.cli import main
+
+main()

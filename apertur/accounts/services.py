@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+
+from apertur.accounts.errors import EmailTaken, InvalidConfirmationLink, InvalidEmail, InvalidPassword
+from apertur.accounts.models import User, normalize_email
+from apertur.accounts.tokens import email_confirmation_token
+from apertur.core import audit, clock, mail
+
+
+def check_email(email: str) -> str:
+    address = normalize_email(email)
+    try:
+        validate_email(address)
+    except ValidationError as exc:
+        raise InvalidEmail(field="email") from exc
+    return address
+
+
+def check_password(password: str, *, email: str) -> None:
+    try:
+        validate_password(password, User(email=email))
+    except ValidationError as exc:
+        raise InvalidPassword(" ".join(exc.messages), field="password") from exc
+
+
+@transaction.atomic
+def create_user(
+    *,
+    email: str,
+    password: str,
+    email_confirmed: bool = False,
+    send_confirmation: bool = True,
+    is_staff: bool = False,
+    ip: str | None = None,
+) -> User:
+    """Create an account. The password is checked against Django's validators and stored with argon2."""
+    address = check_email(email)
+    check_password(password, email=address)
+    if User.objects.filter(email=address).exists():
+        raise EmailTaken(field="email")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                address,
+                password,
+                is_staff=is_staff,
+                email_confirmed_at=clock.now() if email_confirmed else None,
+            )
+    except IntegrityError as exc:  # a concurrent signup with the same address won the race
+        raise EmailTaken(field="email") from exc
+    audit.record(action="user.created", obj=user, actor=user, ip=ip)
+    if send_confirmation and not email_confirmed:
+        send_confirmation_email(user=user)
+    return user
+
+
+def confirmation_path(user: User) -> str:
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = email_confirmation_token.make_token(user)
+    return reverse("accounts:confirm-email", kwargs={"uidb64": uid, "token": token})
+
+
+def send_confirmation_email(*, user: User) -> None:
+    mail.send(
+        to=user.email,
+        subject="Confirm your Apertur email address",
+        template="emails/confirm_email",
+        context={"user": user, "path": confirmation_path(user)},
+    )
+
+
+@transaction.atomic
+def confirm_email(*, uidb64: str, token: str, ip: str | None = None) -> User:
+    try:
+        pk = int(urlsafe_base64_decode(uidb64).decode())
+        user = User.objects.select_for_update().get(pk=pk)
+    except (ValueError, TypeError, OverflowError, User.DoesNotExist) as exc:
+        raise InvalidConfirmationLink() from exc
+    if user.email_confirmed:
+        return user
+    if not email_confirmation_token.check_token(user, token):
+        raise InvalidConfirmationLink()
+    user.email_confirmed_at = clock.now()
+    user.save(update_fields=["email_confirmed_at"])
+    audit.record(action="user.email_confirmed", obj=user, actor=user, ip=ip)
+    return user

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apertur.accounts import login as login_service
+from apertur.accounts import services
+from apertur.accounts.forms import LoginForm, SignupForm
+from apertur.accounts.models import User
+from apertur.core.errors import AperturError, RateLimited
+from apertur.core.http import client_ip
+from apertur.projects.services import create_customer
+
+
+def _safe_next(request: HttpRequest) -> str:
+    """Only same-site paths: never an open redirect (``//evil.com`` and ``https://evil.com`` are refused)."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return "/"
+
+
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = login_service.attempt_login(
+                request=request,
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                ip=client_ip(request),
+            )
+        except RateLimited as exc:
+            minutes = max(1, round(exc.retry_after / 60))
+            form.add_error(None, f"Too many failed attempts. Try again in {minutes} minute(s).")
+            response = render(request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        if user is not None:
+            login(request, user)
+            return redirect(_safe_next(request))
+        form.add_error(None, "Incorrect email or password.")
+        status = 400
+    elif request.method == "POST":
+        status = 400
+    return render(request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=status)
+
+
+@sensitive_post_parameters("password", "confirm_password")
+@require_http_methods(["GET", "POST"])
+def signup_view(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = create_customer(
+                email=form.cleaned_data["email"], password=form.cleaned_data["password"], ip=client_ip(request)
+            )
+        except AperturError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            login(request, user)
+            messages.success(request, f"Welcome to Apertur! We sent a confirmation link to {user.email}.")
+            return redirect(_safe_next(request))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request)}, status=status)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("/")
+
+
+def confirm_email_view(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    try:
+        services.confirm_email(uidb64=uidb64, token=token, ip=client_ip(request))
+    except AperturError as exc:
+        return render(request, "accounts/confirm_email.html", {"error": exc.message}, status=400)
+    return render(request, "accounts/confirm_email.html", {"error": None})
+
+
+@login_required
+@require_POST
+def resend_confirmation_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    if not user.email_confirmed:
+        services.send_confirmation_email(user=user)
+        messages.success(request, f"We sent a new confirmation link to {user.email}.")
+    return redirect(_safe_next(request))
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset.html"
+    email_template_name = "emails/password_reset.txt"
+    subject_template_name = "emails/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password-reset-done")
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password-reset-complete")
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"

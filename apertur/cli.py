@@ -1,0 +1,299 @@
+"""The ``apertur`` command (ARCHITECTURE section 6). ``--json`` output is one object on stdout; errors go
+to stderr with a non-zero exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Apertur Partner Platform", no_args_is_help=True, add_completion=False)
+user_app = typer.Typer(help="Customer accounts", no_args_is_help=True)
+partner_app = typer.Typer(help="Partners", no_args_is_help=True)
+app_app = typer.Typer(help="OAuth apps", no_args_is_help=True)
+mail_app = typer.Typer(help="Development mail", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(partner_app, name="partner")
+app.add_typer(app_app, name="app")
+app.add_typer(mail_app, name="mail")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apertur.config.settings")
+    import django
+
+    django.setup()
+
+
+def _fail(message: str, *, code: str = "error", as_json: bool = False, status: int = 1) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+    else:
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(status)
+
+
+@contextmanager
+def _errors(as_json: bool) -> Iterator[None]:
+    """Turn domain errors into a message on stderr and exit status 1."""
+    from apertur.core.errors import AperturError
+
+    try:
+        yield
+    except AperturError as exc:
+        _fail(exc.message, code=exc.code, as_json=as_json)
+
+
+def _emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        human()
+
+
+# --- operations -------------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    _setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 2,
+) -> None:
+    """Serve Apertur with gunicorn (several processes), static files included."""
+    _setup()
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+    args = [
+        sys.executable, "-m", "gunicorn", "apertur.config.wsgi:application",
+        "--bind", f"{host}:{port}", "--workers", str(workers),
+        "--access-logfile", "-", "--timeout", "60", "--graceful-timeout", "10",
+    ]
+    out.print(f"Apertur on http://{host}:{port} with {workers} worker(s)")
+    sys.stdout.flush()
+    os.execv(sys.executable, args)  # noqa: S606 - replaces this process with the server
+
+
+@app.command()
+def worker() -> None:
+    """Run background tasks (django-tasks database backend) until interrupted."""
+    _setup()
+    from django.core.management import call_command
+
+    call_command("db_worker")
+
+
+# --- users ------------------------------------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="Password (argon2-hashed).")],
+    project: Annotated[str, typer.Option(help="Name of the first project.")] = "My project",
+    plan: Annotated[str, typer.Option(help="Plan of the first project (Free, Pro, Business).")] = "Free",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a customer with a confirmed email and a first project."""
+    _setup()
+    from apertur.projects.selectors import project_list
+    from apertur.projects.services import create_customer
+
+    with _errors(as_json):
+        user = create_customer(
+            email=email, password=password, project_name=project, plan_name=plan, email_confirmed=True
+        )
+    projects = [p.as_json() for p in project_list(owner=user)]
+    data = {"id": user.public_id, "email": user.email, "projects": projects}
+    _emit(data, as_json, lambda: out.print(
+        f"Created [bold]{user.email}[/] ({user.public_id}) with project "
+        + ", ".join(f"{p['name']} [{p['plan']}]" for p in projects)
+    ))
+
+
+# --- partners ---------------------------------------------------------------------------------------
+
+
+def _partner_json(partner: Any) -> dict[str, Any]:
+    from apertur.referrals.services import default_link_url, ensure_default_link
+
+    link = None
+    if partner.is_approved:
+        ensure_default_link(partner=partner)
+    link = default_link_url(partner=partner)
+    return {"email": partner.user.email, "status": partner.status, "referral_link": link}
+
+
+@partner_app.command("create")
+def partner_create(
+    email: Annotated[str, typer.Option(help="Partner's login email.")],
+    password: Annotated[str, typer.Option(help="Password.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the application at once.")] = False,
+    company: Annotated[str | None, typer.Option(help="Company or platform name.")] = None,
+    website: Annotated[str | None, typer.Option(help="Company website.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a partner application (and its account if needed), optionally approved."""
+    _setup()
+    from django.db import transaction
+
+    from apertur.accounts.models import User, normalize_email
+    from apertur.accounts.services import create_user
+    from apertur.partners import services
+    from apertur.partners.models import ExpectedCustomers
+
+    address = normalize_email(email)
+    domain = address.rpartition("@")[2] or "example.com"
+    with _errors(as_json), transaction.atomic():
+        user = User.objects.filter(email=address).first()
+        if user is None:
+            user = create_user(email=address, password=password, email_confirmed=True)
+        elif not user.check_password(password):
+            _fail(f"{address} already has an account with a different password.", code="email_taken",
+                  as_json=as_json)
+        partner = services.apply(
+            user=user,
+            company_name=company or f"{domain} partner",
+            website=website or f"https://{domain}",
+            use_case="Integrates Apertur through OAuth (created from the command line).",
+            expected_customers=ExpectedCustomers.UP_TO_100,
+        )
+        if approve:
+            partner = services.approve(partner=partner, reviewer=None)
+        data = _partner_json(partner)
+    _emit(data, as_json, lambda: out.print(
+        f"Partner [bold]{data['email']}[/]: {data['status']}"
+        + (f", referral link {data['referral_link']}" if data["referral_link"] else "")
+    ))
+
+
+# --- OAuth apps -------------------------------------------------------------------------------------
+
+
+@app_app.command("create")
+def app_create(
+    partner_email: Annotated[str, typer.Option("--partner-email", help="The approved partner's email.")],
+    name: Annotated[str, typer.Option(help="App name shown on the consent page.")],
+    redirect_uri: Annotated[list[str], typer.Option("--redirect-uri", help="Redirect URI (repeatable).")],
+    allowed_domain: Annotated[
+        list[str] | None, typer.Option("--allowed-domain", help="Allowed domain pattern (repeatable).")
+    ] = None,
+    website: Annotated[str, typer.Option(help="App website.")] = "",
+    description: Annotated[str, typer.Option(help="App description.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Register an OAuth app. The client secret is printed once; only its hash is stored."""
+    _setup()
+    from apertur.oauth.services import create_app
+    from apertur.partners.selectors import partner_by_email
+
+    partner = partner_by_email(email=partner_email)
+    if partner is None:
+        _fail(f"No partner with email {partner_email}.", code="partner_not_found", as_json=as_json)
+    with _errors(as_json):
+        created = create_app(
+            partner=partner,
+            name=name,
+            redirect_uris=redirect_uri,
+            allowed_domains=allowed_domain or [],
+            website=website,
+            description=description,
+        )
+    data = {
+        "client_id": created.app.client_id,
+        "client_secret": created.client_secret,
+        "public_key": created.public_key,
+        "test_public_key": created.test_public_key,
+    }
+
+    def human() -> None:
+        table = Table(title=f"OAuth app {created.app.name}", show_header=False)
+        for key, value in data.items():
+            table.add_row(key, value)
+        out.print(table)
+        out.print("[yellow]Store the client secret now: it is not shown again.[/]")
+
+    _emit(data, as_json, human)
+
+
+# --- mail -------------------------------------------------------------------------------------------
+
+
+@mail_app.command("list")
+def mail_list(
+    to: Annotated[str, typer.Option(help="Recipient email.")],
+    limit: Annotated[int, typer.Option(help="At most this many messages.", min=1)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Messages sent to an address, newest first (development mail folder)."""
+    _setup()
+    from apertur.core.mail import stored_messages
+
+    messages = stored_messages(to=to, limit=limit)
+    data = {"to": to.strip().lower(), "messages": [m.as_json() for m in messages]}
+
+    def human() -> None:
+        if not messages:
+            out.print(f"No messages to {to}.")
+        for m in messages:
+            out.rule(f"{m.subject} · {m.sent_at:%Y-%m-%d %H:%M:%S}")
+            out.print(m.text, highlight=False, markup=False)
+
+    _emit(data, as_json, human)
+
+
+# --- demo -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(as_json: JsonFlag = False) -> None:
+    """Create (idempotently) the demo customer, partner and OAuth app, and print the logins."""
+    _setup()
+    from apertur.demo import ensure_demo
+
+    with _errors(as_json):
+        data = ensure_demo()
+
+    def human() -> None:
+        table = Table(title="Apertur demo", show_header=True)
+        table.add_column("who")
+        table.add_column("email")
+        table.add_column("password")
+        table.add_row("customer", data["user"]["email"], data["user"]["password"])
+        table.add_row("partner", data["partner"]["email"], data["partner"]["password"])
+        table.add_row("staff", data["staff"]["email"], data["staff"]["password"])
+        out.print(table)
+        out.print(f"Apertur: {data['base_url']}  ·  log in at {data['base_url']}/login")
+        out.print(f"Demo app client_id {data['app']['client_id']}  public key {data['app']['public_key']}")
+
+    _emit(data, as_json, human)
+
+
+def main() -> None:
+    app(prog_name="apertur")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Errors with a stable machine code and an HTTP status.
+
+Services raise these; views and the CLI turn them into messages. ``code`` values are part of the public
+contract: never rename one.
+"""
+
+from __future__ import annotations
+
+
+class AperturError(Exception):
+    code: str = "error"
+    status: int = 400
+    default_message: str = "Something went wrong."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.field = field
+        super().__init__(self.message)
+
+    def as_dict(self) -> dict[str, str]:
+        data = {"code": self.code, "message": self.message}
+        if self.field:
+            data["field"] = self.field
+        return data
+
+
+class ValidationFailed(AperturError):
+    code = "validation_error"
+    status = 422
+    default_message = "The input is not valid."
+
+
+class NotFound(AperturError):
+    code = "not_found"
+    status = 404
+    default_message = "Not found."
+
+
+class PermissionDenied(AperturError):
+    code = "forbidden"
+    status = 403
+    default_message = "You are not allowed to do this."
+
+
+class Conflict(AperturError):
+    code = "conflict"
+    status = 409
+    default_message = "This conflicts with the current state."
+
+
+class RateLimited(AperturError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many attempts. Try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

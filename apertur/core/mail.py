@@ -1,0 +1,91 @@
+"""Outgoing mail.
+
+In development (no ``EMAIL_HOST``) every message is written as one ``.eml`` file under ``var/mail/``;
+``apertur mail list`` and the ``/dev/mail/`` page read them back so a person can click the links.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, send_mail
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from apertur.core import clock
+
+
+def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> None:
+    """Render ``<template>.txt`` and send it once the surrounding transaction commits, so a rolled-back
+    change never sends mail about itself."""
+    ctx = {"base_url": settings.APERTUR_BASE_URL, **context}
+    body = render_to_string(f"{template}.txt", ctx)
+
+    def _send() -> None:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+
+    transaction.on_commit(_send)
+
+
+class MaildirBackend(BaseEmailBackend):
+    """One file per message: safe with several processes writing at once."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        directory = Path(settings.MAIL_DIR)
+        directory.mkdir(parents=True, exist_ok=True)
+        sent = 0
+        for message in email_messages:
+            stamp = clock.now().strftime("%Y%m%dT%H%M%S%f")
+            name = f"{stamp}-{uuid.uuid4().hex[:12]}.eml"
+            tmp = directory / f".{name}.tmp"
+            tmp.write_bytes(message.message().as_bytes())
+            tmp.rename(directory / name)
+            sent += 1
+        return sent
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    to: list[str]
+    subject: str
+    text: str
+    sent_at: dt.datetime
+    path: Path
+
+    def as_json(self) -> dict[str, str]:
+        return {"subject": self.subject, "text": self.text, "sent_at": self.sent_at.isoformat()}
+
+
+def _read(path: Path) -> StoredMessage:
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    to = [addr.lower() for _, addr in getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))]
+    body = msg.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    sent_at = parsedate_to_datetime(msg["Date"]) if msg["Date"] else clock.now()
+    return StoredMessage(to=to, subject=str(msg["Subject"] or ""), text=text, sent_at=sent_at, path=path)
+
+
+def stored_messages(*, to: str | None = None, limit: int | None = None) -> list[StoredMessage]:
+    """Messages in the mail folder, newest first, optionally only those addressed to ``to``."""
+    directory = Path(settings.MAIL_DIR)
+    if not directory.is_dir():
+        return []
+    # File names start with a microsecond timestamp: sorting names sorts by time of sending.
+    out: list[StoredMessage] = []
+    for path in sorted(directory.glob("*.eml"), reverse=True):
+        message = _read(path)
+        if to is None or to.lower() in message.to:
+            out.append(message)
+            if limit is not None and len(out) >= limit:
+                break
+    return out

@@ -1,0 +1,67 @@
+"""Money is integer cents with a currency; every conversion and percentage is rounded here and
+nowhere else (ROUND_HALF_UP, ARCHITECTURE section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+CAD = "CAD"
+SUPPORTED_CURRENCIES = frozenset({"CAD", "USD", "EUR", "GBP"})
+
+
+class MoneyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    cents: int
+    currency: str = CAD
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cents, int) or isinstance(self.cents, bool):
+            raise MoneyError("Money amounts are integer cents.")
+        if self.currency not in SUPPORTED_CURRENCIES:
+            raise MoneyError(f"Unsupported currency {self.currency!r}.")
+
+    def __add__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.cents + other.cents, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.cents - other.cents, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.cents, self.currency)
+
+    def _same_currency(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise MoneyError(f"Cannot combine {self.currency} with {other.currency}.")
+
+    def format(self) -> str:
+        """``$1,234.50 CAD`` — for people, never for arithmetic."""
+        sign = "-" if self.cents < 0 else ""
+        whole, part = divmod(abs(self.cents), 100)
+        return f"{sign}${whole:,}.{part:02d} {self.currency}"
+
+
+def round_half_up(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def percent_of(amount: Money, percent: Decimal | int | str) -> Money:
+    """``percent`` % of ``amount``, rounded half up to the cent (10 % of 24,999 → 2,500)."""
+    return Money(round_half_up(Decimal(amount.cents) * Decimal(percent) / Decimal(100)), amount.currency)
+
+
+def convert(amount: Money, *, to: str, rate: Decimal | str) -> Money:
+    """Convert with an explicit rate (units of ``to`` per unit of ``amount.currency``), half up."""
+    if amount.currency == to:
+        return amount
+    return Money(round_half_up(Decimal(amount.cents) * Decimal(rate)), to)
+
+
+def format_cents(cents: int, currency: str = CAD) -> str:
+    return Money(cents, currency).format()

@@ -1,0 +1,61 @@
+"""Fixed-window counters in Django's cache.
+
+With ``REDIS_URL`` set the cache is Redis, so limits hold across every app process; by default it is
+process-local memory. Written here rather than using django-ratelimit because services (not only views)
+need to hit and query limits with their own keys (per account, per client, per IP) and report
+``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+from apertur.core import clock
+from apertur.core.errors import RateLimited
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    name: str
+    max_hits: int
+    window_seconds: int
+
+
+def _window(limit: Limit) -> tuple[int, int]:
+    ts = clock.now().timestamp()
+    start = int(ts // limit.window_seconds) * limit.window_seconds
+    retry_after = max(1, math.ceil(start + limit.window_seconds - ts))
+    return start, retry_after
+
+
+def _key(limit: Limit, key: str, start: int) -> str:
+    return f"rl:{limit.name}:{key}:{start}"
+
+
+def hit(limit: Limit, key: str) -> None:
+    """Count one attempt; raise :class:`RateLimited` once the window's budget is spent."""
+    start, retry_after = _window(limit)
+    cache_key = _key(limit, key, start)
+    cache.add(cache_key, 0, timeout=limit.window_seconds + 5)
+    try:
+        count = cache.incr(cache_key)
+    except ValueError:  # evicted between add and incr
+        cache.set(cache_key, 1, timeout=limit.window_seconds + 5)
+        count = 1
+    if count > limit.max_hits:
+        raise RateLimited(retry_after=retry_after)
+
+
+def check(limit: Limit, key: str) -> None:
+    """Raise if the budget is already spent, without counting an attempt."""
+    start, retry_after = _window(limit)
+    if (cache.get(_key(limit, key, start)) or 0) >= limit.max_hits:
+        raise RateLimited(retry_after=retry_after)
+
+
+def reset(limit: Limit, key: str) -> None:
+    start, _ = _window(limit)
+    cache.delete(_key(limit, key, start))

@@ -1,0 +1,49 @@
+"""Prefixed identifiers and secrets, in one place (like Polar's ``oauth2/constants.py``).
+
+Secrets are random (``secrets``), carry a prefix so leaked ones can be found by scanners, are shown once,
+and stored only as SHA-256 hex digests. They are high-entropy, so a fast hash is the right tool: a
+password hasher would only slow every request down without adding security.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from enum import StrEnum
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class Prefix(StrEnum):
+    CLIENT_ID = "aptr_ci_"
+    CLIENT_SECRET = "aptr_cs_"
+    LIVE_PUBLIC_KEY = "aptr_live_pk_"
+    TEST_PUBLIC_KEY = "aptr_test_pk_"
+    ACCESS_TOKEN = "oat_"
+    REFRESH_TOKEN = "ort_"
+    AUTHORIZATION_CODE = "oac_"
+    EMAIL_TOKEN = "aptr_ev_"
+
+
+def random_string(length: int) -> str:
+    """``length`` characters of [A-Za-z0-9] from the OS CSPRNG (62^length possibilities)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def generate(prefix: Prefix | str, length: int = 40) -> str:
+    return f"{prefix}{random_string(length)}"
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def secret_matches(value: str, stored_hash: str) -> bool:
+    """Constant-time comparison of a presented secret against its stored hash."""
+    return hmac.compare_digest(hash_secret(value), stored_hash)
+
+
+def last_four(value: str) -> str:
+    return value[-4:]

@@ -1,0 +1,122 @@
+"""Demo data for ``make run`` and ``apertur demo``: idempotent, so running it again changes nothing and
+prints the same object.
+
+The demo app's client secret is derived from SECRET_KEY (HMAC) so it is stable across runs while still
+stored only as a hash; a real app's secret is random and shown once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from apertur.accounts.models import User
+from apertur.accounts.services import create_user
+from apertur.core import tokens
+from apertur.core.tokens import Prefix
+from apertur.oauth.models import KeyMode, OAuthApp
+from apertur.oauth.selectors import active_public_key
+from apertur.oauth.services import create_app
+from apertur.partners import services as partner_services
+from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
+from apertur.projects.models import Project
+from apertur.projects.selectors import plan_by_name, project_list
+from apertur.projects.services import create_project
+from apertur.referrals.services import ensure_default_link
+
+CUSTOMER = {"email": "customer@example.com", "password": "apertur-demo-customer"}
+PARTNER = {"email": "partner@example.com", "password": "apertur-demo-partner"}
+STAFF = {"email": "staff@example.com", "password": "apertur-demo-staff"}
+PROJECTS = [("Wedding photos", "Pro"), ("Team events", "Free")]
+APP_NAME = "Demo Partner Site"
+PARTNER_SITE = "http://partner.localhost:8001"
+REDIRECT_URI = f"{PARTNER_SITE}/callback"
+ALLOWED_DOMAINS = ["*.localhost"]
+
+
+def demo_client_secret() -> str:
+    digest = hmac.new(settings.SECRET_KEY.encode(), b"apertur-demo-client-secret", hashlib.sha256).digest()
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    number = int.from_bytes(digest, "big")
+    chars = []
+    while number and len(chars) < 43:
+        number, rem = divmod(number, 62)
+        chars.append(alphabet[rem])
+    return f"{Prefix.CLIENT_SECRET}{''.join(chars)}"
+
+
+def _user(spec: dict[str, str], *, is_staff: bool = False) -> User:
+    user = User.objects.filter(email=spec["email"]).first()
+    if user is None:
+        return create_user(email=spec["email"], password=spec["password"], email_confirmed=True,
+                           is_staff=is_staff)
+    if not user.check_password(spec["password"]):
+        user.set_password(spec["password"])
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def ensure_demo() -> dict[str, Any]:
+    customer = _user(CUSTOMER)
+    for name, plan in PROJECTS:
+        if not Project.objects.filter(owner=customer, name=name).exists():
+            create_project(owner=customer, name=name, plan=plan_by_name(plan))
+
+    staff = _user(STAFF, is_staff=True)
+    if not staff.is_superuser or not staff.is_staff:
+        staff.is_staff = staff.is_superuser = True
+        staff.save(update_fields=["is_staff", "is_superuser"])
+
+    partner_user = _user(PARTNER)
+    partner = Partner.objects.filter(user=partner_user).first()
+    if partner is None or partner.status == PartnerStatus.REJECTED:
+        partner = partner_services.apply(
+            user=partner_user,
+            company_name="Demo Photo Partner",
+            website=PARTNER_SITE,
+            use_case="A demo partner site that connects Apertur projects through aptr-connect.",
+            expected_customers=ExpectedCustomers.UP_TO_100,
+        )
+    if partner.status == PartnerStatus.PENDING:
+        partner = partner_services.approve(partner=partner, reviewer=staff)
+    elif partner.status == PartnerStatus.SUSPENDED:
+        partner = partner_services.restore(partner=partner, reviewer=staff)
+    link = ensure_default_link(partner=partner)
+
+    secret = demo_client_secret()
+    app = OAuthApp.objects.filter(partner=partner, name=APP_NAME).first()
+    if app is None:
+        app = create_app(
+            partner=partner,
+            name=APP_NAME,
+            description="The example partner integration served by make run.",
+            website=PARTNER_SITE,
+            redirect_uris=[REDIRECT_URI],
+            allowed_domains=ALLOWED_DOMAINS,
+        ).app
+    if not tokens.secret_matches(secret, app.client_secret_hash) or not app.is_active:
+        app.client_secret_hash = tokens.hash_secret(secret)
+        app.client_secret_last4 = tokens.last_four(secret)
+        app.is_active = True
+        app.save(update_fields=["client_secret_hash", "client_secret_last4", "is_active"])
+
+    return {
+        "base_url": settings.APERTUR_BASE_URL,
+        "user": CUSTOMER,
+        "projects": [p.as_json() for p in project_list(owner=customer)],
+        "partner": {**PARTNER, "referral_link": link.url},
+        "staff": STAFF,
+        "app": {
+            "client_id": app.client_id,
+            "client_secret": secret,
+            "public_key": active_public_key(app=app, mode=KeyMode.LIVE).key,
+            "test_public_key": active_public_key(app=app, mode=KeyMode.TEST).key,
+            "redirect_uris": list(app.redirect_uris.values_list("uri", flat=True)),
+            "allowed_domains": list(app.allowed_domains.values_list("pattern", flat=True)),
+        },
+    }

@@ -1,0 +1,39 @@
+from django.contrib import admin
+
+from apertur.oauth.models import AllowedDomain, OAuthApp, PublicKey, RedirectURI
+
+
+class RedirectURIInline(admin.TabularInline):
+    model = RedirectURI
+    extra = 0
+    readonly_fields = ("uri", "created_at")
+    can_delete = False
+
+
+class AllowedDomainInline(admin.TabularInline):
+    model = AllowedDomain
+    extra = 0
+    readonly_fields = ("pattern", "created_at")
+    can_delete = False
+
+
+class PublicKeyInline(admin.TabularInline):
+    model = PublicKey
+    extra = 0
+    readonly_fields = ("mode", "key", "is_active", "created_at", "deactivated_at")
+    can_delete = False
+
+
+@admin.register(OAuthApp)
+class OAuthAppAdmin(admin.ModelAdmin):
+    list_display = ("name", "client_id", "partner", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "client_id", "partner__company_name", "partner__user__email")
+    list_select_related = ("partner",)
+    readonly_fields = ("partner", "client_id", "client_secret_last4", "client_secret_rotated_at", "created_at",
+                       "updated_at", "is_active")
+    exclude = ("client_secret_hash",)
+    inlines = (RedirectURIInline, AllowedDomainInline, PublicKeyInline)
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False

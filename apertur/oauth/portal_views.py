@@ -1,0 +1,201 @@
+"""Partner portal pages for OAuth apps. Thin: parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from apertur.accounts.models import User
+from apertur.core.errors import AperturError
+from apertur.core.http import client_ip
+from apertur.oauth import selectors, services
+from apertur.oauth.forms import AppForm, DeleteForm
+from apertur.oauth.models import KeyMode, OAuthApp
+from apertur.partners.decorators import approved_partner_required
+from apertur.partners.models import Partner
+
+# The one-time secret travels from the POST that made it to the page that shows it in the session, and
+# is removed from the session by the first page that renders it: a reload no longer shows it.
+_ONCE_KEY = "oauth_secret_once"
+
+
+def _actor(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _show_once(request: HttpRequest, app: OAuthApp, secret: str) -> None:
+    request.session[_ONCE_KEY] = {"client_id": app.client_id, "secret": secret}
+
+
+def _pop_once(request: HttpRequest, app: OAuthApp) -> str | None:
+    once = request.session.get(_ONCE_KEY)
+    if once and once.get("client_id") == app.client_id:
+        del request.session[_ONCE_KEY]
+        return str(once["secret"])
+    return None
+
+
+def _apply_error(form: AppForm | DeleteForm, exc: AperturError) -> None:
+    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+
+
+@approved_partner_required
+def app_list(request: HttpRequest, partner: Partner) -> HttpResponse:
+    apps = list(selectors.app_list(partner=partner))
+    return render(request, "oauth/app_list.html", {"partner": partner, "apps": apps, "section": "apps"})
+
+
+@approved_partner_required
+@require_http_methods(["GET", "POST"])
+def app_new(request: HttpRequest, partner: Partner) -> HttpResponse:
+    form = AppForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                created = services.create_app(
+                    partner=partner,
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    website=form.cleaned_data["website"],
+                    redirect_uris=form.redirect_uri_list(),
+                    allowed_domains=form.allowed_domain_list(),
+                    actor=_actor(request),
+                    ip=client_ip(request),
+                )
+            except AperturError as exc:
+                _apply_error(form, exc)
+            else:
+                _show_once(request, created.app, created.client_secret)
+                messages.success(request, f"OAuth app “{created.app.name}” created.")
+                return redirect("partners:apps:detail", client_id=created.app.client_id)
+        status = 400
+    return render(request, "oauth/app_form.html", {"partner": partner, "form": form, "section": "apps"},
+                  status=status)
+
+
+@never_cache
+@approved_partner_required
+def app_detail(request: HttpRequest, partner: Partner, client_id: str) -> HttpResponse:
+    try:
+        app = selectors.app_for_partner(partner=partner, client_id=client_id)
+    except AperturError as exc:
+        return render(request, "404.html", {"message": exc.message}, status=404)
+    context = {
+        "partner": partner,
+        "app": app,
+        "section": "apps",
+        "secret": _pop_once(request, app),
+        "live_key": selectors.active_public_key(app=app, mode=KeyMode.LIVE),
+        "test_key": selectors.active_public_key(app=app, mode=KeyMode.TEST),
+        "redirect_uris": list(app.redirect_uris.all()),
+        "allowed_domains": list(app.allowed_domains.all()),
+    }
+    return render(request, "oauth/app_detail.html", context)
+
+
+@approved_partner_required
+@require_http_methods(["GET", "POST"])
+def app_edit(request: HttpRequest, partner: Partner, client_id: str) -> HttpResponse:
+    try:
+        app = selectors.app_for_partner(partner=partner, client_id=client_id)
+    except AperturError as exc:
+        return render(request, "404.html", {"message": exc.message}, status=404)
+    initial = {
+        "name": app.name,
+        "description": app.description,
+        "website": app.website,
+        "redirect_uris": "\n".join(app.redirect_uris.values_list("uri", flat=True)),
+        "allowed_domains": "\n".join(app.allowed_domains.values_list("pattern", flat=True)),
+    }
+    form = AppForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.update_app(
+                    app=app,
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    website=form.cleaned_data["website"],
+                    redirect_uris=form.redirect_uri_list(),
+                    allowed_domains=form.allowed_domain_list(),
+                    actor=_actor(request),
+                    ip=client_ip(request),
+                )
+            except AperturError as exc:
+                _apply_error(form, exc)
+            else:
+                messages.success(request, "App settings saved.")
+                return redirect("partners:apps:detail", client_id=app.client_id)
+        status = 400
+    return render(request, "oauth/app_form.html",
+                  {"partner": partner, "form": form, "app": app, "section": "apps"}, status=status)
+
+
+# Each destructive action has a confirmation page (GET) and the action itself (POST, CSRF-protected).
+_ACTIONS = {
+    "rotate-secret": ("Rotate client secret", "The current secret stops working immediately. Every server "
+                      "using it must be updated with the new one."),
+    "regenerate-live-key": ("Regenerate live public key", "The current live public key stops working "
+                            "immediately. Update every page that embeds it."),
+    "regenerate-test-key": ("Regenerate test public key", "The current test public key stops working "
+                            "immediately."),
+    "deactivate": ("Deactivate app", "Users can no longer connect, and the app's client credentials and "
+                   "public keys stop working until you reactivate it."),
+    "reactivate": ("Reactivate app", "The app's client credentials and public keys work again."),
+    "delete": ("Delete app", "This permanently deletes the app, its credentials and its keys. It cannot be "
+               "undone."),
+}
+
+
+@approved_partner_required
+@require_http_methods(["GET", "POST"])
+def app_action(request: HttpRequest, partner: Partner, client_id: str, action: str) -> HttpResponse:
+    if action not in _ACTIONS:
+        return render(request, "404.html", {"message": "Unknown action."}, status=404)
+    try:
+        app = selectors.app_for_partner(partner=partner, client_id=client_id)
+    except AperturError as exc:
+        return render(request, "404.html", {"message": exc.message}, status=404)
+    title, warning = _ACTIONS[action]
+    delete_form = DeleteForm(request.POST or None) if action == "delete" else None
+    context = {"partner": partner, "app": app, "action": action, "title": title, "warning": warning,
+               "form": delete_form, "section": "apps"}
+    if request.method == "GET":
+        return render(request, "oauth/app_confirm.html", context)
+    actor, ip = _actor(request), client_ip(request)
+    try:
+        if action == "rotate-secret":
+            _show_once(request, app, services.rotate_secret(app=app, actor=actor, ip=ip))
+            messages.success(request, "New client secret created. The old one no longer works.")
+        elif action in {"regenerate-live-key", "regenerate-test-key"}:
+            mode = KeyMode.LIVE if action == "regenerate-live-key" else KeyMode.TEST
+            services.regenerate_public_key(app=app, mode=mode, actor=actor, ip=ip)
+            messages.success(request, f"New {mode.label.lower()} public key created. The old one no longer works.")
+        elif action == "deactivate":
+            services.deactivate_app(app=app, actor=actor, ip=ip)
+            messages.success(request, "App deactivated.")
+        elif action == "reactivate":
+            services.reactivate_app(app=app, actor=actor, ip=ip)
+            messages.success(request, "App reactivated.")
+        else:
+            assert delete_form is not None
+            delete_form.is_valid()
+            services.delete_app(app=app, confirm_name=delete_form.cleaned_data.get("confirm_name", ""),
+                                actor=actor, ip=ip)
+            messages.success(request, f"App “{app.name}” deleted.")
+            return redirect("partners:apps:list")
+    except AperturError as exc:
+        if delete_form is not None:
+            _apply_error(delete_form, exc)
+        else:
+            messages.error(request, exc.message)
+        return render(request, "oauth/app_confirm.html", context, status=400)
+    return redirect("partners:apps:detail", client_id=app.client_id)
+
+

@@ -1,0 +1,238 @@
+"""OAuth app registration: the partner's client credentials, redirect URIs, allowed domains and
+publishable keys. Every change is audited in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+
+from apertur.accounts.models import User
+from apertur.core import audit, clock, tokens
+from apertur.core.tokens import Prefix
+from apertur.oauth.domains import validate_domain_patterns, validate_redirect_uris
+from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
+from apertur.oauth.models import AllowedDomain, KeyMode, OAuthApp, PublicKey, RedirectURI
+from apertur.partners.errors import PartnerNotApproved
+from apertur.partners.models import Partner
+
+_KEY_PREFIX = {KeyMode.LIVE: Prefix.LIVE_PUBLIC_KEY, KeyMode.TEST: Prefix.TEST_PUBLIC_KEY}
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedApp:
+    app: OAuthApp
+    client_secret: str  # shown once; only its hash is stored
+    public_key: str
+    test_public_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppDetails:
+    name: str
+    description: str
+    website: str
+    redirect_uris: list[str]
+    allowed_domains: list[str]
+
+
+def _clean_details(
+    *, name: str, description: str, website: str, redirect_uris: Sequence[str], allowed_domains: Sequence[str]
+) -> AppDetails:
+    clean_name = " ".join(name.split())
+    if not 2 <= len(clean_name) <= 80:
+        raise InvalidAppInput("Enter the app's name (2 to 80 characters).", field="name")
+    clean_description = description.strip()
+    if len(clean_description) > 2000:
+        raise InvalidAppInput("The description is at most 2,000 characters.", field="description")
+    clean_website = website.strip()
+    if clean_website:
+        try:
+            URLValidator(schemes=["http", "https"])(clean_website)
+        except ValidationError as exc:
+            raise InvalidAppInput(
+                "Enter the website as a full address, like https://your-app.com.", field="website"
+            ) from exc
+        if len(clean_website) > 300:
+            raise InvalidAppInput("The website address is at most 300 characters.", field="website")
+    return AppDetails(
+        name=clean_name,
+        description=clean_description,
+        website=clean_website,
+        redirect_uris=validate_redirect_uris(redirect_uris),
+        allowed_domains=validate_domain_patterns(allowed_domains),
+    )
+
+
+def _require_approved(partner: Partner) -> None:
+    if not partner.is_approved:
+        raise PartnerNotApproved()
+
+
+def _new_secret(app: OAuthApp) -> str:
+    secret = tokens.generate(Prefix.CLIENT_SECRET, 48)
+    app.client_secret_hash = tokens.hash_secret(secret)
+    app.client_secret_last4 = tokens.last_four(secret)
+    app.client_secret_rotated_at = clock.now()
+    return secret
+
+
+def _new_public_key(app: OAuthApp, mode: KeyMode) -> PublicKey:
+    return PublicKey.objects.create(app=app, mode=mode, key=tokens.generate(_KEY_PREFIX[mode], 32))
+
+
+def _replace_lists(app: OAuthApp, details: AppDetails) -> None:
+    app.redirect_uris.exclude(uri__in=details.redirect_uris).delete()
+    have = set(app.redirect_uris.values_list("uri", flat=True))
+    RedirectURI.objects.bulk_create(
+        [RedirectURI(app=app, uri=u) for u in details.redirect_uris if u not in have]
+    )
+    app.allowed_domains.exclude(pattern__in=details.allowed_domains).delete()
+    have = set(app.allowed_domains.values_list("pattern", flat=True))
+    AllowedDomain.objects.bulk_create(
+        [AllowedDomain(app=app, pattern=p) for p in details.allowed_domains if p not in have]
+    )
+
+
+@transaction.atomic
+def create_app(
+    *,
+    partner: Partner,
+    name: str,
+    redirect_uris: Sequence[str],
+    allowed_domains: Sequence[str] = (),
+    description: str = "",
+    website: str = "",
+    actor: User | None = None,
+    ip: str | None = None,
+) -> CreatedApp:
+    """Register an app for an approved partner. Returns the client secret in clear this one time."""
+    _require_approved(partner)
+    details = _clean_details(
+        name=name,
+        description=description,
+        website=website,
+        redirect_uris=redirect_uris,
+        allowed_domains=allowed_domains,
+    )
+    app = OAuthApp(
+        partner=partner,
+        name=details.name,
+        description=details.description,
+        website=details.website,
+        client_id=tokens.generate(Prefix.CLIENT_ID, 24),
+    )
+    secret = _new_secret(app)
+    app.save()
+    _replace_lists(app, details)
+    live = _new_public_key(app, KeyMode.LIVE)
+    test = _new_public_key(app, KeyMode.TEST)
+    audit.record(
+        action="oauth_app.created",
+        obj=app,
+        actor=actor or partner.user,
+        ip=ip,
+        data={"client_id": app.client_id, "redirect_uris": details.redirect_uris,
+              "allowed_domains": details.allowed_domains},
+    )
+    return CreatedApp(app=app, client_secret=secret, public_key=live.key, test_public_key=test.key)
+
+
+@transaction.atomic
+def update_app(
+    *,
+    app: OAuthApp,
+    name: str,
+    redirect_uris: Sequence[str],
+    allowed_domains: Sequence[str],
+    description: str = "",
+    website: str = "",
+    actor: User | None = None,
+    ip: str | None = None,
+) -> OAuthApp:
+    details = _clean_details(
+        name=name,
+        description=description,
+        website=website,
+        redirect_uris=redirect_uris,
+        allowed_domains=allowed_domains,
+    )
+    app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+    before = {
+        "redirect_uris": list(app.redirect_uris.values_list("uri", flat=True)),
+        "allowed_domains": list(app.allowed_domains.values_list("pattern", flat=True)),
+    }
+    app.name, app.description, app.website = details.name, details.description, details.website
+    app.updated_at = clock.now()
+    app.save()
+    _replace_lists(app, details)
+    audit.record(
+        action="oauth_app.updated",
+        obj=app,
+        actor=actor,
+        ip=ip,
+        data={"before": before, "after": {"redirect_uris": details.redirect_uris,
+                                          "allowed_domains": details.allowed_domains}},
+    )
+    return app
+
+
+@transaction.atomic
+def rotate_secret(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> str:
+    """A new client secret; the old one stops working when this commits."""
+    app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+    secret = _new_secret(app)
+    app.updated_at = clock.now()
+    app.save(update_fields=["client_secret_hash", "client_secret_last4", "client_secret_rotated_at", "updated_at"])
+    audit.record(action="oauth_app.secret_rotated", obj=app, actor=actor, ip=ip,
+                 data={"last4": app.client_secret_last4})
+    return secret
+
+
+@transaction.atomic
+def regenerate_public_key(
+    *, app: OAuthApp, mode: KeyMode, actor: User | None = None, ip: str | None = None
+) -> PublicKey:
+    """Replace the app's live or test publishable key; the old one becomes ``invalid_public_key``."""
+    app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+    old = list(app.public_keys.filter(mode=mode, is_active=True))
+    app.public_keys.filter(mode=mode, is_active=True).update(is_active=False, deactivated_at=clock.now())
+    key = _new_public_key(app, mode)
+    audit.record(action="oauth_app.public_key_regenerated", obj=app, actor=actor, ip=ip,
+                 data={"mode": str(mode), "old": [k.key for k in old], "new": key.key})
+    return key
+
+
+def _set_active(*, app: OAuthApp, active: bool, actor: User | None, ip: str | None) -> OAuthApp:
+    app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+    if app.is_active != active:
+        app.is_active = active
+        app.updated_at = clock.now()
+        app.save(update_fields=["is_active", "updated_at"])
+        audit.record(action="oauth_app.reactivated" if active else "oauth_app.deactivated",
+                     obj=app, actor=actor, ip=ip)
+    return app
+
+
+@transaction.atomic
+def deactivate_app(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> OAuthApp:
+    """Credentials, keys and (once the OAuth server exists) tokens of the app stop working at once."""
+    return _set_active(app=app, active=False, actor=actor, ip=ip)
+
+
+@transaction.atomic
+def reactivate_app(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> OAuthApp:
+    return _set_active(app=app, active=True, actor=actor, ip=ip)
+
+
+@transaction.atomic
+def delete_app(*, app: OAuthApp, confirm_name: str, actor: User | None = None, ip: str | None = None) -> None:
+    """Delete for good. The caller must type the app's name, as GitHub asks for a repository's."""
+    if confirm_name.strip() != app.name:
+        raise ConfirmationRequired(f"Type {app.name} exactly to confirm.", field="confirm_name")
+    audit.record(action="oauth_app.deleted", obj=app, actor=actor, ip=ip,
+                 data={"client_id": app.client_id, "name": app.name})
+    app.delete()

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from apertur.accounts.models import User
+from apertur.partners.models import Partner
+from apertur.partners.selectors import partner_for_user
+
+View = Callable[..., HttpResponse]
+
+
+def approved_partner_required(view: Callable[..., HttpResponse]) -> View:
+    """Only approved partners reach the partner tools; everyone else sees why (403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        assert isinstance(request.user, User)
+        partner = partner_for_user(user=request.user)
+        if partner is None or not partner.is_approved:
+            return render(request, "partners/not_approved.html", {"partner": partner}, status=403)
+        return view(request, partner, *args, **kwargs)
+
+    return wrapper
+
+
+def current_partner(request: HttpRequest) -> Partner | None:
+    assert isinstance(request.user, User)
+    return partner_for_user(user=request.user)

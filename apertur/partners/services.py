@@ -1,0 +1,184 @@
+"""The partner program: apply, review (approve / reject with a reason), suspend and restore.
+
+Every transition is checked against the current status under a row lock, audited, and mailed to the
+applicant once the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+
+from apertur.accounts.models import User
+from apertur.core import audit, clock, mail
+from apertur.partners.errors import AlreadyApplied, InvalidApplication, InvalidPartnerTransition, ReasonRequired
+from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
+
+
+def _clean_application(
+    *, company_name: str, website: str, use_case: str, expected_customers: str
+) -> dict[str, str]:
+    name = " ".join(company_name.split())
+    if not 2 <= len(name) <= 120:
+        raise InvalidApplication("Enter your company or platform name (2 to 120 characters).", field="company_name")
+    site = website.strip()
+    try:
+        URLValidator(schemes=["http", "https"])(site)
+    except ValidationError as exc:
+        raise InvalidApplication(
+            "Enter your website as a full address, like https://example.com.", field="website"
+        ) from exc
+    if len(site) > 300:
+        raise InvalidApplication("The website address is too long (300 characters at most).", field="website")
+    text = use_case.strip()
+    if not 20 <= len(text) <= 5000:
+        raise InvalidApplication(
+            "Tell us what you will build with Apertur (20 to 5,000 characters).", field="use_case"
+        )
+    if expected_customers not in ExpectedCustomers.values:
+        raise InvalidApplication("Choose how many customers you expect to connect.", field="expected_customers")
+    return {"company_name": name, "website": site, "use_case": text, "expected_customers": expected_customers}
+
+
+@transaction.atomic
+def apply(
+    *,
+    user: User,
+    company_name: str,
+    website: str,
+    use_case: str,
+    expected_customers: str,
+    ip: str | None = None,
+) -> Partner:
+    """Submit an application. A rejected applicant may apply again; anyone else has one application."""
+    fields = _clean_application(
+        company_name=company_name, website=website, use_case=use_case, expected_customers=expected_customers
+    )
+    existing = Partner.objects.select_for_update().filter(user=user).first()
+    if existing is not None and existing.status != PartnerStatus.REJECTED:
+        raise AlreadyApplied()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                partner = Partner.objects.create(user=user, **fields)
+        except IntegrityError as exc:
+            raise AlreadyApplied() from exc
+    else:
+        partner = existing
+        for key, value in fields.items():
+            setattr(partner, key, value)
+        partner.status = PartnerStatus.PENDING
+        partner.applied_at = clock.now()
+        partner.reviewed_at = None
+        partner.reviewed_by = None
+        partner.review_reason = ""
+        partner.save()
+    audit.record(action="partner.applied", obj=partner, actor=user, ip=ip, data=fields)
+    mail.send(
+        to=user.email,
+        subject="We received your Apertur partner application",
+        template="emails/partner_applied",
+        context={"partner": partner},
+    )
+    mail.send(
+        to=settings.STAFF_NOTIFY_EMAIL,
+        subject=f"New partner application: {partner.company_name}",
+        template="emails/partner_staff_notify",
+        context={"partner": partner, "email": user.email},
+    )
+    return partner
+
+
+def _transition(
+    *, partner: Partner, allowed_from: Iterable[str], action: str
+) -> Partner:
+    locked = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
+    if locked.status not in allowed_from:
+        raise InvalidPartnerTransition(
+            f"Cannot {action} a partner whose status is {locked.get_status_display().lower()}."
+        )
+    return locked
+
+
+def _reason(reason: str) -> str:
+    text = reason.strip()
+    if not text:
+        raise ReasonRequired(field="reason")
+    return text
+
+
+@transaction.atomic
+def approve(*, partner: Partner, reviewer: User | None, ip: str | None = None) -> Partner:
+    partner = _transition(partner=partner, allowed_from={PartnerStatus.PENDING}, action="approve")
+    partner.status = PartnerStatus.APPROVED
+    partner.reviewed_at = clock.now()
+    partner.reviewed_by = reviewer
+    partner.review_reason = ""
+    partner.save()
+    audit.record(action="partner.approved", obj=partner, actor=reviewer, ip=ip)
+    mail.send(
+        to=partner.user.email,
+        subject="Welcome to the Apertur Partner Program",
+        template="emails/partner_approved",
+        context={"partner": partner},
+    )
+    return partner
+
+
+@transaction.atomic
+def reject(*, partner: Partner, reviewer: User | None, reason: str, ip: str | None = None) -> Partner:
+    text = _reason(reason)
+    partner = _transition(partner=partner, allowed_from={PartnerStatus.PENDING}, action="reject")
+    partner.status = PartnerStatus.REJECTED
+    partner.reviewed_at = clock.now()
+    partner.reviewed_by = reviewer
+    partner.review_reason = text
+    partner.save()
+    audit.record(action="partner.rejected", obj=partner, actor=reviewer, ip=ip, data={"reason": text})
+    mail.send(
+        to=partner.user.email,
+        subject="Your Apertur partner application",
+        template="emails/partner_rejected",
+        context={"partner": partner},
+    )
+    return partner
+
+
+@transaction.atomic
+def suspend(*, partner: Partner, reviewer: User | None, reason: str, ip: str | None = None) -> Partner:
+    """Suspension takes effect at once: every check of an app's usability reads the partner's status."""
+    text = _reason(reason)
+    partner = _transition(partner=partner, allowed_from={PartnerStatus.APPROVED}, action="suspend")
+    partner.status = PartnerStatus.SUSPENDED
+    partner.suspended_at = clock.now()
+    partner.suspension_reason = text
+    partner.save()
+    audit.record(action="partner.suspended", obj=partner, actor=reviewer, ip=ip, data={"reason": text})
+    mail.send(
+        to=partner.user.email,
+        subject="Your Apertur partner account is suspended",
+        template="emails/partner_suspended",
+        context={"partner": partner},
+    )
+    return partner
+
+
+@transaction.atomic
+def restore(*, partner: Partner, reviewer: User | None, ip: str | None = None) -> Partner:
+    partner = _transition(partner=partner, allowed_from={PartnerStatus.SUSPENDED}, action="restore")
+    partner.status = PartnerStatus.APPROVED
+    partner.suspended_at = None
+    partner.suspension_reason = ""
+    partner.save()
+    audit.record(action="partner.restored", obj=partner, actor=reviewer, ip=ip)
+    mail.send(
+        to=partner.user.email,
+        subject="Your Apertur partner account is active again",
+        template="emails/partner_restored",
+        context={"partner": partner},
+    )
+    return partner

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apertur.accounts.models import User
+from apertur.core.errors import AperturError
+from apertur.core.http import client_ip
+from apertur.oauth.selectors import app_list
+from apertur.partners import selectors, services
+from apertur.partners.decorators import approved_partner_required, current_partner
+from apertur.partners.forms import ApplicationForm, ReasonForm
+from apertur.partners.models import Partner, PartnerStatus
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def partner_home(request: HttpRequest) -> HttpResponse:
+    """The partner section: the application form, its status, or the portal once approved."""
+    partner = current_partner(request)
+    if partner is not None and partner.is_approved:
+        apps = list(app_list(partner=partner))
+        return render(request, "partners/portal.html", {"partner": partner, "apps": apps, "section": "overview"})
+    can_apply = partner is None or partner.status == PartnerStatus.REJECTED
+    initial = {}
+    if partner is not None:
+        initial = {k: getattr(partner, k) for k in ("company_name", "website", "use_case", "expected_customers")}
+    form = ApplicationForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if not can_apply:
+            messages.error(request, "You have already applied.")
+            return redirect("partners:home")
+        if form.is_valid():
+            try:
+                services.apply(user=_user(request), ip=client_ip(request), **form.cleaned_data)
+            except AperturError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, "Application sent. We usually answer within 2 business days.")
+                return redirect("partners:home")
+        status = 400
+    return render(
+        request,
+        "partners/apply.html",
+        {"partner": partner, "form": form, "can_apply": can_apply},
+        status=status,
+    )
+
+
+@approved_partner_required
+def coming_soon(request: HttpRequest, partner: Partner, section: str) -> HttpResponse:
+    titles = {"referrals": "Referral links", "commissions": "Commissions", "payouts": "Payouts"}
+    return render(
+        request, "partners/coming_soon.html", {"partner": partner, "section": section, "title": titles[section]}
+    )
+
+
+# --- staff review ------------------------------------------------------------------------------------
+
+
+@staff_member_required
+def staff_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", PartnerStatus.PENDING)
+    if status not in PartnerStatus.values and status != "all":
+        status = PartnerStatus.PENDING
+    partners = selectors.partner_list(status=None if status == "all" else status)[:200]
+    return render(
+        request,
+        "partners/staff_list.html",
+        {"partners": partners, "status": status, "statuses": PartnerStatus.choices},
+    )
+
+
+@staff_member_required
+def staff_detail(request: HttpRequest, partner_id: int) -> HttpResponse:
+    partner = get_object_or_404(Partner.objects.select_related("user", "reviewed_by"), pk=partner_id)
+    return render(request, "partners/staff_detail.html", {"partner": partner, "form": ReasonForm()})
+
+
+@staff_member_required
+@require_POST
+def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResponse:
+    partner = get_object_or_404(Partner, pk=partner_id)
+    form = ReasonForm(request.POST)
+    form.is_valid()
+    reason = form.cleaned_data.get("reason", "")
+    reviewer, ip = _user(request), client_ip(request)
+    try:
+        if action == "approve":
+            services.approve(partner=partner, reviewer=reviewer, ip=ip)
+        elif action == "reject":
+            services.reject(partner=partner, reviewer=reviewer, reason=reason, ip=ip)
+        elif action == "suspend":
+            services.suspend(partner=partner, reviewer=reviewer, reason=reason, ip=ip)
+        elif action == "restore":
+            services.restore(partner=partner, reviewer=reviewer, ip=ip)
+        else:
+            return HttpResponse("Unknown action.", status=404)
+    except AperturError as exc:
+        form.add_error("reason" if exc.field == "reason" else None, exc.message)
+        partner.refresh_from_db()
+        return render(request, "partners/staff_detail.html", {"partner": partner, "form": form}, status=400)
+    past = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "restore": "restored"}[action]
+    messages.success(request, f"{partner.company_name} {past}. The partner has been emailed.")
+    return redirect("partners:staff-detail", partner_id=partner.pk)

@@ -1,0 +1,16 @@
+from apertur.core.errors import Conflict, ValidationFailed
+
+
+class UnknownPlan(ValidationFailed):
+    code = "unknown_plan"
+    default_message = "There is no such plan."
+
+
+class InvalidProjectName(ValidationFailed):
+    code = "invalid_project_name"
+    default_message = "Enter a project name (1 to 100 characters)."
+
+
+class ProjectNameTaken(Conflict):
+    code = "project_name_taken"
+    default_message = "You already have a project with this name."

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apertur.core import clock, tokens
+from apertur.core.money import Money
+
+
+class Plan(models.Model):
+    """A price list entry. Prices are integer cents in CAD; limits are per project."""
+
+    name = models.CharField(max_length=40, unique=True)
+    price_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="CAD")
+    interval = models.CharField(max_length=10, default="month")
+    uploads_per_month = models.PositiveIntegerField()
+    storage_bytes = models.BigIntegerField()
+    max_active_sessions = models.PositiveIntegerField()
+    max_file_bytes = models.BigIntegerField()
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def price(self) -> Money:
+        return Money(self.price_cents, self.currency)
+
+    @property
+    def is_paid(self) -> bool:
+        return self.price_cents > 0
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "price_cents": self.price_cents,
+            "currency": self.currency,
+            "interval": self.interval,
+            "limits": {
+                "uploads_per_month": self.uploads_per_month,
+                "storage_bytes": self.storage_bytes,
+                "active_sessions": self.max_active_sessions,
+                "file_bytes": self.max_file_bytes,
+            },
+        }
+
+
+def new_project_public_id() -> str:
+    return f"prj_{tokens.random_string(16)}"
+
+
+class Project(models.Model):
+    public_id = models.CharField(max_length=32, unique=True, default=new_project_public_id, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=100)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="projects")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="project_name_unique_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def as_json(self) -> dict[str, str]:
+        return {"id": self.public_id, "name": self.name, "plan": self.plan.name}

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from apertur.accounts.models import User
+from apertur.projects.errors import UnknownPlan
+from apertur.projects.models import Plan, Project
+
+
+def plan_list() -> QuerySet[Plan]:
+    return Plan.objects.all()
+
+
+def plan_by_name(name: str) -> Plan:
+    """Plans are matched by name, case-insensitively (``pro`` → Pro)."""
+    plan = Plan.objects.filter(name__iexact=name.strip()).first()
+    if plan is None:
+        names = ", ".join(plan_list().values_list("name", flat=True))
+        raise UnknownPlan(f"There is no plan named {name!r}. Plans: {names}.", field="plan")
+    return plan
+
+
+def project_list(*, owner: User) -> QuerySet[Project]:
+    return Project.objects.filter(owner=owner).select_related("plan")
+
+
+def project_for_owner(*, owner: User, public_id: str) -> Project | None:
+    return project_list(owner=owner).filter(public_id=public_id).first()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from apertur.accounts.models import User
+from apertur.core.errors import AperturError
+from apertur.core.http import client_ip
+from apertur.projects import selectors, services
+from apertur.projects.forms import ProjectForm
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    form = ProjectForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                project = services.create_project(owner=user, name=form.cleaned_data["name"], ip=client_ip(request))
+            except AperturError as exc:
+                form.add_error("name", exc.message)
+            else:
+                messages.success(request, f"Project “{project.name}” created on the {project.plan.name} plan.")
+                return redirect("projects:detail", public_id=project.public_id)
+        status = 400
+    context = {
+        "projects": list(selectors.project_list(owner=user)),
+        "plans": list(selectors.plan_list()),
+        "form": form,
+    }
+    return render(request, "projects/list.html", context, status=status)
+
+
+@login_required
+def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    return render(request, "projects/detail.html", {"project": project})
