@@ -34,13 +34,13 @@ run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/apertur serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check apertur tests bench
-	$(BIN)/ruff format --check apertur tests bench
+	$(BIN)/ruff check apertur tests bench conftest.py
+	$(BIN)/ruff format --check apertur tests bench conftest.py
 	$(BIN)/mypy apertur
 
 format: install
-	$(BIN)/ruff format apertur tests bench
-	$(BIN)/ruff check --fix apertur tests bench
+	$(BIN)/ruff format apertur tests bench conftest.py
+	$(BIN)/ruff check --fix apertur tests bench conftest.py
 
 # The whole suite on SQLite, then again on PostgreSQL. With CI=true an unreachable PostgreSQL fails.
 test: install browser lint test-sqlite test-postgres

@@ -87,9 +87,20 @@ def serve(
 
     call_command("collectstatic", interactive=False, verbosity=0)
     args = [
-        sys.executable, "-m", "gunicorn", "apertur.config.wsgi:application",
-        "--bind", f"{host}:{port}", "--workers", str(workers),
-        "--access-logfile", "-", "--timeout", "60", "--graceful-timeout", "10",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "apertur.config.wsgi:application",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "10",
     ]
     out.print(f"Apertur on http://{host}:{port} with {workers} worker(s)")
     sys.stdout.flush()
@@ -127,10 +138,14 @@ def user_create(
         )
     projects = [p.as_json() for p in project_list(owner=user)]
     data = {"id": user.public_id, "email": user.email, "projects": projects}
-    _emit(data, as_json, lambda: out.print(
-        f"Created [bold]{user.email}[/] ({user.public_id}) with project "
-        + ", ".join(f"{p['name']} [{p['plan']}]" for p in projects)
-    ))
+    _emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"Created [bold]{user.email}[/] ({user.public_id}) with project "
+            + ", ".join(f"{p['name']} [{p['plan']}]" for p in projects)
+        ),
+    )
 
 
 # --- partners ---------------------------------------------------------------------------------------
@@ -171,8 +186,11 @@ def partner_create(
         if user is None:
             user = create_user(email=address, password=password, email_confirmed=True)
         elif not user.check_password(password):
-            _fail(f"{address} already has an account with a different password.", code="email_taken",
-                  as_json=as_json)
+            _fail(
+                f"{address} already has an account with a different password.",
+                code="email_taken",
+                as_json=as_json,
+            )
         partner = services.apply(
             user=user,
             company_name=company or f"{domain} partner",
@@ -183,10 +201,14 @@ def partner_create(
         if approve:
             partner = services.approve(partner=partner, reviewer=None)
         data = _partner_json(partner)
-    _emit(data, as_json, lambda: out.print(
-        f"Partner [bold]{data['email']}[/]: {data['status']}"
-        + (f", referral link {data['referral_link']}" if data["referral_link"] else "")
-    ))
+    _emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"Partner [bold]{data['email']}[/]: {data['status']}"
+            + (f", referral link {data['referral_link']}" if data["referral_link"] else "")
+        ),
+    )
 
 
 # --- OAuth apps -------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def demo_client_secret() -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), b"apertur-demo-client-secret", hashlib.sha256).digest()
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     number = int.from_bytes(digest, "big")
-    chars = []
+    chars: list[str] = []
     while number and len(chars) < 43:
         number, rem = divmod(number, 62)
         chars.append(alphabet[rem])
@@ -52,8 +52,9 @@ def demo_client_secret() -> str:
 def _user(spec: dict[str, str], *, is_staff: bool = False) -> User:
     user = User.objects.filter(email=spec["email"]).first()
     if user is None:
-        return create_user(email=spec["email"], password=spec["password"], email_confirmed=True,
-                           is_staff=is_staff)
+        return create_user(
+            email=spec["email"], password=spec["password"], email_confirmed=True, is_staff=is_staff
+        )
     if not user.check_password(spec["password"]):
         user.set_password(spec["password"])
         user.save(update_fields=["password"])

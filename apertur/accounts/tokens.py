@@ -11,7 +11,7 @@ class EmailConfirmationTokenGenerator(PasswordResetTokenGenerator):
 
     key_salt = "apertur.accounts.EmailConfirmationTokenGenerator"
 
-    def _make_hash_value(self, user: User, timestamp: int) -> str:  # type: ignore[override]
+    def _make_hash_value(self, user: User, timestamp: int) -> str:
         confirmed = "" if user.email_confirmed_at is None else user.email_confirmed_at.isoformat()
         return f"{user.pk}{user.email}{confirmed}{timestamp}"
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordResetForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -46,7 +48,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except RateLimited as exc:
             minutes = max(1, round(exc.retry_after / 60))
             form.add_error(None, f"Too many failed attempts. Try again in {minutes} minute(s).")
-            response = render(request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=429)
+            response = render(
+                request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=429
+            )
             response["Retry-After"] = str(exc.retry_after)
             return response
         if user is not None:
@@ -66,7 +70,9 @@ def signup_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             user = create_customer(
-                email=form.cleaned_data["email"], password=form.cleaned_data["password"], ip=client_ip(request)
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                ip=client_ip(request),
             )
         except AperturError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -108,6 +114,11 @@ class PasswordResetView(auth_views.PasswordResetView):
     email_template_name = "emails/password_reset.txt"
     subject_template_name = "emails/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password-reset-done")
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        # Links in mail use the configured public address, not whatever Host the request carried.
+        self.extra_email_context = {"base_url": settings.APERTUR_BASE_URL}
+        return super().form_valid(form)
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):

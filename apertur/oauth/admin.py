@@ -30,8 +30,15 @@ class OAuthAppAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "client_id", "partner__company_name", "partner__user__email")
     list_select_related = ("partner",)
-    readonly_fields = ("partner", "client_id", "client_secret_last4", "client_secret_rotated_at", "created_at",
-                       "updated_at", "is_active")
+    readonly_fields = (
+        "partner",
+        "client_id",
+        "client_secret_last4",
+        "client_secret_rotated_at",
+        "created_at",
+        "updated_at",
+        "is_active",
+    )
     exclude = ("client_secret_hash",)
     inlines = (RedirectURIInline, AllowedDomainInline, PublicKeyInline)
 

@@ -75,8 +75,9 @@ def validate_redirect_uri(uri: str) -> str:
     if not value:
         raise InvalidRedirectURI("Enter a redirect URI.", field="redirect_uris")
     if len(value) > MAX_URI_LENGTH:
-        raise InvalidRedirectURI(f"{value[:60]}…: a redirect URI is at most {MAX_URI_LENGTH} characters.",
-                                 field="redirect_uris")
+        raise InvalidRedirectURI(
+            f"{value[:60]}…: a redirect URI is at most {MAX_URI_LENGTH} characters.", field="redirect_uris"
+        )
     if any(ch.isspace() for ch in value) or any(ord(ch) < 0x20 for ch in value):
         raise InvalidRedirectURI(f"{value}: a redirect URI cannot contain spaces.", field="redirect_uris")
     try:
@@ -92,14 +93,18 @@ def validate_redirect_uri(uri: str) -> str:
     if parts.scheme not in {"https", "http"}:
         raise InvalidRedirectURI(f"{value}: the scheme must be https.", field="redirect_uris")
     if "#" in value:
-        raise InvalidRedirectURI(f"{value}: a redirect URI cannot contain a fragment (#…).", field="redirect_uris")
+        raise InvalidRedirectURI(
+            f"{value}: a redirect URI cannot contain a fragment (#…).", field="redirect_uris"
+        )
     if parts.username is not None or parts.password is not None:
-        raise InvalidRedirectURI(f"{value}: a redirect URI cannot contain a user name or password.",
-                                 field="redirect_uris")
+        raise InvalidRedirectURI(
+            f"{value}: a redirect URI cannot contain a user name or password.", field="redirect_uris"
+        )
     host = parts.hostname or ""
     if not host or "*" in host:
-        raise InvalidRedirectURI(f"{value}: the host must be a full domain name; wildcards are not allowed.",
-                                 field="redirect_uris")
+        raise InvalidRedirectURI(
+            f"{value}: the host must be a full domain name; wildcards are not allowed.", field="redirect_uris"
+        )
     if port == 0:
         raise InvalidRedirectURI(f"{value}: port 0 is not a valid port.", field="redirect_uris")
     if parts.scheme == "http" and not is_loopback_host(host):
@@ -138,11 +143,13 @@ def validate_domain_pattern(pattern: str) -> str:
         raise InvalidDomainPattern("Enter a domain.", field=field)
     if "://" in raw:
         raise InvalidDomainPattern(
-            f"{raw}: enter a domain without a scheme, like example.com (not https://example.com).", field=field
+            f"{raw}: enter a domain without a scheme, like example.com (not https://example.com).",
+            field=field,
         )
     if any(ch in raw for ch in "/?#@"):
-        raise InvalidDomainPattern(f"{raw}: enter a domain only, without a path, query or user name.",
-                                   field=field)
+        raise InvalidDomainPattern(
+            f"{raw}: enter a domain only, without a path, query or user name.", field=field
+        )
     if raw == "*" or raw == "*.":
         raise InvalidDomainPattern(
             f"{raw}: a bare * would allow every site. Leave the list empty to allow all origins during "
@@ -153,8 +160,9 @@ def validate_domain_pattern(pattern: str) -> str:
     if ip is not None:
         return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
     if ":" in raw:
-        raise InvalidDomainPattern(f"{raw}: ports are ignored when matching; enter the domain without :port.",
-                                   field=field)
+        raise InvalidDomainPattern(
+            f"{raw}: ports are ignored when matching; enter the domain without :port.", field=field
+        )
     wildcard = raw.startswith("*.")
     body = raw[2:] if wildcard else raw
     if "*" in body:

@@ -7,9 +7,14 @@ def _lines(value: str) -> list[str]:
 
 class AppForm(forms.Form):
     name = forms.CharField(label="App name", max_length=80)
-    description = forms.CharField(label="Description", widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    description = forms.CharField(
+        label="Description", widget=forms.Textarea(attrs={"rows": 3}), required=False
+    )
     website = forms.CharField(
-        label="Website URL", max_length=300, required=False, widget=forms.URLInput(attrs={"placeholder": "https://"})
+        label="Website URL",
+        max_length=300,
+        required=False,
+        widget=forms.URLInput(attrs={"placeholder": "https://"}),
     )
     redirect_uris = forms.CharField(
         label="Redirect URIs",
@@ -20,8 +25,10 @@ class AppForm(forms.Form):
         label="Allowed domains",
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "example.com\n*.example.com"}),
         required=False,
-        help_text="One per line: example.com, *.example.com or *.localhost. Leave empty to allow every origin "
-        "during development.",
+        help_text=(
+            "One per line: example.com, *.example.com or *.localhost. "
+            "Leave empty to allow every origin during development."
+        ),
     )
 
     def redirect_uri_list(self) -> list[str]:

@@ -74,8 +74,9 @@ def app_new(request: HttpRequest, partner: Partner) -> HttpResponse:
                 messages.success(request, f"OAuth app “{created.app.name}” created.")
                 return redirect("partners:apps:detail", client_id=created.app.client_id)
         status = 400
-    return render(request, "oauth/app_form.html", {"partner": partner, "form": form, "section": "apps"},
-                  status=status)
+    return render(
+        request, "oauth/app_form.html", {"partner": partner, "form": form, "section": "apps"}, status=status
+    )
 
 
 @never_cache
@@ -133,23 +134,39 @@ def app_edit(request: HttpRequest, partner: Partner, client_id: str) -> HttpResp
                 messages.success(request, "App settings saved.")
                 return redirect("partners:apps:detail", client_id=app.client_id)
         status = 400
-    return render(request, "oauth/app_form.html",
-                  {"partner": partner, "form": form, "app": app, "section": "apps"}, status=status)
+    return render(
+        request,
+        "oauth/app_form.html",
+        {"partner": partner, "form": form, "app": app, "section": "apps"},
+        status=status,
+    )
 
 
 # Each destructive action has a confirmation page (GET) and the action itself (POST, CSRF-protected).
 _ACTIONS = {
-    "rotate-secret": ("Rotate client secret", "The current secret stops working immediately. Every server "
-                      "using it must be updated with the new one."),
-    "regenerate-live-key": ("Regenerate live public key", "The current live public key stops working "
-                            "immediately. Update every page that embeds it."),
-    "regenerate-test-key": ("Regenerate test public key", "The current test public key stops working "
-                            "immediately."),
-    "deactivate": ("Deactivate app", "Users can no longer connect, and the app's client credentials and "
-                   "public keys stop working until you reactivate it."),
+    "rotate-secret": (
+        "Rotate client secret",
+        "The current secret stops working immediately. Every server "
+        "using it must be updated with the new one.",
+    ),
+    "regenerate-live-key": (
+        "Regenerate live public key",
+        "The current live public key stops working immediately. Update every page that embeds it.",
+    ),
+    "regenerate-test-key": (
+        "Regenerate test public key",
+        "The current test public key stops working immediately.",
+    ),
+    "deactivate": (
+        "Deactivate app",
+        "Users can no longer connect, and the app's client credentials and "
+        "public keys stop working until you reactivate it.",
+    ),
     "reactivate": ("Reactivate app", "The app's client credentials and public keys work again."),
-    "delete": ("Delete app", "This permanently deletes the app, its credentials and its keys. It cannot be "
-               "undone."),
+    "delete": (
+        "Delete app",
+        "This permanently deletes the app, its credentials and its keys. It cannot be undone.",
+    ),
 }
 
 
@@ -164,8 +181,15 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
         return render(request, "404.html", {"message": exc.message}, status=404)
     title, warning = _ACTIONS[action]
     delete_form = DeleteForm(request.POST or None) if action == "delete" else None
-    context = {"partner": partner, "app": app, "action": action, "title": title, "warning": warning,
-               "form": delete_form, "section": "apps"}
+    context = {
+        "partner": partner,
+        "app": app,
+        "action": action,
+        "title": title,
+        "warning": warning,
+        "form": delete_form,
+        "section": "apps",
+    }
     if request.method == "GET":
         return render(request, "oauth/app_confirm.html", context)
     actor, ip = _actor(request), client_ip(request)
@@ -176,7 +200,9 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
         elif action in {"regenerate-live-key", "regenerate-test-key"}:
             mode = KeyMode.LIVE if action == "regenerate-live-key" else KeyMode.TEST
             services.regenerate_public_key(app=app, mode=mode, actor=actor, ip=ip)
-            messages.success(request, f"New {mode.label.lower()} public key created. The old one no longer works.")
+            messages.success(
+                request, f"New {mode.label.lower()} public key created. The old one no longer works."
+            )
         elif action == "deactivate":
             services.deactivate_app(app=app, actor=actor, ip=ip)
             messages.success(request, "App deactivated.")
@@ -186,8 +212,9 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
         else:
             assert delete_form is not None
             delete_form.is_valid()
-            services.delete_app(app=app, confirm_name=delete_form.cleaned_data.get("confirm_name", ""),
-                                actor=actor, ip=ip)
+            services.delete_app(
+                app=app, confirm_name=delete_form.cleaned_data.get("confirm_name", ""), actor=actor, ip=ip
+            )
             messages.success(request, f"App “{app.name}” deleted.")
             return redirect("partners:apps:list")
     except AperturError as exc:
@@ -197,5 +224,3 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
             messages.error(request, exc.message)
         return render(request, "oauth/app_confirm.html", context, status=400)
     return redirect("partners:apps:detail", client_id=app.client_id)
-
-

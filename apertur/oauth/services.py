@@ -135,8 +135,11 @@ def create_app(
         obj=app,
         actor=actor or partner.user,
         ip=ip,
-        data={"client_id": app.client_id, "redirect_uris": details.redirect_uris,
-              "allowed_domains": details.allowed_domains},
+        data={
+            "client_id": app.client_id,
+            "redirect_uris": details.redirect_uris,
+            "allowed_domains": details.allowed_domains,
+        },
     )
     return CreatedApp(app=app, client_secret=secret, public_key=live.key, test_public_key=test.key)
 
@@ -174,8 +177,10 @@ def update_app(
         obj=app,
         actor=actor,
         ip=ip,
-        data={"before": before, "after": {"redirect_uris": details.redirect_uris,
-                                          "allowed_domains": details.allowed_domains}},
+        data={
+            "before": before,
+            "after": {"redirect_uris": details.redirect_uris, "allowed_domains": details.allowed_domains},
+        },
     )
     return app
 
@@ -186,9 +191,16 @@ def rotate_secret(*, app: OAuthApp, actor: User | None = None, ip: str | None = 
     app = OAuthApp.objects.select_for_update().get(pk=app.pk)
     secret = _new_secret(app)
     app.updated_at = clock.now()
-    app.save(update_fields=["client_secret_hash", "client_secret_last4", "client_secret_rotated_at", "updated_at"])
-    audit.record(action="oauth_app.secret_rotated", obj=app, actor=actor, ip=ip,
-                 data={"last4": app.client_secret_last4})
+    app.save(
+        update_fields=["client_secret_hash", "client_secret_last4", "client_secret_rotated_at", "updated_at"]
+    )
+    audit.record(
+        action="oauth_app.secret_rotated",
+        obj=app,
+        actor=actor,
+        ip=ip,
+        data={"last4": app.client_secret_last4},
+    )
     return secret
 
 
@@ -201,8 +213,13 @@ def regenerate_public_key(
     old = list(app.public_keys.filter(mode=mode, is_active=True))
     app.public_keys.filter(mode=mode, is_active=True).update(is_active=False, deactivated_at=clock.now())
     key = _new_public_key(app, mode)
-    audit.record(action="oauth_app.public_key_regenerated", obj=app, actor=actor, ip=ip,
-                 data={"mode": str(mode), "old": [k.key for k in old], "new": key.key})
+    audit.record(
+        action="oauth_app.public_key_regenerated",
+        obj=app,
+        actor=actor,
+        ip=ip,
+        data={"mode": str(mode), "old": [k.key for k in old], "new": key.key},
+    )
     return key
 
 
@@ -212,8 +229,9 @@ def _set_active(*, app: OAuthApp, active: bool, actor: User | None, ip: str | No
         app.is_active = active
         app.updated_at = clock.now()
         app.save(update_fields=["is_active", "updated_at"])
-        audit.record(action="oauth_app.reactivated" if active else "oauth_app.deactivated",
-                     obj=app, actor=actor, ip=ip)
+        audit.record(
+            action="oauth_app.reactivated" if active else "oauth_app.deactivated", obj=app, actor=actor, ip=ip
+        )
     return app
 
 
@@ -233,6 +251,11 @@ def delete_app(*, app: OAuthApp, confirm_name: str, actor: User | None = None, i
     """Delete for good. The caller must type the app's name, as GitHub asks for a repository's."""
     if confirm_name.strip() != app.name:
         raise ConfirmationRequired(f"Type {app.name} exactly to confirm.", field="confirm_name")
-    audit.record(action="oauth_app.deleted", obj=app, actor=actor, ip=ip,
-                 data={"client_id": app.client_id, "name": app.name})
+    audit.record(
+        action="oauth_app.deleted",
+        obj=app,
+        actor=actor,
+        ip=ip,
+        data={"client_id": app.client_id, "name": app.name},
+    )
     app.delete()

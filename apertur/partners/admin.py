@@ -14,8 +14,15 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ("company_name", "user__email", "website")
     list_select_related = ("user",)
     readonly_fields = (
-        "user", "status", "applied_at", "reviewed_at", "reviewed_by", "review_reason", "suspended_at",
-        "suspension_reason", "review_link",
+        "user",
+        "status",
+        "applied_at",
+        "reviewed_at",
+        "reviewed_by",
+        "review_reason",
+        "suspended_at",
+        "suspension_reason",
+        "review_link",
     )
 
     @admin.display(description="Review")

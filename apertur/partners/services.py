@@ -15,7 +15,12 @@ from django.db import IntegrityError, transaction
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, mail
-from apertur.partners.errors import AlreadyApplied, InvalidApplication, InvalidPartnerTransition, ReasonRequired
+from apertur.partners.errors import (
+    AlreadyApplied,
+    InvalidApplication,
+    InvalidPartnerTransition,
+    ReasonRequired,
+)
 from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
 
 
@@ -24,7 +29,9 @@ def _clean_application(
 ) -> dict[str, str]:
     name = " ".join(company_name.split())
     if not 2 <= len(name) <= 120:
-        raise InvalidApplication("Enter your company or platform name (2 to 120 characters).", field="company_name")
+        raise InvalidApplication(
+            "Enter your company or platform name (2 to 120 characters).", field="company_name"
+        )
     site = website.strip()
     try:
         URLValidator(schemes=["http", "https"])(site)
@@ -40,7 +47,9 @@ def _clean_application(
             "Tell us what you will build with Apertur (20 to 5,000 characters).", field="use_case"
         )
     if expected_customers not in ExpectedCustomers.values:
-        raise InvalidApplication("Choose how many customers you expect to connect.", field="expected_customers")
+        raise InvalidApplication(
+            "Choose how many customers you expect to connect.", field="expected_customers"
+        )
     return {"company_name": name, "website": site, "use_case": text, "expected_customers": expected_customers}
 
 
@@ -93,9 +102,7 @@ def apply(
     return partner
 
 
-def _transition(
-    *, partner: Partner, allowed_from: Iterable[str], action: str
-) -> Partner:
+def _transition(*, partner: Partner, allowed_from: Iterable[str], action: str) -> Partner:
     locked = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
     if locked.status not in allowed_from:
         raise InvalidPartnerTransition(

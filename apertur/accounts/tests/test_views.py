@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from apertur.accounts.models import User
+from apertur.projects.models import Project
+from apertur.testing import PASSWORD, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_page_has_the_fixed_accessible_names() -> None:
+    html = Client().get("/login").content.decode()
+    assert re.search(r'<label for="id_email">Email</label>', html)
+    assert re.search(r'<label for="id_password">Password</label>', html)
+    assert ">Log in</button>" in html
+
+
+def test_signup_page_has_the_fixed_accessible_names() -> None:
+    html = Client().get("/signup").content.decode()
+    assert '<label for="id_email">Email</label>' in html
+    assert '<label for="id_password">Password</label>' in html
+    assert '<label for="id_confirm_password">Confirm password</label>' in html
+    assert ">Sign up</button>" in html
+
+
+def test_login_and_logout() -> None:
+    user = make_user("ada@example.com")
+    client = Client()
+    response = client.post("/login", {"email": "ADA@example.com", "password": PASSWORD, "next": "/partners/"})
+    assert response.status_code == 302 and response["Location"] == "/partners/"
+    assert client.session["_auth_user_id"] == str(user.pk)
+    client.post("/logout")
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
+def test_login_never_redirects_off_site(target: str) -> None:
+    make_user("ada@example.com")
+    response = Client().post("/login", {"email": "ada@example.com", "password": PASSWORD, "next": target})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_wrong_password_is_a_generic_error() -> None:
+    make_user("ada@example.com")
+    response = Client().post("/login", {"email": "ada@example.com", "password": "wrong-password"})
+    assert response.status_code == 400
+    assert "Incorrect email or password." in response.content.decode()
+
+
+def test_login_is_rate_limited_per_account(settings: Any) -> None:
+    settings.LOGIN_RATE_PER_ACCOUNT = (3, 900)
+    make_user("ada@example.com")
+    for i in range(3):
+        client = Client(REMOTE_ADDR=f"10.0.0.{i}")
+        assert client.post("/login", {"email": "ada@example.com", "password": "nope-nope"}).status_code == 400
+    # Even the right password is refused from a fresh IP while the account's budget is spent.
+    response = Client(REMOTE_ADDR="10.0.0.99").post(
+        "/login", {"email": "ada@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert "Too many failed attempts" in response.content.decode()
+
+
+def test_login_is_rate_limited_per_ip(settings: Any) -> None:
+    settings.LOGIN_RATE_PER_IP = (3, 900)
+    client = Client(REMOTE_ADDR="10.1.1.1")
+    for i in range(3):
+        client.post("/login", {"email": f"guess{i}@example.com", "password": "nope-nope"})
+    make_user("ada@example.com")
+    assert client.post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code == 429
+    assert (
+        Client(REMOTE_ADDR="10.1.1.2")
+        .post("/login", {"email": "ada@example.com", "password": PASSWORD})
+        .status_code
+        == 302
+    )
+
+
+def test_signup_creates_account_and_first_project(django_capture_on_commit_callbacks: Any) -> None:
+    client = Client()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/signup",
+            {
+                "email": "new@example.com",
+                "password": "correct-horse-battery",
+                "confirm_password": "correct-horse-battery",
+            },
+        )
+    assert response.status_code == 302
+    user = User.objects.get(email="new@example.com")
+    assert [p.name for p in Project.objects.filter(owner=user)] == ["My project"]
+    assert mail.outbox[0].subject == "Confirm your Apertur email address"
+    link = re.search(r"http://localhost:8000(/confirm-email/\S+)", mail.outbox[0].body)
+    assert link
+    page = client.get(link.group(1))
+    assert "Email confirmed" in page.content.decode()
+    user.refresh_from_db()
+    assert user.email_confirmed
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {
+                "email": "new@example.com",
+                "password": "correct-horse-battery",
+                "confirm_password": "other-one-here",
+            },
+            "do not match",
+        ),
+        ({"email": "new@example.com", "password": "short", "confirm_password": "short"}, "too short"),
+        (
+            {
+                "email": "nope",
+                "password": "correct-horse-battery",
+                "confirm_password": "correct-horse-battery",
+            },
+            "valid email",
+        ),
+    ],
+)
+def test_signup_bad_input_stores_nothing(data: dict, message: str) -> None:
+    response = Client().post("/signup", data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert User.objects.count() == 0
+
+
+def test_signup_with_taken_email() -> None:
+    make_user("ada@example.com")
+    response = Client().post(
+        "/signup",
+        {
+            "email": "ada@example.com",
+            "password": "correct-horse-battery",
+            "confirm_password": "correct-horse-battery",
+        },
+    )
+    assert response.status_code == 400
+    assert "already exists" in response.content.decode()
+    assert User.objects.count() == 1
+
+
+def test_password_reset_flow() -> None:
+    make_user("ada@example.com")
+    client = Client()
+    assert client.post("/password-reset", {"email": "ada@example.com"}).status_code == 302
+    assert len(mail.outbox) == 1
+    link = re.search(r"http://localhost:8000(/password-reset/\S+)", mail.outbox[0].body)
+    assert link
+    form_page = client.get(link.group(1), follow=True)
+    assert form_page.status_code == 200
+    set_url = form_page.redirect_chain[-1][0]
+    done = client.post(
+        set_url, {"new_password1": "a-brand-new-secret", "new_password2": "a-brand-new-secret"}
+    )
+    assert done.status_code == 302
+    assert Client().login(email="ada@example.com", password="a-brand-new-secret")
+
+
+def test_password_reset_does_not_reveal_unknown_emails() -> None:
+    response = Client().post("/password-reset", {"email": "nobody@example.com"})
+    assert response.status_code == 302
+    assert mail.outbox == []
+
+
+def test_security_headers_on_pages() -> None:
+    response = Client().get("/login")
+    assert response["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff"

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.mail import send_mail
+from django.db import connection
+from django.test import Client
+
+from apertur.core.mail import stored_messages
+
+
+def test_maildir_backend_writes_one_file_per_message_and_reads_newest_first(maildir: Path) -> None:
+    send_mail("First", "Hello one", "from@example.com", ["Ada@Example.com"])
+    send_mail("Second", "Hello two https://x.example/link", "from@example.com", ["ada@example.com"])
+    send_mail("Other", "Not for Ada", "from@example.com", ["bob@example.com"])
+    assert len(list(maildir.glob("*.eml"))) == 3
+    messages = stored_messages(to="ADA@example.com")
+    assert [m.subject for m in messages] == ["Second", "First"]
+    assert "https://x.example/link" in messages[0].text
+    assert messages[0].as_json().keys() == {"subject", "text", "sent_at"}
+
+
+@pytest.mark.django_db
+def test_healthz_ok() -> None:
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_reports_a_dead_database(monkeypatch: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise connection.Database.OperationalError("down")
+
+    monkeypatch.setattr(connection, "cursor", broken)
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.core.models import AuditEvent
+from apertur.oauth.models import OAuthApp
+from apertur.testing import make_app, make_partner, make_user
+
+pytestmark = pytest.mark.django_db
+
+NEW_APP = {
+    "name": "Snapflow",
+    "description": "Guest photos for events",
+    "website": "https://snapflow.example",
+    "redirect_uris": "https://snapflow.example/callback\nhttp://localhost:3000/callback",
+    "allowed_domains": "snapflow.example\n*.snapflow.example",
+}
+
+
+def _client_for(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_create_app_shows_secret_once() -> None:
+    partner = make_partner()
+    client = _client_for(partner.user)
+    response = client.post("/partners/apps/new", NEW_APP, follow=True)
+    assert response.status_code == 200
+    app = OAuthApp.objects.get()
+    html = response.content.decode()
+    assert "You will not be able to see it again" in html
+    secret = response.context["secret"]
+    assert secret.startswith("aptr_cs_") and secret in html
+    assert app.client_id in html
+    assert response["Cache-Control"].startswith("max-age=0")
+    again = client.get(f"/partners/apps/{app.client_id}/").content.decode()
+    assert secret not in again
+    assert f"••••••••{app.client_secret_last4}" in again
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("redirect_uris", "http://snapflow.example/callback", "must use https"),
+        ("redirect_uris", "/callback", "must be absolute"),
+        ("allowed_domains", "app.*.example.com", "whole first label"),
+        ("allowed_domains", "https://snapflow.example", "without a scheme"),
+    ],
+)
+def test_bad_input_shows_why_and_stores_nothing(field: str, value: str, message: str) -> None:
+    partner = make_partner()
+    client = _client_for(partner.user)
+    response = client.post("/partners/apps/new", {**NEW_APP, field: value})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert OAuthApp.objects.count() == 0
+
+
+def test_pending_partner_cannot_reach_app_tools() -> None:
+    partner = make_partner(approved=False)
+    client = _client_for(partner.user)
+    response = client.post("/partners/apps/new", NEW_APP)
+    assert response.status_code == 403
+    assert OAuthApp.objects.count() == 0
+
+
+def test_other_partners_app_is_not_found() -> None:
+    created = make_app()
+    intruder = make_partner(user=make_user())
+    client = _client_for(intruder.user)
+    assert client.get(f"/partners/apps/{created.app.client_id}/").status_code == 404
+    assert client.post(f"/partners/apps/{created.app.client_id}/deactivate").status_code == 404
+    created.app.refresh_from_db()
+    assert created.app.is_active
+
+
+def test_destructive_actions_confirm_first_then_act() -> None:
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    base = f"/partners/apps/{created.app.client_id}"
+    page = client.get(f"{base}/rotate-secret")
+    assert page.status_code == 200 and "stops working immediately" in page.content.decode()
+    created.app.refresh_from_db()
+    old_hash = created.app.client_secret_hash
+    shown = client.post(f"{base}/rotate-secret", follow=True)
+    created.app.refresh_from_db()
+    assert created.app.client_secret_hash != old_hash
+    assert shown.context["secret"].startswith("aptr_cs_")
+
+    client.post(f"{base}/deactivate")
+    created.app.refresh_from_db()
+    assert not created.app.is_active
+    client.post(f"{base}/reactivate")
+    created.app.refresh_from_db()
+    assert created.app.is_active
+
+    wrong = client.post(f"{base}/delete", {"confirm_name": "nope"})
+    assert wrong.status_code == 400 and "Type Snapflow exactly" in wrong.content.decode()
+    assert OAuthApp.objects.filter(pk=created.app.pk).exists()
+    client.post(f"{base}/delete", {"confirm_name": "Snapflow"})
+    assert not OAuthApp.objects.filter(pk=created.app.pk).exists()
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {
+        "oauth_app.secret_rotated",
+        "oauth_app.deactivated",
+        "oauth_app.reactivated",
+        "oauth_app.deleted",
+    } <= actions
+
+
+def test_actions_need_csrf_token() -> None:
+    created = make_app()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(created.app.partner.user)
+    response = client.post(f"/partners/apps/{created.app.client_id}/deactivate")
+    assert response.status_code == 403
+    created.app.refresh_from_db()
+    assert created.app.is_active
+
+
+def test_regenerate_key_from_portal() -> None:
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    client.post(f"/partners/apps/{created.app.client_id}/regenerate-live-key")
+    page = client.get(f"/partners/apps/{created.app.client_id}/").content.decode()
+    assert created.public_key not in page
+    assert created.test_public_key in page
+
+
+def test_edit_app() -> None:
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    response = client.post(
+        f"/partners/apps/{created.app.client_id}/edit", {**NEW_APP, "name": "Snapflow Pro"}
+    )
+    assert response.status_code == 302
+    created.app.refresh_from_db()
+    assert created.app.name == "Snapflow Pro"
+    assert created.app.redirect_uris.count() == 2

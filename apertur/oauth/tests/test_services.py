@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import pytest
+
+from apertur.core import tokens
+from apertur.core.models import AuditEvent
+from apertur.oauth import selectors, services
+from apertur.oauth.domains import InvalidDomainPattern, InvalidRedirectURI
+from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
+from apertur.oauth.models import KeyMode, OAuthApp, PublicKey, RedirectURI
+from apertur.partners import services as partner_services
+from apertur.partners.errors import PartnerNotApproved
+from apertur.testing import make_app, make_partner
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_app_returns_secret_once_and_stores_only_its_hash() -> None:
+    created = make_app(allowed_domains=["*.example.com"], website="https://snapflow.example")
+    app = OAuthApp.objects.get(pk=created.app.pk)
+    assert created.client_secret.startswith("aptr_cs_")
+    assert created.client_secret not in app.client_secret_hash
+    assert app.client_secret_hash == tokens.hash_secret(created.client_secret)
+    assert app.client_secret_last4 == created.client_secret[-4:]
+    assert app.client_id.startswith("aptr_ci_")
+    assert created.public_key.startswith("aptr_live_pk_")
+    assert created.test_public_key.startswith("aptr_test_pk_")
+    assert list(app.redirect_uris.values_list("uri", flat=True)) == ["https://snapflow.example/callback"]
+    assert list(app.allowed_domains.values_list("pattern", flat=True)) == ["*.example.com"]
+    assert AuditEvent.objects.filter(action="oauth_app.created", object_id=str(app.pk)).exists()
+
+
+def test_client_authentication() -> None:
+    created = make_app()
+    cid = created.app.client_id
+    assert selectors.authenticate_client(client_id=cid, client_secret=created.client_secret) == created.app
+    assert selectors.authenticate_client(client_id=cid, client_secret=created.client_secret + "x") is None
+    assert (
+        selectors.authenticate_client(client_id="aptr_ci_unknown", client_secret=created.client_secret)
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"redirect_uris": ["http://snapflow.example/cb"]}, InvalidRedirectURI, "must use https"),
+        ({"redirect_uris": []}, InvalidRedirectURI, "at least one"),
+        ({"redirect_uris": ["https://snapflow.example/cb#x"]}, InvalidRedirectURI, "fragment"),
+        ({"allowed_domains": ["https://example.com"]}, InvalidDomainPattern, "without a scheme"),
+        ({"allowed_domains": ["*"]}, InvalidDomainPattern, "bare *"),
+        ({"name": " "}, InvalidAppInput, "name"),
+        ({"website": "not a url"}, InvalidAppInput, "full address"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_stored(kwargs: dict, error: type, message: str) -> None:
+    partner = make_partner()
+    with pytest.raises(error) as info:
+        make_app(partner, **kwargs)
+    assert message in info.value.message
+    assert OAuthApp.objects.count() == 0
+    assert RedirectURI.objects.count() == 0
+    assert PublicKey.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="oauth_app.created").exists()
+
+
+def test_only_approved_partners_create_apps() -> None:
+    partner = make_partner(approved=False)
+    with pytest.raises(PartnerNotApproved):
+        make_app(partner)
+    assert OAuthApp.objects.count() == 0
+
+
+def test_rotate_secret_kills_the_old_one() -> None:
+    created = make_app()
+    new = services.rotate_secret(app=created.app)
+    cid = created.app.client_id
+    assert new != created.client_secret
+    assert selectors.authenticate_client(client_id=cid, client_secret=created.client_secret) is None
+    assert selectors.authenticate_client(client_id=cid, client_secret=new) is not None
+    assert AuditEvent.objects.filter(action="oauth_app.secret_rotated").count() == 1
+
+
+@pytest.mark.parametrize("mode", [KeyMode.LIVE, KeyMode.TEST])
+def test_regenerate_public_key(mode: KeyMode) -> None:
+    created = make_app()
+    old = created.public_key if mode == KeyMode.LIVE else created.test_public_key
+    other = created.test_public_key if mode == KeyMode.LIVE else created.public_key
+    new = services.regenerate_public_key(app=created.app, mode=mode)
+    assert new.key.startswith(f"aptr_{mode}_pk_")
+    assert selectors.app_for_public_key(old) is None
+    match = selectors.app_for_public_key(new.key)
+    assert match is not None and match.mode == mode and match.livemode is (mode == KeyMode.LIVE)
+    assert selectors.app_for_public_key(other) is not None  # the other mode's key is untouched
+
+
+def test_deactivate_and_reactivate() -> None:
+    created = make_app()
+    services.deactivate_app(app=created.app)
+    assert selectors.app_for_public_key(created.public_key) is None
+    assert (
+        selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret)
+        is None
+    )
+    services.reactivate_app(app=created.app)
+    assert selectors.app_for_public_key(created.public_key) is not None
+    actions = list(AuditEvent.objects.filter(object_id=str(created.app.pk)).values_list("action", flat=True))
+    assert "oauth_app.deactivated" in actions and "oauth_app.reactivated" in actions
+
+
+def test_suspended_partner_apps_stop_at_once_and_restore() -> None:
+    created = make_app()
+    partner = created.app.partner
+    partner_services.suspend(partner=partner, reviewer=None, reason="Chargeback fraud investigation")
+    assert selectors.app_for_public_key(created.public_key) is None
+    assert selectors.app_for_public_key(created.test_public_key) is None
+    assert (
+        selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret)
+        is None
+    )
+    partner_services.restore(partner=partner, reviewer=None)
+    assert selectors.app_for_public_key(created.public_key) is not None
+    assert (
+        selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret)
+        is not None
+    )
+
+
+def test_delete_requires_typing_the_name() -> None:
+    created = make_app()
+    with pytest.raises(ConfirmationRequired):
+        services.delete_app(app=created.app, confirm_name="snapflow")
+    assert OAuthApp.objects.filter(pk=created.app.pk).exists()
+    services.delete_app(app=created.app, confirm_name="Snapflow")
+    assert not OAuthApp.objects.filter(pk=created.app.pk).exists()
+    assert PublicKey.objects.count() == 0
+    event = AuditEvent.objects.get(action="oauth_app.deleted")
+    assert event.data["client_id"] == created.app.client_id
+
+
+def test_update_app_replaces_lists_and_rejects_bad_input_atomically() -> None:
+    created = make_app(allowed_domains=["example.com"])
+    services.update_app(
+        app=created.app,
+        name="Snapflow 2",
+        redirect_uris=["https://snapflow.example/callback", "http://localhost:3000/cb"],
+        allowed_domains=["*.example.com"],
+    )
+    app = OAuthApp.objects.get(pk=created.app.pk)
+    assert app.name == "Snapflow 2"
+    assert sorted(app.redirect_uris.values_list("uri", flat=True)) == [
+        "http://localhost:3000/cb",
+        "https://snapflow.example/callback",
+    ]
+    assert list(app.allowed_domains.values_list("pattern", flat=True)) == ["*.example.com"]
+    with pytest.raises(InvalidDomainPattern):
+        services.update_app(
+            app=app, name="Renamed", redirect_uris=["https://x.example/cb"], allowed_domains=["a.*.com"]
+        )
+    app.refresh_from_db()
+    assert app.name == "Snapflow 2"
+    assert app.redirect_uris.count() == 2

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core import mail
+
+from apertur.core.models import AuditEvent
+from apertur.partners import services
+from apertur.partners.errors import (
+    AlreadyApplied,
+    InvalidApplication,
+    InvalidPartnerTransition,
+    ReasonRequired,
+)
+from apertur.partners.models import Partner, PartnerStatus
+from apertur.testing import APPLICATION, make_partner, make_staff, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks: Any) -> Any:
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def test_apply_creates_pending_application_and_notifies(on_commit: Any, settings: Any) -> None:
+    user = make_user("ada@snapflow.example")
+    with on_commit():
+        partner = services.apply(user=user, **APPLICATION)
+    assert partner.status == PartnerStatus.PENDING
+    recipients = sorted(m.to[0] for m in mail.outbox)
+    assert recipients == sorted(["ada@snapflow.example", settings.STAFF_NOTIFY_EMAIL])
+    assert AuditEvent.objects.filter(action="partner.applied", object_id=str(partner.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("company_name", "x", "company or platform name"),
+        ("website", "snapflow", "full address"),
+        ("website", "javascript:alert(1)", "full address"),
+        ("use_case", "photos", "what you will build"),
+        ("expected_customers", "a million", "how many customers"),
+    ],
+)
+def test_bad_application_stores_nothing(field: str, value: str, message: str) -> None:
+    user = make_user()
+    with pytest.raises(InvalidApplication) as info:
+        services.apply(user=user, **{**APPLICATION, field: value})
+    assert message in info.value.message
+    assert info.value.field == field
+    assert Partner.objects.count() == 0
+    assert mail.outbox == []
+
+
+def test_one_application_at_a_time() -> None:
+    partner = make_partner(approved=False)
+    with pytest.raises(AlreadyApplied):
+        services.apply(user=partner.user, **APPLICATION)
+
+
+def test_approve_emails_the_applicant(on_commit: Any) -> None:
+    partner = make_partner(approved=False)
+    staff = make_staff()
+    mail.outbox.clear()
+    with on_commit():
+        partner = services.approve(partner=partner, reviewer=staff)
+    assert partner.status == PartnerStatus.APPROVED
+    assert partner.reviewed_by == staff
+    assert [m.subject for m in mail.outbox] == ["Welcome to the Apertur Partner Program"]
+    event = AuditEvent.objects.get(action="partner.approved")
+    assert event.actor == staff
+
+
+def test_reject_needs_a_reason_and_sends_it(on_commit: Any) -> None:
+    partner = make_partner(approved=False)
+    with pytest.raises(ReasonRequired):
+        services.reject(partner=partner, reviewer=None, reason="   ")
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.PENDING
+    mail.outbox.clear()
+    with on_commit():
+        services.reject(partner=partner, reviewer=None, reason="We could not reach your website.")
+    assert "We could not reach your website." in mail.outbox[0].body
+
+
+def test_rejected_applicant_may_apply_again() -> None:
+    partner = make_partner(approved=False)
+    services.reject(partner=partner, reviewer=None, reason="Incomplete")
+    again = services.apply(user=partner.user, **{**APPLICATION, "company_name": "Snapflow Ltd"})
+    assert again.pk == partner.pk
+    assert again.status == PartnerStatus.PENDING
+    assert again.review_reason == ""
+
+
+@pytest.mark.parametrize(
+    ("setup", "action"),
+    [
+        ("approved", "approve"),
+        ("approved", "reject"),
+        ("approved", "restore"),
+        ("pending", "suspend"),
+        ("pending", "restore"),
+    ],
+)
+def test_invalid_transitions_are_refused(setup: str, action: str) -> None:
+    partner = make_partner(approved=setup == "approved")
+    before = partner.status
+    kwargs: dict[str, Any] = {"partner": partner, "reviewer": None}
+    if action in {"reject", "suspend"}:
+        kwargs["reason"] = "because"
+    with pytest.raises(InvalidPartnerTransition):
+        getattr(services, action)(**kwargs)
+    partner.refresh_from_db()
+    assert partner.status == before
+
+
+def test_suspend_and_restore(on_commit: Any) -> None:
+    partner = make_partner()
+    with on_commit():
+        services.suspend(partner=partner, reviewer=None, reason="Terms violation")
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.SUSPENDED
+    assert partner.suspension_reason == "Terms violation"
+    with on_commit():
+        services.restore(partner=partner, reviewer=None)
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED
+    subjects = [m.subject for m in mail.outbox]
+    assert "Your Apertur partner account is suspended" in subjects
+    assert "Your Apertur partner account is active again" in subjects

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.partners.models import Partner, PartnerStatus
+from apertur.testing import APPLICATION, make_partner, make_staff, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _client_for(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_partner_section_needs_login() -> None:
+    response = Client().get("/partners/")
+    assert response.status_code == 302 and response["Location"].startswith("/login?next=/partners/")
+
+
+def test_apply_and_see_status() -> None:
+    client = _client_for(make_user())
+    page = client.get("/partners/").content.decode()
+    assert "Apply" in page and "10&nbsp;% recurring commission" in page
+    response = client.post("/partners/", APPLICATION, follow=True)
+    html = response.content.decode()
+    assert "Pending review" in html
+    assert "within about 2 business days" in html
+    assert Partner.objects.get().status == PartnerStatus.PENDING
+
+
+def test_bad_application_shows_why_and_stores_nothing() -> None:
+    client = _client_for(make_user())
+    response = client.post("/partners/", {**APPLICATION, "website": "not a site"})
+    assert response.status_code == 400
+    assert "Enter your website as a full address" in response.content.decode()
+    assert Partner.objects.count() == 0
+
+
+def test_portal_shell_shows_later_sections_as_not_available() -> None:
+    partner = make_partner()
+    client = _client_for(partner.user)
+    home = client.get("/partners/").content.decode()
+    for label in ("OAuth apps", "Referral links", "Commissions", "Payouts"):
+        assert label in home
+    for path in ("referrals", "commissions", "payouts"):
+        page = client.get(f"/partners/{path}/")
+        assert page.status_code == 200
+        assert "Not available yet" in page.content.decode()
+
+
+@pytest.mark.parametrize("status", ["pending", "rejected", "suspended", None])
+def test_partner_tools_only_for_approved(status: str | None) -> None:
+    user = make_user()
+    if status is not None:
+        partner = make_partner(user=user, approved=status == "suspended")
+        if status == "rejected":
+            partner.status = PartnerStatus.REJECTED
+            partner.save()
+        if status == "suspended":
+            partner.status = PartnerStatus.SUSPENDED
+            partner.save()
+    client = _client_for(user)
+    for path in ("/partners/apps/", "/partners/apps/new", "/partners/payouts/"):
+        assert client.get(path).status_code == 403
+
+
+def test_staff_review_pages() -> None:
+    partner = make_partner(approved=False)
+    staff_client = _client_for(make_staff())
+    listing = staff_client.get("/partners/staff/").content.decode()
+    assert "Snapflow Inc." in listing
+    detail = staff_client.get(f"/partners/staff/{partner.pk}/").content.decode()
+    assert "Approve" in detail and "Reject" in detail
+    missing = staff_client.post(f"/partners/staff/{partner.pk}/reject", {"reason": ""})
+    assert missing.status_code == 400
+    assert "Give a reason" in missing.content.decode()
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.PENDING
+    staff_client.post(f"/partners/staff/{partner.pk}/approve")
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED
+    again = staff_client.post(f"/partners/staff/{partner.pk}/approve")
+    assert again.status_code == 400 and "Cannot approve" in again.content.decode()
+
+
+def test_non_staff_cannot_review() -> None:
+    partner = make_partner(approved=False)
+    client = _client_for(make_user())
+    response = client.post(f"/partners/staff/{partner.pk}/approve")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.PENDING

@@ -1,0 +1,249 @@
+"""The ``apertur`` command's fixed interface (ARCHITECTURE section 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from apertur.cli import app
+from apertur.core import tokens
+from apertur.oauth.models import OAuthApp
+from apertur.partners.models import Partner
+
+pytestmark = pytest.mark.django_db
+runner = CliRunner()
+
+
+def run(*args: str, ok: bool = True) -> Any:
+    result = runner.invoke(app, list(args))
+    if ok:
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    return json.loads(run(*args, "--json").stdout)
+
+
+def test_user_create_json() -> None:
+    data = run_json(
+        "user",
+        "create",
+        "--email",
+        "Ada@Example.com",
+        "--password",
+        "correct-horse-battery",
+        "--project",
+        "Weddings",
+        "--plan",
+        "pro",
+    )
+    assert set(data) == {"id", "email", "projects"}
+    assert data["email"] == "ada@example.com"
+    assert data["id"].startswith("usr_")
+    assert [(p["name"], p["plan"]) for p in data["projects"]] == [("Weddings", "Pro")]
+    assert data["projects"][0]["id"].startswith("prj_")
+
+
+def test_user_create_errors_go_to_stderr_with_nonzero_exit() -> None:
+    run("user", "create", "--email", "ada@example.com", "--password", "correct-horse-battery")
+    result = run(
+        "user",
+        "create",
+        "--email",
+        "ada@example.com",
+        "--password",
+        "correct-horse-battery",
+        "--json",
+        ok=False,
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert json.loads(result.stderr)["error"]["code"] == "email_taken"
+    bad_plan = run(
+        "user",
+        "create",
+        "--email",
+        "bob@example.com",
+        "--password",
+        "correct-horse-battery",
+        "--plan",
+        "Gold",
+        ok=False,
+    )
+    assert bad_plan.exit_code == 1 and "no plan named 'Gold'" in bad_plan.stderr
+
+
+def test_partner_create_and_app_create() -> None:
+    pending = run_json(
+        "partner", "create", "--email", "p1@example.com", "--password", "correct-horse-battery"
+    )
+    assert pending == {"email": "p1@example.com", "status": "pending", "referral_link": None}
+    refused = run(
+        "app",
+        "create",
+        "--partner-email",
+        "p1@example.com",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "https://x.example/cb",
+        ok=False,
+    )
+    assert refused.exit_code == 1 and "approved partners" in refused.stderr
+
+    partner = run_json(
+        "partner", "create", "--email", "p2@example.com", "--password", "correct-horse-battery", "--approve"
+    )
+    assert partner["status"] == "approved"
+    assert partner["referral_link"].startswith("http://localhost:8000/r/")
+
+    created = run_json(
+        "app",
+        "create",
+        "--partner-email",
+        "p2@example.com",
+        "--name",
+        "Snapflow",
+        "--redirect-uri",
+        "https://snapflow.example/cb",
+        "--redirect-uri",
+        "http://localhost:3000/cb",
+        "--allowed-domain",
+        "*.snapflow.example",
+        "--website",
+        "https://snapflow.example",
+    )
+    assert set(created) == {"client_id", "client_secret", "public_key", "test_public_key"}
+    app_row = OAuthApp.objects.get(client_id=created["client_id"])
+    assert app_row.client_secret_hash == tokens.hash_secret(created["client_secret"])
+    assert app_row.redirect_uris.count() == 2
+    assert created["public_key"].startswith("aptr_live_pk_")
+    assert created["test_public_key"].startswith("aptr_test_pk_")
+
+
+def test_app_create_bad_redirect_uri_stores_nothing() -> None:
+    run("partner", "create", "--email", "p@example.com", "--password", "correct-horse-battery", "--approve")
+    result = run(
+        "app",
+        "create",
+        "--partner-email",
+        "p@example.com",
+        "--name",
+        "Snapflow",
+        "--redirect-uri",
+        "http://snapflow.example/cb",
+        ok=False,
+    )
+    assert result.exit_code == 1 and "must use https" in result.stderr
+    assert OAuthApp.objects.count() == 0
+    unknown = run(
+        "app",
+        "create",
+        "--partner-email",
+        "nobody@example.com",
+        "--name",
+        "Snapflow",
+        "--redirect-uri",
+        "https://snapflow.example/cb",
+        ok=False,
+    )
+    assert unknown.exit_code == 1 and "No partner" in unknown.stderr
+
+
+def test_partner_create_with_wrong_password_for_existing_account_changes_nothing() -> None:
+    run("user", "create", "--email", "ada@example.com", "--password", "correct-horse-battery")
+    result = run(
+        "partner", "create", "--email", "ada@example.com", "--password", "something-else-1", ok=False
+    )
+    assert result.exit_code == 1
+    assert Partner.objects.count() == 0
+
+
+def test_mail_list(maildir: Path, django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        run(
+            "partner",
+            "create",
+            "--email",
+            "p@example.com",
+            "--password",
+            "correct-horse-battery",
+            "--approve",
+        )
+    data = run_json("mail", "list", "--to", "P@example.com")
+    subjects = [m["subject"] for m in data["messages"]]
+    assert subjects == [
+        "Welcome to the Apertur Partner Program",
+        "We received your Apertur partner application",
+    ]
+    assert all(set(m) == {"subject", "text", "sent_at"} for m in data["messages"])
+    assert "http://localhost:8000/partners/" in data["messages"][0]["text"]
+    assert run_json("mail", "list", "--to", "nobody@example.com")["messages"] == []
+
+
+def test_demo_is_idempotent() -> None:
+    first = run_json("demo")
+    second = run_json("demo")
+    assert first == second
+    assert {"base_url", "user", "projects", "partner", "app"} <= set(first)
+    assert set(first["user"]) == {"email", "password"}
+    assert len(first["projects"]) == 2
+    assert len({p["plan"] for p in first["projects"]}) == 2
+    assert all(set(p) == {"id", "name", "plan"} for p in first["projects"])
+    assert set(first["partner"]) == {"email", "password", "referral_link"}
+    assert set(first["app"]) == {
+        "client_id",
+        "client_secret",
+        "public_key",
+        "test_public_key",
+        "redirect_uris",
+        "allowed_domains",
+    }
+    assert first["app"]["redirect_uris"] == ["http://partner.localhost:8001/callback"]
+    assert first["app"]["allowed_domains"] == ["*.localhost"]
+    app_row = OAuthApp.objects.get(client_id=first["app"]["client_id"])
+    assert app_row.client_secret_hash == tokens.hash_secret(first["app"]["client_secret"])
+    assert OAuthApp.objects.count() == 1 and Partner.objects.count() == 1
+    # The printed logins work.
+    from django.test import Client
+
+    assert Client().login(email=first["user"]["email"], password=first["user"]["password"])
+    assert Client().login(email=first["partner"]["email"], password=first["partner"]["password"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_console_script_end_to_end(tmp_path: Path) -> None:
+    """The installed entry point in a real process, on its own SQLite file: migrate, demo twice."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "APERTUR_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "apertur.config.settings",
+    }
+    exe = Path(sys.executable).with_name("apertur")
+    subprocess.run([str(exe), "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    out1 = subprocess.run([str(exe), "demo", "--json"], env=env, check=True, capture_output=True, timeout=60)
+    out2 = subprocess.run(
+        [sys.executable, "-m", "apertur", "demo", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert json.loads(out1.stdout) == json.loads(out2.stdout)
+    bad = subprocess.run(
+        [str(exe), "user", "create", "--email", "x", "--password", "y"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        text=True,
+    )
+    assert bad.returncode == 1 and "valid email" in bad.stderr and bad.stdout == ""

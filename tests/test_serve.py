@@ -1,0 +1,77 @@
+"""``apertur serve``: the production server (several gunicorn workers) with static files and /healthz,
+on a real SQLite file in WAL mode."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes, dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback URL built here
+        return resp.status, resp.read(), dict(resp.headers)
+
+
+def test_serve_multi_process_with_static_and_healthz(tmp_path: Path) -> None:
+    db = tmp_path / "serve.sqlite3"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "APERTUR_VAR_DIR": str(tmp_path / "var"),
+        "DEBUG": "0",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    exe = str(Path(sys.executable).with_name("apertur"))
+    subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(  # noqa: S603 - our own console script
+        [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, body, _ = _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError((tmp_path / "serve.log").read_text()) from None
+                time.sleep(0.2)
+        assert status == 200
+        assert b'"ok"' in body
+        status, css, headers = _get(f"http://127.0.0.1:{port}/static/css/apertur.css")
+        assert status == 200
+        assert b"--accent" in css
+        assert headers["Content-Type"].startswith("text/css")
+        status, page, headers = _get(f"http://127.0.0.1:{port}/login")
+        assert status == 200
+        assert b">Log in</button>" in page
+        assert headers["X-Frame-Options"] == "DENY"
+        workers = subprocess.run(
+            ["pgrep", "-g", str(os.getpgid(proc.pid))], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(workers) >= 3, workers  # the arbiter and two workers
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
