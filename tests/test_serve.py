@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 def _get(url: str) -> tuple[int, bytes, dict[str, str]]:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback URL built here
+    with urllib.request.urlopen(url, timeout=5) as resp:
         return resp.status, resp.read(), dict(resp.headers)
 
 
@@ -38,7 +38,7 @@ def test_serve_multi_process_with_static_and_healthz(tmp_path: Path) -> None:
     subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True, timeout=120)
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603 - our own console script
+    proc = subprocess.Popen(
         [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=log,
