@@ -75,3 +75,27 @@ def test_serve_multi_process_with_static_and_healthz(tmp_path: Path) -> None:
         log.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_worker_starts_and_stops_gracefully(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}",
+        "APERTUR_VAR_DIR": str(tmp_path),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    exe = str(Path(sys.executable).with_name("apertur"))
+    subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([exe, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while b"Starting worker" not in log_path.read_bytes():
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=20)
+    assert code == 0, log_path.read_text()

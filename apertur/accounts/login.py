@@ -9,6 +9,10 @@ from django.http import HttpRequest
 from apertur.accounts.models import User, normalize_email
 from apertur.core import audit, ratelimit
 
+SIGNUP_PER_IP = ratelimit.Limit("signup-ip", 20, 60 * 60)
+RESET_PER_IP = ratelimit.Limit("password-reset-ip", 10, 15 * 60)
+RESET_PER_EMAIL = ratelimit.Limit("password-reset-email", 3, 60 * 60)
+
 
 def _limits() -> tuple[ratelimit.Limit, ratelimit.Limit]:
     per_account, per_ip = settings.LOGIN_RATE_PER_ACCOUNT, settings.LOGIN_RATE_PER_IP

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -16,7 +19,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apertur.accounts import login as login_service
 from apertur.accounts import services
 from apertur.accounts.forms import LoginForm, SignupForm
-from apertur.accounts.models import User
+from apertur.accounts.models import User, normalize_email
+from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip
 from apertur.projects.services import create_customer
@@ -30,6 +34,15 @@ def _safe_next(request: HttpRequest) -> str:
     ):
         return target
     return "/"
+
+
+def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited) -> HttpResponse:
+    minutes = max(1, round(exc.retry_after / 60))
+    form.errors.clear()
+    form.add_error(None, f"Too many attempts. Try again in {minutes} minute(s).")
+    response = render(request, template, {"form": form, "next": _safe_next(request)}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @sensitive_post_parameters("password")
@@ -46,13 +59,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 ip=client_ip(request),
             )
         except RateLimited as exc:
-            minutes = max(1, round(exc.retry_after / 60))
-            form.add_error(None, f"Too many failed attempts. Try again in {minutes} minute(s).")
-            response = render(
-                request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=429
-            )
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+            return _too_many(request, "accounts/login.html", form, exc)
         if user is not None:
             login(request, user)
             return redirect(_safe_next(request))
@@ -67,6 +74,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def signup_view(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        try:
+            ratelimit.hit(login_service.SIGNUP_PER_IP, client_ip(request))
+        except RateLimited as exc:
+            return _too_many(request, "accounts/signup.html", form, exc)
     if request.method == "POST" and form.is_valid():
         try:
             user = create_customer(
@@ -115,9 +127,21 @@ class PasswordResetView(auth_views.PasswordResetView):
     subject_template_name = "emails/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password-reset-done")
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            ratelimit.hit(login_service.RESET_PER_IP, client_ip(request))
+        except RateLimited as exc:
+            return _too_many(request, self.template_name, self.get_form(), exc)
+        return super().post(request, *args, **kwargs)
+
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         # Links in mail use the configured public address, not whatever Host the request carried.
         self.extra_email_context = {"base_url": settings.APERTUR_BASE_URL}
+        try:
+            ratelimit.hit(login_service.RESET_PER_EMAIL, normalize_email(form.cleaned_data["email"]))
+        except RateLimited:
+            # Same page as a sent link: an address's reset budget must not reveal that it has an account.
+            return redirect(self.get_success_url())
         return super().form_valid(form)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from django.template.loader import render_to_string
 
 from apertur.core import clock
 
+logger = logging.getLogger(__name__)
+
 
 def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> None:
     """Render ``<template>.txt`` and send it once the surrounding transaction commits, so a rolled-back
@@ -32,7 +35,12 @@ def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> No
     body = render_to_string(f"{template}.txt", ctx)
 
     def _send() -> None:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+        # The change this mail is about has committed; a mail server outage must not turn it into an
+        # error page. The failure is logged with the recipient and subject for a resend.
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+        except Exception:
+            logger.exception("mail to %s failed: %s", to, subject)
 
     transaction.on_commit(_send)
 

@@ -140,3 +140,31 @@ def test_edit_app() -> None:
     created.app.refresh_from_db()
     assert created.app.name == "Snapflow Pro"
     assert created.app.redirect_uris.count() == 2
+
+
+def _queries(client: Client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_portal_pages_query_count_does_not_grow_with_apps() -> None:
+    partner = make_partner()
+    make_app(partner)
+    client = _client_for(partner.user)
+    one = {url: _queries(client, url) for url in ("/partners/", "/partners/apps/")}
+    for i in range(4):
+        make_app(partner, name=f"App {i}", allowed_domains=["example.com"])
+    five = {url: _queries(client, url) for url in ("/partners/", "/partners/apps/")}
+    assert one == five
+
+
+def test_app_detail_query_count() -> None:
+    created = make_app(allowed_domains=["example.com", "*.example.com"])
+    client = _client_for(created.app.partner.user)
+    url = f"/partners/apps/{created.app.client_id}/"
+    # session, user, partner, app, live key, test key, redirect URIs, allowed domains
+    assert _queries(client, url) == 8
