@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -12,6 +12,7 @@ from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
 from apertur.oauth import selectors, services
+from apertur.oauth.errors import AppNotFound
 from apertur.oauth.forms import AppForm, DeleteForm
 from apertur.oauth.models import KeyMode, OAuthApp
 from apertur.partners.decorators import approved_partner_required
@@ -49,43 +50,64 @@ def app_list(request: HttpRequest, partner: Partner) -> HttpResponse:
     return render(request, "oauth/app_list.html", {"partner": partner, "apps": apps, "section": "apps"})
 
 
-@approved_partner_required
-@require_http_methods(["GET", "POST"])
-def app_new(request: HttpRequest, partner: Partner) -> HttpResponse:
-    form = AppForm(request.POST or None)
+def _app_form(request: HttpRequest, partner: Partner, app: OAuthApp | None) -> HttpResponse:
+    """The New OAuth App and Edit settings form: one page, one rule set (the service's)."""
+    initial = {}
+    if app is not None:
+        initial = {
+            "name": app.name,
+            "description": app.description,
+            "website": app.website,
+            "redirect_uris": "\n".join(app.redirect_uris.values_list("uri", flat=True)),
+            "allowed_domains": "\n".join(app.allowed_domains.values_list("pattern", flat=True)),
+        }
+    form = AppForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
         if form.is_valid():
+            fields = {
+                "name": form.cleaned_data["name"],
+                "description": form.cleaned_data["description"],
+                "website": form.cleaned_data["website"],
+                "redirect_uris": form.redirect_uri_list(),
+                "allowed_domains": form.allowed_domain_list(),
+                "actor": _actor(request),
+                "ip": client_ip(request),
+            }
             try:
-                created = services.create_app(
-                    partner=partner,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    website=form.cleaned_data["website"],
-                    redirect_uris=form.redirect_uri_list(),
-                    allowed_domains=form.allowed_domain_list(),
-                    actor=_actor(request),
-                    ip=client_ip(request),
-                )
+                if app is None:
+                    created = services.create_app(partner=partner, **fields)
+                    _show_once(request, created.app, created.client_secret)
+                    messages.success(request, f"OAuth app “{created.app.name}” created.")
+                    return redirect("partners:apps:detail", client_id=created.app.client_id)
+                services.update_app(app=app, **fields)
+                messages.success(request, "App settings saved.")
+                return redirect("partners:apps:detail", client_id=app.client_id)
             except AperturError as exc:
                 _apply_error(form, exc)
-            else:
-                _show_once(request, created.app, created.client_secret)
-                messages.success(request, f"OAuth app “{created.app.name}” created.")
-                return redirect("partners:apps:detail", client_id=created.app.client_id)
         status = 400
-    return render(
-        request, "oauth/app_form.html", {"partner": partner, "form": form, "section": "apps"}, status=status
-    )
+    context = {"partner": partner, "form": form, "app": app, "section": "apps"}
+    return render(request, "oauth/app_form.html", context, status=status)
+
+
+@approved_partner_required
+@require_http_methods(["GET", "POST"])
+def app_new(request: HttpRequest, partner: Partner) -> HttpResponse:
+    return _app_form(request, partner, None)
+
+
+def _partner_app(partner: Partner, client_id: str) -> OAuthApp:
+    """The partner's own app, or Http404: another partner's app is indistinguishable from none."""
+    try:
+        return selectors.app_for_partner(partner=partner, client_id=client_id)
+    except AppNotFound as exc:
+        raise Http404(exc.message) from exc
 
 
 @never_cache
 @approved_partner_required
 def app_detail(request: HttpRequest, partner: Partner, client_id: str) -> HttpResponse:
-    try:
-        app = selectors.app_for_partner(partner=partner, client_id=client_id)
-    except AperturError as exc:
-        return render(request, "404.html", {"message": exc.message}, status=404)
+    app = _partner_app(partner, client_id)
     context = {
         "partner": partner,
         "app": app,
@@ -102,44 +124,7 @@ def app_detail(request: HttpRequest, partner: Partner, client_id: str) -> HttpRe
 @approved_partner_required
 @require_http_methods(["GET", "POST"])
 def app_edit(request: HttpRequest, partner: Partner, client_id: str) -> HttpResponse:
-    try:
-        app = selectors.app_for_partner(partner=partner, client_id=client_id)
-    except AperturError as exc:
-        return render(request, "404.html", {"message": exc.message}, status=404)
-    initial = {
-        "name": app.name,
-        "description": app.description,
-        "website": app.website,
-        "redirect_uris": "\n".join(app.redirect_uris.values_list("uri", flat=True)),
-        "allowed_domains": "\n".join(app.allowed_domains.values_list("pattern", flat=True)),
-    }
-    form = AppForm(request.POST or None, initial=initial)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                services.update_app(
-                    app=app,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    website=form.cleaned_data["website"],
-                    redirect_uris=form.redirect_uri_list(),
-                    allowed_domains=form.allowed_domain_list(),
-                    actor=_actor(request),
-                    ip=client_ip(request),
-                )
-            except AperturError as exc:
-                _apply_error(form, exc)
-            else:
-                messages.success(request, "App settings saved.")
-                return redirect("partners:apps:detail", client_id=app.client_id)
-        status = 400
-    return render(
-        request,
-        "oauth/app_form.html",
-        {"partner": partner, "form": form, "app": app, "section": "apps"},
-        status=status,
-    )
+    return _app_form(request, partner, _partner_app(partner, client_id))
 
 
 # Each destructive action has a confirmation page (GET) and the action itself (POST, CSRF-protected).
@@ -174,11 +159,8 @@ _ACTIONS = {
 @require_http_methods(["GET", "POST"])
 def app_action(request: HttpRequest, partner: Partner, client_id: str, action: str) -> HttpResponse:
     if action not in _ACTIONS:
-        return render(request, "404.html", {"message": "Unknown action."}, status=404)
-    try:
-        app = selectors.app_for_partner(partner=partner, client_id=client_id)
-    except AperturError as exc:
-        return render(request, "404.html", {"message": exc.message}, status=404)
+        raise Http404("Unknown action.")
+    app = _partner_app(partner, client_id)
     title, warning = _ACTIONS[action]
     delete_form = DeleteForm(request.POST or None) if action == "delete" else None
     context = {

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, tokens
 from apertur.core.tokens import Prefix
+from apertur.core.validation import clean_text
+from apertur.core.validation import clean_website as clean_website_rule
 from apertur.oauth.domains import validate_domain_patterns, validate_redirect_uris
 from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
 from apertur.oauth.models import AllowedDomain, KeyMode, OAuthApp, PublicKey, RedirectURI
@@ -42,22 +42,24 @@ class AppDetails:
 def _clean_details(
     *, name: str, description: str, website: str, redirect_uris: Sequence[str], allowed_domains: Sequence[str]
 ) -> AppDetails:
-    clean_name = " ".join(name.split())
-    if not 2 <= len(clean_name) <= 80:
-        raise InvalidAppInput("Enter the app's name (2 to 80 characters).", field="name")
-    clean_description = description.strip()
-    if len(clean_description) > 2000:
-        raise InvalidAppInput("The description is at most 2,000 characters.", field="description")
-    clean_website = website.strip()
-    if clean_website:
-        try:
-            URLValidator(schemes=["http", "https"])(clean_website)
-        except ValidationError as exc:
-            raise InvalidAppInput(
-                "Enter the website as a full address, like https://your-app.com.", field="website"
-            ) from exc
-        if len(clean_website) > 300:
-            raise InvalidAppInput("The website address is at most 300 characters.", field="website")
+    clean_name = clean_text(
+        name,
+        low=2,
+        high=80,
+        field="name",
+        error=InvalidAppInput,
+        collapse_spaces=True,
+        message="Enter the app's name (2 to 80 characters).",
+    )
+    clean_description = clean_text(
+        description,
+        low=0,
+        high=2000,
+        field="description",
+        error=InvalidAppInput,
+        message="The description is at most 2,000 characters.",
+    )
+    clean_website = clean_website_rule(website, error=InvalidAppInput) if website.strip() else ""
     return AppDetails(
         name=clean_name,
         description=clean_description,

@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, mail
+from apertur.core.validation import clean_text, clean_website
 from apertur.partners.errors import (
     AlreadyApplied,
     InvalidApplication,
@@ -27,25 +26,24 @@ from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
 def _clean_application(
     *, company_name: str, website: str, use_case: str, expected_customers: str
 ) -> dict[str, str]:
-    name = " ".join(company_name.split())
-    if not 2 <= len(name) <= 120:
-        raise InvalidApplication(
-            "Enter your company or platform name (2 to 120 characters).", field="company_name"
-        )
-    site = website.strip()
-    try:
-        URLValidator(schemes=["http", "https"])(site)
-    except ValidationError as exc:
-        raise InvalidApplication(
-            "Enter your website as a full address, like https://example.com.", field="website"
-        ) from exc
-    if len(site) > 300:
-        raise InvalidApplication("The website address is too long (300 characters at most).", field="website")
-    text = use_case.strip()
-    if not 20 <= len(text) <= 5000:
-        raise InvalidApplication(
-            "Tell us what you will build with Apertur (20 to 5,000 characters).", field="use_case"
-        )
+    name = clean_text(
+        company_name,
+        low=2,
+        high=120,
+        field="company_name",
+        error=InvalidApplication,
+        collapse_spaces=True,
+        message="Enter your company or platform name (2 to 120 characters).",
+    )
+    site = clean_website(website, error=InvalidApplication)
+    text = clean_text(
+        use_case,
+        low=20,
+        high=5000,
+        field="use_case",
+        error=InvalidApplication,
+        message="Tell us what you will build with Apertur (20 to 5,000 characters).",
+    )
     if expected_customers not in ExpectedCustomers.values:
         raise InvalidApplication(
             "Choose how many customers you expect to connect.", field="expected_customers"

@@ -35,7 +35,7 @@ def test_bad_application_shows_why_and_stores_nothing() -> None:
     client = _client_for(make_user())
     response = client.post("/partners/", {**APPLICATION, "website": "not a site"})
     assert response.status_code == 400
-    assert "Enter your website as a full address" in response.content.decode()
+    assert "Enter the website as a full address" in response.content.decode()
     assert Partner.objects.count() == 0
 
 
