@@ -52,9 +52,7 @@ def demo_client_secret() -> str:
 def _user(spec: dict[str, str], *, is_staff: bool = False) -> User:
     user = User.objects.filter(email=spec["email"]).first()
     if user is None:
-        return create_user(
-            email=spec["email"], password=spec["password"], email_confirmed=True, is_staff=is_staff
-        )
+        return create_user(email=spec["email"], password=spec["password"], email_confirmed=True, is_staff=is_staff)
     if not user.check_password(spec["password"]):
         user.set_password(spec["password"])
         user.save(update_fields=["password"])

@@ -47,3 +47,56 @@ def make_app(partner: Partner | None = None, **kwargs: Any) -> CreatedApp:
     kwargs.setdefault("name", "Snapflow")
     kwargs.setdefault("redirect_uris", ["https://snapflow.example/callback"])
     return create_app(partner=partner or make_partner(), **kwargs)
+
+
+# --- OAuth flows ----------------------------------------------------------------------------------------
+
+REDIRECT_URI = "https://snapflow.example/callback"
+
+
+def pkce_pair() -> tuple[str, str]:
+    """(verifier, S256 challenge) per RFC 7636 §4.1-4.2."""
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def authorize_url(client_id: str, **params: str) -> str:
+    from urllib.parse import urlencode
+
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": "st4te"}
+    query.update(params)
+    return "/oauth/authorize?" + urlencode({k: v for k, v in query.items() if v is not None})
+
+
+def get_code(browser: Any, client_id: str, *, project: str | None = None, **params: str) -> str:
+    """Drive consent with a logged-in Django test client and return the code from the redirect."""
+    from urllib.parse import parse_qs, urlsplit
+
+    url = authorize_url(client_id, **params)
+    data = {"decision": "allow"}
+    if project:
+        data["project"] = project
+    response = browser.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    query = parse_qs(urlsplit(response["Location"]).query)
+    assert "code" in query, response["Location"]
+    return query["code"][0]
+
+
+def exchange(http: Any, code: str, app_client_id: str, secret: str, *, as_json: bool = True, **extra: str) -> Any:
+    body = {
+        "grant_type": "authorization_code",
+        "client_id": app_client_id,
+        "client_secret": secret,
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        **extra,
+    }
+    if as_json:
+        return http.post("/api/v1/oauth/token", body, content_type="application/json")
+    return http.post("/oauth/token", body)

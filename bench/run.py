@@ -55,9 +55,7 @@ def main() -> None:
         lambda: origin_allowed("https://staging.app.example.com:8443", patterns),
         repeat=20_000,
     )
-    timed(
-        "secret generation (48 chars)", lambda: tokens.generate(tokens.Prefix.CLIENT_SECRET, 48), repeat=5_000
-    )
+    timed("secret generation (48 chars)", lambda: tokens.generate(tokens.Prefix.CLIENT_SECRET, 48), repeat=5_000)
     timed(
         "argon2 password hash (login cost)",
         lambda: make_password("correct-horse-battery"),

@@ -82,9 +82,7 @@ def test_user_create_errors_go_to_stderr_with_nonzero_exit() -> None:
 
 
 def test_partner_create_and_app_create() -> None:
-    pending = run_json(
-        "partner", "create", "--email", "p1@example.com", "--password", "correct-horse-battery"
-    )
+    pending = run_json("partner", "create", "--email", "p1@example.com", "--password", "correct-horse-battery")
     assert pending == {"email": "p1@example.com", "status": "pending", "referral_link": None}
     refused = run(
         "app",
@@ -160,9 +158,7 @@ def test_app_create_bad_redirect_uri_stores_nothing() -> None:
 
 def test_partner_create_with_wrong_password_for_existing_account_changes_nothing() -> None:
     run("user", "create", "--email", "ada@example.com", "--password", "correct-horse-battery")
-    result = run(
-        "partner", "create", "--email", "ada@example.com", "--password", "something-else-1", ok=False
-    )
+    result = run("partner", "create", "--email", "ada@example.com", "--password", "something-else-1", ok=False)
     assert result.exit_code == 1
     assert Partner.objects.count() == 0
 

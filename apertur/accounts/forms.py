@@ -6,18 +6,14 @@ from django import forms
 
 
 class LoginForm(forms.Form):
-    email = forms.EmailField(
-        label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
-    )
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
     password = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
 
 
 class SignupForm(forms.Form):
-    email = forms.EmailField(
-        label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
-    )
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
     password = forms.CharField(
         label="Password",
         strip=False,
@@ -32,10 +28,6 @@ class SignupForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if (
-            data.get("password")
-            and data.get("confirm_password")
-            and data["password"] != data["confirm_password"]
-        ):
+        if data.get("password") and data.get("confirm_password") and data["password"] != data["confirm_password"]:
             self.add_error("confirm_password", "The two passwords do not match.")
         return data

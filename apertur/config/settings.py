@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apertur.partners",
     "apertur.referrals",
     "apertur.oauth",
+    "apertur.api",
 ]
 
 MIDDLEWARE = [

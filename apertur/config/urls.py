@@ -2,12 +2,19 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from apertur.api.v1 import api
 from apertur.core import views as core_views
+from apertur.oauth import views as oauth_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
+    path("oauth/", include("apertur.oauth.urls")),
+    # The seeds document the token endpoint under /api/v1 too; it is the same view.
+    path("api/v1/oauth/token", oauth_views.token, name="api-oauth-token"),
+    path("api/v1/", api.urls),
     path("", include("apertur.accounts.urls")),
     path("projects/", include("apertur.projects.urls")),
     path("partners/", include("apertur.partners.urls")),

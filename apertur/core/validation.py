@@ -10,9 +10,7 @@ from apertur.core.errors import ValidationFailed
 MAX_WEBSITE_LENGTH = 300
 
 
-def clean_website(
-    value: str, *, field: str = "website", error: type[ValidationFailed] = ValidationFailed
-) -> str:
+def clean_website(value: str, *, field: str = "website", error: type[ValidationFailed] = ValidationFailed) -> str:
     """A public ``http(s)://`` address of at most 300 characters, trimmed."""
     site = value.strip()
     try:

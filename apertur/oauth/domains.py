@@ -93,9 +93,7 @@ def validate_redirect_uri(uri: str) -> str:
     if parts.scheme not in {"https", "http"}:
         raise InvalidRedirectURI(f"{value}: the scheme must be https.", field="redirect_uris")
     if "#" in value:
-        raise InvalidRedirectURI(
-            f"{value}: a redirect URI cannot contain a fragment (#…).", field="redirect_uris"
-        )
+        raise InvalidRedirectURI(f"{value}: a redirect URI cannot contain a fragment (#…).", field="redirect_uris")
     if parts.username is not None or parts.password is not None:
         raise InvalidRedirectURI(
             f"{value}: a redirect URI cannot contain a user name or password.", field="redirect_uris"
@@ -147,13 +145,10 @@ def validate_domain_pattern(pattern: str) -> str:
             field=field,
         )
     if any(ch in raw for ch in "/?#@"):
-        raise InvalidDomainPattern(
-            f"{raw}: enter a domain only, without a path, query or user name.", field=field
-        )
+        raise InvalidDomainPattern(f"{raw}: enter a domain only, without a path, query or user name.", field=field)
     if raw == "*" or raw == "*.":
         raise InvalidDomainPattern(
-            f"{raw}: a bare * would allow every site. Leave the list empty to allow all origins during "
-            "development.",
+            f"{raw}: a bare * would allow every site. Leave the list empty to allow all origins during development.",
             field=field,
         )
     ip = _ip(raw)

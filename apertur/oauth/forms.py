@@ -7,9 +7,7 @@ def _lines(value: str) -> list[str]:
 
 class AppForm(forms.Form):
     name = forms.CharField(label="App name", max_length=80)
-    description = forms.CharField(
-        label="Description", widget=forms.Textarea(attrs={"rows": 3}), required=False
-    )
+    description = forms.CharField(label="Description", widget=forms.Textarea(attrs={"rows": 3}), required=False)
     website = forms.CharField(
         label="Website URL",
         max_length=300,

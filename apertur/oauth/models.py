@@ -60,9 +60,7 @@ class AllowedDomain(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(fields=["app", "pattern"], name="allowed_domain_unique_per_app")
-        ]
+        constraints = [models.UniqueConstraint(fields=["app", "pattern"], name="allowed_domain_unique_per_app")]
 
     def __str__(self) -> str:
         return self.pattern
@@ -97,3 +95,95 @@ class PublicKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Connection(models.Model):
+    """One per app × project: what the customer sees and revokes, and what OAuth attribution reads.
+    Re-authorizing the same app for the same project updates this row."""
+
+    app = models.ForeignKey(OAuthApp, on_delete=models.CASCADE, related_name="connections")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="oauth_connections")
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    scopes = models.TextField()
+    created_at = models.DateTimeField(default=clock.now)
+    updated_at = models.DateTimeField(default=clock.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["app", "project"], name="one_connection_per_app_project")]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} → {self.project.name}"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuthorizationCode(models.Model):
+    """A single-use code (RFC 6749 §4.1.2), stored as a hash, bound to the app, redirect URI, user,
+    project, scopes and PKCE challenge (RFC 7636 §4.4)."""
+
+    code_hash = models.CharField(max_length=64, unique=True)
+    app = models.ForeignKey(OAuthApp, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    scopes = models.TextField()
+    # The redirect_uri the authorization request carried ("" when it relied on the only registered one):
+    # RFC 6749 §4.1.3 requires the token request to repeat it exactly when it was sent.
+    redirect_uri = models.CharField(max_length=2000, blank=True)
+    code_challenge = models.CharField(max_length=128, blank=True)
+    code_challenge_method = models.CharField(max_length=10, blank=True)
+    livemode = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=clock.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"code {self.pk} for {self.app_id}"
+
+
+class Token(models.Model):
+    """One issuance: an access token and its refresh token, both stored as hashes.
+
+    Rotation (RFC 9700 §4.14.2) creates a new row in the same ``family``; the old row's refresh token is
+    marked rotated. Presenting a rotated refresh token again is reuse: the whole family is revoked.
+    """
+
+    access_token_hash = models.CharField(max_length=64, unique=True)
+    refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    app = models.ForeignKey(OAuthApp, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="tokens")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    scopes = models.TextField()
+    livemode = models.BooleanField(default=True)
+    family = models.UUIDField(db_index=True)
+    authorization_code = models.ForeignKey(
+        AuthorizationCode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tokens"
+    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    issued_at = models.DateTimeField(default=clock.now)
+    access_expires_at = models.DateTimeField()
+    refresh_expires_at = models.DateTimeField(null=True, blank=True)
+    access_revoked_at = models.DateTimeField(null=True, blank=True)
+    refresh_revoked_at = models.DateTimeField(null=True, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["connection", "access_revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"token {self.pk} ({self.family})"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()

@@ -131,8 +131,7 @@ def app_edit(request: HttpRequest, partner: Partner, client_id: str) -> HttpResp
 _ACTIONS = {
     "rotate-secret": (
         "Rotate client secret",
-        "The current secret stops working immediately. Every server "
-        "using it must be updated with the new one.",
+        "The current secret stops working immediately. Every server using it must be updated with the new one.",
     ),
     "regenerate-live-key": (
         "Regenerate live public key",
@@ -182,9 +181,7 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
         elif action in {"regenerate-live-key", "regenerate-test-key"}:
             mode = KeyMode.LIVE if action == "regenerate-live-key" else KeyMode.TEST
             services.regenerate_public_key(app=app, mode=mode, actor=actor, ip=ip)
-            messages.success(
-                request, f"New {mode.label.lower()} public key created. The old one no longer works."
-            )
+            messages.success(request, f"New {mode.label.lower()} public key created. The old one no longer works.")
         elif action == "deactivate":
             services.deactivate_app(app=app, actor=actor, ip=ip)
             messages.success(request, "App deactivated.")

@@ -89,9 +89,7 @@ def _new_public_key(app: OAuthApp, mode: KeyMode) -> PublicKey:
 def _replace_lists(app: OAuthApp, details: AppDetails) -> None:
     app.redirect_uris.exclude(uri__in=details.redirect_uris).delete()
     have = set(app.redirect_uris.values_list("uri", flat=True))
-    RedirectURI.objects.bulk_create(
-        [RedirectURI(app=app, uri=u) for u in details.redirect_uris if u not in have]
-    )
+    RedirectURI.objects.bulk_create([RedirectURI(app=app, uri=u) for u in details.redirect_uris if u not in have])
     app.allowed_domains.exclude(pattern__in=details.allowed_domains).delete()
     have = set(app.allowed_domains.values_list("pattern", flat=True))
     AllowedDomain.objects.bulk_create(
@@ -193,9 +191,7 @@ def rotate_secret(*, app: OAuthApp, actor: User | None = None, ip: str | None = 
     app = OAuthApp.objects.select_for_update().get(pk=app.pk)
     secret = _new_secret(app)
     app.updated_at = clock.now()
-    app.save(
-        update_fields=["client_secret_hash", "client_secret_last4", "client_secret_rotated_at", "updated_at"]
-    )
+    app.save(update_fields=["client_secret_hash", "client_secret_last4", "client_secret_rotated_at", "updated_at"])
     audit.record(
         action="oauth_app.secret_rotated",
         obj=app,
@@ -231,9 +227,7 @@ def _set_active(*, app: OAuthApp, active: bool, actor: User | None, ip: str | No
         app.is_active = active
         app.updated_at = clock.now()
         app.save(update_fields=["is_active", "updated_at"])
-        audit.record(
-            action="oauth_app.reactivated" if active else "oauth_app.deactivated", obj=app, actor=actor, ip=ip
-        )
+        audit.record(action="oauth_app.reactivated" if active else "oauth_app.deactivated", obj=app, actor=actor, ip=ip)
     return app
 
 

@@ -5,9 +5,7 @@ from apertur.partners.models import ExpectedCustomers
 
 class ApplicationForm(forms.Form):
     company_name = forms.CharField(label="Company or platform name", max_length=120)
-    website = forms.CharField(
-        label="Website", max_length=300, widget=forms.URLInput(attrs={"placeholder": "https://"})
-    )
+    website = forms.CharField(label="Website", max_length=300, widget=forms.URLInput(attrs={"placeholder": "https://"}))
     use_case = forms.CharField(
         label="What will you build with Apertur?",
         widget=forms.Textarea(attrs={"rows": 5}),

@@ -23,9 +23,7 @@ from apertur.partners.errors import (
 from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
 
 
-def _clean_application(
-    *, company_name: str, website: str, use_case: str, expected_customers: str
-) -> dict[str, str]:
+def _clean_application(*, company_name: str, website: str, use_case: str, expected_customers: str) -> dict[str, str]:
     name = clean_text(
         company_name,
         low=2,
@@ -45,9 +43,7 @@ def _clean_application(
         message="Tell us what you will build with Apertur (20 to 5,000 characters).",
     )
     if expected_customers not in ExpectedCustomers.values:
-        raise InvalidApplication(
-            "Choose how many customers you expect to connect.", field="expected_customers"
-        )
+        raise InvalidApplication("Choose how many customers you expect to connect.", field="expected_customers")
     return {"company_name": name, "website": site, "use_case": text, "expected_customers": expected_customers}
 
 

@@ -29,15 +29,11 @@ def partner_home(request: HttpRequest) -> HttpResponse:
     partner = current_partner(request)
     if partner is not None and partner.is_approved:
         apps = list(app_list(partner=partner))
-        return render(
-            request, "partners/portal.html", {"partner": partner, "apps": apps, "section": "overview"}
-        )
+        return render(request, "partners/portal.html", {"partner": partner, "apps": apps, "section": "overview"})
     can_apply = partner is None or partner.status == PartnerStatus.REJECTED
     initial = {}
     if partner is not None:
-        initial = {
-            k: getattr(partner, k) for k in ("company_name", "website", "use_case", "expected_customers")
-        }
+        initial = {k: getattr(partner, k) for k in ("company_name", "website", "use_case", "expected_customers")}
     form = ApplicationForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
@@ -116,8 +112,6 @@ def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResp
         form.add_error("reason" if exc.field == "reason" else None, exc.message)
         partner.refresh_from_db()
         return render(request, "partners/staff_detail.html", {"partner": partner, "form": form}, status=400)
-    past = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "restore": "restored"}[
-        action
-    ]
+    past = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "restore": "restored"}[action]
     messages.success(request, f"{partner.company_name} {past}. The partner has been emailed.")
     return redirect("partners:staff-detail", partner_id=partner.pk)

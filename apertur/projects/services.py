@@ -27,9 +27,7 @@ def create_project(*, owner: User, name: str, plan: Plan | None = None, ip: str 
         raise ProjectNameTaken(field="name")
     try:
         with transaction.atomic():
-            project = Project.objects.create(
-                owner=owner, name=cleaned, plan=plan or plan_by_name(DEFAULT_PLAN)
-            )
+            project = Project.objects.create(owner=owner, name=cleaned, plan=plan or plan_by_name(DEFAULT_PLAN))
     except IntegrityError as exc:
         raise ProjectNameTaken(field="name") from exc
     audit.record(action="project.created", obj=project, actor=owner, ip=ip, data={"plan": project.plan.name})

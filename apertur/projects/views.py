@@ -27,15 +27,11 @@ def project_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                project = services.create_project(
-                    owner=user, name=form.cleaned_data["name"], ip=client_ip(request)
-                )
+                project = services.create_project(owner=user, name=form.cleaned_data["name"], ip=client_ip(request))
             except AperturError as exc:
                 form.add_error("name", exc.message)
             else:
-                messages.success(
-                    request, f"Project “{project.name}” created on the {project.plan.name} plan."
-                )
+                messages.success(request, f"Project “{project.name}” created on the {project.plan.name} plan.")
                 return redirect("projects:detail", public_id=project.public_id)
         status = 400
     context = {

@@ -77,9 +77,7 @@ def test_apply_approve_create_app_secret_shown_once(page: Page, live_server: Any
     expect(page.get_by_text("redirect URIs must use https")).to_be_visible()
     assert OAuthApp.objects.count() == 0
 
-    page.get_by_label("Redirect URIs").fill(
-        "https://snapflow.example/callback\nhttp://localhost:3000/callback"
-    )
+    page.get_by_label("Redirect URIs").fill("https://snapflow.example/callback\nhttp://localhost:3000/callback")
     page.get_by_role("button", name="Create app").click()
     secret_box = page.get_by_test_id("client-secret")
     expect(secret_box).to_be_visible()

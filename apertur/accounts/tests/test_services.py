@@ -65,9 +65,7 @@ def test_confirmation_email_confirms_once(django_capture_on_commit_callbacks: An
     assert AuditEvent.objects.filter(action="user.email_confirmed", object_id=str(user.pk)).count() == 1
 
 
-def test_forged_or_expired_confirmation_is_refused(
-    django_capture_on_commit_callbacks: Any, settings: Any
-) -> None:
+def test_forged_or_expired_confirmation_is_refused(django_capture_on_commit_callbacks: Any, settings: Any) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         user = services.create_user(email="ada@example.com", password="correct-horse-battery")
     _, _, uid, token = _link(mail.outbox[0].body).split("/")

@@ -60,9 +60,7 @@ def test_login_is_rate_limited_per_account(settings: Any) -> None:
         client = Client(REMOTE_ADDR=f"10.0.0.{i}")
         assert client.post("/login", {"email": "ada@example.com", "password": "nope-nope"}).status_code == 400
     # Even the right password is refused from a fresh IP while the account's budget is spent.
-    response = Client(REMOTE_ADDR="10.0.0.99").post(
-        "/login", {"email": "ada@example.com", "password": PASSWORD}
-    )
+    response = Client(REMOTE_ADDR="10.0.0.99").post("/login", {"email": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
     assert "Too many attempts" in response.content.decode()
@@ -76,9 +74,7 @@ def test_login_is_rate_limited_per_ip(settings: Any) -> None:
     make_user("ada@example.com")
     assert client.post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code == 429
     assert (
-        Client(REMOTE_ADDR="10.1.1.2")
-        .post("/login", {"email": "ada@example.com", "password": PASSWORD})
-        .status_code
+        Client(REMOTE_ADDR="10.1.1.2").post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code
         == 302
     )
 
@@ -160,9 +156,7 @@ def test_password_reset_flow() -> None:
     form_page = client.get(link.group(1), follow=True)
     assert form_page.status_code == 200
     set_url = form_page.redirect_chain[-1][0]
-    done = client.post(
-        set_url, {"new_password1": "a-brand-new-secret", "new_password2": "a-brand-new-secret"}
-    )
+    done = client.post(set_url, {"new_password1": "a-brand-new-secret", "new_password2": "a-brand-new-secret"})
     assert done.status_code == 302
     assert Client().login(email="ada@example.com", password="a-brand-new-secret")
 

@@ -133,9 +133,7 @@ def test_regenerate_key_from_portal() -> None:
 def test_edit_app() -> None:
     created = make_app()
     client = _client_for(created.app.partner.user)
-    response = client.post(
-        f"/partners/apps/{created.app.client_id}/edit", {**NEW_APP, "name": "Snapflow Pro"}
-    )
+    response = client.post(f"/partners/apps/{created.app.client_id}/edit", {**NEW_APP, "name": "Snapflow Pro"})
     assert response.status_code == 302
     created.app.refresh_from_db()
     assert created.app.name == "Snapflow Pro"

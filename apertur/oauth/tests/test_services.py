@@ -35,10 +35,7 @@ def test_client_authentication() -> None:
     cid = created.app.client_id
     assert selectors.authenticate_client(client_id=cid, client_secret=created.client_secret) == created.app
     assert selectors.authenticate_client(client_id=cid, client_secret=created.client_secret + "x") is None
-    assert (
-        selectors.authenticate_client(client_id="aptr_ci_unknown", client_secret=created.client_secret)
-        is None
-    )
+    assert selectors.authenticate_client(client_id="aptr_ci_unknown", client_secret=created.client_secret) is None
 
 
 @pytest.mark.parametrize(
@@ -98,10 +95,7 @@ def test_deactivate_and_reactivate() -> None:
     created = make_app()
     services.deactivate_app(app=created.app)
     assert selectors.app_for_public_key(created.public_key) is None
-    assert (
-        selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret)
-        is None
-    )
+    assert selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret) is None
     services.reactivate_app(app=created.app)
     assert selectors.app_for_public_key(created.public_key) is not None
     actions = list(AuditEvent.objects.filter(object_id=str(created.app.pk)).values_list("action", flat=True))
@@ -114,15 +108,11 @@ def test_suspended_partner_apps_stop_at_once_and_restore() -> None:
     partner_services.suspend(partner=partner, reviewer=None, reason="Chargeback fraud investigation")
     assert selectors.app_for_public_key(created.public_key) is None
     assert selectors.app_for_public_key(created.test_public_key) is None
-    assert (
-        selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret)
-        is None
-    )
+    assert selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret) is None
     partner_services.restore(partner=partner, reviewer=None)
     assert selectors.app_for_public_key(created.public_key) is not None
     assert (
-        selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret)
-        is not None
+        selectors.authenticate_client(client_id=created.app.client_id, client_secret=created.client_secret) is not None
     )
 
 

@@ -1,0 +1,523 @@
+"""Apertur's OAuth 2.0 authorization server, built on Authlib (the protocol) with our own models (the
+persistence), the split Polar's server uses.
+
+- RFC 6749 authorization code grant (§4.1) and refresh token grant (§6), client authentication by
+  ``client_secret_basic`` or ``client_secret_post`` (§2.3.1).
+- RFC 7636 PKCE, ``S256`` only.
+- RFC 7009 revocation and RFC 7662 introspection as Authlib endpoints.
+
+Where the seeds differ from the RFCs, this module adapts: token requests may be JSON as well as form
+encoded, and the token response carries ``scopes``, ``project_id``, ``plan`` and ``livemode``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from authlib.oauth2 import rfc6749, rfc7009, rfc7636, rfc7662
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+    OAuth2Payload,
+    OAuth2Request,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from apertur.core import audit, clock, tokens
+from apertur.oauth import scopes as scope_registry
+from apertur.oauth import tokens as token_store
+from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
+
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+# --- Authlib's views of our models ---------------------------------------------------------------------
+
+
+class Client(rfc6749.ClientMixin):
+    """An :class:`OAuthApp` as Authlib sees a client."""
+
+    def __init__(self, app: OAuthApp) -> None:
+        self.app = app
+        self.redirect_uris = [r.uri for r in app.redirect_uris.all()]
+
+    def get_client_id(self) -> str:
+        return self.app.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        """RFC 6749 §3.1.2.3: without a redirect_uri, the only registered one is used; with several
+        registered, the request must name one."""
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        return scope_registry.to_string(scope_registry.normalize(scope))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string comparison (RFC 6749 §3.1.2.3; RFC 9700 §4.1.3: no pattern matching)."""
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return tokens.secret_matches(client_secret, self.app.client_secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in CLIENT_AUTH_METHODS
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in {"authorization_code", "refresh_token"}
+
+
+class Code(rfc6749.AuthorizationCodeMixin):
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scopes
+
+
+class IssuedToken(rfc6749.TokenMixin):
+    def __init__(self, row: Token, kind: str) -> None:
+        self.row = row
+        self.kind = kind  # "access_token" or "refresh_token": the one that was presented
+
+    def check_client(self, client: Client) -> bool:
+        return self.row.app_id == client.app.pk
+
+    def get_scope(self) -> str:
+        return self.row.scopes
+
+    def get_expires_in(self) -> int:
+        return int(token_store.ACCESS_TTL.total_seconds())
+
+    def is_expired(self) -> bool:
+        if self.kind == "refresh_token":
+            return not token_store.refresh_is_live(self.row) and self.row.refresh_revoked_at is None
+        return self.row.access_expires_at <= clock.now()
+
+    def is_revoked(self) -> bool:
+        if self.kind == "refresh_token":
+            return self.row.refresh_revoked_at is not None
+        return self.row.access_revoked_at is not None
+
+
+# --- requests ----------------------------------------------------------------------------------------
+
+
+class Payload(OAuth2Payload):
+    def __init__(self, datalist: dict[str, list[str]]) -> None:
+        self._datalist = defaultdict(list, datalist)
+        self._data = {k: v[0] for k, v in datalist.items() if v}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class Request(OAuth2Request):
+    """An OAuth request whose parameters come from one place only: the query string at the authorization
+    endpoint (RFC 6749 §4.1.1), the body at the token endpoints (§4.1.3, §6)."""
+
+    def __init__(self, django_request: HttpRequest, datalist: dict[str, list[str]]) -> None:
+        super().__init__(
+            method=django_request.method or "GET",
+            uri=settings.APERTUR_BASE_URL + django_request.get_full_path(),
+            headers=django_request.headers,
+        )
+        self.payload = Payload(datalist)
+        self.django_request = django_request
+        self.project: Any = None
+        self.livemode = True
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self.payload.data
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self.payload.data
+
+
+def body_params(request: HttpRequest) -> dict[str, list[str]]:
+    """Token endpoint parameters from a form-encoded (RFC 6749) or JSON (the seeds) body. Raises
+    :class:`InvalidRequestError` for a body that is neither."""
+    content_type = request.content_type or ""
+    if content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise InvalidRequestError("The JSON body could not be parsed.") from exc
+        if not isinstance(data, dict):
+            raise InvalidRequestError("The JSON body must be an object.")
+        out: dict[str, list[str]] = {}
+        for key, value in data.items():
+            if isinstance(value, list):
+                out[str(key)] = [str(v) for v in value]
+            elif value is not None:
+                out[str(key)] = [value if isinstance(value, str) else json.dumps(value)]
+        return out
+    return {k: request.POST.getlist(k) for k in request.POST}
+
+
+# --- grants ------------------------------------------------------------------------------------------
+
+
+class S256CodeChallenge(rfc7636.CodeChallenge):
+    """PKCE with ``S256`` only: ``plain`` (and a challenge without a method, which RFC 7636 §4.3 would
+    read as ``plain``) is refused, so a downgrade cannot happen."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256; plain is not supported.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code: Code) -> str:
+        return authorization_code.row.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code: Code) -> str:
+        return authorization_code.row.code_challenge_method or "S256"
+
+
+class CodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def generate_authorization_code(self) -> str:
+        return token_store.new_code()
+
+    def save_authorization_code(self, code: str, request: Request) -> None:
+        data = request.payload.data
+        token_store.save_code(
+            code=code,
+            app=request.client.app,
+            user=request.user,
+            project=request.project,
+            scopes=scope_registry.split(request.scope),
+            redirect_uri=data.get("redirect_uri", ""),
+            code_challenge=data.get("code_challenge", ""),
+            code_challenge_method=data.get("code_challenge_method", "") if data.get("code_challenge") else "",
+            livemode=request.livemode,
+        )
+
+    def query_authorization_code(self, code: str, client: Client) -> Code | None:
+        # The row lock makes two simultaneous exchanges of one code take turns: the second sees it used.
+        row = (
+            AuthorizationCode.objects.select_for_update()
+            .select_related("user", "project")
+            .filter(code_hash=tokens.hash_secret(code))
+            .first()
+        )
+        if row is None or row.app_id != client.app.pk:
+            return None
+        if row.used_at is not None:
+            revoked = token_store.revoke_from_code(code=row)
+            audit.record(
+                action="oauth.code_replayed",
+                obj=client.app,
+                data={"code_id": row.pk, "tokens_revoked": revoked},
+                ip=_ip(self.request),
+            )
+            raise InvalidGrantError("The authorization code was already used. Tokens issued from it have been revoked.")
+        if row.expires_at <= clock.now():
+            raise InvalidGrantError("The authorization code has expired.")
+        if not Connection.objects.filter(app=client.app, project=row.project, revoked_at__isnull=True).exists():
+            raise InvalidGrantError("The connection was removed after this code was issued.")
+        return Code(row)
+
+    def delete_authorization_code(self, authorization_code: Code) -> None:
+        AuthorizationCode.objects.filter(pk=authorization_code.row.pk).update(used_at=clock.now())
+
+    def authenticate_user(self, authorization_code: Code) -> Any:
+        row = authorization_code.row
+        if not row.user.is_active or row.project.owner_id != row.user_id:
+            return None
+        return row.user
+
+
+class RefreshGrant(RefreshTokenGrant):
+    """Refresh with rotation (RFC 9700 §4.14.2): every use returns a new refresh token and retires the
+    old one; presenting a retired one again revokes the whole family."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken | None:
+        row = token_store.find_by_refresh_token(refresh_token, lock=True)
+        if row is None:
+            return None
+        client = self.request.client
+        if row.app_id != client.app.pk:
+            return None  # another client's token: invalid_grant, and it is not burnt
+        if row.rotated_at is not None:
+            revoked = token_store.revoke_family(family=row.family)
+            audit.record(
+                action="oauth.refresh_reuse_detected",
+                obj=row.connection,
+                data={
+                    "client_id": client.app.client_id,
+                    "family": str(row.family),
+                    "tokens_revoked": revoked,
+                },
+                ip=_ip(self.request),
+            )
+            raise InvalidGrantError(
+                "This refresh token was already used. Every token of this authorization has been revoked."
+            )
+        if not token_store.refresh_is_live(row) or row.connection.revoked_at is not None:
+            return None
+        return IssuedToken(row, "refresh_token")
+
+    def _validate_token_scope(self, token: IssuedToken) -> None:
+        """RFC 6749 §6: a narrower scope may be asked for; anything not originally granted is refused."""
+        requested = self.request.payload.scope
+        if not requested:
+            return
+        try:
+            wanted = scope_registry.normalize(requested)
+        except scope_registry.UnknownScope as exc:
+            raise InvalidScopeError(str(exc)) from exc
+        extra = set(wanted) - set(token.row.scope_list)
+        if extra:
+            raise InvalidScopeError(f"Not granted originally: {', '.join(sorted(extra))}.")
+        self.request.payload.data["scope"] = scope_registry.to_string(wanted)
+
+    def authenticate_user(self, refresh_token: IssuedToken) -> Any:
+        user = refresh_token.row.user
+        return user if user.is_active else None
+
+    def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
+        token_store.rotate(token=refresh_token.row)
+
+
+# --- revocation and introspection --------------------------------------------------------------------
+
+
+def _find_token(token_string: str, hint: str | None) -> IssuedToken | None:
+    """Look the string up as the hinted kind first, then the other (RFC 7009 §2.1, RFC 7662 §2.1)."""
+    kinds = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
+    for kind in kinds:
+        row = (
+            token_store.find_by_access_token(token_string)
+            if kind == "access_token"
+            else token_store.find_by_refresh_token(token_string)
+        )
+        if row is not None:
+            return IssuedToken(row, kind)
+    return None
+
+
+class Revocation(rfc7009.RevocationEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+        return _find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: IssuedToken, request: Request) -> None:
+        # RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of that grant.
+        if token.kind == "refresh_token":
+            token_store.revoke_family(family=token.row.family)
+        else:
+            token_store.revoke_access(token=token.row)
+        audit.record(
+            action="oauth.token_revoked",
+            obj=token.row.connection,
+            data={
+                "kind": token.kind,
+                "family": str(token.row.family),
+                "client_id": request.client.app.client_id,
+            },
+            ip=_ip(request),
+        )
+
+
+class Introspection(rfc7662.IntrospectionEndpoint):
+    """RFC 7662. A client learns only about its own tokens; anything else is ``{"active": false}``."""
+
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+        return _find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: IssuedToken, client: Client, request: Request) -> bool:
+        return token.check_client(client)
+
+    def create_introspection_payload(self, token: IssuedToken | None) -> dict[str, Any]:
+        if token is None or token.is_revoked() or token.is_expired() or not active_for_api(token.row):
+            return {"active": False}
+        return self.introspect_token(token)
+
+    def introspect_token(self, token: IssuedToken) -> dict[str, Any]:
+        row = token.row
+        expires = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
+        return {
+            "active": True,
+            "scope": row.scopes,
+            "client_id": row.app.client_id,
+            "username": row.user.email,
+            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "exp": int(expires.timestamp()) if expires else None,
+            "iat": int(row.issued_at.timestamp()),
+            "sub": row.user.public_id,
+            "iss": settings.APERTUR_BASE_URL,
+            "project_id": row.project.public_id,
+            "livemode": row.livemode,
+        }
+
+
+def active_for_api(row: Token) -> bool:
+    """A token's grant still stands: app active, partner approved, connection not removed."""
+    app = row.app
+    return app.is_active and app.partner.status == "approved" and row.connection.revoked_at is None
+
+
+# --- the server --------------------------------------------------------------------------------------
+
+
+def _ip(request: Any) -> str | None:
+    from apertur.core.http import client_ip
+
+    django_request = getattr(request, "django_request", None)
+    return client_ip(django_request) if django_request is not None else None
+
+
+class AuthorizationServer(rfc6749.AuthorizationServer):
+    def __init__(self) -> None:
+        super().__init__(scopes_supported=scope_registry.SUPPORTED)
+        self.register_token_generator("default", self._generate_token)
+        self.register_grant(CodeGrant, [S256CodeChallenge(required=False)])
+        self.register_grant(RefreshGrant)
+        self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
+
+    # Authlib hooks ---------------------------------------------------------------------------------
+
+    def query_client(self, client_id: str) -> Client | None:
+        app = (
+            OAuthApp.objects.usable()
+            .select_related("partner")
+            .prefetch_related("redirect_uris")
+            .filter(client_id=client_id)
+            .first()
+        )
+        return Client(app) if app is not None else None
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        if request.method == "GET":
+            return Request(request, {k: request.GET.getlist(k) for k in request.GET})
+        return Request(request, body_params(request))
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> HttpResponse:
+        response = HttpResponse(json.dumps(body) if isinstance(body, dict) else body, status=status)
+        for key, value in headers:
+            response[key] = value
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> HttpResponse:
+        # RFC 6749 §5.2: invalid_client is a 401 with a WWW-Authenticate challenge.
+        if isinstance(error, InvalidClientError):
+            error.status_code = 401
+        return super().handle_error_response(request, error)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        try:
+            scope_registry.normalize(scope)
+        except scope_registry.UnknownScope as exc:
+            raise InvalidScopeError(str(exc)) from exc
+
+    # Tokens -------------------------------------------------------------------------------------------
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: Any = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        token: dict[str, Any] = {
+            "access_token": token_store.new_access_token(),
+            "token_type": "Bearer",
+            "expires_in": int(token_store.ACCESS_TTL.total_seconds()),
+            "scope": scope or "",
+        }
+        if include_refresh_token:
+            token["refresh_token"] = token_store.new_refresh_token()
+        return token
+
+    def save_token(self, token: dict[str, Any], request: Request) -> Token:
+        """Store the hashes and complete the response the way the seeds document it."""
+        granted = scope_registry.split(token["scope"])
+        if request.authorization_code is not None:
+            code_row: AuthorizationCode = request.authorization_code.row
+            connection = Connection.objects.select_related("project__plan").get(
+                app_id=code_row.app_id, project_id=code_row.project_id
+            )
+            row = token_store.issue(
+                connection=connection,
+                scopes=granted,
+                livemode=code_row.livemode,
+                access_token=token["access_token"],
+                refresh_token=token["refresh_token"],
+                code=code_row,
+            )
+            action = "oauth.token_issued"
+        else:
+            parent: Token = request.refresh_token.row
+            connection = Connection.objects.select_related("project__plan").get(pk=parent.connection_id)
+            row = token_store.issue(
+                connection=connection,
+                scopes=granted,
+                livemode=parent.livemode,
+                access_token=token["access_token"],
+                refresh_token=token["refresh_token"],
+                parent=parent,
+            )
+            action = "oauth.token_refreshed"
+        audit.record(
+            action=action,
+            obj=connection,
+            data={"client_id": request.client.app.client_id, "family": str(row.family), "scopes": granted},
+            ip=_ip(request),
+        )
+        project = connection.project
+        token.update(
+            {
+                "scopes": granted,
+                "project_id": project.public_id,
+                "plan": project.plan.as_json(),
+                "livemode": row.livemode,
+            }
+        )
+        return row
+
+
+server = AuthorizationServer()

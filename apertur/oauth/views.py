@@ -1,0 +1,271 @@
+"""OAuth 2.0 endpoints: authorization (RFC 6749 §4.1 with consent), token (§4.1.3, §6), revocation
+(RFC 7009), introspection (RFC 7662) and server metadata (RFC 8414)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apertur.accounts.models import User
+from apertur.core import audit, ratelimit
+from apertur.core.errors import RateLimited
+from apertur.core.http import client_ip
+from apertur.oauth import limits
+from apertur.oauth import scopes as scope_registry
+from apertur.oauth import tokens as token_store
+from apertur.oauth.domains import origin_allowed
+from apertur.oauth.selectors import app_for_public_key
+from apertur.oauth.server import Request, body_params, server
+from apertur.projects.selectors import project_list
+
+# The authorization pages may run in a popup opened by a partner's page: keep window.opener (the
+# default COOP "same-origin" would sever it). Framing stays forbidden by X-Frame-Options and CSP.
+POPUP_COOP = "unsafe-none"
+
+
+def _first(params: dict[str, list[str]], key: str) -> str:
+    values = params.get(key) or [""]
+    return values[0]
+
+
+def _error_page(request: HttpRequest, error: str, description: str, *, status: int = 400) -> HttpResponse:
+    """An error Apertur shows itself, never redirecting: the client or redirect URI could not be trusted
+    (RFC 6749 §4.1.2.1)."""
+    response = render(
+        request, "oauth/authorize_error.html", {"error": error, "description": description}, status=status
+    )
+    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
+    return response
+
+
+def _popup_result(request: HttpRequest, origin: str, message: dict[str, str]) -> HttpResponse:
+    """The page that hands the result to the SDK: ``postMessage`` to ``window.opener`` with the target
+    origin pinned to the validated origin, so no other site can receive it."""
+    response = render(
+        request,
+        "oauth/popup_result.html",
+        {"origin": origin, "message": {"source": "aptr-connect", **message}},
+    )
+    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
+    return response
+
+
+def _redirect_params(location: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+def _rate_limited(exc: RateLimited) -> HttpResponse:
+    response = JsonResponse(
+        {"error": "rate_limited", "error_description": "Too many requests. Retry after the given delay."},
+        status=429,
+    )
+    response["Retry-After"] = str(exc.retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def authorize(request: HttpRequest) -> HttpResponse:
+    ip = client_ip(request)
+    try:
+        ratelimit.hit(limits.AUTHORIZE_PER_IP, ip)
+    except RateLimited as exc:
+        return _rate_limited(exc)
+
+    # Every authorization parameter comes from the query string, on GET and on the consent POST alike.
+    params = {k: request.GET.getlist(k) for k in request.GET}
+    livemode = True
+    popup_origin = ""
+    if "public_key" in params:
+        # aptr-connect mode: a publishable key and the opener's origin instead of a client_id.
+        match = app_for_public_key(_first(params, "public_key"))
+        origin = _first(params, "origin")
+        if match is None:
+            return _sdk_error(request, origin, "invalid_public_key", "The public key was not found or is deactivated.")
+        patterns = [d.pattern for d in match.app.allowed_domains.all()]
+        if not origin or not origin_allowed(origin, patterns):
+            return _sdk_error(
+                request,
+                origin,
+                "origin_not_allowed",
+                "This page's origin is not in the app's allowed domains.",
+            )
+        if params.get("client_id", [match.app.client_id])[0] != match.app.client_id:
+            return _error_page(request, "invalid_request", "client_id does not match the public key.")
+        params["client_id"] = [match.app.client_id]
+        params.setdefault("response_type", ["code"])
+        livemode = match.livemode
+        if _first(params, "ux_mode") != "redirect":
+            popup_origin = origin
+
+    oauth_request = Request(request, params)
+    oauth_request.livemode = livemode
+    user = request.user if request.user.is_authenticated else None
+    try:
+        grant = server.get_consent_grant(request=oauth_request, end_user=user)
+        ratelimit.hit(limits.AUTHORIZE_PER_CLIENT, oauth_request.client.get_client_id())
+    except RateLimited as exc:
+        return _rate_limited(exc)
+    except OAuth2Error as error:
+        return _authorization_error(request, error, popup_origin)
+
+    if user is None:
+        login = HttpResponseRedirect("/login?" + urlencode({"next": request.get_full_path()}))
+        login["Cross-Origin-Opener-Policy"] = POPUP_COOP
+        return login
+    assert isinstance(user, User)
+
+    app = oauth_request.client.app
+    granted = scope_registry.split(oauth_request.scope)
+    projects = list(project_list(owner=user))
+    context: dict[str, Any] = {
+        "app": app,
+        "partner": app.partner,
+        "scopes": scope_registry.describe(granted),
+        "projects": projects,
+        "redirect_uri": grant.redirect_uri,
+        "livemode": livemode,
+        "error": None,
+    }
+    if not projects:
+        return _error_page(request, "no_project", "Create a project first: an app connects to one project.")
+
+    if request.method == "POST":
+        decision = request.POST.get("decision")
+        if decision == "deny":
+            audit.record(action="oauth.consent_denied", obj=app, actor=user, ip=ip)
+            response = server.create_authorization_response(request=oauth_request, grant_user=None, grant=grant)
+            return _deliver(request, response, popup_origin)
+        if decision == "allow":
+            chosen = request.POST.get("project") or (projects[0].public_id if len(projects) == 1 else "")
+            project = next((p for p in projects if p.public_id == chosen), None)
+            if project is not None:
+                with transaction.atomic():
+                    token_store.connect(app=app, project=project, user=user, scopes=granted, ip=ip)
+                    oauth_request.project = project
+                    response = server.create_authorization_response(request=oauth_request, grant_user=user, grant=grant)
+                return _deliver(request, response, popup_origin)
+            context["error"] = "Choose the project to connect."
+        else:
+            context["error"] = "Choose Allow or Deny."
+        status = 400
+    else:
+        status = 200
+    response = render(request, "oauth/consent.html", context, status=status)
+    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
+    return response
+
+
+def _sdk_error(request: HttpRequest, origin: str, code: str, message: str) -> HttpResponse:
+    """Errors of the SDK's table. Posting them to the claimed origin leaks nothing: the browser delivers
+    the message only if the opener really is on that origin."""
+    if origin and urlsplit(origin).scheme in {"http", "https"}:
+        return _popup_result(request, origin, {"error": code, "error_description": message})
+    return _error_page(request, code, message)
+
+
+def _authorization_error(request: HttpRequest, error: OAuth2Error, popup_origin: str) -> HttpResponse:
+    if error.redirect_uri:
+        # The client and redirect URI were validated: the error goes back to the client (§4.1.2.1).
+        return _deliver(request, server.handle_error_response(None, error), popup_origin)
+    return _error_page(request, error.error or "invalid_request", error.get_error_description())
+
+
+def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) -> HttpResponse:
+    """A redirect to the client, or in popup mode the same parameters posted to the opener."""
+    if popup_origin and response.status_code == 302:
+        return _popup_result(request, popup_origin, _redirect_params(response["Location"]))
+    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
+    return response
+
+
+def _client_id_of(request: HttpRequest, params: dict[str, list[str]]) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            return base64.b64decode(header[6:]).decode().split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    return _first(params, "client_id")
+
+
+def _protocol_endpoint(request: HttpRequest, handler: Any) -> HttpResponse:
+    """Shared by the token, revocation and introspection endpoints: body parsing, rate limits, one
+    transaction."""
+    try:
+        params = body_params(request)
+    except OAuth2Error as error:
+        return server.handle_error_response(None, error)
+    try:
+        ratelimit.hit(limits.TOKEN_PER_IP, client_ip(request))
+        client_id = _client_id_of(request, params)
+        if client_id:
+            ratelimit.hit(limits.TOKEN_PER_CLIENT, client_id[:80])
+    except RateLimited as exc:
+        return _rate_limited(exc)
+    oauth_request = Request(request, params)
+    with transaction.atomic():
+        response: HttpResponse = handler(oauth_request)
+    return response
+
+
+@csrf_exempt
+@require_POST
+def token(request: HttpRequest) -> HttpResponse:
+    """``POST /oauth/token`` and ``POST /api/v1/oauth/token`` (identical)."""
+    return _protocol_endpoint(request, server.create_token_response)
+
+
+@csrf_exempt
+@require_POST
+def revoke(request: HttpRequest) -> HttpResponse:
+    """RFC 7009. Unknown tokens answer 200 too (§2.2), so the endpoint tells an attacker nothing."""
+    return _protocol_endpoint(request, lambda r: server.create_endpoint_response("revocation", r))
+
+
+@csrf_exempt
+@require_POST
+def introspect(request: HttpRequest) -> HttpResponse:
+    return _protocol_endpoint(request, lambda r: server.create_endpoint_response("introspection", r))
+
+
+def metadata_document() -> dict[str, Any]:
+    base = settings.APERTUR_BASE_URL
+    auth_methods = ["client_secret_basic", "client_secret_post"]
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "scopes_supported": list(scope_registry.SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "service_documentation": f"{base}/docs/oauth",
+    }
+
+
+@require_GET
+def metadata(request: HttpRequest) -> JsonResponse:
+    """RFC 8414 §3."""
+    response = JsonResponse(metadata_document())
+    response["Cache-Control"] = "public, max-age=3600"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
