@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +24,7 @@ from apertur.accounts.forms import LoginForm, SignupForm
 from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
-from apertur.core.http import client_ip
+from apertur.core.http import client_ip, keep_opener
 from apertur.projects.services import create_customer
 
 
@@ -45,6 +47,20 @@ def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited)
     return response
 
 
+def authorize_flow_pages(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Login and signup in the middle of an OAuth authorization keep ``window.opener`` for the SDK popup."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        response = view(request)
+        if _safe_next(request).startswith("/oauth/authorize"):
+            keep_opener(response)
+        return response
+
+    return wrapper
+
+
+@authorize_flow_pages
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
@@ -70,6 +86,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=status)
 
 
+@authorize_flow_pages
 @sensitive_post_parameters("password", "confirm_password")
 @require_http_methods(["GET", "POST"])
 def signup_view(request: HttpRequest) -> HttpResponse:

@@ -79,3 +79,31 @@ class PlanOut(Schema):
 def get_plan(request: HttpRequest) -> dict[str, Any]:
     context: AccessContext = request.auth  # type: ignore[attr-defined]
     return {**context.token.project.plan.as_json(), "livemode": context.livemode}
+
+
+class ProjectOut(Schema):
+    id: str
+    name: str
+    plan: PlanOut
+    created_at: str
+    livemode: bool
+
+
+@api.get(
+    "/project",
+    response=ProjectOut,
+    auth=OAuthToken("project:read"),
+    summary="The connected project",
+    description="Scope: `project:read`.",
+    tags=["project"],
+)
+def get_project(request: HttpRequest) -> dict[str, Any]:
+    context: AccessContext = request.auth  # type: ignore[attr-defined]
+    project = context.token.project
+    return {
+        "id": project.public_id,
+        "name": project.name,
+        "plan": {**project.plan.as_json(), "livemode": context.livemode},
+        "created_at": project.created_at.isoformat(),
+        "livemode": context.livemode,
+    }

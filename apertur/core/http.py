@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -13,3 +13,14 @@ def client_ip(request: HttpRequest) -> str:
         if forwarded:
             return forwarded.split(",")[0].strip()
     return str(request.META.get("REMOTE_ADDR") or "0.0.0.0")  # noqa: S104 - a value, not a bind
+
+
+# Pages of the authorization flow may run in a popup opened by a partner's page (aptr-connect). The
+# default Cross-Origin-Opener-Policy "same-origin" would sever window.opener and the result could never
+# reach the partner. Framing stays forbidden by X-Frame-Options and CSP frame-ancestors.
+POPUP_COOP = "unsafe-none"
+
+
+def keep_opener(response: HttpResponse) -> HttpResponse:
+    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
+    return response

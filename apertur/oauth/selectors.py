@@ -2,20 +2,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
+from apertur.accounts.models import User
 from apertur.core import tokens
 from apertur.oauth.errors import AppNotFound
-from apertur.oauth.models import KeyMode, OAuthApp, PublicKey
+from apertur.oauth.models import Connection, KeyMode, OAuthApp, PublicKey
 from apertur.partners.models import Partner
+from apertur.projects.models import Project
 
 
 def app_list(*, partner: Partner) -> QuerySet[OAuthApp]:
-    return OAuthApp.objects.filter(partner=partner).prefetch_related("redirect_uris", "allowed_domains")
+    """The partner's apps, each annotated with ``connected_projects`` (active connections)."""
+    return (
+        OAuthApp.objects.filter(partner=partner)
+        .prefetch_related("redirect_uris", "allowed_domains")
+        .annotate(connected_projects=Count("connections", filter=Q(connections__revoked_at__isnull=True)))
+    )
 
 
 def app_for_partner(*, partner: Partner, client_id: str) -> OAuthApp:
-    app = OAuthApp.objects.filter(partner=partner, client_id=client_id).select_related("partner").first()
+    app = (
+        OAuthApp.objects.filter(partner=partner, client_id=client_id)
+        .select_related("partner")
+        .annotate(connected_projects=Count("connections", filter=Q(connections__revoked_at__isnull=True)))
+        .first()
+    )
     if app is None:
         raise AppNotFound()
     return app
@@ -53,3 +65,20 @@ def authenticate_client(*, client_id: str, client_secret: str) -> OAuthApp | Non
         tokens.secret_matches(client_secret, "0" * 64)
         return None
     return app if tokens.secret_matches(client_secret, app.client_secret_hash) else None
+
+
+def connections_for_project(*, project: Project) -> QuerySet[Connection]:
+    """The apps connected to a project, as its owner sees them."""
+    return (
+        Connection.objects.filter(project=project, revoked_at__isnull=True)
+        .select_related("app__partner")
+        .order_by("-updated_at")
+    )
+
+
+def connection_for_owner(*, owner: User, connection_id: int) -> Connection | None:
+    return (
+        Connection.objects.filter(pk=connection_id, project__owner=owner, revoked_at__isnull=True)
+        .select_related("app__partner", "project")
+        .first()
+    )

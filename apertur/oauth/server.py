@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import cached_property
 from typing import Any
 
 from authlib.oauth2 import rfc6749, rfc7009, rfc7636, rfc7662
@@ -46,7 +47,11 @@ class Client(rfc6749.ClientMixin):
 
     def __init__(self, app: OAuthApp) -> None:
         self.app = app
-        self.redirect_uris = [r.uri for r in app.redirect_uris.all()]
+
+    @cached_property
+    def redirect_uris(self) -> list[str]:
+        # Only the authorization endpoint needs them: the token endpoint does not pay for the query.
+        return [r.uri for r in self.app.redirect_uris.all()]
 
     def get_client_id(self) -> str:
         return self.app.client_id
@@ -77,8 +82,9 @@ class Client(rfc6749.ClientMixin):
 
 
 class Code(rfc6749.AuthorizationCodeMixin):
-    def __init__(self, row: AuthorizationCode) -> None:
+    def __init__(self, row: AuthorizationCode, connection: Connection) -> None:
         self.row = row
+        self.connection = connection
 
     def get_redirect_uri(self) -> str:
         return self.row.redirect_uri
@@ -221,7 +227,7 @@ class CodeGrant(AuthorizationCodeGrant):
         # The row lock makes two simultaneous exchanges of one code take turns: the second sees it used.
         row = (
             AuthorizationCode.objects.select_for_update()
-            .select_related("user", "project")
+            .select_related("user")
             .filter(code_hash=tokens.hash_secret(code))
             .first()
         )
@@ -238,16 +244,21 @@ class CodeGrant(AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code was already used. Tokens issued from it have been revoked.")
         if row.expires_at <= clock.now():
             raise InvalidGrantError("The authorization code has expired.")
-        if not Connection.objects.filter(app=client.app, project=row.project, revoked_at__isnull=True).exists():
+        connection = (
+            Connection.objects.select_related("project__plan")
+            .filter(app=client.app, project_id=row.project_id, revoked_at__isnull=True)
+            .first()
+        )
+        if connection is None:
             raise InvalidGrantError("The connection was removed after this code was issued.")
-        return Code(row)
+        return Code(row, connection)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
         AuthorizationCode.objects.filter(pk=authorization_code.row.pk).update(used_at=clock.now())
 
     def authenticate_user(self, authorization_code: Code) -> Any:
         row = authorization_code.row
-        if not row.user.is_active or row.project.owner_id != row.user_id:
+        if not row.user.is_active or authorization_code.connection.project.owner_id != row.user_id:
             return None
         return row.user
 
@@ -410,13 +421,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     # Authlib hooks ---------------------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> Client | None:
-        app = (
-            OAuthApp.objects.usable()
-            .select_related("partner")
-            .prefetch_related("redirect_uris")
-            .filter(client_id=client_id)
-            .first()
-        )
+        app = OAuthApp.objects.usable().select_related("partner").filter(client_id=client_id).first()
         return Client(app) if app is not None else None
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
@@ -478,9 +483,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         granted = scope_registry.split(token["scope"])
         if request.authorization_code is not None:
             code_row: AuthorizationCode = request.authorization_code.row
-            connection = Connection.objects.select_related("project__plan").get(
-                app_id=code_row.app_id, project_id=code_row.project_id
-            )
+            connection = request.authorization_code.connection
             row = token_store.issue(
                 connection=connection,
                 scopes=granted,

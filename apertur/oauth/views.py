@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apertur.accounts.models import User
 from apertur.core import audit, ratelimit
 from apertur.core.errors import RateLimited
-from apertur.core.http import client_ip
+from apertur.core.http import client_ip, keep_opener
 from apertur.oauth import limits
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
@@ -28,10 +28,6 @@ from apertur.oauth.domains import origin_allowed
 from apertur.oauth.selectors import app_for_public_key
 from apertur.oauth.server import Request, body_params, server
 from apertur.projects.selectors import project_list
-
-# The authorization pages may run in a popup opened by a partner's page: keep window.opener (the
-# default COOP "same-origin" would sever it). Framing stays forbidden by X-Frame-Options and CSP.
-POPUP_COOP = "unsafe-none"
 
 
 def _first(params: dict[str, list[str]], key: str) -> str:
@@ -45,8 +41,7 @@ def _error_page(request: HttpRequest, error: str, description: str, *, status: i
     response = render(
         request, "oauth/authorize_error.html", {"error": error, "description": description}, status=status
     )
-    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
-    return response
+    return keep_opener(response)
 
 
 def _popup_result(request: HttpRequest, origin: str, message: dict[str, str]) -> HttpResponse:
@@ -57,8 +52,7 @@ def _popup_result(request: HttpRequest, origin: str, message: dict[str, str]) ->
         "oauth/popup_result.html",
         {"origin": origin, "message": {"source": "aptr-connect", **message}},
     )
-    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
-    return response
+    return keep_opener(response)
 
 
 def _redirect_params(location: str) -> dict[str, str]:
@@ -123,8 +117,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
 
     if user is None:
         login = HttpResponseRedirect("/login?" + urlencode({"next": request.get_full_path()}))
-        login["Cross-Origin-Opener-Policy"] = POPUP_COOP
-        return login
+        return keep_opener(login)
     assert isinstance(user, User)
 
     app = oauth_request.client.app
@@ -164,8 +157,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     else:
         status = 200
     response = render(request, "oauth/consent.html", context, status=status)
-    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
-    return response
+    return keep_opener(response)
 
 
 def _sdk_error(request: HttpRequest, origin: str, code: str, message: str) -> HttpResponse:
@@ -187,8 +179,7 @@ def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) ->
     """A redirect to the client, or in popup mode the same parameters posted to the opener."""
     if popup_origin and response.status_code == 302:
         return _popup_result(request, popup_origin, _redirect_params(response["Location"]))
-    response["Cross-Origin-Opener-Policy"] = POPUP_COOP
-    return response
+    return keep_opener(response)
 
 
 def _client_id_of(request: HttpRequest, params: dict[str, list[str]]) -> str:

@@ -7,4 +7,9 @@ app_name = "projects"
 urlpatterns = [
     path("", views.project_list, name="list"),
     path("<str:public_id>/", views.project_detail, name="detail"),
+    path(
+        "<str:public_id>/connections/<int:connection_id>/disconnect",
+        views.disconnect_app,
+        name="disconnect-app",
+    ),
 ]

@@ -9,6 +9,8 @@ from django.views.decorators.http import require_http_methods
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
+from apertur.oauth.selectors import connection_for_owner, connections_for_project
+from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
 
@@ -47,4 +49,19 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
     if project is None:
         raise Http404("No such project.")
-    return render(request, "projects/detail.html", {"project": project})
+    connections = list(connections_for_project(project=project))
+    return render(request, "projects/detail.html", {"project": project, "connections": connections})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def disconnect_app(request: HttpRequest, public_id: str, connection_id: int) -> HttpResponse:
+    """Confirm (GET), then remove the connection and every token it holds (POST)."""
+    connection = connection_for_owner(owner=_user(request), connection_id=connection_id)
+    if connection is None or connection.project.public_id != public_id:
+        raise Http404("No such connection.")
+    if request.method == "POST":
+        disconnect(connection=connection, actor=_user(request), ip=client_ip(request))
+        messages.success(request, f"{connection.app.name} is disconnected from {connection.project.name}.")
+        return redirect("projects:detail", public_id=public_id)
+    return render(request, "projects/disconnect.html", {"connection": connection})

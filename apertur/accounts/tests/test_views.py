@@ -209,3 +209,12 @@ def test_password_reset_is_rate_limited_per_ip() -> None:
     for i in range(RESET_PER_IP.max_hits):
         client.post("/password-reset", {"email": f"n{i}@example.com"})
     assert client.post("/password-reset", {"email": "x@example.com"}).status_code == 429
+
+
+def test_login_in_an_authorization_popup_keeps_the_opener() -> None:
+    plain = Client().get("/login")
+    assert plain["Cross-Origin-Opener-Policy"] == "same-origin"
+    in_flow = Client().get("/login?next=/oauth/authorize%3Fpublic_key%3Dx")
+    assert in_flow["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert in_flow["X-Frame-Options"] == "DENY"
+    assert Client().get("/signup?next=/oauth/authorize")["Cross-Origin-Opener-Policy"] == "unsafe-none"

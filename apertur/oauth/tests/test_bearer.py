@@ -1,0 +1,107 @@
+"""Bearer token use at /api/v1 (RFC 6750)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.oauth import services
+from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.partners import services as partner_services
+
+pytestmark = pytest.mark.django_db
+
+
+def test_plan_and_project(flow: Flow) -> None:
+    tokens = flow.tokens(scope="project:read")
+    plan = api_get("/api/v1/plan", tokens["access_token"])
+    assert plan.status_code == 200
+    assert plan.json()["name"] == "Pro"
+    assert plan.json()["limits"]["uploads_per_month"] > 0
+    project = api_get("/api/v1/project", tokens["access_token"]).json()
+    assert project["id"] == flow.project.public_id
+    assert project["name"] == "Weddings"
+    assert project["plan"]["name"] == "Pro"
+
+
+def test_missing_token(flow: Flow) -> None:
+    response = Client().get("/api/v1/plan")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="apertur"'
+    assert response.json()["error"]["code"] == "authentication_required"
+
+
+def test_query_string_token_is_not_accepted(flow: Flow) -> None:
+    tokens = flow.tokens()
+    response = Client().get(f"/api/v1/plan?access_token={tokens['access_token']}")
+    assert response.status_code == 401
+
+
+def test_wrong_scheme_is_invalid_request(flow: Flow) -> None:
+    response = Client().get("/api/v1/plan", HTTP_AUTHORIZATION="Token abc")
+    assert response.status_code == 400
+    assert 'error="invalid_request"' in response["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("value", ["oat_forged", "", "ort_not_an_access_token"])
+def test_invalid_token(flow: Flow, value: str) -> None:
+    response = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {value}".strip())
+    assert response.status_code in {400, 401}
+
+
+def test_refresh_token_is_not_an_access_token(flow: Flow) -> None:
+    tokens = flow.tokens()
+    response = api_get("/api/v1/plan", tokens["refresh_token"])
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": {"code": "invalid_token", "message": "The access token is invalid, expired or revoked."}
+    }
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+
+
+def test_insufficient_scope_names_the_scope(flow: Flow) -> None:
+    tokens = flow.tokens(scope="upload:read")
+    response = api_get("/api/v1/project", tokens["access_token"])
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+    assert "project:read" in response.json()["error"]["message"]
+    assert 'error="insufficient_scope"' in response["WWW-Authenticate"]
+    assert 'scope="project:read"' in response["WWW-Authenticate"]
+
+
+def test_deactivation_and_suspension_kill_tokens_at_once(flow: Flow) -> None:
+    tokens = flow.tokens()
+    services.deactivate_app(app=flow.created.app)
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 401
+    services.reactivate_app(app=flow.created.app)
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200
+    partner_services.suspend(partner=flow.created.app.partner, reviewer=None, reason="Abuse")
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 401
+    refresh = Client().post(
+        "/oauth/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": flow.client_id,
+            "client_secret": flow.secret,
+        },
+    )
+    assert refresh.json()["error"] == "invalid_client"
+    partner_services.restore(partner=flow.created.app.partner, reviewer=None)
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200
+
+
+def test_bearer_request_is_one_query(flow: Flow) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    tokens = flow.tokens(scope="project:read")
+    with CaptureQueriesContext(connection) as ctx:
+        assert api_get("/api/v1/project", tokens["access_token"]).status_code == 200
+    assert len(ctx.captured_queries) == 1
+
+
+def test_openapi_document_lists_the_endpoints() -> None:
+    data = Client().get("/api/v1/openapi.json").json()
+    assert "/api/v1/plan" in data["paths"] and "/api/v1/project" in data["paths"]
+    assert "plan:read" in data["paths"]["/api/v1/plan"]["get"]["description"]

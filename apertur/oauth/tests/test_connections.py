@@ -1,0 +1,93 @@
+"""Connections: one per app x project, what customers see and revoke, and what partners count."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.core.models import AuditEvent
+from apertur.oauth.models import Connection
+from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.testing import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_reauthorizing_updates_the_one_connection(flow: Flow) -> None:
+    flow.tokens(scope="project:read")
+    flow.tokens(scope="upload:create")
+    connection = Connection.objects.get()
+    assert connection.scope_list == ["plan:read", "upload:create"]
+    flow.tokens(project=flow.other_project.public_id)
+    assert Connection.objects.count() == 2
+
+
+def test_project_page_lists_connected_apps_and_disconnects(flow: Flow) -> None:
+    tokens = flow.tokens(scope="project:read")
+    second = flow.tokens(scope="project:read")
+    page = flow.browser.get(f"/projects/{flow.project.public_id}/").content.decode()
+    assert "Connected apps" in page and "Snapflow" in page and "Snapflow Inc." in page
+    assert "<code>project:read</code>" in page
+    connection = Connection.objects.get()
+    url = f"/projects/{flow.project.public_id}/connections/{connection.pk}/disconnect"
+    confirm = flow.browser.get(url)
+    assert confirm.status_code == 200 and "every token it holds stops working" in confirm.content.decode()
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200  # GET changes nothing
+    response = flow.browser.post(url)
+    assert response.status_code == 302
+    for t in (tokens, second):
+        assert api_get("/api/v1/plan", t["access_token"]).status_code == 401
+    refresh = Client().post(
+        "/oauth/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": flow.client_id,
+            "client_secret": flow.secret,
+        },
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+    page = flow.browser.get(f"/projects/{flow.project.public_id}/").content.decode()
+    assert "No apps are connected" in page
+    event = AuditEvent.objects.get(action="oauth.connection_removed")
+    assert event.data["tokens_revoked"] == 2
+
+
+def test_reconnecting_after_disconnect(flow: Flow) -> None:
+    from apertur.oauth.tokens import disconnect
+
+    flow.tokens()
+    disconnect(connection=Connection.objects.get(), actor=flow.customer)
+    tokens = flow.tokens()
+    assert Connection.objects.get().revoked_at is None
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200
+
+
+def test_only_the_owner_can_disconnect(flow: Flow) -> None:
+    flow.tokens()
+    connection = Connection.objects.get()
+    stranger = Client()
+    stranger.force_login(make_user())
+    url = f"/projects/{flow.project.public_id}/connections/{connection.pk}/disconnect"
+    assert stranger.post(url).status_code == 404
+    assert Connection.objects.get().revoked_at is None
+
+
+def test_disconnect_needs_csrf(flow: Flow) -> None:
+    flow.tokens()
+    connection = Connection.objects.get()
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(flow.customer)
+    assert browser.post(f"/projects/{flow.project.public_id}/connections/{connection.pk}/disconnect").status_code == 403
+    assert Connection.objects.get().revoked_at is None
+
+
+def test_partner_sees_connected_project_counts(flow: Flow) -> None:
+    flow.tokens()
+    flow.tokens(project=flow.other_project.public_id)
+    partner_browser = Client()
+    partner_browser.force_login(flow.created.app.partner.user)
+    listing = partner_browser.get("/partners/apps/").content.decode()
+    assert "<td>2</td>" in listing
+    detail = partner_browser.get(f"/partners/apps/{flow.client_id}/").content.decode()
+    assert 'data-testid="connected-projects">2<' in detail

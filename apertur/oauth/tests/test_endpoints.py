@@ -1,0 +1,107 @@
+"""Revocation (RFC 7009), introspection (RFC 7662) and metadata (RFC 8414)."""
+
+from __future__ import annotations
+
+import pytest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from django.test import Client
+
+from apertur.core.models import AuditEvent
+from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.testing import make_app
+
+pytestmark = pytest.mark.django_db
+
+
+def post(flow: Flow, path: str, **data: str) -> dict:
+    response = Client().post(path, {"client_id": flow.client_id, "client_secret": flow.secret, **data})
+    assert response["Cache-Control"] == "no-store"
+    return {"status": response.status_code, **response.json()}
+
+
+def test_revoking_an_access_token(flow: Flow) -> None:
+    tokens = flow.tokens()
+    assert post(flow, "/oauth/revoke", token=tokens["access_token"]) == {"status": 200}
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 401
+    assert AuditEvent.objects.filter(action="oauth.token_revoked").count() == 1
+
+
+def test_revoking_a_refresh_token_revokes_its_grant(flow: Flow) -> None:
+    tokens = flow.tokens()
+    assert post(flow, "/oauth/revoke", token=tokens["refresh_token"], token_type_hint="refresh_token")["status"] == 200
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 401
+    refreshed = post(flow, "/oauth/token", grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    assert refreshed["error"] == "invalid_grant"
+
+
+def test_revoking_unknown_token_is_200(flow: Flow) -> None:
+    assert post(flow, "/oauth/revoke", token="oat_unknown") == {"status": 200}
+
+
+def test_revoking_needs_client_authentication(flow: Flow) -> None:
+    tokens = flow.tokens()
+    response = Client().post("/oauth/revoke", {"token": tokens["access_token"]})
+    assert response.status_code == 401
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200
+
+
+def test_another_client_cannot_revoke_my_token(flow: Flow) -> None:
+    tokens = flow.tokens()
+    other = make_app(flow.created.app.partner, name="Other")
+    response = Client().post(
+        "/oauth/revoke",
+        {"token": tokens["access_token"], "client_id": other.app.client_id, "client_secret": other.client_secret},
+    )
+    assert response.status_code == 400
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200
+
+
+def test_introspection_of_own_tokens(flow: Flow) -> None:
+    tokens = flow.tokens(scope="project:read")
+    data = post(flow, "/oauth/introspect", token=tokens["access_token"])
+    assert data["active"] is True
+    assert data["scope"] == "plan:read project:read"
+    assert data["client_id"] == flow.client_id
+    assert data["sub"] == flow.customer.public_id
+    assert data["project_id"] == flow.project.public_id
+    assert data["token_type"] == "Bearer"
+    assert data["livemode"] is True
+    assert data["exp"] - data["iat"] == 3600
+    refresh = post(flow, "/oauth/introspect", token=tokens["refresh_token"], token_type_hint="refresh_token")
+    assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
+    post(flow, "/oauth/revoke", token=tokens["access_token"])
+    assert post(flow, "/oauth/introspect", token=tokens["access_token"]) == {"status": 200, "active": False}
+
+
+def test_introspection_of_other_clients_tokens_reveals_nothing(flow: Flow) -> None:
+    tokens = flow.tokens()
+    other = make_app(flow.created.app.partner, name="Other")
+    response = Client().post(
+        "/oauth/introspect",
+        {"token": tokens["access_token"], "client_id": other.app.client_id, "client_secret": other.client_secret},
+    )
+    assert response.json() == {"active": False}
+    assert post(flow, "/oauth/introspect", token="oat_garbage") == {"status": 200, "active": False}
+
+
+def test_introspection_needs_client_authentication(flow: Flow) -> None:
+    tokens = flow.tokens()
+    response = Client().post("/oauth/introspect", {"token": tokens["access_token"]})
+    assert response.status_code == 401
+
+
+def test_metadata_document(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.APERTUR_BASE_URL = "https://apertur.example"
+    response = Client().get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 200
+    data = response.json()
+    AuthorizationServerMetadata(data).validate()
+    assert data["issuer"] == "https://apertur.example"
+    assert data["authorization_endpoint"] == "https://apertur.example/oauth/authorize"
+    assert data["token_endpoint"] == "https://apertur.example/oauth/token"
+    assert data["revocation_endpoint"] == "https://apertur.example/oauth/revoke"
+    assert data["introspection_endpoint"] == "https://apertur.example/oauth/introspect"
+    assert data["code_challenge_methods_supported"] == ["S256"]
+    assert set(data["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+    assert set(data["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    assert "plan:read" in data["scopes_supported"] and "billing:read" in data["scopes_supported"]

@@ -1,0 +1,133 @@
+"""The refresh token grant with rotation and reuse detection (RFC 6749 §6, RFC 9700 §4.14.2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import Client
+
+from apertur.core.models import AuditEvent
+from apertur.oauth.models import Token
+from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.testing import make_app
+
+pytestmark = pytest.mark.django_db
+
+
+def refresh(flow: Flow, refresh_token: str, **extra: str) -> Any:
+    body = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": flow.client_id,
+        "client_secret": flow.secret,
+        **extra,
+    }
+    return Client().post("/api/v1/oauth/token", body, content_type="application/json")
+
+
+def test_rotation_returns_new_pair_and_retires_the_old_refresh_token(flow: Flow) -> None:
+    first = flow.tokens(scope="project:read")
+    response = refresh(flow, first["refresh_token"])
+    assert response.status_code == 200, response.content
+    second = response.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    assert second["scopes"] == ["plan:read", "project:read"]
+    assert second["project_id"] == first["project_id"]
+    assert second["plan"]["name"] == "Pro"
+    assert api_get("/api/v1/project", second["access_token"]).status_code == 200
+    rows = list(Token.objects.order_by("id"))
+    assert rows[0].family == rows[1].family and rows[1].parent == rows[0]
+    assert rows[0].rotated_at is not None
+    assert AuditEvent.objects.filter(action="oauth.token_refreshed").count() == 1
+
+
+def test_reusing_a_rotated_refresh_token_revokes_the_family(flow: Flow) -> None:
+    first = flow.tokens()
+    second = refresh(flow, first["refresh_token"]).json()
+    third = refresh(flow, second["refresh_token"]).json()
+    reuse = refresh(flow, first["refresh_token"])
+    assert reuse.status_code == 400
+    assert reuse.json()["error"] == "invalid_grant"
+    assert "already used" in reuse.json()["error_description"]
+    assert api_get("/api/v1/plan", third["access_token"]).status_code == 401
+    assert refresh(flow, third["refresh_token"]).json()["error"] == "invalid_grant"
+    assert AuditEvent.objects.filter(action="oauth.refresh_reuse_detected").count() == 1
+
+
+def test_other_families_survive_a_reuse(flow: Flow) -> None:
+    mine = flow.tokens()
+    other = flow.tokens()
+    refresh(flow, mine["refresh_token"])
+    refresh(flow, mine["refresh_token"])  # reuse: kills only mine's family
+    assert api_get("/api/v1/plan", other["access_token"]).status_code == 200
+
+
+def test_narrower_scope_allowed_wider_refused(flow: Flow) -> None:
+    first = flow.tokens(scope="project:read upload:read")
+    narrower = refresh(flow, first["refresh_token"], scope="project:read")
+    assert narrower.status_code == 200
+    assert narrower.json()["scopes"] == ["plan:read", "project:read"]
+    token = narrower.json()["refresh_token"]
+    wider = refresh(flow, token, scope="project:read upload:read")  # upload:read was dropped above
+    assert wider.status_code == 400
+    assert wider.json()["error"] == "invalid_scope"
+    unknown = refresh(flow, token, scope="admin")
+    assert unknown.json()["error"] == "invalid_scope"
+    assert refresh(flow, token).status_code == 200  # a refused scope does not burn the token
+
+
+def test_alias_in_refresh_scope(flow: Flow) -> None:
+    first = flow.tokens(scope="upload:create")
+    assert refresh(flow, first["refresh_token"], scope="sessions:write").json()["scopes"] == [
+        "plan:read",
+        "upload:create",
+    ]
+
+
+def test_refresh_token_of_another_client_is_invalid_grant(flow: Flow) -> None:
+    first = flow.tokens()
+    other = make_app(flow.created.app.partner, name="Other")
+    response = Client().post(
+        "/oauth/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": other.app.client_id,
+            "client_secret": other.client_secret,
+        },
+    )
+    assert response.json()["error"] == "invalid_grant"
+    assert refresh(flow, first["refresh_token"]).status_code == 200  # not burnt
+
+
+def test_refresh_tokens_die_after_60_days_unused(flow: Flow) -> None:
+    first = flow.tokens()
+    now = dt.datetime.now(tz=dt.UTC)
+    with time_machine.travel(now + dt.timedelta(days=59)):
+        second = refresh(flow, first["refresh_token"])
+        assert second.status_code == 200
+    with time_machine.travel(now + dt.timedelta(days=59 + 60, seconds=1)):
+        assert refresh(flow, second.json()["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_access_tokens_expire_after_an_hour(flow: Flow) -> None:
+    first = flow.tokens()
+    now = dt.datetime.now(tz=dt.UTC)
+    with time_machine.travel(now + dt.timedelta(minutes=59)):
+        assert api_get("/api/v1/plan", first["access_token"]).status_code == 200
+    with time_machine.travel(now + dt.timedelta(hours=1, seconds=1)):
+        response = api_get("/api/v1/plan", first["access_token"])
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response["WWW-Authenticate"]
+        assert refresh(flow, first["refresh_token"]).status_code == 200
+
+
+def test_missing_refresh_token(flow: Flow) -> None:
+    response = Client().post(
+        "/oauth/token", {"grant_type": "refresh_token", "client_id": flow.client_id, "client_secret": flow.secret}
+    )
+    assert response.json()["error"] == "invalid_request"

@@ -1,0 +1,237 @@
+"""POST /oauth/token and /api/v1/oauth/token: the authorization code grant (RFC 6749 §4.1.3-4.1.4, §5)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+import time_machine
+from django.test import Client
+
+from apertur.core.models import AuditEvent
+from apertur.oauth import services
+from apertur.oauth.models import Token
+from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.partners import services as partner_services
+from apertur.testing import REDIRECT_URI, exchange, make_app, pkce_pair
+
+pytestmark = pytest.mark.django_db
+
+
+def test_form_body_and_json_body_are_equivalent(flow: Flow) -> None:
+    for as_json in (True, False):
+        response = exchange(Client(), flow.code(), flow.client_id, flow.secret, as_json=as_json)
+        assert response.status_code == 200, response.content
+        assert response["Content-Type"] == "application/json"
+        assert response["Cache-Control"] == "no-store"
+        assert response["Pragma"] == "no-cache"
+        assert set(response.json()) >= {
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "scope",
+            "scopes",
+            "project_id",
+            "plan",
+        }
+
+
+def test_client_secret_basic(flow: Flow) -> None:
+    basic = base64.b64encode(f"{flow.client_id}:{flow.secret}".encode()).decode()
+    response = Client().post(
+        "/oauth/token",
+        {"grant_type": "authorization_code", "code": flow.code(), "redirect_uri": REDIRECT_URI},
+        HTTP_AUTHORIZATION=f"Basic {basic}",
+    )
+    assert response.status_code == 200, response.content
+
+
+def test_only_hashes_are_stored(flow: Flow) -> None:
+    body = flow.tokens()
+    row = Token.objects.get()
+    assert body["access_token"] not in (row.access_token_hash, row.refresh_token_hash)
+    assert len(row.access_token_hash) == 64 and len(row.refresh_token_hash or "") == 64
+    assert body["refresh_token"].startswith("ort_")
+    assert AuditEvent.objects.filter(action="oauth.token_issued").count() == 1
+
+
+@pytest.mark.parametrize("secret", ["wrong", ""])
+def test_wrong_client_secret_is_401_with_challenge(flow: Flow, secret: str) -> None:
+    response = exchange(Client(), flow.code(), flow.client_id, secret)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response["WWW-Authenticate"].startswith("Basic")
+    assert Token.objects.count() == 0
+
+
+def test_unknown_client_is_401(flow: Flow) -> None:
+    response = exchange(Client(), flow.code(), "aptr_ci_nope", flow.secret)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_code_replay_fails_and_revokes_what_the_first_use_issued(flow: Flow) -> None:
+    code = flow.code()
+    first = exchange(Client(), code, flow.client_id, flow.secret).json()
+    assert api_get("/api/v1/plan", first["access_token"]).status_code == 200
+    replay = exchange(Client(), code, flow.client_id, flow.secret)
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert api_get("/api/v1/plan", first["access_token"]).status_code == 401
+    refresh = Client().post(
+        "/oauth/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": flow.client_id,
+            "client_secret": flow.secret,
+        },
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+    assert AuditEvent.objects.filter(action="oauth.code_replayed").count() == 1
+
+
+def test_replay_also_revokes_rotated_descendants(flow: Flow) -> None:
+    code = flow.code()
+    first = exchange(Client(), code, flow.client_id, flow.secret).json()
+    rotated = (
+        Client()
+        .post(
+            "/oauth/token",
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": first["refresh_token"],
+                "client_id": flow.client_id,
+                "client_secret": flow.secret,
+            },
+        )
+        .json()
+    )
+    exchange(Client(), code, flow.client_id, flow.secret)
+    assert api_get("/api/v1/plan", rotated["access_token"]).status_code == 401
+
+
+def test_code_of_another_client_is_invalid_grant_and_not_burnt(flow: Flow) -> None:
+    other = make_app(flow.created.app.partner, name="Other app")
+    code = flow.code()
+    response = exchange(Client(), code, other.app.client_id, other.client_secret)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+    assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
+
+
+def test_expired_code(flow: Flow) -> None:
+    code = flow.code()
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(minutes=10, seconds=1)):
+        response = exchange(Client(), code, flow.client_id, flow.secret)
+    assert response.json() == {"error": "invalid_grant", "error_description": "The authorization code has expired."}
+
+
+def test_code_still_valid_just_before_ten_minutes(flow: Flow) -> None:
+    code = flow.code()
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(minutes=9, seconds=50)):
+        assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
+
+
+@pytest.mark.parametrize("redirect_uri", ["https://snapflow.example/other", "https://evil.example/callback", ""])
+def test_redirect_uri_must_repeat_exactly(flow: Flow, redirect_uri: str) -> None:
+    response = exchange(Client(), flow.code(), flow.client_id, flow.secret, redirect_uri=redirect_uri)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+def test_pkce_verifier_checked(flow: Flow) -> None:
+    verifier, challenge = pkce_pair()
+    params = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    missing = exchange(Client(), flow.code(**params), flow.client_id, flow.secret)
+    assert missing.json()["error"] == "invalid_request"
+    wrong = exchange(Client(), flow.code(**params), flow.client_id, flow.secret, code_verifier=pkce_pair()[0])
+    assert wrong.json()["error"] == "invalid_grant"
+    right = exchange(Client(), flow.code(**params), flow.client_id, flow.secret, code_verifier=verifier)
+    assert right.status_code == 200
+
+
+def test_pkce_downgrade_verifier_without_challenge_refused(flow: Flow) -> None:
+    response = exchange(Client(), flow.code(), flow.client_id, flow.secret, code_verifier=pkce_pair()[0])
+    assert response.json()["error"] == "invalid_request"
+    assert Token.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error"),
+    [
+        ("{not json", "application/json", "invalid_request"),
+        ("[1, 2]", "application/json", "invalid_request"),
+        ('{"grant_type": "password", "username": "a", "password": "b"}', "application/json", "unsupported_grant_type"),
+        ('{"grant_type": "client_credentials"}', "application/json", "unsupported_grant_type"),
+        ("{}", "application/json", "unsupported_grant_type"),
+    ],
+)
+def test_malformed_requests(flow: Flow, body: str, content_type: str, error: str) -> None:
+    response = Client().post("/oauth/token", body, content_type=content_type)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_missing_code(flow: Flow) -> None:
+    response = Client().post(
+        "/oauth/token", {"grant_type": "authorization_code", "client_id": flow.client_id, "client_secret": flow.secret}
+    )
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_get_is_not_allowed() -> None:
+    assert Client().get("/oauth/token").status_code == 405
+
+
+def test_deactivated_app_and_suspended_partner_codes_stop_working(flow: Flow) -> None:
+    code = flow.code()
+    services.deactivate_app(app=flow.created.app)
+    assert exchange(Client(), code, flow.client_id, flow.secret).json()["error"] == "invalid_client"
+    services.reactivate_app(app=flow.created.app)
+    partner_services.suspend(partner=flow.created.app.partner, reviewer=None, reason="Abuse")
+    assert exchange(Client(), code, flow.client_id, flow.secret).json()["error"] == "invalid_client"
+
+
+def test_rotated_secret_stops_working_for_exchange(flow: Flow) -> None:
+    code = flow.code()
+    services.rotate_secret(app=flow.created.app)
+    assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 401
+
+
+def test_disconnected_before_exchange(flow: Flow) -> None:
+    from apertur.oauth.models import Connection
+    from apertur.oauth.tokens import disconnect
+
+    code = flow.code()
+    disconnect(connection=Connection.objects.get(), actor=flow.customer)
+    assert exchange(Client(), code, flow.client_id, flow.secret).json()["error"] == "invalid_grant"
+
+
+def test_token_endpoint_rate_limited_per_client(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apertur.core.ratelimit import Limit
+    from apertur.oauth import limits
+
+    monkeypatch.setattr(limits, "TOKEN_PER_CLIENT", Limit("t-token-client", 2, 60))
+    for _ in range(2):
+        exchange(Client(), "oac_bogus", flow.client_id, flow.secret)
+    response = exchange(Client(), flow.code(), flow.client_id, flow.secret)
+    assert response.status_code == 429
+    assert response.json()["error"] == "rate_limited"
+    assert int(response["Retry-After"]) > 0
+    assert Token.objects.count() == 0
+
+
+def test_token_exchange_query_count(flow: Flow) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    code = flow.code()
+    with CaptureQueriesContext(connection) as ctx:
+        assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
+    # client, code (locked), connection with project and plan, token insert, audit insert, code marked used
+    queries = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(queries) == 6, queries

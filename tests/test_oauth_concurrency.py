@@ -1,0 +1,61 @@
+"""Races on the token endpoint, on PostgreSQL with real parallel connections (ARCHITECTURE section 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from apertur.oauth.models import Token
+from apertur.projects.services import create_project
+from apertur.testing import exchange, get_code, make_app, make_user
+from tests.test_concurrency import race
+
+
+@pytest.fixture
+def world(postgres_only: None) -> dict[str, Any]:
+    created = make_app()
+    customer = make_user()
+    create_project(owner=customer, name="Weddings")
+    browser = Client()
+    browser.force_login(customer)
+    return {"created": created, "browser": browser}
+
+
+def test_two_simultaneous_exchanges_of_one_code_give_one_token(world: dict[str, Any]) -> None:
+    created = world["created"]
+    for _ in range(3):  # a few rounds: each is a fresh race
+        code = get_code(world["browser"], created.app.client_id)
+        results = race(lambda code=code: exchange(Client(), code, created.app.client_id, created.client_secret), n=4)
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == [200, 400, 400, 400], statuses
+        winner = next(r for r in results if r.status_code == 200).json()
+        # The losers were replays: what the winner got is revoked (RFC 6749 §4.1.2).
+        plan = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {winner['access_token']}")
+        assert plan.status_code == 401
+    assert Token.objects.count() == 3
+
+
+def test_two_simultaneous_refreshes_give_at_most_one_success(world: dict[str, Any]) -> None:
+    created = world["created"]
+    code = get_code(world["browser"], created.app.client_id)
+    tokens = exchange(Client(), code, created.app.client_id, created.client_secret).json()
+
+    def refresh() -> Any:
+        return Client().post(
+            "/oauth/token",
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": created.app.client_id,
+                "client_secret": created.client_secret,
+            },
+        )
+
+    results = race(refresh, n=4)
+    successes = [r for r in results if r.status_code == 200]
+    assert len(successes) <= 1
+    assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code != 200)
+    # At most one new token was issued from the one refresh token.
+    assert Token.objects.filter(parent__isnull=False).count() <= 1
