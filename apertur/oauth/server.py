@@ -26,6 +26,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
     OAuth2Payload,
     OAuth2Request,
+    UnsupportedTokenTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from django.conf import settings
@@ -161,7 +162,16 @@ class Request(OAuth2Request):
 
 def body_params(request: HttpRequest) -> dict[str, list[str]]:
     """Token endpoint parameters from a form-encoded (RFC 6749) or JSON (the seeds) body. Raises
-    :class:`InvalidRequestError` for a body that is neither."""
+    :class:`InvalidRequestError` for a body that is neither, or that repeats a parameter (RFC 6749 §3.2:
+    parameters "MUST NOT be included more than once"; which copy counts would be ambiguous)."""
+    params = _body_params(request)
+    for key, values in params.items():
+        if len(values) > 1:
+            raise InvalidRequestError(f"Repeated parameter '{key}'.")
+    return params
+
+
+def _body_params(request: HttpRequest) -> dict[str, list[str]]:
     content_type = request.content_type or ""
     if content_type == "application/json":
         try:
@@ -364,6 +374,11 @@ class Introspection(rfc7662.IntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
+    def check_params(self, request: Request, client: Client) -> None:
+        # RFC 7662 §2.1: the hint only speeds the search up; an unknown hint is ignored, not an error.
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token'.")
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
         return _find_token(token_string, token_type_hint)
 
@@ -446,6 +461,9 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         # RFC 6749 §5.2: invalid_client is a 401 with a WWW-Authenticate challenge.
         if isinstance(error, InvalidClientError):
             error.status_code = 401
+        # RFC 7009 §2.2.1: unsupported_token_type is a 400 (Authlib answers 401, without a challenge).
+        elif isinstance(error, UnsupportedTokenTypeError):
+            error.status_code = 400
         return super().handle_error_response(request, error)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:

@@ -85,14 +85,17 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if "public_key" in params:
         # aptr-connect mode: a publishable key and the opener's origin instead of a client_id.
         match = app_for_public_key(_first(params, "public_key"))
-        origin = _first(params, "origin")
+        origin, state = _first(params, "origin"), _first(params, "state")
         if match is None:
-            return _sdk_error(request, origin, "invalid_public_key", "The public key was not found or is deactivated.")
+            return _sdk_error(
+                request, origin, state, "invalid_public_key", "The public key was not found or is deactivated."
+            )
         patterns = [d.pattern for d in match.app.allowed_domains.all()]
         if not origin or not origin_allowed(origin, patterns):
             return _sdk_error(
                 request,
                 origin,
+                state,
                 "origin_not_allowed",
                 "This page's origin is not in the app's allowed domains.",
             )
@@ -157,14 +160,22 @@ def authorize(request: HttpRequest) -> HttpResponse:
     else:
         status = 200
     response = render(request, "oauth/consent.html", context, status=status)
+    # CSP form-action also governs the redirect that follows the consent POST (Chromium enforces it), so
+    # the page may submit to Apertur and be redirected to this client's validated redirect URI, no further.
+    target = urlsplit(grant.redirect_uri)
+    response._csp_update = {"form-action": ["'self'", f"{target.scheme}://{target.netloc}"]}  # type: ignore[attr-defined]
     return keep_opener(response)
 
 
-def _sdk_error(request: HttpRequest, origin: str, code: str, message: str) -> HttpResponse:
+def _sdk_error(request: HttpRequest, origin: str, state: str, code: str, message: str) -> HttpResponse:
     """Errors of the SDK's table. Posting them to the claimed origin leaks nothing: the browser delivers
-    the message only if the opener really is on that origin."""
+    the message only if the opener really is on that origin. ``state`` goes back as with every error
+    (RFC 6749 §4.1.2.1) so the SDK can tell which call failed."""
     if origin and urlsplit(origin).scheme in {"http", "https"}:
-        return _popup_result(request, origin, {"error": code, "error_description": message})
+        message_ = {"error": code, "error_description": message}
+        if state:
+            message_["state"] = state
+        return _popup_result(request, origin, message_)
     return _error_page(request, code, message)
 
 
@@ -249,7 +260,6 @@ def metadata_document() -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
-        "service_documentation": f"{base}/docs/oauth",
     }
 
 
