@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apertur.core import clock, tokens
+from apertur.core import tokens
 from apertur.oauth.models import Token
 from apertur.oauth.server import active_for_api
+from apertur.oauth.tokens import access_is_live
 
 
 class BearerError(Exception):
@@ -61,7 +62,7 @@ def authenticate(authorization: str | None) -> AccessContext:
         .filter(access_token_hash=tokens.hash_secret(value.strip()))
         .first()
     )
-    if row is None or row.access_revoked_at is not None or row.access_expires_at <= clock.now():
+    if row is None or not access_is_live(row):
         raise BearerError("invalid_token", "The access token is invalid, expired or revoked.", status=401)
     if not active_for_api(row):
         raise BearerError("invalid_token", "The access token is no longer valid.", status=401)

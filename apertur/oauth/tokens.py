@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q
@@ -89,13 +88,6 @@ def save_code(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Issued:
-    row: Token
-    access_token: str
-    refresh_token: str
-
-
 def issue(
     *,
     connection: Connection,
@@ -163,8 +155,7 @@ def find_by_refresh_token(value: str, *, lock: bool = False) -> Token | None:
 
 
 def access_is_live(token: Token, *, at: dt.datetime | None = None) -> bool:
-    now = at or clock.now()
-    return token.access_revoked_at is None and token.access_expires_at > now
+    return token.access_revoked_at is None and token.access_expires_at > (at or clock.now())
 
 
 def refresh_is_live(token: Token, *, at: dt.datetime | None = None) -> bool:
