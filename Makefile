@@ -11,7 +11,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/apertur
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser run test test-sqlite test-postgres lint format bench clean
+.PHONY: install browser node sdk sdk-test run test test-sqlite test-postgres lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,29 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Node builds and tests the aptr-connect SDK (make run does not need it: the bundle is committed).
+node:
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "Installing Debian's nodejs and npm for the SDK build"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+
+sdk/js/node_modules/.installed: sdk/js/package.json sdk/js/package-lock.json
+	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Rebuild the SDK into apertur/static/sdk/ (and its SRI hash into docs/sdk.md).
+sdk: node sdk/js/node_modules/.installed
+	cd sdk/js && npm run build
+
+# Type-check and unit-test the SDK, and fail if the committed bundle differs from a fresh build.
+sdk-test: sdk
+	cd sdk/js && npm run typecheck && npm test
+	@changed=$$(git status --porcelain -- apertur/static/sdk docs/sdk.md); \
+	if [ -n "$$changed" ]; then \
+	  echo "The committed SDK bundle does not match its source (run make sdk and commit):" >&2; \
+	  echo "$$changed" >&2; git --no-pager diff --stat -- apertur/static/sdk docs/sdk.md >&2; exit 1; fi
+
 run: install
 	$(BIN)/apertur migrate
 	DEBUG=$${DEBUG:-1} $(BIN)/apertur demo
@@ -43,7 +66,7 @@ format: install
 	$(BIN)/ruff check --fix apertur tests bench conftest.py
 
 # The whole suite on SQLite, then again on PostgreSQL. With CI=true an unreachable PostgreSQL fails.
-test: install browser lint test-sqlite test-postgres
+test: install browser lint sdk-test test-sqlite test-postgres
 
 test-sqlite: install
 	@echo "== tests on SQLite =="

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from apertur.api.v1 import api
 from apertur.core import views as core_views
+from apertur.oauth import sdk as sdk_views
 from apertur.oauth import views as oauth_views
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
     path("oauth/", include("apertur.oauth.urls")),
+    path("sdk/aptr-connect.js", sdk_views.latest, name="sdk-latest"),
+    path("sdk/v<str:version>/aptr-connect.js", sdk_views.pinned, name="sdk-pinned"),
     # The seeds document the token endpoint under /api/v1 too; it is the same view.
     path("api/v1/oauth/token", oauth_views.token, name="api-oauth-token"),
     path("api/v1/", api.urls),

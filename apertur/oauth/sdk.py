@@ -1,0 +1,67 @@
+"""Serving the aptr-connect browser SDK built into ``static/sdk/aptr-connect.js``.
+
+``/sdk/aptr-connect.js`` always serves the current version with a short cache, so fixes reach every
+partner within minutes; ``/sdk/v<version>/aptr-connect.js`` never changes and is cached for a year, for
+partners who pin a version with Subresource Integrity.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.contrib.staticfiles import finders
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+
+SHORT_CACHE = "public, max-age=300"
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    body: bytes
+    version: str
+
+    @property
+    def integrity(self) -> str:
+        """The Subresource Integrity value for ``<script integrity=…>``."""
+        return "sha384-" + base64.b64encode(hashlib.sha384(self.body).digest()).decode()
+
+
+@lru_cache(maxsize=1)
+def bundle() -> Bundle:
+    path = finders.find("sdk/aptr-connect.js")
+    if not path:
+        raise Http404("The SDK bundle is missing; run the SDK build.")
+    with open(str(path), "rb") as fh:
+        body = fh.read()
+    match = re.match(rb"/\*! aptr-connect v(\d+\.\d+\.\d+)", body)
+    if not match:
+        raise Http404("The SDK bundle has no version banner.")
+    return Bundle(body=body, version=match.group(1).decode())
+
+
+def _serve(body: bytes, cache: str) -> HttpResponse:
+    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = cache
+    # Any site may load the script, also with integrity= and crossorigin= (which need CORS).
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+@require_GET
+def latest(request: HttpRequest) -> HttpResponse:
+    return _serve(bundle().body, SHORT_CACHE)
+
+
+@require_GET
+def pinned(request: HttpRequest, version: str) -> HttpResponse:
+    current = bundle()
+    if version != current.version:
+        raise Http404(f"aptr-connect v{version} is not available; the current version is v{current.version}.")
+    return _serve(current.body, IMMUTABLE_CACHE)

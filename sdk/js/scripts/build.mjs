@@ -1,0 +1,58 @@
+// Builds the <script> bundle committed under Django's static folder (so `make run` needs no Node) and the
+// ES module package in dist/.
+import { build } from "esbuild";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "..");
+const { version } = JSON.parse(readFileSync(resolve(root, "package.json"), "utf8"));
+const staticDir = resolve(root, "../../apertur/static/sdk");
+mkdirSync(staticDir, { recursive: true });
+
+const banner = { js: `/*! aptr-connect v${version} | Apertur | MIT */` };
+
+await build({
+  entryPoints: [resolve(root, "src/global.ts")],
+  outfile: resolve(staticDir, "aptr-connect.js"),
+  bundle: true,
+  minify: true,
+  format: "iife",
+  globalName: "AptrConnect",
+  target: ["es2019"],
+  legalComments: "inline",
+  banner,
+  logLevel: "warning",
+});
+
+await build({
+  entryPoints: ["index", "react", "vue"].map((n) => resolve(root, `src/${n}.ts`)),
+  outdir: resolve(root, "dist"),
+  bundle: true,
+  format: "esm",
+  target: ["es2019"],
+  splitting: true,
+  external: ["react", "react-dom", "vue"],
+  banner,
+  logLevel: "warning",
+});
+
+// docs/sdk.md gives the pinned URL and its Subresource Integrity hash between markers; keep them true.
+import { createHash } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+
+const bundleBytes = readFileSync(resolve(staticDir, "aptr-connect.js"));
+const integrity = "sha384-" + createHash("sha384").update(bundleBytes).digest("base64");
+const docPath = resolve(root, "../../docs/sdk.md");
+if (existsSync(docPath)) {
+  const doc = readFileSync(docPath, "utf8");
+  const snippet =
+    "<!-- sri:start -->\n```html\n" +
+    `<script src="https://apertur.ca/sdk/v${version}/aptr-connect.js"\n` +
+    `        integrity="${integrity}"\n` +
+    `        crossorigin="anonymous"></script>\n` +
+    "```\n<!-- sri:end -->";
+  const updated = doc.replace(/<!-- sri:start -->[\s\S]*?<!-- sri:end -->/, snippet);
+  if (updated !== doc) writeFileSync(docPath, updated);
+}

@@ -1,0 +1,178 @@
+import { AptrConnectError, sdkError, toAptrError } from "./errors";
+
+export const VERSION = "1.0.0";
+const DEFAULT_BASE_URL = "https://apertur.ca";
+const POPUP_NAME = "aptr-connect";
+const POPUP_WIDTH = 480;
+const POPUP_HEIGHT = 720;
+const CLOSED_POLL_MS = 300;
+
+export interface InitOptions {
+  /** `aptr_live_pk_…` or `aptr_test_pk_…`, from your OAuth app's settings. Safe in front-end code. */
+  publicKey: string;
+  /** Apertur's address. Defaults to the origin the SDK script was loaded from. */
+  baseUrl?: string;
+}
+
+export interface AuthorizeResult {
+  /** The authorization code: send it to your server, which exchanges it with your client secret. */
+  code: string;
+  state: string;
+}
+
+export interface AuthorizeOptions {
+  scopes?: string[];
+  /** Must be one of the app's redirect URIs; may be omitted when the app has exactly one. */
+  redirectUri?: string;
+  /** Your own CSRF value; generated when omitted. Returned with the result. */
+  state?: string;
+  /** "popup" (default) or "redirect" for browsers and webviews where popups are unusable. */
+  uxMode?: "popup" | "redirect";
+  onSuccess?: (result: AuthorizeResult) => void;
+  onError?: (error: AptrConnectError) => void;
+}
+
+interface Config {
+  publicKey: string;
+  baseUrl: string;
+  origin: string;
+}
+
+interface Flow {
+  popup: Window;
+  promise: Promise<AuthorizeResult>;
+}
+
+let config: Config | null = null;
+let current: Flow | null = null;
+
+/** Where this script came from: Apertur serves the SDK, so that is Apertur's address. */
+const scriptOrigin: string | null = (() => {
+  try {
+    const script = typeof document !== "undefined" ? (document.currentScript as HTMLScriptElement | null) : null;
+    return script && script.src ? new URL(script.src).origin : null;
+  } catch {
+    return null;
+  }
+})();
+
+export function init(options: InitOptions): void {
+  if (!options || typeof options.publicKey !== "string" || !/^aptr_(live|test)_pk_[A-Za-z0-9]+$/.test(options.publicKey)) {
+    throw new AptrConnectError("invalid_public_key", "init() needs a public key like aptr_live_pk_… or aptr_test_pk_….");
+  }
+  const baseUrl = (options.baseUrl || scriptOrigin || DEFAULT_BASE_URL).replace(/\/+$/, "");
+  config = { publicKey: options.publicKey, baseUrl, origin: new URL(baseUrl).origin };
+}
+
+/** For tests and single-page apps that switch keys. */
+export function reset(): void {
+  config = null;
+  current = null;
+}
+
+export function isInitialized(): boolean {
+  return config !== null;
+}
+
+function randomState(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function authorizeUrl(cfg: Config, options: AuthorizeOptions, state: string): string {
+  const params = new URLSearchParams();
+  params.set("public_key", cfg.publicKey);
+  params.set("origin", window.location.origin);
+  params.set("response_type", "code");
+  params.set("state", state);
+  if (options.scopes && options.scopes.length) params.set("scope", options.scopes.join(" "));
+  if (options.redirectUri) params.set("redirect_uri", options.redirectUri);
+  if (options.uxMode === "redirect") params.set("ux_mode", "redirect");
+  return `${cfg.baseUrl}/oauth/authorize?${params.toString()}`;
+}
+
+function popupFeatures(): string {
+  const outerX = window.screenX ?? 0;
+  const outerY = window.screenY ?? 0;
+  const left = Math.max(0, Math.round(outerX + (window.outerWidth - POPUP_WIDTH) / 2));
+  const top = Math.max(0, Math.round(outerY + (window.outerHeight - POPUP_HEIGHT) / 2));
+  return `popup=yes,width=${POPUP_WIDTH},height=${POPUP_HEIGHT},left=${left},top=${top}`;
+}
+
+/**
+ * Start the consent flow. Call it synchronously inside a click handler: the popup is opened at once,
+ * and a browser blocks popups opened later. Resolves with `{code, state}`; rejects (and calls `onError`)
+ * with an `AptrConnectError`.
+ */
+export function authorize(options: AuthorizeOptions = {}): Promise<AuthorizeResult> {
+  const fail = (error: AptrConnectError): Promise<AuthorizeResult> => {
+    options.onError?.(error);
+    const rejected = Promise.reject(error);
+    // The callback already reported it; do not also surface an "unhandled rejection".
+    if (options.onError) rejected.catch(() => undefined);
+    return rejected;
+  };
+  if (!config) return fail(sdkError("not_initialized"));
+  if (current && !current.popup.closed) {
+    current.popup.focus();
+    return current.promise;
+  }
+  const cfg = config;
+  const state = options.state || randomState();
+  const url = authorizeUrl(cfg, options, state);
+
+  if (options.uxMode === "redirect") {
+    window.location.assign(url);
+    return new Promise<AuthorizeResult>(() => undefined); // the page is leaving
+  }
+
+  const popup = window.open(url, POPUP_NAME, popupFeatures());
+  if (!popup) return fail(sdkError("popup_blocked"));
+
+  const promise = new Promise<AuthorizeResult>((resolve, reject) => {
+    let settled = false;
+    let timer: ReturnType<typeof setInterval> | undefined;
+
+    const finish = (error: AptrConnectError | null, result?: AuthorizeResult): void => {
+      if (settled) return;
+      settled = true;
+      window.removeEventListener("message", onMessage);
+      if (timer !== undefined) clearInterval(timer);
+      if (current && current.popup === popup) current = null;
+      if (error) {
+        options.onError?.(error);
+        reject(error);
+      } else if (result) {
+        options.onSuccess?.(result);
+        resolve(result);
+      }
+    };
+
+    // Accept only Apertur's answer, from our own popup, for this call: anything else is ignored.
+    const onMessage = (event: MessageEvent): void => {
+      if (event.origin !== cfg.origin || event.source !== popup) return;
+      const data = event.data as Record<string, unknown> | null;
+      if (!data || typeof data !== "object" || data.source !== "aptr-connect" || data.state !== state) return;
+      if (typeof data.code === "string" && data.code) {
+        finish(null, { code: data.code, state });
+      } else if (typeof data.error === "string") {
+        finish(toAptrError(data.error, typeof data.error_description === "string" ? data.error_description : undefined));
+      }
+    };
+    window.addEventListener("message", onMessage);
+
+    // Closed without an answer: the user walked away. A final grace period lets a message posted just
+    // before the popup closed itself arrive first.
+    timer = setInterval(() => {
+      if (!popup.closed) return;
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      setTimeout(() => finish(sdkError("user_denied")), CLOSED_POLL_MS);
+    }, CLOSED_POLL_MS);
+  });
+  // Callers using only callbacks must not see an unhandled rejection.
+  if (options.onError) promise.catch(() => undefined);
+  current = { popup, promise };
+  return promise;
+}
