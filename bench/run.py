@@ -8,6 +8,7 @@ a login pays for argon2 on purpose.
 
 from __future__ import annotations
 
+import gzip
 import os
 import statistics
 import sys
@@ -56,6 +57,9 @@ def main() -> None:
         repeat=20_000,
     )
     timed("secret generation (48 chars)", lambda: tokens.generate(tokens.Prefix.CLIENT_SECRET, 48), repeat=5_000)
+    bundle = Path(__file__).resolve().parent.parent / "apertur" / "static" / "sdk" / "aptr-connect.js"
+    raw = bundle.read_bytes()
+    print(f"{'aptr-connect.js bundle':<44} {len(raw):>7} bytes   gzipped {len(gzip.compress(raw, 9)):>6} bytes")
     timed(
         "argon2 password hash (login cost)",
         lambda: make_password("correct-horse-battery"),
