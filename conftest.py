@@ -28,6 +28,7 @@ def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
     """Each test: its own mail folder, an empty cache, a cheap password hasher (argon2 is tested on
     its own in accounts/tests)."""
     settings.MAIL_DIR = tmp_path / "mail"
+    settings.MEDIA_ROOT = tmp_path / "media"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,

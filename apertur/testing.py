@@ -100,3 +100,18 @@ def exchange(http: Any, code: str, app_client_id: str, secret: str, *, as_json: 
     if as_json:
         return http.post("/api/v1/oauth/token", body, content_type="application/json")
     return http.post("/oauth/token", body)
+
+
+# --- uploads ------------------------------------------------------------------------------------------
+
+PNG_BYTES = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa75\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+JPEG_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9"
+
+
+def image_file(name: str = "photo.png", content: bytes = PNG_BYTES, content_type: str = "image/png") -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type=content_type)

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apertur.partners",
     "apertur.referrals",
     "apertur.oauth",
+    "apertur.uploads",
     "apertur.api",
 ]
 
@@ -201,6 +202,11 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Static -----------------------------------------------------------------------------------------
+MEDIA_ROOT = Path(os.environ.get("APERTUR_MEDIA_DIR", VAR_DIR / "media"))
+# Uploads are served only through views that check ownership, never straight from MEDIA_URL.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at start-up when it is missing

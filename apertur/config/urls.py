@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/oauth/token", oauth_views.token, name="api-oauth-token"),
     path("api/v1/", api.urls),
     path("", include("apertur.accounts.urls")),
+    path("", include("apertur.uploads.urls")),
     path("projects/", include("apertur.projects.urls")),
     path("partners/", include("apertur.partners.urls")),
 ]

@@ -13,6 +13,7 @@ from apertur.oauth.selectors import connection_for_owner, connections_for_projec
 from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
+from apertur.uploads.selectors import session_list
 
 
 def _user(request: HttpRequest) -> User:
@@ -49,8 +50,12 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
     if project is None:
         raise Http404("No such project.")
-    connections = list(connections_for_project(project=project))
-    return render(request, "projects/detail.html", {"project": project, "connections": connections})
+    context = {
+        "project": project,
+        "connections": list(connections_for_project(project=project)),
+        "sessions": list(session_list(project=project)[:50]),
+    }
+    return render(request, "projects/detail.html", context)
 
 
 @login_required

@@ -1,0 +1,76 @@
+// Guest upload page: one request per file, each with its own progress bar, three at a time.
+(function () {
+  var form = document.getElementById("upload-form");
+  if (!form) return;
+  var list = document.getElementById("upload-list");
+  var maxBytes = parseInt(form.getAttribute("data-max-bytes"), 10);
+  var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+  function row(file) {
+    var li = document.createElement("li");
+    var name = document.createElement("span");
+    name.className = "name";
+    name.textContent = file.name;
+    var bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute("aria-label", "Progress of " + file.name);
+    var status = document.createElement("span");
+    status.className = "status";
+    status.textContent = "Waiting";
+    li.append(name, bar, status);
+    list.appendChild(li);
+    return { li: li, bar: bar, status: status };
+  }
+
+  function send(file, ui, note) {
+    return new Promise(function (resolve) {
+      if (file.size > maxBytes) {
+        ui.status.textContent = "Too large";
+        ui.li.className = "failed";
+        return resolve();
+      }
+      var data = new FormData();
+      data.append("file", file);
+      data.append("note", note);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("X-CSRFToken", csrf);
+      xhr.upload.onprogress = function (e) {
+        if (e.lengthComputable) ui.bar.value = Math.round((e.loaded / e.total) * 100);
+        ui.status.textContent = "Uploading";
+      };
+      xhr.onload = function () {
+        var body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status === 201) {
+          ui.bar.value = 100;
+          ui.status.textContent = "Uploaded";
+          ui.li.className = "done";
+        } else {
+          ui.status.textContent = (body.error && body.error.message) || "Failed";
+          ui.li.className = "failed";
+        }
+        resolve();
+      };
+      xhr.onerror = function () {
+        ui.status.textContent = "Network error";
+        ui.li.className = "failed";
+        resolve();
+      };
+      xhr.send(data);
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var files = Array.prototype.slice.call(form.querySelector("input[type=file]").files);
+    var note = form.querySelector("input[name=note]").value;
+    var queue = files.map(function (f) { return { file: f, ui: row(f) }; });
+    function next() {
+      var item = queue.shift();
+      return item ? send(item.file, item.ui, note).then(next) : Promise.resolve();
+    }
+    Promise.all([next(), next(), next()]).then(function () { form.reset(); });
+  });
+})();

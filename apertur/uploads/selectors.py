@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from apertur.projects.models import Project
+from apertur.uploads.models import Upload, UploadSession
+
+
+def session_list(*, project: Project, livemode: bool = True) -> QuerySet[UploadSession]:
+    return UploadSession.objects.filter(project=project, livemode=livemode).annotate(upload_count=Count("uploads"))
+
+
+def session_for_project(*, project: Project, public_id: str, livemode: bool = True) -> UploadSession | None:
+    return session_list(project=project, livemode=livemode).filter(public_id=public_id).first()
+
+
+def session_by_token(token: str) -> UploadSession | None:
+    return UploadSession.objects.select_related("project__plan").filter(token=token).first()
+
+
+def upload_list(*, project: Project, livemode: bool = True, session: UploadSession | None = None) -> QuerySet[Upload]:
+    qs = Upload.objects.filter(project=project, livemode=livemode).select_related("session")
+    if session is not None:
+        qs = qs.filter(session=session)
+    return qs

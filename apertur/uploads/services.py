@@ -1,0 +1,169 @@
+"""Upload sessions and the uploads guests make to them, within the project's plan limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Sum
+
+from apertur.core import audit, clock
+from apertur.projects.models import Project
+from apertur.uploads import sniff
+from apertur.uploads.errors import (
+    InvalidSession,
+    QuotaExceeded,
+    SessionLimitReached,
+    SessionNotAccepting,
+    UploadRejected,
+    WrongPassword,
+)
+from apertur.uploads.models import IMAGE_TYPES, SessionStatus, Upload, UploadSession
+
+MAX_NOTE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    uploads_this_month: int
+    storage_bytes: int
+    active_sessions: int
+
+
+def month_start(at: dt.datetime | None = None) -> dt.datetime:
+    """The first instant of the current calendar month in America/Toronto."""
+    local = (at or clock.now()).astimezone(clock.BUSINESS_TZ)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def usage(*, project: Project) -> Usage:
+    uploads = Upload.objects.filter(project=project, livemode=True)
+    return Usage(
+        uploads_this_month=uploads.filter(uploaded_at__gte=month_start()).count(),
+        storage_bytes=uploads.aggregate(total=Sum("size"))["total"] or 0,
+        active_sessions=UploadSession.objects.filter(project=project, livemode=True, status=SessionStatus.OPEN).count(),
+    )
+
+
+def _clean_types(accepted_types: Sequence[str] | None) -> list[str]:
+    if not accepted_types:
+        return list(IMAGE_TYPES)
+    unknown = [t for t in accepted_types if t not in IMAGE_TYPES]
+    if unknown:
+        raise InvalidSession(
+            f"Unsupported type(s): {', '.join(unknown)}. Accepted types are {', '.join(IMAGE_TYPES)}.",
+            field="accepted_types",
+        )
+    return list(dict.fromkeys(accepted_types))
+
+
+@transaction.atomic
+def create_session(
+    *,
+    project: Project,
+    title: str,
+    expires_at: dt.datetime | None = None,
+    max_files: int | None = None,
+    accepted_types: Sequence[str] | None = None,
+    password: str | None = None,
+    livemode: bool = True,
+    actor: object = None,
+    ip: str | None = None,
+) -> UploadSession:
+    clean_title = " ".join(title.split())
+    if not 1 <= len(clean_title) <= 120:
+        raise InvalidSession("Enter a title (1 to 120 characters).", field="title")
+    if expires_at is not None and expires_at <= clock.now():
+        raise InvalidSession("The expiry must be in the future.", field="expires_at")
+    if max_files is not None and not 1 <= max_files <= 100_000:
+        raise InvalidSession("max_files must be between 1 and 100,000.", field="max_files")
+    if password is not None and password != "" and not 4 <= len(password) <= 128:
+        raise InvalidSession("A session password has 4 to 128 characters.", field="password")
+    types = _clean_types(accepted_types)
+    # Lock the project row: two creations at once cannot both take the last free session slot.
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    if livemode and usage(project=project).active_sessions >= project.plan.max_active_sessions:
+        raise SessionLimitReached()
+    session = UploadSession.objects.create(
+        project=project,
+        title=clean_title,
+        expires_at=expires_at,
+        max_files=max_files,
+        accepted_types=types,
+        password_hash=make_password(password) if password else "",
+        livemode=livemode,
+    )
+    audit.record(action="upload_session.created", obj=session, actor=actor, ip=ip, data={"livemode": livemode})
+    return session
+
+
+@transaction.atomic
+def close_session(*, session: UploadSession, actor: object = None, ip: str | None = None) -> UploadSession:
+    session = UploadSession.objects.select_for_update().get(pk=session.pk)
+    if session.status != SessionStatus.CLOSED:
+        session.status = SessionStatus.CLOSED
+        session.closed_at = clock.now()
+        session.save(update_fields=["status", "closed_at"])
+        audit.record(action="upload_session.closed", obj=session, actor=actor, ip=ip)
+    return session
+
+
+def check_session_password(*, session: UploadSession, password: str) -> None:
+    if session.has_password and not check_password(password, session.password_hash):
+        raise WrongPassword()
+
+
+@transaction.atomic
+def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "", ip: str | None = None) -> Upload:
+    """Store one guest file after checking the session, the file's real type and the plan's limits."""
+    session = UploadSession.objects.select_for_update().select_related("project__plan").get(pk=session.pk)
+    if not session.is_accepting():
+        raise SessionNotAccepting()
+    plan = session.project.plan
+    name = (file.name or "photo").rsplit("/", 1)[-1][:255]
+    size = file.size or 0
+    if size <= 0:
+        raise UploadRejected(f"{name} is empty.", field="file")
+    if size > plan.max_file_bytes:
+        raise UploadRejected(
+            f"{name} is {size / 1_048_576:.1f} MB; the {plan.name} plan accepts files up to "
+            f"{plan.max_file_bytes // 1_048_576} MB.",
+            field="file",
+        )
+    head = file.read(32)
+    file.seek(0)
+    kind = sniff.detect(head)
+    if kind is None or kind not in session.accepted_types:
+        accepted = ", ".join(t.split("/")[1].upper() for t in session.accepted_types)
+        raise UploadRejected(f"{name} is not an accepted photo type ({accepted}).", field="file")
+    if session.max_files is not None and session.uploads.count() >= session.max_files:
+        raise QuotaExceeded(f"This link accepts at most {session.max_files} files.")
+    if session.livemode:
+        current = usage(project=session.project)
+        if current.uploads_this_month >= plan.uploads_per_month:
+            raise QuotaExceeded(f"This project has used its {plan.uploads_per_month} uploads for the month.")
+        if current.storage_bytes + size > plan.storage_bytes:
+            raise QuotaExceeded("This project's storage is full.")
+    upload = Upload(
+        session=session,
+        project=session.project,
+        original_name=name,
+        size=size,
+        content_type=kind,
+        note=note.strip()[:MAX_NOTE],
+        uploader_ip=ip,
+        livemode=session.livemode,
+    )
+    upload.file.save(name, file, save=False)
+    try:
+        upload.save()
+    except Exception:
+        upload.file.delete(save=False)  # no row, no file
+        raise
+    audit_data = {"session": session.public_id, "size": size, "content_type": kind}
+    audit.record(action="upload.created", obj=upload, ip=ip, data=audit_data)
+    return upload

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+
+from apertur.core import clock
+from apertur.projects.selectors import plan_by_name
+from apertur.projects.services import create_project
+from apertur.testing import JPEG_BYTES, image_file, make_user
+from apertur.uploads import services
+from apertur.uploads.errors import (
+    InvalidSession,
+    QuotaExceeded,
+    SessionLimitReached,
+    SessionNotAccepting,
+    UploadRejected,
+    WrongPassword,
+)
+from apertur.uploads.models import Upload, UploadSession
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project():  # type: ignore[no-untyped-def]
+    return create_project(owner=make_user(), name="Weddings", plan=plan_by_name("Pro"))
+
+
+def test_create_and_upload(project) -> None:  # type: ignore[no-untyped-def]
+    session = services.create_session(project=project, title="  Ana &  Ben ", max_files=5)
+    assert session.title == "Ana & Ben"
+    assert session.public_id.startswith("ses_") and len(session.token) == 24
+    assert session.accepted_types[0] == "image/jpeg"
+    upload = services.accept_upload(session=session, file=image_file(), note="From Carla", ip="10.0.0.1")
+    assert upload.public_id.startswith("upl_")
+    assert upload.content_type == "image/png" and upload.size == len(image_file().read())
+    assert upload.file.name.endswith(f"{upload.public_id}.png")
+    assert upload.file.storage.exists(upload.file.name)
+    assert upload.note == "From Carla"
+    jpeg = services.accept_upload(session=session, file=image_file("IMG 1.JPG", JPEG_BYTES, "image/jpeg"))
+    assert jpeg.content_type == "image/jpeg" and jpeg.original_name == "IMG 1.JPG"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"title": "  "}, "title"),
+        ({"title": "x", "max_files": 0}, "max_files"),
+        ({"title": "x", "accepted_types": ["application/pdf"]}, "accepted_types"),
+        ({"title": "x", "password": "abc"}, "password"),
+    ],
+)
+def test_bad_session_input_stores_nothing(project, kwargs: dict, field: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidSession) as info:
+        services.create_session(project=project, **kwargs)
+    assert info.value.field == field
+    assert UploadSession.objects.count() == 0
+
+
+def test_expiry_in_the_past_refused(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidSession):
+        services.create_session(project=project, title="x", expires_at=clock.now() - dt.timedelta(seconds=1))
+
+
+def test_active_session_limit_of_the_plan(project) -> None:  # type: ignore[no-untyped-def]
+    free = create_project(owner=project.owner, name="Free one")
+    services.create_session(project=free, title="one")
+    with pytest.raises(SessionLimitReached):
+        services.create_session(project=free, title="two")
+    services.create_session(project=free, title="test mode does not count", livemode=False)
+    services.close_session(session=UploadSession.objects.get(title="one"))
+    services.create_session(project=free, title="two")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("evil.jpg", b"MZ\x90\x00 this is an exe"),
+        ("doc.png", b"%PDF-1.7 not an image"),
+        ("empty.png", b""),
+    ],
+)
+def test_real_type_is_checked_not_the_name(project, name: str, content: bytes) -> None:  # type: ignore[no-untyped-def]
+    session = services.create_session(project=project, title="x")
+    with pytest.raises(UploadRejected):
+        services.accept_upload(session=session, file=image_file(name, content, "image/jpeg"))
+    assert Upload.objects.count() == 0
+
+
+def test_accepted_types_of_the_session(project) -> None:  # type: ignore[no-untyped-def]
+    session = services.create_session(project=project, title="x", accepted_types=["image/jpeg"])
+    with pytest.raises(UploadRejected, match="not an accepted photo type"):
+        services.accept_upload(session=session, file=image_file())
+
+
+def test_file_size_limit_of_the_plan(project, settings) -> None:  # type: ignore[no-untyped-def]
+    plan = project.plan
+    plan.max_file_bytes = 100
+    plan.save()
+    session = services.create_session(project=project, title="x")
+    with pytest.raises(UploadRejected, match="accepts files up to"):
+        services.accept_upload(session=session, file=image_file(content=JPEG_BYTES + b"\x00" * 200))
+
+
+def test_max_files_and_monthly_quota(project) -> None:  # type: ignore[no-untyped-def]
+    session = services.create_session(project=project, title="x", max_files=1)
+    services.accept_upload(session=session, file=image_file())
+    with pytest.raises(QuotaExceeded, match="at most 1 files"):
+        services.accept_upload(session=session, file=image_file())
+    plan = project.plan
+    plan.uploads_per_month = 2
+    plan.save()
+    other = services.create_session(project=project, title="y")
+    services.accept_upload(session=other, file=image_file())
+    with pytest.raises(QuotaExceeded, match="uploads for the month"):
+        services.accept_upload(session=other, file=image_file())
+
+
+def test_monthly_quota_resets_on_the_first_in_toronto(project) -> None:  # type: ignore[no-untyped-def]
+    plan = project.plan
+    plan.uploads_per_month = 1
+    plan.save()
+    # 2026-03-31 23:30 in Toronto is already April 1st in UTC.
+    with time_machine.travel(dt.datetime(2026, 4, 1, 3, 30, tzinfo=dt.UTC), tick=False):
+        session = services.create_session(project=project, title="x")
+        services.accept_upload(session=session, file=image_file())
+    with (
+        time_machine.travel(dt.datetime(2026, 4, 1, 3, 59, tzinfo=dt.UTC), tick=False),
+        pytest.raises(QuotaExceeded),
+    ):
+        services.accept_upload(session=session, file=image_file())
+    with time_machine.travel(dt.datetime(2026, 4, 1, 4, 0, tzinfo=dt.UTC), tick=False):  # midnight in Toronto
+        services.accept_upload(session=session, file=image_file())
+
+
+def test_closed_and_expired_sessions_refuse(project) -> None:  # type: ignore[no-untyped-def]
+    session = services.create_session(project=project, title="x", expires_at=clock.now() + dt.timedelta(hours=1))
+    with time_machine.travel(clock.now() + dt.timedelta(hours=2)), pytest.raises(SessionNotAccepting):
+        services.accept_upload(session=session, file=image_file())
+    services.close_session(session=session)
+    with pytest.raises(SessionNotAccepting):
+        services.accept_upload(session=session, file=image_file())
+
+
+def test_password(project) -> None:  # type: ignore[no-untyped-def]
+    session = services.create_session(project=project, title="x", password="open sesame")
+    assert session.password_hash and "open sesame" not in session.password_hash
+    with pytest.raises(WrongPassword):
+        services.check_session_password(session=session, password="nope")
+    services.check_session_password(session=session, password="open sesame")

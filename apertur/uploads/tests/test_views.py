@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.projects.services import create_project
+from apertur.testing import image_file, make_user
+from apertur.uploads import services
+from apertur.uploads.models import Upload, UploadSession
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def owner():  # type: ignore[no-untyped-def]
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client()
+    browser.force_login(user)
+    return user, project, browser
+
+
+def test_owner_creates_a_link_and_a_guest_uploads(owner) -> None:  # type: ignore[no-untyped-def]
+    _, project, browser = owner
+    response = browser.post(f"/projects/{project.public_id}/sessions", {"title": "Ana & Ben", "max_files": "10"})
+    session = UploadSession.objects.get()
+    assert response["Location"] == f"/projects/{project.public_id}/sessions/{session.public_id}/"
+    page = browser.get(response["Location"]).content.decode()
+    assert f"/u/{session.token}" in page
+    guest = Client(enforce_csrf_checks=True)
+    html = guest.get(f"/u/{session.token}").content.decode()
+    assert "Ana &amp; Ben" in html and 'type="file"' in html and "multiple" in html
+    token = guest.cookies["csrftoken"].value
+    ok = guest.post(f"/u/{session.token}/files", {"file": image_file(), "note": "hi"}, HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 201, ok.content
+    assert ok.json()["name"] == "photo.png"
+    bad = guest.post(
+        f"/u/{session.token}/files", {"file": image_file("x.png", b"not an image")}, HTTP_X_CSRFTOKEN=token
+    )
+    assert bad.status_code == 422
+    assert "not an accepted photo type" in bad.json()["error"]["message"]
+    assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 403  # no CSRF token
+    assert Upload.objects.count() == 1
+    listing = browser.get(f"/projects/{project.public_id}/sessions/{session.public_id}/").content.decode()
+    assert "photo.png" in listing and "hi" in listing
+    upload = Upload.objects.get()
+    download = browser.get(f"/uploads/{upload.public_id}/download")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content).startswith(b"\x89PNG")
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.get(f"/uploads/{upload.public_id}/download").status_code == 404
+
+
+def test_password_protected_link(owner) -> None:  # type: ignore[no-untyped-def]
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Private", password="open sesame")
+    guest = Client()
+    assert 'name="password"' in guest.get(f"/u/{session.token}").content.decode()
+    assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 403
+    guest.post(f"/u/{session.token}/unlock", {"password": "wrong"})
+    assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 403
+    guest.post(f"/u/{session.token}/unlock", {"password": "open sesame"})
+    assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 201
+
+
+def test_closing_a_link(owner) -> None:  # type: ignore[no-untyped-def]
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    url = f"/projects/{project.public_id}/sessions/{session.public_id}/close"
+    assert "no longer be able to upload" in browser.get(url).content.decode()
+    browser.post(url)
+    session.refresh_from_db()
+    assert session.status == "closed"
+    guest = Client()
+    assert "closed or has expired" in guest.get(f"/u/{session.token}").content.decode()
+    assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 409
+
+
+def test_unknown_link_and_other_owners(owner) -> None:  # type: ignore[no-untyped-def]
+    _, project, _ = owner
+    assert Client().get("/u/nope").status_code == 404
+    session = services.create_session(project=project, title="Party")
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.get(f"/projects/{project.public_id}/sessions/{session.public_id}/").status_code == 404
+    assert stranger.post(f"/projects/{project.public_id}/sessions/{session.public_id}/close").status_code == 404
+    assert stranger.post(f"/projects/{project.public_id}/sessions", {"title": "x"}).status_code == 404
+
+
+def test_bad_session_form_input(owner) -> None:  # type: ignore[no-untyped-def]
+    _, project, browser = owner
+    response = browser.post(f"/projects/{project.public_id}/sessions", {"title": "x", "max_files": "ten"}, follow=True)
+    assert "Max files is a whole number." in response.content.decode()
+    assert UploadSession.objects.count() == 0

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from apertur.uploads import views
+
+app_name = "uploads"
+
+urlpatterns = [
+    path("u/<str:token>", views.public_page, name="public"),
+    path("u/<str:token>/unlock", views.public_unlock, name="unlock"),
+    path("u/<str:token>/files", views.public_file, name="file"),
+    path("projects/<str:public_id>/sessions", views.session_create, name="create"),
+    path("projects/<str:public_id>/sessions/<str:session_id>/", views.session_detail, name="session"),
+    path("projects/<str:public_id>/sessions/<str:session_id>/close", views.session_close, name="close"),
+    path("uploads/<str:upload_id>/download", views.upload_download, name="download"),
+]

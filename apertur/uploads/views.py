@@ -1,0 +1,162 @@
+"""The public upload page guests use (``/u/<token>``) and the owner's pages for sessions and uploads."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apertur.accounts.models import User
+from apertur.core import clock, ratelimit
+from apertur.core.errors import AperturError, RateLimited
+from apertur.core.http import client_ip
+from apertur.projects.selectors import project_for_owner
+from apertur.uploads import selectors, services
+from apertur.uploads.errors import InvalidSession
+from apertur.uploads.models import Upload, UploadSession
+
+GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
+
+
+def _unlocked_key(session: UploadSession) -> str:
+    return f"upload-unlocked:{session.token}"
+
+
+def _guest_session(token: str) -> UploadSession:
+    session = selectors.session_by_token(token)
+    if session is None:
+        raise Http404("This upload link does not exist.")
+    return session
+
+
+@require_GET
+def public_page(request: HttpRequest, token: str) -> HttpResponse:
+    session = _guest_session(token)
+    locked = session.has_password and not request.session.get(_unlocked_key(session))
+    context = {
+        "session": session,
+        "locked": locked,
+        "accepting": session.is_accepting(),
+        "max_mb": session.project.plan.max_file_bytes // 1_048_576,
+        "accept": ",".join(session.accepted_types),
+    }
+    return render(request, "uploads/public.html", context)
+
+
+@require_POST
+def public_unlock(request: HttpRequest, token: str) -> HttpResponse:
+    session = _guest_session(token)
+    try:
+        ratelimit.hit(GUEST_UPLOADS_PER_IP, client_ip(request))
+        services.check_session_password(session=session, password=request.POST.get("password", ""))
+    except AperturError as exc:
+        messages.error(request, exc.message)
+    else:
+        request.session[_unlocked_key(session)] = True
+    return redirect("uploads:public", token=token)
+
+
+@require_POST
+def public_file(request: HttpRequest, token: str) -> JsonResponse:
+    """One file per request (the page sends several in parallel, each with its own progress bar)."""
+    session = _guest_session(token)
+    if session.has_password and not request.session.get(_unlocked_key(session)):
+        return JsonResponse({"error": {"code": "wrong_password", "message": "Enter the password first."}}, status=403)
+    uploaded = request.FILES.get("file")
+    if uploaded is None:
+        return JsonResponse({"error": {"code": "validation_error", "message": "Choose a file."}}, status=422)
+    try:
+        ratelimit.hit(GUEST_UPLOADS_PER_IP, client_ip(request))
+        upload = services.accept_upload(
+            session=session, file=uploaded, note=request.POST.get("note", ""), ip=client_ip(request)
+        )
+    except RateLimited as exc:
+        response = JsonResponse({"error": exc.as_dict()}, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    except AperturError as exc:
+        return JsonResponse({"error": exc.as_dict()}, status=exc.status)
+    return JsonResponse({"id": upload.public_id, "name": upload.original_name, "size": upload.size}, status=201)
+
+
+# --- owner pages ---------------------------------------------------------------------------------------
+
+
+def _owner(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+@require_POST
+def session_create(request: HttpRequest, public_id: str) -> HttpResponse:
+    project = project_for_owner(owner=_owner(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    expires_at = None
+    days = request.POST.get("expires_in_days", "").strip()
+    try:
+        if days:
+            if not days.isdigit() or not 1 <= int(days) <= 3650:
+                raise InvalidSession("Expiry is a number of days from 1 to 3,650.", field="expires_at")
+            expires_at = clock.now() + dt.timedelta(days=int(days))
+        max_files = request.POST.get("max_files", "").strip()
+        if max_files and not max_files.isdigit():
+            raise InvalidSession("Max files is a whole number.", field="max_files")
+        session = services.create_session(
+            project=project,
+            title=request.POST.get("title", ""),
+            expires_at=expires_at,
+            max_files=int(max_files) if max_files else None,
+            password=request.POST.get("password") or None,
+            actor=_owner(request),
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        messages.error(request, exc.message)
+        return redirect("projects:detail", public_id=public_id)
+    messages.success(request, f"Upload link “{session.title}” created.")
+    return redirect("uploads:session", public_id=public_id, session_id=session.public_id)
+
+
+def _owned_session(request: HttpRequest, public_id: str, session_id: str) -> UploadSession:
+    project = project_for_owner(owner=_owner(request), public_id=public_id)
+    session = selectors.session_for_project(project=project, public_id=session_id) if project else None
+    if session is None:
+        raise Http404("No such upload session.")
+    return session
+
+
+@login_required
+@require_GET
+def session_detail(request: HttpRequest, public_id: str, session_id: str) -> HttpResponse:
+    session = _owned_session(request, public_id, session_id)
+    uploads = list(selectors.upload_list(project=session.project, session=session)[:500])
+    link = request.build_absolute_uri(f"/u/{session.token}")
+    return render(request, "uploads/session.html", {"session": session, "uploads": uploads, "link": link})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_close(request: HttpRequest, public_id: str, session_id: str) -> HttpResponse:
+    session = _owned_session(request, public_id, session_id)
+    if request.method == "POST":
+        services.close_session(session=session, actor=_owner(request), ip=client_ip(request))
+        messages.success(request, f"“{session.title}” is closed: guests can no longer upload.")
+        return redirect("uploads:session", public_id=public_id, session_id=session_id)
+    return render(request, "uploads/close.html", {"session": session})
+
+
+@login_required
+@require_GET
+def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
+    upload = (
+        Upload.objects.select_related("project").filter(public_id=upload_id, project__owner=_owner(request)).first()
+    )
+    if upload is None:
+        raise Http404("No such upload.")
+    return FileResponse(upload.file.open("rb"), as_attachment=True, filename=upload.original_name)
