@@ -1,16 +1,58 @@
-"""API authentication: OAuth access tokens (RFC 6750), each operation naming the scope it needs."""
+"""Who is calling /api/v1: an OAuth access token (RFC 6750) limited to its scopes, or a project's secret
+API key with full access to its project. Either way one query, and the same :class:`Caller`."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.http import HttpRequest
 from ninja.security.http import HttpAuthBase
 
-from apertur.oauth.bearer import AccessContext, authenticate
+from apertur.core import ratelimit
+from apertur.core.tokens import Prefix
+from apertur.oauth import scopes as scope_registry
+from apertur.oauth.bearer import BearerError, authenticate
+from apertur.projects.models import Project
+from apertur.projects.selectors import api_key_by_secret
+
+ALL_SCOPES = frozenset(scope_registry.SCOPES)
+PER_CALLER = ratelimit.Limit("api-caller", 600, 60)
 
 
-class OAuthToken(HttpAuthBase):
-    """``Authorization: Bearer oat_…`` with ``scope``; raises :class:`BearerError` (answered by the
-    API's error handler with ``WWW-Authenticate``)."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    project: Project
+    scopes: frozenset[str]
+    livemode: bool
+    # Stable across token refreshes: the app for OAuth callers, the key for API keys. Used for
+    # idempotency keys and rate limits.
+    identity: str
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise BearerError("insufficient_scope", f"This request needs the {scope} scope.", status=403, scope=scope)
+
+
+def caller_from_header(authorization: str | None) -> Caller:
+    scheme, _, value = (authorization or "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value.startswith((Prefix.LIVE_SECRET_KEY, Prefix.TEST_SECRET_KEY)):
+        key = api_key_by_secret(value)
+        if key is None:
+            raise BearerError("invalid_token", "The API key is invalid or revoked.", status=401)
+        return Caller(project=key.project, scopes=ALL_SCOPES, livemode=key.livemode, identity=f"key:{key.pk}")
+    context = authenticate(authorization)
+    token = context.token
+    return Caller(
+        project=token.project,
+        scopes=frozenset(token.scope_list),
+        livemode=token.livemode,
+        identity=f"app:{token.app_id}:project:{token.project_id}",
+    )
+
+
+class ApiAuth(HttpAuthBase):
+    """``Authorization: Bearer oat_…`` (with ``scope``) or ``Bearer aptr_live_sk_…``."""
 
     openapi_scheme = "bearer"
 
@@ -18,7 +60,9 @@ class OAuthToken(HttpAuthBase):
         self.scope = scope
         super().__init__()
 
-    def __call__(self, request: HttpRequest) -> AccessContext:
-        context = authenticate(request.headers.get("Authorization"))
-        context.require(self.scope)
-        return context
+    def __call__(self, request: HttpRequest) -> Caller:
+        caller = caller_from_header(request.headers.get("Authorization"))
+        caller.require(self.scope)
+        status = ratelimit.consume(PER_CALLER, caller.identity)
+        request.ratelimit_status = status  # type: ignore[attr-defined]
+        return caller

@@ -1,20 +1,30 @@
-"""``/api/v1``: thin handlers over the domains' selectors and services (ARCHITECTURE section 3)."""
+"""``/api/v1``: thin handlers over the domains' selectors and services (ARCHITECTURE section 3).
+
+Every operation names its scope; OAuth tokens reach only their scopes, secret API keys reach everything
+of their project. Test-mode callers see and create only test-mode objects."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from apertur.api.auth import OAuthToken
-from apertur.oauth.bearer import AccessContext, BearerError
+from apertur.api.auth import Caller
+from apertur.core.errors import AperturError, RateLimited
+from apertur.oauth.bearer import BearerError
 
 api = NinjaAPI(
     title="Apertur Partner API",
     version="1",
-    description="The Apertur resources a connected partner app can use. Every operation names its scope.",
+    description=(
+        "The Apertur resources a connected partner app can use. Authenticate with an OAuth access token "
+        "(`Authorization: Bearer oat_…`, limited to its scopes) or a project's secret key "
+        "(`Bearer aptr_live_sk_…`). Every operation names the scope it needs."
+    ),
     urls_namespace="api_v1",
     docs_url="/docs",
     openapi_url="/openapi.json",
@@ -22,9 +32,17 @@ api = NinjaAPI(
 
 
 def error_response(request: HttpRequest, status: int, code: str, message: str, **extra: Any) -> HttpResponse:
-    response = api.create_response(request, {"error": {"code": code, "message": message, **extra}}, status=status)
+    body = {"error": {"code": code, "message": message, **extra}}
+    request_id = getattr(request, "request_id", None)
+    if request_id:
+        body["error"]["request_id"] = request_id
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
     response["Cache-Control"] = "no-store"
     return response
+
+
+def json_response(data: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(json.dumps(data), status=status, content_type="application/json")
 
 
 @api.exception_handler(BearerError)
@@ -42,9 +60,27 @@ def authentication_error(request: HttpRequest, exc: AuthenticationError) -> Http
     return response
 
 
+@api.exception_handler(RateLimited)
+def rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    response = error_response(request, 429, exc.code, "Too many requests. Retry after the given delay.")
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(AperturError)
+def domain_error(request: HttpRequest, exc: AperturError) -> HttpResponse:
+    extra = {"field": exc.field} if exc.field else {}
+    return error_response(request, exc.status, exc.code, exc.message, **extra)
+
+
 @api.exception_handler(ValidationError)
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    return error_response(request, 422, "validation_error", "The request is not valid.", details=exc.errors)
+    first = exc.errors[0] if exc.errors else {}
+    location = [str(part) for part in first.get("loc", []) if part not in {"body", "query", "path", "payload"}]
+    field = ".".join(location) or None
+    message = f"{field}: {first.get('msg', 'invalid')}" if field else "The request is not valid."
+    extra = {"field": field} if field else {}
+    return error_response(request, 422, "validation_error", message, **extra)
 
 
 @api.exception_handler(HttpError)
@@ -52,58 +88,16 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(request, exc.status_code, "error", str(exc))
 
 
-class PlanLimits(Schema):
-    uploads_per_month: int
-    storage_bytes: int
-    active_sessions: int
-    file_bytes: int
+def caller(request: HttpRequest) -> Caller:
+    return request.auth  # type: ignore[attr-defined]
 
 
-class PlanOut(Schema):
-    name: str
-    price_cents: int
-    currency: str
-    interval: str
-    limits: PlanLimits
-    livemode: bool
+def iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
-@api.get(
-    "/plan",
-    response=PlanOut,
-    auth=OAuthToken("plan:read"),
-    summary="The connected project's plan",
-    description="Scope: `plan:read` (always granted).",
-    tags=["plan"],
-)
-def get_plan(request: HttpRequest) -> dict[str, Any]:
-    context: AccessContext = request.auth  # type: ignore[attr-defined]
-    return {**context.token.project.plan.as_json(), "livemode": context.livemode}
+# Routers are registered here so the operations appear in the OpenAPI document in this order.
+from apertur.api import routes  # noqa: E402
 
-
-class ProjectOut(Schema):
-    id: str
-    name: str
-    plan: PlanOut
-    created_at: str
-    livemode: bool
-
-
-@api.get(
-    "/project",
-    response=ProjectOut,
-    auth=OAuthToken("project:read"),
-    summary="The connected project",
-    description="Scope: `project:read`.",
-    tags=["project"],
-)
-def get_project(request: HttpRequest) -> dict[str, Any]:
-    context: AccessContext = request.auth  # type: ignore[attr-defined]
-    project = context.token.project
-    return {
-        "id": project.public_id,
-        "name": project.name,
-        "plan": {**project.plan.as_json(), "livemode": context.livemode},
-        "created_at": project.created_at.isoformat(),
-        "livemode": context.livemode,
-    }
+for router, prefix in routes.ROUTERS:
+    api.add_router(prefix, router)

@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "apertur.api.middleware.ApiRequestMiddleware",
 ]
 
 ROOT_URLCONF = "apertur.config.urls"

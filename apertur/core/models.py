@@ -26,3 +26,23 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}:{self.object_id}"
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a POST carrying ``Idempotency-Key``, replayed for a retry with the same key.
+    The unique constraint, not a check in code, makes two concurrent first requests resolve to one."""
+
+    owner = models.CharField(max_length=100)  # who may replay it (the API caller's identity)
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    body_hash = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(default=0)  # 0 while the first request is running
+    response_body = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(default=clock.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.owner}:{self.key}"

@@ -35,18 +35,43 @@ def _key(limit: Limit, key: str, start: int) -> str:
     return f"rl:{limit.name}:{key}:{start}"
 
 
-def hit(limit: Limit, key: str) -> None:
-    """Count one attempt; raise :class:`RateLimited` once the window's budget is spent."""
+@dataclass(frozen=True, slots=True)
+class Status:
+    limit: int
+    remaining: int
+    reset: int  # seconds until the window resets
+
+    def headers(self) -> dict[str, str]:
+        """The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers)."""
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+
+
+def consume(limit: Limit, key: str) -> Status:
+    """Count one request and report what is left; raise :class:`RateLimited` past the budget."""
     start, retry_after = _window(limit)
+    count = _incr(limit, key, start)
+    if count > limit.max_hits:
+        raise RateLimited(retry_after=retry_after)
+    return Status(limit=limit.max_hits, remaining=limit.max_hits - count, reset=retry_after)
+
+
+def _incr(limit: Limit, key: str, start: int) -> int:
     cache_key = _key(limit, key, start)
     cache.add(cache_key, 0, timeout=limit.window_seconds + 5)
     try:
-        count = cache.incr(cache_key)
+        return int(cache.incr(cache_key))
     except ValueError:  # evicted between add and incr
         cache.set(cache_key, 1, timeout=limit.window_seconds + 5)
-        count = 1
-    if count > limit.max_hits:
-        raise RateLimited(retry_after=retry_after)
+        return 1
+
+
+def hit(limit: Limit, key: str) -> None:
+    """Count one attempt; raise :class:`RateLimited` once the window's budget is spent."""
+    consume(limit, key)
 
 
 def check(limit: Limit, key: str) -> None:

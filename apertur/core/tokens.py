@@ -25,6 +25,8 @@ class Prefix(StrEnum):
     REFRESH_TOKEN = "ort_"
     AUTHORIZATION_CODE = "oac_"
     EMAIL_TOKEN = "aptr_ev_"
+    LIVE_SECRET_KEY = "aptr_live_sk_"
+    TEST_SECRET_KEY = "aptr_test_sk_"
 
 
 def random_string(length: int) -> str:

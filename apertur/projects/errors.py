@@ -14,3 +14,8 @@ class InvalidProjectName(ValidationFailed):
 class ProjectNameTaken(Conflict):
     code = "project_name_taken"
     default_message = "You already have a project with this name."
+
+
+class InvalidApiKeyName(ValidationFailed):
+    code = "invalid_api_key_name"
+    default_message = "Name the key (1 to 80 characters), e.g. where it is used."

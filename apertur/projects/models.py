@@ -71,3 +71,31 @@ class Project(models.Model):
 
     def as_json(self) -> dict[str, str]:
         return {"id": self.public_id, "name": self.name, "plan": self.plan.name}
+
+
+class ApiKey(models.Model):
+    """A project's secret API key (``aptr_live_sk_…`` / ``aptr_test_sk_…``): full access to its project
+    through /api/v1. Shown once; only its SHA-256 hash is stored."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=80)
+    livemode = models.BooleanField(default=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    last4 = models.CharField(max_length=4)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (…{self.last4})"
+
+    @property
+    def prefix(self) -> str:
+        return tokens.Prefix.LIVE_SECRET_KEY if self.livemode else tokens.Prefix.TEST_SECRET_KEY
+
+    @property
+    def masked(self) -> str:
+        return f"{self.prefix}…{self.last4}"

@@ -3,8 +3,9 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from apertur.accounts.models import User
+from apertur.core import tokens
 from apertur.projects.errors import UnknownPlan
-from apertur.projects.models import Plan, Project
+from apertur.projects.models import ApiKey, Plan, Project
 
 
 def plan_list() -> QuerySet[Plan]:
@@ -26,3 +27,16 @@ def project_list(*, owner: User) -> QuerySet[Project]:
 
 def project_for_owner(*, owner: User, public_id: str) -> Project | None:
     return project_list(owner=owner).filter(public_id=public_id).first()
+
+
+def api_key_list(*, project: Project) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(project=project)
+
+
+def api_key_by_secret(secret: str) -> ApiKey | None:
+    """The active key with this secret (one query, by hash), with its project and plan."""
+    return (
+        ApiKey.objects.select_related("project__plan", "project__owner")
+        .filter(key_hash=tokens.hash_secret(secret), revoked_at__isnull=True)
+        .first()
+    )

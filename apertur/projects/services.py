@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import IntegrityError, transaction
 
 from apertur.accounts.models import User
 from apertur.accounts.services import create_user
-from apertur.core import audit
-from apertur.projects.errors import InvalidProjectName, ProjectNameTaken
-from apertur.projects.models import Plan, Project
+from apertur.core import audit, clock, tokens
+from apertur.projects.errors import InvalidApiKeyName, InvalidProjectName, ProjectNameTaken
+from apertur.projects.models import ApiKey, Plan, Project
 from apertur.projects.selectors import plan_by_name
 
 DEFAULT_PLAN = "Free"
@@ -49,3 +51,39 @@ def create_customer(
     user = create_user(email=email, password=password, email_confirmed=email_confirmed, ip=ip)
     create_project(owner=user, name=project_name, plan=plan, ip=ip)
     return user
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedApiKey:
+    key: ApiKey
+    secret: str  # shown once
+
+
+@transaction.atomic
+def create_api_key(
+    *, project: Project, name: str, livemode: bool = True, actor: User | None = None, ip: str | None = None
+) -> CreatedApiKey:
+    clean = " ".join(name.split())
+    if not 1 <= len(clean) <= 80:
+        raise InvalidApiKeyName(field="name")
+    secret = tokens.generate(tokens.Prefix.LIVE_SECRET_KEY if livemode else tokens.Prefix.TEST_SECRET_KEY, 40)
+    key = ApiKey.objects.create(
+        project=project,
+        name=clean,
+        livemode=livemode,
+        key_hash=tokens.hash_secret(secret),
+        last4=tokens.last_four(secret),
+        created_by=actor,
+    )
+    audit.record(action="api_key.created", obj=key, actor=actor, ip=ip, data={"livemode": livemode, "last4": key.last4})
+    return CreatedApiKey(key=key, secret=secret)
+
+
+@transaction.atomic
+def revoke_api_key(*, key: ApiKey, actor: User | None = None, ip: str | None = None) -> ApiKey:
+    key = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is None:
+        key.revoked_at = clock.now()
+        key.save(update_fields=["revoked_at"])
+        audit.record(action="api_key.revoked", obj=key, actor=actor, ip=ip, data={"last4": key.last4})
+    return key

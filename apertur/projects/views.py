@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
@@ -50,12 +50,56 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
     if project is None:
         raise Http404("No such project.")
+    once = request.session.pop(_KEY_ONCE, None)
     context = {
         "project": project,
         "connections": list(connections_for_project(project=project)),
         "sessions": list(session_list(project=project)[:50]),
+        "api_keys": list(selectors.api_key_list(project=project)),
+        "new_key": once if once and once.get("project") == project.public_id else None,
     }
     return render(request, "projects/detail.html", context)
+
+
+# A new key's secret travels to the page that shows it once in the session, and is popped there.
+_KEY_ONCE = "api_key_once"
+
+
+@login_required
+@require_POST
+def api_key_create(request: HttpRequest, public_id: str) -> HttpResponse:
+    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    try:
+        created = services.create_api_key(
+            project=project,
+            name=request.POST.get("name", ""),
+            livemode=request.POST.get("mode", "live") != "test",
+            actor=_user(request),
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        messages.error(request, exc.message)
+    else:
+        request.session[_KEY_ONCE] = {"project": project.public_id, "secret": created.secret, "name": created.key.name}
+    return redirect("projects:detail", public_id=public_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_revoke(request: HttpRequest, public_id: str, key_id: int) -> HttpResponse:
+    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
+    key = (
+        selectors.api_key_list(project=project).filter(pk=key_id, revoked_at__isnull=True).first() if project else None
+    )
+    if key is None:
+        raise Http404("No such API key.")
+    if request.method == "POST":
+        services.revoke_api_key(key=key, actor=_user(request), ip=client_ip(request))
+        messages.success(request, f"API key “{key.name}” revoked.")
+        return redirect("projects:detail", public_id=public_id)
+    return render(request, "projects/revoke_key.html", {"project": project, "key": key})
 
 
 @login_required

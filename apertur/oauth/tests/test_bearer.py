@@ -53,9 +53,10 @@ def test_refresh_token_is_not_an_access_token(flow: Flow) -> None:
     tokens = flow.tokens()
     response = api_get("/api/v1/plan", tokens["refresh_token"])
     assert response.status_code == 401
-    assert response.json() == {
-        "error": {"code": "invalid_token", "message": "The access token is invalid, expired or revoked."}
-    }
+    error = response.json()["error"]
+    assert error["code"] == "invalid_token"
+    assert error["message"] == "The access token is invalid, expired or revoked."
+    assert error["request_id"] == response["X-Request-Id"]
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
 
 

@@ -1,0 +1,69 @@
+"""``Idempotency-Key`` on every POST (as Stripe does): a retry with the same key and body gets the first
+response again (``Idempotent-Replayed: true``); the same key with a different body is a 409."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+
+from apertur.api.auth import Caller
+from apertur.core.models import IdempotencyKey
+
+MAX_KEY_LENGTH = 255
+
+
+def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    from apertur.api.v1 import error_response
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            return view(request, *args, **kwargs)
+        if len(key) > MAX_KEY_LENGTH:
+            return error_response(request, 400, "invalid_idempotency_key", "Idempotency-Key is at most 255 characters.")
+        caller: Caller = request.auth  # type: ignore[attr-defined]
+        body_hash = hashlib.sha256(request.body).hexdigest()
+        try:
+            with transaction.atomic():
+                record = IdempotencyKey.objects.create(
+                    owner=caller.identity,
+                    key=key,
+                    method=request.method or "POST",
+                    path=request.path,
+                    body_hash=body_hash,
+                )
+        except IntegrityError:
+            first = IdempotencyKey.objects.get(owner=caller.identity, key=key)
+            if first.body_hash != body_hash or first.path != request.path:
+                return error_response(
+                    request, 409, "idempotency_key_reused", "This Idempotency-Key was used with a different request."
+                )
+            if first.status == 0:
+                response = error_response(
+                    request, 409, "idempotency_in_progress", "The first request with this key is still running."
+                )
+                response["Retry-After"] = "1"
+                return response
+            replay = HttpResponse(bytes(first.response_body), status=first.status, content_type="application/json")
+            replay["Idempotent-Replayed"] = "true"
+            return replay
+        try:
+            response = view(request, *args, **kwargs)
+        except Exception:
+            record.delete()
+            raise
+        if response.status_code >= 500:
+            record.delete()  # a server error is not an answer: let the retry run
+        else:
+            record.status = response.status_code
+            record.response_body = response.content
+            record.save(update_fields=["status", "response_body"])
+        return response
+
+    return wrapper

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import pytest
+
+from apertur.api.tests.conftest import Api
+from apertur.oauth.tests.conftest import Flow
+from apertur.projects.services import create_project
+from apertur.testing import image_file, make_user
+from apertur.uploads import services
+from apertur.uploads.models import UploadSession
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_get_list_close(api: Api, flow: Flow) -> None:
+    created = api.post(
+        "/upload-sessions", {"title": "Ana & Ben", "max_files": 50, "expires_at": "2099-01-01T00:00:00Z"}
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["id"].startswith("ses_")
+    assert body["url"].startswith("http://localhost:8000/u/")
+    assert body["status"] == "open" and body["max_files"] == 50 and body["livemode"] is True
+    assert body["password_protected"] is False
+    assert api.get(f"/upload-sessions/{body['id']}").json() == body
+    listing = api.get("/upload-sessions").json()
+    assert [s["id"] for s in listing["data"]] == [body["id"]] and listing["has_more"] is False
+    closed = api.post(f"/upload-sessions/{body['id']}/close")
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    assert UploadSession.objects.get().project == flow.project
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x", "max_files": 0}, "max_files"),
+        ({"title": "x", "accepted_types": ["text/html"]}, "accepted_types"),
+        ({"title": "x", "expires_at": "tomorrow"}, "expires_at"),
+        ({"title": "x", "expires_at": "2000-01-01T00:00:00Z"}, "expires_at"),
+        ({"title": "x", "max_files": "lots"}, "max_files"),
+        ({}, "title"),
+    ],
+)
+def test_bad_input_names_the_field_and_stores_nothing(api: Api, body: dict, field: str) -> None:
+    response = api.post("/upload-sessions", body)
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert error["code"] in {"validation_error", "invalid_upload_session"}
+    assert UploadSession.objects.count() == 0
+
+
+def test_wrong_scope(narrow_api: Api) -> None:
+    response = narrow_api.post("/upload-sessions", {"title": "x"})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+    assert 'scope="upload:create"' in response["WWW-Authenticate"]
+    assert narrow_api.get("/upload-sessions").status_code == 403
+    assert UploadSession.objects.count() == 0
+
+
+def test_alias_sessions_write_creates_sessions(flow: Flow) -> None:
+    token = flow.tokens(scope="sessions:write")["access_token"]
+    assert Api(token).post("/upload-sessions", {"title": "x"}).status_code == 201
+
+
+def test_other_projects_sessions_are_404(api: Api) -> None:
+    other = create_project(owner=make_user(), name="Not mine")
+    session = services.create_session(project=other, title="secret")
+    assert api.get(f"/upload-sessions/{session.public_id}").status_code == 404
+    assert api.post(f"/upload-sessions/{session.public_id}/close").status_code == 404
+    assert api.get("/uploads", session_id=session.public_id).status_code == 404
+    session.refresh_from_db()
+    assert session.status == "open"
+
+
+def test_cursor_pagination(api: Api, flow: Flow) -> None:
+    ids = [services.create_session(project=flow.project, title=f"s{i}").public_id for i in range(5)]
+    page1 = api.get("/upload-sessions", limit=2).json()
+    assert [s["id"] for s in page1["data"]] == ids[::-1][:2] and page1["has_more"] is True
+    page2 = api.get("/upload-sessions", limit=2, cursor=page1["next_cursor"]).json()
+    page3 = api.get("/upload-sessions", limit=2, cursor=page2["next_cursor"]).json()
+    assert [s["id"] for s in page2["data"] + page3["data"]] == ids[::-1][2:]
+    assert page3["has_more"] is False and page3["next_cursor"] is None
+    bad = api.get("/upload-sessions", cursor="garbage")
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "cursor"
+    assert api.get("/upload-sessions", limit=0).json()["error"]["field"] == "limit"
+    assert api.get("/upload-sessions", limit=101).status_code == 422
+
+
+def test_idempotency_key_replays_and_conflicts(api: Api) -> None:
+    first = api.post("/upload-sessions", {"title": "Once"}, key="k-1")
+    again = api.post("/upload-sessions", {"title": "Once"}, key="k-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert UploadSession.objects.count() == 1
+    other = api.post("/upload-sessions", {"title": "Different"}, key="k-1")
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert api.post("/upload-sessions", {"title": "Once"}, key="k-2").status_code == 201
+    assert UploadSession.objects.count() == 2
+
+
+def test_idempotency_keys_belong_to_their_caller(api: Api, live_key_api: Api) -> None:
+    api.post("/upload-sessions", {"title": "Once"}, key="same")
+    assert live_key_api.post("/upload-sessions", {"title": "Once"}, key="same").status_code == 201
+    assert UploadSession.objects.count() == 2
+
+
+def test_errors_are_replayed_too(api: Api) -> None:
+    first = api.post("/upload-sessions", {"title": ""}, key="bad")
+    again = api.post("/upload-sessions", {"title": ""}, key="bad")
+    assert first.status_code == again.status_code == 422
+
+
+def test_uploads_listing(api: Api, flow: Flow) -> None:
+    session = services.create_session(project=flow.project, title="x")
+    other = services.create_session(project=flow.project, title="y")
+    for _ in range(3):
+        services.accept_upload(session=session, file=image_file(), note="n")
+    services.accept_upload(session=other, file=image_file())
+    listing = api.get("/uploads").json()
+    assert len(listing["data"]) == 4
+    only = api.get("/uploads", session_id=session.public_id).json()
+    assert len(only["data"]) == 3
+    item = only["data"][0]
+    assert set(item) == {"id", "session_id", "file_name", "size", "content_type", "note", "uploaded_at", "livemode"}
+    assert item["file_name"] == "photo.png" and item["content_type"] == "image/png"
+
+
+def test_test_mode_sees_and_creates_only_test_objects(test_key_api: Api, api: Api, flow: Flow) -> None:
+    live = services.create_session(project=flow.project, title="live")
+    created = test_key_api.post("/upload-sessions", {"title": "test"}).json()
+    assert created["livemode"] is False
+    assert [s["id"] for s in test_key_api.get("/upload-sessions").json()["data"]] == [created["id"]]
+    assert test_key_api.get(f"/upload-sessions/{live.public_id}").status_code == 404
+    assert [s["id"] for s in api.get("/upload-sessions").json()["data"]] == [live.public_id]
+
+
+def test_request_id_and_rate_limit_headers(api: Api) -> None:
+    response = api.get("/upload-sessions")
+    assert response["X-Request-Id"].startswith("req_")
+    assert int(response["RateLimit-Limit"]) >= int(response["RateLimit-Remaining"]) >= 0
+    assert int(response["RateLimit-Reset"]) > 0
+    from django.test import Client
+
+    echoed = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}", HTTP_X_REQUEST_ID="my-trace-1234")
+    assert echoed["X-Request-Id"] == "my-trace-1234"
+
+
+def test_rate_limited(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apertur.api import auth
+    from apertur.core.ratelimit import Limit
+
+    monkeypatch.setattr(auth, "PER_CALLER", Limit("t-api", 2, 60))
+    assert api.get("/plan").status_code == 200
+    assert api.get("/plan").status_code == 200
+    response = api.get("/plan")
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert int(response["Retry-After"]) > 0
