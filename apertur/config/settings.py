@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "apertur.referrals",
     "apertur.oauth",
     "apertur.uploads",
+    "apertur.webhooks",
     "apertur.api",
 ]
 
@@ -130,6 +131,9 @@ else:
 
 # --- Background tasks -------------------------------------------------------------------------------
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Webhook deliveries never go to private networks; loopback receivers only in development.
+WEBHOOKS_ALLOW_LOOPBACK = _env_bool("WEBHOOKS_ALLOW_LOOPBACK", DEBUG)
 
 # --- Auth -------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
@@ -37,3 +40,69 @@ def clean_text(
     if not low <= len(text) <= high:
         raise error(message, field=field)
     return text
+
+
+MAX_URL_LENGTH = 2000
+
+
+def idna_host(host: str) -> str:
+    """Lowercase, no trailing dot, internationalised labels in their ASCII (punycode) form."""
+    host = host.strip().lower().rstrip(".")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, any ``*.localhost`` name (RFC 6761 §6.3) and loopback IP literals."""
+    host = idna_host(host)
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    ip = ip_literal(host)
+    return ip is not None and ip.is_loopback
+
+
+def check_callback_url(value: str, *, noun: str, field: str, error: type[ValidationFailed] = ValidationFailed) -> str:
+    """A URL Apertur sends users or data to (redirect URIs, webhook endpoints): absolute, no fragment, no
+    credentials, no wildcard, and ``https`` unless the host is a loopback name used in development.
+    Returned exactly as given."""
+    url = value.strip()
+    if not url:
+        raise error(f"Enter a {noun}.", field=field)
+    if len(url) > MAX_URL_LENGTH:
+        raise error(f"{url[:60]}…: a {noun} is at most {MAX_URL_LENGTH} characters.", field=field)
+    if any(ch.isspace() for ch in url) or any(ord(ch) < 0x20 for ch in url):
+        raise error(f"{url}: a {noun} cannot contain spaces.", field=field)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise error(f"{url}: this is not a valid URL ({exc}).", field=field) from exc
+    if not parts.scheme or not parts.netloc:
+        raise error(f"{url}: a {noun} must be absolute, like https://your-app.com/callback.", field=field)
+    if parts.scheme not in {"https", "http"}:
+        raise error(f"{url}: the scheme must be https.", field=field)
+    if "#" in url:
+        raise error(f"{url}: a {noun} cannot contain a fragment (#…).", field=field)
+    if parts.username is not None or parts.password is not None:
+        raise error(f"{url}: a {noun} cannot contain a user name or password.", field=field)
+    host = parts.hostname or ""
+    if not host or "*" in host:
+        raise error(f"{url}: the host must be a full domain name; wildcards are not allowed.", field=field)
+    if port == 0:
+        raise error(f"{url}: port 0 is not a valid port.", field=field)
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise error(
+            f"{url}: {noun}s must use https. Plain http is allowed only for localhost, "
+            "*.localhost, 127.0.0.1 and [::1] during development.",
+            field=field,
+        )
+    return url

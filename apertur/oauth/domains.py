@@ -16,12 +16,12 @@ for loopback names (``localhost``, ``*.localhost``, ``127.0.0.1``, ``[::1]``).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from apertur.core.errors import ValidationFailed
+from apertur.core.validation import check_callback_url, idna_host, ip_literal, is_loopback_host
 
 
 class InvalidRedirectURI(ValidationFailed):
@@ -33,32 +33,6 @@ class InvalidDomainPattern(ValidationFailed):
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-MAX_URI_LENGTH = 2000
-
-
-def _idna(host: str) -> str:
-    """Lowercase, no trailing dot, internationalised labels in their ASCII (punycode) form."""
-    host = host.strip().lower().rstrip(".")
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return host
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost``, any ``*.localhost`` name (RFC 6761 §6.3) and loopback IP literals."""
-    host = _idna(host)
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    ip = _ip(host)
-    return ip is not None and ip.is_loopback
 
 
 # --- redirect URIs (RFC 6749 §3.1.2) ----------------------------------------------------------------
@@ -71,47 +45,7 @@ def validate_redirect_uri(uri: str) -> str:
     hosts used in development. Matching at authorization time is exact (RFC 6749 §3.1.2.3), so the URI is
     stored exactly as given, with no normalisation that could make two different strings equal.
     """
-    value = uri.strip()
-    if not value:
-        raise InvalidRedirectURI("Enter a redirect URI.", field="redirect_uris")
-    if len(value) > MAX_URI_LENGTH:
-        raise InvalidRedirectURI(
-            f"{value[:60]}…: a redirect URI is at most {MAX_URI_LENGTH} characters.", field="redirect_uris"
-        )
-    if any(ch.isspace() for ch in value) or any(ord(ch) < 0x20 for ch in value):
-        raise InvalidRedirectURI(f"{value}: a redirect URI cannot contain spaces.", field="redirect_uris")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidRedirectURI(f"{value}: this is not a valid URL ({exc}).", field="redirect_uris") from exc
-    if not parts.scheme or not parts.netloc:
-        raise InvalidRedirectURI(
-            f"{value}: a redirect URI must be absolute, like https://your-app.com/callback.",
-            field="redirect_uris",
-        )
-    if parts.scheme not in {"https", "http"}:
-        raise InvalidRedirectURI(f"{value}: the scheme must be https.", field="redirect_uris")
-    if "#" in value:
-        raise InvalidRedirectURI(f"{value}: a redirect URI cannot contain a fragment (#…).", field="redirect_uris")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidRedirectURI(
-            f"{value}: a redirect URI cannot contain a user name or password.", field="redirect_uris"
-        )
-    host = parts.hostname or ""
-    if not host or "*" in host:
-        raise InvalidRedirectURI(
-            f"{value}: the host must be a full domain name; wildcards are not allowed.", field="redirect_uris"
-        )
-    if port == 0:
-        raise InvalidRedirectURI(f"{value}: port 0 is not a valid port.", field="redirect_uris")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise InvalidRedirectURI(
-            f"{value}: redirect URIs must use https. Plain http is allowed only for localhost, "
-            "*.localhost, 127.0.0.1 and [::1] during development.",
-            field="redirect_uris",
-        )
-    return value
+    return check_callback_url(uri, noun="redirect URI", field="redirect_uris", error=InvalidRedirectURI)
 
 
 def validate_redirect_uris(uris: Iterable[str]) -> list[str]:
@@ -151,7 +85,7 @@ def validate_domain_pattern(pattern: str) -> str:
             f"{raw}: a bare * would allow every site. Leave the list empty to allow all origins during development.",
             field=field,
         )
-    ip = _ip(raw)
+    ip = ip_literal(raw)
     if ip is not None:
         return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
     if ":" in raw:
@@ -164,7 +98,7 @@ def validate_domain_pattern(pattern: str) -> str:
         raise InvalidDomainPattern(
             f"{raw}: a wildcard is allowed only as the whole first label, like *.example.com.", field=field
         )
-    host = _idna(body)
+    host = idna_host(body)
     labels = host.split(".")
     if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
         raise InvalidDomainPattern(f"{raw}: this is not a valid domain name.", field=field)
@@ -193,8 +127,8 @@ def validate_domain_patterns(patterns: Iterable[str]) -> list[str]:
 def host_matches(host: str, pattern: str) -> bool:
     """Does a (normalised) ``pattern`` cover ``host``? ``*.d`` covers every subdomain of ``d`` at any
     depth but never ``d`` itself; any other pattern covers exactly itself."""
-    host = _idna(host)
-    ip = _ip(host)
+    host = idna_host(host)
+    ip = ip_literal(host)
     if ip is not None:
         host = f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
     if pattern.startswith("*."):

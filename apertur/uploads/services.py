@@ -23,6 +23,7 @@ from apertur.uploads.errors import (
     WrongPassword,
 )
 from apertur.uploads.models import IMAGE_TYPES, SessionStatus, Upload, UploadSession
+from apertur.webhooks import services as webhooks
 
 MAX_NOTE = 500
 
@@ -98,6 +99,7 @@ def create_session(
         livemode=livemode,
     )
     audit.record(action="upload_session.created", obj=session, actor=actor, ip=ip, data={"livemode": livemode})
+    webhooks.emit(project=project, type="session.created", data=session_event(session), livemode=livemode)
     return session
 
 
@@ -109,6 +111,9 @@ def close_session(*, session: UploadSession, actor: object = None, ip: str | Non
         session.closed_at = clock.now()
         session.save(update_fields=["status", "closed_at"])
         audit.record(action="upload_session.closed", obj=session, actor=actor, ip=ip)
+        webhooks.emit(
+            project=session.project, type="session.closed", data=session_event(session), livemode=session.livemode
+        )
     return session
 
 
@@ -166,4 +171,23 @@ def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "",
         raise
     audit_data = {"session": session.public_id, "size": size, "content_type": kind}
     audit.record(action="upload.created", obj=upload, ip=ip, data=audit_data)
+    webhooks.emit(project=session.project, type="upload.created", data=upload_event(upload), livemode=upload.livemode)
     return upload
+
+
+def session_event(session: UploadSession) -> dict[str, object]:
+    return {"session": {"id": session.public_id, "title": session.title, "status": session.status}}
+
+
+def upload_event(upload: Upload) -> dict[str, object]:
+    return {
+        "upload": {
+            "id": upload.public_id,
+            "session_id": upload.session.public_id,
+            "file_name": upload.original_name,
+            "size": upload.size,
+            "content_type": upload.content_type,
+            "note": upload.note,
+            "uploaded_at": upload.uploaded_at.isoformat(),
+        }
+    }

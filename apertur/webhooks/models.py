@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from django.db import models
+
+from apertur.core import clock, tokens
+from apertur.projects.models import Project
+
+EVENT_TYPES = {
+    "upload.created": "A guest uploaded a file",
+    "session.created": "An upload session was created",
+    "session.closed": "An upload session was closed",
+    "plan.changed": "The project's plan changed",
+    "webhook.test": "A test event sent from the dashboard or the API",
+}
+
+
+def new_endpoint_id() -> str:
+    return f"we_{tokens.random_string(16)}"
+
+
+def new_event_id() -> str:
+    return f"evt_{tokens.random_string(20)}"
+
+
+class WebhookEndpoint(models.Model):
+    public_id = models.CharField(max_length=32, unique=True, default=new_endpoint_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list)  # event types, or ["*"] for all
+    # The signing secret (Standard Webhooks "whsec_…"). Apertur must sign with it, so it is kept, unlike
+    # credentials that are only ever compared.
+    secret = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    livemode = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return self.enabled and ("*" in self.events or event_type in self.events)
+
+
+class WebhookEvent(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=new_event_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhook_events")
+    type = models.CharField(max_length=50)
+    data = models.JSONField(default=dict)
+    livemode = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.public_id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: retried with exponential backoff until it succeeds or gives up."""
+
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_event_endpoint")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id}"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    at = models.DateTimeField(default=clock.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

@@ -1,0 +1,274 @@
+"""Project event webhooks: endpoints, events, signed deliveries and their retries.
+
+An event is written in the same transaction as the change it reports, with one delivery row per
+subscribed endpoint; the attempt runs after commit in a background task (django-tasks), so no accepted
+event is lost and nothing is announced that did not happen. Failed attempts are retried with exponential
+backoff; receivers dedupe by ``webhook-id``, which is the event id and stays the same on every retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+
+from apertur.core import audit, clock
+from apertur.core.validation import check_callback_url, is_loopback_host
+from apertur.projects.models import Project
+from apertur.webhooks import signing
+from apertur.webhooks.errors import InvalidEndpoint
+from apertur.webhooks.models import (
+    EVENT_TYPES,
+    DeliveryAttempt,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+
+# Attempt n (1-based) failed → wait BACKOFF[n-1] before the next; after the last, the delivery fails.
+BACKOFF = [
+    dt.timedelta(seconds=30),
+    dt.timedelta(minutes=2),
+    dt.timedelta(minutes=10),
+    dt.timedelta(hours=1),
+    dt.timedelta(hours=6),
+    dt.timedelta(hours=24),
+]
+MAX_ATTEMPTS = len(BACKOFF) + 1
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+USER_AGENT = "Apertur-Webhooks/1"
+
+
+def _clean_events(events: Sequence[str] | None) -> list[str]:
+    chosen = list(dict.fromkeys(events or ["*"]))
+    unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
+    if unknown or not chosen:
+        raise InvalidEndpoint(
+            f"Unknown event type(s): {', '.join(unknown)}. Known: {', '.join(EVENT_TYPES)} or *.", field="events"
+        )
+    return chosen
+
+
+@transaction.atomic
+def create_endpoint(
+    *,
+    project: Project,
+    url: str,
+    events: Sequence[str] | None = None,
+    description: str = "",
+    livemode: bool = True,
+    actor: Any = None,
+    ip: str | None = None,
+) -> WebhookEndpoint:
+    clean_url = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+    if len(description) > 200:
+        raise InvalidEndpoint("The description is at most 200 characters.", field="description")
+    endpoint = WebhookEndpoint.objects.create(
+        project=project,
+        url=clean_url,
+        events=_clean_events(events),
+        description=description.strip(),
+        secret=signing.new_secret(),
+        livemode=livemode,
+    )
+    audit.record(action="webhook_endpoint.created", obj=endpoint, actor=actor, ip=ip, data={"url": clean_url})
+    return endpoint
+
+
+@transaction.atomic
+def update_endpoint(
+    *,
+    endpoint: WebhookEndpoint,
+    url: str | None = None,
+    events: Sequence[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+    actor: Any = None,
+    ip: str | None = None,
+) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if url is not None:
+        endpoint.url = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+    if events is not None:
+        endpoint.events = _clean_events(events)
+    if description is not None:
+        if len(description) > 200:
+            raise InvalidEndpoint("The description is at most 200 characters.", field="description")
+        endpoint.description = description.strip()
+    if enabled is not None:
+        endpoint.enabled = enabled
+    endpoint.save()
+    audit.record(action="webhook_endpoint.updated", obj=endpoint, actor=actor, ip=ip)
+    return endpoint
+
+
+@transaction.atomic
+def delete_endpoint(*, endpoint: WebhookEndpoint, actor: Any = None, ip: str | None = None) -> None:
+    audit.record(action="webhook_endpoint.deleted", obj=endpoint, actor=actor, ip=ip, data={"url": endpoint.url})
+    endpoint.delete()
+
+
+def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = True) -> WebhookEvent:
+    """Record an event and its deliveries in the caller's transaction; attempts start after commit."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type}")
+    event = WebhookEvent.objects.create(project=project, type=type, data=data, livemode=livemode)
+    endpoints = [
+        e for e in WebhookEndpoint.objects.filter(project=project, livemode=livemode, enabled=True) if e.wants(type)
+    ]
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(event=event, endpoint=e, next_attempt_at=clock.now()) for e in endpoints]
+    )
+    ids = [d.pk for d in deliveries]
+    if ids:
+        transaction.on_commit(lambda: _enqueue(ids))
+    return event
+
+
+def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """The dashboard's "send test event": one ``webhook.test`` event to this endpoint only."""
+    with transaction.atomic():
+        event = WebhookEvent.objects.create(
+            project=endpoint.project,
+            type="webhook.test",
+            data={"message": "This is a test event from Apertur.", "endpoint": endpoint.public_id},
+            livemode=endpoint.livemode,
+        )
+        delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=clock.now())
+        transaction.on_commit(lambda: _enqueue([delivery.pk]))
+    return delivery
+
+
+def _enqueue(delivery_ids: list[int], run_after: dt.datetime | None = None) -> None:
+    from apertur.webhooks.tasks import deliver_webhook
+
+    task = deliver_webhook.using(run_after=run_after) if run_after else deliver_webhook
+    for pk in delivery_ids:
+        task.enqueue(pk)
+
+
+def payload(event: WebhookEvent) -> bytes:
+    body = {
+        "id": event.public_id,
+        "type": event.type,
+        "timestamp": event.created_at.isoformat(),
+        "livemode": event.livemode,
+        "data": event.data,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+class BlockedDestination(Exception):
+    pass
+
+
+def _check_destination(url: str) -> None:
+    """No deliveries to private networks or cloud metadata addresses (SSRF). Loopback is allowed only
+    when the deployment says so (development and tests)."""
+    host = urlsplit(url).hostname or ""
+    loopback_ok = settings.WEBHOOKS_ALLOW_LOOPBACK
+    if is_loopback_host(host):
+        if not loopback_ok:
+            raise BlockedDestination("loopback destinations are not allowed")
+        return
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError as exc:
+        raise BlockedDestination(f"cannot resolve {host}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_loopback and loopback_ok:
+            continue
+        if not address.is_global:
+            raise BlockedDestination(f"{host} resolves to a non-public address")
+
+
+def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookDelivery:
+    """Make one attempt if the delivery is due and pending; record it; schedule the next on failure."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update()
+            .select_related("event", "endpoint")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return delivery  # type: ignore[return-value]
+        if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
+            return delivery
+        # Claim this attempt before the network call, so a second worker does not send it again.
+        delivery.attempts += 1
+        number = delivery.attempts
+        delivery.next_attempt_at = clock.now() + (BACKOFF[number - 1] if number <= len(BACKOFF) else dt.timedelta(0))
+        delivery.save(update_fields=["attempts", "next_attempt_at"])
+    event, endpoint = delivery.event, delivery.endpoint
+    body = payload(event)
+    timestamp = int(clock.now().timestamp())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": event.public_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.sign(
+            secret=endpoint.secret, msg_id=event.public_id, timestamp=timestamp, body=body
+        ),
+    }
+    status_code: int | None = None
+    error = ""
+    started = time.monotonic()
+    try:
+        _check_destination(endpoint.url)
+        http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        try:
+            response = http.post(endpoint.url, content=body, headers=headers)
+        finally:
+            if client is None:
+                http.close()
+        status_code = response.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except BlockedDestination as exc:
+        error = f"blocked: {exc}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    duration = int((time.monotonic() - started) * 1000)
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(
+            delivery=delivery, number=number, status_code=status_code, error=error, duration_ms=duration
+        )
+        delivery.last_status_code = status_code
+        delivery.last_error = error
+        if not error:
+            delivery.status = DeliveryStatus.SUCCEEDED
+            delivery.delivered_at = clock.now()
+            delivery.next_attempt_at = None
+        elif number >= MAX_ATTEMPTS:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+        delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
+        if delivery.status == DeliveryStatus.PENDING:
+            run_after = delivery.next_attempt_at
+            transaction.on_commit(lambda: _enqueue([delivery.pk], run_after))
+    return delivery
+
+
+def run_due(*, client: httpx.Client | None = None, limit: int = 100) -> int:
+    """Attempt every pending delivery that is due (the worker's safety net, and what tests drive)."""
+    due = list(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=clock.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in due:
+        attempt(delivery_id=pk, client=client)
+    return len(due)

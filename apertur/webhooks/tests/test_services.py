@@ -1,0 +1,200 @@
+"""Signed deliveries to a real HTTP receiver on loopback, retries with backoff, and SSRF protection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import time_machine
+
+from apertur.projects.services import create_project
+from apertur.testing import image_file, make_user
+from apertur.uploads import services as uploads
+from apertur.webhooks import services, signing
+from apertur.webhooks.errors import InvalidEndpoint
+from apertur.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_standard_webhooks_reference_vector() -> None:
+    # Published by Standard Webhooks: any receiver library must accept what we send.
+    signature = signing.sign(
+        secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        msg_id="msg_p5jXN8AQM9LWM0D4loKWxJek",
+        timestamp=1614265330,
+        body=b'{"test": 2432232314}',
+    )
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+class Receiver:
+    """A webhook receiver as a partner would write one: verifies the signature, dedupes by webhook-id."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.requests: list[dict[str, Any]] = []
+        self.processed: dict[str, dict[str, Any]] = {}
+        self.secret = ""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.requests.append({"headers": headers, "body": body})
+                if not receiver.up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                ok = signing.verify(
+                    secret=receiver.secret,
+                    msg_id=headers["webhook-id"],
+                    timestamp=int(headers["webhook-timestamp"]),
+                    body=body,
+                    header=headers["webhook-signature"],
+                )
+                if not ok:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                receiver.processed.setdefault(headers["webhook-id"], json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(settings: Any) -> Iterator[Receiver]:
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def project():  # type: ignore[no-untyped-def]
+    return create_project(owner=make_user(), name="Weddings")
+
+
+def test_upload_created_is_delivered_signed(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    endpoint = services.create_endpoint(project=project, url=receiver.url, events=["upload.created"])
+    assert endpoint.secret.startswith("whsec_")
+    receiver.secret = endpoint.secret
+    session = uploads.create_session(project=project, title="Party")  # session.created: not subscribed
+    upload = uploads.accept_upload(session=session, file=image_file(), note="hi")
+    assert services.run_due() == 1
+    assert len(receiver.requests) == 1
+    event = receiver.processed[receiver.requests[0]["headers"]["webhook-id"]]
+    assert event["type"] == "upload.created"
+    assert event["data"]["upload"]["id"] == upload.public_id
+    assert event["data"]["upload"]["file_name"] == "photo.png"
+    assert event["livemode"] is True
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
+    assert delivery.attempt_log.get().status_code == 204
+
+
+def test_receiver_down_then_up_is_delivered_exactly_once(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.secret = endpoint.secret
+    receiver.up = False
+    uploads.create_session(project=project, title="Party")
+    start = dt.datetime.now(tz=dt.UTC)
+    assert services.run_due() == 1
+    assert services.run_due() == 0  # not due again before the backoff
+    with time_machine.travel(start + dt.timedelta(seconds=31)):
+        assert services.run_due() == 1  # second attempt, still down
+    receiver.up = True
+    with time_machine.travel(start + dt.timedelta(seconds=31 + 121)):
+        assert services.run_due() == 1
+    with time_machine.travel(start + dt.timedelta(hours=30)):
+        assert services.run_due() == 0  # delivered: never sent again
+    assert len(receiver.requests) == 3
+    ids = {r["headers"]["webhook-id"] for r in receiver.requests}
+    assert len(ids) == 1  # the same event id on every retry
+    assert len(receiver.processed) == 1
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert [a.status_code for a in delivery.attempt_log.all()] == [503, 503, 204]
+
+
+def test_gives_up_after_the_last_attempt(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    services.create_endpoint(project=project, url=receiver.url)
+    receiver.up = False
+    uploads.create_session(project=project, title="Party")
+    now = dt.datetime.now(tz=dt.UTC)
+    for _ in range(services.MAX_ATTEMPTS + 2):
+        now += dt.timedelta(days=2)
+        with time_machine.travel(now):
+            services.run_due()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.attempts == services.MAX_ATTEMPTS
+    assert len(receiver.requests) == services.MAX_ATTEMPTS
+
+
+def test_test_event(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    endpoint = services.create_endpoint(project=project, url=receiver.url, events=["upload.created"])
+    receiver.secret = endpoint.secret
+    services.send_test_event(endpoint=endpoint)
+    services.run_due()
+    assert [e["type"] for e in receiver.processed.values()] == ["webhook.test"]
+
+
+def test_disabled_endpoints_and_test_mode_are_separate(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    live = services.create_endpoint(project=project, url=receiver.url)
+    services.update_endpoint(endpoint=live, enabled=False)
+    services.create_endpoint(project=project, url=receiver.url, livemode=False)
+    uploads.create_session(project=project, title="live")
+    assert WebhookDelivery.objects.count() == 0
+    uploads.create_session(project=project, title="test", livemode=False)
+    assert WebhookDelivery.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://hooks.example.com/x", "must use https"),
+        ("ftp://hooks.example.com/x", "scheme must be https"),
+        ("/relative", "must be absolute"),
+        ("https://user:pw@hooks.example.com/", "user name or password"),
+    ],
+)
+def test_bad_endpoint_urls(project, url: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidEndpoint, match=message):
+        services.create_endpoint(project=project, url=url)
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_unknown_event_type_refused(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidEndpoint, match="Unknown event type"):
+        services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.deleted"])
+
+
+def test_no_deliveries_to_private_or_blocked_loopback_addresses(project, settings: Any) -> None:  # type: ignore[no-untyped-def]
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    services.create_endpoint(project=project, url="http://127.0.0.1:9/hooks")
+    services.create_endpoint(project=project, url="https://10.0.0.1/hooks")
+    services.create_endpoint(project=project, url="https://169.254.169.254/latest/meta-data")
+    uploads.create_session(project=project, title="x")
+    services.run_due()
+    errors = sorted(d.last_error for d in WebhookDelivery.objects.all())
+    assert all(e.startswith("blocked:") for e in errors), errors
+    assert WebhookEvent.objects.count() == 1
