@@ -17,6 +17,9 @@ from apertur.projects.selectors import api_key_list
 from apertur.uploads import selectors as upload_selectors
 from apertur.uploads import services as upload_services
 from apertur.uploads.models import Upload, UploadSession
+from apertur.webhooks import selectors as webhook_selectors
+from apertur.webhooks import services as webhook_services
+from apertur.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 def _caller(request: HttpRequest) -> Any:
@@ -332,10 +335,218 @@ def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None
     )
 
 
+# --- webhooks -------------------------------------------------------------------------------------------
+
+webhooks_router = Router(tags=["webhooks"])
+
+
+class EndpointIn(Schema):
+    url: str
+    events: list[str] | None = None
+    description: str = ""
+
+
+class EndpointPatch(Schema):
+    url: str | None = None
+    events: list[str] | None = None
+    description: str | None = None
+    enabled: bool | None = None
+
+
+class EndpointOut(Schema):
+    id: str
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    created_at: str
+    livemode: bool
+    secret: str | None = None
+
+
+class EndpointPage(Schema):
+    data: list[EndpointOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class AttemptOut(Schema):
+    number: int
+    at: str
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+
+class DeliveryOut(Schema):
+    id: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: str | None
+    delivered_at: str | None
+    attempt_log: list[AttemptOut]
+
+
+class DeliveryPage(Schema):
+    data: list[DeliveryOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": endpoint.public_id,
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+        "created_at": endpoint.created_at.isoformat(),
+        "livemode": endpoint.livemode,
+    }
+    if with_secret:
+        body["secret"] = endpoint.secret
+    return body
+
+
+def delivery_json(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": delivery.pk,
+        "event_id": delivery.event.public_id,
+        "event_type": delivery.event.type,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": _iso(delivery.next_attempt_at),
+        "delivered_at": _iso(delivery.delivered_at),
+        "attempt_log": [
+            {
+                "number": a.number,
+                "at": a.at.isoformat(),
+                "status_code": a.status_code,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+            }
+            for a in delivery.attempt_log.all()
+        ],
+    }
+
+
+def _endpoint(request: HttpRequest, endpoint_id: str) -> WebhookEndpoint:
+    c = _caller(request)
+    endpoint = webhook_selectors.endpoint_for_project(project=c.project, public_id=endpoint_id, livemode=c.livemode)
+    if endpoint is None:
+        raise NotFound("There is no such webhook endpoint.")
+    return endpoint
+
+
+@webhooks_router.get(
+    "",
+    response=EndpointPage,
+    auth=ApiAuth("webhooks:manage"),
+    summary="List webhook endpoints",
+    description="Scope: `webhooks:manage`.",
+)
+def list_endpoints(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    c = _caller(request)
+    qs = webhook_selectors.endpoint_list(project=c.project, livemode=c.livemode)
+    return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=endpoint_json)
+
+
+@webhooks_router.post(
+    "",
+    response={201: EndpointOut},
+    auth=ApiAuth("webhooks:manage"),
+    summary="Create a webhook endpoint",
+    description="Scope: `webhooks:manage`. The response carries the signing `secret` "
+    "(Standard Webhooks `whsec_…`) this once.",
+)
+@idempotent
+def create_endpoint(request: HttpRequest, payload: EndpointIn) -> HttpResponse:
+    c = _caller(request)
+    endpoint = webhook_services.create_endpoint(
+        project=c.project,
+        url=payload.url,
+        events=payload.events,
+        description=payload.description,
+        livemode=c.livemode,
+    )
+    return _json(endpoint_json(endpoint, with_secret=True), 201)
+
+
+@webhooks_router.get(
+    "/{endpoint_id}",
+    response=EndpointOut,
+    auth=ApiAuth("webhooks:manage"),
+    summary="One webhook endpoint",
+    description="Scope: `webhooks:manage`.",
+)
+def get_endpoint(request: HttpRequest, endpoint_id: str) -> dict[str, Any]:
+    return endpoint_json(_endpoint(request, endpoint_id))
+
+
+@webhooks_router.patch(
+    "/{endpoint_id}",
+    response=EndpointOut,
+    auth=ApiAuth("webhooks:manage"),
+    summary="Change a webhook endpoint",
+    description="Scope: `webhooks:manage`.",
+)
+def update_endpoint(request: HttpRequest, endpoint_id: str, payload: EndpointPatch) -> dict[str, Any]:
+    endpoint = webhook_services.update_endpoint(
+        endpoint=_endpoint(request, endpoint_id),
+        url=payload.url,
+        events=payload.events,
+        description=payload.description,
+        enabled=payload.enabled,
+    )
+    return endpoint_json(endpoint)
+
+
+@webhooks_router.delete(
+    "/{endpoint_id}",
+    response={204: None},
+    auth=ApiAuth("webhooks:manage"),
+    summary="Delete a webhook endpoint",
+    description="Scope: `webhooks:manage`.",
+)
+def delete_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
+    webhook_services.delete_endpoint(endpoint=_endpoint(request, endpoint_id))
+    return HttpResponse(status=204)
+
+
+@webhooks_router.get(
+    "/{endpoint_id}/deliveries",
+    response=DeliveryPage,
+    auth=ApiAuth("webhooks:manage"),
+    summary="The endpoint's delivery log",
+    description="Scope: `webhooks:manage`. Newest first.",
+)
+def list_deliveries(
+    request: HttpRequest, endpoint_id: str, cursor: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    qs = webhook_selectors.delivery_log(endpoint=_endpoint(request, endpoint_id))
+    return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=delivery_json)
+
+
+@webhooks_router.post(
+    "/{endpoint_id}/test",
+    response={202: DeliveryOut},
+    auth=ApiAuth("webhooks:manage"),
+    summary="Send a test event",
+    description="Scope: `webhooks:manage`. Sends `webhook.test`.",
+)
+@idempotent
+def test_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
+    delivery = webhook_services.send_test_event(endpoint=_endpoint(request, endpoint_id))
+    return _json(delivery_json(delivery), 202)
+
+
 ROUTERS = [
     (plan_router, "/plan"),
     (project_router, "/project"),
     (sessions_router, "/upload-sessions"),
     (uploads_router, "/uploads"),
     (keys_router, "/keys"),
+    (webhooks_router, "/webhooks"),
 ]
