@@ -106,6 +106,50 @@ def get_project(request: HttpRequest) -> dict[str, Any]:
     return project_json(c.project, c.livemode)
 
 
+class SettingsOut(Schema):
+    name: str
+    description: str
+    default_session_days: int | None
+    default_max_files: int | None
+    notify_owner_on_upload: bool
+
+
+class SettingsPatch(Schema):
+    name: str | None = None
+    description: str | None = None
+    default_session_days: int | None = None
+    default_max_files: int | None = None
+    notify_owner_on_upload: bool | None = None
+
+
+@project_router.get(
+    "/settings",
+    response=SettingsOut,
+    auth=ApiAuth("project:read"),
+    summary="Project settings",
+    description="Scope: `project:read`.",
+)
+def get_settings(request: HttpRequest) -> dict[str, Any]:
+    return _caller(request).project.settings_json()
+
+
+@project_router.patch(
+    "/settings",
+    response=SettingsOut,
+    auth=ApiAuth("project:settings"),
+    summary="Change project settings",
+    description="Scope: `project:settings`. Send only the fields to change; `null` clears "
+    "`default_session_days` and `default_max_files`.",
+)
+def patch_settings(request: HttpRequest, payload: SettingsPatch) -> dict[str, Any]:
+    from apertur.projects.services import update_settings
+
+    c = _caller(request)
+    given = payload.model_dump(exclude_unset=True)
+    project = update_settings(project=c.project, **given)
+    return project.settings_json()
+
+
 # --- upload sessions ----------------------------------------------------------------------------------
 
 sessions_router = Router(tags=["upload sessions"])

@@ -19,3 +19,7 @@ class ProjectNameTaken(Conflict):
 class InvalidApiKeyName(ValidationFailed):
     code = "invalid_api_key_name"
     default_message = "Name the key (1 to 80 characters), e.g. where it is used."
+
+
+class InvalidProjectSettings(ValidationFailed):
+    code = "invalid_project_settings"

@@ -59,6 +59,11 @@ class Project(models.Model):
     name = models.CharField(max_length=100)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="projects")
     created_at = models.DateTimeField(default=clock.now)
+    # Settings (PATCH /api/v1/project/settings with project:settings)
+    description = models.CharField(max_length=500, blank=True)
+    default_session_days = models.PositiveIntegerField(null=True, blank=True)
+    default_max_files = models.PositiveIntegerField(null=True, blank=True)
+    notify_owner_on_upload = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -71,6 +76,15 @@ class Project(models.Model):
 
     def as_json(self) -> dict[str, str]:
         return {"id": self.public_id, "name": self.name, "plan": self.plan.name}
+
+    def settings_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "default_session_days": self.default_session_days,
+            "default_max_files": self.default_max_files,
+            "notify_owner_on_upload": self.notify_owner_on_upload,
+        }
 
 
 class ApiKey(models.Model):

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from django.db import IntegrityError, transaction
 
 from apertur.accounts.models import User
 from apertur.accounts.services import create_user
 from apertur.core import audit, clock, tokens
-from apertur.projects.errors import InvalidApiKeyName, InvalidProjectName, ProjectNameTaken
+from apertur.projects.errors import (
+    InvalidApiKeyName,
+    InvalidProjectName,
+    InvalidProjectSettings,
+    ProjectNameTaken,
+)
 from apertur.projects.models import ApiKey, Plan, Project
 from apertur.projects.selectors import plan_by_name
 
@@ -87,3 +93,55 @@ def revoke_api_key(*, key: ApiKey, actor: User | None = None, ip: str | None = N
         key.save(update_fields=["revoked_at"])
         audit.record(action="api_key.revoked", obj=key, actor=actor, ip=ip, data={"last4": key.last4})
     return key
+
+
+class _Unset(Enum):
+    TOKEN = 0
+
+
+UNSET = _Unset.TOKEN  # "leave this field as it is", distinct from None ("clear it")
+
+
+@transaction.atomic
+def update_settings(
+    *,
+    project: Project,
+    name: str | None = None,
+    description: str | None = None,
+    default_session_days: int | _Unset | None = UNSET,
+    default_max_files: int | _Unset | None = UNSET,
+    notify_owner_on_upload: bool | None = None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> Project:
+    """Change the fields given; ``None`` clears the two defaults, leaving a field out keeps it."""
+    project = Project.objects.select_for_update().select_related("plan").get(pk=project.pk)
+    before = project.settings_json()
+    if name is not None:
+        cleaned = _clean_name(name)
+        if Project.objects.filter(owner=project.owner, name__iexact=cleaned).exclude(pk=project.pk).exists():
+            raise ProjectNameTaken(field="name")
+        project.name = cleaned
+    if description is not None:
+        if len(description) > 500:
+            raise InvalidProjectSettings("The description is at most 500 characters.", field="description")
+        project.description = description.strip()
+    if not isinstance(default_session_days, _Unset):
+        if default_session_days is not None and not 1 <= default_session_days <= 3650:
+            raise InvalidProjectSettings("default_session_days is between 1 and 3,650.", field="default_session_days")
+        project.default_session_days = default_session_days
+    if not isinstance(default_max_files, _Unset):
+        if default_max_files is not None and not 1 <= default_max_files <= 100_000:
+            raise InvalidProjectSettings("default_max_files is between 1 and 100,000.", field="default_max_files")
+        project.default_max_files = default_max_files
+    if notify_owner_on_upload is not None:
+        project.notify_owner_on_upload = notify_owner_on_upload
+    project.save()
+    audit.record(
+        action="project.settings_changed",
+        obj=project,
+        actor=actor,
+        ip=ip,
+        data={"before": before, "after": project.settings_json()},
+    )
+    return project

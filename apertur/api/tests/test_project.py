@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from apertur.api.tests.conftest import Api
+from apertur.oauth.tests.conftest import Flow
+from apertur.projects.models import Project
+
+pytestmark = pytest.mark.django_db
+
+
+def patch(api: Api, body: dict[str, Any]) -> Any:
+    return Client().patch(
+        "/api/v1/project/settings", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api.token}"
+    )
+
+
+def test_get_and_patch_settings(api: Api, flow: Flow) -> None:
+    assert api.get("/project/settings").json() == {
+        "name": "Weddings",
+        "description": "",
+        "default_session_days": None,
+        "default_max_files": None,
+        "notify_owner_on_upload": False,
+    }
+    changed = patch(api, {"description": "Our weddings", "default_session_days": 30})
+    assert changed.status_code == 200
+    assert changed.json()["default_session_days"] == 30 and changed.json()["name"] == "Weddings"
+    cleared = patch(api, {"default_session_days": None})
+    assert cleared.json()["default_session_days"] is None
+    assert cleared.json()["description"] == "Our weddings"  # untouched when left out
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"default_session_days": 0}, "default_session_days"),
+        ({"default_max_files": 10**9}, "default_max_files"),
+        ({"name": ""}, "name"),
+        ({"description": "x" * 501}, "description"),
+        ({"notify_owner_on_upload": "maybe"}, "notify_owner_on_upload"),
+    ],
+)
+def test_bad_settings_change_nothing(api: Api, flow: Flow, body: dict[str, Any], field: str) -> None:
+    response = patch(api, body)
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["field"] == field
+    project = Project.objects.get(pk=flow.project.pk)
+    assert project.settings_json() == flow.project.settings_json()
+
+
+def test_patch_needs_project_settings_scope(flow: Flow) -> None:
+    read_only = Api(flow.tokens(scope="project:read")["access_token"])
+    assert read_only.get("/project/settings").status_code == 200
+    response = patch(read_only, {"description": "x"})
+    assert response.status_code == 403
+    assert 'scope="project:settings"' in response["WWW-Authenticate"]
