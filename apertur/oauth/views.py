@@ -82,10 +82,11 @@ def authorize(request: HttpRequest) -> HttpResponse:
     params = {k: request.GET.getlist(k) for k in request.GET}
     livemode = True
     popup_origin = ""
+    state = _first(params, "state")
     if "public_key" in params:
         # aptr-connect mode: a publishable key and the opener's origin instead of a client_id.
         match = app_for_public_key(_first(params, "public_key"))
-        origin, state = _first(params, "origin"), _first(params, "state")
+        origin = _first(params, "origin")
         if match is None:
             return _sdk_error(
                 request, origin, state, "invalid_public_key", "The public key was not found or is deactivated."
@@ -136,7 +137,12 @@ def authorize(request: HttpRequest) -> HttpResponse:
         "error": None,
     }
     if not projects:
-        return _error_page(request, "no_project", "Create a project first: an app connects to one project.")
+        message = "Create a project in Apertur first: an app connects to one project."
+        if popup_origin:
+            return _popup_result(
+                request, popup_origin, {"error": "invalid_request", "error_description": message, "state": state}
+            )
+        return _error_page(request, "no_project", message)
 
     if request.method == "POST":
         decision = request.POST.get("decision")
@@ -183,6 +189,13 @@ def _authorization_error(request: HttpRequest, error: OAuth2Error, popup_origin:
     if error.redirect_uri:
         # The client and redirect URI were validated: the error goes back to the client (§4.1.2.1).
         return _deliver(request, server.handle_error_response(None, error), popup_origin)
+    if popup_origin:
+        # aptr-connect: the origin was validated against the app's allowed domains, so the page that opened
+        # the popup learns what is wrong (e.g. an unregistered redirect_uri) instead of a stuck popup.
+        message = {"error": error.error or "invalid_request", "error_description": error.get_error_description()}
+        if error.state:
+            message["state"] = error.state
+        return _popup_result(request, popup_origin, message)
     return _error_page(request, error.error or "invalid_request", error.get_error_description())
 
 

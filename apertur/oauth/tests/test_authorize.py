@@ -201,7 +201,7 @@ def test_user_without_projects_is_told(flow: Flow) -> None:
     browser.force_login(make_user())
     response = browser.get(authorize_url(flow.client_id))
     assert response.status_code == 400
-    assert "Create a project first" in response.content.decode()
+    assert "Create a project in Apertur first" in response.content.decode()
 
 
 def test_deactivated_app_and_suspended_partner_cannot_authorize(flow: Flow) -> None:
@@ -331,3 +331,18 @@ def test_public_key_without_origin_is_an_error_page(sdk_app: Flow) -> None:
     response = sdk_app.browser.get("/oauth/authorize?" + urlencode({"public_key": sdk_app.created.public_key}))
     assert response.status_code == 400
     assert "origin_not_allowed" in response.content.decode()
+
+
+def test_popup_errors_after_the_origin_check_reach_the_opener(sdk_app: Flow) -> None:
+    """An unregistered redirect_uri in SDK mode is reported to the validated opener, not left in the popup."""
+    message = popup_message(
+        sdk_app.browser.get(sdk_url(sdk_app.created.public_key, redirect_uri="https://evil.example/cb"))
+    )
+    assert message["error"] == "invalid_request"
+    assert message["state"] == "sdk-state"
+    assert message["origin"] == "http://partner.localhost:8001"
+    browser = Client()
+    browser.force_login(make_user())  # no project
+    message = popup_message(browser.get(sdk_url(sdk_app.created.public_key)))
+    assert message["error"] == "invalid_request"
+    assert "Create a project" in message["error_description"]

@@ -1,4 +1,4 @@
-import { authorize, init, isInitialized, type AuthorizeOptions, type AuthorizeResult } from "./core";
+import { authorize, currentConfig, init, type AuthorizeOptions, type AuthorizeResult } from "./core";
 import type { AptrConnectError } from "./errors";
 
 export interface ButtonOptions extends AuthorizeOptions {
@@ -18,7 +18,7 @@ button {
   transition: background .15s, box-shadow .15s;
 }
 button:hover { background: #364fc7; }
-button:focus-visible { outline: none; box-shadow: 0 0 0 3px #fff, 0 0 0 5px #3b5bdb; }
+button:focus-visible { outline: 3px solid #3b5bdb; outline-offset: 2px; }
 button[aria-busy="true"] { cursor: progress; opacity: .8; }
 button[disabled] { cursor: not-allowed; opacity: .6; }
 .mark { width: 18px; height: 18px; border-radius: 50%; background: #fff; display: inline-grid; place-items: center; }
@@ -29,6 +29,7 @@ button[disabled] { cursor: not-allowed; opacity: .6; }
 @media (prefers-color-scheme: dark) {
   :host([data-theme="auto"]) button { background: #1a1f25; border-color: #748ffc; color: #e8eaed; }
   :host([data-theme="auto"]) button:hover { background: #232a33; }
+  :host([data-theme="auto"]) button:focus-visible { outline-color: #748ffc; }
   :host([data-theme="auto"]) .mark::after { background: #1a1f25; }
 }
 `;
@@ -54,8 +55,17 @@ function styles(root: ShadowRoot): void {
 }
 
 function render(host: HTMLElement, label: string, theme: string): HTMLButtonElement {
+  let root = host.shadowRoot;
+  if (!root) {
+    try {
+      root = host.attachShadow({ mode: "open" });
+    } catch {
+      // Elements such as <a> or <td> cannot hold a shadow root: render into a <span> inside them.
+      host = host.appendChild(document.createElement("span"));
+      root = host.attachShadow({ mode: "open" });
+    }
+  }
   host.setAttribute("data-theme", theme);
-  const root = host.shadowRoot || host.attachShadow({ mode: "open" });
   root.innerHTML = "";
   styles(root);
   const btn = document.createElement("button");
@@ -71,20 +81,28 @@ function render(host: HTMLElement, label: string, theme: string): HTMLButtonElem
   return btn;
 }
 
-function wire(btn: HTMLButtonElement, getOptions: () => AuthorizeOptions): void {
+/** `getOptions` runs inside the click (the popup must open synchronously there); it returns null when it
+ * has already reported a problem. */
+function wire(btn: HTMLButtonElement, getOptions: () => AuthorizeOptions | null): void {
+  btn.setAttribute("aria-busy", "false");
   btn.addEventListener("click", () => {
     if (btn.getAttribute("aria-busy") === "true") return;
-    btn.setAttribute("aria-busy", "true");
+    const options = getOptions();
+    if (!options) return;
     const done = (): void => btn.setAttribute("aria-busy", "false");
-    // authorize() opens the popup synchronously, inside this click.
-    authorize(getOptions()).then(done, done);
+    const pending = authorize(options);
+    btn.setAttribute("aria-busy", "true");
+    pending.then(done, done);
   });
 }
 
 /** Render a "Connect with Apertur" button into `element`. Returns the button. */
 export function button(element: HTMLElement, options: ButtonOptions = {}): HTMLButtonElement {
-  const btn = render(element, options.label || "Connect with Apertur", options.theme || "auto");
-  btn.setAttribute("aria-busy", "false");
+  // A <button> of the page's own is wired as it is (a button cannot hold a shadow root, nor another button).
+  const btn =
+    element instanceof HTMLButtonElement
+      ? element
+      : render(element, options.label || "Connect with Apertur", options.theme || "auto");
   wire(btn, () => options);
   return btn;
 }
@@ -98,21 +116,40 @@ export function defineConnectButton(tag = "aptr-connect-button"): void {
   if (typeof customElements === "undefined" || customElements.get(tag)) return;
 
   class ConnectButton extends HTMLElement {
+    static observedAttributes = ["label", "theme"];
+
     connectedCallback(): void {
       const btn = render(this, this.getAttribute("label") || "Connect with Apertur", this.getAttribute("theme") || "auto");
-      btn.setAttribute("aria-busy", "false");
       wire(btn, () => {
-        const key = this.getAttribute("public-key");
-        if (key && !isInitialized()) init({ publicKey: key, baseUrl: this.getAttribute("base-url") || undefined });
-        return {
-          scopes: (this.getAttribute("scopes") || "").split(/\s+/).filter(Boolean),
-          redirectUri: this.getAttribute("redirect-uri") || undefined,
-          onSuccess: (result: AuthorizeResult) =>
-            this.dispatchEvent(new CustomEvent("aptr-success", { detail: result, bubbles: true, composed: true })),
-          onError: (error: AptrConnectError) =>
-            this.dispatchEvent(new CustomEvent("aptr-error", { detail: error, bubbles: true, composed: true })),
+        const attr = (name: string): string | undefined => this.getAttribute(name) || undefined;
+        const emit = (type: string, detail: AuthorizeResult | AptrConnectError): void => {
+          this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
         };
+        const options: AuthorizeOptions = {
+          scopes: (attr("scopes") || "").split(/\s+/).filter(Boolean),
+          redirectUri: attr("redirect-uri"),
+          state: attr("state"),
+          uxMode: attr("ux-mode") === "redirect" ? "redirect" : undefined,
+          onSuccess: (result) => emit("aptr-success", result),
+          onError: (error) => emit("aptr-error", error),
+        };
+        // The element's own key wins over an earlier init() with another key (two apps on one page).
+        const key = attr("public-key");
+        if (key) {
+          const cfg = currentConfig();
+          try {
+            init({ publicKey: key, baseUrl: attr("base-url") || (cfg ? cfg.baseUrl : undefined) });
+          } catch (error) {
+            emit("aptr-error", error as AptrConnectError); // resolveConfig throws only AptrConnectError
+            return null;
+          }
+        }
+        return options;
       });
+    }
+
+    attributeChangedCallback(): void {
+      if (this.shadowRoot) this.connectedCallback();
     }
   }
 

@@ -32,7 +32,7 @@ export interface AuthorizeOptions {
   onError?: (error: AptrConnectError) => void;
 }
 
-interface Config {
+export interface Config {
   publicKey: string;
   baseUrl: string;
   origin: string;
@@ -41,6 +41,8 @@ interface Config {
 interface Flow {
   popup: Window;
   promise: Promise<AuthorizeResult>;
+  /** Stop listening and polling, without calling back (used by reset()). */
+  stop: () => void;
 }
 
 let config: Config | null = null;
@@ -56,16 +58,51 @@ const scriptOrigin: string | null = (() => {
   }
 })();
 
-export function init(options: InitOptions): void {
-  if (!options || typeof options.publicKey !== "string" || !/^aptr_(live|test)_pk_[A-Za-z0-9]+$/.test(options.publicKey)) {
+/** Validate init() options without side effects (the React and Vue wrappers use it for `ready`). */
+export function resolveConfig(options: InitOptions): Config {
+  const key = options && options.publicKey;
+  if (typeof key === "string" && /^aptr_cs_/.test(key)) {
+    throw new AptrConnectError(
+      "invalid_public_key",
+      "This is your client secret: never put it in front-end code. init() takes the public key (aptr_live_pk_…).",
+    );
+  }
+  if (typeof key === "string" && /^aptr_ci_/.test(key)) {
+    throw new AptrConnectError(
+      "invalid_public_key",
+      "This is your client ID. init() takes the app's public key (aptr_live_pk_… or aptr_test_pk_…).",
+    );
+  }
+  // Anything else that could be a key goes to Apertur, which answers invalid_public_key through onError
+  // when it is unknown or deactivated: the same path whether the key is mistyped or regenerated.
+  if (typeof key !== "string" || !/^[A-Za-z0-9_-]+$/.test(key)) {
     throw new AptrConnectError("invalid_public_key", "init() needs a public key like aptr_live_pk_… or aptr_test_pk_….");
   }
   const baseUrl = (options.baseUrl || scriptOrigin || DEFAULT_BASE_URL).replace(/\/+$/, "");
-  config = { publicKey: options.publicKey, baseUrl, origin: new URL(baseUrl).origin };
+  let url: URL | null = null;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    // reported below
+  }
+  if (!url || !/^https?:$/.test(url.protocol)) {
+    throw new AptrConnectError("invalid_request", `baseUrl must be an http(s) URL like https://apertur.ca, not ${baseUrl}.`);
+  }
+  return { publicKey: key, baseUrl, origin: url.origin };
 }
 
-/** For tests and single-page apps that switch keys. */
+export function init(options: InitOptions): void {
+  config = resolveConfig(options);
+}
+
+/** The current configuration, or null before init(). */
+export function currentConfig(): Config | null {
+  return config;
+}
+
+/** For tests and single-page apps that switch keys: forgets the key and abandons an open flow. */
 export function reset(): void {
+  if (current) current.stop();
   config = null;
   current = null;
 }
@@ -107,10 +144,12 @@ function popupFeatures(): string {
  */
 export function authorize(options: AuthorizeOptions = {}): Promise<AuthorizeResult> {
   const fail = (error: AptrConnectError): Promise<AuthorizeResult> => {
-    options.onError?.(error);
     const rejected = Promise.reject(error);
-    // The callback already reported it; do not also surface an "unhandled rejection".
-    if (options.onError) rejected.catch(() => undefined);
+    // The callback reports it; do not also surface an "unhandled rejection".
+    if (options.onError) {
+      rejected.catch(() => undefined);
+      options.onError(error);
+    }
     return rejected;
   };
   if (!config) return fail(sdkError("not_initialized"));
@@ -128,24 +167,33 @@ export function authorize(options: AuthorizeOptions = {}): Promise<AuthorizeResu
   }
 
   const popup = window.open(url, POPUP_NAME, popupFeatures());
-  if (!popup) return fail(sdkError("popup_blocked"));
+  // Some blockers hand back a window that is already closed instead of null.
+  if (!popup || popup.closed) return fail(sdkError("popup_blocked"));
 
+  let stop: () => void = () => undefined;
   const promise = new Promise<AuthorizeResult>((resolve, reject) => {
     let settled = false;
     let timer: ReturnType<typeof setInterval> | undefined;
+    let grace: ReturnType<typeof setTimeout> | undefined;
 
-    const finish = (error: AptrConnectError | null, result?: AuthorizeResult): void => {
-      if (settled) return;
+    stop = (): void => {
       settled = true;
       window.removeEventListener("message", onMessage);
-      if (timer !== undefined) clearInterval(timer);
+      clearInterval(timer);
+      clearTimeout(grace);
+    };
+
+    // Settle first, then call back: a callback that throws must not leave the promise pending.
+    const finish = (error: AptrConnectError | null, result?: AuthorizeResult): void => {
+      if (settled) return;
+      stop();
       if (current && current.popup === popup) current = null;
       if (error) {
-        options.onError?.(error);
         reject(error);
+        options.onError?.(error);
       } else if (result) {
-        options.onSuccess?.(result);
         resolve(result);
+        options.onSuccess?.(result);
       }
     };
 
@@ -166,13 +214,12 @@ export function authorize(options: AuthorizeOptions = {}): Promise<AuthorizeResu
     // before the popup closed itself arrive first.
     timer = setInterval(() => {
       if (!popup.closed) return;
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
-      setTimeout(() => finish(sdkError("user_denied")), CLOSED_POLL_MS);
+      clearInterval(timer);
+      grace = setTimeout(() => finish(sdkError("user_denied")), CLOSED_POLL_MS);
     }, CLOSED_POLL_MS);
   });
   // Callers using only callbacks must not see an unhandled rejection.
   if (options.onError) promise.catch(() => undefined);
-  current = { popup, promise };
+  current = { popup, promise, stop };
   return promise;
 }
