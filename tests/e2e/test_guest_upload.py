@@ -1,0 +1,55 @@
+"""A guest uploads two photos on the public page in Chromium; the partner lists them through the API and
+its webhook receiver gets a verified, signed upload.created for each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from playwright.sync_api import Page, expect
+
+from apertur.projects.services import create_api_key, create_project
+from apertur.testing import JPEG_BYTES, PNG_BYTES, make_user
+from apertur.uploads import services as uploads
+from apertur.webhooks import services as webhooks
+from apertur.webhooks.tests.test_services import Receiver
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_guest_uploads_two_photos(page: Page, live_server: Any, tmp_path: Path, settings: Any) -> None:
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    project = create_project(owner=make_user(), name="Weddings")
+    key = create_api_key(project=project, name="Partner server").secret
+    receiver = Receiver()
+    try:
+        endpoint = webhooks.create_endpoint(project=project, url=receiver.url, events=["upload.created"])
+        receiver.secret = endpoint.secret
+        session = uploads.create_session(project=project, title="Ana & Ben")
+        photos = [tmp_path / "first.png", tmp_path / "second.jpg"]
+        photos[0].write_bytes(PNG_BYTES)
+        photos[1].write_bytes(JPEG_BYTES)
+
+        page.goto(f"{live_server.url}/u/{session.token}")
+        expect(page.get_by_role("heading", name="Ana & Ben")).to_be_visible()
+        page.get_by_label("Photos").set_input_files([str(p) for p in photos])
+        page.get_by_label("Note (optional)").fill("From Carla")
+        page.get_by_role("button", name="Upload").click()
+        rows = page.locator("#upload-list li.done")
+        expect(rows).to_have_count(2)
+        expect(page.get_by_label("Progress of first.png")).to_have_attribute("value", "100")
+
+        listing = Client().get("/api/v1/uploads", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+        names = sorted(u["file_name"] for u in listing["data"])
+        assert names == ["first.png", "second.jpg"]
+        assert {u["note"] for u in listing["data"]} == {"From Carla"}
+        assert {u["content_type"] for u in listing["data"]} == {"image/png", "image/jpeg"}
+
+        webhooks.run_due()
+        events = list(receiver.processed.values())
+        assert sorted(e["data"]["upload"]["file_name"] for e in events) == names
+        assert all(e["type"] == "upload.created" for e in events)
+    finally:
+        receiver.close()
