@@ -51,19 +51,24 @@ sdk-test: sdk
 	  echo "The committed SDK bundle does not match its source (run make sdk and commit):" >&2; \
 	  echo "$$changed" >&2; git --no-pager diff --stat -- apertur/static/sdk docs/sdk.md >&2; exit 1; fi
 
+# Apertur on $(PORT) and, in the background, the demo partner site on http://partner.localhost:8001; the
+# trap stops the site when the recipe ends (Ctrl-C included: background jobs ignore SIGINT on their own).
 run: install
 	$(BIN)/apertur migrate
 	DEBUG=$${DEBUG:-1} $(BIN)/apertur demo
+	@DEBUG=$${DEBUG:-1} $(BIN)/apertur partner-site --host $(HOST) --port 8001 & site=$$!; \
+	trap 'kill $$site 2>/dev/null; wait $$site 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	echo "DEBUG=$${DEBUG:-1} $(BIN)/apertur serve --host $(HOST) --port $(PORT)"; \
 	DEBUG=$${DEBUG:-1} $(BIN)/apertur serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check apertur tests bench conftest.py
-	$(BIN)/ruff format --check apertur tests bench conftest.py
+	$(BIN)/ruff check apertur tests bench examples conftest.py
+	$(BIN)/ruff format --check apertur tests bench examples conftest.py
 	$(BIN)/mypy apertur
 
 format: install
-	$(BIN)/ruff format apertur tests bench conftest.py
-	$(BIN)/ruff check --fix apertur tests bench conftest.py
+	$(BIN)/ruff format apertur tests bench examples conftest.py
+	$(BIN)/ruff check --fix apertur tests bench examples conftest.py
 
 # The whole suite on SQLite, then again on PostgreSQL. With CI=true an unreachable PostgreSQL fails.
 test: install browser lint sdk-test test-sqlite test-postgres

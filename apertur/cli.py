@@ -313,6 +313,39 @@ def demo(as_json: JsonFlag = False) -> None:
     _emit(data, as_json, human)
 
 
+@app.command("partner-site")
+def partner_site(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+) -> None:
+    """Serve the demo partner site (examples/partner_site) with the demo OAuth app's credentials."""
+    _setup()
+    from pathlib import Path
+
+    import apertur
+    from apertur.demo import ensure_demo
+
+    site = Path(apertur.__file__).resolve().parent.parent / "examples" / "partner_site" / "app.py"
+    if not site.is_file():
+        _fail(f"The demo partner site is not at {site} (it ships with the source tree, not the wheel).")
+    with _errors(False):
+        demo_app = ensure_demo()
+    site_url = os.environ.get("PARTNER_SITE_URL") or f"http://partner.localhost:{port}"
+    env = {
+        **os.environ,
+        "APERTUR_BASE_URL": demo_app["base_url"],
+        "APERTUR_CLIENT_ID": demo_app["app"]["client_id"],
+        "APERTUR_CLIENT_SECRET": demo_app["app"]["client_secret"],
+        "APERTUR_PUBLIC_KEY": demo_app["app"]["public_key"],
+        "PARTNER_SITE_URL": site_url,
+    }
+    if f"{site_url}/callback" not in demo_app["app"]["redirect_uris"]:
+        err.print(f"[yellow]note:[/] {site_url}/callback is not a redirect URI of the demo app; use port 8001.")
+    sys.stdout.flush()
+    args = [sys.executable, str(site), "--host", host, "--port", str(port)]
+    os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process with the site
+
+
 def main() -> None:
     app(prog_name="apertur")
 

@@ -176,8 +176,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
 def _sdk_error(request: HttpRequest, origin: str, state: str, code: str, message: str) -> HttpResponse:
     """Errors of the SDK's table. Posting them to the claimed origin leaks nothing: the browser delivers
     the message only if the opener really is on that origin. ``state`` goes back as with every error
-    (RFC 6749 §4.1.2.1) so the SDK can tell which call failed."""
-    if origin and urlsplit(origin).scheme in {"http", "https"}:
+    (RFC 6749 §4.1.2.1) so the SDK can tell which call failed. In redirect mode there is no opener:
+    the user sees the error page (the redirect URI cannot be trusted before the key is known)."""
+    redirect_mode = request.GET.get("ux_mode") == "redirect"
+    if origin and urlsplit(origin).scheme in {"http", "https"} and not redirect_mode:
         message_ = {"error": code, "error_description": message}
         if state:
             message_["state"] = state

@@ -346,3 +346,13 @@ def test_popup_errors_after_the_origin_check_reach_the_opener(sdk_app: Flow) -> 
     message = popup_message(browser.get(sdk_url(sdk_app.created.public_key)))
     assert message["error"] == "invalid_request"
     assert "Create a project" in message["error_description"]
+
+
+@pytest.mark.parametrize("case", ["invalid_public_key", "origin_not_allowed"])
+def test_redirect_mode_sdk_errors_are_shown_not_posted(sdk_app: Flow, case: str) -> None:
+    key = "aptr_live_pk_unknown" if case == "invalid_public_key" else sdk_app.created.public_key
+    origin = "https://evil.example" if case == "origin_not_allowed" else "http://partner.localhost:8001"
+    response = sdk_app.browser.get(sdk_url(key, origin=origin, ux_mode="redirect"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert case in html and "aptr-result" not in html
