@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("apertur.accounts.urls")),
     path("", include("apertur.uploads.urls")),
+    path("", include("apertur.webhooks.urls")),
     path("projects/", include("apertur.projects.urls")),
     path("partners/", include("apertur.partners.urls")),
 ]

@@ -14,6 +14,7 @@ from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
 from apertur.uploads.selectors import session_list
+from apertur.webhooks.selectors import endpoint_list
 
 
 def _user(request: HttpRequest) -> User:
@@ -56,6 +57,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "connections": list(connections_for_project(project=project)),
         "sessions": list(session_list(project=project)[:50]),
         "api_keys": list(selectors.api_key_list(project=project)),
+        "webhooks": list(endpoint_list(project=project)),
         "new_key": once if once and once.get("project") == project.public_id else None,
     }
     return render(request, "projects/detail.html", context)

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from apertur.webhooks import views
+
+app_name = "webhooks"
+
+urlpatterns = [
+    path("projects/<str:public_id>/webhooks/new", views.endpoint_new, name="new"),
+    path("projects/<str:public_id>/webhooks/<str:endpoint_id>/", views.endpoint_detail, name="detail"),
+    path("projects/<str:public_id>/webhooks/<str:endpoint_id>/test", views.endpoint_test, name="test"),
+    path("projects/<str:public_id>/webhooks/<str:endpoint_id>/delete", views.endpoint_delete, name="delete"),
+]

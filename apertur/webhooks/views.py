@@ -1,0 +1,98 @@
+"""The project owner's webhook pages: endpoints, their delivery logs, test events."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apertur.accounts.models import User
+from apertur.core.errors import AperturError
+from apertur.core.http import client_ip
+from apertur.projects.models import Project
+from apertur.projects.selectors import project_for_owner
+from apertur.webhooks import selectors, services
+from apertur.webhooks.models import EVENT_TYPES, WebhookEndpoint
+
+# A new endpoint's signing secret is shown on the next page once, like API keys and client secrets.
+_SECRET_ONCE = "webhook_secret_once"
+
+
+def _owner(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _project(request: HttpRequest, public_id: str) -> Project:
+    project = project_for_owner(owner=_owner(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
+def _endpoint(request: HttpRequest, public_id: str, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = selectors.endpoint_for_project(project=_project(request, public_id), public_id=endpoint_id)
+    if endpoint is None:
+        raise Http404("No such webhook endpoint.")
+    return endpoint
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
+    project = _project(request, public_id)
+    error = None
+    if request.method == "POST":
+        events = request.POST.getlist("events") or ["*"]
+        try:
+            endpoint = services.create_endpoint(
+                project=project,
+                url=request.POST.get("url", ""),
+                events=events,
+                description=request.POST.get("description", ""),
+                actor=_owner(request),
+                ip=client_ip(request),
+            )
+        except AperturError as exc:
+            error = exc.message
+        else:
+            request.session[_SECRET_ONCE] = {"endpoint": endpoint.public_id, "secret": endpoint.secret}
+            messages.success(request, "Webhook endpoint added.")
+            return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint.public_id)
+    context = {"project": project, "event_types": EVENT_TYPES.items(), "error": error, "form": request.POST}
+    return render(request, "webhooks/new.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_GET
+def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
+    endpoint = _endpoint(request, public_id, endpoint_id)
+    once = request.session.pop(_SECRET_ONCE, None)
+    context = {
+        "endpoint": endpoint,
+        "project": endpoint.project,
+        "deliveries": list(selectors.delivery_log(endpoint=endpoint)[:50]),
+        "secret": once["secret"] if once and once.get("endpoint") == endpoint.public_id else None,
+    }
+    return render(request, "webhooks/detail.html", context)
+
+
+@login_required
+@require_POST
+def endpoint_test(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
+    services.send_test_event(endpoint=_endpoint(request, public_id, endpoint_id))
+    messages.success(request, "Test event queued; it appears in the log below once attempted.")
+    return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def endpoint_delete(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
+    endpoint = _endpoint(request, public_id, endpoint_id)
+    if request.method == "POST":
+        services.delete_endpoint(endpoint=endpoint, actor=_owner(request), ip=client_ip(request))
+        messages.success(request, "Webhook endpoint deleted.")
+        return redirect("projects:detail", public_id=public_id)
+    return render(request, "webhooks/delete.html", {"endpoint": endpoint, "project": endpoint.project})
