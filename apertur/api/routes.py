@@ -586,6 +586,75 @@ def test_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     return _json(delivery_json(delivery), 202)
 
 
+# --- billing ------------------------------------------------------------------------------------------------
+
+billing_router = Router(tags=["billing"])
+
+
+class SubscriptionOut(Schema):
+    id: str
+    plan: str
+    status: str
+    started_at: str
+    current_period_end: str | None
+
+
+class PaymentOut(Schema):
+    id: str
+    amount_cents: int
+    currency: str
+    refunded_cents: int
+    description: str
+    paid_at: str
+
+
+class BillingOut(Schema):
+    plan: PlanOut
+    subscription: SubscriptionOut | None
+    payments: list[PaymentOut]
+    livemode: bool
+
+
+@billing_router.get(
+    "",
+    response=BillingOut,
+    auth=ApiAuth("billing:read"),
+    summary="Plan, subscription and payments",
+    description="Scope: `billing:read`. The latest 20 payments, with what was refunded of each. "
+    "Test-mode callers see no payments: test mode never touches billing.",
+)
+def get_billing(request: HttpRequest) -> dict[str, Any]:
+    from apertur.projects.selectors import current_subscription, payment_list
+
+    c = _caller(request)
+    subscription = current_subscription(project=c.project) if c.livemode else None
+    payments = list(payment_list(project=c.project)[:20]) if c.livemode else []
+    return {
+        "plan": plan_json(c.project.plan, c.livemode),
+        "subscription": None
+        if subscription is None
+        else {
+            "id": subscription.external_id,
+            "plan": subscription.plan.name,
+            "status": subscription.status,
+            "started_at": subscription.started_at.isoformat(),
+            "current_period_end": _iso(subscription.current_period_end),
+        },
+        "payments": [
+            {
+                "id": p.external_id,
+                "amount_cents": p.amount_cents,
+                "currency": p.currency,
+                "refunded_cents": p.refunded_cents,  # type: ignore[attr-defined]  # annotated by payment_list
+                "description": p.description,
+                "paid_at": p.paid_at.isoformat(),
+            }
+            for p in payments
+        ],
+        "livemode": c.livemode,
+    }
+
+
 ROUTERS = [
     (plan_router, "/plan"),
     (project_router, "/project"),
@@ -593,4 +662,5 @@ ROUTERS = [
     (uploads_router, "/uploads"),
     (keys_router, "/keys"),
     (webhooks_router, "/webhooks"),
+    (billing_router, "/billing"),
 ]

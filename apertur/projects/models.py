@@ -113,3 +113,61 @@ class ApiKey(models.Model):
     @property
     def masked(self) -> str:
         return f"{self.prefix}…{self.last4}"
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    TRIALING = "trialing", "Trialing"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+
+
+class Subscription(models.Model):
+    """A customer's paid plan for a project, mirrored from the billing provider (Stripe)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="subscriptions")
+    external_id = models.CharField(max_length=100, unique=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
+    started_at = models.DateTimeField(default=clock.now)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.plan.name}, {self.status})"
+
+
+class Payment(models.Model):
+    """Money a customer paid (an invoice paid at ``paid_at``). Amounts are integer cents in their currency."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="payments")
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
+    )
+    external_id = models.CharField(max_length=100, unique=True)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="CAD")
+    description = models.CharField(max_length=200, blank=True)
+    paid_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-paid_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} {self.amount_cents} {self.currency}"
+
+
+class Refund(models.Model):
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="refunds")
+    external_id = models.CharField(max_length=100, unique=True)
+    amount_cents = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} −{self.amount_cents}"

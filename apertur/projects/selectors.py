@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from apertur.accounts.models import User
 from apertur.core import tokens
 from apertur.projects.errors import UnknownPlan
-from apertur.projects.models import ApiKey, Plan, Project
+from apertur.projects.models import ApiKey, Payment, Plan, Project, Subscription, SubscriptionStatus
 
 
 def plan_list() -> QuerySet[Plan]:
@@ -40,3 +41,17 @@ def api_key_by_secret(secret: str) -> ApiKey | None:
         .filter(key_hash=tokens.hash_secret(secret), revoked_at__isnull=True)
         .first()
     )
+
+
+def current_subscription(*, project: Project) -> Subscription | None:
+    return (
+        Subscription.objects.filter(project=project)
+        .exclude(status=SubscriptionStatus.CANCELED)
+        .select_related("plan")
+        .order_by("-started_at", "-id")
+        .first()
+    )
+
+
+def payment_list(*, project: Project) -> QuerySet[Payment]:
+    return Payment.objects.filter(project=project).annotate(refunded_cents=Coalesce(Sum("refunds__amount_cents"), 0))
