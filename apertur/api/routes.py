@@ -586,6 +586,70 @@ def test_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     return _json(delivery_json(delivery), 202)
 
 
+# --- destinations -----------------------------------------------------------------------------------------
+
+destinations_router = Router(tags=["destinations"])
+
+
+class DestinationOut(Schema):
+    id: str
+    kind: str
+    name: str
+    status: str
+    config: dict[str, Any]
+    last_delivery_at: str | None
+    last_error: str
+    livemode: bool
+
+
+class DestinationList(Schema):
+    data: list[DestinationOut]
+
+
+@destinations_router.get(
+    "",
+    response=DestinationList,
+    auth=ApiAuth("destinations:read"),
+    summary="Where uploads are delivered",
+    description="Scope: `destinations:read`. Apertur's own storage always comes first; then "
+    "the project's HTTPS and S3-compatible destinations with their status. Secrets are never "
+    "returned.",
+)
+def list_destinations(request: HttpRequest) -> dict[str, Any]:
+    from apertur.uploads.models import Destination
+    from apertur.uploads.services import usage
+
+    c = _caller(request)
+    used = usage(project=c.project)
+    builtin = {
+        "id": "dst_apertur",
+        "kind": "apertur",
+        "name": "Apertur storage",
+        "status": "active",
+        "config": {"storage_bytes_used": used.storage_bytes, "storage_bytes_limit": c.project.plan.storage_bytes},
+        "last_delivery_at": None,
+        "last_error": "",
+        "livemode": c.livemode,
+    }
+    rows = Destination.objects.filter(project=c.project, livemode=c.livemode)
+    return {
+        "data": [builtin]
+        + [
+            {
+                "id": d.public_id,
+                "kind": d.kind,
+                "name": d.name,
+                "status": d.status,
+                "config": d.config,
+                "last_delivery_at": _iso(d.last_delivery_at),
+                "last_error": d.last_error,
+                "livemode": d.livemode,
+            }
+            for d in rows
+        ]
+    }
+
+
 # --- billing ------------------------------------------------------------------------------------------------
 
 billing_router = Router(tags=["billing"])
@@ -662,5 +726,6 @@ ROUTERS = [
     (uploads_router, "/uploads"),
     (keys_router, "/keys"),
     (webhooks_router, "/webhooks"),
+    (destinations_router, "/destinations"),
     (billing_router, "/billing"),
 ]

@@ -58,6 +58,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "sessions": list(session_list(project=project)[:50]),
         "api_keys": list(selectors.api_key_list(project=project)),
         "webhooks": list(endpoint_list(project=project)),
+        "destinations": list(project.destinations.filter(livemode=True)),
         "new_key": once if once and once.get("project") == project.public_id else None,
     }
     return render(request, "projects/detail.html", context)

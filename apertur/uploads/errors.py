@@ -33,3 +33,7 @@ class UploadRejected(AperturError):
 class QuotaExceeded(AperturError):
     code = "quota_exceeded"
     status = 409
+
+
+class InvalidDestination(ValidationFailed):
+    code = "invalid_destination"

@@ -84,3 +84,61 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+
+def new_destination_id() -> str:
+    return f"dst_{tokens.random_string(16)}"
+
+
+class DestinationKind(models.TextChoices):
+    HTTPS = "https", "HTTPS endpoint"
+    S3 = "s3", "S3-compatible bucket"
+
+
+class DestinationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    FAILING = "failing", "Failing"
+    DISABLED = "disabled", "Disabled"
+
+
+class Destination(models.Model):
+    """Where a project's uploads are delivered besides Apertur's own storage (which always keeps them)."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_destination_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="destinations")
+    kind = models.CharField(max_length=8, choices=DestinationKind.choices)
+    name = models.CharField(max_length=80)
+    # https: {"url"}; s3: {"endpoint_url", "bucket", "region", "prefix", "access_key_id"}
+    config = models.JSONField(default=dict)
+    # The HTTPS signing secret or the S3 secret access key: Apertur must use it, so it is kept (and never
+    # returned by the API or shown after creation).
+    secret = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=DestinationStatus.choices, default=DestinationStatus.ACTIVE)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    livemode = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DestinationDelivery(models.Model):
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="destination_deliveries")
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, default="pending")  # pending | succeeded | failed
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "destination"], name="one_delivery_per_upload_destination")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upload_id} → {self.destination_id}"

@@ -13,7 +13,7 @@ from django.db.models import Sum
 
 from apertur.core import audit, clock
 from apertur.projects.models import Project
-from apertur.uploads import sniff
+from apertur.uploads import destinations, sniff
 from apertur.uploads.errors import (
     InvalidSession,
     QuotaExceeded,
@@ -172,6 +172,7 @@ def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "",
     audit_data = {"session": session.public_id, "size": size, "content_type": kind}
     audit.record(action="upload.created", obj=upload, ip=ip, data=audit_data)
     webhooks.emit(project=session.project, type="upload.created", data=upload_event(upload), livemode=upload.livemode)
+    destinations.schedule(upload=upload)
     return upload
 
 

@@ -12,4 +12,10 @@ urlpatterns = [
     path("projects/<str:public_id>/sessions/<str:session_id>/", views.session_detail, name="session"),
     path("projects/<str:public_id>/sessions/<str:session_id>/close", views.session_close, name="close"),
     path("uploads/<str:upload_id>/download", views.upload_download, name="download"),
+    path("projects/<str:public_id>/destinations/new", views.destination_new, name="destination-new"),
+    path(
+        "projects/<str:public_id>/destinations/<str:destination_id>/delete",
+        views.destination_delete,
+        name="destination-delete",
+    ),
 ]

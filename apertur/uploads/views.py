@@ -15,9 +15,9 @@ from apertur.core import clock, ratelimit
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip
 from apertur.projects.selectors import project_for_owner
-from apertur.uploads import selectors, services
+from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
-from apertur.uploads.models import Upload, UploadSession
+from apertur.uploads.models import Destination, Upload, UploadSession
 
 GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
 
@@ -160,3 +160,62 @@ def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
     if upload is None:
         raise Http404("No such upload.")
     return FileResponse(upload.file.open("rb"), as_attachment=True, filename=upload.original_name)
+
+
+# --- destinations ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def destination_new(request: HttpRequest, public_id: str) -> HttpResponse:
+    project = project_for_owner(owner=_owner(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    kind = request.GET.get("kind") or request.POST.get("kind") or "https"
+    error = None
+    if request.method == "POST":
+        data = request.POST
+        try:
+            if kind == "s3":
+                destinations.create_s3_destination(
+                    project=project,
+                    name=data.get("name", ""),
+                    bucket=data.get("bucket", ""),
+                    region=data.get("region", ""),
+                    endpoint_url=data.get("endpoint_url", ""),
+                    prefix=data.get("prefix", ""),
+                    access_key_id=data.get("access_key_id", ""),
+                    secret_access_key=data.get("secret_access_key", ""),
+                    actor=_owner(request),
+                    ip=client_ip(request),
+                )
+            else:
+                destinations.create_https_destination(
+                    project=project,
+                    name=data.get("name", ""),
+                    url=data.get("url", ""),
+                    actor=_owner(request),
+                    ip=client_ip(request),
+                )
+        except AperturError as exc:
+            error = exc.message
+        else:
+            messages.success(request, "Destination added: new uploads are copied there.")
+            return redirect("projects:detail", public_id=public_id)
+    context = {"project": project, "kind": "s3" if kind == "s3" else "https", "error": error, "form": request.POST}
+    return render(request, "uploads/destination_new.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def destination_delete(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
+    destination = Destination.objects.filter(
+        public_id=destination_id, project__public_id=public_id, project__owner=_owner(request)
+    ).first()
+    if destination is None:
+        raise Http404("No such destination.")
+    if request.method == "POST":
+        destinations.delete_destination(destination=destination, actor=_owner(request), ip=client_ip(request))
+        messages.success(request, f"Destination “{destination.name}” removed.")
+        return redirect("projects:detail", public_id=public_id)
+    return render(request, "uploads/destination_delete.html", {"destination": destination})

@@ -9,20 +9,16 @@ backoff; receivers dedupe by ``webhook-id``, which is the event id and stays the
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-from django.conf import settings
 from django.db import transaction
 
-from apertur.core import audit, clock
-from apertur.core.validation import check_callback_url, is_loopback_host
+from apertur.core import audit, clock, outbound
+from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.webhooks import signing
 from apertur.webhooks.errors import InvalidEndpoint
@@ -35,16 +31,7 @@ from apertur.webhooks.models import (
     WebhookEvent,
 )
 
-# Attempt n (1-based) failed → wait BACKOFF[n-1] before the next; after the last, the delivery fails.
-BACKOFF = [
-    dt.timedelta(seconds=30),
-    dt.timedelta(minutes=2),
-    dt.timedelta(minutes=10),
-    dt.timedelta(hours=1),
-    dt.timedelta(hours=6),
-    dt.timedelta(hours=24),
-]
-MAX_ATTEMPTS = len(BACKOFF) + 1
+MAX_ATTEMPTS = outbound.MAX_ATTEMPTS
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 USER_AGENT = "Apertur-Webhooks/1"
 
@@ -168,31 +155,6 @@ def payload(event: WebhookEvent) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
-class BlockedDestination(Exception):
-    pass
-
-
-def _check_destination(url: str) -> None:
-    """No deliveries to private networks or cloud metadata addresses (SSRF). Loopback is allowed only
-    when the deployment says so (development and tests)."""
-    host = urlsplit(url).hostname or ""
-    loopback_ok = settings.WEBHOOKS_ALLOW_LOOPBACK
-    if is_loopback_host(host):
-        if not loopback_ok:
-            raise BlockedDestination("loopback destinations are not allowed")
-        return
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError as exc:
-        raise BlockedDestination(f"cannot resolve {host}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_loopback and loopback_ok:
-            continue
-        if not address.is_global:
-            raise BlockedDestination(f"{host} resolves to a non-public address")
-
-
 def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookDelivery:
     """Make one attempt if the delivery is due and pending; record it; schedule the next on failure."""
     with transaction.atomic():
@@ -209,7 +171,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         # Claim this attempt before the network call, so a second worker does not send it again.
         delivery.attempts += 1
         number = delivery.attempts
-        delivery.next_attempt_at = clock.now() + (BACKOFF[number - 1] if number <= len(BACKOFF) else dt.timedelta(0))
+        delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
         delivery.save(update_fields=["attempts", "next_attempt_at"])
     event, endpoint = delivery.event, delivery.endpoint
     body = payload(event)
@@ -227,7 +189,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
     error = ""
     started = time.monotonic()
     try:
-        _check_destination(endpoint.url)
+        outbound.check_destination(endpoint.url)
         http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
         try:
             response = http.post(endpoint.url, content=body, headers=headers)
@@ -237,7 +199,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
-    except BlockedDestination as exc:
+    except outbound.BlockedDestination as exc:
         error = f"blocked: {exc}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]

@@ -93,3 +93,27 @@ def test_bad_session_form_input(owner) -> None:  # type: ignore[no-untyped-def]
     response = browser.post(f"/projects/{project.public_id}/sessions", {"title": "x", "max_files": "ten"}, follow=True)
     assert "Max files is a whole number." in response.content.decode()
     assert UploadSession.objects.count() == 0
+
+
+def test_owner_adds_and_removes_destinations(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    base = f"/projects/{project.public_id}/destinations"
+    bad = browser.post(f"{base}/new", {"kind": "https", "name": "Archive", "url": "http://archive.example.com/in"})
+    assert bad.status_code == 400 and "must use https" in bad.content.decode()
+    browser.post(f"{base}/new", {"kind": "https", "name": "Archive", "url": "https://archive.example.com/in"})
+    browser.post(
+        f"{base}/new",
+        {"kind": "s3", "name": "Bucket", "bucket": "photos", "access_key_id": "AKIA", "secret_access_key": "s3cr3t"},
+    )
+    page = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert "Archive" in page and "Bucket" in page and "s3cr3t" not in page
+    s3 = Destination.objects.get(kind="s3")
+    assert "Files already delivered" in browser.get(f"{base}/{s3.public_id}/delete").content.decode()
+    browser.post(f"{base}/{s3.public_id}/delete")
+    assert list(Destination.objects.values_list("name", flat=True)) == ["Archive"]
+    stranger = Client()
+    stranger.force_login(make_user())
+    https = Destination.objects.get()
+    assert stranger.post(f"{base}/{https.public_id}/delete").status_code == 404

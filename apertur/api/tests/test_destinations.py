@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from apertur.api.tests.conftest import Api
+from apertur.oauth.tests.conftest import Flow
+from apertur.uploads import destinations
+
+pytestmark = pytest.mark.django_db
+
+
+def test_destinations_list_builtin_first_and_never_secrets(api: Api, flow: Flow) -> None:
+    s3 = destinations.create_s3_destination(
+        project=flow.project, name="Bucket", bucket="photos", access_key_id="AKIA1", secret_access_key="very-secret"
+    )
+    body = api.get("/destinations").json()
+    assert [d["kind"] for d in body["data"]] == ["apertur", "s3"]
+    assert body["data"][0]["status"] == "active"
+    assert body["data"][1]["id"] == s3.public_id and body["data"][1]["config"]["bucket"] == "photos"
+    assert "very-secret" not in str(body)
+
+
+def test_destinations_need_their_scope(narrow_api: Api) -> None:
+    assert narrow_api.get("/destinations").status_code == 403

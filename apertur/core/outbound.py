@@ -1,0 +1,53 @@
+"""Rules for every request Apertur sends to an address a customer gave (webhooks, destinations): no
+private networks or cloud metadata (SSRF), and one retry schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from apertur.core.validation import is_loopback_host
+
+# Attempt n (1-based) failed → wait BACKOFF[n-1] before the next; after the last one, give up.
+BACKOFF = [
+    dt.timedelta(seconds=30),
+    dt.timedelta(minutes=2),
+    dt.timedelta(minutes=10),
+    dt.timedelta(hours=1),
+    dt.timedelta(hours=6),
+    dt.timedelta(hours=24),
+]
+MAX_ATTEMPTS = len(BACKOFF) + 1
+
+
+def delay_after(attempt: int) -> dt.timedelta:
+    return BACKOFF[attempt - 1] if attempt <= len(BACKOFF) else dt.timedelta(0)
+
+
+class BlockedDestination(Exception):
+    pass
+
+
+def check_destination(url: str) -> None:
+    """Refuse private, link-local and metadata addresses. Loopback only when the deployment allows it
+    (``WEBHOOKS_ALLOW_LOOPBACK``: development and tests)."""
+    host = urlsplit(url).hostname or ""
+    loopback_ok = settings.WEBHOOKS_ALLOW_LOOPBACK
+    if is_loopback_host(host):
+        if not loopback_ok:
+            raise BlockedDestination("loopback destinations are not allowed")
+        return
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError as exc:
+        raise BlockedDestination(f"cannot resolve {host}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_loopback and loopback_ok:
+            continue
+        if not address.is_global:
+            raise BlockedDestination(f"{host} resolves to a non-public address")

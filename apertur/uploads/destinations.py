@@ -1,0 +1,239 @@
+"""Delivering uploads to a project's destinations: an HTTPS endpoint (the file as the request body, signed
+like webhooks) or an S3-compatible bucket. Apertur's own storage always keeps the file too.
+
+Deliveries are recorded with the upload, in its transaction, and attempted after commit by a background
+task, with the same retry schedule and SSRF guard as webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import httpx
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+from django.db import transaction
+
+from apertur.core import audit, clock, outbound
+from apertur.core.validation import check_callback_url
+from apertur.projects.models import Project
+from apertur.uploads.errors import InvalidDestination
+from apertur.uploads.models import (
+    Destination,
+    DestinationDelivery,
+    DestinationKind,
+    DestinationStatus,
+    Upload,
+)
+from apertur.webhooks import signing
+
+BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+
+@transaction.atomic
+def create_https_destination(
+    *, project: Project, name: str, url: str, livemode: bool = True, actor: Any = None, ip: str | None = None
+) -> Destination:
+    clean_url = check_callback_url(url, noun="destination URL", field="url", error=InvalidDestination)
+    destination = Destination.objects.create(
+        project=project,
+        kind=DestinationKind.HTTPS,
+        name=_name(name),
+        config={"url": clean_url},
+        secret=signing.new_secret(),
+        livemode=livemode,
+    )
+    audit.record(action="destination.created", obj=destination, actor=actor, ip=ip, data={"kind": "https"})
+    return destination
+
+
+@transaction.atomic
+def create_s3_destination(
+    *,
+    project: Project,
+    name: str,
+    bucket: str,
+    access_key_id: str,
+    secret_access_key: str,
+    region: str = "us-east-1",
+    endpoint_url: str = "",
+    prefix: str = "",
+    livemode: bool = True,
+    actor: Any = None,
+    ip: str | None = None,
+) -> Destination:
+    import re
+
+    if not re.match(BUCKET_NAME, bucket.strip()):
+        raise InvalidDestination(
+            "Enter a valid bucket name (3 to 63 lowercase letters, digits, dots, hyphens).", field="bucket"
+        )
+    if not access_key_id.strip() or not secret_access_key.strip():
+        raise InvalidDestination("Enter the access key id and the secret access key.", field="access_key_id")
+    endpoint = endpoint_url.strip()
+    if endpoint:
+        endpoint = check_callback_url(endpoint, noun="S3 endpoint", field="endpoint_url", error=InvalidDestination)
+    destination = Destination.objects.create(
+        project=project,
+        kind=DestinationKind.S3,
+        name=_name(name),
+        config={
+            "bucket": bucket.strip(),
+            "region": region.strip() or "us-east-1",
+            "endpoint_url": endpoint,
+            "prefix": prefix.strip().strip("/"),
+            "access_key_id": access_key_id.strip(),
+        },
+        secret=secret_access_key.strip(),
+        livemode=livemode,
+    )
+    audit.record(action="destination.created", obj=destination, actor=actor, ip=ip, data={"kind": "s3"})
+    return destination
+
+
+def _name(name: str) -> str:
+    clean = " ".join(name.split())
+    if not 1 <= len(clean) <= 80:
+        raise InvalidDestination("Name the destination (1 to 80 characters).", field="name")
+    return clean
+
+
+@transaction.atomic
+def delete_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> None:
+    audit.record(action="destination.deleted", obj=destination, actor=actor, ip=ip, data={"name": destination.name})
+    destination.delete()
+
+
+def schedule(*, upload: Upload) -> None:
+    """Record a delivery to every active destination of the upload's project, in the caller's transaction."""
+    destinations = Destination.objects.filter(project_id=upload.project_id, livemode=upload.livemode).exclude(
+        status=DestinationStatus.DISABLED
+    )
+    rows = DestinationDelivery.objects.bulk_create(
+        [DestinationDelivery(upload=upload, destination=d, next_attempt_at=clock.now()) for d in destinations]
+    )
+    ids = [r.pk for r in rows]
+    if ids:
+        transaction.on_commit(lambda: _enqueue(ids))
+
+
+def _enqueue(ids: list[int], run_after: Any = None) -> None:
+    from apertur.uploads.tasks import deliver_to_destination
+
+    task = deliver_to_destination.using(run_after=run_after) if run_after else deliver_to_destination
+    for pk in ids:
+        task.enqueue(pk)
+
+
+def _send_https(destination: Destination, upload: Upload, body: bytes) -> None:
+    outbound.check_destination(destination.config["url"])
+    timestamp = int(clock.now().timestamp())
+    msg_id = f"{upload.public_id}"
+    headers = {
+        "content-type": upload.content_type,
+        "apertur-upload-id": upload.public_id,
+        "apertur-session-id": upload.session.public_id,
+        "apertur-file-name": quote(upload.original_name),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.sign(secret=destination.secret, msg_id=msg_id, timestamp=timestamp, body=body),
+    }
+    with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False) as client:
+        response = client.post(destination.config["url"], content=body, headers=headers)
+    if not 200 <= response.status_code < 300:
+        raise RuntimeError(f"HTTP {response.status_code}")
+
+
+def s3_key(destination: Destination, upload: Upload) -> str:
+    extension = (upload.file.name or "").rsplit(".", 1)[-1]
+    parts = [
+        destination.config.get("prefix", ""),
+        upload.project.public_id,
+        upload.session.public_id,
+        f"{upload.public_id}.{extension}",
+    ]
+    return "/".join(p for p in parts if p)
+
+
+def _send_s3(destination: Destination, upload: Upload, body: bytes) -> None:
+    config = destination.config
+    if config.get("endpoint_url"):
+        outbound.check_destination(config["endpoint_url"])
+    client = boto3.client(
+        "s3",
+        endpoint_url=config.get("endpoint_url") or None,
+        region_name=config.get("region") or "us-east-1",
+        aws_access_key_id=config["access_key_id"],
+        aws_secret_access_key=destination.secret,
+        config=BotoConfig(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}),
+    )
+    client.put_object(
+        Bucket=config["bucket"],
+        Key=s3_key(destination, upload),
+        Body=body,
+        ContentType=upload.content_type,
+        Metadata={"apertur-upload-id": upload.public_id, "original-name": quote(upload.original_name)},
+    )
+
+
+def attempt(*, delivery_id: int) -> DestinationDelivery | None:
+    with transaction.atomic():
+        delivery = (
+            DestinationDelivery.objects.select_for_update()
+            .select_related("upload__session", "upload__project", "destination")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None or delivery.status != "pending":
+            return delivery
+        if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
+            return delivery
+        delivery.attempts += 1
+        number = delivery.attempts
+        delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
+        delivery.save(update_fields=["attempts", "next_attempt_at"])
+    destination, upload = delivery.destination, delivery.upload
+    error = ""
+    try:
+        with upload.file.open("rb") as fh:
+            body = fh.read()
+        if destination.kind == DestinationKind.HTTPS:
+            _send_https(destination, upload, body)
+        else:
+            _send_s3(destination, upload, body)
+    except outbound.BlockedDestination as exc:
+        error = f"blocked: {exc}"
+    except (httpx.HTTPError, RuntimeError, BotoCoreError, ClientError, OSError) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    with transaction.atomic():
+        now = clock.now()
+        delivery.last_error = error
+        if not error:
+            delivery.status = "succeeded"
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+        elif number >= outbound.MAX_ATTEMPTS:
+            delivery.status = "failed"
+            delivery.next_attempt_at = None
+        delivery.save(update_fields=["status", "last_error", "delivered_at", "next_attempt_at"])
+        Destination.objects.filter(pk=destination.pk).update(
+            status=DestinationStatus.ACTIVE if not error else DestinationStatus.FAILING,
+            last_error=error,
+            **({"last_delivery_at": now} if not error else {}),
+        )
+        if delivery.status == "pending":
+            run_after = delivery.next_attempt_at
+            transaction.on_commit(lambda: _enqueue([delivery.pk], run_after))
+    return delivery
+
+
+def run_due(*, limit: int = 100) -> int:
+    due = list(
+        DestinationDelivery.objects.filter(status="pending", next_attempt_at__lte=clock.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in due:
+        attempt(delivery_id=pk)
+    return len(due)

@@ -1,0 +1,175 @@
+"""Uploads copied to an HTTPS endpoint and to an S3-compatible bucket (moto's S3 server on loopback)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+import time_machine
+
+from apertur.projects.services import create_project
+from apertur.testing import PNG_BYTES, image_file, make_user
+from apertur.uploads import destinations, services
+from apertur.uploads.errors import InvalidDestination
+from apertur.uploads.models import Destination, DestinationDelivery
+from apertur.webhooks import signing
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(settings: Any):  # type: ignore[no-untyped-def]
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    return create_project(owner=make_user(), name="Weddings")
+
+
+class FileReceiver:
+    def __init__(self) -> None:
+        self.up = True
+        self.received: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.received.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                self.send_response(200 if receiver.up else 500)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/incoming"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[FileReceiver]:
+    r = FileReceiver()
+    yield r
+    r.close()
+
+
+def test_https_destination_gets_the_signed_file(project, receiver: FileReceiver) -> None:  # type: ignore[no-untyped-def]
+    destination = destinations.create_https_destination(project=project, name="Our archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    upload = services.accept_upload(session=session, file=image_file("a b.png"))
+    assert destinations.run_due() == 1
+    [request] = receiver.received
+    assert request["body"] == PNG_BYTES
+    headers = request["headers"]
+    assert headers["content-type"] == "image/png"
+    assert headers["apertur-upload-id"] == upload.public_id
+    assert headers["apertur-file-name"] == "a%20b.png"
+    assert signing.verify(
+        secret=destination.secret,
+        msg_id=headers["webhook-id"],
+        timestamp=int(headers["webhook-timestamp"]),
+        body=request["body"],
+        header=headers["webhook-signature"],
+    )
+    destination.refresh_from_db()
+    assert destination.status == "active" and destination.last_delivery_at is not None
+
+
+def test_failing_destination_retries_and_reports(project, receiver: FileReceiver) -> None:  # type: ignore[no-untyped-def]
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    receiver.up = False
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    start = dt.datetime.now(tz=dt.UTC)
+    destinations.run_due()
+    destination.refresh_from_db()
+    assert destination.status == "failing" and "HTTP 500" in destination.last_error
+    receiver.up = True
+    with time_machine.travel(start + dt.timedelta(seconds=31)):
+        assert destinations.run_due() == 1
+    destination.refresh_from_db()
+    assert destination.status == "active"
+    assert DestinationDelivery.objects.get().status == "succeeded"
+    assert len(receiver.received) == 2
+
+
+def test_s3_destination_puts_the_object(project) -> None:  # type: ignore[no-untyped-def]
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="AKIATEST",
+            aws_secret_access_key="secret",
+        )
+        s3.create_bucket(Bucket="wedding-photos")
+        destination = destinations.create_s3_destination(
+            project=project,
+            name="Bucket",
+            bucket="wedding-photos",
+            access_key_id="AKIATEST",
+            secret_access_key="secret",
+            endpoint_url=endpoint,
+            prefix="apertur/",
+        )
+        session = services.create_session(project=project, title="Party")
+        upload = services.accept_upload(session=session, file=image_file())
+        assert destinations.run_due() == 1
+        key = destinations.s3_key(destination, upload)
+        assert key.startswith("apertur/") and key.endswith(f"{upload.public_id}.png")
+        stored = s3.get_object(Bucket="wedding-photos", Key=key)
+        assert stored["Body"].read() == PNG_BYTES
+        assert stored["ContentType"] == "image/png"
+        assert stored["Metadata"]["apertur-upload-id"] == upload.public_id
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "kwargs", "field"),
+    [
+        ("https", {"name": "x", "url": "http://archive.example.com/in"}, "url"),
+        ("https", {"name": "", "url": "https://archive.example.com/in"}, "name"),
+        ("s3", {"name": "x", "bucket": "Bad_Bucket", "access_key_id": "a", "secret_access_key": "b"}, "bucket"),
+        ("s3", {"name": "x", "bucket": "photos", "access_key_id": "", "secret_access_key": "b"}, "access_key_id"),
+        (
+            "s3",
+            {
+                "name": "x",
+                "bucket": "photos",
+                "access_key_id": "a",
+                "secret_access_key": "b",
+                "endpoint_url": "ftp://minio.local",
+            },
+            "endpoint_url",
+        ),
+    ],
+)
+def test_bad_destination_input_stores_nothing(project, kind: str, kwargs: dict, field: str) -> None:  # type: ignore[no-untyped-def]
+    create = destinations.create_https_destination if kind == "https" else destinations.create_s3_destination
+    with pytest.raises(InvalidDestination) as info:
+        create(project=project, **kwargs)
+    assert info.value.field == field
+    assert Destination.objects.count() == 0
+
+
+def test_private_addresses_are_never_contacted(project, settings: Any) -> None:  # type: ignore[no-untyped-def]
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    destinations.create_https_destination(project=project, name="x", url="https://10.1.2.3/in")
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    destinations.run_due()
+    assert DestinationDelivery.objects.get().last_error.startswith("blocked:")
