@@ -219,8 +219,27 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at start-up when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads go to the filesystem under var/media by default, or to an S3-compatible bucket (AWS, MinIO, R2…)
+# when UPLOADS_S3_BUCKET is set.
+UPLOADS_S3_BUCKET = os.environ.get("UPLOADS_S3_BUCKET", "")
+_default_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if UPLOADS_S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": UPLOADS_S3_BUCKET,
+            "endpoint_url": os.environ.get("UPLOADS_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("UPLOADS_S3_REGION") or None,
+            "access_key": os.environ.get("UPLOADS_S3_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("UPLOADS_S3_SECRET_ACCESS_KEY") or None,
+            "location": os.environ.get("UPLOADS_S3_PREFIX", ""),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"

@@ -150,3 +150,44 @@ def test_password(project) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(WrongPassword):
         services.check_session_password(session=session, password="nope")
     services.check_session_password(session=session, password="open sesame")
+
+
+def test_uploads_can_live_in_an_s3_compatible_bucket(project, settings) -> None:  # type: ignore[no-untyped-def]
+    """STORAGES["default"] as configured by UPLOADS_S3_BUCKET, against moto's S3 server on loopback."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        options = {"access_key": "AKIATEST", "secret_key": "secret", "region_name": "us-east-1"}
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="AKIATEST",
+            aws_secret_access_key="secret",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="apertur-uploads")
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {"bucket_name": "apertur-uploads", "endpoint_url": endpoint, **options},
+            },
+        }
+        session = services.create_session(project=project, title="Party")
+        upload = services.accept_upload(session=session, file=image_file())
+        stored = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="AKIATEST",
+            aws_secret_access_key="secret",
+            region_name="us-east-1",
+        ).get_object(Bucket="apertur-uploads", Key=upload.file.name)
+        assert stored["Body"].read()[:8] == b"\x89PNG\r\n\x1a\n"
+        with upload.file.open("rb") as fh:
+            assert fh.read(4) == b"\x89PNG"
+    finally:
+        server.stop()
