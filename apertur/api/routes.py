@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
+from pydantic import create_model
 
 from apertur.api.auth import ApiAuth
 from apertur.api.idempotency import idempotent
@@ -36,6 +37,17 @@ def _json(data: Any, status: int = 200) -> HttpResponse:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
+
+
+def page_of(item: type[Schema]) -> Any:
+    """The schema of a cursor-paginated list of ``item`` (see apertur.api.pagination)."""
+    return create_model(
+        f"{item.__name__.removesuffix('Out')}Page",
+        __base__=Schema,
+        data=(list[item], ...),  # type: ignore[valid-type]
+        has_more=(bool, ...),
+        next_cursor=(str | None, ...),
+    )
 
 
 # --- plan & project ---------------------------------------------------------------------------------
@@ -178,10 +190,7 @@ class SessionOut(Schema):
     livemode: bool
 
 
-class SessionPage(Schema):
-    data: list[SessionOut]
-    has_more: bool
-    next_cursor: str | None
+SessionPage = page_of(SessionOut)
 
 
 def session_json(session: UploadSession) -> dict[str, Any]:
@@ -299,10 +308,7 @@ class UploadOut(Schema):
     livemode: bool
 
 
-class UploadPage(Schema):
-    data: list[UploadOut]
-    has_more: bool
-    next_cursor: str | None
+UploadPage = page_of(UploadOut)
 
 
 def upload_json(upload: Upload) -> dict[str, Any]:
@@ -348,10 +354,7 @@ class KeyOut(Schema):
     livemode: bool
 
 
-class KeyPage(Schema):
-    data: list[KeyOut]
-    has_more: bool
-    next_cursor: str | None
+KeyPage = page_of(KeyOut)
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:
@@ -408,10 +411,7 @@ class EndpointOut(Schema):
     secret: str | None = None
 
 
-class EndpointPage(Schema):
-    data: list[EndpointOut]
-    has_more: bool
-    next_cursor: str | None
+EndpointPage = page_of(EndpointOut)
 
 
 class AttemptOut(Schema):
@@ -433,10 +433,7 @@ class DeliveryOut(Schema):
     attempt_log: list[AttemptOut]
 
 
-class DeliveryPage(Schema):
-    data: list[DeliveryOut]
-    has_more: bool
-    next_cursor: str | None
+DeliveryPage = page_of(DeliveryOut)
 
 
 def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
