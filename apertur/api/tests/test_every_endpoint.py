@@ -1,0 +1,105 @@
+"""Rules every /api/v1 operation follows: its scope is enforced, lists paginate, POSTs are idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from apertur.api.tests.conftest import Api
+from apertur.oauth.tests.conftest import Flow
+from apertur.projects.services import create_api_key
+from apertur.testing import image_file
+from apertur.uploads import services as uploads
+from apertur.uploads.models import UploadSession
+from apertur.webhooks import services as webhooks
+
+pytestmark = pytest.mark.django_db
+
+# (method, path, the scope it needs)
+OPERATIONS = [
+    ("get", "/project", "project:read"),
+    ("get", "/project/settings", "project:read"),
+    ("patch", "/project/settings", "project:settings"),
+    ("post", "/upload-sessions", "upload:create"),
+    ("get", "/upload-sessions", "upload:read"),
+    ("get", "/uploads", "upload:read"),
+    ("get", "/keys", "keys:read"),
+    ("get", "/webhooks", "webhooks:manage"),
+    ("post", "/webhooks", "webhooks:manage"),
+    ("get", "/destinations", "destinations:read"),
+    ("get", "/billing", "billing:read"),
+]
+
+
+def call(token: str, method: str, path: str) -> Any:
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    if method == "get":
+        return Client().get(f"/api/v1{path}", **auth)
+    return getattr(Client(), method)(f"/api/v1{path}", {}, content_type="application/json", **auth)
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), OPERATIONS)
+def test_scope_is_enforced(flow: Flow, method: str, path: str, scope: str) -> None:
+    # A token with every scope but this one (plan:read is always there).
+    others = [
+        s
+        for s in (
+            "project:read",
+            "project:settings",
+            "upload:create",
+            "upload:read",
+            "keys:read",
+            "webhooks:manage",
+            "destinations:read",
+            "billing:read",
+        )
+        if s != scope
+    ]
+    token = flow.tokens(scope=" ".join(others))["access_token"]
+    response = call(token, method, path)
+    assert response.status_code == 403, (path, response.content)
+    assert f'scope="{scope}"' in response["WWW-Authenticate"]
+    assert call(token, "get", "/plan").status_code == 200
+
+
+def add_upload(flow: Flow) -> None:
+    session = UploadSession.objects.filter(project=flow.project).first() or uploads.create_session(
+        project=flow.project, title="base"
+    )
+    uploads.accept_upload(session=session, file=image_file())
+
+
+LISTS: dict[str, Callable[[Flow], object]] = {
+    "/upload-sessions": lambda f: uploads.create_session(project=f.project, title="s"),
+    "/uploads": add_upload,
+    "/keys": lambda f: create_api_key(project=f.project, name="k"),
+    "/webhooks": lambda f: webhooks.create_endpoint(project=f.project, url="https://hooks.example.com/x"),
+}
+
+
+@pytest.mark.parametrize("path", list(LISTS))
+def test_lists_paginate(api: Api, flow: Flow, path: str) -> None:
+    for _ in range(3):
+        LISTS[path](flow)
+    first = api.get(path, limit=2).json()
+    assert len(first["data"]) == 2 and first["has_more"] is True
+    rest = api.get(path, limit=2, cursor=first["next_cursor"]).json()
+    assert rest["has_more"] is False
+    ids = [item["id"] for item in first["data"] + rest["data"]]
+    assert len(ids) == len(set(ids)) >= 3
+
+
+def test_every_post_replays_with_its_idempotency_key(api: Api, flow: Flow) -> None:
+    session = api.post("/upload-sessions", {"title": "x"}, key="a").json()
+    assert api.post("/upload-sessions", {"title": "x"}, key="a").json() == session
+    hook = api.post("/webhooks", {"url": "https://hooks.example.com/x"}, key="b").json()
+    assert api.post("/webhooks", {"url": "https://hooks.example.com/x"}, key="b").json() == hook
+    closed = api.post(f"/upload-sessions/{session['id']}/close", key="c")
+    assert api.post(f"/upload-sessions/{session['id']}/close", key="c").json() == closed.json()
+    test = api.post(f"/webhooks/{hook['id']}/test", key="d")
+    again = api.post(f"/webhooks/{hook['id']}/test", key="d")
+    assert again.json() == test.json() and again["Idempotent-Replayed"] == "true"
+    assert flow.project.webhook_events.filter(type="webhook.test").count() == 1
