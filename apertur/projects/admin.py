@@ -16,3 +16,16 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ("plan",)
     readonly_fields = ("public_id", "created_at")
     raw_id_fields = ("owner",)
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        # A plan change goes through the service: audited and announced to webhooks (plan.changed).
+        if change and "plan" in form.changed_data:
+            from apertur.projects.services import change_plan
+
+            new_plan = obj.plan
+            obj.plan = Project.objects.get(pk=obj.pk).plan
+            super().save_model(request, obj, form, change)
+            change_plan(project=obj, plan=new_plan, actor=request.user)
+            obj.refresh_from_db()
+            return
+        super().save_model(request, obj, form, change)

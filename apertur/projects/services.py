@@ -145,3 +145,21 @@ def update_settings(
         data={"before": before, "after": project.settings_json()},
     )
     return project
+
+
+@transaction.atomic
+def change_plan(*, project: Project, plan: Plan, actor: User | None = None, ip: str | None = None) -> Project:
+    """Move a project to another plan (billing events and staff call this); emits ``plan.changed``."""
+    from apertur.webhooks.services import emit
+
+    project = Project.objects.select_for_update().select_related("plan").get(pk=project.pk)
+    old = project.plan
+    if old.pk == plan.pk:
+        return project
+    project.plan = plan
+    project.save(update_fields=["plan"])
+    audit.record(
+        action="project.plan_changed", obj=project, actor=actor, ip=ip, data={"from": old.name, "to": plan.name}
+    )
+    emit(project=project, type="plan.changed", data={"plan": {"from": old.name, "to": plan.name, **plan.as_json()}})
+    return project

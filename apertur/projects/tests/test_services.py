@@ -73,3 +73,36 @@ def test_project_pages() -> None:
     assert other.get(f"/projects/{project.public_id}/").status_code == 404
     bad = client.post("/projects/", {"name": "weddings"})
     assert bad.status_code == 400 and "already have a project" in bad.content.decode()
+
+
+def test_change_plan_is_audited_and_announced() -> None:
+    from apertur.core.models import AuditEvent
+    from apertur.webhooks.models import WebhookEvent
+
+    project = services.create_project(owner=make_user(), name="Weddings")
+    services.change_plan(project=project, plan=selectors.plan_by_name("Business"))
+    project.refresh_from_db()
+    assert project.plan.name == "Business"
+    event = WebhookEvent.objects.get(type="plan.changed")
+    assert event.data["plan"]["from"] == "Free" and event.data["plan"]["to"] == "Business"
+    assert AuditEvent.objects.filter(action="project.plan_changed").count() == 1
+    services.change_plan(project=project, plan=selectors.plan_by_name("Business"))  # no change, no event
+    assert WebhookEvent.objects.filter(type="plan.changed").count() == 1
+
+
+def test_staff_changing_the_plan_in_admin_goes_through_the_service() -> None:
+    from apertur.testing import make_staff
+    from apertur.webhooks.models import WebhookEvent
+
+    owner = make_user()
+    project = services.create_project(owner=owner, name="Weddings")
+    admin = Client()
+    admin.force_login(make_staff())
+    response = admin.post(
+        f"/admin/projects/project/{project.pk}/change/",
+        {"owner": owner.pk, "name": "Weddings", "plan": selectors.plan_by_name("Pro").pk, "description": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    project.refresh_from_db()
+    assert project.plan.name == "Pro"
+    assert WebhookEvent.objects.filter(type="plan.changed", project=project).count() == 1
