@@ -211,6 +211,31 @@ def partner_create(
     )
 
 
+@partner_app.command("balance")
+def partner_balance(
+    email: Annotated[str, typer.Option(help="The partner's email.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Commission balance in CAD cents: pending, eligible, carried, paid, lifetime."""
+    _setup()
+    from apertur.commissions.selectors import balance
+    from apertur.core.money import format_cents
+    from apertur.partners.selectors import partner_by_email
+
+    partner = partner_by_email(email=email)
+    if partner is None:
+        _fail(f"No partner with email {email}.", code="partner_not_found", as_json=as_json)
+    data = balance(partner=partner).as_json()
+
+    def human() -> None:
+        table = Table(title=f"Commission balance of {partner.user.email}", show_header=False)
+        for key, cents in data.items():
+            table.add_row(key.removesuffix("_cents"), format_cents(cents))
+        out.print(table)
+
+    _emit(data, as_json, human)
+
+
 # --- OAuth apps -------------------------------------------------------------------------------------
 
 

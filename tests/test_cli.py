@@ -243,3 +243,50 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
         text=True,
     )
     assert bad.returncode == 1 and "valid email" in bad.stderr and bad.stdout == ""
+
+
+def test_partner_balance() -> None:
+    import datetime as dt
+
+    import time_machine
+
+    from apertur.commissions.models import CommissionEntry
+    from apertur.projects.models import Payment
+    from apertur.projects.services import create_project
+    from apertur.referrals.models import Attribution
+    from apertur.testing import make_partner, make_user
+
+    partner = make_partner(user=make_user("bal@example.com"))
+    assert run_json("partner", "balance", "--email", "bal@example.com") == {
+        "pending_cents": 0,
+        "eligible_cents": 0,
+        "carried_cents": 0,
+        "paid_cents": 0,
+        "lifetime_cents": 0,
+    }
+    customer = make_user()
+    project = create_project(owner=customer, name="P")
+    Attribution.objects.create(
+        customer=customer, partner=partner, source="referral", at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    )
+    payment = Payment.objects.create(
+        project=project,
+        customer=customer,
+        external_id="in_x",
+        amount_cents=1,
+        amount_cad_cents=1,
+        paid_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+    )
+    CommissionEntry.objects.create(
+        partner=partner,
+        payment=payment,
+        kind="earned",
+        amount_cents=2_500,
+        available_at=dt.datetime(2026, 3, 31, tzinfo=dt.UTC),
+        source_key="k1",
+    )
+    with time_machine.travel(dt.datetime(2026, 4, 1, tzinfo=dt.UTC), tick=False):
+        data = run_json("partner", "balance", "--email", "bal@example.com")
+    assert data["eligible_cents"] == 2_500 and data["lifetime_cents"] == 2_500 and data["pending_cents"] == 0
+    missing = run("partner", "balance", "--email", "nobody@example.com", ok=False)
+    assert missing.exit_code == 1 and "No partner" in missing.stderr

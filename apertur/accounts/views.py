@@ -26,6 +26,8 @@ from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip, keep_opener
 from apertur.projects.services import create_customer
+from apertur.referrals.services import COOKIE_NAME as REFERRAL_COOKIE
+from apertur.referrals.services import attribute_signup
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -106,6 +108,7 @@ def signup_view(request: HttpRequest) -> HttpResponse:
         except AperturError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
+            attribute_signup(customer=user, cookie=request.COOKIES.get(REFERRAL_COOKIE))
             login(request, user)
             messages.success(request, f"Welcome to Apertur! We sent a confirmation link to {user.email}.")
             return redirect(_safe_next(request))

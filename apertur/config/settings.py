@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "apertur.oauth",
     "apertur.uploads",
     "apertur.webhooks",
+    "apertur.commissions",
+    "apertur.integrations.stripe",
     "apertur.api",
 ]
 

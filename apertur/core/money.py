@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 CAD = "CAD"
-SUPPORTED_CURRENCIES = frozenset({"CAD", "USD", "EUR", "GBP"})
 
 
 class MoneyError(ValueError):
@@ -22,8 +21,8 @@ class Money:
     def __post_init__(self) -> None:
         if not isinstance(self.cents, int) or isinstance(self.cents, bool):
             raise MoneyError("Money amounts are integer cents.")
-        if self.currency not in SUPPORTED_CURRENCIES:
-            raise MoneyError(f"Unsupported currency {self.currency!r}.")
+        if not (len(self.currency) == 3 and self.currency.isascii() and self.currency.isupper()):
+            raise MoneyError(f"A currency is an ISO 4217 code like CAD, not {self.currency!r}.")
 
     def __add__(self, other: Money) -> Money:
         self._same_currency(other)

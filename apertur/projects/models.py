@@ -147,9 +147,15 @@ class Payment(models.Model):
     subscription = models.ForeignKey(
         Subscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
     )
-    external_id = models.CharField(max_length=100, unique=True)
-    amount_cents = models.BigIntegerField()
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    external_id = models.CharField(max_length=100, unique=True)  # the invoice id
+    charge_id = models.CharField(max_length=100, blank=True, db_index=True)
+    amount_cents = models.BigIntegerField()  # in ``currency``
     currency = models.CharField(max_length=3, default="CAD")
+    amount_cad_cents = models.BigIntegerField(default=0)
+    cad_rate = models.DecimalField(max_digits=12, decimal_places=6, default=1)
     description = models.CharField(max_length=200, blank=True)
     paid_at = models.DateTimeField()
 
@@ -163,7 +169,8 @@ class Payment(models.Model):
 class Refund(models.Model):
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="refunds")
     external_id = models.CharField(max_length=100, unique=True)
-    amount_cents = models.BigIntegerField()
+    amount_cents = models.BigIntegerField()  # in the payment's currency
+    amount_cad_cents = models.BigIntegerField(default=0)
     created_at = models.DateTimeField()
 
     class Meta:
@@ -171,3 +178,49 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.external_id} −{self.amount_cents}"
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+class Dispute(models.Model):
+    """A chargeback on a payment."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="disputes")
+    external_id = models.CharField(max_length=100, unique=True)
+    amount_cents = models.BigIntegerField()
+    status = models.CharField(max_length=6, choices=DisputeStatus.choices, default=DisputeStatus.OPEN)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.status})"
+
+
+class BillingCustomer(models.Model):
+    """The billing provider's customer id for an Apertur user."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="billing_customer")
+    external_id = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class ExchangeRate(models.Model):
+    """CAD per unit of ``currency`` on ``date``: used when an event carries no balance-transaction rate."""
+
+    currency = models.CharField(max_length=3)
+    date = models.DateField()
+    rate = models.DecimalField(max_digits=12, decimal_places=6)
+
+    class Meta:
+        ordering = ["-date"]
+        constraints = [models.UniqueConstraint(fields=["currency", "date"], name="one_rate_per_currency_day")]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.date} {self.rate}"

@@ -29,3 +29,30 @@ class ReferralLink(models.Model):
     @property
     def url(self) -> str:
         return f"{settings.APERTUR_BASE_URL}/r/{self.code}"
+
+
+class ReferralClick(models.Model):
+    link = models.ForeignKey(ReferralLink, on_delete=models.CASCADE, related_name="clicks")
+    at = models.DateTimeField(default=clock.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"click on {self.link_id}"
+
+
+class AttributionSource(models.TextChoices):
+    REFERRAL = "referral", "Referral link"
+    OAUTH = "oauth", "OAuth connection"
+
+
+class Attribution(models.Model):
+    """Which partner a customer belongs to: set once, for the customer's lifetime (staff may change it)."""
+
+    customer = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attribution")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="attributions")
+    source = models.CharField(max_length=8, choices=AttributionSource.choices)
+    link = models.ForeignKey(ReferralLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    app = models.ForeignKey("oauth.OAuthApp", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} → {self.partner_id} ({self.source})"

@@ -1,7 +1,25 @@
+"""Referral links, the 90-day first-party cookie, and attributing customers to partners.
+
+An attribution is set once per customer, for life: the first rule that applies wins (a referral at
+signup, or an OAuth connection when the customer first pays), and later events never move it. A partner
+is never attributed its own account.
+"""
+
 from __future__ import annotations
 
-from apertur.partners.models import Partner
-from apertur.referrals.models import ReferralLink
+import datetime as dt
+
+from django.core import signing
+from django.db import IntegrityError, transaction
+
+from apertur.accounts.models import User
+from apertur.core import audit, clock
+from apertur.partners.models import Partner, PartnerStatus
+from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
+
+COOKIE_NAME = "aptr_ref"
+COOKIE_MAX_AGE = dt.timedelta(days=90)
+_SALT = "apertur.referrals.cookie"
 
 
 def ensure_default_link(*, partner: Partner) -> ReferralLink:
@@ -13,3 +31,75 @@ def ensure_default_link(*, partner: Partner) -> ReferralLink:
 def default_link_url(*, partner: Partner) -> str | None:
     link = partner.referral_links.order_by("created_at", "id").first()
     return link.url if link else None
+
+
+def create_link(*, partner: Partner, label: str = "") -> ReferralLink:
+    return ReferralLink.objects.create(partner=partner, label=" ".join(label.split())[:80])
+
+
+def record_click(*, link: ReferralLink) -> str:
+    """Count the click; return the signed cookie value naming the link and the click time."""
+    click = ReferralClick.objects.create(link=link, at=clock.now())
+    return signing.dumps({"code": link.code, "at": click.at.timestamp()}, salt=_SALT)
+
+
+def link_from_cookie(value: str | None) -> tuple[ReferralLink, dt.datetime] | None:
+    """The link of a valid cookie clicked within the last 90 days (by the clock), else None."""
+    if not value:
+        return None
+    try:
+        data = signing.loads(value, salt=_SALT)
+        clicked = dt.datetime.fromtimestamp(float(data["at"]), tz=dt.UTC)
+        code = str(data["code"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    if clock.now() - clicked > COOKIE_MAX_AGE:
+        return None
+    link = ReferralLink.objects.select_related("partner__user").filter(code=code).first()
+    return (link, clicked) if link is not None else None
+
+
+def _eligible(partner: Partner, customer: User) -> bool:
+    return partner.status == PartnerStatus.APPROVED and partner.user_id != customer.pk
+
+
+def _create(**fields: object) -> Attribution | None:
+    try:
+        with transaction.atomic():
+            attribution = Attribution.objects.create(**fields)
+    except IntegrityError:
+        return None  # the customer is already attributed: set once
+    audit.record(action="attribution.created", obj=attribution, data={"source": attribution.source})
+    return attribution
+
+
+def attribute_signup(*, customer: User, cookie: str | None) -> Attribution | None:
+    found = link_from_cookie(cookie)
+    if found is None:
+        return None
+    link, _ = found
+    if not _eligible(link.partner, customer):
+        return None
+    return _create(
+        customer=customer, partner=link.partner, source=AttributionSource.REFERRAL, link=link, at=clock.now()
+    )
+
+
+def attribute_by_oauth(*, customer: User, at: dt.datetime) -> Attribution | None:
+    """When an unattributed customer starts paying: the partner of the most recent active connection of
+    one of their projects made before that moment."""
+    from apertur.oauth.models import Connection
+
+    if Attribution.objects.filter(customer=customer).exists():
+        return None
+    connection = (
+        Connection.objects.filter(project__owner=customer, revoked_at__isnull=True, created_at__lte=at)
+        .select_related("app__partner")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if connection is None or not _eligible(connection.app.partner, customer):
+        return None
+    return _create(
+        customer=customer, partner=connection.app.partner, source=AttributionSource.OAUTH, app=connection.app, at=at
+    )

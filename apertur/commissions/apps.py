@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CommissionsConfig(AppConfig):
+    name = "apertur.commissions"
+    label = "commissions"

@@ -1,0 +1,125 @@
+"""Stripe-shaped events, signed as Stripe signs them (``Stripe-Signature: t=…,v1=…``): what
+``apertur billing simulate`` sends to a running server and what the tests deliver, so both exercise the
+production path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from itertools import count
+from typing import Any
+
+_seq = count(1)
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{next(_seq):06d}{int(dt.datetime.now().timestamp() * 1000) % 10**9:09d}"
+
+
+def _ts(at: dt.datetime) -> int:
+    return int(at.timestamp())
+
+
+def sign(payload: bytes, secret: str, at: dt.datetime | None = None) -> str:
+    t = _ts(at or dt.datetime.now(tz=dt.UTC))
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def event(kind: str, obj: dict[str, Any], at: dt.datetime, *, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": event_id or _id("evt"),
+        "object": "event",
+        "type": kind,
+        "created": _ts(at),
+        "livemode": False,
+        "api_version": "2024-06-20",
+        "data": {"object": obj},
+    }
+
+
+def subscription(
+    *,
+    customer: str,
+    lookup_key: str,
+    at: dt.datetime,
+    sub_id: str | None = None,
+    status: str = "active",
+    metadata: dict[str, str] | None = None,
+    kind: str = "customer.subscription.created",
+) -> dict[str, Any]:
+    obj = {
+        "id": sub_id or _id("sub"),
+        "object": "subscription",
+        "customer": customer,
+        "status": status,
+        "created": _ts(at),
+        "metadata": metadata or {},
+        "items": {"object": "list", "data": [{"price": {"lookup_key": lookup_key, "currency": "cad"}}]},
+    }
+    return event(kind, obj, at)
+
+
+def invoice_paid(
+    *,
+    customer: str,
+    email: str,
+    amount: int,
+    at: dt.datetime,
+    currency: str = "cad",
+    invoice_id: str | None = None,
+    charge_id: str | None = None,
+    exchange_rate: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    charge: Any = charge_id or _id("ch")
+    if exchange_rate is not None:
+        charge = {"id": charge, "balance_transaction": {"exchange_rate": exchange_rate}}
+    obj = {
+        "id": invoice_id or _id("in"),
+        "object": "invoice",
+        "customer": customer,
+        "customer_email": email,
+        "amount_paid": amount,
+        "currency": currency,
+        "charge": charge,
+        "status": "paid",
+        "status_transitions": {"paid_at": _ts(at)},
+        "metadata": metadata or {},
+    }
+    return event("invoice.paid", obj, at)
+
+
+def charge_refunded(*, charge_id: str, invoice_id: str, refunds: list[tuple[str, int, dt.datetime]]) -> dict[str, Any]:
+    latest = max(r[2] for r in refunds)
+    obj = {
+        "id": charge_id,
+        "object": "charge",
+        "invoice": invoice_id,
+        "amount_refunded": sum(r[1] for r in refunds),
+        "refunds": {
+            "object": "list",
+            "data": [{"id": rid, "amount": amt, "created": _ts(at)} for rid, amt, at in refunds],
+        },
+    }
+    return event("charge.refunded", obj, latest)
+
+
+def dispute(
+    *, charge_id: str, amount: int, at: dt.datetime, status: str, dispute_id: str, closed: bool
+) -> dict[str, Any]:
+    obj = {
+        "id": dispute_id,
+        "object": "dispute",
+        "charge": charge_id,
+        "amount": amount,
+        "status": status,
+        "created": _ts(at),
+    }
+    return event("charge.dispute.closed" if closed else "charge.dispute.created", obj, at)
+
+
+def encode(evt: dict[str, Any]) -> bytes:
+    return json.dumps(evt, separators=(",", ":")).encode()

@@ -1,0 +1,233 @@
+"""What each Stripe event means for Apertur. Times come from the objects (``status_transitions.paid_at``,
+a refund's ``created``, the subscription event's ``created``), never from the moment of delivery.
+
+A handler raises :class:`Skip` when the event does not concern Apertur (stored as ignored) and
+:class:`Wait` when it refers to something a not-yet-received event creates (stored as waiting and
+retried after every processed event), so delivery order never changes the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from apertur.accounts.models import User, normalize_email
+from apertur.commissions import services as ledger
+from apertur.core import clock
+from apertur.core.money import Money, convert
+from apertur.projects.models import (
+    BillingCustomer,
+    Dispute,
+    DisputeStatus,
+    ExchangeRate,
+    Payment,
+    Project,
+    Refund,
+    Subscription,
+    SubscriptionStatus,
+)
+from apertur.projects.selectors import plan_by_name
+from apertur.projects.services import change_plan
+from apertur.referrals.services import attribute_by_oauth
+
+
+class Skip(Exception):
+    pass
+
+
+class Wait(Exception):
+    pass
+
+
+def ts(value: Any) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+
+
+def _metadata_user(*objects: dict[str, Any]) -> User | None:
+    for obj in objects:
+        public_id = (obj.get("metadata") or {}).get("apertur_user_id")
+        if public_id:
+            return User.objects.filter(public_id=public_id).first()
+    return None
+
+
+def customer_for(obj: dict[str, Any]) -> User:
+    """The Apertur user behind a Stripe object: ``metadata.apertur_user_id``, then a known customer id,
+    then the invoice's ``customer_email``. The customer id is remembered once found."""
+    customer_id = obj.get("customer") if isinstance(obj.get("customer"), str) else None
+    user = _metadata_user(obj, obj.get("subscription_details") or {})
+    if user is None and customer_id:
+        link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
+        user = link.user if link else None
+    if user is None and obj.get("customer_email"):
+        user = User.objects.filter(email=normalize_email(obj["customer_email"])).first()
+    if user is None:
+        raise Skip(f"unknown customer {customer_id or obj.get('customer_email') or ''}".strip())
+    if customer_id and not BillingCustomer.objects.filter(user=user).exists():
+        BillingCustomer.objects.get_or_create(external_id=customer_id, defaults={"user": user})
+    return user
+
+
+def _project(user: User, obj: dict[str, Any]) -> Project:
+    wanted = (obj.get("metadata") or {}).get("apertur_project_id")
+    projects = Project.objects.filter(owner=user)
+    project = (projects.filter(public_id=wanted).first() if wanted else None) or projects.order_by("created_at").first()
+    if project is None:
+        raise Skip(f"customer {user.public_id} has no project")
+    return project
+
+
+def _reapply_payments(user: User) -> None:
+    # An attribution made now may cover payments that arrived earlier (out-of-order delivery).
+    for payment in Payment.objects.filter(customer=user):
+        ledger.on_payment(payment=payment)
+
+
+def subscription_event(event: dict[str, Any]) -> str:
+    sub = event["data"]["object"]
+    user = customer_for(sub)
+    try:
+        lookup_key = sub["items"]["data"][0]["price"]["lookup_key"] or ""
+    except (KeyError, IndexError, TypeError) as exc:
+        raise Skip("subscription without a price lookup_key") from exc
+    try:
+        plan = plan_by_name(lookup_key)
+    except Exception as exc:
+        raise Skip(f"no Apertur plan named {lookup_key!r}") from exc
+    project = _project(user, sub)
+    at = ts(event["created"])
+    status = sub.get("status", "active")
+    deleted = event["type"] == "customer.subscription.deleted" or status == "canceled"
+    row, _ = Subscription.objects.get_or_create(
+        external_id=sub["id"],
+        defaults={"project": project, "plan": plan, "started_at": ts(sub.get("created", event["created"]))},
+    )
+    row.plan = plan
+    row.status = (
+        SubscriptionStatus.CANCELED if deleted else (status if status in SubscriptionStatus.values else "active")
+    )
+    if deleted:
+        row.canceled_at = at
+    row.save()
+    if deleted:
+        change_plan(project=project, plan=plan_by_name("Free"))
+        return f"canceled {sub['id']}"
+    previous = project.plan
+    change_plan(project=project, plan=plan)
+    if plan.price_cents > 0 and plan.price_cents >= previous.price_cents and attribute_by_oauth(customer=user, at=at):
+        _reapply_payments(user)
+    return f"{project.public_id} on {plan.name}"
+
+
+def _cad_rate(currency: str, invoice: dict[str, Any], paid_at: dt.datetime) -> Decimal:
+    if currency == "CAD":
+        return Decimal(1)
+    charge = invoice.get("charge")
+    if isinstance(charge, dict) and isinstance(charge.get("balance_transaction"), dict):
+        rate = charge["balance_transaction"].get("exchange_rate")
+        if rate:
+            return Decimal(str(rate))
+    row = (
+        ExchangeRate.objects.filter(currency=currency, date__lte=clock.business_date(paid_at)).order_by("-date").first()
+    )
+    if row is None:
+        raise Skip(f"no CAD rate for {currency} on {clock.business_date(paid_at)}")
+    return row.rate
+
+
+def invoice_paid(event: dict[str, Any]) -> str:
+    invoice = event["data"]["object"]
+    user = customer_for(invoice)
+    project = _project(user, invoice.get("subscription_details") or invoice)
+    paid_at = ts((invoice.get("status_transitions") or {}).get("paid_at") or event["created"])
+    currency = str(invoice.get("currency", "cad")).upper()
+    amount = int(invoice["amount_paid"])
+    rate = _cad_rate(currency, invoice, paid_at)
+    charge = invoice.get("charge")
+    payment, _created = Payment.objects.get_or_create(
+        external_id=invoice["id"],
+        defaults={
+            "project": project,
+            "customer": user,
+            "charge_id": charge["id"] if isinstance(charge, dict) else (charge or ""),
+            "amount_cents": amount,
+            "currency": currency,
+            "amount_cad_cents": convert(Money(amount, currency), to="CAD", rate=rate).cents,
+            "cad_rate": rate,
+            "description": str(invoice.get("description") or "")[:200],
+            "paid_at": paid_at,
+        },
+    )
+    ledger.on_payment(payment=payment)
+    return f"payment {payment.external_id} {payment.amount_cad_cents} CAD cents"
+
+
+def _payment_for_charge(charge_id: str, invoice_id: str | None = None) -> Payment:
+    payment = Payment.objects.filter(charge_id=charge_id).first() if charge_id else None
+    if payment is None and invoice_id:
+        payment = Payment.objects.filter(external_id=invoice_id).first()
+    if payment is None:
+        raise Wait(f"no payment yet for charge {charge_id}")
+    return payment
+
+
+def charge_refunded(event: dict[str, Any]) -> str:
+    charge = event["data"]["object"]
+    payment = _payment_for_charge(charge["id"], charge.get("invoice"))
+    if not payment.charge_id:
+        payment.charge_id = charge["id"]
+        payment.save(update_fields=["charge_id"])
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    for item in refunds:
+        refund, _ = Refund.objects.get_or_create(
+            external_id=item["id"],
+            defaults={
+                "payment": payment,
+                "amount_cents": int(item["amount"]),
+                "amount_cad_cents": convert(
+                    Money(int(item["amount"]), payment.currency), to="CAD", rate=payment.cad_rate
+                ).cents,
+                "created_at": ts(item["created"]),
+            },
+        )
+        ledger.on_refund(refund=refund)
+    return f"{len(refunds)} refund(s) on {payment.external_id}"
+
+
+def _dispute(obj: dict[str, Any]) -> Dispute:
+    payment = _payment_for_charge(obj["charge"] if isinstance(obj["charge"], str) else obj["charge"]["id"])
+    dispute, _created = Dispute.objects.get_or_create(
+        external_id=obj["id"],
+        defaults={"payment": payment, "amount_cents": int(obj.get("amount", 0)), "opened_at": ts(obj["created"])},
+    )
+    ledger.on_dispute_opened(dispute=dispute)
+    return dispute
+
+
+def dispute_created(event: dict[str, Any]) -> str:
+    dispute = _dispute(event["data"]["object"])
+    return f"dispute {dispute.external_id} opened"
+
+
+def dispute_closed(event: dict[str, Any]) -> str:
+    obj = event["data"]["object"]
+    dispute = _dispute(obj)  # a closed event delivered first also opens it
+    outcome = obj.get("status")
+    if outcome in {"won", "lost"} and dispute.status == DisputeStatus.OPEN:
+        dispute.status = DisputeStatus.WON if outcome == "won" else DisputeStatus.LOST
+        dispute.closed_at = ts(event["created"])
+        dispute.save(update_fields=["status", "closed_at"])
+    if dispute.status == DisputeStatus.WON:
+        ledger.on_dispute_won(dispute=dispute)
+    return f"dispute {dispute.external_id} {dispute.status}"
+
+
+HANDLERS = {
+    "customer.subscription.created": subscription_event,
+    "customer.subscription.updated": subscription_event,
+    "customer.subscription.deleted": subscription_event,
+    "invoice.paid": invoice_paid,
+    "charge.refunded": charge_refunded,
+    "charge.dispute.created": dispute_created,
+    "charge.dispute.closed": dispute_closed,
+}

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django.db import models
+
+from apertur.core import clock
+
+
+class EventStatus(models.TextChoices):
+    PROCESSED = "processed", "Processed"
+    WAITING = "waiting", "Waiting for an earlier event"
+    IGNORED = "ignored", "Ignored"
+    FAILED = "failed", "Failed"
+
+
+class StripeEvent(models.Model):
+    """Every signed event, stored once (the unique event id makes replays no-ops)."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=80, db_index=True)
+    created = models.DateTimeField()  # the event's own time
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=EventStatus.choices)
+    detail = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(default=clock.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class RejectedDelivery(models.Model):
+    """A delivery that failed signature verification or parsing: kept for inspection, applied never."""
+
+    received_at = models.DateTimeField(default=clock.now)
+    reason = models.CharField(max_length=300)
+    signature_header = models.CharField(max_length=500, blank=True)
+    body = models.TextField()
+
+    def __str__(self) -> str:
+        return self.reason

@@ -1,0 +1,118 @@
+"""Intake of Stripe webhook events: verify, store once, apply, and retry what waited on an earlier event."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from apertur.core import clock
+from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, ts
+from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
+
+SIGNATURE_TOLERANCE = 300  # seconds, as Stripe's own libraries default to
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    event_id: str
+    status: str
+    detail: str
+    duplicate: bool = False
+
+
+def verify(*, body: bytes, signature: str | None) -> dict[str, Any]:
+    """Check the ``Stripe-Signature`` header with the stripe package; refuse and record anything else."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise Rejected("not_configured", "STRIPE_WEBHOOK_SECRET is not set.")
+    text = body.decode("utf-8", errors="replace")
+    try:
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=SIGNATURE_TOLERANCE)
+    except stripe.SignatureVerificationError as exc:
+        RejectedDelivery.objects.create(
+            reason=f"invalid signature: {exc}"[:300], signature_header=(signature or "")[:500], body=text[:100_000]
+        )
+        raise Rejected("invalid_signature", "The Stripe-Signature header does not verify.") from exc
+    try:
+        event = json.loads(text)
+        if not isinstance(event, dict):
+            raise ValueError("not an object")
+        for key in ("id", "type", "created"):
+            if key not in event:
+                raise ValueError(f"missing {key}")
+        if not isinstance((event.get("data") or {}).get("object"), dict):
+            raise ValueError("missing data.object")
+    except ValueError as exc:
+        RejectedDelivery.objects.create(
+            reason=f"malformed event: {exc}"[:300], signature_header=(signature or "")[:500], body=text[:100_000]
+        )
+        raise Rejected("malformed_event", f"The event is not a Stripe event ({exc}).") from exc
+    return event
+
+
+def _apply(row: StripeEvent) -> None:
+    handler = HANDLERS.get(row.type)
+    if handler is None:
+        row.status, row.detail = EventStatus.IGNORED, "event type not used by Apertur"
+        return
+    try:
+        with transaction.atomic():
+            detail = handler(row.payload)
+    except Skip as exc:
+        row.status, row.detail = EventStatus.IGNORED, str(exc)[:300]
+    except Wait as exc:
+        row.status, row.detail = EventStatus.WAITING, str(exc)[:300]
+    except (KeyError, TypeError, ValueError) as exc:
+        row.status, row.detail = EventStatus.FAILED, f"malformed {row.type}: {exc}"[:300]
+    else:
+        row.status, row.detail, row.processed_at = EventStatus.PROCESSED, detail[:300], clock.now()
+
+
+def receive(event: dict[str, Any]) -> Outcome:
+    """Store the event once and apply it. A replay of a stored event id changes nothing."""
+    try:
+        with transaction.atomic():
+            row = StripeEvent.objects.create(
+                event_id=str(event["id"]),
+                type=str(event["type"]),
+                created=ts(event["created"]),
+                payload=event,
+                status=EventStatus.WAITING,
+            )
+    except IntegrityError:
+        first = StripeEvent.objects.get(event_id=str(event["id"]))
+        return Outcome(first.event_id, first.status, first.detail, duplicate=True)
+    with transaction.atomic():
+        row = StripeEvent.objects.select_for_update().get(pk=row.pk)
+        _apply(row)
+        row.save()
+        if row.status == EventStatus.PROCESSED:
+            retry_waiting()
+    return Outcome(row.event_id, row.status, row.detail)
+
+
+def retry_waiting() -> int:
+    """Apply events that waited for something that may now exist, oldest first, until nothing changes."""
+    done = 0
+    progress = True
+    while progress:
+        progress = False
+        for row in StripeEvent.objects.select_for_update().filter(status=EventStatus.WAITING).order_by("created", "id"):
+            _apply(row)
+            row.save()
+            if row.status != EventStatus.WAITING:
+                progress = True
+                done += 1
+    return done

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.test import Client
+
+from apertur.referrals.models import Attribution, ReferralClick
+from apertur.referrals.services import create_link, ensure_default_link
+from apertur.testing import make_partner, make_user
+
+pytestmark = pytest.mark.django_db
+SIGNUP = {"password": "correct-horse-battery", "confirm_password": "correct-horse-battery"}
+
+
+def signup(browser: Client, email: str) -> None:
+    assert browser.post("/signup", {"email": email, **SIGNUP}).status_code == 302
+
+
+def test_click_sets_a_90_day_cookie_and_signup_is_attributed() -> None:
+    partner = make_partner()
+    link = ensure_default_link(partner=partner)
+    browser = Client()
+    response = browser.get(f"/r/{link.code}")
+    assert response.status_code == 302 and response["Location"] == "/signup"
+    cookie = response.cookies["aptr_ref"]
+    assert cookie["max-age"] == 90 * 24 * 3600 and cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert ReferralClick.objects.filter(link=link).count() == 1
+    signup(browser, "new@example.com")
+    attribution = Attribution.objects.get(customer__email="new@example.com")
+    assert attribution.partner == partner and attribution.source == "referral" and attribution.link == link
+
+
+def test_cookie_edge_in_toronto_time() -> None:
+    partner = make_partner()
+    link = ensure_default_link(partner=partner)
+    start = dt.datetime(2026, 3, 1, 4, 30, tzinfo=dt.UTC)  # 2026-02-28 23:30 in Toronto
+    browser = Client()
+    with time_machine.travel(start, tick=False):
+        browser.get(f"/r/{link.code}")
+    with time_machine.travel(start + dt.timedelta(days=90, seconds=1), tick=False):
+        signup(browser, "late@example.com")
+    assert not Attribution.objects.filter(customer__email="late@example.com").exists()
+    other = Client()
+    with time_machine.travel(start, tick=False):
+        other.get(f"/r/{link.code}")
+    with time_machine.travel(start + dt.timedelta(days=90), tick=False):
+        signup(other, "just-in-time@example.com")
+    assert Attribution.objects.filter(customer__email="just-in-time@example.com").exists()
+
+
+def test_last_click_wins() -> None:
+    first, second = make_partner(), make_partner(user=make_user())
+    browser = Client()
+    browser.get(f"/r/{ensure_default_link(partner=first).code}")
+    browser.get(f"/r/{create_link(partner=second, label='Spring').code}")
+    signup(browser, "fan@example.com")
+    assert Attribution.objects.get(customer__email="fan@example.com").partner == second
+
+
+def test_forged_or_unknown_cookie_and_unknown_link() -> None:
+    assert Client().get("/r/nope").status_code == 404
+    browser = Client()
+    browser.cookies["aptr_ref"] = "forged-value"
+    signup(browser, "x@example.com")
+    assert Attribution.objects.count() == 0
+
+
+def test_suspended_partners_do_not_get_new_referrals() -> None:
+    from apertur.partners import services
+
+    partner = make_partner()
+    link = ensure_default_link(partner=partner)
+    browser = Client()
+    browser.get(f"/r/{link.code}")
+    services.suspend(partner=partner, reviewer=None, reason="Abuse")
+    signup(browser, "y@example.com")
+    assert Attribution.objects.count() == 0
