@@ -137,26 +137,42 @@ def host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\.?|\[[0-9a-f:.]+\])(?::(\d{1,5}))?/?$")
+
+
+def canonical_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` rebuilt from a strictly parsed origin, or None.
+
+    Only letters, digits, dots and hyphens (or a bracketed IPv6 literal) may make up the host: browsers
+    read characters such as ``\\`` differently from Python's URL parser (``https://evil.com\\.good.com``
+    is evil.com to a browser), so anything outside the strict grammar is refused, and only the rebuilt
+    value is ever used as a postMessage target."""
+    match = _ORIGIN.match(value.strip().lower())
+    if match is None:
+        return None
+    scheme, host, port = match.groups()
+    if port is not None and not 0 < int(port) <= 65535:
+        return None
+    if host.startswith("[") and ip_literal(host) is None:
+        return None
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
 def origin_allowed(origin: str, patterns: Iterable[str]) -> bool:
     """The allowed-domain check for a browser ``Origin`` (``scheme://host[:port]``).
 
-    An empty pattern list allows every origin. Otherwise the origin must be a well-formed https origin
-    (or http on a loopback name) whose host matches one pattern; the port is ignored.
+    The origin must be canonical (see :func:`canonical_origin`). An empty pattern list then allows it;
+    otherwise it must be ``https`` (or ``http`` on a loopback name) and its host must match one pattern
+    (ports ignored).
     """
+    canonical = canonical_origin(origin)
+    if canonical is None:
+        return False
     pattern_list = list(patterns)
     if not pattern_list:
         return True
-    try:
-        parts = urlsplit(origin.strip())
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return False
-    host = parts.hostname
-    if not host or parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username:
-        return False
-    if parts.scheme == "http":
-        if not is_loopback_host(host):
-            return False
-    elif parts.scheme != "https":
+    parts = urlsplit(canonical)
+    host = parts.hostname or ""
+    if parts.scheme == "http" and not is_loopback_host(host):
         return False
     return any(host_matches(host, p) for p in pattern_list)

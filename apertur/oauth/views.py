@@ -24,7 +24,7 @@ from apertur.core.http import client_ip, keep_opener
 from apertur.oauth import limits
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
-from apertur.oauth.domains import origin_allowed
+from apertur.oauth.domains import canonical_origin, origin_allowed
 from apertur.oauth.selectors import app_for_public_key
 from apertur.oauth.server import Request, body_params, server
 from apertur.projects.selectors import project_list
@@ -86,7 +86,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if "public_key" in params:
         # aptr-connect mode: a publishable key and the opener's origin instead of a client_id.
         match = app_for_public_key(_first(params, "public_key"))
-        origin = _first(params, "origin")
+        # Only the strictly parsed, rebuilt origin is used from here on, never the raw parameter.
+        origin = canonical_origin(_first(params, "origin")) or ""
         if match is None:
             return _sdk_error(
                 request, origin, state, "invalid_public_key", "The public key was not found or is deactivated."

@@ -356,3 +356,12 @@ def test_redirect_mode_sdk_errors_are_shown_not_posted(sdk_app: Flow, case: str)
     assert response.status_code == 400
     html = response.content.decode()
     assert case in html and "aptr-result" not in html
+
+
+def test_backslash_origin_cannot_receive_a_code(sdk_app: Flow) -> None:
+    """https://evil.com\\.snapflow.example is evil.com to a browser: refused, and never a postMessage target."""
+    response = sdk_app.browser.get(
+        sdk_url(sdk_app.created.public_key, origin="https://evil.com\\.app.snapflow.example")
+    )
+    assert response.status_code == 400
+    assert "aptr-result" not in response.content.decode()

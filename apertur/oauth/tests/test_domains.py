@@ -222,3 +222,26 @@ def test_redirect_uris_are_not_normalised() -> None:
         "https://a.example/cb",
         "https://a.example/cb/",
     ]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.com\\.example.com",  # a browser reads this host as evil.com
+        "https://evil.com%2e.example.com",
+        "https://evil.com .example.com",
+    ],
+)
+def test_origins_outside_the_strict_grammar_are_refused(origin: str) -> None:
+    assert not origin_allowed(origin, ["*.example.com"])
+    assert not origin_allowed(origin, [])
+
+
+def test_canonical_origin() -> None:
+    from apertur.oauth.domains import canonical_origin
+
+    assert canonical_origin("HTTPS://App.Example.com:443/") == "https://app.example.com:443"
+    assert canonical_origin("http://[::1]:3000") == "http://[::1]:3000"
+    assert canonical_origin("https://evil.com\\.example.com") is None
+    assert canonical_origin("https://a.example.com:99999") is None
+    assert canonical_origin("javascript:alert(1)") is None
