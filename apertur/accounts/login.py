@@ -14,29 +14,34 @@ RESET_PER_IP = ratelimit.Limit("password-reset-ip", 10, 15 * 60)
 RESET_PER_EMAIL = ratelimit.Limit("password-reset-email", 3, 60 * 60)
 
 
-def _limits() -> tuple[ratelimit.Limit, ratelimit.Limit]:
-    per_account, per_ip = settings.LOGIN_RATE_PER_ACCOUNT, settings.LOGIN_RATE_PER_IP
+def _limits() -> tuple[ratelimit.Limit, ratelimit.Limit, ratelimit.Limit]:
+    account_ip, account, ip = (
+        settings.LOGIN_RATE_PER_ACCOUNT_IP,
+        settings.LOGIN_RATE_PER_ACCOUNT,
+        settings.LOGIN_RATE_PER_IP,
+    )
     return (
-        ratelimit.Limit("login-account", per_account[0], per_account[1]),
-        ratelimit.Limit("login-ip", per_ip[0], per_ip[1]),
+        ratelimit.Limit("login-account-ip", account_ip[0], account_ip[1]),
+        ratelimit.Limit("login-account", account[0], account[1]),
+        ratelimit.Limit("login-ip", ip[0], ip[1]),
     )
 
 
 def attempt_login(*, request: HttpRequest, email: str, password: str, ip: str) -> User | None:
-    """Authenticate, counting failures. Raises ``RateLimited`` before checking the password when either
-    budget is spent, so a locked-out attacker learns nothing from further guesses."""
-    account_limit, ip_limit = _limits()
+    """Authenticate within three budgets: per account and IP (tight: stops guessing from one place), per
+    IP (across accounts) and per account (loose: stops distributed guessing while making it costly to
+    lock a real user out). Attempts are counted atomically *before* the password is checked, so a burst of
+    parallel guesses cannot outrun the counter; a success clears the account-and-IP budget."""
+    account_ip, account, ip_limit = _limits()
     address = normalize_email(email)
-    ratelimit.check(account_limit, address)
-    ratelimit.check(ip_limit, ip)
+    for limit, key in ((account_ip, f"{address}|{ip}"), (ip_limit, ip), (account, address)):
+        ratelimit.hit(limit, key)
     user = authenticate(request, email=address, password=password)
     if user is None:
-        ratelimit.hit(account_limit, address)
-        ratelimit.hit(ip_limit, ip)
         known = User.objects.filter(email=address).first()
         if known is not None:
             audit.record(action="user.login_failed", obj=known, ip=ip)
         return None
-    ratelimit.reset(account_limit, address)
+    ratelimit.reset(account_ip, f"{address}|{ip}")
     assert isinstance(user, User)
     return user

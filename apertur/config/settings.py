@@ -159,7 +159,8 @@ LOGOUT_REDIRECT_URL = "/"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 3
 
 # Login throttling (per account and per client IP), fixed windows in the cache.
-LOGIN_RATE_PER_ACCOUNT = (int(os.environ.get("LOGIN_RATE_PER_ACCOUNT", "10")), 15 * 60)
+LOGIN_RATE_PER_ACCOUNT_IP = (int(os.environ.get("LOGIN_RATE_PER_ACCOUNT_IP", "10")), 15 * 60)
+LOGIN_RATE_PER_ACCOUNT = (int(os.environ.get("LOGIN_RATE_PER_ACCOUNT", "100")), 15 * 60)
 LOGIN_RATE_PER_IP = (int(os.environ.get("LOGIN_RATE_PER_IP", "50")), 15 * 60)
 
 # --- Security headers -------------------------------------------------------------------------------
@@ -175,6 +176,7 @@ CSRF_COOKIE_SECURE = _secure
 SECURE_SSL_REDIRECT = _secure and _env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365 if _secure else 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("BEHIND_PROXY", False) else None
+TRUSTED_PROXY_HOPS = int(os.environ.get("TRUSTED_PROXY_HOPS", "1"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -264,5 +266,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # Authlib logs whole token responses at DEBUG: never below INFO, whatever LOG_LEVEL says.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "authlib": {"level": "INFO"}},
 }

@@ -4,14 +4,16 @@ from django.http import HttpRequest, HttpResponse
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The peer address. ``X-Forwarded-For`` is trusted only behind a proxy we configured
-    (``BEHIND_PROXY``); otherwise any client could pick its own rate-limit bucket."""
+    """The peer address. Behind our own proxies (``BEHIND_PROXY``, ``TRUSTED_PROXY_HOPS``), the address
+    the outermost trusted proxy saw: counted from the right of ``X-Forwarded-For``, because everything to
+    its left is whatever the client chose to send (and would let it pick its own rate-limit bucket)."""
     from django.conf import settings
 
     if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+        hops = max(1, settings.TRUSTED_PROXY_HOPS)
+        entries = [e.strip() for e in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if e.strip()]
+        if len(entries) >= hops:
+            return entries[-hops]
     return str(request.META.get("REMOTE_ADDR") or "0.0.0.0")  # noqa: S104 - a value, not a bind
 
 

@@ -4,6 +4,6 @@ configured), answered with 429 and ``Retry-After``."""
 from apertur.core.ratelimit import Limit
 
 AUTHORIZE_PER_IP = Limit("oauth-authorize-ip", 120, 60)
-AUTHORIZE_PER_CLIENT = Limit("oauth-authorize-client", 1200, 60)
+AUTHORIZE_PER_CLIENT = Limit("oauth-authorize-client", 600, 60)  # per client and IP
 TOKEN_PER_IP = Limit("oauth-token-ip", 600, 60)
-TOKEN_PER_CLIENT = Limit("oauth-token-client", 1200, 60)
+TOKEN_PER_CLIENT = Limit("oauth-token-client", 600, 60)  # per client and IP

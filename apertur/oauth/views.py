@@ -114,7 +114,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     user = request.user if request.user.is_authenticated else None
     try:
         grant = server.get_consent_grant(request=oauth_request, end_user=user)
-        ratelimit.hit(limits.AUTHORIZE_PER_CLIENT, oauth_request.client.get_client_id())
+        ratelimit.hit(limits.AUTHORIZE_PER_CLIENT, f"{oauth_request.client.get_client_id()}|{ip}")
     except RateLimited as exc:
         return _rate_limited(exc)
     except OAuth2Error as error:
@@ -226,11 +226,13 @@ def _protocol_endpoint(request: HttpRequest, handler: Any) -> HttpResponse:
         params = body_params(request)
     except OAuth2Error as error:
         return server.handle_error_response(None, error)
+    ip = client_ip(request)
     try:
-        ratelimit.hit(limits.TOKEN_PER_IP, client_ip(request))
+        ratelimit.hit(limits.TOKEN_PER_IP, ip)
         client_id = _client_id_of(request, params)
         if client_id:
-            ratelimit.hit(limits.TOKEN_PER_CLIENT, client_id[:80])
+            # Client ids are public: keyed with the IP, so nobody can spend a partner's budget for them.
+            ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id[:80]}|{ip}")
     except RateLimited as exc:
         return _rate_limited(exc)
     oauth_request = Request(request, params)

@@ -218,3 +218,30 @@ def test_login_in_an_authorization_popup_keeps_the_opener() -> None:
     assert in_flow["Cross-Origin-Opener-Policy"] == "unsafe-none"
     assert in_flow["X-Frame-Options"] == "DENY"
     assert Client().get("/signup?next=/oauth/authorize")["Cross-Origin-Opener-Policy"] == "unsafe-none"
+
+
+def test_login_budget_per_account_and_ip(settings: Any) -> None:
+    settings.LOGIN_RATE_PER_ACCOUNT_IP = (2, 900)
+    make_user("ada@example.com")
+    attacker = Client(REMOTE_ADDR="10.9.9.9")
+    for _ in range(2):
+        attacker.post("/login", {"email": "ada@example.com", "password": "nope-nope"})
+    assert attacker.post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code == 429
+    # The real user, elsewhere, is not locked out by someone else's guesses.
+    assert (
+        Client(REMOTE_ADDR="10.1.2.3").post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code
+        == 302
+    )
+
+
+def test_forwarded_for_is_read_from_the_right(settings: Any) -> None:
+    from django.test import RequestFactory
+
+    from apertur.core.http import client_ip
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRUSTED_PROXY_HOPS = 1
+    request = RequestFactory().get("/", HTTP_X_FORWARDED_FOR="1.1.1.1, 203.0.113.7", REMOTE_ADDR="10.0.0.1")
+    assert client_ip(request) == "203.0.113.7"  # what our proxy saw, not what the client claimed
+    settings.SECURE_PROXY_SSL_HEADER = None
+    assert client_ip(request) == "10.0.0.1"

@@ -235,3 +235,15 @@ def test_token_exchange_query_count(flow: Flow) -> None:
     # client, code (locked), connection with project and plan, token insert, audit insert, code marked used
     queries = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(queries) == 6, queries
+
+
+def test_strangers_cannot_spend_a_clients_rate_limit(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apertur.core.ratelimit import Limit
+    from apertur.oauth import limits
+
+    monkeypatch.setattr(limits, "TOKEN_PER_CLIENT", Limit("t-token-client-ip", 2, 60))
+    for _ in range(3):
+        Client(REMOTE_ADDR="198.51.100.7").post(
+            "/oauth/token", {"grant_type": "authorization_code", "client_id": flow.client_id, "code": "x"}
+        )
+    assert exchange(Client(REMOTE_ADDR="192.0.2.10"), flow.code(), flow.client_id, flow.secret).status_code == 200
