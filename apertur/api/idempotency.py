@@ -29,17 +29,19 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             return error_response(request, 400, "invalid_idempotency_key", "Idempotency-Key is at most 255 characters.")
         caller: Caller = request.auth  # type: ignore[attr-defined]
         body_hash = hashlib.sha256(request.body).hexdigest()
+        # Keys belong to the caller and its mode: a test-mode key never replays into live mode.
+        owner = f"{caller.identity}:{'live' if caller.livemode else 'test'}"
         try:
             with transaction.atomic():
                 record = IdempotencyKey.objects.create(
-                    owner=caller.identity,
+                    owner=owner,
                     key=key,
                     method=request.method or "POST",
                     path=request.path,
                     body_hash=body_hash,
                 )
         except IntegrityError:
-            first = IdempotencyKey.objects.get(owner=caller.identity, key=key)
+            first = IdempotencyKey.objects.get(owner=owner, key=key)
             if first.body_hash != body_hash or first.path != request.path:
                 return error_response(
                     request, 409, "idempotency_key_reused", "This Idempotency-Key was used with a different request."

@@ -157,6 +157,10 @@ def patch_settings(request: HttpRequest, payload: SettingsPatch) -> dict[str, An
     from apertur.projects.services import update_settings
 
     c = _caller(request)
+    if not c.livemode:
+        from apertur.core.errors import PermissionDenied
+
+        raise PermissionDenied("Test-mode credentials cannot change the project's settings.")
     given = payload.model_dump(exclude_unset=True)
     project = update_settings(project=c.project, **given)
     return project.settings_json()
@@ -378,7 +382,11 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
     c = _caller(request)
     return paginate(
-        api_key_list(project=c.project), order_field="created_at", cursor=cursor, limit=limit, serialize=key_json
+        api_key_list(project=c.project).filter(livemode=c.livemode),
+        order_field="created_at",
+        cursor=cursor,
+        limit=limit,
+        serialize=key_json,
     )
 
 

@@ -41,12 +41,16 @@ def month_start(at: dt.datetime | None = None) -> dt.datetime:
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def usage(*, project: Project) -> Usage:
-    uploads = Upload.objects.filter(project=project, livemode=True)
+def usage(*, project: Project, livemode: bool = True) -> Usage:
+    """What a project has used of its plan, counted per mode: test mode has its own budget of the same
+    size, so it cannot be used to get unlimited storage, and never eats into the live one."""
+    uploads = Upload.objects.filter(project=project, livemode=livemode)
     return Usage(
         uploads_this_month=uploads.filter(uploaded_at__gte=month_start()).count(),
         storage_bytes=uploads.aggregate(total=Sum("size"))["total"] or 0,
-        active_sessions=UploadSession.objects.filter(project=project, livemode=True, status=SessionStatus.OPEN).count(),
+        active_sessions=UploadSession.objects.filter(
+            project=project, livemode=livemode, status=SessionStatus.OPEN
+        ).count(),
     )
 
 
@@ -87,7 +91,7 @@ def create_session(
     types = _clean_types(accepted_types)
     # Lock the project row: two creations at once cannot both take the last free session slot.
     Project.objects.select_for_update().filter(pk=project.pk).first()
-    if livemode and usage(project=project).active_sessions >= project.plan.max_active_sessions:
+    if usage(project=project, livemode=livemode).active_sessions >= project.plan.max_active_sessions:
         raise SessionLimitReached()
     session = UploadSession.objects.create(
         project=project,
@@ -147,12 +151,13 @@ def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "",
         raise UploadRejected(f"{name} is not an accepted photo type ({accepted}).", field="file")
     if session.max_files is not None and session.uploads.count() >= session.max_files:
         raise QuotaExceeded(f"This link accepts at most {session.max_files} files.")
-    if session.livemode:
-        current = usage(project=session.project)
-        if current.uploads_this_month >= plan.uploads_per_month:
-            raise QuotaExceeded(f"This project has used its {plan.uploads_per_month} uploads for the month.")
-        if current.storage_bytes + size > plan.storage_bytes:
-            raise QuotaExceeded("This project's storage is full.")
+    # Lock the project: parallel uploads to different sessions of one project take turns on its quota.
+    Project.objects.select_for_update().filter(pk=session.project_id).first()
+    current = usage(project=session.project, livemode=session.livemode)
+    if current.uploads_this_month >= plan.uploads_per_month:
+        raise QuotaExceeded(f"This project has used its {plan.uploads_per_month} uploads for the month.")
+    if current.storage_bytes + size > plan.storage_bytes:
+        raise QuotaExceeded("This project's storage is full.")
     upload = Upload(
         session=session,
         project=session.project,

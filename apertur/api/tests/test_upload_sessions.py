@@ -161,3 +161,42 @@ def test_rate_limited(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
     assert int(response["Retry-After"]) > 0
+
+
+def test_idempotency_keys_never_cross_modes(flow: Flow) -> None:
+    """One app and project, a test-mode and a live token: same caller identity, different modes."""
+    from apertur.oauth.models import Token
+
+    live = Api(flow.tokens(scope="upload:create")["access_token"])
+    test = Api(flow.tokens(scope="upload:create")["access_token"])
+    Token.objects.filter(pk=Token.objects.order_by("-id").first().pk).update(livemode=False)  # type: ignore[union-attr]
+    assert test.post("/upload-sessions", {"title": "x"}, key="same").json()["livemode"] is False
+    replay = live.post("/upload-sessions", {"title": "x"}, key="same")
+    assert replay.json()["livemode"] is True and "Idempotent-Replayed" not in replay
+
+
+def test_test_mode_has_its_own_plan_budget(test_key_api: Api, flow: Flow) -> None:
+    free = flow.project.plan
+    free.max_active_sessions = 1
+    free.save()
+    assert test_key_api.post("/upload-sessions", {"title": "one"}).status_code == 201
+    response = test_key_api.post("/upload-sessions", {"title": "two"})
+    assert response.status_code == 409 and response.json()["error"]["code"] == "session_limit_reached"
+    services.create_session(project=flow.project, title="live one")  # the live budget is separate
+
+
+def test_test_mode_cannot_change_live_settings_or_see_live_keys(test_key_api: Api, flow: Flow) -> None:
+    from django.test import Client
+
+    from apertur.projects.services import create_api_key
+
+    create_api_key(project=flow.project, name="live key")
+    response = Client().patch(
+        "/api/v1/project/settings",
+        {"description": "x"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {test_key_api.token}",
+    )
+    assert response.status_code == 403
+    names = [k["name"] for k in test_key_api.get("/keys").json()["data"]]
+    assert names == ["CI"]
