@@ -24,8 +24,15 @@ BACKOFF = [
 MAX_ATTEMPTS = len(BACKOFF) + 1
 
 
+# After the last attempt, a final check this much later marks a delivery whose attempt never reported back
+# (the worker died mid-attempt) as failed instead of leaving it pending forever.
+LAST_CHECK = dt.timedelta(hours=1)
+
+
 def delay_after(attempt: int) -> dt.timedelta:
-    return BACKOFF[attempt - 1] if attempt <= len(BACKOFF) else dt.timedelta(0)
+    """When to look at a delivery again after claiming attempt ``attempt``: the retry time, or, after the
+    last attempt, the final check."""
+    return BACKOFF[attempt - 1] if attempt <= len(BACKOFF) else LAST_CHECK
 
 
 class BlockedDestination(Exception):

@@ -12,7 +12,6 @@ from urllib.parse import quote
 import boto3
 import httpx
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
@@ -113,9 +112,7 @@ def schedule(*, upload: Upload) -> None:
     rows = DestinationDelivery.objects.bulk_create(
         [DestinationDelivery(upload=upload, destination=d, next_attempt_at=clock.now()) for d in destinations]
     )
-    ids = [r.pk for r in rows]
-    if ids:
-        transaction.on_commit(lambda: _enqueue(ids))
+    _enqueue([r.pk for r in rows])  # queued in the same transaction (see webhooks.services.emit)
 
 
 def _enqueue(ids: list[int], run_after: Any = None) -> None:
@@ -189,10 +186,17 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             return delivery
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
+        if delivery.attempts >= outbound.MAX_ATTEMPTS:
+            delivery.status = "failed"
+            delivery.last_error = delivery.last_error or "the last attempt did not complete"
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            return delivery
         delivery.attempts += 1
         number = delivery.attempts
         delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
         delivery.save(update_fields=["attempts", "next_attempt_at"])
+        _enqueue([delivery.pk], delivery.next_attempt_at)  # the next look, queued before the transfer
     destination, upload = delivery.destination, delivery.upload
     error = ""
     try:
@@ -204,7 +208,7 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             _send_s3(destination, upload, body)
     except outbound.BlockedDestination as exc:
         error = f"blocked: {exc}"
-    except (httpx.HTTPError, RuntimeError, BotoCoreError, ClientError, OSError) as exc:
+    except Exception as exc:  # any failure is a failed attempt, retried on schedule
         error = f"{type(exc).__name__}: {exc}"[:300]
     with transaction.atomic():
         now = clock.now()
@@ -222,9 +226,6 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             last_error=error,
             **({"last_delivery_at": now} if not error else {}),
         )
-        if delivery.status == "pending":
-            run_after = delivery.next_attempt_at
-            transaction.on_commit(lambda: _enqueue([delivery.pk], run_after))
     return delivery
 
 

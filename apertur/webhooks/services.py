@@ -106,7 +106,9 @@ def delete_endpoint(*, endpoint: WebhookEndpoint, actor: Any = None, ip: str | N
 
 
 def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = True) -> WebhookEvent:
-    """Record an event and its deliveries in the caller's transaction; attempts start after commit."""
+    """Record an event and its deliveries in the caller's transaction. The tasks that attempt them are
+    queued in the same transaction (django-tasks' database backend), so a committed event always has its
+    attempts queued, and a rolled-back change queues nothing."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type}")
     event = WebhookEvent.objects.create(project=project, type=type, data=data, livemode=livemode)
@@ -116,9 +118,7 @@ def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = 
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(event=event, endpoint=e, next_attempt_at=clock.now()) for e in endpoints]
     )
-    ids = [d.pk for d in deliveries]
-    if ids:
-        transaction.on_commit(lambda: _enqueue(ids))
+    _enqueue([d.pk for d in deliveries])
     return event
 
 
@@ -132,7 +132,7 @@ def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
             livemode=endpoint.livemode,
         )
         delivery = WebhookDelivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=clock.now())
-        transaction.on_commit(lambda: _enqueue([delivery.pk]))
+        _enqueue([delivery.pk])
     return delivery
 
 
@@ -168,11 +168,20 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             return delivery  # type: ignore[return-value]
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
-        # Claim this attempt before the network call, so a second worker does not send it again.
+        if delivery.attempts >= MAX_ATTEMPTS:
+            # The final check: the last attempt never reported back (its worker died). Give up visibly.
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = delivery.last_error or "the last attempt did not complete"
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            return delivery
+        # Claim this attempt before the network call, so a second worker does not send it again, and
+        # queue the next look at it now: if this worker dies mid-attempt, the delivery is not lost.
         delivery.attempts += 1
         number = delivery.attempts
         delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
         delivery.save(update_fields=["attempts", "next_attempt_at"])
+        _enqueue([delivery.pk], delivery.next_attempt_at)
     event, endpoint = delivery.event, delivery.endpoint
     body = payload(event)
     timestamp = int(clock.now().timestamp())
@@ -201,7 +210,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             error = f"HTTP {status_code}"
     except outbound.BlockedDestination as exc:
         error = f"blocked: {exc}"
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # any failure is a failed attempt, retried on schedule, never a lost delivery
         error = f"{type(exc).__name__}: {exc}"[:300]
     duration = int((time.monotonic() - started) * 1000)
     with transaction.atomic():
@@ -218,9 +227,6 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
         delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
-        if delivery.status == DeliveryStatus.PENDING:
-            run_after = delivery.next_attempt_at
-            transaction.on_commit(lambda: _enqueue([delivery.pk], run_after))
     return delivery
 
 

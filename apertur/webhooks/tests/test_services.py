@@ -198,3 +198,36 @@ def test_no_deliveries_to_private_or_blocked_loopback_addresses(project, setting
     errors = sorted(d.last_error for d in WebhookDelivery.objects.all())
     assert all(e.startswith("blocked:") for e in errors), errors
     assert WebhookEvent.objects.count() == 1
+
+
+def test_no_delivery_is_lost_when_a_worker_dies(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """Attempts are queued in the transaction of the change, and each claim queues the next look before
+    the network call: a worker that dies mid-attempt leaves a queued task, and the final check fails a
+    delivery whose last attempt never reported back instead of leaving it pending."""
+    from django_tasks_db.models import DBTaskResult
+
+    services.create_endpoint(project=project, url=receiver.url)
+    uploads.create_session(project=project, title="Party")
+    assert DBTaskResult.objects.count() == 1  # queued with the event, not after commit
+    delivery = WebhookDelivery.objects.get()
+    # A worker claimed the last attempt and died before recording it.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=services.MAX_ATTEMPTS)
+    services.run_due()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.last_error == "the last attempt did not complete"
+    assert receiver.requests == []
+
+
+def test_unexpected_errors_are_failed_attempts_not_lost_deliveries(project, receiver: Receiver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    services.create_endpoint(project=project, url=receiver.url)
+    uploads.create_session(project=project, title="Party")
+
+    def boom(url: str) -> None:
+        raise RuntimeError("resolver exploded")
+
+    monkeypatch.setattr(services.outbound, "check_destination", boom)
+    services.run_due()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
+    assert "resolver exploded" in delivery.last_error
