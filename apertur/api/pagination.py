@@ -24,8 +24,12 @@ def _decode(cursor: str) -> tuple[dt.datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, pk = json.loads(raw)
-        return dt.datetime.fromisoformat(at), int(pk)
-    except (ValueError, TypeError) as exc:
+        when = dt.datetime.fromisoformat(at)
+        number = int(pk)
+        if when.tzinfo is None or not 0 < number < 2**63:
+            raise ValueError("out of range")
+        return when, number
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValidationFailed(
             "The cursor is not valid; use next_cursor from the previous page.", field="cursor"
         ) from exc

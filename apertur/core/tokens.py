@@ -39,7 +39,9 @@ def generate(prefix: Prefix | str, length: int = 40) -> str:
 
 
 def hash_secret(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    # "surrogatepass": a lone surrogate (possible in JSON input) hashes to something that matches nothing,
+    # instead of raising.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def secret_matches(value: str, stored_hash: str) -> bool:

@@ -58,7 +58,7 @@ def authenticate(authorization: str | None) -> AccessContext:
     if scheme.lower() != "bearer" or not value.strip():
         raise BearerError("invalid_request", "Use the Bearer scheme: Authorization: Bearer oat_...", status=400)
     row = (
-        Token.objects.select_related("app__partner", "connection", "project__plan")
+        Token.objects.select_related("app__partner", "connection", "project__plan", "user")
         .filter(access_token_hash=tokens.hash_secret(value.strip()))
         .first()
     )

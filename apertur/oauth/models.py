@@ -164,7 +164,10 @@ class Token(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="tokens")
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
-    scopes = models.TextField()
+    scopes = models.TextField()  # what the access token may do
+    # What the refresh token may ask for again: RFC 6749 §6 keeps it identical to the original grant even
+    # when a refresh asks for a narrower access token. Empty means the same as ``scopes``.
+    refresh_scopes = models.TextField(blank=True)
     livemode = models.BooleanField(default=True)
     family = models.UUIDField(db_index=True)
     authorization_code = models.ForeignKey(
@@ -187,3 +190,7 @@ class Token(models.Model):
     @property
     def scope_list(self) -> list[str]:
         return self.scopes.split()
+
+    @property
+    def refresh_scope_list(self) -> list[str]:
+        return (self.refresh_scopes or self.scopes).split()

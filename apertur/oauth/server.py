@@ -103,7 +103,7 @@ class IssuedToken(rfc6749.TokenMixin):
         return self.row.app_id == client.app.pk
 
     def get_scope(self) -> str:
-        return self.row.scopes
+        return " ".join(self.row.refresh_scope_list) if self.kind == "refresh_token" else self.row.scopes
 
     def get_expires_in(self) -> int:
         return int(token_store.ACCESS_TTL.total_seconds())
@@ -315,7 +315,7 @@ class RefreshGrant(RefreshTokenGrant):
             wanted = scope_registry.normalize(requested)
         except scope_registry.UnknownScope as exc:
             raise InvalidScopeError(str(exc)) from exc
-        extra = set(wanted) - set(token.row.scope_list)
+        extra = set(wanted) - set(token.row.refresh_scope_list)
         if extra:
             raise InvalidScopeError(f"Not granted originally: {', '.join(sorted(extra))}.")
         self.request.payload.data["scope"] = scope_registry.to_string(wanted)
@@ -409,9 +409,12 @@ class Introspection(rfc7662.IntrospectionEndpoint):
 
 
 def active_for_api(row: Token) -> bool:
-    """A token's grant still stands: app active, partner approved, connection not removed."""
+    """A token's grant still stands: app active, partner approved, connection not removed, and the
+    customer who granted it still active."""
     app = row.app
-    return app.is_active and app.partner.status == "approved" and row.connection.revoked_at is None
+    return (
+        app.is_active and app.partner.status == "approved" and row.connection.revoked_at is None and row.user.is_active
+    )
 
 
 # --- the server --------------------------------------------------------------------------------------

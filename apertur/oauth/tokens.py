@@ -43,6 +43,15 @@ def connect(*, app: OAuthApp, project: Project, user: User, scopes: list[str], i
         app=app, project=project, defaults={"user": user, "scopes": " ".join(scopes), "created_at": now}
     )
     if not created:
+        # Consenting again to fewer scopes takes effect at once: token families holding more die.
+        narrowed = set(connection.scope_list) - set(scopes)
+        if narrowed:
+            for family in (
+                Token.objects.filter(connection=connection, refresh_revoked_at__isnull=True)
+                .values_list("family", flat=True)
+                .distinct()
+            ):
+                revoke_family(family=family)
         connection.user = user
         connection.scopes = " ".join(scopes)
         connection.updated_at = now
@@ -99,7 +108,9 @@ def issue(
     parent: Token | None = None,
 ) -> Token:
     now = clock.now()
+    refresh_scopes = " ".join(parent.refresh_scope_list) if parent else ""
     return Token.objects.create(
+        refresh_scopes=refresh_scopes if refresh_scopes != " ".join(scopes) else "",
         access_token_hash=tokens.hash_secret(access_token),
         refresh_token_hash=tokens.hash_secret(refresh_token),
         app_id=connection.app_id,

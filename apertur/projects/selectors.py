@@ -38,7 +38,7 @@ def api_key_by_secret(secret: str) -> ApiKey | None:
     """The active key with this secret (one query, by hash), with its project and plan."""
     return (
         ApiKey.objects.select_related("project__plan", "project__owner")
-        .filter(key_hash=tokens.hash_secret(secret), revoked_at__isnull=True)
+        .filter(key_hash=tokens.hash_secret(secret), revoked_at__isnull=True, project__owner__is_active=True)
         .first()
     )
 

@@ -106,3 +106,32 @@ def test_openapi_document_lists_the_endpoints() -> None:
     data = Client().get("/api/v1/openapi.json").json()
     assert "/api/v1/plan" in data["paths"] and "/api/v1/project" in data["paths"]
     assert "plan:read" in data["paths"]["/api/v1/plan"]["get"]["description"]
+
+
+def test_a_deactivated_customer_s_tokens_and_keys_stop_working(flow: Flow) -> None:
+    from apertur.projects.services import create_api_key
+
+    tokens = flow.tokens()
+    key = create_api_key(project=flow.project, name="k").secret
+    flow.customer.is_active = False
+    flow.customer.save()
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 401
+    assert api_get("/api/v1/plan", key).status_code == 401
+
+
+def test_hostile_inputs_are_clean_errors(flow: Flow) -> None:
+    response = Client().post(
+        "/oauth/token",
+        f'{{"grant_type": "refresh_token", "refresh_token": "\\ud800", "client_id": "{flow.client_id}", '
+        f'"client_secret": "{flow.secret}"}}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    tokens = flow.tokens(scope="upload:read")
+    import base64
+    import json as _json
+
+    for raw in ([("2026-01-01T00:00:00+00:00"), 10**30], ["2026-01-01T00:00:00", 1], ["1e999", 1]):
+        cursor = base64.urlsafe_b64encode(_json.dumps(raw).encode()).decode().rstrip("=")
+        response = api_get(f"/api/v1/upload-sessions?cursor={cursor}", tokens["access_token"])
+        assert response.status_code == 422, raw

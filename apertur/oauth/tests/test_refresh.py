@@ -71,13 +71,27 @@ def test_narrower_scope_allowed_wider_refused(flow: Flow) -> None:
     narrower = refresh(flow, first["refresh_token"], scope="project:read")
     assert narrower.status_code == 200
     assert narrower.json()["scopes"] == ["plan:read", "project:read"]
+    assert api_get("/api/v1/uploads", narrower.json()["access_token"]).status_code == 403
     token = narrower.json()["refresh_token"]
-    wider = refresh(flow, token, scope="project:read upload:read")  # upload:read was dropped above
+    # RFC 6749 §6: the new refresh token keeps the original grant, so the full scope can be asked again...
+    again = refresh(flow, token, scope="project:read upload:read")
+    assert again.status_code == 200 and again.json()["scopes"] == ["plan:read", "upload:read", "project:read"]
+    token = again.json()["refresh_token"]
+    # ...but never more than was granted.
+    wider = refresh(flow, token, scope="project:read upload:read billing:read")
     assert wider.status_code == 400
     assert wider.json()["error"] == "invalid_scope"
     unknown = refresh(flow, token, scope="admin")
     assert unknown.json()["error"] == "invalid_scope"
     assert refresh(flow, token).status_code == 200  # a refused scope does not burn the token
+
+
+def test_consenting_again_to_fewer_scopes_revokes_broader_tokens(flow: Flow) -> None:
+    broad = flow.tokens(scope="project:read upload:read")
+    narrow = flow.tokens(scope="project:read")
+    assert api_get("/api/v1/plan", broad["access_token"]).status_code == 401
+    assert refresh(flow, broad["refresh_token"]).json()["error"] == "invalid_grant"
+    assert api_get("/api/v1/plan", narrow["access_token"]).status_code == 200
 
 
 def test_alias_in_refresh_scope(flow: Flow) -> None:
