@@ -38,3 +38,13 @@ def test_healthz_reports_a_dead_database(monkeypatch: Any) -> None:
     response = Client().get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+
+
+def test_deploy_check_warns_about_per_process_rate_limits(settings: Any) -> None:
+    from apertur.core.checks import shared_rate_limits
+
+    settings.DEBUG = False
+    settings.REDIS_URL = ""
+    assert [w.id for w in shared_rate_limits(None)] == ["apertur.W001"]
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    assert shared_rate_limits(None) == []
