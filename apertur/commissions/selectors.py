@@ -1,15 +1,37 @@
-"""Reading the ledger: balances are sums of entries at a moment (the clock's now by default)."""
+"""Reading the ledger: balances are sums of entries at a moment (the clock's now by default), and the
+partner dashboard's earnings, monthly series, referral funnel and payout estimate."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from django.db.models import Q, Sum
+from django.core.paginator import Paginator
+from django.db import models
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncMonth
 
-from apertur.commissions.models import CommissionEntry
+from apertur.accounts.models import User
+from apertur.commissions.models import CommissionEntry, EntryKind
 from apertur.core import clock
+from apertur.oauth import selectors as oauth_selectors
 from apertur.partners.models import Partner
+from apertur.projects.models import Payment
+from apertur.referrals.models import Attribution, AttributionSource, ReferralClick
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +61,315 @@ def balance(*, partner: Partner, at: dt.datetime | None = None) -> Balance:
         paid_cents=int(totals["paid"] or 0),
         lifetime_cents=int(totals["lifetime"] or 0),
     )
+
+
+# --- the partner dashboard ------------------------------------------------------------------------------
+#
+# Every reader below costs a fixed number of queries whatever the number of rows: sums and statuses are
+# computed by the database (annotate/aggregate), customers and projects come with select_related.
+
+PAGE_SIZE = 25
+PAYOUT_MINIMUM_CENTS = 5_000
+PAYOUT_DAY, PAYOUT_HOUR = 15, 9  # payout runs are dated the 15th, 09:00 America/Toronto (ARCHITECTURE 6)
+# The payment's own earning (services.on_payment). A won dispute re-earns under another key: it changes
+# the payment's net, not the number of rows.
+_OWN_EARNING_PREFIX = "earned:"
+
+
+class EarningStatus(models.TextChoices):
+    """An earning as the partner sees it (issue 7): decided in this order."""
+
+    REVERSED = "reversed", "Reversed"  # refunds, chargebacks or clawbacks took it all back (net ≤ 0)
+    PAID = "paid", "Paid"  # sent in a payout
+    PENDING = "pending", "Pending"  # still inside the 30-day hold
+    ELIGIBLE = "eligible", "Eligible"  # hold over, waiting for the next payout
+
+
+class EarningSort(models.TextChoices):
+    NEWEST = "-date", "Newest first"
+    OLDEST = "date", "Oldest first"
+    LARGEST = "-amount", "Highest commission"
+    SMALLEST = "amount", "Lowest commission"
+
+
+_ORDERINGS: dict[str, tuple[str, ...]] = {
+    EarningSort.NEWEST: ("-payment__paid_at", "-id"),
+    EarningSort.OLDEST: ("payment__paid_at", "id"),
+    EarningSort.LARGEST: ("-amount_cents", "-payment__paid_at", "-id"),
+    EarningSort.SMALLEST: ("amount_cents", "payment__paid_at", "id"),
+}
+
+
+def mask_email(email: str) -> str:
+    """``anna@example.com`` → ``an***@example.com``: enough for a partner to recognise a customer they
+    know, not enough to contact one they do not. Short local parts keep one character only."""
+    local, _, domain = email.rpartition("@")
+    if not local:
+        return "***"
+    keep = 2 if len(local) >= 4 else 1
+    return f"{local[:keep]}***@{domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class EarningFilters:
+    date_from: dt.date | None = None  # payment date in Toronto, inclusive
+    date_to: dt.date | None = None  # payment date in Toronto, inclusive
+    customer: str = ""  # a customer's public id (usr_…) or masked label (an***@example.com)
+    status: str = ""  # an EarningStatus value, or "" for all
+    sort: str = EarningSort.NEWEST
+
+
+@dataclass(frozen=True, slots=True)
+class Earning:
+    """One payment's commission, as shown to the partner (never the customer's full email)."""
+
+    id: int
+    paid_at: dt.datetime
+    customer: str
+    project: str
+    payment_cad_cents: int
+    commission_cents: int
+    net_cents: int
+    status: EarningStatus
+    available_at: dt.datetime
+
+    @property
+    def date(self) -> dt.date:
+        return clock.business_date(self.paid_at)
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=clock.BUSINESS_TZ)
+
+
+def _customers_with_label(*, partner: Partner, label: str) -> list[int]:
+    prefix, _, domain = label.lower().partition("***@")
+    candidates = User.objects.filter(
+        email__istartswith=prefix,
+        email__iendswith=f"@{domain}",
+        payments__commission_entries__partner=partner,
+    ).distinct()
+    return [pk for pk, email in candidates.values_list("pk", "email") if mask_email(email) == label.lower()]
+
+
+def earning_list(
+    *, partner: Partner, filters: EarningFilters | None = None, at: dt.datetime | None = None
+) -> QuerySet[CommissionEntry]:
+    """The partner's earnings, one per payment: the payment's own ``earned`` entry annotated with
+    ``net_cents`` (everything the ledger holds for that payment) and ``status`` (EarningStatus at ``at``)."""
+    f = filters or EarningFilters()
+    now = at or clock.now()
+    net = (
+        CommissionEntry.objects.filter(partner=partner, payment=OuterRef("payment"))
+        .order_by()
+        .values("payment")
+        .annotate(total=Sum("amount_cents"))
+        .values("total")
+    )
+    qs = (
+        CommissionEntry.objects.filter(
+            partner=partner, kind=EntryKind.EARNED, source_key__startswith=_OWN_EARNING_PREFIX
+        )
+        .select_related("payment__project", "payment__customer")
+        .annotate(net_cents=Coalesce(Subquery(net, output_field=BigIntegerField()), Value(0)))
+        .annotate(
+            status=Case(
+                When(net_cents__lte=0, then=Value(EarningStatus.REVERSED.value)),
+                When(paid_out_at__isnull=False, then=Value(EarningStatus.PAID.value)),
+                When(available_at__gt=now, then=Value(EarningStatus.PENDING.value)),
+                default=Value(EarningStatus.ELIGIBLE.value),
+                output_field=CharField(),
+            )
+        )
+    )
+    if f.date_from is not None:
+        qs = qs.filter(payment__paid_at__gte=_day_start(f.date_from))
+    if f.date_to is not None:
+        qs = qs.filter(payment__paid_at__lt=_day_start(f.date_to + dt.timedelta(days=1)))
+    customer = f.customer.strip()
+    if customer.startswith("usr_"):
+        qs = qs.filter(payment__customer__public_id=customer)
+    elif "***@" in customer:
+        qs = qs.filter(payment__customer_id__in=_customers_with_label(partner=partner, label=customer))
+    elif customer:
+        qs = qs.none()
+    if f.status:
+        qs = qs.filter(status=f.status)
+    return qs.order_by(*_ORDERINGS.get(f.sort, _ORDERINGS[EarningSort.NEWEST]))
+
+
+def earning_rows(entries: Iterable[CommissionEntry]) -> Iterator[Earning]:
+    for entry in entries:
+        payment = entry.payment
+        yield Earning(
+            id=entry.pk,
+            paid_at=payment.paid_at,
+            customer=mask_email(payment.customer.email) if payment.customer else "Unknown customer",
+            project=payment.project.name,
+            payment_cad_cents=payment.amount_cad_cents,
+            commission_cents=entry.amount_cents,
+            net_cents=int(entry.net_cents),  # type: ignore[attr-defined]
+            status=EarningStatus(entry.status),  # type: ignore[attr-defined]
+            available_at=entry.available_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EarningPage:
+    rows: list[Earning]
+    number: int
+    num_pages: int
+    count: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.num_pages
+
+    @property
+    def previous_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_number(self) -> int:
+        return self.number + 1
+
+
+def earning_page(
+    *,
+    partner: Partner,
+    filters: EarningFilters | None = None,
+    page: int | str | None = 1,
+    at: dt.datetime | None = None,
+) -> EarningPage:
+    """One page of ``earning_list`` (PAGE_SIZE rows; an invalid or too large page number gives the
+    nearest page)."""
+    found = Paginator(earning_list(partner=partner, filters=filters, at=at), PAGE_SIZE).get_page(page)
+    return EarningPage(
+        rows=list(earning_rows(found.object_list)),
+        number=found.number,
+        num_pages=found.paginator.num_pages,
+        count=found.paginator.count,
+    )
+
+
+def customer_choices(*, partner: Partner) -> list[tuple[str, str]]:
+    """(public id, masked label) of every customer the partner earned on, for the customer filter. Two
+    customers with the same label are told apart by a number, never by more of their address."""
+    customers = (
+        User.objects.filter(payments__commission_entries__partner=partner)
+        .distinct()
+        .order_by("email")
+        .values_list("public_id", "email")
+    )
+    choices: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for public_id, email in customers:
+        label = mask_email(email)
+        seen[label] = seen.get(label, 0) + 1
+        choices.append((public_id, label if seen[label] == 1 else f"{label} ({seen[label]})"))
+    return choices
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTotal:
+    month: dt.date  # the first day of the month, in Toronto
+    net_cents: int
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def monthly_earnings(*, partner: Partner, months: int = 12, at: dt.datetime | None = None) -> list[MonthTotal]:
+    """Net commission (earned, less reversals and clawbacks) by the Toronto month of the payment, for the
+    last ``months`` months including the current one, oldest first; months without payments are 0."""
+    this_month = clock.business_date(at).replace(day=1)
+    first = _add_months(this_month, -(months - 1))
+    totals = (
+        CommissionEntry.objects.filter(partner=partner, payment__paid_at__gte=_day_start(first))
+        .annotate(month=TruncMonth("payment__paid_at", tzinfo=clock.BUSINESS_TZ))
+        .order_by()
+        .values("month")
+        .annotate(total=Sum("amount_cents"))
+    )
+    by_month = {(row["month"].year, row["month"].month): int(row["total"] or 0) for row in totals}
+    series = [_add_months(first, i) for i in range(months)]
+    return [MonthTotal(month=m, net_cents=by_month.get((m.year, m.month), 0)) for m in series]
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    clicks: int  # on the partner's referral links
+    signups: int  # customers attributed through a referral link
+    paying_customers: int  # of those, customers with at least one payment
+    oauth_customers: int  # customers attributed through one of the partner's OAuth apps
+    oauth_paying_customers: int
+
+
+def referral_funnel(*, partner: Partner) -> Funnel:
+    paid = Payment.objects.filter(customer=OuterRef("customer"))
+    counts = (
+        Attribution.objects.filter(partner=partner)
+        .annotate(has_paid=Exists(paid))
+        .aggregate(
+            signups=Count("pk", filter=Q(source=AttributionSource.REFERRAL)),
+            paying=Count("pk", filter=Q(source=AttributionSource.REFERRAL, has_paid=True)),
+            oauth=Count("pk", filter=Q(source=AttributionSource.OAUTH)),
+            oauth_paying=Count("pk", filter=Q(source=AttributionSource.OAUTH, has_paid=True)),
+        )
+    )
+    return Funnel(
+        clicks=ReferralClick.objects.filter(link__partner=partner).count(),
+        signups=counts["signups"],
+        paying_customers=counts["paying"],
+        oauth_customers=counts["oauth"],
+        oauth_paying_customers=counts["oauth_paying"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AppConnections:
+    name: str
+    client_id: str
+    connected_projects: int
+
+
+def connected_projects(*, partner: Partner) -> list[AppConnections]:
+    """Active connections per OAuth app (the OAuth portal's own count)."""
+    apps = oauth_selectors.app_list(partner=partner).prefetch_related(None).order_by("name", "id")
+    return [
+        AppConnections(name=app.name, client_id=app.client_id, connected_projects=app.connected_projects)  # type: ignore[attr-defined]
+        for app in apps
+    ]
+
+
+def next_payout_at(at: dt.datetime | None = None) -> dt.datetime:
+    """The next payout run: this month's 15th at 09:00 in Toronto if that is still ahead, else next
+    month's."""
+    local = (at or clock.now()).astimezone(clock.BUSINESS_TZ)
+    run = dt.datetime(local.year, local.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+    if local < run:
+        return run
+    following = _add_months(local.date().replace(day=1), 1)
+    return dt.datetime(following.year, following.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutEstimate:
+    run_at: dt.datetime
+    eligible_cents: int  # the eligible balance as of the run, if nothing else happens before it
+    minimum_cents: int = PAYOUT_MINIMUM_CENTS
+
+    @property
+    def will_pay(self) -> bool:
+        return self.eligible_cents >= self.minimum_cents
+
+
+def next_payout(*, partner: Partner, at: dt.datetime | None = None) -> PayoutEstimate:
+    run_at = next_payout_at(at)
+    return PayoutEstimate(run_at=run_at, eligible_cents=balance(partner=partner, at=run_at).eligible_cents)

@@ -1,14 +1,17 @@
 from django.urls import include, path
 
+from apertur.commissions import views as commission_views
 from apertur.partners import views
+from apertur.referrals import portal_views as referral_views
 
 app_name = "partners"
 
 urlpatterns = [
     path("", views.partner_home, name="home"),
     path("apps/", include("apertur.oauth.portal_urls")),
-    path("referrals/", views.coming_soon, {"section": "referrals"}, name="referrals"),
-    path("commissions/", views.coming_soon, {"section": "commissions"}, name="commissions"),
+    path("referrals/", referral_views.link_list, name="referrals"),
+    path("commissions/", commission_views.dashboard, name="commissions"),
+    path("commissions/earnings.csv", commission_views.earnings_csv, name="commissions-csv"),
     path("payouts/", views.coming_soon, {"section": "payouts"}, name="payouts"),
     path("staff/", views.staff_list, name="staff-list"),
     path("staff/<int:partner_id>/", views.staff_detail, name="staff-detail"),

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts.models import User
+from apertur.commissions.selectors import balance
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
 from apertur.oauth.selectors import app_list
@@ -29,7 +30,8 @@ def partner_home(request: HttpRequest) -> HttpResponse:
     partner = current_partner(request)
     if partner is not None and partner.is_approved:
         apps = list(app_list(partner=partner))
-        return render(request, "partners/portal.html", {"partner": partner, "apps": apps, "section": "overview"})
+        context = {"partner": partner, "apps": apps, "balance": balance(partner=partner), "section": "overview"}
+        return render(request, "partners/portal.html", context)
     can_apply = partner is None or partner.status == PartnerStatus.REJECTED
     initial = {}
     if partner is not None:
@@ -59,7 +61,7 @@ def partner_home(request: HttpRequest) -> HttpResponse:
 
 @approved_partner_required
 def coming_soon(request: HttpRequest, partner: Partner, section: str) -> HttpResponse:
-    titles = {"referrals": "Referral links", "commissions": "Commissions", "payouts": "Payouts"}
+    titles = {"payouts": "Payouts"}
     return render(
         request,
         "partners/coming_soon.html",

@@ -39,16 +39,18 @@ def test_bad_application_shows_why_and_stores_nothing() -> None:
     assert Partner.objects.count() == 0
 
 
-def test_portal_shell_shows_later_sections_as_not_available() -> None:
+def test_portal_shell_links_every_section_and_payouts_is_not_available_yet() -> None:
     partner = make_partner()
     client = _client_for(partner.user)
     home = client.get("/partners/").content.decode()
-    for label in ("OAuth apps", "Referral links", "Commissions", "Payouts"):
+    for label in ("OAuth apps", "Referral links", "Commissions", "Payouts", "Balance"):
         assert label in home
-    for path in ("referrals", "commissions", "payouts"):
+    for path in ("referrals", "commissions"):
         page = client.get(f"/partners/{path}/")
         assert page.status_code == 200
-        assert "Not available yet" in page.content.decode()
+        assert "Not available yet" not in page.content.decode()
+    payouts = client.get("/partners/payouts/")
+    assert payouts.status_code == 200 and "Not available yet" in payouts.content.decode()
 
 
 @pytest.mark.parametrize("status", ["pending", "rejected", "suspended", None])
@@ -63,7 +65,13 @@ def test_partner_tools_only_for_approved(status: str | None) -> None:
             partner.status = PartnerStatus.SUSPENDED
             partner.save()
     client = _client_for(user)
-    for path in ("/partners/apps/", "/partners/apps/new", "/partners/payouts/"):
+    for path in (
+        "/partners/apps/",
+        "/partners/apps/new",
+        "/partners/payouts/",
+        "/partners/referrals/",
+        "/partners/commissions/",
+    ):
         assert client.get(path).status_code == 403
 
 

@@ -1,0 +1,89 @@
+"""The partner's commissions dashboard and its CSV export. Thin: parse the filters, call the selectors,
+render. The CSV holds exactly the rows the same filters show, every page of them."""
+
+from __future__ import annotations
+
+import csv
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from apertur.commissions import selectors
+from apertur.commissions.charts import bar_chart
+from apertur.commissions.forms import EarningFilterForm
+from apertur.core import clock
+from apertur.partners.decorators import approved_partner_required
+from apertur.partners.models import Partner
+
+CSV_HEADER = [
+    "date",
+    "customer",
+    "project",
+    "payment_cad_cents",
+    "commission_cents",
+    "net_cents",
+    "status",
+    "available_at",
+]
+
+
+@never_cache
+@approved_partner_required
+@require_GET
+def dashboard(request: HttpRequest, partner: Partner) -> HttpResponse:
+    now = clock.now()
+    form = EarningFilterForm(request.GET, customers=selectors.customer_choices(partner=partner))
+    valid = form.is_valid()
+    page = selectors.earning_page(partner=partner, filters=form.filters(), page=request.GET.get("page"), at=now)
+    series = selectors.monthly_earnings(partner=partner, at=now)
+    context = {
+        "partner": partner,
+        "section": "commissions",
+        "balance": selectors.balance(partner=partner, at=now),
+        "funnel": selectors.referral_funnel(partner=partner),
+        "apps": selectors.connected_projects(partner=partner),
+        "payout": selectors.next_payout(partner=partner, at=now),
+        "series": series,
+        "chart": bar_chart(series),
+        "form": form,
+        "page": page,
+    }
+    return render(request, "commissions/dashboard.html", context, status=200 if valid else 400)
+
+
+def _cell(value: str) -> str:
+    """Customer-chosen text (project names) must not run as a formula when the file is opened in a
+    spreadsheet (OWASP "CSV injection")."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@never_cache
+@approved_partner_required
+@require_GET
+def earnings_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
+    form = EarningFilterForm(request.GET)
+    if not form.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Fix the filters first. {problems}", status=400, content_type="text/plain")
+    now = clock.now()
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="apertur-earnings-{clock.business_date(now)}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(CSV_HEADER)
+    entries = selectors.earning_list(partner=partner, filters=form.filters(), at=now)
+    for row in selectors.earning_rows(entries.iterator(chunk_size=500)):
+        writer.writerow(
+            [
+                row.date.isoformat(),
+                _cell(row.customer),
+                _cell(row.project),
+                row.payment_cad_cents,
+                row.commission_cents,
+                row.net_cents,
+                row.status.value,
+                row.available_at.astimezone(clock.BUSINESS_TZ).isoformat(timespec="seconds"),
+            ]
+        )
+    return response

@@ -1,0 +1,33 @@
+"""Partner portal page for referral links. Thin: parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from apertur.partners.decorators import approved_partner_required
+from apertur.partners.models import Partner
+from apertur.referrals import selectors, services
+from apertur.referrals.forms import LinkForm
+
+
+@approved_partner_required
+@require_http_methods(["GET", "POST"])
+def link_list(request: HttpRequest, partner: Partner) -> HttpResponse:
+    form = LinkForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            link = services.create_link(partner=partner, label=form.cleaned_data["label"])
+            messages.success(request, f"Referral link created: {link.url}")
+            return redirect("partners:referrals")
+        status = 400
+    links = list(selectors.link_list(partner=partner))
+    return render(
+        request,
+        "referrals/links.html",
+        {"partner": partner, "links": links, "form": form, "section": "referrals"},
+        status=status,
+    )
