@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -19,10 +20,14 @@ user_app = typer.Typer(help="Customer accounts", no_args_is_help=True)
 partner_app = typer.Typer(help="Partners", no_args_is_help=True)
 app_app = typer.Typer(help="OAuth apps", no_args_is_help=True)
 mail_app = typer.Typer(help="Development mail", no_args_is_help=True)
+billing_app = typer.Typer(help="Stripe billing events: simulate and import", no_args_is_help=True)
+commissions_app = typer.Typer(help="Partner commissions", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(partner_app, name="partner")
 app.add_typer(app_app, name="app")
 app.add_typer(mail_app, name="mail")
+app.add_typer(billing_app, name="billing")
+app.add_typer(commissions_app, name="commissions")
 
 out = Console()
 err = Console(stderr=True)
@@ -307,6 +312,231 @@ def mail_list(
         for m in messages:
             out.rule(f"{m.subject} · {m.sent_at:%Y-%m-%d %H:%M:%S}")
             out.print(m.text, highlight=False, markup=False)
+
+    _emit(data, as_json, human)
+
+
+# --- billing ----------------------------------------------------------------------------------------
+
+
+def _http_client() -> Any:
+    """The HTTP client ``billing simulate`` posts with (a seam for tests)."""
+    import httpx
+
+    return httpx.Client(timeout=15.0)
+
+
+def _server_error(response: Any) -> tuple[str, str]:
+    try:
+        error = response.json()["error"]
+        return str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        # Not the webhook's JSON (a proxy, a 404 page…): the status line says enough.
+        return "server_error", f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+@billing_app.command("simulate")
+def billing_simulate(
+    email: Annotated[str, typer.Option(help="The customer's email (the invoices' customer_email).")],
+    plan: Annotated[str, typer.Option(help="Plan name (Pro, Business): the price's lookup_key and amount.")],
+    months: Annotated[int, typer.Option(help="Number of monthly invoices paid.", min=1, max=120)] = 1,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Date of the subscription and first payment, YYYY-MM-DD (default: the last is today)."),
+    ] = None,
+    refund: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--refund",
+            help="AMOUNT_CENTS@YYYY-MM-DD: refund the latest payment made on or before that date (repeatable).",
+        ),
+    ] = None,
+    currency: Annotated[str, typer.Option(help="Currency of the invoices (ISO code).")] = "cad",
+    exchange_rate: Annotated[
+        str | None,
+        typer.Option(
+            "--exchange-rate",
+            help="CAD per unit of --currency, sent as the charge's balance transaction rate "
+            "(default: the server's rate table).",
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="The running server (default: APERTUR_BASE_URL).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Post Stripe-signed events to a running server's POST /webhooks/stripe: a subscription (lookup_key =
+    the plan), one paid invoice a month at the plan's price, and refunds (charge.refunded). They are signed
+    with STRIPE_WEBHOOK_SECRET, which must be the server's. Events happen at noon, America/Toronto."""
+    _setup()
+    import datetime as dt
+    import logging
+
+    import httpx
+    from django.conf import settings
+    from django.db import DatabaseError
+
+    from apertur.accounts.models import User, normalize_email
+    from apertur.core import clock
+    from apertur.integrations.stripe import events
+    from apertur.integrations.stripe.simulate import RefundSpec, add_months, history
+    from apertur.projects.selectors import plan_by_name
+
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        _fail("STRIPE_WEBHOOK_SECRET is empty: set it to the server's webhook secret.", as_json=as_json)
+    if not (len(currency) == 3 and currency.isalpha()):
+        _fail(f"{currency!r} is not a currency code like cad or usd.", code="invalid_currency", as_json=as_json)
+    try:
+        refunds = [RefundSpec.parse(value) for value in refund or []]
+        first = dt.date.fromisoformat(start) if start else add_months(clock.business_date(), -(months - 1))
+    except ValueError as exc:
+        _fail(str(exc), code="invalid_option", as_json=as_json)
+    try:
+        with _errors(as_json):
+            found = plan_by_name(plan)
+        customer = User.objects.filter(email=normalize_email(email)).first()
+    except DatabaseError as exc:
+        _fail(f"The local database is not ready ({exc}); run apertur migrate.", code="database", as_json=as_json)
+    try:
+        stream = history(
+            email=email,
+            plan=found.name,
+            price_cents=found.price_cents,
+            months=months,
+            start=first,
+            refunds=refunds,
+            currency=currency.lower(),
+            exchange_rate=exchange_rate,
+            user_public_id=customer.public_id if customer else None,
+        )
+    except ValueError as exc:
+        _fail(str(exc), code="invalid_refund", as_json=as_json)
+
+    url = (base_url or settings.APERTUR_BASE_URL).rstrip("/") + "/webhooks/stripe"
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the table reports each request
+    rows: list[dict[str, str]] = []
+    with _http_client() as client:
+        for evt in stream:
+            body = events.encode(evt)
+            done = f" ({len(rows)} of {len(stream)} events were delivered before)" if rows else ""
+            try:
+                response = client.post(
+                    url,
+                    content=body,
+                    headers={"Content-Type": "application/json", "Stripe-Signature": events.sign(body, secret)},
+                )
+            except httpx.HTTPError as exc:
+                _fail(
+                    f"Cannot reach {url}: {exc or type(exc).__name__}. Is the server running (make run)?{done}",
+                    code="server_unreachable",
+                    as_json=as_json,
+                )
+            if response.status_code >= 400:
+                code, message = _server_error(response)
+                hint = (
+                    " The server's STRIPE_WEBHOOK_SECRET differs from this one." if code == "invalid_signature" else ""
+                )
+                _fail(
+                    f"{url} answered {response.status_code} to {evt['type']} {evt['id']}: {message}{hint}{done}",
+                    code=code,
+                    as_json=as_json,
+                )
+            try:
+                answer = response.json()
+                status, detail = str(answer["status"]), str(answer.get("detail", ""))
+            except (ValueError, KeyError, TypeError):
+                _fail(f"{url} did not answer like Apertur's webhook: {response.text[:200]!r}{done}", as_json=as_json)
+            if answer.get("duplicate"):
+                detail = f"duplicate of an earlier delivery: {detail}"
+            rows.append({"event_id": evt["id"], "type": evt["type"], "status": status, "detail": detail})
+
+    def human() -> None:
+        table = Table(title=f"Stripe events for {email} → {url}")
+        for column in ("event", "type", "status", "detail"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["event_id"], row["type"], row["status"], row["detail"])
+        out.print(table)
+
+    _emit({"url": url, "email": email, "plan": found.name, "events": rows}, as_json, human)
+
+
+@billing_app.command("import")
+def billing_import(
+    file: Annotated[Path, typer.Argument(help="Exported Stripe events, one JSON event object per line.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Backfill from exported Stripe events (JSON Lines) through the webhook's intake, oldest first. The
+    file is trusted: signatures are not checked, so import only exports of your own Stripe account.
+    Replayed events change nothing; malformed lines are reported by number and skipped."""
+    _setup()
+    from apertur.integrations.stripe import services as intake
+
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"Cannot read {file}: {exc}", code="unreadable_file", as_json=as_json)
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    malformed: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed.append((number, intake.parse(line)))
+        except ValueError as exc:  # json.JSONDecodeError included
+            malformed.append({"line": number, "error": str(exc)})
+    counts = {"processed": 0, "waiting": 0, "ignored": 0, "failed": 0, "duplicate": 0}
+    # Oldest first, as Stripe sent them (exports list newest first); any order would end the same.
+    for _, evt in sorted(parsed, key=lambda item: (int(item[1]["created"]), item[0])):
+        outcome = intake.receive(evt)
+        key = "duplicate" if outcome.duplicate else outcome.status
+        counts[key] = counts.get(key, 0) + 1
+    data = {"file": str(file), "events": len(parsed), "counts": counts, "malformed": malformed}
+
+    def human() -> None:
+        table = Table(title=f"Imported {len(parsed)} event(s) from {file}", show_header=False)
+        for status, n in counts.items():
+            table.add_row(status, str(n))
+        table.add_row("malformed (skipped)", str(len(malformed)))
+        out.print(table)
+        for bad in malformed:
+            err.print(f"[yellow]line {bad['line']}:[/] {bad['error']}", highlight=False)
+
+    _emit(data, as_json, human)
+
+
+# --- commissions ------------------------------------------------------------------------------------
+
+
+@commissions_app.command("statements")
+def commissions_statements(
+    month: Annotated[
+        str | None, typer.Option(help="The month, YYYY-MM (default: the previous month in America/Toronto).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Email each approved partner with commissions on payments made that month a statement: earned,
+    reversed, net, and the balance at the month's end. Sent once per partner and month; running it again
+    reports already_sent."""
+    _setup()
+    from apertur.commissions.notices import parse_month, previous_month, send_statements
+    from apertur.core.money import format_cents
+
+    try:
+        first = parse_month(month) if month else previous_month()
+    except ValueError as exc:
+        _fail(str(exc), code="invalid_month", as_json=as_json)
+    results = send_statements(month=first)
+    data = {"month": f"{first:%Y-%m}", "statements": [r.as_json() for r in results]}
+
+    def human() -> None:
+        table = Table(title=f"Commission statements for {first:%B %Y}")
+        for column in ("partner", "status", "payments", "net"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(r.email, r.status, str(r.payments), format_cents(r.net_cents))
+        out.print(table)
 
     _emit(data, as_json, human)
 

@@ -3,12 +3,18 @@ prints the same object.
 
 The demo app's client secret is derived from SECRET_KEY (HMAC) so it is stable across runs while still
 stored only as a hash; a real app's secret is random and shown once.
+
+The demo customer came through the demo partner's referral link and has paid for Pro for four months;
+those payments are Stripe-signed events delivered through the webhook's intake (verify, then receive),
+so the partner's dashboard shows earnings that the production path wrote.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -16,17 +22,20 @@ from django.db import transaction
 
 from apertur.accounts.models import User
 from apertur.accounts.services import create_user
-from apertur.core import tokens
+from apertur.core import audit, clock, tokens
 from apertur.core.tokens import Prefix
 from apertur.oauth.models import KeyMode, OAuthApp
 from apertur.oauth.selectors import active_public_key
 from apertur.oauth.services import create_app
 from apertur.partners import services as partner_services
 from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
-from apertur.projects.models import Project
+from apertur.projects.models import Payment, Project
 from apertur.projects.selectors import plan_by_name, project_list
 from apertur.projects.services import create_project
+from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
 from apertur.referrals.services import ensure_default_link
+
+logger = logging.getLogger(__name__)
 
 CUSTOMER = {"email": "customer@example.com", "password": "apertur-demo-customer"}
 PARTNER = {"email": "partner@example.com", "password": "apertur-demo-partner"}
@@ -36,6 +45,9 @@ APP_NAME = "Demo Partner Site"
 PARTNER_SITE = "http://partner.localhost:8001"
 REDIRECT_URI = f"{PARTNER_SITE}/callback"
 ALLOWED_DOMAINS = ["*.localhost"]
+BILLING_PLAN = "Pro"
+BILLING_MONTHS = 4
+BILLING_REFUND_CENTS = 1_000  # a partial refund of the second payment, so the ledger shows a reversal
 
 
 def demo_client_secret() -> str:
@@ -57,6 +69,49 @@ def _user(spec: dict[str, str], *, is_staff: bool = False) -> User:
         user.set_password(spec["password"])
         user.save(update_fields=["password"])
     return user
+
+
+def _referred(customer: User, link: ReferralLink, at: dt.datetime) -> None:
+    """The customer clicked the partner's link and signed up just before their first payment (the rows
+    the referral flow writes, dated back so the simulated history can earn commissions)."""
+    if Attribution.objects.filter(customer=customer).exists():
+        return  # set once: whatever attributed the customer before stays
+    ReferralClick.objects.create(link=link, at=at - dt.timedelta(minutes=5))
+    attribution = Attribution.objects.create(
+        customer=customer, partner=link.partner, source=AttributionSource.REFERRAL, link=link, at=at
+    )
+    audit.record(action="attribution.created", obj=attribution, data={"source": attribution.source, "demo": True})
+
+
+def _billing_history(customer: User, link: ReferralLink) -> None:
+    """Four monthly Pro payments (the last still on the 30-day hold) and a partial refund, delivered once:
+    nothing happens when the customer already has a payment."""
+    from apertur.integrations.stripe import events
+    from apertur.integrations.stripe import services as intake
+    from apertur.integrations.stripe.simulate import RefundSpec, add_months, history
+
+    if Payment.objects.filter(customer=customer).exists() or not settings.STRIPE_WEBHOOK_SECRET:
+        return
+    today = clock.business_date()
+    start = add_months(today - dt.timedelta(days=10), -(BILLING_MONTHS - 1))
+    _referred(customer, link, dt.datetime.combine(start, dt.time(9), tzinfo=clock.BUSINESS_TZ))
+    plan = plan_by_name(BILLING_PLAN)
+    refund = RefundSpec(BILLING_REFUND_CENTS, add_months(start, 1) + dt.timedelta(days=5))
+    for evt in history(
+        email=customer.email,
+        plan=plan.name,
+        price_cents=plan.price_cents,
+        months=BILLING_MONTHS,
+        start=start,
+        refunds=[refund],
+        user_public_id=customer.public_id,
+        customer_id="cus_demo_customer",
+        id_prefix="demo",
+    ):
+        body = events.encode(evt)
+        outcome = intake.intake(body=body, signature=events.sign(body, settings.STRIPE_WEBHOOK_SECRET))
+        if outcome.status != "processed":
+            logger.warning("demo billing event %s %s: %s", evt["type"], outcome.status, outcome.detail)
 
 
 @transaction.atomic
@@ -86,6 +141,7 @@ def ensure_demo() -> dict[str, Any]:
     elif partner.status == PartnerStatus.SUSPENDED:
         partner = partner_services.restore(partner=partner, reviewer=staff)
     link = ensure_default_link(partner=partner)
+    _billing_history(customer, link)
 
     secret = demo_client_secret()
     app = OAuthApp.objects.filter(partner=partner, name=APP_NAME).first()

@@ -34,3 +34,20 @@ class CommissionEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_cents} for {self.partner_id}"
+
+
+class PartnerNotice(models.Model):
+    """A commission email sent to a partner, once per ``key``: ``first-payment:<customer id>`` when a
+    referred customer first earns the partner a commission, ``statement:<YYYY-MM>`` for a monthly
+    statement. The unique pair, not a check in code, keeps two runs at once from sending twice."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="notices")
+    key = models.CharField(max_length=80)
+    sent_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["partner", "key"], name="one_notice_per_partner_and_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} to {self.partner_id}"

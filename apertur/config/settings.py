@@ -7,6 +7,9 @@ written to files under ``var/mail/``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -258,7 +261,17 @@ WHITENOISE_USE_FINDERS = True
 PAYPAL_API_BASE = os.environ.get("PAYPAL_API_BASE", "http://127.0.0.1:8002")
 PAYPAL_CLIENT_ID = os.environ.get("PAYPAL_CLIENT_ID", "")
 PAYPAL_CLIENT_SECRET = os.environ.get("PAYPAL_CLIENT_SECRET", "")
-STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+
+
+def dev_stripe_webhook_secret(secret_key: str) -> str:
+    """A stable development signing secret derived from SECRET_KEY, so ``make run``'s webhook and
+    ``apertur billing simulate`` agree without configuration. Production sets STRIPE_WEBHOOK_SECRET to the
+    endpoint's secret from the Stripe dashboard (``whsec_…``): Stripe cannot know this derived one."""
+    digest = hmac.new(secret_key.encode(), b"apertur-dev-stripe-webhook-secret", hashlib.sha256).digest()
+    return "whsec_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or dev_stripe_webhook_secret(SECRET_KEY)
 
 LOGGING = {
     "version": 1,

@@ -18,6 +18,11 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{next(_seq):06d}{int(dt.datetime.now().timestamp() * 1000) % 10**9:09d}"
 
 
+def new_id(prefix: str) -> str:
+    """A fresh Stripe-like id (``in_…``, ``ch_…``) for objects that later events refer to."""
+    return _id(prefix)
+
+
 def _ts(at: dt.datetime) -> int:
     return int(at.timestamp())
 
@@ -49,6 +54,7 @@ def subscription(
     status: str = "active",
     metadata: dict[str, str] | None = None,
     kind: str = "customer.subscription.created",
+    event_id: str | None = None,
 ) -> dict[str, Any]:
     obj = {
         "id": sub_id or _id("sub"),
@@ -59,7 +65,7 @@ def subscription(
         "metadata": metadata or {},
         "items": {"object": "list", "data": [{"price": {"lookup_key": lookup_key, "currency": "cad"}}]},
     }
-    return event(kind, obj, at)
+    return event(kind, obj, at, event_id=event_id)
 
 
 def invoice_paid(
@@ -73,6 +79,7 @@ def invoice_paid(
     charge_id: str | None = None,
     exchange_rate: str | None = None,
     metadata: dict[str, str] | None = None,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
     charge: Any = charge_id or _id("ch")
     if exchange_rate is not None:
@@ -89,10 +96,13 @@ def invoice_paid(
         "status_transitions": {"paid_at": _ts(at)},
         "metadata": metadata or {},
     }
-    return event("invoice.paid", obj, at)
+    return event("invoice.paid", obj, at, event_id=event_id)
 
 
-def charge_refunded(*, charge_id: str, invoice_id: str, refunds: list[tuple[str, int, dt.datetime]]) -> dict[str, Any]:
+def charge_refunded(
+    *, charge_id: str, invoice_id: str, refunds: list[tuple[str, int, dt.datetime]], event_id: str | None = None
+) -> dict[str, Any]:
+    """Stripe lists every refund of the charge so far in each ``charge.refunded`` event (cumulative)."""
     latest = max(r[2] for r in refunds)
     obj = {
         "id": charge_id,
@@ -104,11 +114,18 @@ def charge_refunded(*, charge_id: str, invoice_id: str, refunds: list[tuple[str,
             "data": [{"id": rid, "amount": amt, "created": _ts(at)} for rid, amt, at in refunds],
         },
     }
-    return event("charge.refunded", obj, latest)
+    return event("charge.refunded", obj, latest, event_id=event_id)
 
 
 def dispute(
-    *, charge_id: str, amount: int, at: dt.datetime, status: str, dispute_id: str, closed: bool
+    *,
+    charge_id: str,
+    amount: int,
+    at: dt.datetime,
+    status: str,
+    dispute_id: str,
+    closed: bool,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
     obj = {
         "id": dispute_id,
@@ -118,7 +135,7 @@ def dispute(
         "status": status,
         "created": _ts(at),
     }
-    return event("charge.dispute.closed" if closed else "charge.dispute.created", obj, at)
+    return event("charge.dispute.closed" if closed else "charge.dispute.created", obj, at, event_id=event_id)
 
 
 def encode(evt: dict[str, Any]) -> bytes:

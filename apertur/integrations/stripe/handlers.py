@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from apertur.accounts.models import User, normalize_email
+from apertur.commissions import notices
 from apertur.commissions import services as ledger
 from apertur.core import clock
 from apertur.core.money import Money, convert
@@ -77,10 +78,16 @@ def _project(user: User, obj: dict[str, Any]) -> Project:
     return project
 
 
+def _earn(payment: Payment) -> None:
+    entry = ledger.on_payment(payment=payment)
+    if entry is not None:
+        notices.first_payment(entry=entry)
+
+
 def _reapply_payments(user: User) -> None:
     # An attribution made now may cover payments that arrived earlier (out-of-order delivery).
-    for payment in Payment.objects.filter(customer=user):
-        ledger.on_payment(payment=payment)
+    for payment in Payment.objects.filter(customer=user).order_by("paid_at", "id"):
+        _earn(payment)
 
 
 def subscription_event(event: dict[str, Any]) -> str:
@@ -158,7 +165,7 @@ def invoice_paid(event: dict[str, Any]) -> str:
             "paid_at": paid_at,
         },
     )
-    ledger.on_payment(payment=payment)
+    _earn(payment)
     return f"payment {payment.external_id} {payment.amount_cad_cents} CAD cents"
 
 

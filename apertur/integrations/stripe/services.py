@@ -32,6 +32,25 @@ class Outcome:
     duplicate: bool = False
 
 
+def parse(text: str) -> dict[str, Any]:
+    """The event in ``text`` if it has the shape every handler relies on, else :class:`ValueError`."""
+    event = json.loads(text)
+    if not isinstance(event, dict):
+        raise ValueError("not an object")
+    for key in ("id", "type", "created"):
+        if key not in event:
+            raise ValueError(f"missing {key}")
+    if not isinstance(event["id"], str) or not event["id"] or not isinstance(event["type"], str):
+        raise ValueError("id and type must be strings")
+    try:
+        ts(event["created"])
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise ValueError(f"created is not a Unix time: {event['created']!r}") from exc
+    if not isinstance((event.get("data") or {}).get("object"), dict):
+        raise ValueError("missing data.object")
+    return event
+
+
 def verify(*, body: bytes, signature: str | None) -> dict[str, Any]:
     """Check the ``Stripe-Signature`` header with the stripe package; refuse and record anything else."""
     secret = settings.STRIPE_WEBHOOK_SECRET
@@ -46,20 +65,17 @@ def verify(*, body: bytes, signature: str | None) -> dict[str, Any]:
         )
         raise Rejected("invalid_signature", "The Stripe-Signature header does not verify.") from exc
     try:
-        event = json.loads(text)
-        if not isinstance(event, dict):
-            raise ValueError("not an object")
-        for key in ("id", "type", "created"):
-            if key not in event:
-                raise ValueError(f"missing {key}")
-        if not isinstance((event.get("data") or {}).get("object"), dict):
-            raise ValueError("missing data.object")
-    except ValueError as exc:
+        return parse(text)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
         RejectedDelivery.objects.create(
             reason=f"malformed event: {exc}"[:300], signature_header=(signature or "")[:500], body=text[:100_000]
         )
         raise Rejected("malformed_event", f"The event is not a Stripe event ({exc}).") from exc
-    return event
+
+
+def intake(*, body: bytes, signature: str | None) -> Outcome:
+    """What ``POST /webhooks/stripe`` does with a delivery: verify it, then store and apply it once."""
+    return receive(verify(body=body, signature=signature))
 
 
 def _apply(row: StripeEvent) -> None:
@@ -74,14 +90,15 @@ def _apply(row: StripeEvent) -> None:
         row.status, row.detail = EventStatus.IGNORED, str(exc)[:300]
     except Wait as exc:
         row.status, row.detail = EventStatus.WAITING, str(exc)[:300]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is arithmetic
         row.status, row.detail = EventStatus.FAILED, f"malformed {row.type}: {exc}"[:300]
     else:
         row.status, row.detail, row.processed_at = EventStatus.PROCESSED, detail[:300], clock.now()
 
 
 def receive(event: dict[str, Any]) -> Outcome:
-    """Store the event once and apply it. A replay of a stored event id changes nothing."""
+    """Store the event once and apply it. A replay of a stored event id changes nothing. ``event`` must have
+    passed :func:`parse` (the webhook view verifies first; ``apertur billing import`` parses each line)."""
     try:
         with transaction.atomic():
             row = StripeEvent.objects.create(
@@ -96,9 +113,16 @@ def receive(event: dict[str, Any]) -> Outcome:
         return Outcome(first.event_id, first.status, first.detail, duplicate=True)
     with transaction.atomic():
         row = StripeEvent.objects.select_for_update().get(pk=row.pk)
+        if row.status != EventStatus.WAITING:
+            # Another process's retry_waiting() applied it between our insert and this lock.
+            return Outcome(row.event_id, row.status, row.detail)
         _apply(row)
         row.save()
-        if row.status == EventStatus.PROCESSED:
+    if row.status == EventStatus.PROCESSED:
+        # In a transaction of its own, after this one committed: retrying while still holding this event's
+        # locks (a payment's row) would wait for an event another delivery is applying, which may wait for
+        # that payment: a deadlock. Once committed, the retry also sees what this event created.
+        with transaction.atomic():
             retry_waiting()
     return Outcome(row.event_id, row.status, row.detail)
 

@@ -13,11 +13,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     """``POST /webhooks/stripe``. 2xx tells Stripe the event is safely stored (applied, ignored or waiting
     for an earlier one); a bad signature or body is a 400 and changes nothing."""
     try:
-        event = services.verify(body=request.body, signature=request.headers.get("Stripe-Signature"))
+        outcome = services.intake(body=request.body, signature=request.headers.get("Stripe-Signature"))
     except services.Rejected as exc:
         status = 503 if exc.code == "not_configured" else 400
         return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=status)
-    outcome = services.receive(event)
     return JsonResponse(
         {"id": outcome.event_id, "status": outcome.status, "detail": outcome.detail, "duplicate": outcome.duplicate}
     )

@@ -1,0 +1,194 @@
+"""The intake's edges: what ``parse`` refuses, handler errors stored instead of raised, a waiting event
+applied by another process's retry, and the development signing secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from apertur.commissions.models import CommissionEntry
+from apertur.integrations.stripe import events, handlers, services
+from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
+from apertur.projects.models import Payment
+from apertur.projects.services import create_project
+from apertur.referrals.models import Attribution, AttributionSource
+from apertur.testing import make_partner, make_user
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec_test_secret"
+UTC = dt.UTC
+
+
+@pytest.fixture(autouse=True)
+def _secret(settings: Any) -> None:
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+
+
+@pytest.fixture
+def customer() -> Any:
+    partner = make_partner()
+    user = make_user("customer@example.com")
+    create_project(owner=user, name="Weddings")
+    Attribution.objects.create(
+        customer=user, partner=partner, source=AttributionSource.REFERRAL, at=dt.datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    return user
+
+
+def post(body: bytes) -> Any:
+    return Client().post(
+        "/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=events.sign(body, SECRET)
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"id": "evt_1", "type": "invoice.paid", "created": "yesterday", "data": {"object": {}}}, "created"),
+        ({"id": "evt_1", "type": "invoice.paid", "created": None, "data": {"object": {}}}, "created"),
+        ({"id": "evt_1", "type": "invoice.paid", "created": 10**20, "data": {"object": {}}}, "created"),
+        ({"id": 42, "type": "invoice.paid", "created": 1, "data": {"object": {}}}, "id and type"),
+        ({"id": "evt_1", "type": "invoice.paid", "created": 1, "data": {"object": []}}, "data.object"),
+        ([1, 2], "not an object"),
+    ],
+)
+def test_signed_but_malformed_events_are_refused_and_recorded(event: Any, reason: str) -> None:
+    """Regression: a signed event whose ``created`` was not a Unix time passed verification and crashed
+    the view with a 500 when stored."""
+    response = post(json.dumps(event).encode())
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_event"
+    assert reason in RejectedDelivery.objects.get().reason
+    assert StripeEvent.objects.count() == 0
+
+
+def test_a_bad_exchange_rate_is_stored_as_failed_not_a_server_error(customer: Any) -> None:
+    """Regression: ``Decimal("abc")`` raises InvalidOperation (not a ValueError), which escaped the
+    handler and answered 500 — Stripe would retry it for days."""
+    paid = events.invoice_paid(
+        customer="cus_1",
+        email=customer.email,
+        amount=10_000,
+        currency="usd",
+        at=dt.datetime(2026, 3, 1, tzinfo=UTC),
+        exchange_rate="abc",
+    )
+    response = post(events.encode(paid))
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert StripeEvent.objects.get().status == "failed"
+    assert Payment.objects.count() == 0 and CommissionEntry.objects.count() == 0
+
+
+def test_an_event_another_process_applied_first_is_not_applied_again(
+    customer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: ``receive`` stores the row as waiting, then locks it to apply it. If another process's
+    ``retry_waiting`` applied it in between, ``receive`` applied it a second time."""
+    calls: list[str] = []
+    original = handlers.HANDLERS["invoice.paid"]
+
+    def counting(event: dict[str, Any]) -> str:
+        calls.append(event["id"])
+        return original(event)
+
+    monkeypatch.setitem(services.HANDLERS, "invoice.paid", counting)
+    real_create = StripeEvent.objects.create
+
+    def create_then_another_process_retries(**fields: Any) -> StripeEvent:
+        row = real_create(**fields)
+        services.retry_waiting()  # what a concurrent delivery's retry does with the committed row
+        return row
+
+    monkeypatch.setattr(StripeEvent.objects, "create", create_then_another_process_retries)
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=dt.datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    outcome = services.receive(paid)
+    assert outcome.status == "processed" and not outcome.duplicate
+    assert calls == [paid["id"]]
+    assert CommissionEntry.objects.count() == 1
+
+
+def test_intake_is_what_the_view_does(customer: Any) -> None:
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=dt.datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    body = events.encode(paid)
+    outcome = services.intake(body=body, signature=events.sign(body, SECRET))
+    assert (outcome.status, outcome.duplicate) == ("processed", False)
+    again = post(body).json()
+    assert again["duplicate"] is True and again["status"] == "processed"
+    with pytest.raises(services.Rejected) as refused:
+        services.intake(body=body, signature=events.sign(body, "whsec_other"))
+    assert refused.value.code == "invalid_signature"
+
+
+def test_the_development_secret_is_stable_and_derived_from_the_secret_key() -> None:
+    from apertur.config.settings import dev_stripe_webhook_secret
+
+    first = dev_stripe_webhook_secret("one-key")
+    assert first.startswith("whsec_") and len(first) > 40
+    assert dev_stripe_webhook_secret("one-key") == first
+    assert dev_stripe_webhook_secret("another-key") != first
+
+
+def test_deploy_check_warns_when_production_runs_on_the_derived_secret(settings: Any) -> None:
+    from apertur.config.settings import dev_stripe_webhook_secret
+    from apertur.integrations.stripe.checks import webhook_secret_configured
+
+    settings.DEBUG = False
+    settings.STRIPE_WEBHOOK_SECRET = dev_stripe_webhook_secret(settings.SECRET_KEY)
+    assert [w.id for w in webhook_secret_configured(None)] == ["stripe_billing.W001"]
+    settings.DEBUG = True
+    assert webhook_secret_configured(None) == []
+    settings.DEBUG = False
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_from_the_dashboard"
+    assert webhook_secret_configured(None) == []
+
+
+def test_without_the_environment_variable_the_webhook_works_with_the_derived_secret() -> None:
+    """``make run`` sets nothing: the server and ``apertur billing simulate`` agree on the derived secret."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "STRIPE_WEBHOOK_SECRET"}
+    env["SECRET_KEY"] = "a-fixed-key-for-this-test"
+    code = (
+        "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'apertur.config.settings';"
+        "import django; django.setup(); from django.conf import settings; print(settings.STRIPE_WEBHOOK_SECRET)"
+    )
+    derived = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert derived[0] == derived[1] and derived[0].startswith("whsec_")
+    env["STRIPE_WEBHOOK_SECRET"] = "whsec_from_the_dashboard"
+    explicit = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert explicit == "whsec_from_the_dashboard"
+
+
+def test_staff_can_inspect_stored_and_rejected_deliveries_but_not_edit_them(customer: Any) -> None:
+    from apertur.testing import make_staff
+
+    post(
+        events.encode(events.invoice_paid(customer="cus_1", email=customer.email, amount=100, at=dt.datetime.now(UTC)))
+    )
+    post(b'{"id": "evt_bad"}')
+    staff = Client()
+    staff.force_login(make_staff())
+    stored = StripeEvent.objects.get()
+    assert staff.get("/admin/stripe_billing/stripeevent/").status_code == 200
+    page = staff.get(f"/admin/stripe_billing/stripeevent/{stored.pk}/change/")
+    assert page.status_code == 200 and stored.event_id in page.content.decode()
+    assert staff.get("/admin/stripe_billing/rejecteddelivery/").status_code == 200
+    assert staff.get("/admin/stripe_billing/stripeevent/add/").status_code == 403
+    assert staff.post(f"/admin/stripe_billing/stripeevent/{stored.pk}/delete/").status_code == 403

@@ -1,0 +1,348 @@
+"""``apertur billing simulate|import``, ``apertur commissions statements`` and the demo's billing history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+from typer.testing import CliRunner
+
+from apertur.cli import app
+from apertur.commissions.models import CommissionEntry, PartnerNotice
+from apertur.commissions.selectors import balance
+from apertur.integrations.stripe import events
+from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
+from apertur.integrations.stripe.simulate import at_noon
+from apertur.partners.models import Partner
+from apertur.projects.models import Payment, Refund, Subscription
+from apertur.projects.services import create_project
+from apertur.referrals.models import Attribution, AttributionSource
+from apertur.testing import make_partner, make_user
+
+runner = CliRunner()
+UTC = dt.UTC
+
+
+def run(*args: str, ok: bool = True) -> Any:
+    result = runner.invoke(app, list(args))
+    if ok:
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    return json.loads(run(*args, "--json").stdout)
+
+
+def referred_customer(email: str = "buyer@example.com", at: dt.datetime | None = None) -> tuple[Partner, Any]:
+    partner = make_partner()
+    customer = make_user(email)
+    create_project(owner=customer, name="Weddings")
+    Attribution.objects.create(
+        customer=customer,
+        partner=partner,
+        source=AttributionSource.REFERRAL,
+        at=at or dt.datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    return partner, customer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- simulate -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_posts_signed_events_to_the_running_server(live_server: Any) -> None:
+    partner, customer = referred_customer()
+    data = run_json(
+        "billing",
+        "simulate",
+        "--email",
+        customer.email,
+        "--plan",
+        "Pro",
+        "--months",
+        "3",
+        "--start",
+        "2026-03-01",
+        "--refund",
+        "500@2026-03-10",
+        "--refund",
+        "2499@2026-05-02",
+        "--base-url",
+        live_server.url,
+    )
+    assert data["url"] == f"{live_server.url}/webhooks/stripe" and data["plan"] == "Pro"
+    assert [e["type"] for e in data["events"]] == [
+        "customer.subscription.created",
+        "invoice.paid",
+        "charge.refunded",
+        "invoice.paid",
+        "invoice.paid",
+        "charge.refunded",
+    ]
+    assert all(set(e) == {"event_id", "type", "status", "detail"} for e in data["events"])
+    assert {e["status"] for e in data["events"]} == {"processed"}
+    # The server stored exactly these events, through the signature check.
+    assert set(StripeEvent.objects.values_list("event_id", flat=True)) == {e["event_id"] for e in data["events"]}
+    assert RejectedDelivery.objects.count() == 0
+    assert Subscription.objects.get().plan.name == "Pro"
+    payments = list(Payment.objects.order_by("paid_at"))
+    assert [p.amount_cad_cents for p in payments] == [2_499] * 3
+    # Each payment happens at noon in Toronto on its date, a calendar month apart.
+    assert [p.paid_at for p in payments] == [at_noon(dt.date(2026, m, 1)) for m in (3, 4, 5)]
+    assert sorted(Refund.objects.values_list("amount_cents", flat=True)) == [500, 2_499]
+    # 3 x 250 earned; 10 % of 500 reversed on March; the May payment refunded in full: its whole 250.
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-250, -50, 250, 250, 250]
+    assert balance(partner=partner).lifetime_cents == 450
+
+
+@pytest.mark.django_db
+def test_simulate_fails_clearly_when_the_server_is_unreachable() -> None:
+    make_user("buyer@example.com")
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run("billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro", "--base-url", url, ok=False)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "Cannot reach" in result.stderr and "make run" in result.stderr
+    as_json = run(
+        "billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro", "--base-url", url, "--json", ok=False
+    )
+    assert as_json.exit_code == 1 and as_json.stdout == ""
+    assert json.loads(as_json.stderr)["error"]["code"] == "server_unreachable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_fails_clearly_when_the_server_answers_an_error(live_server: Any) -> None:
+    make_user("buyer@example.com")
+    missing = run(
+        "billing",
+        "simulate",
+        "--email",
+        "buyer@example.com",
+        "--plan",
+        "Pro",
+        "--base-url",
+        f"{live_server.url}/nothing-here",
+        "--json",
+        ok=False,
+    )
+    assert missing.exit_code == 1 and missing.stdout == ""
+    # The last stderr line: the live server's request log shares this process's stderr.
+    assert "answered 404" in json.loads(missing.stderr.strip().splitlines()[-1])["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_simulate_reports_a_signature_the_server_refuses(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    """The server answers 400 invalid_signature when the secrets differ: the command says which and stops
+    at the first event. (Django's test client stands in for the server behind httpx.)"""
+    import httpx
+    from django.test import Client
+
+    from apertur import cli
+
+    make_user("buyer@example.com")
+    posted: list[str] = []
+
+    def through_django(request: httpx.Request) -> httpx.Response:
+        settings.STRIPE_WEBHOOK_SECRET = "whsec_the_servers_own"  # what the server believes
+        answer = Client().post(
+            request.url.path,
+            request.content,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=request.headers["Stripe-Signature"],
+        )
+        posted.append(request.url.path)
+        return httpx.Response(answer.status_code, content=answer.content, headers={"Content-Type": "application/json"})
+
+    monkeypatch.setattr(cli, "_http_client", lambda: httpx.Client(transport=httpx.MockTransport(through_django)))
+    result = run(
+        "billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro", "--months", "2", "--json", ok=False
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    # The last stderr line: in this process Django's request log shares stderr with the command.
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "invalid_signature" and "STRIPE_WEBHOOK_SECRET differs" in error["message"]
+    assert posted == ["/webhooks/stripe"]  # stopped at the first refusal
+    assert StripeEvent.objects.count() == 0 and RejectedDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--plan", "Gold"], "no plan named 'Gold'"),
+        (["--plan", "Pro", "--refund", "lots@2026-03-01"], "is not a refund like"),
+        (["--plan", "Pro", "--start", "2026-03-01", "--refund", "100@2026-02-01"], "No simulated payment"),
+        (["--plan", "Pro", "--start", "2026-03-01", "--refund", "9999@2026-03-02"], "exceeds what is left"),
+        (["--plan", "Pro", "--start", "March"], "Invalid isoformat"),
+    ],
+)
+def test_simulate_refuses_bad_options_before_sending_anything(args: list[str], message: str) -> None:
+    result = run(
+        "billing", "simulate", "--email", "buyer@example.com", *args, "--base-url", "http://127.0.0.1:9", ok=False
+    )
+    assert result.exit_code == 1 and result.stdout == ""
+    assert message in " ".join(result.stderr.split())
+
+
+# --- import ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_import_backfills_through_the_intake_and_skips_malformed_lines(tmp_path: Path) -> None:
+    _, customer = referred_customer()
+    paid = events.invoice_paid(
+        customer="cus_1",
+        email=customer.email,
+        amount=24_999,
+        at=dt.datetime(2026, 3, 1, 15, tzinfo=UTC),
+        invoice_id="in_1",
+        charge_id="ch_1",
+    )
+    refund = events.charge_refunded(
+        charge_id="ch_1", invoice_id="in_1", refunds=[("re_1", 5_000, dt.datetime(2026, 3, 10, tzinfo=UTC))]
+    )
+    stranger = events.invoice_paid(
+        customer="cus_2", email="stranger@example.com", amount=1_000, at=dt.datetime(2026, 3, 2, tzinfo=UTC)
+    )
+    export = tmp_path / "events.jsonl"
+    # Newest first, as Stripe exports list them; a replay, a blank line and two broken lines in between.
+    export.write_text(
+        "\n".join(
+            [
+                json.dumps(refund),
+                "{not json",
+                json.dumps(stranger),
+                "",
+                json.dumps({"id": "evt_x", "type": "invoice.paid", "created": "yesterday", "data": {"object": {}}}),
+                json.dumps(paid),
+                json.dumps(paid),
+            ]
+        )
+        + "\n"
+    )
+    data = run_json("billing", "import", str(export))
+    assert data["events"] == 4
+    assert data["counts"] == {"processed": 2, "waiting": 0, "ignored": 1, "failed": 0, "duplicate": 1}
+    assert [m["line"] for m in data["malformed"]] == [2, 5]
+    assert "created is not a Unix time" in data["malformed"][1]["error"]
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
+    assert StripeEvent.objects.count() == 3 and RejectedDelivery.objects.count() == 0  # malformed: not stored
+    # Importing the same file again changes nothing.
+    again = run_json("billing", "import", str(export))
+    assert again["counts"]["duplicate"] == 4 and again["counts"]["processed"] == 0
+    assert CommissionEntry.objects.count() == 2 and StripeEvent.objects.count() == 3
+    human = run("billing", "import", str(export))
+    assert "line 2:" in human.stderr and "line 5:" in human.stderr
+
+
+@pytest.mark.django_db
+def test_import_of_a_missing_file_fails() -> None:
+    result = run("billing", "import", "/nonexistent/events.jsonl", ok=False)
+    assert result.exit_code == 1 and "Cannot read" in result.stderr
+
+
+def test_import_help_says_signatures_are_not_checked() -> None:
+    result = run("billing", "import", "--help")
+    assert "signatures are not checked" in " ".join(result.stdout.split())
+
+
+# --- statements -----------------------------------------------------------------------------------------
+
+
+def _pay(customer: Any, invoice: str, amount: int, at: dt.datetime) -> None:
+    from apertur.integrations.stripe.services import receive
+
+    receive(events.invoice_paid(customer="cus_1", email=customer.email, amount=amount, at=at, invoice_id=invoice))
+
+
+@pytest.mark.django_db
+def test_statements_are_sent_once_per_partner_and_month(maildir: Path, django_capture_on_commit_callbacks: Any) -> None:
+    partner, customer = referred_customer()
+    make_partner()  # approved, no commissions: nothing to send
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay(customer, "in_1", 24_999, dt.datetime(2026, 3, 1, 15, tzinfo=UTC))
+        _pay(customer, "in_2", 10_000, dt.datetime(2026, 4, 1, 3, tzinfo=UTC))  # March 31 in Toronto
+        _pay(customer, "in_3", 10_000, dt.datetime(2026, 4, 2, 3, tzinfo=UTC))  # April
+    with time_machine.travel(dt.datetime(2026, 4, 20, tzinfo=UTC), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            data = run_json("commissions", "statements")  # default: the previous month
+        assert data["month"] == "2026-03"
+        sent = [s for s in data["statements"] if s["status"] == "sent"]
+        assert len(sent) == 1 and sent[0]["email"] == partner.user.email
+        assert (sent[0]["payments"], sent[0]["earned_cents"], sent[0]["net_cents"]) == (2, 3_500, 3_500)
+        assert sent[0]["balance"]["lifetime_cents"] == 4_500  # today's balance, April's payment included
+        assert {s["status"] for s in data["statements"] if s is not sent[0]} == {"no_entries"}
+        with django_capture_on_commit_callbacks(execute=True):
+            again = run_json("commissions", "statements", "--month", "2026-03")
+    assert [s["status"] for s in again["statements"] if s["email"] == partner.user.email] == ["already_sent"]
+    statements = [
+        m for m in run_json("mail", "list", "--to", partner.user.email)["messages"] if "statement" in m["subject"]
+    ]
+    assert len(statements) == 1
+    assert statements[0]["subject"] == "Your Apertur commission statement for March 2026"
+    text = statements[0]["text"]
+    assert "Commission earned: $35.00 CAD" in text and "Net for the month: $35.00 CAD" in text
+    assert "Lifetime: $45.00 CAD" in text
+    assert PartnerNotice.objects.filter(partner=partner, key="statement:2026-03").count() == 1
+
+
+@pytest.mark.django_db
+def test_statements_reject_a_bad_month() -> None:
+    result = run("commissions", "statements", "--month", "2026-13", "--json", ok=False)
+    assert result.exit_code == 1 and json.loads(result.stderr)["error"]["code"] == "invalid_month"
+
+
+# --- demo -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_demo_partner_has_earnings_from_signed_stripe_events() -> None:
+    first = run_json("demo")
+    partner_balance = run_json("partner", "balance", "--email", first["partner"]["email"])
+    assert partner_balance["lifetime_cents"] > 0
+    # 4 Pro payments (250 each), a 10.00 refund of the second (-100); the last payment is still on hold.
+    assert partner_balance == {
+        "pending_cents": 250,
+        "eligible_cents": 650,
+        "carried_cents": 0,
+        "paid_cents": 0,
+        "lifetime_cents": 900,
+    }
+    # Written by the webhook's intake from signed events, none refused.
+    assert StripeEvent.objects.filter(status="processed").count() == 6 and RejectedDelivery.objects.count() == 0
+    assert Attribution.objects.get(customer__email=first["user"]["email"]).source == "referral"
+    # The partner's dashboard shows them.
+    from django.test import Client
+
+    browser = Client()
+    assert browser.login(email=first["partner"]["email"], password=first["partner"]["password"])
+    page = browser.get("/partners/commissions/").content.decode()
+    assert "$9.00 CAD" in page and "$6.50 CAD" in page and "Wedding photos" in page
+    # Idempotent: a second run delivers nothing and prints the same object.
+    assert run_json("demo") == first
+    assert StripeEvent.objects.count() == 6 and CommissionEntry.objects.count() == 5
+    assert run_json("partner", "balance", "--email", first["partner"]["email"]) == partner_balance
+
+
+@pytest.mark.django_db
+def test_demo_partner_is_told_of_the_first_payment_once(maildir: Path, django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        first = run_json("demo")
+    with django_capture_on_commit_callbacks(execute=True):
+        run_json("demo")
+    messages = run_json("mail", "list", "--to", first["partner"]["email"])["messages"]
+    notices = [m for m in messages if m["subject"] == "A customer you referred made their first payment"]
+    assert len(notices) == 1
+    assert "cu***@example.com" in notices[0]["text"] and "customer@example.com" not in notices[0]["text"]
+    assert 'project "Wedding photos"' in notices[0]["text"] and "$2.50 CAD" in notices[0]["text"]

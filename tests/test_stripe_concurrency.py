@@ -1,0 +1,134 @@
+"""Stripe deliveries racing each other on PostgreSQL (real row locks, parallel connections)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from django.test import Client
+
+from apertur.commissions.models import CommissionEntry
+from apertur.integrations.stripe import events
+from apertur.integrations.stripe.models import StripeEvent
+from apertur.projects.models import Payment
+from apertur.projects.services import create_project
+from apertur.referrals.models import Attribution, AttributionSource
+from apertur.testing import make_partner, make_user
+from tests.test_concurrency import race
+
+SECRET = "whsec_concurrency_test"
+UTC = dt.UTC
+
+
+def world(settings: Any) -> Any:
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+    partner = make_partner()
+    customer = make_user("racer@example.com")
+    create_project(owner=customer, name="Weddings")
+    Attribution.objects.create(
+        customer=customer, partner=partner, source=AttributionSource.REFERRAL, at=dt.datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    return customer
+
+
+def post(evt: dict[str, Any]) -> Any:
+    body = events.encode(evt)
+    return Client().post(
+        "/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=events.sign(body, SECRET)
+    )
+
+
+def test_the_same_signed_event_posted_twice_at_once_is_applied_once(postgres_only: None, settings: Any) -> None:
+    customer = world(settings)
+    paid = events.invoice_paid(
+        customer="cus_1",
+        email=customer.email,
+        amount=24_999,
+        at=dt.datetime(2026, 3, 1, 15, tzinfo=UTC),
+        invoice_id="in_1",
+        charge_id="ch_1",
+    )
+    results = race(lambda: post(paid), n=2)
+    assert all(getattr(r, "status_code", None) == 200 for r in results), results
+    answers = sorted((r.json()["duplicate"], r.json()["status"]) for r in results)
+    # The loser may answer while the winner is still applying (status waiting) or after (processed).
+    assert answers[0] == (False, "processed") and answers[1][0] is True
+    assert StripeEvent.objects.count() == 1 and StripeEvent.objects.get().status == "processed"
+    assert Payment.objects.count() == 1
+    assert list(CommissionEntry.objects.values_list("kind", "amount_cents")) == [("earned", 2_500)]
+
+
+def test_a_refund_and_a_dispute_at_once_settle_the_payment_once(postgres_only: None, settings: Any) -> None:
+    customer = world(settings)
+    assert (
+        post(
+            events.invoice_paid(
+                customer="cus_1",
+                email=customer.email,
+                amount=24_999,
+                at=dt.datetime(2026, 3, 1, 15, tzinfo=UTC),
+                invoice_id="in_1",
+                charge_id="ch_1",
+            )
+        ).json()["status"]
+        == "processed"
+    )
+    refund = events.charge_refunded(
+        charge_id="ch_1", invoice_id="in_1", refunds=[("re_1", 5_000, dt.datetime(2026, 3, 3, tzinfo=UTC))]
+    )
+    dispute = events.dispute(
+        charge_id="ch_1",
+        amount=24_999,
+        at=dt.datetime(2026, 3, 4, tzinfo=UTC),
+        status="needs_response",
+        dispute_id="dp_1",
+        closed=False,
+    )
+    queue = iter([refund, dispute])
+    lock = threading.Lock()
+
+    def deliver_next() -> Any:
+        with lock:
+            evt = next(queue)
+        return post(evt)
+
+    results = race(deliver_next, n=2)
+    assert all(getattr(r, "status_code", None) == 200 for r in results), results
+    assert {r.json()["status"] for r in results} == {"processed"}
+    # An open dispute holds the whole commission back, whichever fact was settled first: never below 0.
+    amounts = list(CommissionEntry.objects.values_list("amount_cents", flat=True))
+    assert sum(amounts) == 0 and len(amounts) <= 3
+
+
+def test_a_payment_and_its_refund_at_once_end_applied_not_waiting(postgres_only: None, settings: Any) -> None:
+    """The refund may be stored while the payment's transaction has not committed yet: it waits, and the
+    payment's retry (run after its own commit) applies it, instead of deadlocking or leaving it waiting."""
+    customer = world(settings)
+    paid = events.invoice_paid(
+        customer="cus_1",
+        email=customer.email,
+        amount=24_999,
+        at=dt.datetime(2026, 3, 1, 15, tzinfo=UTC),
+        invoice_id="in_1",
+        charge_id="ch_1",
+    )
+    refund = events.charge_refunded(
+        charge_id="ch_1", invoice_id="in_1", refunds=[("re_1", 5_000, dt.datetime(2026, 3, 3, tzinfo=UTC))]
+    )
+    for _ in range(5):  # the interleavings differ from run to run
+        StripeEvent.objects.all().delete()
+        CommissionEntry.objects.all().delete()
+        Payment.objects.all().delete()
+        queue = iter([paid, refund])
+        lock = threading.Lock()
+
+        def deliver_round(queue: Any = queue, lock: threading.Lock = lock) -> Any:
+            with lock:
+                evt = next(queue)
+            return post(evt)
+
+        results = race(deliver_round, n=2)
+        assert all(getattr(r, "status_code", None) == 200 for r in results), results
+        assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
+        assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
