@@ -1,6 +1,10 @@
-from django.contrib import admin
+from typing import Any
 
-from apertur.referrals.models import ReferralLink
+from django import forms
+from django.contrib import admin, messages
+
+from apertur.referrals.models import Attribution, ReferralLink
+from apertur.referrals.services import ReasonRequired, change_attribution
 
 
 @admin.register(ReferralLink)
@@ -8,3 +12,45 @@ class ReferralLinkAdmin(admin.ModelAdmin):
     list_display = ("code", "partner", "label", "created_at")
     search_fields = ("code", "partner__company_name")
     list_select_related = ("partner",)
+
+
+class AttributionForm(forms.ModelForm):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=True,
+        help_text="Required: why the customer moves to this partner (kept in the audit log).",
+    )
+
+    class Meta:
+        model = Attribution
+        fields = ("partner",)
+
+
+@admin.register(Attribution)
+class AttributionAdmin(admin.ModelAdmin):
+    """Staff may move a customer to another partner, with a reason; nothing else is editable."""
+
+    form = AttributionForm
+    list_display = ("customer", "partner", "source", "app", "at")
+    list_filter = ("source",)
+    search_fields = ("customer__email", "partner__company_name")
+    list_select_related = ("customer", "partner", "app")
+    readonly_fields = ("customer", "source", "link", "app", "at")
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: Any, obj: Attribution, form: Any, change: bool) -> None:
+        if not change or "partner" not in form.changed_data:
+            return
+        new_partner = obj.partner
+        current = Attribution.objects.get(pk=obj.pk)
+        try:
+            change_attribution(
+                attribution=current, partner=new_partner, reason=form.cleaned_data["reason"], actor=request.user
+            )
+        except ReasonRequired as exc:
+            messages.error(request, str(exc))

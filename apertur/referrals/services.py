@@ -103,3 +103,29 @@ def attribute_by_oauth(*, customer: User, at: dt.datetime) -> Attribution | None
     return _create(
         customer=customer, partner=connection.app.partner, source=AttributionSource.OAUTH, app=connection.app, at=at
     )
+
+
+class ReasonRequired(ValueError):
+    pass
+
+
+@transaction.atomic
+def change_attribution(*, attribution: Attribution, partner: Partner, reason: str, actor: User | None) -> Attribution:
+    """Staff move a customer to another partner. The reason is required and kept in the audit log; earlier
+    commission entries stay with the partner that earned them, later payments earn for the new one."""
+    text = reason.strip()
+    if not text:
+        raise ReasonRequired("Give the reason for changing the attribution.")
+    attribution = Attribution.objects.select_for_update().get(pk=attribution.pk)
+    before = attribution.partner_id
+    if partner.user_id == attribution.customer_id:
+        raise ReasonRequired("A partner cannot be attributed its own account.")
+    attribution.partner = partner
+    attribution.save(update_fields=["partner"])
+    audit.record(
+        action="attribution.changed",
+        obj=attribution,
+        actor=actor,
+        data={"from_partner": before, "to_partner": partner.pk, "reason": text},
+    )
+    return attribution

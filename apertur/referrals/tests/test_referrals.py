@@ -77,3 +77,25 @@ def test_suspended_partners_do_not_get_new_referrals() -> None:
     services.suspend(partner=partner, reviewer=None, reason="Abuse")
     signup(browser, "y@example.com")
     assert Attribution.objects.count() == 0
+
+
+def test_staff_change_an_attribution_with_a_reason_in_admin() -> None:
+    from apertur.core.models import AuditEvent
+    from apertur.testing import make_staff
+
+    first, second = make_partner(), make_partner(user=make_user())
+    customer = make_user()
+    attribution = Attribution.objects.create(customer=customer, partner=first, source="referral")
+    admin = Client()
+    admin.force_login(make_staff())
+    url = f"/admin/referrals/attribution/{attribution.pk}/change/"
+    missing = admin.post(url, {"partner": second.pk, "reason": ""})
+    assert missing.status_code == 200  # the form asks for the reason
+    attribution.refresh_from_db()
+    assert attribution.partner == first
+    done = admin.post(url, {"partner": second.pk, "reason": "Customer confirmed they came from Second"})
+    assert done.status_code == 302
+    attribution.refresh_from_db()
+    assert attribution.partner == second
+    event = AuditEvent.objects.get(action="attribution.changed")
+    assert event.data["reason"] == "Customer confirmed they came from Second"
