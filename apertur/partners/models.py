@@ -35,6 +35,12 @@ class Partner(models.Model):
     review_reason = models.TextField(blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
     suspension_reason = models.TextField(blank=True)
+    # Payouts go to a PayPal address only once its owner clicked the confirmation link sent to it.
+    paypal_email = models.EmailField(blank=True)
+    paypal_verified_at = models.DateTimeField(null=True, blank=True)
+    paypal_pending_email = models.EmailField(blank=True)
+    paypal_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    paypal_token_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-applied_at", "-id"]
@@ -46,3 +52,7 @@ class Partner(models.Model):
     @property
     def is_approved(self) -> bool:
         return self.status == PartnerStatus.APPROVED
+
+    @property
+    def verified_paypal_email(self) -> str | None:
+        return self.paypal_email if self.paypal_email and self.paypal_verified_at else None

@@ -12,7 +12,8 @@ urlpatterns = [
     path("referrals/", referral_views.link_list, name="referrals"),
     path("commissions/", commission_views.dashboard, name="commissions"),
     path("commissions/earnings.csv", commission_views.earnings_csv, name="commissions-csv"),
-    path("payouts/", views.coming_soon, {"section": "payouts"}, name="payouts"),
+    path("payouts/", views.payouts, name="payouts"),
+    path("payouts/confirm/<str:token>", views.paypal_confirm, name="paypal-confirm"),
     path("staff/", views.staff_list, name="staff-list"),
     path("staff/<int:partner_id>/", views.staff_detail, name="staff-detail"),
     path(

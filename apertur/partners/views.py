@@ -12,7 +12,7 @@ from apertur.commissions.selectors import balance
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
 from apertur.oauth.selectors import app_list
-from apertur.partners import selectors, services
+from apertur.partners import paypal, selectors, services
 from apertur.partners.decorators import approved_partner_required, current_partner
 from apertur.partners.forms import ApplicationForm, ReasonForm
 from apertur.partners.models import Partner, PartnerStatus
@@ -60,13 +60,38 @@ def partner_home(request: HttpRequest) -> HttpResponse:
 
 
 @approved_partner_required
-def coming_soon(request: HttpRequest, partner: Partner, section: str) -> HttpResponse:
-    titles = {"payouts": "Payouts"}
-    return render(
-        request,
-        "partners/coming_soon.html",
-        {"partner": partner, "section": section, "title": titles[section]},
-    )
+@require_http_methods(["GET", "POST"])
+def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
+    """The PayPal address payouts go to, and its confirmation."""
+    error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            partner = paypal.request_change(
+                partner=partner, email=request.POST.get("paypal_email", ""), actor=_user(request), ip=client_ip(request)
+            )
+        except AperturError as exc:
+            error, status = exc.message, 400
+        else:
+            messages.success(
+                request,
+                f"We sent a confirmation link to {partner.paypal_pending_email}. Payouts go there once it is opened.",
+            )
+            return redirect("partners:payouts")
+    context = {"partner": partner, "section": "payouts", "error": error, "value": request.POST.get("paypal_email", "")}
+    return render(request, "partners/payouts.html", context, status=status)
+
+
+def paypal_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the confirmation email. The token is the credential: it may be opened anywhere."""
+    if request.method == "POST":
+        try:
+            partner = paypal.confirm(token=token, ip=client_ip(request))
+        except AperturError as exc:
+            return render(request, "partners/paypal_confirm.html", {"error": exc.message}, status=400)
+        return render(request, "partners/paypal_confirm.html", {"done": partner.paypal_email})
+    # GET only shows a button: mail scanners that prefetch links must not confirm for the owner.
+    return render(request, "partners/paypal_confirm.html", {"token": token})
 
 
 # --- staff review ------------------------------------------------------------------------------------

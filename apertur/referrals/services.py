@@ -60,7 +60,14 @@ def link_from_cookie(value: str | None) -> tuple[ReferralLink, dt.datetime] | No
 
 
 def _eligible(partner: Partner, customer: User) -> bool:
-    return partner.status == PartnerStatus.APPROVED and partner.user_id != customer.pk
+    """Never the partner's own account, nor a customer whose email is the partner's verified PayPal email."""
+    from apertur.partners.paypal import shares_verified_email
+
+    return (
+        partner.status == PartnerStatus.APPROVED
+        and partner.user_id != customer.pk
+        and not shares_verified_email(partner=partner, email=customer.email)
+    )
 
 
 def _create(**fields: object) -> Attribution | None:

@@ -1,0 +1,88 @@
+"""The partner's PayPal address for payouts: set, confirmed by a single-use expiring link sent to that
+address, changed (which holds payouts until the new address is confirmed, and tells the old one)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.urls import reverse
+
+from apertur.accounts.models import User, normalize_email
+from apertur.accounts.services import check_email
+from apertur.core import audit, clock, mail, tokens
+from apertur.core.errors import AperturError, ValidationFailed
+from apertur.partners.models import Partner
+
+LINK_TTL = dt.timedelta(hours=24)
+
+
+class InvalidPayPalLink(AperturError):
+    code = "invalid_paypal_link"
+    status = 400
+    default_message = "This confirmation link is invalid, already used or expired. Send a new one from Payouts."
+
+
+@transaction.atomic
+def request_change(*, partner: Partner, email: str, actor: User | None = None, ip: str | None = None) -> Partner:
+    try:
+        address = check_email(email)
+    except ValidationFailed as exc:
+        raise ValidationFailed("Enter the email address of your PayPal account.", field="paypal_email") from exc
+    partner = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
+    previous = partner.verified_paypal_email
+    secret = tokens.generate(tokens.Prefix.EMAIL_TOKEN, 40)
+    partner.paypal_pending_email = address
+    partner.paypal_token_hash = tokens.hash_secret(secret)
+    partner.paypal_token_expires_at = clock.now() + LINK_TTL
+    if previous and previous != address:
+        # A change holds payouts: money never goes to an address its owner has not confirmed.
+        partner.paypal_email = ""
+        partner.paypal_verified_at = None
+    partner.save()
+    audit.record(
+        action="partner.paypal_change_requested",
+        obj=partner,
+        actor=actor,
+        ip=ip,
+        data={"new": address, "previous": previous},
+    )
+    mail.send(
+        to=address,
+        subject="Confirm your PayPal email for Apertur payouts",
+        template="emails/paypal_confirm",
+        context={"partner": partner, "path": reverse("partners:paypal-confirm", kwargs={"token": secret})},
+    )
+    if previous and previous != address:
+        mail.send(
+            to=previous,
+            subject="Your Apertur payout email is changing",
+            template="emails/paypal_changed",
+            context={"partner": partner, "new": address},
+        )
+    return partner
+
+
+@transaction.atomic
+def confirm(*, token: str, ip: str | None = None) -> Partner:
+    partner = (
+        Partner.objects.select_for_update()
+        .filter(paypal_token_hash=tokens.hash_secret(token))
+        .exclude(paypal_token_hash="")
+        .first()
+    )
+    if partner is None or partner.paypal_token_expires_at is None or partner.paypal_token_expires_at <= clock.now():
+        raise InvalidPayPalLink()
+    partner.paypal_email = partner.paypal_pending_email
+    partner.paypal_verified_at = clock.now()
+    partner.paypal_pending_email = ""
+    partner.paypal_token_hash = ""
+    partner.paypal_token_expires_at = None
+    partner.save()
+    audit.record(action="partner.paypal_verified", obj=partner, ip=ip, data={"email": partner.paypal_email})
+    return partner
+
+
+def shares_verified_email(*, partner: Partner, email: str) -> bool:
+    verified = partner.verified_paypal_email
+    return bool(verified) and normalize_email(email) == verified

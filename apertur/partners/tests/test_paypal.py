@@ -1,0 +1,116 @@
+"""The partner's PayPal email: confirmation link, changes that hold payouts, and the attribution rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+import time_machine
+from django.core import mail
+from django.test import Client
+
+from apertur.core.models import AuditEvent
+from apertur.partners.models import Partner
+from apertur.testing import make_partner
+
+pytestmark = pytest.mark.django_db
+
+
+def _link(message: Any) -> str:
+    match = re.search(r"http://localhost:8000(/partners/payouts/confirm/\S+)", message.body)
+    assert match, message.body
+    return match.group(1)
+
+
+@pytest.fixture
+def portal(django_capture_on_commit_callbacks: Any):  # type: ignore[no-untyped-def]
+    partner = make_partner()
+    client = Client()
+    client.force_login(partner.user)
+    return partner, client, django_capture_on_commit_callbacks
+
+
+def test_page_has_the_fixed_accessible_names(portal) -> None:  # type: ignore[no-untyped-def]
+    _, client, _ = portal
+    html = client.get("/partners/payouts/").content.decode()
+    assert '<label for="paypal_email">PayPal email</label>' in html
+    assert ">Send confirmation link</button>" in html
+    assert "Payouts are on hold" in html
+
+
+def test_confirm_by_link_single_use(portal) -> None:  # type: ignore[no-untyped-def]
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        response = client.post("/partners/payouts/", {"paypal_email": "Pay@Snapflow.example"})
+    assert response.status_code == 302
+    message = mail.outbox[-1]
+    assert message.to == ["pay@snapflow.example"]
+    link = _link(message)
+    assert "Confirm PayPal email" in Client().get(link).content.decode()  # GET changes nothing
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email is None
+    done = Client().post(link)
+    assert "PayPal email confirmed" in done.content.decode()
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email == "pay@snapflow.example"
+    again = Client().post(link)
+    assert again.status_code == 400
+    assert AuditEvent.objects.filter(action="partner.paypal_verified").count() == 1
+
+
+def test_link_expires_after_24_hours(portal) -> None:  # type: ignore[no-untyped-def]
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+    link = _link(mail.outbox[-1])
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(hours=24, seconds=1)):
+        assert Client().post(link).status_code == 400
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email is None
+
+
+def test_change_holds_payouts_and_tells_the_old_address(portal) -> None:  # type: ignore[no-untyped-def]
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "old@snapflow.example"})
+    Client().post(_link(mail.outbox[-1]))
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "new@snapflow.example"})
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email is None  # held until the new one is confirmed
+    recipients = {m.to[0] for m in mail.outbox[-2:]}
+    assert recipients == {"new@snapflow.example", "old@snapflow.example"}
+    assert "Payouts are on hold" in client.get("/partners/payouts/").content.decode()
+
+
+def test_bad_email_stores_nothing(portal) -> None:  # type: ignore[no-untyped-def]
+    partner, client, _ = portal
+    response = client.post("/partners/payouts/", {"paypal_email": "not an email"})
+    assert response.status_code == 400
+    assert "PayPal account" in response.content.decode()
+    assert Partner.objects.get(pk=partner.pk).paypal_pending_email == ""
+
+
+def test_a_customer_with_the_partners_verified_paypal_email_is_never_attributed() -> None:
+    from apertur.partners import paypal
+    from apertur.referrals.models import Attribution
+    from apertur.referrals.services import ensure_default_link
+
+    partner = make_partner()
+    paypal.request_change(partner=partner, email="money@snapflow.example")
+    Partner.objects.filter(pk=partner.pk).update(
+        paypal_email="money@snapflow.example", paypal_verified_at=dt.datetime.now(tz=dt.UTC)
+    )
+    browser = Client()
+    browser.get(f"/r/{ensure_default_link(partner=partner).code}")
+    browser.post(
+        "/signup",
+        {
+            "email": "money@snapflow.example",
+            "password": "correct-horse-battery",
+            "confirm_password": "correct-horse-battery",
+        },
+    )
+    assert not Attribution.objects.filter(customer__email="money@snapflow.example").exists()
