@@ -601,6 +601,36 @@ def partner_site(
     os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process with the site
 
 
+@app.command("paypal-emulator")
+def paypal_emulator(
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,
+) -> None:
+    """Serve the local PayPal Payouts emulator (PayPal's endpoints and JSON, in memory, with failure switches
+    under /emulator/) until interrupted. Accepts PAYPAL_CLIENT_ID/PAYPAL_CLIENT_SECRET when set, else its
+    default credentials. No database needed."""
+    from apertur.integrations.paypal import emulator
+
+    client_id, client_secret = emulator.credentials_from_env()
+    shown_secret = client_secret if client_secret == emulator.DEFAULT_CLIENT_SECRET else "(PAYPAL_CLIENT_SECRET)"
+    try:
+        server = emulator.make_server(host, port, client_id=client_id, client_secret=client_secret, verbose=True)
+    except OSError as exc:
+        _fail(f"Cannot listen on {host}:{port}: {exc}", code="address_in_use")
+    out.print(
+        f"PayPal emulator on {server.base_url} (controls under /emulator/)\n"
+        f"PAYPAL_API_BASE={server.base_url}\n"
+        f"PAYPAL_CLIENT_ID={client_id}\n"
+        f"PAYPAL_CLIENT_SECRET={shown_secret}\n"
+        f"webhook_id {emulator.DEFAULT_WEBHOOK_ID}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    sys.stdout.flush()
+    emulator.run_until_interrupted(server)
+
+
 def main() -> None:
     app(prog_name="apertur")
 
