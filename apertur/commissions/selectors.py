@@ -46,18 +46,44 @@ class Balance:
         return asdict(self)
 
 
+def last_payout_run_at(at: dt.datetime | None = None) -> dt.datetime:
+    """The most recent payout run at or before ``at``: the 15th at 09:00 in Toronto of this month if that
+    has passed, else of the previous month."""
+    local = (at or clock.now()).astimezone(clock.BUSINESS_TZ)
+    run = dt.datetime(local.year, local.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+    if local >= run:
+        return run
+    previous = _add_months(local.date().replace(day=1), -1)
+    return dt.datetime(previous.year, previous.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+
+
 def balance(*, partner: Partner, at: dt.datetime | None = None) -> Balance:
+    """The partner's ledger at ``at``. ``carried_cents`` is what the last payout run (the most recent
+    15th at 09:00 Toronto at or before ``at``) could have paid and left unpaid: the unpaid entries of
+    payments made before the 1st of that run's month whose hold had ended by that run (a balance under
+    the minimum, a negative one, or one held for a missing verified PayPal email). It is part of
+    ``eligible_cents``; entries linked to a payout not yet sent count as unpaid here too."""
     now = at or clock.now()
+    last_run = last_payout_run_at(now)
+    last_run_month = dt.datetime(last_run.year, last_run.month, 1, tzinfo=clock.BUSINESS_TZ)
     totals = CommissionEntry.objects.filter(partner=partner).aggregate(
         pending=Sum("amount_cents", filter=Q(paid_out_at__isnull=True, available_at__gt=now)),
         eligible=Sum("amount_cents", filter=Q(paid_out_at__isnull=True, available_at__lte=now)),
         paid=Sum("amount_cents", filter=Q(paid_out_at__isnull=False)),
         lifetime=Sum("amount_cents"),
+        carried=Sum(
+            "amount_cents",
+            filter=Q(
+                paid_out_at__isnull=True,
+                available_at__lte=last_run,
+                payment__paid_at__lt=last_run_month,
+            ),
+        ),
     )
     return Balance(
         pending_cents=int(totals["pending"] or 0),
         eligible_cents=int(totals["eligible"] or 0),
-        carried_cents=0,  # payout runs (the payouts feature) carry balances forward; none has run yet
+        carried_cents=int(totals["carried"] or 0),
         paid_cents=int(totals["paid"] or 0),
         lifetime_cents=int(totals["lifetime"] or 0),
     )

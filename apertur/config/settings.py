@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apertur.uploads",
     "apertur.webhooks",
     "apertur.commissions",
+    "apertur.payouts",
     "apertur.integrations.stripe",
     "apertur.api",
 ]

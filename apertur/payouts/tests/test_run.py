@@ -1,0 +1,220 @@
+"""The monthly payout run end to end: Stripe events write the ledger, the run pays through the PayPal
+emulator over loopback, time moved with time-machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import Client
+
+from apertur.commissions.models import CommissionEntry
+from apertur.commissions.selectors import balance
+from apertur.integrations.paypal.client import PayPalClient
+from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.stripe import events
+from apertur.partners.models import Partner
+from apertur.payouts import services
+from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+from apertur.projects.services import create_project
+from apertur.referrals.models import Attribution, AttributionSource
+from apertur.testing import make_partner, make_user
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec_test_secret"
+UTC = dt.UTC
+PAYPAL = "partner-paypal@example.com"
+
+
+@pytest.fixture(autouse=True)
+def _secret(settings: Any) -> None:
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+
+
+@pytest.fixture
+def emu() -> Iterator[Running]:
+    with running() as emulator:
+        yield emulator
+
+
+def at(y: int, m: int, d: int, h: int = 12) -> dt.datetime:
+    return dt.datetime(y, m, d, h, tzinfo=UTC)
+
+
+def deliver(evt: dict[str, Any]) -> None:
+    body = events.encode(evt)
+    response = Client().post(
+        "/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=events.sign(body, SECRET)
+    )
+    assert response.status_code == 200, response.content
+
+
+def pay(customer: Any, n: int, amount: int, when: dt.datetime) -> None:
+    with time_machine.travel(when, tick=False):
+        deliver(
+            events.invoice_paid(
+                customer="cus_1",
+                email=customer.email,
+                amount=amount,
+                at=when,
+                invoice_id=f"in_{n}",
+                charge_id=f"ch_{n}",
+            )
+        )
+
+
+def refund(n: int, refund_id: str, amount: int, when: dt.datetime) -> None:
+    with time_machine.travel(when, tick=False):
+        deliver(events.charge_refunded(charge_id=f"ch_{n}", invoice_id=f"in_{n}", refunds=[(refund_id, amount, when)]))
+
+
+def do_run(emu: Running, period: str, *, dry_run: bool = False) -> list[services.Decision]:
+    """The run at its own date (09:00 Toronto on the 15th), with a fresh client."""
+    with (
+        time_machine.travel(services.run_at(period), tick=False),
+        PayPalClient(emu.base_url, emu.client_id, emu.client_secret, timeout=1.0) as client,
+    ):
+        return services.run(period=period, dry_run=dry_run, client=client)
+
+
+def batches_created(emu: Running) -> int:
+    return int(emu.emulator.counters["batches_created"])
+
+
+def make_world(*, verified: bool = True, approved: bool = True) -> tuple[Partner, Any]:
+    partner = make_partner(approved=approved)
+    partner.paypal_email = PAYPAL
+    partner.paypal_verified_at = at(2026, 2, 1) if verified else None
+    partner.save()
+    customer = make_user("customer@example.com")
+    create_project(owner=customer, name="Weddings")
+    Attribution.objects.create(
+        customer=customer, partner=partner, source=AttributionSource.REFERRAL, at=at(2026, 2, 20)
+    )
+    return partner, customer
+
+
+def only(decisions: list[services.Decision]) -> services.Decision:
+    assert len(decisions) == 1, decisions
+    return decisions[0]
+
+
+def test_worked_example(emu: Running) -> None:
+    partner, customer = make_world()
+    pay(customer, 1, 24_999, at(2026, 3, 1))
+    refund(1, "re_1", 5_000, at(2026, 3, 10))
+    pay(customer, 2, 24_999, at(2026, 4, 1))
+    pay(customer, 3, 24_999, at(2026, 5, 1))
+
+    d = only(do_run(emu, "2026-04"))
+    assert (d.reason, d.carried_cents, d.amount_cents) == ("under_minimum", 2_000, 0)
+    assert Payout.objects.count() == 0
+    assert balance(partner=partner, at=at(2026, 4, 16)).carried_cents == 2_000
+
+    d = only(do_run(emu, "2026-05"))
+    assert (d.reason, d.carried_cents) == ("under_minimum", 4_500)
+    assert balance(partner=partner, at=at(2026, 5, 16)).carried_cents == 4_500
+
+    d = only(do_run(emu, "2026-06"))
+    assert (d.reason, d.amount_cents, d.status) == ("paid", 7_000, PayoutStatus.SENT)
+    payout = Payout.objects.get()
+    assert (payout.amount_cents, payout.currency, payout.period) == (7_000, "CAD", "2026-06")
+    assert payout.sender_batch_id == f"aptr-{partner.pk}-2026-06-1" == d.sender_batch_id
+    assert payout.paypal_batch_id and payout.sent_at == services.run_at("2026-06")
+    assert PayoutEntry.objects.filter(payout=payout).count() == 4  # three earnings and the reversal
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    batch = emu.emulator.state()["batches"][0]
+    assert batch["items"][0]["payout_item"]["amount"] == {"value": "70.00", "currency": "CAD"}
+    assert batch["items"][0]["payout_item"]["receiver"] == PAYPAL
+    b = balance(partner=partner, at=at(2026, 6, 16))
+    assert (b.paid_cents, b.eligible_cents, b.carried_cents) == (7_000, 0, 0)
+
+    refund(2, "re_2", 24_999, at(2026, 6, 20))  # the 2026-04-01 payment, in full, after it was paid out
+    clawback = CommissionEntry.objects.get(kind="clawback")
+    assert clawback.amount_cents == -2_500 and clawback.paid_out_at is None
+
+    d = only(do_run(emu, "2026-07"))
+    assert (d.reason, d.carried_cents) == ("under_minimum", -2_500)
+    assert Payout.objects.count() == 1 and batches_created(emu) == 1
+    assert balance(partner=partner, at=at(2026, 7, 16)).carried_cents == -2_500
+
+
+def test_a_rerun_creates_no_second_payout(emu: Running) -> None:
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    assert only(do_run(emu, "2026-04")).reason == "paid"
+    again = only(do_run(emu, "2026-04"))
+    assert (again.reason, again.status) == ("already_paid", PayoutStatus.SENT)
+    assert Payout.objects.count() == 1 and batches_created(emu) == 1
+    assert do_run(emu, "2026-05") == []  # nothing left for the next run: the entry is paid
+    assert Payout.objects.count() == 1
+
+
+def test_a_5xx_leaves_the_payout_retryable_with_the_same_id(emu: Running) -> None:
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    assert emu.emulator.configure({"fail_next_n_with_5xx": 1})[0] == 200
+    d = only(do_run(emu, "2026-04"))
+    assert (d.reason, d.status) == ("retry_pending", PayoutStatus.CREATED)
+    payout = Payout.objects.get()
+    assert (payout.status, payout.attempts, payout.sender_batch_id) == ("created", 1, d.sender_batch_id)
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert batches_created(emu) == 0
+
+    retry = only(do_run(emu, "2026-04"))
+    assert (retry.reason, retry.sender_batch_id) == ("paid", d.sender_batch_id)
+    payout.refresh_from_db()
+    assert (payout.status, payout.attempts) == (PayoutStatus.SENT, 2)
+    assert batches_created(emu) == 1 and Payout.objects.count() == 1
+
+
+def test_a_batch_created_unseen_is_recorded_from_the_duplicate_answer(emu: Running) -> None:
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    assert emu.emulator.configure({"timeout_next_n": 1, "timeout_seconds": 2.0})[0] == 200
+    assert only(do_run(emu, "2026-04")).reason == "retry_pending"  # timed out, but PayPal created it
+    assert batches_created(emu) == 1
+    d = only(do_run(emu, "2026-04"))
+    assert (d.reason, d.status) == ("paid", PayoutStatus.SENT)
+    payout = Payout.objects.get()
+    created = emu.emulator.state()["batches"][0]["batch_header"]["payout_batch_id"]
+    assert payout.paypal_batch_id == created
+    assert batches_created(emu) == 1
+
+
+def test_unverified_email_is_not_paid(emu: Running) -> None:
+    partner, customer = make_world(verified=False)
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    d = only(do_run(emu, "2026-04"))
+    assert (d.reason, d.carried_cents, d.paypal_email) == ("no_verified_paypal_email", 6_000, None)
+    assert Payout.objects.count() == 0 and batches_created(emu) == 0
+    assert balance(partner=partner, at=at(2026, 4, 16)).carried_cents == 6_000
+
+
+def test_unapproved_partner_is_not_paid(emu: Running) -> None:
+    _, customer = make_world(approved=False)
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    d = only(do_run(emu, "2026-04"))
+    assert d.reason == "not_approved"
+    assert Payout.objects.count() == 0 and batches_created(emu) == 0
+
+
+def test_dry_run_writes_and_sends_nothing(emu: Running) -> None:
+    partner, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    d = only(do_run(emu, "2026-04", dry_run=True))
+    assert (d.reason, d.amount_cents, d.sender_batch_id) == ("would_pay", 6_000, f"aptr-{partner.pk}-2026-04-1")
+    assert Payout.objects.count() == 0 and PayoutEntry.objects.count() == 0
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert batches_created(emu) == 0 and emu.emulator.counters["create_requests"] == 0
+    assert only(do_run(emu, "2026-04")).reason == "paid"  # the real run pays what the dry run showed
+
+
+def test_a_real_run_refuses_to_start_before_its_date() -> None:
+    with time_machine.travel(at(2026, 4, 15, 12), tick=False):  # 08:00 in Toronto
+        with pytest.raises(ValueError):
+            services.run(period="2026-04", dry_run=False)
+        assert services.run(period="2026-04", dry_run=True) == []
