@@ -312,13 +312,16 @@ def test_demo_partner_has_earnings_from_signed_stripe_events() -> None:
     partner_balance = run_json("partner", "balance", "--email", first["partner"]["email"])
     assert partner_balance["lifetime_cents"] > 0
     # 4 Pro payments (250 each), a 10.00 refund of the second (-100); the last payment is still on hold.
+    carried = partner_balance.pop("carried_cents")
     assert partner_balance == {
         "pending_cents": 250,
         "eligible_cents": 650,
-        "carried_cents": 0,
         "paid_cents": 0,
         "lifetime_cents": 900,
     }
+    # What the last monthly run could have paid but left (under the 50 CAD minimum): part of eligible.
+    # Which entries that is depends on where today falls against the demo's payment dates.
+    assert 0 <= carried <= partner_balance["eligible_cents"]
     # Written by the webhook's intake from signed events, none refused.
     assert StripeEvent.objects.filter(status="processed").count() == 6 and RejectedDelivery.objects.count() == 0
     assert Attribution.objects.get(customer__email=first["user"]["email"]).source == "referral"
@@ -332,7 +335,10 @@ def test_demo_partner_has_earnings_from_signed_stripe_events() -> None:
     # Idempotent: a second run delivers nothing and prints the same object.
     assert run_json("demo") == first
     assert StripeEvent.objects.count() == 6 and CommissionEntry.objects.count() == 5
-    assert run_json("partner", "balance", "--email", first["partner"]["email"]) == partner_balance
+    assert run_json("partner", "balance", "--email", first["partner"]["email"]) == {
+        **partner_balance,
+        "carried_cents": carried,
+    }
 
 
 @pytest.mark.django_db
