@@ -123,6 +123,18 @@ def _decision(partner: Partner, **fields: Any) -> Decision:
     )
 
 
+def _payout_decision(partner: Partner, payout: Payout, reason: str, **fields: Any) -> Decision:
+    """The decision about an existing payout row: its amount, status and batch id."""
+    return _decision(
+        partner,
+        amount_cents=payout.amount_cents,
+        status=payout.status,
+        reason=reason,
+        sender_batch_id=payout.sender_batch_id,
+        **fields,
+    )
+
+
 def run(*, period: str, dry_run: bool, client: PayPalClient | None = None) -> list[Decision]:
     """The payout run for ``period`` (``YYYY-MM``). A real run refuses to start before its date (entries
     would be paid before their hold ends); a dry run may preview it at any time."""
@@ -181,28 +193,12 @@ def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPal
     else:
         payout = existing
         if dry_run:
-            return _decision(
-                partner,
-                amount_cents=payout.amount_cents,
-                status=payout.status,
-                reason=Reason.WOULD_RETRY,
-                sender_batch_id=payout.sender_batch_id,
-            )
+            return _payout_decision(partner, payout, Reason.WOULD_RETRY)
     if payout.status != PayoutStatus.CREATED:  # another run created and sent it meanwhile
-        return _decision(
-            partner,
-            amount_cents=payout.amount_cents,
-            status=payout.status,
-            reason=Reason.ALREADY_PAID,
-            sender_batch_id=payout.sender_batch_id,
-        )
+        return _payout_decision(partner, payout, Reason.ALREADY_PAID)
     if not partner.is_approved or email is None:  # held since the payout was created
-        return _decision(
-            partner,
-            amount_cents=payout.amount_cents,
-            status=payout.status,
-            reason=Reason.NOT_APPROVED if not partner.is_approved else Reason.NO_VERIFIED_EMAIL,
-            sender_batch_id=payout.sender_batch_id,
+        return _payout_decision(
+            partner, payout, Reason.NOT_APPROVED if not partner.is_approved else Reason.NO_VERIFIED_EMAIL
         )
     assert client is not None
     return _send(partner=partner, payout=payout, email=email, client=client)
@@ -255,37 +251,17 @@ def _send(*, partner: Partner, payout: Payout, email: str, client: PayPalClient)
     except Retryable as exc:
         payout.detail = f"attempt {payout.attempts}: {exc}"
         payout.save(update_fields=["detail"])
-        return _decision(
-            partner,
-            amount_cents=payout.amount_cents,
-            status=payout.status,
-            reason=Reason.RETRY,
-            sender_batch_id=payout.sender_batch_id,
-            detail=payout.detail,
-        )
+        return _payout_decision(partner, payout, Reason.RETRY, detail=payout.detail)
     except PayPalError as exc:
         with transaction.atomic():
             payout.status = PayoutStatus.FAILED
             payout.detail = f"attempt {payout.attempts}: {exc}"
             payout.save(update_fields=["status", "detail"])
             PayoutEntry.objects.filter(payout=payout).delete()  # back to the balance for a later run
-        return _decision(
-            partner,
-            amount_cents=payout.amount_cents,
-            status=payout.status,
-            reason=Reason.FAILED,
-            sender_batch_id=payout.sender_batch_id,
-            detail=payout.detail,
-        )
+        return _payout_decision(partner, payout, Reason.FAILED, detail=payout.detail)
     else:
         _mark_sent(payout, batch_id=created.payout_batch_id, detail="")
-    return _decision(
-        partner,
-        amount_cents=payout.amount_cents,
-        status=payout.status,
-        reason=Reason.PAID,
-        sender_batch_id=payout.sender_batch_id,
-    )
+    return _payout_decision(partner, payout, Reason.PAID)
 
 
 def _mark_sent(payout: Payout, *, batch_id: str, detail: str) -> None:
