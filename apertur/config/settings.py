@@ -262,6 +262,11 @@ WHITENOISE_USE_FINDERS = True
 PAYPAL_API_BASE = os.environ.get("PAYPAL_API_BASE", "http://127.0.0.1:8002")
 PAYPAL_CLIENT_ID = os.environ.get("PAYPAL_CLIENT_ID", "")
 PAYPAL_CLIENT_SECRET = os.environ.get("PAYPAL_CLIENT_SECRET", "")
+# The id PayPal gave our webhook (Developer Dashboard → app → Webhooks): verify-webhook-signature needs it.
+# Without it every PayPal delivery is refused (the poller still reconciles payouts).
+PAYPAL_WEBHOOK_ID = os.environ.get("PAYPAL_WEBHOOK_ID", "")
+# Seconds between two passes of the payout schedule in `apertur worker` (runs due, polling, events).
+PAYOUT_SCHEDULER_INTERVAL = float(os.environ.get("PAYOUT_SCHEDULER_INTERVAL", "300"))
 
 
 def dev_stripe_webhook_secret(secret_key: str) -> str:

@@ -41,6 +41,9 @@ class Partner(models.Model):
     paypal_pending_email = models.EmailField(blank=True)
     paypal_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     paypal_token_expires_at = models.DateTimeField(null=True, blank=True)
+    # A staff hold: payouts stop (commissions keep accumulating) until staff release it.
+    payouts_held_at = models.DateTimeField(null=True, blank=True)
+    payouts_hold_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-applied_at", "-id"]

@@ -1,9 +1,11 @@
 """Monthly PayPal payouts (issue 8). One ``Payout`` per partner and period, enforced by the database; each
-commission entry belongs to at most one payout (``PayoutEntry.entry`` is unique)."""
+commission entry belongs to at most one payout that has not given the money back (a partial unique index on
+``PayoutEntry.entry`` where ``released_at`` is null)."""
 
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
 from apertur.commissions.models import CommissionEntry
 from apertur.core import clock
@@ -13,12 +15,18 @@ from apertur.partners.models import Partner
 class PayoutStatus(models.TextChoices):
     CREATED = "created", "Created"  # saved with its sender_batch_id; PayPal not (yet) known to have it
     SENT = "sent", "Sent"  # PayPal accepted the batch
-    PAID = "paid", "Paid"
-    PENDING = "pending", "Pending"
-    UNCLAIMED = "unclaimed", "Unclaimed"
-    HELD = "held", "Held"
-    FAILED = "failed", "Failed"
-    RETURNED = "returned", "Returned"
+    PENDING = "pending", "Processing"  # item PENDING
+    UNCLAIMED = "unclaimed", "Unclaimed"  # item UNCLAIMED: no PayPal account yet (30 days to claim)
+    HELD = "held", "Held by PayPal"  # item ONHOLD or BLOCKED
+    PAID = "paid", "Paid"  # item SUCCESS
+    FAILED = "failed", "Failed"  # refused, DENIED or item FAILED: the money never left, back to the balance
+    RETURNED = "returned", "Returned"  # item RETURNED, REFUNDED or REVERSED: the money came back to the balance
+
+
+#: States whose money is back in the partner's balance: only a staff retry (a new sender_batch_id) moves on.
+MONEY_BACK = frozenset({PayoutStatus.FAILED, PayoutStatus.RETURNED})
+#: States reconciliation keeps polling PayPal for.
+OPEN = frozenset({PayoutStatus.SENT, PayoutStatus.PENDING, PayoutStatus.UNCLAIMED, PayoutStatus.HELD})
 
 
 class Payout(models.Model):
@@ -29,27 +37,98 @@ class Payout(models.Model):
     status = models.CharField(max_length=12, choices=PayoutStatus.choices, default=PayoutStatus.CREATED)
     # Saved before the first PayPal call, so every retry uses the same id and PayPal refuses a duplicate.
     sender_batch_id = models.CharField(max_length=64, unique=True)
+    batch_number = models.PositiveIntegerField(default=1)  # the -N of sender_batch_id; +1 only after money back
     paypal_batch_id = models.CharField(max_length=64, blank=True)
     paypal_item_id = models.CharField(max_length=64, blank=True)
     item_status = models.CharField(max_length=16, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=clock.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True)  # when the money came back to the balance
+    checked_at = models.DateTimeField(null=True, blank=True)  # last reconciliation with PayPal
     detail = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["partner", "period"], name="one_payout_per_partner_and_period")]
+        indexes = [models.Index(fields=["status", "period"])]
 
     def __str__(self) -> str:
         return f"{self.sender_batch_id} {self.amount_cents} {self.currency} ({self.status})"
 
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    @property
+    def money_back(self) -> bool:
+        return self.status in MONEY_BACK
+
 
 class PayoutEntry(models.Model):
-    """A commission entry paid (or being paid) by a payout: at most once, whatever the runs."""
+    """A commission entry paid (or being paid) by a payout. While ``released_at`` is null the entry belongs to
+    this payout and no other (the partial unique index); when the money comes back the link is released, kept
+    for the history, and the entry is free for a later payout."""
 
     payout = models.ForeignKey(Payout, on_delete=models.CASCADE, related_name="entries")
-    entry = models.OneToOneField(CommissionEntry, on_delete=models.PROTECT, related_name="payout_link")
+    entry = models.ForeignKey(CommissionEntry, on_delete=models.PROTECT, related_name="payout_links")
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entry"], condition=Q(released_at__isnull=True), name="entry_in_one_live_payout"
+            ),
+            models.UniqueConstraint(fields=["payout", "entry"], name="entry_once_per_payout"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.entry_id} in {self.payout_id}"
+
+
+class PayoutRun(models.Model):
+    """One row per period the monthly run has worked on: the scheduler runs every due period without a
+    finished row (so a run missed while the service was down happens at next start, for its own period).
+    ``lease_until`` lets one scheduler at a time work on a period; correctness never depends on it (the
+    unique constraints do), it only spares PayPal duplicate calls."""
+
+    period = models.CharField(max_length=7, unique=True)
+    started_at = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=16, default="schedule")  # schedule | cli
+    summary = models.JSONField(default=dict, blank=True)  # reason → count, paid cents
+
+    class Meta:
+        ordering = ["-period"]
+
+    def __str__(self) -> str:
+        return f"payout run {self.period} ({'finished' if self.finished_at else 'open'})"
+
+
+class PayPalEventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"  # verified and stored, not yet applied (PayPal unreachable, …)
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"  # not about a payout of ours (or an earlier attempt's batch)
+
+
+class PayPalEvent(models.Model):
+    """A verified PayPal webhook event, stored once by its id (redeliveries are no-ops). Applying it means
+    reconciling the payout it names with PayPal's current state, so the order of delivery never matters."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    event_type = models.CharField(max_length=80, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=PayPalEventStatus.choices, default=PayPalEventStatus.RECEIVED)
+    detail = models.CharField(max_length=300, blank=True)
+    payout = models.ForeignKey(Payout, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    received_at = models.DateTimeField(default=clock.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

@@ -12,28 +12,59 @@ that month (Toronto) whose ``available_at`` is at or before the run, net of reve
   ``DuplicateBatch`` means an earlier attempt did create the batch: it is recorded as sent. A terminal
   refusal marks the payout ``failed`` and releases its entries so a later run pays them.
 - ``dry_run`` computes the same decisions and writes and sends nothing.
+
+After the batch is sent, PayPal's item status decides the payout's state (:data:`ITEM_STATES`, applied by
+:func:`apply_item_status` from webhooks and polling, see ``reconcile``). Money that comes back (FAILED,
+RETURNED, REFUNDED, REVERSED, or an UNCLAIMED item cancelled after 30 days) releases the payout's entries to
+the balance, once, and the partner is told. Only then may staff retry it with a new ``sender_batch_id``
+(``…-2``): the rule that keeps a retry from ever paying twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMUM_CENTS
-from apertur.core import clock
+from apertur.core import audit, clock, mail
+from apertur.core.money import format_cents
 from apertur.integrations.paypal.client import PayoutItem, PayPalClient, client_from_settings
 from apertur.integrations.paypal.errors import DuplicateBatch, PayPalError, Retryable
 from apertur.partners.models import Partner
-from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.errors import (
+    HoldReasonRequired,
+    InvalidPeriod,
+    NothingToRetry,
+    PartnerNotPayable,
+    PayoutNotRetryable,
+    RunNotDue,
+)
+from apertur.payouts.models import MONEY_BACK, Payout, PayoutEntry, PayoutStatus
 
+logger = logging.getLogger(__name__)
 CURRENCY = "CAD"
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+#: PayPal item ``transaction_status`` → our payout state.
+ITEM_STATES: dict[str, str] = {
+    "SUCCESS": PayoutStatus.PAID,
+    "PENDING": PayoutStatus.PENDING,
+    "UNCLAIMED": PayoutStatus.UNCLAIMED,
+    "ONHOLD": PayoutStatus.HELD,
+    "BLOCKED": PayoutStatus.HELD,
+    "FAILED": PayoutStatus.FAILED,
+    "RETURNED": PayoutStatus.RETURNED,
+    "REFUNDED": PayoutStatus.RETURNED,
+    "REVERSED": PayoutStatus.RETURNED,
+}
 
 
 class Reason:
@@ -41,6 +72,8 @@ class Reason:
     UNDER_MINIMUM = "under_minimum"
     NOT_APPROVED = "not_approved"
     NO_VERIFIED_EMAIL = "no_verified_paypal_email"
+    HELD = "payouts_held"
+    ERROR = "error"
     ALREADY_PAID = "already_paid"
     RETRY = "retry_pending"
     FAILED = "failed"
@@ -67,7 +100,7 @@ class Decision:
 def parse_period(period: str) -> tuple[int, int]:
     match = _PERIOD.match(period)
     if not match:
-        raise ValueError(f"A period is YYYY-MM, not {period!r}.")
+        raise InvalidPeriod(f"A period is YYYY-MM, not {period!r}.", field="period")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -87,15 +120,24 @@ def sender_batch_id_for(partner: Partner, period: str, attempt: int = 1) -> str:
     return f"aptr-{partner.pk}-{period}-{attempt}"
 
 
-def eligible_entries(*, partner: Partner, period: str) -> Any:
-    """The entries the run for ``period`` pays the partner (see the module docstring)."""
+def _linked() -> Exists:
+    """The entry belongs to a payout that has not given its money back."""
+    return Exists(PayoutEntry.objects.filter(entry=OuterRef("pk"), released_at__isnull=True))
+
+
+def unpaid_entries(period: str) -> QuerySet[CommissionEntry]:
+    """Every partner's entries the run for ``period`` pays: unpaid, in no live payout, of a payment made
+    before the period's month, hold over by the run."""
     return CommissionEntry.objects.filter(
-        partner=partner,
         paid_out_at__isnull=True,
-        payout_link__isnull=True,
         payment__paid_at__lt=period_start(period),
         available_at__lte=run_at(period),
-    )
+    ).exclude(_linked())
+
+
+def eligible_entries(*, partner: Partner, period: str) -> QuerySet[CommissionEntry]:
+    """The entries the run for ``period`` pays the partner (see the module docstring)."""
+    return unpaid_entries(period).filter(partner=partner)
 
 
 def _net(entries: Any) -> int:
@@ -104,12 +146,7 @@ def _net(entries: Any) -> int:
 
 def _candidates(period: str) -> list[Partner]:
     """Partners with something for this run: eligible entries or a payout for the period."""
-    with_entries = CommissionEntry.objects.filter(
-        paid_out_at__isnull=True,
-        payout_link__isnull=True,
-        payment__paid_at__lt=period_start(period),
-        available_at__lte=run_at(period),
-    ).values("partner_id")
+    with_entries = unpaid_entries(period).values("partner_id")
     with_payout = Payout.objects.filter(period=period).values("partner_id")
     return list(Partner.objects.filter(Q(pk__in=with_entries) | Q(pk__in=with_payout)).order_by("id"))
 
@@ -140,43 +177,53 @@ def run(*, period: str, dry_run: bool, client: PayPalClient | None = None) -> li
     would be paid before their hold ends); a dry run may preview it at any time."""
     when = run_at(period)
     if not dry_run and clock.now() < when:
-        raise ValueError(f"The {period} payout run is dated {when.isoformat()}; it cannot run earlier.")
+        raise RunNotDue(f"The {period} payout run is dated {when.isoformat()}; it cannot run earlier.")
     owned = False
     decisions: list[Decision] = []
     try:
         for candidate in _candidates(period):
             partner = Partner.objects.select_related("user").get(pk=candidate.pk)
-            if not dry_run and client is None and _needs_client(partner, period):
+            if not dry_run and client is None and _payable(partner) is None:
                 client, owned = client_from_settings(), True
-            decisions.append(_run_partner(partner=partner, period=period, dry_run=dry_run, client=client))
+            try:
+                decisions.append(_run_partner(partner=partner, period=period, dry_run=dry_run, client=client))
+            except Exception as exc:  # one partner's surprise must not stop everybody else's payout
+                logger.exception("payout run %s: partner %s", period, partner.pk)
+                decisions.append(
+                    _decision(partner, amount_cents=0, status="", reason=Reason.ERROR, detail=repr(exc)[:300])
+                )
     finally:
         if owned and client is not None:
             client.close()
     return decisions
 
 
-def _needs_client(partner: Partner, period: str) -> bool:
-    return partner.is_approved and partner.verified_paypal_email is not None
+def _payable(partner: Partner) -> str | None:
+    """Why the partner cannot be paid now, or None."""
+    if not partner.is_approved:
+        return Reason.NOT_APPROVED
+    if partner.payouts_held_at is not None:
+        return Reason.HELD
+    if partner.verified_paypal_email is None:
+        return Reason.NO_VERIFIED_EMAIL
+    return None
 
 
 def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPalClient | None) -> Decision:
     existing = Payout.objects.filter(partner=partner, period=period).first()
     if existing is not None and existing.status != PayoutStatus.CREATED:
-        return _decision(
+        return _payout_decision(
             partner,
-            amount_cents=existing.amount_cents,
-            status=existing.status,
-            reason=Reason.ALREADY_PAID if existing.status != PayoutStatus.FAILED else Reason.FAILED,
-            sender_batch_id=existing.sender_batch_id,
+            existing,
+            Reason.FAILED if existing.money_back else Reason.ALREADY_PAID,
             detail=existing.detail,
         )
     email = partner.verified_paypal_email
+    blocked = _payable(partner)
     if existing is None:
         net = _net(eligible_entries(partner=partner, period=period))
-        if not partner.is_approved:
-            return _decision(partner, amount_cents=0, status="", reason=Reason.NOT_APPROVED, carried_cents=net)
-        if email is None:
-            return _decision(partner, amount_cents=0, status="", reason=Reason.NO_VERIFIED_EMAIL, carried_cents=net)
+        if blocked is not None:
+            return _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
         if net < PAYOUT_MINIMUM_CENTS:
             return _decision(partner, amount_cents=0, status="", reason=Reason.UNDER_MINIMUM, carried_cents=net)
         if dry_run:
@@ -196,10 +243,8 @@ def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPal
             return _payout_decision(partner, payout, Reason.WOULD_RETRY)
     if payout.status != PayoutStatus.CREATED:  # another run created and sent it meanwhile
         return _payout_decision(partner, payout, Reason.ALREADY_PAID)
-    if not partner.is_approved or email is None:  # held since the payout was created
-        return _payout_decision(
-            partner, payout, Reason.NOT_APPROVED if not partner.is_approved else Reason.NO_VERIFIED_EMAIL
-        )
+    if blocked is not None or email is None:  # held since the payout was created: sent once it is not
+        return _payout_decision(partner, payout, blocked or Reason.NO_VERIFIED_EMAIL)
     assert client is not None
     return _send(partner=partner, payout=payout, email=email, client=client)
 
@@ -253,23 +298,190 @@ def _send(*, partner: Partner, payout: Payout, email: str, client: PayPalClient)
         payout.save(update_fields=["detail"])
         return _payout_decision(partner, payout, Reason.RETRY, detail=payout.detail)
     except PayPalError as exc:
-        with transaction.atomic():
-            payout.status = PayoutStatus.FAILED
-            payout.detail = f"attempt {payout.attempts}: {exc}"
-            payout.save(update_fields=["status", "detail"])
-            PayoutEntry.objects.filter(payout=payout).delete()  # back to the balance for a later run
+        # A terminal refusal: PayPal created nothing. Recorded, the money is back in the balance.
+        _money_back(payout.pk, status=PayoutStatus.FAILED, item_status="", detail=f"attempt {payout.attempts}: {exc}")
+        payout.refresh_from_db()
         return _payout_decision(partner, payout, Reason.FAILED, detail=payout.detail)
     else:
         _mark_sent(payout, batch_id=created.payout_batch_id, detail="")
+    payout.refresh_from_db()
     return _payout_decision(partner, payout, Reason.PAID)
 
 
 def _mark_sent(payout: Payout, *, batch_id: str, detail: str) -> None:
     now = clock.now()
     with transaction.atomic():
-        payout.status = PayoutStatus.SENT
-        payout.paypal_batch_id = batch_id
-        payout.sent_at = now
-        payout.detail = detail
-        payout.save(update_fields=["status", "paypal_batch_id", "sent_at", "detail"])
-        CommissionEntry.objects.filter(payout_link__payout=payout).update(paid_out_at=now)
+        locked = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout.pk)
+        if locked.status != PayoutStatus.CREATED:  # another run recorded it first
+            return
+        locked.status = PayoutStatus.SENT
+        locked.paypal_batch_id = batch_id
+        locked.sent_at = now
+        locked.detail = detail
+        locked.save(update_fields=["status", "paypal_batch_id", "sent_at", "detail"])
+        CommissionEntry.objects.filter(payout_links__payout=locked, payout_links__released_at__isnull=True).update(
+            paid_out_at=now
+        )
+        audit.record(action="payout.sent", obj=locked, data={"amount_cents": locked.amount_cents, "batch": batch_id})
+        _tell(locked, "sent")
+
+
+# --- after the batch: PayPal's item status ------------------------------------------------------------
+
+
+def apply_item_status(*, payout_id: int, transaction_status: str, item_id: str = "", detail: str = "") -> Payout:
+    """Move the payout to the state PayPal's item status means (:data:`ITEM_STATES`), at most once per
+    change, under a row lock: webhooks and the poller may apply the same status concurrently. A payout whose
+    money is already back stays so (a later attempt, if any, has its own batch id)."""
+    target = ITEM_STATES.get(transaction_status)
+    if target is None:
+        raise ValueError(f"Unknown PayPal transaction_status {transaction_status!r}.")
+    if target in MONEY_BACK:
+        return _money_back(payout_id, status=target, item_status=transaction_status, detail=detail, item_id=item_id)
+    now = clock.now()
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
+        payout.checked_at = now
+        fields = ["checked_at"]
+        if item_id and payout.paypal_item_id != item_id:
+            payout.paypal_item_id = item_id
+            fields.append("paypal_item_id")
+        if payout.money_back or payout.status == PayoutStatus.CREATED or payout.status == target:
+            payout.save(update_fields=fields)
+            return payout
+        previous = payout.status
+        payout.status, payout.item_status = target, transaction_status
+        fields += ["status", "item_status"]
+        if target == PayoutStatus.PAID:
+            payout.paid_at = now
+            fields.append("paid_at")
+        payout.save(update_fields=fields)
+        audit.record(
+            action="payout.status", obj=payout, data={"from": previous, "to": target, "paypal": transaction_status}
+        )
+        if target == PayoutStatus.PAID:
+            _tell(payout, "paid")
+    return payout
+
+
+def _money_back(payout_id: int, *, status: str, item_status: str, detail: str, item_id: str = "") -> Payout:
+    """The money of the payout is not (or no longer) with the partner: release its entries to the balance,
+    record why, tell the partner. Once: a second call finds the payout already in a money-back state."""
+    now = clock.now()
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
+        if payout.money_back:
+            return payout
+        previous = payout.status
+        payout.status = status
+        payout.item_status = item_status
+        payout.returned_at = now
+        payout.checked_at = now
+        payout.detail = detail or payout.detail
+        if item_id:
+            payout.paypal_item_id = item_id
+        payout.save(update_fields=["status", "item_status", "returned_at", "checked_at", "detail", "paypal_item_id"])
+        live = PayoutEntry.objects.filter(payout=payout, released_at__isnull=True)
+        CommissionEntry.objects.filter(pk__in=live.values("entry_id")).update(paid_out_at=None)
+        live.update(released_at=now)
+        audit.record(
+            action="payout.money_back",
+            obj=payout,
+            data={"from": previous, "to": status, "paypal": item_status, "amount_cents": payout.amount_cents},
+        )
+        if previous != PayoutStatus.CREATED:  # the partner was told it was sent: tell them it came back
+            _tell(payout, "returned")
+    return payout
+
+
+_MAILS = {
+    "sent": ("Your Apertur payout of {amount} is on its way", "emails/payout_sent"),
+    "paid": ("Your Apertur payout of {amount} was paid", "emails/payout_paid"),
+    "returned": ("Your Apertur payout of {amount} came back", "emails/payout_returned"),
+}
+
+
+def _tell(payout: Payout, what: str) -> None:
+    subject, template = _MAILS[what]
+    amount = format_cents(payout.amount_cents, payout.currency)
+    mail.send(
+        to=payout.partner.user.email,
+        subject=subject.format(amount=amount),
+        template=template,
+        context={"payout": payout, "amount": amount, "paypal_email": payout.partner.paypal_email},
+    )
+
+
+# --- staff operations -----------------------------------------------------------------------------------
+
+
+def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> Payout:
+    """Staff retry of a payout whose money came back (FAILED or RETURNED): the same payout, the entries it
+    released that are still unpaid, a new ``sender_batch_id`` (``…-N+1``), sent now. Refused for any other
+    state: until a terminal failure is recorded, the old id is the only one that may be used."""
+    with transaction.atomic():
+        locked = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout.pk)
+        partner = locked.partner
+        if not locked.money_back:
+            raise PayoutNotRetryable(
+                f"Only a failed or returned payout can be retried; this one is {locked.get_status_display().lower()}."
+            )
+        blocked = _payable(partner)
+        if blocked is not None:
+            raise PartnerNotPayable(f"The partner cannot be paid now ({blocked.replace('_', ' ')}).")
+        free = (
+            PayoutEntry.objects.filter(payout=locked, released_at__isnull=False, entry__paid_out_at__isnull=True)
+            .exclude(entry__in=PayoutEntry.objects.filter(released_at__isnull=True).values("entry_id"))
+            .select_related("entry")
+        )
+        links = list(free)
+        net = sum(link.entry.amount_cents for link in links)
+        if net <= 0:
+            raise NothingToRetry()
+        PayoutEntry.objects.filter(pk__in=[link.pk for link in links]).update(released_at=None)
+        previous = locked.sender_batch_id
+        locked.batch_number += 1
+        locked.sender_batch_id = sender_batch_id_for(partner, locked.period, locked.batch_number)
+        locked.amount_cents = net
+        locked.status = PayoutStatus.CREATED
+        locked.paypal_batch_id = locked.paypal_item_id = locked.item_status = ""
+        locked.sent_at = locked.paid_at = locked.returned_at = None
+        locked.detail = f"retry of {previous}"
+        locked.save()
+        audit.record(
+            action="payout.retried",
+            obj=locked,
+            actor=actor,
+            data={"previous": previous, "sender_batch_id": locked.sender_batch_id, "amount_cents": net},
+        )
+    owned = client is None
+    client = client or client_from_settings()
+    try:
+        email = partner.verified_paypal_email
+        assert email is not None
+        _send(partner=partner, payout=locked, email=email, client=client)
+    finally:
+        if owned:
+            client.close()
+    locked.refresh_from_db()
+    return locked
+
+
+def hold_partner(*, partner: Partner, actor: Any, reason: str) -> Partner:
+    """Stop the partner's payouts (commissions keep accumulating) until :func:`release_partner`."""
+    reason = reason.strip()
+    if not reason:
+        raise HoldReasonRequired(field="reason")
+    with transaction.atomic():
+        Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason=reason[:1000])
+        partner.refresh_from_db()
+        audit.record(action="partner.payouts_held", obj=partner, actor=actor, data={"reason": reason[:1000]})
+    return partner
+
+
+def release_partner(*, partner: Partner, actor: Any) -> Partner:
+    with transaction.atomic():
+        Partner.objects.filter(pk=partner.pk).update(payouts_held_at=None, payouts_hold_reason="")
+        partner.refresh_from_db()
+        audit.record(action="partner.payouts_released", obj=partner, actor=actor)
+    return partner

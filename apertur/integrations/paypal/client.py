@@ -11,6 +11,8 @@ Endpoints (PayPal's ``payments_payouts_batch_v1`` and ``notifications_webhooks_v
   (:class:`~apertur.integrations.paypal.errors.DuplicateBatch`).
 - ``GET /v1/payments/payouts/{payout_batch_id}`` → ``{batch_header, items: [...], links}`` (paged).
 - ``GET /v1/payments/payouts-item/{payout_item_id}`` → one item with its ``transaction_status``.
+- ``POST /v1/payments/payouts-item/{payout_item_id}/cancel`` → the item, ``RETURNED`` (only an ``UNCLAIMED`` item
+  can be cancelled; anything else → 400 ``ITEM_ALREADY_PROCESSED``-style error).
 - ``POST /v1/notifications/verify-webhook-signature`` → ``{verification_status: "SUCCESS" | "FAILURE"}``.
 
 **No retries here.** Every method makes its HTTP call(s) once and raises on failure; the caller owns
@@ -318,6 +320,13 @@ class PayPalClient:
         """``GET /v1/payments/payouts-item/{payout_item_id}``."""
         path = f"/v1/payments/payouts-item/{quote(payout_item_id, safe='')}"
         return Item.from_wire(_json_object(self._api("GET", path)))
+
+    def cancel_item(self, payout_item_id: str) -> Item:
+        """``POST /v1/payments/payouts-item/{payout_item_id}/cancel``: an UNCLAIMED item's money comes back to
+        the sender (PayPal answers the item, now ``RETURNED``). Raises :class:`PayPalError` when the item is
+        not unclaimed any more (it was claimed meanwhile: then it is not coming back)."""
+        path = f"/v1/payments/payouts-item/{quote(payout_item_id, safe='')}/cancel"
+        return Item.from_wire(_json_object(self._api("POST", path, json_body={})))
 
     # --- webhooks ----------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ PayPal's endpoints::
     POST /v1/payments/payouts                      create a batch (deduplicated by sender_batch_id)
     GET  /v1/payments/payouts/{payout_batch_id}    batch header + items (page, page_size, total_required)
     GET  /v1/payments/payouts-item/{payout_item_id}
+    POST /v1/payments/payouts-item/{payout_item_id}/cancel   an UNCLAIMED item → RETURNED
     POST /v1/notifications/verify-webhook-signature
 
 Emulator controls (JSON in, JSON out; no auth, loopback only by default)::
@@ -170,7 +171,13 @@ class Emulator:
         self.items: dict[str, tuple[str, int]] = {}  # payout_item_id → (payout_batch_id, index)
         self.tokens: dict[str, float] = {}  # access token → expiry (monotonic)
         self.deliveries: list[dict[str, Any]] = []
-        self.counters = {"tokens_issued": 0, "create_requests": 0, "batches_created": 0, "webhooks_sent": 0}
+        self.counters = {
+            "tokens_issued": 0,
+            "create_requests": 0,
+            "batches_created": 0,
+            "webhooks_sent": 0,
+            "items_cancelled": 0,
+        }
 
     # --- wire shapes -----------------------------------------------------------------------------------
 
@@ -339,6 +346,8 @@ class Emulator:
             return self._create(body)
         if method == "GET" and path.startswith("/v1/payments/payouts/"):
             return self._get_batch(path.removeprefix("/v1/payments/payouts/"), query)
+        if method == "POST" and path.startswith("/v1/payments/payouts-item/") and path.endswith("/cancel"):
+            return self._cancel_item(path.removeprefix("/v1/payments/payouts-item/").removesuffix("/cancel"))
         if method == "GET" and path.startswith("/v1/payments/payouts-item/"):
             return self._get_item(path.removeprefix("/v1/payments/payouts-item/"))
         if method == "POST" and path == "/v1/notifications/verify-webhook-signature":
@@ -512,6 +521,27 @@ class Emulator:
                 return self._error(404, "INVALID_RESOURCE_ID", "Requested resource ID was not found.")
             batch = self.batches[where[0]]
             return 200, self._item_json(batch, batch.items[where[1]], standalone=True)
+
+    def _cancel_item(self, item_id: str) -> tuple[int, dict[str, Any]]:
+        """PayPal cancels only unclaimed items; the money returns to the sender and the item is RETURNED."""
+        with self._lock:
+            where = self.items.get(item_id)
+            if where is None:
+                return self._error(404, "INVALID_RESOURCE_ID", "Requested resource ID was not found.")
+            batch = self.batches[where[0]]
+            item = batch.items[where[1]]
+            if item.status != "UNCLAIMED":
+                return self._error(
+                    400,
+                    "ITEM_ALREADY_PROCESSED",
+                    "Payout item cannot be cancelled: only an UNCLAIMED item can be cancelled.",
+                )
+            event = self._set_status(batch, item, "RETURNED")
+            self.counters["items_cancelled"] += 1
+            data = self._item_json(batch, item, standalone=True)
+        if event is not None:
+            threading.Thread(target=self._deliver, args=([event],), daemon=True).start()
+        return 200, data
 
     # --- lifecycle and webhooks ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from apertur.integrations.paypal.emulator import Running, running
 from apertur.integrations.stripe import events
 from apertur.partners.models import Partner
 from apertur.payouts import services
+from apertur.payouts.errors import RunNotDue
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
@@ -215,6 +216,6 @@ def test_dry_run_writes_and_sends_nothing(emu: Running) -> None:
 
 def test_a_real_run_refuses_to_start_before_its_date() -> None:
     with time_machine.travel(at(2026, 4, 15, 12), tick=False):  # 08:00 in Toronto
-        with pytest.raises(ValueError):
+        with pytest.raises(RunNotDue):
             services.run(period="2026-04", dry_run=False)
         assert services.run(period="2026-04", dry_run=True) == []

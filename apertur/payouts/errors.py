@@ -1,0 +1,31 @@
+from apertur.core.errors import Conflict, ValidationFailed
+
+
+class PayoutNotRetryable(Conflict):
+    code = "payout_not_retryable"
+    default_message = "Only a failed or returned payout can be retried."
+
+
+class PartnerNotPayable(Conflict):
+    code = "partner_not_payable"
+    default_message = "The partner cannot be paid now."
+
+
+class NothingToRetry(Conflict):
+    code = "nothing_to_retry"
+    default_message = "None of this payout's commissions are left unpaid."
+
+
+class HoldReasonRequired(ValidationFailed):
+    code = "reason_required"
+    default_message = "Give a reason for the hold: the partner's history keeps it."
+
+
+class InvalidPeriod(ValidationFailed):
+    code = "invalid_period"
+    default_message = "A period is YYYY-MM."
+
+
+class RunNotDue(Conflict):
+    code = "run_not_due"
+    default_message = "This payout run is not due yet."

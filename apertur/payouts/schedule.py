@@ -1,0 +1,177 @@
+"""The monthly schedule. ``apertur worker`` calls :func:`tick` when it starts and every
+``PAYOUT_SCHEDULER_INTERVAL`` seconds after (five minutes by default):
+
+1. every due period (a 15th at 09:00 Toronto that has passed) without a finished :class:`PayoutRun` is run,
+   oldest first: a run missed while the service was down happens at next start, for its own period (its
+   rule is dated, not "now": the same entries are paid whenever it runs);
+2. a period whose run left payouts ``created`` (PayPal unreachable) stays unfinished, so the next tick retries
+   them with the same ``sender_batch_id``;
+3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied.
+
+Two schedulers at once (two workers) are harmless: a lease on the period's row keeps the second from calling
+PayPal needlessly, and the database's unique constraints make one payout per partner and period anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import Min, Q
+
+from apertur.commissions.models import CommissionEntry
+from apertur.commissions.selectors import last_payout_run_at
+from apertur.core import clock
+from apertur.integrations.paypal.client import PayPalClient, client_from_settings
+from apertur.payouts import reconcile, services
+from apertur.payouts.models import Payout, PayoutRun, PayoutStatus
+
+logger = logging.getLogger(__name__)
+LEASE = dt.timedelta(minutes=15)
+MAX_CATCH_UP = 36  # periods: a scheduler that was down three years catches up at most this far back
+
+
+def _period_of(at: dt.datetime) -> str:
+    local = at.astimezone(clock.BUSINESS_TZ)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def _next_period(period: str) -> str:
+    year, month = services.parse_period(period)
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def due_periods(at: dt.datetime | None = None) -> list[str]:
+    """Periods whose run date has passed and whose run has not finished, oldest first. The first period is
+    the month after the earliest payment that earned a commission (no earlier run could pay anything)."""
+    now = at or clock.now()
+    latest = _period_of(last_payout_run_at(now))
+    earliest = CommissionEntry.objects.aggregate(first=Min("payment__paid_at"))["first"]
+    if earliest is None:
+        return []
+    period = _next_period(_period_of(earliest))
+    periods: list[str] = []
+    while period <= latest:
+        periods.append(period)
+        period = _next_period(period)
+    periods = periods[-MAX_CATCH_UP:]
+    finished = set(
+        PayoutRun.objects.filter(period__in=periods, finished_at__isnull=False).values_list("period", flat=True)
+    )
+    return [p for p in periods if p not in finished]
+
+
+def _claim(period: str, trigger: str) -> bool:
+    """Take the period's lease (a conditional UPDATE: atomic on SQLite and PostgreSQL alike)."""
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            PayoutRun.objects.get_or_create(period=period, defaults={"trigger": trigger, "started_at": now})
+    except IntegrityError:
+        pass
+    return bool(
+        PayoutRun.objects.filter(period=period, finished_at__isnull=True)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + LEASE, trigger=trigger)
+    )
+
+
+def summarize(decisions: list[services.Decision]) -> dict[str, Any]:
+    reasons = Counter(d.reason for d in decisions)
+    return {
+        "partners": len(decisions),
+        "reasons": dict(sorted(reasons.items())),
+        "paid_cents": sum(d.amount_cents for d in decisions if d.reason == services.Reason.PAID),
+    }
+
+
+def run_period(
+    *, period: str, client: PayPalClient | None = None, trigger: str = "schedule"
+) -> list[services.Decision] | None:
+    """Run one period under its lease and record it; ``None`` when another scheduler holds the lease. The
+    run is finished when nothing is left for PayPal to be asked again (no payout still ``created``, no
+    error)."""
+    if not _claim(period, trigger):
+        return None
+    decisions: list[services.Decision] = []
+    completed = False
+    try:
+        decisions = services.run(period=period, dry_run=False, client=client)
+        completed = True
+    finally:
+        unfinished = (
+            not completed
+            or any(d.reason == services.Reason.ERROR for d in decisions)
+            or Payout.objects.filter(period=period, status=PayoutStatus.CREATED).exists()
+        )
+        PayoutRun.objects.filter(period=period).update(
+            lease_until=None,
+            finished_at=None if unfinished else clock.now(),
+            summary=summarize(decisions),
+        )
+    return decisions
+
+
+@dataclass(slots=True)
+class TickResult:
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # leased by another scheduler
+    poll: dict[str, Any] = field(default_factory=dict)
+    events_applied: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"runs": self.runs, "skipped": self.skipped, "poll": self.poll, "events_applied": self.events_applied}
+
+
+def tick(*, client: PayPalClient | None = None) -> TickResult:
+    """One pass of the schedule (see the module docstring)."""
+    result = TickResult()
+    owned = client is None
+    client = client or client_from_settings()
+    try:
+        for period in due_periods():
+            decisions = run_period(period=period, client=client)
+            if decisions is None:
+                result.skipped.append(period)
+            else:
+                result.runs[period] = summarize(decisions)
+        result.poll = reconcile.poll_open(client=client).as_json()
+        result.events_applied = reconcile.process_pending_events(client=client)
+    finally:
+        if owned:
+            client.close()
+    return result
+
+
+def interval() -> float:
+    return float(getattr(settings, "PAYOUT_SCHEDULER_INTERVAL", 300))
+
+
+def start_in_background(*, stop: threading.Event | None = None) -> threading.Thread:
+    """The scheduler thread ``apertur worker`` starts: a tick now, then one every :func:`interval` seconds,
+    until ``stop`` is set (the thread is a daemon: it ends with the worker)."""
+    stop = stop or threading.Event()
+
+    def loop() -> None:
+        while True:
+            close_old_connections()
+            try:
+                result = tick()
+                if result.runs or result.poll.get("changed") or result.events_applied:
+                    logger.info("payout schedule: %s", result.as_json())
+            except Exception:  # logged; the next tick tries again
+                logger.exception("payout schedule tick failed")
+            finally:
+                close_old_connections()
+            if stop.wait(interval()):
+                return
+
+    thread = threading.Thread(target=loop, name="payout-scheduler", daemon=True)
+    thread.start()
+    return thread
