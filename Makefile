@@ -51,15 +51,23 @@ sdk-test: sdk
 	  echo "The committed SDK bundle does not match its source (run make sdk and commit):" >&2; \
 	  echo "$$changed" >&2; git --no-pager diff --stat -- apertur/static/sdk docs/sdk.md >&2; exit 1; fi
 
-# Apertur on $(PORT) and, in the background, the demo partner site on http://partner.localhost:8001; the
-# trap stops the site when the recipe ends (Ctrl-C included: background jobs ignore SIGINT on their own).
+# Apertur on $(PORT) and, in the background: the demo partner site on http://partner.localhost:8001, the PayPal
+# emulator on 8002 (its webhooks come back to /webhooks/paypal) and the worker, whose payout schedule pays the
+# demo partner at start through the emulator. The trap stops them all when the recipe ends (Ctrl-C included:
+# background jobs ignore SIGINT on their own).
 run: install
 	$(BIN)/apertur migrate
 	DEBUG=$${DEBUG:-1} $(BIN)/apertur demo
-	@DEBUG=$${DEBUG:-1} $(BIN)/apertur partner-site --host $(HOST) --port 8001 & site=$$!; \
-	trap 'kill $$site 2>/dev/null; wait $$site 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
-	echo "DEBUG=$${DEBUG:-1} $(BIN)/apertur serve --host $(HOST) --port $(PORT)"; \
-	DEBUG=$${DEBUG:-1} $(BIN)/apertur serve --host $(HOST) --port $(PORT)
+	@mkdir -p var; export DEBUG=$${DEBUG:-1} PAYPAL_API_BASE=$${PAYPAL_API_BASE:-http://127.0.0.1:8002} \
+	  PAYPAL_WEBHOOK_ID=$${PAYPAL_WEBHOOK_ID:-EMULATORWEBHOOK01} PAYOUT_SCHEDULER_INTERVAL=$${PAYOUT_SCHEDULER_INTERVAL:-15}; \
+	$(BIN)/apertur paypal-emulator --host 127.0.0.1 --port 8002 --advance-after 5 \
+	  --webhook-url http://127.0.0.1:$(PORT)/webhooks/paypal >var/paypal-emulator.log 2>&1 & emu=$$!; \
+	$(BIN)/apertur partner-site --host $(HOST) --port 8001 & site=$$!; \
+	sleep 1; $(BIN)/apertur worker >var/worker.log 2>&1 & worker=$$!; \
+	trap 'kill $$site $$emu $$worker 2>/dev/null; wait $$site $$emu $$worker 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	echo "PayPal emulator on http://127.0.0.1:8002 (log: var/paypal-emulator.log); worker log: var/worker.log"; \
+	echo "DEBUG=$$DEBUG $(BIN)/apertur serve --host $(HOST) --port $(PORT)"; \
+	$(BIN)/apertur serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check apertur tests bench examples conftest.py

@@ -22,12 +22,14 @@ app_app = typer.Typer(help="OAuth apps", no_args_is_help=True)
 mail_app = typer.Typer(help="Development mail", no_args_is_help=True)
 billing_app = typer.Typer(help="Stripe billing events: simulate and import", no_args_is_help=True)
 commissions_app = typer.Typer(help="Partner commissions", no_args_is_help=True)
+payouts_app = typer.Typer(help="Monthly PayPal payouts", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(partner_app, name="partner")
 app.add_typer(app_app, name="app")
 app.add_typer(mail_app, name="mail")
 app.add_typer(billing_app, name="billing")
 app.add_typer(commissions_app, name="commissions")
+app.add_typer(payouts_app, name="payouts")
 
 out = Console()
 err = Console(stderr=True)
@@ -113,11 +115,20 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
-    """Run background tasks (django-tasks database backend) until interrupted."""
+def worker(
+    schedule: Annotated[
+        bool, typer.Option("--schedule/--no-schedule", help="Also run the monthly payout schedule (default).")
+    ] = True,
+) -> None:
+    """Run background tasks (django-tasks database backend) until interrupted, and the payout schedule: due
+    monthly runs (missed ones included) at start and every PAYOUT_SCHEDULER_INTERVAL seconds, PayPal polling."""
     _setup()
     from django.core.management import call_command
 
+    if schedule:
+        from apertur.payouts.schedule import start_in_background
+
+        start_in_background()
     call_command("db_worker")
 
 
@@ -541,6 +552,100 @@ def commissions_statements(
     _emit(data, as_json, human)
 
 
+# --- payouts ----------------------------------------------------------------------------------------
+
+_REASONS = {
+    "paid": "sent to PayPal",
+    "would_pay": "would be sent",
+    "would_retry": "would retry (same batch id)",
+    "retry_pending": "PayPal unreachable: retried with the same batch id",
+    "already_paid": "already sent this period",
+    "failed": "failed: the money is back in the balance",
+    "under_minimum": "under $50.00 CAD: carried forward",
+    "not_approved": "partner not approved",
+    "no_verified_paypal_email": "no verified PayPal email",
+    "payouts_held": "payouts held by staff",
+    "error": "error (see the log); retried by the next run",
+}
+
+
+@payouts_app.command("run")
+def payouts_run(
+    period: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM: the run dated the 15th of that month, 09:00 Toronto (default: this month's)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be paid; write and send nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pay every partner their eligible commissions for a period by PayPal (or preview it with --dry-run). Safe
+    to run again, and at the same time as the scheduler: one payout per partner and period, ever."""
+    _setup()
+    from apertur.core import clock
+    from apertur.core.money import format_cents
+    from apertur.payouts import schedule, services
+
+    chosen = period or f"{clock.business_now():%Y-%m}"
+    with _errors(as_json):
+        when = services.run_at(chosen)
+        if dry_run:
+            decisions = services.run(period=chosen, dry_run=True)
+        else:
+            decisions = schedule.run_period(period=chosen, trigger="cli", lease=False) or []
+    summary = schedule.summarize(decisions)
+    data = {
+        "period": chosen,
+        "run_at": when.isoformat(),
+        "dry_run": dry_run,
+        "summary": summary,
+        "payouts": [d.as_json() for d in decisions],
+    }
+
+    def human() -> None:
+        title = f"{'Dry run: ' if dry_run else ''}payouts for {chosen} (dated {when:%Y-%m-%d %H:%M} Toronto)"
+        table = Table(title=title)
+        for column in ("partner", "PayPal", "amount", "status", "why", "batch id", "carried"):
+            table.add_column(column, justify="right" if column in {"amount", "carried"} else "left")
+        for d in decisions:
+            table.add_row(
+                d.partner_email,
+                d.paypal_email or "—",
+                format_cents(d.amount_cents) if d.amount_cents else "—",
+                d.status or "—",
+                _REASONS.get(d.reason, d.reason),
+                d.sender_batch_id or "—",
+                format_cents(d.carried_cents) if d.carried_cents else "—",
+            )
+        out.print(table)
+        total = int(summary["paid_cents"])
+        out.print(f"{len(decisions)} partner(s); sent {format_cents(total)}" if not dry_run else "Nothing was written.")
+
+    _emit(data, as_json, human)
+
+
+@payouts_app.command("reconcile")
+def payouts_reconcile(as_json: JsonFlag = False) -> None:
+    """Ask PayPal about every payout it has not settled and apply webhook events still waiting (the worker
+    does this every PAYOUT_SCHEDULER_INTERVAL seconds)."""
+    _setup()
+    from apertur.payouts import reconcile
+
+    poll = reconcile.poll_open()
+    applied = reconcile.process_pending_events()
+    data = {**poll.as_json(), "events_applied": applied}
+
+    def human() -> None:
+        out.print(f"Checked {poll.checked} payout(s) with PayPal; {applied} waiting event(s) applied.")
+        for change in poll.changed:
+            out.print(f"  {change['sender_batch_id']}: {change['from']} → {change['to']}")
+        for problem in poll.errors:
+            err.print(f"[yellow]not reached:[/] {problem}", highlight=False)
+
+    _emit(data, as_json, human)
+
+
 # --- demo -------------------------------------------------------------------------------------------
 
 
@@ -605,6 +710,15 @@ def partner_site(
 def paypal_emulator(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="POST PayPal-shaped webhook events here (e.g. http://127.0.0.1:8000/webhooks/paypal)."),
+    ] = None,
+    advance_after: Annotated[
+        float | None,
+        typer.Option(help="Settle a batch's items this many seconds after it is created (on the next read)."),
+    ] = None,
+    webhook_id: Annotated[str | None, typer.Option(help="The webhook id deliveries are signed for.")] = None,
 ) -> None:
     """Serve the local PayPal Payouts emulator (PayPal's endpoints and JSON, in memory, with failure switches
     under /emulator/) until interrupted. Accepts PAYPAL_CLIENT_ID/PAYPAL_CLIENT_SECRET when set, else its
@@ -617,6 +731,18 @@ def paypal_emulator(
         server = emulator.make_server(host, port, client_id=client_id, client_secret=client_secret, verbose=True)
     except OSError as exc:
         _fail(f"Cannot listen on {host}:{port}: {exc}", code="address_in_use")
+    switches: dict[str, Any] = {}
+    if webhook_url:
+        switches["webhook_url"] = webhook_url
+    if advance_after is not None:
+        switches["advance_after_seconds"] = advance_after
+    if webhook_id:
+        switches["webhook_id"] = webhook_id
+    if switches:
+        status, answer = server.emulator.configure(switches)
+        if status != 200:
+            server.server_close()
+            _fail(str(answer.get("message", answer)), code="invalid_option")
     out.print(
         f"PayPal emulator on {server.base_url} (controls under /emulator/)\n"
         f"PAYPAL_API_BASE={server.base_url}\n"

@@ -4,9 +4,12 @@ prints the same object.
 The demo app's client secret is derived from SECRET_KEY (HMAC) so it is stable across runs while still
 stored only as a hash; a real app's secret is random and shown once.
 
-The demo customer came through the demo partner's referral link and has paid for Pro for four months;
+The demo customer came through the demo partner's referral link and has paid for Business for nine months;
 those payments are Stripe-signed events delivered through the webhook's intake (verify, then receive),
-so the partner's dashboard shows earnings that the production path wrote.
+so the partner's dashboard shows earnings that the production path wrote. The demo partner's PayPal email is
+verified, so the monthly payout run (``apertur worker``'s schedule, in ``make run`` against the PayPal emulator)
+pays the demo partner: nine months at $10.00 commission leave at least $50.00 CAD eligible at the last run
+whatever today's date.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ APP_NAME = "Demo Partner Site"
 PARTNER_SITE = "http://partner.localhost:8001"
 REDIRECT_URI = f"{PARTNER_SITE}/callback"
 ALLOWED_DOMAINS = ["*.localhost"]
-BILLING_PLAN = "Pro"
-BILLING_MONTHS = 4
+PARTNER_PAYPAL_EMAIL = "partner-paypal@example.com"
+BILLING_PLAN = "Business"
+BILLING_MONTHS = 9
 BILLING_REFUND_CENTS = 1_000  # a partial refund of the second payment, so the ledger shows a reversal
 
 
@@ -84,8 +88,8 @@ def _referred(customer: User, link: ReferralLink, at: dt.datetime) -> None:
 
 
 def _billing_history(customer: User, link: ReferralLink) -> None:
-    """Four monthly Pro payments (the last still on the 30-day hold) and a partial refund, delivered once:
-    nothing happens when the customer already has a payment."""
+    """Nine monthly Business payments (the last still on the 30-day hold) and a partial refund, delivered
+    once: nothing happens when the customer already has a payment."""
     from apertur.integrations.stripe import events
     from apertur.integrations.stripe import services as intake
     from apertur.integrations.stripe.simulate import RefundSpec, add_months, history
@@ -112,6 +116,15 @@ def _billing_history(customer: User, link: ReferralLink) -> None:
         outcome = intake.intake(body=body, signature=events.sign(body, settings.STRIPE_WEBHOOK_SECRET))
         if outcome.status != "processed":
             logger.warning("demo billing event %s %s: %s", evt["type"], outcome.status, outcome.detail)
+
+
+def _verified_paypal(partner: Partner) -> None:
+    """The demo partner confirmed a PayPal address (as if the emailed link had been opened), once."""
+    if partner.verified_paypal_email or partner.paypal_pending_email:
+        return
+    Partner.objects.filter(pk=partner.pk).update(paypal_email=PARTNER_PAYPAL_EMAIL, paypal_verified_at=clock.now())
+    partner.refresh_from_db()
+    audit.record(action="partner.paypal_confirmed", obj=partner, data={"email": PARTNER_PAYPAL_EMAIL, "demo": True})
 
 
 @transaction.atomic
@@ -142,6 +155,7 @@ def ensure_demo() -> dict[str, Any]:
         partner = partner_services.restore(partner=partner, reviewer=staff)
     link = ensure_default_link(partner=partner)
     _billing_history(customer, link)
+    _verified_paypal(partner)
 
     secret = demo_client_secret()
     app = OAuthApp.objects.filter(partner=partner, name=APP_NAME).first()

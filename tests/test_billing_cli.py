@@ -311,19 +311,19 @@ def test_demo_partner_has_earnings_from_signed_stripe_events() -> None:
     first = run_json("demo")
     partner_balance = run_json("partner", "balance", "--email", first["partner"]["email"])
     assert partner_balance["lifetime_cents"] > 0
-    # 4 Pro payments (250 each), a 10.00 refund of the second (-100); the last payment is still on hold.
+    # 9 Business payments (1,000 each), a 10.00 refund of the second (-100); the last payment is still on hold.
     carried = partner_balance.pop("carried_cents")
     assert partner_balance == {
-        "pending_cents": 250,
-        "eligible_cents": 650,
+        "pending_cents": 1_000,
+        "eligible_cents": 7_900,
         "paid_cents": 0,
-        "lifetime_cents": 900,
+        "lifetime_cents": 8_900,
     }
     # What the last monthly run could have paid but left (under the 50 CAD minimum): part of eligible.
     # Which entries that is depends on where today falls against the demo's payment dates.
     assert 0 <= carried <= partner_balance["eligible_cents"]
     # Written by the webhook's intake from signed events, none refused.
-    assert StripeEvent.objects.filter(status="processed").count() == 6 and RejectedDelivery.objects.count() == 0
+    assert StripeEvent.objects.filter(status="processed").count() == 11 and RejectedDelivery.objects.count() == 0
     assert Attribution.objects.get(customer__email=first["user"]["email"]).source == "referral"
     # The partner's dashboard shows them.
     from django.test import Client
@@ -331,10 +331,10 @@ def test_demo_partner_has_earnings_from_signed_stripe_events() -> None:
     browser = Client()
     assert browser.login(email=first["partner"]["email"], password=first["partner"]["password"])
     page = browser.get("/partners/commissions/").content.decode()
-    assert "$9.00 CAD" in page and "$6.50 CAD" in page and "Wedding photos" in page
+    assert "$89.00 CAD" in page and "$79.00 CAD" in page and "Wedding photos" in page
     # Idempotent: a second run delivers nothing and prints the same object.
     assert run_json("demo") == first
-    assert StripeEvent.objects.count() == 6 and CommissionEntry.objects.count() == 5
+    assert StripeEvent.objects.count() == 11 and CommissionEntry.objects.count() == 10
     assert run_json("partner", "balance", "--email", first["partner"]["email"]) == {
         **partner_balance,
         "carried_cents": carried,
@@ -351,4 +351,4 @@ def test_demo_partner_is_told_of_the_first_payment_once(maildir: Path, django_ca
     notices = [m for m in messages if m["subject"] == "A customer you referred made their first payment"]
     assert len(notices) == 1
     assert "cu***@example.com" in notices[0]["text"] and "customer@example.com" not in notices[0]["text"]
-    assert 'project "Wedding photos"' in notices[0]["text"] and "$2.50 CAD" in notices[0]["text"]
+    assert 'project "Wedding photos"' in notices[0]["text"] and "$10.00 CAD" in notices[0]["text"]

@@ -67,14 +67,18 @@ def due_periods(at: dt.datetime | None = None) -> list[str]:
     return [p for p in periods if p not in finished]
 
 
+def _record(period: str, trigger: str) -> None:
+    try:
+        with transaction.atomic():
+            PayoutRun.objects.get_or_create(period=period, defaults={"trigger": trigger, "started_at": clock.now()})
+    except IntegrityError:  # created by a concurrent run
+        pass
+
+
 def _claim(period: str, trigger: str) -> bool:
     """Take the period's lease (a conditional UPDATE: atomic on SQLite and PostgreSQL alike)."""
     now = clock.now()
-    try:
-        with transaction.atomic():
-            PayoutRun.objects.get_or_create(period=period, defaults={"trigger": trigger, "started_at": now})
-    except IntegrityError:
-        pass
+    _record(period, trigger)
     return bool(
         PayoutRun.objects.filter(period=period, finished_at__isnull=True)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
@@ -92,13 +96,16 @@ def summarize(decisions: list[services.Decision]) -> dict[str, Any]:
 
 
 def run_period(
-    *, period: str, client: PayPalClient | None = None, trigger: str = "schedule"
+    *, period: str, client: PayPalClient | None = None, trigger: str = "schedule", lease: bool = True
 ) -> list[services.Decision] | None:
     """Run one period under its lease and record it; ``None`` when another scheduler holds the lease. The
     run is finished when nothing is left for PayPal to be asked again (no payout still ``created``, no
-    error)."""
-    if not _claim(period, trigger):
+    error). ``lease=False`` (a person's ``apertur payouts run``) runs even while a scheduler holds the lease:
+    the unique constraints, not the lease, keep that to one payout."""
+    if lease and not _claim(period, trigger):
         return None
+    if not lease:
+        _record(period, trigger)
     decisions: list[services.Decision] = []
     completed = False
     try:

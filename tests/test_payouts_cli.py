@@ -1,0 +1,135 @@
+"""``apertur payouts run`` and ``apertur payouts reconcile`` (ARCHITECTURE section 6), against the PayPal emulator
+over loopback, with time moved by time-machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import time_machine
+from rich.console import Console
+from typer.testing import CliRunner
+
+from apertur import cli as cli_module
+from apertur.cli import app
+from apertur.integrations.paypal.emulator import Running, running
+from apertur.payouts import services
+from apertur.payouts.models import Payout, PayoutRun, PayoutStatus
+from apertur.payouts.tests.test_run import make_world, pay
+
+pytestmark = pytest.mark.django_db
+runner = CliRunner()
+
+
+@pytest.fixture
+def emu(settings: Any) -> Iterator[Running]:
+    with running() as emulator:
+        settings.PAYPAL_API_BASE = emulator.base_url
+        settings.PAYPAL_CLIENT_ID = emulator.client_id
+        settings.PAYPAL_CLIENT_SECRET = emulator.client_secret
+        yield emulator
+
+
+@pytest.fixture(autouse=True)
+def _stripe_secret(settings: Any) -> None:
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
+
+
+def cli(*args: str, at: dt.datetime, ok: bool = True) -> Any:
+    with time_machine.travel(at, tick=False):
+        result = runner.invoke(app, ["payouts", *args])
+    if ok:
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def world() -> Any:
+    partner, customer = make_world()
+    pay(customer, 1, 60_000, dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))  # 6,000 commission
+    return partner
+
+
+AFTER_APRIL_RUN = services.run_at("2026-04") + dt.timedelta(hours=1)
+
+
+def test_dry_run_lists_what_would_be_paid_and_writes_nothing(emu: Running) -> None:
+    partner = world()
+    data = json.loads(cli("run", "--period", "2026-04", "--dry-run", "--json", at=AFTER_APRIL_RUN).stdout)
+    assert data["period"] == "2026-04" and data["dry_run"] is True
+    assert data["run_at"] == "2026-04-15T09:00:00-04:00"
+    [row] = data["payouts"]
+    assert (row["partner_email"], row["amount_cents"], row["reason"]) == (partner.user.email, 6_000, "would_pay")
+    assert row["sender_batch_id"] == f"aptr-{partner.pk}-2026-04-1"
+    assert Payout.objects.count() == 0 and PayoutRun.objects.count() == 0
+    assert emu.emulator.counters["create_requests"] == 0
+
+
+def test_run_pays_through_paypal_once_and_records_the_run(emu: Running) -> None:
+    partner = world()
+    data = json.loads(cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN).stdout)
+    [row] = data["payouts"]
+    assert (row["reason"], row["status"], row["amount_cents"]) == ("paid", "sent", 6_000)
+    assert data["summary"] == {"partners": 1, "reasons": {"paid": 1}, "paid_cents": 6_000}
+    assert PayoutRun.objects.get(period="2026-04").finished_at is not None
+    again = json.loads(cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN).stdout)
+    assert [r["reason"] for r in again["payouts"]] == ["already_paid"]
+    assert emu.emulator.counters["batches_created"] == 1
+    payout = Payout.objects.get(partner=partner)
+    state = httpx.get(f"{emu.base_url}/emulator/state").json()
+    [batch] = state["batches"]
+    assert batch["batch_header"]["sender_batch_header"]["sender_batch_id"] == payout.sender_batch_id
+    assert batch["items"][0]["payout_item"]["amount"] == {"value": "60.00", "currency": "CAD"}
+
+
+def test_human_output_is_a_table_with_the_reason(emu: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_module, "out", Console(width=200))  # a wide terminal: no wrapped cells
+    partner = world()
+    partner.paypal_verified_at = None
+    partner.save(update_fields=["paypal_verified_at"])
+    result = cli("run", "--period", "2026-04", at=AFTER_APRIL_RUN)
+    assert partner.user.email in result.stdout
+    assert "no verified PayPal email" in result.stdout and "$60.00" in result.stdout
+    assert Payout.objects.count() == 0
+
+
+def test_default_period_is_this_month_and_refuses_before_its_date(emu: Running) -> None:
+    world()
+    early = dt.datetime(2026, 4, 10, 12, tzinfo=dt.UTC)
+    result = cli("run", "--json", at=early, ok=False)
+    assert result.exit_code == 1
+    assert json.loads(result.stderr)["error"]["code"] == "run_not_due"
+    preview = json.loads(cli("run", "--dry-run", "--json", at=early).stdout)
+    assert preview["period"] == "2026-04" and preview["payouts"][0]["reason"] == "would_pay"
+
+
+def test_a_bad_period_is_a_clear_error(emu: Running) -> None:
+    result = cli("run", "--period", "2026-13", "--json", at=AFTER_APRIL_RUN, ok=False)
+    assert result.exit_code == 1
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "invalid_period" and "YYYY-MM" in error["message"]
+
+
+def test_a_paypal_outage_leaves_the_run_unfinished_for_a_retry_with_the_same_id(emu: Running) -> None:
+    partner = world()
+    httpx.post(f"{emu.base_url}/emulator/config", json={"fail_next_n_with_5xx": 1}).raise_for_status()
+    [row] = json.loads(cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN).stdout)["payouts"]
+    assert (row["reason"], row["status"]) == ("retry_pending", "created")
+    assert PayoutRun.objects.get(period="2026-04").finished_at is None
+    [row] = json.loads(cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN).stdout)["payouts"]
+    assert (row["reason"], row["sender_batch_id"]) == ("paid", f"aptr-{partner.pk}-2026-04-1")
+    assert PayoutRun.objects.get(period="2026-04").finished_at is not None
+    assert emu.emulator.counters["batches_created"] == 1
+
+
+def test_reconcile_applies_paypal_outcomes(emu: Running) -> None:
+    world()
+    cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN)
+    httpx.post(f"{emu.base_url}/emulator/advance", json={}).raise_for_status()
+    data = json.loads(cli("reconcile", "--json", at=AFTER_APRIL_RUN + dt.timedelta(hours=1)).stdout)
+    assert data["checked"] == 1 and data["errors"] == []
+    assert data["changed"] == [{"sender_batch_id": Payout.objects.get().sender_batch_id, "from": "sent", "to": "paid"}]
+    assert Payout.objects.get().status == PayoutStatus.PAID
