@@ -14,6 +14,7 @@ from apertur.commissions import selectors
 from apertur.commissions.charts import bar_chart
 from apertur.commissions.forms import EarningFilterForm
 from apertur.core import clock
+from apertur.core.spreadsheet import cell
 from apertur.partners.decorators import approved_partner_required
 from apertur.partners.models import Partner
 
@@ -53,12 +54,6 @@ def dashboard(request: HttpRequest, partner: Partner) -> HttpResponse:
     return render(request, "commissions/dashboard.html", context, status=200 if valid else 400)
 
 
-def _cell(value: str) -> str:
-    """Customer-chosen text (project names) must not run as a formula when the file is opened in a
-    spreadsheet (OWASP "CSV injection")."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 @never_cache
 @approved_partner_required
 @require_GET
@@ -77,8 +72,8 @@ def earnings_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
         writer.writerow(
             [
                 row.date.isoformat(),
-                _cell(row.customer),
-                _cell(row.project),
+                cell(row.customer),
+                cell(row.project),
                 row.payment_cad_cents,
                 row.commission_cents,
                 row.net_cents,

@@ -7,6 +7,7 @@ from apertur.core import views as core_views
 from apertur.integrations.stripe import views as stripe_views
 from apertur.oauth import sdk as sdk_views
 from apertur.oauth import views as oauth_views
+from apertur.payouts import webhooks as paypal_webhooks
 from apertur.referrals import views as referral_views
 
 urlpatterns = [
@@ -14,6 +15,7 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("r/<str:code>", referral_views.referral, name="referral"),
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
+    path("webhooks/paypal", paypal_webhooks.paypal_webhook, name="paypal-webhook"),
     path("admin/", admin.site.urls),
     path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
     path("oauth/", include("apertur.oauth.urls")),

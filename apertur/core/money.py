@@ -64,3 +64,10 @@ def convert(amount: Money, *, to: str, rate: Decimal | str) -> Money:
 
 def format_cents(cents: int, currency: str = CAD) -> str:
     return Money(cents, currency).format()
+
+
+def decimal_string(cents: int) -> str:
+    """Integer cents as a plain decimal string for files and APIs, exactly: 7000 → ``70.00``, -250 → ``-2.50``."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"

@@ -10,7 +10,7 @@ class PartnerAdmin(admin.ModelAdmin):
     review page so each goes through its service, audit entry and email."""
 
     list_display = ("company_name", "user", "status", "expected_customers", "applied_at", "review_link")
-    list_filter = ("status", "expected_customers")
+    list_filter = ("status", "expected_customers", ("payouts_held_at", admin.EmptyFieldListFilter))
     search_fields = ("company_name", "user__email", "website")
     list_select_related = ("user",)
     readonly_fields = (
@@ -22,8 +22,16 @@ class PartnerAdmin(admin.ModelAdmin):
         "review_reason",
         "suspended_at",
         "suspension_reason",
+        # PayPal verification and payout holds change only through their services (link confirmation,
+        # hold/release on the review page): each is audited, and none may be set by editing a row.
+        "paypal_email",
+        "paypal_verified_at",
+        "paypal_pending_email",
+        "payouts_held_at",
+        "payouts_hold_reason",
         "review_link",
     )
+    exclude = ("paypal_token_hash", "paypal_token_expires_at")  # a credential's hash is nobody's business
 
     @admin.display(description="Review")
     def review_link(self, obj: Partner) -> str:

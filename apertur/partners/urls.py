@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from apertur.commissions import views as commission_views
 from apertur.partners import views
+from apertur.payouts import portal_views as payout_views
 from apertur.referrals import portal_views as referral_views
 
 app_name = "partners"
@@ -14,6 +15,9 @@ urlpatterns = [
     path("commissions/earnings.csv", commission_views.earnings_csv, name="commissions-csv"),
     path("payouts/", views.payouts, name="payouts"),
     path("payouts/confirm/<str:token>", views.paypal_confirm, name="paypal-confirm"),
+    path("payouts/statement.csv", payout_views.statement_csv, name="payouts-statement"),
+    path("payouts/<int:payout_id>/", payout_views.payout_detail, name="payout-detail"),
+    path("payouts/<int:payout_id>/statement.csv", payout_views.payout_statement_csv, name="payout-statement"),
     path("staff/", views.staff_list, name="staff-list"),
     path("staff/<int:partner_id>/", views.staff_detail, name="staff-detail"),
     path(

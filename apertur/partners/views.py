@@ -16,6 +16,8 @@ from apertur.partners import paypal, selectors, services
 from apertur.partners.decorators import approved_partner_required, current_partner
 from apertur.partners.forms import ApplicationForm, ReasonForm
 from apertur.partners.models import Partner, PartnerStatus
+from apertur.payouts import selectors as payout_selectors
+from apertur.payouts import services as payout_services
 
 
 def _user(request: HttpRequest) -> User:
@@ -79,6 +81,8 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
             )
             return redirect("partners:payouts")
     context = {"partner": partner, "section": "payouts", "error": error, "value": request.POST.get("paypal_email", "")}
+    context["history"] = payout_selectors.payout_list(partner=partner, page=request.GET.get("page"))
+    context["outlook"] = payout_selectors.payout_status(partner=partner)
     return render(request, "partners/payouts.html", context, status=status)
 
 
@@ -113,13 +117,26 @@ def staff_list(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def staff_detail(request: HttpRequest, partner_id: int) -> HttpResponse:
     partner = get_object_or_404(Partner.objects.select_related("user", "reviewed_by"), pk=partner_id)
-    return render(request, "partners/staff_detail.html", {"partner": partner, "form": ReasonForm()})
+    return render(request, "partners/staff_detail.html", _staff_context(partner))
+
+
+def _staff_context(
+    partner: Partner, *, form: ReasonForm | None = None, hold_form: ReasonForm | None = None
+) -> dict[str, object]:
+    """The review page: the decision form and the payout hold form each post a ``reason`` of their own."""
+    return {
+        "partner": partner,
+        "form": form or ReasonForm(),
+        "hold_form": hold_form or _hold_form(),
+    }
 
 
 @staff_member_required
 @require_POST
 def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResponse:
     partner = get_object_or_404(Partner, pk=partner_id)
+    if action in ("hold", "release"):
+        return _staff_payout_hold(request, partner, action)
     form = ReasonForm(request.POST)
     form.is_valid()
     reason = form.cleaned_data.get("reason", "")
@@ -138,7 +155,37 @@ def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResp
     except AperturError as exc:
         form.add_error("reason" if exc.field == "reason" else None, exc.message)
         partner.refresh_from_db()
-        return render(request, "partners/staff_detail.html", {"partner": partner, "form": form}, status=400)
+        return render(request, "partners/staff_detail.html", _staff_context(partner, form=form), status=400)
     past = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "restore": "restored"}[action]
     messages.success(request, f"{partner.company_name} {past}. The partner has been emailed.")
+    return redirect("partners:staff-detail", partner_id=partner.pk)
+
+
+def _hold_form(request: HttpRequest | None = None) -> ReasonForm:
+    form = ReasonForm(request.POST if request else None, auto_id="id_hold_%s")
+    form.fields["reason"].label = "Reason for the hold"
+    return form
+
+
+def _staff_payout_hold(request: HttpRequest, partner: Partner, action: str) -> HttpResponse:
+    """Hold (with a required reason) or release the partner's payouts; the service audits both."""
+    hold_form = _hold_form(request)
+    hold_form.is_valid()
+    try:
+        if action == "hold":
+            payout_services.hold_partner(
+                partner=partner, actor=_user(request), reason=hold_form.cleaned_data.get("reason", "")
+            )
+        else:
+            payout_services.release_partner(partner=partner, actor=_user(request))
+    except AperturError as exc:
+        hold_form.add_error("reason" if exc.field == "reason" else None, exc.message)
+        partner.refresh_from_db()
+        return render(request, "partners/staff_detail.html", _staff_context(partner, hold_form=hold_form), status=400)
+    if action == "hold":
+        messages.success(
+            request, f"Payouts to {partner.company_name} are held: no run or retry pays them until released."
+        )
+    else:
+        messages.success(request, f"Payouts to {partner.company_name} are released: the next monthly run pays them.")
     return redirect("partners:staff-detail", partner_id=partner.pk)

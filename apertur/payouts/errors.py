@@ -1,4 +1,4 @@
-from apertur.core.errors import Conflict, ValidationFailed
+from apertur.core.errors import Conflict, NotFound, ValidationFailed
 
 
 class PayoutNotRetryable(Conflict):
@@ -29,3 +29,8 @@ class InvalidPeriod(ValidationFailed):
 class RunNotDue(Conflict):
     code = "run_not_due"
     default_message = "This payout run is not due yet."
+
+
+class PayoutNotFound(NotFound):
+    code = "payout_not_found"
+    default_message = "No such payout."

@@ -38,6 +38,7 @@ class Payout(models.Model):
     # Saved before the first PayPal call, so every retry uses the same id and PayPal refuses a duplicate.
     sender_batch_id = models.CharField(max_length=64, unique=True)
     batch_number = models.PositiveIntegerField(default=1)  # the -N of sender_batch_id; +1 only after money back
+    receiver_email = models.EmailField(blank=True)  # the PayPal address the current batch was sent to
     paypal_batch_id = models.CharField(max_length=64, blank=True)
     paypal_item_id = models.CharField(max_length=64, blank=True)
     item_status = models.CharField(max_length=16, blank=True)

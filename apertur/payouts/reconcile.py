@@ -5,7 +5,8 @@ PayPal's current state, not on the event's copy of it, makes the order of delive
 
 - :func:`receive_event` stores a verified webhook event once by its id and applies it; an event that could not
   be applied (PayPal unreachable) stays ``received`` and :func:`process_pending_events` retries it.
-- :func:`poll_open` reconciles every payout PayPal has not settled (sent, processing, unclaimed, held), and
+- :func:`poll_open` reconciles every payout PayPal has not settled (sent, processing, unclaimed, held), once a
+  day each payout paid in the last 180 days (a lost REVERSED webhook is found within a day), and
   cancels an item still unclaimed 30 days after it was sent: its money comes back (PayPal's own rule; we ask
   for it rather than wait, so the partner's balance is right on day 30).
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from apertur.core import clock
 from apertur.integrations.paypal.client import Batch, Item, PayPalClient, client_from_settings
@@ -28,6 +29,8 @@ from apertur.payouts.models import OPEN, Payout, PayoutStatus, PayPalEvent, PayP
 
 logger = logging.getLogger(__name__)
 UNCLAIMED_RETURN_AFTER = dt.timedelta(days=30)
+PAID_WATCH = dt.timedelta(days=180)  # PayPal refunds and reversals of a paid item come within this window
+PAID_RECHECK = dt.timedelta(days=1)
 
 
 def _item_for(payout: Payout, batch: Batch) -> Item | None:
@@ -88,10 +91,18 @@ class PollResult:
 
 
 def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollResult:
-    """Reconcile every payout without a final state (bounded per call; the oldest checks first)."""
+    """Reconcile every payout without a final state, and once a day each payout paid in the last
+    :data:`PAID_WATCH` (PayPal can still refund or reverse it; the webhook saying so may be lost). Bounded per
+    call; the least recently checked first."""
     result = PollResult()
+    now = clock.now()
+    watched = Q(status__in=OPEN) | Q(
+        status=PayoutStatus.PAID, paid_at__gte=now - PAID_WATCH, checked_at__lt=now - PAID_RECHECK
+    )
     payouts = list(
-        Payout.objects.filter(status__in=OPEN).exclude(paypal_batch_id="").order_by("checked_at", "id")[:limit]
+        Payout.objects.filter(watched)
+        .exclude(paypal_batch_id="")
+        .order_by(F("checked_at").asc(nulls_first=True), "id")[:limit]
     )
     if not payouts:
         return result

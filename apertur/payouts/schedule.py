@@ -64,7 +64,12 @@ def due_periods(at: dt.datetime | None = None) -> list[str]:
     finished = set(
         PayoutRun.objects.filter(period__in=periods, finished_at__isnull=False).values_list("period", flat=True)
     )
-    return [p for p in periods if p not in finished]
+    # A payout still `created` (PayPal unreachable, or a staff retry that did not get through) keeps its
+    # period due, whatever the run row says: it must be sent again with its sender_batch_id.
+    unsent = set(
+        Payout.objects.filter(status=PayoutStatus.CREATED, period__lte=latest).values_list("period", flat=True)
+    )
+    return sorted({p for p in periods if p not in finished} | unsent)
 
 
 def _record(period: str, trigger: str) -> None:
@@ -80,7 +85,7 @@ def _claim(period: str, trigger: str) -> bool:
     now = clock.now()
     _record(period, trigger)
     return bool(
-        PayoutRun.objects.filter(period=period, finished_at__isnull=True)
+        PayoutRun.objects.filter(period=period)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .update(lease_until=now + LEASE, trigger=trigger)
     )
@@ -117,11 +122,10 @@ def run_period(
             or any(d.reason == services.Reason.ERROR for d in decisions)
             or Payout.objects.filter(period=period, status=PayoutStatus.CREATED).exists()
         )
-        PayoutRun.objects.filter(period=period).update(
-            lease_until=None,
-            finished_at=None if unfinished else clock.now(),
-            summary=summarize(decisions),
-        )
+        changes: dict[str, Any] = {"finished_at": None if unfinished else clock.now(), "summary": summarize(decisions)}
+        if lease:  # a person's run must not drop the lease a scheduler holds
+            changes["lease_until"] = None
+        PayoutRun.objects.filter(period=period).update(**changes)
     return decisions
 
 

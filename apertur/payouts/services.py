@@ -183,7 +183,7 @@ def run(*, period: str, dry_run: bool, client: PayPalClient | None = None) -> li
     try:
         for candidate in _candidates(period):
             partner = Partner.objects.select_related("user").get(pk=candidate.pk)
-            if not dry_run and client is None and _payable(partner) is None:
+            if not dry_run and client is None and payable_reason(partner) is None:
                 client, owned = client_from_settings(), True
             try:
                 decisions.append(_run_partner(partner=partner, period=period, dry_run=dry_run, client=client))
@@ -198,7 +198,7 @@ def run(*, period: str, dry_run: bool, client: PayPalClient | None = None) -> li
     return decisions
 
 
-def _payable(partner: Partner) -> str | None:
+def payable_reason(partner: Partner) -> str | None:
     """Why the partner cannot be paid now, or None."""
     if not partner.is_approved:
         return Reason.NOT_APPROVED
@@ -219,7 +219,7 @@ def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPal
             detail=existing.detail,
         )
     email = partner.verified_paypal_email
-    blocked = _payable(partner)
+    blocked = payable_reason(partner)
     if existing is None:
         net = _net(eligible_entries(partner=partner, period=period))
         if blocked is not None:
@@ -274,9 +274,15 @@ def _create_payout(*, partner: Partner, period: str) -> Payout | None:
     return payout
 
 
+#: Refusals about our credentials or permissions (a 401 from the token endpoint, a 403), not about this payout:
+#: PayPal created nothing, and once the configuration is fixed the same sender_batch_id must be sent.
+_NOT_THIS_PAYOUT = frozenset({401, 403})
+
+
 def _send(*, partner: Partner, payout: Payout, email: str, client: PayPalClient) -> Decision:
-    Payout.objects.filter(pk=payout.pk).update(attempts=payout.attempts + 1)
+    Payout.objects.filter(pk=payout.pk).update(attempts=payout.attempts + 1, receiver_email=email)
     payout.attempts += 1
+    payout.receiver_email = email
     item = PayoutItem(
         receiver=email,
         amount_cents=payout.amount_cents,
@@ -292,12 +298,15 @@ def _send(*, partner: Partner, payout: Payout, email: str, client: PayPalClient)
             email_message=f"Your Apertur commissions for {payout.period}.",
         )
     except DuplicateBatch as exc:  # an earlier attempt created it unseen
-        _mark_sent(payout, batch_id=exc.payout_batch_id or "", detail=f"duplicate batch: {exc}")
-    except Retryable as exc:
-        payout.detail = f"attempt {payout.attempts}: {exc}"
-        payout.save(update_fields=["detail"])
-        return _payout_decision(partner, payout, Reason.RETRY, detail=payout.detail)
+        if not exc.payout_batch_id:  # PayPal's answer always links the batch; without it, a person must look
+            logger.error("payout %s: PayPal has batch %s but did not say its id", payout.pk, payout.sender_batch_id)
+        detail = f"duplicate batch: {exc}" + ("" if exc.payout_batch_id else " (no batch id: reconcile by hand)")
+        _mark_sent(payout, batch_id=exc.payout_batch_id or "", detail=detail)
     except PayPalError as exc:
+        if isinstance(exc, Retryable) or exc.status in _NOT_THIS_PAYOUT:
+            payout.detail = f"attempt {payout.attempts}: {exc}"
+            payout.save(update_fields=["detail"])
+            return _payout_decision(partner, payout, Reason.RETRY, detail=payout.detail)
         # A terminal refusal: PayPal created nothing. Recorded, the money is back in the balance.
         _money_back(payout.pk, status=PayoutStatus.FAILED, item_status="", detail=f"attempt {payout.attempts}: {exc}")
         payout.refresh_from_db()
@@ -426,7 +435,7 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
             raise PayoutNotRetryable(
                 f"Only a failed or returned payout can be retried; this one is {locked.get_status_display().lower()}."
             )
-        blocked = _payable(partner)
+        blocked = payable_reason(partner)
         if blocked is not None:
             raise PartnerNotPayable(f"The partner cannot be paid now ({blocked.replace('_', ' ')}).")
         free = (

@@ -3,31 +3,31 @@ emulator over loopback, time moved with time-machine."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import time_machine
-from django.test import Client
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
-from apertur.integrations.paypal.client import PayPalClient
 from apertur.integrations.paypal.emulator import Running, running
-from apertur.integrations.stripe import events
-from apertur.partners.models import Partner
 from apertur.payouts import services
 from apertur.payouts.errors import RunNotDue
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
-from apertur.projects.services import create_project
-from apertur.referrals.models import Attribution, AttributionSource
-from apertur.testing import make_partner, make_user
+from apertur.payouts.tests.helpers import (
+    PAYPAL,
+    SECRET,
+    at,
+    batches_created,
+    do_run,
+    make_world,
+    only,
+    pay,
+    refund,
+)
 
 pytestmark = pytest.mark.django_db
-SECRET = "whsec_test_secret"
-UTC = dt.UTC
-PAYPAL = "partner-paypal@example.com"
 
 
 @pytest.fixture(autouse=True)
@@ -39,68 +39,6 @@ def _secret(settings: Any) -> None:
 def emu() -> Iterator[Running]:
     with running() as emulator:
         yield emulator
-
-
-def at(y: int, m: int, d: int, h: int = 12) -> dt.datetime:
-    return dt.datetime(y, m, d, h, tzinfo=UTC)
-
-
-def deliver(evt: dict[str, Any]) -> None:
-    body = events.encode(evt)
-    response = Client().post(
-        "/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=events.sign(body, SECRET)
-    )
-    assert response.status_code == 200, response.content
-
-
-def pay(customer: Any, n: int, amount: int, when: dt.datetime) -> None:
-    with time_machine.travel(when, tick=False):
-        deliver(
-            events.invoice_paid(
-                customer="cus_1",
-                email=customer.email,
-                amount=amount,
-                at=when,
-                invoice_id=f"in_{n}",
-                charge_id=f"ch_{n}",
-            )
-        )
-
-
-def refund(n: int, refund_id: str, amount: int, when: dt.datetime) -> None:
-    with time_machine.travel(when, tick=False):
-        deliver(events.charge_refunded(charge_id=f"ch_{n}", invoice_id=f"in_{n}", refunds=[(refund_id, amount, when)]))
-
-
-def do_run(emu: Running, period: str, *, dry_run: bool = False) -> list[services.Decision]:
-    """The run at its own date (09:00 Toronto on the 15th), with a fresh client."""
-    with (
-        time_machine.travel(services.run_at(period), tick=False),
-        PayPalClient(emu.base_url, emu.client_id, emu.client_secret, timeout=1.0) as client,
-    ):
-        return services.run(period=period, dry_run=dry_run, client=client)
-
-
-def batches_created(emu: Running) -> int:
-    return int(emu.emulator.counters["batches_created"])
-
-
-def make_world(*, verified: bool = True, approved: bool = True) -> tuple[Partner, Any]:
-    partner = make_partner(approved=approved)
-    partner.paypal_email = PAYPAL
-    partner.paypal_verified_at = at(2026, 2, 1) if verified else None
-    partner.save()
-    customer = make_user("customer@example.com")
-    create_project(owner=customer, name="Weddings")
-    Attribution.objects.create(
-        customer=customer, partner=partner, source=AttributionSource.REFERRAL, at=at(2026, 2, 20)
-    )
-    return partner, customer
-
-
-def only(decisions: list[services.Decision]) -> services.Decision:
-    assert len(decisions) == 1, decisions
-    return decisions[0]
 
 
 def test_worked_example(emu: Running) -> None:

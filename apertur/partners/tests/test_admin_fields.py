@@ -1,0 +1,41 @@
+"""The partner admin cannot bypass PayPal verification or payout holds: those fields are read-only there."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.partners.models import Partner
+from apertur.testing import PASSWORD, make_partner, make_staff
+
+pytestmark = pytest.mark.django_db
+
+
+def test_staff_cannot_mark_a_paypal_email_verified_or_release_a_hold_by_editing_the_row() -> None:
+    partner = make_partner()
+    Partner.objects.filter(pk=partner.pk).update(paypal_email="old@example.com", payouts_hold_reason="fraud check")
+    staff = make_staff()
+    browser = Client()
+    assert browser.login(email=staff.email, password=PASSWORD)
+    url = f"/admin/partners/partner/{partner.pk}/change/"
+    page = browser.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="paypal_email"' not in html and 'name="paypal_verified_at_0"' not in html
+    assert 'name="payouts_held_at_0"' not in html and "paypal_token_hash" not in html
+    browser.post(
+        url,
+        {
+            "company_name": partner.company_name,
+            "website": partner.website,
+            "use_case": partner.use_case,
+            "expected_customers": partner.expected_customers,
+            "paypal_email": "attacker@example.com",
+            "paypal_verified_at_0": "2026-01-01",
+            "paypal_verified_at_1": "00:00:00",
+            "payouts_hold_reason": "",
+        },
+    )
+    partner.refresh_from_db()
+    assert partner.paypal_email == "old@example.com" and partner.paypal_verified_at is None
+    assert partner.payouts_hold_reason == "fraud check"

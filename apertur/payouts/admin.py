@@ -1,0 +1,246 @@
+"""Staff views of payouts (issue 8, "Operations"). Everything is read-only: money records change only through
+the services (the run, reconciliation, :func:`services.retry`), which lock, audit and tell the partner. The
+admin's own save would write a stale copy of a row a webhook may be updating, so there is no change form,
+no add and no delete. Staff act through two actions: a retry (after a confirmation page, since it sends
+money) and the finance CSV."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from apertur.core import clock
+from apertur.core.errors import AperturError
+from apertur.core.money import format_cents
+from apertur.payouts import finance, services
+from apertur.payouts.models import Payout, PayoutEntry, PayoutRun, PayoutStatus, PayPalEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable by staff with the view permission; never added, changed or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PayoutEntryInline(admin.TabularInline):
+    """The commission entries the payout pays (or paid, until ``released_at`` when the money came back)."""
+
+    model = PayoutEntry
+    extra = 0
+    can_delete = False
+    fields = ("entry", "kind", "amount", "payment_paid_at", "available_at", "released_at")
+    readonly_fields = fields
+    ordering = ("entry__available_at", "entry_id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PayoutEntry]:
+        return super().get_queryset(request).select_related("entry__payment")
+
+    @admin.display(description="Kind")
+    def kind(self, obj: PayoutEntry) -> str:
+        return obj.entry.get_kind_display()
+
+    @admin.display(description="Amount")
+    def amount(self, obj: PayoutEntry) -> str:
+        return format_cents(obj.entry.amount_cents)
+
+    @admin.display(description="Payment paid")
+    def payment_paid_at(self, obj: PayoutEntry) -> Any:
+        return obj.entry.payment.paid_at
+
+    @admin.display(description="Available")
+    def available_at(self, obj: PayoutEntry) -> Any:
+        return obj.entry.available_at
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdmin):
+    list_display = (
+        "partner_company",
+        "partner_email",
+        "period",
+        "amount",
+        "status",
+        "sender_batch_id",
+        "sent_at",
+        "paid_at",
+        "returned_at",
+    )
+    list_filter = ("status", "period", "currency")
+    search_fields = (
+        "partner__user__email",
+        "partner__company_name",
+        "sender_batch_id",
+        "paypal_batch_id",
+    )
+    date_hierarchy = "created_at"
+    list_select_related = ("partner__user",)
+    inlines = (PayoutEntryInline,)
+    actions = ("retry_payouts", "export_csv")
+    fields = (
+        "partner",
+        "partner_review",
+        "period",
+        "amount",
+        "status",
+        "item_status",
+        "sender_batch_id",
+        "batch_number",
+        "paypal_batch_id",
+        "paypal_item_id",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "paid_at",
+        "returned_at",
+        "checked_at",
+        "detail",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Company", ordering="partner__company_name")
+    def partner_company(self, obj: Payout) -> str:
+        return obj.partner.company_name
+
+    @admin.display(description="Partner email", ordering="partner__user__email")
+    def partner_email(self, obj: Payout) -> str:
+        return obj.partner.user.email
+
+    @admin.display(description="Amount", ordering="amount_cents")
+    def amount(self, obj: Payout) -> str:
+        return format_cents(obj.amount_cents, obj.currency)
+
+    @admin.display(description="Partner review page")
+    def partner_review(self, obj: Payout) -> str:
+        return format_html('<a href="/partners/staff/{}/">Hold or release payouts</a>', obj.partner_id)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        """A retry sends money: it needs the change permission, though no field is ever changed here."""
+        return bool(request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}"))
+
+    @admin.action(description="Retry selected failed/returned payouts", permissions=["retry"])
+    def retry_payouts(self, request: HttpRequest, queryset: QuerySet[Payout]) -> HttpResponse | None:
+        payouts = list(queryset.select_related("partner__user").order_by("id"))
+        if request.POST.get("post") != "yes":
+            return self._confirm_retry(request, payouts)
+        for payout in payouts:
+            previous = payout.sender_batch_id
+            try:
+                retried = services.retry(payout=payout, actor=request.user)
+            except AperturError as exc:
+                self.message_user(request, f"{previous}: not retried ({exc.code}): {exc.message}", messages.ERROR)
+                continue
+            amount = format_cents(retried.amount_cents, retried.currency)
+            if retried.status == PayoutStatus.CREATED:
+                # PayPal did not answer: the new id is saved, and only that id may be used to send it.
+                self.message_user(
+                    request,
+                    f"{previous}: saved as {retried.sender_batch_id} for {amount} but PayPal did not answer "
+                    f"({retried.detail}). Send it with `apertur payouts run --period {retried.period}`, which "
+                    "reuses the same id.",
+                    messages.WARNING,
+                )
+            elif retried.money_back:
+                self.message_user(
+                    request,
+                    f"{previous}: retried as {retried.sender_batch_id}, PayPal refused it ({retried.detail}); "
+                    f"{amount} is back in the partner's balance.",
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"{previous}: retried as {retried.sender_batch_id}, {amount} "
+                    f"{retried.get_status_display().lower()}.",
+                    messages.SUCCESS,
+                )
+        return None
+
+    def _confirm_retry(self, request: HttpRequest, payouts: list[Payout]) -> TemplateResponse:
+        rows = [
+            {
+                "payout": payout,
+                "amount": format_cents(payout.amount_cents, payout.currency),
+                "retryable": payout.money_back,
+                "held": payout.partner.payouts_held_at is not None,
+            }
+            for payout in payouts
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Retry these payouts?",
+            "subtitle": None,
+            "opts": self.opts,
+            "rows": rows,
+            "retryable_count": sum(1 for row in rows if row["retryable"] and not row["held"]),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "retry_payouts",
+            "media": self.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/payouts/retry_confirmation.html", context)
+
+    @admin.action(description="Export selected as CSV for finance")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Payout]) -> HttpResponse:
+        buffer = io.StringIO()
+        finance.write_csv(buffer, queryset.select_related("partner__user").order_by("period", "id"))
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{finance.filename(clock.now())}"'
+        return response
+
+
+class FinishedFilter(admin.SimpleListFilter):
+    title = "finished"
+    parameter_name = "finished"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Finished"), ("no", "Not finished")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[PayoutRun]) -> QuerySet[PayoutRun]:
+        if self.value() == "yes":
+            return queryset.filter(finished_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(finished_at__isnull=True)
+        return queryset
+
+
+@admin.register(PayoutRun)
+class PayoutRunAdmin(ReadOnlyAdmin):
+    list_display = ("period", "trigger", "started_at", "finished_at", "lease_until", "summary")
+    list_filter = (FinishedFilter, "trigger")
+    search_fields = ("period",)
+    fields = ("period", "trigger", "started_at", "finished_at", "lease_until", "summary")
+    readonly_fields = fields
+
+
+@admin.register(PayPalEvent)
+class PayPalEventAdmin(ReadOnlyAdmin):
+    list_display = ("event_id", "event_type", "status", "payout", "received_at", "processed_at", "detail")
+    list_filter = ("status", "event_type")
+    search_fields = ("event_id", "payout__sender_batch_id", "payout__paypal_batch_id")
+    list_select_related = ("payout",)
+    date_hierarchy = "received_at"
+    fields = ("event_id", "event_type", "status", "detail", "payout", "received_at", "processed_at", "payload")
+    readonly_fields = fields

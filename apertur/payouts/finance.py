@@ -1,0 +1,79 @@
+"""Payouts as rows for finance: one CSV row per payout, amounts as decimal strings (``70.00``), instants in
+ISO 8601 at America/Toronto. Every text cell partners or PayPal chose is neutralised against spreadsheet
+formulas (OWASP "CSV injection"), like the partner's earnings CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from apertur.core import clock
+from apertur.core.money import decimal_string
+from apertur.core.spreadsheet import cell
+from apertur.payouts.models import Payout
+
+CSV_HEADER = [
+    "partner_id",
+    "partner_email",
+    "company",
+    "paypal_email",
+    "period",
+    "amount",
+    "currency",
+    "status",
+    "paypal_item_status",
+    "sender_batch_id",
+    "paypal_batch_id",
+    "created_at",
+    "sent_at",
+    "paid_at",
+    "returned_at",
+]
+
+
+class _Writable(Protocol):
+    def write(self, s: str, /) -> object: ...
+
+
+def business_iso(at: dt.datetime | None) -> str:
+    return at.astimezone(clock.BUSINESS_TZ).isoformat(timespec="seconds") if at else ""
+
+
+def payout_row(payout: Payout) -> list[str]:
+    """One payout as a CSV row (see :data:`CSV_HEADER`). ``paypal_email`` is the partner's verified PayPal
+    address now: the payout row does not keep the receiver it was sent to."""
+    partner = payout.partner
+    return [
+        str(partner.pk),
+        cell(partner.user.email),
+        cell(partner.company_name),
+        cell(partner.verified_paypal_email or ""),
+        payout.period,
+        decimal_string(payout.amount_cents),
+        payout.currency,
+        payout.status,
+        cell(payout.item_status),
+        cell(payout.sender_batch_id),
+        cell(payout.paypal_batch_id),
+        business_iso(payout.created_at),
+        business_iso(payout.sent_at),
+        business_iso(payout.paid_at),
+        business_iso(payout.returned_at),
+    ]
+
+
+def payout_rows(payouts: Iterable[Payout]) -> Iterator[list[str]]:
+    yield CSV_HEADER
+    for payout in payouts:
+        yield payout_row(payout)
+
+
+def write_csv(out: _Writable, payouts: Iterable[Payout]) -> None:
+    writer = csv.writer(out)
+    writer.writerows(payout_rows(payouts))
+
+
+def filename(at: dt.datetime | None = None) -> str:
+    return f"apertur-payouts-{clock.business_date(at)}.csv"

@@ -1,0 +1,117 @@
+"""Partner portal pages for payouts: one payout with its commission entries, and the statement CSV (every
+payout, or one). The history and the "why not paid" card live on the PayPal email page
+(``partners.views.payouts``), which reads :mod:`apertur.payouts.selectors` too. Thin: parse, read, render."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from apertur.core import clock
+from apertur.core.errors import NotFound
+from apertur.core.money import decimal_string
+from apertur.core.spreadsheet import cell
+from apertur.partners.decorators import approved_partner_required
+from apertur.partners.models import Partner
+from apertur.payouts import selectors
+
+CSV_HEADER = [
+    "payout_reference",
+    "period",
+    "payout_status",
+    "payout_amount_cad",
+    "sent_date",
+    "paid_date",
+    "returned_date",
+    "payment_date",
+    "customer",
+    "project",
+    "kind",
+    "amount_cad",
+    "entry_status",
+]
+
+
+@never_cache
+@approved_partner_required
+@require_GET
+def payout_detail(request: HttpRequest, partner: Partner, payout_id: int) -> HttpResponse:
+    try:
+        payout = selectors.payout_detail(partner=partner, payout_id=payout_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    lines = selectors.payout_entries(payout=payout)
+    context = {
+        "partner": partner,
+        "section": "payouts",
+        "payout": payout,
+        "lines": lines,
+        "totals": selectors.PayoutTotals.of(lines),
+    }
+    return render(request, "payouts/detail.html", context)
+
+
+@never_cache
+@approved_partner_required
+@require_GET
+def statement_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
+    """Every payout of the partner, one row per commission entry."""
+    return _statement(partner, None, f"apertur-payouts-{clock.business_date()}.csv")
+
+
+@never_cache
+@approved_partner_required
+@require_GET
+def payout_statement_csv(request: HttpRequest, partner: Partner, payout_id: int) -> HttpResponse:
+    """One payout of the partner, one row per commission entry."""
+    return _statement(partner, payout_id, "")
+
+
+def _statement(partner: Partner, payout_id: int | None, filename: str) -> HttpResponse:
+    pairs = selectors.statement(partner=partner, payout_id=payout_id)
+    try:
+        first = next(pairs, None)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    if payout_id is not None and first is not None:
+        filename = f"apertur-payout-{first[0].reference}.csv"
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(CSV_HEADER)
+    if first is None:
+        return response
+    for payout, line in (first, *pairs):
+        writer.writerow(
+            [
+                payout.reference,
+                payout.period,
+                payout.status,
+                decimal_string(payout.amount_cents),
+                _date(payout.sent_at),
+                _date(payout.paid_at),
+                _date(payout.returned_at),
+                *(
+                    [
+                        line.date.isoformat(),
+                        cell(line.customer),
+                        cell(line.project),
+                        line.kind,
+                        decimal_string(line.amount_cents),
+                        "released" if line.released else "included",
+                    ]
+                    if line is not None
+                    else ["", "", "", "", "", ""]
+                ),
+            ]
+        )
+    return response
+
+
+def _date(at: dt.datetime | None) -> str:
+    return clock.business_date(at).isoformat() if at is not None else ""

@@ -1,0 +1,344 @@
+"""Reading payouts for the partner portal: the history, one payout with the commission entries it holds,
+the statement rows, and why the next run may not pay the partner.
+
+Every reader costs a fixed number of queries whatever the number of payouts or entries: counts come from
+the database (annotate), entries come with their payment, customer and project (select_related). A partner
+only ever reads their own payouts: another partner's is indistinguishable from one that does not exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.core.paginator import Paginator
+from django.db.models import Count, QuerySet
+
+from apertur.commissions.models import EntryKind
+from apertur.commissions.selectors import PAGE_SIZE, PAYOUT_MINIMUM_CENTS, balance, mask_email, next_payout
+from apertur.core import clock
+from apertur.partners.models import Partner
+from apertur.payouts import services
+from apertur.payouts.errors import PayoutNotFound
+from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+
+# --- the history ----------------------------------------------------------------------------------------
+
+#: How a payout's state reads to the partner (the admin's labels are written for staff).
+STATUS_LABELS: dict[str, str] = {
+    PayoutStatus.CREATED: "Being sent",
+    PayoutStatus.SENT: "Sent",
+    PayoutStatus.PENDING: "Processing at PayPal",
+    PayoutStatus.UNCLAIMED: "Waiting to be claimed",
+    PayoutStatus.HELD: "Held by PayPal",
+    PayoutStatus.PAID: "Paid",
+    PayoutStatus.FAILED: "Failed, back in your balance",
+    PayoutStatus.RETURNED: "Returned, back in your balance",
+}
+
+#: One sentence for the detail page: what the state means and what happens next.
+STATUS_EXPLANATIONS: dict[str, str] = {
+    PayoutStatus.CREATED: "We are sending this payout to PayPal. If PayPal does not answer, we retry with the "
+    "same reference, so it can never be paid twice.",
+    PayoutStatus.SENT: "PayPal accepted this payout. It usually reaches your PayPal account within minutes.",
+    PayoutStatus.PENDING: "PayPal is processing this payout.",
+    PayoutStatus.UNCLAIMED: "PayPal is holding this payout until the address has a PayPal account that accepts "
+    "it. Unclaimed payouts come back to your Apertur balance after 30 days.",
+    PayoutStatus.HELD: "PayPal is reviewing this payout. It is paid once PayPal releases it.",
+    PayoutStatus.PAID: "PayPal delivered this payout to your account.",
+    PayoutStatus.FAILED: "PayPal could not pay this payout. The money never left: its commissions are back in "
+    "your Apertur balance and are paid by a later run.",
+    PayoutStatus.RETURNED: "The money came back from PayPal. Its commissions are back in your Apertur balance and "
+    "are paid by a later run; check your PayPal email.",
+}
+
+#: Pill colours of base.html's stylesheet: green when paid, amber while on its way, red when it came back.
+STATUS_PILLS: dict[str, str] = {
+    PayoutStatus.CREATED: "pending",
+    PayoutStatus.SENT: "eligible",
+    PayoutStatus.PENDING: "pending",
+    PayoutStatus.UNCLAIMED: "pending",
+    PayoutStatus.HELD: "pending",
+    PayoutStatus.PAID: "paid",
+    PayoutStatus.FAILED: "reversed",
+    PayoutStatus.RETURNED: "reversed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRow:
+    """A payout as the partner sees it."""
+
+    id: int
+    period: str  # "YYYY-MM": the run dated the 15th of that month
+    amount_cents: int
+    currency: str
+    status: str
+    reference: str  # the sender_batch_id, which PayPal shows the partner too
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    paid_at: dt.datetime | None
+    returned_at: dt.datetime | None
+    entry_count: int
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def status_pill(self) -> str:
+        return STATUS_PILLS.get(self.status, "")
+
+    @property
+    def explanation(self) -> str:
+        return STATUS_EXPLANATIONS.get(self.status, "")
+
+    @property
+    def money_back(self) -> bool:
+        return self.status in (PayoutStatus.FAILED, PayoutStatus.RETURNED)
+
+    @property
+    def run_date(self) -> dt.date:
+        """The run that made it: the 15th of the period's month (Toronto)."""
+        return services.run_at(self.period).date()
+
+
+def _payouts(partner: Partner) -> QuerySet[Payout]:
+    return (
+        Payout.objects.filter(partner=partner)
+        .annotate(entry_count=Count("entries"))
+        # One payout per partner and period: the period orders them, newest first.
+        .order_by("-period", "-id")
+    )
+
+
+def _row(payout: Payout) -> PayoutRow:
+    return PayoutRow(
+        id=payout.pk,
+        period=payout.period,
+        amount_cents=payout.amount_cents,
+        currency=payout.currency,
+        status=payout.status,
+        reference=payout.sender_batch_id,
+        created_at=payout.created_at,
+        sent_at=payout.sent_at,
+        paid_at=payout.paid_at,
+        returned_at=payout.returned_at,
+        entry_count=int(payout.entry_count),  # type: ignore[attr-defined]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutPage:
+    rows: list[PayoutRow]
+    number: int
+    num_pages: int
+    count: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.num_pages
+
+    @property
+    def previous_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_number(self) -> int:
+        return self.number + 1
+
+
+def payout_list(*, partner: Partner, page: int | str | None = 1) -> PayoutPage:
+    """One page (PAGE_SIZE rows, newest first) of the partner's payouts with their entry counts. An invalid or
+    too large page number gives the nearest page."""
+    found = Paginator(_payouts(partner), PAGE_SIZE).get_page(page)
+    return PayoutPage(
+        rows=[_row(payout) for payout in found.object_list],
+        number=found.number,
+        num_pages=found.paginator.num_pages,
+        count=found.paginator.count,
+    )
+
+
+def payout_detail(*, partner: Partner, payout_id: int) -> PayoutRow:
+    """The partner's payout ``payout_id``; :class:`PayoutNotFound` for anyone else's (never says it exists)."""
+    payout = _payouts(partner).filter(pk=payout_id).first()
+    if payout is None:
+        raise PayoutNotFound()
+    return _row(payout)
+
+
+# --- the entries of a payout ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutLine:
+    """One commission entry in a payout. ``released_at`` is set when the payout's money came back: the entry
+    returned to the balance (and may be in a later payout); it is kept here for the history."""
+
+    payout_id: int
+    entry_id: int
+    paid_at: dt.datetime  # the customer's payment
+    customer: str  # masked, like the commissions dashboard
+    project: str
+    kind: str  # earned | reversal | clawback
+    amount_cents: int
+    released_at: dt.datetime | None
+
+    @property
+    def date(self) -> dt.date:
+        return clock.business_date(self.paid_at)
+
+    @property
+    def kind_label(self) -> str:
+        return EntryKind(self.kind).label if self.kind in EntryKind.values else self.kind
+
+    @property
+    def released(self) -> bool:
+        return self.released_at is not None
+
+
+_ENTRY_ORDER = ("entry__payment__paid_at", "entry__id")
+
+
+def _links() -> QuerySet[PayoutEntry]:
+    return PayoutEntry.objects.select_related("entry__payment__customer", "entry__payment__project").order_by(
+        *_ENTRY_ORDER
+    )
+
+
+def _lines(links: Iterable[PayoutEntry]) -> Iterator[PayoutLine]:
+    for link in links:
+        entry = link.entry
+        payment = entry.payment
+        yield PayoutLine(
+            payout_id=link.payout_id,
+            entry_id=entry.pk,
+            paid_at=payment.paid_at,
+            customer=mask_email(payment.customer.email) if payment.customer else "Unknown customer",
+            project=payment.project.name,
+            kind=entry.kind,
+            amount_cents=entry.amount_cents,
+            released_at=link.released_at,
+        )
+
+
+def payout_entries(*, payout: PayoutRow | Payout) -> list[PayoutLine]:
+    """The commission entries the payout holds or held, oldest payment first."""
+    payout_id = payout.id if isinstance(payout, PayoutRow) else payout.pk
+    return list(_lines(_links().filter(payout_id=payout_id)))
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutTotals:
+    earned_cents: int  # commissions earned, in entries the payout still holds
+    deducted_cents: int  # reversals and clawbacks netted against them (≤ 0)
+    net_cents: int  # what the payout pays: earned + deducted
+    released_cents: int  # entries given back to the balance when the money came back
+
+    @classmethod
+    def of(cls, lines: Iterable[PayoutLine]) -> PayoutTotals:
+        earned = deducted = released = 0
+        for line in lines:
+            if line.released:
+                released += line.amount_cents
+            elif line.kind == EntryKind.EARNED:
+                earned += line.amount_cents
+            else:
+                deducted += line.amount_cents
+        return cls(earned_cents=earned, deducted_cents=deducted, net_cents=earned + deducted, released_cents=released)
+
+
+# --- the statement ----------------------------------------------------------------------------------------
+
+
+def statement(*, partner: Partner, payout_id: int | None = None) -> Iterator[tuple[PayoutRow, PayoutLine | None]]:
+    """(payout, entry) pairs for the statement CSV: every payout of the partner (or only ``payout_id``, with
+    :class:`PayoutNotFound` for another partner's), newest first, each with its entries, oldest payment first. A
+    payout without entries yields one pair with ``None``. Two queries, entries streamed in chunks."""
+    payouts = _payouts(partner)
+    if payout_id is not None:
+        payouts = payouts.filter(pk=payout_id)
+    rows = [_row(payout) for payout in payouts]
+    if payout_id is not None and not rows:
+        raise PayoutNotFound()
+    links = _links().filter(payout__partner=partner).order_by("-payout__period", "-payout_id", *_ENTRY_ORDER)
+    if payout_id is not None:
+        links = links.filter(payout_id=payout_id)
+    lines = _lines(links.iterator(chunk_size=500))
+    pending = next(lines, None)
+    # Both queries list payouts in the same order: walk them side by side.
+    for row in rows:
+        if pending is None or pending.payout_id != row.id:
+            yield row, None
+            continue
+        while pending is not None and pending.payout_id == row.id:
+            yield row, pending
+            pending = next(lines, None)
+
+
+# --- why the next payout may not happen -------------------------------------------------------------------
+
+
+class Outlook:
+    """Codes of :class:`PayoutOutlook`: the run's own reasons (services.Reason), plus ``will_pay``."""
+
+    NOT_APPROVED = services.Reason.NOT_APPROVED
+    ON_HOLD = services.Reason.HELD
+    NO_VERIFIED_EMAIL = services.Reason.NO_VERIFIED_EMAIL
+    UNDER_MINIMUM = services.Reason.UNDER_MINIMUM
+    WILL_PAY = "will_pay"
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutOutlook:
+    """What the next payout run will do for the partner, and why not when it will not pay."""
+
+    code: str  # an Outlook value
+    run_at: dt.datetime  # the next run (15th, 09:00 Toronto)
+    estimate_cents: int  # the eligible balance by then, if nothing else happens
+    carried_cents: int  # what past runs left unpaid (part of the estimate)
+    minimum_cents: int = PAYOUT_MINIMUM_CENTS
+    hold_reason: str = ""  # staff's reason, when on hold
+    held_since: dt.datetime | None = None
+    pending_email: str = ""  # a PayPal address waiting for its confirmation link
+
+    @property
+    def will_pay(self) -> bool:
+        return self.code == Outlook.WILL_PAY
+
+    @property
+    def headline(self) -> str:
+        return {
+            Outlook.NOT_APPROVED: "Payouts are paused",
+            Outlook.ON_HOLD: "Payouts are on hold",
+            Outlook.NO_VERIFIED_EMAIL: "Payouts wait for a verified PayPal email",
+            Outlook.UNDER_MINIMUM: "Under the minimum: carried to a later run",
+            Outlook.WILL_PAY: "Next payout",
+        }[self.code]
+
+
+def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutOutlook:
+    """Why the next payout run may not pay the partner, in the run's own order (services' rule: approval,
+    a staff hold, a verified PayPal email, then the minimum), with the next run's date and estimate from
+    the commissions selectors. Commissions keep accumulating in every case."""
+    now = at or clock.now()
+    estimate = next_payout(partner=partner, at=now)
+    carried = balance(partner=partner, at=now).carried_cents
+    # The run's own rule (approval, a staff hold, a verified PayPal email), not a copy of it.
+    code = services.payable_reason(partner) or (Outlook.WILL_PAY if estimate.will_pay else Outlook.UNDER_MINIMUM)
+    return PayoutOutlook(
+        code=code,
+        run_at=estimate.run_at,
+        estimate_cents=estimate.eligible_cents,
+        carried_cents=carried,
+        minimum_cents=estimate.minimum_cents,
+        hold_reason=partner.payouts_hold_reason if code == Outlook.ON_HOLD else "",
+        held_since=partner.payouts_held_at if code == Outlook.ON_HOLD else None,
+        pending_email=partner.paypal_pending_email,
+    )

@@ -1,0 +1,263 @@
+"""Reconciliation with PayPal through the emulator: every item status maps to our payout state, money that
+comes back returns to the balance once (entries released, the partner told once) and a later run or a staff
+retry pays it exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+
+from apertur.commissions.models import CommissionEntry
+from apertur.commissions.selectors import balance
+from apertur.integrations.paypal.emulator import Running, running
+from apertur.payouts import reconcile, services
+from apertur.payouts.errors import NothingToRetry, PayoutNotRetryable
+from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus, PayPalEventStatus
+from apertur.payouts.tests.helpers import (
+    advance,
+    at,
+    batches_created,
+    client_for,
+    do_run,
+    make_world,
+    only,
+    pay,
+)
+from apertur.testing import make_staff
+
+pytestmark = pytest.mark.django_db
+SENT_AT = services.run_at("2026-04")
+
+
+@pytest.fixture
+def emu() -> Iterator[Running]:
+    with running() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def mails(django_capture_on_commit_callbacks: Any, mailoutbox: list[Any]) -> Any:
+    """Run a step with its on-commit mail sent; the subjects sent so far."""
+
+    class Mails:
+        outbox = mailoutbox
+
+        def __call__(self) -> Any:
+            return django_capture_on_commit_callbacks(execute=True)
+
+        @property
+        def subjects(self) -> list[str]:
+            return [m.subject for m in mailoutbox]
+
+    return Mails()
+
+
+def sent_payout(emu: Running, mails: Any) -> Payout:
+    partner, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    with mails():
+        assert only(do_run(emu, "2026-04")).reason == "paid"
+    payout = Payout.objects.get()
+    assert payout.partner == partner and payout.status == PayoutStatus.SENT
+    assert mails.subjects == ["Your Apertur payout of $60.00 CAD is on its way"]
+    return payout
+
+
+def poll(emu: Running, when: dt.datetime, mails: Any) -> reconcile.PollResult:
+    with time_machine.travel(when, tick=False), client_for(emu) as client, mails():
+        return reconcile.poll_open(client=client)
+
+
+EXPECTED = {
+    "SUCCESS": PayoutStatus.PAID,
+    "PENDING": PayoutStatus.PENDING,
+    "UNCLAIMED": PayoutStatus.UNCLAIMED,
+    "ONHOLD": PayoutStatus.HELD,
+    "BLOCKED": PayoutStatus.HELD,
+    "FAILED": PayoutStatus.FAILED,
+    "RETURNED": PayoutStatus.RETURNED,
+    "REFUNDED": PayoutStatus.RETURNED,
+    "REVERSED": PayoutStatus.RETURNED,
+}
+MONEY_BACK_STATUSES = {"FAILED", "RETURNED", "REFUNDED", "REVERSED"}
+
+
+@pytest.mark.parametrize("item_status", list(EXPECTED))
+def test_polling_maps_every_item_status(emu: Running, mails: Any, item_status: str) -> None:
+    payout = sent_payout(emu, mails)
+    partner = payout.partner
+    advance(emu, payout, item_status)
+    when = SENT_AT + dt.timedelta(days=1)
+    result = poll(emu, when, mails)
+    assert result.checked == 1 and result.errors == []
+    payout.refresh_from_db()
+    assert payout.status == EXPECTED[item_status]
+    assert result.changed == [{"sender_batch_id": payout.sender_batch_id, "from": "sent", "to": payout.status}]
+    assert payout.checked_at == when and payout.paypal_item_id
+    entries = CommissionEntry.objects.filter(partner=partner)
+    if item_status in MONEY_BACK_STATUSES:
+        assert payout.item_status == item_status and payout.returned_at == when
+        assert not entries.filter(paid_out_at__isnull=False).exists()
+        assert PayoutEntry.objects.get().released_at == when
+        assert balance(partner=partner, at=when).paid_cents == 0
+        assert mails.subjects[1:] == ["Your Apertur payout of $60.00 CAD came back"]
+        # Told once, released once, whatever polls and webhooks repeat.
+        for _ in range(2):
+            poll(emu, when + dt.timedelta(days=1), mails)
+            with mails():
+                services.apply_item_status(payout_id=payout.pk, transaction_status=item_status)
+        assert len(mails.outbox) == 2 and PayoutEntry.objects.get().released_at == when
+        # The next period's run pays the money that came back, with a new payout for that period.
+        d = only(do_run(emu, "2026-05"))
+        assert (d.reason, d.amount_cents, d.sender_batch_id) == ("paid", 6_000, f"aptr-{partner.pk}-2026-05-1")
+        assert batches_created(emu) == 2
+        assert not entries.filter(paid_out_at__isnull=True).exists()
+        assert PayoutEntry.objects.filter(released_at__isnull=True).get().payout.period == "2026-05"
+    else:
+        assert payout.returned_at is None
+        assert not entries.filter(paid_out_at__isnull=True).exists()
+        assert balance(partner=partner, at=when).paid_cents == 6_000
+        expected = ["Your Apertur payout of $60.00 CAD was paid"] if item_status == "SUCCESS" else []
+        assert mails.subjects[1:] == expected
+        assert do_run(emu, "2026-05") == [] and batches_created(emu) == 1
+    if item_status == "SUCCESS":
+        assert payout.paid_at == when
+        assert reconcile.poll_open(client=client_for(emu)).checked == 0  # final: not polled any more
+    elif item_status in {"PENDING", "UNCLAIMED", "ONHOLD", "BLOCKED"}:
+        assert poll(emu, when + dt.timedelta(days=2), mails).checked == 1  # still open
+
+
+def test_reversed_after_success_gives_the_money_back_once(emu: Running, mails: Any) -> None:
+    payout = sent_payout(emu, mails)
+    advance(emu, payout, "SUCCESS")
+    poll(emu, SENT_AT + dt.timedelta(days=1), mails)
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.PAID
+    advance(emu, payout, "REVERSED")
+    event = {
+        "id": "WH-REVERSED-1",
+        "event_type": "PAYMENT.PAYOUTS-ITEM.REVERSED",
+        "resource": {"payout_batch_id": payout.paypal_batch_id, "payout_item_id": payout.paypal_item_id},
+    }
+    when = SENT_AT + dt.timedelta(days=20)
+    with time_machine.travel(when, tick=False), client_for(emu) as client, mails():
+        stored = reconcile.receive_event(event=event, client=client)
+        again = reconcile.receive_event(event=event, client=client)  # redelivered
+    assert stored.status == again.status == PayPalEventStatus.PROCESSED and stored.payout == payout
+    payout.refresh_from_db()
+    assert (payout.status, payout.item_status, payout.returned_at) == (PayoutStatus.RETURNED, "REVERSED", when)
+    assert payout.paid_at is not None  # history kept
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert mails.subjects == [
+        "Your Apertur payout of $60.00 CAD is on its way",
+        "Your Apertur payout of $60.00 CAD was paid",
+        "Your Apertur payout of $60.00 CAD came back",
+    ]
+    # A stale SUCCESS event after the reversal cannot undo it: PayPal's current state is REVERSED.
+    stale = {**event, "id": "WH-SUCCESS-LATE", "event_type": "PAYMENT.PAYOUTS-ITEM.SUCCEEDED"}
+    with client_for(emu) as client:
+        reconcile.receive_event(event=stale, client=client)
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.RETURNED
+    assert only(do_run(emu, "2026-05")).amount_cents == 6_000
+
+
+def test_an_item_unclaimed_for_30_days_is_cancelled_and_the_money_comes_back(emu: Running, mails: Any) -> None:
+    payout = sent_payout(emu, mails)
+    advance(emu, payout, "UNCLAIMED")
+    poll(emu, SENT_AT + dt.timedelta(days=29, hours=23), mails)
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.UNCLAIMED and emu.emulator.counters["items_cancelled"] == 0
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+
+    when = SENT_AT + dt.timedelta(days=30)
+    result = poll(emu, when, mails)
+    assert emu.emulator.counters["items_cancelled"] == 1
+    payout.refresh_from_db()
+    assert result.changed == [{"sender_batch_id": payout.sender_batch_id, "from": "unclaimed", "to": "returned"}]
+    assert (payout.status, payout.item_status, payout.returned_at) == (PayoutStatus.RETURNED, "RETURNED", when)
+    assert "unclaimed for 30 days" in payout.detail
+    assert emu.emulator.state()["batches"][0]["items"][0]["transaction_status"] == "RETURNED"
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert balance(partner=payout.partner, at=when).eligible_cents == 6_000
+    assert mails.subjects[-1] == "Your Apertur payout of $60.00 CAD came back" and len(mails.outbox) == 2
+    poll(emu, when + dt.timedelta(days=1), mails)
+    assert emu.emulator.counters["items_cancelled"] == 1 and len(mails.outbox) == 2
+
+
+def test_staff_retry_after_failure_uses_a_new_id_and_pays_once(emu: Running, mails: Any) -> None:
+    payout = sent_payout(emu, mails)
+    partner = payout.partner
+    advance(emu, payout, "FAILED")
+    poll(emu, SENT_AT + dt.timedelta(days=1), mails)
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.FAILED
+    staff = make_staff()
+    with time_machine.travel(SENT_AT + dt.timedelta(days=2), tick=False), client_for(emu) as client, mails():
+        retried = services.retry(payout=payout, actor=staff, client=client)
+    assert retried.pk == payout.pk
+    assert (retried.status, retried.sender_batch_id, retried.batch_number) == (
+        PayoutStatus.SENT,
+        f"aptr-{partner.pk}-2026-04-2",
+        2,
+    )
+    assert retried.amount_cents == 6_000 and retried.paypal_batch_id != payout.paypal_batch_id
+    assert batches_created(emu) == 2
+    senders = [b["batch_header"]["sender_batch_header"]["sender_batch_id"] for b in emu.emulator.state()["batches"]]
+    assert senders == [f"aptr-{partner.pk}-2026-04-1", f"aptr-{partner.pk}-2026-04-2"]
+    assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 1
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert Payout.objects.count() == 1
+    assert do_run(emu, "2026-05") == [] and batches_created(emu) == 2  # nothing paid twice
+    with pytest.raises(PayoutNotRetryable):  # sent again: no third id while PayPal may pay this one
+        services.retry(payout=retried, actor=staff, client=client_for(emu))
+    advance(emu, retried, "SUCCESS")
+    poll(emu, SENT_AT + dt.timedelta(days=3), mails)
+    retried.refresh_from_db()
+    assert retried.status == PayoutStatus.PAID
+    with pytest.raises(PayoutNotRetryable):
+        services.retry(payout=retried, actor=staff, client=client_for(emu))
+    assert batches_created(emu) == 2
+
+
+def test_retry_is_refused_for_a_created_payout_and_when_a_later_run_paid_it(emu: Running, mails: Any) -> None:
+    partner, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    emu.emulator.configure({"fail_next_n_with_5xx": 1})
+    assert only(do_run(emu, "2026-04")).reason == "retry_pending"
+    created = Payout.objects.get()
+    staff = make_staff()
+    with pytest.raises(PayoutNotRetryable):  # the same id must be retried first: it may exist at PayPal
+        services.retry(payout=created, actor=staff, client=client_for(emu))
+    assert only(do_run(emu, "2026-04")).reason == "paid"
+    created.refresh_from_db()
+    advance(emu, created, "RETURNED")
+    poll(emu, SENT_AT + dt.timedelta(days=1), mails)
+    assert only(do_run(emu, "2026-05")).reason == "paid"  # the next run paid what came back
+    created.refresh_from_db()
+    with pytest.raises(NothingToRetry):
+        services.retry(payout=created, actor=staff, client=client_for(emu))
+    assert batches_created(emu) == 2 and Payout.objects.count() == 2
+    assert balance(partner=partner, at=at(2026, 5, 16)).paid_cents == 6_000
+
+
+def test_a_reversal_whose_webhook_was_lost_is_found_by_the_daily_look_at_paid_payouts(emu: Running, mails: Any) -> None:
+    payout = sent_payout(emu, mails)
+    advance(emu, payout, "SUCCESS")
+    paid_on = SENT_AT + dt.timedelta(hours=1)
+    assert poll(emu, paid_on, mails).changed[0]["to"] == PayoutStatus.PAID
+    advance(emu, payout, "REVERSED")  # PayPal reverses it; the webhook never reaches us
+    assert poll(emu, paid_on + dt.timedelta(hours=23), mails).checked == 0  # checked less than a day ago
+    result = poll(emu, paid_on + dt.timedelta(days=1, minutes=1), mails)
+    assert result.changed == [{"sender_batch_id": payout.sender_batch_id, "from": "paid", "to": "returned"}]
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.RETURNED and payout.item_status == "REVERSED"
+    assert mails.subjects[-1] == "Your Apertur payout of $60.00 CAD came back"
+    # Paid long ago: no longer watched.
+    advance(emu, payout, "SUCCESS")
+    Payout.objects.filter(pk=payout.pk).update(status=PayoutStatus.PAID, paid_at=SENT_AT, checked_at=SENT_AT)
+    assert poll(emu, SENT_AT + reconcile.PAID_WATCH + dt.timedelta(days=1), mails).checked == 0
