@@ -70,13 +70,14 @@ run: install
 	$(BIN)/apertur serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check apertur tests bench examples conftest.py
-	$(BIN)/ruff format --check apertur tests bench examples conftest.py
+	$(BIN)/ruff check apertur tests bench examples sdk/python conftest.py
+	$(BIN)/ruff format --check apertur tests bench examples sdk/python conftest.py
 	$(BIN)/mypy apertur
+	cd sdk/python && ../../$(BIN)/mypy --strict src/apertur_connect
 
 format: install
-	$(BIN)/ruff format apertur tests bench examples conftest.py
-	$(BIN)/ruff check --fix apertur tests bench examples conftest.py
+	$(BIN)/ruff format apertur tests bench examples sdk/python conftest.py
+	$(BIN)/ruff check --fix apertur tests bench examples sdk/python conftest.py
 
 # The whole suite on SQLite, then again on PostgreSQL. With CI=true an unreachable PostgreSQL fails.
 test: install browser lint sdk-test test-sqlite test-postgres

@@ -1,7 +1,8 @@
 """The demo partner site: a page that connects a user's Apertur project with the aptr-connect SDK.
 
-Standard library only: a WSGI application and ``urllib.request`` for the calls to Apertur. Copy the parts
-you need; the flow is the same in any framework:
+A plain WSGI application; everything it asks of Apertur goes through the ``apertur-connect`` package
+(sdk/python): the code exchange, the API call, token storage and refresh, revocation. Copy the parts you
+need; the flow is the same in any framework:
 
 1. ``/`` loads the SDK from Apertur and ``static/connect.js``, which calls ``AptrConnect.authorize()`` in
    the button's click handler and POSTs the resulting ``code`` to ``/api/apertur/connect``.
@@ -24,9 +25,7 @@ import os
 import secrets
 import sys
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from html import escape
@@ -36,6 +35,8 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIServer, make_server
+
+from apertur_connect import AperturError, Client, TokenSet
 
 HERE = Path(__file__).resolve().parent
 SCOPES = ["upload:create", "project:read"]
@@ -76,78 +77,50 @@ class Config:
         return f"{parts.scheme}://{parts.netloc}"
 
 
-# --- the server-side calls to Apertur ------------------------------------------------------------------
+# --- the server-side calls to Apertur: the apertur-connect package ------------------------------------
 
 
-class AperturError(Exception):
-    """Apertur refused a call (``code`` is its error code) or could not be reached."""
+class SessionTokenStore:
+    """An apertur-connect ``TokenStore`` keyed by this site's session id: the tokens live in the server-side
+    session (``session["connection"]``), next to the connected project's name. A real site would use
+    ``EncryptedFileStore`` or ``apertur_connect.sql.SQLAlchemyStore`` keyed by its user id."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
 
-
-class Apertur:
-    def __init__(self, config: Config) -> None:
-        self.config = config
-
-    def _call(self, path: str, *, form: dict[str, str] | None = None, token: str | None = None) -> dict[str, Any]:
-        url = self.config.apertur_base_url + path
-        data = urllib.parse.urlencode(form).encode() if form is not None else None
-        request = urllib.request.Request(url, data=data, headers={"Accept": "application/json"})  # noqa: S310
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - configured URL
-                body: dict[str, Any] = json.loads(response.read() or b"{}")
-                return body
-        except urllib.error.HTTPError as exc:
-            raise _error_from(exc) from exc
-        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-            raise AperturError("apertur_unreachable", f"Could not reach Apertur at {url}: {exc}") from exc
-
-    def exchange(self, code: str) -> dict[str, Any]:
-        """The authorization code for tokens: with the client secret, so only from this server."""
-        return self._call(
-            "/oauth/token",
-            form={
-                "grant_type": "authorization_code",
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "code": code,
-                "redirect_uri": self.config.redirect_uri,
-            },
+    def get(self, key: str) -> TokenSet | None:
+        session = self.sessions.get(key)
+        connection = session.get("connection") if session else None
+        if not connection:
+            return None
+        return TokenSet(
+            access_token=connection["access_token"],
+            refresh_token=connection["refresh_token"],
+            expires_at=connection["expires_at"],
+            scopes=tuple(connection["scopes"]),
+            project_id=connection["project_id"],
+            livemode=connection["livemode"],
         )
 
-    def project(self, access_token: str) -> dict[str, Any]:
-        return self._call("/api/v1/project", token=access_token)
-
-    def revoke(self, refresh_token: str) -> None:
-        """Revoking the refresh token revokes the access tokens issued with it too."""
-        self._call(
-            "/oauth/revoke",
-            form={
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "token": refresh_token,
-                "token_type_hint": "refresh_token",
-            },
+    def set(self, key: str, tokens: TokenSet) -> None:
+        session = self.sessions.get(key)
+        if session is None:
+            return
+        connection = dict(session.get("connection") or {})
+        connection.update(
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            expires_at=tokens.expires_at,
+            scopes=list(tokens.scopes),
+            project_id=tokens.project_id,
+            livemode=tokens.livemode,
         )
+        session["connection"] = connection
 
-
-def _error_from(exc: urllib.error.HTTPError) -> AperturError:
-    """OAuth endpoints answer ``{"error", "error_description"}``; the API ``{"error": {"code", "message"}}``."""
-    try:
-        body = json.loads(exc.read() or b"{}")
-    except ValueError:
-        body = {}
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return AperturError(str(error.get("code", exc.code)), str(error.get("message", "")))
-    if isinstance(error, str):
-        return AperturError(error, str(body.get("error_description", "")))
-    return AperturError("apertur_error", f"Apertur answered HTTP {exc.code}.")
+    def delete(self, key: str) -> None:
+        session = self.sessions.get(key)
+        if session is not None:
+            session.pop("connection", None)
 
 
 # --- sessions: tokens stay here, the browser only holds a random id ---------------------------------------
@@ -183,8 +156,17 @@ class Sessions:
 class PartnerSite:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.apertur = Apertur(config)
         self.sessions = Sessions()
+        # One client per process: thread-safe, refreshes each connection's tokens once however many
+        # requests need them at the same time.
+        self.apertur = Client(
+            config.client_id or "unset",
+            config.client_secret or "unset",
+            base_url=config.apertur_base_url,
+            redirect_uri=config.redirect_uri,
+            store=SessionTokenStore(self.sessions),
+            timeout=TIMEOUT_S,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
@@ -255,23 +237,20 @@ class PartnerSite:
             cookie += f"; Max-Age={max_age}"
         return cookie
 
-    def _connect_session(self, session: dict[str, Any], code: str) -> dict[str, Any]:
+    def _connect_session(self, sid: str, session: dict[str, Any], code: str) -> dict[str, Any]:
         """Exchange the code, read the project, keep the tokens in the session. Raises AperturError."""
-        tokens = self.apertur.exchange(code)
-        try:
-            project = self.apertur.project(tokens["access_token"])
-        except AperturError:
-            _quietly(self.apertur.revoke, tokens["refresh_token"])
-            raise
         previous = session.get("connection")
-        session["connection"] = {
-            "access_token": tokens["access_token"],
-            "refresh_token": tokens["refresh_token"],
-            "project": {"id": project["id"], "name": project["name"], "plan": project["plan"]["name"]},
-            "livemode": tokens.get("livemode", True),
-        }
+        connection = self.apertur.exchange_code(code, key=sid)  # the client secret: only from this server
+        try:
+            project = connection.api.project()
+        except AperturError:
+            _quietly(connection.revoke)
+            if previous:
+                session["connection"] = previous
+            raise
+        session["connection"]["project"] = {"id": project.id, "name": project.name, "plan": project.plan.name}
         if previous:  # connecting again replaces the old grant: revoke it rather than leave it alive
-            _quietly(self.apertur.revoke, previous["refresh_token"])
+            _quietly(lambda: self.apertur.revoke_token(previous["refresh_token"]))
         return dict(session["connection"]["project"])
 
     # --- pages ---
@@ -323,9 +302,9 @@ and to allow access; this site never sees your password.</p>
         code = payload.get("code") if isinstance(payload, dict) else None
         if not isinstance(code, str) or not code:
             return _json(400, _err("invalid_request", 'Send a JSON body: {"code": "…"}.'))
-        _, session, cookie = self._session(environ)
+        sid, session, cookie = self._session(environ)
         try:
-            project = self._connect_session(session, code)
+            project = self._connect_session(sid, session, code)
         except AperturError as exc:
             status = 502 if exc.code == "apertur_unreachable" else 400
             return _json(status, _err(exc.code, f"Apertur refused the code: {exc.message}"), cookie)
@@ -334,7 +313,7 @@ and to allow access; this site never sees your password.</p>
     def callback(self, environ: dict[str, Any]) -> Response:
         """The redirect mode lands here with ``code`` and ``state`` (or ``error``) in the query."""
         query = {k: v[0] for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).items()}
-        _, session, cookie = self._session(environ)
+        sid, session, cookie = self._session(environ)
         if not hmac.compare_digest(query.get("state", ""), session["state"]):
             return _html(400, _page(_failure("state_mismatch", "This answer was not asked for by this browser.")))
         session["state"] = secrets.token_urlsafe(16)  # one use
@@ -342,7 +321,7 @@ and to allow access; this site never sees your password.</p>
             message = query.get("error_description") or "Apertur did not connect your account."
             return _html(400, _page(_failure(query["error"], message)), cookie)
         try:
-            self._connect_session(session, query.get("code", ""))
+            self._connect_session(sid, session, query.get("code", ""))
         except AperturError as exc:
             return _html(400, _page(_failure(exc.code, f"Apertur refused the code: {exc.message}")), cookie)
         return 303, [("Location", "/"), ("Cache-Control", "no-store"), *cookie], b""
@@ -352,9 +331,8 @@ and to allow access; this site never sees your password.</p>
         form = urllib.parse.parse_qs(_read_body(environ).decode("utf-8", "replace"))
         if not hmac.compare_digest(form.get("csrf_token", [""])[0], session["csrf"]):
             return _text(403, "Refused: the form's CSRF token is missing or wrong. Reload the page and try again.")
-        connection = session.get("connection")
-        if connection:
-            _quietly(self.apertur.revoke, connection["refresh_token"], errors=environ.get("wsgi.errors"))
+        # Revoking the refresh token revokes every token of the grant; the store forgets them.
+        _quietly(self.apertur.connection(sid).revoke, errors=environ.get("wsgi.errors"))
         self.sessions.forget(sid)
         return 303, [("Location", "/"), ("Set-Cookie", self._cookie("", max_age=0))], b""
 
@@ -421,9 +399,9 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return bytes(environ["wsgi.input"].read(min(length, MAX_BODY))) if length > 0 else b""
 
 
-def _quietly(call: Callable[[str], None], token: str, errors: Any = None) -> None:
+def _quietly(call: Callable[[], None], errors: Any = None) -> None:
     try:
-        call(token)
+        call()
     except AperturError as exc:
         print(f"partner site: revoking failed: {exc.code}: {exc.message}", file=errors or sys.stderr)
 
