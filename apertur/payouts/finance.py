@@ -42,14 +42,14 @@ def business_iso(at: dt.datetime | None) -> str:
 
 
 def payout_row(payout: Payout) -> list[str]:
-    """One payout as a CSV row (see :data:`CSV_HEADER`). ``paypal_email`` is the partner's verified PayPal
-    address now: the payout row does not keep the receiver it was sent to."""
+    """One payout as a CSV row (see :data:`CSV_HEADER`). ``paypal_email`` is the address the payout was sent
+    to (a payout not sent yet: the partner's verified address now)."""
     partner = payout.partner
     return [
         str(partner.pk),
         cell(partner.user.email),
         cell(partner.company_name),
-        cell(partner.verified_paypal_email or ""),
+        cell(payout.receiver_email or partner.verified_paypal_email or ""),
         payout.period,
         decimal_string(payout.amount_cents),
         payout.currency,

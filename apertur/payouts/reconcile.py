@@ -118,7 +118,9 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
                 continue
             result.checked += 1
             if after.status != before:
-                result.changed.append({"sender_batch_id": payout.sender_batch_id, "from": before, "to": after.status})
+                result.changed.append(
+                    {"sender_batch_id": payout.sender_batch_id, "from": str(before), "to": str(after.status)}
+                )
     finally:
         if owned:
             client.close()

@@ -25,10 +25,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, connections, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry
@@ -148,7 +151,16 @@ def _candidates(period: str) -> list[Partner]:
     """Partners with something for this run: eligible entries or a payout for the period."""
     with_entries = unpaid_entries(period).values("partner_id")
     with_payout = Payout.objects.filter(period=period).values("partner_id")
-    return list(Partner.objects.filter(Q(pk__in=with_entries) | Q(pk__in=with_payout)).order_by("id"))
+    return list(
+        Partner.objects.filter(Q(pk__in=with_entries) | Q(pk__in=with_payout)).select_related("user").order_by("id")
+    )
+
+
+def _nets(period: str) -> dict[int, int]:
+    """Every partner's eligible net for the run, in one query. A starting point only: a payout's amount is
+    recomputed from the entries it links, under the partner's lock (:func:`_create_payout`)."""
+    rows = unpaid_entries(period).order_by().values("partner_id").annotate(net=Sum("amount_cents"))
+    return {row["partner_id"]: int(row["net"] or 0) for row in rows}
 
 
 def _decision(partner: Partner, **fields: Any) -> Decision:
@@ -172,30 +184,66 @@ def _payout_decision(partner: Partner, payout: Payout, reason: str, **fields: An
     )
 
 
-def run(*, period: str, dry_run: bool, client: PayPalClient | None = None) -> list[Decision]:
+def run(
+    *, period: str, dry_run: bool, client: PayPalClient | None = None, workers: int | None = None
+) -> list[Decision]:
     """The payout run for ``period`` (``YYYY-MM``). A real run refuses to start before its date (entries
-    would be paid before their hold ends); a dry run may preview it at any time."""
+    would be paid before their hold ends); a dry run may preview it at any time.
+
+    Three queries read every candidate, its net and its payout for the period; a partner with nothing to pay
+    costs no more. A partner to pay is re-read under its row lock before anything is written. ``workers``
+    (default ``settings.PAYOUT_RUN_WORKERS``, 1) > 1 pays partners from that many threads, each on its own
+    database connection: every guarantee is per partner (its row lock, the unique constraints), so the order
+    across partners does not matter. Decisions come back in partner order either way."""
     when = run_at(period)
     if not dry_run and clock.now() < when:
         raise RunNotDue(f"The {period} payout run is dated {when.isoformat()}; it cannot run earlier.")
+    candidates = _candidates(period)
+    nets = _nets(period)
+    existing = {payout.partner_id: payout for payout in Payout.objects.filter(period=period)}
     owned = False
-    decisions: list[Decision] = []
+    if not dry_run and client is None and any(payable_reason(partner) is None for partner in candidates):
+        client, owned = client_from_settings(), True
+
+    def one(partner: Partner) -> Decision:
+        try:
+            return _run_partner(
+                partner=partner,
+                period=period,
+                dry_run=dry_run,
+                client=client,
+                existing=existing.get(partner.pk),
+                net=nets.get(partner.pk, 0),
+            )
+        except Exception as exc:  # one partner's surprise must not stop everybody else's payout
+            logger.exception("payout run %s: partner %s", period, partner.pk)
+            return _decision(partner, amount_cents=0, status="", reason=Reason.ERROR, detail=repr(exc)[:300])
+
+    workers = int(workers or getattr(settings, "PAYOUT_RUN_WORKERS", 1) or 1)
     try:
-        for candidate in _candidates(period):
-            partner = Partner.objects.select_related("user").get(pk=candidate.pk)
-            if not dry_run and client is None and payable_reason(partner) is None:
-                client, owned = client_from_settings(), True
-            try:
-                decisions.append(_run_partner(partner=partner, period=period, dry_run=dry_run, client=client))
-            except Exception as exc:  # one partner's surprise must not stop everybody else's payout
-                logger.exception("payout run %s: partner %s", period, partner.pk)
-                decisions.append(
-                    _decision(partner, amount_cents=0, status="", reason=Reason.ERROR, detail=repr(exc)[:300])
-                )
+        if workers <= 1 or len(candidates) < 2:
+            return [one(partner) for partner in candidates]
+        return _in_threads(one, candidates, workers)
     finally:
         if owned and client is not None:
             client.close()
-    return decisions
+
+
+def _in_threads(fn: Callable[[Partner], Decision], partners: list[Partner], workers: int) -> list[Decision]:
+    """``fn`` over ``partners`` from ``workers`` threads, results in ``partners`` order; each thread closes
+    the database connection Django opened for it."""
+
+    def chunk(part: list[Partner]) -> list[Decision]:
+        try:
+            return [fn(partner) for partner in part]
+        finally:
+            connections.close_all()
+
+    size = max(1, (len(partners) + workers * 8 - 1) // (workers * 8))
+    parts = [partners[i : i + size] for i in range(0, len(partners), size)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="payout-run") as pool:
+        results = list(pool.map(chunk, parts))
+    return [decision for part in results for decision in part]
 
 
 def payable_reason(partner: Partner) -> str | None:
@@ -209,8 +257,25 @@ def payable_reason(partner: Partner) -> str | None:
     return None
 
 
-def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPalClient | None) -> Decision:
-    existing = Payout.objects.filter(partner=partner, period=period).first()
+_UNREAD: Any = object()
+
+
+def _run_partner(
+    *,
+    partner: Partner,
+    period: str,
+    dry_run: bool,
+    client: PayPalClient | None,
+    existing: Payout | None = _UNREAD,
+    net: int | None = None,
+) -> Decision:
+    """One partner's part of the run. ``existing`` (the period's payout) and ``net`` may come from the run's
+    bulk reads; both are only used to decide that nothing is to be written: a payout is created, and its amount
+    computed, under the partner's row lock, and a ``created`` payout is re-read before it is sent."""
+    if existing is _UNREAD:
+        existing = Payout.objects.filter(partner=partner, period=period).first()
+    elif existing is not None and existing.status == PayoutStatus.CREATED:
+        existing = Payout.objects.get(pk=existing.pk)  # about to be sent: its current row, not the run's read
     if existing is not None and existing.status != PayoutStatus.CREATED:
         return _payout_decision(
             partner,
@@ -218,10 +283,10 @@ def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPal
             Reason.FAILED if existing.money_back else Reason.ALREADY_PAID,
             detail=existing.detail,
         )
-    email = partner.verified_paypal_email
     blocked = payable_reason(partner)
     if existing is None:
-        net = _net(eligible_entries(partner=partner, period=period))
+        if net is None:
+            net = _net(eligible_entries(partner=partner, period=period))
         if blocked is not None:
             return _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
         if net < PAYOUT_MINIMUM_CENTS:
@@ -234,13 +299,18 @@ def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPal
                 reason=Reason.WOULD_PAY,
                 sender_batch_id=sender_batch_id_for(partner, period),
             )
-        payout = _create_payout(partner=partner, period=period)
-        if payout is None:  # the entries changed under us (another run took them): nothing to pay now
+        payout, partner = _create_payout(partner=partner, period=period, expected_cents=net)
+        blocked = payable_reason(partner)  # as read under the lock
+        if payout is None:
+            if blocked is not None:  # held, unapproved or unverified since the run started
+                return _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
+            # the entries changed under us (another run took them): nothing to pay now
             return _decision(partner, amount_cents=0, status="", reason=Reason.UNDER_MINIMUM)
     else:
         payout = existing
         if dry_run:
             return _payout_decision(partner, payout, Reason.WOULD_RETRY)
+    email = partner.verified_paypal_email
     if payout.status != PayoutStatus.CREATED:  # another run created and sent it meanwhile
         return _payout_decision(partner, payout, Reason.ALREADY_PAID)
     if blocked is not None or email is None:  # held since the payout was created: sent once it is not
@@ -249,29 +319,59 @@ def _run_partner(*, partner: Partner, period: str, dry_run: bool, client: PayPal
     return _send(partner=partner, payout=payout, email=email, client=client)
 
 
-def _create_payout(*, partner: Partner, period: str) -> Payout | None:
-    """The partner's payout for the period with its entries linked, in one transaction. The unique
-    (partner, period) pair makes a concurrent run get the same row instead of a second one."""
+def _create_payout(*, partner: Partner, period: str, expected_cents: int = 0) -> tuple[Payout | None, Partner]:
+    """The partner's payout for the period with its entries linked, in one transaction, and the partner as read
+    under its row lock. Under that lock: an existing payout for the period is returned as it is (a concurrent
+    run made it: the loser reads the winner's), a partner no longer payable gets none, and otherwise the payout
+    links every eligible entry and its amount is the sum of exactly the entries it links (None, and nothing
+    written, when that is under the minimum). The unique (partner, period) pair stays the last word."""
     with transaction.atomic():
-        Partner.objects.select_for_update().filter(pk=partner.pk).first()
-        entries = list(eligible_entries(partner=partner, period=period).values_list("pk", "amount_cents"))
-        net = sum(amount for _, amount in entries)
-        payout, created = Payout.objects.get_or_create(
-            partner=partner,
+        fresh = Partner.objects.select_for_update(of=("self",)).select_related("user").get(pk=partner.pk)
+        found = Payout.objects.filter(partner=fresh, period=period).first()
+        if found is not None:
+            return found, fresh
+        if payable_reason(fresh) is not None:
+            return None, fresh
+        payout = Payout.objects.create(
+            partner=fresh,
             period=period,
-            defaults={
-                "amount_cents": net,
-                "currency": CURRENCY,
-                "sender_batch_id": sender_batch_id_for(partner, period),
-                "status": PayoutStatus.CREATED,
-            },
+            amount_cents=expected_cents,
+            currency=CURRENCY,
+            sender_batch_id=sender_batch_id_for(fresh, period),
+            status=PayoutStatus.CREATED,
         )
-        if created:
-            if net < PAYOUT_MINIMUM_CENTS:
-                transaction.set_rollback(True)
-                return None
-            PayoutEntry.objects.bulk_create([PayoutEntry(payout=payout, entry_id=pk) for pk, _ in entries])
-    return payout
+        net = _link_entries(payout=payout, partner=fresh, period=period)
+        if net < PAYOUT_MINIMUM_CENTS:
+            transaction.set_rollback(True)
+            return None, fresh
+        if net != payout.amount_cents:
+            Payout.objects.filter(pk=payout.pk).update(amount_cents=net)
+            payout.amount_cents = net
+    return payout, fresh
+
+
+_LINK = "INSERT INTO payouts_payoutentry (payout_id, entry_id) SELECT %s, eligible.* FROM ({eligible}) AS eligible"
+_LINK_PG = """
+WITH linked AS (
+    INSERT INTO payouts_payoutentry (payout_id, entry_id)
+    SELECT %s, eligible.* FROM ({eligible}) AS eligible
+    RETURNING entry_id
+)
+SELECT COALESCE(SUM(e.amount_cents), 0) FROM commissions_commissionentry e JOIN linked ON e.id = linked.entry_id
+"""
+
+
+def _link_entries(*, payout: Payout, partner: Partner, period: str) -> int:
+    """Link every entry the run pays the partner to ``payout`` in one INSERT … SELECT, and return the sum of
+    exactly the entries linked (a commission written meanwhile is either linked and counted, or neither)."""
+    eligible, params = eligible_entries(partner=partner, period=period).order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_LINK_PG.format(eligible=eligible), [payout.pk, *params])
+            return int(cursor.fetchone()[0])
+        cursor.execute(_LINK.format(eligible=eligible), [payout.pk, *params])
+    linked = CommissionEntry.objects.filter(payout_links__payout=payout, payout_links__released_at__isnull=True)
+    return _net(linked)
 
 
 #: Refusals about our credentials or permissions (a 401 from the token endpoint, a 403), not about this payout:
@@ -301,7 +401,7 @@ def _send(*, partner: Partner, payout: Payout, email: str, client: PayPalClient)
         if not exc.payout_batch_id:  # PayPal's answer always links the batch; without it, a person must look
             logger.error("payout %s: PayPal has batch %s but did not say its id", payout.pk, payout.sender_batch_id)
         detail = f"duplicate batch: {exc}" + ("" if exc.payout_batch_id else " (no batch id: reconcile by hand)")
-        _mark_sent(payout, batch_id=exc.payout_batch_id or "", detail=detail)
+        sent = _mark_sent(payout, batch_id=exc.payout_batch_id or "", detail=detail)
     except PayPalError as exc:
         if isinstance(exc, Retryable) or exc.status in _NOT_THIS_PAYOUT:
             payout.detail = f"attempt {payout.attempts}: {exc}"
@@ -312,17 +412,20 @@ def _send(*, partner: Partner, payout: Payout, email: str, client: PayPalClient)
         payout.refresh_from_db()
         return _payout_decision(partner, payout, Reason.FAILED, detail=payout.detail)
     else:
-        _mark_sent(payout, batch_id=created.payout_batch_id, detail="")
-    payout.refresh_from_db()
-    return _payout_decision(partner, payout, Reason.PAID)
+        sent = _mark_sent(payout, batch_id=created.payout_batch_id, detail="")
+    if sent is None:  # another run recorded it first: its row as it is now
+        sent = Payout.objects.get(pk=payout.pk)
+    return _payout_decision(partner, sent, Reason.PAID)
 
 
-def _mark_sent(payout: Payout, *, batch_id: str, detail: str) -> None:
+def _mark_sent(payout: Payout, *, batch_id: str, detail: str) -> Payout | None:
+    """Record the payout as sent and its entries as paid, once, under the payout's row lock; the row as saved,
+    or None when another run recorded it first."""
     now = clock.now()
     with transaction.atomic():
         locked = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout.pk)
         if locked.status != PayoutStatus.CREATED:  # another run recorded it first
-            return
+            return None
         locked.status = PayoutStatus.SENT
         locked.paypal_batch_id = batch_id
         locked.sent_at = now
@@ -333,6 +436,7 @@ def _mark_sent(payout: Payout, *, batch_id: str, detail: str) -> None:
         )
         audit.record(action="payout.sent", obj=locked, data={"amount_cents": locked.amount_cents, "batch": batch_id})
         _tell(locked, "sent")
+    return locked
 
 
 # --- after the batch: PayPal's item status ------------------------------------------------------------

@@ -6,10 +6,13 @@ one ``oauth.token_refreshed`` audit event."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from apertur_connect import Client, Connection, MemoryStore, TokenStore
@@ -21,6 +24,16 @@ from apertur.projects.models import Project
 from apertur.projects.selectors import plan_by_name
 from apertur.projects.services import create_project
 from apertur.testing import REDIRECT_URI, get_code, make_app, make_partner, make_user
+
+T = TypeVar("T")
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(main())`` on a thread of its own: the browser tests' Playwright keeps an event loop
+    running in the test thread for the whole session, and asyncio.run refuses to start inside it."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result(timeout=120)
+
 
 ALL_SCOPES = (
     "upload:create upload:read project:read project:settings keys:read webhooks:manage billing:read destinations:read"

@@ -3,7 +3,6 @@ and the retry policy (backoff, jitter, idempotent calls only) with a scripted tr
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import inspect
 import json
@@ -43,7 +42,7 @@ from apertur.core.ratelimit import Limit
 from apertur.testing import image_file
 from apertur.uploads import services as upload_services
 from apertur.uploads.models import UploadSession
-from tests.sdk_python.conftest import World
+from tests.sdk_python.conftest import World, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -105,7 +104,7 @@ def test_pagination_walks_every_page_newest_first(world: World) -> None:
                 connection = aclient.connection(api_key(client))
                 return [u.id async for u in connection.api.iter_uploads(limit=2)]
 
-        assert asyncio.run(walk()) == made[::-1]
+        assert run_async(walk) == made[::-1]
 
 
 def api_key(client: Client) -> str:

@@ -23,7 +23,7 @@ from apertur_connect import (
 from apertur_connect.sql import SQLAlchemyStore
 
 from apertur.testing import pkce_pair
-from tests.sdk_python.conftest import ALL_SCOPES, World, expire, refresh_reuse_detected, refreshes
+from tests.sdk_python.conftest import ALL_SCOPES, World, expire, refresh_reuse_detected, refreshes, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -180,7 +180,7 @@ def test_eight_asyncio_tasks_spend_the_refresh_token_once(world: World) -> None:
             return [p.name for p in plans], [p.name for p in projects]
 
     before = refreshes()
-    plans, projects = asyncio.run(scenario())
+    plans, projects = run_async(scenario)
     assert plans == ["Pro"] * 8 and projects == ["Wedding photos"] * 8
     assert refreshes() == before + 2  # one per expiry
     assert refresh_reuse_detected() == 0
@@ -249,7 +249,7 @@ def test_the_async_client_exchanges_refreshes_and_revokes(world: World) -> None:
             with pytest.raises(NotConnected):
                 await connection.api.plan()
 
-    asyncio.run(scenario())
+    run_async(scenario)
 
 
 def test_control_without_single_flight_the_user_is_logged_out(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

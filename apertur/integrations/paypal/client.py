@@ -17,8 +17,8 @@ Endpoints (PayPal's ``payments_payouts_batch_v1`` and ``notifications_webhooks_v
 
 **No retries here.** Every method makes its HTTP call(s) once and raises on failure; the caller owns
 retrying (with the same ``sender_batch_id``, saved before the first call), because only the caller can
-record each attempt in the database. The one exception is not a retry of a payout: an expired access token
-is dropped from the cache, and the call raises :class:`Retryable` so the next attempt fetches a new one.
+record each attempt in the database. The one exception is not a retry of a payout: a request answered 401
+(an expired or revoked access token: PayPal processed nothing) is made once more with a new token.
 
 Money goes in as integer cents and is sent as PayPal's decimal string (7000 → ``"70.00"``) with exact
 integer arithmetic; amounts read back are parsed with :class:`~decimal.Decimal`, never floats.
@@ -26,6 +26,7 @@ integer arithmetic; amounts read back are parsed with :class:`~decimal.Decimal`,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -188,9 +189,38 @@ class _Token:
 # --- the client -----------------------------------------------------------------------------------
 
 
+class TokenCache:
+    """Access tokens shared by every client of one process with the same base URL and credentials, so a
+    webhook delivery or a scheduler pass does not fetch a token each time (PayPal asks integrations to reuse
+    them until they expire). Keyed by a hash of the credentials, never the secret itself."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[str, _Token] = {}
+
+    def key(self, base_url: str, client_id: str, client_secret: str) -> str:
+        return hashlib.sha256(f"{base_url}\0{client_id}\0{client_secret}".encode()).hexdigest()
+
+    def get(self, key: str) -> _Token | None:
+        with self._lock:
+            return self._tokens.get(key)
+
+    def put(self, key: str, token: _Token | None) -> None:
+        with self._lock:
+            if token is None:
+                self._tokens.pop(key, None)
+            else:
+                self._tokens[key] = token
+
+
+#: The process-wide cache :func:`client_from_settings` uses.
+SHARED_TOKENS = TokenCache()
+
+
 class PayPalClient:
     """``PayPalClient(settings.PAYPAL_API_BASE, settings.PAYPAL_CLIENT_ID, settings.PAYPAL_CLIENT_SECRET,
-    timeout=10)``. Thread-safe; one instance can be shared. ``transport`` is an httpx seam for tests."""
+    timeout=10)``. Thread-safe; one instance can be shared. ``transport`` is an httpx seam for tests;
+    ``token_cache`` shares access tokens with other clients of the process (:data:`SHARED_TOKENS`)."""
 
     def __init__(
         self,
@@ -201,6 +231,7 @@ class PayPalClient:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        token_cache: TokenCache | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"PAYPAL_API_BASE must be an http(s) URL, not {base_url!r}.")
@@ -208,7 +239,8 @@ class PayPalClient:
         self._credentials = (client_id, client_secret)
         self._clock = clock
         self._lock = threading.Lock()
-        self._token: _Token | None = None
+        self._cache = token_cache or TokenCache()
+        self._cache_key = self._cache.key(self.base_url, client_id, client_secret)
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -233,8 +265,9 @@ class PayPalClient:
         lifetime, at most five minutes), else from ``POST /v1/oauth2/token``."""
         with self._lock:
             now = self._clock()
-            if self._token is not None and now < self._token.refresh_at:
-                return self._token.value
+            cached = self._cache.get(self._cache_key)
+            if cached is not None and now < cached.refresh_at:
+                return cached.value
             response = self._send("POST", "/v1/oauth2/token", data={"grant_type": "client_credentials"}, auth=True)
             data = _json_object(response)
             try:
@@ -243,13 +276,14 @@ class PayPalClient:
             except (KeyError, TypeError, ValueError) as exc:
                 raise Retryable(f"Unexpected token JSON from PayPal: {exc!r}", name="MALFORMED_RESPONSE") from exc
             margin = min(300.0, expires_in / 10)
-            self._token = _Token(value=value, refresh_at=now + expires_in - margin)
+            self._cache.put(self._cache_key, _Token(value=value, refresh_at=now + expires_in - margin))
             return value
 
     def _forget_token(self, value: str) -> None:
         with self._lock:
-            if self._token is not None and self._token.value == value:
-                self._token = None
+            cached = self._cache.get(self._cache_key)
+            if cached is not None and cached.value == value:
+                self._cache.put(self._cache_key, None)
 
     # --- payouts ---------------------------------------------------------------------------------------
 
@@ -372,30 +406,35 @@ class PayPalClient:
         params: dict[str, str] | None = None,
         sender_batch_id: str = "",
     ) -> httpx.Response:
-        token = self.access_token()
-        headers = {"Authorization": f"Bearer {token}"}
         if json_body is not None:
             content = json.dumps(json_body).encode("utf-8")
-        if content is not None:
-            headers["Content-Type"] = "application/json"
-        try:
-            return self._send(method, path, content=content, params=params, headers=headers)
-        except PayPalError as exc:
-            if exc.status == 401:
-                # An expired or revoked token: forget it so the caller's next attempt fetches a new one.
-                self._forget_token(token)
-                raise Retryable(exc.message, status=401, name=exc.name, debug_id=exc.debug_id) from exc
-            if sender_batch_id and _is_duplicate_batch(exc):
-                raise DuplicateBatch(
-                    exc.message,
-                    sender_batch_id=sender_batch_id,
-                    payout_batch_id=_duplicate_batch_id(exc.details),
-                    status=exc.status,
-                    name=exc.name,
-                    debug_id=exc.debug_id,
-                    details=exc.details,
-                ) from exc
-            raise
+        for fresh in (False, True):
+            token = self.access_token()
+            headers = {"Authorization": f"Bearer {token}"}
+            if content is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                return self._send(method, path, content=content, params=params, headers=headers)
+            except PayPalError as exc:
+                if exc.status == 401:
+                    # An expired or revoked token: PayPal processed nothing, so the call is made once more with a
+                    # new token; a second 401 is the caller's to retry later.
+                    self._forget_token(token)
+                    if not fresh:
+                        continue
+                    raise Retryable(exc.message, status=401, name=exc.name, debug_id=exc.debug_id) from exc
+                if sender_batch_id and _is_duplicate_batch(exc):
+                    raise DuplicateBatch(
+                        exc.message,
+                        sender_batch_id=sender_batch_id,
+                        payout_batch_id=_duplicate_batch_id(exc.details),
+                        status=exc.status,
+                        name=exc.name,
+                        debug_id=exc.debug_id,
+                        details=exc.details,
+                    ) from exc
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _send(
         self,
@@ -498,4 +537,4 @@ def client_from_settings(*, timeout: float = 10.0) -> PayPalClient:
     secret = str(getattr(settings, "PAYPAL_CLIENT_SECRET", "") or "")
     if not client_id and not secret and urlsplit(base).hostname in {"127.0.0.1", "localhost", "::1"}:
         client_id, secret = DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-    return PayPalClient(base, client_id, secret, timeout=timeout)
+    return PayPalClient(base, client_id, secret, timeout=timeout, token_cache=SHARED_TOKENS)

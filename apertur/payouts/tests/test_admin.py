@@ -345,6 +345,12 @@ def test_csv_for_finance(emu: Running, staff: Client) -> None:
     assert bad["returned_at"].endswith(("-04:00", "-05:00")) and bad["paypal_batch_id"] == failed.paypal_batch_id
     assert (good["amount"], good["status"], good["company"]) == ("80.01", "paid", "Snapflow Inc.")
     assert good["paid_at"] and good["returned_at"] == ""
+    # The row says where the money went, not where the partner's payouts go today.
+    sent_to = good["paypal_email"]
+    Partner.objects.filter(pk=paid.partner_id).update(paypal_email="moved@example.com")
+    again = staff.post(CHANGELIST, {"action": "export_csv", "_selected_action": [paid.pk], "index": 0})
+    [row] = list(csv.DictReader(io.StringIO(again.content.decode())))
+    assert row["paypal_email"] == sent_to != "moved@example.com"
 
 
 @pytest.mark.parametrize(

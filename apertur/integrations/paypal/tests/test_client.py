@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from apertur.integrations.paypal.client import (
     PayoutItem,
     PayPalClient,
     cents_to_value,
+    client_from_settings,
     value_to_cents,
 )
 from apertur.integrations.paypal.emulator import DEFAULT_WEBHOOK_ID, ITEM_EVENTS, Running
@@ -90,18 +92,54 @@ def test_wrong_credentials_are_terminal(emu: Running) -> None:
     assert caught.value.message == "Client Authentication failed"
 
 
-def test_expired_token_is_dropped_and_retryable(emu: Running) -> None:
+def test_an_expired_token_is_replaced_and_the_call_made_once_more(emu: Running) -> None:
     control(emu, "config", {"token_ttl_seconds": 1})
     now = [0.0]  # the client believes the token is fresh; the emulator has expired it
     with PayPalClient(emu.base_url, emu.client_id, emu.client_secret, timeout=1.0, clock=lambda: now[0]) as client:
         client.access_token()
         time.sleep(1.1)
-        with pytest.raises(Retryable) as caught:
-            client.get_batch("NOPE")
-        assert (caught.value.status, caught.value.name) == (401, "AUTHENTICATION_FAILURE")
         with pytest.raises(PayPalError) as missing:
-            client.get_batch("NOPE")  # a fresh token this time: the batch is simply unknown
+            client.get_batch("NOPE")  # 401 with the old token, then a fresh token: the batch is simply unknown
         assert missing.value.status == 404
+    assert control(emu, "state")["counters"]["tokens_issued"] == 2
+
+
+def test_a_token_paypal_keeps_refusing_is_retryable_later(emu: Running) -> None:
+    class Refusing(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            self.calls.append(request.url.path)
+            if request.url.path == "/v1/oauth2/token":
+                return httpx.Response(200, json={"access_token": f"A{len(self.calls)}", "expires_in": 3600})
+            return httpx.Response(401, json={"name": "AUTHENTICATION_FAILURE", "message": "Authentication failed"})
+
+    transport = Refusing()
+    with (
+        PayPalClient("https://paypal.test", "id", "secret", transport=transport) as client,
+        pytest.raises(Retryable) as caught,
+    ):
+        client.get_batch("B1")
+    assert (caught.value.status, caught.value.name) == (401, "AUTHENTICATION_FAILURE")
+    assert transport.calls == [
+        "/v1/oauth2/token",
+        "/v1/payments/payouts/B1",
+        "/v1/oauth2/token",
+        "/v1/payments/payouts/B1",
+    ]
+
+
+def test_clients_from_settings_share_one_token(emu: Running, settings: Any) -> None:
+    settings.PAYPAL_API_BASE, settings.PAYPAL_CLIENT_ID = emu.base_url, emu.client_id
+    settings.PAYPAL_CLIENT_SECRET = emu.client_secret
+    for _ in range(3):
+        with client_from_settings(timeout=1.0) as client:
+            client.get_batch(_pay(client, f"shared-{_}").payout_batch_id)
+    assert control(emu, "state")["counters"]["tokens_issued"] == 1
+    with PayPalClient(emu.base_url, emu.client_id, emu.client_secret, timeout=1.0) as own:
+        own.access_token()  # a client with its own cache fetches its own
+    assert control(emu, "state")["counters"]["tokens_issued"] == 2
 
 
 # --- create ------------------------------------------------------------------------------------------
