@@ -96,8 +96,27 @@ test-postgres: install
 	  echo "PostgreSQL not reachable: skipping the PostgreSQL run (CI=true makes this a failure)"; \
 	fi
 
-bench: install
+# Micro-benchmarks (bench/run.py), then the side-by-side HTTP benchmark (bench/http, docs/performance.md):
+# Apertur on SQLite and PostgreSQL against django-oauth-toolkit and node-oidc-provider, installed here into
+# the ignored bench/.peers/. Figures only, never pass/fail. BENCH_ARGS="--duration 10 --warmup 2 --only ...".
+bench: install node bench/.peers/dot-venv/.installed bench/.peers/oidc/node_modules/.installed
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "Installing Debian's wrk for the HTTP benchmark"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/http/harness.py $(BENCH_ARGS)
+	$(BIN)/python bench/money.py $(BENCH_MONEY_ARGS)
+
+bench/.peers/dot-venv/.installed: bench/http/peers/dot/requirements.txt
+	@test -x bench/.peers/dot-venv/bin/python || $(PYTHON) -m venv bench/.peers/dot-venv
+	bench/.peers/dot-venv/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+bench/.peers/oidc/node_modules/.installed: bench/http/peers/oidc/package.json
+	@mkdir -p bench/.peers/oidc && cp $< bench/.peers/oidc/package.json
+	cd bench/.peers/oidc && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -119,17 +119,119 @@ def worker(
     schedule: Annotated[
         bool, typer.Option("--schedule/--no-schedule", help="Also run the monthly payout schedule (default).")
     ] = True,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Task processes: N > 1 runs N django-tasks db_worker processes under this one, which forwards "
+            "SIGTERM/SIGINT to them and restarts one that dies.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
+    child_of: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run background tasks (django-tasks database backend) until interrupted, and the payout schedule: due
-    monthly runs (missed ones included) at start and every PAYOUT_SCHEDULER_INTERVAL seconds, PayPal polling."""
+    monthly runs (missed ones included) at start and every PAYOUT_SCHEDULER_INTERVAL seconds, PayPal polling.
+    Several workers (or --concurrency N) are safe: each task is claimed by one process (SELECT … FOR UPDATE
+    SKIP LOCKED on PostgreSQL), and the payout schedule, which runs once per `apertur worker` whatever N, is
+    kept to one payout per partner and period by a lease and unique constraints."""
     _setup()
+    from django.conf import settings
     from django.core.management import call_command
+    from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
-    if schedule:
+    if child_of is not None:  # one of the processes `--concurrency N` starts
+        _worker_child(child_of)
+        return
+    # With DEBUG and one process, db_worker restarts itself on code changes: this process then only watches a
+    # copy of itself, which does the work (its env has DJANGO_AUTORELOAD_ENV=true). The schedule runs there,
+    # once, and restarts with the new code too.
+    reloading = concurrency == 1 and settings.DEBUG
+    if schedule and (not reloading or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"):
         from apertur.payouts.schedule import start_in_background
 
         start_in_background()
-    call_command("db_worker")
+    if concurrency == 1:
+        call_command("db_worker")
+    else:
+        raise typer.Exit(_supervise_workers(concurrency))
+
+
+def _worker_child(parent: int) -> None:
+    """A task process of ``apertur worker --concurrency N``: dies with its parent (Linux), never reloads."""
+    import signal
+    import socket
+
+    from django.core.management import call_command
+
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+
+        with contextlib.suppress(AttributeError, OSError):  # without prctl, the parent still stops us
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        raise typer.Exit(0)
+    worker_id = f"{os.getpid()}@{socket.gethostname()}"[:64]
+    call_command("db_worker", reload=False, worker_id=worker_id)
+
+
+def _supervise_workers(n: int) -> int:
+    """Start ``n`` task processes and keep them running until SIGTERM/SIGINT, which is forwarded to each (a
+    second one is forwarded again: db_worker then abandons its current task). Each child has its own process
+    group, so a terminal's Ctrl+C reaches only this process and each child is told exactly once. A child
+    that dies is restarted after a second; one that keeps dying within 10 s of its start (5 times in a row)
+    stops the whole worker with status 1 so that the service manager notices."""
+    import logging
+    import signal
+    import subprocess
+    import time
+
+    log = logging.getLogger("apertur.worker")
+    cmd = [sys.executable, "-m", "apertur", "worker", "--no-schedule", "--child-of", str(os.getpid())]
+    stopping: list[int] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, process_group=0)  # noqa: S603 - our own interpreter and module
+
+    procs = [start() for _ in range(n)]
+    started = [time.monotonic()] * n
+    fast_failures = [0] * n
+    log.info("apertur worker: %d task processes: %s", n, ", ".join(str(p.pid) for p in procs))
+
+    def forward(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while not stopping:
+        for i, proc in enumerate(procs):
+            code = proc.poll()
+            if code is None or stopping:
+                continue
+            lived = time.monotonic() - started[i]
+            fast_failures[i] = fast_failures[i] + 1 if lived < 10 else 0
+            if fast_failures[i] >= 5:
+                log.error("apertur worker: task process keeps exiting (status %s); stopping", code)
+                status = 1
+                forward(signal.SIGTERM, None)
+                break
+            log.warning("apertur worker: task process %d exited with status %s; restarting it", proc.pid, code)
+            time.sleep(1)
+            if not stopping:
+                procs[i], started[i] = start(), time.monotonic()
+                if stopping:  # the signal came while it was starting
+                    procs[i].send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    for proc in procs:
+        while proc.poll() is None:  # signals still arrive here (and are forwarded again)
+            time.sleep(0.1)
+    log.info("apertur worker: stopped")
+    return status
 
 
 # --- users ------------------------------------------------------------------------------------------

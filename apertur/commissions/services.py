@@ -10,17 +10,22 @@
 
 Every entry is the difference between what the payment's recorded facts say its commission is and what
 the ledger already holds for it, so the order events arrive in never changes the final ledger.
+
+:func:`on_payments` is :func:`on_payment` for many payments at once (a backfill, a recompute): the same rule
+(:func:`earning_for`), the same ``source_key``, the same follow-ups, with the database writes batched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry, EntryKind
+from apertur.core import clock
 from apertur.core.money import Money, percent_of
 from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
 from apertur.referrals.models import Attribution
@@ -48,31 +53,166 @@ def _remaining(payment: Payment) -> int:
     return int(CommissionEntry.objects.filter(payment=payment).aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
+def earning_for(
+    *, paid_at: dt.datetime, amount_cad_cents: int, attributed_at: dt.datetime
+) -> tuple[int, dt.datetime] | None:
+    """The earning rule for one payment by an attributed customer: (amount in CAD cents, available_at), or
+    None when it earns nothing (paid before the attribution, or 10 % rounds to nothing)."""
+    if paid_at < attributed_at:
+        return None
+    amount = percent_of(Money(amount_cad_cents), RATE_PERCENT).cents
+    if amount <= 0:
+        return None
+    return amount, paid_at + HOLD
+
+
+def earned_key(payment_id: int) -> str:
+    return f"earned:{payment_id}"
+
+
 def on_payment(*, payment: Payment) -> CommissionEntry | None:
     if payment.customer_id is None:
         return None
     attribution = Attribution.objects.filter(customer_id=payment.customer_id).select_related("partner").first()
-    if attribution is None or payment.paid_at < attribution.at:
+    if attribution is None:
         return None
-    amount = percent_of(Money(payment.amount_cad_cents), RATE_PERCENT).cents
-    if amount <= 0:
+    earning = earning_for(
+        paid_at=payment.paid_at, amount_cad_cents=payment.amount_cad_cents, attributed_at=attribution.at
+    )
+    if earning is None:
         return None
+    amount, available_at = earning
     entry = _write(
         partner=attribution.partner,
         payment=payment,
         kind=EntryKind.EARNED,
         amount_cents=amount,
-        available_at=payment.paid_at + HOLD,
-        source_key=f"earned:{payment.pk}",
+        available_at=available_at,
+        source_key=earned_key(payment.pk),
     )
     if entry is not None:
-        # Refunds and disputes recorded before the earning existed (the customer was attributed after
-        # paying, through OAuth) must still net against it.
-        for dispute in Dispute.objects.filter(payment=payment).order_by("opened_at", "id"):
-            on_dispute_opened(dispute=dispute)
-        for refund in Refund.objects.filter(payment=payment).order_by("created_at", "id"):
-            on_refund(refund=refund)
+        _after_earning(payment)
     return entry
+
+
+def _after_earning(payment: Payment) -> None:
+    """Refunds and disputes recorded before the earning existed (the customer was attributed after paying,
+    through OAuth) must still net against it."""
+    for dispute in Dispute.objects.filter(payment=payment).order_by("opened_at", "id"):
+        on_dispute_opened(dispute=dispute)
+    for refund in Refund.objects.filter(payment=payment).order_by("created_at", "id"):
+        on_refund(refund=refund)
+
+
+# --- many payments at once ------------------------------------------------------------------------------
+
+BULK_CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    payments: int  # payments by attributed customers examined
+    earned: int  # earned entries written (the others earned nothing or were already in the ledger)
+    followed_up: int  # of those, payments with refunds or disputes settled after the earning, one by one
+
+
+def on_payments(*, payments: QuerySet[Payment] | None = None, chunk_size: int = BULK_CHUNK) -> BulkResult:
+    """:func:`on_payment` for every payment of ``payments`` (default: all), by chunks of ``chunk_size`` in
+    payment id order, one transaction per chunk. The same rule (:func:`earning_for`), the same source keys (an
+    earning already in the ledger is left alone, as a replay is), and for each earning written the same
+    follow-ups (:func:`_after_earning`, per payment: they are rare). It sends no first-payment notice: that is
+    the Stripe handler's, not the ledger's."""
+    rows = (
+        (payments if payments is not None else Payment.objects.all())
+        .filter(customer__attribution__isnull=False)
+        .order_by("pk")
+        .values_list(
+            "pk", "customer__attribution__partner_id", "customer__attribution__at", "paid_at", "amount_cad_cents"
+        )
+    )
+    examined = earned = followed = 0
+    last = 0
+    while True:
+        chunk = list(rows.filter(pk__gt=last)[:chunk_size])
+        if not chunk:
+            break
+        last = chunk[-1][0]
+        examined += len(chunk)
+        new: list[tuple[int, int, int, dt.datetime]] = []  # payment, partner, amount, available_at
+        for payment_id, partner_id, attributed_at, paid_at, amount_cad in chunk:
+            earning = earning_for(paid_at=paid_at, amount_cad_cents=amount_cad, attributed_at=attributed_at)
+            if earning is not None:
+                new.append((payment_id, partner_id, *earning))
+        with transaction.atomic():
+            created = _insert_earnings(new)
+            earned += len(created)
+            pending = set(Dispute.objects.filter(payment_id__in=created).values_list("payment_id", flat=True))
+            pending |= set(Refund.objects.filter(payment_id__in=created).values_list("payment_id", flat=True))
+            for payment in Payment.objects.filter(pk__in=pending).order_by("pk"):
+                _after_earning(payment)
+            followed += len(pending)
+    return BulkResult(payments=examined, earned=earned, followed_up=followed)
+
+
+_INSERT_EARNINGS = """
+INSERT INTO commissions_commissionentry
+    (payment_id, partner_id, kind, amount_cents, available_at, source_key, created_at, paid_out_at)
+SELECT t.payment_id, t.partner_id, %s, t.amount_cents, t.available_at, t.source_key, %s, NULL
+FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::varchar[])
+    AS t(payment_id, partner_id, amount_cents, available_at, source_key)
+ON CONFLICT (source_key) DO NOTHING
+RETURNING payment_id
+"""
+
+
+def _insert_earnings(new: list[tuple[int, int, int, dt.datetime]]) -> list[int]:
+    """Insert the earned entries, each once (``source_key``): an earning already in the ledger is skipped, as
+    :func:`_write` skips it. Returns the payment ids whose earning this call wrote."""
+    if not new:
+        return []
+    now = clock.now()
+    if connection.vendor == "postgresql":
+        columns = list(zip(*new, strict=True))
+        keys = [earned_key(pk) for pk in columns[0]]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _INSERT_EARNINGS,
+                [
+                    EntryKind.EARNED.value,
+                    now,
+                    list(columns[0]),
+                    list(columns[1]),
+                    list(columns[2]),
+                    list(columns[3]),
+                    keys,
+                ],
+            )
+            return [row[0] for row in cursor.fetchall()]
+    existing = set(
+        CommissionEntry.objects.filter(source_key__in=[earned_key(pk) for pk, *_ in new]).values_list(
+            "source_key", flat=True
+        )
+    )
+    # Elsewhere (SQLite): skip what is there; a concurrent insert of the same key is ignored by the constraint,
+    # and the follow-ups it would then repeat are no-ops (each settlement is keyed too).
+    fresh = [row for row in new if earned_key(row[0]) not in existing]
+    CommissionEntry.objects.bulk_create(
+        [
+            CommissionEntry(
+                payment_id=payment_id,
+                partner_id=partner_id,
+                kind=EntryKind.EARNED,
+                amount_cents=amount,
+                available_at=available_at,
+                source_key=earned_key(payment_id),
+                created_at=now,
+            )
+            for payment_id, partner_id, amount, available_at in fresh
+        ],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
+    return [row[0] for row in fresh]
 
 
 def _refund_take(payment: Payment, earned: int) -> int:
