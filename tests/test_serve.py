@@ -12,6 +12,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 
 def _free_port() -> int:
@@ -99,3 +102,10 @@ def test_worker_starts_and_stops_gracefully(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=20)
     assert code == 0, log_path.read_text()
+
+
+@pytest.mark.django_db
+def test_health_check_is_not_redirected_to_https(client: Any, settings: Any) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200  # a load balancer's plain-HTTP probe
+    assert client.get("/login").status_code == 301  # everything else goes to https

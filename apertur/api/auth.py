@@ -42,12 +42,11 @@ def caller_from_header(authorization: str | None) -> Caller:
             raise BearerError("invalid_token", "The API key is invalid or revoked.", status=401)
         return Caller(project=key.project, scopes=ALL_SCOPES, livemode=key.livemode, identity=f"key:{key.pk}")
     context = authenticate(authorization)
-    token = context.token
     return Caller(
-        project=token.project,
-        scopes=frozenset(token.scope_list),
-        livemode=token.livemode,
-        identity=f"app:{token.app_id}:project:{token.project_id}",
+        project=context.project,
+        scopes=frozenset(context.scope_list),
+        livemode=context.livemode,
+        identity=f"app:{context.app_id}:project:{context.project.pk}",
     )
 
 

@@ -1,17 +1,41 @@
-"""Request ids and rate-limit headers for /api/."""
+"""Request ids and rate-limit headers for /api/, and the browser-only middleware kept off the machine paths.
+
+Machine paths are the ones partner servers call all day with a bearer token or client credentials: the
+partner API under ``/api/`` (its HTML docs page excepted) and the token, revocation and introspection
+endpoints. They use no session, no login, no CSRF token (they are ``csrf_exempt``), no flash messages, and
+their JSON is never framed or rendered as a page, so the session, CSRF, authentication, messages,
+clickjacking and CSP middleware are skipped there: the subclasses below behave exactly like Django's and
+django-csp's on every other path. ``SecurityMiddleware`` (nosniff, referrer policy, HSTS, SSL redirect)
+and ``CommonMiddleware`` still run on every path. Being subclasses, they still satisfy the admin's checks
+that the session, auth and messages middleware are installed.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 
+from csp.middleware import CSPMiddleware
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
 
-from apertur.core import tokens
+from apertur.oauth.tokens import random_string
 
 logger = logging.getLogger("apertur.api")
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
+
+MACHINE_PREFIXES = ("/api/", "/oauth/token", "/oauth/revoke", "/oauth/introspect")
+BROWSER_PAGES_UNDER_API = ("/api/v1/docs",)
+
+
+def is_machine_path(path: str) -> bool:
+    return path.startswith(MACHINE_PREFIXES) and not path.startswith(BROWSER_PAGES_UNDER_API)
 
 
 class ApiRequestMiddleware:
@@ -22,7 +46,7 @@ class ApiRequestMiddleware:
         if not request.path.startswith("/api/"):
             return self.get_response(request)
         incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if _VALID_ID.match(incoming) else f"req_{tokens.random_string(20)}"
+        request_id = incoming if _VALID_ID.match(incoming) else f"req_{random_string(20)}"
         request.request_id = request_id  # type: ignore[attr-defined]
         response = self.get_response(request)
         response["X-Request-Id"] = request_id
@@ -32,3 +56,44 @@ class ApiRequestMiddleware:
                 response[name] = value
         logger.info("api %s %s %s %s", request_id, request.method, request.path, response.status_code)
         return response
+
+
+class _SkipOnMachinePaths:
+    """Mixin: on a machine path, hand the request straight to the next middleware."""
+
+    # Synchronous only (Apertur is served over WSGI): under ASGI, Django adapts them instead of calling
+    # this __call__ with a coroutine for get_response.
+    sync_capable = True
+    async_capable = False
+
+    def __call__(self: Any, request: HttpRequest) -> Any:
+        if is_machine_path(request.path_info):
+            return self.get_response(request)
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class BrowserSessionMiddleware(_SkipOnMachinePaths, SessionMiddleware):
+    pass
+
+
+class BrowserCsrfViewMiddleware(_SkipOnMachinePaths, CsrfViewMiddleware):
+    def process_view(self, request: HttpRequest, callback: Any, callback_args: Any, callback_kwargs: Any) -> Any:
+        if is_machine_path(request.path_info):
+            return None
+        return super().process_view(request, callback, callback_args, callback_kwargs)
+
+
+class BrowserAuthenticationMiddleware(_SkipOnMachinePaths, AuthenticationMiddleware):
+    pass
+
+
+class BrowserMessageMiddleware(_SkipOnMachinePaths, MessageMiddleware):
+    pass
+
+
+class BrowserXFrameOptionsMiddleware(_SkipOnMachinePaths, XFrameOptionsMiddleware):
+    pass
+
+
+class BrowserCSPMiddleware(_SkipOnMachinePaths, CSPMiddleware):
+    pass

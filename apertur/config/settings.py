@@ -81,16 +81,19 @@ INSTALLED_APPS = [
     "apertur.api",
 ]
 
+# The Browser* classes are Django's (and django-csp's) middleware, skipped on the machine paths partner
+# servers call all day (/api/ and the token, revocation and introspection endpoints), which use no session,
+# login, CSRF token or HTML; see apertur/api/middleware.py.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "apertur.api.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "apertur.api.middleware.BrowserCsrfViewMiddleware",
+    "apertur.api.middleware.BrowserAuthenticationMiddleware",
+    "apertur.api.middleware.BrowserMessageMiddleware",
+    "apertur.api.middleware.BrowserXFrameOptionsMiddleware",
+    "apertur.api.middleware.BrowserCSPMiddleware",
     "apertur.api.middleware.ApiRequestMiddleware",
 ]
 
@@ -118,13 +121,25 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'apertur
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Persistent connections: opening a SQLite connection and running the pragmas below cost more than a
+    # whole token request, so each app process keeps its connection (Django still closes it after an error
+    # or once CONN_MAX_AGE seconds have passed, and the health check replaces a broken one).
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "600"))
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers and one writer work at once; IMMEDIATE takes the write lock at BEGIN so two
         # writers queue on busy_timeout instead of failing with "database is locked" mid-transaction.
+        # synchronous=NORMAL in WAL mode: a COMMIT is written to the WAL file before the response (another
+        # process sees it at once, and it survives the app process crashing), but the WAL is fsynced at
+        # checkpoints rather than at every commit, so an OS crash or power loss can lose the last
+        # transactions (never corrupt the database). synchronous=FULL (env SQLITE_SYNCHRONOUS=FULL) fsyncs
+        # every commit. PostgreSQL deployments keep PostgreSQL's own fsync at commit.
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; "
+            f"PRAGMA synchronous={'FULL' if os.environ.get('SQLITE_SYNCHRONOUS', '').upper() == 'FULL' else 'NORMAL'}; "
+            "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000;"
+        ),
     }
     # Tests use a file too, not Django's shared-cache memory database: the live server answers requests on
     # several threads, and only a real file gets WAL and the busy timeout instead of "table is locked".
@@ -137,6 +152,14 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# The cache of access-token checks (apertur/oauth/token_cache.py): opt in with APERTUR_TOKEN_CACHE=1 together
+# with REDIS_URL (it must be shared by every app process). It offloads the database; it is not faster on one
+# machine, hence off by default.
+APERTUR_TOKEN_CACHE = _env_bool("APERTUR_TOKEN_CACHE", False) and bool(REDIS_URL)
+# PostgreSQL: the OAuth hot-path lookups are prepared once per connection (apertur/oauth/compiled.py); turn
+# off behind a transaction-mode connection pooler that does not keep prepared statements.
+APERTUR_PG_PREPARE = _env_bool("APERTUR_PG_PREPARE", True)
 
 # --- Background tasks -------------------------------------------------------------------------------
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
@@ -178,6 +201,8 @@ _secure = not DEBUG and BASE_URL_IS_HTTPS
 SESSION_COOKIE_SECURE = _secure
 CSRF_COOKIE_SECURE = _secure
 SECURE_SSL_REDIRECT = _secure and _env_bool("SECURE_SSL_REDIRECT", True)
+# Load balancers probe /healthz over plain HTTP: answer it instead of redirecting to https.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365 if _secure else 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("BEHIND_PROXY", False) else None
 TRUSTED_PROXY_HOPS = int(os.environ.get("TRUSTED_PROXY_HOPS", "1"))
@@ -267,6 +292,9 @@ PAYPAL_CLIENT_SECRET = os.environ.get("PAYPAL_CLIENT_SECRET", "")
 PAYPAL_WEBHOOK_ID = os.environ.get("PAYPAL_WEBHOOK_ID", "")
 # Seconds between two passes of the payout schedule in `apertur worker` (runs due, polling, events).
 PAYOUT_SCHEDULER_INTERVAL = float(os.environ.get("PAYOUT_SCHEDULER_INTERVAL", "300"))
+# Threads a payout run pays partners from (each on its own database connection; every guarantee is per
+# partner). 1 keeps the run sequential.
+PAYOUT_RUN_WORKERS = int(os.environ.get("PAYOUT_RUN_WORKERS", "1"))
 
 
 def dev_stripe_webhook_secret(secret_key: str) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from apertur.core import clock
 from apertur.core.errors import RateLimited
@@ -60,13 +61,25 @@ def consume(limit: Limit, key: str) -> Status:
 
 
 def _incr(limit: Limit, key: str, start: int) -> int:
+    """One atomic increment of the window's counter, created with its expiry on first use. Every API and
+    token request pays for it, so it costs one cache operation in the common case: one Redis round trip
+    (``SET NX EX`` + ``INCR`` pipelined), or one local-memory ``incr``."""
     cache_key = _key(limit, key, start)
-    cache.add(cache_key, 0, timeout=limit.window_seconds + 5)
+    timeout = limit.window_seconds + 5
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        full_key = backend.make_and_validate_key(cache_key)
+        client = backend._cache.get_client(full_key, write=True)
+        pipe = client.pipeline()
+        pipe.set(full_key, 0, ex=timeout, nx=True)
+        pipe.incr(full_key)
+        return int(pipe.execute()[1])
     try:
         return int(cache.incr(cache_key))
-    except ValueError:  # evicted between add and incr
-        cache.set(cache_key, 1, timeout=limit.window_seconds + 5)
-        return 1
+    except ValueError:  # the window's first hit (or the counter was evicted)
+        if cache.add(cache_key, 1, timeout=timeout):
+            return 1
+        return int(cache.incr(cache_key))
 
 
 def hit(limit: Limit, key: str) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apertur.core import tokens
-from apertur.oauth.models import Token
+from apertur.core import clock, tokens
+from apertur.oauth import token_cache
+from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.server import active_for_api
-from apertur.oauth.tokens import access_is_live
+from apertur.oauth.tokens import access_is_live, find_for_bearer
+from apertur.projects.models import Project
 
 
 class BearerError(Exception):
@@ -35,35 +37,61 @@ class BearerError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AccessContext:
-    token: Token
+    """Who is calling with an access token: the project (its plan loaded), the app and the scopes."""
+
+    project: Project
+    app_id: int
+    scope_list: list[str]
+    livemode: bool
 
     @property
     def scopes(self) -> list[str]:
-        return self.token.scope_list
-
-    @property
-    def livemode(self) -> bool:
-        return self.token.livemode
+        return self.scope_list
 
     def require(self, scope: str) -> None:
-        if scope not in self.scopes:
+        if scope not in self.scope_list:
             raise BearerError("insufficient_scope", f"This request needs the {scope} scope.", status=403, scope=scope)
 
 
+# The project (and plan) of a cached grant: read on every request, so plan changes are seen at once.
+_project = CompiledLookup(lambda v: Project.objects.select_related("plan").filter(public_id=v))
+
+
 def authenticate(authorization: str | None) -> AccessContext:
-    """Validate the ``Authorization`` header value and return who is calling. One query."""
+    """Validate the ``Authorization`` header value and return who is calling.
+
+    One query (the token with its app, partner, connection, customer, project and plan, compiled once), or
+    with the shared token cache warm (apertur.oauth.token_cache) no token query at all: only the project
+    and its plan are read."""
     if not authorization:
         raise BearerError("missing_token", "Send an access token: Authorization: Bearer oat_...", status=401)
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise BearerError("invalid_request", "Use the Bearer scheme: Authorization: Bearer oat_...", status=400)
-    row = (
-        Token.objects.select_related("app__partner", "connection", "project__plan", "user")
-        .filter(access_token_hash=tokens.hash_secret(value.strip()))
-        .first()
-    )
-    if row is None or not access_is_live(row):
+    token_hash = tokens.hash_secret(value.strip())
+    now = clock.now()
+    caching = token_cache.enabled()
+    generation = ""
+    if caching:
+        cached, generation = token_cache.lookup(token_hash)
+        if cached is not None and cached.expires_at > now.timestamp():
+            project = _project.first(cached.project_public_id)
+            if project is not None:
+                return AccessContext(
+                    project=project, app_id=cached.app_id, scope_list=cached.scopes.split(), livemode=cached.livemode
+                )
+    row = find_for_bearer(token_hash)
+    if row is None or not access_is_live(row, at=now):
         raise BearerError("invalid_token", "The access token is invalid, expired or revoked.", status=401)
     if not active_for_api(row):
         raise BearerError("invalid_token", "The access token is no longer valid.", status=401)
-    return AccessContext(token=row)
+    if caching:
+        grant = token_cache.CachedGrant(
+            project_public_id=row.project.public_id,
+            app_id=row.app_id,
+            scopes=row.scopes,
+            livemode=row.livemode,
+            expires_at=row.access_expires_at.timestamp(),
+        )
+        token_cache.store(token_hash, generation, grant, now=now.timestamp())
+    return AccessContext(project=row.project, app_id=row.app_id, scope_list=row.scope_list, livemode=row.livemode)

@@ -35,9 +35,23 @@ from django.http import HttpRequest, HttpResponse
 from apertur.core import audit, clock, tokens
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
+from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+# The token endpoint's reads, compiled once (apertur.oauth.compiled): a usable client with its partner; a
+# code, locked (only its own row), with its customer; a live connection with its project and plan.
+_usable_client = CompiledLookup(lambda v: OAuthApp.objects.usable().select_related("partner").filter(client_id=v))
+_code_locked = CompiledLookup(
+    lambda v: AuthorizationCode.objects.select_for_update(of=("self",)).select_related("user").filter(code_hash=v)
+)
+_live_connection = CompiledLookup(
+    lambda app_id, project_id: Connection.objects.select_related("project__plan").filter(
+        app_id=app_id, project_id=project_id, revoked_at__isnull=True
+    ),
+    kinds=(int, int),
+)
 
 
 # --- Authlib's views of our models ---------------------------------------------------------------------
@@ -235,12 +249,7 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
         # The row lock makes two simultaneous exchanges of one code take turns: the second sees it used.
-        row = (
-            AuthorizationCode.objects.select_for_update()
-            .select_related("user")
-            .filter(code_hash=tokens.hash_secret(code))
-            .first()
-        )
+        row = _code_locked.first(tokens.hash_secret(code))
         if row is None or row.app_id != client.app.pk:
             return None
         if row.used_at is not None:
@@ -254,17 +263,13 @@ class CodeGrant(AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code was already used. Tokens issued from it have been revoked.")
         if row.expires_at <= clock.now():
             raise InvalidGrantError("The authorization code has expired.")
-        connection = (
-            Connection.objects.select_related("project__plan")
-            .filter(app=client.app, project_id=row.project_id, revoked_at__isnull=True)
-            .first()
-        )
+        connection = _live_connection.first(client.app.pk, row.project_id)
         if connection is None:
             raise InvalidGrantError("The connection was removed after this code was issued.")
         return Code(row, connection)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        AuthorizationCode.objects.filter(pk=authorization_code.row.pk).update(used_at=clock.now())
+        token_store.mark_code_used(code=authorization_code.row)
 
     def authenticate_user(self, authorization_code: Code) -> Any:
         row = authorization_code.row
@@ -439,7 +444,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     # Authlib hooks ---------------------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> Client | None:
-        app = OAuthApp.objects.usable().select_related("partner").filter(client_id=client_id).first()
+        app = _usable_client.first(client_id)
         return Client(app) if app is not None else None
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
@@ -516,7 +521,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
             action = "oauth.token_issued"
         else:
             parent: Token = request.refresh_token.row
-            connection = Connection.objects.select_related("project__plan").get(pk=parent.connection_id)
+            connection = parent.connection  # read with the token (select_related), as are its project and plan
             row = token_store.issue(
                 connection=connection,
                 scopes=granted,
@@ -526,13 +531,17 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
                 parent=parent,
             )
             action = "oauth.token_refreshed"
-        audit.record(
+        token_store.record_audit(
             action=action,
             obj=connection,
             data={"client_id": request.client.app.client_id, "family": str(row.family), "scopes": granted},
             ip=_ip(request),
         )
-        project = connection.project
+        project = row.project = (
+            request.authorization_code.connection.project
+            if request.authorization_code is not None
+            else request.refresh_token.row.project
+        )
         token.update(
             {
                 "scopes": granted,
