@@ -7,7 +7,6 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import (
     BigIntegerField,
@@ -28,6 +27,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from apertur.accounts.models import User
 from apertur.commissions.models import CommissionEntry, EntryKind
 from apertur.core import clock
+from apertur.core.pages import Page, page_of
 from apertur.oauth import selectors as oauth_selectors
 from apertur.partners.models import Partner
 from apertur.projects.models import Payment
@@ -240,28 +240,7 @@ def earning_rows(entries: Iterable[CommissionEntry]) -> Iterator[Earning]:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class EarningPage:
-    rows: list[Earning]
-    number: int
-    num_pages: int
-    count: int
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.num_pages
-
-    @property
-    def previous_number(self) -> int:
-        return self.number - 1
-
-    @property
-    def next_number(self) -> int:
-        return self.number + 1
+EarningPage = Page[Earning]
 
 
 def earning_page(
@@ -273,13 +252,7 @@ def earning_page(
 ) -> EarningPage:
     """One page of ``earning_list`` (PAGE_SIZE rows; an invalid or too large page number gives the
     nearest page)."""
-    found = Paginator(earning_list(partner=partner, filters=filters, at=at), PAGE_SIZE).get_page(page)
-    return EarningPage(
-        rows=list(earning_rows(found.object_list)),
-        number=found.number,
-        num_pages=found.paginator.num_pages,
-        count=found.paginator.count,
-    )
+    return page_of(earning_list(partner=partner, filters=filters, at=at), page=page, size=PAGE_SIZE, rows=earning_rows)
 
 
 def customer_choices(*, partner: Partner) -> list[tuple[str, str]]:

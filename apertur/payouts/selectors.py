@@ -12,12 +12,12 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 
 from apertur.commissions.models import EntryKind
 from apertur.commissions.selectors import PAGE_SIZE, PAYOUT_MINIMUM_CENTS, balance, mask_email, next_payout
 from apertur.core import clock
+from apertur.core.pages import Page, page_of
 from apertur.partners.models import Partner
 from apertur.payouts import services
 from apertur.payouts.errors import PayoutNotFound
@@ -129,40 +129,13 @@ def _row(payout: Payout) -> PayoutRow:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PayoutPage:
-    rows: list[PayoutRow]
-    number: int
-    num_pages: int
-    count: int
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.num_pages
-
-    @property
-    def previous_number(self) -> int:
-        return self.number - 1
-
-    @property
-    def next_number(self) -> int:
-        return self.number + 1
+PayoutPage = Page[PayoutRow]
 
 
 def payout_list(*, partner: Partner, page: int | str | None = 1) -> PayoutPage:
     """One page (PAGE_SIZE rows, newest first) of the partner's payouts with their entry counts. An invalid or
     too large page number gives the nearest page."""
-    found = Paginator(_payouts(partner), PAGE_SIZE).get_page(page)
-    return PayoutPage(
-        rows=[_row(payout) for payout in found.object_list],
-        number=found.number,
-        num_pages=found.paginator.num_pages,
-        count=found.paginator.count,
-    )
+    return page_of(_payouts(partner), page=page, size=PAGE_SIZE, rows=lambda payouts: map(_row, payouts))
 
 
 def payout_detail(*, partner: Partner, payout_id: int) -> PayoutRow:
