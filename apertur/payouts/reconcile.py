@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from apertur.core import clock
-from apertur.integrations.paypal.client import Batch, Item, PayPalClient, client_from_settings
+from apertur.integrations.paypal.client import Batch, Item, PayPalClient, client_or_default
 from apertur.integrations.paypal.errors import PayPalError
 from apertur.payouts import services
 from apertur.payouts.models import OPEN, Payout, PayoutStatus, PayPalEvent, PayPalEventStatus
@@ -106,13 +106,11 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
     )
     if not payouts:
         return result
-    owned = client is None
-    client = client or client_from_settings()
-    try:
+    with client_or_default(client) as paypal:
         for payout in payouts:
             before = payout.status
             try:
-                after = reconcile_payout(payout=payout, client=client)
+                after = reconcile_payout(payout=payout, client=paypal)
             except PayPalError as exc:
                 result.errors.append(f"{payout.sender_batch_id}: {exc}")
                 continue
@@ -121,9 +119,6 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
                 result.changed.append(
                     {"sender_batch_id": payout.sender_batch_id, "from": str(before), "to": str(after.status)}
                 )
-    finally:
-        if owned:
-            client.close()
     return result
 
 
@@ -180,17 +175,13 @@ def apply_event(*, stored: PayPalEvent, client: PayPalClient | None = None) -> P
     payout = _payout_for(stored.payload)
     if payout is None:
         return _finish(stored, PayPalEventStatus.IGNORED, "no payout of ours (or an earlier attempt's batch)")
-    owned = client is None
-    client = client or client_from_settings()
-    try:
-        reconcile_payout(payout=payout, client=client)
-    except PayPalError as exc:
-        PayPalEvent.objects.filter(pk=stored.pk).update(detail=f"not applied yet: {exc}"[:300], payout=payout)
-        stored.refresh_from_db()
-        return stored
-    finally:
-        if owned:
-            client.close()
+    with client_or_default(client) as paypal:
+        try:
+            reconcile_payout(payout=payout, client=paypal)
+        except PayPalError as exc:
+            PayPalEvent.objects.filter(pk=stored.pk).update(detail=f"not applied yet: {exc}"[:300], payout=payout)
+            stored.refresh_from_db()
+            return stored
     return _finish(stored, PayPalEventStatus.PROCESSED, "", payout=payout)
 
 
@@ -207,14 +198,5 @@ def process_pending_events(*, client: PayPalClient | None = None, limit: int = 5
     pending = list(PayPalEvent.objects.filter(status=PayPalEventStatus.RECEIVED).order_by("received_at", "id")[:limit])
     if not pending:
         return 0
-    owned = client is None
-    client = client or client_from_settings()
-    done = 0
-    try:
-        for stored in pending:
-            if apply_event(stored=stored, client=client).status != PayPalEventStatus.RECEIVED:
-                done += 1
-    finally:
-        if owned:
-            client.close()
-    return done
+    with client_or_default(client) as paypal:
+        return sum(apply_event(stored=stored, client=paypal).status != PayPalEventStatus.RECEIVED for stored in pending)

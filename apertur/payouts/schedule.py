@@ -28,7 +28,7 @@ from django.db.models import Min, Q
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import last_payout_run_at
 from apertur.core import clock
-from apertur.integrations.paypal.client import PayPalClient, client_from_settings
+from apertur.integrations.paypal.client import PayPalClient, client_or_default
 from apertur.payouts import reconcile, services
 from apertur.payouts.models import Payout, PayoutRun, PayoutStatus
 
@@ -143,20 +143,15 @@ class TickResult:
 def tick(*, client: PayPalClient | None = None) -> TickResult:
     """One pass of the schedule (see the module docstring)."""
     result = TickResult()
-    owned = client is None
-    client = client or client_from_settings()
-    try:
+    with client_or_default(client) as paypal:
         for period in due_periods():
-            decisions = run_period(period=period, client=client)
+            decisions = run_period(period=period, client=paypal)
             if decisions is None:
                 result.skipped.append(period)
             else:
                 result.runs[period] = summarize(decisions)
-        result.poll = reconcile.poll_open(client=client).as_json()
-        result.events_applied = reconcile.process_pending_events(client=client)
-    finally:
-        if owned:
-            client.close()
+        result.poll = reconcile.poll_open(client=paypal).as_json()
+        result.events_applied = reconcile.process_pending_events(client=paypal)
     return result
 
 

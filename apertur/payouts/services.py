@@ -38,7 +38,7 @@ from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMUM_CENTS
 from apertur.core import audit, clock, mail
 from apertur.core.money import format_cents
-from apertur.integrations.paypal.client import PayoutItem, PayPalClient, client_from_settings
+from apertur.integrations.paypal.client import PayoutItem, PayPalClient, client_from_settings, client_or_default
 from apertur.integrations.paypal.errors import DuplicateBatch, PayPalError, Retryable
 from apertur.partners.models import Partner
 from apertur.payouts.errors import (
@@ -123,9 +123,10 @@ def sender_batch_id_for(partner: Partner, period: str, attempt: int = 1) -> str:
     return f"aptr-{partner.pk}-{period}-{attempt}"
 
 
-def _linked() -> Exists:
-    """The entry belongs to a payout that has not given its money back."""
-    return Exists(PayoutEntry.objects.filter(entry=OuterRef("pk"), released_at__isnull=True))
+def _linked(entry: str = "pk") -> Exists:
+    """The commission entry (``entry``: the outer query's reference to it) belongs to a payout that has not
+    given its money back."""
+    return Exists(PayoutEntry.objects.filter(entry=OuterRef(entry), released_at__isnull=True))
 
 
 def unpaid_entries(period: str) -> QuerySet[CommissionEntry]:
@@ -257,24 +258,19 @@ def payable_reason(partner: Partner) -> str | None:
     return None
 
 
-_UNREAD: Any = object()
-
-
 def _run_partner(
     *,
     partner: Partner,
     period: str,
     dry_run: bool,
     client: PayPalClient | None,
-    existing: Payout | None = _UNREAD,
-    net: int | None = None,
+    existing: Payout | None,
+    net: int,
 ) -> Decision:
-    """One partner's part of the run. ``existing`` (the period's payout) and ``net`` may come from the run's
-    bulk reads; both are only used to decide that nothing is to be written: a payout is created, and its amount
+    """One partner's part of the run. ``existing`` (the period's payout) and ``net`` come from the run's bulk
+    reads; both are only used to decide that nothing is to be written: a payout is created, and its amount
     computed, under the partner's row lock, and a ``created`` payout is re-read before it is sent."""
-    if existing is _UNREAD:
-        existing = Payout.objects.filter(partner=partner, period=period).first()
-    elif existing is not None and existing.status == PayoutStatus.CREATED:
+    if existing is not None and existing.status == PayoutStatus.CREATED:
         existing = Payout.objects.get(pk=existing.pk)  # about to be sent: its current row, not the run's read
     if existing is not None and existing.status != PayoutStatus.CREATED:
         return _payout_decision(
@@ -285,8 +281,6 @@ def _run_partner(
         )
     blocked = payable_reason(partner)
     if existing is None:
-        if net is None:
-            net = _net(eligible_entries(partner=partner, period=period))
         if blocked is not None:
             return _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
         if net < PAYOUT_MINIMUM_CENTS:
@@ -319,7 +313,7 @@ def _run_partner(
     return _send(partner=partner, payout=payout, email=email, client=client)
 
 
-def _create_payout(*, partner: Partner, period: str, expected_cents: int = 0) -> tuple[Payout | None, Partner]:
+def _create_payout(*, partner: Partner, period: str, expected_cents: int) -> tuple[Payout | None, Partner]:
     """The partner's payout for the period with its entries linked, in one transaction, and the partner as read
     under its row lock. Under that lock: an existing payout for the period is returned as it is (a concurrent
     run made it: the loser reads the winner's), a partner no longer payable gets none, and otherwise the payout
@@ -544,7 +538,7 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
             raise PartnerNotPayable(f"The partner cannot be paid now ({blocked.replace('_', ' ')}).")
         free = (
             PayoutEntry.objects.filter(payout=locked, released_at__isnull=False, entry__paid_out_at__isnull=True)
-            .exclude(entry__in=PayoutEntry.objects.filter(released_at__isnull=True).values("entry_id"))
+            .exclude(_linked("entry_id"))
             .select_related("entry")
         )
         links = list(free)
@@ -567,15 +561,10 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
             actor=actor,
             data={"previous": previous, "sender_batch_id": locked.sender_batch_id, "amount_cents": net},
         )
-    owned = client is None
-    client = client or client_from_settings()
-    try:
-        email = partner.verified_paypal_email
-        assert email is not None
-        _send(partner=partner, payout=locked, email=email, client=client)
-    finally:
-        if owned:
-            client.close()
+    email = partner.verified_paypal_email
+    assert email is not None
+    with client_or_default(client) as paypal:
+        _send(partner=partner, payout=locked, email=email, client=paypal)
     locked.refresh_from_db()
     return locked
 

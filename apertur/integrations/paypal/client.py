@@ -30,7 +30,8 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -523,6 +524,16 @@ def _duplicate_batch_id(details: list[dict[str, Any]]) -> str | None:
             if path.startswith(prefix) and "/" not in path[len(prefix) :]:
                 return path[len(prefix) :] or None
     return None
+
+
+@contextmanager
+def client_or_default(client: PayPalClient | None) -> Iterator[PayPalClient]:
+    """``client`` as given (whoever made it closes it), or a client from settings, closed on exit."""
+    if client is not None:
+        yield client
+        return
+    with client_from_settings() as own:
+        yield own
 
 
 def client_from_settings(*, timeout: float = 10.0) -> PayPalClient:
