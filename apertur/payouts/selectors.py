@@ -21,7 +21,7 @@ from apertur.core.pages import Page, page_of
 from apertur.partners.models import Partner
 from apertur.payouts import services
 from apertur.payouts.errors import PayoutNotFound
-from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.models import MONEY_BACK, Payout, PayoutEntry, PayoutStatus
 
 # --- the history ----------------------------------------------------------------------------------------
 
@@ -96,7 +96,7 @@ class PayoutRow:
 
     @property
     def money_back(self) -> bool:
-        return self.status in (PayoutStatus.FAILED, PayoutStatus.RETURNED)
+        return self.status in MONEY_BACK
 
     @property
     def run_date(self) -> dt.date:
