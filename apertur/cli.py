@@ -709,7 +709,7 @@ def payouts_run(
         title = f"{'Dry run: ' if dry_run else ''}payouts for {chosen} (dated {when:%Y-%m-%d %H:%M} Toronto)"
         table = Table(title=title)
         for column in ("partner", "PayPal", "amount", "status", "why", "batch id", "carried"):
-            table.add_column(column, justify="right" if column in {"amount", "carried"} else "left")
+            table.add_column(column, justify="right" if column in {"amount", "carried"} else "left", overflow="fold")
         for d in decisions:
             table.add_row(
                 d.partner_email,
