@@ -87,8 +87,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 2,
+    threads: Annotated[
+        int, typer.Option(help="Threads per worker process that run requests (the GIL: add processes first).", min=1)
+    ] = 1,
 ) -> None:
-    """Serve Apertur with gunicorn (several processes), static files included."""
+    """Serve Apertur with granian (several processes), static files included.
+
+    granian (a Rust HTTP server, WSGI interface) parses HTTP and keeps connections alive outside the GIL;
+    on one core it answers a trivial Django view about 1.6x faster than gunicorn's gthread worker, with a
+    p99 several times lower (docs/performance.md). Workers that die are restarted; SIGTERM stops accepting
+    connections and lets requests in flight finish (10 s)."""
     _setup()
     from django.core.management import call_command
 
@@ -96,18 +104,23 @@ def serve(
     args = [
         sys.executable,
         "-m",
-        "gunicorn",
-        "apertur.config.wsgi:application",
-        "--bind",
-        f"{host}:{port}",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
         "--workers",
         str(workers),
-        "--access-logfile",
-        "-",
-        "--timeout",
-        "60",
-        "--graceful-timeout",
+        "--blocking-threads",
+        str(threads),
+        "--no-ws",
+        "--access-log",
+        "--respawn-failed-workers",
+        "--workers-kill-timeout",
         "10",
+        "apertur.config.wsgi:application",
     ]
     out.print(f"Apertur on http://{host}:{port} with {workers} worker(s)")
     sys.stdout.flush()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ONE_WORKER = ["--workers", "1", "--worker-class", "gthread", "--threads", "4"]
+ONE_WORKER = ["--workers", "1", "--blocking-threads", "1", "--no-ws"]
 
 
 def _free_port() -> int:
@@ -56,11 +56,15 @@ def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         [
             sys.executable,
             "-m",
-            "gunicorn",
-            "apertur.config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
             *ONE_WORKER,
+            "apertur.config.wsgi:application",
         ],
         env=env,
         cwd=ROOT,

@@ -1,4 +1,4 @@
-"""Apertur beyond one process (docs/deploy.md): two `apertur serve` processes (two gunicorn workers each) and two
+"""Apertur beyond one process (docs/deploy.md): two `apertur serve` processes (two granian workers each) and two
 `apertur worker` processes (one of them with ``--concurrency 2``) on one PostgreSQL database and one Redis, on
 loopback. Things that must happen once still happen once:
 
@@ -202,7 +202,7 @@ class Fleet:
             assert code is None, f"{name} exited with status {code}\n{self.logs()}"
 
     def terminate(self, name: str) -> None:
-        """SIGTERM, once: a second one means "now" to gunicorn and db_worker."""
+        """SIGTERM, once: a second one means "now" to db_worker."""
         if name not in self.signalled and self.procs[name].poll() is None:
             self.signalled.add(name)
             self.procs[name].send_signal(signal.SIGTERM)

@@ -5,7 +5,7 @@ app id, scopes, livemode, expiry — never the project or its plan (those are re
 change or a project edit is seen at once), and never a refusal.
 
 When: only with ``APERTUR_TOKEN_CACHE=1`` and a cache shared by every app process (``REDIS_URL`` set).
-With the default per-process local-memory cache and several gunicorn processes, a revocation handled by
+With the default per-process local-memory cache and several app-server processes, a revocation handled by
 one process could not reach the others' memory, so a local cache is never used unless forced (the tests
 force it: one process). It is off by default because it does not make a request faster on one machine: a
 Redis round trip costs what the one prepared, indexed token query costs (bench/profile_oauth.py, W3 on

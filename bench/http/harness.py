@@ -39,7 +39,10 @@ DOT_DIR = HERE / "peers" / "dot"
 OIDC_DIR = PEERS / "oidc"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/apertur_bench")
 CONNECTIONS = 16
-THREADS = int(os.environ.get("BENCH_GTHREADS", "4"))
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+# The app server every Python server runs on (Apertur, the floor view, DOT): granian (what ``apertur serve``
+# runs) or gunicorn's gthread worker (``--server gunicorn``), one worker process with THREADS threads.
+APP_SERVERS = ("granian", "gunicorn")
 SERVER_CORE, LOAD_CORE = "0", "1"
 # Inputs minted per single-use workload (the measured run + the warm-up); a run that sends more requests
 # than this is flagged "inputs reused" (its extra requests fail as replays).
@@ -133,7 +136,8 @@ class Server:
 
 
 def wrk(port: int, seconds: float, method: str, path: str, body: str = "-", file: str = "-", auth: str = "-") -> dict:
-    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s"]
+    duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds ("2.0s" is refused)
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", duration, "--timeout", "5s"]
     cmd += ["-s", str(LUA), f"http://127.0.0.1:{port}", "--", method, path, body, file, auth]
     out = sh(cmd)
     line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
@@ -206,7 +210,13 @@ def print_row(r: Result) -> None:
 # --- servers ------------------------------------------------------------------------------------------
 
 
-def gunicorn(py: Path, app: str, port: int) -> list[str]:
+def app_server(kind: str, py: Path, app: str, port: int) -> list[str]:
+    """One worker process, THREADS threads running the app, keep-alive, no access log."""
+    if kind == "granian":
+        return [
+            str(py), "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--blocking-threads", str(THREADS), "--no-ws", "--log-level", "warning", app,
+        ]  # fmt: skip
     return [
         str(py), "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1",
         "--worker-class", "gthread", "--threads", str(THREADS), "--keep-alive", "75", "--log-level", "warning",
@@ -248,7 +258,9 @@ def apertur(db: str, args: argparse.Namespace) -> list[Result]:
     )
     print(f"  ({name}: minted {2 * (n + warm)} inputs in {time.monotonic() - t0:.0f} s)", flush=True)
     port = free_port()
-    server = Server(name, gunicorn(OUR_PY, "apertur.config.wsgi:application", port), env, ROOT, port, "/bench/floor")
+    server = Server(
+        name, app_server(args.server, OUR_PY, "apertur.config.wsgi:application", port), env, ROOT, port, "/bench/floor"
+    )
     spec = Spec("/oauth/token", "/oauth/introspect", "/api/v1/plan", inputs)
     server.start()
     try:
@@ -285,7 +297,9 @@ def dot(args: argparse.Namespace) -> list[Result]:
         )
     )
     port = free_port()
-    server = Server(name, gunicorn(DOT_PY, "dotbench.wsgi:application", port), env, DOT_DIR, port, "/api/plan")
+    server = Server(
+        name, app_server(args.server, DOT_PY, "dotbench.wsgi:application", port), env, DOT_DIR, port, "/api/plan"
+    )
     spec = Spec("/o/token/", "/o/introspect/", "/api/plan", inputs)
     server.start()
     try:
@@ -345,7 +359,7 @@ def oidc(args: argparse.Namespace) -> list[Result]:
 # --- report -------------------------------------------------------------------------------------------
 
 
-def machine_facts() -> list[str]:
+def machine_facts(server: str) -> list[str]:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -358,7 +372,7 @@ def machine_facts() -> list[str]:
         f"CPU: {cpu}, {os.cpu_count()} cores; kernel {platform.release()}",
         f"Python {platform.python_version()}; Django "
         + sh([str(OUR_PY), "-c", "import django;print(django.get_version())"]).strip(),
-        "gunicorn " + sh([str(OUR_PY), "-c", "import gunicorn;print(gunicorn.__version__)"]).strip(),
+        f"{server} " + sh([str(OUR_PY), "-c", f"import {server};print({server}.__version__)"]).strip(),
         "SQLite " + sh([str(OUR_PY), "-c", "import sqlite3;print(sqlite3.sqlite_version)"]).strip(),
     ]
     try:
@@ -383,7 +397,8 @@ def machine_facts() -> list[str]:
     facts.append("wrk " + subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1])
     facts.append(
         f"method: {CONNECTIONS} keep-alive connections, wrk -t1 pinned to core {LOAD_CORE}, the server process "
-        f"pinned to core {SERVER_CORE}; Python servers: gunicorn, 1 worker, gthread x{THREADS}"
+        f"pinned to core {SERVER_CORE}; Python servers: {server}, 1 worker, "
+        + (f"{THREADS} blocking threads" if server == "granian" else f"gthread x{THREADS}")
     )
     return facts
 
@@ -420,13 +435,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--only", default="apertur-sqlite,apertur-postgres,dot-sqlite,oidc-provider")
     parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--server", choices=APP_SERVERS, default="granian", help="app server of the Python servers")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (make bench installs it)")
     RUN.mkdir(parents=True, exist_ok=True)
     print("== HTTP benchmark (bench/http) ==")
-    for fact in machine_facts():
+    for fact in machine_facts(args.server):
         print(f"  {fact}")
     print(HEADER, flush=True)
     results: list[Result] = []
