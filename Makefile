@@ -99,12 +99,13 @@ test-postgres: install
 # Micro-benchmarks (bench/run.py), then the side-by-side HTTP benchmark (bench/http, docs/performance.md):
 # Apertur on SQLite and PostgreSQL against django-oauth-toolkit and node-oidc-provider, installed here into
 # the ignored bench/.peers/. Figures only, never pass/fail. BENCH_ARGS="--duration 10 --warmup 2 --only ...".
-bench: install node bench/.peers/dot-venv/.installed bench/.peers/oidc/node_modules/.installed
+bench: install browser node bench/.peers/dot-venv/.installed bench/.peers/oidc/node_modules/.installed
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "Installing Debian's wrk for the HTTP benchmark"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/sdk_popup.py
 	$(BIN)/python bench/http/harness.py $(BENCH_ARGS)
 	$(BIN)/python bench/money.py $(BENCH_MONEY_ARGS)
 
