@@ -22,8 +22,10 @@ What is measured, and what is not:
   as the webhook path, the writes batched, refunds and disputes settled one payment at a time by the webhook
   path's own functions.
 - payout run (measured): ``payouts.services.run(period=<last month>, dry_run=False, client=...)`` against the
-  emulator (``apertur.integrations.paypal.emulator.running()``, in this process, over loopback). It is the
-  first run over the whole ledger (every earning so far is paid in it): the worst case, not a steady month.
+  emulator in its own process (``python -m apertur.integrations.paypal.emulator``, over loopback: PayPal is
+  another machine, and in this process its request handling would take turns with the run on one GIL), with
+  ``--workers`` threads. It is the first run over the whole ledger (every earning so far is paid in it): the
+  worst case, not a steady month.
 - dashboard (measured): each selector of ``/partners/commissions/`` and of the Payouts page for the partner
   with the most payments (median of 5 warm calls, with its query count), then both pages through Django's
   test client (server time of the whole view, template included).
@@ -36,12 +38,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -463,15 +469,46 @@ def measure_ledger(world: dict[str, Any]) -> None:
     ROWS[-1] = (*ROWS[-1][:4], ROWS[-1][4] + f"; sample {same}")
 
 
+@contextmanager
+def emulator_process() -> Iterator[str]:
+    """The PayPal emulator in its own process on a free loopback port (default credentials), stopped after."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYPAL_")}
+    cmd = [sys.executable, "-m", "apertur.integrations.paypal.emulator", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                emulator_counters(base_url)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the PayPal emulator did not start") from None
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def emulator_counters(base_url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{base_url}/emulator/state", timeout=5) as resp:  # noqa: S310 - loopback
+        return dict(json.loads(resp.read())["counters"])
+
+
 def measure_payouts(world: dict[str, Any]) -> None:
     from collections import Counter
 
     from apertur.integrations.paypal.client import PayPalClient
-    from apertur.integrations.paypal.emulator import running
+    from apertur.integrations.paypal.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
     from apertur.payouts import services
 
     period = world["period"]
-    with running() as emu, PayPalClient(emu.base_url, emu.client_id, emu.client_secret, timeout=10) as client:
+    with emulator_process() as base_url, PayPalClient(base_url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET) as client:
         with step(f"payout run {period} (dry run)", count_queries=True) as out:
             decisions = services.run(period=period, dry_run=True)
             out["note"] = ", ".join(f"{k} {v:,}" for k, v in Counter(d.reason for d in decisions).most_common())
@@ -492,7 +529,7 @@ def measure_payouts(world: dict[str, Any]) -> None:
         ROWS[-1] = (
             *ROWS[-1][:4],
             ROWS[-1][4] + f"; {elapsed / n * 1e3:.2f} ms{per_queries} per partner; "
-            f"{emu.emulator.counters['batches_created']:,} batches at the emulator",
+            f"{emulator_counters(base_url)['batches_created']:,} batches at the emulator",
         )
         print(f"    {ROWS[-1][4]}")
         with step(f"payout run {period} again (nothing to do)", count_queries=True) as out:

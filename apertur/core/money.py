@@ -52,7 +52,15 @@ def round_half_up(value: Decimal) -> int:
 
 def percent_of(amount: Money, percent: Decimal | int | str) -> Money:
     """``percent`` % of ``amount``, rounded half up to the cent (10 % of 24,999 → 2,500)."""
-    return Money(round_half_up(Decimal(amount.cents) * Decimal(percent) / Decimal(100)), amount.currency)
+    rate = Decimal(percent)
+    if rate == rate.to_integral_value():
+        # A whole percentage (the 10 % commission, once per payment in the ledger): exact integer arithmetic,
+        # half away from zero like ROUND_HALF_UP, without building Decimals (tests compare both paths).
+        product = amount.cents * int(rate)
+        whole, rest = divmod(abs(product), 100)
+        cents = whole + (1 if rest * 2 >= 100 else 0)
+        return Money(cents if product >= 0 else -cents, amount.currency)
+    return Money(round_half_up(Decimal(amount.cents) * rate / Decimal(100)), amount.currency)
 
 
 def convert(amount: Money, *, to: str, rate: Decimal | str) -> Money:

@@ -35,3 +35,22 @@ def test_format() -> None:
 def test_percent_is_within_half_a_cent(cents: int) -> None:
     exact = Decimal(cents) / 10
     assert abs(Decimal(percent_of(Money(cents), 10).cents) - exact) <= Decimal("0.5")
+
+
+@given(
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.one_of(st.integers(min_value=-300, max_value=300), st.sampled_from(["10", "10.0", Decimal("25.00")])),
+)
+def test_whole_percent_fast_path_matches_decimal_rounding(cents: int, percent: int | str | Decimal) -> None:
+    # The integer path for whole percentages gives exactly what Decimal ROUND_HALF_UP gives.
+    from decimal import ROUND_HALF_UP
+
+    exact = (Decimal(cents) * Decimal(percent) / Decimal(100)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert percent_of(Money(cents), percent) == Money(int(exact))
+
+
+def test_fractional_percent_keeps_the_decimal_path() -> None:
+    assert percent_of(Money(1_000), "2.5") == Money(25)
+    assert percent_of(Money(15), "2.5") == Money(0)  # 0.375 → 0
+    assert percent_of(Money(20), "2.5") == Money(1)  # 0.5 → 1
+    assert percent_of(Money(-20), "2.5") == Money(-1)
