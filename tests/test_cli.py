@@ -284,6 +284,8 @@ def test_partner_balance() -> None:
         amount_cents=2_500,
         available_at=dt.datetime(2026, 3, 31, tzinfo=dt.UTC),
         source_key="k1",
+        paid_at=payment.paid_at,
+        customer=customer,
     )
     with time_machine.travel(dt.datetime(2026, 4, 1, tzinfo=dt.UTC), tick=False):
         data = run_json("partner", "balance", "--email", "bal@example.com")

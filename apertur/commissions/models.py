@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from apertur.core import clock
@@ -18,19 +19,38 @@ class CommissionEntry(models.Model):
     are sums of entries, never stored totals. ``source_key`` names the business event that wrote the
     entry; its uniqueness makes every event change the ledger at most once, whatever the retries."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="commission_entries")
+    # No index of its own: the (partner, available_at) index below serves every lookup by partner.
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="commission_entries", db_index=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="commission_entries")
+    # The payment's date and customer, copied when the entry is written (neither ever changes on a payment):
+    # the dashboard and the payout run filter, sort and group a partner's entries by them without joining a
+    # million payments.
+    paid_at = models.DateTimeField()
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=8, choices=EntryKind.choices)
     amount_cents = models.BigIntegerField()
     available_at = models.DateTimeField(db_index=True)
-    source_key = models.CharField(max_length=120, unique=True)
+    # Unique through Meta.constraints rather than unique=True: the same unique index, without the second
+    # (LIKE-pattern) index PostgreSQL gets for unique text fields; every entry written maintains each index.
+    source_key = models.CharField(max_length=120)
     created_at = models.DateTimeField(default=clock.now)
     # Set by the payout run (payouts issue); None means not yet paid out.
     paid_out_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-available_at", "-id"]
-        indexes = [models.Index(fields=["partner", "available_at"])]
+        # A partner's entries by payment date, with what the balance, the monthly totals and the payout run
+        # read carried in the index (PostgreSQL INCLUDE: index-only scans; other databases ignore it).
+        indexes = [
+            models.Index(
+                fields=["partner", "paid_at"],
+                include=["available_at", "amount_cents", "paid_out_at", "kind"],
+                name="commission_partner_paid_at",
+            )
+        ]
+        constraints = [models.UniqueConstraint(fields=["source_key"], name="commission_entry_source_key_unique")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_cents} for {self.partner_id}"

@@ -105,7 +105,7 @@ class StatementResult:
 
 def _statement(partner: Partner, month: dt.date) -> StatementResult:
     start, end = month_bounds(month)
-    entries = CommissionEntry.objects.filter(partner=partner, payment__paid_at__gte=start, payment__paid_at__lt=end)
+    entries = CommissionEntry.objects.filter(partner=partner, paid_at__gte=start, paid_at__lt=end)
     totals = entries.aggregate(
         payments=Count("payment", distinct=True),
         earned=Sum("amount_cents", filter=Q(amount_cents__gt=0)),

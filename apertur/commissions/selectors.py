@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from django.db import models
 from django.db.models import (
@@ -76,7 +77,7 @@ def balance(*, partner: Partner, at: dt.datetime | None = None) -> Balance:
             filter=Q(
                 paid_out_at__isnull=True,
                 available_at__lte=last_run,
-                payment__paid_at__lt=last_run_month,
+                paid_at__lt=last_run_month,
             ),
         ),
     )
@@ -119,10 +120,10 @@ class EarningSort(models.TextChoices):
 
 
 _ORDERINGS: dict[str, tuple[str, ...]] = {
-    EarningSort.NEWEST: ("-payment__paid_at", "-id"),
-    EarningSort.OLDEST: ("payment__paid_at", "id"),
-    EarningSort.LARGEST: ("-amount_cents", "-payment__paid_at", "-id"),
-    EarningSort.SMALLEST: ("amount_cents", "payment__paid_at", "id"),
+    EarningSort.NEWEST: ("-paid_at", "-id"),
+    EarningSort.OLDEST: ("paid_at", "id"),
+    EarningSort.LARGEST: ("-amount_cents", "-paid_at", "-id"),
+    EarningSort.SMALLEST: ("amount_cents", "paid_at", "id"),
 }
 
 
@@ -168,13 +169,16 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=clock.BUSINESS_TZ)
 
 
+def _customer_ids(partner: Partner) -> QuerySet[CommissionEntry, Any]:
+    """The customers the partner earned on (a subquery over the partner's own entries)."""
+    return CommissionEntry.objects.filter(partner=partner, customer__isnull=False).order_by().values("customer_id")
+
+
 def _customers_with_label(*, partner: Partner, label: str) -> list[int]:
     prefix, _, domain = label.lower().partition("***@")
     candidates = User.objects.filter(
-        email__istartswith=prefix,
-        email__iendswith=f"@{domain}",
-        payments__commission_entries__partner=partner,
-    ).distinct()
+        email__istartswith=prefix, email__iendswith=f"@{domain}", pk__in=_customer_ids(partner)
+    )
     return [pk for pk, email in candidates.values_list("pk", "email") if mask_email(email) == label.lower()]
 
 
@@ -209,14 +213,14 @@ def earning_list(
         )
     )
     if f.date_from is not None:
-        qs = qs.filter(payment__paid_at__gte=_day_start(f.date_from))
+        qs = qs.filter(paid_at__gte=_day_start(f.date_from))
     if f.date_to is not None:
-        qs = qs.filter(payment__paid_at__lt=_day_start(f.date_to + dt.timedelta(days=1)))
+        qs = qs.filter(paid_at__lt=_day_start(f.date_to + dt.timedelta(days=1)))
     customer = f.customer.strip()
     if customer.startswith("usr_"):
-        qs = qs.filter(payment__customer__public_id=customer)
+        qs = qs.filter(customer__public_id=customer)
     elif "***@" in customer:
-        qs = qs.filter(payment__customer_id__in=_customers_with_label(partner=partner, label=customer))
+        qs = qs.filter(customer_id__in=_customers_with_label(partner=partner, label=customer))
     elif customer:
         qs = qs.none()
     if f.status:
@@ -259,8 +263,7 @@ def customer_choices(*, partner: Partner) -> list[tuple[str, str]]:
     """(public id, masked label) of every customer the partner earned on, for the customer filter. Two
     customers with the same label are told apart by a number, never by more of their address."""
     customers = (
-        User.objects.filter(payments__commission_entries__partner=partner)
-        .distinct()
+        User.objects.filter(pk__in=_customer_ids(partner))
         .order_by("email")
         .values_list("public_id", "email")
     )
@@ -290,8 +293,8 @@ def monthly_earnings(*, partner: Partner, months: int = 12, at: dt.datetime | No
     this_month = clock.business_date(at).replace(day=1)
     first = _add_months(this_month, -(months - 1))
     totals = (
-        CommissionEntry.objects.filter(partner=partner, payment__paid_at__gte=_day_start(first))
-        .annotate(month=TruncMonth("payment__paid_at", tzinfo=clock.BUSINESS_TZ))
+        CommissionEntry.objects.filter(partner=partner, paid_at__gte=_day_start(first))
+        .annotate(month=TruncMonth("paid_at", tzinfo=clock.BUSINESS_TZ))
         .order_by()
         .values("month")
         .annotate(total=Sum("amount_cents"))

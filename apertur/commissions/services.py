@@ -34,11 +34,14 @@ RATE_PERCENT = Decimal(10)
 HOLD = dt.timedelta(days=30)
 
 
-def _write(**fields: object) -> CommissionEntry | None:
-    """Insert once; a second attempt with the same source_key is a no-op (returns None)."""
+def _write(*, payment: Payment, **fields: object) -> CommissionEntry | None:
+    """Insert once; a second attempt with the same source_key is a no-op (returns None). The payment's date
+    and customer are copied onto the entry (CommissionEntry.paid_at)."""
     try:
         with transaction.atomic():
-            return CommissionEntry.objects.create(**fields)
+            return CommissionEntry.objects.create(
+                payment=payment, paid_at=payment.paid_at, customer_id=payment.customer_id, **fields
+            )
     except IntegrityError:
         return None
 
@@ -127,7 +130,12 @@ def on_payments(*, payments: QuerySet[Payment] | None = None, chunk_size: int = 
         .filter(customer__attribution__isnull=False)
         .order_by("pk")
         .values_list(
-            "pk", "customer__attribution__partner_id", "customer__attribution__at", "paid_at", "amount_cad_cents"
+            "pk",
+            "customer__attribution__partner_id",
+            "customer__attribution__at",
+            "paid_at",
+            "amount_cad_cents",
+            "customer_id",
         )
     )
     examined = earned = followed = 0
@@ -138,19 +146,23 @@ def on_payments(*, payments: QuerySet[Payment] | None = None, chunk_size: int = 
             break
         last = chunk[-1][0]
         examined += len(chunk)
-        new: list[tuple[int, int, int, dt.datetime]] = []  # payment, partner, amount, available_at
-        for payment_id, partner_id, attributed_at, paid_at, amount_cad in chunk:
+        new: list[_Earning] = []
+        for payment_id, partner_id, attributed_at, paid_at, amount_cad, customer_id in chunk:
             earning = earning_for(paid_at=paid_at, amount_cad_cents=amount_cad, attributed_at=attributed_at)
             if earning is not None:
-                new.append((payment_id, partner_id, *earning))
+                new.append((payment_id, partner_id, *earning, paid_at, customer_id))
         with transaction.atomic():
             created = _insert_earnings(new)
             earned += len(created)
             # Payments of this chunk with a refund or a dispute (rare), by id range rather than a list of
             # 10,000 ids, then narrowed to the earnings this call wrote.
             span = (chunk[0][0], last)
-            facts = set(Dispute.objects.filter(payment__gte=span[0], payment__lte=span[1]).values_list("payment_id", flat=True))
-            facts |= set(Refund.objects.filter(payment__gte=span[0], payment__lte=span[1]).values_list("payment_id", flat=True))
+            facts = set(
+                Dispute.objects.filter(payment__gte=span[0], payment__lte=span[1]).values_list("payment_id", flat=True)
+            )
+            facts |= set(
+                Refund.objects.filter(payment__gte=span[0], payment__lte=span[1]).values_list("payment_id", flat=True)
+            )
             pending = facts.intersection(created)
             for payment in Payment.objects.filter(pk__in=pending).order_by("pk"):
                 _after_earning(payment)
@@ -158,18 +170,25 @@ def on_payments(*, payments: QuerySet[Payment] | None = None, chunk_size: int = 
     return BulkResult(payments=examined, earned=earned, followed_up=followed)
 
 
+# The payment's date and customer are copied by the database from the payment row itself.
 _INSERT_EARNINGS = """
 INSERT INTO commissions_commissionentry
-    (payment_id, partner_id, kind, amount_cents, available_at, source_key, created_at, paid_out_at)
-SELECT t.payment_id, t.partner_id, %s, t.amount_cents, t.available_at, t.source_key, %s, NULL
+    (payment_id, partner_id, kind, amount_cents, available_at, source_key, created_at, paid_out_at, paid_at,
+     customer_id)
+SELECT t.payment_id, t.partner_id, %s, t.amount_cents, t.available_at, t.source_key, %s, NULL, p.paid_at,
+    p.customer_id
 FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::varchar[])
     AS t(payment_id, partner_id, amount_cents, available_at, source_key)
+JOIN projects_payment p ON p.id = t.payment_id
 ON CONFLICT (source_key) DO NOTHING
 RETURNING payment_id
 """
 
+#: payment id, partner id, amount, available_at, the payment's paid_at and customer id
+_Earning = tuple[int, int, int, dt.datetime, dt.datetime, int | None]
 
-def _insert_earnings(new: list[tuple[int, int, int, dt.datetime]]) -> list[int]:
+
+def _insert_earnings(new: list[_Earning]) -> list[int]:
     """Insert the earned entries, each once (``source_key``): an earning already in the ledger is skipped, as
     :func:`_write` skips it. Returns the payment ids whose earning this call wrote."""
     if not new:
@@ -210,8 +229,10 @@ def _insert_earnings(new: list[tuple[int, int, int, dt.datetime]]) -> list[int]:
                 available_at=available_at,
                 source_key=earned_key(payment_id),
                 created_at=now,
+                paid_at=paid_at,
+                customer_id=customer_id,
             )
-            for payment_id, partner_id, amount, available_at in fresh
+            for payment_id, partner_id, amount, available_at, paid_at, customer_id in fresh
         ],
         batch_size=500,
         ignore_conflicts=True,

@@ -52,7 +52,7 @@ def due_periods(at: dt.datetime | None = None) -> list[str]:
     the month after the earliest payment that earned a commission (no earlier run could pay anything)."""
     now = at or clock.now()
     latest = _period_of(last_payout_run_at(now))
-    earliest = CommissionEntry.objects.aggregate(first=Min("payment__paid_at"))["first"]
+    earliest = CommissionEntry.objects.aggregate(first=Min("paid_at"))["first"]
     if earliest is None:
         return []
     period = _next_period(_period_of(earliest))

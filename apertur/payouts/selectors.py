@@ -176,7 +176,7 @@ class PayoutLine:
         return self.released_at is not None
 
 
-_ENTRY_ORDER = ("entry__payment__paid_at", "entry__id")
+_ENTRY_ORDER = ("entry__paid_at", "entry__id")
 
 
 def _links() -> QuerySet[PayoutEntry]:

@@ -134,7 +134,7 @@ def unpaid_entries(period: str) -> QuerySet[CommissionEntry]:
     before the period's month, hold over by the run."""
     return CommissionEntry.objects.filter(
         paid_out_at__isnull=True,
-        payment__paid_at__lt=period_start(period),
+        paid_at__lt=period_start(period),
         available_at__lte=run_at(period),
     ).exclude(_linked())
 
