@@ -3,8 +3,29 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.forms.utils import flatatt
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from apertur.commissions.selectors import EarningFilters, EarningSort, EarningStatus
+
+
+class ManyOptionsSelect(forms.Select):
+    """A ``<select>`` whose options are rendered in Python. Django renders every ``<option>`` through a template
+    of its own (tens of µs each): for the largest partner's customer filter (thousands of customers) that cost
+    more than every query of the dashboard together. Same markup as ``forms.Select`` for flat choices
+    (tested); escaping by ``format_html``."""
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
+        final = self.build_attrs(self.attrs, attrs)
+        final["name"] = name
+        selected = set(self.format_value(value))
+        options = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            ((v, mark_safe(" selected") if str(v) in selected else "", label) for v, label in self.choices),
+        )
+        return format_html("<select{}>{}</select>", flatatt(final), options)
 
 
 class EarningFilterForm(forms.Form):
@@ -12,7 +33,7 @@ class EarningFilterForm(forms.Form):
     (every field is optional); a field that does not parse is reported and left out of the filters."""
 
     to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    customer = forms.CharField(label="Customer", max_length=254, required=False, widget=forms.Select)
+    customer = forms.CharField(label="Customer", max_length=254, required=False, widget=ManyOptionsSelect)
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "All statuses"), *EarningStatus.choices])
     sort = forms.ChoiceField(label="Sort", required=False, choices=EarningSort.choices)
 

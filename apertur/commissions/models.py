@@ -41,12 +41,13 @@ class CommissionEntry(models.Model):
 
     class Meta:
         ordering = ["-available_at", "-id"]
-        # A partner's entries by payment date, with what the balance, the monthly totals and the payout run
-        # read carried in the index (PostgreSQL INCLUDE: index-only scans; other databases ignore it).
+        # A partner's entries by payment date, with what the balance, the monthly totals, the customer filter
+        # and the payout run read carried in the index (PostgreSQL INCLUDE: index-only scans; ignored
+        # elsewhere).
         indexes = [
             models.Index(
                 fields=["partner", "paid_at"],
-                include=["available_at", "amount_cents", "paid_out_at", "kind"],
+                include=["available_at", "amount_cents", "paid_out_at", "kind", "customer", "payment"],
                 name="commission_partner_paid_at",
             )
         ]

@@ -35,12 +35,30 @@ class Page(Generic[T]):
         return self.number + 1
 
 
-def page_of(items: Any, *, page: int | str | None, size: int, rows: Callable[[Iterable[Any]], Iterable[T]]) -> Page[T]:
+def page_of(
+    items: Any,
+    *,
+    page: int | str | None,
+    size: int,
+    rows: Callable[[Iterable[Any]], Iterable[T]],
+    late_join: bool = False,
+) -> Page[T]:
     """Page ``page`` of ``items`` (a queryset), ``size`` rows, turned into ``rows``; an invalid or too large page
-    number gives the nearest page."""
+    number gives the nearest page.
+
+    ``late_join``: read the page's primary keys first (sorting and skipping over the queryset without its
+    ``select_related`` joins), then only those rows with their joins. An OFFSET over a joined queryset builds
+    every skipped row (page 40 of a partner's earnings joined 1,000 payments, projects and customers to show
+    25); one more query, the same rows in the same order."""
     found = Paginator(items, size).get_page(page)
+    objects: Iterable[Any] = found.object_list
+    if late_join:
+        start = (found.number - 1) * size
+        ids = list(items[start : start + size].values_list("pk", flat=True))
+        by_id = {obj.pk: obj for obj in items.filter(pk__in=ids)} if ids else {}
+        objects = [by_id[pk] for pk in ids if pk in by_id]
     return Page(
-        rows=list(rows(found.object_list)),
+        rows=list(rows(objects)),
         number=found.number,
         num_pages=found.paginator.num_pages,
         count=found.paginator.count,

@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
             model_name="commissionentry",
             index=models.Index(
                 fields=["partner", "paid_at"],
-                include=["available_at", "amount_cents", "paid_out_at", "kind"],
+                include=["available_at", "amount_cents", "paid_out_at", "kind", "customer", "payment"],
                 name="commission_partner_paid_at",
             ),
         ),

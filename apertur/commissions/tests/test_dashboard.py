@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django import forms
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -356,6 +357,27 @@ def make_earnings(partner: Partner, n: int) -> None:
         pay(user, 1_000 * (i + 1), at("2026-01-02") + dt.timedelta(days=i * 4))
 
 
+@pytest.mark.parametrize("sort", ["-date", "date", "-amount", "amount"])
+def test_late_join_pages_are_the_plain_pages(sort: str) -> None:
+    # earning_page reads a page's ids first, then those rows with their joins: same rows, same order.
+    from apertur.core.pages import page_of as plain_page_of
+
+    partner = make_partner()
+    make_earnings(partner, 30)
+    pay(customer_of(partner, "tie@example.com", "Tie"), 1_000, at("2026-01-02"))  # ties on amount and date
+    filters = EarningFilters(sort=sort)
+    for number in (1, 2, 3):
+        late = selectors.earning_page(partner=partner, filters=filters, page=number)
+        plain = plain_page_of(
+            selectors.earning_list(partner=partner, filters=filters),
+            page=number,
+            size=selectors.PAGE_SIZE,
+            rows=selectors.earning_rows,
+        )
+        assert late == plain
+        assert [r.id for r in late.rows] and late.number == min(number, 2)
+
+
 def test_pagination_25_per_page() -> None:
     partner = make_partner()
     make_earnings(partner, 30)
@@ -511,3 +533,18 @@ def test_overview_shows_the_balance(ledger: dict[str, Any]) -> None:
     assert "Balance" in html
     for text in ("$10.00 CAD", "$45.00 CAD", "$50.00 CAD", "$105.00 CAD"):
         assert text in html
+
+
+@pytest.mark.parametrize("value", ["", "usr_2", "an***@example.com", "missing"])
+def test_many_options_select_renders_what_djangos_select_renders(value: str) -> None:
+    from django.test.html import parse_html
+
+    from apertur.commissions.forms import ManyOptionsSelect
+
+    choices = [("", "All customers"), ("usr_1", "an***@example.com"), ("usr_2", 'b<"&>***@x.example')]
+    choices.append(("an***@example.com", "an***@example.com"))
+    attrs = {"id": "id_customer"}
+    ours = ManyOptionsSelect(choices=choices).render("customer", value, attrs=attrs)
+    django_s = forms.Select(choices=choices).render("customer", value, attrs=attrs)
+    assert parse_html(ours) == parse_html(django_s)
+    assert "&lt;&quot;&amp;&gt;" in ours  # labels are escaped
