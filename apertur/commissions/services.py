@@ -18,10 +18,12 @@ the ledger already holds for it, so the order events arrive in never changes the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry, EntryKind
@@ -119,55 +121,95 @@ class BulkResult:
     followed_up: int  # of those, payments with refunds or disputes settled after the earning, one by one
 
 
-def on_payments(*, payments: QuerySet[Payment] | None = None, chunk_size: int = BULK_CHUNK) -> BulkResult:
+def on_payments(
+    *, payments: QuerySet[Payment] | None = None, chunk_size: int = BULK_CHUNK, pipeline: bool | None = None
+) -> BulkResult:
     """:func:`on_payment` for every payment of ``payments`` (default: all), by chunks of ``chunk_size`` in
     payment id order, one transaction per chunk. The same rule (:func:`earning_for`), the same source keys (an
     earning already in the ledger is left alone, as a replay is), and for each earning written the same
     follow-ups (:func:`_after_earning`, per payment: they are rare). It sends no first-payment notice: that is
-    the Stripe handler's, not the ledger's."""
-    rows = (
-        (payments if payments is not None else Payment.objects.all())
-        .filter(customer__attribution__isnull=False)
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "customer__attribution__partner_id",
-            "customer__attribution__at",
-            "paid_at",
-            "amount_cad_cents",
-            "customer_id",
+    the Stripe handler's, not the ledger's.
+
+    ``pipeline`` (default: on PostgreSQL outside a transaction) writes each chunk from a second thread, on its
+    own database connection, while this thread reads and computes the next one: the database's work and
+    Python's overlap. Chunks are disjoint and each is written in its own transaction, so the result is the
+    same. Inside a transaction the writes must stay on the caller's connection: no pipeline there."""
+    if pipeline is None:
+        pipeline = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if pipeline and connection.in_atomic_block:
+        raise ValueError("on_payments(pipeline=True) writes on another connection: call it outside a transaction.")
+    earned = followed = 0
+    chunks = _EarningChunks(payments, chunk_size)
+    if not pipeline:
+        for first, last, new in chunks:
+            wrote, settled = _write_chunk(first, last, new)
+            earned, followed = earned + wrote, followed + settled
+        return BulkResult(payments=chunks.examined, earned=earned, followed_up=followed)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer:
+        try:
+            previous: Future[tuple[int, int]] | None = None
+            for first, last, new in chunks:
+                if previous is not None:
+                    wrote, settled = previous.result()
+                    earned, followed = earned + wrote, followed + settled
+                previous = writer.submit(_write_chunk, first, last, new)
+            if previous is not None:
+                wrote, settled = previous.result()
+                earned, followed = earned + wrote, followed + settled
+        finally:
+            writer.submit(connections.close_all)  # the writer thread's own connection
+    return BulkResult(payments=chunks.examined, earned=earned, followed_up=followed)
+
+
+class _EarningChunks:
+    """(first payment id, last payment id, earnings) per chunk of attributed payments, in id order; counts
+    the payments examined."""
+
+    def __init__(self, payments: QuerySet[Payment] | None, chunk_size: int) -> None:
+        self.rows = (
+            (payments if payments is not None else Payment.objects.all())
+            .filter(customer__attribution__isnull=False)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "customer__attribution__partner_id",
+                "customer__attribution__at",
+                "paid_at",
+                "amount_cad_cents",
+                "customer_id",
+            )
         )
-    )
-    examined = earned = followed = 0
-    last = 0
-    while True:
-        chunk = list(rows.filter(pk__gt=last)[:chunk_size])
-        if not chunk:
-            break
-        last = chunk[-1][0]
-        examined += len(chunk)
-        new: list[_Earning] = []
-        for payment_id, partner_id, attributed_at, paid_at, amount_cad, customer_id in chunk:
-            earning = earning_for(paid_at=paid_at, amount_cad_cents=amount_cad, attributed_at=attributed_at)
-            if earning is not None:
-                new.append((payment_id, partner_id, *earning, paid_at, customer_id))
-        with transaction.atomic():
-            created = _insert_earnings(new)
-            earned += len(created)
-            # Payments of this chunk with a refund or a dispute (rare), by id range rather than a list of
-            # 10,000 ids, then narrowed to the earnings this call wrote.
-            span = (chunk[0][0], last)
-            facts = set(
-                Dispute.objects.filter(payment__gte=span[0], payment__lte=span[1]).values_list("payment_id", flat=True)
-            )
-            facts |= set(
-                Refund.objects.filter(payment__gte=span[0], payment__lte=span[1]).values_list("payment_id", flat=True)
-            )
-            pending = facts.intersection(created)
-            for payment in Payment.objects.filter(pk__in=pending).order_by("pk"):
-                _after_earning(payment)
-            followed += len(pending)
-    return BulkResult(payments=examined, earned=earned, followed_up=followed)
+        self.chunk_size = chunk_size
+        self.examined = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int, list[_Earning]]]:
+        last = 0
+        while True:
+            chunk = list(self.rows.filter(pk__gt=last)[: self.chunk_size])
+            if not chunk:
+                return
+            first, last = chunk[0][0], chunk[-1][0]
+            self.examined += len(chunk)
+            new: list[_Earning] = []
+            for payment_id, partner_id, attributed_at, paid_at, amount_cad, customer_id in chunk:
+                earning = earning_for(paid_at=paid_at, amount_cad_cents=amount_cad, attributed_at=attributed_at)
+                if earning is not None:
+                    new.append((payment_id, partner_id, *earning, paid_at, customer_id))
+            yield first, last, new
+
+
+def _write_chunk(first: int, last: int, new: list[_Earning]) -> tuple[int, int]:
+    """One chunk's earnings and their follow-ups, in one transaction: (earnings written, payments settled)."""
+    with transaction.atomic():
+        created = _insert_earnings(new)
+        # Payments of this chunk with a refund or a dispute (rare), by id range rather than a list of 10,000
+        # ids, then narrowed to the earnings this call wrote.
+        facts = set(Dispute.objects.filter(payment__gte=first, payment__lte=last).values_list("payment_id", flat=True))
+        facts |= set(Refund.objects.filter(payment__gte=first, payment__lte=last).values_list("payment_id", flat=True))
+        pending = facts.intersection(created)
+        for payment in Payment.objects.filter(pk__in=pending).order_by("pk"):
+            _after_earning(payment)
+    return len(created), len(pending)
 
 
 # The payment's date and customer are copied by the database from the payment row itself.

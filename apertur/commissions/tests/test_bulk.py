@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import transaction
 
 from apertur.commissions import services
 from apertur.commissions.models import CommissionEntry
@@ -131,3 +132,48 @@ def test_bulk_completes_a_partly_written_ledger() -> None:
     CommissionEntry.objects.filter(payment__in=payments[::3]).delete()
     services.on_payments(payments=Payment.objects.filter(pk__in=[p.pk for p in payments]), chunk_size=4)
     assert ledger() == expected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("chunk_size", [1, 3, services.BULK_CHUNK])
+def test_pipelined_bulk_writes_what_the_per_event_path_writes(chunk_size: int) -> None:
+    # Chunks written from a second thread on its own connection while the next one is read and computed.
+    payments = build()
+    with transaction.atomic():  # as the Stripe webhook calls it
+        expected = per_event(payments)
+    CommissionEntry.objects.all().delete()
+    result = services.on_payments(chunk_size=chunk_size, pipeline=True)
+    assert ledger() == expected
+    earned_ids = {row[0] for row in expected if row[5].startswith("earned:")}
+    with_facts = set(Refund.objects.values_list("payment_id", flat=True))
+    with_facts |= set(Dispute.objects.values_list("payment_id", flat=True))
+    assert (result.payments, result.followed_up) == (4 * 5, len(earned_ids & with_facts))
+    assert result.earned == sum(1 for row in expected if row[5].startswith("earned:"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_chunk_stops_the_pipeline_and_keeps_the_chunks_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    build()
+    CommissionEntry.objects.all().delete()
+    real = services._insert_earnings
+    calls: list[int] = []
+
+    def failing_second(new: Any) -> list[int]:
+        calls.append(len(new))
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return real(new)
+
+    monkeypatch.setattr(services, "_insert_earnings", failing_second)
+    with pytest.raises(RuntimeError, match="database went away"):
+        services.on_payments(chunk_size=4, pipeline=True)
+    written = CommissionEntry.objects.filter(source_key__startswith="earned:").count()
+    assert 0 < written == calls[0]  # the first chunk is committed, the second rolled back, no third written
+    assert len(calls) in (2, 3)
+
+
+def test_no_pipeline_inside_a_transaction() -> None:
+    build()
+    with pytest.raises(ValueError, match="outside a transaction"):
+        services.on_payments(pipeline=True)
+    assert services.on_payments().earned > 0  # the default stays on this connection here
