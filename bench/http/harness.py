@@ -46,7 +46,7 @@ APP_SERVERS = ("granian", "gunicorn")
 SERVER_CORE, LOAD_CORE = "0", "1"
 # Inputs minted per single-use workload (the measured run + the warm-up); a run that sends more requests
 # than this is flagged "inputs reused" (its extra requests fail as replays).
-MINT = {"apertur": 20_000, "dot": 4_000, "oidc": 40_000}
+MINT = {"apertur": 20_000, "dot": 4_000, "oidc": 60_000}
 WORKLOADS = ("W1", "W2", "W3", "W4")
 LABELS = {
     "W1": "W1 code exchange",
@@ -113,7 +113,7 @@ class Server:
                 time.sleep(0.2)
 
     def rss_mb(self) -> float:
-        """RSS of the process that serves requests: the gunicorn worker (the arbiter's child) or node."""
+        """RSS of the process that serves requests: the app server's worker (its main process's child) or node."""
         assert self.proc is not None
         pids = [str(self.proc.pid)]
         children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
