@@ -88,8 +88,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 2,
     threads: Annotated[
-        int, typer.Option(help="Threads per worker process that run requests (the GIL: add processes first).", min=1)
-    ] = 1,
+        int,
+        typer.Option(help="Request threads per worker process: they overlap waits on PostgreSQL.", min=1, max=64),
+    ] = 4,
 ) -> None:
     """Serve Apertur with granian (several processes), static files included.
 

@@ -39,7 +39,7 @@ DOT_DIR = HERE / "peers" / "dot"
 OIDC_DIR = PEERS / "oidc"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/apertur_bench")
 CONNECTIONS = 16
-THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 # The app server every Python server runs on (Apertur, the floor view, DOT): granian (what ``apertur serve``
 # runs) or gunicorn's gthread worker (``--server gunicorn``), one worker process with THREADS threads.
 APP_SERVERS = ("granian", "gunicorn")
