@@ -19,15 +19,23 @@ class CommissionEntry(models.Model):
     are sums of entries, never stored totals. ``source_key`` names the business event that wrote the
     entry; its uniqueness makes every event change the ledger at most once, whatever the retries."""
 
-    # No index of its own: the (partner, available_at) index below serves every lookup by partner.
+    # No index of its own: the (partner, paid_at) index below serves every lookup by partner.
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="commission_entries", db_index=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="commission_entries")
     # The payment's date and customer, copied when the entry is written (neither ever changes on a payment):
     # the dashboard and the payout run filter, sort and group a partner's entries by them without joining a
-    # million payments.
+    # million payments. The customer is the payment's, whose own foreign key already protects the user: no
+    # second constraint (deleting any user would scan the ledger for it, unindexed) and no index of its own
+    # (the covering index below carries it for a partner's lookups).
     paid_at = models.DateTimeField()
     customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        db_index=False,
     )
     kind = models.CharField(max_length=8, choices=EntryKind.choices)
     amount_cents = models.BigIntegerField()

@@ -45,7 +45,9 @@ def _write(*, payment: Payment, **fields: object) -> CommissionEntry | None:
                 payment=payment, paid_at=payment.paid_at, customer_id=payment.customer_id, **fields
             )
     except IntegrityError:
-        return None
+        if CommissionEntry.objects.filter(source_key=fields["source_key"]).exists():
+            return None  # written before: a replay
+        raise  # any other constraint: never mistaken for a replay, the event is not lost silently
 
 
 def _earned(payment: Payment) -> CommissionEntry | None:

@@ -1,7 +1,7 @@
 """Copy each entry's payment date and customer onto the entry, and index a partner's entries by payment date
 with what the dashboard and the payout run read (issue 10: the largest partner's dashboard joined a million
-payments). Also drops two indexes nothing uses: partner_id alone (the composite index leads with it) and
-PostgreSQL's LIKE-pattern twin of the unique source_key index (now a named unique constraint)."""
+payments); 0004 adds that index and drops two nothing uses. Deploy with the writers stopped (see
+docs/deploy.md, "Migrations on deploy"): 0004 makes paid_at required, which code from before 0003 does not set."""
 
 import django.db.models.deletion
 from django.conf import settings
@@ -38,9 +38,10 @@ class Migration(migrations.Migration):
             name="customer",
             field=models.ForeignKey(
                 blank=True,
+                db_constraint=False,
                 db_index=False,
                 null=True,
-                on_delete=django.db.models.deletion.PROTECT,
+                on_delete=django.db.models.deletion.DO_NOTHING,
                 related_name="+",
                 to=settings.AUTH_USER_MODEL,
             ),

@@ -177,3 +177,19 @@ def test_no_pipeline_inside_a_transaction() -> None:
     with pytest.raises(ValueError, match="outside a transaction"):
         services.on_payments(pipeline=True)
     assert services.on_payments().earned > 0  # the default stays on this connection here
+
+
+def test_a_constraint_error_that_is_not_a_replay_is_raised_not_swallowed() -> None:
+    from django.db import IntegrityError
+
+    payments = build()
+    per_event(payments[:1])
+    earned = CommissionEntry.objects.get(payment=payments[0], source_key=f"earned:{payments[0].pk}")
+    fields = {"partner": earned.partner, "kind": "earned", "available_at": earned.available_at}
+    # The same source key again: a replay, nothing written.
+    again = services._write(payment=payments[0], amount_cents=1, source_key=earned.source_key, **fields)
+    assert again is None
+    # A different failure (here a missing amount, as code that predates a column would cause) is an error.
+    with pytest.raises(IntegrityError):
+        services._write(payment=payments[0], amount_cents=None, source_key="refund:new", **fields)
+    assert not CommissionEntry.objects.filter(source_key="refund:new").exists()
