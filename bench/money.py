@@ -41,6 +41,7 @@ import datetime as dt
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -648,6 +649,8 @@ def main() -> None:
         help=f"only the dashboard, on the {DB_NAME} a --keep run left",
     )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the finally blocks stop the emulator process and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     payments = args.payments or (10_000 if args.small else 1_000_000)
     partners = args.partners or (100 if args.small else 10_000)
 
