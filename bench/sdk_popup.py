@@ -60,17 +60,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-# The suite's launch flags (conftest.CHROMIUM_ARGS), repeated so the bench does not import pytest's conftest.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from apertur.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - after the path to the repo is set
+
 BUNDLE = ROOT / "apertur" / "static" / "sdk" / "aptr-connect.js"
 WAIT_MS = 15_000  # every wait in the browser is bounded by this
 SERVER_START_S = 60

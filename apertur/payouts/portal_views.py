@@ -45,13 +45,14 @@ def payout_detail(request: HttpRequest, partner: Partner, payout_id: int) -> Htt
         payout = selectors.payout_detail(partner=partner, payout_id=payout_id)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-    lines = selectors.payout_entries(payout=payout)
+    page = selectors.payout_entry_page(payout=payout, page=request.GET.get("page"))
     context = {
         "partner": partner,
         "section": "payouts",
         "payout": payout,
-        "lines": lines,
-        "totals": selectors.PayoutTotals.of(lines),
+        "lines": page.rows,
+        "page": page,
+        "totals": selectors.payout_totals(payout=payout),
     }
     return render(request, "payouts/detail.html", context)
 

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from apertur.commissions.models import EntryKind
 from apertur.commissions.selectors import PAGE_SIZE, PAYOUT_MINIMUM_CENTS, balance, mask_email, next_payout
@@ -201,10 +201,24 @@ def _lines(links: Iterable[PayoutEntry]) -> Iterator[PayoutLine]:
         )
 
 
+ENTRY_PAGE_SIZE = 100
+
+
+def _payout_id(payout: PayoutRow | Payout) -> int:
+    return payout.id if isinstance(payout, PayoutRow) else payout.pk
+
+
 def payout_entries(*, payout: PayoutRow | Payout) -> list[PayoutLine]:
-    """The commission entries the payout holds or held, oldest payment first."""
-    payout_id = payout.id if isinstance(payout, PayoutRow) else payout.pk
-    return list(_lines(_links().filter(payout_id=payout_id)))
+    """The commission entries the payout holds or held, oldest payment first (all of them: the statement and
+    tests; the page shows :func:`payout_entry_page`)."""
+    return list(_lines(_links().filter(payout_id=_payout_id(payout))))
+
+
+def payout_entry_page(*, payout: PayoutRow | Payout, page: int | str | None = 1) -> Page[PayoutLine]:
+    """One page of the payout's entries (ENTRY_PAGE_SIZE lines, oldest payment first): a large partner's payout
+    holds thousands of them."""
+    links = _links().filter(payout_id=_payout_id(payout))
+    return page_of(links, page=page, size=ENTRY_PAGE_SIZE, rows=_lines, late_join=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,17 +228,22 @@ class PayoutTotals:
     net_cents: int  # what the payout pays: earned + deducted
     released_cents: int  # entries given back to the balance when the money came back
 
-    @classmethod
-    def of(cls, lines: Iterable[PayoutLine]) -> PayoutTotals:
-        earned = deducted = released = 0
-        for line in lines:
-            if line.released:
-                released += line.amount_cents
-            elif line.kind == EntryKind.EARNED:
-                earned += line.amount_cents
-            else:
-                deducted += line.amount_cents
-        return cls(earned_cents=earned, deducted_cents=deducted, net_cents=earned + deducted, released_cents=released)
+
+def payout_totals(*, payout: PayoutRow | Payout) -> PayoutTotals:
+    """The payout's totals over every entry it holds or held, summed by the database (one query)."""
+    held = Q(released_at__isnull=True)
+    sums = PayoutEntry.objects.filter(payout_id=_payout_id(payout)).aggregate(
+        earned=Sum("entry__amount_cents", filter=held & Q(entry__kind=EntryKind.EARNED)),
+        deducted=Sum("entry__amount_cents", filter=held & ~Q(entry__kind=EntryKind.EARNED)),
+        released=Sum("entry__amount_cents", filter=Q(released_at__isnull=False)),
+    )
+    earned, deducted = int(sums["earned"] or 0), int(sums["deducted"] or 0)
+    return PayoutTotals(
+        earned_cents=earned,
+        deducted_cents=deducted,
+        net_cents=earned + deducted,
+        released_cents=int(sums["released"] or 0),
+    )
 
 
 # --- the statement ----------------------------------------------------------------------------------------

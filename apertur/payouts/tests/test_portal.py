@@ -237,7 +237,7 @@ def test_detail_shows_the_entries_and_totals(world: dict[str, Any]) -> None:
         ("2026-03-10", "b***@example.org", "earned", 5_000, False),
         ("2026-03-10", "b***@example.org", "reversal", -100, False),
     ]
-    totals = selectors.PayoutTotals.of(lines)
+    totals = selectors.payout_totals(payout=may)
     assert (totals.earned_cents, totals.deducted_cents, totals.net_cents, totals.released_cents) == (
         7_500,
         -100,
@@ -263,6 +263,26 @@ def test_released_entries_are_shown_as_such(world: dict[str, Any]) -> None:
     assert '<dd data-testid="total-released">$60.00 CAD</dd>' in html
     assert '<dd data-testid="total-net">$0.00 CAD</dd>' in html
     assert "back in your Apertur balance" in html
+
+
+def test_a_large_payout_is_shown_a_page_at_a_time_with_totals_over_all_of_it(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    partner, may = world["partner"], world["may"]
+    monkeypatch.setattr(selectors, "ENTRY_PAGE_SIZE", 2)  # three entries: two pages
+    client = browser_for(partner)
+    first = client.get(f"/partners/payouts/{may.pk}/").content.decode()
+    second = client.get(f"/partners/payouts/{may.pk}/?page=2").content.decode()
+    assert "Page 1 of 2 (3 commissions; the CSV has them all)" in first and 'href="?page=2"' in first
+    assert "Page 2 of 2" in second and 'rel="prev"' in second
+    assert "2026-02-28" in first and "2026-02-28" not in second  # oldest payment first, each line once
+    assert first.count("<tr") + second.count("<tr") == 3 + 2  # the lines, plus one header row per page
+    for html in (first, second):  # the totals cover the whole payout on every page
+        assert '<dd data-testid="total-net">$74.00 CAD</dd>' in html
+        assert '<dd data-testid="total-deducted">-$1.00 CAD</dd>' in html
+    lines = selectors.payout_entries(payout=may)
+    pages = [selectors.payout_entry_page(payout=may, page=n).rows for n in (1, 2)]
+    assert pages[0] + pages[1] == lines
 
 
 def test_another_partners_payout_is_not_found(world: dict[str, Any]) -> None:
