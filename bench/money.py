@@ -596,7 +596,8 @@ def measure_dashboard(world: dict[str, Any]) -> list[tuple[str, str, str, str, s
         ("payouts: payout_status", lambda: ps.payout_status(partner=partner, at=now)),
     ]
     if payout is not None:
-        checks.append(("payouts: payout_entries (one payout)", lambda: ps.payout_entries(payout=payout)))
+        checks.append(("payouts: payout_entry_page (its payout, page 1)", lambda: ps.payout_entry_page(payout=payout)))
+        checks.append(("payouts: payout_totals (its payout)", lambda: ps.payout_totals(payout=payout)))
     rows: list[tuple[str, str, str, str, str]] = []
     print(f"\nDashboard of partner {partner.pk} ({top['n']:,} entries, the most):")
     page_total = 0.0
@@ -620,10 +621,10 @@ def measure_dashboard(world: dict[str, Any]) -> list[tuple[str, str, str, str, s
     rows.append(("= /partners/commissions/ selectors", f"{page_total:,.1f} ms", str(page_queries), "", "sum"))
     client = Client(SERVER_NAME="localhost")
     client.force_login(partner.user)
-    for name, url in (
-        ("GET /partners/commissions/", "/partners/commissions/"),
-        ("GET /partners/payouts/", "/partners/payouts/"),
-    ):
+    pages = [("GET /partners/commissions/", "/partners/commissions/"), ("GET /partners/payouts/", "/partners/payouts/")]
+    if payout is not None:
+        pages.append(("GET /partners/payouts/<its payout>/", f"/partners/payouts/{payout.id}/"))
+    for name, url in pages:
 
         def get(url: str = url) -> None:
             response = client.get(url, secure=True)
