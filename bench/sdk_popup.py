@@ -40,7 +40,6 @@ import argparse
 import gzip
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -61,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from apertur.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - after the path to the repo is set
+from bench.servers import app_server, stop_group  # noqa: E402
 
 BUNDLE = ROOT / "apertur" / "static" / "sdk" / "aptr-connect.js"
 WAIT_MS = 15_000  # every wait in the browser is bounded by this
@@ -165,9 +165,7 @@ class Apertur:
         return done.stdout
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--workers", "1", "--blocking-threads", "1", "--no-ws"]
-        cmd += ["--log-level", "warning", "apertur.config.wsgi:application"]
+        cmd = app_server("granian", sys.executable, "apertur.config.wsgi:application", self.port, threads=1)
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             cmd, env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -187,13 +185,7 @@ class Apertur:
                 time.sleep(0.2)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
 
 
 @contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.servers import app_server, stop_group
+
 ROOT = Path(__file__).resolve().parent.parent
-ONE_WORKER = ["--workers", "1", "--blocking-threads", "1", "--no-ws"]
 
 
 def _free_port() -> int:
@@ -53,19 +53,7 @@ def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     port = _free_port()
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "wsgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *ONE_WORKER,
-            "apertur.config.wsgi:application",
-        ],
+        app_server("granian", sys.executable, "apertur.config.wsgi:application", port, threads=1),
         env=env,
         cwd=ROOT,
         stdout=log,
@@ -85,8 +73,7 @@ def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
                 time.sleep(0.2)
         yield base, inputs
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        stop_group(proc)
         log.close()
 
 

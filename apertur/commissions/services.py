@@ -140,27 +140,27 @@ def on_payments(
         pipeline = connection.vendor == "postgresql" and not connection.in_atomic_block
     if pipeline and connection.in_atomic_block:
         raise ValueError("on_payments(pipeline=True) writes on another connection: call it outside a transaction.")
-    earned = followed = 0
     chunks = _EarningChunks(payments, chunk_size)
+    written: list[tuple[int, int]] = []  # (earnings written, payments settled) per chunk
     if not pipeline:
-        for first, last, new in chunks:
-            wrote, settled = _write_chunk(first, last, new)
-            earned, followed = earned + wrote, followed + settled
-        return BulkResult(payments=chunks.examined, earned=earned, followed_up=followed)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer:
-        try:
-            previous: Future[tuple[int, int]] | None = None
-            for first, last, new in chunks:
+        written = [_write_chunk(*chunk) for chunk in chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer") as writer:
+            try:
+                previous: Future[tuple[int, int]] | None = None
+                for chunk in chunks:  # at most one chunk in the writer while the next is read
+                    if previous is not None:
+                        written.append(previous.result())
+                    previous = writer.submit(_write_chunk, *chunk)
                 if previous is not None:
-                    wrote, settled = previous.result()
-                    earned, followed = earned + wrote, followed + settled
-                previous = writer.submit(_write_chunk, first, last, new)
-            if previous is not None:
-                wrote, settled = previous.result()
-                earned, followed = earned + wrote, followed + settled
-        finally:
-            writer.submit(connections.close_all)  # the writer thread's own connection
-    return BulkResult(payments=chunks.examined, earned=earned, followed_up=followed)
+                    written.append(previous.result())
+            finally:
+                writer.submit(connections.close_all)  # the writer thread's own connection
+    return BulkResult(
+        payments=chunks.examined,
+        earned=sum(wrote for wrote, _ in written),
+        followed_up=sum(settled for _, settled in written),
+    )
 
 
 class _EarningChunks:

@@ -209,14 +209,13 @@ def _payout_id(payout: PayoutRow | Payout) -> int:
 
 
 def payout_entries(*, payout: PayoutRow | Payout) -> list[PayoutLine]:
-    """The commission entries the payout holds or held, oldest payment first (all of them: the statement and
-    tests; the page shows :func:`payout_entry_page`)."""
+    """Every commission entry the payout holds or held, oldest payment first, at once (the detail page shows
+    :func:`payout_entry_page`; the statement CSV streams its own)."""
     return list(_lines(_links().filter(payout_id=_payout_id(payout))))
 
 
 def payout_entry_page(*, payout: PayoutRow | Payout, page: int | str | None = 1) -> Page[PayoutLine]:
-    """One page of the payout's entries (ENTRY_PAGE_SIZE lines, oldest payment first): a large partner's payout
-    holds thousands of them."""
+    """One page of :func:`payout_entries` (ENTRY_PAGE_SIZE lines): a large partner's payout holds thousands."""
     links = _links().filter(payout_id=_payout_id(payout))
     return page_of(links, page=page, size=ENTRY_PAGE_SIZE, rows=_lines, late_join=True)
 

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,9 @@ from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from bench.servers import app_server, stop_group  # noqa: E402 - after the path to the repo is set
+
 HERE = Path(__file__).resolve().parent
 PEERS = ROOT / "bench" / ".peers"
 RUN = PEERS / "run"
@@ -126,13 +128,7 @@ class Server:
         return total / 1024
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
 
 
 def wrk(port: int, seconds: float, method: str, path: str, body: str = "-", file: str = "-", auth: str = "-") -> dict:
@@ -210,19 +206,6 @@ def print_row(r: Result) -> None:
 # --- servers ------------------------------------------------------------------------------------------
 
 
-def app_server(kind: str, py: Path, app: str, port: int) -> list[str]:
-    """One worker process, THREADS threads running the app, keep-alive, no access log."""
-    if kind == "granian":
-        return [
-            str(py), "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1", "--blocking-threads", str(THREADS), "--no-ws", "--log-level", "warning", app,
-        ]  # fmt: skip
-    return [
-        str(py), "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1",
-        "--worker-class", "gthread", "--threads", str(THREADS), "--keep-alive", "75", "--log-level", "warning",
-    ]  # fmt: skip
-
-
 def reset_postgres(url: str) -> None:
     import psycopg
 
@@ -258,9 +241,8 @@ def apertur(db: str, args: argparse.Namespace) -> list[Result]:
     )
     print(f"  ({name}: minted {2 * (n + warm)} inputs in {time.monotonic() - t0:.0f} s)", flush=True)
     port = free_port()
-    server = Server(
-        name, app_server(args.server, OUR_PY, "apertur.config.wsgi:application", port), env, ROOT, port, "/bench/floor"
-    )
+    cmd = app_server(args.server, OUR_PY, "apertur.config.wsgi:application", port, threads=THREADS)
+    server = Server(name, cmd, env, ROOT, port, "/bench/floor")
     spec = Spec("/oauth/token", "/oauth/introspect", "/api/v1/plan", inputs)
     server.start()
     try:
@@ -297,9 +279,8 @@ def dot(args: argparse.Namespace) -> list[Result]:
         )
     )
     port = free_port()
-    server = Server(
-        name, app_server(args.server, DOT_PY, "dotbench.wsgi:application", port), env, DOT_DIR, port, "/api/plan"
-    )
+    cmd = app_server(args.server, DOT_PY, "dotbench.wsgi:application", port, threads=THREADS)
+    server = Server(name, cmd, env, DOT_DIR, port, "/api/plan")
     spec = Spec("/o/token/", "/o/introspect/", "/api/plan", inputs)
     server.start()
     try:
