@@ -5,11 +5,12 @@ logs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from apertur.core import clock, tokens
 from apertur.oauth import token_cache
 from apertur.oauth.compiled import CompiledLookup
-from apertur.oauth.server import active_for_api
+from apertur.oauth.server import grant_stands
 from apertur.oauth.tokens import access_is_live, find_for_bearer
 from apertur.projects.models import Project
 
@@ -80,10 +81,15 @@ def authenticate(authorization: str | None) -> AccessContext:
                 return AccessContext(
                     project=project, app_id=cached.app_id, scope_list=cached.scopes.split(), livemode=cached.livemode
                 )
-    row = find_for_bearer(token_hash)
+    row: Any = find_for_bearer(token_hash)
     if row is None or not access_is_live(row, at=now):
         raise BearerError("invalid_token", "The access token is invalid, expired or revoked.", status=401)
-    if not active_for_api(row):
+    if not grant_stands(
+        app_active=row.grant_app_active,
+        partner_status=row.grant_partner_status,
+        connection_revoked_at=row.grant_connection_revoked_at,
+        user_active=row.grant_user_active,
+    ):
         raise BearerError("invalid_token", "The access token is no longer valid.", status=401)
     if caching:
         grant = token_cache.CachedGrant(

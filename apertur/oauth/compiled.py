@@ -44,6 +44,8 @@ class _Plan:
     populators: list[Any]
     model: type[models.Model]
     prepared_as: str  # PostgreSQL: the server-side prepared statement's text, "" elsewhere
+    names: list[str] | None  # SQLite: the named parameters the SQL was rewritten with (see _named)
+    annotations: list[tuple[str, int]]  # (attribute, column) of the queryset's annotations
 
 
 def _prepared_text(sql: str) -> str:
@@ -53,6 +55,27 @@ def _prepared_text(sql: str) -> str:
         return ""
     numbers = itertools.count(1)
     return _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else f"${next(numbers)}", sql)
+
+
+def _named(sql: str) -> tuple[str, list[str]]:
+    """Django's ``%s`` placeholders as named ones (``%(p0)s``), for SQLite. Django's SQLite cursor rewrites a
+    query with positional parameters through a regular expression with a look-behind, run over the whole
+    statement on every execution (~25 µs for a seven-table join, more than SQLite takes to answer it); with
+    a mapping of parameters it only %-formats the names, which costs almost nothing. Same statement, same
+    cursor (still counted by query-capturing tests), same values."""
+    names: list[str] = []
+
+    def name(match: re.Match[str]) -> str:
+        if match.group() == "%%":
+            return "%%"
+        names.append(f"p{len(names)}")
+        return f"%({names[-1]})s"
+
+    return _PLACEHOLDER.sub(name, sql), names
+
+
+def _bind(names: list[str] | None, params: list[Any]) -> list[Any] | dict[str, Any]:
+    return params if names is None else dict(zip(names, params, strict=True))
 
 
 class CompiledLookup(Generic[M]):
@@ -89,6 +112,9 @@ class CompiledLookup(Generic[M]):
         converters = [(pos, convs, expr) for pos, (convs, expr) in compiler.get_converters(fields).items()]
         select_fields = klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
+        names: list[str] | None = None
+        if connection.vendor == "sqlite":
+            sql, names = _named(sql)
         plan = _Plan(
             sql=sql,
             params=params,
@@ -99,6 +125,8 @@ class CompiledLookup(Generic[M]):
             populators=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
             model=queryset.model,
             prepared_as=_prepared_text(sql) if connection.vendor == "postgresql" else "",
+            names=names,
+            annotations=list(compiler.annotation_col_map.items()),
         )
         self._plans[key] = plan
         return plan
@@ -135,7 +163,7 @@ class CompiledLookup(Generic[M]):
             if plan.prepared_as:
                 cursor.execute(self._execute_prepared(connection, plan), params)
             else:
-                cursor.execute(plan.sql, params)
+                cursor.execute(plan.sql, _bind(plan.names, params))
             raw = cursor.fetchone()
         if raw is None:
             return None
@@ -150,6 +178,8 @@ class CompiledLookup(Generic[M]):
         )
         for populator in plan.populators:
             populator.populate(row, obj)
+        for attribute, column in plan.annotations:
+            setattr(obj, attribute, row[column])
         return obj
 
 
@@ -161,9 +191,9 @@ class CompiledInsert(Generic[M]):
 
     def __init__(self, model: type[M]) -> None:
         self.model = model
-        self._plans: dict[tuple[str, str], tuple[str, list[Any], bool]] = {}
+        self._plans: dict[tuple[str, str], tuple[str, list[Any], bool, list[str] | None]] = {}
 
-    def _plan(self, using: str) -> tuple[str, list[Any], bool]:
+    def _plan(self, using: str) -> tuple[str, list[Any], bool, list[str] | None]:
         connection = connections[using]
         key = (using, connection.vendor)
         plan = self._plans.get(key)
@@ -180,17 +210,20 @@ class CompiledInsert(Generic[M]):
             )
             if returning and meta.auto_field is not None:
                 sql += f" RETURNING {quote(str(meta.auto_field.column))}"
-            plan = (sql, fields, returning)
+            names: list[str] | None = None
+            if connection.vendor == "sqlite":
+                sql, names = _named(sql)
+            plan = (sql, fields, returning, names)
             self._plans[key] = plan
         return plan
 
     def save(self, obj: M, *, using: str = "default") -> M:
-        sql, fields, returning = self._plan(using)
+        sql, fields, returning, names = self._plan(using)
         connection = connections[using]
         values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
         meta = self.model._meta
         with connection.cursor() as cursor:
-            cursor.execute(sql, values)
+            cursor.execute(sql, _bind(names, values))
             if meta.auto_field is not None:
                 if returning:
                     pk = cursor.fetchone()[0]
@@ -210,25 +243,27 @@ class CompiledUpdate:
     def __init__(self, model: type[models.Model], fields: tuple[str, ...]) -> None:
         self.model = model
         self.fields = [model._meta.get_field(name) for name in fields]
-        self._plans: dict[tuple[str, str], str] = {}
+        self._plans: dict[tuple[str, str], tuple[str, list[str] | None]] = {}
 
-    def _sql(self, using: str) -> str:
+    def _sql(self, using: str) -> tuple[str, list[str] | None]:
         connection = connections[using]
         key = (using, connection.vendor)
-        sql = self._plans.get(key)
-        if sql is None:
+        plan = self._plans.get(key)
+        if plan is None:
             meta = self.model._meta
             quote = connection.ops.quote_name
             assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in self.fields)  # type: ignore[union-attr]
             # Only quoted identifiers from the model's metadata and placeholders: no value is interpolated.
             sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(str(meta.pk.column))} = %s"  # noqa: S608
-            self._plans[key] = sql
-        return sql
+            plan = _named(sql) if connection.vendor == "sqlite" else (sql, None)
+            self._plans[key] = plan
+        return plan
 
     def run(self, pk: Any, *values: Any, using: str = "default") -> int:
         connection = connections[using]
         params = [f.get_db_prep_save(v, connection) for f, v in zip(self.fields, values, strict=True)]  # type: ignore[union-attr]
         params.append(pk)
+        sql, names = self._sql(using)
         with connection.cursor() as cursor:
-            cursor.execute(self._sql(using), params)
+            cursor.execute(sql, _bind(names, params))
             return int(cursor.rowcount)

@@ -413,12 +413,20 @@ class Introspection(rfc7662.IntrospectionEndpoint):
         }
 
 
+def grant_stands(*, app_active: bool, partner_status: str, connection_revoked_at: Any, user_active: bool) -> bool:
+    """A token's grant still stands: app active, partner approved, connection not removed, and the customer
+    who granted it still active."""
+    return bool(app_active and partner_status == "approved" and connection_revoked_at is None and user_active)
+
+
 def active_for_api(row: Token) -> bool:
-    """A token's grant still stands: app active, partner approved, connection not removed, and the
-    customer who granted it still active."""
+    """:func:`grant_stands` for a token read with its app, partner, connection and customer."""
     app = row.app
-    return (
-        app.is_active and app.partner.status == "approved" and row.connection.revoked_at is None and row.user.is_active
+    return grant_stands(
+        app_active=app.is_active,
+        partner_status=app.partner.status,
+        connection_revoked_at=row.connection.revoked_at,
+        user_active=row.user.is_active,
     )
 
 

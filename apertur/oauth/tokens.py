@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, tokens
@@ -229,13 +229,13 @@ def find_by_access_token(value: str) -> Token | None:
     return _by_access.first(tokens.hash_secret(value))
 
 
-# The bearer check reads the token's expiry, revocation, scopes and ids, the app's and partner's state, the
-# connection's revocation and the customer's state; the caller gets the whole project and its plan. Nothing
-# else is selected (fewer columns to convert and instances to build on the API's hottest path); the token
-# and its app, partner, connection and customer never leave apertur.oauth.bearer.
+# The bearer check reads the token's expiry, revocation, scopes and ids, and — as annotations, not as model
+# instances — the app's and partner's state, the connection's revocation and the customer's state; the caller
+# gets the whole project and its plan. Nothing else is selected or built (three instances instead of seven on
+# the API's hottest path); the token never leaves apertur.oauth.bearer.
 _bearer = CompiledLookup(
     lambda v: (
-        Token.objects.select_related(*_GRANT)
+        Token.objects.select_related("project__plan")
         .only(
             "scopes",
             "livemode",
@@ -243,11 +243,13 @@ _bearer = CompiledLookup(
             "project_id",
             "access_expires_at",
             "access_revoked_at",
-            "app__is_active",
-            "app__partner__status",
-            "connection__revoked_at",
-            "user__is_active",
             "project",
+        )
+        .annotate(
+            grant_app_active=F("app__is_active"),
+            grant_partner_status=F("app__partner__status"),
+            grant_connection_revoked_at=F("connection__revoked_at"),
+            grant_user_active=F("user__is_active"),
         )
         .filter(access_token_hash=v)
     )

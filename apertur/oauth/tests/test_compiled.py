@@ -89,8 +89,14 @@ def test_token_lookups_match_the_orm(name: str) -> None:
     lookup = dict((n, lk) for n, lk, _ in LOOKUPS)[name]
     value = tokens.hash_secret(access if name in {"by_access", "bearer"} else refresh)
     related = _related(lookup, value)
+    annotations = tuple(lookup._build(value).query.annotations)
     with transaction.atomic():
         assert _values(lookup.first(value), related) == _values(lookup._build(value).first(), related)
+        # annotations (the bearer check's grant state) too, with the same types (bool, not SQLite's 0/1)
+        compiled, orm = lookup.first(value), lookup._build(value).first()
+        assert [(getattr(compiled, a), type(getattr(compiled, a))) for a in annotations] == [
+            (getattr(orm, a), type(getattr(orm, a))) for a in annotations
+        ]
         assert lookup.first(value).pk == token.pk
         assert lookup.first(tokens.hash_secret("nope")) is None
         assert lookup._build(tokens.hash_secret("nope")).first() is None
