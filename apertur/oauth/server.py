@@ -19,6 +19,7 @@ from typing import Any
 
 from authlib.oauth2 import rfc6749, rfc7009, rfc7636, rfc7662
 from authlib.oauth2.rfc6749 import (
+    ClientAuthentication,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
@@ -43,6 +44,11 @@ CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 # The token endpoint's reads, compiled once (apertur.oauth.compiled): a usable client with its partner; a
 # code, locked (only its own row), with its customer; a live connection with its project and plan.
 _usable_client = CompiledLookup(lambda v: OAuthApp.objects.usable().select_related("partner").filter(client_id=v))
+# The token, revocation and introspection endpoints read only a client's id, client_id and secret hash (the
+# partner's approval is the query's condition): no partner instance, no timestamps to convert.
+_authenticating_client = CompiledLookup(
+    lambda v: OAuthApp.objects.usable().only("client_id", "client_secret_hash").filter(client_id=v)
+)
 _code_locked = CompiledLookup(
     lambda v: AuthorizationCode.objects.select_for_update(of=("self",)).select_related("user").filter(code_hash=v)
 )
@@ -396,19 +402,19 @@ class Introspection(rfc7662.IntrospectionEndpoint):
         return self.introspect_token(token)
 
     def introspect_token(self, token: IssuedToken) -> dict[str, Any]:
-        row = token.row
+        row: Any = token.row  # read by tokens.find_by_*_token, with the report_* annotations
         expires = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
         return {
             "active": True,
             "scope": row.scopes,
-            "client_id": row.app.client_id,
-            "username": row.user.email,
+            "client_id": row.report_client_id,
+            "username": row.report_username,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "exp": int(expires.timestamp()) if expires else None,
             "iat": int(row.issued_at.timestamp()),
-            "sub": row.user.public_id,
+            "sub": row.report_sub,
             "iss": settings.APERTUR_BASE_URL,
-            "project_id": row.project.public_id,
+            "project_id": row.report_project_id,
             "livemode": row.livemode,
         }
 
@@ -419,14 +425,14 @@ def grant_stands(*, app_active: bool, partner_status: str, connection_revoked_at
     return bool(app_active and partner_status == "approved" and connection_revoked_at is None and user_active)
 
 
-def active_for_api(row: Token) -> bool:
-    """:func:`grant_stands` for a token read with its app, partner, connection and customer."""
-    app = row.app
+def active_for_api(row: Any) -> bool:
+    """:func:`grant_stands` for a token read by ``tokens.find_by_*_token`` (its connection, and the grant_*
+    annotations)."""
     return grant_stands(
-        app_active=app.is_active,
-        partner_status=app.partner.status,
+        app_active=row.grant_app_active,
+        partner_status=row.grant_partner_status,
         connection_revoked_at=row.connection.revoked_at,
-        user_active=row.user.is_active,
+        user_active=row.grant_user_active,
     )
 
 
@@ -454,6 +460,18 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         app = _usable_client.first(client_id)
         return Client(app) if app is not None else None
+
+    def _authenticating_client(self, client_id: str) -> Client | None:
+        app = _authenticating_client.first(client_id)
+        return Client(app) if app is not None else None
+
+    def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Client:
+        """RFC 6749 §2.3.1 client authentication at the token, revocation and introspection endpoints, with
+        Authlib's methods over the narrow client lookup (the authorization endpoint reads whole apps)."""
+        if self._client_auth is None:
+            self._client_auth = ClientAuthentication(self._authenticating_client)
+        client: Client = self._client_auth(request, methods, endpoint)
+        return client
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
