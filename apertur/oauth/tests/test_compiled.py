@@ -149,7 +149,8 @@ def test_compiled_instances_are_what_the_orm_builds(name: str) -> None:
         for mine, theirs in zip(_instances(compiled, related), _instances(orm, related), strict=True):
             assert type(mine) is type(theirs)
             assert set(mine.__dict__) - {"_state"} == set(theirs.__dict__) - {"_state"}
-            assert (mine._state.adding, mine._state.db) == (theirs._state.adding, theirs._state.db) == (False, "default")
+            assert (mine._state.adding, mine._state.db) == (False, "default")
+            assert (theirs._state.adding, theirs._state.db) == (False, "default")
             assert set(mine._state.fields_cache) == set(theirs._state.fields_cache)
         # a deferred field loads on access, and a save of a built instance updates its row
         if name != "by_refresh_locked":  # the others defer the hash
