@@ -215,16 +215,20 @@ _REPORTED_ANNOTATIONS = {
     "report_project_id": F("project__public_id"),
 }
 _by_access = CompiledLookup(
-    lambda v: Token.objects.select_related("connection")
-    .only(*_REPORTED)
-    .annotate(**_REPORTED_ANNOTATIONS)
-    .filter(access_token_hash=v)
+    lambda v: (
+        Token.objects.select_related("connection")
+        .only(*_REPORTED)
+        .annotate(**_REPORTED_ANNOTATIONS)
+        .filter(access_token_hash=v)
+    )
 )
 _by_refresh = CompiledLookup(
-    lambda v: Token.objects.select_related("connection")
-    .only(*_REPORTED)
-    .annotate(**_REPORTED_ANNOTATIONS)
-    .filter(refresh_token_hash=v)
+    lambda v: (
+        Token.objects.select_related("connection")
+        .only(*_REPORTED)
+        .annotate(**_REPORTED_ANNOTATIONS)
+        .filter(refresh_token_hash=v)
+    )
 )
 # The row lock is on the token only (``of=self``): locking the joined plan row would make every refresh of
 # every project on that plan wait for each other on PostgreSQL.
