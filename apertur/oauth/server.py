@@ -454,6 +454,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         self.register_grant(RefreshGrant)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
+        self._token_client_auth = ClientAuthentication(self._authenticating_client)
 
     # Authlib hooks ---------------------------------------------------------------------------------
 
@@ -468,9 +469,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Client:
         """RFC 6749 §2.3.1 client authentication at the token, revocation and introspection endpoints, with
         Authlib's methods over the narrow client lookup (the authorization endpoint reads whole apps)."""
-        if self._client_auth is None:
-            self._client_auth = ClientAuthentication(self._authenticating_client)
-        client: Client = self._client_auth(request, methods, endpoint)
+        client: Client = self._token_client_auth(request, methods, endpoint)
         return client
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
