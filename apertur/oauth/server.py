@@ -38,6 +38,7 @@ from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
+from apertur.oauth.tokens import PLAN_COLUMNS
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -50,11 +51,30 @@ _authenticating_client = CompiledLookup(
     lambda v: OAuthApp.objects.usable().only("client_id", "client_secret_hash").filter(client_id=v)
 )
 _code_locked = CompiledLookup(
-    lambda v: AuthorizationCode.objects.select_for_update(of=("self",)).select_related("user").filter(code_hash=v)
+    lambda v: (
+        AuthorizationCode.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .only(
+            "app_id",
+            "user_id",
+            "project_id",
+            "scopes",
+            "redirect_uri",
+            "code_challenge",
+            "code_challenge_method",
+            "livemode",
+            "expires_at",
+            "used_at",
+            "user__is_active",
+        )
+        .filter(code_hash=v)
+    )
 )
 _live_connection = CompiledLookup(
-    lambda app_id, project_id: Connection.objects.select_related("project__plan").filter(
-        app_id=app_id, project_id=project_id, revoked_at__isnull=True
+    lambda app_id, project_id: (
+        Connection.objects.select_related("project__plan")
+        .only("app_id", "project_id", "user_id", "revoked_at", "project__owner_id", "project__public_id", *PLAN_COLUMNS)
+        .filter(app_id=app_id, project_id=project_id, revoked_at__isnull=True)
     ),
     kinds=(int, int),
 )

@@ -19,7 +19,7 @@ from apertur.core.tokens import Prefix
 from apertur.oauth import token_cache
 from apertur.oauth.compiled import CompiledInsert, CompiledLookup, CompiledUpdate
 from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
-from apertur.projects.models import Project
+from apertur.projects.models import Plan, Project
 
 CODE_TTL = dt.timedelta(minutes=10)  # RFC 6749 §4.1.2: "A maximum ... lifetime of 10 minutes"
 ACCESS_TTL = dt.timedelta(hours=1)
@@ -182,10 +182,11 @@ def mark_code_used(*, code: AuthorizationCode) -> None:
     _code_used.run(code.pk, clock.now())
 
 
-# One query each, compiled once (apertur.oauth.compiled), with what their callers read joined in:
-# introspection and revocation read the app (and partner), connection, user and project of the token; the
-# bearer check also the project's plan; a refresh the connection, user, project and plan of the new token.
-_GRANT = ("app__partner", "connection", "user", "project__plan")
+# One query each, compiled once (apertur.oauth.compiled), with what their callers read joined in, and only
+# the columns they read (each timestamp column costs a conversion, each joined row an instance; a deferred
+# column read anyway would cost a query: the query-count tests would see it).
+#: The plan as the token response and the API report it (``Plan.as_json``), read through the project.
+PLAN_COLUMNS = tuple(f"project__plan__{field.name}" for field in Plan._meta.concrete_fields)
 # Introspection and revocation read these token columns, the connection (revocation records its audit event
 # on it), and what they report or check of the app, partner, customer and project as annotations: one
 # query, two instances (a deferred column would cost a query when read: the query-count tests would see it).
@@ -230,10 +231,38 @@ _by_refresh = CompiledLookup(
         .filter(refresh_token_hash=v)
     )
 )
+# A refresh reads the old token's grant (scopes, family, expiry, rotation), its connection (for the new
+# token and the audit event), whether the customer is still active, and the project and plan it reports. The
+# app and partner are not read: the client authenticated is this token's app, and only usable apps do.
 # The row lock is on the token only (``of=self``): locking the joined plan row would make every refresh of
 # every project on that plan wait for each other on PostgreSQL.
 _by_refresh_locked = CompiledLookup(
-    lambda v: Token.objects.select_related(*_GRANT).select_for_update(of=("self",)).filter(refresh_token_hash=v)
+    lambda v: (
+        Token.objects.select_related("connection", "user", "project__plan")
+        .only(
+            "scopes",
+            "refresh_scopes",
+            "livemode",
+            "family",
+            "app_id",
+            "connection_id",
+            "project_id",
+            "user_id",
+            "authorization_code_id",
+            "refresh_expires_at",
+            "refresh_revoked_at",
+            "rotated_at",
+            "connection__app_id",
+            "connection__project_id",
+            "connection__user_id",
+            "connection__revoked_at",
+            "user__is_active",
+            "project__public_id",
+            *PLAN_COLUMNS,
+        )
+        .select_for_update(of=("self",))
+        .filter(refresh_token_hash=v)
+    )
 )
 
 

@@ -63,7 +63,7 @@ def _world() -> tuple[Any, Token, str, str, str]:
 LOOKUPS: list[tuple[str, Any, tuple[str, ...]]] = [
     ("by_access", token_store._by_access, ("connection",)),
     ("by_refresh", token_store._by_refresh, ("connection",)),
-    ("by_refresh_locked", token_store._by_refresh_locked, ("app", "connection", "project", "project__plan")),
+    ("by_refresh_locked", token_store._by_refresh_locked, ("connection", "user", "project", "project__plan")),
     ("bearer", token_store._bearer, ("project", "project__plan")),
 ]
 
