@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
-from apertur.core.tokens import random_string
+from apertur.core.tokens import request_id as new_request_id
 
 logger = logging.getLogger("apertur.api")
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
@@ -46,7 +46,7 @@ class ApiRequestMiddleware:
         if not request.path.startswith("/api/"):
             return self.get_response(request)
         incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if _VALID_ID.match(incoming) else f"req_{random_string(20)}"
+        request_id = incoming if _VALID_ID.match(incoming) else f"req_{new_request_id()}"
         request.request_id = request_id  # type: ignore[attr-defined]
         response = self.get_response(request)
         response["X-Request-Id"] = request_id

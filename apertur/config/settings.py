@@ -323,7 +323,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Written on a thread of its own: request threads only queue their records (apertur/core/logs.py).
+    "handlers": {"console": {"class": "apertur.core.logs.BackgroundStreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # Authlib logs whole token responses at DEBUG: never below INFO, whatever LOG_LEVEL says.
     "loggers": {"django.db.backends": {"level": "INFO"}, "authlib": {"level": "INFO"}},

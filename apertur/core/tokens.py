@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import secrets
 import string
 from enum import StrEnum
@@ -40,6 +41,18 @@ def random_string(length: int) -> str:
     while len(out) < length:
         out.extend(_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(length + 8) if b < _ACCEPT)
     return "".join(out[:length])
+
+
+def request_id(length: int = 20) -> str:
+    """``length`` characters of [A-Za-z0-9] that tell one request's log lines and error from another's: unique,
+    not secret, so from ``random`` (Mersenne Twister, reseeded in forked children) and not the OS CSPRNG,
+    whose system call hands the GIL to another request thread on every API request."""
+    value = random.getrandbits(6 * length)
+    out = []
+    for _ in range(length):
+        value, digit = divmod(value, 62)
+        out.append(_ALPHABET[digit])
+    return "".join(out)
 
 
 def generate(prefix: Prefix | str, length: int = 40) -> str:
