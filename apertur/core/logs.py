@@ -25,14 +25,14 @@ from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 
-class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """Writes to whatever ``sys.stderr`` is when the record is written (as ``logging.lastResort`` does), not the
     stream it was at start-up: a test runner that swaps standard error per test gets each test's lines."""
 
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override,unused-ignore]
     def stream(self) -> Any:
         return sys.stderr
 
@@ -85,6 +85,6 @@ class BackgroundStreamHandler(QueueHandler):
 
     def flush(self) -> None:
         """Write everything queued so far (tests and ``atexit``), then carry on."""
-        if self._listener is not None and not self._closed:
+        if self._listener is not None and not getattr(self, "_closed", False):
             self._stop()
             self._start()
