@@ -161,7 +161,9 @@ class Token(models.Model):
     access_token_hash = models.CharField(max_length=64, unique=True)
     refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     app = models.ForeignKey(OAuthApp, on_delete=models.CASCADE, related_name="+")
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="tokens")
+    # No index of its own: the (connection, access_revoked_at) index below starts with it, and every token
+    # issued would otherwise update one more B-tree.
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="tokens", db_index=False)
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
     scopes = models.TextField()  # what the access token may do
