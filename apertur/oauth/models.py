@@ -158,8 +158,11 @@ class Token(models.Model):
     marked rotated. Presenting a rotated refresh token again is reuse: the whole family is revoked.
     """
 
-    access_token_hash = models.CharField(max_length=64, unique=True)
-    refresh_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    # Unique through Meta.constraints rather than unique=True: the same unique index, without the second
+    # (LIKE-pattern) index PostgreSQL gets for unique text fields, which no query uses and every token issued
+    # would maintain.
+    access_token_hash = models.CharField(max_length=64)
+    refresh_token_hash = models.CharField(max_length=64, null=True, blank=True)
     app = models.ForeignKey(OAuthApp, on_delete=models.CASCADE, related_name="+")
     # No index of its own: the (connection, access_revoked_at) index below starts with it, and every token
     # issued would otherwise update one more B-tree.
@@ -185,6 +188,10 @@ class Token(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["connection", "access_revoked_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["access_token_hash"], name="oauth_token_access_token_hash_unique"),
+            models.UniqueConstraint(fields=["refresh_token_hash"], name="oauth_token_refresh_token_hash_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"token {self.pk} ({self.family})"

@@ -173,3 +173,18 @@ def test_the_cache_is_on_only_with_a_shared_cache(backend: str, on: bool) -> Non
 
     with override_settings(APERTUR_TOKEN_CACHE=None, CACHES={"default": {"BACKEND": backend}}):
         assert token_cache.enabled() is on
+
+
+@pytest.mark.django_db
+def test_token_table_keeps_only_the_indexes_its_queries_use() -> None:
+    """Every token issued updates each index of oauth_token: the hashes have one unique index each (no
+    PostgreSQL LIKE twin), and the connection has none of its own (the (connection, access_revoked_at) index
+    starts with it)."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "oauth_token")
+    indexes = [c for c in constraints.values() if c["index"] or c["unique"]]
+    for column in ("access_token_hash", "refresh_token_hash"):
+        on_it = [c for c in indexes if c["columns"] == [column]]
+        assert len(on_it) == 1 and on_it[0]["unique"], on_it
+    assert not [c for c in indexes if c["columns"] == ["connection_id"]]
+    assert [c for c in indexes if c["columns"] == ["connection_id", "access_revoked_at"]]
