@@ -162,7 +162,7 @@ class Token(models.Model):
     # (LIKE-pattern) index PostgreSQL gets for unique text fields, which no query uses and every token issued
     # would maintain.
     access_token_hash = models.CharField(max_length=64)
-    refresh_token_hash = models.CharField(max_length=64, null=True, blank=True)
+    refresh_token_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 (unique: NULLs never collide)
     app = models.ForeignKey(OAuthApp, on_delete=models.CASCADE, related_name="+")
     # No index of its own: the (connection, access_revoked_at) index below starts with it, and every token
     # issued would otherwise update one more B-tree.
