@@ -11,6 +11,11 @@ from apertur.payouts import webhooks as paypal_webhooks
 from apertur.referrals import views as referral_views
 
 urlpatterns = [
+    # The machine paths partner servers call all day come first: URL resolution tries patterns in order.
+    # The seeds document the token endpoint under /api/v1 too; it is the same view.
+    path("api/v1/oauth/token", oauth_views.token, name="api-oauth-token"),
+    path("api/v1/", api.urls),
+    path("oauth/", include("apertur.oauth.urls")),
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("r/<str:code>", referral_views.referral, name="referral"),
@@ -18,12 +23,8 @@ urlpatterns = [
     path("webhooks/paypal", paypal_webhooks.paypal_webhook, name="paypal-webhook"),
     path("admin/", admin.site.urls),
     path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
-    path("oauth/", include("apertur.oauth.urls")),
     path("sdk/aptr-connect.js", sdk_views.latest, name="sdk-latest"),
     path("sdk/v<str:version>/aptr-connect.js", sdk_views.pinned, name="sdk-pinned"),
-    # The seeds document the token endpoint under /api/v1 too; it is the same view.
-    path("api/v1/oauth/token", oauth_views.token, name="api-oauth-token"),
-    path("api/v1/", api.urls),
     path("", include("apertur.accounts.urls")),
     path("", include("apertur.uploads.urls")),
     path("", include("apertur.webhooks.urls")),
