@@ -75,11 +75,11 @@ def _incr(limit: Limit, key: str, start: int) -> int:
         pipe.incr(full_key)
         return int(pipe.execute()[1])
     try:
-        return int(cache.incr(cache_key))
+        return int(backend.incr(cache_key))
     except ValueError:  # the window's first hit (or the counter was evicted)
-        if cache.add(cache_key, 1, timeout=timeout):
+        if backend.add(cache_key, 1, timeout=timeout):
             return 1
-        return int(cache.incr(cache_key))
+        return int(backend.incr(cache_key))
 
 
 def hit(limit: Limit, key: str) -> None:
