@@ -42,8 +42,9 @@ from apertur.oauth.tokens import PLAN_COLUMNS
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
-# The token endpoint's reads, compiled once (apertur.oauth.compiled): a usable client with its partner; a
-# code, locked (only its own row), with its customer; a live connection with its project and plan.
+# The endpoints' reads, compiled once (apertur.oauth.compiled): a usable client with its partner (the
+# authorization endpoint shows them); a code, locked (only its own row), with its customer's state; a live
+# connection with its project and plan.
 _usable_client = CompiledLookup(lambda v: OAuthApp.objects.usable().select_related("partner").filter(client_id=v))
 # The token, revocation and introspection endpoints read only a client's id, client_id and secret hash (the
 # partner's approval is the query's condition): no partner instance, no timestamps to convert.
