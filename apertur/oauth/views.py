@@ -21,6 +21,7 @@ from apertur.accounts.models import User
 from apertur.core import audit, ratelimit
 from apertur.core.errors import RateLimited
 from apertur.core.http import client_ip, keep_opener
+from apertur.core.transactions import write_transaction
 from apertur.oauth import limits
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
@@ -240,7 +241,7 @@ def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = Tru
     oauth_request = Request(request, params)
     if not atomic:
         return handler(oauth_request)
-    with transaction.atomic():
+    with write_transaction():
         response: HttpResponse = handler(oauth_request)
     return response
 
