@@ -300,6 +300,8 @@ PAYOUT_SCHEDULER_INTERVAL = float(os.environ.get("PAYOUT_SCHEDULER_INTERVAL", "3
 PAYOUT_RUN_WORKERS = int(os.environ.get("PAYOUT_RUN_WORKERS", "1"))
 # Partners paid by one PayPal batch (one item each; PayPal takes up to 15,000 items per batch).
 PAYOUT_BATCH_SIZE = int(os.environ.get("PAYOUT_BATCH_SIZE", "1000"))
+# ...and at most this many commission entries per chunk past its first partner (one chunk is one transaction).
+PAYOUT_CHUNK_ENTRIES = int(os.environ.get("PAYOUT_CHUNK_ENTRIES", "100000"))
 
 
 def dev_stripe_webhook_secret(secret_key: str) -> str:

@@ -34,8 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMUM_CENTS
@@ -177,11 +176,33 @@ def _partners(ids: set[int]) -> list[Partner]:
     return partners
 
 
-def _nets(period: str) -> dict[int, int]:
-    """Every partner's eligible net for the run, in one query. A starting point only: a payout's amount is
-    recomputed from the entries it links, under the partner's lock (:func:`_create_payout`)."""
-    rows = unpaid_entries(period).order_by().values("partner_id").annotate(net=Sum("amount_cents"))
+def _nets(period: str, sizes: dict[int, int] | None = None) -> dict[int, int]:
+    """Every partner's eligible net for the run, in one query (and, into ``sizes``, how many entries that is). A
+    starting point only: a payout's amount is recomputed from the entries it links, under the partner's lock
+    (:func:`_pay_chunk`)."""
+    rows = unpaid_entries(period).order_by().values("partner_id").annotate(net=Sum("amount_cents"), n=Count("pk"))
+    if sizes is not None:
+        sizes.update((row["partner_id"], int(row["n"])) for row in rows)
     return {row["partner_id"]: int(row["net"] or 0) for row in rows}
+
+
+def _chunks(partners: list[Partner], *, size: int, entries: dict[int, int], max_entries: int) -> list[list[Partner]]:
+    """``partners`` cut into chunks of at most ``size`` partners and, past their first partner, at most
+    ``max_entries`` commission entries: one chunk is one transaction and one PayPal batch, and a few partners
+    with most of the entries (earnings follow a power law) must not make one chunk the whole run."""
+    chunks: list[list[Partner]] = []
+    chunk: list[Partner] = []
+    weight = 0
+    for partner in partners:
+        n = entries.get(partner.pk, 0)
+        if chunk and (len(chunk) >= size or weight + n > max_entries):
+            chunks.append(chunk)
+            chunk, weight = [], 0
+        chunk.append(partner)
+        weight += n
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def _decision(partner: Partner, **fields: Any) -> Decision:
@@ -227,7 +248,8 @@ def run(
     when = run_at(period)
     if not dry_run and clock.now() < when:
         raise RunNotDue(f"The {period} payout run is dated {when.isoformat()}; it cannot run earlier.")
-    nets = _nets(period)
+    sizes: dict[int, int] = {}
+    nets = _nets(period, sizes)
     existing = {payout.partner_id: payout for payout in Payout.objects.filter(period=period)}
     candidates = _partners(set(nets) | set(existing))
     decisions: dict[int, Decision] = {}
@@ -266,13 +288,13 @@ def run(
         return [decisions[partner.pk] for partner in candidates]
 
     size = min(MAX_BATCH_ITEMS, max(1, int(batch_size or getattr(settings, "PAYOUT_BATCH_SIZE", 1000) or 1000)))
+    max_entries = max(1, int(getattr(settings, "PAYOUT_CHUNK_ENTRIES", 100_000) or 100_000))
     owned = client is None
     paypal = client or client_from_settings()
     units: list[tuple[list[Partner], Callable[[], dict[int, Decision]]]] = []
     for batch_id, members in resend.items():
         units.append((members, partial(_send_batch, sender_batch_id=batch_id, period=period, client=paypal)))
-    for i in range(0, len(new), size):
-        chunk = new[i : i + size]
+    for chunk in _chunks(new, size=size, entries=sizes, max_entries=max_entries):
         units.append((chunk, partial(_pay_chunk, partners=chunk, period=period, nets=nets, client=paypal)))
 
     def work(unit: tuple[list[Partner], Callable[[], dict[int, Decision]]]) -> dict[int, Decision]:
@@ -340,7 +362,8 @@ def _pay_chunk(
     decisions: dict[int, Decision] = {}
     others: set[str] = set()  # batches of payouts a concurrent run saved for partners of this chunk
     batch_id = ""
-    draft = f"draft-{secrets.token_hex(12)}"  # the chunk's rows until their batch is named
+    linked = _Linked(amounts={}, entries={})
+    draft = f"draft-{secrets.token_hex(12)}"  # the chunk's rows until their batch is named, below
     with transaction.atomic():
         fresh = list(
             Partner.objects.select_for_update(of=("self",)).select_related("user").filter(pk__in=ids).order_by("pk")
@@ -375,9 +398,8 @@ def _pay_chunk(
             )
         if rows:
             Payout.objects.bulk_create(rows)
-            _link_chunk(draft=draft, period=period)
-            amounts = _amounts(draft=draft)
-            small = [pk for pk, amount in amounts.items() if amount < PAYOUT_MINIMUM_CENTS]
+            linked = _link_chunk(payouts=rows, period=period)
+            small = [row.pk for row in rows if linked.amounts.get(row.pk, 0) < PAYOUT_MINIMUM_CENTS]
             if small:  # the entries changed under us (another run took them): nothing to pay now
                 PayoutEntry.objects.filter(payout_id__in=small).delete()
                 Payout.objects.filter(pk__in=small).delete()
@@ -392,47 +414,91 @@ def _pay_chunk(
                 # Named after its first item: item ids are unique and an item is in one batch only, so no other
                 # batch, earlier or later, can have this id (PayPal refuses a sender_batch_id it has seen).
                 batch_id = kept[0].sender_item_id
-                Payout.objects.filter(sender_batch_id=draft).update(sender_batch_id=batch_id)
+                for row in kept:
+                    row.amount_cents, row.sender_batch_id = linked.amounts[row.pk], batch_id
+                _name_batch(kept, batch_id=batch_id)
     if batch_id:
-        decisions.update(_send_batch(sender_batch_id=batch_id, period=period, client=client))
+        decisions.update(_send_batch(sender_batch_id=batch_id, period=period, client=client, entries=linked.entries))
     for other in sorted(others):
         sent = _send_batch(sender_batch_id=other, period=period, client=client)
         decisions.update({pk: d for pk, d in sent.items() if pk in ids and pk not in decisions})
     return decisions
 
 
-def _link_chunk(*, draft: str, period: str) -> None:
-    """Link every entry the run pays to the payout of its partner among the chunk's (``draft``) payouts, in one
-    INSERT … SELECT."""
-    partners = Payout.objects.filter(sender_batch_id=draft).values("partner_id")
+@dataclass(slots=True)
+class _Linked:
+    """What :func:`_link_chunk` linked: each payout's amount and its entries' ids, by payout id."""
+
+    amounts: dict[int, int]
+    entries: dict[int, list[int]]
+
+
+_LINK = (
+    "WITH chunk (payout_id, partner_id) AS (VALUES {pairs}) "
+    "INSERT INTO payouts_payoutentry (payout_id, entry_id) SELECT chunk.payout_id, eligible.link_entry "
+    "FROM ({eligible}) AS eligible JOIN chunk ON chunk.partner_id = eligible.link_partner"
+)
+# PostgreSQL: the eligible rows are read first (ids, amounts), then linked from two arrays, so what is counted is
+# exactly what is linked and no plan depends on statistics about rows this transaction (or this run) just wrote.
+# No other transaction can link the chunk's entries meanwhile: the run and a staff retry both hold the partner's
+# row lock to link (the partial unique index would refuse it anyway).
+_LINK_PG = (
+    "INSERT INTO payouts_payoutentry (payout_id, entry_id) "
+    "SELECT t.payout_id, t.entry_id FROM unnest(%s::bigint[], %s::bigint[]) AS t(payout_id, entry_id)"
+)
+
+
+def _link_chunk(*, payouts: list[Payout], period: str) -> _Linked:
+    """Link every entry the run pays each partner to that partner's payout among ``payouts`` (one INSERT …
+    SELECT for the chunk), and return each payout's sum of exactly the entries it links, and their ids.
+
+    The chunk's payouts are given to the database as a list of (payout, partner) pairs, not found by a join: they
+    were inserted in this transaction, and a planner that believes the table empty (statistics from before the
+    run) could otherwise scan the million entries once per payout."""
+    # The pairs are formatted as integers only (ids through int()).
+    by_partner = {payout.partner_id: payout.pk for payout in payouts}
     eligible = (
         unpaid_entries(period)
-        .filter(partner_id__in=partners)
+        .filter(partner_id__in=list(by_partner))
         .order_by()
-        .values(link_entry=F("pk"), link_partner=F("partner_id"))
+        .values(link_entry=F("pk"), link_partner=F("partner_id"), link_amount=F("amount_cents"))
     )
     sql, params = eligible.query.sql_with_params()
-    insert = (
-        "INSERT INTO payouts_payoutentry (payout_id, entry_id) SELECT p.id, eligible.link_entry FROM ({eligible}) AS "
-        "eligible JOIN payouts_payout p ON p.partner_id = eligible.link_partner WHERE p.sender_batch_id = %s"
-    )
+    pairs = ", ".join(f"({int(payout)}, {int(partner)})" for partner, payout in by_partner.items())
+    linked = _Linked(amounts={}, entries={})
     with connection.cursor() as cursor:
-        cursor.execute(insert.format(eligible=sql), [*params, draft])
+        if connection.vendor == "postgresql":
+            cursor.execute(sql, params)
+            found = cursor.fetchall()
+            payout_ids = [by_partner[partner] for _, partner, _ in found]
+            entry_ids = [entry for entry, _, _ in found]
+            cursor.execute(_LINK_PG, [payout_ids, entry_ids])
+            rows = [(by_partner[partner], entry, amount) for entry, partner, amount in found]
+        else:
+            cursor.execute(_LINK.format(pairs=pairs, eligible=sql), params)
+            rows = list(
+                PayoutEntry.objects.filter(payout_id__in=list(by_partner.values()), released_at__isnull=True)
+                .order_by()
+                .values_list("payout_id", "entry_id", "entry__amount_cents")
+            )
+    for payout_id, entry_id, amount in rows:
+        linked.amounts[payout_id] = linked.amounts.get(payout_id, 0) + int(amount)
+        linked.entries.setdefault(payout_id, []).append(int(entry_id))
+    return linked
 
 
-def _amounts(*, draft: str) -> dict[int, int]:
-    """Set each of the chunk's payouts to the sum of exactly the entries it links (one UPDATE), and return them
-    by payout id."""
-    linked = (
-        PayoutEntry.objects.filter(payout=OuterRef("pk"), released_at__isnull=True)
-        .order_by()
-        .values("payout")
-        .annotate(total=Sum("entry__amount_cents"))
-        .values("total")
-    )
-    chunk = Payout.objects.filter(sender_batch_id=draft)
-    chunk.update(amount_cents=Coalesce(Subquery(linked), Value(0)))
-    return dict(chunk.values_list("pk", "amount_cents"))
+# Integers only are formatted into it (ids and amounts, through int()).
+_NAME = (
+    "UPDATE payouts_payout SET amount_cents = v.column2, sender_batch_id = %s FROM (VALUES {values}) AS v "
+    "WHERE payouts_payout.id = v.column1"
+)
+
+
+def _name_batch(payouts: list[Payout], *, batch_id: str) -> None:
+    """Save the chunk's amounts and its batch id in one UPDATE … FROM (VALUES …)."""
+    values = ", ".join(f"({int(payout.pk)}, {int(payout.amount_cents)})" for payout in payouts)
+    with connection.cursor() as cursor:
+        cursor.execute(_NAME.format(values=values), [batch_id])
 
 
 #: Refusals about our credentials or permissions (a 401 from the token endpoint, a 403), not about this payout:
@@ -440,7 +506,9 @@ def _amounts(*, draft: str) -> dict[int, int]:
 _NOT_THIS_PAYOUT = frozenset({401, 403})
 
 
-def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> dict[int, Decision]:
+def _send_batch(
+    *, sender_batch_id: str, period: str, client: PayPalClient, entries: dict[int, list[int]] | None = None
+) -> dict[int, Decision]:
     """Send the batch ``sender_batch_id`` as saved: every payout of it still ``created``, one item each, in id
     order (the same items at every attempt: PayPal may already have the batch). Decisions by partner id.
 
@@ -497,7 +565,7 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
             if not exc.payout_batch_id:  # PayPal's answer always links the batch; without it, a person must look
                 logger.error("PayPal has batch %s but did not say its id", sender_batch_id)
             detail = f"duplicate batch: {exc}" + ("" if exc.payout_batch_id else " (no batch id: reconcile by hand)")
-            _mark_batch_sent(ids, batch_id=exc.payout_batch_id or "", detail=detail)
+            _mark_batch_sent(ids, batch_id=exc.payout_batch_id or "", detail=detail, entries=entries)
         except PayPalError as exc:
             detail = f"attempt {attempt}: {exc}"
             if isinstance(exc, Retryable) or exc.status in _NOT_THIS_PAYOUT:
@@ -526,16 +594,21 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
             sender_batch_id = renamed
             continue
         else:
-            _mark_batch_sent(ids, batch_id=created.payout_batch_id, detail="")
+            _mark_batch_sent(ids, batch_id=created.payout_batch_id, detail="", entries=entries)
         for payout in Payout.objects.filter(pk__in=ids).select_related("partner__user"):
             decisions[payout.partner_id] = _payout_decision(payout.partner, payout, Reason.PAID)
         return decisions
 
 
-def _mark_batch_sent(ids: list[int], *, batch_id: str, detail: str) -> list[Payout]:
+def _mark_batch_sent(
+    ids: list[int], *, batch_id: str, detail: str, entries: dict[int, list[int]] | None = None
+) -> list[Payout]:
     """Record the payouts ``ids`` (one batch's) as sent and their entries as paid, once, under their row locks,
     in one transaction of a few statements; each partner is told (one mail connection for the batch). The rows
-    this call recorded (another run may have recorded some or all first)."""
+    this call recorded (another run may have recorded some or all first). ``entries`` (payout id → entry ids, as
+    :func:`_link_chunk` linked them in the run that created the payouts) spares reading the links again: a
+    ``created`` payout's links cannot have changed (only money back or a staff retry change them, and neither
+    happens to a ``created`` payout)."""
     now = clock.now()
     with transaction.atomic():
         locked = list(
@@ -550,8 +623,7 @@ def _mark_batch_sent(ids: list[int], *, batch_id: str, detail: str) -> list[Payo
         Payout.objects.filter(pk__in=pks).update(
             status=PayoutStatus.SENT, paypal_batch_id=batch_id, sent_at=now, detail=detail
         )
-        live = PayoutEntry.objects.filter(payout_id__in=pks, released_at__isnull=True).values("entry_id")
-        CommissionEntry.objects.filter(pk__in=live).update(paid_out_at=now)
+        _mark_entries_paid(pks, at=now, entries=entries)
         events = []
         for payout in locked:
             payout.status, payout.paypal_batch_id, payout.sent_at, payout.detail = (
@@ -570,6 +642,26 @@ def _mark_batch_sent(ids: list[int], *, batch_id: str, detail: str) -> list[Payo
         AuditEvent.objects.bulk_create(events)
         mail.send_many([_mail(payout, "sent") for payout in locked])
     return locked
+
+
+def _mark_entries_paid(pks: list[int], *, at: dt.datetime, entries: dict[int, list[int]] | None) -> None:
+    """Set ``paid_out_at`` on the live entries of the payouts ``pks``. On PostgreSQL by a sorted array of ids (the
+    rows are then visited in table order: half the time of a join on a large ledger)."""
+    if entries is None or any(pk not in entries for pk in pks):
+        live = PayoutEntry.objects.filter(payout_id__in=pks, released_at__isnull=True).values("entry_id")
+        if connection.vendor != "postgresql":
+            CommissionEntry.objects.filter(pk__in=live).update(paid_out_at=at)
+            return
+        entries = {pk: [] for pk in pks}
+        for payout_id, entry_id in live.values_list("payout_id", "entry_id"):
+            entries[payout_id].append(entry_id)
+    ids = sorted(entry for pk in pks for entry in entries[pk])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE commissions_commissionentry SET paid_out_at = %s WHERE id = ANY(%s)", [at, ids])
+        return
+    for i in range(0, len(ids), 10_000):  # SQLite: a bounded number of parameters per statement
+        CommissionEntry.objects.filter(pk__in=ids[i : i + 10_000]).update(paid_out_at=at)
 
 
 # --- after the batch: PayPal's item status ------------------------------------------------------------
@@ -671,6 +763,8 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
     released that are still unpaid, a new ``sender_batch_id`` (``…-N+1``), sent now. Refused for any other
     state: until a terminal failure is recorded, the old id is the only one that may be used."""
     with transaction.atomic():
+        # The partner's row first, as the run takes it before linking entries: no entry can be linked by both.
+        Partner.objects.select_for_update().filter(pk=payout.partner_id).first()
         locked = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout.pk)
         partner = locked.partner
         if not locked.money_back:
