@@ -7,17 +7,19 @@ that month (Toronto) whose ``available_at`` is at or before the run, net of reve
 - Net under ``PAYOUT_MINIMUM_CENTS`` (or negative): carried forward, nothing written.
 - Partner not approved, or without a verified PayPal email: nothing written, the decision says why.
 - Otherwise one ``Payout`` per partner and period (the database's unique constraint, so two runs at once
-  make one), its ``sender_batch_id`` saved before PayPal is called, then one EMAIL item in CAD. A
-  ``Retryable`` error leaves the payout ``created``: the next run retries with the same id. A
-  ``DuplicateBatch`` means an earlier attempt did create the batch: it is recorded as sent. A terminal
-  refusal marks the payout ``failed`` and releases its entries so a later run pays them.
+  make one): one EMAIL item in CAD with its own ``sender_item_id``, in a PayPal batch shared by a chunk of
+  partners (``PAYOUT_BATCH_SIZE``), whose ``sender_batch_id`` is saved on the chunk's payouts before PayPal is
+  called. A ``Retryable`` error leaves the chunk ``created``: the next run sends the same batch again (same id,
+  same items). A ``DuplicateBatch`` means an earlier attempt did create the batch: every item is recorded as
+  sent. A terminal refusal marks the payouts it names (or all of the batch's) ``failed`` and releases their
+  entries so a later run pays them; the others go again in a new batch.
 - ``dry_run`` computes the same decisions and writes and sends nothing.
 
 After the batch is sent, PayPal's item status decides the payout's state (:data:`ITEM_STATES`, applied by
 :func:`apply_item_status` from webhooks and polling, see ``reconcile``). Money that comes back (FAILED,
 RETURNED, REFUNDED, REVERSED, or an UNCLAIMED item cancelled after 30 days) releases the payout's entries to
-the balance, once, and the partner is told. Only then may staff retry it with a new ``sender_batch_id``
-(``…-2``): the rule that keeps a retry from ever paying twice.
+the balance, once, and the partner is told. Only then may staff retry it with a new item id (``…-2``), sent as
+a batch of one with that id: the rule that keeps a retry from ever paying twice.
 """
 
 from __future__ import annotations
