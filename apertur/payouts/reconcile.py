@@ -1,7 +1,9 @@
-"""Reconciliation with PayPal: webhooks and polling both end in :func:`reconcile_payout`, which reads the
-batch's current state from PayPal (``GET /v1/payments/payouts/{id}``) and applies the item's status. Acting on
-PayPal's current state, not on the event's copy of it, makes the order of deliveries irrelevant: a late
-``SUCCEEDED`` after a ``REVERSED`` cannot undo the reversal.
+"""Reconciliation with PayPal: webhooks and polling both read PayPal's current state and apply each payout's own
+item status (a payout is one item, ``sender_item_id``, of a batch it may share with thousands of others):
+:func:`reconcile_batch` reads a batch once (``GET /v1/payments/payouts/{id}``, every page) for all of its
+watched payouts; :func:`reconcile_payout` reads one item (``GET /v1/payments/payouts-item/{id}``) when its id is
+known. Acting on PayPal's current state, not on the event's copy of it, makes the order of deliveries
+irrelevant: a late ``SUCCEEDED`` after a ``REVERSED`` cannot undo the reversal.
 
 - :func:`receive_event` stores a verified webhook event once by its id and applies it; an event that could not
   be applied (PayPal unreachable) stays ``received`` and :func:`process_pending_events` retries it.

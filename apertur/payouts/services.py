@@ -545,7 +545,9 @@ def _send_batch(
         items = []
         for payout in pending:
             payout.attempts += 1
-            payout.receiver_email = payout.receiver_email or payout.partner.verified_paypal_email or ""
+            if not payout.receiver_email:  # saved before receiver_email was (a payout from before the batches)
+                payout.receiver_email = payout.partner.verified_paypal_email or ""
+                Payout.objects.filter(pk=payout.pk).update(receiver_email=payout.receiver_email)
             items.append(
                 PayoutItem(
                     receiver=payout.receiver_email,
