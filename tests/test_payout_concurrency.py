@@ -3,6 +3,7 @@ connections): one payout per partner and period, one PayPal batch, money back on
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,3 +103,38 @@ def test_a_money_back_status_applied_at_once_releases_once_and_mails_once(
     assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
     d = only(do_run(emu, "2026-05"))
     assert (d.reason, d.amount_cents) == ("paid", 9_000) and batches_created(emu) == 2
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_concurrent_runs_paying_chunks_of_partners_pay_each_partner_once(
+    postgres_only: None, emu: Running, settings: Any, n: int
+) -> None:
+    """Several partners in chunks of two (several multi-item batches per run) and runs racing: one payout per
+    partner, each payout's item in exactly one PayPal batch, its entries linked to it alone."""
+    settings.PAYOUT_BATCH_SIZE = 2
+    made = []
+    for i in range(5):
+        partner, customer = make_world(customer_email=f"c{i}@example.com", paypal_email=f"p{i}@example.com")
+        pay(customer, 10 + i, 60_000 + 10_000 * i, at(2026, 3, 1), stripe_customer=f"cus_{i}")
+        made.append(partner)
+
+    def run() -> list[services.Decision]:
+        with client_for(emu, timeout=5.0) as client:
+            return services.run(period="2026-04", dry_run=False, client=client)
+
+    with time_machine.travel(services.run_at("2026-04"), tick=False):
+        results = race(run, n=n)
+    assert all(isinstance(r, list) and len(r) == 5 for r in results), results
+    for decisions in results:
+        assert {d.reason for d in decisions} <= {"paid", "already_paid", "retry_pending"}
+    payouts = list(Payout.objects.order_by("partner_id"))
+    assert [p.partner_id for p in payouts] == [p.pk for p in made]
+    assert [(p.status, p.amount_cents) for p in payouts] == [(PayoutStatus.SENT, 6_000 + 1_000 * i) for i in range(5)]
+    batches = emu.emulator.state()["batches"]
+    items = Counter(i["payout_item"]["sender_item_id"] for b in batches for i in b["items"])
+    assert items == Counter({p.sender_item_id: 1 for p in payouts})
+    assert {b["batch_header"]["sender_batch_header"]["sender_batch_id"] for b in batches} == {
+        p.sender_batch_id for p in payouts
+    }
+    assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 5
+    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()

@@ -304,9 +304,13 @@ PAYPAL_CLIENT_SECRET = os.environ.get("PAYPAL_CLIENT_SECRET", "")
 PAYPAL_WEBHOOK_ID = os.environ.get("PAYPAL_WEBHOOK_ID", "")
 # Seconds between two passes of the payout schedule in `apertur worker` (runs due, polling, events).
 PAYOUT_SCHEDULER_INTERVAL = float(os.environ.get("PAYOUT_SCHEDULER_INTERVAL", "300"))
-# Threads a payout run pays partners from (each on its own database connection; every guarantee is per
-# partner). 1 keeps the run sequential.
+# Threads a payout run pays its chunks of partners from (each on its own database connection; every guarantee
+# holds per chunk). 1 keeps the run sequential.
 PAYOUT_RUN_WORKERS = int(os.environ.get("PAYOUT_RUN_WORKERS", "1"))
+# Partners paid by one PayPal batch (one item each; PayPal takes up to 15,000 items per batch).
+PAYOUT_BATCH_SIZE = int(os.environ.get("PAYOUT_BATCH_SIZE", "1000"))
+# ...and at most this many commission entries per chunk past its first partner (one chunk is one transaction).
+PAYOUT_CHUNK_ENTRIES = int(os.environ.get("PAYOUT_CHUNK_ENTRIES", "100000"))
 
 
 def dev_stripe_webhook_secret(secret_key: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMessage, send_mail
+from django.core.mail import EmailMessage, get_connection, send_mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -41,6 +41,39 @@ def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> No
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
         except Exception:
             logger.exception("mail to %s failed: %s", to, subject)
+
+    transaction.on_commit(_send)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    to: str
+    subject: str
+    template: str
+    context: dict[str, Any]
+
+
+def send_many(messages: Sequence[Outgoing]) -> None:
+    """:func:`send` for many messages at once: each rendered now, all sent once the surrounding transaction
+    commits over one connection of the mail backend (one SMTP session, not one per message)."""
+    if not messages:
+        return
+    emails = [
+        EmailMessage(
+            message.subject,
+            render_to_string(f"{message.template}.txt", {"base_url": settings.APERTUR_BASE_URL, **message.context}),
+            settings.DEFAULT_FROM_EMAIL,
+            [message.to],
+        )
+        for message in messages
+    ]
+
+    def _send() -> None:
+        try:
+            with get_connection() as connection:
+                connection.send_messages(emails)
+        except Exception:
+            logger.exception("mail to %d recipients failed: %s…", len(emails), emails[0].subject)
 
     transaction.on_commit(_send)
 

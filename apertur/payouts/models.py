@@ -4,6 +4,8 @@ commission entry belongs to at most one payout that has not given the money back
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 
@@ -35,10 +37,15 @@ class Payout(models.Model):
     amount_cents = models.BigIntegerField()
     currency = models.CharField(max_length=3, default="CAD")
     status = models.CharField(max_length=12, choices=PayoutStatus.choices, default=PayoutStatus.CREATED)
-    # Saved before the first PayPal call, so every retry uses the same id and PayPal refuses a duplicate.
-    sender_batch_id = models.CharField(max_length=64, unique=True)
-    batch_number = models.PositiveIntegerField(default=1)  # the -N of sender_batch_id; +1 only after money back
-    receiver_email = models.EmailField(blank=True)  # the PayPal address the current batch was sent to
+    # The PayPal batch this payout is an item of, shared by the payouts the run sent together. Saved before the
+    # first PayPal call, so every retry sends the same batch (the same items) and PayPal refuses a duplicate.
+    sender_batch_id = models.CharField(max_length=64, db_index=True)
+    # This payout's own item in that batch, ``aptr-<partner>-<period>-<N>``: what reconciliation and webhooks
+    # match, and the reference the partner sees. A batch is named after its first item, so a batch id is unique
+    # for as long as item ids are (see services.run).
+    sender_item_id = models.CharField(max_length=64, unique=True)
+    batch_number = models.PositiveIntegerField(default=1)  # the -N of sender_item_id; +1 only after money back
+    receiver_email = models.EmailField(blank=True)  # the PayPal address the current item is (to be) sent to
     paypal_batch_id = models.CharField(max_length=64, blank=True)
     paypal_item_id = models.CharField(max_length=64, blank=True)
     item_status = models.CharField(max_length=16, blank=True)
@@ -56,7 +63,15 @@ class Payout(models.Model):
         indexes = [models.Index(fields=["status", "period"])]
 
     def __str__(self) -> str:
-        return f"{self.sender_batch_id} {self.amount_cents} {self.currency} ({self.status})"
+        return f"{self.sender_item_id} {self.amount_cents} {self.currency} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A payout made on its own (not by the run's chunks) is a batch of one, named after its item.
+        if not self.sender_item_id:
+            self.sender_item_id = self.sender_batch_id
+        if not self.sender_batch_id:
+            self.sender_batch_id = self.sender_item_id
+        super().save(*args, **kwargs)
 
     @property
     def is_open(self) -> bool:

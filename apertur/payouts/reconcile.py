@@ -1,7 +1,9 @@
-"""Reconciliation with PayPal: webhooks and polling both end in :func:`reconcile_payout`, which reads the
-batch's current state from PayPal (``GET /v1/payments/payouts/{id}``) and applies the item's status. Acting on
-PayPal's current state, not on the event's copy of it, makes the order of deliveries irrelevant: a late
-``SUCCEEDED`` after a ``REVERSED`` cannot undo the reversal.
+"""Reconciliation with PayPal: webhooks and polling both read PayPal's current state and apply each payout's own
+item status (a payout is one item, ``sender_item_id``, of a batch it may share with thousands of others):
+:func:`reconcile_batch` reads a batch once (``GET /v1/payments/payouts/{id}``, every page) for all of its
+watched payouts; :func:`reconcile_payout` reads one item (``GET /v1/payments/payouts-item/{id}``) when its id is
+known. Acting on PayPal's current state, not on the event's copy of it, makes the order of deliveries
+irrelevant: a late ``SUCCEEDED`` after a ``REVERSED`` cannot undo the reversal.
 
 - :func:`receive_event` stores a verified webhook event once by its id and applies it; an event that could not
   be applied (PayPal unreachable) stays ``received`` and :func:`process_pending_events` retries it.
@@ -34,29 +36,55 @@ PAID_RECHECK = dt.timedelta(days=1)
 
 
 def _item_for(payout: Payout, batch: Batch) -> Item | None:
-    wanted = f"{payout.sender_batch_id}-1"
     for item in batch.items:
-        if item.sender_item_id == wanted or (payout.paypal_item_id and item.payout_item_id == payout.paypal_item_id):
+        if item.sender_item_id == payout.sender_item_id or (
+            payout.paypal_item_id and item.payout_item_id == payout.paypal_item_id
+        ):
             return item
-    return batch.items[0] if len(batch.items) == 1 else None
+    return None
 
 
-def reconcile_payout(*, payout: Payout, client: PayPalClient) -> Payout:
-    """Bring one sent payout in line with PayPal. Raises :class:`PayPalError` when PayPal cannot be asked."""
+def reconcile_payout(*, payout: Payout, client: PayPalClient, item_id: str = "") -> Payout:
+    """Bring one sent payout in line with PayPal. Raises :class:`PayPalError` when PayPal cannot be asked. With
+    its PayPal item id known (saved, or ``item_id`` from a webhook event) it reads that one item
+    (``GET /v1/payments/payouts-item/{id}``), not the whole batch its item shares with thousands of others."""
     if not payout.paypal_batch_id or payout.status == PayoutStatus.CREATED:
         return payout  # not sent yet: the run (same sender_batch_id) owns it
-    batch = client.get_batch(payout.paypal_batch_id)
-    item = _item_for(payout, batch)
+    wanted = payout.paypal_item_id or item_id
+    if wanted:
+        item = client.get_item(wanted)
+        if item.sender_item_id == payout.sender_item_id or item.payout_item_id == payout.paypal_item_id:
+            return _apply(payout=payout, item=item, batch_status="", client=client)
+    return reconcile_batch(payouts=[payout], client=client)[0]
+
+
+def reconcile_batch(*, payouts: list[Payout], client: PayPalClient) -> list[Payout]:
+    """Bring sent payouts of one PayPal batch in line with it: one read of the batch (every page of its items),
+    then each payout's own item applied. Raises :class:`PayPalError` when PayPal cannot be asked."""
+    sent = [p for p in payouts if p.paypal_batch_id and p.status != PayoutStatus.CREATED]
+    if not sent:
+        return payouts  # not sent yet: the run (same sender_batch_id) owns them
+    batch_ids = {p.paypal_batch_id for p in sent}
+    if len(batch_ids) != 1:
+        raise ValueError("reconcile_batch takes payouts of one PayPal batch.")
+    batch = client.get_batch(batch_ids.pop())
+    done = {
+        p.pk: _apply(payout=p, item=_item_for(p, batch), batch_status=batch.batch_status, client=client) for p in sent
+    }
+    return [done.get(p.pk, p) for p in payouts]
+
+
+def _apply(*, payout: Payout, item: Item | None, batch_status: str, client: PayPalClient) -> Payout:
     if item is None:
-        if batch.batch_status in {"DENIED", "CANCELED"}:
+        if batch_status in {"DENIED", "CANCELED"}:
             return services.apply_item_status(
-                payout_id=payout.pk, transaction_status="FAILED", detail=f"batch {batch.batch_status}"
+                payout_id=payout.pk, transaction_status="FAILED", detail=f"batch {batch_status}"
             )
         Payout.objects.filter(pk=payout.pk).update(checked_at=clock.now())
         return payout
     status = item.transaction_status
     detail = f"PayPal {status}" + (f" ({item.error_name})" if item.error_name else "")
-    if batch.batch_status == "DENIED" and status == "PENDING":
+    if batch_status == "DENIED" and status == "PENDING":
         status = "FAILED"
     updated = services.apply_item_status(
         payout_id=payout.pk, transaction_status=status, item_id=item.payout_item_id, detail=detail
@@ -106,47 +134,59 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
     )
     if not payouts:
         return result
+    by_batch: dict[str, list[Payout]] = {}
+    for payout in payouts:  # one read of each PayPal batch, however many of its items are watched
+        by_batch.setdefault(payout.paypal_batch_id, []).append(payout)
     with client_or_default(client) as paypal:
-        for payout in payouts:
-            before = payout.status
+        for group in by_batch.values():
             try:
-                after = reconcile_payout(payout=payout, client=paypal)
+                after = reconcile_batch(payouts=group, client=paypal)
             except PayPalError as exc:
-                result.errors.append(f"{payout.sender_batch_id}: {exc}")
+                result.errors.extend(f"{payout.sender_batch_id} ({payout.sender_item_id}): {exc}" for payout in group)
                 continue
-            result.checked += 1
-            if after.status != before:
-                result.changed.append(
-                    {"sender_batch_id": payout.sender_batch_id, "from": str(before), "to": str(after.status)}
-                )
+            result.checked += len(group)
+            for before, now_ in zip(group, after, strict=True):
+                if now_.status != before.status:
+                    result.changed.append(
+                        {"sender_batch_id": before.sender_batch_id, "from": str(before.status), "to": str(now_.status)}
+                    )
     return result
 
 
 # --- webhooks -------------------------------------------------------------------------------------------
 
 
-def _payout_for(event: dict[str, Any]) -> Payout | None:
-    """The payout a PayPal event is about: by PayPal's batch id, else by our sender_batch_id (the batch header,
-    or the item's ``sender_item_id`` = ``<sender_batch_id>-1``)."""
+def _payouts_for(event: dict[str, Any]) -> list[Payout]:
+    """The payouts a PayPal event is about. An item event (``PAYMENT.PAYOUTS-ITEM.*``) is about one payout: found
+    by PayPal's item id, else by our ``sender_item_id``. A batch event (``PAYMENT.PAYOUTSBATCH.*``) is about every
+    payout of the batch: by PayPal's batch id, else by our ``sender_batch_id``."""
     resource = event.get("resource") if isinstance(event.get("resource"), dict) else {}
     assert isinstance(resource, dict)
+    item = resource.get("payout_item") if isinstance(resource.get("payout_item"), dict) else {}
+    assert isinstance(item, dict)
+    item_id = resource.get("payout_item_id")
+    sender_item_id = str(item.get("sender_item_id") or "")
+    if (isinstance(item_id, str) and item_id) or sender_item_id:
+        query = Q(pk__in=[])
+        if isinstance(item_id, str) and item_id:
+            query |= Q(paypal_item_id=item_id)
+        if sender_item_id:
+            query |= Q(sender_item_id=sender_item_id)
+        found = Payout.objects.filter(query).first()
+        return [found] if found is not None else []
     header = resource.get("batch_header") if isinstance(resource.get("batch_header"), dict) else {}
     assert isinstance(header, dict)
     batch_id = resource.get("payout_batch_id") or header.get("payout_batch_id") or ""
     sender = header.get("sender_batch_header") if isinstance(header.get("sender_batch_header"), dict) else {}
     assert isinstance(sender, dict)
     sender_batch_id = str(sender.get("sender_batch_id") or "")
-    item = resource.get("payout_item") if isinstance(resource.get("payout_item"), dict) else {}
-    assert isinstance(item, dict)
-    sender_item_id = str(item.get("sender_item_id") or "")
-    if not sender_batch_id and sender_item_id.endswith("-1"):
-        sender_batch_id = sender_item_id[:-2]
-    query = Q(pk__in=[])
     if isinstance(batch_id, str) and batch_id:
-        query |= Q(paypal_batch_id=batch_id)
+        found_by_batch = list(Payout.objects.filter(paypal_batch_id=batch_id).order_by("pk"))
+        if found_by_batch:
+            return found_by_batch
     if sender_batch_id:
-        query |= Q(sender_batch_id=sender_batch_id)
-    return Payout.objects.filter(query).first()
+        return list(Payout.objects.filter(sender_batch_id=sender_batch_id).order_by("pk"))
+    return []
 
 
 def receive_event(*, event: dict[str, Any], client: PayPalClient | None = None) -> PayPalEvent:
@@ -172,12 +212,22 @@ def apply_event(*, stored: PayPalEvent, client: PayPalClient | None = None) -> P
     event_type = stored.event_type
     if not (event_type.startswith("PAYMENT.PAYOUTS-ITEM.") or event_type.startswith("PAYMENT.PAYOUTSBATCH.")):
         return _finish(stored, PayPalEventStatus.IGNORED, "not a payouts event")
-    payout = _payout_for(stored.payload)
-    if payout is None:
+    payouts = _payouts_for(stored.payload)
+    if not payouts:
         return _finish(stored, PayPalEventStatus.IGNORED, "no payout of ours (or an earlier attempt's batch)")
+    payout = payouts[0]  # the item's payout; for a batch event, its first (the event applies to all of them)
+    resource = stored.payload.get("resource") if isinstance(stored.payload.get("resource"), dict) else {}
+    item_id = str(resource.get("payout_item_id") or "") if event_type.startswith("PAYMENT.PAYOUTS-ITEM.") else ""
+    by_batch: dict[str, list[Payout]] = {}
+    for each in payouts:
+        by_batch.setdefault(each.paypal_batch_id, []).append(each)
     with client_or_default(client) as paypal:
         try:
-            reconcile_payout(payout=payout, client=paypal)
+            if item_id:  # one item: read that item from PayPal, not its whole batch
+                reconcile_payout(payout=payout, client=paypal, item_id=item_id)
+            else:
+                for group in by_batch.values():
+                    reconcile_batch(payouts=group, client=paypal)
         except PayPalError as exc:
             PayPalEvent.objects.filter(pk=stored.pk).update(detail=f"not applied yet: {exc}"[:300], payout=payout)
             stored.refresh_from_db()

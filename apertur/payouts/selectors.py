@@ -75,7 +75,7 @@ class PayoutRow:
     amount_cents: int
     currency: str
     status: str
-    reference: str  # the sender_batch_id, which PayPal shows the partner too
+    reference: str  # the payout's own PayPal item id (sender_item_id): its batch is shared with other partners
     created_at: dt.datetime
     sent_at: dt.datetime | None
     paid_at: dt.datetime | None
@@ -120,7 +120,7 @@ def _row(payout: Payout) -> PayoutRow:
         amount_cents=payout.amount_cents,
         currency=payout.currency,
         status=payout.status,
-        reference=payout.sender_batch_id,
+        reference=payout.sender_item_id,
         created_at=payout.created_at,
         sent_at=payout.sent_at,
         paid_at=payout.paid_at,

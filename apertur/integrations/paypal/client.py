@@ -70,8 +70,10 @@ WEBHOOK_HEADERS = {
     "transmission_sig": "PAYPAL-TRANSMISSION-SIG",
     "transmission_time": "PAYPAL-TRANSMISSION-TIME",
 }
-_MAX_PAGES = 15  # PayPal allows 15,000 items per batch; 1,000 per page.
+#: PayPal's limit on the items of one batch (``POST /v1/payments/payouts``).
+MAX_BATCH_ITEMS = 15_000
 _PAGE_SIZE = 1000
+_MAX_PAGES = MAX_BATCH_ITEMS // _PAGE_SIZE  # 1,000 items per page
 
 
 # --- money ----------------------------------------------------------------------------------------
@@ -303,6 +305,8 @@ class PayPalClient:
             raise ValueError("sender_batch_id is required: it is what makes a retry safe.")
         if not items:
             raise ValueError("A payout needs at least one item.")
+        if len(items) > MAX_BATCH_ITEMS:
+            raise ValueError(f"PayPal takes at most {MAX_BATCH_ITEMS:,} items per batch, not {len(items):,}.")
         header: dict[str, Any] = {"sender_batch_id": sender_batch_id, "email_subject": email_subject}
         if email_message:
             header["email_message"] = email_message

@@ -18,10 +18,12 @@ How a caller tells them apart::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 DUPLICATE_BATCH_NAME = "USER_BUSINESS_ERROR"
 DUPLICATE_BATCH_ISSUE = "Batch with given sender_batch_id already exists"
+_ITEM_FIELD = re.compile(r"^items\[(\d+)\]")
 
 
 class PayPalError(Exception):
@@ -50,6 +52,16 @@ class PayPalError(Exception):
     @property
     def retryable(self) -> bool:
         return False
+
+    def refused_items(self) -> set[int]:
+        """The indexes of the batch's items PayPal names in ``details`` (``field`` ``items[3].receiver``…): a
+        refusal of the create that is about those items, not the whole batch. Empty when none is named."""
+        indexes: set[int] = set()
+        for detail in self.details:
+            match = _ITEM_FIELD.match(str(detail.get("field", "")))
+            if match:
+                indexes.add(int(match.group(1)))
+        return indexes
 
     def __str__(self) -> str:
         where = f"HTTP {self.status}" if self.status is not None else "no response"

@@ -101,10 +101,13 @@ def only(decisions: list[services.Decision]) -> services.Decision:
 
 
 def item_id(emu: Running, payout: Payout) -> str:
-    """PayPal's id of the payout's (only) item, from the emulator's state."""
+    """PayPal's id of the payout's item (its ``sender_item_id``) in its batch, from the emulator's state."""
     for batch in emu.emulator.state()["batches"]:
         if batch["batch_header"]["payout_batch_id"] == payout.paypal_batch_id:
-            return str(batch["items"][0]["payout_item_id"])
+            for item in batch["items"]:
+                if item["payout_item"]["sender_item_id"] == payout.sender_item_id:
+                    return str(item["payout_item_id"])
+            raise AssertionError(f"no item {payout.sender_item_id!r} in batch {payout.paypal_batch_id!r}")
     raise AssertionError(f"no batch {payout.paypal_batch_id!r} in the emulator")
 
 

@@ -9,8 +9,9 @@ the Stripe intake and the PayPal emulator. After every step, for every partner:
   the reversals and clawbacks no payout has netted yet (a later run nets them) — and never more than was
   earned: total paid ≤ the sum of the positive entries available by now;
 - the ledger's ``paid_cents`` equals the amounts of the live payouts PayPal was sent;
-- PayPal holds one batch per sender_batch_id we used, and the money PayPal has moved to the partner (items
-  not failed or returned) never exceeds what we count as paid.
+- PayPal holds one batch per sender_batch_id we used and each of our items (sender_item_id) in one batch only,
+  and the money PayPal has moved to the partner (items not failed or returned) never exceeds what we count as
+  paid. Both partners are paid in one batch when a run pays both: the checks are per item.
 
 At the end, once the scheduler has caught up and PayPal has settled, nothing payable is left unpaid: every
 partner's unpaid balance the rule could pay is under the minimum."""
@@ -139,6 +140,8 @@ class History:
         batches = self.emu.emulator.state()["batches"]
         senders = Counter(b["batch_header"]["sender_batch_header"]["sender_batch_id"] for b in batches)
         assert all(count == 1 for count in senders.values()), senders
+        items = Counter(item["payout_item"]["sender_item_id"] for b in batches for item in b["items"])
+        assert all(count == 1 for count in items.values()), items
         for partner in self.partners:
             self.check_partner(partner, batches)
 
@@ -163,19 +166,19 @@ class History:
         assert paid <= earned
         sent = sum(p.amount_cents for p in live if p.status != PayoutStatus.CREATED)
         assert balance(partner=partner, at=self.now).paid_cents == sent
-        ours = {p.sender_batch_id for p in Payout.objects.filter(partner=partner)}
+        ours = {p.sender_item_id for p in Payout.objects.filter(partner=partner)}
         prefix = f"aptr-{partner.pk}-"
         out = 0
         for batch in batches:
-            sender = batch["batch_header"]["sender_batch_header"]["sender_batch_id"]
-            if not sender.startswith(prefix):
-                continue
-            period, number = sender[len(prefix) : len(prefix) + 7], int(sender.rsplit("-", 1)[1])
-            payout = Payout.objects.get(partner=partner, period=period)
-            assert sender in ours or number < payout.batch_number  # an earlier attempt's id, never a stranger
-            item = batch["items"][0]
-            if item["transaction_status"] in OUT and batch["batch_header"]["batch_status"] != "DENIED":
-                out += int(Decimal(item["payout_item"]["amount"]["value"]) * 100)
+            for item in batch["items"]:
+                sender = item["payout_item"]["sender_item_id"]
+                if not sender.startswith(prefix):
+                    continue
+                period, number = sender[len(prefix) : len(prefix) + 7], int(sender.rsplit("-", 1)[1])
+                payout = Payout.objects.get(partner=partner, period=period)
+                assert sender in ours or number < payout.batch_number  # an earlier attempt's id, never a stranger
+                if item["transaction_status"] in OUT and batch["batch_header"]["batch_status"] != "DENIED":
+                    out += int(Decimal(item["payout_item"]["amount"]["value"]) * 100)
         assert out <= sent, (out, sent)
 
     def settle(self) -> None:

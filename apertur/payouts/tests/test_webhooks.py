@@ -501,3 +501,38 @@ def test_csrf_is_not_required(settings: Any) -> None:
     settings.PAYPAL_API_BASE = f"http://127.0.0.1:{closed_port()}"
     response = Client(enforce_csrf_checks=True).post("/webhooks/paypal", b"{}", content_type="application/json")
     assert response.status_code == 400  # refused for its body, not with a CSRF 403
+
+
+@live
+def test_each_item_of_a_multi_item_batch_is_reconciled_by_its_own_webhook(emu: Running, mailoutbox: list[Any]) -> None:
+    """Three partners paid in one batch; PayPal fails one receiver's item. Each item's event moves its own payout
+    only; the batch event changes nothing more."""
+    paid_at = (dt.datetime.now(dt.UTC) - dt.timedelta(days=45)).replace(hour=12, minute=0, second=0, microsecond=0)
+    for i in range(3):
+        _, customer = make_world(customer_email=f"c{i}@example.com", paypal_email=f"p{i}@example.com")
+        pay(customer, 10 + i, 60_000, paid_at, stripe_customer=f"cus_{i}")
+    decisions = do_run(emu, PERIOD)
+    assert [d.reason for d in decisions] == ["paid"] * 3 and len({d.sender_batch_id for d in decisions}) == 1
+    configure(emu, item_status={"p1@example.com": "FAILED"})
+
+    result = advance(emu)
+
+    events = [ITEM_EVENTS["SUCCESS"], ITEM_EVENTS["FAILED"], ITEM_EVENTS["SUCCESS"], BATCH]
+    assert delivered(result) == [(event, 200) for event in events]
+    payouts = list(Payout.objects.order_by("partner_id"))
+    assert [(p.status, p.item_status) for p in payouts] == [
+        (PayoutStatus.PAID, "SUCCESS"),
+        (PayoutStatus.FAILED, "FAILED"),
+        (PayoutStatus.PAID, "SUCCESS"),
+    ]
+    items = {i["payout_item"]["sender_item_id"]: i["payout_item_id"] for i in batch_state(emu)["items"]}
+    assert [p.paypal_item_id for p in payouts] == [items[p.sender_item_id] for p in payouts]
+    stored = list(PayPalEvent.objects.order_by("id"))
+    assert [(e.event_type, e.status, e.payout_id) for e in stored[:3]] == [
+        (event, PayPalEventStatus.PROCESSED, p.pk) for event, p in zip(events, payouts, strict=False)
+    ]
+    assert (stored[3].event_type, stored[3].status) == (BATCH, PayPalEventStatus.PROCESSED)
+    assert not PayoutEntry.objects.filter(payout=payouts[1], released_at__isnull=True).exists()
+    assert PayoutEntry.objects.filter(payout__in=[payouts[0], payouts[2]], released_at__isnull=True).count() == 2
+    assert [balance(partner=p.partner).paid_cents for p in payouts] == [COMMISSION, 0, COMMISSION]
+    assert len(subjects(mailoutbox, "was paid")) == 2 and len(subjects(mailoutbox, "came back")) == 1

@@ -229,6 +229,22 @@ def test_validation_errors_are_terminal(client: PayPalClient) -> None:
     assert not isinstance(caught.value, Retryable | DuplicateBatch)
     assert (caught.value.status, caught.value.name) == (400, "VALIDATION_ERROR")
     assert caught.value.details[0]["field"] == "items[0].receiver"
+    assert caught.value.refused_items() == {0}
+
+
+def test_a_refusal_names_the_items_it_is_about(emu: Running, client: PayPalClient) -> None:
+    good = PayoutItem(receiver="a@example.com", amount_cents=5000, sender_item_id="a")
+    bad = PayoutItem(receiver="not-an-email", amount_cents=5000, sender_item_id="b")
+    with pytest.raises(PayPalError) as caught:
+        _pay(client, "mixed", good, bad, good.__class__(receiver="c@example.com", amount_cents=1, sender_item_id="c"))
+    assert caught.value.refused_items() == {1}
+    assert control(emu, "state")["counters"]["batches_created"] == 0  # nothing of the batch was created
+
+
+def test_more_items_than_paypal_takes_are_refused_before_any_call(client: PayPalClient) -> None:
+    items = [PayoutItem(receiver="a@example.com", amount_cents=100, sender_item_id=str(i)) for i in range(15_001)]
+    with pytest.raises(ValueError, match="15,000"):
+        client.create_payout(sender_batch_id="big", items=items, email_subject="s")
 
 
 @pytest.mark.parametrize(
