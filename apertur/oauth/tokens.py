@@ -215,22 +215,22 @@ _REPORTED_ANNOTATIONS = {
     "report_sub": F("user__public_id"),
     "report_project_id": F("project__public_id"),
 }
-_by_access = CompiledLookup(
-    lambda v: (
-        Token.objects.select_related("connection")
-        .only(*_REPORTED)
-        .annotate(**_REPORTED_ANNOTATIONS)
-        .filter(access_token_hash=v)
+
+
+def _reported_by(hash_column: str) -> CompiledLookup[Token]:
+    return CompiledLookup(
+        lambda v: (
+            Token.objects.select_related("connection")
+            .only(*_REPORTED)
+            .annotate(**_REPORTED_ANNOTATIONS)
+            .filter(**{hash_column: v})
+        )
     )
-)
-_by_refresh = CompiledLookup(
-    lambda v: (
-        Token.objects.select_related("connection")
-        .only(*_REPORTED)
-        .annotate(**_REPORTED_ANNOTATIONS)
-        .filter(refresh_token_hash=v)
-    )
-)
+
+
+_by_access = _reported_by("access_token_hash")
+_by_refresh = _reported_by("refresh_token_hash")
+
 # A refresh reads the old token's grant (scopes, family, expiry, rotation), its connection (for the new
 # token and the audit event), whether the customer is still active, and the project and plan it reports. The
 # app and partner are not read: the client authenticated is this token's app, and only usable apps do.
