@@ -29,9 +29,6 @@ class _StandardError(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
     """Writes to whatever ``sys.stderr`` is when the record is written (as ``logging.lastResort`` does), not the
     stream it was at start-up: a test runner that swaps standard error per test gets each test's lines."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property  # type: ignore[override,unused-ignore]
     def stream(self) -> Any:
         return sys.stderr
@@ -46,7 +43,6 @@ class BackgroundStreamHandler(QueueHandler):
     Configured like a StreamHandler (``formatter``, ``level``)."""
 
     def __init__(self, stream: Any = None) -> None:
-        self._stream = stream
         self._target = logging.StreamHandler(stream) if stream is not None else _StandardError()
         super().__init__(queue.SimpleQueue())
         self._listener: QueueListener | None = None
@@ -74,9 +70,11 @@ class BackgroundStreamHandler(QueueHandler):
             self._target.flush()
 
     def _restart_in_child(self) -> None:
-        # The parent's listener thread does not exist in a forked child: a fresh queue and thread.
-        self.queue = queue.SimpleQueue()
-        self._start()
+        # The parent's listener thread does not exist in a forked child: a fresh queue and thread (not for a
+        # handler the parent had closed already: it gets no thread back).
+        if self._listener is not None:
+            self.queue = queue.SimpleQueue()
+            self._start()
 
     def close(self) -> None:
         """Reconfiguring logging closes the old handlers: their records are written, their thread ends."""
