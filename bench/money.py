@@ -6,7 +6,8 @@ times, query counts and peak memory; asserts nothing about time (shared machines
     .venv/bin/python bench/money.py --small    # 10,000 payments, 100 partners (seconds)
 
 Runs on PostgreSQL in its own database, ``apertur_bench_money`` (dropped and created here; ``--keep`` leaves it
-for inspection). ``BENCH_PG`` overrides the server (default postgres://postgres@127.0.0.1:5432).
+for inspection). ``BENCH_PG`` overrides the server (default postgres://postgres@127.0.0.1:5432),
+``BENCH_MONEY_DB`` the database's name.
 
 What is measured, and what is not:
 
@@ -57,7 +58,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB_NAME = "apertur_bench_money"
+DB_NAME = os.environ.get("BENCH_MONEY_DB", "apertur_bench_money")
 SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 UTC = dt.UTC
 MONTHS_PAID = 10  # every customer pays this many monthly invoices
