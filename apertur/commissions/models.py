@@ -39,7 +39,10 @@ class CommissionEntry(models.Model):
     )
     kind = models.CharField(max_length=8, choices=EntryKind.choices)
     amount_cents = models.BigIntegerField()
-    available_at = models.DateTimeField(db_index=True)
+    # No index of its own: every query on it is either a partner's (the covering index below carries it) or the
+    # payout run's over the whole ledger (a scan either way), and each entry written or marked paid would
+    # update it.
+    available_at = models.DateTimeField()
     # Unique through Meta.constraints rather than unique=True: the same unique index, without the second
     # (LIKE-pattern) index PostgreSQL gets for unique text fields; every entry written maintains each index.
     source_key = models.CharField(max_length=120)
