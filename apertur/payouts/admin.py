@@ -83,6 +83,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         "period",
         "amount",
         "status",
+        "sender_item_id",
         "sender_batch_id",
         "sent_at",
         "paid_at",
@@ -92,8 +93,10 @@ class PayoutAdmin(ReadOnlyAdmin):
     search_fields = (
         "partner__user__email",
         "partner__company_name",
+        "sender_item_id",
         "sender_batch_id",
         "paypal_batch_id",
+        "paypal_item_id",
     )
     date_hierarchy = "created_at"
     list_select_related = ("partner__user",)
@@ -106,6 +109,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         "amount",
         "status",
         "item_status",
+        "sender_item_id",
         "sender_batch_id",
         "batch_number",
         "paypal_batch_id",

@@ -3,15 +3,21 @@ payout marks paid updates each of them, so the table keeps only the ones its que
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import connection
+
+
+def _indexes(constraints: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in constraints.values() if (c["index"] or c["unique"]) and not c["primary_key"]]
 
 
 @pytest.mark.django_db
 def test_commission_entries_keep_only_the_indexes_their_queries_use() -> None:
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, "commissions_commissionentry")
-    indexed = sorted(tuple(c["columns"][:2]) for c in constraints.values() if (c["index"] or c["unique"]) and not c["primary_key"])
+    indexed = sorted(tuple(c["columns"][:2]) for c in _indexes(constraints))
     # Besides the primary key: the unique source key, the payment's foreign key (a refund finds its payment's entries)
     # and the partner's covering index (its INCLUDE columns, PostgreSQL only, left out here).
     assert indexed == sorted([("source_key",), ("payment_id",), ("partner_id", "paid_at")]), indexed

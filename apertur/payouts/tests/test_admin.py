@@ -209,6 +209,12 @@ def test_list_shows_amounts_and_filters(emu: Running, staff: Client) -> None:
     by_batch = staff.get(CHANGELIST, {"q": failed.sender_batch_id}).content.decode()
     assert failed.sender_batch_id in by_batch and paid.sender_batch_id not in by_batch
 
+    paid.refresh_from_db()
+    assert paid.paypal_item_id
+    for q in (paid.sender_item_id, paid.paypal_item_id):  # the ids PayPal's dashboard and a partner quote
+        by_item = staff.get(CHANGELIST, {"q": q}).content.decode()
+        assert paid.sender_item_id in by_item and failed.sender_item_id not in by_item
+
     assert failed.sender_batch_id not in staff.get(CHANGELIST, {"period": "2026-05"}).content.decode()
     assert failed.sender_batch_id in staff.get(CHANGELIST, {"period": "2026-04"}).content.decode()
     assert staff.get(CHANGELIST, {"currency": "CAD"}).status_code == 200
@@ -319,7 +325,9 @@ def test_csv_for_finance(emu: Running, staff: Client) -> None:
             "status",
             "paypal_item_status",
             "sender_batch_id",
+            "sender_item_id",
             "paypal_batch_id",
+            "paypal_item_id",
             "created_at",
             "sent_at",
             "paid_at",
@@ -343,6 +351,11 @@ def test_csv_for_finance(emu: Running, staff: Client) -> None:
     )
     assert bad["sent_at"] == "2026-04-15T09:00:00-04:00" and bad["paid_at"] == ""
     assert bad["returned_at"].endswith(("-04:00", "-05:00")) and bad["paypal_batch_id"] == failed.paypal_batch_id
+    failed.refresh_from_db()
+    paid.refresh_from_db()
+    assert (bad["sender_item_id"], bad["paypal_item_id"]) == (failed.sender_item_id, failed.paypal_item_id)
+    assert (good["sender_item_id"], good["paypal_item_id"]) == (paid.sender_item_id, paid.paypal_item_id)
+    assert good["paypal_item_id"]  # PayPal's id of the item, once reconciled
     assert (good["amount"], good["status"], good["company"]) == ("80.01", "paid", "Snapflow Inc.")
     assert good["paid_at"] and good["returned_at"] == ""
     # The row says where the money went, not where the partner's payouts go today.
