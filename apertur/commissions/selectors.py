@@ -15,6 +15,7 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    F,
     OuterRef,
     Q,
     QuerySet,
@@ -28,6 +29,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from apertur.accounts.models import User
 from apertur.commissions.models import CommissionEntry, EntryKind
 from apertur.core import clock
+from apertur.core.lookups import AnyOf
 from apertur.core.pages import Page, page_of
 from apertur.oauth import selectors as oauth_selectors
 from apertur.partners.models import Partner
@@ -174,12 +176,34 @@ def _customer_ids(partner: Partner) -> QuerySet[CommissionEntry, Any]:
     return CommissionEntry.objects.filter(partner=partner, customer__isnull=False).order_by().values("customer_id")
 
 
+def _customers(partner: Partner) -> QuerySet[User]:
+    """The customers the partner earned on: one array of the partner's distinct customer ids (from its ledger
+    index), then those users by primary key (``AnyOf``: as ``IN (subquery)`` PostgreSQL hash-joined every user of
+    the platform, 16 ms for the largest partner, 70 ms with a filter on the email)."""
+    return User.objects.filter(AnyOf(F("pk"), _customer_ids(partner).distinct()))
+
+
 def _customers_with_label(*, partner: Partner, label: str) -> list[int]:
-    prefix, _, domain = label.lower().partition("***@")
-    candidates = User.objects.filter(
-        email__istartswith=prefix, email__iendswith=f"@{domain}", pk__in=_customer_ids(partner)
+    candidates = _customers(partner).values_list("pk", "email")
+    return [pk for pk, email in candidates if mask_email(email) == label.lower()]
+
+
+def _reversed_payments(partner: Partner) -> QuerySet[CommissionEntry, Any]:
+    """The partner's payments whose entries net to zero or less (a subquery). Only a payment with a reversal or
+    a clawback can (earned entries are positive): the sums are taken over those few payments only."""
+    taken_back = (
+        CommissionEntry.objects.filter(partner=partner, kind__in=[EntryKind.REVERSAL, EntryKind.CLAWBACK])
+        .order_by()
+        .values("payment_id")
     )
-    return [pk for pk, email in candidates.values_list("pk", "email") if mask_email(email) == label.lower()]
+    return (
+        CommissionEntry.objects.filter(partner=partner, payment_id__in=taken_back)
+        .order_by()
+        .values("payment_id")
+        .annotate(total=Sum("amount_cents"))
+        .filter(total__lte=0)
+        .values("payment_id")
+    )
 
 
 def earning_list(
@@ -196,11 +220,6 @@ def earning_list(
         .annotate(total=Sum("amount_cents"))
         .values("total")
     )
-    taken_back = (
-        CommissionEntry.objects.filter(partner=partner, kind__in=[EntryKind.REVERSAL, EntryKind.CLAWBACK])
-        .order_by()
-        .values("payment_id")
-    )
     qs = (
         CommissionEntry.objects.filter(
             partner=partner, kind=EntryKind.EARNED, source_key__startswith=_OWN_EARNING_PREFIX
@@ -209,10 +228,10 @@ def earning_list(
         .annotate(net_cents=Coalesce(Subquery(net, output_field=BigIntegerField()), Value(0)))
         .annotate(
             status=Case(
-                # Only a payment with a reversal or clawback can net to zero or less (earned entries are
-                # positive): asking that first, against one hashed list of the partner's few such payments,
-                # spares the per-row net subquery for nearly every row when filtering or counting by status.
-                When(Q(payment_id__in=taken_back) & Q(net_cents__lte=0), then=Value(EarningStatus.REVERSED.value)),
+                # One hashed list of the partner's reversed payments, computed once per query, rather than the
+                # per-row net subquery: filtering or counting by status never runs a subquery per row (the
+                # planner costed one per row, so PostgreSQL also JIT-compiled those queries: 14 ms each).
+                When(payment_id__in=_reversed_payments(partner), then=Value(EarningStatus.REVERSED.value)),
                 When(paid_out_at__isnull=False, then=Value(EarningStatus.PAID.value)),
                 When(available_at__gt=now, then=Value(EarningStatus.PENDING.value)),
                 default=Value(EarningStatus.ELIGIBLE.value),
@@ -276,7 +295,7 @@ def earning_page(
 def customer_choices(*, partner: Partner) -> list[tuple[str, str]]:
     """(public id, masked label) of every customer the partner earned on, for the customer filter. Two
     customers with the same label are told apart by a number, never by more of their address."""
-    customers = User.objects.filter(pk__in=_customer_ids(partner)).order_by("email").values_list("public_id", "email")
+    customers = _customers(partner).order_by("email").values_list("public_id", "email")
     choices: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for public_id, email in customers:
