@@ -188,6 +188,16 @@ def _customers_with_label(*, partner: Partner, label: str) -> list[int]:
     return [pk for pk, email in candidates if mask_email(email) == label.lower()]
 
 
+def _own_earnings(partner: Partner) -> QuerySet[CommissionEntry]:
+    """Each payment's own earning (``earned:<payment id>``), said as "the partner's earned entries but the
+    re-earnings of won disputes": the first part is read from the partner's covering index, the few re-earnings
+    from their partial index, so that counting, filtering and sorting a partner's earnings never reads the table
+    (the source key is not in the covering index: asked directly, it meant one heap visit per entry)."""
+    earned = CommissionEntry.objects.filter(partner=partner, kind=EntryKind.EARNED)
+    re_earned = earned.exclude(source_key__startswith=_OWN_EARNING_PREFIX).order_by().values("pk")
+    return earned.exclude(pk__in=re_earned)
+
+
 def _reversed_payments(partner: Partner) -> QuerySet[CommissionEntry, Any]:
     """The partner's payments whose entries net to zero or less (a subquery). Only a payment with a reversal or
     a clawback can (earned entries are positive): the sums are taken over those few payments only."""
@@ -221,9 +231,7 @@ def earning_list(
         .values("total")
     )
     qs = (
-        CommissionEntry.objects.filter(
-            partner=partner, kind=EntryKind.EARNED, source_key__startswith=_OWN_EARNING_PREFIX
-        )
+        _own_earnings(partner)
         .select_related("payment__project", "payment__customer")
         .annotate(net_cents=Coalesce(Subquery(net, output_field=BigIntegerField()), Value(0)))
         .annotate(
