@@ -352,22 +352,26 @@ class Funnel:
 
 def referral_funnel(*, partner: Partner) -> Funnel:
     paid = Payment.objects.filter(customer=OuterRef("customer"))
-    counts = (
+    # Grouped by (source, has paid): the payment lookup runs once per customer (four filtered counts over the
+    # annotation repeated it in each count that reads it).
+    groups = (
         Attribution.objects.filter(partner=partner)
         .annotate(has_paid=Exists(paid))
-        .aggregate(
-            signups=Count("pk", filter=Q(source=AttributionSource.REFERRAL)),
-            paying=Count("pk", filter=Q(source=AttributionSource.REFERRAL, has_paid=True)),
-            oauth=Count("pk", filter=Q(source=AttributionSource.OAUTH)),
-            oauth_paying=Count("pk", filter=Q(source=AttributionSource.OAUTH, has_paid=True)),
-        )
+        .order_by()
+        .values_list("source", "has_paid")
+        .annotate(n=Count("pk"))
     )
+    counts = {(source, bool(has_paid)): n for source, has_paid, n in groups}
+
+    def customers(source: str, *, paying: bool = False) -> int:
+        return counts.get((source, True), 0) + (0 if paying else counts.get((source, False), 0))
+
     return Funnel(
         clicks=ReferralClick.objects.filter(link__partner=partner).count(),
-        signups=counts["signups"],
-        paying_customers=counts["paying"],
-        oauth_customers=counts["oauth"],
-        oauth_paying_customers=counts["oauth_paying"],
+        signups=customers(AttributionSource.REFERRAL),
+        paying_customers=customers(AttributionSource.REFERRAL, paying=True),
+        oauth_customers=customers(AttributionSource.OAUTH),
+        oauth_paying_customers=customers(AttributionSource.OAUTH, paying=True),
     )
 
 
