@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commissions', '0004_entry_indexes'),
+        ('commissions', '0005_unused_indexes'),
     ]
 
     operations = [
