@@ -563,11 +563,14 @@ def _median_ms(fn: Callable[[], object], repeat: int = 5) -> tuple[float, int]:
 
 
 def measure_dashboard(world: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    from urllib.parse import quote
+
     from django.db.models import Count
     from django.test import Client
 
     from apertur.commissions import selectors as cs
     from apertur.commissions.models import CommissionEntry
+    from apertur.core import clock
     from apertur.partners.models import Partner
     from apertur.payouts import selectors as ps
 
@@ -596,9 +599,12 @@ def measure_dashboard(world: dict[str, Any]) -> list[tuple[str, str, str, str, s
         ("payouts: payout_list", lambda: ps.payout_list(partner=partner)),
         ("payouts: payout_status", lambda: ps.payout_status(partner=partner, at=now)),
     ]
-    if payout is not None:
-        checks.append(("payouts: payout_entry_page (its payout, page 1)", lambda: ps.payout_entry_page(payout=payout)))
-        checks.append(("payouts: payout_totals (its payout)", lambda: ps.payout_totals(payout=payout)))
+    if last:
+        first_payout = last[-1]  # newest first: the first run's payout, the one with every entry so far
+        checks.append(
+            ("payouts: payout_entry_page (first payout, page 1)", lambda: ps.payout_entry_page(payout=first_payout))
+        )
+        checks.append(("payouts: payout_totals (first payout)", lambda: ps.payout_totals(payout=first_payout)))
     rows: list[tuple[str, str, str, str, str]] = []
     print(f"\nDashboard of partner {partner.pk} ({top['n']:,} entries, the most):")
     page_total = 0.0
@@ -618,13 +624,51 @@ def measure_dashboard(world: dict[str, Any]) -> list[tuple[str, str, str, str, s
         if name in page_names:
             page_total += ms
             page_queries += queries
-        print(f"  {name:<40} {ms:9.1f} ms  {queries:3d} queries", flush=True)
+        print(f"  {name:<50} {ms:9.1f} ms  {queries:3d} queries", flush=True)
     rows.append(("= /partners/commissions/ selectors", f"{page_total:,.1f} ms", str(page_queries), "", "sum"))
     client = Client(SERVER_NAME="localhost")
     client.force_login(partner.user)
-    pages = [("GET /partners/commissions/", "/partners/commissions/"), ("GET /partners/payouts/", "/partners/payouts/")]
+    # The customer with the most earnings for this partner, by id and by the masked label the form offers.
+    busiest = (
+        CommissionEntry.objects.filter(partner=partner, customer__isnull=False)
+        .values("customer__public_id", "customer__email")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "customer__public_id")
+        .first()
+    )
+    assert busiest is not None
+    label = quote(cs.mask_email(busiest["customer__email"]))
+    first_paid = CommissionEntry.objects.filter(partner=partner).order_by("paid_at").values_list("paid_at", flat=True)
+    quarter = clock.business_date(first_paid[0]) + dt.timedelta(days=90)
+    commissions = "/partners/commissions/"
+    # Every variant of the commissions page the filter form and the pager can ask for: each status, each sort,
+    # a deep page, past the last page (the nearest page is shown), a customer by id and by label, a date range.
+    pages = [
+        ("GET /partners/commissions/", commissions),
+        *((f"  ?status={s}", f"{commissions}?status={s}") for s in ("eligible", "pending", "paid", "reversed")),
+        *((f"  ?sort={s}", f"{commissions}?sort={s}") for s in ("date", "-amount", "amount")),
+        ("  ?page=40", f"{commissions}?page=40"),
+        ("  ?sort=-amount&page=40", f"{commissions}?sort=-amount&page=40"),
+        ("  ?sort=amount&page=9999 (last)", f"{commissions}?sort=amount&page=9999"),
+        ("  ?status=eligible&sort=-amount&page=20", f"{commissions}?status=eligible&sort=-amount&page=20"),
+        ("  ?customer=<busiest, by id>", f"{commissions}?customer={busiest['customer__public_id']}"),
+        ("  ?customer=<busiest, by label>&sort=-amount", f"{commissions}?customer={label}&sort=-amount"),
+        ("  ?from=&to= (first 90 days)", f"{commissions}?to={quarter.isoformat()}&from=2000-01-01"),
+        ("GET /partners/payouts/", "/partners/payouts/"),
+    ]
     if payout is not None:
-        pages.append(("GET /partners/payouts/<its payout>/", f"/partners/payouts/{payout.id}/"))
+        # The partner's payouts newest first: the last one in the list is the first run (every entry so far).
+        first_payout = last[-1]
+        detail = f"/partners/payouts/{first_payout.id}/"
+        pages.append((f"GET /partners/payouts/<first payout, {first_payout.entry_count:,} entries>/", detail))
+        pages.append(("  ?page=9999 (last)", f"{detail}?page=9999"))
+        if payout.id != first_payout.id:
+            pages.append(
+                (
+                    f"GET /partners/payouts/<latest payout, {payout.entry_count:,} entries>/",
+                    f"/partners/payouts/{payout.id}/",
+                )
+            )
     for name, url in pages:
 
         def get(url: str = url) -> None:
@@ -633,7 +677,7 @@ def measure_dashboard(world: dict[str, Any]) -> list[tuple[str, str, str, str, s
 
         ms, queries = _median_ms(get)
         rows.append((name, f"{ms:,.1f} ms", str(queries), "", "whole view, test client"))
-        print(f"  {name:<40} {ms:9.1f} ms  {queries:3d} queries", flush=True)
+        print(f"  {name:<50} {ms:9.1f} ms  {queries:3d} queries", flush=True)
     return rows
 
 

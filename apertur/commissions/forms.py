@@ -1,31 +1,37 @@
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from django import forms
 from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from apertur.commissions.selectors import EarningFilters, EarningSort, EarningStatus
+
+
+def _escape(value: Any) -> str:
+    """``conditional_escape`` without its lazy-string wrapper (the same text: Django escapes with html.escape)."""
+    return value.__html__() if hasattr(value, "__html__") else html.escape(str(value))
 
 
 class ManyOptionsSelect(forms.Select):
     """A ``<select>`` whose options are rendered in Python. Django renders every ``<option>`` through a template
     of its own (tens of µs each): for the largest partner's customer filter (thousands of customers) that cost
     more than every query of the dashboard together. Same markup as ``forms.Select`` for flat choices
-    (tested); escaping by ``format_html``."""
+    (tested); every value and label escaped as ``conditional_escape`` does."""
 
     def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
         final = self.build_attrs(self.attrs, attrs)
         final["name"] = name
         selected = set(self.format_value(value))
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            ((v, mark_safe(" selected") if str(v) in selected else "", label) for v, label in self.choices),
+        # One f-string per option rather than format_html: 1 ms for 1,812 options instead of 10.
+        options = "".join(
+            f'<option value="{_escape(v)}"{" selected" if str(v) in selected else ""}>{_escape(label)}</option>'
+            for v, label in self.choices
         )
-        return format_html("<select{}>{}</select>", flatatt(final), options)
+        return format_html("<select{}>{}</select>", flatatt(final), mark_safe(options))  # noqa: S308 - each value and label escaped
 
 
 class EarningFilterForm(forms.Form):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from apertur.core import clock
 from apertur.partners.models import Partner
@@ -52,15 +53,28 @@ class CommissionEntry(models.Model):
 
     class Meta:
         ordering = ["-available_at", "-id"]
-        # A partner's entries by payment date, with what the balance, the monthly totals, the customer filter
-        # and the payout run read carried in the index (PostgreSQL INCLUDE: index-only scans; ignored
-        # elsewhere).
+        # A partner's entries by payment date (then id: the dashboard's order), with what the balance, the monthly
+        # totals, the customer filter, the earnings table and the payout run read carried in the index
+        # (PostgreSQL INCLUDE: index-only scans; ignored elsewhere). The two small partial indexes hold the
+        # rare entries a partner's dashboard must single out among thousands without reading the table: the
+        # reversals and clawbacks, and the re-earnings of won disputes (earned, but not the payment's own
+        # earning, whose source key is "earned:<payment id>"; the source key is not in the covering index).
         indexes = [
             models.Index(
-                fields=["partner", "paid_at"],
+                fields=["partner", "paid_at", "id"],
                 include=["available_at", "amount_cents", "paid_out_at", "kind", "customer", "payment"],
                 name="commission_partner_paid_at",
-            )
+            ),
+            models.Index(
+                fields=["partner", "payment"],
+                condition=Q(kind__in=["reversal", "clawback"]),
+                name="commission_taken_back",
+            ),
+            models.Index(
+                fields=["partner"],
+                condition=Q(kind="earned") & ~Q(source_key__startswith="earned:"),
+                name="commission_re_earned",
+            ),
         ]
         constraints = [models.UniqueConstraint(fields=["source_key"], name="commission_entry_source_key_unique")]
 

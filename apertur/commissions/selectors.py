@@ -15,6 +15,7 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    F,
     OuterRef,
     Q,
     QuerySet,
@@ -23,11 +24,12 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncMonth
+from django.db.models.functions import Coalesce
 
 from apertur.accounts.models import User
 from apertur.commissions.models import CommissionEntry, EntryKind
 from apertur.core import clock
+from apertur.core.lookups import AnyOf
 from apertur.core.pages import Page, page_of
 from apertur.oauth import selectors as oauth_selectors
 from apertur.partners.models import Partner
@@ -174,12 +176,44 @@ def _customer_ids(partner: Partner) -> QuerySet[CommissionEntry, Any]:
     return CommissionEntry.objects.filter(partner=partner, customer__isnull=False).order_by().values("customer_id")
 
 
+def _customers(partner: Partner) -> QuerySet[User]:
+    """The customers the partner earned on: one array of the partner's distinct customer ids (from its ledger
+    index), then those users by primary key (``AnyOf``: as ``IN (subquery)`` PostgreSQL hash-joined every user of
+    the platform, 16 ms for the largest partner, 70 ms with a filter on the email)."""
+    return User.objects.filter(AnyOf(F("pk"), _customer_ids(partner).distinct()))
+
+
 def _customers_with_label(*, partner: Partner, label: str) -> list[int]:
-    prefix, _, domain = label.lower().partition("***@")
-    candidates = User.objects.filter(
-        email__istartswith=prefix, email__iendswith=f"@{domain}", pk__in=_customer_ids(partner)
+    candidates = _customers(partner).values_list("pk", "email")
+    return [pk for pk, email in candidates if mask_email(email) == label.lower()]
+
+
+def _own_earnings(partner: Partner) -> QuerySet[CommissionEntry]:
+    """Each payment's own earning (``earned:<payment id>``), said as "the partner's earned entries but the
+    re-earnings of won disputes": the first part is read from the partner's covering index, the few re-earnings
+    from their partial index, so that counting, filtering and sorting a partner's earnings never reads the table
+    (the source key is not in the covering index: asked directly, it meant one heap visit per entry)."""
+    earned = CommissionEntry.objects.filter(partner=partner, kind=EntryKind.EARNED)
+    re_earned = earned.exclude(source_key__startswith=_OWN_EARNING_PREFIX).order_by().values("pk")
+    return earned.exclude(pk__in=re_earned)
+
+
+def _reversed_payments(partner: Partner) -> QuerySet[CommissionEntry, Any]:
+    """The partner's payments whose entries net to zero or less (a subquery). Only a payment with a reversal or
+    a clawback can (earned entries are positive): the sums are taken over those few payments only."""
+    taken_back = (
+        CommissionEntry.objects.filter(partner=partner, kind__in=[EntryKind.REVERSAL, EntryKind.CLAWBACK])
+        .order_by()
+        .values("payment_id")
     )
-    return [pk for pk, email in candidates.values_list("pk", "email") if mask_email(email) == label.lower()]
+    return (
+        CommissionEntry.objects.filter(partner=partner, payment_id__in=taken_back)
+        .order_by()
+        .values("payment_id")
+        .annotate(total=Sum("amount_cents"))
+        .filter(total__lte=0)
+        .values("payment_id")
+    )
 
 
 def earning_list(
@@ -196,23 +230,16 @@ def earning_list(
         .annotate(total=Sum("amount_cents"))
         .values("total")
     )
-    taken_back = (
-        CommissionEntry.objects.filter(partner=partner, kind__in=[EntryKind.REVERSAL, EntryKind.CLAWBACK])
-        .order_by()
-        .values("payment_id")
-    )
     qs = (
-        CommissionEntry.objects.filter(
-            partner=partner, kind=EntryKind.EARNED, source_key__startswith=_OWN_EARNING_PREFIX
-        )
+        _own_earnings(partner)
         .select_related("payment__project", "payment__customer")
         .annotate(net_cents=Coalesce(Subquery(net, output_field=BigIntegerField()), Value(0)))
         .annotate(
             status=Case(
-                # Only a payment with a reversal or clawback can net to zero or less (earned entries are
-                # positive): asking that first, against one hashed list of the partner's few such payments,
-                # spares the per-row net subquery for nearly every row when filtering or counting by status.
-                When(Q(payment_id__in=taken_back) & Q(net_cents__lte=0), then=Value(EarningStatus.REVERSED.value)),
+                # One hashed list of the partner's reversed payments, computed once per query, rather than the
+                # per-row net subquery: filtering or counting by status never runs a subquery per row (the
+                # planner costed one per row, so PostgreSQL also JIT-compiled those queries: 14 ms each).
+                When(payment_id__in=_reversed_payments(partner), then=Value(EarningStatus.REVERSED.value)),
                 When(paid_out_at__isnull=False, then=Value(EarningStatus.PAID.value)),
                 When(available_at__gt=now, then=Value(EarningStatus.PENDING.value)),
                 default=Value(EarningStatus.ELIGIBLE.value),
@@ -276,7 +303,7 @@ def earning_page(
 def customer_choices(*, partner: Partner) -> list[tuple[str, str]]:
     """(public id, masked label) of every customer the partner earned on, for the customer filter. Two
     customers with the same label are told apart by a number, never by more of their address."""
-    customers = User.objects.filter(pk__in=_customer_ids(partner)).order_by("email").values_list("public_id", "email")
+    customers = _customers(partner).order_by("email").values_list("public_id", "email")
     choices: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for public_id, email in customers:
@@ -302,16 +329,17 @@ def monthly_earnings(*, partner: Partner, months: int = 12, at: dt.datetime | No
     last ``months`` months including the current one, oldest first; months without payments are 0."""
     this_month = clock.business_date(at).replace(day=1)
     first = _add_months(this_month, -(months - 1))
-    totals = (
-        CommissionEntry.objects.filter(partner=partner, paid_at__gte=_day_start(first))
-        .annotate(month=TruncMonth("paid_at", tzinfo=clock.BUSINESS_TZ))
-        .order_by()
-        .values("month")
-        .annotate(total=Sum("amount_cents"))
-    )
-    by_month = {(row["month"].year, row["month"].month): int(row["total"] or 0) for row in totals}
     series = [_add_months(first, i) for i in range(months)]
-    return [MonthTotal(month=m, net_cents=by_month.get((m.year, m.month), 0)) for m in series]
+    # One filtered sum per month between its Toronto boundaries: comparisons on the index's paid_at, rather
+    # than converting every entry's time to Toronto to truncate it (4.5 ms instead of 7.5 for 16,000 entries).
+    starts = [_day_start(m) for m in (*series, _add_months(this_month, 1))]
+    totals = CommissionEntry.objects.filter(partner=partner, paid_at__gte=starts[0], paid_at__lt=starts[-1]).aggregate(
+        **{
+            f"m{i}": Sum("amount_cents", filter=Q(paid_at__gte=starts[i], paid_at__lt=starts[i + 1]))
+            for i in range(months)
+        }
+    )
+    return [MonthTotal(month=m, net_cents=int(totals[f"m{i}"] or 0)) for i, m in enumerate(series)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,22 +353,26 @@ class Funnel:
 
 def referral_funnel(*, partner: Partner) -> Funnel:
     paid = Payment.objects.filter(customer=OuterRef("customer"))
-    counts = (
+    # Grouped by (source, has paid): the payment lookup runs once per customer (four filtered counts over the
+    # annotation repeated it in each count that reads it).
+    groups = (
         Attribution.objects.filter(partner=partner)
         .annotate(has_paid=Exists(paid))
-        .aggregate(
-            signups=Count("pk", filter=Q(source=AttributionSource.REFERRAL)),
-            paying=Count("pk", filter=Q(source=AttributionSource.REFERRAL, has_paid=True)),
-            oauth=Count("pk", filter=Q(source=AttributionSource.OAUTH)),
-            oauth_paying=Count("pk", filter=Q(source=AttributionSource.OAUTH, has_paid=True)),
-        )
+        .order_by()
+        .values_list("source", "has_paid")
+        .annotate(n=Count("pk"))
     )
+    counts = {(source, bool(has_paid)): n for source, has_paid, n in groups}
+
+    def customers(source: str, *, paying: bool = False) -> int:
+        return counts.get((source, True), 0) + (0 if paying else counts.get((source, False), 0))
+
     return Funnel(
         clicks=ReferralClick.objects.filter(link__partner=partner).count(),
-        signups=counts["signups"],
-        paying_customers=counts["paying"],
-        oauth_customers=counts["oauth"],
-        oauth_paying_customers=counts["oauth_paying"],
+        signups=customers(AttributionSource.REFERRAL),
+        paying_customers=customers(AttributionSource.REFERRAL, paying=True),
+        oauth_customers=customers(AttributionSource.OAUTH),
+        oauth_paying_customers=customers(AttributionSource.OAUTH, paying=True),
     )
 
 

@@ -23,7 +23,7 @@ from apertur.commissions import selectors, services
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import EarningFilters, EarningStatus, mask_email
 from apertur.partners.models import Partner, PartnerStatus
-from apertur.projects.models import Payment, Refund
+from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick
 from apertur.referrals.services import ensure_default_link
@@ -156,6 +156,28 @@ def test_a_clawback_after_payout_shows_as_reversed(ledger: dict[str, Any]) -> No
     assert paid.payment.commission_entries.get(kind="clawback").amount_cents == -5_000
     row = next(r for r in rows(partner) if r.id == paid.pk)
     assert (row.status, row.net_cents) == (EarningStatus.REVERSED, 0)
+
+
+def test_a_won_dispute_is_still_one_earning_with_its_net(ledger: dict[str, Any]) -> None:
+    # A won dispute re-earns under a key of its own: the payment keeps one row (its own earning), whose net
+    # counts the reversal and the re-earning, and which is not reversed.
+    partner, entries = ledger["partner"], ledger["entries"]
+    entry = entries["eligible"]
+    dispute = Dispute.objects.create(
+        payment=entry.payment, external_id="dp_dash", amount_cents=24_999, opened_at=at("2026-04-02")
+    )
+    services.on_dispute_opened(dispute=dispute)
+    assert next(r for r in rows(partner) if r.id == entry.pk).status == EarningStatus.REVERSED
+    Dispute.objects.filter(pk=dispute.pk).update(status=DisputeStatus.WON, closed_at=at("2026-04-20"))
+    dispute.refresh_from_db()
+    services.on_dispute_won(dispute=dispute)
+    assert sorted(entry.payment.commission_entries.values_list("kind", flat=True)) == ["earned", "earned", "reversal"]
+    page = selectors.earning_page(partner=partner)
+    assert page.count == 5 and len(page.rows) == 5
+    row = next(r for r in page.rows if r.id == entry.pk)
+    assert (row.status, row.commission_cents, row.net_cents) == (EarningStatus.ELIGIBLE, 2_500, 2_500)
+    assert ids(partner, status="reversed") == [entries["reversed"].pk]
+    assert entry.pk in ids(partner, status="eligible")
 
 
 def test_masking() -> None:

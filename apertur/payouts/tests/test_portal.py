@@ -285,6 +285,22 @@ def test_a_large_payout_is_shown_a_page_at_a_time_with_totals_over_all_of_it(
     assert pages[0] + pages[1] == lines
 
 
+def test_a_payout_row_pages_its_entries_without_counting_them(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    partner, may = world["partner"], world["may"]
+    monkeypatch.setattr(selectors, "ENTRY_PAGE_SIZE", 2)
+    row = selectors.payout_detail(partner=partner, payout_id=may.pk)
+    for n in (1, 2, 99):
+        with CaptureQueriesContext(connection) as by_model:
+            counted = selectors.payout_entry_page(payout=may, page=n)
+        with CaptureQueriesContext(connection) as by_row:
+            known = selectors.payout_entry_page(payout=row, page=n)
+        assert known == counted and (known.count, known.num_pages) == (3, 2)
+        assert len(by_row) == len(by_model) - 1  # the row's entry_count numbers the pages
+        assert not any("COUNT(" in q["sql"] for q in by_row.captured_queries)
+
+
 def test_another_partners_payout_is_not_found(world: dict[str, Any]) -> None:
     partner, theirs = world["partner"], world["theirs"]
     client = browser_for(partner)
