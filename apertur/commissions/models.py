@@ -15,6 +15,11 @@ class EntryKind(models.TextChoices):
     CLAWBACK = "clawback", "Clawback"
 
 
+#: The source key of a payment's own earning is ``earned:<payment id>`` (services.earned_key); a won dispute
+#: re-earns under another key. The dashboard tells them apart by this prefix (and a partial index by it too).
+OWN_EARNING_KEY_PREFIX = "earned:"
+
+
 class CommissionEntry(models.Model):
     """The append-only commission ledger, in CAD cents (negative for reversals and clawbacks). Balances
     are sums of entries, never stored totals. ``source_key`` names the business event that wrote the
@@ -72,7 +77,7 @@ class CommissionEntry(models.Model):
             ),
             models.Index(
                 fields=["partner"],
-                condition=Q(kind="earned") & ~Q(source_key__startswith="earned:"),
+                condition=Q(kind="earned") & ~Q(source_key__startswith=OWN_EARNING_KEY_PREFIX),
                 name="commission_re_earned",
             ),
         ]

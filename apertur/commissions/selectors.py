@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from apertur.accounts.models import User
-from apertur.commissions.models import CommissionEntry, EntryKind
+from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind
 from apertur.core import clock
 from apertur.core.lookups import AnyOf
 from apertur.core.pages import Page, page_of
@@ -100,9 +100,6 @@ def balance(*, partner: Partner, at: dt.datetime | None = None) -> Balance:
 PAGE_SIZE = 25
 PAYOUT_MINIMUM_CENTS = 5_000
 PAYOUT_DAY, PAYOUT_HOUR = 15, 9  # payout runs are dated the 15th, 09:00 America/Toronto (ARCHITECTURE 6)
-# The payment's own earning (services.on_payment). A won dispute re-earns under another key: it changes
-# the payment's net, not the number of rows.
-_OWN_EARNING_PREFIX = "earned:"
 
 
 class EarningStatus(models.TextChoices):
@@ -194,7 +191,7 @@ def _own_earnings(partner: Partner) -> QuerySet[CommissionEntry]:
     from their partial index, so that counting, filtering and sorting a partner's earnings never reads the table
     (the source key is not in the covering index: asked directly, it meant one heap visit per entry)."""
     earned = CommissionEntry.objects.filter(partner=partner, kind=EntryKind.EARNED)
-    re_earned = earned.exclude(source_key__startswith=_OWN_EARNING_PREFIX).order_by().values("pk")
+    re_earned = earned.exclude(source_key__startswith=OWN_EARNING_KEY_PREFIX).order_by().values("pk")
     return earned.exclude(pk__in=re_earned)
 
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import QuerySet, Sum
 
-from apertur.commissions.models import CommissionEntry, EntryKind
+from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind
 from apertur.core import clock
 from apertur.core.money import Money, percent_of
 from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
@@ -52,7 +52,7 @@ def _write(*, payment: Payment, **fields: object) -> CommissionEntry | None:
 
 def _earned(payment: Payment) -> CommissionEntry | None:
     return CommissionEntry.objects.filter(
-        payment=payment, kind=EntryKind.EARNED, source_key=f"earned:{payment.pk}"
+        payment=payment, kind=EntryKind.EARNED, source_key=earned_key(payment.pk)
     ).first()
 
 
@@ -74,7 +74,7 @@ def earning_for(
 
 
 def earned_key(payment_id: int) -> str:
-    return f"earned:{payment_id}"
+    return f"{OWN_EARNING_KEY_PREFIX}{payment_id}"
 
 
 def on_payment(*, payment: Payment) -> CommissionEntry | None:

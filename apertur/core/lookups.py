@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import QuerySet
 from django.db.models.lookups import In
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -16,6 +17,11 @@ class AnyOf(In):
     Why: for ``IN (subquery)`` PostgreSQL cannot tell how few distinct values the subquery yields (the 1,812
     customers in the 18,110 entries of the largest partner) and hash-joins the whole outer table (every user of
     the platform); ``ARRAY(subquery)`` is computed once and its values probed by index."""
+
+    def __init__(self, lhs: Any, rhs: Any) -> None:
+        # As ``field__in=queryset`` gives it: the subquery's Query, whose ordering ``In`` clears and to which it
+        # adds the primary key when no column was selected (a QuerySet itself would skip both).
+        super().__init__(lhs, rhs.query if isinstance(rhs, QuerySet) else rhs)
 
     def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         if self.rhs_is_direct_value():

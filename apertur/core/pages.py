@@ -53,7 +53,8 @@ def page_of(
     25); one more query, the same rows in the same order.
 
     ``count``: the number of items when the caller already has it (read with the object that owns them), which
-    spares the ``COUNT(*)`` query."""
+    spares the ``COUNT(*)`` query. It is trusted, not checked: it must be exactly the number of ``items`` (too
+    large, and the last pages come out empty; too small, and the last rows cannot be reached)."""
     paginator = Paginator(items, size)
     if count is not None:
         paginator.count = count  # a cached_property: set, it is never computed

@@ -25,13 +25,14 @@ CSV_HEADER = [
     "status",
     "paypal_item_status",
     "sender_batch_id",
-    "sender_item_id",
     "paypal_batch_id",
-    "paypal_item_id",
     "created_at",
     "sent_at",
     "paid_at",
     "returned_at",
+    # Added with multi-item batches, at the end: a reader of the earlier columns by position still reads them.
+    "sender_item_id",
+    "paypal_item_id",
 ]
 
 
@@ -58,13 +59,13 @@ def payout_row(payout: Payout) -> list[str]:
         payout.status,
         cell(payout.item_status),
         cell(payout.sender_batch_id),
-        cell(payout.sender_item_id),
         cell(payout.paypal_batch_id),
-        cell(payout.paypal_item_id),
         business_iso(payout.created_at),
         business_iso(payout.sent_at),
         business_iso(payout.paid_at),
         business_iso(payout.returned_at),
+        cell(payout.sender_item_id),
+        cell(payout.paypal_item_id),
     ]
 
 

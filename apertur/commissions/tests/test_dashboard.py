@@ -557,7 +557,7 @@ def test_overview_shows_the_balance(ledger: dict[str, Any]) -> None:
         assert text in html
 
 
-@pytest.mark.parametrize("value", ["", "usr_2", "an***@example.com", "missing"])
+@pytest.mark.parametrize("value", ["", "usr_2", "an***@example.com", "missing", '"><script>x</script>'])
 def test_many_options_select_renders_what_djangos_select_renders(value: str) -> None:
     from django.test.html import parse_html
 
@@ -565,8 +565,10 @@ def test_many_options_select_renders_what_djangos_select_renders(value: str) -> 
 
     choices = [("", "All customers"), ("usr_1", "an***@example.com"), ("usr_2", 'b<"&>***@x.example')]
     choices.append(("an***@example.com", "an***@example.com"))
+    choices.append(('"><script>x</script>', "hostile value"))
     attrs = {"id": "id_customer"}
     ours = ManyOptionsSelect(choices=choices).render("customer", value, attrs=attrs)
     django_s = forms.Select(choices=choices).render("customer", value, attrs=attrs)
     assert parse_html(ours) == parse_html(django_s)
     assert "&lt;&quot;&amp;&gt;" in ours  # labels are escaped
+    assert "<script>" not in ours and 'value="&quot;&gt;&lt;script&gt;' in ours  # and values

@@ -28,6 +28,9 @@ def test_any_of_a_subquery_is_in_a_subquery(users: list[User]) -> None:
     assert list(User.objects.filter(AnyOf(F("pk"), some.distinct())).order_by("pk")) == expected
     nobody = User.objects.filter(email="nobody@anyof.example").values("pk")
     assert not User.objects.filter(AnyOf(F("pk"), nobody)).exists()
+    # A queryset of whole rows, ordered, works as with __in: its primary key, its ordering dropped.
+    whole = User.objects.filter(email__startswith="a", email__endswith="@anyof.example").order_by("-email")
+    assert list(User.objects.filter(AnyOf(F("pk"), whole)).order_by("pk")) == expected
 
 
 def test_any_of_a_list_is_in_a_list(users: list[User]) -> None:
@@ -49,3 +52,5 @@ def test_page_of_given_its_count_does_not_count(users: list[User]) -> None:
         assert given == counted
         assert without_count == with_count - 1
     assert page(99, count=5)[0].number == 3  # type: ignore[attr-defined]  # too large: the last page
+    # The count is trusted: a caller must give the exact number (a larger one would promise empty pages).
+    assert page(4, count=9)[0].rows == []  # type: ignore[attr-defined]
