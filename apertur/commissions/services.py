@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 
 from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind
 from apertur.core import clock
@@ -54,10 +54,6 @@ def _earned(payment: Payment) -> CommissionEntry | None:
     return CommissionEntry.objects.filter(
         payment=payment, kind=EntryKind.EARNED, source_key=earned_key(payment.pk)
     ).first()
-
-
-def _remaining(payment: Payment) -> int:
-    return int(CommissionEntry.objects.filter(payment=payment).aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
 def earning_for(
@@ -106,8 +102,10 @@ def _after_earning(payment: Payment) -> None:
     """Refunds and disputes recorded before the earning existed (the customer was attributed after paying,
     through OAuth) must still net against it."""
     for dispute in Dispute.objects.filter(payment=payment).order_by("opened_at", "id"):
+        dispute.payment = payment  # the object in hand, not a query per fact
         on_dispute_opened(dispute=dispute)
     for refund in Refund.objects.filter(payment=payment).order_by("created_at", "id"):
+        refund.payment = payment
         on_refund(refund=refund)
 
 
@@ -316,9 +314,12 @@ def _settle(*, payment: Payment, at: dt.datetime, source_key: str) -> Commission
     # NO KEY UPDATE: inserting the fact (a refund, a dispute) took a KEY SHARE lock on this payment; a
     # plain FOR UPDATE would wait for the other transaction's KEY SHARE while it waits for ours: deadlock.
     Payment.objects.select_for_update(no_key=True).filter(pk=payment.pk).first()
-    if CommissionEntry.objects.filter(source_key=source_key).exists():
+    # Under the lock, one read of the payment's entries (a handful) says both whether this fact was settled
+    # before (its entry is the payment's) and what the payment's commission comes to now.
+    entries = list(CommissionEntry.objects.filter(payment=payment).order_by().values_list("source_key", "amount_cents"))
+    if any(key == source_key for key, _ in entries):
         return None
-    delta = _target(payment, earned.amount_cents) - _remaining(payment)
+    delta = _target(payment, earned.amount_cents) - sum(amount for _, amount in entries)
     if delta == 0:
         return None
     if delta > 0:  # a dispute won: earned again, never available before the original earning or the win
@@ -327,9 +328,13 @@ def _settle(*, payment: Payment, at: dt.datetime, source_key: str) -> Commission
         kind, available_at = EntryKind.CLAWBACK, at
     else:  # still unpaid: leaves with the earning it cancels
         kind, available_at = EntryKind.REVERSAL, earned.available_at
-    return _write(
-        partner=earned.partner,
+    # Written without _write's savepoint: under the payment's lock, with its key just checked, a constraint
+    # error here cannot be a replay, and it fails the caller's transaction as it should.
+    return CommissionEntry.objects.create(
+        partner_id=earned.partner_id,
         payment=payment,
+        paid_at=payment.paid_at,
+        customer_id=payment.customer_id,
         kind=kind,
         amount_cents=delta,
         available_at=available_at,

@@ -94,6 +94,35 @@ def test_a_refund_in_the_hold_leaves_with_the_earning_at_the_same_instant(world:
         assert split(partner) == (0, 2_000)
 
 
+def test_settling_a_refund_reads_the_payments_entries_once(world: Any) -> None:
+    """A settlement's SQL is fixed (the bulk ledger settles thousands one by one, the Stripe webhook each refund):
+    the earning, the payment's lock, its entries once (the fact's key and the sum), the disputes and refunds
+    that set the target, the insert. No savepoint (the key was checked under the lock) and no lazy loads."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apertur.commissions import services
+    from apertur.projects.models import Refund
+
+    _, customer = world
+    paid_at = dt.datetime(2026, 3, 1, 12, tzinfo=TORONTO)
+    pay(customer, paid_at)
+    payment = CommissionEntry.objects.get(kind=EntryKind.EARNED).payment
+    made = Refund.objects.create(
+        payment=payment, external_id="re_q", amount_cents=5_000, amount_cad_cents=5_000, created_at=paid_at
+    )
+    made.payment = payment
+    with CaptureQueriesContext(connection) as ctx:
+        reversal = services.on_refund(refund=made)
+    assert reversal is not None and reversal.amount_cents == -500
+    sql = [q["sql"] for q in ctx.captured_queries]
+    assert len(sql) == 6, sql
+    assert not any("SAVEPOINT" in q for q in sql)
+    with CaptureQueriesContext(connection) as ctx:
+        assert services.on_refund(refund=made) is None  # a replay: the key is among the payment's entries
+    assert len(ctx.captured_queries) == 3
+
+
 # --- after payout: clawback -----------------------------------------------------------------------------
 
 
