@@ -28,11 +28,15 @@ from apertur.core import clock
 logger = logging.getLogger(__name__)
 
 
+def _render(template: str, context: dict[str, Any]) -> str:
+    """``<template>.txt`` rendered with the site's base URL beside ``context``."""
+    return render_to_string(f"{template}.txt", {"base_url": settings.APERTUR_BASE_URL, **context})
+
+
 def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> None:
     """Render ``<template>.txt`` and send it once the surrounding transaction commits, so a rolled-back
     change never sends mail about itself."""
-    ctx = {"base_url": settings.APERTUR_BASE_URL, **context}
-    body = render_to_string(f"{template}.txt", ctx)
+    body = _render(template, context)
 
     def _send() -> None:
         # The change this mail is about has committed; a mail server outage must not turn it into an
@@ -61,7 +65,7 @@ def send_many(messages: Sequence[Outgoing]) -> None:
     emails = [
         EmailMessage(
             message.subject,
-            render_to_string(f"{message.template}.txt", {"base_url": settings.APERTUR_BASE_URL, **message.context}),
+            _render(message.template, message.context),
             settings.DEFAULT_FROM_EMAIL,
             [message.to],
         )

@@ -58,6 +58,14 @@ def reconcile_payout(*, payout: Payout, client: PayPalClient, item_id: str = "")
     return reconcile_batch(payouts=[payout], client=client)[0]
 
 
+def _by_batch(payouts: list[Payout]) -> list[list[Payout]]:
+    """``payouts`` grouped by their PayPal batch, in order of first appearance: what :func:`reconcile_batch` takes."""
+    groups: dict[str, list[Payout]] = {}
+    for payout in payouts:
+        groups.setdefault(payout.paypal_batch_id, []).append(payout)
+    return list(groups.values())
+
+
 def reconcile_batch(*, payouts: list[Payout], client: PayPalClient) -> list[Payout]:
     """Bring sent payouts of one PayPal batch in line with it: one read of the batch (every page of its items),
     then each payout's own item applied. Raises :class:`PayPalError` when PayPal cannot be asked."""
@@ -134,11 +142,8 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
     )
     if not payouts:
         return result
-    by_batch: dict[str, list[Payout]] = {}
-    for payout in payouts:  # one read of each PayPal batch, however many of its items are watched
-        by_batch.setdefault(payout.paypal_batch_id, []).append(payout)
     with client_or_default(client) as paypal:
-        for group in by_batch.values():
+        for group in _by_batch(payouts):  # one read of each PayPal batch, however many of its items are watched
             try:
                 after = reconcile_batch(payouts=group, client=paypal)
             except PayPalError as exc:
@@ -218,15 +223,12 @@ def apply_event(*, stored: PayPalEvent, client: PayPalClient | None = None) -> P
     payout = payouts[0]  # the item's payout; for a batch event, its first (the event applies to all of them)
     resource = stored.payload.get("resource") if isinstance(stored.payload.get("resource"), dict) else {}
     item_id = str(resource.get("payout_item_id") or "") if event_type.startswith("PAYMENT.PAYOUTS-ITEM.") else ""
-    by_batch: dict[str, list[Payout]] = {}
-    for each in payouts:
-        by_batch.setdefault(each.paypal_batch_id, []).append(each)
     with client_or_default(client) as paypal:
         try:
             if item_id:  # one item: read that item from PayPal, not its whole batch
                 reconcile_payout(payout=payout, client=paypal, item_id=item_id)
             else:
-                for group in by_batch.values():
+                for group in _by_batch(payouts):
                     reconcile_batch(payouts=group, client=paypal)
         except PayPalError as exc:
             PayPalEvent.objects.filter(pk=stored.pk).update(detail=f"not applied yet: {exc}"[:300], payout=payout)

@@ -228,6 +228,12 @@ def _payout_decision(partner: Partner, payout: Payout, reason: str, **fields: An
     )
 
 
+def _settled_decision(partner: Partner, payout: Payout) -> Decision:
+    """The decision about a payout already sent (or failed): the run leaves it as it is."""
+    reason = Reason.FAILED if payout.money_back else Reason.ALREADY_PAID
+    return _payout_decision(partner, payout, reason, detail=payout.detail)
+
+
 def run(
     *,
     period: str,
@@ -262,8 +268,7 @@ def run(
         net = nets.get(partner.pk, 0)
         if payout is not None:
             if payout.status != PayoutStatus.CREATED:
-                reason = Reason.FAILED if payout.money_back else Reason.ALREADY_PAID
-                decisions[partner.pk] = _payout_decision(partner, payout, reason, detail=payout.detail)
+                decisions[partner.pk] = _settled_decision(partner, payout)
             elif dry_run:
                 decisions[partner.pk] = _payout_decision(partner, payout, Reason.WOULD_RETRY)
             else:  # saved by an earlier attempt: sent again in its own batch, with the same ids
@@ -466,7 +471,6 @@ def _link_chunk(*, payouts: list[Payout], period: str) -> _Linked:
         .values(link_entry=F("pk"), link_partner=F("partner_id"), link_amount=F("amount_cents"))
     )
     sql, params = eligible.query.sql_with_params()
-    pairs = ", ".join(f"({int(payout)}, {int(partner)})" for partner, payout in by_partner.items())
     linked = _Linked(amounts={}, entries={})
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -477,6 +481,7 @@ def _link_chunk(*, payouts: list[Payout], period: str) -> _Linked:
             cursor.execute(_LINK_PG, [payout_ids, entry_ids])
             rows = [(by_partner[partner], entry, amount) for entry, partner, amount in found]
         else:
+            pairs = ", ".join(f"({int(payout)}, {int(partner)})" for partner, payout in by_partner.items())
             cursor.execute(_LINK.format(pairs=pairs, eligible=sql), params)
             rows = list(
                 PayoutEntry.objects.filter(payout_id__in=list(by_partner.values()), released_at__isnull=True)
@@ -531,8 +536,7 @@ def _send_batch(
         pending = [payout for payout in members if payout.status == PayoutStatus.CREATED]
         for payout in members:
             if payout.status != PayoutStatus.CREATED and payout.partner_id not in decisions:
-                reason = Reason.FAILED if payout.money_back else Reason.ALREADY_PAID
-                decisions[payout.partner_id] = _payout_decision(payout.partner, payout, reason, detail=payout.detail)
+                decisions[payout.partner_id] = _settled_decision(payout.partner, payout)
         if not pending:
             return decisions
         blocked = [payable_reason(payout.partner) for payout in pending]
