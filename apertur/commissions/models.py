@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from apertur.core import clock
 from apertur.partners.models import Partner
@@ -18,6 +20,36 @@ class EntryKind(models.TextChoices):
 #: The source key of a payment's own earning is ``earned:<payment id>`` (services.earned_key); a won dispute
 #: re-earns under another key. The dashboard tells them apart by this prefix (and a partial index by it too).
 OWN_EARNING_KEY_PREFIX = "earned:"
+
+
+# --- Paid: a fact of the payouts app -------------------------------------------------------------------------
+#
+# An entry is paid while a payout PayPal accepted links it: the payouts app's link (``PayoutEntry``, this model's
+# reverse relation ``payout_links``) not released (released when the money came back), of a payout with a
+# ``sent_at`` (a payout saved but not yet sent, or being retried, has none). It is derived from those rows, not
+# written on every entry: the first payout run of a large program pays a million entries, and marking each one
+# paid (a non-HOT update of a wide row with five indexes) was half of that run's time and three quarters of its
+# WAL (docs/performance.md). The commissions app does not import the payouts app (ARCHITECTURE §3): it reads
+# the link through the reverse relation, by these names, which apertur/payouts/tests/test_models.py pins.
+PAYOUT_LINKS = "payout_links"
+
+
+def paid_entry_ids(*, partner_id: int | None = None) -> QuerySet[Any]:
+    """The ids (``entry_id``) of the paid entries, of one partner or of all: a subquery for ``pk__in`` (hashed
+    once per query by PostgreSQL, as the dashboard uses it) or ``Exists`` (one entry)."""
+    link = CommissionEntry._meta.get_field(PAYOUT_LINKS).related_model
+    links = link.objects.filter(released_at__isnull=True, payout__sent_at__isnull=False)
+    if partner_id is not None:  # from the partner's few payouts, by the (payout, entry) index
+        links = links.filter(payout__partner_id=partner_id)
+    return links.order_by().values("entry_id")
+
+
+class CommissionEntryQuerySet(models.QuerySet["CommissionEntry"]):
+    def paid(self) -> CommissionEntryQuerySet:
+        return self.filter(pk__in=paid_entry_ids())
+
+    def unpaid(self) -> CommissionEntryQuerySet:
+        return self.exclude(pk__in=paid_entry_ids())
 
 
 class CommissionEntry(models.Model):
@@ -53,8 +85,9 @@ class CommissionEntry(models.Model):
     # (LIKE-pattern) index PostgreSQL gets for unique text fields; every entry written maintains each index.
     source_key = models.CharField(max_length=120)
     created_at = models.DateTimeField(default=clock.now)
-    # Set by the payout run (payouts issue); None means not yet paid out.
-    paid_out_at = models.DateTimeField(null=True, blank=True)
+    # Whether an entry is paid is not stored on it: see paid_entry_ids() below.
+
+    objects = CommissionEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-available_at", "-id"]
@@ -67,7 +100,7 @@ class CommissionEntry(models.Model):
         indexes = [
             models.Index(
                 fields=["partner", "paid_at", "id"],
-                include=["available_at", "amount_cents", "paid_out_at", "kind", "customer", "payment"],
+                include=["available_at", "amount_cents", "kind", "customer", "payment"],
                 name="commission_partner_paid_at",
             ),
             models.Index(

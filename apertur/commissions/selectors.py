@@ -11,10 +11,12 @@ from typing import Any
 from django.db import models
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Case,
     CharField,
     Count,
     Exists,
+    ExpressionWrapper,
     F,
     OuterRef,
     Q,
@@ -27,7 +29,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from apertur.accounts.models import User
-from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind
+from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind, paid_entry_ids
 from apertur.core import clock
 from apertur.core.lookups import AnyOf
 from apertur.core.pages import Page, page_of
@@ -60,36 +62,58 @@ def last_payout_run_at(at: dt.datetime | None = None) -> dt.datetime:
     return dt.datetime(previous.year, previous.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
 
 
+def _paid(partner: Partner, *, rows: str) -> Q | Exists:
+    """Whether the outer query's entry of ``partner`` is paid (models.paid_entry_ids). Over ``rows="all"`` of the
+    partner's entries (a balance, a status filter), one hashed list of the partner's paid entries' ids per query;
+    over ``rows="page"`` (the 25 rows of a page), one index probe per row. Not ``Exists`` for both: PostgreSQL
+    then costs the per-row plan for every row, which is enough to JIT-compile the query (18 ms of 44)."""
+    if rows == "all":
+        return Q(pk__in=paid_entry_ids(partner_id=partner.pk))
+    return Exists(paid_entry_ids(partner_id=partner.pk).filter(entry_id=OuterRef("pk")))
+
+
+def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) -> tuple[Balance, PayoutEstimate]:
+    """:func:`balance` and :func:`next_payout` at ``at``, from one pass over the partner's covering index, its rows
+    split by paid or not."""
+    now = at or clock.now()
+    last_run = last_payout_run_at(now)
+    last_run_month = dt.datetime(last_run.year, last_run.month, 1, tzinfo=clock.BUSINESS_TZ)
+    run_at = next_payout_at(now)
+    groups = (
+        CommissionEntry.objects.filter(partner=partner)
+        .annotate(is_paid=ExpressionWrapper(_paid(partner, rows="all"), output_field=BooleanField()))
+        .order_by()
+        .values("is_paid")
+        .annotate(
+            pending=Sum("amount_cents", filter=Q(available_at__gt=now)),
+            eligible=Sum("amount_cents", filter=Q(available_at__lte=now)),
+            carried=Sum("amount_cents", filter=Q(available_at__lte=last_run, paid_at__lt=last_run_month)),
+            due=Sum("amount_cents", filter=Q(available_at__lte=run_at)),
+            total=Sum("amount_cents"),
+        )
+    )
+    sums = {bool(row.pop("is_paid")): {k: int(v or 0) for k, v in row.items()} for row in groups}
+    zero = dict.fromkeys(("pending", "eligible", "carried", "due", "total"), 0)
+    unpaid, paid = sums.get(False, zero), sums.get(True, zero)
+    return (
+        Balance(
+            pending_cents=unpaid["pending"],
+            eligible_cents=unpaid["eligible"],
+            carried_cents=unpaid["carried"],
+            paid_cents=paid["total"],
+            lifetime_cents=unpaid["total"] + paid["total"],
+        ),
+        PayoutEstimate(run_at=run_at, eligible_cents=unpaid["due"]),
+    )
+
+
 def balance(*, partner: Partner, at: dt.datetime | None = None) -> Balance:
     """The partner's ledger at ``at``. ``carried_cents`` is what the last payout run (the most recent
     15th at 09:00 Toronto at or before ``at``) could have paid and left unpaid: the unpaid entries of
     payments made before the 1st of that run's month whose hold had ended by that run (a balance under
     the minimum, a negative one, or one held for a missing verified PayPal email). It is part of
     ``eligible_cents``; entries linked to a payout not yet sent count as unpaid here too."""
-    now = at or clock.now()
-    last_run = last_payout_run_at(now)
-    last_run_month = dt.datetime(last_run.year, last_run.month, 1, tzinfo=clock.BUSINESS_TZ)
-    totals = CommissionEntry.objects.filter(partner=partner).aggregate(
-        pending=Sum("amount_cents", filter=Q(paid_out_at__isnull=True, available_at__gt=now)),
-        eligible=Sum("amount_cents", filter=Q(paid_out_at__isnull=True, available_at__lte=now)),
-        paid=Sum("amount_cents", filter=Q(paid_out_at__isnull=False)),
-        lifetime=Sum("amount_cents"),
-        carried=Sum(
-            "amount_cents",
-            filter=Q(
-                paid_out_at__isnull=True,
-                available_at__lte=last_run,
-                paid_at__lt=last_run_month,
-            ),
-        ),
-    )
-    return Balance(
-        pending_cents=int(totals["pending"] or 0),
-        eligible_cents=int(totals["eligible"] or 0),
-        carried_cents=int(totals["carried"] or 0),
-        paid_cents=int(totals["paid"] or 0),
-        lifetime_cents=int(totals["lifetime"] or 0),
-    )
+    return balance_and_next_payout(partner=partner, at=at)[0]
 
 
 # --- the partner dashboard ------------------------------------------------------------------------------
@@ -237,7 +261,7 @@ def earning_list(
                 # per-row net subquery: filtering or counting by status never runs a subquery per row (the
                 # planner costed one per row, so PostgreSQL also JIT-compiled those queries: 14 ms each).
                 When(payment_id__in=_reversed_payments(partner), then=Value(EarningStatus.REVERSED.value)),
-                When(paid_out_at__isnull=False, then=Value(EarningStatus.PAID.value)),
+                When(_paid(partner, rows="all" if f.status else "page"), then=Value(EarningStatus.PAID.value)),
                 When(available_at__gt=now, then=Value(EarningStatus.PENDING.value)),
                 default=Value(EarningStatus.ELIGIBLE.value),
                 output_field=CharField(),
@@ -412,5 +436,6 @@ class PayoutEstimate:
 
 
 def next_payout(*, partner: Partner, at: dt.datetime | None = None) -> PayoutEstimate:
-    run_at = next_payout_at(at)
-    return PayoutEstimate(run_at=run_at, eligible_cents=balance(partner=partner, at=run_at).eligible_cents)
+    """What the next payout run would pay the partner if nothing else happens before it: the unpaid entries
+    whose hold is over by then."""
+    return balance_and_next_payout(partner=partner, at=at)[1]

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind
+from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind, paid_entry_ids
 from apertur.core import clock
 from apertur.core.money import Money, percent_of
 from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
@@ -215,10 +215,8 @@ def _write_chunk(first: int, last: int, new: list[_Earning]) -> tuple[int, int]:
 # The payment's date and customer are copied by the database from the payment row itself.
 _INSERT_EARNINGS = """
 INSERT INTO commissions_commissionentry
-    (payment_id, partner_id, kind, amount_cents, available_at, source_key, created_at, paid_out_at, paid_at,
-     customer_id)
-SELECT t.payment_id, t.partner_id, %s, t.amount_cents, t.available_at, t.source_key, %s, NULL, p.paid_at,
-    p.customer_id
+    (payment_id, partner_id, kind, amount_cents, available_at, source_key, created_at, paid_at, customer_id)
+SELECT t.payment_id, t.partner_id, %s, t.amount_cents, t.available_at, t.source_key, %s, p.paid_at, p.customer_id
 FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::varchar[])
     AS t(payment_id, partner_id, amount_cents, available_at, source_key)
 JOIN projects_payment p ON p.id = t.payment_id
@@ -314,17 +312,20 @@ def _settle(*, payment: Payment, at: dt.datetime, source_key: str) -> Commission
     # NO KEY UPDATE: inserting the fact (a refund, a dispute) took a KEY SHARE lock on this payment; a
     # plain FOR UPDATE would wait for the other transaction's KEY SHARE while it waits for ours: deadlock.
     Payment.objects.select_for_update(no_key=True).filter(pk=payment.pk).first()
-    # Under the lock, one read of the payment's entries (a handful) says both whether this fact was settled
-    # before (its entry is the payment's) and what the payment's commission comes to now.
-    entries = list(CommissionEntry.objects.filter(payment=payment).order_by().values_list("source_key", "amount_cents"))
-    if any(key == source_key for key, _ in entries):
+    # Under the lock, one read of the payment's entries (a handful) says whether this fact was settled before (its
+    # entry is the payment's), what the payment's commission comes to now, and whether the earning was paid.
+    paid = Exists(paid_entry_ids().filter(entry_id=OuterRef("pk")))
+    entries = list(
+        CommissionEntry.objects.filter(payment=payment).order_by().values_list("source_key", "amount_cents", paid)
+    )
+    if any(key == source_key for key, _, _ in entries):
         return None
-    delta = _target(payment, earned.amount_cents) - sum(amount for _, amount in entries)
+    delta = _target(payment, earned.amount_cents) - sum(amount for _, amount, _ in entries)
     if delta == 0:
         return None
     if delta > 0:  # a dispute won: earned again, never available before the original earning or the win
         kind, available_at = EntryKind.EARNED, max(earned.available_at, at)
-    elif earned.paid_out_at is not None:  # already paid: netted against the next payouts, due now
+    elif any(paid for key, _, paid in entries if key == earned.source_key):  # paid: netted against later payouts
         kind, available_at = EntryKind.CLAWBACK, at
     else:  # still unpaid: leaves with the earning it cancels
         kind, available_at = EntryKind.REVERSAL, earned.available_at

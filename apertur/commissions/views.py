@@ -39,13 +39,14 @@ def dashboard(request: HttpRequest, partner: Partner) -> HttpResponse:
     valid = form.is_valid()
     page = selectors.earning_page(partner=partner, filters=form.filters(), page=request.GET.get("page"), at=now)
     series = selectors.monthly_earnings(partner=partner, at=now)
+    balance, payout = selectors.balance_and_next_payout(partner=partner, at=now)
     context = {
         "partner": partner,
         "section": "commissions",
-        "balance": selectors.balance(partner=partner, at=now),
+        "balance": balance,
         "funnel": selectors.referral_funnel(partner=partner),
         "apps": selectors.connected_projects(partner=partner),
-        "payout": selectors.next_payout(partner=partner, at=now),
+        "payout": payout,
         "series": series,
         "chart": bar_chart(series),
         "form": form,

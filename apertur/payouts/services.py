@@ -149,11 +149,9 @@ def _linked(entry: str = "pk") -> Exists:
 def unpaid_entries(period: str) -> QuerySet[CommissionEntry]:
     """Every partner's entries the run for ``period`` pays: unpaid, in no live payout, of a payment made
     before the period's month, hold over by the run."""
-    return CommissionEntry.objects.filter(
-        paid_out_at__isnull=True,
-        paid_at__lt=period_start(period),
-        available_at__lte=run_at(period),
-    ).exclude(_linked())
+    return CommissionEntry.objects.filter(paid_at__lt=period_start(period), available_at__lte=run_at(period)).exclude(
+        _linked()
+    )
 
 
 def eligible_entries(*, partner: Partner, period: str) -> QuerySet[CommissionEntry]:
@@ -369,7 +367,7 @@ def _pay_chunk(
     decisions: dict[int, Decision] = {}
     others: set[str] = set()  # batches of payouts a concurrent run saved for partners of this chunk
     batch_id = ""
-    linked = _Linked(amounts={}, entries={})
+    amounts: dict[int, int] = {}  # payout id → the sum of the entries linked to it
     draft = f"draft-{secrets.token_hex(12)}"  # the chunk's rows until their batch is named, below
     with transaction.atomic():
         fresh = list(
@@ -405,8 +403,8 @@ def _pay_chunk(
             )
         if rows:
             Payout.objects.bulk_create(rows)
-            linked = _link_chunk(payouts=rows, period=period)
-            small = [row.pk for row in rows if linked.amounts.get(row.pk, 0) < PAYOUT_MINIMUM_CENTS]
+            amounts = _link_chunk(payouts=rows, period=period)
+            small = [row.pk for row in rows if amounts.get(row.pk, 0) < PAYOUT_MINIMUM_CENTS]
             if small:  # the entries changed under us (another run took them): nothing to pay now
                 PayoutEntry.objects.filter(payout_id__in=small).delete()
                 Payout.objects.filter(pk__in=small).delete()
@@ -422,22 +420,14 @@ def _pay_chunk(
                 # batch, earlier or later, can have this id (PayPal refuses a sender_batch_id it has seen).
                 batch_id = kept[0].sender_item_id
                 for row in kept:
-                    row.amount_cents, row.sender_batch_id = linked.amounts[row.pk], batch_id
+                    row.amount_cents, row.sender_batch_id = amounts[row.pk], batch_id
                 _name_batch(kept, batch_id=batch_id)
     if batch_id:
-        decisions.update(_send_batch(sender_batch_id=batch_id, period=period, client=client, entries=linked.entries))
+        decisions.update(_send_batch(sender_batch_id=batch_id, period=period, client=client))
     for other in sorted(others):
         sent = _send_batch(sender_batch_id=other, period=period, client=client)
         decisions.update({pk: d for pk, d in sent.items() if pk in ids and pk not in decisions})
     return decisions
-
-
-@dataclass(slots=True)
-class _Linked:
-    """What :func:`_link_chunk` linked: each payout's amount and its entries' ids, by payout id."""
-
-    amounts: dict[int, int]
-    entries: dict[int, list[int]]
 
 
 _LINK = (
@@ -455,9 +445,9 @@ _LINK_PG = (
 )
 
 
-def _link_chunk(*, payouts: list[Payout], period: str) -> _Linked:
+def _link_chunk(*, payouts: list[Payout], period: str) -> dict[int, int]:
     """Link every entry the run pays each partner to that partner's payout among ``payouts`` (one INSERT …
-    SELECT for the chunk), and return each payout's sum of exactly the entries it links, and their ids.
+    SELECT for the chunk), and return each payout's sum of exactly the entries it links.
 
     The chunk's payouts are given to the database as a list of (payout, partner) pairs, not found by a join: they
     were inserted in this transaction, and a planner that believes the table empty (statistics from before the
@@ -471,27 +461,29 @@ def _link_chunk(*, payouts: list[Payout], period: str) -> _Linked:
         .values(link_entry=F("pk"), link_partner=F("partner_id"), link_amount=F("amount_cents"))
     )
     sql, params = eligible.query.sql_with_params()
-    linked = _Linked(amounts={}, entries={})
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(sql, params)
-            found = cursor.fetchall()
+            # In (payout, entry) order: a payout's links then sit together in the table, in the order of the unique
+            # (payout, entry) index, which is how a partner's paid entries are read (commissions.models
+            # .paid_entry_ids): a few pages per payout rather than one page per link.
+            found = sorted(cursor.fetchall(), key=lambda row: (by_partner[row[1]], row[0]))
             payout_ids = [by_partner[partner] for _, partner, _ in found]
             entry_ids = [entry for entry, _, _ in found]
             cursor.execute(_LINK_PG, [payout_ids, entry_ids])
-            rows = [(by_partner[partner], entry, amount) for entry, partner, amount in found]
+            rows = [(by_partner[partner], amount) for _, partner, amount in found]
         else:
             pairs = ", ".join(f"({int(payout)}, {int(partner)})" for partner, payout in by_partner.items())
             cursor.execute(_LINK.format(pairs=pairs, eligible=sql), params)
             rows = list(
                 PayoutEntry.objects.filter(payout_id__in=list(by_partner.values()), released_at__isnull=True)
                 .order_by()
-                .values_list("payout_id", "entry_id", "entry__amount_cents")
+                .values_list("payout_id", "entry__amount_cents")
             )
-    for payout_id, entry_id, amount in rows:
-        linked.amounts[payout_id] = linked.amounts.get(payout_id, 0) + int(amount)
-        linked.entries.setdefault(payout_id, []).append(int(entry_id))
-    return linked
+    amounts: dict[int, int] = {}
+    for payout_id, amount in rows:
+        amounts[payout_id] = amounts.get(payout_id, 0) + int(amount)
+    return amounts
 
 
 # Integers only are formatted into it (ids and amounts, through int()).
@@ -513,9 +505,7 @@ def _name_batch(payouts: list[Payout], *, batch_id: str) -> None:
 _NOT_THIS_PAYOUT = frozenset({401, 403})
 
 
-def _send_batch(
-    *, sender_batch_id: str, period: str, client: PayPalClient, entries: dict[int, list[int]] | None = None
-) -> dict[int, Decision]:
+def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> dict[int, Decision]:
     """Send the batch ``sender_batch_id`` as saved: every payout of it still ``created``, one item each, in id
     order (the same items at every attempt: PayPal may already have the batch). Decisions by partner id.
 
@@ -573,7 +563,7 @@ def _send_batch(
             if not exc.payout_batch_id:  # PayPal's answer always links the batch; without it, a person must look
                 logger.error("PayPal has batch %s but did not say its id", sender_batch_id)
             detail = f"duplicate batch: {exc}" + ("" if exc.payout_batch_id else " (no batch id: reconcile by hand)")
-            _mark_batch_sent(ids, batch_id=exc.payout_batch_id or "", detail=detail, entries=entries)
+            _mark_batch_sent(ids, batch_id=exc.payout_batch_id or "", detail=detail)
         except PayPalError as exc:
             detail = f"attempt {attempt}: {exc}"
             if isinstance(exc, Retryable) or exc.status in _NOT_THIS_PAYOUT:
@@ -602,21 +592,17 @@ def _send_batch(
             sender_batch_id = renamed
             continue
         else:
-            _mark_batch_sent(ids, batch_id=created.payout_batch_id, detail="", entries=entries)
+            _mark_batch_sent(ids, batch_id=created.payout_batch_id, detail="")
         for payout in Payout.objects.filter(pk__in=ids).select_related("partner__user"):
             decisions[payout.partner_id] = _payout_decision(payout.partner, payout, Reason.PAID)
         return decisions
 
 
-def _mark_batch_sent(
-    ids: list[int], *, batch_id: str, detail: str, entries: dict[int, list[int]] | None = None
-) -> list[Payout]:
-    """Record the payouts ``ids`` (one batch's) as sent and their entries as paid, once, under their row locks,
-    in one transaction of a few statements; each partner is told (one mail connection for the batch). The rows
-    this call recorded (another run may have recorded some or all first). ``entries`` (payout id → entry ids, as
-    :func:`_link_chunk` linked them in the run that created the payouts) spares reading the links again: a
-    ``created`` payout's links cannot have changed (only money back or a staff retry change them, and neither
-    happens to a ``created`` payout)."""
+def _mark_batch_sent(ids: list[int], *, batch_id: str, detail: str) -> list[Payout]:
+    """Record the payouts ``ids`` (one batch's) as sent, once, under their row locks, in one transaction of a few
+    statements; each partner is told (one mail connection for the batch). The rows this call recorded (another run
+    may have recorded some or all first). Their ``sent_at`` is what makes their linked entries paid
+    (``commissions.models.paid_entry_ids``): nothing is written on the entries themselves."""
     now = clock.now()
     with transaction.atomic():
         locked = list(
@@ -631,7 +617,6 @@ def _mark_batch_sent(
         Payout.objects.filter(pk__in=pks).update(
             status=PayoutStatus.SENT, paypal_batch_id=batch_id, sent_at=now, detail=detail
         )
-        _mark_entries_paid(pks, at=now, entries=entries)
         events = []
         for payout in locked:
             payout.status, payout.paypal_batch_id, payout.sent_at, payout.detail = (
@@ -650,26 +635,6 @@ def _mark_batch_sent(
         AuditEvent.objects.bulk_create(events)
         mail.send_many([_mail(payout, "sent") for payout in locked])
     return locked
-
-
-def _mark_entries_paid(pks: list[int], *, at: dt.datetime, entries: dict[int, list[int]] | None) -> None:
-    """Set ``paid_out_at`` on the live entries of the payouts ``pks``. On PostgreSQL by a sorted array of ids (the
-    rows are then visited in table order: half the time of a join on a large ledger)."""
-    if entries is None or any(pk not in entries for pk in pks):
-        live = PayoutEntry.objects.filter(payout_id__in=pks, released_at__isnull=True).values("entry_id")
-        if connection.vendor != "postgresql":
-            CommissionEntry.objects.filter(pk__in=live).update(paid_out_at=at)
-            return
-        entries = {pk: [] for pk in pks}
-        for payout_id, entry_id in live.values_list("payout_id", "entry_id"):
-            entries[payout_id].append(entry_id)
-    ids = sorted(entry for pk in pks for entry in entries[pk])
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE commissions_commissionentry SET paid_out_at = %s WHERE id = ANY(%s)", [at, ids])
-        return
-    for i in range(0, len(ids), 10_000):  # SQLite: a bounded number of parameters per statement
-        CommissionEntry.objects.filter(pk__in=ids[i : i + 10_000]).update(paid_out_at=at)
 
 
 # --- after the batch: PayPal's item status ------------------------------------------------------------
@@ -727,9 +692,8 @@ def _money_back(payout_id: int, *, status: str, item_status: str, detail: str, i
         if item_id:
             payout.paypal_item_id = item_id
         payout.save(update_fields=["status", "item_status", "returned_at", "checked_at", "detail", "paypal_item_id"])
-        live = PayoutEntry.objects.filter(payout=payout, released_at__isnull=True)
-        CommissionEntry.objects.filter(pk__in=live.values("entry_id")).update(paid_out_at=None)
-        live.update(released_at=now)
+        # Released links make their entries unpaid again (commissions.models.paid_entry_ids), due at the next run.
+        PayoutEntry.objects.filter(payout=payout, released_at__isnull=True).update(released_at=now)
         audit.record(
             action="payout.money_back",
             obj=payout,
@@ -783,8 +747,8 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
         if blocked is not None:
             raise PartnerNotPayable(f"The partner cannot be paid now ({blocked.replace('_', ' ')}).")
         free = (
-            PayoutEntry.objects.filter(payout=locked, released_at__isnull=False, entry__paid_out_at__isnull=True)
-            .exclude(_linked("entry_id"))
+            PayoutEntry.objects.filter(payout=locked, released_at__isnull=False)
+            .exclude(_linked("entry_id"))  # unless another payout has taken it since
             .select_related("entry")
         )
         links = list(free)

@@ -95,7 +95,7 @@ def build() -> list[Payment]:
 def ledger() -> list[tuple[Any, ...]]:
     return sorted(
         CommissionEntry.objects.values_list(
-            "payment_id", "partner_id", "kind", "amount_cents", "available_at", "source_key", "paid_out_at"
+            "payment_id", "partner_id", "kind", "amount_cents", "available_at", "source_key"
         )
     )
 

@@ -22,6 +22,7 @@ from apertur.accounts.models import User
 from apertur.commissions import selectors, services
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import EarningFilters, EarningStatus, mask_email
+from apertur.commissions.tests.paying import pay_out
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
 from apertur.projects.services import create_project
@@ -105,7 +106,7 @@ def ledger() -> dict[str, Any]:
     }
     refund(entries["partly_refunded"], 5_000, at("2026-04-10"))
     refund(entries["reversed"], 30_000, at("2026-05-05"))
-    CommissionEntry.objects.filter(pk=entries["paid"].pk).update(paid_out_at=at("2026-03-15", 9))
+    pay_out([entries["paid"]], at=at("2026-03-15", 9))
     other = make_partner()
     stranger = customer_of(other, "zed.secret@elsewhere.example", "Other partner's project")
     pay(stranger, 99_999, at("2026-05-20"))

@@ -13,6 +13,7 @@ from django.core import mail as django_mail
 
 from apertur.commissions.models import CommissionEntry, EntryKind, PartnerNotice
 from apertur.commissions.selectors import balance
+from apertur.commissions.tests.paying import pay_out
 from apertur.core.clock import BUSINESS_TZ
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.services import receive
@@ -129,7 +130,7 @@ def test_settling_a_refund_reads_the_payments_entries_once(world: Any) -> None:
 def test_a_refund_after_the_commission_was_paid_is_a_clawback_due_at_once(world: Any) -> None:
     partner, customer = world
     pay(customer, dt.datetime(2026, 3, 1, 12, tzinfo=UTC))
-    CommissionEntry.objects.filter(kind=EntryKind.EARNED).update(paid_out_at=dt.datetime(2026, 4, 15, 13, tzinfo=UTC))
+    pay_out(CommissionEntry.objects.filter(kind=EntryKind.EARNED), at=dt.datetime(2026, 4, 15, 13, tzinfo=UTC))
     refunded_at = dt.datetime(2026, 5, 2, 12, tzinfo=UTC)
     refund(refunded_at, 24_999)
     clawback = CommissionEntry.objects.get(kind=EntryKind.CLAWBACK)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-COVERED = ["available_at", "amount_cents", "paid_out_at", "kind", "customer_id", "payment_id"]
+COVERED = ["available_at", "amount_cents", "kind", "customer_id", "payment_id"]
 
 
 def _indexes(constraints: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

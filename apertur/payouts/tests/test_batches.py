@@ -87,7 +87,7 @@ def test_a_chunk_of_partners_is_one_batch_with_one_item_each(
         "p1@example.com",
         "p2@example.com",
     ]
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
     for payout in rows:  # each payout links exactly its partner's entries, and its amount is their sum
         links = PayoutEntry.objects.filter(payout=payout, released_at__isnull=True).select_related("entry")
         assert {link.entry.partner_id for link in links} == {payout.partner_id}
@@ -130,7 +130,7 @@ def test_a_retryable_error_leaves_the_chunk_created_and_the_rerun_sends_the_same
     assert [(d.reason, d.status, d.sender_batch_id) for d in decisions] == [("retry_pending", "created", first)] * 3
     assert [(p.status, p.attempts, p.sender_batch_id) for p in payouts()] == [("created", 1, first)] * 3
     assert all("HTTP 503" in p.detail for p in payouts())
-    assert batches_created(emu) == 0 and not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert batches_created(emu) == 0 and not CommissionEntry.objects.paid().exists()
     assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 3  # still reserved for them
 
     with override_settings(PAYOUT_BATCH_SIZE=1):  # a smaller chunk size now changes nothing saved
@@ -154,7 +154,7 @@ def test_a_duplicate_answer_for_a_chunk_records_every_item_as_sent(emu: Running)
     assert {p.paypal_batch_id for p in rows} == {batch["batch_header"]["payout_batch_id"]}
     assert all(p.detail.startswith("duplicate batch") for p in rows)
     assert paypal_items(emu) == Counter({p.sender_item_id: 1 for p in rows})
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
 
 
 def test_a_crash_after_paypal_created_the_chunk_is_adopted_by_the_rerun(
@@ -196,7 +196,7 @@ def test_an_item_refused_at_creation_fails_alone_and_the_others_go_in_a_new_batc
     refused = Payout.objects.get(partner=made[1])
     assert "VALIDATION_ERROR" in refused.detail and refused.sent_at is None
     assert not PayoutEntry.objects.filter(payout=refused, released_at__isnull=True).exists()
-    assert not CommissionEntry.objects.filter(partner=made[1], paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.filter(partner=made[1]).paid().exists()
     (batch,) = emu.emulator.state()["batches"]  # the refused request created nothing
     assert batch["batch_header"]["sender_batch_header"]["sender_batch_id"] == renamed
     assert [i["payout_item"]["sender_item_id"] for i in batch["items"]] == [
@@ -242,10 +242,7 @@ def test_one_item_failing_in_an_accepted_batch_gives_back_only_that_partners_mon
     assert [(p.status, p.item_status) for p in rows] == [("sent", ""), ("failed", "FAILED"), ("sent", "")]
     assert rows[1].paypal_item_id == resource["payout_item_id"]
     assert not PayoutEntry.objects.filter(payout=rows[1], released_at__isnull=True).exists()
-    assert (
-        CommissionEntry.objects.filter(paid_out_at__isnull=True).values_list("partner_id", flat=True).distinct().get()
-        == made[1].pk
-    )
+    assert CommissionEntry.objects.unpaid().values_list("partner_id", flat=True).distinct().get() == made[1].pk
     assert [m.subject for m in mailoutbox] == ["Your Apertur payout of $70.00 CAD came back"]
 
     gets: list[str] = []

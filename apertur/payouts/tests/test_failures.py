@@ -56,7 +56,7 @@ def assert_sent_once(emu: Running, payout: Payout) -> None:
     assert payout.status == PayoutStatus.SENT
     assert payout.paypal_batch_id == state["batches"][0]["batch_header"]["payout_batch_id"]
     assert state["batches"][0]["batch_header"]["sender_batch_header"]["sender_batch_id"] == payout.sender_batch_id
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
@@ -70,7 +70,7 @@ def test_a_5xx_or_429_keeps_the_payout_created_and_the_rerun_sends_the_same_id(e
         assert (payout.attempts, payout.status) == (attempt, PayoutStatus.CREATED)
         assert f"HTTP {status}" in payout.detail
         assert batches_created(emu) == 0
-        assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+        assert not CommissionEntry.objects.paid().exists()
         assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 1  # still reserved for it
     d = only(do_run(emu, "2026-04"))
     assert (d.reason, d.sender_batch_id) == ("paid", f"aptr-{partner.pk}-2026-04-1")
@@ -141,7 +141,7 @@ def test_a_denied_batch_fails_gives_the_money_back_and_the_next_period_pays_it(
     first.refresh_from_db()
     assert (first.status, first.item_status) == (PayoutStatus.FAILED, "FAILED")
     assert first.returned_at == at(2026, 4, 16)
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     assert PayoutEntry.objects.get().released_at is not None
     assert len(mailoutbox) == 2 and "came back" in mailoutbox[1].subject
 
@@ -153,7 +153,7 @@ def test_a_denied_batch_fails_gives_the_money_back_and_the_next_period_pays_it(
     second = Payout.objects.get(period="2026-05")
     assert second.status == PayoutStatus.SENT and batches_created(emu) == 2
     assert PayoutEntry.objects.filter(released_at__isnull=True).get().payout == second
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
 
 
 def test_a_terminal_refusal_fails_the_payout_and_releases_its_entries(emu: Running, mailoutbox: list[Any]) -> None:
@@ -167,7 +167,7 @@ def test_a_terminal_refusal_fails_the_payout_and_releases_its_entries(emu: Runni
     assert payout.returned_at is not None and payout.sent_at is None
     assert batches_created(emu) == 0 and emu.emulator.counters["create_requests"] == 0
     assert PayoutEntry.objects.get().released_at is not None
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     assert mailoutbox == []  # never told it was sent, so nothing "came back"
 
     partner.paypal_email = "fixed@example.com"
@@ -249,7 +249,7 @@ def test_a_crash_after_paypal_created_the_batch_before_we_saved_it(
         do_run(emu, "2026-04")
     payout = Payout.objects.get()
     assert payout.status == PayoutStatus.CREATED and batches_created(emu) == 1
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     d = only(do_run(emu, "2026-04"))
     assert (d.reason, d.status) == ("paid", "sent")
     assert len(calls) == 2 and Payout.objects.get().detail.startswith("duplicate batch")

@@ -115,8 +115,6 @@ def payout_of(
         created_at=services.run_at(period),
     )
     PayoutEntry.objects.bulk_create([PayoutEntry(payout=payout, entry=e, released_at=returned_at) for e in entries])
-    if returned_at is None:
-        CommissionEntry.objects.filter(pk__in=[e.pk for e in entries]).update(paid_out_at=payout.sent_at)
     return payout
 
 

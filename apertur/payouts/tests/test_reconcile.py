@@ -101,7 +101,7 @@ def test_polling_maps_every_item_status(emu: Running, mails: Any, item_status: s
     entries = CommissionEntry.objects.filter(partner=partner)
     if item_status in MONEY_BACK_STATUSES:
         assert payout.item_status == item_status and payout.returned_at == when
-        assert not entries.filter(paid_out_at__isnull=False).exists()
+        assert not entries.paid().exists()
         assert PayoutEntry.objects.get().released_at == when
         assert balance(partner=partner, at=when).paid_cents == 0
         assert mails.subjects[1:] == ["Your Apertur payout of $60.00 CAD came back"]
@@ -115,11 +115,11 @@ def test_polling_maps_every_item_status(emu: Running, mails: Any, item_status: s
         d = only(do_run(emu, "2026-05"))
         assert (d.reason, d.amount_cents, d.sender_batch_id) == ("paid", 6_000, f"aptr-{partner.pk}-2026-05-1")
         assert batches_created(emu) == 2
-        assert not entries.filter(paid_out_at__isnull=True).exists()
+        assert not entries.unpaid().exists()
         assert PayoutEntry.objects.filter(released_at__isnull=True).get().payout.period == "2026-05"
     else:
         assert payout.returned_at is None
-        assert not entries.filter(paid_out_at__isnull=True).exists()
+        assert not entries.unpaid().exists()
         assert balance(partner=partner, at=when).paid_cents == 6_000
         expected = ["Your Apertur payout of $60.00 CAD was paid"] if item_status == "SUCCESS" else []
         assert mails.subjects[1:] == expected
@@ -151,7 +151,7 @@ def test_reversed_after_success_gives_the_money_back_once(emu: Running, mails: A
     payout.refresh_from_db()
     assert (payout.status, payout.item_status, payout.returned_at) == (PayoutStatus.RETURNED, "REVERSED", when)
     assert payout.paid_at is not None  # history kept
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     assert mails.subjects == [
         "Your Apertur payout of $60.00 CAD is on its way",
         "Your Apertur payout of $60.00 CAD was paid",
@@ -172,7 +172,7 @@ def test_an_item_unclaimed_for_30_days_is_cancelled_and_the_money_comes_back(emu
     poll(emu, SENT_AT + dt.timedelta(days=29, hours=23), mails)
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.UNCLAIMED and emu.emulator.counters["items_cancelled"] == 0
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
 
     when = SENT_AT + dt.timedelta(days=30)
     result = poll(emu, when, mails)
@@ -182,7 +182,7 @@ def test_an_item_unclaimed_for_30_days_is_cancelled_and_the_money_comes_back(emu
     assert (payout.status, payout.item_status, payout.returned_at) == (PayoutStatus.RETURNED, "RETURNED", when)
     assert "unclaimed for 30 days" in payout.detail
     assert emu.emulator.state()["batches"][0]["items"][0]["transaction_status"] == "RETURNED"
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     assert balance(partner=payout.partner, at=when).eligible_cents == 6_000
     assert mails.subjects[-1] == "Your Apertur payout of $60.00 CAD came back" and len(mails.outbox) == 2
     poll(emu, when + dt.timedelta(days=1), mails)
@@ -210,7 +210,7 @@ def test_staff_retry_after_failure_uses_a_new_id_and_pays_once(emu: Running, mai
     senders = [b["batch_header"]["sender_batch_header"]["sender_batch_id"] for b in emu.emulator.state()["batches"]]
     assert senders == [f"aptr-{partner.pk}-2026-04-1", f"aptr-{partner.pk}-2026-04-2"]
     assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 1
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
     assert Payout.objects.count() == 1
     assert do_run(emu, "2026-05") == [] and batches_created(emu) == 2  # nothing paid twice
     with pytest.raises(PayoutNotRetryable):  # sent again: no third id while PayPal may pay this one

@@ -64,7 +64,7 @@ def test_worked_example(emu: Running) -> None:
     assert payout.sender_batch_id == f"aptr-{partner.pk}-2026-06-1" == d.sender_batch_id
     assert payout.paypal_batch_id and payout.sent_at == services.run_at("2026-06")
     assert PayoutEntry.objects.filter(payout=payout).count() == 4  # three earnings and the reversal
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
     batch = emu.emulator.state()["batches"][0]
     assert batch["items"][0]["payout_item"]["amount"] == {"value": "70.00", "currency": "CAD"}
     assert batch["items"][0]["payout_item"]["receiver"] == PAYPAL
@@ -73,7 +73,7 @@ def test_worked_example(emu: Running) -> None:
 
     refund(2, "re_2", 24_999, at(2026, 6, 20))  # the 2026-04-01 payment, in full, after it was paid out
     clawback = CommissionEntry.objects.get(kind="clawback")
-    assert clawback.amount_cents == -2_500 and clawback.paid_out_at is None
+    assert clawback.amount_cents == -2_500 and not CommissionEntry.objects.filter(pk=clawback.pk).paid().exists()
 
     d = only(do_run(emu, "2026-07"))
     assert (d.reason, d.carried_cents) == ("under_minimum", -2_500)
@@ -100,7 +100,7 @@ def test_a_5xx_leaves_the_payout_retryable_with_the_same_id(emu: Running) -> Non
     assert (d.reason, d.status) == ("retry_pending", PayoutStatus.CREATED)
     payout = Payout.objects.get()
     assert (payout.status, payout.attempts, payout.sender_batch_id) == ("created", 1, d.sender_batch_id)
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     assert batches_created(emu) == 0
 
     retry = only(do_run(emu, "2026-04"))
@@ -147,7 +147,7 @@ def test_dry_run_writes_and_sends_nothing(emu: Running) -> None:
     d = only(do_run(emu, "2026-04", dry_run=True))
     assert (d.reason, d.amount_cents, d.sender_batch_id) == ("would_pay", 6_000, f"aptr-{partner.pk}-2026-04-1")
     assert Payout.objects.count() == 0 and PayoutEntry.objects.count() == 0
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     assert batches_created(emu) == 0 and emu.emulator.counters["create_requests"] == 0
     assert only(do_run(emu, "2026-04")).reason == "paid"  # the real run pays what the dry run showed
 

@@ -206,7 +206,7 @@ def test_money_that_comes_back_after_success_returns_to_the_balance(
     assert payout.returned_at is not None
     links = PayoutEntry.objects.filter(payout=payout)
     assert links.exists() and not links.filter(released_at__isnull=True).exists()
-    assert not CommissionEntry.objects.filter(partner=payout.partner, paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.filter(partner=payout.partner).paid().exists()
     b = balance(partner=payout.partner)
     assert (b.paid_cents, b.eligible_cents, b.lifetime_cents) == (0, COMMISSION, COMMISSION)
     came_back = [m for m in mailoutbox if "came back" in m.subject]

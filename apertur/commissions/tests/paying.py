@@ -1,0 +1,33 @@
+"""Entries paid the way the payout run leaves them: a sent payout linking them (commissions.models.paid_entry_ids),
+for the ledger and dashboard tests that need a paid entry without running a payout."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from apertur.commissions.models import CommissionEntry
+from apertur.core import clock
+from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+
+
+def pay_out(entries: Iterable[CommissionEntry], *, at: dt.datetime) -> list[Payout]:
+    """One sent payout per partner of ``entries``, dated ``at``, linking them."""
+    by_partner: dict[int, list[CommissionEntry]] = {}
+    for entry in entries:
+        by_partner.setdefault(entry.partner_id, []).append(entry)
+    period = clock.business_date(at).strftime("%Y-%m")
+    payouts = []
+    for partner_id, mine in by_partner.items():
+        payout = Payout.objects.create(
+            partner_id=partner_id,
+            period=period,
+            amount_cents=sum(entry.amount_cents for entry in mine),
+            status=PayoutStatus.SENT,
+            sender_batch_id=f"aptr-{partner_id}-{period}-1",
+            sent_at=at,
+            created_at=at,
+        )
+        PayoutEntry.objects.bulk_create([PayoutEntry(payout=payout, entry=entry) for entry in mine])
+        payouts.append(payout)
+    return payouts
