@@ -11,12 +11,10 @@ from typing import Any
 from django.db import models
 from django.db.models import (
     BigIntegerField,
-    BooleanField,
     Case,
     CharField,
     Count,
     Exists,
-    ExpressionWrapper,
     F,
     OuterRef,
     Q,
@@ -29,7 +27,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from apertur.accounts.models import User
-from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind, paid_entry_ids
+from apertur.commissions.models import (
+    OWN_EARNING_KEY_PREFIX,
+    CommissionEntry,
+    EntryKind,
+    paid_entry_ids,
+    paid_out_cents,
+)
 from apertur.core import clock
 from apertur.core.lookups import AnyOf
 from apertur.core.pages import Page, page_of
@@ -64,46 +68,47 @@ def last_payout_run_at(at: dt.datetime | None = None) -> dt.datetime:
 
 def _paid(partner: Partner, *, rows: str) -> Q | Exists:
     """Whether the outer query's entry of ``partner`` is paid (models.paid_entry_ids). Over ``rows="all"`` of the
-    partner's entries (a balance, a status filter), one hashed list of the partner's paid entries' ids per query;
-    over ``rows="page"`` (the 25 rows of a page), one index probe per row. Not ``Exists`` for both: PostgreSQL
-    then costs the per-row plan for every row, which is enough to JIT-compile the query (18 ms of 44)."""
+    partner's earnings (a status filter), one hashed list of the partner's paid entries' ids per query; over
+    ``rows="page"`` (the 25 rows of a page), one index probe per row. Not ``Exists`` for both: PostgreSQL then
+    costs the per-row plan for every row, which is enough to JIT-compile the query."""
     if rows == "all":
         return Q(pk__in=paid_entry_ids(partner_id=partner.pk))
     return Exists(paid_entry_ids(partner_id=partner.pk).filter(entry_id=OuterRef("pk")))
 
 
 def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) -> tuple[Balance, PayoutEstimate]:
-    """:func:`balance` and :func:`next_payout` at ``at``, from one pass over the partner's covering index, its rows
-    split by paid or not."""
+    """:func:`balance` and :func:`next_payout` at ``at``: one pass over the partner's covering index for the sums of
+    all its entries, and one over its payouts for what was paid (models.paid_out_cents). Every paid entry is in
+    the unpaid sums' place too, and is taken out of them whole: a payout for period P pays entries of payments made
+    before P's month whose hold was over by P's run (the invariants test), and it is sent at that run or later, so
+    by ``at`` the entries of a payout sent by ``at`` are available, past the last run's hold and before its month:
+    in ``eligible``, ``carried`` and the next run's estimate, never ``pending``."""
     now = at or clock.now()
     last_run = last_payout_run_at(now)
     last_run_month = dt.datetime(last_run.year, last_run.month, 1, tzinfo=clock.BUSINESS_TZ)
     run_at = next_payout_at(now)
-    groups = (
-        CommissionEntry.objects.filter(partner=partner)
-        .annotate(is_paid=ExpressionWrapper(_paid(partner, rows="all"), output_field=BooleanField()))
-        .order_by()
-        .values("is_paid")
-        .annotate(
+    sums = {
+        key: int(value or 0)
+        for key, value in CommissionEntry.objects.filter(partner=partner)
+        .aggregate(
             pending=Sum("amount_cents", filter=Q(available_at__gt=now)),
             eligible=Sum("amount_cents", filter=Q(available_at__lte=now)),
             carried=Sum("amount_cents", filter=Q(available_at__lte=last_run, paid_at__lt=last_run_month)),
             due=Sum("amount_cents", filter=Q(available_at__lte=run_at)),
             total=Sum("amount_cents"),
         )
-    )
-    sums = {bool(row.pop("is_paid")): {k: int(v or 0) for k, v in row.items()} for row in groups}
-    zero = dict.fromkeys(("pending", "eligible", "carried", "due", "total"), 0)
-    unpaid, paid = sums.get(False, zero), sums.get(True, zero)
+        .items()
+    }
+    paid = paid_out_cents(partner_id=partner.pk, at=now)
     return (
         Balance(
-            pending_cents=unpaid["pending"],
-            eligible_cents=unpaid["eligible"],
-            carried_cents=unpaid["carried"],
-            paid_cents=paid["total"],
-            lifetime_cents=unpaid["total"] + paid["total"],
+            pending_cents=sums["pending"],
+            eligible_cents=sums["eligible"] - paid,
+            carried_cents=sums["carried"] - paid,
+            paid_cents=paid,
+            lifetime_cents=sums["total"],
         ),
-        PayoutEstimate(run_at=run_at, eligible_cents=unpaid["due"]),
+        PayoutEstimate(run_at=run_at, eligible_cents=sums["due"] - paid),
     )
 
 

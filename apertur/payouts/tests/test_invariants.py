@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import PAYOUT_MINIMUM_CENTS, balance, last_payout_run_at
+from apertur.core.clock import BUSINESS_TZ
 from apertur.core.errors import AperturError
 from apertur.integrations.paypal.emulator import Running, running
 from apertur.integrations.paypal.errors import Retryable
@@ -166,6 +167,23 @@ class History:
         assert paid <= earned
         sent = sum(p.amount_cents for p in live if p.status != PayoutStatus.CREATED)
         assert balance(partner=partner, at=self.now).paid_cents == sent
+        # The balance takes what was paid from the payouts: the same as the entries they link, split as the rule
+        # splits each entry (paid; else pending, eligible, carried).
+        last_run = last_payout_run_at(self.now)
+        last_month = dt.datetime(last_run.year, last_run.month, 1, tzinfo=BUSINESS_TZ)
+        unpaid = entries.unpaid()
+
+        def total(rows: Any) -> int:
+            return int(rows.aggregate(total=Sum("amount_cents"))["total"] or 0)
+
+        expected = (
+            total(entries.paid()),
+            total(unpaid.filter(available_at__gt=self.now)),
+            total(unpaid.filter(available_at__lte=self.now)),
+            total(unpaid.filter(available_at__lte=last_run, paid_at__lt=last_month)),
+        )
+        b = balance(partner=partner, at=self.now)
+        assert (b.paid_cents, b.pending_cents, b.eligible_cents, b.carried_cents) == expected
         ours = {p.sender_item_id for p in Payout.objects.filter(partner=partner)}
         prefix = f"aptr-{partner.pk}-"
         out = 0

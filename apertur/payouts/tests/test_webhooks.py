@@ -23,7 +23,7 @@ from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
 from apertur.core.models import AuditEvent
 from apertur.integrations.paypal.emulator import ITEM_EVENTS, Running, running
-from apertur.payouts import reconcile
+from apertur.payouts import reconcile, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus, PayPalEvent, PayPalEventStatus
 from apertur.payouts.tests.helpers import SECRET, do_run, make_world, only, pay
 
@@ -41,6 +41,8 @@ def _next_period() -> str:
 
 
 PERIOD = _next_period()
+# The balance once the run is done: the run is dated next month, and a payout counts as paid from when it was sent.
+AFTER_RUN = services.run_at(PERIOD) + dt.timedelta(hours=1)
 
 
 @pytest.fixture(autouse=True)
@@ -174,7 +176,7 @@ def test_an_item_status_delivered_by_webhook_moves_the_payout(
     ]
     assert {e.event_id for e in stored} == {d["event_id"] for d in result["deliveries"]}
     assert len(subjects(mailoutbox, "was paid")) == (1 if expected == PayoutStatus.PAID else 0)
-    b = balance(partner=payout.partner)
+    b = balance(partner=payout.partner, at=AFTER_RUN)
     if expected == PayoutStatus.FAILED:  # the money never left: back in the balance, the partner told once
         assert not PayoutEntry.objects.filter(payout=payout, released_at__isnull=True).exists()
         assert (b.paid_cents, b.eligible_cents) == (0, COMMISSION)
@@ -193,7 +195,10 @@ def test_money_that_comes_back_after_success_returns_to_the_balance(
     assert delivered(advance(emu)) == [(ITEM, 200), (BATCH, 200)]
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PAID
-    assert (balance(partner=payout.partner).paid_cents, balance(partner=payout.partner).eligible_cents) == (
+    assert (
+        balance(partner=payout.partner, at=AFTER_RUN).paid_cents,
+        balance(partner=payout.partner, at=AFTER_RUN).eligible_cents,
+    ) == (
         COMMISSION,
         0,
     )
@@ -207,7 +212,7 @@ def test_money_that_comes_back_after_success_returns_to_the_balance(
     links = PayoutEntry.objects.filter(payout=payout)
     assert links.exists() and not links.filter(released_at__isnull=True).exists()
     assert not CommissionEntry.objects.filter(partner=payout.partner).paid().exists()
-    b = balance(partner=payout.partner)
+    b = balance(partner=payout.partner, at=AFTER_RUN)
     assert (b.paid_cents, b.eligible_cents, b.lifetime_cents) == (0, COMMISSION, COMMISSION)
     came_back = [m for m in mailoutbox if "came back" in m.subject]
     assert len(came_back) == 1 and came_back[0].to == [payout.partner.user.email]
@@ -218,7 +223,7 @@ def test_money_that_comes_back_after_success_returns_to_the_balance(
     response = post(endpoint, *emu.emulator.signed_delivery(event, WEBHOOK_ID))
     assert response.json() == {"received": True, "status": "processed"}
     assert len(subjects(mailoutbox, "came back")) == 1
-    assert balance(partner=payout.partner).eligible_cents == COMMISSION
+    assert balance(partner=payout.partner, at=AFTER_RUN).eligible_cents == COMMISSION
 
 
 # --- dedupe, verification ---------------------------------------------------------------------------------
@@ -534,5 +539,5 @@ def test_each_item_of_a_multi_item_batch_is_reconciled_by_its_own_webhook(emu: R
     assert (stored[3].event_type, stored[3].status) == (BATCH, PayPalEventStatus.PROCESSED)
     assert not PayoutEntry.objects.filter(payout=payouts[1], released_at__isnull=True).exists()
     assert PayoutEntry.objects.filter(payout__in=[payouts[0], payouts[2]], released_at__isnull=True).count() == 2
-    assert [balance(partner=p.partner).paid_cents for p in payouts] == [COMMISSION, 0, COMMISSION]
+    assert [balance(partner=p.partner, at=AFTER_RUN).paid_cents for p in payouts] == [COMMISSION, 0, COMMISSION]
     assert len(subjects(mailoutbox, "was paid")) == 2 and len(subjects(mailoutbox, "came back")) == 1
