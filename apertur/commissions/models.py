@@ -35,11 +35,15 @@ OWN_EARNING_KEY_PREFIX = "earned:"
 PAYOUT_LINKS = "payout_links"
 
 
+def _link_model() -> Any:
+    """The payouts app's link model, through this model's reverse relation (no import of the payouts app)."""
+    return CommissionEntry._meta.get_field(PAYOUT_LINKS).related_model
+
+
 def paid_entry_ids(*, partner_id: int | None = None) -> QuerySet[Any]:
     """The ids (``entry_id``) of the paid entries, of one partner or of all: a subquery for ``pk__in`` (hashed
     once per query by PostgreSQL, as the dashboard uses it) or ``Exists`` (one entry)."""
-    link = CommissionEntry._meta.get_field(PAYOUT_LINKS).related_model
-    links = link.objects.filter(released_at__isnull=True, payout__sent_at__isnull=False)
+    links = _link_model().objects.filter(released_at__isnull=True, payout__sent_at__isnull=False)
     if partner_id is not None:  # from the partner's few payouts, by the (payout, entry) index
         links = links.filter(payout__partner_id=partner_id)
     return links.order_by().values("entry_id")
@@ -50,7 +54,7 @@ def paid_out_cents(*, partner_id: int, at: dt.datetime) -> int:
     back by then. Equal to the sum of the entries those payouts link (each payout's amount is the sum of exactly
     the entries it links; payouts/tests/test_invariants.py checks both after every step of random histories), read
     from a partner's few payouts instead of matching thousands of entries against their links."""
-    payout = CommissionEntry._meta.get_field(PAYOUT_LINKS).related_model._meta.get_field("payout").related_model
+    payout: Any = _link_model()._meta.get_field("payout").related_model
     sent = payout.objects.filter(partner_id=partner_id, sent_at__lte=at).filter(
         Q(returned_at__isnull=True) | Q(returned_at__gt=at)
     )
