@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from apertur.projects.models import Payment, Plan, Project
+from apertur.projects.services import create_project
 from apertur.testing import make_partner, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,11 +68,7 @@ def test_paid_out_at_goes_only_when_the_payout_links_say_the_same() -> None:
 
     partner = make_partner()
     customer = make_user("paid@migrations.example")
-    plan = Plan.objects.create(
-        name="Paid plan", price_cents=100, uploads_per_month=1, storage_bytes=1, max_active_sessions=1,
-        max_file_bytes=1,
-    )  # fmt: skip
-    project = Project.objects.create(owner=customer, name="P", plan=plan)
+    project = create_project(owner=customer, name="P")
     sent = dt.datetime(2026, 4, 15, 13, tzinfo=dt.UTC)
     payments = [
         Payment.objects.create(
