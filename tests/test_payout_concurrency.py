@@ -56,7 +56,7 @@ def test_concurrent_runs_for_one_period_make_one_payout_and_one_batch(
     assert (payout.status, payout.amount_cents) == (PayoutStatus.SENT, 9_000)
     assert batches_created(emu) == 1
     assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 2
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
     assert payout.paypal_batch_id == emu.emulator.state()["batches"][0]["batch_header"]["payout_batch_id"]
 
 
@@ -100,7 +100,7 @@ def test_a_money_back_status_applied_at_once_releases_once_and_mails_once(
     ]
     assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 0
     assert set(PayoutEntry.objects.values_list("released_at", flat=True)) == {at(2026, 4, 25)}
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=False).exists()
+    assert not CommissionEntry.objects.paid().exists()
     d = only(do_run(emu, "2026-05"))
     assert (d.reason, d.amount_cents) == ("paid", 9_000) and batches_created(emu) == 2
 
@@ -137,4 +137,4 @@ def test_concurrent_runs_paying_chunks_of_partners_pay_each_partner_once(
         p.sender_batch_id for p in payouts
     }
     assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 5
-    assert not CommissionEntry.objects.filter(paid_out_at__isnull=True).exists()
+    assert not CommissionEntry.objects.unpaid().exists()
