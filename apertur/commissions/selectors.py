@@ -66,14 +66,14 @@ def last_payout_run_at(at: dt.datetime | None = None) -> dt.datetime:
     return dt.datetime(previous.year, previous.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
 
 
-def _paid(partner: Partner, *, rows: str) -> Q | Exists:
-    """Whether the outer query's entry of ``partner`` is paid (models.paid_entry_ids). Over ``rows="all"`` of the
-    partner's earnings (a status filter), one hashed list of the partner's paid entries' ids per query; over
-    ``rows="page"`` (the 25 rows of a page), one index probe per row. Not ``Exists`` for both: PostgreSQL then
-    costs the per-row plan for every row, which is enough to JIT-compile the query."""
-    if rows == "all":
-        return Q(pk__in=paid_entry_ids(partner_id=partner.pk))
-    return Exists(paid_entry_ids(partner_id=partner.pk).filter(entry_id=OuterRef("pk")))
+def _paid(partner: Partner, *, per_row: bool) -> Q | Exists:
+    """Whether the outer query's entry of ``partner`` is paid (models.paid_entry_ids): one index probe per row
+    (``per_row``: the 25 rows of a page), else one hashed list of the partner's paid entries' ids per query (a
+    status filter over all its earnings). Not ``Exists`` for both: PostgreSQL then costs the per-row plan for every
+    row, which is enough to JIT-compile the query."""
+    if per_row:
+        return Exists(paid_entry_ids(partner_id=partner.pk).filter(entry_id=OuterRef("pk")))
+    return Q(pk__in=paid_entry_ids(partner_id=partner.pk))
 
 
 def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) -> tuple[Balance, PayoutEstimate]:
@@ -266,7 +266,7 @@ def earning_list(
                 # per-row net subquery: filtering or counting by status never runs a subquery per row (the
                 # planner costed one per row, so PostgreSQL also JIT-compiled those queries: 14 ms each).
                 When(payment_id__in=_reversed_payments(partner), then=Value(EarningStatus.REVERSED.value)),
-                When(_paid(partner, rows="all" if f.status else "page"), then=Value(EarningStatus.PAID.value)),
+                When(_paid(partner, per_row=not f.status), then=Value(EarningStatus.PAID.value)),
                 When(available_at__gt=now, then=Value(EarningStatus.PENDING.value)),
                 default=Value(EarningStatus.ELIGIBLE.value),
                 output_field=CharField(),

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from apertur.commissions.models import CommissionEntry
 from apertur.core import clock
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.services import sender_item_id_for
 
 
 def pay_out(entries: Iterable[CommissionEntry], *, at: dt.datetime) -> list[Payout]:
@@ -24,7 +25,7 @@ def pay_out(entries: Iterable[CommissionEntry], *, at: dt.datetime) -> list[Payo
             period=period,
             amount_cents=sum(entry.amount_cents for entry in mine),
             status=PayoutStatus.SENT,
-            sender_batch_id=f"aptr-{partner_id}-{period}-1",
+            sender_batch_id=sender_item_id_for(mine[0].partner, period),
             sent_at=at,
             created_at=at,
         )
