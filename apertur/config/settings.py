@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+from apertur.core.logs import lean_records
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = BASE_DIR.parent
 VAR_DIR = Path(os.environ.get("APERTUR_VAR_DIR", PROJECT_DIR / "var")).resolve()
@@ -333,3 +335,6 @@ LOGGING = {
     # Authlib logs whole token responses at DEBUG: never below INFO, whatever LOG_LEVEL says.
     "loggers": {"django.db.backends": {"level": "INFO"}, "authlib": {"level": "INFO"}},
 }
+# The "plain" format reads the time, level, logger name and message only: records skip the caller's
+# file/line lookup and the thread and process names (the API logs a line per request).
+lean_records()
