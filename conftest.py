@@ -12,6 +12,7 @@ import pytest
 from django.core.cache import cache
 
 from apertur.chromium import CHROMIUM, CHROMIUM_ARGS
+from apertur.core import ratelimit
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +27,10 @@ def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     cache.clear()
+    ratelimit.clear_process_counters()
     yield
     cache.clear()
+    ratelimit.clear_process_counters()
 
 
 @pytest.fixture

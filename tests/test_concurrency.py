@@ -94,10 +94,12 @@ def test_rate_limits_are_shared_through_redis(monkeypatch: pytest.MonkeyPatch) -
         pytest.skip(f"Redis not reachable at {url}")
     limit = ratelimit.Limit("shared", 2, 60)
     try:
-        monkeypatch.setattr(ratelimit, "cache", first)
+        # ratelimit reads caches["default"]: each client in turn is the "process" counting.
+        monkeypatch.setattr(ratelimit, "caches", {"default": first})
         ratelimit.hit(limit, "ip")
-        monkeypatch.setattr(ratelimit, "cache", second)
+        monkeypatch.setattr(ratelimit, "caches", {"default": second})
         ratelimit.hit(limit, "ip")
+        assert ratelimit._process_counters._windows == {}  # nothing counted in this process's memory
         with pytest.raises(RateLimited):
             ratelimit.hit(limit, "ip")
     finally:

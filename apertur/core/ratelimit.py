@@ -1,17 +1,20 @@
 """Fixed-window counters in Django's cache.
 
 With ``REDIS_URL`` set the cache is Redis, so limits hold across every app process; by default it is
-process-local memory. Written here rather than using django-ratelimit because services (not only views)
-need to hit and query limits with their own keys (per account, per client, per IP) and report
-``Retry-After``.
+process-local memory, and then the counters live in a dictionary of this module (:class:`_ProcessCounters`)
+rather than in Django's local-memory cache. Written here rather than using django-ratelimit because services
+(not only views) need to hit and query limits with their own keys (per account, per client, per IP) and
+report ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
-from django.core.cache import cache, caches
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 
 from apertur.core import clock
@@ -51,6 +54,56 @@ class Status:
         }
 
 
+class _ProcessCounters:
+    """The window counters when the cache is this process's memory (``LocMemCache``, which no other process
+    sees either). Django's local-memory cache pickles every value, checks every key character by character and
+    keeps its LRU order under a lock: about half of what a rate-limit check cost on the API's hot path
+    (bench/http, ``GET /api/v1/plan``: +3.5 % requests/s with these counters). Here a plain dictionary per
+    (limit, window) under one lock; a limit's earlier windows are dropped when its next window opens, so
+    memory holds the current window's keys only. (Nor does a flood of keys evict live counters here, as the
+    cache's 300-entry cull would have.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, int], dict[str, int]] = {}  # (limit name, window start) -> key -> hits
+
+    def incr(self, limit: Limit, key: str, start: int) -> int:
+        with self._lock:
+            window = self._windows.get((limit.name, start))
+            if window is None:
+                for old in [w for w in self._windows if w[0] == limit.name]:
+                    del self._windows[old]
+                window = self._windows[(limit.name, start)] = {}
+            count = window.get(key, 0) + 1
+            window[key] = count
+            return count
+
+    def get(self, limit: Limit, key: str, start: int) -> int:
+        with self._lock:
+            return self._windows.get((limit.name, start), {}).get(key, 0)
+
+    def delete(self, limit: Limit, key: str, start: int) -> None:
+        with self._lock:
+            self._windows.get((limit.name, start), {}).pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+
+_process_counters = _ProcessCounters()
+
+
+def _in_process() -> bool:
+    return isinstance(caches["default"], LocMemCache)
+
+
+def clear_process_counters() -> None:
+    """Forget every count kept in this process (tests, between cases: what ``cache.clear()`` did before the
+    counters left the cache)."""
+    _process_counters.clear()
+
+
 def consume(limit: Limit, key: str) -> Status:
     """Count one request and report what is left; raise :class:`RateLimited` past the budget."""
     start, retry_after = _window(limit)
@@ -63,10 +116,12 @@ def consume(limit: Limit, key: str) -> Status:
 def _incr(limit: Limit, key: str, start: int) -> int:
     """One atomic increment of the window's counter, created with its expiry on first use. Every API and
     token request pays for it, so it costs one cache operation in the common case: one Redis round trip
-    (``SET NX EX`` + ``INCR`` pipelined), or one local-memory ``incr``."""
+    (``SET NX EX`` + ``INCR`` pipelined), or one in-process dictionary update."""
+    if _in_process():
+        return _process_counters.incr(limit, key, start)
+    backend = caches["default"]
     cache_key = _key(limit, key, start)
     timeout = limit.window_seconds + 5
-    backend = caches["default"]
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(cache_key)
         client = backend._cache.get_client(full_key, write=True)
@@ -90,10 +145,17 @@ def hit(limit: Limit, key: str) -> None:
 def check(limit: Limit, key: str) -> None:
     """Raise if the budget is already spent, without counting an attempt."""
     start, retry_after = _window(limit)
-    if (cache.get(_key(limit, key, start)) or 0) >= limit.max_hits:
+    if _in_process():
+        hits = _process_counters.get(limit, key, start)
+    else:
+        hits = caches["default"].get(_key(limit, key, start)) or 0
+    if hits >= limit.max_hits:
         raise RateLimited(retry_after=retry_after)
 
 
 def reset(limit: Limit, key: str) -> None:
     start, _ = _window(limit)
-    cache.delete(_key(limit, key, start))
+    if _in_process():
+        _process_counters.delete(limit, key, start)
+    else:
+        caches["default"].delete(_key(limit, key, start))
