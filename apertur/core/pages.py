@@ -42,6 +42,7 @@ def page_of(
     size: int,
     rows: Callable[[Iterable[Any]], Iterable[T]],
     late_join: bool = False,
+    late_rows: Any = None,
     count: int | None = None,
 ) -> Page[T]:
     """Page ``page`` of ``items`` (a queryset), ``size`` rows, turned into ``rows``; an invalid or too large page
@@ -50,7 +51,9 @@ def page_of(
     ``late_join``: read the page's primary keys first (sorting and skipping over the queryset without its
     ``select_related`` joins), then only those rows with their joins. An OFFSET over a joined queryset builds
     every skipped row (page 40 of a partner's earnings joined 1,000 payments, projects and customers to show
-    25); one more query, the same rows in the same order.
+    25); one more query, the same rows in the same order. ``late_rows``: the queryset those rows are read from by
+    primary key (default ``items``), e.g. ``items`` without the filters that chose the page, which need not be
+    tested again on 25 known keys; it must give each of those rows exactly as ``items`` would.
 
     ``count``: the number of items when the caller already has it (read with the object that owns them), which
     spares the ``COUNT(*)`` query. It is trusted, not checked: it must be exactly the number of ``items`` (too
@@ -63,7 +66,8 @@ def page_of(
     if late_join:
         start = (found.number - 1) * size
         ids = list(items[start : start + size].values_list("pk", flat=True))
-        by_id = {obj.pk: obj for obj in items.filter(pk__in=ids)} if ids else {}
+        source = items if late_rows is None else late_rows
+        by_id = {obj.pk: obj for obj in source.filter(pk__in=ids)} if ids else {}
         objects = [by_id[pk] for pk in ids if pk in by_id]
     return Page(
         rows=list(rows(objects)),

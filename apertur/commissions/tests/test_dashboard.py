@@ -194,6 +194,32 @@ def test_filter_by_status(ledger: dict[str, Any]) -> None:
         assert ids(partner, status=status) == [entries[status].pk]
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-02-20",  # everything pending; the paid earning is paid already (paid wins, as in the CASE)
+        "2026-03-20",  # the paid earning out of its hold, the first one too
+        "2026-05-10",  # the reversed payment reversed, the partly refunded one eligible
+        "2026-07-02",  # NOW-ish: one of each
+    ],
+)
+def test_each_status_filter_matches_exactly_the_rows_shown_with_that_status(ledger: dict[str, Any], when: str) -> None:
+    # The filters say the status CASE as direct conditions (selectors._status_is); they must agree with it at any
+    # time, also where a shortcut would not (an earning paid now but still in its hold at an earlier time).
+    partner, moment = ledger["partner"], at(when)
+    shown = {
+        (row.id, row.status.value) for row in selectors.earning_rows(selectors.earning_list(partner=partner, at=moment))
+    }
+    for status in EarningStatus:
+        listed = selectors.earning_list(partner=partner, filters=EarningFilters(status=status.value), at=moment)
+        assert sorted(e.pk for e in listed) == sorted(pk for pk, value in shown if value == status.value), status
+        page = selectors.earning_page(partner=partner, filters=EarningFilters(status=status.value), at=moment)
+        assert {(row.id, row.status.value) for row in page.rows} == {(pk, v) for pk, v in shown if v == status.value}
+    assert ids(partner, status="lost") == []
+    if when == "2026-02-20":
+        assert ("paid" in {v for _, v in shown}) and ("pending" in {v for _, v in shown})
+
+
 def test_filter_by_date_range_uses_toronto_dates(ledger: dict[str, Any]) -> None:
     partner, entries = ledger["partner"], ledger["entries"]
     march_april = ids(partner, date_from=dt.date(2026, 3, 1), date_to=dt.date(2026, 4, 1))
