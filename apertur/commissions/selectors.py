@@ -242,7 +242,7 @@ def _reversed_payments(partner: Partner) -> QuerySet[CommissionEntry, Any]:
     )
 
 
-def _status_is(status: str, *, partner: Partner, reversed_payment: Q, now: dt.datetime) -> list[Q | Exists]:
+def _status_is(status: str, *, partner: Partner, reversed_payment: Q, now: dt.datetime) -> list[Any]:
     """The conditions under which ``earning_list``'s ``status`` annotation (its CASE) is ``status``: each case is
     "none of the cases before it, and its own". Said directly rather than as ``CASE … = status`` so that
     PostgreSQL tests the cheap conditions first and reads the partner's paid entries only where a row can reach
