@@ -31,6 +31,7 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpRequest, HttpResponse
 
 from apertur.core import audit, clock, tokens
@@ -39,12 +40,13 @@ from apertur.oauth import tokens as token_store
 from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
 from apertur.oauth.tokens import PLAN_COLUMNS
+from apertur.partners.models import PartnerStatus
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 # The endpoints' reads, compiled once (apertur.oauth.compiled): a usable client with its partner (the
-# authorization endpoint shows them); a code, locked (only its own row), with its customer's state; a live
-# connection with its project and plan.
+# authorization endpoint shows them); a code, locked (only its own row), with its customer's state and its
+# app's credentials; a live connection with its project and plan.
 _usable_client = CompiledLookup(lambda v: OAuthApp.objects.usable().select_related("partner").filter(client_id=v))
 # The token, revocation and introspection endpoints read only a client's id, client_id and secret hash (the
 # partner's approval is the query's condition): no partner instance, no timestamps to convert.
@@ -68,6 +70,7 @@ _code_locked = CompiledLookup(
             "used_at",
             "user__is_active",
         )
+        .annotate(**token_store.APP_CREDENTIALS)
         .filter(code_hash=v)
     )
 )
@@ -191,6 +194,10 @@ class Request(OAuth2Request):
         self.django_request = django_request
         self.project: Any = None
         self.livemode = True
+        # The row of the code or token this request presents, read before client authentication (with its
+        # app's credentials: tokens.APP_CREDENTIALS), or None: see AuthorizationServer.authenticate_client.
+        self.presented_row: Any = None
+        self.presented: IssuedToken | None = None  # revocation and introspection: the token presented, if found
 
     @property
     def args(self) -> dict[str, str]:
@@ -274,9 +281,17 @@ class CodeGrant(AuthorizationCodeGrant):
             livemode=request.livemode,
         )
 
+    def authenticate_token_endpoint_client(self) -> Client:
+        # The code is read first, with its app's credentials: the client that owns it authenticates without a
+        # query of its own. Nothing is decided on it before the client has authenticated. The row lock makes
+        # two simultaneous exchanges of one code take turns: the second sees it used.
+        code = self.request.payload.data.get("code")
+        self.request.presented_row = _code_locked.first(tokens.hash_secret(code)) if code else None
+        client: Client = super().authenticate_token_endpoint_client()
+        return client
+
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
-        # The row lock makes two simultaneous exchanges of one code take turns: the second sees it used.
-        row = _code_locked.first(tokens.hash_secret(code))
+        row = self.request.presented_row  # the row of this request's ``code`` (authenticate_token_endpoint_client)
         if row is None or row.app_id != client.app.pk:
             return None
         if row.used_at is not None:
@@ -312,8 +327,15 @@ class RefreshGrant(RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    def authenticate_token_endpoint_client(self) -> Client:
+        # As for codes: the refresh token (locked) is read first, with its app's credentials.
+        presented = self.request.payload.data.get("refresh_token")
+        self.request.presented_row = token_store.find_by_refresh_token(presented, lock=True) if presented else None
+        client: Client = super().authenticate_token_endpoint_client()
+        return client
+
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken | None:
-        row = token_store.find_by_refresh_token(refresh_token, lock=True)
+        row = self.request.presented_row  # the row of this request's ``refresh_token``
         if row is None:
             return None
         client = self.request.client
@@ -377,11 +399,35 @@ def _find_token(token_string: str, hint: str | None) -> IssuedToken | None:
     return None
 
 
-class Revocation(rfc7009.RevocationEndpoint):
+class _PresentedTokenFirst:
+    """Revocation and introspection read the presented token before authenticating the client, with its app's
+    credentials, so the client that owns the token authenticates without a query of its own. Authlib's order of
+    outcomes stays: client authentication fails first (401), then a missing ``token`` or an unsupported hint,
+    then the answer about the token."""
+
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    server: AuthorizationServer
+
+    def authenticate_endpoint_client(self, request: Request) -> Client:
+        form = request.form
+        request.presented = _find_token(form["token"], form.get("token_type_hint")) if "token" in form else None
+        request.presented_row = request.presented.row if request.presented is not None else None
+        client = self.server.authenticate_client(request, self.CLIENT_AUTH_METHODS, self.ENDPOINT_NAME)  # type: ignore[attr-defined]
+        request.client = client
+        return client
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
         return _find_token(token_string, token_type_hint)
+
+
+class Revocation(_PresentedTokenFirst, rfc7009.RevocationEndpoint):
+    def authenticate_token(self, request: Request, client: Client) -> IssuedToken | None:
+        """Authlib's (RFC 7009 §2.1) with the token read by authenticate_endpoint_client."""
+        self.check_params(request, client)
+        token: IssuedToken | None = request.presented
+        if token is not None and not token.check_client(client):
+            raise InvalidGrantError()
+        return token
 
     def revoke_token(self, token: IssuedToken, request: Request) -> None:
         # RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of that grant.
@@ -401,18 +447,19 @@ class Revocation(rfc7009.RevocationEndpoint):
         )
 
 
-class Introspection(rfc7662.IntrospectionEndpoint):
+class Introspection(_PresentedTokenFirst, rfc7662.IntrospectionEndpoint):
     """RFC 7662. A client learns only about its own tokens; anything else is ``{"active": false}``."""
-
-    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def check_params(self, request: Request, client: Client) -> None:
         # RFC 7662 §2.1: the hint only speeds the search up; an unknown hint is ignored, not an error.
         if "token" not in request.form:
             raise InvalidRequestError("Missing 'token'.")
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
-        return _find_token(token_string, token_type_hint)
+    def authenticate_token(self, request: Request, client: Client) -> IssuedToken | None:
+        """Authlib's (RFC 7662 §2.1) with the token read by authenticate_endpoint_client."""
+        self.check_params(request, client)
+        token: IssuedToken | None = request.presented
+        return token if token is not None and self.check_permission(token, client, request) else None
 
     def check_permission(self, token: IssuedToken, client: Client, request: Request) -> bool:
         return token.check_client(client)
@@ -428,7 +475,7 @@ class Introspection(rfc7662.IntrospectionEndpoint):
         return {
             "active": True,
             "scope": row.scopes,
-            "client_id": row.report_client_id,
+            "client_id": row.app_client_id,
             "username": row.report_username,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "exp": int(expires.timestamp()) if expires else None,
@@ -440,10 +487,33 @@ class Introspection(rfc7662.IntrospectionEndpoint):
         }
 
 
+def app_usable(*, app_active: bool, partner_status: str) -> bool:
+    """``OAuthApp.objects.usable()`` for values already read: the app is active and its partner approved."""
+    return bool(app_active and partner_status == PartnerStatus.APPROVED)
+
+
 def grant_stands(*, app_active: bool, partner_status: str, connection_revoked_at: Any, user_active: bool) -> bool:
-    """A token's grant still stands: app active, partner approved, connection not removed, and the customer
-    who granted it still active."""
-    return bool(app_active and partner_status == "approved" and connection_revoked_at is None and user_active)
+    """A token's grant still stands: app usable (active, partner approved), connection not removed, and the
+    customer who granted it still active."""
+    return (
+        app_usable(app_active=app_active, partner_status=partner_status)
+        and connection_revoked_at is None
+        and bool(user_active)
+    )
+
+
+def presented_client(row: Any, client_id: str) -> Client | None:
+    """The client a presented code's or token's row names (read with ``tokens.APP_CREDENTIALS``), when it is
+    ``client_id`` and usable: the client ``_authenticating_client`` would read, built from the row instead of
+    queried (same columns; its secret is then checked as usual). Otherwise None, and the client is queried."""
+    if row is None or row.app_client_id != client_id:
+        return None
+    if not app_usable(app_active=row.grant_app_active, partner_status=row.grant_partner_status):
+        return None
+    app = OAuthApp.from_db(
+        DEFAULT_DB_ALIAS, ["id", "client_id", "client_secret_hash"], [row.app_id, client_id, row.app_client_secret_hash]
+    )
+    return Client(app)
 
 
 def active_for_api(row: Any) -> bool:
@@ -489,8 +559,19 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
 
     def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Client:
         """RFC 6749 §2.3.1 client authentication at the token, revocation and introspection endpoints, with
-        Authlib's methods over the narrow client lookup (the authorization endpoint reads whole apps)."""
-        client: Client = self._token_client_auth(request, methods, endpoint)
+        Authlib's methods over the narrow client lookup (the authorization endpoint reads whole apps). When the
+        request's code or token was read first (``request.presented_row``) and belongs to the client named, the
+        client comes from that row: one query less on every token request of a client with its own code or
+        token; the secret is checked against the same stored hash either way."""
+        row = getattr(request, "presented_row", None)
+        if row is None:
+            client: Client = self._token_client_auth(request, methods, endpoint)
+            return client
+
+        def query_client(client_id: str) -> Client | None:
+            return presented_client(row, client_id) or self._authenticating_client(client_id)
+
+        client = ClientAuthentication(query_client)(request, methods, endpoint)
         return client
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:

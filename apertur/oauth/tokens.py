@@ -206,11 +206,18 @@ _REPORTED = (
     "refresh_revoked_at",
     "connection__revoked_at",
 )
-_REPORTED_ANNOTATIONS = {
+#: The app a code or token was issued to, read with it: whether its grant still stands (app active, partner
+#: approved) and its credentials. When that app is the client presenting the code or token, client
+#: authentication needs no query of its own (``apertur.oauth.server.presented_client``).
+APP_CREDENTIALS = {
     "grant_app_active": F("app__is_active"),
     "grant_partner_status": F("app__partner__status"),
+    "app_client_id": F("app__client_id"),
+    "app_client_secret_hash": F("app__client_secret_hash"),
+}
+_REPORTED_ANNOTATIONS = {
+    **APP_CREDENTIALS,
     "grant_user_active": F("user__is_active"),
-    "report_client_id": F("app__client_id"),
     "report_username": F("user__email"),
     "report_sub": F("user__public_id"),
     "report_project_id": F("project__public_id"),
@@ -232,8 +239,8 @@ _by_access = _reported_by("access_token_hash")
 _by_refresh = _reported_by("refresh_token_hash")
 
 # A refresh reads the old token's grant (scopes, family, expiry, rotation), its connection (for the new
-# token and the audit event), whether the customer is still active, and the project and plan it reports. The
-# app and partner are not read: the client authenticated is this token's app, and only usable apps do.
+# token and the audit event), whether the customer is still active, the project and plan it reports, and its
+# app's credentials (the client authenticates against them: APP_CREDENTIALS).
 # The row lock is on the token only (``of=self``): locking the joined plan row would make every refresh of
 # every project on that plan wait for each other on PostgreSQL.
 _by_refresh_locked = CompiledLookup(
@@ -260,6 +267,7 @@ _by_refresh_locked = CompiledLookup(
             "project__public_id",
             *PLAN_COLUMNS,
         )
+        .annotate(**APP_CREDENTIALS)
         .select_for_update(of=("self",))
         .filter(refresh_token_hash=v)
     )

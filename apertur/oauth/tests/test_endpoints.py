@@ -90,6 +90,42 @@ def test_introspection_needs_client_authentication(flow: Flow) -> None:
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("path", ["/oauth/introspect", "/oauth/revoke"])
+def test_own_token_with_a_wrong_secret_is_401(flow: Flow, path: str) -> None:
+    """The token is read before the client authenticates (its row carries its app's credentials); owning the
+    token is no credential."""
+    tokens = flow.tokens()
+    for secret in ("aptr_cs_wrong", ""):
+        response = Client().post(
+            path, {"token": tokens["access_token"], "client_id": flow.client_id, "client_secret": secret}
+        )
+        assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/oauth/introspect", "/oauth/revoke"])
+def test_a_deactivated_app_or_suspended_partner_cannot_use_its_tokens_here(flow: Flow, path: str) -> None:
+    from apertur.oauth import services
+    from apertur.partners import services as partner_services
+
+    tokens = flow.tokens()
+    services.deactivate_app(app=flow.created.app)
+    assert (
+        Client()
+        .post(path, {"token": tokens["access_token"], "client_id": flow.client_id, "client_secret": flow.secret})
+        .status_code
+        == 401
+    )
+    services.reactivate_app(app=flow.created.app)
+    partner_services.suspend(partner=flow.created.app.partner, reviewer=None, reason="Abuse")
+    assert (
+        Client()
+        .post(path, {"token": tokens["access_token"], "client_id": flow.client_id, "client_secret": flow.secret})
+        .status_code
+        == 401
+    )
+
+
 def test_metadata_document(settings) -> None:  # type: ignore[no-untyped-def]
     settings.APERTUR_BASE_URL = "https://apertur.example"
     response = Client().get("/.well-known/oauth-authorization-server")

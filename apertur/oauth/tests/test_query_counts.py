@@ -15,7 +15,7 @@ from apertur.oauth import services, tokens
 from apertur.oauth.models import Connection
 from apertur.oauth.tests.conftest import Flow, api_get
 from apertur.partners import services as partner_services
-from apertur.testing import exchange
+from apertur.testing import exchange, make_app
 
 
 def statements(ctx: CaptureQueriesContext) -> list[str]:
@@ -33,8 +33,9 @@ def test_code_exchange_is_at_most_six_queries(flow: Flow) -> None:
     with CaptureQueriesContext(connection) as ctx:
         assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
     sql = statements(ctx)
-    # client, code (locked), connection + project + plan, token INSERT, audit INSERT, code marked used
-    assert len(sql) <= 6, sql
+    # code (locked) with its app's credentials (the client authenticates against them), connection + project +
+    # plan, token INSERT, audit INSERT, code marked used
+    assert len(sql) == 5, sql
 
 
 def test_refresh_is_at_most_six_queries(flow: Flow) -> None:
@@ -43,27 +44,41 @@ def test_refresh_is_at_most_six_queries(flow: Flow) -> None:
         response = post("/oauth/token", flow, grant_type="refresh_token", refresh_token=issued["refresh_token"])
         assert response.status_code == 200, response.content
     sql = statements(ctx)
-    # client, old token (locked) + connection + customer + project + plan, token INSERT, audit INSERT, rotation
-    assert len(sql) <= 5, sql
+    # old token (locked) + its app's credentials + connection + customer + project + plan, token INSERT, audit
+    # INSERT, rotation
+    assert len(sql) == 4, sql
     assert response.json()["plan"]["name"] == "Pro"
 
 
 @pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
-def test_introspection_is_two_queries(flow: Flow, kind: str) -> None:
+def test_introspection_is_one_query(flow: Flow, kind: str) -> None:
     issued = flow.tokens()
     with CaptureQueriesContext(connection) as ctx:
         response = post("/oauth/introspect", flow, token=issued[kind], token_type_hint=kind)
     assert response.json()["active"] is True
     assert response.json()["project_id"] == flow.project.public_id
-    assert len(statements(ctx)) == 2, statements(ctx)  # the client, the token with what it reports
+    # the token with what it reports and its app's credentials, which the client authenticates against
+    assert len(statements(ctx)) == 1, statements(ctx)
+
+
+def test_introspecting_another_clients_token_queries_the_client(flow: Flow) -> None:
+    issued = flow.tokens()
+    other = make_app(flow.created.app.partner, name="Other")
+    with CaptureQueriesContext(connection) as ctx:
+        response = Client().post(
+            "/oauth/introspect",
+            {"token": issued["access_token"], "client_id": other.app.client_id, "client_secret": other.client_secret},
+        )
+    assert response.json() == {"active": False}
+    assert len(statements(ctx)) == 2, statements(ctx)  # the token (not this client's), then the client
 
 
 def test_revocation_query_count(flow: Flow) -> None:
     issued = flow.tokens()
     with CaptureQueriesContext(connection) as ctx:
         assert post("/oauth/revoke", flow, token=issued["access_token"]).status_code == 200
-    # client, token, the UPDATE, the audit event
-    assert len(statements(ctx)) <= 4, statements(ctx)
+    # the token with its app's credentials, the UPDATE, the audit event
+    assert len(statements(ctx)) == 3, statements(ctx)
 
 
 def test_bearer_request_is_one_query_without_the_cache(flow: Flow) -> None:

@@ -102,6 +102,28 @@ def test_alias_in_refresh_scope(flow: Flow) -> None:
     ]
 
 
+def test_a_failed_client_authentication_leaves_the_refresh_token_as_it_was(flow: Flow) -> None:
+    """The refresh token is read (and on PostgreSQL locked) before the client authenticates; a wrong secret
+    or another client's id is invalid_client, and neither rotates nor burns the token."""
+    first = flow.tokens()
+    wrong = refresh(flow, first["refresh_token"], client_secret="aptr_cs_wrong")
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    stranger = refresh(flow, first["refresh_token"], client_id="aptr_ci_someone_else")
+    assert stranger.status_code == 401
+    assert Token.objects.get().rotated_at is None
+    assert not AuditEvent.objects.filter(action="oauth.refresh_reuse_detected").exists()
+    assert refresh(flow, first["refresh_token"]).status_code == 200
+
+
+def test_a_deactivated_app_cannot_refresh(flow: Flow) -> None:
+    from apertur.oauth import services
+
+    first = flow.tokens()
+    services.deactivate_app(app=flow.created.app)
+    response = refresh(flow, first["refresh_token"])
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+
+
 def test_refresh_token_of_another_client_is_invalid_grant(flow: Flow) -> None:
     first = flow.tokens()
     other = make_app(flow.created.app.partner, name="Other")

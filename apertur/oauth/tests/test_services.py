@@ -4,12 +4,13 @@ import pytest
 
 from apertur.core import tokens
 from apertur.core.models import AuditEvent
-from apertur.oauth import selectors, services
+from apertur.oauth import selectors, server, services
 from apertur.oauth.domains import InvalidDomainPattern, InvalidRedirectURI
 from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
 from apertur.oauth.models import KeyMode, OAuthApp, PublicKey, RedirectURI
 from apertur.partners import services as partner_services
 from apertur.partners.errors import PartnerNotApproved
+from apertur.partners.models import Partner, PartnerStatus
 from apertur.testing import make_app, make_partner
 
 pytestmark = pytest.mark.django_db
@@ -150,3 +151,15 @@ def test_update_app_replaces_lists_and_rejects_bad_input_atomically() -> None:
     app.refresh_from_db()
     assert app.name == "Snapflow 2"
     assert app.redirect_uris.count() == 2
+
+
+@pytest.mark.parametrize("active", [True, False])
+@pytest.mark.parametrize("status", [s.value for s in PartnerStatus])
+def test_app_usable_is_the_usable_queryset(active: bool, status: str) -> None:
+    """``server.app_usable`` (client authentication from a code's or token's row, the grant checks) and
+    ``OAuthApp.objects.usable()`` (client authentication by query) are one rule."""
+    created = make_app()
+    OAuthApp.objects.filter(pk=created.app.pk).update(is_active=active)
+    Partner.objects.filter(pk=created.app.partner_id).update(status=status)
+    in_queryset = OAuthApp.objects.usable().filter(pk=created.app.pk).exists()
+    assert server.app_usable(app_active=active, partner_status=status) is in_queryset

@@ -11,7 +11,7 @@ from django.test import Client
 
 from apertur.core.models import AuditEvent
 from apertur.oauth import services
-from apertur.oauth.models import Token
+from apertur.oauth.models import AuthorizationCode, Token
 from apertur.oauth.tests.conftest import Flow, api_get
 from apertur.partners import services as partner_services
 from apertur.testing import REDIRECT_URI, exchange, make_app, pkce_pair
@@ -64,6 +64,17 @@ def test_wrong_client_secret_is_401_with_challenge(flow: Flow, secret: str) -> N
     assert response.json()["error"] == "invalid_client"
     assert response["WWW-Authenticate"].startswith("Basic")
     assert Token.objects.count() == 0
+
+
+def test_a_failed_client_authentication_leaves_the_code_unused(flow: Flow) -> None:
+    """The code is read (and on PostgreSQL locked) before the client authenticates: nothing is decided on it
+    until the client has."""
+    code = flow.code()
+    assert exchange(Client(), code, flow.client_id, "aptr_cs_wrong").status_code == 401
+    assert exchange(Client(), code, "aptr_ci_someone_else", flow.secret).status_code == 401
+    assert AuthorizationCode.objects.get().used_at is None
+    assert not AuditEvent.objects.filter(action="oauth.code_replayed").exists()
+    assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
 
 
 def test_unknown_client_is_401(flow: Flow) -> None:
@@ -232,9 +243,10 @@ def test_token_exchange_query_count(flow: Flow) -> None:
     code = flow.code()
     with CaptureQueriesContext(connection) as ctx:
         assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
-    # client, code (locked), connection with project and plan, token insert, audit insert, code marked used
+    # code (locked) with its app's credentials, connection with project and plan, token insert, audit insert,
+    # code marked used
     queries = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(queries) == 6, queries
+    assert len(queries) == 5, queries
 
 
 def test_strangers_cannot_spend_a_clients_rate_limit(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
