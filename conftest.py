@@ -13,6 +13,7 @@ from django.core.cache import cache
 
 from apertur.chromium import CHROMIUM, CHROMIUM_ARGS
 from apertur.core import ratelimit
+from apertur.oauth import token_cache
 
 
 @pytest.fixture(autouse=True)
@@ -28,9 +29,11 @@ def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
     }
     cache.clear()
     ratelimit.clear_process_counters()
+    token_cache.clear_local()
     yield
     cache.clear()
     ratelimit.clear_process_counters()
+    token_cache.clear_local()
 
 
 @pytest.fixture
@@ -82,3 +85,16 @@ def postgres_only(transactional_db: None) -> None:
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (make test runs the suite again on PostgreSQL)")
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    """The local token cache's generation file of the test database (apertur.oauth.token_cache) goes with it."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        test_name = (db.get("TEST") or {}).get("NAME")
+        if test_name:
+            Path(f"{test_name}-tokens").unlink(missing_ok=True)
+    else:
+        Path(settings.VAR_DIR, f"token-generation-test_{db['NAME']}").unlink(missing_ok=True)

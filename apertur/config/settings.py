@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from apertur.core.logs import lean_records
 
@@ -167,10 +168,24 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# The cache of access-token checks (apertur/oauth/token_cache.py): opt in with APERTUR_TOKEN_CACHE=1 together
-# with REDIS_URL (it must be shared by every app process). It offloads the database; it is not faster on one
-# machine, hence off by default.
-APERTUR_TOKEN_CACHE = _env_bool("APERTUR_TOKEN_CACHE", False) and bool(REDIS_URL)
+# The cache of access-token checks (apertur/oauth/token_cache.py, docs/deploy.md): "local" (each app process
+# keeps the checks it made; a generation shared through a memory-mapped file on the host voids them at once on
+# any revocation) is the default with SQLite, which is one host by nature; "shared" (APERTUR_TOKEN_CACHE=1 with
+# REDIS_URL) is for app servers on several hosts; "local" may be set for PostgreSQL when every app process runs
+# on one host; "0" turns it off.
+_token_cache_env = os.environ.get("APERTUR_TOKEN_CACHE", "").strip().lower()
+if _token_cache_env in {"1", "true", "yes", "on", "shared"}:
+    APERTUR_TOKEN_CACHE = "shared" if REDIS_URL else "off"
+elif _token_cache_env in {"0", "false", "no", "off"}:
+    APERTUR_TOKEN_CACHE = "off"
+elif _token_cache_env == "local":
+    APERTUR_TOKEN_CACHE = "local"
+elif _token_cache_env:
+    raise ImproperlyConfigured(
+        f"APERTUR_TOKEN_CACHE must be local, 1 (shared, with REDIS_URL) or 0, not {_token_cache_env!r}"
+    )
+else:
+    APERTUR_TOKEN_CACHE = "local" if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else "off"
 # PostgreSQL: the OAuth hot-path lookups are prepared once per connection (apertur/oauth/compiled.py); turn
 # off behind a transaction-mode connection pooler that does not keep prepared statements.
 APERTUR_PG_PREPARE = _env_bool("APERTUR_PG_PREPARE", True)

@@ -4,6 +4,7 @@ logs)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from apertur.core import clock, tokens
 from apertur.oauth import token_cache
 from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.server import grant_stands
-from apertur.oauth.tokens import access_is_live, find_for_bearer
+from apertur.oauth.tokens import access_is_live, bearer_row, fetch_for_bearer, find_for_bearer
 from apertur.projects.models import Project
 
 
@@ -61,9 +62,9 @@ _project = CompiledLookup(lambda v: Project.objects.select_related("plan").filte
 def authenticate(authorization: str | None) -> AccessContext:
     """Validate the ``Authorization`` header value and return who is calling.
 
-    One query (the token with its app, partner, connection, customer, project and plan, compiled once), or
-    with the shared token cache warm (apertur.oauth.token_cache) no token query at all: only the project
-    and its plan are read."""
+    One query (the token with its app, partner, connection, customer, project and plan, compiled once). With
+    the token cache warm (apertur.oauth.token_cache): none in ``local`` mode; in ``shared`` mode no token
+    query, only the project and its plan."""
     if not authorization:
         raise BearerError("missing_token", "Send an access token: Authorization: Bearer oat_...", status=401)
     scheme, _, value = authorization.partition(" ")
@@ -71,7 +72,10 @@ def authenticate(authorization: str | None) -> AccessContext:
         raise BearerError("invalid_request", "Use the Bearer scheme: Authorization: Bearer oat_...", status=400)
     token_hash = tokens.hash_secret(value.strip())
     now = clock.now()
-    caching = token_cache.enabled()
+    mode = token_cache.mode()
+    if mode == "local":
+        return _authenticate_local(token_hash, now)
+    caching = mode == "shared"
     generation = ""
     if caching:
         cached, generation = token_cache.lookup(token_hash)
@@ -82,15 +86,7 @@ def authenticate(authorization: str | None) -> AccessContext:
                     project=project, app_id=cached.app_id, scope_list=cached.scopes.split(), livemode=cached.livemode
                 )
     row: Any = find_for_bearer(token_hash)
-    if row is None or not access_is_live(row, at=now):
-        raise BearerError("invalid_token", "The access token is invalid, expired or revoked.", status=401)
-    if not grant_stands(
-        app_active=row.grant_app_active,
-        partner_status=row.grant_partner_status,
-        connection_revoked_at=row.grant_connection_revoked_at,
-        user_active=row.grant_user_active,
-    ):
-        raise BearerError("invalid_token", "The access token is no longer valid.", status=401)
+    _check(row, now)
     if caching:
         grant = token_cache.CachedGrant(
             project_public_id=row.project.public_id,
@@ -100,4 +96,35 @@ def authenticate(authorization: str | None) -> AccessContext:
             expires_at=row.access_expires_at.timestamp(),
         )
         token_cache.store(token_hash, generation, grant, now=now.timestamp())
+    return AccessContext(project=row.project, app_id=row.app_id, scope_list=row.scope_list, livemode=row.livemode)
+
+
+def _check(row: Any, now: dt.datetime) -> None:
+    """The token is live and its grant stands: every request, whether its row came from the database or a
+    cache."""
+    if row is None or not access_is_live(row, at=now):
+        raise BearerError("invalid_token", "The access token is invalid, expired or revoked.", status=401)
+    if not grant_stands(
+        app_active=row.grant_app_active,
+        partner_status=row.grant_partner_status,
+        connection_revoked_at=row.grant_connection_revoked_at,
+        user_active=row.grant_user_active,
+    ):
+        raise BearerError("invalid_token", "The access token is no longer valid.", status=401)
+
+
+def _authenticate_local(token_hash: str, now: dt.datetime) -> AccessContext:
+    """With the local token cache: the bearer check's row from this process's memory while the host-wide
+    generation has not moved (no SQL), else from the database (kept if the check accepts it). Either way the
+    row is built into new instances and checked at ``now``."""
+    generation = token_cache.local_generation()
+    at = now.timestamp()
+    values = token_cache.local_get(token_hash, generation, now=at) if generation is not None else None
+    fresh = values is None
+    if fresh:
+        values = fetch_for_bearer(token_hash)
+    row: Any = bearer_row(values) if values is not None else None
+    _check(row, now)
+    if fresh and generation is not None and values is not None:
+        token_cache.local_put(token_hash, generation, values, now=at, expires_at=row.access_expires_at.timestamp())
     return AccessContext(project=row.project, app_id=row.app_id, scope_list=row.scope_list, livemode=row.livemode)

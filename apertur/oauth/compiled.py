@@ -87,7 +87,7 @@ class _Populator:
         self.local_setter = populator.local_setter
         self.remote_setter = populator.remote_setter
 
-    def populate(self, row: list[Any], from_obj: Any) -> None:
+    def populate(self, row: tuple[Any, ...], from_obj: Any) -> None:
         data = self.reorder(row) if self.reorder else row[self.cols]  # type: ignore[index]
         if data[self.pk_idx] is None:
             obj = None
@@ -224,6 +224,12 @@ class CompiledLookup(Generic[M]):
 
     def first(self, *values: Any, using: str = "default") -> M | None:
         """The first row (with its ``select_related`` objects) for these parameter values, or None."""
+        row = self.fetch(*values, using=using)
+        return None if row is None else self.build(row, using=using)
+
+    def fetch(self, *values: Any, using: str = "default") -> tuple[Any, ...] | None:
+        """The first row's values, converted to Python values (what :meth:`build` turns into instances), or
+        None. The tuple holds no instance, so it can be kept and built again for another request."""
         plan = self._plan(using)
         connection = connections[using]
         params = plan.params.copy()
@@ -243,6 +249,12 @@ class CompiledLookup(Generic[M]):
             for converter in convs:
                 item = converter(item, expression, connection)
             row[pos] = item
+        return tuple(row)
+
+    def build(self, row: tuple[Any, ...], *, using: str = "default") -> M:
+        """New instances (the model's, its ``select_related`` objects, its annotations) from a row of
+        :meth:`fetch`, exactly as :meth:`first` returns them."""
+        plan = self._plan(using)
         obj: M = plan.build(using, row[plan.model_slice])
         for populator in plan.populators:
             populator.populate(row, obj)

@@ -1,32 +1,35 @@
-"""A cache of access-token checks for the bearer-protected API, safe across app processes.
+"""Caches of access-token checks for the bearer-protected API, safe across app processes.
 
-What is cached: for an access token's SHA-256 hash, the outcome of a successful check — project public id,
-app id, scopes, livemode, expiry — never the project or its plan (those are read on each request, so a plan
-change or a project edit is seen at once), and never a refusal.
+Two modes (``APERTUR_TOKEN_CACHE``, docs/deploy.md):
 
-When: only with ``APERTUR_TOKEN_CACHE=1`` and a cache shared by every app process (``REDIS_URL`` set).
-With the default per-process local-memory cache and several app-server processes, a revocation handled by
-one process could not reach the others' memory, so a local cache is never used unless forced (the tests
-force it: one process). It is off by default because it does not make a request faster on one machine: a
-Redis round trip costs what the one prepared, indexed token query costs (bench/profile_oauth.py, W3 on
-PostgreSQL: ~1.30 ms without it, ~1.43 ms with it, both with Redis rate limits). What it buys is database
-offload: with many app servers in front of one database, bearer checks stop reaching the database for the
-token (the project and plan are still read).
+- ``local`` — the default with SQLite, or set for PostgreSQL when every app process runs on one host: each
+  process keeps the bearer check's whole row (the token's grant, its project and plan) for the token hashes
+  it saw, in its own memory, and a request it answers from there runs no SQL at all. The generation (below)
+  lives in a small memory-mapped file next to the SQLite database (``<database>-tokens``; with PostgreSQL in
+  ``APERTUR_VAR_DIR``), the way SQLite shares its own WAL index between processes: every process on the host
+  reads and bumps the same eight bytes, without a system call. A cached row is rebuilt into new instances
+  for each request (no request sees another's objects) and checked again (expiry, grant) each time.
+- ``shared`` — ``APERTUR_TOKEN_CACHE=1`` with ``REDIS_URL``, for app servers on several hosts: the outcome of
+  a successful check (project public id, app id, scopes, livemode, expiry; never a refusal) in Redis, the
+  project and its plan read from the database on each request. It offloads the database rather than making
+  one request faster: a Redis round trip costs what the one prepared, indexed token query costs
+  (bench/profile_oauth.py, W3 on PostgreSQL: ~1.30 ms without it, ~1.43 ms with it).
 
-Why revocation still takes effect at once — a generation key:
+Why revocation still takes effect at once, in every process — a generation:
 
-- Every entry carries the value of ``oauth:token-generation`` read *before* the database lookup that
-  produced it; an entry counts only while it equals the current generation. Reading both is one round
-  trip (``get_many``).
-- Every change that can kill a live access token sets a new random generation, in the same transaction
-  (right away) and again in ``on_commit`` (so an entry written by a request that read the database just
-  before the commit dies too): token revocation of any kind (``tokens._revoke``, ``revoke_access``), a
-  connection removed, an app deactivated or deleted, a partner no longer approved, a customer deactivated
-  or deleted, a project deleted. The model signals below catch the changes made through ``save()`` and
-  ``delete()`` outside this package (partner suspension, the admin); a bulk ``QuerySet.update()`` of those
-  fields elsewhere must call :func:`invalidate_all`.
-- If the generation key is lost (Redis restart, eviction), a fresh random one replaces it and every old
-  entry is void: losing cache state can only cause misses, never a stale success.
+- Every entry carries the generation read *before* the database lookup that produced it; an entry counts only
+  while it equals the current generation.
+- Every change that can kill a live access token or change what the check returns sets a new random
+  generation, in the same transaction (right away) and again in ``on_commit`` (so an entry written by a
+  request that read the database just before the commit dies too): token revocation of any kind
+  (``tokens._revoke``, ``revoke_access``), a connection removed, an app deactivated or deleted, a partner no
+  longer approved, a customer deactivated or deleted, a project saved or deleted, a plan saved or deleted.
+  The model signals below catch the changes made through ``save()`` and ``delete()`` outside this package
+  (partner suspension, plan changes, the admin); a bulk ``QuerySet.update()`` of those fields elsewhere must
+  call :func:`invalidate_all`. A process with the cache off still bumps a local generation file that exists,
+  so a management command run with other settings cannot leave stale entries behind.
+- If the shared generation key is lost (Redis restart, eviction), a fresh random one replaces it and every
+  old entry is void: losing cache state can only cause misses, never a stale success.
 - Entries also expire on their own after ``TTL`` seconds and never outlive the token.
 
 Revocations are rare next to API calls (a refresh rotation retires a refresh token, not the access token,
@@ -35,15 +38,22 @@ and does not touch the generation), so one global generation costs little and le
 
 from __future__ import annotations
 
+import logging
+import mmap
+import os
 import secrets
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+
+log = logging.getLogger(__name__)
 
 GENERATION_KEY = "oauth:token-generation"
 TTL = 300
@@ -59,14 +69,124 @@ class CachedGrant:
     expires_at: float  # POSIX timestamp of the access token's expiry
 
 
+MODES = ("off", "local", "shared")
+
+
+def mode() -> str:
+    """``settings.APERTUR_TOKEN_CACHE``: ``"local"``, ``"shared"`` or ``"off"`` (True and False mean shared and
+    off); None: shared if the Django cache is shared by every process, else off."""
+    value = getattr(settings, "APERTUR_TOKEN_CACHE", None)
+    if value is None:
+        backend = str(settings.CACHES.get("default", {}).get("BACKEND", ""))
+        return "off" if backend.endswith(_LOCAL_BACKENDS) else "shared"
+    if isinstance(value, bool):
+        return "shared" if value else "off"
+    if value not in MODES:
+        raise ValueError(f"APERTUR_TOKEN_CACHE must be one of {', '.join(MODES)}, not {value!r}")
+    return str(value)
+
+
 def enabled() -> bool:
-    """``APERTUR_TOKEN_CACHE`` True: on; False: off; None (unset): on only if the cache is shared, which the
-    settings never leave as a default (see the module docstring: opt in with APERTUR_TOKEN_CACHE=1)."""
-    forced = getattr(settings, "APERTUR_TOKEN_CACHE", None)
-    if forced is not None:
-        return bool(forced)
-    backend = str(settings.CACHES.get("default", {}).get("BACKEND", ""))
-    return not backend.endswith(_LOCAL_BACKENDS)
+    """The shared (Redis) cache is on."""
+    return mode() == "shared"
+
+
+# --- local: this process's memory, a generation shared by memory-mapped file --------------------------------
+
+LOCAL_MAX_ENTRIES = 10_000
+_GENERATION_BYTES = 8
+
+
+class _GenerationFile:
+    """Eight bytes in a file every process on the host maps (MAP_SHARED): reading them is a memory read."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < _GENERATION_BYTES:
+                os.ftruncate(fd, _GENERATION_BYTES)  # zeros: a valid generation like any other
+            self.map = mmap.mmap(fd, _GENERATION_BYTES)
+        finally:
+            os.close(fd)  # the mapping stays valid
+
+    def read(self) -> bytes:
+        return self.map[:_GENERATION_BYTES]
+
+    def bump(self) -> None:
+        # A reader in another process may see a torn value while this is written: it differs from every
+        # generation an entry was stored with, so it can only cause a miss.
+        self.map[:_GENERATION_BYTES] = secrets.token_bytes(_GENERATION_BYTES)
+
+
+# Database NAME -> its generation file (None: it could not be mapped; the local cache is off).
+_files: dict[str, _GenerationFile | None] = {}
+_files_lock = threading.Lock()
+
+
+def generation_path(using: str = DEFAULT_DB_ALIAS) -> Path:
+    """Next to the SQLite database file (as SQLite's own ``-wal`` and ``-shm``), so every process using that
+    database shares it; in ``APERTUR_VAR_DIR`` for other databases."""
+    db = connections[using].settings_dict
+    name = str(db.get("NAME") or "")
+    if db["ENGINE"].endswith("sqlite3") and name and not name.startswith("file:") and name != ":memory:":
+        return Path(f"{name}-tokens")
+    return Path(settings.VAR_DIR) / f"token-generation-{name or using}"
+
+
+def _generation_file(*, create: bool) -> _GenerationFile | None:
+    name = str(connections[DEFAULT_DB_ALIAS].settings_dict.get("NAME") or "")
+    if name in _files:
+        return _files[name]
+    path = generation_path()
+    if not create and not path.exists():
+        return None
+    with _files_lock:
+        if name not in _files:
+            try:
+                _files[name] = _GenerationFile(path)
+            except OSError as exc:
+                log.warning("token cache: cannot map %s (%s); the local token cache is off", path, exc)
+                _files[name] = None
+        return _files[name]
+
+
+# token hash -> (generation, expires at (POSIX), the bearer check's row). Plain dict operations, each atomic
+# under the GIL; the oldest entry makes room when full.
+_entries: dict[str, tuple[bytes, float, tuple[Any, ...]]] = {}
+
+
+def local_generation() -> bytes | None:
+    """The current generation, to store a fresh entry under; None when the local cache is unavailable."""
+    file = _generation_file(create=True)
+    return file.read() if file is not None else None
+
+
+def local_get(token_hash: str, generation: bytes, *, now: float) -> tuple[Any, ...] | None:
+    entry = _entries.get(token_hash)
+    if entry is None:
+        return None
+    if entry[0] != generation or entry[1] <= now:
+        _entries.pop(token_hash, None)
+        return None
+    return entry[2]
+
+
+def local_put(token_hash: str, generation: bytes, row: tuple[Any, ...], *, now: float, expires_at: float) -> None:
+    """Keep a row the check accepted, until ``TTL`` seconds pass or the token expires (whichever is first)."""
+    until = min(now + TTL, expires_at)
+    if until <= now:
+        return
+    while len(_entries) >= LOCAL_MAX_ENTRIES:
+        try:
+            _entries.pop(next(iter(_entries)), None)
+        except (StopIteration, RuntimeError):  # emptied or resized by another thread meanwhile
+            break
+    _entries[token_hash] = (generation, until, row)
+
+
+def clear_local() -> None:
+    """Forget this process's entries (tests, between cases)."""
+    _entries.clear()
 
 
 def _key(token_hash: str) -> str:
@@ -100,12 +220,18 @@ def _new_generation() -> None:
     cache.set(GENERATION_KEY, secrets.token_hex(8), timeout=None)
 
 
+def _bump_generations() -> None:
+    file = _generation_file(create=mode() == "local")
+    if file is not None:
+        file.bump()
+    if enabled():
+        _new_generation()
+
+
 def invalidate_all() -> None:
-    """Void every cached token check, now and again when the current transaction commits."""
-    if not enabled():
-        return
-    _new_generation()
-    transaction.on_commit(_new_generation)
+    """Void every cached token check in every process, now and again when the current transaction commits."""
+    _bump_generations()
+    transaction.on_commit(_bump_generations)
 
 
 # --- changes made through the models (services of other domains, the admin) ---------------------------
@@ -115,7 +241,7 @@ def _connect_signals() -> None:
     from apertur.accounts.models import User
     from apertur.oauth.models import Connection, OAuthApp, Token
     from apertur.partners.models import Partner, PartnerStatus
-    from apertur.projects.models import Project
+    from apertur.projects.models import Plan, Project
 
     @receiver(post_save, sender=Partner, weak=False, dispatch_uid="oauth-token-cache-partner")
     def _partner_saved(sender: Any, instance: Partner, **kwargs: Any) -> None:
@@ -142,7 +268,15 @@ def _connect_signals() -> None:
         if not created and instance.access_revoked_at is not None:
             invalidate_all()
 
-    for model in (Partner, User, OAuthApp, Connection, Token, Project):
+    @receiver(post_save, sender=Project, weak=False, dispatch_uid="oauth-token-cache-project")
+    def _project_saved(sender: Any, instance: Project, **kwargs: Any) -> None:
+        invalidate_all()  # the local cache keeps the project (its plan, its settings) with the token
+
+    @receiver(post_save, sender=Plan, weak=False, dispatch_uid="oauth-token-cache-plan")
+    def _plan_saved(sender: Any, instance: Plan, **kwargs: Any) -> None:
+        invalidate_all()
+
+    for model in (Partner, User, OAuthApp, Connection, Token, Project, Plan):
         post_delete.connect(
             lambda sender, **kwargs: invalidate_all(),
             sender=model,

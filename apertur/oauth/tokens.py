@@ -309,6 +309,16 @@ def find_for_bearer(token_hash: str) -> Token | None:
     return _bearer.first(token_hash)
 
 
+def fetch_for_bearer(token_hash: str) -> tuple[Any, ...] | None:
+    """The bearer check's row as values, which the local token cache keeps (apertur.oauth.token_cache)."""
+    return _bearer.fetch(token_hash)
+
+
+def bearer_row(values: tuple[Any, ...]) -> Token:
+    """New instances from :func:`fetch_for_bearer`'s values: what :func:`find_for_bearer` returns."""
+    return _bearer.build(values)
+
+
 def find_by_refresh_token(value: str, *, lock: bool = False) -> Token | None:
     return (_by_refresh_locked if lock else _by_refresh).first(tokens.hash_secret(value))
 

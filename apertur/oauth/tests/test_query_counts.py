@@ -3,6 +3,7 @@ by bench/profile_oauth.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -81,7 +82,8 @@ def test_revocation_query_count(flow: Flow) -> None:
     assert len(statements(ctx)) == 3, statements(ctx)
 
 
-def test_bearer_request_is_one_query_without_the_cache(flow: Flow) -> None:
+def test_bearer_request_is_one_query_without_the_cache(flow: Flow, settings: Any) -> None:
+    settings.APERTUR_TOKEN_CACHE = "off"
     issued = flow.tokens()
     for _ in range(2):
         with CaptureQueriesContext(connection) as ctx:
@@ -107,15 +109,19 @@ def test_random_strings_are_the_documented_alphabet_and_length() -> None:
     assert tokens.new_access_token().startswith("oat_") and len(tokens.new_access_token()) == 44
 
 
-# --- the shared token cache (apertur.oauth.token_cache) ----------------------------------------------------
+# --- the token caches (apertur.oauth.token_cache): local (per process, host-wide generation) and shared ----------
 
 
-@pytest.fixture
-def cached(settings: Any) -> None:
+@pytest.fixture(params=["local", "shared"])
+def cached(request: Any, settings: Any) -> str:
     from django.core.cache import cache
 
-    settings.APERTUR_TOKEN_CACHE = True
+    from apertur.oauth import token_cache
+
+    settings.APERTUR_TOKEN_CACHE = request.param
     cache.clear()
+    token_cache.clear_local()
+    return str(request.param)
 
 
 def warm(flow: Flow, access: str) -> list[str]:
@@ -125,20 +131,21 @@ def warm(flow: Flow, access: str) -> list[str]:
     return statements(ctx)
 
 
-@pytest.mark.usefixtures("cached")
-def test_a_warm_cache_reads_no_token(flow: Flow) -> None:
+def test_a_warm_cache_reads_no_token(flow: Flow, cached: str) -> None:
     issued = flow.tokens()
     sql = warm(flow, issued["access_token"])
-    assert len(sql) <= 2, sql
-    assert not any("oauth_token" in q for q in sql), sql  # only the project and its plan are read
+    if cached == "local":
+        assert sql == []  # the whole check (token, grant, project, plan) from this process's memory
+    else:
+        assert len(sql) <= 2, sql
+        assert not any("oauth_token" in q for q in sql), sql  # only the project and its plan are read
 
 
-@pytest.mark.usefixtures("cached")
 @pytest.mark.parametrize(
     "kill",
     ["revoke", "revoke_refresh", "disconnect", "deactivate_app", "suspend", "deactivate_customer", "code_replay"],
 )
-def test_every_revocation_path_kills_a_cached_token_at_once(flow: Flow, kill: str) -> None:
+def test_every_revocation_path_kills_a_cached_token_at_once(flow: Flow, cached: str, kill: str) -> None:
     code = flow.code()
     issued = exchange(Client(), code, flow.client_id, flow.secret).json()
     access = issued["access_token"]
@@ -161,12 +168,84 @@ def test_every_revocation_path_kills_a_cached_token_at_once(flow: Flow, kill: st
     assert api_get("/api/v1/plan", access).status_code == 401
 
 
-@pytest.mark.usefixtures("cached")
-def test_a_lost_generation_key_voids_every_entry(flow: Flow) -> None:
+def test_a_plan_change_shows_at_once_with_a_warm_cache(flow: Flow, cached: str) -> None:
+    from apertur.projects import services as project_services
+    from apertur.projects.selectors import plan_by_name
+
+    issued = flow.tokens()
+    warm(flow, issued["access_token"])
+    project_services.change_plan(project=flow.project, plan=plan_by_name("Free"), actor=flow.customer)
+    assert api_get("/api/v1/plan", issued["access_token"]).json()["name"] == "Free"
+
+
+def test_each_request_gets_its_own_instances_from_the_local_cache(flow: Flow, settings: Any) -> None:
+    from apertur.oauth import bearer
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    header = f"Bearer {issued['access_token']}"
+    first = bearer.authenticate(header)
+    first.project.name = "Changed by one request"
+    with CaptureQueriesContext(connection) as ctx:
+        second = bearer.authenticate(header)
+    assert statements(ctx) == []
+    assert second.project is not first.project and second.project.plan is not first.project.plan
+    assert second.project.name == "Weddings"
+
+
+def test_the_local_cache_checks_expiry_on_every_hit(flow: Flow, settings: Any) -> None:
+    import time_machine
+
+    from apertur.core import clock
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    warm(flow, issued["access_token"])
+    with time_machine.travel(clock.now() + dt.timedelta(minutes=61)):
+        assert api_get("/api/v1/plan", issued["access_token"]).status_code == 401
+
+
+def test_another_process_revoking_voids_this_processs_local_entries(flow: Flow, settings: Any) -> None:
+    """The generation is shared through the memory-mapped file: a revocation committed by another process (a
+    second app server, a management command) is seen by this one's next request."""
+    import os
+    import subprocess
+    import sys
+
+    from apertur.oauth import token_cache
+    from apertur.oauth.models import Token
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    assert warm(flow, issued["access_token"]) == []
+    # The other process revokes through a bulk UPDATE (no signal in this process) and bumps the generation the
+    # way tokens._revoke does; it sees the test database only through its file, so it is told which one.
+    token = Token.objects.get()
+    db = connection.settings_dict
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "apertur.config.settings", "APERTUR_TOKEN_CACHE": "local"}
+    if connection.vendor == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    else:
+        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env["APERTUR_VAR_DIR"] = str(settings.VAR_DIR)
+    script = (
+        "import django; django.setup()\nfrom apertur.oauth import token_cache\nprint(token_cache.generation_path())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(token_cache.generation_path())  # the same file in both processes
+    Token.objects.filter(pk=token.pk).update(access_revoked_at=token.issued_at)  # as another process's UPDATE
+    assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200  # no generation change: cached
+    bump = "import django; django.setup()\nfrom apertur.oauth import token_cache\ntoken_cache.invalidate_all()\n"
+    subprocess.run([sys.executable, "-c", bump], env=env, check=True)
+    assert api_get("/api/v1/plan", issued["access_token"]).status_code == 401
+
+
+def test_the_shared_cache_voids_every_entry_when_its_generation_key_is_lost(flow: Flow, settings: Any) -> None:
     from django.core.cache import cache
 
     from apertur.oauth import token_cache
 
+    settings.APERTUR_TOKEN_CACHE = "shared"
     issued = flow.tokens()
     warm(flow, issued["access_token"])
     cache.delete(token_cache.GENERATION_KEY)
@@ -176,18 +255,47 @@ def test_a_lost_generation_key_voids_every_entry(flow: Flow) -> None:
 
 
 @pytest.mark.parametrize(
-    ("backend", "on"),
+    ("backend", "mode"),
     [
-        ("django.core.cache.backends.locmem.LocMemCache", False),  # one per process: never
-        ("django.core.cache.backends.dummy.DummyCache", False),
-        ("django.core.cache.backends.redis.RedisCache", True),  # shared by every process
+        ("django.core.cache.backends.locmem.LocMemCache", "off"),  # one per process: not shared
+        ("django.core.cache.backends.dummy.DummyCache", "off"),
+        ("django.core.cache.backends.redis.RedisCache", "shared"),  # shared by every process
     ],
 )
-def test_the_cache_is_on_only_with_a_shared_cache(backend: str, on: bool) -> None:
+def test_unset_the_shared_cache_follows_the_cache_backend(backend: str, mode: str) -> None:
     from apertur.oauth import token_cache
 
     with override_settings(APERTUR_TOKEN_CACHE=None, CACHES={"default": {"BACKEND": backend}}):
-        assert token_cache.enabled() is on
+        assert token_cache.mode() == mode
+
+
+@pytest.mark.parametrize(
+    ("env", "database_url", "expected"),
+    [
+        ({}, "sqlite:///{var}/x.sqlite3", "local"),  # SQLite is one host: local by default
+        ({}, "postgres://postgres@127.0.0.1:5432/x", "off"),
+        ({"APERTUR_TOKEN_CACHE": "local"}, "postgres://postgres@127.0.0.1:5432/x", "local"),
+        ({"APERTUR_TOKEN_CACHE": "1", "REDIS_URL": "redis://127.0.0.1:6379/0"}, "sqlite:///{var}/x.sqlite3", "shared"),
+        ({"APERTUR_TOKEN_CACHE": "1"}, "sqlite:///{var}/x.sqlite3", "off"),  # shared needs Redis
+        ({"APERTUR_TOKEN_CACHE": "0"}, "sqlite:///{var}/x.sqlite3", "off"),
+    ],
+)
+def test_the_setting_from_the_environment(env: dict[str, str], database_url: str, expected: str, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in {"APERTUR_TOKEN_CACHE", "REDIS_URL", "DATABASE_URL"}}
+    full = {
+        **base,
+        **env,
+        "DATABASE_URL": database_url.format(var=tmp_path),
+        "APERTUR_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "apertur.config.settings",
+    }
+    script = "from django.conf import settings; print(settings.APERTUR_TOKEN_CACHE)"
+    out = subprocess.run([sys.executable, "-c", script], env=full, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
 
 
 @pytest.mark.django_db
