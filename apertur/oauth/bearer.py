@@ -99,32 +99,36 @@ def authenticate(authorization: str | None) -> AccessContext:
     return AccessContext(project=row.project, app_id=row.app_id, scope_list=row.scope_list, livemode=row.livemode)
 
 
-def _check(row: Any, now: dt.datetime) -> None:
-    """The token is live and its grant stands: every request, whether its row came from the database or a
-    cache."""
+def _refusal(row: Any, now: dt.datetime) -> BearerError | None:
+    """Why the token is refused, or None: it is live and its grant stands. Every request, whether its row came
+    from the database or a cache."""
     if row is None or not access_is_live(row, at=now):
-        raise BearerError("invalid_token", "The access token is invalid, expired or revoked.", status=401)
+        return BearerError("invalid_token", "The access token is invalid, expired or revoked.", status=401)
     if not grant_stands(
         app_active=row.grant_app_active,
         partner_status=row.grant_partner_status,
         connection_revoked_at=row.grant_connection_revoked_at,
         user_active=row.grant_user_active,
     ):
-        raise BearerError("invalid_token", "The access token is no longer valid.", status=401)
+        return BearerError("invalid_token", "The access token is no longer valid.", status=401)
+    return None
+
+
+def _check(row: Any, now: dt.datetime) -> None:
+    refusal = _refusal(row, now)
+    if refusal is not None:
+        raise refusal
 
 
 def _authenticate_local(token_hash: str, now: dt.datetime) -> AccessContext:
-    """With the local token cache: the bearer check's row from this process's memory while the host-wide
-    generation has not moved (no SQL), else from the database (kept if the check accepts it). Either way the
-    row is built into new instances and checked at ``now``."""
-    generation = token_cache.local_generation()
-    at = now.timestamp()
-    values = token_cache.local_get(token_hash, generation, now=at) if generation is not None else None
-    fresh = values is None
-    if fresh:
-        values = fetch_for_bearer(token_hash)
-    row: Any = bearer_row(values) if values is not None else None
+    """With the local token cache (apertur.oauth.token_cache.local_row): the bearer check's row from this
+    process's memory, or from the database and kept if accepted; checked at ``now`` either way."""
+    row: Any = token_cache.local_row(
+        f"bearer:{token_hash}",
+        fetch=lambda: fetch_for_bearer(token_hash),
+        build=bearer_row,
+        keep_until=lambda r: None if _refusal(r, now) else r.access_expires_at.timestamp(),
+        now=now.timestamp(),
+    )
     _check(row, now)
-    if fresh and generation is not None and values is not None:
-        token_cache.local_put(token_hash, generation, values, now=at, expires_at=row.access_expires_at.timestamp())
     return AccessContext(project=row.project, app_id=row.app_id, scope_list=row.scope_list, livemode=row.livemode)

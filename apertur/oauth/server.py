@@ -36,6 +36,7 @@ from django.http import HttpRequest, HttpResponse
 
 from apertur.core import audit, clock, tokens
 from apertur.oauth import scopes as scope_registry
+from apertur.oauth import token_cache
 from apertur.oauth import tokens as token_store
 from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
@@ -385,18 +386,45 @@ class RefreshGrant(RefreshTokenGrant):
 # --- revocation and introspection --------------------------------------------------------------------
 
 
-def _find_token(token_string: str, hint: str | None) -> IssuedToken | None:
-    """Look the string up as the hinted kind first, then the other (RFC 7009 §2.1, RFC 7662 §2.1)."""
+def _find_token(token_string: str, hint: str | None, *, cached: bool = False) -> IssuedToken | None:
+    """Look the string up as the hinted kind first, then the other (RFC 7009 §2.1, RFC 7662 §2.1). ``cached``
+    (introspection): an access token through the local token cache."""
     kinds = ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
     for kind in kinds:
-        row = (
-            token_store.find_by_access_token(token_string)
-            if kind == "access_token"
-            else token_store.find_by_refresh_token(token_string)
-        )
+        if kind == "refresh_token":
+            row = token_store.find_by_refresh_token(token_string)
+        elif cached and token_cache.mode() == "local":
+            row = _access_through_local_cache(token_string)
+        else:
+            row = token_store.find_by_access_token(token_string)
         if row is not None:
             return IssuedToken(row, kind)
     return None
+
+
+def _access_through_local_cache(token_string: str) -> Token | None:
+    """Introspection of an access token with the local token cache (apertur.oauth.token_cache.local_row): the
+    row from this process's memory, or from the database and kept while the token is active. The row carries
+    the app's credentials the client authenticates against: a secret rotation invalidates the cache like a
+    revocation does."""
+    token_hash = tokens.hash_secret(token_string)
+    now = clock.now()
+
+    def active_until(row: Token) -> float | None:
+        token = IssuedToken(row, "access_token")
+        return (
+            None
+            if token.is_revoked() or token.is_expired() or not active_for_api(row)
+            else row.access_expires_at.timestamp()
+        )
+
+    return token_cache.local_row(
+        f"introspect:{token_hash}",
+        fetch=lambda: token_store.fetch_reported_by_access_hash(token_hash),
+        build=token_store.reported_row,
+        keep_until=active_until,
+        now=now.timestamp(),
+    )
 
 
 class _PresentedTokenFirst:
@@ -408,9 +436,13 @@ class _PresentedTokenFirst:
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
     server: AuthorizationServer
 
+    #: Read access tokens through the local token cache (introspection; revocation always reads the database).
+    CACHED = False
+
     def authenticate_endpoint_client(self, request: Request) -> Client:
         form = request.form
-        request.presented = _find_token(form["token"], form.get("token_type_hint")) if "token" in form else None
+        token = form.get("token")
+        request.presented = _find_token(token, form.get("token_type_hint"), cached=self.CACHED) if token else None
         request.presented_row = request.presented.row if request.presented is not None else None
         client = self.server.authenticate_client(request, self.CLIENT_AUTH_METHODS, self.ENDPOINT_NAME)  # type: ignore[attr-defined]
         request.client = client
@@ -449,6 +481,8 @@ class Revocation(_PresentedTokenFirst, rfc7009.RevocationEndpoint):
 
 class Introspection(_PresentedTokenFirst, rfc7662.IntrospectionEndpoint):
     """RFC 7662. A client learns only about its own tokens; anything else is ``{"active": false}``."""
+
+    CACHED = True
 
     def check_params(self, request: Request, client: Client) -> None:
         # RFC 7662 §2.1: the hint only speeds the search up; an unknown hint is ignored, not an error.

@@ -3,8 +3,9 @@
 Two modes (``APERTUR_TOKEN_CACHE``, docs/deploy.md):
 
 - ``local`` — the default with SQLite, or set for PostgreSQL when every app process runs on one host: each
-  process keeps the bearer check's whole row (the token's grant, its project and plan) for the token hashes
-  it saw, in its own memory, and a request it answers from there runs no SQL at all. The generation (below)
+  process keeps the bearer check's whole row (the token's grant, its project and plan) and the introspection
+  row of active access tokens (with the app's credentials the client authenticates against) for the token
+  hashes it saw, in its own memory, and a request it answers from there runs no SQL at all. The generation (below)
   lives in a small memory-mapped file next to the SQLite database (``<database>-tokens``; with PostgreSQL in
   ``APERTUR_VAR_DIR``), the way SQLite shares its own WAL index between processes: every process on the host
   reads and bumps the same eight bytes, without a system call. A cached row is rebuilt into new instances
@@ -22,8 +23,9 @@ Why revocation still takes effect at once, in every process — a generation:
 - Every change that can kill a live access token or change what the check returns sets a new random
   generation, in the same transaction (right away) and again in ``on_commit`` (so an entry written by a
   request that read the database just before the commit dies too): token revocation of any kind
-  (``tokens._revoke``, ``revoke_access``), a connection removed, an app deactivated or deleted, a partner no
-  longer approved, a customer deactivated or deleted, a project saved or deleted, a plan saved or deleted.
+  (``tokens._revoke``, ``revoke_access``), a connection removed, an app saved (deactivated, its secret
+  rotated) or deleted, a partner no longer approved, a customer saved (deactivated, email changed; not a
+  login's ``last_login``) or deleted, a project saved or deleted, a plan saved or deleted.
   The model signals below catch the changes made through ``save()`` and ``delete()`` outside this package
   (partner suspension, plan changes, the admin); a bulk ``QuerySet.update()`` of those fields elsewhere must
   call :func:`invalidate_all`. A process with the cache off still bumps a local generation file that exists,
@@ -43,9 +45,10 @@ import mmap
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -54,6 +57,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GENERATION_KEY = "oauth:token-generation"
 TTL = 300
@@ -161,17 +165,17 @@ def local_generation() -> bytes | None:
     return file.read() if file is not None else None
 
 
-def local_get(token_hash: str, generation: bytes, *, now: float) -> tuple[Any, ...] | None:
-    entry = _entries.get(token_hash)
+def local_get(key: str, generation: bytes, *, now: float) -> tuple[Any, ...] | None:
+    entry = _entries.get(key)
     if entry is None:
         return None
     if entry[0] != generation or entry[1] <= now:
-        _entries.pop(token_hash, None)
+        _entries.pop(key, None)
         return None
     return entry[2]
 
 
-def local_put(token_hash: str, generation: bytes, row: tuple[Any, ...], *, now: float, expires_at: float) -> None:
+def local_put(key: str, generation: bytes, row: tuple[Any, ...], *, now: float, expires_at: float) -> None:
     """Keep a row the check accepted, until ``TTL`` seconds pass or the token expires (whichever is first)."""
     until = min(now + TTL, expires_at)
     if until <= now:
@@ -181,7 +185,33 @@ def local_put(token_hash: str, generation: bytes, row: tuple[Any, ...], *, now: 
             _entries.pop(next(iter(_entries)), None)
         except (StopIteration, RuntimeError):  # emptied or resized by another thread meanwhile
             break
-    _entries[token_hash] = (generation, until, row)
+    _entries[key] = (generation, until, row)
+
+
+def local_row(
+    key: str,
+    *,
+    fetch: Callable[[], tuple[Any, ...] | None],
+    build: Callable[[tuple[Any, ...]], T],
+    keep_until: Callable[[T], float | None],
+    now: float,
+) -> T | None:
+    """The row for ``key``: from this process's memory while the host-wide generation has not moved (no SQL),
+    else ``fetch()``-ed from the database and kept if ``keep_until`` gives it an expiry (a row the caller
+    accepts; refusals are never kept). Either way ``build`` makes new instances of it for this request, which
+    the caller checks again."""
+    generation = local_generation()
+    values = local_get(key, generation, now=now) if generation is not None else None
+    if values is not None:
+        return build(values)
+    values = fetch()
+    if values is None:
+        return None
+    row = build(values)
+    until = keep_until(row) if generation is not None else None
+    if generation is not None and until is not None:
+        local_put(key, generation, values, now=now, expires_at=until)
+    return row
 
 
 def clear_local() -> None:
@@ -249,14 +279,16 @@ def _connect_signals() -> None:
             invalidate_all()
 
     @receiver(post_save, sender=User, weak=False, dispatch_uid="oauth-token-cache-user")
-    def _user_saved(sender: Any, instance: User, **kwargs: Any) -> None:
-        if not instance.is_active:
+    def _user_saved(sender: Any, instance: User, update_fields: Any = None, **kwargs: Any) -> None:
+        # Deactivation kills tokens; an email change changes what introspection reports. A login only
+        # stamps last_login, which nothing cached reads.
+        if update_fields is None or set(update_fields) - {"last_login"}:
             invalidate_all()
 
     @receiver(post_save, sender=OAuthApp, weak=False, dispatch_uid="oauth-token-cache-app")
     def _app_saved(sender: Any, instance: OAuthApp, **kwargs: Any) -> None:
-        if not instance.is_active:
-            invalidate_all()
+        # Deactivation kills tokens; a secret rotation changes the hash introspection authenticates against.
+        invalidate_all()
 
     @receiver(post_save, sender=Connection, weak=False, dispatch_uid="oauth-token-cache-connection")
     def _connection_saved(sender: Any, instance: Connection, **kwargs: Any) -> None:

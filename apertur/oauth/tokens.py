@@ -278,6 +278,17 @@ def find_by_access_token(value: str) -> Token | None:
     return _by_access.first(tokens.hash_secret(value))
 
 
+def fetch_reported_by_access_hash(token_hash: str) -> tuple[Any, ...] | None:
+    """:func:`find_by_access_token`'s row as values, which the local token cache keeps (introspection)."""
+    return _by_access.fetch(token_hash)
+
+
+def reported_row(values: tuple[Any, ...]) -> Token:
+    """New instances from :func:`fetch_reported_by_access_hash`'s values: what :func:`find_by_access_token`
+    returns."""
+    return _by_access.build(values)
+
+
 # The bearer check reads the token's expiry, revocation, scopes and ids, and — as annotations, not as model
 # instances — the app's and partner's state, the connection's revocation and the customer's state; the caller
 # gets the whole project and its plan. Nothing else is selected or built (three instances instead of seven on

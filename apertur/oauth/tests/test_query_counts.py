@@ -150,6 +150,7 @@ def test_every_revocation_path_kills_a_cached_token_at_once(flow: Flow, cached: 
     issued = exchange(Client(), code, flow.client_id, flow.secret).json()
     access = issued["access_token"]
     warm(flow, access)
+    assert introspect(flow, access)["active"] is True  # fills the local cache's introspection entry
     if kill == "revoke":
         assert post("/oauth/revoke", flow, token=access).status_code == 200
     elif kill == "revoke_refresh":
@@ -166,6 +167,52 @@ def test_every_revocation_path_kills_a_cached_token_at_once(flow: Flow, cached: 
     elif kill == "code_replay":
         assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 400
     assert api_get("/api/v1/plan", access).status_code == 401
+    if kill in {"deactivate_app", "suspend"}:
+        # The client itself is no longer usable: it cannot authenticate to introspect.
+        assert post("/oauth/introspect", flow, token=access).status_code == 401
+    else:
+        assert introspect(flow, access) == {"active": False}
+
+
+def introspect(flow: Flow, token: str, secret: str | None = None) -> Any:
+    response = Client().post(
+        "/oauth/introspect", {"token": token, "client_id": flow.client_id, "client_secret": secret or flow.secret}
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_a_warm_local_cache_introspects_without_sql(flow: Flow, settings: Any) -> None:
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    first = introspect(flow, issued["access_token"])
+    with CaptureQueriesContext(connection) as ctx:
+        assert introspect(flow, issued["access_token"]) == first
+    assert statements(ctx) == []
+    # A login stamps last_login and nothing cached reads it: the entry stays.
+    Client().force_login(flow.customer)
+    with CaptureQueriesContext(connection) as ctx:
+        assert introspect(flow, issued["access_token"])["active"] is True
+    assert statements(ctx) == []
+
+
+def test_a_secret_rotation_reaches_cached_introspection_at_once(flow: Flow, settings: Any) -> None:
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    assert introspect(flow, issued["access_token"])["active"] is True
+    new_secret = services.rotate_secret(app=flow.created.app)
+    old = post("/oauth/introspect", flow, token=issued["access_token"])
+    assert old.status_code == 401 and old.json()["error"] == "invalid_client"
+    assert introspect(flow, issued["access_token"], secret=new_secret)["active"] is True
+
+
+def test_an_email_change_reaches_cached_introspection_at_once(flow: Flow, settings: Any) -> None:
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    assert introspect(flow, issued["access_token"])["username"] == "customer@example.com"
+    flow.customer.email = "renamed@example.com"
+    flow.customer.save()
+    assert introspect(flow, issued["access_token"])["username"] == "renamed@example.com"
 
 
 def test_a_plan_change_shows_at_once_with_a_warm_cache(flow: Flow, cached: str) -> None:
