@@ -129,3 +129,24 @@ def test_floor_view_answers_json(bench_server: tuple[str, dict[str, Any]]) -> No
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {"ok": True, "name": "floor"}
+
+
+def test_ratios_cover_every_apertur_row_against_the_same_runs_peers() -> None:
+    sys.path.insert(0, str(ROOT / "bench" / "http"))
+    try:
+        import harness
+    finally:
+        sys.path.pop(0)
+    rows = [
+        harness.Result("apertur-sqlite", "W3", rps=3000),
+        harness.Result("apertur-postgres-local", "W4", rps=2000),
+        harness.Result("dot-sqlite", "W3", rps=500),
+        harness.Result("dot-sqlite", "W4", rps=400),
+        harness.Result("oidc-provider", "W3", rps=6000),
+        harness.Result("floor", "floor", rps=4000),
+    ]
+    lines = [" ".join(line.split()) for line in harness.ratios(rows)]
+    assert lines == [
+        "apertur-sqlite W3 bearer GET 6.00x DOT 0.50x oidc-provider 75 % of floor",
+        "apertur-postgres-local W4 introspection 5.00x DOT 50 % of floor",
+    ]

@@ -215,8 +215,12 @@ def reset_postgres(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def apertur(db: str, args: argparse.Namespace) -> list[Result]:
-    name = f"apertur-{db}"
+def apertur(
+    db: str, args: argparse.Namespace, *, token_cache: str = "", workloads: tuple[str, ...] = WORKLOADS
+) -> list[Result]:
+    """Apertur with its defaults (the local token cache on with SQLite, off with PostgreSQL), or with
+    ``APERTUR_TOKEN_CACHE=token_cache`` (row ``apertur-<db>-<token_cache>``)."""
+    name = f"apertur-{db}" + (f"-{token_cache}" if token_cache else "")
     var = RUN / name
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
@@ -228,8 +232,11 @@ def apertur(db: str, args: argparse.Namespace) -> list[Result]:
     env = {**os.environ, "DATABASE_URL": url, "APERTUR_VAR_DIR": str(var), "DEBUG": "0"}
     env["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     env.pop("REDIS_URL", None)
+    env.pop("APERTUR_TOKEN_CACHE", None)
+    if token_cache:
+        env["APERTUR_TOKEN_CACHE"] = token_cache
     sh([str(OUR_PY), "-m", "django", "migrate", "-v0"], env=env, cwd=ROOT)
-    n, warm = MINT["apertur"], 2_000
+    n, warm = (MINT["apertur"], 2_000) if {"W1", "W2"} & set(workloads) else (1, 1)
     counts = ["--codes", str(n), "--refresh", str(n), "--warm", str(warm)]
     t0 = time.monotonic()
     inputs = json.loads(
@@ -246,8 +253,8 @@ def apertur(db: str, args: argparse.Namespace) -> list[Result]:
     spec = Spec("/oauth/token", "/oauth/introspect", "/api/v1/plan", inputs)
     server.start()
     try:
-        results = run_workloads(server, spec, WORKLOADS, args, n)
-        if db == "sqlite" and not args.skip_floor:
+        results = run_workloads(server, spec, workloads, args, n)
+        if db == "sqlite" and not token_cache and not args.skip_floor:
             floor = Server("floor", [], env, ROOT, port, "/bench/floor", proc=server.proc)
             wrk(port, args.warmup or 1, "GET", "/bench/floor")
             results.append(to_result(floor, "floor", wrk(port, args.duration, "GET", "/bench/floor"), 0))
@@ -387,7 +394,7 @@ def machine_facts(server: str) -> list[str]:
 def ratios(results: list[Result]) -> list[str]:
     by = {(r.server, r.workload): r for r in results}
     lines = []
-    for db in ("sqlite", "postgres"):
+    for db in ("sqlite", "postgres", "postgres-local"):
         ours = f"apertur-{db}"
         if not any(k[0] == ours for k in by):
             continue
@@ -403,7 +410,7 @@ def ratios(results: list[Result]) -> list[str]:
             floor = by.get(("floor", "floor"))
             if w in ("W3", "W4") and floor and floor.rps:
                 parts.append(f"{100 * mine.rps / floor.rps:4.0f} % of floor")
-            lines.append(f"  {ours:<16} {LABELS[w]:<20} " + "   ".join(parts))
+            lines.append(f"  {ours:<22} {LABELS[w]:<20} " + "   ".join(parts))
     return lines
 
 
@@ -414,7 +421,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
-    parser.add_argument("--only", default="apertur-sqlite,apertur-postgres,dot-sqlite,oidc-provider")
+    parser.add_argument(
+        "--only", default="apertur-sqlite,apertur-postgres,apertur-postgres-local,dot-sqlite,oidc-provider"
+    )
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--server", choices=APP_SERVERS, default="granian", help="app server of the Python servers")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -432,6 +441,10 @@ def main() -> None:
         results += apertur("sqlite", args)
     if "apertur-postgres" in wanted:
         results += apertur("postgres", args)
+    if "apertur-postgres-local" in wanted:
+        # PostgreSQL with the local token cache (APERTUR_TOKEN_CACHE=local: every app process on one host);
+        # it changes only the bearer GET and introspection.
+        results += apertur("postgres", args, token_cache="local", workloads=("W3", "W4"))
     if "dot-sqlite" in wanted:
         results += dot(args)
     if "oidc-provider" in wanted:
