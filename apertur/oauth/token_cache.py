@@ -29,7 +29,9 @@ Why revocation still takes effect at once, in every process — a generation:
   The model signals below catch the changes made through ``save()`` and ``delete()`` outside this package
   (partner suspension, plan changes, the admin); a bulk ``QuerySet.update()`` of those fields elsewhere must
   call :func:`invalidate_all`. A process with the cache off still bumps a local generation file that exists,
-  so a management command run with other settings cannot leave stale entries behind.
+  so a management command run with other settings cannot leave stale entries behind; a process that cannot
+  map an existing file fails the change (:class:`TokenCacheError`) rather than commit it unseen. The file at
+  the path is followed if it is replaced: on every bump, and every ``RECHECK_SECONDS`` when reading.
 - If the shared generation key is lost (Redis restart, eviction), a fresh random one replaces it and every
   old entry is void: losing cache state can only cause misses, never a stale success.
 - Entries also expire on their own after ``TTL`` seconds and never outlive the token.
@@ -45,6 +47,7 @@ import mmap
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +56,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,14 @@ def enabled() -> bool:
 
 LOCAL_MAX_ENTRIES = 10_000
 _GENERATION_BYTES = 8
+#: How often a process checks that the generation file at the path is still the one it maps (a file deleted and
+#: recreated, a database restored): at most this long, a reader may keep answering from entries another
+#: process's new file no longer covers. Writers check on every bump.
+RECHECK_SECONDS = 1.0
+
+
+class TokenCacheError(RuntimeError):
+    """A change that must void cached token checks could not reach the generation file other processes read."""
 
 
 class _GenerationFile:
@@ -107,9 +118,13 @@ class _GenerationFile:
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if os.fstat(fd).st_size < _GENERATION_BYTES:
-                os.ftruncate(fd, _GENERATION_BYTES)  # zeros: a valid generation like any other
+            st = os.fstat(fd)
+            if st.st_size < _GENERATION_BYTES:
+                # Written, not ftruncate()d: a hole's first write through the mapping would have to allocate a
+                # block, and on a full disk that is a SIGBUS instead of an error.
+                os.pwrite(fd, secrets.token_bytes(_GENERATION_BYTES), 0)
             self.map = mmap.mmap(fd, _GENERATION_BYTES)
+            self.identity = (st.st_dev, st.st_ino)
         finally:
             os.close(fd)  # the mapping stays valid
 
@@ -122,36 +137,88 @@ class _GenerationFile:
         self.map[:_GENERATION_BYTES] = secrets.token_bytes(_GENERATION_BYTES)
 
 
-# Database NAME -> its generation file (None: it could not be mapped; the local cache is off).
-_files: dict[str, _GenerationFile | None] = {}
-_files_lock = threading.Lock()
-
-
 def generation_path(using: str = DEFAULT_DB_ALIAS) -> Path:
-    """Next to the SQLite database file (as SQLite's own ``-wal`` and ``-shm``), so every process using that
-    database shares it; in ``APERTUR_VAR_DIR`` for other databases."""
+    """Next to the SQLite database file (as SQLite's own ``-wal`` and ``-shm``; symlinks resolved), so every
+    process using that database shares it; in ``APERTUR_VAR_DIR`` for other databases."""
     db = connections[using].settings_dict
     name = str(db.get("NAME") or "")
     if db["ENGINE"].endswith("sqlite3") and name and not name.startswith("file:") and name != ":memory:":
-        return Path(f"{name}-tokens")
+        return Path(os.path.realpath(name) + "-tokens")
     return Path(settings.VAR_DIR) / f"token-generation-{name or using}"
 
 
-def _generation_file(*, create: bool) -> _GenerationFile | None:
-    name = str(connections[DEFAULT_DB_ALIAS].settings_dict.get("NAME") or "")
-    if name in _files:
-        return _files[name]
-    path = generation_path()
-    if not create and not path.exists():
-        return None
-    with _files_lock:
-        if name not in _files:
+class _Generation:
+    """The generation file of one database as this process maps it, following the path if the file there is
+    replaced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: _GenerationFile | None = None
+        self.checked = -RECHECK_SECONDS
+        self.lock = threading.Lock()
+        self.warned = False
+
+    def _follow(self, *, create: bool) -> _GenerationFile | None:
+        """Map the file now at the path if it is not the one mapped (or none is); returns the one it replaced.
+        Raises OSError when the path cannot be mapped."""
+        with self.lock:
             try:
-                _files[name] = _GenerationFile(path)
+                st = self.path.stat()
+            except FileNotFoundError:
+                if not create:
+                    return None
+                st = None
+            if self.file is not None and st is not None and (st.st_dev, st.st_ino) == self.file.identity:
+                return None
+            old, self.file = self.file, _GenerationFile(self.path)
+            _entries.clear()  # kept under the old file's generations
+            return old
+
+    def current(self) -> bytes | None:
+        """The generation to read entries against (None: no mapping; the cache is off for this request)."""
+        now = time.monotonic()
+        if now - self.checked >= RECHECK_SECONDS:
+            self.checked = now
+            try:
+                self._follow(create=True)
             except OSError as exc:
-                log.warning("token cache: cannot map %s (%s); the local token cache is off", path, exc)
-                _files[name] = None
-        return _files[name]
+                # Not even the file mapped before counts: other processes may now bump only the one at the path.
+                self.file = None
+                if not self.warned:
+                    self.warned = True
+                    log.warning("token cache: cannot map %s (%s); the local token cache is off", self.path, exc)
+        file = self.file
+        return file.read() if file is not None else None
+
+    def bump(self, *, create: bool) -> None:
+        """A new generation in the file at the path (and in the one mapped before, if the path now holds
+        another). Raises :class:`TokenCacheError` if a file is there that cannot be mapped: other processes
+        may be reading it, and the change must not commit without voiding their entries."""
+        try:
+            old = self._follow(create=create)
+        except OSError as exc:
+            if self.path.exists():
+                raise TokenCacheError(
+                    f"Cannot void the access-token cache of the other processes through {self.path}: {exc}. Run "
+                    "every process of the deployment as the same user, or set APERTUR_TOKEN_CACHE=0 on all of them."
+                ) from exc
+            old = None
+        if old is not None:
+            old.bump()
+        if self.file is not None:
+            self.file.bump()
+
+
+# Database NAME -> its generation.
+_generations: dict[str, _Generation] = {}
+
+
+def _generation() -> _Generation:
+    name = str(connections[DEFAULT_DB_ALIAS].settings_dict.get("NAME") or "")
+    found = _generations.get(name)
+    if found is None:
+        found = _generations.setdefault(name, _Generation(generation_path()))
+    return found
 
 
 # token hash -> (generation, expires at (POSIX), the bearer check's row). Plain dict operations, each atomic
@@ -161,8 +228,7 @@ _entries: dict[str, tuple[bytes, float, tuple[Any, ...]]] = {}
 
 def local_generation() -> bytes | None:
     """The current generation, to store a fresh entry under; None when the local cache is unavailable."""
-    file = _generation_file(create=True)
-    return file.read() if file is not None else None
+    return _generation().current()
 
 
 def local_get(key: str, generation: bytes, *, now: float) -> tuple[Any, ...] | None:
@@ -251,17 +317,20 @@ def _new_generation() -> None:
 
 
 def _bump_generations() -> None:
-    file = _generation_file(create=mode() == "local")
-    if file is not None:
-        file.bump()
+    # A process with the local cache off still bumps a file that exists: others may be reading it.
+    _generation().bump(create=mode() == "local")
     if enabled():
         _new_generation()
 
 
 def invalidate_all() -> None:
-    """Void every cached token check in every process, now and again when the current transaction commits."""
+    """Void every cached token check in every process, now and again when the current transaction commits
+    (once per transaction however many changes ask: deleting a project with 10,000 tokens is one callback)."""
     _bump_generations()
-    transaction.on_commit(_bump_generations)
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.in_atomic_block and any(entry[1] is _bump_generations for entry in connection.run_on_commit):
+        return
+    transaction.on_commit(_bump_generations, robust=True)
 
 
 # --- changes made through the models (services of other domains, the admin) ---------------------------
@@ -319,3 +388,5 @@ def _connect_signals() -> None:
 
 def ready() -> None:
     _connect_signals()
+    # Data migrations use historical models, which send no signals to the receivers above.
+    post_migrate.connect(lambda **kwargs: invalidate_all(), weak=False, dispatch_uid="oauth-token-cache-post-migrate")

@@ -358,3 +358,103 @@ def test_token_table_keeps_only_the_indexes_its_queries_use() -> None:
         assert len(on_it) == 1 and on_it[0]["unique"], on_it
     assert not [c for c in indexes if c["columns"] == ["connection_id"]]
     assert [c for c in indexes if c["columns"] == ["connection_id", "access_revoked_at"]]
+
+
+# --- the local cache's generation file ------------------------------------------------------------------------
+
+
+def test_a_change_fails_rather_than_leave_other_processes_entries_valid(
+    flow: Flow, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generation file that exists (other processes may read it) but cannot be mapped here: the change raises
+    and does not commit. Where no file exists and the cache is off here, there is nothing to void."""
+    from apertur.oauth import token_cache
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    assert warm(flow, issued["access_token"]) == []  # the file exists and is mapped
+    token_cache._generations.clear()  # as a process that has not mapped it yet
+
+    def refuse(self: Any, path: Any) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(token_cache._GenerationFile, "__init__", refuse)
+    with pytest.raises(token_cache.TokenCacheError):
+        services.deactivate_app(app=flow.created.app)
+    flow.created.app.refresh_from_db()
+    assert flow.created.app.is_active
+    # Reading: the cache is off (the database answers), never an error.
+    with CaptureQueriesContext(connection) as ctx:
+        assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200
+    assert any("oauth_token" in q for q in statements(ctx))
+    monkeypatch.undo()
+    token_cache._generations.clear()
+    token_cache.generation_path().unlink()
+    settings.APERTUR_TOKEN_CACHE = "off"
+    services.deactivate_app(app=flow.created.app)  # no file, cache off here: nothing to void, no error
+
+
+def test_a_replaced_generation_file_is_followed(flow: Flow, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file deleted and created again by a process started later (a cleanup, a restore): that process's bumps
+    reach this one, which checks the path every RECHECK_SECONDS."""
+    import os
+    import subprocess
+    import sys
+
+    from apertur.oauth import token_cache
+    from apertur.oauth.models import Token
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    monkeypatch.setattr(token_cache, "RECHECK_SECONDS", 0.0)
+    issued = flow.tokens()
+    assert warm(flow, issued["access_token"]) == []
+    path = token_cache.generation_path()
+    path.unlink()
+    token = Token.objects.get()
+    Token.objects.filter(pk=token.pk).update(access_revoked_at=token.issued_at)  # as another process's UPDATE
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "apertur.config.settings", "APERTUR_TOKEN_CACHE": "local"}
+    if connection.vendor == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{connection.settings_dict['NAME']}"
+    else:
+        db = connection.settings_dict
+        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env["APERTUR_VAR_DIR"] = str(settings.VAR_DIR)
+    bump = "import django; django.setup()\nfrom apertur.oauth import token_cache\ntoken_cache.invalidate_all()\n"
+    subprocess.run([sys.executable, "-c", bump], env=env, check=True)
+    assert path.exists()  # a new file, which this process has not mapped
+    assert api_get("/api/v1/plan", issued["access_token"]).status_code == 401
+
+
+def test_many_invalidations_in_one_transaction_register_one_commit_callback(db: None, settings: Any) -> None:
+    from django.db import transaction
+
+    from apertur.oauth import token_cache
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    before = token_cache.local_generation()
+    with transaction.atomic():
+        for _ in range(50):
+            token_cache.invalidate_all()
+        callbacks = [entry for entry in connection.run_on_commit if entry[1] is token_cache._bump_generations]
+        assert len(callbacks) == 1
+    assert token_cache.local_generation() != before
+
+
+def test_migrations_void_the_cache(db: None, settings: Any) -> None:
+    from django.apps import apps
+    from django.db.models.signals import post_migrate
+
+    from apertur.oauth import token_cache
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    before = token_cache.local_generation()
+    post_migrate.send(
+        sender=apps.get_app_config("oauth"),
+        app_config=apps.get_app_config("oauth"),
+        verbosity=0,
+        interactive=False,
+        using="default",
+        apps=apps,
+        plan=[],
+    )
+    assert token_cache.local_generation() != before
