@@ -211,7 +211,7 @@ def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) ->
 
 
 def _client_id_of(request: HttpRequest, params: dict[str, list[str]]) -> str:
-    header = request.headers.get("Authorization", "")
+    header = request.META.get("HTTP_AUTHORIZATION", "")
     if header.lower().startswith("basic "):
         try:
             return base64.b64decode(header[6:]).decode().split(":", 1)[0]
