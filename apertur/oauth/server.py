@@ -240,8 +240,15 @@ class Request(OAuth2Request):
 def body_params(request: HttpRequest) -> dict[str, list[str]]:
     """Token endpoint parameters from a form-encoded (RFC 6749) or JSON (the seeds) body. Raises
     :class:`InvalidRequestError` for a body that is neither, or that repeats a parameter (RFC 6749 §3.2:
-    parameters "MUST NOT be included more than once"; which copy counts would be ambiguous)."""
-    params = _body_params(request)
+    parameters "MUST NOT be included more than once"; which copy counts would be ambiguous), that is not UTF-8
+    (RFC 6749 Appendix B) or that has more fields than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``: an OAuth error in JSON,
+    not Django's HTML 400 page (which, with DEBUG on, reads the body again and fails with a 500)."""
+    try:
+        params = _body_params(request)
+    except BadRequest as exc:  # a charset other than UTF-8
+        raise InvalidRequestError(str(exc)) from exc
+    except TooManyFieldsSent as exc:
+        raise InvalidRequestError("Too many parameters.") from exc
     for key, values in params.items():
         if len(values) > 1:
             raise InvalidRequestError(f"Repeated parameter '{key}'.")

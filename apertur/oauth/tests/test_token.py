@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from typing import Any
 
 import pytest
 import time_machine
@@ -185,6 +186,24 @@ def test_malformed_requests(flow: Flow, body: str, content_type: str, error: str
     assert response.status_code == 400
     assert response.json()["error"] == error
     assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (
+            "grant_type=authorization_code&code=x".encode("latin-1"),
+            "application/x-www-form-urlencoded; charset=iso-8859-1",
+        ),
+        (b"&".join(b"f%d=1" % i for i in range(1200)), "application/x-www-form-urlencoded"),
+    ],
+    ids=["not-utf-8", "too-many-fields"],
+)
+def test_bodies_django_refuses_are_oauth_errors(flow: Flow, body: bytes, content_type: str, settings: Any) -> None:
+    settings.DEBUG = True  # Django's own 400 page would read the body again and answer 500
+    response = Client().generic("POST", "/oauth/token", body, content_type=content_type)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
 
 
 def test_missing_code(flow: Flow) -> None:
