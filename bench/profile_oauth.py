@@ -315,7 +315,11 @@ def main() -> None:
             pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(45)
             print(out.getvalue())
     finally:
+        from apertur.oauth import token_cache
+
+        generation_file = token_cache.generation_path()  # the local token cache's, next to the test database
         connection.creation.destroy_test_db(old_name, verbosity=0)
+        generation_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
