@@ -469,6 +469,12 @@ def _find_token(token_string: str, hint: str | None, *, cached: bool = False) ->
     return None
 
 
+def _introspection_active(token: IssuedToken) -> bool:
+    """RFC 7662 §2.2 ``active``: not revoked, not expired, and its grant stands (the answer, and what the local
+    token cache keeps)."""
+    return not token.is_revoked() and not token.is_expired() and active_for_api(token.row)
+
+
 def _access_through_local_cache(token_string: str) -> Token | None:
     """Introspection of an access token with the local token cache (apertur.oauth.token_cache.local_row): the
     row from this process's memory, or from the database and kept while the token is active. The row carries
@@ -478,12 +484,8 @@ def _access_through_local_cache(token_string: str) -> Token | None:
     now = clock.now()
 
     def active_until(row: Token) -> float | None:
-        token = IssuedToken(row, "access_token")
-        return (
-            None
-            if token.is_revoked() or token.is_expired() or not active_for_api(row)
-            else row.access_expires_at.timestamp()
-        )
+        active = _introspection_active(IssuedToken(row, "access_token"))
+        return row.access_expires_at.timestamp() if active else None
 
     return token_cache.local_row(
         f"introspect:{token_hash}",
@@ -566,7 +568,7 @@ class Introspection(_PresentedTokenFirst, rfc7662.IntrospectionEndpoint):
         return token.check_client(client)
 
     def create_introspection_payload(self, token: IssuedToken | None) -> dict[str, Any]:
-        if token is None or token.is_revoked() or token.is_expired() or not active_for_api(token.row):
+        if token is None or not _introspection_active(token):
             return {"active": False}
         return self.introspect_token(token)
 
