@@ -36,6 +36,14 @@ def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
     token_cache.clear_local()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _token_cache_listeners(django_db_setup: None) -> Iterator[None]:
+    """The local token cache's PostgreSQL listener (apertur.oauth.token_cache) holds a connection to the test
+    database: end it before pytest-django drops that database."""
+    yield
+    token_cache.stop_listeners()
+
+
 @pytest.fixture
 def maildir(settings: Any) -> Any:
     """Send through the real development backend (one .eml file per message) instead of locmem."""

@@ -318,6 +318,7 @@ def main() -> None:
         from apertur.oauth import token_cache
 
         generation_file = token_cache.generation_path()  # the local token cache's, next to the test database
+        token_cache.stop_listeners()  # its PostgreSQL connection would keep the test database from being dropped
         connection.creation.destroy_test_db(old_name, verbosity=0)
         generation_file.unlink(missing_ok=True)
 

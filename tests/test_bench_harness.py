@@ -139,7 +139,7 @@ def test_ratios_cover_every_apertur_row_against_the_same_runs_peers() -> None:
         sys.path.pop(0)
     rows = [
         harness.Result("apertur-sqlite", "W3", rps=3000),
-        harness.Result("apertur-postgres-local", "W4", rps=2000),
+        harness.Result("apertur-postgres-nocache", "W4", rps=2000),
         harness.Result("dot-sqlite", "W3", rps=500),
         harness.Result("dot-sqlite", "W4", rps=400),
         harness.Result("oidc-provider", "W3", rps=6000),
@@ -148,5 +148,5 @@ def test_ratios_cover_every_apertur_row_against_the_same_runs_peers() -> None:
     lines = [" ".join(line.split()) for line in harness.ratios(rows)]
     assert lines == [
         "apertur-sqlite W3 bearer GET 6.00x DOT 0.50x oidc-provider 75 % of floor",
-        "apertur-postgres-local W4 introspection 5.00x DOT 50 % of floor",
+        "apertur-postgres-nocache W4 introspection 5.00x DOT 50 % of floor",
     ]

@@ -72,6 +72,7 @@ def issue():
     return access, refresh
 
 api_token = issue()[0]
+cached_token = issue()[0]  # warmed in both servers' token caches, then revoked through one of them
 families = [issue()[1] for _ in range(rounds + 1)]  # one token family per race, and one for the control
 endpoint = webhooks.create_endpoint(project=project, url=receiver_url, events=["session.created"])
 
@@ -97,6 +98,7 @@ for i in range(partners):
     assert outcome.status == "processed", outcome
 print(json.dumps({
     "client_id": created.app.client_id, "client_secret": created.client_secret, "api_token": api_token,
+    "cached_token": cached_token,
     "families": families, "webhook_secret": endpoint.secret, "period": f"{run_at.astimezone(clock.BUSINESS_TZ):%Y-%m}",
 }))
 """
@@ -379,6 +381,8 @@ def _run_scenario(fleet: Fleet, database_url: str, redis_url: str, emu: Running,
     clock.lap("servers and workers up")
     _check_refresh_races(bases, world)
     clock.lap("refresh races")
+    _check_revocation_reaches_the_other_host(bases, world)
+    clock.lap("revocation across hosts")
     _check_shared_rate_limit_and_webhooks(bases, world, receiver, fleet, redis_url)
     clock.lap("webhooks")
     _check_payouts_once(database_url, emu, fleet, cli, period)
@@ -425,6 +429,31 @@ def _check_refresh_races(bases: list[str], world: dict[str, Any]) -> None:
     # Other families of the connection were not touched by the revocations.
     plan = httpx.get(f"{bases[1]}/api/v1/plan", headers={"Authorization": f"Bearer {world['api_token']}"})
     assert plan.status_code == 200, plan.text
+
+
+def _check_revocation_reaches_the_other_host(bases: list[str], world: dict[str, Any]) -> None:
+    """The servers have their own APERTUR_VAR_DIR, so their own token-cache generation files, as on two hosts:
+    a revocation through one reaches the cached checks of the other through PostgreSQL's NOTIFY."""
+    auth = {"Authorization": f"Bearer {world['cached_token']}"}
+    for _ in range(8):  # new connections, so both granian workers of each server are likely to cache it
+        for base in bases:
+            assert httpx.get(f"{base}/api/v1/plan", headers=auth, timeout=20).status_code == 200
+    revoked = httpx.post(
+        f"{bases[0]}/oauth/revoke",
+        data={"token": world["cached_token"], "client_id": world["client_id"], "client_secret": world["client_secret"]},
+        timeout=20,
+    )
+    assert revoked.status_code == 200, revoked.text
+    started, accepted = time.monotonic(), 0
+    with httpx.Client(base_url=bases[1], timeout=20) as other:
+        while other.get("/api/v1/plan", headers=auth).status_code != 401:
+            accepted += 1
+            assert time.monotonic() - started < 10, "the other server still accepts a revoked token after 10 s"
+        took = time.monotonic() - started
+    for _ in range(8):
+        for base in bases:
+            assert httpx.get(f"{base}/api/v1/plan", headers=auth, timeout=20).status_code == 401
+    print(f"\nrevocation through one server: the other accepted the token {accepted} more times ({took * 1000:.1f} ms)")
 
 
 def _check_shared_rate_limit_and_webhooks(

@@ -170,22 +170,20 @@ else:
 
 # The cache of access-token checks (apertur/oauth/token_cache.py, docs/deploy.md): "local" (each app process
 # keeps the checks it made; a generation shared through a memory-mapped file on the host voids them at once on
-# any revocation) is the default with SQLite, which is one host by nature; "shared" (APERTUR_TOKEN_CACHE=1 with
-# REDIS_URL) is for app servers on several hosts; "local" may be set for PostgreSQL when every app process runs
-# on one host; "0" turns it off.
+# any revocation, and with PostgreSQL a LISTEN/NOTIFY channel carries it to the processes of other hosts) is the
+# default; "shared" (APERTUR_TOKEN_CACHE=1 with REDIS_URL) keeps the checks in Redis instead, for a connection
+# pooler that cannot carry LISTEN; "0" turns it off.
 _token_cache_env = os.environ.get("APERTUR_TOKEN_CACHE", "").strip().lower()
 if _token_cache_env in {"1", "true", "yes", "on", "shared"}:
     APERTUR_TOKEN_CACHE = "shared" if REDIS_URL else "off"
 elif _token_cache_env in {"0", "false", "no", "off"}:
     APERTUR_TOKEN_CACHE = "off"
-elif _token_cache_env == "local":
+elif _token_cache_env in {"", "local"}:
     APERTUR_TOKEN_CACHE = "local"
-elif _token_cache_env:
+else:
     raise ImproperlyConfigured(
         f"APERTUR_TOKEN_CACHE must be local, 1 (shared, with REDIS_URL) or 0, not {_token_cache_env!r}"
     )
-else:
-    APERTUR_TOKEN_CACHE = "local" if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else "off"
 # PostgreSQL: the OAuth hot-path lookups are prepared once per connection (apertur/oauth/compiled.py); turn
 # off behind a transaction-mode connection pooler that does not keep prepared statements.
 APERTUR_PG_PREPARE = _env_bool("APERTUR_PG_PREPARE", True)

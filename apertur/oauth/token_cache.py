@@ -2,15 +2,18 @@
 
 Two modes (``APERTUR_TOKEN_CACHE``, docs/deploy.md):
 
-- ``local`` — the default with SQLite, or set for PostgreSQL when every app process runs on one host: each
-  process keeps the bearer check's whole row (the token's grant, its project and plan) and the introspection
-  row of active access tokens (with the app's credentials the client authenticates against) for the token
-  hashes it saw, in its own memory, and a request it answers from there runs no SQL at all. The generation (below)
-  lives in a small memory-mapped file next to the SQLite database (``<database>-tokens``; with PostgreSQL in
-  ``APERTUR_VAR_DIR``), the way SQLite shares its own WAL index between processes: every process on the host
-  reads and bumps the same eight bytes, without a system call. A cached row is rebuilt into new instances
-  for each request (no request sees another's objects) and checked again (expiry, grant) each time.
-- ``shared`` — ``APERTUR_TOKEN_CACHE=1`` with ``REDIS_URL``, for app servers on several hosts: the outcome of
+- ``local`` — the default: each process keeps the bearer check's whole row (the token's grant, its project and
+  plan) and the introspection row of active access tokens (with the app's credentials the client authenticates
+  against) for the token hashes it saw, in its own memory, and a request it answers from there runs no SQL at
+  all. The generation (below) lives in a small memory-mapped file next to the SQLite database
+  (``<database>-tokens``; with PostgreSQL in ``APERTUR_VAR_DIR``), the way SQLite shares its own WAL index
+  between processes: every process on the host reads and bumps the same eight bytes, without a system call.
+  With PostgreSQL, app servers may run on several hosts: each process also LISTENs (one thread, one
+  connection) on a channel every change NOTIFYs in its transaction, and its entries count only while that
+  listener is connected and proved alive (:class:`_Listener`). A cached row is rebuilt into new instances for
+  each request (no request sees another's objects) and checked again (expiry, grant) each time.
+- ``shared`` — ``APERTUR_TOKEN_CACHE=1`` with ``REDIS_URL``, where the listener cannot run (a transaction-mode
+  connection pooler that drops LISTEN): the outcome of
   a successful check (project public id, app id, scopes, livemode, expiry; never a refusal) in Redis, the
   project and its plan read from the database on each request. It offloads the database rather than making
   one request faster: a Redis round trip costs what the one prepared, indexed token query costs
@@ -22,7 +25,8 @@ Why revocation still takes effect at once, in every process — a generation:
   while it equals the current generation.
 - Every change that can kill a live access token or change what the check returns sets a new random
   generation, in the same transaction (right away) and again in ``on_commit`` (so an entry written by a
-  request that read the database just before the commit dies too): token revocation of any kind
+  request that read the database just before the commit dies too); with PostgreSQL the transaction also
+  NOTIFYs the other hosts' listeners, which renew theirs when it commits: token revocation of any kind
   (``tokens._revoke``, ``revoke_access``), a connection removed, an app saved (deactivated, its secret
   rotated) or deleted, a partner no longer approved, a customer saved (deactivated, email changed; not a
   login's ``last_login``) or deleted, a project saved or deleted, a plan saved or deleted.
@@ -209,16 +213,146 @@ class _Generation:
             self.file.bump()
 
 
-# Database NAME -> its generation.
-_generations: dict[str, _Generation] = {}
+# --- PostgreSQL: the processes of other hosts, through LISTEN/NOTIFY ------------------------------------------
+
+#: The channel every change notifies (PostgreSQL scopes channels to one database).
+CHANNEL = "apertur_token_cache"
+#: How often the listener proves its connection alive (``SELECT 1``) when no notification comes.
+HEARTBEAT_SECONDS = 1.0
+#: A listener that has not proved its connection alive for this long no longer vouches for any entry (a silently
+#: dead TCP connection would otherwise drop notifications unseen): the cache is off in its process meanwhile.
+STALE_SECONDS = 3.0
+#: How long the first cached lookup of a process waits for its listener to connect before going to the database.
+CONNECT_WAIT_SECONDS = 2.0
+_LISTENER_APPLICATION_NAME = "apertur-token-cache"
+
+
+def _listener_params(using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
+    """libpq parameters of Django's own connection (host, port, database, user, password, sslmode, ...), without
+    Django's Python-side options (cursor class, adapters)."""
+    params = connections[using].get_connection_params()
+    kept = {key: value for key, value in params.items() if isinstance(value, str | int) and key != "prepare_threshold"}
+    kept["application_name"] = _LISTENER_APPLICATION_NAME
+    kept.setdefault("connect_timeout", 5)
+    # Let the kernel find a peer that vanished without closing the socket, on top of the heartbeat.
+    kept.update(keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=2)
+    return kept
+
+
+class _Listener:
+    """One thread per process that LISTENs on its own PostgreSQL connection and renews its part of the
+    generation on every notification, so a change committed on another host (whose generation file this host
+    never sees) voids this process's entries when PostgreSQL delivers the commit's NOTIFY, typically well under a
+    millisecond later (RFC 7009 section 2 allows for such a propagation delay; clients must not use a token after
+    revoking it). Its part is None (the cache off in this process, every lookup from the database) until it is
+    LISTENing, while it reconnects, and when its connection has not been proved alive for ``STALE_SECONDS``; a
+    reconnect renews it, since notifications sent meanwhile were lost."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.generation: bytes | None = None
+        self.alive_at = -STALE_SECONDS
+        self.pid = 0
+        self.thread: threading.Thread | None = None
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.failing = False
+        self.backend_pid = 0  # the listener's PostgreSQL backend (tests end it to show a reconnect)
+
+    def current(self) -> bytes | None:
+        thread = self.thread
+        if thread is None or self.pid != os.getpid() or not thread.is_alive():
+            self._start()
+        generation = self.generation
+        if generation is None or time.monotonic() - self.alive_at > STALE_SECONDS:
+            return None
+        return generation
+
+    def _start(self) -> None:
+        with self.lock:
+            thread = self.thread
+            if thread is not None and self.pid == os.getpid() and thread.is_alive():
+                return
+            if self.stopping.is_set():
+                return
+            # A forked child inherits the parent's state, not its thread.
+            self.pid, self.generation, self.ready = os.getpid(), None, threading.Event()
+            self.thread = threading.Thread(target=self._run, name="apertur-token-cache-listener", daemon=True)
+            self.thread.start()
+        self.ready.wait(CONNECT_WAIT_SECONDS)
+
+    def _renew(self) -> None:
+        self.generation = secrets.token_bytes(_GENERATION_BYTES)
+
+    def _run(self) -> None:
+        import psycopg
+
+        delay = 0.1
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(**self.params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.backend_pid = conn.info.backend_pid
+                    self.alive_at = time.monotonic()
+                    self._renew()  # what was stored before this LISTEN may have missed a notification
+                    self.ready.set()
+                    if self.failing:
+                        self.failing = False
+                        log.info("token cache: listening on %s again", CHANNEL)
+                    delay = 0.1
+                    while not self.stopping.is_set():
+                        for _ in conn.notifies(timeout=HEARTBEAT_SECONDS):
+                            self._renew()
+                        conn.execute("SELECT 1")  # notifications that arrive meanwhile wait in psycopg's backlog
+                        self.alive_at = time.monotonic()
+            except Exception as exc:  # psycopg.Error, OSError: any failure turns the cache off until reconnected
+                self.generation = None
+                self.ready.set()
+                if not self.failing and not self.stopping.is_set():
+                    self.failing = True
+                    log.warning("token cache: not listening on %s (%s); the cache is off until it is", CHANNEL, exc)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+        self.generation = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.generation = None
+        thread = self.thread
+        if thread is not None and thread.is_alive():
+            thread.join(HEARTBEAT_SECONDS + 5)
+
+
+# Database NAME -> its generation file and, with PostgreSQL, this process's listener (None with SQLite: one host).
+_generations: dict[str, tuple[_Generation, _Listener | None]] = {}
+
+
+def _parts() -> tuple[_Generation, _Listener | None]:
+    connection = connections[DEFAULT_DB_ALIAS]
+    name = str(connection.settings_dict.get("NAME") or "")
+    found = _generations.get(name)
+    if found is None:
+        listener = _Listener(_listener_params()) if connection.vendor == "postgresql" else None
+        found = _generations.setdefault(name, (_Generation(generation_path()), listener))
+    return found
 
 
 def _generation() -> _Generation:
-    name = str(connections[DEFAULT_DB_ALIAS].settings_dict.get("NAME") or "")
-    found = _generations.get(name)
-    if found is None:
-        found = _generations.setdefault(name, _Generation(generation_path()))
-    return found
+    return _parts()[0]
+
+
+def _listener() -> _Listener | None:
+    return _parts()[1]
+
+
+def stop_listeners() -> None:
+    """End every listener thread and its connection (before the database is dropped: tests, benchmarks) and
+    forget the generation files mapped: the next lookup starts afresh, as a new process would."""
+    for _, listener in list(_generations.values()):
+        if listener is not None:
+            listener.stop()
+    _generations.clear()
 
 
 # token hash -> (generation, expires at (POSIX), the bearer check's row). Plain dict operations, each atomic
@@ -227,8 +361,14 @@ _entries: dict[str, tuple[bytes, float, tuple[Any, ...]]] = {}
 
 
 def local_generation() -> bytes | None:
-    """The current generation, to store a fresh entry under; None when the local cache is unavailable."""
-    return _generation().current()
+    """The current generation, to store a fresh entry under; None when the local cache is unavailable. With
+    PostgreSQL it is the host's (the file) and this process's listener's (other hosts) together."""
+    generation, listener = _parts()
+    host = generation.current()
+    if host is None or listener is None:
+        return host
+    others = listener.current()
+    return None if others is None else host + others
 
 
 def local_get(key: str, generation: bytes, *, now: float) -> tuple[Any, ...] | None:
@@ -330,6 +470,11 @@ def invalidate_all() -> None:
     connection = connections[DEFAULT_DB_ALIAS]
     if connection.in_atomic_block and any(entry[1] is _bump_generations for entry in connection.run_on_commit):
         return
+    if connection.vendor == "postgresql":
+        # Other hosts: PostgreSQL delivers a NOTIFY to every listener when (and only if) this transaction
+        # commits (at once outside one). Sent whatever this process's mode: others may be caching.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
     transaction.on_commit(_bump_generations, robust=True)
 
 

@@ -320,8 +320,9 @@ def test_unset_the_shared_cache_follows_the_cache_backend(backend: str, mode: st
     ("env", "database_url", "expected"),
     [
         ({}, "sqlite:///{var}/x.sqlite3", "local"),  # SQLite is one host: local by default
-        ({}, "postgres://postgres@127.0.0.1:5432/x", "off"),
+        ({}, "postgres://postgres@127.0.0.1:5432/x", "local"),  # other hosts hear of changes through NOTIFY
         ({"APERTUR_TOKEN_CACHE": "local"}, "postgres://postgres@127.0.0.1:5432/x", "local"),
+        ({"APERTUR_TOKEN_CACHE": "0"}, "postgres://postgres@127.0.0.1:5432/x", "off"),
         ({"APERTUR_TOKEN_CACHE": "1", "REDIS_URL": "redis://127.0.0.1:6379/0"}, "sqlite:///{var}/x.sqlite3", "shared"),
         ({"APERTUR_TOKEN_CACHE": "1"}, "sqlite:///{var}/x.sqlite3", "off"),  # shared needs Redis
         ({"APERTUR_TOKEN_CACHE": "0"}, "sqlite:///{var}/x.sqlite3", "off"),
@@ -373,7 +374,7 @@ def test_a_change_fails_rather_than_leave_other_processes_entries_valid(
     settings.APERTUR_TOKEN_CACHE = "local"
     issued = flow.tokens()
     assert warm(flow, issued["access_token"]) == []  # the file exists and is mapped
-    token_cache._generations.clear()  # as a process that has not mapped it yet
+    token_cache.stop_listeners()  # as a process that has not mapped the file yet
 
     def refuse(self: Any, path: Any) -> None:
         raise PermissionError(13, "Permission denied", str(path))
@@ -388,7 +389,7 @@ def test_a_change_fails_rather_than_leave_other_processes_entries_valid(
         assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200
     assert any("oauth_token" in q for q in statements(ctx))
     monkeypatch.undo()
-    token_cache._generations.clear()
+    token_cache.stop_listeners()
     token_cache.generation_path().unlink()
     settings.APERTUR_TOKEN_CACHE = "off"
     services.deactivate_app(app=flow.created.app)  # no file, cache off here: nothing to void, no error

@@ -1,0 +1,169 @@
+"""The local token cache across hosts (apertur.oauth.token_cache, PostgreSQL): the LISTEN/NOTIFY listener that
+carries a change committed on another host to this process, and the rule that its entries count only while the
+listener vouches for them. The host-wide generation file and the query counts are in test_query_counts.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from apertur.oauth import token_cache
+from apertur.oauth.models import Token
+from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.oauth.tests.test_query_counts import statements, warm
+
+BOUND_SECONDS = 10.0  # every wait below is bounded; the listener usually answers within milliseconds
+
+
+@pytest.fixture
+def pg_local(settings: Any) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the listener is PostgreSQL's (make test runs the suite again on PostgreSQL)")
+    settings.APERTUR_TOKEN_CACHE = "local"
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def _listener() -> token_cache._Listener:
+    listener = token_cache._listener()
+    assert listener is not None
+    return listener
+
+
+def _until(what: str, done: Any) -> float:
+    started = time.monotonic()
+    while not done():
+        assert time.monotonic() - started < BOUND_SECONDS, f"timed out waiting for {what}"
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def test_a_change_committed_on_another_host_voids_this_processs_entries(
+    flow: Flow, pg_local: None, tmp_path: Path
+) -> None:
+    """The other "host" is a process with its own APERTUR_VAR_DIR, so its own generation file: only the NOTIFY
+    its commit sends can reach this process."""
+    issued = flow.tokens()
+    assert warm(flow, issued["access_token"]) == []
+    token = Token.objects.get()
+    Token.objects.filter(pk=token.pk).update(access_revoked_at=token.issued_at)  # as another host's UPDATE
+    assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200  # nothing told us: still cached
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "apertur.config.settings",
+        "DATABASE_URL": _database_url(),
+        "APERTUR_VAR_DIR": str(tmp_path / "other-host"),
+        "APERTUR_TOKEN_CACHE": "local",
+    }
+    script = (
+        "import django; django.setup()\nfrom apertur.oauth import token_cache\n"
+        "print(token_cache.generation_path())\ntoken_cache.invalidate_all()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() != str(token_cache.generation_path())  # not this host's file
+    took = _until("the other host's NOTIFY", lambda: api_get("/api/v1/plan", issued["access_token"]).status_code == 401)
+    print(f"\nrevocation reached this process {took * 1000:.1f} ms after the other process exited")
+
+
+def test_entries_count_only_while_the_listener_vouches_for_them(
+    flow: Flow, pg_local: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = flow.tokens()
+    assert warm(flow, issued["access_token"]) == []
+    # A listener whose connection has not been proved alive lately: every lookup goes to the database.
+    monkeypatch.setattr(token_cache, "STALE_SECONDS", -1.0)
+    assert token_cache.local_generation() is None
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as ctx:
+            assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200
+        assert any("oauth_token" in q for q in statements(ctx))
+    monkeypatch.undo()
+    assert warm(flow, issued["access_token"]) == []
+
+
+def test_a_lost_listener_connection_turns_the_cache_off_until_it_is_listening_again(flow: Flow, pg_local: None) -> None:
+    """Notifications sent while the listener is away are lost: entries stored before it reconnects must not
+    count after."""
+    issued = flow.tokens()
+    assert warm(flow, issued["access_token"]) == []
+    listener = _listener()
+    before, backend = token_cache.local_generation(), listener.backend_pid
+    assert before is not None and backend
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    _until("a new listener connection", lambda: listener.backend_pid not in (0, backend) and listener.generation)
+    after = token_cache.local_generation()
+    assert after is not None and after != before
+    with CaptureQueriesContext(connection) as ctx:
+        assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200
+    assert any("oauth_token" in q for q in statements(ctx))  # the entry from before is void
+    assert warm(flow, issued["access_token"]) == []  # and the cache works again
+
+
+def test_the_listener_never_vouches_when_it_cannot_connect(flow: Flow, pg_local: None, settings: Any) -> None:
+    listener = token_cache._Listener({**token_cache._listener_params(), "port": 1, "connect_timeout": 1})
+    try:
+        assert listener.current() is None  # waited for the first attempt, which failed
+        assert listener.generation is None and listener.failing
+    finally:
+        listener.stop()
+
+
+def _listen() -> Any:
+    import psycopg
+
+    params = token_cache._listener_params()
+    params["application_name"] = "apertur-test-listener"
+    conn = psycopg.connect(**params, autocommit=True)
+    conn.execute(f"LISTEN {token_cache.CHANNEL}")
+    return conn
+
+
+def _received(conn: Any, wait: float) -> int:
+    """Notifications within ``wait`` seconds."""
+    return sum(1 for _ in conn.notifies(timeout=wait))
+
+
+def _one(conn: Any) -> bool:
+    """Exactly one notification: it arrives (bounded wait), and no second one follows it."""
+    return sum(1 for _ in conn.notifies(timeout=BOUND_SECONDS, stop_after=1)) == 1 and _received(conn, 0.3) == 0
+
+
+def test_a_transaction_notifies_other_hosts_once_and_only_if_it_commits(postgres_only: None) -> None:
+    other_host = _listen()
+    try:
+        with transaction.atomic():
+            for _ in range(3):
+                token_cache.invalidate_all()
+            assert _received(other_host, 0.2) == 0  # not before the commit
+        assert _one(other_host)
+        with transaction.atomic():
+            token_cache.invalidate_all()
+            transaction.set_rollback(True)
+        assert _received(other_host, 0.5) == 0
+        token_cache.invalidate_all()  # outside a transaction: at once
+        assert _one(other_host)
+    finally:
+        other_host.close()
+
+
+def test_a_process_with_the_cache_off_still_notifies(postgres_only: None, settings: Any) -> None:
+    """A management command or worker run without the cache must not leave other processes' entries valid."""
+    settings.APERTUR_TOKEN_CACHE = "off"
+    other_host = _listen()
+    try:
+        token_cache.invalidate_all()
+        assert _one(other_host)
+    finally:
+        other_host.close()
