@@ -31,16 +31,20 @@ class Prefix(StrEnum):
 
 
 _ACCEPT = 256 - 256 % len(_ALPHABET)  # 248: bytes at or above it are dropped, so "% 62" stays unbiased
+# Byte b (below _ACCEPT) -> the character _ALPHABET[b % 62]; bytes.translate maps and drops in one C call.
+_TO_ALPHABET = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(256))
+_REJECTED = bytes(range(_ACCEPT, 256))
 
 
 def random_string(length: int) -> str:
     """``length`` characters of [A-Za-z0-9] from the OS CSPRNG (62^length possibilities, no bias): one
-    ``token_bytes`` call with rejection sampling rather than one ``secrets.choice`` per character (~3 µs instead
-    of ~60 µs for a 48-character secret; the token endpoint makes two per request)."""
-    out: list[str] = []
+    ``token_bytes`` call with rejection sampling (bytes of 248 and above dropped, the rest taken modulo 62)
+    rather than one ``secrets.choice`` per character (~1 µs instead of ~60 µs for a 48-character secret; the
+    token endpoint makes two per request)."""
+    out = b""
     while len(out) < length:
-        out.extend(_ALPHABET[b % len(_ALPHABET)] for b in secrets.token_bytes(length + 8) if b < _ACCEPT)
-    return "".join(out[:length])
+        out += secrets.token_bytes(length + 8).translate(_TO_ALPHABET, _REJECTED)
+    return out[:length].decode("ascii")
 
 
 def request_id(length: int = 20) -> str:

@@ -197,7 +197,7 @@ def to_result(server: Server, workload: str, stats: dict, minted: int) -> Result
 def print_row(r: Result) -> None:
     note = f"  ({'; '.join(r.notes)})" if r.notes else ""
     print(
-        f"  {r.server:<22} {LABELS[r.workload]:<20} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} "
+        f"  {r.server:<24} {LABELS[r.workload]:<20} {r.rps:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} "
         f"{r.errors:>7} {r.rss_mb:>7.0f}{note}",
         flush=True,
     )
@@ -413,11 +413,11 @@ def ratios(results: list[Result]) -> list[str]:
             floor = by.get(("floor", "floor"))
             if w in ("W3", "W4") and floor and floor.rps:
                 parts.append(f"{100 * mine.rps / floor.rps:4.0f} % of floor")
-            lines.append(f"  {ours:<22} {LABELS[w]:<20} " + "   ".join(parts))
+            lines.append(f"  {ours:<24} {LABELS[w]:<20} " + "   ".join(parts))
     return lines
 
 
-HEADER = f"  {'server':<22} {'workload':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7}"
+HEADER = f"  {'server':<24} {'workload':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7}"
 
 
 def main() -> None:
