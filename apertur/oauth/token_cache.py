@@ -217,7 +217,7 @@ class _Generation:
 
 #: The channel every change notifies (PostgreSQL scopes channels to one database).
 CHANNEL = "apertur_token_cache"
-#: How often the listener proves its connection alive (``SELECT 1``) when no notification comes.
+#: How often the listener proves its connection alive (:func:`_check_one_session`) when no notification comes.
 HEARTBEAT_SECONDS = 1.0
 #: A listener that has not proved its connection alive for this long no longer vouches for any entry (a silently
 #: dead TCP connection would otherwise drop notifications unseen): the cache is off in its process meanwhile.
@@ -239,6 +239,25 @@ def _listener_params(using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
     return kept
 
 
+class PoolerError(RuntimeError):
+    """The listener's connection does not keep to one PostgreSQL session: notifications cannot be trusted."""
+
+
+def _check_one_session(conn: Any) -> None:
+    """The heartbeat, and the proof that LISTEN works on this connection: the server session answering now is
+    the one the connection started with. A connection pooler in between (PgBouncer, RDS Proxy, ...) hands the
+    client a cancel key of its own (``BackendKeyData``), so the two differ; in transaction mode it also moves
+    the client between server sessions, and LISTEN then succeeds but notifications never arrive, while
+    ``SELECT 1`` would go on answering. Raises :class:`PoolerError`."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    if row is None or row[0] != conn.info.backend_pid:
+        raise PoolerError(
+            f"the session answering (backend {row[0] if row else None}) is not the one connected to (backend "
+            f"{conn.info.backend_pid}): a connection pooler is in between, which does not carry LISTEN/NOTIFY. Give "
+            "the app a direct connection to PostgreSQL, or set APERTUR_TOKEN_CACHE=1 (Redis) or 0"
+        )
+
+
 class _Listener:
     """One thread per process that LISTENs on its own PostgreSQL connection and renews its part of the
     generation on every notification, so a change committed on another host (whose generation file this host
@@ -246,7 +265,8 @@ class _Listener:
     millisecond later (RFC 7009 section 2 allows for such a propagation delay; clients must not use a token after
     revoking it). Its part is None (the cache off in this process, every lookup from the database) until it is
     LISTENing, while it reconnects, and when its connection has not been proved alive for ``STALE_SECONDS``; a
-    reconnect renews it, since notifications sent meanwhile were lost."""
+    reconnect renews it, since notifications sent meanwhile were lost. Its connection must reach PostgreSQL
+    directly (:func:`_check_one_session`, at connect and at every heartbeat)."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
@@ -293,6 +313,7 @@ class _Listener:
             try:
                 with psycopg.connect(**self.params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    _check_one_session(conn)
                     self.backend_pid = conn.info.backend_pid
                     self.alive_at = time.monotonic()
                     self._renew()  # what was stored before this LISTEN may have missed a notification
@@ -304,7 +325,7 @@ class _Listener:
                     while not self.stopping.is_set():
                         for _ in conn.notifies(timeout=HEARTBEAT_SECONDS):
                             self._renew()
-                        conn.execute("SELECT 1")  # notifications that arrive meanwhile wait in psycopg's backlog
+                        _check_one_session(conn)  # notifications that arrive meanwhile wait in psycopg's backlog
                         self.alive_at = time.monotonic()
             except Exception as exc:  # psycopg.Error, OSError: any failure turns the cache off until reconnected
                 self.generation = None

@@ -5,8 +5,11 @@ listener vouches for them. The host-wide generation file and the query counts ar
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -118,6 +121,79 @@ def test_the_listener_never_vouches_when_it_cannot_connect(flow: Flow, pg_local:
         assert listener.generation is None and listener.failing
     finally:
         listener.stop()
+
+
+class _Proxy:
+    """A loopback TCP proxy in front of PostgreSQL. With ``own_key_data`` it does to the startup messages what a
+    connection pooler does: it hands the client a BackendKeyData ('K': process id, secret key) of its own."""
+
+    def __init__(self, upstream: tuple[str, int], *, own_key_data: bool) -> None:
+        self.upstream, self.own_key_data = upstream, own_key_data
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream, timeout=5)
+            upstream.settimeout(None)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._copy, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._messages, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _copy(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def _messages(self, src: socket.socket, dst: socket.socket) -> None:
+        """Server to client, message by message (type byte, int32 length including itself, payload)."""
+        reader = src.makefile("rb")
+        try:
+            while header := reader.read(5):
+                kind, length = header[:1], struct.unpack("!I", header[1:])[0]
+                payload = reader.read(length - 4)
+                if kind == b"K" and self.own_key_data:
+                    payload = struct.pack("!I", struct.unpack("!I", payload[:4])[0] ^ 0x5A5A) + payload[4:]
+                dst.sendall(header + payload)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.mark.parametrize("pooler", [False, True])
+def test_a_listener_behind_a_connection_pooler_never_vouches(
+    flow: Flow, pg_local: None, pooler: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction-mode pooler lets LISTEN succeed and then delivers nothing: the listener must notice from
+    the connection itself, not from a missing notification. The control (same proxy, key data untouched)
+    shows the proxy alone changes nothing."""
+    params = token_cache._listener_params()
+    proxy = _Proxy((params["host"], int(params["port"])), own_key_data=pooler)
+    listener = token_cache._Listener(
+        {**params, "host": "127.0.0.1", "port": proxy.port, "sslmode": "disable", "gssencmode": "disable"}
+    )
+    try:
+        if pooler:
+            assert listener.current() is None
+            assert listener.failing and "connection pooler" in caplog.text
+        else:
+            assert listener.current() is not None
+            assert not listener.failing
+    finally:
+        listener.stop()
+        proxy.close()
 
 
 def _listen() -> Any:
