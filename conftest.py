@@ -36,10 +36,10 @@ def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
     token_cache.clear_local()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _token_cache_listeners(django_db_setup: None) -> Iterator[None]:
-    """The local token cache's PostgreSQL listener (apertur.oauth.token_cache) holds a connection to the test
-    database: end it before pytest-django drops that database."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's, and then: the local token cache's PostgreSQL listener (apertur.oauth.token_cache) holds
+    a connection to the test database, so it ends before pytest-django drops that database."""
     yield
     token_cache.stop_listeners()
 

@@ -12,21 +12,23 @@ Two modes (``APERTUR_TOKEN_CACHE``, docs/deploy.md):
   connection) on a channel every change NOTIFYs in its transaction, and its entries count only while that
   listener is connected and proved alive (:class:`_Listener`). A cached row is rebuilt into new instances for
   each request (no request sees another's objects) and checked again (expiry, grant) each time.
-- ``shared`` — ``APERTUR_TOKEN_CACHE=1`` with ``REDIS_URL``, where the listener cannot run (a transaction-mode
-  connection pooler that drops LISTEN): the outcome of
+- ``shared`` — ``APERTUR_TOKEN_CACHE=1`` with ``REDIS_URL``, where the listener cannot run (app servers that
+  reach PostgreSQL only through a connection pooler, which does not carry LISTEN): the outcome of
   a successful check (project public id, app id, scopes, livemode, expiry; never a refusal) in Redis, the
   project and its plan read from the database on each request. It offloads the database rather than making
   one request faster: a Redis round trip costs what the one prepared, indexed token query costs
   (bench/profile_oauth.py, W3 on PostgreSQL: ~1.30 ms without it, ~1.43 ms with it).
 
-Why revocation still takes effect at once, in every process — a generation:
+Why revocation still takes effect at once in every process of the host, and on other hosts as soon as PostgreSQL
+delivers the commit's NOTIFY — a generation:
 
 - Every entry carries the generation read *before* the database lookup that produced it; an entry counts only
   while it equals the current generation.
 - Every change that can kill a live access token or change what the check returns sets a new random
   generation, in the same transaction (right away) and again in ``on_commit`` (so an entry written by a
   request that read the database just before the commit dies too); with PostgreSQL the transaction also
-  NOTIFYs the other hosts' listeners, which renew theirs when it commits: token revocation of any kind
+  NOTIFYs the other hosts' listeners, which renew theirs when it commits, and notifies again once it has
+  committed: token revocation of any kind
   (``tokens._revoke``, ``revoke_access``), a connection removed, an app saved (deactivated, its secret
   rotated) or deleted, a partner no longer approved, a customer saved (deactivated, email changed; not a
   login's ``last_login``) or deleted, a project saved or deleted, a plan saved or deleted.
@@ -234,8 +236,9 @@ def _listener_params(using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
     kept = {key: value for key, value in params.items() if isinstance(value, str | int) and key != "prepare_threshold"}
     kept["application_name"] = _LISTENER_APPLICATION_NAME
     kept.setdefault("connect_timeout", 5)
-    # Let the kernel find a peer that vanished without closing the socket, on top of the heartbeat.
-    kept.update(keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=2)
+    # Let the kernel find a peer that vanished without closing the socket, on top of the heartbeat: an idle
+    # connection through keepalives, one with a heartbeat unacknowledged for 5 s through TCP_USER_TIMEOUT.
+    kept.update(keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=2, tcp_user_timeout=5000)
     return kept
 
 
@@ -278,6 +281,7 @@ class _Listener:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.failing = False
+        self.stale_logged = False
         self.backend_pid = 0  # the listener's PostgreSQL backend (tests end it to show a reconnect)
 
     def current(self) -> bytes | None:
@@ -285,7 +289,17 @@ class _Listener:
         if thread is None or self.pid != os.getpid() or not thread.is_alive():
             self._start()
         generation = self.generation
-        if generation is None or time.monotonic() - self.alive_at > STALE_SECONDS:
+        if generation is None:
+            return None
+        silent = time.monotonic() - self.alive_at
+        if silent > STALE_SECONDS:
+            if not self.stale_logged:
+                self.stale_logged = True
+                log.warning(
+                    "token cache: the listener's heartbeat has not answered for %.0f s; the cache is off in this "
+                    "process until it does",
+                    silent,
+                )
             return None
         return generation
 
@@ -306,11 +320,11 @@ class _Listener:
         self.generation = secrets.token_bytes(_GENERATION_BYTES)
 
     def _run(self) -> None:
-        import psycopg
-
         delay = 0.1
         while not self.stopping.is_set():
             try:
+                import psycopg
+
                 with psycopg.connect(**self.params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     _check_one_session(conn)
@@ -325,8 +339,12 @@ class _Listener:
                     while not self.stopping.is_set():
                         for _ in conn.notifies(timeout=HEARTBEAT_SECONDS):
                             self._renew()
-                        _check_one_session(conn)  # notifications that arrive meanwhile wait in psycopg's backlog
+                        # Notifications that arrive meanwhile wait in psycopg's backlog (psycopg >= 3.2.4).
+                        _check_one_session(conn)
                         self.alive_at = time.monotonic()
+                        if self.stale_logged:
+                            self.stale_logged = False
+                            log.info("token cache: the listener's heartbeat answers again")
             except Exception as exc:  # psycopg.Error, OSError: any failure turns the cache off until reconnected
                 self.generation = None
                 self.ready.set()
@@ -484,19 +502,32 @@ def _bump_generations() -> None:
         _new_generation()
 
 
+def _notify_other_hosts() -> None:
+    """PostgreSQL delivers a NOTIFY to every listener when (and only if) the transaction commits, at once outside
+    one. Sent whatever this process's mode: others may be caching."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+
+
+def _after_commit() -> None:
+    _bump_generations()
+    # Again once committed (autocommit: delivered at once): the NOTIFY sent inside the transaction is dropped
+    # if a savepoint Django does not track (transaction.savepoint()) was rolled back after it, while this
+    # callback survives.
+    _notify_other_hosts()
+
+
 def invalidate_all() -> None:
     """Void every cached token check in every process, now and again when the current transaction commits
     (once per transaction however many changes ask: deleting a project with 10,000 tokens is one callback)."""
     _bump_generations()
     connection = connections[DEFAULT_DB_ALIAS]
-    if connection.in_atomic_block and any(entry[1] is _bump_generations for entry in connection.run_on_commit):
+    if connection.in_atomic_block and any(entry[1] is _after_commit for entry in connection.run_on_commit):
         return
-    if connection.vendor == "postgresql":
-        # Other hosts: PostgreSQL delivers a NOTIFY to every listener when (and only if) this transaction
-        # commits (at once outside one). Sent whatever this process's mode: others may be caching.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
-    transaction.on_commit(_bump_generations, robust=True)
+    _notify_other_hosts()  # delivered with the commit itself: other hosts hear of it without a gap
+    transaction.on_commit(_after_commit, robust=True)
 
 
 # --- changes made through the models (services of other domains, the admin) ---------------------------

@@ -436,7 +436,7 @@ def test_many_invalidations_in_one_transaction_register_one_commit_callback(db: 
     with transaction.atomic():
         for _ in range(50):
             token_cache.invalidate_all()
-        callbacks = [entry for entry in connection.run_on_commit if entry[1] is token_cache._bump_generations]
+        callbacks = [entry for entry in connection.run_on_commit if entry[1] is token_cache._after_commit]
         assert len(callbacks) == 1
     assert token_cache.local_generation() != before
 
