@@ -350,7 +350,8 @@ class _Listener:
                 self.ready.set()
                 if not self.failing and not self.stopping.is_set():
                     self.failing = True
-                    log.warning("token cache: not listening on %s (%s); the cache is off until it is", CHANNEL, exc)
+                    reason = " ".join(str(exc).split())  # libpq's messages span lines
+                    log.warning("token cache: not listening on %s (%s); the cache is off until it is", CHANNEL, reason)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
         self.generation = None
