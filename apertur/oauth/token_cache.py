@@ -395,8 +395,9 @@ def stop_listeners() -> None:
     _generations.clear()
 
 
-# token hash -> (generation, expires at (POSIX), the bearer check's row). Plain dict operations, each atomic
-# under the GIL; the oldest entry makes room when full.
+# token hash -> (generation, expires at (POSIX), the bearer check's row), least recently used first: a hit moves
+# its entry to the end, and the first entry makes room when full. Plain dict operations, each atomic under the
+# GIL (another thread between two of them can only cause a miss).
 _entries: dict[str, tuple[bytes, float, tuple[Any, ...]]] = {}
 
 
@@ -418,6 +419,8 @@ def local_get(key: str, generation: bytes, *, now: float) -> tuple[Any, ...] | N
     if entry[0] != generation or entry[1] <= now:
         _entries.pop(key, None)
         return None
+    if _entries.pop(key, None) is not None:  # now the most recently used
+        _entries[key] = entry
     return entry[2]
 
 

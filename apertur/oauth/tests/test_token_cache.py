@@ -286,3 +286,14 @@ def test_a_process_with_the_cache_off_still_notifies(postgres_only: None, settin
         assert _exactly(other_host, 2)
     finally:
         other_host.close()
+
+
+def test_a_full_local_cache_evicts_the_least_recently_used_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(token_cache, "LOCAL_MAX_ENTRIES", 3)
+    generation, now = b"g" * 8, 1_000.0
+    for key in "abc":
+        token_cache.local_put(key, generation, (key,), now=now, expires_at=now + 60)
+    assert token_cache.local_get("a", generation, now=now) == ("a",)  # used: now the most recent
+    token_cache.local_put("d", generation, ("d",), now=now, expires_at=now + 60)  # full: "b" makes room
+    assert token_cache.local_get("b", generation, now=now) is None
+    assert [token_cache.local_get(key, generation, now=now) for key in "acd"] == [("a",), ("c",), ("d",)]
