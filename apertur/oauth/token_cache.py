@@ -248,10 +248,10 @@ class PoolerError(RuntimeError):
 
 def _check_one_session(conn: Any) -> None:
     """The heartbeat, and the proof that LISTEN works on this connection: the server session answering now is
-    the one the connection started with. A connection pooler in between (PgBouncer, RDS Proxy, ...) hands the
-    client a cancel key of its own (``BackendKeyData``), so the two differ; in transaction mode it also moves
-    the client between server sessions, and LISTEN then succeeds but notifications never arrive, while
-    ``SELECT 1`` would go on answering. Raises :class:`PoolerError`."""
+    the one the connection started with. A connection pooler that shares server sessions between clients hands
+    each client a cancel key of its own (``BackendKeyData``; PgBouncer does), so the two differ; in transaction
+    mode it also moves the client between server sessions, and LISTEN then succeeds but notifications never
+    arrive, while ``SELECT 1`` would go on answering. Raises :class:`PoolerError`."""
     row = conn.execute("SELECT pg_backend_pid()").fetchone()
     if row is None or row[0] != conn.info.backend_pid:
         raise PoolerError(
