@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from apertur.accounts.models import User
@@ -55,3 +60,23 @@ def flow(db: None) -> Flow:
 
 def api_get(path: str, token: str) -> Any:
     return Client().get(path, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def run_in_other_process(script: str, *, var_dir: Path | str) -> str:
+    """Run ``script`` (after ``django.setup()``) in a new Python process on this test's database (its SQLite
+    file or its PostgreSQL test database), with the local token cache on and ``var_dir`` as APERTUR_VAR_DIR (the
+    test's own: another process of this host; another directory: a process of another host). Returns stdout."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "apertur.config.settings",
+        "APERTUR_TOKEN_CACHE": "local",
+        "DATABASE_URL": url,
+        "APERTUR_VAR_DIR": str(var_dir),
+    }
+    code = "import django\ndjango.setup()\nfrom apertur.oauth import token_cache\n" + script
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from apertur.core.tokens import random_string
 from apertur.oauth import services, tokens
 from apertur.oauth.models import Connection
-from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.oauth.tests.conftest import Flow, api_get, run_in_other_process
 from apertur.partners import services as partner_services
 from apertur.testing import exchange, make_app
 
@@ -255,10 +255,6 @@ def test_the_local_cache_checks_expiry_on_every_hit(flow: Flow, settings: Any) -
 def test_another_process_revoking_voids_this_processs_local_entries(flow: Flow, settings: Any) -> None:
     """The generation is shared through the memory-mapped file: a revocation committed by another process (a
     second app server, a management command) is seen by this one's next request."""
-    import os
-    import subprocess
-    import sys
-
     from apertur.oauth import token_cache
     from apertur.oauth.models import Token
 
@@ -268,22 +264,11 @@ def test_another_process_revoking_voids_this_processs_local_entries(flow: Flow, 
     # The other process revokes through a bulk UPDATE (no signal in this process) and bumps the generation the
     # way tokens._revoke does; it sees the test database only through its file, so it is told which one.
     token = Token.objects.get()
-    db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "apertur.config.settings", "APERTUR_TOKEN_CACHE": "local"}
-    if connection.vendor == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
-    else:
-        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env["APERTUR_VAR_DIR"] = str(settings.VAR_DIR)
-    script = (
-        "import django; django.setup()\nfrom apertur.oauth import token_cache\nprint(token_cache.generation_path())\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(token_cache.generation_path())  # the same file in both processes
+    out = run_in_other_process("print(token_cache.generation_path())", var_dir=settings.VAR_DIR)
+    assert out.strip() == str(token_cache.generation_path())  # the same file in both processes
     Token.objects.filter(pk=token.pk).update(access_revoked_at=token.issued_at)  # as another process's UPDATE
     assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200  # no generation change: cached
-    bump = "import django; django.setup()\nfrom apertur.oauth import token_cache\ntoken_cache.invalidate_all()\n"
-    subprocess.run([sys.executable, "-c", bump], env=env, check=True)
+    run_in_other_process("token_cache.invalidate_all()", var_dir=settings.VAR_DIR)
     assert api_get("/api/v1/plan", issued["access_token"]).status_code == 401
 
 
@@ -398,10 +383,6 @@ def test_a_change_fails_rather_than_leave_other_processes_entries_valid(
 def test_a_replaced_generation_file_is_followed(flow: Flow, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The file deleted and created again by a process started later (a cleanup, a restore): that process's bumps
     reach this one, which checks the path every RECHECK_SECONDS."""
-    import os
-    import subprocess
-    import sys
-
     from apertur.oauth import token_cache
     from apertur.oauth.models import Token
 
@@ -413,15 +394,7 @@ def test_a_replaced_generation_file_is_followed(flow: Flow, settings: Any, monke
     path.unlink()
     token = Token.objects.get()
     Token.objects.filter(pk=token.pk).update(access_revoked_at=token.issued_at)  # as another process's UPDATE
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "apertur.config.settings", "APERTUR_TOKEN_CACHE": "local"}
-    if connection.vendor == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{connection.settings_dict['NAME']}"
-    else:
-        db = connection.settings_dict
-        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env["APERTUR_VAR_DIR"] = str(settings.VAR_DIR)
-    bump = "import django; django.setup()\nfrom apertur.oauth import token_cache\ntoken_cache.invalidate_all()\n"
-    subprocess.run([sys.executable, "-c", bump], env=env, check=True)
+    run_in_other_process("token_cache.invalidate_all()", var_dir=settings.VAR_DIR)
     assert path.exists()  # a new file, which this process has not mapped
     assert api_get("/api/v1/plan", issued["access_token"]).status_code == 401
 

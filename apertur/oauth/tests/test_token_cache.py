@@ -4,11 +4,8 @@ listener vouches for them. The host-wide generation file and the query counts ar
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apertur.oauth import token_cache
 from apertur.oauth.models import Token
-from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.oauth.tests.conftest import Flow, api_get, run_in_other_process
 from apertur.oauth.tests.test_query_counts import statements, warm
 
 BOUND_SECONDS = 10.0  # every wait below is bounded; the listener usually answers within milliseconds
@@ -31,11 +28,6 @@ def pg_local(settings: Any) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the listener is PostgreSQL's (make test runs the suite again on PostgreSQL)")
     settings.APERTUR_TOKEN_CACHE = "local"
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def _listener() -> token_cache._Listener:
@@ -62,19 +54,10 @@ def test_a_change_committed_on_another_host_voids_this_processs_entries(
     token = Token.objects.get()
     Token.objects.filter(pk=token.pk).update(access_revoked_at=token.issued_at)  # as another host's UPDATE
     assert api_get("/api/v1/plan", issued["access_token"]).status_code == 200  # nothing told us: still cached
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "apertur.config.settings",
-        "DATABASE_URL": _database_url(),
-        "APERTUR_VAR_DIR": str(tmp_path / "other-host"),
-        "APERTUR_TOKEN_CACHE": "local",
-    }
-    script = (
-        "import django; django.setup()\nfrom apertur.oauth import token_cache\n"
-        "print(token_cache.generation_path())\ntoken_cache.invalidate_all()\n"
+    out = run_in_other_process(
+        "print(token_cache.generation_path())\ntoken_cache.invalidate_all()", var_dir=tmp_path / "other-host"
     )
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() != str(token_cache.generation_path())  # not this host's file
+    assert out.strip() != str(token_cache.generation_path())  # not this host's file
     took = _until("the other host's NOTIFY", lambda: api_get("/api/v1/plan", issued["access_token"]).status_code == 401)
     print(f"\nrevocation reached this process {took * 1000:.1f} ms after the other process exited")
 
