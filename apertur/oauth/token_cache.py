@@ -99,11 +99,6 @@ def mode() -> str:
     return str(value)
 
 
-def enabled() -> bool:
-    """The shared (Redis) cache is on."""
-    return mode() == "shared"
-
-
 # --- local: this process's memory, a generation shared by memory-mapped file --------------------------------
 
 LOCAL_MAX_ENTRIES = 10_000
@@ -378,14 +373,6 @@ def _parts() -> tuple[_Generation, _Listener | None]:
     return found
 
 
-def _generation() -> _Generation:
-    return _parts()[0]
-
-
-def _listener() -> _Listener | None:
-    return _parts()[1]
-
-
 def stop_listeners() -> None:
     """End every listener thread and its connection (before the database is dropped: tests, benchmarks) and
     forget the generation files mapped: the next lookup starts afresh, as a new process would."""
@@ -500,9 +487,10 @@ def _new_generation() -> None:
 
 
 def _bump_generations() -> None:
+    current = mode()
     # A process with the local cache off still bumps a file that exists: others may be reading it.
-    _generation().bump(create=mode() == "local")
-    if enabled():
+    _parts()[0].bump(create=current == "local")
+    if current == "shared":
         _new_generation()
 
 

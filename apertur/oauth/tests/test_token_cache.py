@@ -31,7 +31,7 @@ def pg_local(settings: Any) -> None:
 
 
 def _listener() -> token_cache._Listener:
-    listener = token_cache._listener()
+    listener = token_cache._parts()[1]
     assert listener is not None
     return listener
 
