@@ -38,10 +38,13 @@ def _isolated(settings: Any, tmp_path: Path) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None) -> Iterator[None]:
-    """pytest-django's, and then: the local token cache's PostgreSQL listener (apertur.oauth.token_cache) holds
-    a connection to the test database, so it ends before pytest-django drops that database."""
+    """pytest-django's, and then, before it drops the test database: the local token cache's PostgreSQL
+    listener (apertur.oauth.token_cache), which holds a connection to it, ends, and the cache's generation file
+    of that database goes."""
     yield
+    generation_file = token_cache.generation_path()
     token_cache.stop_listeners()
+    generation_file.unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -93,16 +96,3 @@ def postgres_only(transactional_db: None) -> None:
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (make test runs the suite again on PostgreSQL)")
-
-
-def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
-    """The local token cache's generation file of the test database (apertur.oauth.token_cache) goes with it."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        test_name = (db.get("TEST") or {}).get("NAME")
-        if test_name:
-            Path(f"{test_name}-tokens").unlink(missing_ok=True)
-    else:
-        Path(settings.VAR_DIR, f"token-generation-test_{db['NAME']}").unlink(missing_ok=True)
