@@ -42,9 +42,7 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     listener (apertur.oauth.token_cache), which holds a connection to it, ends, and the cache's generation file
     of that database goes."""
     yield
-    generation_file = token_cache.generation_path()
-    token_cache.stop_listeners()
-    generation_file.unlink(missing_ok=True)
+    token_cache.release_database()
 
 
 @pytest.fixture

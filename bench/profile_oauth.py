@@ -317,10 +317,8 @@ def main() -> None:
     finally:
         from apertur.oauth import token_cache
 
-        generation_file = token_cache.generation_path()  # the local token cache's, next to the test database
-        token_cache.stop_listeners()  # its PostgreSQL connection would keep the test database from being dropped
+        token_cache.release_database()
         connection.creation.destroy_test_db(old_name, verbosity=0)
-        generation_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

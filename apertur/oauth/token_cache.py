@@ -382,6 +382,14 @@ def stop_listeners() -> None:
     _generations.clear()
 
 
+def release_database() -> None:
+    """Before the default database is dropped (tests, benchmarks): end the listeners, whose connections would
+    keep it from being dropped, and remove its generation file."""
+    path = generation_path()
+    stop_listeners()
+    path.unlink(missing_ok=True)
+
+
 # token hash -> (generation, expires at (POSIX), the bearer check's row), least recently used first: a hit moves
 # its entry to the end, and the first entry makes room when full. Plain dict operations, each atomic under the
 # GIL (another thread between two of them can only cause a miss).
