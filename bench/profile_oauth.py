@@ -110,9 +110,8 @@ class Fixture:
                 code = token_store.new_code()
                 token_store.save_code(
                     code=code,
-                    app=self.app,
+                    connection=self.connection,
                     user=self.customer,
-                    project=self.project,
                     scopes=self.scopes,
                     redirect_uri=self.redirect_uri,
                     code_challenge="",

@@ -131,6 +131,9 @@ class AuthorizationCode(models.Model):
 
     code_hash = models.CharField(max_length=64, unique=True)
     app = models.ForeignKey(OAuthApp, on_delete=models.CASCADE, related_name="+")
+    # The app × project connection the consent created or renewed (same app and project as the code): the
+    # token endpoint reads it with the code, in the same query, and refuses the code once it is disconnected.
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
     scopes = models.TextField()

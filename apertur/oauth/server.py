@@ -58,14 +58,17 @@ _usable_client = CompiledLookup(lambda v: OAuthApp.objects.usable().select_relat
 _authenticating_client = CompiledLookup(
     lambda v: OAuthApp.objects.usable().only("client_id", "client_secret_hash").filter(client_id=v)
 )
+# The code's connection comes with it, with the project and plan the token response reports: the lock is on
+# the code only (``of=self``), so exchanges of other codes of the same connection or plan do not wait.
 _code_locked = CompiledLookup(
     lambda v: (
         AuthorizationCode.objects.select_for_update(of=("self",))
-        .select_related("user")
+        .select_related("user", "connection__project__plan")
         .only(
             "app_id",
             "user_id",
             "project_id",
+            "connection_id",
             "scopes",
             "redirect_uri",
             "code_challenge",
@@ -74,18 +77,17 @@ _code_locked = CompiledLookup(
             "expires_at",
             "used_at",
             "user__is_active",
+            "connection__app_id",
+            "connection__project_id",
+            "connection__user_id",
+            "connection__revoked_at",
+            "connection__project__owner_id",
+            "connection__project__public_id",
+            *(f"connection__{column}" for column in PLAN_COLUMNS),
         )
         .annotate(**token_store.APP_CREDENTIALS)
         .filter(code_hash=v)
     )
-)
-_live_connection = CompiledLookup(
-    lambda app_id, project_id: (
-        Connection.objects.select_related("project__plan")
-        .only("app_id", "project_id", "user_id", "revoked_at", "project__owner_id", "project__public_id", *PLAN_COLUMNS)
-        .filter(app_id=app_id, project_id=project_id, revoked_at__isnull=True)
-    ),
-    kinds=(int, int),
 )
 
 
@@ -221,7 +223,7 @@ class Request(OAuth2Request):
         )
         self.payload = Payload(datalist)
         self.django_request = django_request
-        self.project: Any = None
+        self.connection: Connection | None = None  # authorization endpoint: the connection the consent made
         self.livemode = True
         # The row of the code or token this request presents, read before client authentication (with its
         # app's credentials: tokens.APP_CREDENTIALS), or None: see AuthorizationServer.authenticate_client.
@@ -337,11 +339,11 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def save_authorization_code(self, code: str, request: Request) -> None:
         data = request.payload.data
+        assert request.connection is not None, "the consent (token_store.connect) comes before the code"
         token_store.save_code(
             code=code,
-            app=request.client.app,
+            connection=request.connection,
             user=request.user,
-            project=request.project,
             scopes=scope_registry.split(request.scope),
             redirect_uri=data.get("redirect_uri", ""),
             code_challenge=data.get("code_challenge", ""),
@@ -373,10 +375,9 @@ class CodeGrant(AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code was already used. Tokens issued from it have been revoked.")
         if row.expires_at <= clock.now():
             raise InvalidGrantError("The authorization code has expired.")
-        connection = _live_connection.first(client.app.pk, row.project_id)
-        if connection is None:
+        if row.connection.revoked_at is not None:
             raise InvalidGrantError("The connection was removed after this code was issued.")
-        return Code(row, connection)
+        return Code(row, row.connection)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
         token_store.mark_code_used(code=authorization_code.row)

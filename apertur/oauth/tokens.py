@@ -86,9 +86,8 @@ def connect(*, app: OAuthApp, project: Project, user: User, scopes: list[str], i
 def save_code(
     *,
     code: str,
-    app: OAuthApp,
+    connection: Connection,
     user: User,
-    project: Project,
     scopes: list[str],
     redirect_uri: str,
     code_challenge: str,
@@ -98,9 +97,10 @@ def save_code(
     now = clock.now()
     return AuthorizationCode.objects.create(
         code_hash=tokens.hash_secret(code),
-        app=app,
+        connection=connection,
+        app_id=connection.app_id,
         user=user,
-        project=project,
+        project_id=connection.project_id,
         scopes=" ".join(scopes),
         redirect_uri=redirect_uri,
         code_challenge=code_challenge,

@@ -157,8 +157,9 @@ def authorize(request: HttpRequest) -> HttpResponse:
             project = next((p for p in projects if p.public_id == chosen), None)
             if project is not None:
                 with transaction.atomic():
-                    token_store.connect(app=app, project=project, user=user, scopes=granted, ip=ip)
-                    oauth_request.project = project
+                    oauth_request.connection = token_store.connect(
+                        app=app, project=project, user=user, scopes=granted, ip=ip
+                    )
                     response = server.create_authorization_response(request=oauth_request, grant_user=user, grant=grant)
                 return _deliver(request, response, popup_origin)
             context["error"] = "Choose the project to connect."

@@ -88,9 +88,8 @@ def mint_codes(fx: Fixture, n: int) -> list[str]:
                 code = token_store.new_code()
                 token_store.save_code(
                     code=code,
-                    app=fx.app,
+                    connection=fx.connection,
                     user=fx.user,
-                    project=fx.project,
                     scopes=SCOPES,
                     redirect_uri=REDIRECT_URI,
                     code_challenge="",

@@ -44,9 +44,8 @@ def _world() -> tuple[Any, Token, str, str, str]:
     code = token_store.new_code()
     token_store.save_code(
         code=code,
-        app=created.app,
+        connection=connection,
         user=customer,
-        project=project,
         scopes=["plan:read"],
         redirect_uri=REDIRECT_URI,
         code_challenge="x" * 43,
@@ -108,18 +107,17 @@ def test_token_lookups_match_the_orm(name: str) -> None:
         assert _values(lookup.first(value2), related) == _values(lookup._build(value2).first(), related)
 
 
-def test_client_code_connection_and_project_lookups_match_the_orm() -> None:
+def test_client_code_and_project_lookups_match_the_orm() -> None:
     created, token, _, _, code = _world()
     app = created.app
     cases = [
         (server._usable_client, (app.client_id,)),
         (server._authenticating_client, (app.client_id,)),
         (server._code_locked, (tokens.hash_secret(code),)),
-        (server._live_connection, (app.pk, token.project_id)),
         (bearer._project, (token.project.public_id,)),
     ]
     for lookup, args in cases:
-        related = _related(lookup, *args) if len(args) == 1 else ("project", "project__plan")
+        related = _related(lookup, *args)
         with transaction.atomic():
             compiled, orm = lookup.first(*args), lookup._build(*args).first()
             assert compiled is not None and compiled.pk == orm.pk

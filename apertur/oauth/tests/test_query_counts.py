@@ -34,9 +34,9 @@ def test_code_exchange_is_at_most_six_queries(flow: Flow) -> None:
     with CaptureQueriesContext(connection) as ctx:
         assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
     sql = statements(ctx)
-    # code (locked) with its app's credentials (the client authenticates against them), connection + project +
-    # plan, token INSERT, audit INSERT, code marked used
-    assert len(sql) == 5, sql
+    # code (locked) with its app's credentials (the client authenticates against them) and its connection,
+    # project and plan; token INSERT, audit INSERT, code marked used
+    assert len(sql) == 4, sql
 
 
 def test_refresh_is_at_most_six_queries(flow: Flow) -> None:

@@ -262,10 +262,10 @@ def test_token_exchange_query_count(flow: Flow) -> None:
     code = flow.code()
     with CaptureQueriesContext(connection) as ctx:
         assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
-    # code (locked) with its app's credentials, connection with project and plan, token insert, audit insert,
+    # code (locked) with its app's credentials and its connection, project and plan; token insert, audit insert,
     # code marked used
     queries = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(queries) == 5, queries
+    assert len(queries) == 4, queries
 
 
 def test_strangers_cannot_spend_a_clients_rate_limit(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
