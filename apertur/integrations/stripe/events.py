@@ -45,6 +45,25 @@ def event(kind: str, obj: dict[str, Any], at: dt.datetime, *, event_id: str | No
     }
 
 
+def customer(
+    *,
+    customer_id: str,
+    at: dt.datetime,
+    email: str | None = None,
+    metadata: dict[str, str] | None = None,
+    kind: str = "customer.created",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    obj = {
+        "id": customer_id,
+        "object": "customer",
+        "email": email,
+        "created": _ts(at),
+        "metadata": metadata or {},
+    }
+    return event(kind, obj, at, event_id=event_id)
+
+
 def subscription(
     *,
     customer: str,

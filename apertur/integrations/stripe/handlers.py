@@ -52,21 +52,57 @@ def _metadata_user(*objects: dict[str, Any]) -> User | None:
     return None
 
 
+def _customer_id(obj: dict[str, Any]) -> str | None:
+    """The Stripe customer id of an object, whether ``customer`` is the id or the expanded customer."""
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return customer if isinstance(customer, str) and customer else None
+
+
+def _link(customer_id: str | None, user: User) -> None:
+    """Remember which user a Stripe customer id is (the first id seen for a user is kept)."""
+    if customer_id and not BillingCustomer.objects.filter(user=user).exists():
+        BillingCustomer.objects.get_or_create(external_id=customer_id, defaults={"user": user})
+
+
 def customer_for(obj: dict[str, Any]) -> User:
-    """The Apertur user behind a Stripe object: ``metadata.apertur_user_id``, then a known customer id,
-    then the invoice's ``customer_email``. The customer id is remembered once found."""
-    customer_id = obj.get("customer") if isinstance(obj.get("customer"), str) else None
-    user = _metadata_user(obj, obj.get("subscription_details") or {})
+    """The Apertur user behind a Stripe object: ``metadata.apertur_user_id`` (on the object, its
+    subscription details or its expanded customer), then a known customer id, then the invoice's
+    ``customer_email``. The customer id is remembered once found.
+
+    An event naming an unknown customer id waits (:class:`Wait`): Stripe does not promise delivery order,
+    and the event that tells who it is (an invoice with the customer's email, a ``customer.*`` event with
+    the metadata) may come later. A subscription, which carries no email, is usually delivered before its
+    first invoice."""
+    customer = obj.get("customer")
+    customer_id = _customer_id(obj)
+    user = _metadata_user(obj, obj.get("subscription_details") or {}, customer if isinstance(customer, dict) else {})
     if user is None and customer_id:
         link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
         user = link.user if link else None
     if user is None and obj.get("customer_email"):
         user = User.objects.filter(email=normalize_email(obj["customer_email"])).first()
     if user is None:
-        raise Skip(f"unknown customer {customer_id or obj.get('customer_email') or ''}".strip())
-    if customer_id and not BillingCustomer.objects.filter(user=user).exists():
-        BillingCustomer.objects.get_or_create(external_id=customer_id, defaults={"user": user})
+        if customer_id:
+            raise Wait(f"unknown customer {customer_id}")
+        raise Skip(f"unknown customer {obj.get('customer_email') or ''}".strip())
+    _link(customer_id, user)
     return user
+
+
+def customer_event(event: dict[str, Any]) -> str:
+    """``customer.created`` / ``customer.updated``: a customer carrying ``metadata.apertur_user_id`` is that
+    user from now on (and what waited on that customer id is retried)."""
+    customer = event["data"]["object"]
+    public_id = (customer.get("metadata") or {}).get("apertur_user_id")
+    if not public_id:
+        raise Skip("customer without metadata.apertur_user_id")
+    user = _metadata_user(customer)
+    if user is None:
+        raise Skip(f"no Apertur user {public_id}")
+    _link(_customer_id({"customer": customer}), user)
+    return f"customer {customer['id']} is {user.public_id}"
 
 
 def _project(user: User, obj: dict[str, Any]) -> Project:
@@ -105,7 +141,7 @@ def subscription_event(event: dict[str, Any]) -> str:
     at = ts(event["created"])
     status = sub.get("status", "active")
     deleted = event["type"] == "customer.subscription.deleted" or status == "canceled"
-    row, _ = Subscription.objects.get_or_create(
+    row, new = Subscription.objects.get_or_create(
         external_id=sub["id"],
         defaults={"project": project, "plan": plan, "started_at": ts(sub.get("created", event["created"]))},
     )
@@ -121,7 +157,11 @@ def subscription_event(event: dict[str, Any]) -> str:
         return f"canceled {sub['id']}"
     previous = project.plan
     change_plan(project=project, plan=plan)
-    if plan.price_cents > 0 and plan.price_cents >= previous.price_cents and attribute_by_oauth(customer=user, at=at):
+    # Subscribing: the first event of this subscription (usually ``created``); upgrading: a dearer plan than
+    # the project had. A renewal or any other update on the same plan is neither.
+    subscribing = new or event["type"] == "customer.subscription.created"
+    upgrading = plan.price_cents > previous.price_cents
+    if plan.price_cents > 0 and (subscribing or upgrading) and attribute_by_oauth(customer=user, at=at):
         _reapply_payments(user)
     return f"{project.public_id} on {plan.name}"
 
@@ -230,6 +270,8 @@ def dispute_closed(event: dict[str, Any]) -> str:
 
 
 HANDLERS = {
+    "customer.created": customer_event,
+    "customer.updated": customer_event,
     "customer.subscription.created": subscription_event,
     "customer.subscription.updated": subscription_event,
     "customer.subscription.deleted": subscription_event,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,11 @@ from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, ts
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
 
 SIGNATURE_TOLERANCE = 300  # seconds, as Stripe's own libraries default to
+# How long an event may wait for the event that completes it (a refund for its payment, an invoice for the
+# customer it names). Stripe retries a delivery for up to three days; after a week the missing event is not
+# coming, and the event stops being retried (stored as ignored, with what it waited for) so that events about
+# customers who are not Apertur users do not pile up and slow every later delivery.
+WAIT_LIMIT = dt.timedelta(days=7)
 
 
 class Rejected(Exception):
@@ -130,10 +136,17 @@ def receive(event: dict[str, Any]) -> Outcome:
 def retry_waiting() -> int:
     """Apply events that waited for something that may now exist, oldest first, until nothing changes."""
     done = 0
+    waiting = StripeEvent.objects.filter(status=EventStatus.WAITING)
+    for row in waiting.select_for_update().filter(received_at__lt=clock.now() - WAIT_LIMIT):
+        row.status, row.detail = (
+            EventStatus.IGNORED,
+            f"gave up waiting after {WAIT_LIMIT.days} days: {row.detail}"[:300],
+        )
+        row.save(update_fields=["status", "detail"])
     progress = True
     while progress:
         progress = False
-        for row in StripeEvent.objects.select_for_update().filter(status=EventStatus.WAITING).order_by("created", "id"):
+        for row in waiting.select_for_update().order_by("created", "id"):
             _apply(row)
             row.save()
             if row.status != EventStatus.WAITING:

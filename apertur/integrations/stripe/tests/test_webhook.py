@@ -123,12 +123,91 @@ def test_malformed_event(world) -> None:  # type: ignore[no-untyped-def]
     assert StripeEvent.objects.count() == 0 and RejectedDelivery.objects.count() == 1
 
 
-def test_unknown_customer_is_stored_as_ignored(world) -> None:  # type: ignore[no-untyped-def]
-    paid = events.invoice_paid(customer="cus_9", email="stranger@example.com", amount=1_000, at=at(2026, 3, 1))
-    response = deliver(paid)
+def test_unknown_customer_waits_then_is_given_up(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    with time_machine.travel(at(2026, 3, 1), tick=False):
+        paid = events.invoice_paid(customer="cus_9", email="stranger@example.com", amount=1_000, at=at(2026, 3, 1))
+        response = deliver(paid)
     assert response.status_code == 200
-    assert response.json()["status"] == "ignored" and "unknown customer" in response.json()["detail"]
+    assert response.json()["status"] == "waiting" and "unknown customer cus_9" in response.json()["detail"]
     assert Payment.objects.count() == 0 and CommissionEntry.objects.count() == 0
+    # Still waiting six days later; after a week it is given up, and is no longer retried with every event.
+    for day, status in ((7, "waiting"), (9, "ignored")):
+        with time_machine.travel(at(2026, 3, day), tick=False):
+            deliver(events.invoice_paid(customer="cus_1", email=customer.email, amount=1_000, at=at(2026, 3, day)))
+        row = StripeEvent.objects.get(event_id=paid["id"])
+        assert row.status == status, row.detail
+    assert row.detail == "gave up waiting after 7 days: unknown customer cus_9"
+    assert not Payment.objects.filter(external_id=paid["data"]["object"]["id"]).exists()
+
+
+def test_unknown_email_without_a_customer_id_is_ignored(world) -> None:  # type: ignore[no-untyped-def]
+    paid = events.invoice_paid(customer="cus_9", email="stranger@example.com", amount=1_000, at=at(2026, 3, 1))
+    paid["data"]["object"]["customer"] = None
+    response = deliver(paid)
+    assert response.json()["status"] == "ignored"
+    assert response.json()["detail"] == "unknown customer stranger@example.com"
+
+
+def test_a_subscription_delivered_before_the_first_invoice_waits_for_it() -> None:
+    """Stripe sends ``customer.subscription.created`` (no email, no metadata here) before ``invoice.paid``:
+    the subscription waits until the invoice tells who the customer is, then changes the plan and
+    attributes the customer to the partner whose app they connected."""
+    from apertur.oauth.tokens import connect
+    from apertur.testing import make_app
+
+    created = make_app()
+    customer = make_user("oauth-first@example.com")
+    project = create_project(owner=customer, name="P")
+    with time_machine.travel(at(2026, 3, 1), tick=False):
+        connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    with time_machine.travel(at(2026, 3, 2), tick=False):
+        sub = events.subscription(customer="cus_new", lookup_key="pro", at=at(2026, 3, 2))
+        assert deliver(sub).json()["status"] == "waiting"
+        project.refresh_from_db()
+        assert project.plan.name == "Free" and not Attribution.objects.exists()
+        paid = events.invoice_paid(customer="cus_new", email=customer.email, amount=2_900, at=at(2026, 3, 2, 13))
+        assert deliver(paid).json()["status"] == "processed"
+    assert StripeEvent.objects.get(event_id=sub["id"]).status == "processed"
+    project.refresh_from_db()
+    assert project.plan.name == "Pro"
+    attribution = Attribution.objects.get(customer=customer)
+    assert (attribution.source, attribution.app, attribution.at) == ("oauth", created.app, at(2026, 3, 2))
+    assert CommissionEntry.objects.get(payment__external_id=paid["data"]["object"]["id"]).amount_cents == 290
+
+
+def test_customer_metadata_links_the_customer_id(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    # Out of order: the invoice (an email Apertur does not know) first, then the customer event naming the user.
+    paid = events.invoice_paid(customer="cus_meta", email="billing@acme.example", amount=10_000, at=at(2026, 3, 1))
+    assert deliver(paid).json()["status"] == "waiting"
+    linked = events.customer(
+        customer_id="cus_meta", at=at(2026, 3, 1), metadata={"apertur_user_id": customer.public_id}
+    )
+    outcome = deliver(linked).json()
+    assert (outcome["status"], outcome["detail"]) == ("processed", f"customer cus_meta is {customer.public_id}")
+    assert Payment.objects.get(external_id=paid["data"]["object"]["id"]).customer == customer
+    assert CommissionEntry.objects.get().amount_cents == 1_000
+    # Later events of that customer need neither the email nor the metadata.
+    later = events.invoice_paid(customer="cus_meta", email="billing@acme.example", amount=5_000, at=at(2026, 3, 2))
+    assert deliver(later).json()["status"] == "processed"
+    # A customer event without the metadata, or naming nobody, is not Apertur's.
+    for metadata in ({}, {"apertur_user_id": "usr_nobody"}):
+        other = events.customer(customer_id="cus_other", at=at(2026, 3, 1), metadata=metadata)
+        assert deliver(other).json()["status"] == "ignored"
+
+
+def test_expanded_customer_metadata_on_an_invoice(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    paid = events.invoice_paid(customer="cus_x", email="billing@acme.example", amount=10_000, at=at(2026, 3, 1))
+    paid["data"]["object"]["customer"] = {
+        "id": "cus_x",
+        "object": "customer",
+        "metadata": {"apertur_user_id": customer.public_id},
+    }
+    assert deliver(paid).json()["status"] == "processed"
+    assert Payment.objects.get().customer == customer
+    assert customer.billing_customer.external_id == "cus_x"
 
 
 def test_replays_change_nothing_twice(world) -> None:  # type: ignore[no-untyped-def]
@@ -244,6 +323,42 @@ def test_oauth_attribution_when_subscribing() -> None:
     assert attribution.source == "oauth" and attribution.app == created.app
     # The payment that arrived before its subscription event is now earned (order does not matter).
     assert CommissionEntry.objects.get().amount_cents == 2_500
+
+
+def test_only_subscribing_or_upgrading_after_connecting_attributes() -> None:
+    """A customer already on Pro who connects an app afterwards: a routine update of the same subscription
+    on the same plan (a renewal) is neither subscribing nor upgrading; moving up to Business is."""
+    from apertur.oauth.tokens import connect
+    from apertur.testing import make_app
+
+    created = make_app()
+    customer = make_user("already-pro@example.com")
+    project = create_project(owner=customer, name="P")
+    meta = {"apertur_user_id": customer.public_id}
+    deliver(events.subscription(customer="cus_r", lookup_key="pro", at=at(2026, 2, 1), sub_id="sub_r", metadata=meta))
+    with time_machine.travel(at(2026, 3, 1), tick=False):
+        connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    renewal = events.subscription(
+        customer="cus_r",
+        lookup_key="pro",
+        at=at(2026, 3, 2),
+        sub_id="sub_r",
+        metadata=meta,
+        kind="customer.subscription.updated",
+    )
+    assert deliver(renewal).json()["status"] == "processed"
+    assert not Attribution.objects.filter(customer=customer).exists()
+    upgrade = events.subscription(
+        customer="cus_r",
+        lookup_key="business",
+        at=at(2026, 3, 5),
+        sub_id="sub_r",
+        metadata=meta,
+        kind="customer.subscription.updated",
+    )
+    assert deliver(upgrade).json()["status"] == "processed"
+    attribution = Attribution.objects.get(customer=customer)
+    assert (attribution.source, attribution.at) == ("oauth", at(2026, 3, 5))
 
 
 def test_a_partner_is_never_attributed_its_own_account() -> None:
