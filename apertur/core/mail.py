@@ -117,6 +117,10 @@ def _read(path: Path) -> StoredMessage:
     body = msg.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
     sent_at = parsedate_to_datetime(msg["Date"]) if msg["Date"] else clock.now()
+    if sent_at.tzinfo is None:
+        # Django writes the Date header in UTC as "-0000" (RFC 5322 §3.3: UTC, local zone unknown), which
+        # the parser returns without a zone.
+        sent_at = sent_at.replace(tzinfo=dt.UTC)
     return StoredMessage(to=to, subject=str(msg["Subject"] or ""), text=text, sent_at=sent_at, path=path)
 
 

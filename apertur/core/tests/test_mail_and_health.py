@@ -22,6 +22,18 @@ def test_maildir_backend_writes_one_file_per_message_and_reads_newest_first(mail
     assert messages[0].as_json().keys() == {"subject", "text", "sent_at"}
 
 
+def test_sent_at_is_an_aware_utc_time(maildir: Path) -> None:
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    send_mail("Dated", "Hello", "from@example.com", ["ada@example.com"])
+    (message,) = stored_messages(to="ada@example.com")
+    assert message.sent_at.utcoffset() == dt.timedelta(0)
+    assert before <= message.sent_at <= dt.datetime.now(dt.UTC)
+    assert dt.datetime.fromisoformat(message.as_json()["sent_at"]) == message.sent_at
+    assert message.as_json()["sent_at"].endswith("+00:00")
+
+
 @pytest.mark.django_db
 def test_healthz_ok() -> None:
     response = Client().get("/healthz")
