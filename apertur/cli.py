@@ -685,6 +685,7 @@ _REASONS = {
     "no_verified_paypal_email": "no verified PayPal email",
     "payouts_held": "payouts held by staff",
     "error": "error (see the log); retried by the next run",
+    "nothing_due": "nothing earned to pay",
 }
 
 
@@ -692,7 +693,10 @@ _REASONS = {
 def payouts_run(
     period: Annotated[
         str | None,
-        typer.Option(help="YYYY-MM: the run dated the 15th of that month, 09:00 Toronto (default: this month's)."),
+        typer.Option(
+            help="YYYY-MM: the run dated the 15th of that month, 09:00 Toronto (default: the latest run that is due, "
+            "this month's from the 15th at 09:00, else last month's; with --dry-run, this month's)."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be paid; write and send nothing.")
@@ -702,11 +706,14 @@ def payouts_run(
     """Pay every partner their eligible commissions for a period by PayPal (or preview it with --dry-run). Safe
     to run again, and at the same time as the scheduler: one payout per partner and period, ever."""
     _setup()
+    from apertur.commissions.selectors import last_payout_run_at
     from apertur.core import clock
     from apertur.core.money import format_cents
     from apertur.payouts import schedule, services
 
-    chosen = period or f"{clock.business_now():%Y-%m}"
+    # A real run defaults to the run that is due (a run refuses to start before its date); a preview to this
+    # month's, due or not.
+    chosen = period or f"{(clock.business_now() if dry_run else last_payout_run_at()):%Y-%m}"
     with _errors(as_json):
         when = services.run_at(chosen)
         if dry_run:

@@ -96,14 +96,23 @@ def test_human_output_is_a_table_with_the_reason(emu: Running, monkeypatch: pyte
     assert Payout.objects.count() == 0
 
 
-def test_default_period_is_this_month_and_refuses_before_its_date(emu: Running) -> None:
-    world()
+def test_default_period_is_the_run_that_is_due_and_a_preview_this_months(emu: Running) -> None:
+    partner = world()
     early = dt.datetime(2026, 4, 10, 12, tzinfo=dt.UTC)
-    result = cli("run", "--json", at=early, ok=False)
-    assert result.exit_code == 1
-    assert json.loads(result.stderr)["error"]["code"] == "run_not_due"
+    # Before April 15th the due run is March's: the March 1 commission was still on hold then.
+    ran = json.loads(cli("run", "--json", at=early).stdout)
+    assert ran["period"] == "2026-03" and ran["dry_run"] is False
+    assert [(r["partner_email"], r["reason"]) for r in ran["payouts"]] == [(partner.user.email, "nothing_due")]
     preview = json.loads(cli("run", "--dry-run", "--json", at=early).stdout)
     assert preview["period"] == "2026-04" and preview["payouts"][0]["reason"] == "would_pay"
+    assert Payout.objects.count() == 0
+    # An explicit period before its date is still refused.
+    result = cli("run", "--period", "2026-04", "--json", at=early, ok=False)
+    assert result.exit_code == 1
+    assert json.loads(result.stderr)["error"]["code"] == "run_not_due"
+    after = json.loads(cli("run", "--json", at=AFTER_APRIL_RUN).stdout)
+    assert after["period"] == "2026-04"
+    assert [(r["reason"], r["amount_cents"]) for r in after["payouts"]] == [("paid", 6_000)]
 
 
 def test_a_bad_period_is_a_clear_error(emu: Running) -> None:

@@ -51,7 +51,7 @@ from apertur.integrations.paypal.client import (
     client_or_default,
 )
 from apertur.integrations.paypal.errors import DuplicateBatch, PayPalError, Retryable
-from apertur.partners.models import Partner
+from apertur.partners.models import Partner, PartnerStatus
 from apertur.payouts.errors import (
     HoldReasonRequired,
     InvalidPeriod,
@@ -93,6 +93,7 @@ class Reason:
     FAILED = "failed"
     WOULD_PAY = "would_pay"
     WOULD_RETRY = "would_retry"
+    NOTHING_DUE = "nothing_due"  # an approved partner with no commission to pay or carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +258,10 @@ def run(
     sizes: dict[int, int] = {}
     nets = _nets(period, sizes)
     existing = {payout.partner_id: payout for payout in Payout.objects.filter(period=period)}
-    candidates = _partners(set(nets) | set(existing))
+    # Every approved partner gets a decision, even with nothing earned: the run lists each partner's payout or
+    # the reason for none.
+    approved = set(Partner.objects.filter(status=PartnerStatus.APPROVED).values_list("pk", flat=True))
+    candidates = _partners(set(nets) | set(existing) | approved)
     decisions: dict[int, Decision] = {}
     new: list[Partner] = []
     resend: dict[str, list[Partner]] = {}
@@ -273,7 +277,9 @@ def run(
                 resend.setdefault(payout.sender_batch_id, []).append(partner)
             continue
         blocked = payable_reason(partner)
-        if blocked is not None:
+        if partner.pk not in nets:
+            decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=Reason.NOTHING_DUE)
+        elif blocked is not None:
             decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
         elif net < PAYOUT_MINIMUM_CENTS:
             decisions[partner.pk] = _decision(

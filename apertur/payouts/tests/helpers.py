@@ -61,6 +61,11 @@ def client_for(emu: Running, *, timeout: float = 1.0, secret: str | None = None)
     return PayPalClient(emu.base_url, emu.client_id, secret or emu.client_secret, timeout=timeout)
 
 
+def due(decisions: list[services.Decision]) -> list[services.Decision]:
+    """The decisions about partners with something to pay or carry (every approved partner gets one)."""
+    return [d for d in decisions if d.reason != services.Reason.NOTHING_DUE]
+
+
 def do_run(
     emu: Running, period: str, *, dry_run: bool = False, timeout: float = 1.0, secret: str | None = None
 ) -> list[services.Decision]:

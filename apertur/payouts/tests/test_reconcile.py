@@ -23,6 +23,7 @@ from apertur.payouts.tests.helpers import (
     batches_created,
     client_for,
     do_run,
+    due,
     make_world,
     only,
     pay,
@@ -123,7 +124,7 @@ def test_polling_maps_every_item_status(emu: Running, mails: Any, item_status: s
         assert balance(partner=partner, at=when).paid_cents == 6_000
         expected = ["Your Apertur payout of $60.00 CAD was paid"] if item_status == "SUCCESS" else []
         assert mails.subjects[1:] == expected
-        assert do_run(emu, "2026-05") == [] and batches_created(emu) == 1
+        assert due(do_run(emu, "2026-05")) == [] and batches_created(emu) == 1
     if item_status == "SUCCESS":
         assert payout.paid_at == when
         assert reconcile.poll_open(client=client_for(emu)).checked == 0  # final: not polled any more
@@ -212,7 +213,7 @@ def test_staff_retry_after_failure_uses_a_new_id_and_pays_once(emu: Running, mai
     assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 1
     assert not CommissionEntry.objects.unpaid().exists()
     assert Payout.objects.count() == 1
-    assert do_run(emu, "2026-05") == [] and batches_created(emu) == 2  # nothing paid twice
+    assert due(do_run(emu, "2026-05")) == [] and batches_created(emu) == 2  # nothing paid twice
     with pytest.raises(PayoutNotRetryable):  # sent again: no third id while PayPal may pay this one
         services.retry(payout=retried, actor=staff, client=client_for(emu))
     advance(emu, retried, "SUCCESS")

@@ -21,6 +21,7 @@ from apertur.payouts.tests.helpers import (
     at,
     batches_created,
     do_run,
+    due,
     make_world,
     only,
     pay,
@@ -88,7 +89,7 @@ def test_a_rerun_creates_no_second_payout(emu: Running) -> None:
     again = only(do_run(emu, "2026-04"))
     assert (again.reason, again.status) == ("already_paid", PayoutStatus.SENT)
     assert Payout.objects.count() == 1 and batches_created(emu) == 1
-    assert do_run(emu, "2026-05") == []  # nothing left for the next run: the entry is paid
+    assert due(do_run(emu, "2026-05")) == []  # nothing left for the next run: the entry is paid
     assert Payout.objects.count() == 1
 
 
@@ -157,3 +158,19 @@ def test_a_real_run_refuses_to_start_before_its_date() -> None:
         with pytest.raises(RunNotDue):
             services.run(period="2026-04", dry_run=False)
         assert services.run(period="2026-04", dry_run=True) == []
+
+
+def test_every_approved_partner_gets_a_decision(emu: Running) -> None:
+    """The run lists each partner's payout or the reason for none, also for approved partners who earned
+    nothing; partners still under review (nothing earned) are not in it."""
+    from apertur.testing import make_partner, make_user
+
+    partner, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    idle = make_partner(user=make_user("idle@example.com"))
+    make_partner(user=make_user("applicant@example.com"), approved=False)
+    decisions = do_run(emu, "2026-04", dry_run=True)
+    assert [(d.partner_id, d.reason, d.amount_cents) for d in decisions] == [
+        (partner.pk, "would_pay", 6_000),
+        (idle.pk, "nothing_due", 0),
+    ]
