@@ -136,6 +136,21 @@ def charge_refunded(
     return event("charge.refunded", obj, latest, event_id=event_id)
 
 
+def refund_created(
+    *,
+    refund_id: str,
+    charge_id: str,
+    amount: int,
+    at: dt.datetime,
+    status: str = "succeeded",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A refund on its own (API versions since 2022-11-15 no longer list refunds in ``charge.refunded``)."""
+    obj = {"id": refund_id, "object": "refund", "charge": charge_id, "amount": amount, "status": status}
+    obj["created"] = _ts(at)
+    return event("refund.created", obj, at, event_id=event_id)
+
+
 def dispute(
     *,
     charge_id: str,

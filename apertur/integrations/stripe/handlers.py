@@ -218,27 +218,51 @@ def _payment_for_charge(charge_id: str, invoice_id: str | None = None) -> Paymen
     return payment
 
 
+def _record_refund(payment: Payment, item: dict[str, Any]) -> None:
+    """One refund, once by its id whichever event brings it (``charge.refunded``'s list, ``refund.created``)."""
+    refund, _ = Refund.objects.get_or_create(
+        external_id=item["id"],
+        defaults={
+            "payment": payment,
+            "amount_cents": int(item["amount"]),
+            "amount_cad_cents": convert(
+                Money(int(item["amount"]), payment.currency), to="CAD", rate=payment.cad_rate
+            ).cents,
+            "created_at": ts(item["created"]),
+        },
+    )
+    ledger.on_refund(refund=refund)
+
+
 def charge_refunded(event: dict[str, Any]) -> str:
     charge = event["data"]["object"]
     payment = _payment_for_charge(charge["id"], charge.get("invoice"))
     if not payment.charge_id:
         payment.charge_id = charge["id"]
         payment.save(update_fields=["charge_id"])
-    refunds = (charge.get("refunds") or {}).get("data") or []
+    refunds = (charge.get("refunds") or {}).get("data")
+    if refunds is None:
+        # Since API version 2022-11-15 a charge no longer lists its refunds unless expanded: each refund then
+        # arrives on its own as ``refund.created``, with its id and time.
+        return f"no refunds listed on {charge['id']}: recorded from refund.created"
     for item in refunds:
-        refund, _ = Refund.objects.get_or_create(
-            external_id=item["id"],
-            defaults={
-                "payment": payment,
-                "amount_cents": int(item["amount"]),
-                "amount_cad_cents": convert(
-                    Money(int(item["amount"]), payment.currency), to="CAD", rate=payment.cad_rate
-                ).cents,
-                "created_at": ts(item["created"]),
-            },
-        )
-        ledger.on_refund(refund=refund)
+        _record_refund(payment, item)
     return f"{len(refunds)} refund(s) on {payment.external_id}"
+
+
+def refund_event(event: dict[str, Any]) -> str:
+    """``refund.created`` / ``refund.updated``: a refund of a payment's charge (not one that failed or was
+    canceled)."""
+    item = event["data"]["object"]
+    if item.get("status") in {"failed", "canceled"}:
+        raise Skip(f"refund {item['id']} {item['status']}")
+    charge = item.get("charge")
+    charge_id = charge.get("id") if isinstance(charge, dict) else charge
+    if not isinstance(charge_id, str) or not charge_id:
+        raise Skip(f"refund {item['id']} of no charge")
+    payment = _payment_for_charge(charge_id)
+    _record_refund(payment, item)
+    return f"refund {item['id']} on {payment.external_id}"
 
 
 def _dispute(obj: dict[str, Any]) -> Dispute:
@@ -277,6 +301,8 @@ HANDLERS = {
     "customer.subscription.deleted": subscription_event,
     "invoice.paid": invoice_paid,
     "charge.refunded": charge_refunded,
+    "refund.created": refund_event,
+    "refund.updated": refund_event,
     "charge.dispute.created": dispute_created,
     "charge.dispute.closed": dispute_closed,
 }

@@ -13,7 +13,7 @@ from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
-from apertur.projects.models import ExchangeRate, Payment
+from apertur.projects.models import ExchangeRate, Payment, Refund
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
 from apertur.testing import make_partner, make_user
@@ -231,6 +231,30 @@ def test_refund_delivered_before_its_payment_waits(world) -> None:  # type: igno
     assert deliver(refund).json()["status"] == "waiting"
     assert deliver(paid).json()["status"] == "processed"
     assert StripeEvent.objects.filter(status="waiting").count() == 0
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
+
+
+def test_refunds_of_current_api_versions_arrive_as_refund_events(world) -> None:  # type: ignore[no-untyped-def]
+    """Since API version 2022-11-15 ``charge.refunded`` lists no refunds; each comes as ``refund.created``
+    (before its payment, it waits). The same refund in both kinds of event counts once."""
+    _, customer = world
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=at(2026, 3, 1), charge_id="ch_1", invoice_id="in_1"
+    )
+    early = events.refund_created(refund_id="re_1", charge_id="ch_1", amount=5_000, at=at(2026, 3, 2))
+    assert deliver(early).json()["status"] == "waiting"
+    assert deliver(paid).json()["status"] == "processed"
+    assert StripeEvent.objects.get(event_id=early["id"]).status == "processed"
+    unlisted = events.charge_refunded(charge_id="ch_1", invoice_id="in_1", refunds=[("re_1", 5_000, at(2026, 3, 2))])
+    del unlisted["data"]["object"]["refunds"]
+    outcome = deliver(unlisted).json()
+    assert outcome["status"] == "processed" and "refund.created" in outcome["detail"]
+    listed = events.charge_refunded(charge_id="ch_1", invoice_id="in_1", refunds=[("re_1", 5_000, at(2026, 3, 2))])
+    assert deliver(listed).json()["status"] == "processed"
+    failed = events.refund_created(refund_id="re_2", charge_id="ch_1", amount=1_000, at=at(2026, 3, 3), status="failed")
+    assert deliver(failed).json()["status"] == "ignored"
+    refund = Refund.objects.get()
+    assert (refund.external_id, refund.amount_cents, refund.created_at) == ("re_1", 5_000, at(2026, 3, 2))
     assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
 
 
