@@ -305,14 +305,15 @@ def partner_create(
     website: Annotated[str | None, typer.Option(help="Company website.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a partner application (and its account if needed), optionally approved."""
+    """Create a partner application (and its account if needed), optionally approved. Safe to run again: an
+    existing partner is reported as it is (and approved with --approve if its application is pending)."""
     _setup()
     from django.db import transaction
 
     from apertur.accounts.models import User, normalize_email
     from apertur.accounts.services import create_user
     from apertur.partners import services
-    from apertur.partners.models import ExpectedCustomers
+    from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
 
     address = normalize_email(email)
     domain = address.rpartition("@")[2] or "example.com"
@@ -326,14 +327,14 @@ def partner_create(
                 code="email_taken",
                 as_json=as_json,
             )
-        partner = services.apply(
+        partner = Partner.objects.filter(user=user).first() or services.apply(
             user=user,
             company_name=company or f"{domain} partner",
             website=website or f"https://{domain}",
             use_case="Integrates Apertur through OAuth (created from the command line).",
             expected_customers=ExpectedCustomers.UP_TO_100,
         )
-        if approve:
+        if approve and partner.status == PartnerStatus.PENDING:
             partner = services.approve(partner=partner, reviewer=None)
         data = _partner_json(partner)
     _emit(

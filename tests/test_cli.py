@@ -127,6 +127,16 @@ def test_partner_create_and_app_create() -> None:
     assert created["test_public_key"].startswith("aptr_test_pk_")
 
 
+def test_partner_create_again_reports_the_partner_and_approves_a_pending_one() -> None:
+    args = ("partner", "create", "--email", "again@example.com", "--password", "correct-horse-battery")
+    first = run_json(*args)
+    assert run_json(*args) == first == {"email": "again@example.com", "status": "pending", "referral_link": None}
+    approved = run_json(*args, "--approve")
+    assert approved["status"] == "approved" and approved["referral_link"].startswith("http://localhost:8000/r/")
+    assert run_json(*args) == approved and run_json(*args, "--approve") == approved
+    assert Partner.objects.filter(user__email="again@example.com").count() == 1
+
+
 def test_app_create_bad_redirect_uri_stores_nothing() -> None:
     run("partner", "create", "--email", "p@example.com", "--password", "correct-horse-battery", "--approve")
     result = run(
