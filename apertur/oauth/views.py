@@ -27,7 +27,7 @@ from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.domains import canonical_origin, origin_allowed
 from apertur.oauth.selectors import app_for_public_key
-from apertur.oauth.server import Request, body_params, server
+from apertur.oauth.server import Request, body_params, describe, server
 from apertur.projects.selectors import project_list
 
 
@@ -197,11 +197,11 @@ def _authorization_error(request: HttpRequest, error: OAuth2Error, popup_origin:
     if popup_origin:
         # aptr-connect: the origin was validated against the app's allowed domains, so the page that opened
         # the popup learns what is wrong (e.g. an unregistered redirect_uri) instead of a stuck popup.
-        message = {"error": error.error or "invalid_request", "error_description": error.get_error_description()}
+        message = {"error": error.error or "invalid_request", "error_description": describe(error)}
         if error.state:
             message["state"] = error.state
         return _popup_result(request, popup_origin, message)
-    return _error_page(request, error.error or "invalid_request", error.get_error_description())
+    return _error_page(request, error.error or "invalid_request", describe(error))
 
 
 def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) -> HttpResponse:

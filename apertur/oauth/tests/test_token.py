@@ -178,13 +178,16 @@ def test_pkce_downgrade_verifier_without_challenge_refused(flow: Flow) -> None:
         ("[1, 2]", "application/json", "invalid_request"),
         ('{"grant_type": "password", "username": "a", "password": "b"}', "application/json", "unsupported_grant_type"),
         ('{"grant_type": "client_credentials"}', "application/json", "unsupported_grant_type"),
-        ("{}", "application/json", "unsupported_grant_type"),
+        # RFC 6749 §5.2: a missing required parameter is invalid_request, not unsupported_grant_type.
+        ("{}", "application/json", "invalid_request"),
+        ('{"grant_type": ""}', "application/json", "invalid_request"),
     ],
 )
 def test_malformed_requests(flow: Flow, body: str, content_type: str, error: str) -> None:
     response = Client().post("/oauth/token", body, content_type=content_type)
     assert response.status_code == 400
     assert response.json()["error"] == error
+    assert response.json()["error_description"]
     assert response["Cache-Control"] == "no-store"
 
 
