@@ -216,8 +216,15 @@ def test_missing_code(flow: Flow) -> None:
     assert response.json()["error"] == "invalid_request"
 
 
-def test_get_is_not_allowed() -> None:
-    assert Client().get("/oauth/token").status_code == 405
+@pytest.mark.parametrize("path", ["/oauth/token", "/api/v1/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_only_post_is_allowed_and_the_answer_is_an_oauth_error(path: str, method: str) -> None:
+    response = Client().generic(method, path)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response["Content-Type"].startswith("application/json")
+    assert response["Cache-Control"] == "no-store"
+    assert response.json() == {"error": "invalid_request", "error_description": "Use POST to call this endpoint."}
 
 
 def test_deactivated_app_and_suspended_partner_codes_stop_working(flow: Flow) -> None:
