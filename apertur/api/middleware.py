@@ -1,4 +1,5 @@
-"""Request ids and rate-limit headers for /api/, and the browser-only middleware kept off the machine paths.
+"""Request ids, rate-limit headers and the error format for /api/, and the browser-only middleware kept off the
+machine paths.
 
 Machine paths are the ones partner servers call all day with a bearer token or client credentials: the
 partner API under ``/api/`` (its HTML docs page excepted) and the token, revocation and introspection
@@ -25,6 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
+from apertur.api.v1 import status_error_response
 from apertur.core.tokens import request_id as new_request_id
 
 logger = logging.getLogger("apertur.api")
@@ -49,6 +51,11 @@ class ApiRequestMiddleware:
         request_id = incoming if _VALID_ID.match(incoming) else f"req_{new_request_id()}"
         request.request_id = request_id  # type: ignore[attr-defined]
         response = self.get_response(request)
+        if response.status_code in (404, 405) and not response.get("Content-Type", "").startswith("application/json"):
+            # Django's URL resolver (an unknown path: its HTML 404 page) and django-ninja (a method the path does
+            # not take: a text 405) answer before any API handler runs; the API answers in its own format
+            # (ARCHITECTURE section 6) whatever went wrong.
+            response = status_error_response(request, response.status_code, allow=response.get("Allow"))
         response["X-Request-Id"] = request_id
         status = getattr(request, "ratelimit_status", None)
         if status is not None:

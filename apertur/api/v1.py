@@ -41,6 +41,24 @@ def error_response(request: HttpRequest, status: int, code: str, message: str, *
     return response
 
 
+# The errors that come from django-ninja or Django rather than from Apertur's code carry only a status: the
+# API's stable code and message for each. django-ninja's only HttpError is its 400 for a body that does not
+# parse as JSON: ``invalid_request``, as the token endpoint names the same fault.
+STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request", "The request body is not valid JSON."),
+    404: ("not_found", "There is no such API endpoint; see /api/v1/docs."),
+    405: ("method_not_allowed", "This endpoint does not take this method; the Allow header lists those it takes."),
+}
+
+
+def status_error_response(request: HttpRequest, status: int, *, allow: str | None = None) -> HttpResponse:
+    code, message = STATUS_ERRORS.get(status, ("error", "The request failed."))
+    response = error_response(request, status, code, message)
+    if allow is not None:
+        response["Allow"] = allow
+    return response
+
+
 def json_response(data: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(json.dumps(data), status=status, content_type="application/json")
 
@@ -85,7 +103,7 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return error_response(request, exc.status_code, "error", str(exc))
+    return status_error_response(request, exc.status_code)
 
 
 def caller(request: HttpRequest) -> Caller:

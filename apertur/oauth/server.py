@@ -91,6 +91,29 @@ _code_locked = CompiledLookup(
 )
 
 
+# RFC 6749 §5.2 makes ``error_description`` optional; Apertur always sends one, so a developer reading a failed
+# request learns what to change. Authlib raises several errors without (``InvalidGrantError()``, its revocation
+# endpoint's ``InvalidRequestError()``): these stand in for them. Only the characters §5.2 allows (no quotes).
+GENERIC_DESCRIPTIONS = {
+    "invalid_request": "The request is missing a required parameter, repeats one, or is otherwise malformed.",
+    "invalid_client": "Client authentication failed: check client_id and client_secret.",
+    "invalid_grant": (
+        "The authorization code or refresh token is invalid, expired or revoked, or was issued to another client."
+    ),
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "grant_type must be authorization_code or refresh_token.",
+    "invalid_scope": "The requested scope is unknown, malformed, or more than was granted.",
+    "unsupported_token_type": "token_type_hint must be access_token or refresh_token.",
+    "access_denied": "The user or Apertur denied the request.",
+    "unsupported_response_type": "response_type must be code.",
+}
+
+
+def describe(error: OAuth2Error) -> str:
+    """The error's own description, else the generic one for its code: never empty."""
+    return error.get_error_description() or GENERIC_DESCRIPTIONS.get(error.error or "", "The request failed.")
+
+
 # --- Authlib's views of our models ---------------------------------------------------------------------
 
 
@@ -405,11 +428,10 @@ class RefreshGrant(RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken | None:
         row = self.request.presented_row  # the row of this request's ``refresh_token``
-        if row is None:
-            return None
         client = self.request.client
-        if row.app_id != client.app.pk:
-            return None  # another client's token: invalid_grant, and it is not burnt
+        if row is None or row.app_id != client.app.pk:
+            # Another client's token is not burnt, and is described as an unknown one: nothing tells them apart.
+            raise InvalidGrantError("The refresh token is unknown, or was issued to another client.")
         if row.rotated_at is not None:
             revoked = token_store.revoke_family(family=row.family)
             audit.record(
@@ -425,8 +447,12 @@ class RefreshGrant(RefreshTokenGrant):
             raise InvalidGrantError(
                 "This refresh token was already used. Every token of this authorization has been revoked."
             )
-        if not token_store.refresh_is_live(row) or row.connection.revoked_at is not None:
-            return None
+        if row.connection.revoked_at is not None:
+            raise InvalidGrantError("The user removed this connection. Ask them to connect the app again.")
+        if row.refresh_revoked_at is not None:
+            raise InvalidGrantError("The refresh token was revoked. Ask the user to connect the app again.")
+        if not token_store.refresh_is_live(row):
+            raise InvalidGrantError("The refresh token has expired. Ask the user to connect the app again.")
         return IssuedToken(row, "refresh_token")
 
     def _validate_token_scope(self, token: IssuedToken) -> None:
@@ -523,12 +549,20 @@ class _PresentedTokenFirst:
 
 
 class Revocation(_PresentedTokenFirst, rfc7009.RevocationEndpoint):
+    def check_params(self, request: Request, client: Client) -> None:
+        if "token" not in request.form:
+            raise InvalidRequestError("Missing 'token'.")
+        super().check_params(request, client)
+
     def authenticate_token(self, request: Request, client: Client) -> IssuedToken | None:
-        """Authlib's (RFC 7009 §2.1) with the token read by authenticate_endpoint_client."""
+        """Authlib's (RFC 7009 §2.1) with the token read by authenticate_endpoint_client. §2.1: the server
+        verifies the token was issued to the requesting client and, if not, refuses the request and informs the
+        client (§2.2.1: an RFC 6749 §5.2 error); ``invalid_grant`` is §5.2's code for a grant "issued to another
+        client"."""
         self.check_params(request, client)
         token: IssuedToken | None = request.presented
         if token is not None and not token.check_client(client):
-            raise InvalidGrantError()
+            raise InvalidGrantError("This token was issued to another client; a client can revoke only its own.")
         return token
 
     def revoke_token(self, token: IssuedToken, request: Request) -> None:
@@ -678,6 +712,15 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         client = ClientAuthentication(query_client)(request, methods, endpoint)
         return client
 
+    def create_token_response(self, request: Any = None) -> HttpResponse:
+        """RFC 6749 §5.2: a request without ``grant_type`` misses a required parameter, which is
+        ``invalid_request``; Authlib would answer ``unsupported_grant_type``, meant for a type it does not know."""
+        oauth_request = self.create_oauth2_request(request)
+        if not oauth_request.payload.grant_type:
+            return self.handle_error_response(oauth_request, InvalidRequestError("Missing 'grant_type'."))
+        response: HttpResponse = super().create_token_response(oauth_request)
+        return response
+
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
             return request
@@ -703,6 +746,9 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         # RFC 7009 §2.2.1: unsupported_token_type is a 400 (Authlib answers 401, without a challenge).
         elif isinstance(error, UnsupportedTokenTypeError):
             error.status_code = 400
+        # Every error answer of these endpoints passes here: the one place the description is made non-empty
+        # (the body and Authlib's WWW-Authenticate challenge read ``description``).
+        error.description = describe(error)
         return super().handle_error_response(request, error)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:

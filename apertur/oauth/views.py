@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from apertur.accounts.models import User
 from apertur.core import audit, ratelimit
@@ -27,7 +29,7 @@ from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.domains import canonical_origin, origin_allowed
 from apertur.oauth.selectors import app_for_public_key
-from apertur.oauth.server import Request, body_params, server
+from apertur.oauth.server import Request, body_params, describe, server
 from apertur.projects.selectors import project_list
 
 
@@ -197,11 +199,11 @@ def _authorization_error(request: HttpRequest, error: OAuth2Error, popup_origin:
     if popup_origin:
         # aptr-connect: the origin was validated against the app's allowed domains, so the page that opened
         # the popup learns what is wrong (e.g. an unregistered redirect_uri) instead of a stuck popup.
-        message = {"error": error.error or "invalid_request", "error_description": error.get_error_description()}
+        message = {"error": error.error or "invalid_request", "error_description": describe(error)}
         if error.state:
             message["state"] = error.state
         return _popup_result(request, popup_origin, message)
-    return _error_page(request, error.error or "invalid_request", error.get_error_description())
+    return _error_page(request, error.error or "invalid_request", describe(error))
 
 
 def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) -> HttpResponse:
@@ -247,22 +249,39 @@ def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = Tru
     return response
 
 
+def _post_only(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """The token (RFC 6749 §3.2), revocation (RFC 7009 §2.1) and introspection (RFC 7662 §2.1) endpoints take
+    POST only. Another method is answered like these endpoints' other errors, in RFC 6749 §5.2 JSON (with
+    ``Allow``, RFC 9110 §15.5.6), not with Django's empty HTML 405."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            error = InvalidRequestError("Use POST to call this endpoint.", status_code=405)
+            response = server.handle_error_response(None, error)
+            response["Allow"] = "POST"
+            return response
+        return view(request)
+
+    return wrapper
+
+
 @csrf_exempt
-@require_POST
+@_post_only
 def token(request: HttpRequest) -> HttpResponse:
     """``POST /oauth/token`` and ``POST /api/v1/oauth/token`` (identical)."""
     return _protocol_endpoint(request, server.create_token_response)
 
 
 @csrf_exempt
-@require_POST
+@_post_only
 def revoke(request: HttpRequest) -> HttpResponse:
     """RFC 7009. Unknown tokens answer 200 too (§2.2), so the endpoint tells an attacker nothing."""
     return _protocol_endpoint(request, lambda r: server.create_endpoint_response("revocation", r))
 
 
 @csrf_exempt
-@require_POST
+@_post_only
 def introspect(request: HttpRequest) -> HttpResponse:
     return _protocol_endpoint(request, lambda r: server.create_endpoint_response("introspection", r), atomic=False)
 

@@ -1,4 +1,5 @@
-"""Rules every /api/v1 operation follows: its scope is enforced, lists paginate, POSTs are idempotent."""
+"""Rules every /api/v1 operation follows: its scope is enforced, lists paginate, POSTs are idempotent, and every
+error, even one no handler raised, answers {"error": {"code", "message"}} (ARCHITECTURE section 6)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,49 @@ def test_every_post_replays_with_its_idempotency_key(api: Api, flow: Flow) -> No
     again = api.post(f"/webhooks/{hook['id']}/test", key="d")
     assert again.json() == test.json() and again["Idempotent-Replayed"] == "true"
     assert flow.project.webhook_events.filter(type="webhook.test").count() == 1
+
+
+def assert_api_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "no-store"
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert error["request_id"] == response["X-Request-Id"]
+    return error
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/plan/extra", "/api/v1/plan/", "/api/v2/plan", "/api/"])
+@pytest.mark.parametrize("authenticated", [True, False], ids=["token", "no-token"])
+def test_an_unknown_path_is_a_json_404(api: Api, path: str, authenticated: bool) -> None:
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"} if authenticated else {}
+    assert_api_error(Client().get(path, **headers), 404, "not_found")
+
+
+def test_paths_outside_the_api_keep_the_html_404() -> None:
+    response = Client().get("/nope")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("path", sorted({path for _, path, _ in OPERATIONS} | {"/plan"}))
+def test_a_method_the_path_does_not_take_is_a_json_405(api: Api, path: str) -> None:
+    # No operation takes PUT.
+    response = Client().put(f"/api/v1{path}", "{}", content_type="application/json")
+    assert_api_error(response, 405, "method_not_allowed")
+    assert response["Allow"]
+
+
+def test_delete_on_the_plan_names_the_allowed_method(api: Api) -> None:
+    response = Client().delete("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert_api_error(response, 405, "method_not_allowed")
+    assert response["Allow"] == "GET"
+
+
+@pytest.mark.parametrize(("method", "path"), [("patch", "/project/settings"), ("post", "/webhooks")])
+@pytest.mark.parametrize("body", ["notjson", "{", "title=x"])
+def test_a_body_that_is_not_json_is_invalid_request(api: Api, method: str, path: str, body: str) -> None:
+    call_ = getattr(Client(), method)
+    response = call_(f"/api/v1{path}", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    error = assert_api_error(response, 400, "invalid_request")
+    assert error["message"] == "The request body is not valid JSON."

@@ -52,7 +52,12 @@ def test_another_client_cannot_revoke_my_token(flow: Flow) -> None:
         "/oauth/revoke",
         {"token": tokens["access_token"], "client_id": other.app.client_id, "client_secret": other.client_secret},
     )
+    # RFC 7009 §2.1: the token was not issued to this client, so the request is refused and the client told why.
     assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "This token was issued to another client; a client can revoke only its own.",
+    }
     assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 200
 
 

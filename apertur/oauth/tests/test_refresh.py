@@ -10,8 +10,9 @@ import time_machine
 from django.test import Client
 
 from apertur.core.models import AuditEvent
-from apertur.oauth.models import Token
+from apertur.oauth.models import Connection, Token
 from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.oauth.tokens import disconnect
 from apertur.testing import make_app
 
 pytestmark = pytest.mark.django_db
@@ -136,8 +137,38 @@ def test_refresh_token_of_another_client_is_invalid_grant(flow: Flow) -> None:
             "client_secret": other.client_secret,
         },
     )
-    assert response.json()["error"] == "invalid_grant"
+    # Described as an unknown token would be: nothing tells the other client the token exists.
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "The refresh token is unknown, or was issued to another client.",
+    }
+    assert refresh(flow, "ort_unknown").json() == response.json()
     assert refresh(flow, first["refresh_token"]).status_code == 200  # not burnt
+
+
+def test_a_revoked_refresh_token_says_so(flow: Flow) -> None:
+    first = flow.tokens()
+    revoked = Client().post(
+        "/oauth/revoke", {"token": first["refresh_token"], "client_id": flow.client_id, "client_secret": flow.secret}
+    )
+    assert revoked.status_code == 200
+    response = refresh(flow, first["refresh_token"])
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "The refresh token was revoked. Ask the user to connect the app again.",
+    }
+
+
+def test_a_removed_connections_refresh_token_says_so(flow: Flow) -> None:
+    first = flow.tokens()
+    disconnect(connection=Connection.objects.get(), actor=flow.customer)
+    response = refresh(flow, first["refresh_token"])
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_grant",
+        "error_description": "The user removed this connection. Ask them to connect the app again.",
+    }
 
 
 def test_refresh_tokens_die_after_60_days_unused(flow: Flow) -> None:
@@ -147,7 +178,10 @@ def test_refresh_tokens_die_after_60_days_unused(flow: Flow) -> None:
         second = refresh(flow, first["refresh_token"])
         assert second.status_code == 200
     with time_machine.travel(now + dt.timedelta(days=59 + 60, seconds=1)):
-        assert refresh(flow, second.json()["refresh_token"]).json()["error"] == "invalid_grant"
+        assert refresh(flow, second.json()["refresh_token"]).json() == {
+            "error": "invalid_grant",
+            "error_description": "The refresh token has expired. Ask the user to connect the app again.",
+        }
 
 
 def test_access_tokens_expire_after_an_hour(flow: Flow) -> None:

@@ -1,14 +1,19 @@
-"""Pieces of apertur.oauth.server that stand in for Django's own request parsing on the token endpoints."""
+"""Pieces of apertur.oauth.server that stand in for Django's own request parsing on the token endpoints, and
+its error answers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from authlib.oauth2.base import invalid_error_characters
 from django.core.exceptions import BadRequest, TooManyFieldsSent
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
-from apertur.oauth.server import EnvironHeaders, form_params
+from apertur.oauth.server import GENERIC_DESCRIPTIONS, EnvironHeaders, form_params
+from apertur.oauth.tests.conftest import Flow
+from apertur.testing import make_app
 
 
 def post(body: bytes, content_type: str) -> Any:
@@ -63,3 +68,134 @@ def test_environ_headers_read_like_djangos() -> None:
         assert headers.get(name) == request.headers.get(name)
     assert dict(headers) == dict(request.headers)
     assert bool(EnvironHeaders({}))
+
+
+# --- error answers: RFC 6749 §5.2 JSON, always with an error_description --------------------------------------
+
+TOKEN_PATHS = ["/oauth/token", "/api/v1/oauth/token"]
+
+
+def _credentials(flow: Flow) -> dict[str, str]:
+    return {"client_id": flow.client_id, "client_secret": flow.secret}
+
+
+def _refresh(flow: Flow, refresh_token: str, **extra: str) -> dict[str, str]:
+    return {"grant_type": "refresh_token", "refresh_token": refresh_token, **_credentials(flow), **extra}
+
+
+def _revoked_refresh_token(flow: Flow) -> str:
+    tokens = flow.tokens()
+    data = {"token": tokens["refresh_token"], **_credentials(flow)}
+    assert Client().post("/oauth/revoke", data).status_code == 200
+    return str(tokens["refresh_token"])
+
+
+def _other_client(flow: Flow) -> dict[str, str]:
+    other = make_app(flow.created.app.partner, name="Other")
+    return {"client_id": other.app.client_id, "client_secret": other.client_secret}
+
+
+# Each case: the form body to POST (built from the flow), the error and the status.
+FormCase = Callable[[Flow], dict[str, str]]
+TOKEN_ERRORS: list[Any] = [
+    pytest.param(lambda f: {}, "invalid_request", 400, id="no-grant-type"),
+    pytest.param(lambda f: {"grant_type": "password", **_credentials(f)}, "unsupported_grant_type", 400, id="password"),
+    pytest.param(lambda f: {"grant_type": "authorization_code", "code": "x"}, "invalid_client", 401, id="no-client"),
+    pytest.param(
+        lambda f: {"grant_type": "authorization_code", "code": "x", "client_id": f.client_id, "client_secret": "no"},
+        "invalid_client",
+        401,
+        id="wrong-secret",
+    ),
+    pytest.param(
+        lambda f: {"grant_type": "authorization_code", **_credentials(f)}, "invalid_request", 400, id="no-code"
+    ),
+    pytest.param(
+        lambda f: {"grant_type": "authorization_code", "code": "x", **_credentials(f)},
+        "invalid_grant",
+        400,
+        id="unknown-code",
+    ),
+    pytest.param(lambda f: {"grant_type": "refresh_token", **_credentials(f)}, "invalid_request", 400, id="no-refresh"),
+    pytest.param(lambda f: _refresh(f, "ort_unknown"), "invalid_grant", 400, id="unknown-refresh"),
+    pytest.param(lambda f: _refresh(f, _revoked_refresh_token(f)), "invalid_grant", 400, id="revoked-refresh"),
+    pytest.param(
+        lambda f: {**_refresh(f, f.tokens()["refresh_token"]), **_other_client(f)},
+        "invalid_grant",
+        400,
+        id="another-clients-refresh",
+    ),
+    pytest.param(
+        lambda f: _refresh(f, f.tokens()["refresh_token"], scope="admin:all"), "invalid_scope", 400, id="unknown-scope"
+    ),
+]
+REVOKE_ERRORS: list[Any] = [
+    pytest.param(lambda f: {"token": "oat_x"}, "invalid_client", 401, id="no-client"),
+    pytest.param(lambda f: _credentials(f), "invalid_request", 400, id="no-token"),
+    pytest.param(
+        lambda f: {"token": "oat_x", "token_type_hint": "id_token", **_credentials(f)},
+        "unsupported_token_type",
+        400,
+        id="unsupported-hint",
+    ),
+    pytest.param(
+        lambda f: {"token": f.tokens()["access_token"], **_other_client(f)},
+        "invalid_grant",
+        400,
+        id="another-clients-token",
+    ),
+]
+INTROSPECT_ERRORS: list[Any] = [
+    pytest.param(lambda f: {"token": "oat_x"}, "invalid_client", 401, id="no-client"),
+    pytest.param(lambda f: _credentials(f), "invalid_request", 400, id="no-token"),
+]
+
+
+def assert_described_error(response: Any, error: str, status: int) -> None:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert body["error"] == error
+    description = body.get("error_description")
+    assert description, body
+    assert not invalid_error_characters(description)  # RFC 6749 §5.2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+@pytest.mark.parametrize(("build", "error", "status"), TOKEN_ERRORS)
+def test_token_errors_are_described(flow: Flow, path: str, build: FormCase, error: str, status: int) -> None:
+    assert_described_error(Client().post(path, build(flow)), error, status)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("build", "error", "status"), REVOKE_ERRORS)
+def test_revocation_errors_are_described(flow: Flow, build: FormCase, error: str, status: int) -> None:
+    assert_described_error(Client().post("/oauth/revoke", build(flow)), error, status)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("build", "error", "status"), INTROSPECT_ERRORS)
+def test_introspection_errors_are_described(flow: Flow, build: FormCase, error: str, status: int) -> None:
+    assert_described_error(Client().post("/oauth/introspect", build(flow)), error, status)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [*TOKEN_PATHS, "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("{not json", "application/json"),
+        ("[1]", "application/json"),
+        ("token=a&token=b&grant_type=x&grant_type=y", "application/x-www-form-urlencoded"),
+    ],
+    ids=["bad-json", "json-not-object", "repeated-parameter"],
+)
+def test_malformed_bodies_are_described(path: str, body: str, content_type: str) -> None:
+    assert_described_error(Client().post(path, body, content_type=content_type), "invalid_request", 400)
+
+
+def test_generic_descriptions_use_only_the_allowed_characters() -> None:
+    for description in GENERIC_DESCRIPTIONS.values():
+        assert description and not invalid_error_characters(description)

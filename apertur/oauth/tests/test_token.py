@@ -178,13 +178,16 @@ def test_pkce_downgrade_verifier_without_challenge_refused(flow: Flow) -> None:
         ("[1, 2]", "application/json", "invalid_request"),
         ('{"grant_type": "password", "username": "a", "password": "b"}', "application/json", "unsupported_grant_type"),
         ('{"grant_type": "client_credentials"}', "application/json", "unsupported_grant_type"),
-        ("{}", "application/json", "unsupported_grant_type"),
+        # RFC 6749 §5.2: a missing required parameter is invalid_request, not unsupported_grant_type.
+        ("{}", "application/json", "invalid_request"),
+        ('{"grant_type": ""}', "application/json", "invalid_request"),
     ],
 )
 def test_malformed_requests(flow: Flow, body: str, content_type: str, error: str) -> None:
     response = Client().post("/oauth/token", body, content_type=content_type)
     assert response.status_code == 400
     assert response.json()["error"] == error
+    assert response.json()["error_description"]
     assert response["Cache-Control"] == "no-store"
 
 
@@ -213,8 +216,15 @@ def test_missing_code(flow: Flow) -> None:
     assert response.json()["error"] == "invalid_request"
 
 
-def test_get_is_not_allowed() -> None:
-    assert Client().get("/oauth/token").status_code == 405
+@pytest.mark.parametrize("path", ["/oauth/token", "/api/v1/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_only_post_is_allowed_and_the_answer_is_an_oauth_error(path: str, method: str) -> None:
+    response = Client().generic(method, path)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response["Content-Type"].startswith("application/json")
+    assert response["Cache-Control"] == "no-store"
+    assert response.json() == {"error": "invalid_request", "error_description": "Use POST to call this endpoint."}
 
 
 def test_deactivated_app_and_suspended_partner_codes_stop_working(flow: Flow) -> None:
