@@ -14,7 +14,7 @@ from typing import Any
 from apertur.core import clock
 from apertur.integrations.stripe import events
 
-TIME_OF_DAY = dt.time(12, 0)  # events happen at noon in America/Toronto on their date
+TIME_OF_DAY = dt.time(12, 0)  # events of past days happen at noon in America/Toronto on their date
 _REFUND = re.compile(r"^\s*(\d+)\s*@\s*(\d{4}-\d{2}-\d{2})\s*$")
 
 
@@ -50,6 +50,16 @@ def at_noon(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, TIME_OF_DAY, tzinfo=clock.BUSINESS_TZ).astimezone(dt.UTC)
 
 
+def event_time(day: dt.date) -> dt.datetime:
+    """When a simulated event dated ``day`` happens: noon Toronto, except today's, which happen now (to the next
+    whole second: Stripe's times are whole seconds). Noon today would be in the future before noon, and before a
+    referral or connection made this afternoon after it, which then would earn nothing from today's payment."""
+    now = clock.now()
+    if day != clock.business_date(now):
+        return at_noon(day)
+    return now.replace(microsecond=0) + dt.timedelta(seconds=1 if now.microsecond else 0)
+
+
 def customer_id_for(email: str) -> str:
     """A stable Stripe-like customer id per email, so repeated simulations use one customer."""
     return "cus_sim_" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:14]
@@ -83,7 +93,7 @@ def history(
         events.subscription(
             customer=customer,
             lookup_key=plan.lower(),
-            at=at_noon(start),
+            at=event_time(start),
             sub_id=ident("sub"),
             metadata=metadata,
             event_id=ident("evt"),
@@ -100,7 +110,7 @@ def history(
             customer=customer,
             email=email,
             amount=price_cents,
-            at=at_noon(day),
+            at=event_time(day),
             currency=currency,
             invoice_id=invoice_id,
             charge_id=charge_id,
@@ -108,7 +118,7 @@ def history(
             metadata=metadata,
             event_id=ident("evt"),
         )
-        timeline.append((at_noon(day), 0, evt))
+        timeline.append((event_time(day), 0, evt))
     refunded: dict[str, list[tuple[str, int, dt.datetime]]] = {}
     for spec in sorted(refunds or [], key=lambda r: r.on):
         candidates = [p for p in paid if p[0] <= spec.on]
@@ -121,10 +131,10 @@ def history(
                 f"A refund of {spec.amount_cents} cents on {spec.on} exceeds what is left of the "
                 f"{amount}-cent payment it applies to."
             )
-        so_far.append((ident("re") or events.new_id("re"), spec.amount_cents, at_noon(spec.on)))
+        so_far.append((ident("re") or events.new_id("re"), spec.amount_cents, event_time(spec.on)))
         evt = events.charge_refunded(
             charge_id=charge_id, invoice_id=invoice_id, refunds=list(so_far), event_id=ident("evt")
         )
-        timeline.append((at_noon(spec.on), 1, evt))
+        timeline.append((event_time(spec.on), 1, evt))
     out.extend(evt for _, _, evt in sorted(timeline, key=lambda item: (item[0], item[1])))
     return out

@@ -5,8 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 
-from apertur.integrations.stripe.simulate import RefundSpec, add_months, at_noon, customer_id_for, history
+from apertur.integrations.stripe.simulate import (
+    RefundSpec,
+    add_months,
+    at_noon,
+    customer_id_for,
+    event_time,
+    history,
+)
 
 
 def test_add_months_keeps_the_day_or_takes_the_months_last() -> None:
@@ -19,6 +27,20 @@ def test_add_months_keeps_the_day_or_takes_the_months_last() -> None:
 def test_events_happen_at_noon_in_toronto() -> None:
     assert at_noon(dt.date(2026, 1, 15)) == dt.datetime(2026, 1, 15, 17, tzinfo=dt.UTC)  # EST
     assert at_noon(dt.date(2026, 7, 15)) == dt.datetime(2026, 7, 15, 16, tzinfo=dt.UTC)  # EDT
+
+
+def test_todays_events_happen_now_and_past_days_at_noon() -> None:
+    """A customer referred or connected this afternoon earns from a payment simulated today: at noon it
+    would be earlier than the attribution (and before noon, in the future)."""
+    afternoon = dt.datetime(2026, 3, 2, 20, 30, 15, 250_000, tzinfo=dt.UTC)  # 15:30:15.25 in Toronto
+    with time_machine.travel(afternoon, tick=False):
+        assert event_time(dt.date(2026, 3, 2)) == dt.datetime(2026, 3, 2, 20, 30, 16, tzinfo=dt.UTC)
+        assert event_time(dt.date(2026, 3, 1)) == at_noon(dt.date(2026, 3, 1))
+        (sub, paid) = history(email="a@example.com", plan="Pro", price_cents=2_900, months=1, start=dt.date(2026, 3, 2))
+    assert sub["created"] == paid["created"] == paid["data"]["object"]["status_transitions"]["paid_at"] == 1772483416
+    morning = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)  # 09:00 in Toronto: noon is still to come
+    with time_machine.travel(morning, tick=False):
+        assert event_time(dt.date(2026, 3, 2)) == morning
 
 
 @pytest.mark.parametrize(
