@@ -63,6 +63,16 @@ def request_change(*, partner: Partner, email: str, actor: User | None = None, i
     return partner
 
 
+def link_owner_id(*, token: str) -> int | None:
+    """The user id of the partner a live confirmation link belongs to, or None."""
+    return (
+        Partner.objects.filter(paypal_token_hash=tokens.hash_secret(token), paypal_token_expires_at__gt=clock.now())
+        .exclude(paypal_token_hash="")
+        .values_list("user_id", flat=True)
+        .first()
+    )
+
+
 @transaction.atomic
 def confirm(*, token: str, ip: str | None = None) -> Partner:
     partner = (

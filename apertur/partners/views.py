@@ -87,14 +87,17 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
 
 
 def paypal_confirm(request: HttpRequest, token: str) -> HttpResponse:
-    """The link from the confirmation email. The token is the credential: it may be opened anywhere."""
-    if request.method == "POST":
+    """The link from the confirmation email. The token is the credential: it may be opened anywhere. Opened by
+    the partner it belongs to, signed in, it confirms at once; anyone else (a mail scanner prefetching links,
+    the owner of a mistyped address) gets a button, so a link is never confirmed just by being fetched."""
+    owner = None if request.method == "POST" else paypal.link_owner_id(token=token)
+    if request.method == "POST" or owner is None or owner == request.user.pk:
+        # A link that does not work (used, expired, unknown) says so at once; confirm() raises it.
         try:
             partner = paypal.confirm(token=token, ip=client_ip(request))
         except AperturError as exc:
             return render(request, "partners/paypal_confirm.html", {"error": exc.message}, status=400)
         return render(request, "partners/paypal_confirm.html", {"done": partner.paypal_email})
-    # GET only shows a button: mail scanners that prefetch links must not confirm for the owner.
     return render(request, "partners/paypal_confirm.html", {"token": token})
 
 

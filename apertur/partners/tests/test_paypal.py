@@ -60,6 +60,27 @@ def test_confirm_by_link_single_use(portal) -> None:  # type: ignore[no-untyped-
     assert AuditEvent.objects.filter(action="partner.paypal_verified").count() == 1
 
 
+def test_the_signed_in_owner_confirms_by_opening_the_link(portal) -> None:  # type: ignore[no-untyped-def]
+    """The partner clicks the link in the browser they use the portal with: opening it is enough. Signed in as
+    someone else, it still only shows the button."""
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+    link = _link(mail.outbox[-1])
+    stranger = Client()
+    stranger.force_login(make_partner().user)
+    assert "Confirm PayPal email" in stranger.get(link).content.decode()
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email is None
+    opened = client.get(link)
+    assert opened.status_code == 200 and "PayPal email confirmed" in opened.content.decode()
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email == "pay@snapflow.example"
+    used = Client().get(link)  # used: anyone opening it again learns so at once
+    assert used.status_code == 400 and "This link does not work" in used.content.decode()
+    assert AuditEvent.objects.filter(action="partner.paypal_verified").count() == 1
+
+
 def test_link_expires_after_24_hours(portal) -> None:  # type: ignore[no-untyped-def]
     partner, client, on_commit = portal
     with on_commit(execute=True):
