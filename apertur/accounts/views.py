@@ -89,7 +89,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 @authorize_flow_pages
-@sensitive_post_parameters("password", "confirm_password")
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def signup_view(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)

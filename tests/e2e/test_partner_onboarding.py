@@ -37,8 +37,7 @@ def test_apply_approve_create_app_secret_shown_once(page: Page, live_server: Any
     # Sign up and apply.
     page.goto(f"{base}/signup")
     page.get_by_label("Email").fill("founder@snapflow.example")
-    page.get_by_label("Password", exact=True).fill("correct-horse-battery")
-    page.get_by_label("Confirm password").fill("correct-horse-battery")
+    page.get_by_label("Password").fill("correct-horse-battery")
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_text("Welcome to Apertur!")).to_be_visible()
     page.get_by_role("link", name="Partners").click()
