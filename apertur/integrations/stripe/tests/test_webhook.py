@@ -362,25 +362,21 @@ def test_only_subscribing_or_upgrading_after_connecting_attributes() -> None:
     deliver(events.subscription(customer="cus_r", lookup_key="pro", at=at(2026, 2, 1), sub_id="sub_r", metadata=meta))
     with time_machine.travel(at(2026, 3, 1), tick=False):
         connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
-    renewal = events.subscription(
-        customer="cus_r",
-        lookup_key="pro",
-        at=at(2026, 3, 2),
-        sub_id="sub_r",
-        metadata=meta,
-        kind="customer.subscription.updated",
-    )
-    assert deliver(renewal).json()["status"] == "processed"
+
+    def updated(lookup_key: str, when: dt.datetime) -> str:
+        evt = events.subscription(
+            customer="cus_r",
+            lookup_key=lookup_key,
+            at=when,
+            sub_id="sub_r",
+            metadata=meta,
+            kind="customer.subscription.updated",
+        )
+        return str(deliver(evt).json()["status"])
+
+    assert updated("pro", at(2026, 3, 2)) == "processed"  # a renewal
     assert not Attribution.objects.filter(customer=customer).exists()
-    upgrade = events.subscription(
-        customer="cus_r",
-        lookup_key="business",
-        at=at(2026, 3, 5),
-        sub_id="sub_r",
-        metadata=meta,
-        kind="customer.subscription.updated",
-    )
-    assert deliver(upgrade).json()["status"] == "processed"
+    assert updated("business", at(2026, 3, 5)) == "processed"  # an upgrade
     attribution = Attribution.objects.get(customer=customer)
     assert (attribution.source, attribution.at) == ("oauth", at(2026, 3, 5))
 
