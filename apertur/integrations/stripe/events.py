@@ -146,8 +146,14 @@ def refund_created(
     event_id: str | None = None,
 ) -> dict[str, Any]:
     """A refund on its own (API versions since 2022-11-15 no longer list refunds in ``charge.refunded``)."""
-    obj = {"id": refund_id, "object": "refund", "charge": charge_id, "amount": amount, "status": status}
-    obj["created"] = _ts(at)
+    obj = {
+        "id": refund_id,
+        "object": "refund",
+        "charge": charge_id,
+        "amount": amount,
+        "status": status,
+        "created": _ts(at),
+    }
     return event("refund.created", obj, at, event_id=event_id)
 
 

@@ -52,12 +52,12 @@ def _metadata_user(*objects: dict[str, Any]) -> User | None:
     return None
 
 
-def _customer_id(obj: dict[str, Any]) -> str | None:
-    """The Stripe customer id of an object, whether ``customer`` is the id or the expanded customer."""
-    customer = obj.get("customer")
-    if isinstance(customer, dict):
-        customer = customer.get("id")
-    return customer if isinstance(customer, str) and customer else None
+def _id_of(reference: Any) -> str | None:
+    """The id a Stripe object gives for another (``customer``, ``charge``): the id itself, or the expanded
+    object's ``id``; None when there is none."""
+    if isinstance(reference, dict):
+        reference = reference.get("id")
+    return reference if isinstance(reference, str) and reference else None
 
 
 def _link(customer_id: str | None, user: User) -> None:
@@ -76,7 +76,7 @@ def customer_for(obj: dict[str, Any]) -> User:
     the metadata) may come later. A subscription, which carries no email, is usually delivered before its
     first invoice."""
     customer = obj.get("customer")
-    customer_id = _customer_id(obj)
+    customer_id = _id_of(customer)
     user = _metadata_user(obj, obj.get("subscription_details") or {}, customer if isinstance(customer, dict) else {})
     if user is None and customer_id:
         link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
@@ -101,7 +101,7 @@ def customer_event(event: dict[str, Any]) -> str:
     user = _metadata_user(customer)
     if user is None:
         raise Skip(f"no Apertur user {public_id}")
-    _link(_customer_id({"customer": customer}), user)
+    _link(_id_of(customer), user)
     return f"customer {customer['id']} is {user.public_id}"
 
 
@@ -256,9 +256,8 @@ def refund_event(event: dict[str, Any]) -> str:
     item = event["data"]["object"]
     if item.get("status") in {"failed", "canceled"}:
         raise Skip(f"refund {item['id']} {item['status']}")
-    charge = item.get("charge")
-    charge_id = charge.get("id") if isinstance(charge, dict) else charge
-    if not isinstance(charge_id, str) or not charge_id:
+    charge_id = _id_of(item.get("charge"))
+    if charge_id is None:
         raise Skip(f"refund {item['id']} of no charge")
     payment = _payment_for_charge(charge_id)
     _record_refund(payment, item)
@@ -266,7 +265,10 @@ def refund_event(event: dict[str, Any]) -> str:
 
 
 def _dispute(obj: dict[str, Any]) -> Dispute:
-    payment = _payment_for_charge(obj["charge"] if isinstance(obj["charge"], str) else obj["charge"]["id"])
+    charge_id = _id_of(obj["charge"])
+    if charge_id is None:
+        raise ValueError("dispute without a charge")  # stored as failed, as a malformed object
+    payment = _payment_for_charge(charge_id)
     dispute, _created = Dispute.objects.get_or_create(
         external_id=obj["id"],
         defaults={"payment": payment, "amount_cents": int(obj.get("amount", 0)), "opened_at": ts(obj["created"])},

@@ -103,6 +103,7 @@ def history(
     timeline: list[tuple[dt.datetime, int, dict[str, Any]]] = []
     for month in range(months):
         day = add_months(start, month)
+        when = event_time(day)  # once per event: today's is the current second
         invoice_id = ident("in") or events.new_id("in")
         charge_id = ident("ch") or events.new_id("ch")
         paid.append((day, invoice_id, charge_id, price_cents))
@@ -110,7 +111,7 @@ def history(
             customer=customer,
             email=email,
             amount=price_cents,
-            at=event_time(day),
+            at=when,
             currency=currency,
             invoice_id=invoice_id,
             charge_id=charge_id,
@@ -118,7 +119,7 @@ def history(
             metadata=metadata,
             event_id=ident("evt"),
         )
-        timeline.append((event_time(day), 0, evt))
+        timeline.append((when, 0, evt))
     refunded: dict[str, list[tuple[str, int, dt.datetime]]] = {}
     for spec in sorted(refunds or [], key=lambda r: r.on):
         candidates = [p for p in paid if p[0] <= spec.on]
@@ -131,10 +132,11 @@ def history(
                 f"A refund of {spec.amount_cents} cents on {spec.on} exceeds what is left of the "
                 f"{amount}-cent payment it applies to."
             )
-        so_far.append((ident("re") or events.new_id("re"), spec.amount_cents, event_time(spec.on)))
+        when = event_time(spec.on)
+        so_far.append((ident("re") or events.new_id("re"), spec.amount_cents, when))
         evt = events.charge_refunded(
             charge_id=charge_id, invoice_id=invoice_id, refunds=list(so_far), event_id=ident("evt")
         )
-        timeline.append((event_time(spec.on), 1, evt))
+        timeline.append((when, 1, evt))
     out.extend(evt for _, _, evt in sorted(timeline, key=lambda item: (item[0], item[1])))
     return out
