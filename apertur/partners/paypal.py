@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from apertur.accounts.models import User, normalize_email
@@ -63,25 +64,22 @@ def request_change(*, partner: Partner, email: str, actor: User | None = None, i
     return partner
 
 
+def _live_link(token: str) -> QuerySet[Partner]:
+    """The partner whose confirmation link ``token`` is, while the link is unused and unexpired."""
+    return Partner.objects.filter(
+        paypal_token_hash=tokens.hash_secret(token), paypal_token_expires_at__gt=clock.now()
+    ).exclude(paypal_token_hash="")
+
+
 def link_owner_id(*, token: str) -> int | None:
     """The user id of the partner a live confirmation link belongs to, or None."""
-    return (
-        Partner.objects.filter(paypal_token_hash=tokens.hash_secret(token), paypal_token_expires_at__gt=clock.now())
-        .exclude(paypal_token_hash="")
-        .values_list("user_id", flat=True)
-        .first()
-    )
+    return _live_link(token).values_list("user_id", flat=True).first()
 
 
 @transaction.atomic
 def confirm(*, token: str, ip: str | None = None) -> Partner:
-    partner = (
-        Partner.objects.select_for_update()
-        .filter(paypal_token_hash=tokens.hash_secret(token))
-        .exclude(paypal_token_hash="")
-        .first()
-    )
-    if partner is None or partner.paypal_token_expires_at is None or partner.paypal_token_expires_at <= clock.now():
+    partner = _live_link(token).select_for_update().first()
+    if partner is None:
         raise InvalidPayPalLink()
     partner.paypal_email = partner.paypal_pending_email
     partner.paypal_verified_at = clock.now()

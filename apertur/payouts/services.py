@@ -276,10 +276,9 @@ def run(
             else:  # saved by an earlier attempt: sent again in its own batch, with the same ids
                 resend.setdefault(payout.sender_batch_id, []).append(partner)
             continue
-        blocked = payable_reason(partner)
         if partner.pk not in nets:
             decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=Reason.NOTHING_DUE)
-        elif blocked is not None:
+        elif (blocked := payable_reason(partner)) is not None:
             decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
         elif net < PAYOUT_MINIMUM_CENTS:
             decisions[partner.pk] = _decision(
