@@ -287,12 +287,9 @@ def user_create(
 
 
 def _partner_json(partner: Any) -> dict[str, Any]:
-    from apertur.referrals.services import default_link_url, ensure_default_link
+    from apertur.referrals.services import default_link_url
 
-    link = None
-    if partner.is_approved:
-        ensure_default_link(partner=partner)
-    link = default_link_url(partner=partner)
+    link = default_link_url(partner=partner)  # created on approval (partners.signals.partner_approved)
     return {"email": partner.user.email, "status": partner.status, "referral_link": link}
 
 

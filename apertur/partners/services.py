@@ -21,6 +21,7 @@ from apertur.partners.errors import (
     ReasonRequired,
 )
 from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
+from apertur.partners.signals import partner_approved
 
 
 def _clean_application(*, company_name: str, website: str, use_case: str, expected_customers: str) -> dict[str, str]:
@@ -121,6 +122,7 @@ def approve(*, partner: Partner, reviewer: User | None, ip: str | None = None) -
     partner.review_reason = ""
     partner.save()
     audit.record(action="partner.approved", obj=partner, actor=reviewer, ip=ip)
+    partner_approved.send(sender=Partner, partner=partner)
     mail.send(
         to=partner.user.email,
         subject="Welcome to the Apertur Partner Program",
