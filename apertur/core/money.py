@@ -1,5 +1,9 @@
 """Money is integer cents with a currency; every conversion and percentage is rounded here and
-nowhere else (ROUND_HALF_UP, ARCHITECTURE section 5)."""
+nowhere else (ROUND_HALF_UP, ARCHITECTURE section 5).
+
+"Cents" means the currency's minor unit, as Stripe counts amounts: a hundredth for most currencies, but
+the unit itself for zero-decimal ones (¥10,000 is ``10000``) and a thousandth for three-decimal ones
+(1.000 KWD is ``1000``). :func:`exponent` says which."""
 
 from __future__ import annotations
 
@@ -7,6 +11,16 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 CAD = "CAD"
+
+# Minor-unit exponents that differ from 2, as Stripe's amounts use them (https://docs.stripe.com/currencies,
+# "Zero-decimal currencies" and "Three-decimal currencies"; these match ISO 4217's minor units). No library
+# in the environment carries ISO 4217 exponents (babel, py-moneyed are not dependencies), and Stripe's own
+# lists are what its ``amount`` fields follow: ISK, for one, is zero-decimal in ISO 4217 but Stripe still
+# sends it with two decimals, so it is not listed here.
+ZERO_DECIMAL = frozenset(
+    {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
+)
+THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 
 class MoneyError(ValueError):
@@ -40,10 +54,24 @@ class Money:
             raise MoneyError(f"Cannot combine {self.currency} with {other.currency}.")
 
     def format(self) -> str:
-        """``$1,234.50 CAD`` — for people, never for arithmetic."""
+        """``$1,234.50 CAD``, ``10,000 JPY``, ``1.250 KWD`` — for people, never for arithmetic."""
         sign = "-" if self.cents < 0 else ""
-        whole, part = divmod(abs(self.cents), 100)
-        return f"{sign}${whole:,}.{part:02d} {self.currency}"
+        places = exponent(self.currency)
+        whole, part = divmod(abs(self.cents), 10**places)
+        if places == 2:
+            return f"{sign}${whole:,}.{part:02d} {self.currency}"
+        decimals = f".{part:0{places}d}" if places else ""
+        return f"{sign}{whole:,}{decimals} {self.currency}"
+
+
+def exponent(currency: str) -> int:
+    """How many decimal places the currency's minor unit has (0 for JPY, 3 for KWD, else 2)."""
+    code = currency.upper()
+    if code in ZERO_DECIMAL:
+        return 0
+    if code in THREE_DECIMAL:
+        return 3
+    return 2
 
 
 def round_half_up(value: Decimal) -> int:
@@ -64,10 +92,14 @@ def percent_of(amount: Money, percent: Decimal | int | str) -> Money:
 
 
 def convert(amount: Money, *, to: str, rate: Decimal | str) -> Money:
-    """Convert with an explicit rate (units of ``to`` per unit of ``amount.currency``), half up."""
+    """Convert with an explicit rate (major units of ``to`` per major unit of ``amount.currency``, as rate
+    tables and Stripe's ``exchange_rate`` give it), rounded half up to ``to``'s minor unit. The rate is per
+    major unit, the amounts are in minor units: ¥10,000 (``10000``, no minor unit) at 0.0093 is 93.00 CAD,
+    ``9300`` cents, so the minor units are shifted by the difference of the two exponents (exactly)."""
     if amount.currency == to:
         return amount
-    return Money(round_half_up(Decimal(amount.cents) * Decimal(rate)), to)
+    shift = exponent(to) - exponent(amount.currency)
+    return Money(round_half_up(Decimal(amount.cents) * Decimal(rate).scaleb(shift)), to)
 
 
 def format_cents(cents: int, currency: str = CAD) -> str:

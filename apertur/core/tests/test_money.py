@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apertur.core.money import Money, MoneyError, convert, format_cents, percent_of
+from apertur.core.money import Money, MoneyError, convert, exponent, format_cents, percent_of
 
 
 def test_ten_percent_rounds_half_up() -> None:
@@ -19,6 +19,31 @@ def test_usd_conversion() -> None:
     assert convert(Money(10_000, "USD"), to="CAD", rate="1.3712") == Money(13_712, "CAD")
 
 
+def test_zero_decimal_currency_conversion() -> None:
+    # Stripe sends ¥10,000 as 10000 (JPY has no minor unit): 10,000 × 0.0093 = 93.00 CAD, not 0.93.
+    assert convert(Money(10_000, "JPY"), to="CAD", rate="0.0093") == Money(9_300, "CAD")
+    assert percent_of(convert(Money(10_000, "JPY"), to="CAD", rate="0.0093"), 10) == Money(930, "CAD")
+    # And the other way: 1.00 CAD at 107.5 JPY per CAD is ¥107.5, rounded half up to ¥108.
+    assert convert(Money(100, "CAD"), to="JPY", rate="107.5") == Money(108, "JPY")
+
+
+def test_three_decimal_currency_conversion() -> None:
+    # 1.000 KWD is 1000 fils: at 4.4 CAD per KWD, 4.40 CAD.
+    assert convert(Money(1_000, "KWD"), to="CAD", rate="4.4") == Money(440, "CAD")
+    assert convert(Money(1_005, "KWD"), to="CAD", rate="1") == Money(101, "CAD")  # 100.5 → 101, half up
+
+
+def test_conversion_rounds_half_up() -> None:
+    assert convert(Money(5, "JPY"), to="CAD", rate="0.001") == Money(1, "CAD")  # 0.5 cent → 1
+    assert convert(Money(4, "JPY"), to="CAD", rate="0.001") == Money(0, "CAD")  # 0.4 cent → 0
+    assert convert(Money(1, "USD"), to="CAD", rate="1.5") == Money(2, "CAD")  # 1.5 → 2
+    assert convert(Money(-1, "USD"), to="CAD", rate="1.5") == Money(-2, "CAD")  # away from zero
+
+
+def test_exponents() -> None:
+    assert [exponent(c) for c in ("CAD", "usd", "JPY", "krw", "XOF", "KWD", "TND", "ISK")] == [2, 2, 0, 0, 0, 3, 3, 2]
+
+
 def test_money_refuses_floats_and_mixed_currencies() -> None:
     with pytest.raises(MoneyError):
         Money(1.5)  # type: ignore[arg-type]
@@ -29,6 +54,9 @@ def test_money_refuses_floats_and_mixed_currencies() -> None:
 def test_format() -> None:
     assert format_cents(123_456) == "$1,234.56 CAD"
     assert format_cents(-50) == "-$0.50 CAD"
+    assert format_cents(10_000, "JPY") == "10,000 JPY"  # not $100.00
+    assert format_cents(-1_250, "KWD") == "-1.250 KWD"
+    assert format_cents(10_000, "USD") == "$100.00 USD"
 
 
 @given(st.integers(min_value=-(10**12), max_value=10**12))
