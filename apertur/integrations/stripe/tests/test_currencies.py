@@ -1,0 +1,70 @@
+"""Payments in currencies whose minor unit is not the hundredth: Stripe's amounts are in the currency's own
+minor unit (¥10,000 is ``10000``; 1.000 KWD is ``1000``), rates are per major unit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from apertur.commissions.models import CommissionEntry
+from apertur.integrations.stripe import events
+from apertur.integrations.stripe.services import receive
+from apertur.projects.models import ExchangeRate, Payment
+from apertur.projects.services import create_project
+from apertur.referrals.models import Attribution, AttributionSource
+from apertur.testing import make_partner, make_user
+
+pytestmark = pytest.mark.django_db
+PAID_AT = dt.datetime(2026, 2, 1, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def customer():  # type: ignore[no-untyped-def]
+    user = make_user("yen@example.com")
+    create_project(owner=user, name="Tokyo")
+    Attribution.objects.create(
+        customer=user,
+        partner=make_partner(),
+        source=AttributionSource.REFERRAL,
+        at=dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+    )
+    return user
+
+
+def pay(customer, amount: int, currency: str, exchange_rate: str | None = None) -> Payment:  # type: ignore[no-untyped-def]
+    evt = events.invoice_paid(
+        customer="cus_yen",
+        email=customer.email,
+        amount=amount,
+        currency=currency,
+        at=PAID_AT,
+        exchange_rate=exchange_rate,
+    )
+    assert receive(evt).status == "processed"
+    return Payment.objects.get(external_id=evt["data"]["object"]["id"])
+
+
+def test_yen_from_the_rate_table(customer) -> None:  # type: ignore[no-untyped-def]
+    ExchangeRate.objects.create(currency="JPY", date=dt.date(2026, 1, 1), rate="0.0093")
+    payment = pay(customer, 10_000, "jpy")  # ¥10,000 = 93.00 CAD
+    assert (payment.amount_cents, payment.currency, payment.amount_cad_cents) == (10_000, "JPY", 9_300)
+    assert CommissionEntry.objects.get(payment=payment).amount_cents == 930
+
+
+def test_yen_from_the_balance_transaction(customer) -> None:  # type: ignore[no-untyped-def]
+    payment = pay(customer, 10_000, "jpy", exchange_rate="0.0093")
+    assert payment.amount_cad_cents == 9_300
+    assert CommissionEntry.objects.get(payment=payment).amount_cents == 930
+
+
+def test_three_decimal_dinar(customer) -> None:  # type: ignore[no-untyped-def]
+    payment = pay(customer, 1_000, "kwd", exchange_rate="4.4")  # 1.000 KWD = 4.40 CAD
+    assert payment.amount_cad_cents == 440
+    assert CommissionEntry.objects.get(payment=payment).amount_cents == 44
+
+
+def test_two_decimal_currencies_are_unchanged(customer) -> None:  # type: ignore[no-untyped-def]
+    payment = pay(customer, 10_000, "usd", exchange_rate="1.3712")
+    assert payment.amount_cad_cents == 13_712
+    assert CommissionEntry.objects.get(payment=payment).amount_cents == 1_371
