@@ -132,6 +132,9 @@ class Subscription(models.Model):
     started_at = models.DateTimeField(default=clock.now)
     current_period_end = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
+    # When the plan and status above were true (the provider's time of the event that said so): an event older
+    # than this, delivered late, tells nothing about the current state.
+    state_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
