@@ -8,6 +8,7 @@ is never attributed its own account.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from django.core import signing
 from django.db import IntegrityError, transaction
@@ -16,6 +17,9 @@ from apertur.accounts.models import User
 from apertur.core import audit, clock
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
+
+if TYPE_CHECKING:
+    from apertur.oauth.models import Connection
 
 COOKIE_NAME = "aptr_ref"
 COOKIE_MAX_AGE = dt.timedelta(days=90)
@@ -93,23 +97,52 @@ def attribute_signup(*, customer: User, cookie: str | None) -> Attribution | Non
 
 
 def attribute_by_oauth(*, customer: User, at: dt.datetime) -> Attribution | None:
-    """When an unattributed customer starts paying: the partner of the most recent active connection of
-    one of their projects made before that moment."""
+    """When an unattributed customer starts paying (``at``: subscribing or upgrading): the partner of the most
+    recent active connection of one of their projects made at or before that moment.
+
+    Stripe delivers events in any order, so a later qualifying moment (an upgrade) may be seen before an
+    earlier one (the subscription's start). An OAuth attribution is therefore dated at the earliest moment
+    seen: one made at a later moment moves back to ``at`` when the same partner's app was already connected
+    then. It never changes partner (a connection to another partner by then is left alone, as is an
+    attribution staff moved). Returns the attribution when it was created or moved earlier, else None."""
     from apertur.oauth.models import Connection
 
-    if Attribution.objects.filter(customer=customer).exists():
-        return None
     connection = (
         Connection.objects.filter(project__owner=customer, revoked_at__isnull=True, created_at__lte=at)
         .select_related("app__partner")
         .order_by("-created_at", "-id")
         .first()
     )
+    existing = Attribution.objects.filter(customer=customer).select_related("app").first()
+    if existing is not None:
+        return _move_earlier(existing, connection, at) if connection is not None else None
     if connection is None or not _eligible(connection.app.partner, customer):
         return None
     return _create(
         customer=customer, partner=connection.app.partner, source=AttributionSource.OAUTH, app=connection.app, at=at
     )
+
+
+def _move_earlier(attribution: Attribution, connection: Connection, at: dt.datetime) -> Attribution | None:
+    if attribution.source != AttributionSource.OAUTH or at >= attribution.at:
+        return None
+    if connection.app.partner_id != attribution.partner_id:
+        return None
+    if attribution.app is not None and attribution.app.partner_id != attribution.partner_id:
+        return None  # staff moved it to another partner: theirs to change
+    with transaction.atomic():
+        attribution = Attribution.objects.select_for_update().get(pk=attribution.pk)
+        if at >= attribution.at:
+            return None
+        before = attribution.at
+        attribution.at, attribution.app = at, connection.app
+        attribution.save(update_fields=["at", "app"])
+        audit.record(
+            action="attribution.moved_earlier",
+            obj=attribution,
+            data={"from": before.isoformat(), "to": at.isoformat(), "app": connection.app_id},
+        )
+    return attribution
 
 
 class ReasonRequired(ValueError):

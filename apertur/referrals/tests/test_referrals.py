@@ -99,3 +99,41 @@ def test_staff_change_an_attribution_with_a_reason_in_admin() -> None:
     assert attribution.partner == second
     event = AuditEvent.objects.get(action="attribution.changed")
     assert event.data["reason"] == "Customer confirmed they came from Second"
+
+
+def test_an_oauth_attribution_moves_to_an_earlier_qualifying_moment_of_the_same_partner() -> None:
+    """Stripe may deliver an upgrade before the subscription's start: the attribution made at the upgrade moves
+    back to the start when the same partner's app was connected by then, never to another partner, and a
+    referral attribution never moves."""
+    from apertur.core.models import AuditEvent
+    from apertur.oauth.tokens import connect
+    from apertur.projects.services import create_project
+    from apertur.referrals.models import AttributionSource
+    from apertur.referrals.services import attribute_by_oauth
+    from apertur.testing import make_app
+
+    def day(d: int) -> dt.datetime:
+        return dt.datetime(2026, 1, d, 12, tzinfo=dt.UTC)
+
+    created = make_app()
+    customer = make_user("moved@example.com")
+    project = create_project(owner=customer, name="P")
+    with time_machine.travel(day(1), tick=False):
+        connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    first = attribute_by_oauth(customer=customer, at=day(20))
+    assert first is not None and first.at == day(20)
+    moved = attribute_by_oauth(customer=customer, at=day(10))
+    assert moved is not None and (moved.pk, moved.at, moved.partner) == (first.pk, day(10), created.app.partner)
+    assert AuditEvent.objects.filter(action="attribution.moved_earlier").count() == 1
+    assert attribute_by_oauth(customer=customer, at=day(15)) is None  # later: nothing to do
+    assert attribute_by_oauth(customer=customer, at=day(1)) is not None  # connected at that very moment
+    # Before any connection: nothing qualifies.
+    assert attribute_by_oauth(customer=customer, at=day(1) - dt.timedelta(seconds=1)) is None
+    # A referral attribution is never moved.
+    referred = make_user("referred@example.com")
+    referred_project = create_project(owner=referred, name="R")
+    with time_machine.travel(day(1), tick=False):
+        connect(app=created.app, project=referred_project, user=referred, scopes=["plan:read"])
+    Attribution.objects.create(customer=referred, partner=make_partner(), source=AttributionSource.REFERRAL, at=day(20))
+    assert attribute_by_oauth(customer=referred, at=day(10)) is None
+    assert Attribution.objects.get(customer=referred).at == day(20)
