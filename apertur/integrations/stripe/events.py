@@ -64,6 +64,10 @@ def customer(
     return event(kind, obj, at, event_id=event_id)
 
 
+def _items(lookup_key: str) -> dict[str, Any]:
+    return {"object": "list", "data": [{"price": {"lookup_key": lookup_key, "currency": "cad"}}]}
+
+
 def subscription(
     *,
     customer: str,
@@ -73,18 +77,28 @@ def subscription(
     status: str = "active",
     metadata: dict[str, str] | None = None,
     kind: str = "customer.subscription.created",
+    started: dt.datetime | None = None,
+    previous_lookup_key: str | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
+    """A subscription event sent at ``at``. As Stripe sends it, every event carries the whole subscription,
+    with its own ``created``/``start_date`` (``started``, default ``at``: give it for a later event); an
+    ``updated`` event that changed the price lists the old items in ``data.previous_attributes``
+    (``previous_lookup_key``)."""
     obj = {
         "id": sub_id or _id("sub"),
         "object": "subscription",
         "customer": customer,
         "status": status,
-        "created": _ts(at),
+        "created": _ts(started or at),
+        "start_date": _ts(started or at),
         "metadata": metadata or {},
-        "items": {"object": "list", "data": [{"price": {"lookup_key": lookup_key, "currency": "cad"}}]},
+        "items": _items(lookup_key),
     }
-    return event(kind, obj, at, event_id=event_id)
+    evt = event(kind, obj, at, event_id=event_id)
+    if previous_lookup_key is not None:
+        evt["data"]["previous_attributes"] = {"items": _items(previous_lookup_key)}
+    return evt
 
 
 def invoice_paid(

@@ -16,12 +16,14 @@ from apertur.commissions import notices
 from apertur.commissions import services as ledger
 from apertur.core import clock
 from apertur.core.money import Money, convert
+from apertur.projects.errors import UnknownPlan
 from apertur.projects.models import (
     BillingCustomer,
     Dispute,
     DisputeStatus,
     ExchangeRate,
     Payment,
+    Plan,
     Project,
     Refund,
     Subscription,
@@ -126,7 +128,32 @@ def _reapply_payments(user: User) -> None:
         _earn(payment)
 
 
+def _plan_of(items: Any) -> Plan | None:
+    """The Apertur plan named by a subscription's (or ``previous_attributes``') first price ``lookup_key``."""
+    try:
+        lookup_key = items["data"][0]["price"]["lookup_key"] or ""
+    except (KeyError, IndexError, TypeError):
+        return None
+    try:
+        return plan_by_name(lookup_key)
+    except UnknownPlan:
+        return None
+
+
+def _started(sub: dict[str, Any], event: dict[str, Any]) -> dt.datetime:
+    """When the customer subscribed: the subscription's own ``created``, which every event about it carries
+    (``start_date`` can be backdated to a billing anchor before the customer did anything)."""
+    return ts(sub.get("created") or sub.get("start_date") or event["created"])
+
+
 def subscription_event(event: dict[str, Any]) -> str:
+    """``customer.subscription.created|updated|deleted``, in whatever order Stripe delivers them.
+
+    The plan and status of the subscription (and the project's plan) follow the most recent event by its
+    ``created``: an older event delivered late changes no state. Every event still adds what it says about
+    the past to the OAuth attribution: the subscription began at its own ``created`` (known from any of its
+    events) on its first plan (the ``created`` event's, or the one an ``updated`` event lists in
+    ``previous_attributes``), and an ``updated`` event to a dearer plan is an upgrade at that event's time."""
     sub = event["data"]["object"]
     user = customer_for(sub)
     try:
@@ -139,31 +166,75 @@ def subscription_event(event: dict[str, Any]) -> str:
         raise Skip(f"no Apertur plan named {lookup_key!r}") from exc
     project = _project(user, sub)
     at = ts(event["created"])
+    started = _started(sub, event)
     status = sub.get("status", "active")
     deleted = event["type"] == "customer.subscription.deleted" or status == "canceled"
-    row, new = Subscription.objects.get_or_create(
-        external_id=sub["id"],
-        defaults={"project": project, "plan": plan, "started_at": ts(sub.get("created", event["created"]))},
+    row, _created = Subscription.objects.select_for_update().get_or_create(
+        external_id=sub["id"], defaults={"project": project, "plan": plan, "started_at": started}
     )
-    row.plan = plan
-    row.status = (
-        SubscriptionStatus.CANCELED if deleted else (status if status in SubscriptionStatus.values else "active")
-    )
-    if deleted:
-        row.canceled_at = at
-    row.save()
-    if deleted:
-        change_plan(project=project, plan=plan_by_name("Free"))
-        return f"canceled {sub['id']}"
+    if started < row.started_at:
+        row.started_at = started
+    # Stripe's times are whole seconds: at a tie the later delivery wins, except a ``created`` event, which no
+    # other event of the same subscription precedes.
+    current = row.state_at is None or at > row.state_at or (at == row.state_at and not _is_created(event))
     previous = project.plan
-    change_plan(project=project, plan=plan)
-    # Subscribing: the first event of this subscription (usually ``created``); upgrading: a dearer plan than
-    # the project had. A renewal or any other update on the same plan is neither.
-    subscribing = new or event["type"] == "customer.subscription.created"
-    upgrading = plan.price_cents > previous.price_cents
-    if plan.price_cents > 0 and (subscribing or upgrading) and attribute_by_oauth(customer=user, at=at):
+    if current:
+        row.plan, row.state_at = plan, at
+        row.status = (
+            SubscriptionStatus.CANCELED if deleted else (status if status in SubscriptionStatus.values else "active")
+        )
+        if deleted:
+            row.canceled_at = at
+    row.save()
+    if current:
+        change_plan(project=project, plan=plan_by_name("Free") if deleted else plan)
+    if not deleted and _attribute(
+        event, user=user, plan=plan, started=started, at=at, previous=previous, current=current
+    ):
         _reapply_payments(user)
-    return f"{project.public_id} on {plan.name}"
+    if deleted:
+        return f"canceled {sub['id']}" if current else f"older cancellation of {sub['id']}: state kept"
+    return (
+        f"{project.public_id} on {plan.name}"
+        if current
+        else f"older state of {sub['id']} ({plan.name}): kept {row.plan.name}"
+    )
+
+
+def _is_created(event: dict[str, Any]) -> bool:
+    return event["type"] == "customer.subscription.created"
+
+
+def _attribute(
+    event: dict[str, Any],
+    *,
+    user: User,
+    plan: Plan,
+    started: dt.datetime,
+    at: dt.datetime,
+    previous: Plan,
+    current: bool,
+) -> bool:
+    """Attribute the customer through OAuth at the earliest qualifying moment this event shows: subscribing
+    (at the subscription's start, on a paid first plan) or upgrading (a dearer plan than before, at the
+    event's time). A renewal or any other update on the same plan is neither. True when an attribution was
+    made or moved earlier, so that payments already received are examined again."""
+    before = _plan_of((event["data"].get("previous_attributes") or {}).get("items"))
+    if _is_created(event):
+        first_plan: Plan | None = plan
+    else:
+        # The old price an ``updated`` event lists is the plan the subscription had before it: taken as its
+        # plan since the start, so that an upgrade delivered before the ``created`` event still dates the
+        # subscribing at the start (exact unless the price changed more than once before this event).
+        first_plan = before
+        if before is None and current:
+            before = previous  # no change listed: compare with the state this event replaces
+    moments = []
+    if first_plan is not None and first_plan.is_paid:
+        moments.append(started)
+    if not _is_created(event) and before is not None and plan.is_paid and plan.price_cents > before.price_cents:
+        moments.append(at)
+    return any(attribute_by_oauth(customer=user, at=moment) is not None for moment in sorted(moments))
 
 
 def _cad_rate(currency: str, invoice: dict[str, Any], paid_at: dt.datetime) -> Decimal:
