@@ -116,8 +116,14 @@ def signup_view(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request)}, status=status)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
+    """POST logs out (with its CSRF token, so no other site can log a user out). GET (a typed or bookmarked
+    /logout) asks first: one button that posts, instead of a bare 405."""
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect("/")
+        return render(request, "accounts/logout.html")
     logout(request)
     return redirect("/")
 

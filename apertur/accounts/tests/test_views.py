@@ -41,6 +41,21 @@ def test_login_and_logout() -> None:
     assert "_auth_user_id" not in client.session
 
 
+def test_a_typed_logout_url_asks_before_logging_out() -> None:
+    user = make_user("ada@example.com")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    page = client.get("/logout")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Log out of Apertur?" in html and "ada@example.com" in html
+    assert client.session["_auth_user_id"] == str(user.pk)  # a GET (a link, an image) never logs out
+    assert client.post("/logout").status_code == 403  # nor a POST from another site without the token
+    token = page.cookies["csrftoken"].value
+    assert client.post("/logout", {"csrfmiddlewaretoken": token}).status_code == 302
+    assert "_auth_user_id" not in client.session
+    assert Client().get("/logout")["Location"] == "/"  # signed out already: nothing to ask
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
 def test_login_never_redirects_off_site(target: str) -> None:
     make_user("ada@example.com")
