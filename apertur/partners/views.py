@@ -109,11 +109,11 @@ def staff_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", PartnerStatus.PENDING)
     if status not in PartnerStatus.values and status != "all":
         status = PartnerStatus.PENDING
-    partners = selectors.partner_list(status=None if status == "all" else status)[:200]
+    page = selectors.partner_page(status=None if status == "all" else status, page=request.GET.get("page"))
     return render(
         request,
         "partners/staff_list.html",
-        {"partners": partners, "status": status, "statuses": PartnerStatus.choices},
+        {"page": page, "status": status, "statuses": PartnerStatus.choices},
     )
 
 

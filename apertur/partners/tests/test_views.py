@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import pytest
 from django.test import Client
 
 from apertur.partners.models import Partner, PartnerStatus
+from apertur.partners.selectors import STAFF_PAGE_SIZE
 from apertur.testing import APPLICATION, make_partner, make_staff, make_user
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +103,60 @@ def test_non_staff_cannot_review() -> None:
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     partner.refresh_from_db()
     assert partner.status == PartnerStatus.PENDING
+
+
+# --- staff review queue: pages ------------------------------------------------------------------------
+
+
+def _applications(count: int, *, status: str = PartnerStatus.PENDING) -> list[Partner]:
+    """``count`` partners in ``status``, "Co 000" applying first, one day apart."""
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    partners = []
+    for i in range(count):
+        partner = make_partner(approved=False)
+        Partner.objects.filter(pk=partner.pk).update(
+            company_name=f"Co {i:03}", status=status, applied_at=start + dt.timedelta(days=i)
+        )
+        partners.append(partner)
+    return partners
+
+
+def _companies(html: str) -> list[str]:
+    return re.findall(r">(Co \d{3})</a>", html)
+
+
+def test_pending_queue_pages_from_the_oldest_application() -> None:
+    total = STAFF_PAGE_SIZE * 2 + 5
+    _applications(total)
+    _applications(3, status=PartnerStatus.APPROVED)  # other tabs are not counted in the pending queue
+    staff = _client_for(make_staff())
+
+    first = staff.get("/partners/staff/").content.decode()
+    assert _companies(first) == [f"Co {i:03}" for i in range(STAFF_PAGE_SIZE)]  # waited longest first
+    assert f"Page 1 of 3 ({total} applications)" in first
+    assert 'href="?page=2" rel="next"' in first and 'rel="prev"' not in first
+
+    last = staff.get("/partners/staff/", {"status": "pending", "page": 3}).content.decode()
+    assert _companies(last) == [f"Co {i:03}" for i in range(STAFF_PAGE_SIZE * 2, total)]  # the newest, reachable
+    assert "Page 3 of 3" in last
+    assert 'href="?status=pending&amp;page=2" rel="prev"' in last and 'rel="next"' not in last
+
+    # A page past the end, or not a number, gives the nearest page (as the portal's other tables do).
+    assert _companies(staff.get("/partners/staff/?page=99").content.decode()) == _companies(last)
+    assert _companies(staff.get("/partners/staff/?page=x").content.decode()) == _companies(first)
+
+
+def test_other_tabs_page_newest_first_and_keep_their_filter() -> None:
+    _applications(STAFF_PAGE_SIZE + 1, status=PartnerStatus.REJECTED)
+    _applications(2)  # pending: not on the rejected tab
+    staff = _client_for(make_staff())
+    first = staff.get("/partners/staff/", {"status": "rejected"}).content.decode()
+    assert _companies(first)[:2] == [f"Co {STAFF_PAGE_SIZE:03}", f"Co {STAFF_PAGE_SIZE - 1:03}"]
+    assert f"Page 1 of 2 ({STAFF_PAGE_SIZE + 1} applications)" in first
+    assert 'href="?status=rejected&amp;page=2" rel="next"' in first
+    second = staff.get("/partners/staff/", {"status": "rejected", "page": 2}).content.decode()
+    assert _companies(second) == ["Co 000"]
+
+    everyone = staff.get("/partners/staff/", {"status": "all"}).content.decode()
+    assert f"({STAFF_PAGE_SIZE + 3} applications)" in everyone  # the two pending and the rejected
+    assert 'href="?status=all&amp;page=2" rel="next"' in everyone
