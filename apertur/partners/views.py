@@ -166,7 +166,7 @@ def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResp
 
 def _hold_form(request: HttpRequest | None = None) -> ReasonForm:
     form = ReasonForm(request.POST if request else None, auto_id="id_hold_%s")
-    form.fields["reason"].label = "Reason for the hold"
+    form.fields["reason"].label = "Why hold payouts"
     return form
 
 

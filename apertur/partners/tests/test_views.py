@@ -160,3 +160,19 @@ def test_other_tabs_page_newest_first_and_keep_their_filter() -> None:
     everyone = staff.get("/partners/staff/", {"status": "all"}).content.decode()
     assert f"({STAFF_PAGE_SIZE + 3} applications)" in everyone  # the two pending and the rejected
     assert 'href="?status=all&amp;page=2" rel="next"' in everyone
+
+
+# --- staff review page: its fields ---------------------------------------------------------------------
+
+
+def _labels(html: str) -> list[str]:
+    return [re.sub(r"\s+", " ", label).strip() for label in re.findall(r"<label[^>]*>(.*?)</label>", html, re.S)]
+
+
+@pytest.mark.parametrize("approved", [False, True])
+def test_one_field_is_labelled_reason(approved: bool) -> None:
+    """Playwright's get_by_label("Reason") matches label substrings: the payout hold's field must not say it."""
+    partner = make_partner(approved=approved)
+    html = _client_for(make_staff()).get(f"/partners/staff/{partner.pk}/").content.decode()
+    assert [label for label in _labels(html) if "reason" in label.lower()] == ["Reason"]
+    assert "Why hold payouts" in _labels(html)

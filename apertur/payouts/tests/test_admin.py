@@ -391,7 +391,7 @@ def test_hold_needs_a_reason_is_audited_blocks_the_run_and_release_restores_it(e
     partner = world()
     detail = f"/partners/staff/{partner.pk}/"
     page = staff.get(detail).content.decode()
-    assert "Not held" in page and "Hold payouts" in page and "Reason for the hold" in page
+    assert "Not held" in page and "Hold payouts" in page and "Why hold payouts" in page
 
     missing = staff.post(f"{detail}hold", {"reason": "   "})
     assert missing.status_code == 400
