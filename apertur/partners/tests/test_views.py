@@ -176,3 +176,38 @@ def test_one_field_is_labelled_reason(approved: bool) -> None:
     html = _client_for(make_staff()).get(f"/partners/staff/{partner.pk}/").content.decode()
     assert [label for label in _labels(html) if "reason" in label.lower()] == ["Reason"]
     assert "Why hold payouts" in _labels(html)
+
+
+def _forms(html: str) -> dict[str, str]:
+    """The page's review forms by the action they post to."""
+    found = re.findall(r'<form method="post" action="/partners/staff/\d+/(\w+)"[^>]*>(.*?)</form>', html, re.S)
+    return dict(found)
+
+
+def _partner_in(status: str) -> Partner:
+    partner = make_partner(approved=status != PartnerStatus.PENDING)
+    Partner.objects.filter(pk=partner.pk).update(status=status)
+    return partner
+
+
+@pytest.mark.parametrize(
+    ("status", "with_reason", "without_reason"),
+    [
+        (PartnerStatus.PENDING, {"reject"}, {"approve", "hold"}),
+        (PartnerStatus.APPROVED, {"suspend"}, {"hold"}),
+        (PartnerStatus.SUSPENDED, set(), {"restore", "hold"}),
+        (PartnerStatus.REJECTED, set(), {"hold"}),
+    ],
+)
+def test_the_reason_field_goes_with_the_button_that_sends_it(
+    status: str, with_reason: set[str], without_reason: set[str]
+) -> None:
+    """A reason typed next to Approve or Restore was silently dropped, and rejected partners had a field no button
+    used: the Reason field is shown only in the form of the action that needs it."""
+    partner = _partner_in(status)
+    html = _client_for(make_staff()).get(f"/partners/staff/{partner.pk}/").content.decode()
+    forms = _forms(html)
+    assert set(forms) == with_reason | without_reason
+    assert {action for action, body in forms.items() if 'id="id_reason"' in body} == with_reason
+    assert html.count('id="id_reason"') == len(with_reason)
+    assert ("Reason" in _labels(html)) == bool(with_reason)
