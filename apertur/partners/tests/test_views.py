@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import pytest
+from django.core import mail
 from django.test import Client
+from django.utils.html import escape
 
+from apertur.core.models import AuditEvent
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.partners.selectors import STAFF_PAGE_SIZE
 from apertur.testing import APPLICATION, make_partner, make_staff, make_user
@@ -211,3 +215,131 @@ def test_the_reason_field_goes_with_the_button_that_sends_it(
     assert {action for action, body in forms.items() if 'id="id_reason"' in body} == with_reason
     assert html.count('id="id_reason"') == len(with_reason)
     assert ("Reason" in _labels(html)) == bool(with_reason)
+
+
+# --- staff review: destructive actions are confirmed first ------------------------------------------------
+
+REASON = "Traffic <b>looks</b> automated.\nSee ticket 42."
+
+
+@pytest.mark.parametrize(
+    ("action", "before", "after", "title", "subject"),
+    [
+        ("reject", PartnerStatus.PENDING, PartnerStatus.REJECTED, "Reject", "Your Apertur partner application"),
+        (
+            "suspend",
+            PartnerStatus.APPROVED,
+            PartnerStatus.SUSPENDED,
+            "Suspend",
+            "Your Apertur partner account is suspended",
+        ),
+    ],
+)
+def test_reject_and_suspend_act_only_once_confirmed(
+    action: str, before: str, after: str, title: str, subject: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    partner = _partner_in(before)
+    staff = _client_for(make_staff())
+    url = f"/partners/staff/{partner.pk}/{action}"
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = staff.post(url, {"reason": REASON})
+    html = asked.content.decode()
+    assert asked.status_code == 200
+    assert f"{title} Snapflow Inc.?" in html
+    assert escape(REASON).replace("\n", "<br>") in html  # the reason echoed, escaped
+    assert 'name="confirmed" value="yes"' in html and 'name="csrfmiddlewaretoken"' in html
+    assert f'<input type="hidden" name="reason" value="{escape(REASON)}">' in html
+    assert f'href="/partners/staff/{partner.pk}/">Cancel</a>' in html
+    partner.refresh_from_db()
+    assert partner.status == before
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action=f"partner.{after}").exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = staff.post(url, {"reason": REASON, "confirmed": "yes"})
+    assert done.status_code == 302 and done["Location"] == f"/partners/staff/{partner.pk}/"
+    partner.refresh_from_db()
+    assert partner.status == after
+    assert [(m.subject, m.to) for m in mail.outbox] == [(subject, [partner.user.email])]
+    event = AuditEvent.objects.get(action=f"partner.{after}")
+    assert (event.object_id, event.data) == (str(partner.pk), {"reason": REASON})
+
+
+def test_suspend_warns_that_every_app_stops() -> None:
+    partner = _partner_in(PartnerStatus.APPROVED)
+    page = _client_for(make_staff()).post(f"/partners/staff/{partner.pk}/suspend", {"reason": "Abuse"})
+    assert "This disables all their OAuth apps at once" in page.content.decode()
+
+
+def test_hold_acts_only_once_confirmed() -> None:
+    partner = _partner_in(PartnerStatus.APPROVED)
+    staff = _client_for(make_staff())
+    url = f"/partners/staff/{partner.pk}/hold"
+    asked = staff.post(url, {"reason": "Identity check pending"})
+    html = asked.content.decode()
+    assert asked.status_code == 200
+    assert "Hold payouts to Snapflow Inc.?" in html and "<dt>Why hold payouts</dt>" in html
+    partner.refresh_from_db()
+    assert partner.payouts_held_at is None
+    assert not AuditEvent.objects.filter(action="partner.payouts_held").exists()
+
+    done = staff.post(url, {"reason": "Identity check pending", "confirmed": "yes"})
+    assert done.status_code == 302
+    partner.refresh_from_db()
+    assert partner.payouts_held_at is not None and partner.payouts_hold_reason == "Identity check pending"
+    assert AuditEvent.objects.get(action="partner.payouts_held").data == {"reason": "Identity check pending"}
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "error"),
+    [
+        ("reject", PartnerStatus.PENDING, "Give a reason: the partner will read it."),
+        ("suspend", PartnerStatus.APPROVED, "Give a reason: the partner will read it."),
+        ("hold", PartnerStatus.APPROVED, "Give a reason for the hold"),
+    ],
+)
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_no_reason_no_confirmation_and_nothing_changes(
+    action: str, status: str, error: str, confirmed: bool, django_capture_on_commit_callbacks: Any
+) -> None:
+    partner = _partner_in(status)
+    staff = _client_for(make_staff())
+    data = {"reason": "  ", **({"confirmed": "yes"} if confirmed else {})}
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(f"/partners/staff/{partner.pk}/{action}", data)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert error in html and 'name="confirmed"' not in html  # the review page again, with the error
+    partner.refresh_from_db()
+    assert (partner.status, partner.payouts_held_at) == (status, None)
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action__in=["partner.rejected", "partner.suspended", "partner.payouts_held"])
+
+
+def test_an_action_the_status_forbids_is_refused_before_confirmation() -> None:
+    partner = _partner_in(PartnerStatus.PENDING)
+    response = _client_for(make_staff()).post(f"/partners/staff/{partner.pk}/suspend", {"reason": "Abuse"})
+    assert response.status_code == 400
+    assert "Cannot suspend a partner whose status is pending review." in response.content.decode()
+    assert 'name="confirmed"' not in response.content.decode()
+
+
+def test_confirming_needs_the_csrf_token() -> None:
+    partner = _partner_in(PartnerStatus.APPROVED)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_staff())
+    response = client.post(f"/partners/staff/{partner.pk}/suspend", {"reason": "Abuse", "confirmed": "yes"})
+    assert response.status_code == 403
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED
+
+
+def test_approve_and_restore_stay_one_click() -> None:
+    partner = _partner_in(PartnerStatus.SUSPENDED)
+    staff = _client_for(make_staff())
+    assert staff.post(f"/partners/staff/{partner.pk}/restore").status_code == 302
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED
