@@ -175,7 +175,7 @@ def test_app_list_pages_by_25_and_each_public_key_link_has_its_own_name() -> Non
     first = client.get("/partners/apps/")
     assert [a.name for a in first.context["apps"]] == [f"App {i:02d}" for i in range(25)]
     html = first.content.decode()
-    assert "Page 1 of 2 · 27 in all" in html and 'href="?page=2"' in html
+    assert "Page 1 of 2 (27 apps)" in html and 'href="?page=2"' in html
     second = client.get("/partners/apps/?page=2")
     assert [a.name for a in second.context["apps"]] == ["App 25", "App 26"]
     assert client.get("/partners/apps/?page=99").context["apps"] == second.context["apps"]  # the nearest page
