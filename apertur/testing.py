@@ -5,6 +5,9 @@ from __future__ import annotations
 from itertools import count
 from typing import Any
 
+from django.http import HttpResponseBase
+from django.test import Client
+
 from apertur.accounts.models import User
 from apertur.accounts.services import create_user
 from apertur.oauth.services import CreatedApp, create_app
@@ -115,3 +118,21 @@ def image_file(name: str = "photo.png", content: bytes = PNG_BYTES, content_type
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, content, content_type=content_type)
+
+
+# --- HTTP -----------------------------------------------------------------------------------------------
+
+# Stamped with the clock (never_cache): equal only within the same second.
+_TIME_HEADERS = {"Date", "Expires"}
+
+
+def assert_head_like_get(client: Client, path: str) -> HttpResponseBase:
+    """RFC 9110 §9.3.2: HEAD answers what GET would — same status and header fields — without content."""
+    get = client.get(path)
+    head = client.head(path)
+    assert head.status_code == get.status_code, (head.status_code, get.status_code)
+    assert {k: v for k, v in head.headers.items() if k not in _TIME_HEADERS} == {
+        k: v for k, v in get.headers.items() if k not in _TIME_HEADERS
+    }
+    assert head.content == b""
+    return head

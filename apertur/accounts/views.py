@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -14,52 +12,30 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts import login as login_service
 from apertur.accounts import services
+from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next
 from apertur.accounts.forms import LoginForm, SignupForm
 from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
-from apertur.core.http import client_ip, keep_opener
+from apertur.core.http import client_ip
 from apertur.projects.services import create_customer
 from apertur.referrals.services import COOKIE_NAME as REFERRAL_COOKIE
 from apertur.referrals.services import attribute_signup
-
-
-def _safe_next(request: HttpRequest) -> str:
-    """Only same-site paths: never an open redirect (``//evil.com`` and ``https://evil.com`` are refused)."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return "/"
 
 
 def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited) -> HttpResponse:
     minutes = max(1, round(exc.retry_after / 60))
     form.errors.clear()
     form.add_error(None, f"Too many attempts. Try again in {minutes} minute(s).")
-    response = render(request, template, {"form": form, "next": _safe_next(request)}, status=429)
+    response = render(request, template, {"form": form, "next": safe_next(request)}, status=429)
     response["Retry-After"] = str(exc.retry_after)
     return response
-
-
-def authorize_flow_pages(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
-    """Login and signup in the middle of an OAuth authorization keep ``window.opener`` for the SDK popup."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest) -> HttpResponse:
-        response = view(request)
-        if _safe_next(request).startswith("/oauth/authorize"):
-            keep_opener(response)
-        return response
-
-    return wrapper
 
 
 @authorize_flow_pages
@@ -80,12 +56,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
             return _too_many(request, "accounts/login.html", form, exc)
         if user is not None:
             login(request, user)
-            return redirect(_safe_next(request))
+            return redirect(safe_next(request))
         form.add_error(None, "Incorrect email or password.")
         status = 400
     elif request.method == "POST":
         status = 400
-    return render(request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=status)
+    return render(request, "accounts/login.html", {"form": form, "next": safe_next(request)}, status=status)
 
 
 @authorize_flow_pages
@@ -111,13 +87,19 @@ def signup_view(request: HttpRequest) -> HttpResponse:
             attribute_signup(customer=user, cookie=request.COOKIES.get(REFERRAL_COOKIE))
             login(request, user)
             messages.success(request, f"Welcome to Apertur! We sent a confirmation link to {user.email}.")
-            return redirect(_safe_next(request))
+            return redirect(safe_next(request))
     status = 400 if request.method == "POST" else 200
-    return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request)}, status=status)
+    return render(request, "accounts/signup.html", {"form": form, "next": safe_next(request)}, status=status)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
+    """POST logs out (with its CSRF token, so no other site can log a user out). GET (a typed or bookmarked
+    /logout) asks first: one button that posts, instead of a bare 405."""
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect("/")
+        return render(request, "accounts/logout.html")
     logout(request)
     return redirect("/")
 
@@ -138,14 +120,22 @@ def resend_confirmation_view(request: HttpRequest) -> HttpResponse:
     if not user.email_confirmed:
         services.send_confirmation_email(user=user)
         messages.success(request, f"We sent a new confirmation link to {user.email}.")
-    return redirect(_safe_next(request))
+    return redirect(safe_next(request))
 
 
+@method_decorator(authorize_flow_pages, name="dispatch")
 class PasswordResetView(auth_views.PasswordResetView):
+    """Reached from the login page, also inside the SDK popup: ``next`` goes through to the "check your
+    email" page, so neither page severs the popup and both lead back to the login that continues the
+    authorization. The emailed link itself opens wherever the mail client opens it."""
+
     template_name = "accounts/password_reset.html"
     email_template_name = "emails/password_reset.txt"
     subject_template_name = "emails/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password-reset-done")
+
+    def get_success_url(self) -> str:
+        return super().get_success_url() + next_query(self.request)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
@@ -165,6 +155,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().form_valid(form)
 
 
+@method_decorator(authorize_flow_pages, name="dispatch")
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
     template_name = "accounts/password_reset_done.html"
 

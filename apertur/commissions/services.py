@@ -283,8 +283,11 @@ def _insert_earnings(new: list[_Earning]) -> list[int]:
 def _refund_take(payment: Payment, earned: int) -> int:
     """What the payment's refunds take back: 10 % of everything refunded so far, rounded once on the total
     (two refunds of 3 cents on a 6-cent payment reverse its whole 1-cent commission, not 0 + 0), capped at
-    what was earned; a payment refunded in full gives back its whole commission."""
-    refunds = list(Refund.objects.filter(payment=payment).values_list("amount_cents", "amount_cad_cents"))
+    what was earned; a payment refunded in full gives back its whole commission. A refund that failed or was
+    canceled (``voided_at``) returned nothing and takes nothing."""
+    refunds = list(
+        Refund.objects.filter(payment=payment, voided_at__isnull=True).values_list("amount_cents", "amount_cad_cents")
+    )
     if not refunds:
         return 0
     if sum(original for original, _ in refunds) >= payment.amount_cents:
@@ -323,7 +326,7 @@ def _settle(*, payment: Payment, at: dt.datetime, source_key: str) -> Commission
     delta = _target(payment, earned.amount_cents) - sum(amount for _, amount, _ in entries)
     if delta == 0:
         return None
-    if delta > 0:  # a dispute won: earned again, never available before the original earning or the win
+    if delta > 0:  # a dispute won, a refund voided: earned again, never available before the earning or the fact
         kind, available_at = EntryKind.EARNED, max(earned.available_at, at)
     elif any(paid for key, _, paid in entries if key == earned.source_key):  # paid: netted against later payouts
         kind, available_at = EntryKind.CLAWBACK, at
@@ -345,6 +348,12 @@ def _settle(*, payment: Payment, at: dt.datetime, source_key: str) -> Commission
 
 def on_refund(*, refund: Refund) -> CommissionEntry | None:
     return _settle(payment=refund.payment, at=refund.created_at, source_key=f"refund:{refund.pk}")
+
+
+def on_refund_voided(*, refund: Refund) -> CommissionEntry | None:
+    """A refund that failed or was canceled after it was counted: what it took back is earned again."""
+    assert refund.voided_at is not None
+    return _settle(payment=refund.payment, at=refund.voided_at, source_key=f"refund-voided:{refund.pk}")
 
 
 def on_dispute_opened(*, dispute: Dispute) -> CommissionEntry | None:

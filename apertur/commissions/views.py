@@ -8,7 +8,7 @@ import csv
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apertur.commissions import selectors
 from apertur.commissions.charts import bar_chart
@@ -32,7 +32,7 @@ CSV_HEADER = [
 
 @never_cache
 @approved_partner_required
-@require_GET
+@require_safe
 def dashboard(request: HttpRequest, partner: Partner) -> HttpResponse:
     now = clock.now()
     form = EarningFilterForm(request.GET, customers=selectors.customer_choices(partner=partner))
@@ -57,7 +57,7 @@ def dashboard(request: HttpRequest, partner: Partner) -> HttpResponse:
 
 @never_cache
 @approved_partner_required
-@require_GET
+@require_safe
 def earnings_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
     form = EarningFilterForm(request.GET)
     if not form.is_valid():

@@ -114,6 +114,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apertur.core.context_processors.site",
+                "apertur.accounts.flow.account_links",
             ],
         },
     }

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from typing import TypeVar
+
+from django.http import HttpRequest, HttpResponseBase
+
+Response = TypeVar("Response", bound=HttpResponseBase)
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -23,6 +27,6 @@ def client_ip(request: HttpRequest) -> str:
 POPUP_COOP = "unsafe-none"
 
 
-def keep_opener(response: HttpResponse) -> HttpResponse:
+def keep_opener(response: Response) -> Response:
     response["Cross-Origin-Opener-Policy"] = POPUP_COOP
     return response

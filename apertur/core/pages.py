@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from django.core.paginator import Paginator
 
 T = TypeVar("T")
+PAGE_SIZE = 25  # rows of a portal table page unless the table says otherwise
 
 
 @dataclass(frozen=True, slots=True)

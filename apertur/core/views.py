@@ -4,12 +4,12 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apertur.core.mail import stored_messages
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("projects:list")
@@ -17,7 +17,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database answers a query, 503 otherwise."""
     try:
@@ -29,7 +29,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
-@require_GET
+@require_safe
 def dev_mail(request: HttpRequest) -> HttpResponse:
     """DEBUG only (the route exists only then, see urls.py): the newest messages in var/mail/, with
     clickable links, so a person trying Apertur locally can confirm an email or reset a password."""

@@ -1,4 +1,9 @@
+import re
+
 from django import forms
+
+# A comma followed by a scheme: two URIs typed on one line (a comma is legal inside one URI, so not split).
+_JOINED_URIS = re.compile(r",\s*[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _lines(value: str) -> list[str]:
@@ -28,6 +33,12 @@ class AppForm(forms.Form):
             "Leave empty to allow every origin during development."
         ),
     )
+
+    def clean_redirect_uris(self) -> str:
+        value: str = self.cleaned_data["redirect_uris"]
+        if any(_JOINED_URIS.search(line) for line in value.splitlines()):
+            raise forms.ValidationError("Put each redirect URI on its own line: this line holds two URIs.")
+        return value
 
     def redirect_uri_list(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["redirect_uris"].splitlines() if line.strip()]

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
+from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.oauth import selectors, services
 from apertur.oauth.errors import AppNotFound
 from apertur.oauth.forms import AppForm, DeleteForm
@@ -46,8 +47,10 @@ def _apply_error(form: AppForm | DeleteForm, exc: AperturError) -> None:
 
 @approved_partner_required
 def app_list(request: HttpRequest, partner: Partner) -> HttpResponse:
-    apps = list(selectors.app_list(partner=partner))
-    return render(request, "oauth/app_list.html", {"partner": partner, "apps": apps, "section": "apps"})
+    page = page_of(selectors.app_list(partner=partner), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
+    return render(
+        request, "oauth/app_list.html", {"partner": partner, "apps": page.rows, "page": page, "section": "apps"}
+    )
 
 
 def _app_form(request: HttpRequest, partner: Partner, app: OAuthApp | None) -> HttpResponse:

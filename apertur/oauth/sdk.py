@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 SHORT_CACHE = "public, max-age=300"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
@@ -54,12 +54,12 @@ def _serve(body: bytes, cache: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def latest(request: HttpRequest) -> HttpResponse:
     return _serve(bundle().body, SHORT_CACHE)
 
 
-@require_GET
+@require_safe
 def pinned(request: HttpRequest, version: str) -> HttpResponse:
     current = bundle()
     if version != current.version:

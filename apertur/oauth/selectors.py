@@ -18,6 +18,7 @@ def app_list(*, partner: Partner) -> QuerySet[OAuthApp]:
         OAuthApp.objects.filter(partner=partner)
         .prefetch_related("redirect_uris", "allowed_domains")
         .annotate(connected_projects=Count("connections", filter=Q(connections__revoked_at__isnull=True)))
+        .order_by("created_at", "id")  # the aggregate drops Meta.ordering; pages need a stable order
     )
 
 

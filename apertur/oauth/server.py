@@ -96,7 +96,10 @@ _code_locked = CompiledLookup(
 # endpoint's ``InvalidRequestError()``): these stand in for them. Only the characters §5.2 allows (no quotes).
 GENERIC_DESCRIPTIONS = {
     "invalid_request": "The request is missing a required parameter, repeats one, or is otherwise malformed.",
-    "invalid_client": "Client authentication failed: check client_id and client_secret.",
+    "invalid_client": (
+        "Client authentication failed: check client_id and client_secret"
+        " (HTTP Basic, or client_id and client_secret in the body)."
+    ),
     "invalid_grant": (
         "The authorization code or refresh token is invalid, expired or revoked, or was issued to another client."
     ),
@@ -740,9 +743,13 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         return response
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> HttpResponse:
-        # RFC 6749 §5.2: invalid_client is a 401 with a WWW-Authenticate challenge.
+        # RFC 6749 §5.2: invalid_client is a 401 with a WWW-Authenticate challenge. Its description is always
+        # ours: Authlib's either lists its method names ("cannot authenticate with methods: [...]"), which
+        # says nothing about what to change, or says that the client does not exist, which a wrong secret
+        # would not: one answer for every failure reveals nothing about which client ids exist.
         if isinstance(error, InvalidClientError):
             error.status_code = 401
+            error.description = GENERIC_DESCRIPTIONS["invalid_client"]
         # RFC 7009 §2.2.1: unsupported_token_type is a 400 (Authlib answers 401, without a challenge).
         elif isinstance(error, UnsupportedTokenTypeError):
             error.status_code = 400

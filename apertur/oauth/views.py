@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from apertur.accounts.models import User
 from apertur.core import audit, ratelimit
@@ -306,7 +306,7 @@ def metadata_document() -> dict[str, Any]:
     }
 
 
-@require_GET
+@require_safe
 def metadata(request: HttpRequest) -> JsonResponse:
     """RFC 8414 §3."""
     response = JsonResponse(metadata_document())

@@ -6,8 +6,6 @@ applicant once the transaction commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
@@ -97,12 +95,25 @@ def apply(
     return partner
 
 
-def _transition(*, partner: Partner, allowed_from: Iterable[str], action: str) -> Partner:
-    locked = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
-    if locked.status not in allowed_from:
+#: The statuses each review action leaves from.
+_ALLOWED_FROM: dict[str, frozenset[str]] = {
+    "approve": frozenset({PartnerStatus.PENDING}),
+    "reject": frozenset({PartnerStatus.PENDING}),
+    "suspend": frozenset({PartnerStatus.APPROVED}),
+    "restore": frozenset({PartnerStatus.SUSPENDED}),
+}
+
+
+def _check_status(partner: Partner, action: str) -> None:
+    if partner.status not in _ALLOWED_FROM[action]:
         raise InvalidPartnerTransition(
-            f"Cannot {action} a partner whose status is {locked.get_status_display().lower()}."
+            f"Cannot {action} a partner whose status is {partner.get_status_display().lower()}."
         )
+
+
+def _transition(*, partner: Partner, action: str) -> Partner:
+    locked = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
+    _check_status(locked, action)
     return locked
 
 
@@ -113,9 +124,16 @@ def _reason(reason: str) -> str:
     return text
 
 
+def check_review(*, partner: Partner, action: str, reason: str) -> None:
+    """Raise what ``reject`` or ``suspend`` (``action``) would raise now, changing nothing: staff are asked to
+    confirm only an action that can happen, with the reason the partner will read."""
+    _reason(reason)
+    _check_status(partner, action)
+
+
 @transaction.atomic
 def approve(*, partner: Partner, reviewer: User | None, ip: str | None = None) -> Partner:
-    partner = _transition(partner=partner, allowed_from={PartnerStatus.PENDING}, action="approve")
+    partner = _transition(partner=partner, action="approve")
     partner.status = PartnerStatus.APPROVED
     partner.reviewed_at = clock.now()
     partner.reviewed_by = reviewer
@@ -135,7 +153,7 @@ def approve(*, partner: Partner, reviewer: User | None, ip: str | None = None) -
 @transaction.atomic
 def reject(*, partner: Partner, reviewer: User | None, reason: str, ip: str | None = None) -> Partner:
     text = _reason(reason)
-    partner = _transition(partner=partner, allowed_from={PartnerStatus.PENDING}, action="reject")
+    partner = _transition(partner=partner, action="reject")
     partner.status = PartnerStatus.REJECTED
     partner.reviewed_at = clock.now()
     partner.reviewed_by = reviewer
@@ -155,7 +173,7 @@ def reject(*, partner: Partner, reviewer: User | None, reason: str, ip: str | No
 def suspend(*, partner: Partner, reviewer: User | None, reason: str, ip: str | None = None) -> Partner:
     """Suspension takes effect at once: every check of an app's usability reads the partner's status."""
     text = _reason(reason)
-    partner = _transition(partner=partner, allowed_from={PartnerStatus.APPROVED}, action="suspend")
+    partner = _transition(partner=partner, action="suspend")
     partner.status = PartnerStatus.SUSPENDED
     partner.suspended_at = clock.now()
     partner.suspension_reason = text
@@ -172,7 +190,7 @@ def suspend(*, partner: Partner, reviewer: User | None, reason: str, ip: str | N
 
 @transaction.atomic
 def restore(*, partner: Partner, reviewer: User | None, ip: str | None = None) -> Partner:
-    partner = _transition(partner=partner, allowed_from={PartnerStatus.SUSPENDED}, action="restore")
+    partner = _transition(partner=partner, action="restore")
     partner.status = PartnerStatus.APPROVED
     partner.suspended_at = None
     partner.suspension_reason = ""

@@ -109,11 +109,11 @@ def staff_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", PartnerStatus.PENDING)
     if status not in PartnerStatus.values and status != "all":
         status = PartnerStatus.PENDING
-    partners = selectors.partner_list(status=None if status == "all" else status)[:200]
+    page = selectors.partner_page(status=None if status == "all" else status, page=request.GET.get("page"))
     return render(
         request,
         "partners/staff_list.html",
-        {"partners": partners, "status": status, "statuses": PartnerStatus.choices},
+        {"page": page, "status": status, "statuses": PartnerStatus.choices},
     )
 
 
@@ -134,51 +134,103 @@ def _staff_context(
     }
 
 
+#: Actions that ask for confirmation first (what they do, the confirm button), and the words the page shows for
+#: the reason. The first POST, from the review page, only shows what will happen; the confirmation page posts the
+#: same reason again with ``confirmed``, and only that acts. Approve, Restore and Release are undone as easily.
+_CONFIRM: dict[str, tuple[str, str, str]] = {
+    "reject": (
+        "Reject {company}?",
+        "The application is refused and the applicant is emailed this reason. They can update the application "
+        "and apply again.",
+        "Reject application",
+    ),
+    "suspend": (
+        "Suspend {company}?",
+        "This disables all their OAuth apps at once (credentials, public keys and tokens stop working, and their "
+        "users cannot connect) and emails them this reason. Restore undoes it.",
+        "Suspend partner",
+    ),
+    "hold": (
+        "Hold payouts to {company}?",
+        "No monthly run or staff retry pays them until you release the hold; commissions keep accumulating. The "
+        "partner is not emailed; the audit log keeps this note.",
+        "Hold payouts",
+    ),
+}
+_PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "restore": "restored"}
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("confirmed") == "yes"
+
+
+def _confirm_page(request: HttpRequest, partner: Partner, action: str, *, reason: str, label: str) -> HttpResponse:
+    title, warning, button = _CONFIRM[action]
+    context = {
+        "partner": partner,
+        "action": action,
+        "title": title.format(company=partner.company_name),
+        "warning": warning,
+        "button": button,
+        "reason": reason,
+        "reason_label": label,
+    }
+    return render(request, "partners/staff_confirm.html", context)
+
+
 @staff_member_required
 @require_POST
 def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResponse:
-    partner = get_object_or_404(Partner, pk=partner_id)
+    partner = get_object_or_404(Partner.objects.select_related("user", "reviewed_by"), pk=partner_id)
     if action in ("hold", "release"):
         return _staff_payout_hold(request, partner, action)
+    if action not in _PAST:
+        return HttpResponse("Unknown action.", status=404)
     form = ReasonForm(request.POST)
     form.is_valid()
     reason = form.cleaned_data.get("reason", "")
     reviewer, ip = _user(request), client_ip(request)
     try:
+        if action in _CONFIRM and not _confirmed(request):
+            services.check_review(partner=partner, action=action, reason=reason)
+            return _confirm_page(
+                request, partner, action, reason=reason.strip(), label=str(form.fields["reason"].label)
+            )
         if action == "approve":
             services.approve(partner=partner, reviewer=reviewer, ip=ip)
         elif action == "reject":
             services.reject(partner=partner, reviewer=reviewer, reason=reason, ip=ip)
         elif action == "suspend":
             services.suspend(partner=partner, reviewer=reviewer, reason=reason, ip=ip)
-        elif action == "restore":
-            services.restore(partner=partner, reviewer=reviewer, ip=ip)
         else:
-            return HttpResponse("Unknown action.", status=404)
+            services.restore(partner=partner, reviewer=reviewer, ip=ip)
     except AperturError as exc:
         form.add_error("reason" if exc.field == "reason" else None, exc.message)
         partner.refresh_from_db()
         return render(request, "partners/staff_detail.html", _staff_context(partner, form=form), status=400)
-    past = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "restore": "restored"}[action]
-    messages.success(request, f"{partner.company_name} {past}. The partner has been emailed.")
+    messages.success(request, f"{partner.company_name} {_PAST[action]}. The partner has been emailed.")
     return redirect("partners:staff-detail", partner_id=partner.pk)
 
 
 def _hold_form(request: HttpRequest | None = None) -> ReasonForm:
     form = ReasonForm(request.POST if request else None, auto_id="id_hold_%s")
-    form.fields["reason"].label = "Reason for the hold"
+    form.fields["reason"].label = "Why hold payouts"
     return form
 
 
 def _staff_payout_hold(request: HttpRequest, partner: Partner, action: str) -> HttpResponse:
-    """Hold (with a required reason) or release the partner's payouts; the service audits both."""
+    """Hold (with a required reason, once confirmed) or release the partner's payouts; the service audits both."""
     hold_form = _hold_form(request)
     hold_form.is_valid()
+    reason = hold_form.cleaned_data.get("reason", "")
     try:
-        if action == "hold":
-            payout_services.hold_partner(
-                partner=partner, actor=_user(request), reason=hold_form.cleaned_data.get("reason", "")
+        if action == "hold" and not _confirmed(request):
+            payout_services.check_hold(reason=reason)
+            return _confirm_page(
+                request, partner, action, reason=reason.strip(), label=str(hold_form.fields["reason"].label)
             )
+        if action == "hold":
+            payout_services.hold_partner(partner=partner, actor=_user(request), reason=reason)
         else:
             payout_services.release_partner(partner=partner, actor=_user(request))
     except AperturError as exc:

@@ -10,7 +10,7 @@ import datetime as dt
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apertur.core import clock
 from apertur.core.errors import NotFound
@@ -39,7 +39,7 @@ CSV_HEADER = [
 
 @never_cache
 @approved_partner_required
-@require_GET
+@require_safe
 def payout_detail(request: HttpRequest, partner: Partner, payout_id: int) -> HttpResponse:
     try:
         payout = selectors.payout_detail(partner=partner, payout_id=payout_id)
@@ -59,7 +59,7 @@ def payout_detail(request: HttpRequest, partner: Partner, payout_id: int) -> Htt
 
 @never_cache
 @approved_partner_required
-@require_GET
+@require_safe
 def statement_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
     """Every payout of the partner, one row per commission entry."""
     return _statement(partner, None, f"apertur-payouts-{clock.business_date()}.csv")
@@ -67,7 +67,7 @@ def statement_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
 
 @never_cache
 @approved_partner_required
-@require_GET
+@require_safe
 def payout_statement_csv(request: HttpRequest, partner: Partner, payout_id: int) -> HttpResponse:
     """One payout of the partner, one row per commission entry."""
     return _statement(partner, payout_id, "")

@@ -785,11 +785,21 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
     return locked
 
 
+def _hold_reason(reason: str) -> str:
+    text = reason.strip()
+    if not text:
+        raise HoldReasonRequired(field="reason")
+    return text
+
+
+def check_hold(*, reason: str) -> None:
+    """Raise what :func:`hold_partner` would raise about ``reason``, changing nothing (staff confirm a hold)."""
+    _hold_reason(reason)
+
+
 def hold_partner(*, partner: Partner, actor: Any, reason: str) -> Partner:
     """Stop the partner's payouts (commissions keep accumulating) until :func:`release_partner`."""
-    reason = reason.strip()
-    if not reason:
-        raise HoldReasonRequired(field="reason")
+    reason = _hold_reason(reason)
     with transaction.atomic():
         Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason=reason[:1000])
         partner.refresh_from_db()

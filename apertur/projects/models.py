@@ -170,11 +170,16 @@ class Payment(models.Model):
 
 
 class Refund(models.Model):
+    """A refund of a payment, counted while it may return money (pending, requires_action, succeeded). One that
+    failed or was canceled never returns any (Stripe sends the change as ``refund.updated``): ``voided_at`` is
+    set once and for good, and the commission it took back is earned again."""
+
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="refunds")
     external_id = models.CharField(max_length=100, unique=True)
     amount_cents = models.BigIntegerField()  # in the payment's currency
     amount_cad_cents = models.BigIntegerField(default=0)
     created_at = models.DateTimeField()
+    voided_at = models.DateTimeField(null=True, blank=True)  # failed or canceled (the event's time)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -184,18 +189,22 @@ class Refund(models.Model):
 
 
 class DisputeStatus(models.TextChoices):
-    OPEN = "open", "Open"
+    # An inquiry (Stripe's ``warning_*`` statuses) takes no money: it only becomes a chargeback if the issuer
+    # escalates it, when Stripe moves the same dispute to a chargeback status.
+    INQUIRY = "inquiry", "Inquiry"
+    INQUIRY_CLOSED = "inquiry_closed", "Inquiry closed"
+    OPEN = "open", "Open"  # a chargeback: the money is withdrawn until it is decided
     WON = "won", "Won"
     LOST = "lost", "Lost"
 
 
 class Dispute(models.Model):
-    """A chargeback on a payment."""
+    """A dispute of a payment: a chargeback, or an inquiry that may become one."""
 
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="disputes")
     external_id = models.CharField(max_length=100, unique=True)
     amount_cents = models.BigIntegerField()
-    status = models.CharField(max_length=6, choices=DisputeStatus.choices, default=DisputeStatus.OPEN)
+    status = models.CharField(max_length=14, choices=DisputeStatus.choices, default=DisputeStatus.OPEN)
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
 

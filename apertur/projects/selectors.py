@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from apertur.accounts.models import User
@@ -54,4 +54,6 @@ def current_subscription(*, project: Project) -> Subscription | None:
 
 
 def payment_list(*, project: Project) -> QuerySet[Payment]:
-    return Payment.objects.filter(project=project).annotate(refunded_cents=Coalesce(Sum("refunds__amount_cents"), 0))
+    """The project's payments with what was refunded of each (refunds that failed or were canceled returned nothing)."""
+    refunded = Sum("refunds__amount_cents", filter=Q(refunds__voided_at__isnull=True))
+    return Payment.objects.filter(project=project).annotate(refunded_cents=Coalesce(refunded, 0))

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.partners.decorators import approved_partner_required
 from apertur.partners.models import Partner
 from apertur.referrals import selectors, services
@@ -24,10 +25,10 @@ def link_list(request: HttpRequest, partner: Partner) -> HttpResponse:
             messages.success(request, f"Referral link created: {link.url}")
             return redirect("partners:referrals")
         status = 400
-    links = list(selectors.link_list(partner=partner))
+    page = page_of(selectors.link_list(partner=partner), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     return render(
         request,
         "referrals/links.html",
-        {"partner": partner, "links": links, "form": form, "section": "referrals"},
+        {"partner": partner, "links": page.rows, "page": page, "form": form, "section": "referrals"},
         status=status,
     )

@@ -3,20 +3,25 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apertur.referrals import services
 from apertur.referrals.models import ReferralLink
 
 
-@require_GET
+@require_safe
 def referral(request: HttpRequest, code: str) -> HttpResponse:
-    """``GET /r/<code>``: count the click, remember it for 90 days (last click wins), go to signup."""
+    """``GET /r/<code>``: count the click, remember it for 90 days (last click wins), go to signup.
+
+    ``HEAD`` answers the same status and redirect (RFC 9110 §9.3.2) but is no visit — link checkers and
+    previews send it — so it neither counts a click nor sets the cookie."""
     link = ReferralLink.objects.filter(code=code).first()
     if link is None:
         raise Http404("This referral link does not exist.")
-    value = services.record_click(link=link)
     response = redirect("/signup" if not request.user.is_authenticated else "/")
+    if request.method == "HEAD":
+        return response
+    value = services.record_click(link=link)
     response.set_cookie(
         services.COOKIE_NAME,
         value,

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apertur.accounts.models import User
 from apertur.core import clock, ratelimit
@@ -33,7 +33,7 @@ def _guest_session(token: str) -> UploadSession:
     return session
 
 
-@require_GET
+@require_safe
 def public_page(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
     locked = session.has_password and not request.session.get(_unlocked_key(session))
@@ -132,7 +132,7 @@ def _owned_session(request: HttpRequest, public_id: str, session_id: str) -> Upl
 
 
 @login_required
-@require_GET
+@require_safe
 def session_detail(request: HttpRequest, public_id: str, session_id: str) -> HttpResponse:
     session = _owned_session(request, public_id, session_id)
     uploads = list(selectors.upload_list(project=session.project, session=session)[:500])
@@ -152,7 +152,7 @@ def session_close(request: HttpRequest, public_id: str, session_id: str) -> Http
 
 
 @login_required
-@require_GET
+@require_safe
 def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
     upload = (
         Upload.objects.select_related("project").filter(public_id=upload_id, project__owner=_owner(request)).first()

@@ -66,6 +66,8 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+# Not require_safe: the page pops the signing secret shown once after creation, and a HEAD would
+# consume it without showing it.
 @require_GET
 def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)

@@ -462,3 +462,47 @@ def test_consent_page_cannot_be_framed(page: Page, live_server: Any, tmp_path: P
         assert "/oauth/authorize" not in child.url, child.url
         assert child.get_by_role("button", name="Allow").count() == 0
         assert child.get_by_text("wants to access your Apertur project").count() == 0
+
+
+# --- 7. layout at the popup's size ---------------------------------------------------------------------
+
+# The widest element sticking out of the viewport, for a readable failure.
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const wide = [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+  return { scrollWidth: document.documentElement.scrollWidth, innerWidth: width, wide: wide.slice(0, 5) };
+}"""
+
+
+def expect_no_horizontal_scroll(page: Page) -> None:
+    measured = page.evaluate(OVERFLOW)
+    assert measured["scrollWidth"] <= measured["innerWidth"], measured
+
+
+@pytest.mark.parametrize("width", [480, 360])  # the SDK's popup is 480 px wide (sdk/js/src/core.ts)
+def test_login_and_consent_fit_the_popup_without_horizontal_scroll(
+    page: Page, live_server: Any, tmp_path: Path, width: int
+) -> None:
+    base = live_server.url
+    page.set_viewport_size({"width": width, "height": 700})
+    user, _ = make_owner("christopher.montgomery-fairweather@photography-studio.example", "Summer wedding", "Gala")
+    with partner_site(tmp_path) as site:
+        created = make_app(
+            make_partner(),
+            name="Snapflow Event Galleries",
+            redirect_uris=[site.callback],
+            website="https://www.snapflow-event-galleries.example/integrations/apertur",
+        )
+        url = standard_authorize_url(base, created, site.callback, "st4te")
+
+        page.goto(url)
+        page.wait_for_url(re.compile(r"/login\?next="), timeout=WAIT_MS)
+        expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        expect_no_horizontal_scroll(page)
+
+        log_in_form(page, user.email)
+        expect_consent(page, "Snapflow Event Galleries")
+        expect_no_horizontal_scroll(page)
+        expect(page.get_by_role("button", name="Log out")).to_be_in_viewport()

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from apertur.oauth.models import OAuthApp
 from apertur.oauth.selectors import authenticate_client
 from apertur.partners.models import Partner, PartnerStatus
-from apertur.testing import make_staff
+from apertur.testing import make_partner, make_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -92,3 +92,28 @@ def test_apply_approve_create_app_secret_shown_once(page: Page, live_server: Any
     expect(page.get_by_test_id("client-secret")).to_have_count(0)
     assert secret not in page.content()
     expect(page.get_by_text(f"••••••••{secret[-4:]}")).to_be_visible()
+
+
+def test_staff_suspend_asks_first_and_one_field_is_labelled_reason(page: Page, live_server: Any) -> None:
+    base = live_server.url
+    staff = make_staff("reviewer@apertur.example")
+    partner = make_partner()
+    log_in(page, base, staff.email, "correct-horse-battery")
+    page.goto(f"{base}/partners/staff/{partner.pk}/")
+    expect(page.get_by_label("Reason")).to_have_count(1)
+
+    page.get_by_label("Reason").fill("Chargebacks from referred customers")
+    page.get_by_role("button", name="Suspend").click()
+    expect(page.get_by_role("heading", name="Suspend Snapflow Inc.?")).to_be_visible()
+    expect(page.get_by_test_id("confirm-reason")).to_have_text("Chargebacks from referred customers")
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED  # asked, not done
+
+    page.get_by_role("button", name="Suspend partner").click()
+    expect(page.get_by_text("Snapflow Inc. suspended")).to_be_visible()
+    partner.refresh_from_db()
+    assert (partner.status, partner.suspension_reason) == (
+        PartnerStatus.SUSPENDED,
+        "Chargebacks from referred customers",
+    )
+    expect(page.get_by_label("Reason")).to_have_count(0)  # Restore takes no reason

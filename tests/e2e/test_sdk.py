@@ -373,6 +373,41 @@ def test_partner_site_connects_through_the_popup_then_disconnects(page: Page, li
     assert errors == [], errors
 
 
+def test_a_new_user_signs_up_from_the_popup_header_and_connects(page: Page, live_server: Any) -> None:
+    """The popup's login page offers the header's Sign up: that page must keep the popup's opener and
+    signing up must come back to the authorization request (before, it severed the popup, the SDK
+    reported user_denied at once, and the new user ended on /projects/)."""
+    base = live_server.url
+    created = make_app(make_partner(), name="Snapflow", allowed_domains=["*.localhost"])
+    with static_site() as site:
+        site.pages["/"] = sdk_page(base, created.public_key)
+        page.goto(site.url())
+        popup = open_popup(page, "Connect")
+        popup.wait_for_url(re.compile(r"/login\?next="), timeout=WAIT_MS)
+
+        with popup.expect_response(re.compile(r"/signup\?next=")) as signup_page:
+            popup.get_by_role("banner").get_by_role("link", name="Sign up", exact=True).click()
+        assert signup_page.value.headers["cross-origin-opener-policy"] == "unsafe-none"
+        expect(popup.get_by_role("heading", name="Create your Apertur account")).to_be_visible()
+        assert popup.evaluate("window.opener !== null") is True
+        page.wait_for_timeout(SETTLE_MS)
+        assert page.evaluate("window.__results") == [], "the SDK gave up while the user was signing up"
+
+        popup.get_by_label("Email").fill("new-customer@example.com")
+        popup.get_by_label("Password").fill("correct-horse-battery")
+        popup.get_by_role("button", name="Sign up").click()
+        expect_consent(popup, "Snapflow")
+        allow(popup)
+
+        (reported,) = results(page)
+        assert "error" not in reported, reported
+        assert reported["code"].startswith("oac_")
+        assert page.evaluate("window.__promise") == [{"code": reported["code"]}]
+
+    token = exchange(created, reported["code"], REDIRECT_URI)
+    assert token["project_id"] == Project.objects.get(owner__email="new-customer@example.com").public_id
+
+
 def test_strict_csp_and_coop_do_not_get_in_the_sdks_way(page: Page, live_server: Any) -> None:
     errors = watch_console(page)
     with demo_partner_site(live_server) as partner:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.core import mail
@@ -39,6 +41,21 @@ def test_login_and_logout() -> None:
     assert client.session["_auth_user_id"] == str(user.pk)
     client.post("/logout")
     assert "_auth_user_id" not in client.session
+
+
+def test_a_typed_logout_url_asks_before_logging_out() -> None:
+    user = make_user("ada@example.com")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    page = client.get("/logout")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Log out of Apertur?" in html and "ada@example.com" in html
+    assert client.session["_auth_user_id"] == str(user.pk)  # a GET (a link, an image) never logs out
+    assert client.post("/logout").status_code == 403  # nor a POST from another site without the token
+    token = page.cookies["csrftoken"].value
+    assert client.post("/logout", {"csrfmiddlewaretoken": token}).status_code == 302
+    assert "_auth_user_id" not in client.session
+    assert Client().get("/logout")["Location"] == "/"  # signed out already: nothing to ask
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
@@ -208,6 +225,62 @@ def test_login_in_an_authorization_popup_keeps_the_opener() -> None:
     assert in_flow["Cross-Origin-Opener-Policy"] == "unsafe-none"
     assert in_flow["X-Frame-Options"] == "DENY"
     assert Client().get("/signup?next=/oauth/authorize")["Cross-Origin-Opener-Policy"] == "unsafe-none"
+
+
+AUTHORIZE = "/oauth/authorize?public_key=aptr_live_pk_x&scope=project:read&origin=http://partner.localhost"
+IN_FLOW = "?" + urlencode({"next": AUTHORIZE})
+
+
+def _hrefs(html: str, text: str) -> list[str]:
+    return [unescape(h) for h in re.findall(rf'<a [^>]*href="([^"]*)"[^>]*>{re.escape(text)}</a>', html)]
+
+
+def test_account_links_carry_the_authorization_request() -> None:
+    """The header's Log in and Sign up and the Forgot-password link kept the popup's user on the way to
+    the authorization request; without ``next`` they ended on /projects/ and severed the popup."""
+    html = Client().get("/login" + IN_FLOW).content.decode()
+    assert _hrefs(html, "Log in") == ["/login" + IN_FLOW]
+    assert _hrefs(html, "Sign up") == ["/signup" + IN_FLOW]
+    assert _hrefs(html, "Forgot your password?") == ["/password-reset" + IN_FLOW]
+    signup = Client().get("/signup" + IN_FLOW).content.decode()
+    assert _hrefs(signup, "Sign up") == ["/signup" + IN_FLOW]
+    assert _hrefs(signup, "Log in") == ["/login" + IN_FLOW] * 2  # the header's and the card's
+
+
+@pytest.mark.parametrize("target", ["", "/", "https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
+def test_account_links_never_carry_an_off_site_next(target: str) -> None:
+    html = Client().get("/login?" + urlencode({"next": target})).content.decode()
+    assert _hrefs(html, "Log in") == ["/login"]
+    assert _hrefs(html, "Sign up") == ["/signup"]
+    assert _hrefs(html, "Forgot your password?") == ["/password-reset"]
+    assert "evil" not in html
+
+
+def test_signup_in_the_flow_returns_to_the_authorization_request() -> None:
+    response = Client().post("/signup" + IN_FLOW, {"email": "new@example.com", "password": "correct-horse-battery"})
+    assert response.status_code == 302 and response["Location"] == AUTHORIZE
+
+
+@pytest.mark.parametrize("path", ["/login", "/signup", "/password-reset", "/password-reset/sent"])
+def test_account_pages_keep_the_opener_only_on_the_way_to_authorize(path: str) -> None:
+    assert Client().get(path)["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert Client().get(path + "?next=/projects/")["Cross-Origin-Opener-Policy"] == "same-origin"
+    in_flow = Client().get(path + IN_FLOW)
+    assert in_flow["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert in_flow["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("email", ["ada@example.com", "nobody@example.com"])
+def test_password_reset_in_the_flow_leads_back_to_log_in(email: str) -> None:
+    make_user("ada@example.com")
+    client = Client()
+    form = client.get("/password-reset" + IN_FLOW).content.decode()
+    assert _hrefs(form, "Back to log in") == ["/login" + IN_FLOW]
+    sent = client.post("/password-reset" + IN_FLOW, {"email": email})
+    assert sent.status_code == 302 and sent["Location"] == "/password-reset/sent" + IN_FLOW
+    done = client.get(sent["Location"])
+    assert done["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert _hrefs(done.content.decode(), "Back to log in") == ["/login" + IN_FLOW]
 
 
 def test_login_budget_per_account_and_ip(settings: Any) -> None:

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from apertur.core.mail import stored_messages
+from apertur.testing import assert_head_like_get
 
 
 def test_maildir_backend_writes_one_file_per_message_and_reads_newest_first(maildir: Path) -> None:
@@ -39,6 +40,13 @@ def test_healthz_ok() -> None:
     response = Client().get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/"])
+def test_public_pages_answer_head_like_get(path: str) -> None:
+    """Load balancers and uptime checks often probe with HEAD; require_GET answered 405."""
+    assert assert_head_like_get(Client(), path).status_code == 200
 
 
 @pytest.mark.django_db

@@ -133,19 +133,27 @@ def invoice_paid(
 
 
 def charge_refunded(
-    *, charge_id: str, invoice_id: str, refunds: list[tuple[str, int, dt.datetime]], event_id: str | None = None
+    *,
+    charge_id: str,
+    invoice_id: str,
+    refunds: list[tuple[str, int, dt.datetime]],
+    statuses: dict[str, str] | None = None,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
-    """Stripe lists every refund of the charge so far in each ``charge.refunded`` event (cumulative)."""
+    """Stripe lists every refund of the charge so far in each ``charge.refunded`` event (cumulative); each has its
+    ``status`` (``succeeded`` unless ``statuses`` names another by refund id)."""
     latest = max(r[2] for r in refunds)
+    status = statuses or {}
+    items: list[dict[str, Any]] = [
+        {"id": rid, "object": "refund", "amount": amt, "created": _ts(at), "status": status.get(rid, "succeeded")}
+        for rid, amt, at in refunds
+    ]
     obj = {
         "id": charge_id,
         "object": "charge",
         "invoice": invoice_id,
-        "amount_refunded": sum(r[1] for r in refunds),
-        "refunds": {
-            "object": "list",
-            "data": [{"id": rid, "amount": amt, "created": _ts(at)} for rid, amt, at in refunds],
-        },
+        "amount_refunded": sum(item["amount"] for item in items if item["status"] not in {"failed", "canceled"}),
+        "refunds": {"object": "list", "data": items},
     }
     return event("charge.refunded", obj, latest, event_id=event_id)
 
@@ -157,9 +165,13 @@ def refund_created(
     amount: int,
     at: dt.datetime,
     status: str = "succeeded",
+    type: str = "refund.created",
+    event_at: dt.datetime | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
-    """A refund on its own (API versions since 2022-11-15 no longer list refunds in ``charge.refunded``)."""
+    """A refund on its own (API versions since 2022-11-15 no longer list refunds in ``charge.refunded``):
+    ``refund.created``, or with ``type`` a later change (``refund.updated``, ``refund.failed``) sent at
+    ``event_at``."""
     obj = {
         "id": refund_id,
         "object": "refund",
@@ -168,7 +180,7 @@ def refund_created(
         "status": status,
         "created": _ts(at),
     }
-    return event("refund.created", obj, at, event_id=event_id)
+    return event(type, obj, event_at or at, event_id=event_id)
 
 
 def dispute(
@@ -179,17 +191,22 @@ def dispute(
     status: str,
     dispute_id: str,
     closed: bool,
+    type: str | None = None,
+    opened_at: dt.datetime | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
+    """``charge.dispute.created`` (or ``.closed``; or ``type``, e.g. ``charge.dispute.updated``) sent at ``at``, of
+    a dispute created at ``opened_at`` (default ``at``). Inquiries have the ``warning_*`` statuses."""
     obj = {
         "id": dispute_id,
         "object": "dispute",
         "charge": charge_id,
         "amount": amount,
         "status": status,
-        "created": _ts(at),
+        "created": _ts(opened_at or at),
     }
-    return event("charge.dispute.closed" if closed else "charge.dispute.created", obj, at, event_id=event_id)
+    kind = type or ("charge.dispute.closed" if closed else "charge.dispute.created")
+    return event(kind, obj, at, event_id=event_id)
 
 
 def encode(evt: dict[str, Any]) -> bytes:

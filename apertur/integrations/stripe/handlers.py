@@ -289,9 +289,16 @@ def _payment_for_charge(charge_id: str, invoice_id: str | None = None) -> Paymen
     return payment
 
 
-def _record_refund(payment: Payment, item: dict[str, Any]) -> None:
-    """One refund, once by its id whichever event brings it (``charge.refunded``'s list, ``refund.created``)."""
-    refund, _ = Refund.objects.get_or_create(
+# A refund in one of these statuses never returns money (Stripe: a refund can fail even after it succeeded).
+VOID_REFUND_STATUSES = frozenset({"failed", "canceled"})
+
+
+def _record_refund(payment: Payment, item: dict[str, Any], *, at: dt.datetime) -> Refund:
+    """One refund, once by its id whichever event brings it (``charge.refunded``'s list, ``refund.*``). It counts
+    while it may return money; once an event shows it failed or canceled it is voided for good (``at``, the
+    event's time), whatever order the events arrive in, and what it took back is earned again."""
+    void = item.get("status") in VOID_REFUND_STATUSES
+    refund, created = Refund.objects.get_or_create(
         external_id=item["id"],
         defaults={
             "payment": payment,
@@ -300,9 +307,18 @@ def _record_refund(payment: Payment, item: dict[str, Any]) -> None:
                 Money(int(item["amount"]), payment.currency), to="CAD", rate=payment.cad_rate
             ).cents,
             "created_at": ts(item["created"]),
+            "voided_at": at if void else None,
         },
     )
-    ledger.on_refund(refund=refund)
+    ledger.on_refund(refund=refund)  # counts nothing if voided
+    if void and not created and refund.voided_at is None:
+        # Under the row's lock, so two deliveries of the failure cannot both earn it again.
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.voided_at is None:
+            refund.voided_at = at
+            refund.save(update_fields=["voided_at"])
+            ledger.on_refund_voided(refund=refund)
+    return refund
 
 
 def charge_refunded(event: dict[str, Any]) -> str:
@@ -316,49 +332,76 @@ def charge_refunded(event: dict[str, Any]) -> str:
         # Since API version 2022-11-15 a charge no longer lists its refunds unless expanded: each refund then
         # arrives on its own as ``refund.created``, with its id and time.
         return f"no refunds listed on {charge['id']}: recorded from refund.created"
-    for item in refunds:
-        _record_refund(payment, item)
-    return f"{len(refunds)} refund(s) on {payment.external_id}"
+    at = ts(event["created"])
+    recorded = [_record_refund(payment, item, at=at) for item in refunds]
+    voided = sum(1 for refund in recorded if refund.voided_at is not None)
+    return f"{len(refunds)} refund(s) on {payment.external_id}" + (f", {voided} failed or canceled" if voided else "")
 
 
 def refund_event(event: dict[str, Any]) -> str:
-    """``refund.created`` / ``refund.updated``: a refund of a payment's charge (not one that failed or was
-    canceled)."""
+    """``refund.created|updated|failed`` and the older ``charge.refund.updated``: a refund of a payment's charge.
+    One that failed or was canceled is recorded as voided: it takes nothing, and gives back what it took."""
     item = event["data"]["object"]
-    if item.get("status") in {"failed", "canceled"}:
-        raise Skip(f"refund {item['id']} {item['status']}")
     charge_id = _id_of(item.get("charge"))
     if charge_id is None:
         raise Skip(f"refund {item['id']} of no charge")
     payment = _payment_for_charge(charge_id)
-    _record_refund(payment, item)
-    return f"refund {item['id']} on {payment.external_id}"
+    refund = _record_refund(payment, item, at=ts(event["created"]))
+    state = f" ({item['status']}: voided)" if refund.voided_at is not None else ""
+    return f"refund {item['id']} on {payment.external_id}{state}"
+
+
+def _is_inquiry(status: object) -> bool:
+    """Stripe's inquiries (``warning_needs_response``, ``warning_under_review``, ``warning_closed``) withdraw no
+    money; escalated to a chargeback, the same dispute moves to ``needs_response`` and on."""
+    return isinstance(status, str) and status.startswith("warning_")
 
 
 def _dispute(obj: dict[str, Any]) -> Dispute:
+    """The dispute, recorded once by its id. A chargeback takes the payment's commission back until it is won; an
+    inquiry takes nothing unless an event shows it escalated (any event, in any order: escalation is for good)."""
     charge_id = _id_of(obj["charge"])
     if charge_id is None:
         raise ValueError("dispute without a charge")  # stored as failed, as a malformed object
     payment = _payment_for_charge(charge_id)
+    inquiry = _is_inquiry(obj.get("status"))
     dispute, _created = Dispute.objects.get_or_create(
         external_id=obj["id"],
-        defaults={"payment": payment, "amount_cents": int(obj.get("amount", 0)), "opened_at": ts(obj["created"])},
+        defaults={
+            "payment": payment,
+            "amount_cents": int(obj.get("amount", 0)),
+            "opened_at": ts(obj["created"]),
+            "status": DisputeStatus.INQUIRY if inquiry else DisputeStatus.OPEN,
+        },
     )
-    ledger.on_dispute_opened(dispute=dispute)
+    if not inquiry and dispute.status in {DisputeStatus.INQUIRY, DisputeStatus.INQUIRY_CLOSED}:
+        dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
+        if dispute.status in {DisputeStatus.INQUIRY, DisputeStatus.INQUIRY_CLOSED}:
+            dispute.status = DisputeStatus.OPEN
+            dispute.closed_at = None
+            dispute.save(update_fields=["status", "closed_at"])
+    ledger.on_dispute_opened(dispute=dispute)  # an inquiry settles to no change
     return dispute
 
 
-def dispute_created(event: dict[str, Any]) -> str:
+def dispute_event(event: dict[str, Any]) -> str:
+    """``charge.dispute.created|updated|funds_withdrawn``."""
     dispute = _dispute(event["data"]["object"])
-    return f"dispute {dispute.external_id} opened"
+    return f"dispute {dispute.external_id} {dispute.status}"
 
 
 def dispute_closed(event: dict[str, Any]) -> str:
     obj = event["data"]["object"]
     dispute = _dispute(obj)  # a closed event delivered first also opens it
     outcome = obj.get("status")
-    if outcome in {"won", "lost"} and dispute.status == DisputeStatus.OPEN:
-        dispute.status = DisputeStatus.WON if outcome == "won" else DisputeStatus.LOST
+    closing: dict[tuple[object, str], DisputeStatus] = {
+        ("won", DisputeStatus.OPEN): DisputeStatus.WON,
+        ("lost", DisputeStatus.OPEN): DisputeStatus.LOST,
+        ("warning_closed", DisputeStatus.INQUIRY): DisputeStatus.INQUIRY_CLOSED,
+    }
+    closed = closing.get((outcome, dispute.status))
+    if closed is not None:
+        dispute.status = closed
         dispute.closed_at = ts(event["created"])
         dispute.save(update_fields=["status", "closed_at"])
     if dispute.status == DisputeStatus.WON:
@@ -376,6 +419,10 @@ HANDLERS = {
     "charge.refunded": charge_refunded,
     "refund.created": refund_event,
     "refund.updated": refund_event,
-    "charge.dispute.created": dispute_created,
+    "refund.failed": refund_event,
+    "charge.refund.updated": refund_event,
+    "charge.dispute.created": dispute_event,
+    "charge.dispute.updated": dispute_event,
+    "charge.dispute.funds_withdrawn": dispute_event,
     "charge.dispute.closed": dispute_closed,
 }

@@ -8,7 +8,7 @@ from django.test import Client
 
 from apertur.core.models import AuditEvent
 from apertur.oauth.tests.conftest import Flow, api_get
-from apertur.testing import make_app
+from apertur.testing import assert_head_like_get, make_app
 
 pytestmark = pytest.mark.django_db
 
@@ -129,6 +129,15 @@ def test_a_deactivated_app_or_suspended_partner_cannot_use_its_tokens_here(flow:
         .status_code
         == 401
     )
+
+
+def test_metadata_answers_head_like_get() -> None:
+    assert assert_head_like_get(Client(), "/.well-known/oauth-authorization-server").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect", "/api/v1/oauth/token"])
+def test_post_only_endpoints_still_refuse_head(path: str) -> None:
+    assert Client().head(path).status_code == 405
 
 
 def test_metadata_document(settings) -> None:  # type: ignore[no-untyped-def]

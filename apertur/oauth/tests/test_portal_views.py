@@ -166,3 +166,31 @@ def test_app_detail_query_count() -> None:
     url = f"/partners/apps/{created.app.client_id}/"
     # session, user, partner, app, live key, test key, redirect URIs, allowed domains
     assert _queries(client, url) == 8
+
+
+def test_app_list_pages_by_25_and_each_public_key_link_has_its_own_name() -> None:
+    partner = make_partner()
+    apps = [make_app(partner, name=f"App {i:02d}").app for i in range(27)]
+    client = _client_for(partner.user)
+    first = client.get("/partners/apps/")
+    assert [a.name for a in first.context["apps"]] == [f"App {i:02d}" for i in range(25)]
+    html = first.content.decode()
+    assert "Page 1 of 2 (27 apps)" in html and 'href="?page=2"' in html
+    second = client.get("/partners/apps/?page=2")
+    assert [a.name for a in second.context["apps"]] == ["App 25", "App 26"]
+    assert client.get("/partners/apps/?page=99").context["apps"] == second.context["apps"]  # the nearest page
+    detail = client.get(f"/partners/apps/{apps[0].client_id}/").content.decode()
+    assert 'aria-label="Regenerate live key"' in detail and 'aria-label="Regenerate test key"' in detail
+
+
+def test_two_redirect_uris_on_one_line_are_refused_not_joined() -> None:
+    partner = make_partner()
+    form = {**NEW_APP, "redirect_uris": "https://a.example/cb,https://b.example/cb"}
+    response = _client_for(partner.user).post("/partners/apps/new", form)
+    assert response.status_code == 400 or response.status_code == 200
+    assert "Put each redirect URI on its own line" in response.content.decode()
+    assert not OAuthApp.objects.exists()
+    # A comma inside one URI is still a URI.
+    ok = {**NEW_APP, "redirect_uris": "https://a.example/cb?tags=a,b"}
+    assert _client_for(partner.user).post("/partners/apps/new", ok).status_code == 302
+    assert list(OAuthApp.objects.get().redirect_uris.values_list("uri", flat=True)) == ["https://a.example/cb?tags=a,b"]

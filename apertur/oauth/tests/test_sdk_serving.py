@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from apertur.oauth.sdk import bundle
+from apertur.testing import assert_head_like_get
 
 
 def test_latest_is_short_cached_and_loadable_cross_origin() -> None:
@@ -22,6 +23,13 @@ def test_versioned_path_is_immutable() -> None:
     assert "immutable" in response["Cache-Control"]
     assert response.content == Client().get("/sdk/aptr-connect.js").content
     assert Client().get("/sdk/v0.0.1/aptr-connect.js").status_code == 404
+
+
+def test_head_answers_like_get() -> None:
+    """Link checkers and CDNs probe the script with HEAD; require_GET answered 405."""
+    assert assert_head_like_get(Client(), "/sdk/aptr-connect.js").status_code == 200
+    assert assert_head_like_get(Client(), f"/sdk/v{bundle().version}/aptr-connect.js").status_code == 200
+    assert assert_head_like_get(Client(), "/sdk/v0.0.1/aptr-connect.js").status_code == 404
 
 
 @pytest.mark.parametrize("doc", ["docs/sdk.md"])

@@ -3,6 +3,7 @@ its error answers."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -194,6 +195,41 @@ def test_introspection_errors_are_described(flow: Flow, build: FormCase, error: 
 )
 def test_malformed_bodies_are_described(path: str, body: str, content_type: str) -> None:
     assert_described_error(Client().post(path, body, content_type=content_type), "invalid_request", 400)
+
+
+CLIENT_AUTH_FAILURES: list[Any] = [
+    pytest.param(lambda f: ({"client_id": f.client_id, "client_secret": "aptr_cs_wrong"}, None), id="wrong-secret"),
+    pytest.param(lambda f: ({"client_id": "aptr_ci_nobody", "client_secret": f.secret}, None), id="unknown-client"),
+    pytest.param(lambda f: ({}, None), id="no-client"),
+    pytest.param(lambda f: ({"client_id": f.client_id}, None), id="no-secret"),
+    pytest.param(lambda f: ({}, (f.client_id, "aptr_cs_wrong")), id="basic-wrong-secret"),
+    pytest.param(lambda f: ({}, ("aptr_ci_nobody", f.secret)), id="basic-unknown-client"),
+]
+CLIENT_AUTH_BODIES = {
+    "/oauth/token": {"grant_type": "authorization_code", "code": "oac_x", "redirect_uri": "https://x.example/cb"},
+    "/api/v1/oauth/token": {"grant_type": "refresh_token", "refresh_token": "ort_x"},
+    "/oauth/revoke": {"token": "oat_x"},
+    "/oauth/introspect": {"token": "oat_x"},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", list(CLIENT_AUTH_BODIES))
+@pytest.mark.parametrize("build", CLIENT_AUTH_FAILURES)
+def test_failed_client_authentication_says_what_to_check(flow: Flow, path: str, build: Callable[..., Any]) -> None:
+    """Authlib's "The client cannot authenticate with methods: [...]" named no fix; "does not exist" would
+    tell an unknown client_id from a wrong secret. One description for all, in body and challenge."""
+    credentials, basic = build(flow)
+    headers = {}
+    if basic is not None:
+        headers["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(":".join(basic).encode()).decode()
+    response = Client().post(path, {**CLIENT_AUTH_BODIES[path], **credentials}, **headers)
+    assert_described_error(response, "invalid_client", 401)  # RFC 6749 §5.2
+    assert response.json() == {"error": "invalid_client", "error_description": GENERIC_DESCRIPTIONS["invalid_client"]}
+    assert "check client_id and client_secret" in GENERIC_DESCRIPTIONS["invalid_client"]
+    assert response["WWW-Authenticate"] == (
+        f'Basic error="invalid_client", error_description="{GENERIC_DESCRIPTIONS["invalid_client"]}"'
+    )
 
 
 def test_generic_descriptions_use_only_the_allowed_characters() -> None:

@@ -130,3 +130,31 @@ def test_suspend_and_restore(on_commit: Any) -> None:
     subjects = [m.subject for m in mail.outbox]
     assert "Your Apertur partner account is suspended" in subjects
     assert "Your Apertur partner account is active again" in subjects
+
+
+@pytest.mark.parametrize(
+    ("approved", "action", "reason", "error"),
+    [
+        (False, "reject", " ", ReasonRequired),
+        (True, "suspend", "", ReasonRequired),
+        (True, "reject", "Spam", InvalidPartnerTransition),
+        (False, "suspend", "Abuse", InvalidPartnerTransition),
+    ],
+)
+def test_check_review_raises_what_the_action_would_and_changes_nothing(
+    approved: bool, action: str, reason: str, error: type[Exception], on_commit: Any
+) -> None:
+    partner = make_partner(approved=approved)
+    before, events = partner.status, AuditEvent.objects.count()
+    mail.outbox.clear()
+    with on_commit(), pytest.raises(error):
+        services.check_review(partner=partner, action=action, reason=reason)
+    partner.refresh_from_db()
+    assert (partner.status, AuditEvent.objects.count(), mail.outbox) == (before, events, [])
+
+
+def test_check_review_passes_an_action_that_can_happen() -> None:
+    partner = make_partner()
+    services.check_review(partner=partner, action="suspend", reason="Abuse")
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
-import pytest
-from django.test import Client
+import datetime as dt
+import re
+from typing import Any
 
+import pytest
+from django.core import mail
+from django.test import Client
+from django.utils.html import escape
+
+from apertur.core.models import AuditEvent
 from apertur.partners.models import Partner, PartnerStatus
+from apertur.partners.selectors import STAFF_PAGE_SIZE
 from apertur.testing import APPLICATION, make_partner, make_staff, make_user
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +107,239 @@ def test_non_staff_cannot_review() -> None:
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     partner.refresh_from_db()
     assert partner.status == PartnerStatus.PENDING
+
+
+# --- staff review queue: pages ------------------------------------------------------------------------
+
+
+def _applications(count: int, *, status: str = PartnerStatus.PENDING) -> list[Partner]:
+    """``count`` partners in ``status``, "Co 000" applying first, one day apart."""
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    partners = []
+    for i in range(count):
+        partner = make_partner(approved=False)
+        Partner.objects.filter(pk=partner.pk).update(
+            company_name=f"Co {i:03}", status=status, applied_at=start + dt.timedelta(days=i)
+        )
+        partners.append(partner)
+    return partners
+
+
+def _companies(html: str) -> list[str]:
+    return re.findall(r">(Co \d{3})</a>", html)
+
+
+def test_pending_queue_pages_from_the_oldest_application() -> None:
+    total = STAFF_PAGE_SIZE * 2 + 5
+    _applications(total)
+    _applications(3, status=PartnerStatus.APPROVED)  # other tabs are not counted in the pending queue
+    staff = _client_for(make_staff())
+
+    first = staff.get("/partners/staff/").content.decode()
+    assert _companies(first) == [f"Co {i:03}" for i in range(STAFF_PAGE_SIZE)]  # waited longest first
+    assert f"Page 1 of 3 ({total} applications)" in first
+    assert 'href="?page=2" rel="next"' in first and 'rel="prev"' not in first
+
+    last = staff.get("/partners/staff/", {"status": "pending", "page": 3}).content.decode()
+    assert _companies(last) == [f"Co {i:03}" for i in range(STAFF_PAGE_SIZE * 2, total)]  # the newest, reachable
+    assert "Page 3 of 3" in last
+    assert 'href="?status=pending&amp;page=2" rel="prev"' in last and 'rel="next"' not in last
+
+    # A page past the end, or not a number, gives the nearest page (as the portal's other tables do).
+    assert _companies(staff.get("/partners/staff/?page=99").content.decode()) == _companies(last)
+    assert _companies(staff.get("/partners/staff/?page=x").content.decode()) == _companies(first)
+
+
+def test_other_tabs_page_newest_first_and_keep_their_filter() -> None:
+    _applications(STAFF_PAGE_SIZE + 1, status=PartnerStatus.REJECTED)
+    _applications(2)  # pending: not on the rejected tab
+    staff = _client_for(make_staff())
+    first = staff.get("/partners/staff/", {"status": "rejected"}).content.decode()
+    assert _companies(first)[:2] == [f"Co {STAFF_PAGE_SIZE:03}", f"Co {STAFF_PAGE_SIZE - 1:03}"]
+    assert f"Page 1 of 2 ({STAFF_PAGE_SIZE + 1} applications)" in first
+    assert 'href="?status=rejected&amp;page=2" rel="next"' in first
+    second = staff.get("/partners/staff/", {"status": "rejected", "page": 2}).content.decode()
+    assert _companies(second) == ["Co 000"]
+
+    everyone = staff.get("/partners/staff/", {"status": "all"}).content.decode()
+    assert f"({STAFF_PAGE_SIZE + 3} applications)" in everyone  # the two pending and the rejected
+    assert 'href="?status=all&amp;page=2" rel="next"' in everyone
+
+
+# --- staff review page: its fields ---------------------------------------------------------------------
+
+
+def _labels(html: str) -> list[str]:
+    return [re.sub(r"\s+", " ", label).strip() for label in re.findall(r"<label[^>]*>(.*?)</label>", html, re.S)]
+
+
+@pytest.mark.parametrize("approved", [False, True])
+def test_one_field_is_labelled_reason(approved: bool) -> None:
+    """Playwright's get_by_label("Reason") matches label substrings: the payout hold's field must not say it."""
+    partner = make_partner(approved=approved)
+    html = _client_for(make_staff()).get(f"/partners/staff/{partner.pk}/").content.decode()
+    assert [label for label in _labels(html) if "reason" in label.lower()] == ["Reason"]
+    assert "Why hold payouts" in _labels(html)
+
+
+def _forms(html: str) -> dict[str, str]:
+    """The page's review forms by the action they post to."""
+    found = re.findall(r'<form method="post" action="/partners/staff/\d+/(\w+)"[^>]*>(.*?)</form>', html, re.S)
+    return dict(found)
+
+
+def _partner_in(status: str) -> Partner:
+    partner = make_partner(approved=status != PartnerStatus.PENDING)
+    Partner.objects.filter(pk=partner.pk).update(status=status)
+    return partner
+
+
+@pytest.mark.parametrize(
+    ("status", "with_reason", "without_reason"),
+    [
+        (PartnerStatus.PENDING, {"reject"}, {"approve", "hold"}),
+        (PartnerStatus.APPROVED, {"suspend"}, {"hold"}),
+        (PartnerStatus.SUSPENDED, set(), {"restore", "hold"}),
+        (PartnerStatus.REJECTED, set(), {"hold"}),
+    ],
+)
+def test_the_reason_field_goes_with_the_button_that_sends_it(
+    status: str, with_reason: set[str], without_reason: set[str]
+) -> None:
+    """A reason typed next to Approve or Restore was silently dropped, and rejected partners had a field no button
+    used: the Reason field is shown only in the form of the action that needs it."""
+    partner = _partner_in(status)
+    html = _client_for(make_staff()).get(f"/partners/staff/{partner.pk}/").content.decode()
+    forms = _forms(html)
+    assert set(forms) == with_reason | without_reason
+    assert {action for action, body in forms.items() if 'id="id_reason"' in body} == with_reason
+    assert html.count('id="id_reason"') == len(with_reason)
+    assert ("Reason" in _labels(html)) == bool(with_reason)
+
+
+# --- staff review: destructive actions are confirmed first ------------------------------------------------
+
+REASON = "Traffic <b>looks</b> automated.\nSee ticket 42."
+
+
+@pytest.mark.parametrize(
+    ("action", "before", "after", "title", "subject"),
+    [
+        ("reject", PartnerStatus.PENDING, PartnerStatus.REJECTED, "Reject", "Your Apertur partner application"),
+        (
+            "suspend",
+            PartnerStatus.APPROVED,
+            PartnerStatus.SUSPENDED,
+            "Suspend",
+            "Your Apertur partner account is suspended",
+        ),
+    ],
+)
+def test_reject_and_suspend_act_only_once_confirmed(
+    action: str, before: str, after: str, title: str, subject: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    partner = _partner_in(before)
+    staff = _client_for(make_staff())
+    url = f"/partners/staff/{partner.pk}/{action}"
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = staff.post(url, {"reason": REASON})
+    html = asked.content.decode()
+    assert asked.status_code == 200
+    assert f"{title} Snapflow Inc.?" in html
+    assert escape(REASON).replace("\n", "<br>") in html  # the reason echoed, escaped
+    assert 'name="confirmed" value="yes"' in html and 'name="csrfmiddlewaretoken"' in html
+    assert f'<input type="hidden" name="reason" value="{escape(REASON)}">' in html
+    assert f'href="/partners/staff/{partner.pk}/">Cancel</a>' in html
+    partner.refresh_from_db()
+    assert partner.status == before
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action=f"partner.{after}").exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = staff.post(url, {"reason": REASON, "confirmed": "yes"})
+    assert done.status_code == 302 and done["Location"] == f"/partners/staff/{partner.pk}/"
+    partner.refresh_from_db()
+    assert partner.status == after
+    assert [(m.subject, m.to) for m in mail.outbox] == [(subject, [partner.user.email])]
+    event = AuditEvent.objects.get(action=f"partner.{after}")
+    assert (event.object_id, event.data) == (str(partner.pk), {"reason": REASON})
+
+
+def test_suspend_warns_that_every_app_stops() -> None:
+    partner = _partner_in(PartnerStatus.APPROVED)
+    page = _client_for(make_staff()).post(f"/partners/staff/{partner.pk}/suspend", {"reason": "Abuse"})
+    assert "This disables all their OAuth apps at once" in page.content.decode()
+
+
+def test_hold_acts_only_once_confirmed() -> None:
+    partner = _partner_in(PartnerStatus.APPROVED)
+    staff = _client_for(make_staff())
+    url = f"/partners/staff/{partner.pk}/hold"
+    asked = staff.post(url, {"reason": "Identity check pending"})
+    html = asked.content.decode()
+    assert asked.status_code == 200
+    assert "Hold payouts to Snapflow Inc.?" in html and "<dt>Why hold payouts</dt>" in html
+    partner.refresh_from_db()
+    assert partner.payouts_held_at is None
+    assert not AuditEvent.objects.filter(action="partner.payouts_held").exists()
+
+    done = staff.post(url, {"reason": "Identity check pending", "confirmed": "yes"})
+    assert done.status_code == 302
+    partner.refresh_from_db()
+    assert partner.payouts_held_at is not None and partner.payouts_hold_reason == "Identity check pending"
+    assert AuditEvent.objects.get(action="partner.payouts_held").data == {"reason": "Identity check pending"}
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "error"),
+    [
+        ("reject", PartnerStatus.PENDING, "Give a reason: the partner will read it."),
+        ("suspend", PartnerStatus.APPROVED, "Give a reason: the partner will read it."),
+        ("hold", PartnerStatus.APPROVED, "Give a reason for the hold"),
+    ],
+)
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_no_reason_no_confirmation_and_nothing_changes(
+    action: str, status: str, error: str, confirmed: bool, django_capture_on_commit_callbacks: Any
+) -> None:
+    partner = _partner_in(status)
+    staff = _client_for(make_staff())
+    data = {"reason": "  ", **({"confirmed": "yes"} if confirmed else {})}
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(f"/partners/staff/{partner.pk}/{action}", data)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert error in html and 'name="confirmed"' not in html  # the review page again, with the error
+    partner.refresh_from_db()
+    assert (partner.status, partner.payouts_held_at) == (status, None)
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action__in=["partner.rejected", "partner.suspended", "partner.payouts_held"])
+
+
+def test_an_action_the_status_forbids_is_refused_before_confirmation() -> None:
+    partner = _partner_in(PartnerStatus.PENDING)
+    response = _client_for(make_staff()).post(f"/partners/staff/{partner.pk}/suspend", {"reason": "Abuse"})
+    assert response.status_code == 400
+    assert "Cannot suspend a partner whose status is pending review." in response.content.decode()
+    assert 'name="confirmed"' not in response.content.decode()
+
+
+def test_confirming_needs_the_csrf_token() -> None:
+    partner = _partner_in(PartnerStatus.APPROVED)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_staff())
+    response = client.post(f"/partners/staff/{partner.pk}/suspend", {"reason": "Abuse", "confirmed": "yes"})
+    assert response.status_code == 403
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED
+
+
+def test_approve_and_restore_stay_one_click() -> None:
+    partner = _partner_in(PartnerStatus.SUSPENDED)
+    staff = _client_for(make_staff())
+    assert staff.post(f"/partners/staff/{partner.pk}/restore").status_code == 302
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED

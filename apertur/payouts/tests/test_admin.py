@@ -391,7 +391,7 @@ def test_hold_needs_a_reason_is_audited_blocks_the_run_and_release_restores_it(e
     partner = world()
     detail = f"/partners/staff/{partner.pk}/"
     page = staff.get(detail).content.decode()
-    assert "Not held" in page and "Hold payouts" in page and "Reason for the hold" in page
+    assert "Not held" in page and "Hold payouts" in page and "Why hold payouts" in page
 
     missing = staff.post(f"{detail}hold", {"reason": "   "})
     assert missing.status_code == 400
@@ -400,7 +400,12 @@ def test_hold_needs_a_reason_is_audited_blocks_the_run_and_release_restores_it(e
     assert partner.payouts_held_at is None
     assert not AuditEvent.objects.filter(action="partner.payouts_held").exists()
 
-    held = staff.post(f"{detail}hold", {"reason": "Identity check pending"})
+    # The first click only asks: the hold is made once confirmed (tests for every confirmed action: partners).
+    asked = staff.post(f"{detail}hold", {"reason": "Identity check pending"})
+    assert asked.status_code == 200 and "Hold payouts to Snapflow Inc.?" in asked.content.decode()
+    partner.refresh_from_db()
+    assert partner.payouts_held_at is None
+    held = staff.post(f"{detail}hold", {"reason": "Identity check pending", "confirmed": "yes"})
     assert held.status_code == 302 and held["Location"] == detail
     partner.refresh_from_db()
     assert partner.payouts_held_at is not None and partner.payouts_hold_reason == "Identity check pending"
@@ -435,7 +440,9 @@ def test_only_staff_hold_payouts() -> None:
     assert staff.get(f"/partners/staff/{partner.pk}/hold").status_code == 405  # POST only
     csrf = Client(enforce_csrf_checks=True)
     csrf.force_login(make_staff())
-    assert csrf.post(f"/partners/staff/{partner.pk}/hold", {"reason": "no token"}).status_code == 403
+    assert (
+        csrf.post(f"/partners/staff/{partner.pk}/hold", {"reason": "no token", "confirmed": "yes"}).status_code == 403
+    )
     partner.refresh_from_db()
     assert partner.payouts_held_at is None
     assert not AuditEvent.objects.filter(action__startswith="partner.payouts_").exists()

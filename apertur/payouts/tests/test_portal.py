@@ -444,6 +444,20 @@ def test_status_under_the_minimum_is_carried() -> None:
     assert "Carried from earlier runs: $20.00 CAD" in html
 
 
+def test_status_explains_a_negative_balance_from_a_clawback_since_the_last_run() -> None:
+    """Paid in June, refunded in full after the June run: the clawback is due at once, so the balance is
+    negative before any run has carried it: the page says why."""
+    partner = verified(make_partner())
+    earned = pay(customer_of(partner, "refunded@example.com"), 30_000, toronto("2026-04-01"))
+    payout_of(partner, "2026-06", [earned], paid_at=toronto("2026-06-15", 10))
+    clawback = refund(earned, 30_000, toronto("2026-06-20"))
+    assert clawback.kind == "clawback" and clawback.amount_cents == -3_000
+    outlook = selectors.payout_status(partner=partner)
+    assert (outlook.estimate_cents, outlook.carried_cents) == (-3_000, 0)
+    html = outlook_html(partner)
+    assert "Your balance is -$30.00 CAD: a commission was clawed back after it was paid" in html
+
+
 def test_status_will_pay_with_date_and_estimate() -> None:
     partner = verified(make_partner())
     eligible(partner, 60_000)

@@ -121,3 +121,17 @@ def test_query_count_does_not_grow_with_links() -> None:
         return len(captured)
 
     assert queries(few) == queries(many)
+
+
+def test_links_page_by_25_newest_first() -> None:
+    partner = make_partner()  # approval made the Default link
+    start = ReferralLink.objects.get(partner=partner).created_at
+    for i in range(26):
+        with time_machine.travel(start + dt.timedelta(hours=i + 1), tick=False):
+            create_link(partner=partner, label=f"Campaign {i:02d}")
+    client = browser_for(partner.user)
+    first = client.get("/partners/referrals/")
+    assert [link.label for link in first.context["links"]][:2] == ["Campaign 25", "Campaign 24"]
+    assert len(first.context["links"]) == 25 and "Page 1 of 2 (27 links)" in first.content.decode()
+    second = client.get("/partners/referrals/?page=2")
+    assert [link.label for link in second.context["links"]] == ["Campaign 00", "Default"]

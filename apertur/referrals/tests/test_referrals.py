@@ -32,6 +32,15 @@ def test_click_sets_a_90_day_cookie_and_signup_is_attributed() -> None:
     assert attribution.partner == partner and attribution.source == "referral" and attribution.link == link
 
 
+def test_head_redirects_like_get_but_is_no_click() -> None:
+    link = ensure_default_link(partner=make_partner())
+    response = Client().head(f"/r/{link.code}")
+    assert response.status_code == 302 and response["Location"] == "/signup"
+    assert "aptr_ref" not in response.cookies
+    assert not ReferralClick.objects.filter(link=link).exists()
+    assert Client().head("/r/unknown").status_code == 404
+
+
 def test_cookie_edge_in_toronto_time() -> None:
     partner = make_partner()
     link = ensure_default_link(partner=partner)

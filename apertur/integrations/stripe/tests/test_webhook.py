@@ -13,7 +13,8 @@ from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
-from apertur.projects.models import ExchangeRate, Payment, Refund
+from apertur.projects.models import Dispute, ExchangeRate, Payment, Refund
+from apertur.projects.selectors import payment_list
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
 from apertur.testing import make_partner, make_user
@@ -252,10 +253,126 @@ def test_refunds_of_current_api_versions_arrive_as_refund_events(world) -> None:
     listed = events.charge_refunded(charge_id="ch_1", invoice_id="in_1", refunds=[("re_1", 5_000, at(2026, 3, 2))])
     assert deliver(listed).json()["status"] == "processed"
     failed = events.refund_created(refund_id="re_2", charge_id="ch_1", amount=1_000, at=at(2026, 3, 3), status="failed")
-    assert deliver(failed).json()["status"] == "ignored"
-    refund = Refund.objects.get()
+    assert deliver(failed).json()["status"] == "processed"
+    refund = Refund.objects.get(voided_at__isnull=True)
     assert (refund.external_id, refund.amount_cents, refund.created_at) == ("re_1", 5_000, at(2026, 3, 2))
+    assert Refund.objects.get(external_id="re_2").voided_at == at(2026, 3, 3)
     assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
+
+
+def paid_24_999(customer: Any) -> None:
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=at(2026, 3, 1), charge_id="ch_1", invoice_id="in_1"
+    )
+    assert deliver(paid).json()["status"] == "processed"
+
+
+def ledger() -> list[tuple[str, int]]:
+    return sorted(CommissionEntry.objects.values_list("kind", "amount_cents"))
+
+
+def test_a_refund_that_fails_after_it_was_counted_gives_its_commission_back(world) -> None:  # type: ignore[no-untyped-def]
+    """A pending refund takes its 10 % back at once; when Stripe reports it failed (or canceled) no money left, so
+    it is earned again, once, however many events say so."""
+    _, customer = world
+    paid_24_999(customer)
+    kept = events.refund_created(refund_id="re_1", charge_id="ch_1", amount=5_000, at=at(2026, 3, 2))
+    pending = events.refund_created(
+        refund_id="re_2", charge_id="ch_1", amount=10_000, at=at(2026, 3, 3), status="pending"
+    )
+    assert deliver(kept).json()["status"] == deliver(pending).json()["status"] == "processed"
+    assert ledger() == [("earned", 2_500), ("reversal", -1_000), ("reversal", -500)]
+    failed = events.refund_created(
+        refund_id="re_2", charge_id="ch_1", amount=10_000, at=at(2026, 3, 3), status="failed",
+        type="refund.updated", event_at=at(2026, 3, 6),
+    )  # fmt: skip
+    outcome = deliver(failed).json()
+    assert outcome["status"] == "processed" and "voided" in outcome["detail"]
+    assert ledger() == [("earned", 1_000), ("earned", 2_500), ("reversal", -1_000), ("reversal", -500)]
+    again = CommissionEntry.objects.get(kind="earned", amount_cents=1_000)
+    assert again.available_at == at(2026, 3, 31)  # with the earning it restores (its hold ends after the failure)
+    # The same failure again (refund.failed, the older charge.refund.updated) and the late created event: no change.
+    for kind in ("refund.failed", "charge.refund.updated"):
+        late = events.refund_created(
+            refund_id="re_2", charge_id="ch_1", amount=10_000, at=at(2026, 3, 3), status="failed", type=kind,
+            event_at=at(2026, 3, 7),
+        )  # fmt: skip
+        assert deliver(late).json()["status"] == "processed"
+    replay = events.refund_created(
+        refund_id="re_2", charge_id="ch_1", amount=10_000, at=at(2026, 3, 3), status="pending"
+    )
+    assert deliver(replay).json()["status"] == "processed"
+    assert sum(amount for _, amount in ledger()) == 2_000
+    assert Refund.objects.get(external_id="re_2").voided_at == at(2026, 3, 6)
+
+
+def test_a_refund_failure_delivered_first_takes_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    paid_24_999(customer)
+    failed = events.refund_created(
+        refund_id="re_2", charge_id="ch_1", amount=10_000, at=at(2026, 3, 3), status="canceled",
+        type="refund.updated", event_at=at(2026, 3, 6),
+    )  # fmt: skip
+    created = events.refund_created(
+        refund_id="re_2", charge_id="ch_1", amount=10_000, at=at(2026, 3, 3), status="pending"
+    )
+    assert deliver(failed).json()["status"] == deliver(created).json()["status"] == "processed"
+    assert ledger() == [("earned", 2_500)]
+
+
+def test_charge_refunded_counts_only_refunds_that_may_return_money(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    paid_24_999(customer)
+    listed = events.charge_refunded(
+        charge_id="ch_1",
+        invoice_id="in_1",
+        refunds=[("re_1", 5_000, at(2026, 3, 2)), ("re_2", 10_000, at(2026, 3, 3)), ("re_3", 24_999, at(2026, 3, 4))],
+        statuses={"re_2": "failed", "re_3": "canceled"},
+    )
+    outcome = deliver(listed).json()
+    assert outcome["status"] == "processed" and "2 failed or canceled" in outcome["detail"]
+    assert ledger() == [("earned", 2_500), ("reversal", -500)]
+    payment = Payment.objects.get(external_id="in_1")
+    assert payment_list(project=payment.project).get().refunded_cents == 5_000  # the billing history too
+
+
+def test_an_inquiry_takes_nothing_and_closes_without_a_trace(world) -> None:  # type: ignore[no-untyped-def]
+    """Stripe's inquiries (``warning_*``) withdraw no money: the commission stays until one escalates."""
+    _, customer = world
+    paid_24_999(customer)
+    for status, closed, day in (("warning_needs_response", False, 5), ("warning_closed", True, 20)):
+        evt = events.dispute(
+            charge_id="ch_1", amount=24_999, at=at(2026, 3, day), opened_at=at(2026, 3, 5), status=status,
+            dispute_id="du_1", closed=closed,
+        )  # fmt: skip
+        assert deliver(evt).json()["status"] == "processed"
+        assert ledger() == [("earned", 2_500)]
+    assert Dispute.objects.get().status == "inquiry_closed"
+
+
+@pytest.mark.parametrize("order", ["in order", "escalation first"])
+def test_an_escalated_inquiry_is_a_chargeback(world, order: str) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    paid_24_999(customer)
+
+    def evt(status: str, day: int, kind: str) -> dict[str, Any]:
+        return events.dispute(
+            charge_id="ch_1", amount=24_999, at=at(2026, 3, day), opened_at=at(2026, 3, 5), status=status,
+            dispute_id="du_1", closed=False, type=kind,
+        )  # fmt: skip
+
+    inquiry = evt("warning_needs_response", 5, "charge.dispute.created")
+    escalated = evt("needs_response", 9, "charge.dispute.updated")
+    for event in [inquiry, escalated] if order == "in order" else [escalated, inquiry]:
+        assert deliver(event).json()["status"] == "processed"
+    assert Dispute.objects.get().status == "open"
+    assert ledger() == [("earned", 2_500), ("reversal", -2_500)]
+    lost = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at(2026, 3, 30), opened_at=at(2026, 3, 5), status="lost",
+        dispute_id="du_1", closed=True,
+    )  # fmt: skip
+    assert deliver(lost).json()["status"] == "processed"
+    assert Dispute.objects.get().status == "lost" and sum(a for _, a in ledger()) == 0
 
 
 def test_never_reverses_more_than_was_earned(world) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,58 @@
+"""Where the account pages send a signed-out user back to (``next``), and which of them are part of an
+OAuth authorization that may run in the aptr-connect popup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from apertur.core.http import keep_opener
+
+
+def safe_next(request: HttpRequest) -> str:
+    """Only same-site paths: never an open redirect (``//evil.com`` and ``https://evil.com`` are refused)."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return "/"
+
+
+def next_query(request: HttpRequest) -> str:
+    """``?next=…`` for a link to another account page, so the user still comes back where they were
+    going; empty when that is only the home page."""
+    target = safe_next(request)
+    return "" if target == "/" else "?" + urlencode({"next": target})
+
+
+def in_authorize_flow(request: HttpRequest) -> bool:
+    """The page was reached on the way to the authorization endpoint (RFC 6749 §3.1): it sends the user
+    to a login or signup and then back to the authorization request."""
+    return urlsplit(safe_next(request)).path == reverse("oauth:authorize")
+
+
+def authorize_flow_pages(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Account pages in the middle of an OAuth authorization keep ``window.opener`` for the SDK popup:
+    with the default COOP ``same-origin`` the popup would be severed from the partner's page, which then
+    reports ``user_denied`` while the user is still logging in."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(request, *args, **kwargs)
+        if in_authorize_flow(request):
+            keep_opener(response)
+        return response
+
+    return wrapper
+
+
+def account_links(request: HttpRequest) -> dict[str, Any]:
+    """Template context: the header's Log in and Sign up links carry the page's ``next``."""
+    return {"next_query": next_query(request)}
