@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0006_billing_and_attribution'),
+        ('projects', '0007_refund_voided_dispute_inquiry'),
     ]
 
     operations = [
