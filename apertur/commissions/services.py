@@ -357,7 +357,12 @@ def on_refund_voided(*, refund: Refund) -> CommissionEntry | None:
 
 
 def on_dispute_opened(*, dispute: Dispute) -> CommissionEntry | None:
-    return _settle(payment=dispute.payment, at=dispute.opened_at, source_key=f"dispute-opened:{dispute.pk}")
+    """A dispute recorded or escalated. An inquiry takes nothing itself, but settling it can still write what
+    other facts owe (a refund recorded before the earning existed): under a key of its own, so the chargeback
+    it may become still has ``dispute-opened`` to settle under."""
+    inquiry = dispute.status in {DisputeStatus.INQUIRY, DisputeStatus.INQUIRY_CLOSED}
+    key = f"dispute-inquiry:{dispute.pk}" if inquiry else f"dispute-opened:{dispute.pk}"
+    return _settle(payment=dispute.payment, at=dispute.opened_at, source_key=key)
 
 
 def on_dispute_won(*, dispute: Dispute) -> CommissionEntry | None:

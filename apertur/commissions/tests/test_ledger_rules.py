@@ -197,6 +197,40 @@ def test_refunds_recorded_before_an_oauth_attribution_still_net_against_the_earn
     assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
 
 
+def test_an_inquiry_settled_with_an_early_refund_leaves_its_escalation_a_chargeback_to_settle() -> None:
+    """Regression: a payment, a partial refund and an inquiry all arrived before the attribution. Re-applying
+    the payment settled the inquiry first, which wrote the refund's share under the dispute's key; the
+    escalation to a chargeback then found its key taken and reversed nothing."""
+    from apertur.oauth.tokens import connect
+    from apertur.testing import make_app
+
+    created = make_app()
+    customer = make_user("oauth@example.com")
+    project = create_project(owner=customer, name="P")
+    with time_machine.travel(dt.datetime(2026, 3, 1, tzinfo=UTC), tick=False):
+        connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    pay(customer, dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    refund(dt.datetime(2026, 3, 3, 12, tzinfo=UTC), 12_500)
+
+    def dispute(status: str, day: int, kind: str) -> None:
+        receive(
+            events.dispute(
+                charge_id="ch_1", amount=12_499, at=dt.datetime(2026, 3, day, 12, tzinfo=UTC), status=status,
+                dispute_id="du_1", closed=kind.endswith("closed"), type=kind,
+                opened_at=dt.datetime(2026, 3, 4, 12, tzinfo=UTC),
+            )
+        )  # fmt: skip
+
+    dispute("warning_needs_response", 4, "charge.dispute.created")
+    assert CommissionEntry.objects.count() == 0  # not attributed yet
+    receive(events.subscription(customer="cus_1", lookup_key="pro", at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC)))
+    assert sum(CommissionEntry.objects.values_list("amount_cents", flat=True)) == 2_500 - 1_250
+    dispute("needs_response", 8, "charge.dispute.updated")
+    assert sum(CommissionEntry.objects.values_list("amount_cents", flat=True)) == 0
+    dispute("lost", 20, "charge.dispute.closed")
+    assert sum(CommissionEntry.objects.values_list("amount_cents", flat=True)) == 0
+
+
 # --- the first-payment email -----------------------------------------------------------------------------
 
 
