@@ -3,10 +3,27 @@
 from django.db import migrations, models
 
 
+def backfill_state_at(apps, schema_editor):
+    """Subscriptions from before ``state_at``: the time of the newest subscription event already applied to each,
+    so an older event arriving after the upgrade cannot overwrite a newer state."""
+    StripeEvent = apps.get_model("stripe_billing", "StripeEvent")
+    Subscription = apps.get_model("projects", "Subscription")
+    newest = {}
+    applied = StripeEvent.objects.filter(type__startswith="customer.subscription.", status="processed")
+    for created, payload in applied.values_list("created", "payload").iterator():
+        sub_id = ((payload or {}).get("data") or {}).get("object", {}).get("id")
+        if sub_id and (sub_id not in newest or created > newest[sub_id]):
+            newest[sub_id] = created
+    for sub in Subscription.objects.filter(state_at__isnull=True, external_id__in=list(newest)).iterator():
+        sub.state_at = newest[sub.external_id]
+        sub.save(update_fields=["state_at"])
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
         ('projects', '0007_refund_voided_dispute_inquiry'),
+        ('stripe_billing', '0001_initial'),
     ]
 
     operations = [
@@ -15,4 +32,5 @@ class Migration(migrations.Migration):
             name='state_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.RunPython(backfill_state_at, migrations.RunPython.noop),
     ]

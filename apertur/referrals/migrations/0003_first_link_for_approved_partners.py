@@ -1,6 +1,6 @@
 """Partners approved before approval created the first referral link (partners.signals.partner_approved) get it now,
 as ``referrals.services.ensure_default_link`` would: one link labelled "Default" for each approved partner without
-any link."""
+any link, and each suspended one (approved before, and approved again when restored)."""
 
 from django.db import migrations
 
@@ -13,7 +13,7 @@ def first_links(apps, schema_editor):
     ReferralLink = apps.get_model("referrals", "ReferralLink")
     now = clock.now()
     for partner_id in (
-        Partner.objects.filter(status="approved", referral_links__isnull=True).values_list("pk", flat=True).iterator()
+        Partner.objects.filter(status__in=["approved", "suspended"], referral_links__isnull=True).values_list("pk", flat=True).iterator()
     ):
         ReferralLink.objects.create(partner_id=partner_id, label="Default", code=new_referral_code(), created_at=now)
 

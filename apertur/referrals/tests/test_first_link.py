@@ -45,7 +45,8 @@ def test_migration_gives_earlier_approved_partners_their_first_link() -> None:
         [("referrals", "0003_first_link_for_approved_partners")],
     )
     without, pending, with_two = make_partner(), make_partner(approved=False), make_partner()
-    ReferralLink.objects.filter(partner=without).delete()  # as if approved before approval created it
+    suspended = partner_services.suspend(partner=make_partner(), reviewer=None, reason="Chargebacks")
+    ReferralLink.objects.filter(partner__in=[without, suspended]).delete()  # approved before approval made one
     create_link(partner=with_two, label="Spring campaign")
     kept = set(with_two.referral_links.values_list("code", flat=True))
     executor = MigrationExecutor(connection)
@@ -54,6 +55,7 @@ def test_migration_gives_earlier_approved_partners_their_first_link() -> None:
         executor = MigrationExecutor(connection)
         executor.migrate(after)
         assert list(without.referral_links.values_list("label", flat=True)) == ["Default"]
+        assert list(suspended.referral_links.values_list("label", flat=True)) == ["Default"]
         assert not pending.referral_links.exists()
         assert set(with_two.referral_links.values_list("code", flat=True)) == kept
         assert pending.status == PartnerStatus.PENDING
