@@ -231,7 +231,9 @@ def _attribute(
             before = previous  # no change listed: compare with the state this event replaces
     moments = []
     if first_plan is not None and first_plan.is_paid:
-        moments.append(started)
+        # The ``created`` event's own time (ARCHITECTURE 6; Stripe sends it as the subscription is created), or,
+        # learnt from a later event delivered first, the subscription's ``created``: the same moment.
+        moments.append(at if _is_created(event) else started)
     if not _is_created(event) and before is not None and plan.is_paid and plan.price_cents > before.price_cents:
         moments.append(at)
     return any(attribute_by_oauth(customer=user, at=moment) is not None for moment in sorted(moments))
