@@ -79,12 +79,16 @@ format: install
 	$(BIN)/ruff format apertur tests bench examples sdk/python conftest.py
 	$(BIN)/ruff check --fix apertur tests bench examples sdk/python conftest.py
 
-# The whole suite on SQLite, then again on PostgreSQL. With CI=true an unreachable PostgreSQL fails.
-test: install browser lint sdk-test test-sqlite test-postgres
+# The whole suite on SQLite and again on PostgreSQL, the two runs side by side (each is one process; together
+# they keep both cores busy), each run's output printed when it ends. With CI=true an unreachable PostgreSQL fails.
+test: install browser lint sdk-test
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
+# Its own Redis database for the test that flushes one (tests/test_concurrency.py): the PostgreSQL run's
+# multi-process test takes a free one among 15..8 at the same time.
 test-sqlite: install
 	@echo "== tests on SQLite =="
-	env -u DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/7} $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: install
 	@echo "== tests on PostgreSQL ($(PG_URL)) =="
