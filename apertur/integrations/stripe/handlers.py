@@ -187,7 +187,7 @@ def subscription_event(event: dict[str, Any]) -> str:
             row.canceled_at = at
     row.save()
     if current:
-        change_plan(project=project, plan=plan_by_name("Free") if deleted else plan)
+        change_plan(project=project, plan=_paid_plan(project))
     if not deleted and _attribute(
         event, user=user, plan=plan, started=started, at=at, previous=previous, current=current
     ):
@@ -199,6 +199,19 @@ def subscription_event(event: dict[str, Any]) -> str:
         if current
         else f"older state of {sub['id']} ({plan.name}): kept {row.plan.name}"
     )
+
+
+def _paid_plan(project: Project) -> Plan:
+    """The project's plan: the dearest of its subscriptions still running, else Free. A project can have had
+    more than one: cancelling an old one does not take away the plan a newer one pays for."""
+    running = (
+        Subscription.objects.filter(project=project)
+        .exclude(status=SubscriptionStatus.CANCELED)
+        .select_related("plan")
+        .order_by("-plan__price_cents", "-id")
+        .first()
+    )
+    return running.plan if running is not None else plan_by_name("Free")
 
 
 def _is_created(event: dict[str, Any]) -> bool:

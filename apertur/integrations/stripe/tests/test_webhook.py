@@ -448,6 +448,26 @@ def test_subscription_maps_plan_by_lookup_key_and_metadata_user(world) -> None: 
     assert customer.projects.get().plan.name == "Free"
 
 
+def test_cancelling_an_old_subscription_keeps_the_plan_a_newer_one_pays_for(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    meta = {"apertur_user_id": customer.public_id}
+
+    def sub(sub_id: str, key: str, day: int, kind: str = "customer.subscription.created") -> dict[str, Any]:
+        status = "canceled" if kind.endswith("deleted") else "active"
+        return events.subscription(
+            customer="cus_2", lookup_key=key, at=at(2026, 3, day), sub_id=sub_id, kind=kind, status=status,
+            metadata=meta, started=at(2026, 3, 1 if sub_id == "sub_old" else 10),
+        )  # fmt: skip
+
+    for evt in (sub("sub_old", "pro", 1), sub("sub_new", "business", 10)):
+        assert deliver(evt).json()["status"] == "processed"
+    assert customer.projects.get().plan.name == "Business"
+    assert deliver(sub("sub_old", "pro", 12, "customer.subscription.deleted")).json()["status"] == "processed"
+    assert customer.projects.get().plan.name == "Business"  # was Free: the newer subscription still pays
+    assert deliver(sub("sub_new", "business", 20, "customer.subscription.deleted")).json()["status"] == "processed"
+    assert customer.projects.get().plan.name == "Free"
+
+
 def test_oauth_attribution_when_subscribing() -> None:
     from apertur.oauth.tokens import connect
     from apertur.testing import make_app
