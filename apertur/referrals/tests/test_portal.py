@@ -135,3 +135,11 @@ def test_links_page_by_25_newest_first() -> None:
     assert len(first.context["links"]) == 25 and "Page 1 of 2 (27 links)" in first.content.decode()
     second = client.get("/partners/referrals/?page=2")
     assert [link.label for link in second.context["links"]] == ["Campaign 00", "Default"]
+
+
+def test_a_head_request_leaves_the_flash_message_for_the_next_page() -> None:
+    partner = make_partner()
+    client = browser_for(partner.user)
+    assert client.post("/partners/referrals/", {"label": "Spring"}).status_code == 302
+    assert client.head("/partners/commissions/").status_code == 200  # a link checker, a prefetch
+    assert "Referral link created" in client.get("/partners/referrals/").content.decode()
