@@ -78,7 +78,10 @@ def test_partner_tools_only_for_approved(status: str | None) -> None:
         "/partners/referrals/",
         "/partners/commissions/",
     ):
-        assert client.get(path).status_code == 403
+        response = client.get(path)
+        assert response.status_code == 403
+        if status == "suspended":  # what happens to the money (issue 8: "others accumulate and the portal says why")
+            assert "keep accumulating in your balance" in response.content.decode()
 
 
 def test_staff_review_pages() -> None:
