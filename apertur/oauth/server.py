@@ -32,6 +32,7 @@ from authlib.oauth2.rfc6749 import (
     UnsupportedTokenTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from django.conf import settings
 from django.core.exceptions import BadRequest, TooManyFieldsSent
 from django.db import DEFAULT_DB_ALIAS
@@ -671,6 +672,36 @@ def active_for_api(row: Any) -> bool:
 # --- the server --------------------------------------------------------------------------------------
 
 
+def refuse_several_client_credentials(request: Any) -> None:
+    """RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each request." Authlib
+    tries HTTP Basic, then the body, and takes the first that succeeds, so a wrong second credential was
+    ignored. The token, revocation and introspection endpoints all authenticate here, before any credential
+    is checked.
+
+    - HTTP Basic and a ``client_secret`` in the body are two methods: refused. §5.2 names the error:
+      ``invalid_request`` (400) for a request that "includes multiple credentials, utilizes more than one
+      mechanism for authenticating the client"; ``invalid_client`` is for authentication that failed, and no
+      credential has been checked yet.
+    - HTTP Basic with a body ``client_id`` naming another client carries two identities: refused the same way.
+    - HTTP Basic with a body ``client_id`` naming the same client is allowed: a ``client_id`` alone
+      authenticates nothing (§2.3.1 is the id and the secret together), §4.1.3 only makes it optional for an
+      authenticating client, and common client libraries send it alongside Basic.
+
+    An empty parameter counts as omitted (§3.1)."""
+    header = request.headers.get("Authorization") or ""
+    if header.split(" ", 1)[0].lower() != "basic":
+        return
+    form = request.form
+    if form.get("client_secret"):
+        raise InvalidRequestError(
+            "Use one client authentication method: HTTP Basic, or client_id and client_secret in the body, not both."
+        )
+    body_client_id = form.get("client_id")
+    basic_client_id, _ = extract_basic_authorization(request.headers)
+    if body_client_id and basic_client_id is not None and body_client_id != basic_client_id:
+        raise InvalidRequestError("The client_id in the body is not the one in the HTTP Basic credentials.")
+
+
 def _ip(request: Any) -> str | None:
     from apertur.core.http import client_ip
 
@@ -704,6 +735,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         request's code or token was read first (``request.presented_row``) and belongs to the client named, the
         client comes from that row: one query less on every token request of a client with its own code or
         token; the secret is checked against the same stored hash either way."""
+        refuse_several_client_credentials(request)
         row = getattr(request, "presented_row", None)
         if row is None:
             client: Client = self._token_client_auth(request, methods, endpoint)
