@@ -75,6 +75,7 @@ _code_locked = CompiledLookup(
             "code_challenge",
             "code_challenge_method",
             "livemode",
+            "created_at",
             "expires_at",
             "used_at",
             "user__is_active",
@@ -401,6 +402,10 @@ class CodeGrant(AuthorizationCodeGrant):
             )
             raise InvalidGrantError("The authorization code was already used. Tokens issued from it have been revoked.")
         if row.expires_at <= clock.now():
+            if row.expires_at < row.created_at + token_store.CODE_TTL:  # ended early: tokens.withdraw_codes
+                raise InvalidGrantError(
+                    "The authorization code was withdrawn: the user disconnected the app or narrowed their consent."
+                )
             raise InvalidGrantError("The authorization code has expired.")
         if row.connection.revoked_at is not None:
             raise InvalidGrantError("The connection was removed after this code was issued.")
