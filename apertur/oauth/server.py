@@ -29,7 +29,6 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
     OAuth2Payload,
     OAuth2Request,
-    UnsupportedTokenTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -108,7 +107,6 @@ GENERIC_DESCRIPTIONS = {
     "unauthorized_client": "This client may not use this grant type.",
     "unsupported_grant_type": "grant_type must be authorization_code or refresh_token.",
     "invalid_scope": "The requested scope is unknown, malformed, or more than was granted.",
-    "unsupported_token_type": "token_type_hint must be access_token or refresh_token.",
     "access_denied": "The user or Apertur denied the request.",
     "unsupported_response_type": "response_type must be code.",
 }
@@ -559,9 +557,12 @@ class _PresentedTokenFirst:
 
 class Revocation(_PresentedTokenFirst, rfc7009.RevocationEndpoint):
     def check_params(self, request: Request, client: Client) -> None:
+        # RFC 7009 §2.1: "An invalid token type hint value is ignored by the authorization server and does not
+        # influence the revocation response": _find_token searches both kinds whatever the hint. Authlib's
+        # check answered unsupported_token_type, which §2.2.1 keeps for a type the server cannot revoke (every
+        # token Apertur issues can be revoked), and left the token alive.
         if "token" not in request.form:
             raise InvalidRequestError("Missing 'token'.")
-        super().check_params(request, client)
 
     def authenticate_token(self, request: Request, client: Client) -> IssuedToken | None:
         """Authlib's (RFC 7009 §2.1) with the token read by authenticate_endpoint_client. §2.1: the server
@@ -787,9 +788,6 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         if isinstance(error, InvalidClientError):
             error.status_code = 401
             error.description = GENERIC_DESCRIPTIONS["invalid_client"]
-        # RFC 7009 §2.2.1: unsupported_token_type is a 400 (Authlib answers 401, without a challenge).
-        elif isinstance(error, UnsupportedTokenTypeError):
-            error.status_code = 400
         # Every error answer of these endpoints passes here: the one place the description is made non-empty
         # (the body and Authlib's WWW-Authenticate challenge read ``description``).
         error.description = describe(error)

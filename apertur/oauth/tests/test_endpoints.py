@@ -34,6 +34,18 @@ def test_revoking_a_refresh_token_revokes_its_grant(flow: Flow) -> None:
     assert refreshed["error"] == "invalid_grant"
 
 
+@pytest.mark.parametrize("hint", ["refresh-token", "id_token", "ACCESS_TOKEN"])
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+def test_an_unknown_token_type_hint_is_ignored(flow: Flow, kind: str, hint: str) -> None:
+    """RFC 7009 §2.1: an invalid hint "is ignored ... and does not influence the revocation response". It was
+    answered 400 unsupported_token_type, and the token stayed alive."""
+    tokens = flow.tokens()
+    assert post(flow, "/oauth/revoke", token=tokens[kind], token_type_hint=hint) == {"status": 200}
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 401
+    refreshed = post(flow, "/oauth/token", grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    assert refreshed["status"] == (400 if kind == "refresh_token" else 200)
+
+
 def test_revoking_unknown_token_is_200(flow: Flow) -> None:
     assert post(flow, "/oauth/revoke", token="oat_unknown") == {"status": 200}
 

@@ -135,12 +135,6 @@ REVOKE_ERRORS: list[Any] = [
     pytest.param(lambda f: {"token": "oat_x"}, "invalid_client", 401, id="no-client"),
     pytest.param(lambda f: _credentials(f), "invalid_request", 400, id="no-token"),
     pytest.param(
-        lambda f: {"token": "oat_x", "token_type_hint": "id_token", **_credentials(f)},
-        "unsupported_token_type",
-        400,
-        id="unsupported-hint",
-    ),
-    pytest.param(
         lambda f: {"token": f.tokens()["access_token"], **_other_client(f)},
         "invalid_grant",
         400,
