@@ -622,7 +622,9 @@ class Introspection(_PresentedTokenFirst, rfc7662.IntrospectionEndpoint):
         expires = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
         return {
             "active": True,
-            "scope": row.scopes,
+            # RFC 7662 §2.2 ``scope``: this token's. A refresh token's is what it can still ask for (RFC 6749 §6),
+            # which a narrowing refresh does not reduce; its access token's may be narrower.
+            "scope": token.get_scope(),
             "client_id": row.app_client_id,
             "username": row.report_username,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",

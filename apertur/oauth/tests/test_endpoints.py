@@ -90,6 +90,30 @@ def test_introspection_of_own_tokens(flow: Flow) -> None:
     assert post(flow, "/oauth/introspect", token=tokens["access_token"]) == {"status": 200, "active": False}
 
 
+def test_introspecting_a_refresh_token_after_a_narrowing_refresh(flow: Flow) -> None:
+    """RFC 7662 §2.2 ``scope`` is the presented token's: a refresh token can still ask for the whole original
+    grant (RFC 6749 §6), even when the refresh that issued it asked for a narrower access token."""
+    first = flow.tokens(scope="project:read upload:create")
+    narrowed = post(
+        flow, "/oauth/token", grant_type="refresh_token", refresh_token=first["refresh_token"], scope="project:read"
+    )
+    assert narrowed["scope"] == "plan:read project:read"
+    access = post(flow, "/oauth/introspect", token=narrowed["access_token"])
+    assert access["scope"] == "plan:read project:read"
+    refresh = post(flow, "/oauth/introspect", token=narrowed["refresh_token"], token_type_hint="refresh_token")
+    assert refresh["token_type"] == "refresh_token"
+    assert refresh["scope"] == "plan:read upload:create project:read"
+    # what introspection says is what the refresh token gets
+    widened = post(
+        flow,
+        "/oauth/token",
+        grant_type="refresh_token",
+        refresh_token=narrowed["refresh_token"],
+        scope=refresh["scope"],
+    )
+    assert widened["status"] == 200 and widened["scope"] == refresh["scope"]
+
+
 def test_introspection_of_other_clients_tokens_reveals_nothing(flow: Flow) -> None:
     tokens = flow.tokens()
     other = make_app(flow.created.app.partner, name="Other")
