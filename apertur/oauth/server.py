@@ -29,6 +29,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
     OAuth2Payload,
     OAuth2Request,
+    UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -110,6 +111,13 @@ GENERIC_DESCRIPTIONS = {
     "access_denied": "The user or Apertur denied the request.",
     "unsupported_response_type": "response_type must be code.",
 }
+
+
+class UnsupportedResponseType(OAuth2Error):
+    """RFC 6749 §4.1.2.1 ``unsupported_response_type`` with the description it is given (Authlib's class
+    builds its own from the value)."""
+
+    error = "unsupported_response_type"
 
 
 def describe(error: OAuth2Error) -> str:
@@ -754,6 +762,22 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
 
         client = ClientAuthentication(query_client)(request, methods, endpoint)
         return client
+
+    def get_authorization_grant(self, request: Any) -> Any:
+        """RFC 6749 §4.1.2.1: a missing ``response_type`` is a missing required parameter (``invalid_request``);
+        ``unsupported_response_type`` is for a value the server does not support. Authlib answers the latter
+        for both, with a garbled description (its message passed as the response type). Either error keeps the
+        redirect URI Authlib validated (and the state it adds), so it goes back to the client as before."""
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            if not request.payload.response_type:
+                raise InvalidRequestError(
+                    "Missing 'response_type': it must be code.", redirect_uri=error.redirect_uri
+                ) from error
+            raise UnsupportedResponseType(
+                GENERIC_DESCRIPTIONS["unsupported_response_type"], redirect_uri=error.redirect_uri
+            ) from error
 
     def create_token_response(self, request: Any = None) -> HttpResponse:
         """RFC 6749 §5.2: a request without ``grant_type`` misses a required parameter, which is
