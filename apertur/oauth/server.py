@@ -49,6 +49,9 @@ from apertur.oauth.tokens import PLAN_COLUMNS
 from apertur.partners.models import PartnerStatus
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+#: The protection space named in every challenge: the token endpoints' Basic one (RFC 7617 §2 requires it) and
+#: the API's Bearer one (RFC 6750 §3 allows it).
+REALM = "apertur"
 
 # The endpoints' reads, compiled once (apertur.oauth.compiled): a usable client with its partner (the
 # authorization endpoint shows them); a code, locked (only its own row), with its customer's state and its
@@ -817,7 +820,13 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         # Every error answer of these endpoints passes here: the one place the description is made non-empty
         # (the body and Authlib's WWW-Authenticate challenge read ``description``).
         error.description = describe(error)
-        return super().handle_error_response(request, error)
+        response: HttpResponse = super().handle_error_response(request, error)
+        if isinstance(error, InvalidClientError):
+            # RFC 7617 §2: realm is REQUIRED in a Basic challenge; Authlib's has none.
+            response["WWW-Authenticate"] = (
+                f'Basic realm="{REALM}", error="{error.error}", error_description="{error.description}"'
+            )
+        return response
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None

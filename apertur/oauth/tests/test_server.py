@@ -222,8 +222,9 @@ def test_failed_client_authentication_says_what_to_check(flow: Flow, path: str, 
     assert_described_error(response, "invalid_client", 401)  # RFC 6749 §5.2
     assert response.json() == {"error": "invalid_client", "error_description": GENERIC_DESCRIPTIONS["invalid_client"]}
     assert "check client_id and client_secret" in GENERIC_DESCRIPTIONS["invalid_client"]
+    # RFC 7617 §2: realm is required in a Basic challenge (Authlib's had none); the API's Bearer one names the same
     assert response["WWW-Authenticate"] == (
-        f'Basic error="invalid_client", error_description="{GENERIC_DESCRIPTIONS["invalid_client"]}"'
+        f'Basic realm="apertur", error="invalid_client", error_description="{GENERIC_DESCRIPTIONS["invalid_client"]}"'
     )
 
 
