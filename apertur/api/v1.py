@@ -16,6 +16,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from apertur.api.auth import Caller
 from apertur.core.errors import AperturError, RateLimited
 from apertur.oauth.bearer import BearerError
+from apertur.oauth.server import REALM
 
 api = NinjaAPI(
     title="Apertur Partner API",
@@ -74,7 +75,7 @@ def bearer_error(request: HttpRequest, exc: BearerError) -> HttpResponse:
 @api.exception_handler(AuthenticationError)
 def authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     response = error_response(request, 401, "authentication_required", "Send an access token.")
-    response["WWW-Authenticate"] = 'Bearer realm="apertur"'
+    response["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
     return response
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from apertur.core import clock, tokens
 from apertur.oauth import token_cache
 from apertur.oauth.compiled import CompiledLookup
-from apertur.oauth.server import grant_stands
+from apertur.oauth.server import REALM, grant_stands
 from apertur.oauth.tokens import access_is_live, bearer_row, fetch_for_bearer, find_for_bearer
 from apertur.projects.models import Project
 
@@ -28,7 +28,7 @@ class BearerError(Exception):
         self.scope = scope
 
     def www_authenticate(self) -> str:
-        parts = ['realm="apertur"']
+        parts = [f'realm="{REALM}"']
         if self.error != "missing_token":
             parts.append(f'error="{self.error}"')
             parts.append(f'error_description="{self.description}"')

@@ -29,9 +29,10 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
     OAuth2Payload,
     OAuth2Request,
-    UnsupportedTokenTypeError,
+    UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from django.conf import settings
 from django.core.exceptions import BadRequest, TooManyFieldsSent
 from django.db import DEFAULT_DB_ALIAS
@@ -48,6 +49,9 @@ from apertur.oauth.tokens import PLAN_COLUMNS
 from apertur.partners.models import PartnerStatus
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+#: The protection space named in every challenge: the token endpoints' Basic one (RFC 7617 §2 requires it) and
+#: the API's Bearer one (RFC 6750 §3 allows it).
+REALM = "apertur"
 
 # The endpoints' reads, compiled once (apertur.oauth.compiled): a usable client with its partner (the
 # authorization endpoint shows them); a code, locked (only its own row), with its customer's state and its
@@ -74,6 +78,7 @@ _code_locked = CompiledLookup(
             "code_challenge",
             "code_challenge_method",
             "livemode",
+            "created_at",
             "expires_at",
             "used_at",
             "user__is_active",
@@ -106,10 +111,16 @@ GENERIC_DESCRIPTIONS = {
     "unauthorized_client": "This client may not use this grant type.",
     "unsupported_grant_type": "grant_type must be authorization_code or refresh_token.",
     "invalid_scope": "The requested scope is unknown, malformed, or more than was granted.",
-    "unsupported_token_type": "token_type_hint must be access_token or refresh_token.",
     "access_denied": "The user or Apertur denied the request.",
     "unsupported_response_type": "response_type must be code.",
 }
+
+
+class UnsupportedResponseType(OAuth2Error):
+    """RFC 6749 §4.1.2.1 ``unsupported_response_type`` with the description it is given (Authlib's class
+    builds its own from the value)."""
+
+    error = "unsupported_response_type"
 
 
 def describe(error: OAuth2Error) -> str:
@@ -400,6 +411,10 @@ class CodeGrant(AuthorizationCodeGrant):
             )
             raise InvalidGrantError("The authorization code was already used. Tokens issued from it have been revoked.")
         if row.expires_at <= clock.now():
+            if row.expires_at < row.created_at + token_store.CODE_TTL:  # ended early: tokens.withdraw_codes
+                raise InvalidGrantError(
+                    "The authorization code was withdrawn: the user disconnected the app or narrowed their consent."
+                )
             raise InvalidGrantError("The authorization code has expired.")
         if row.connection.revoked_at is not None:
             raise InvalidGrantError("The connection was removed after this code was issued.")
@@ -553,9 +568,12 @@ class _PresentedTokenFirst:
 
 class Revocation(_PresentedTokenFirst, rfc7009.RevocationEndpoint):
     def check_params(self, request: Request, client: Client) -> None:
+        # RFC 7009 §2.1: "An invalid token type hint value is ignored by the authorization server and does not
+        # influence the revocation response": _find_token searches both kinds whatever the hint. Authlib's
+        # check answered unsupported_token_type, which §2.2.1 keeps for a type the server cannot revoke (every
+        # token Apertur issues can be revoked), and left the token alive.
         if "token" not in request.form:
             raise InvalidRequestError("Missing 'token'.")
-        super().check_params(request, client)
 
     def authenticate_token(self, request: Request, client: Client) -> IssuedToken | None:
         """Authlib's (RFC 7009 §2.1) with the token read by authenticate_endpoint_client. §2.1: the server
@@ -615,7 +633,9 @@ class Introspection(_PresentedTokenFirst, rfc7662.IntrospectionEndpoint):
         expires = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
         return {
             "active": True,
-            "scope": row.scopes,
+            # RFC 7662 §2.2 ``scope``: this token's. A refresh token's is what it can still ask for (RFC 6749 §6),
+            # which a narrowing refresh does not reduce; its access token's may be narrower.
+            "scope": token.get_scope(),
             "client_id": row.app_client_id,
             "username": row.report_username,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
@@ -671,6 +691,36 @@ def active_for_api(row: Any) -> bool:
 # --- the server --------------------------------------------------------------------------------------
 
 
+def refuse_several_client_credentials(request: Any) -> None:
+    """RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each request." Authlib
+    tries HTTP Basic, then the body, and takes the first that succeeds, so a wrong second credential was
+    ignored. The token, revocation and introspection endpoints all authenticate here, before any credential
+    is checked.
+
+    - HTTP Basic and a ``client_secret`` in the body are two methods: refused. §5.2 names the error:
+      ``invalid_request`` (400) for a request that "includes multiple credentials, utilizes more than one
+      mechanism for authenticating the client"; ``invalid_client`` is for authentication that failed, and no
+      credential has been checked yet.
+    - HTTP Basic with a body ``client_id`` naming another client carries two identities: refused the same way.
+    - HTTP Basic with a body ``client_id`` naming the same client is allowed: a ``client_id`` alone
+      authenticates nothing (§2.3.1 is the id and the secret together), §4.1.3 only makes it optional for an
+      authenticating client, and common client libraries send it alongside Basic.
+
+    An empty parameter counts as omitted (§3.1)."""
+    header = request.headers.get("Authorization") or ""
+    if header.split(" ", 1)[0].lower() != "basic":
+        return
+    form = request.form
+    if form.get("client_secret"):
+        raise InvalidRequestError(
+            "Use one client authentication method: HTTP Basic, or client_id and client_secret in the body, not both."
+        )
+    body_client_id = form.get("client_id")
+    basic_client_id, _ = extract_basic_authorization(request.headers)
+    if body_client_id and basic_client_id is not None and body_client_id != basic_client_id:
+        raise InvalidRequestError("The client_id in the body is not the one in the HTTP Basic credentials.")
+
+
 def _ip(request: Any) -> str | None:
     from apertur.core.http import client_ip
 
@@ -704,6 +754,7 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         request's code or token was read first (``request.presented_row``) and belongs to the client named, the
         client comes from that row: one query less on every token request of a client with its own code or
         token; the secret is checked against the same stored hash either way."""
+        refuse_several_client_credentials(request)
         row = getattr(request, "presented_row", None)
         if row is None:
             client: Client = self._token_client_auth(request, methods, endpoint)
@@ -714,6 +765,22 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
 
         client = ClientAuthentication(query_client)(request, methods, endpoint)
         return client
+
+    def get_authorization_grant(self, request: Any) -> Any:
+        """RFC 6749 §4.1.2.1: a missing ``response_type`` is a missing required parameter (``invalid_request``);
+        ``unsupported_response_type`` is for a value the server does not support. Authlib answers the latter
+        for both, with a garbled description (its message passed as the response type). Either error keeps the
+        redirect URI Authlib validated (and the state it adds), so it goes back to the client as before."""
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            if not request.payload.response_type:
+                raise InvalidRequestError(
+                    "Missing 'response_type': it must be code.", redirect_uri=error.redirect_uri
+                ) from error
+            raise UnsupportedResponseType(
+                GENERIC_DESCRIPTIONS["unsupported_response_type"], redirect_uri=error.redirect_uri
+            ) from error
 
     def create_token_response(self, request: Any = None) -> HttpResponse:
         """RFC 6749 §5.2: a request without ``grant_type`` misses a required parameter, which is
@@ -750,13 +817,16 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         if isinstance(error, InvalidClientError):
             error.status_code = 401
             error.description = GENERIC_DESCRIPTIONS["invalid_client"]
-        # RFC 7009 §2.2.1: unsupported_token_type is a 400 (Authlib answers 401, without a challenge).
-        elif isinstance(error, UnsupportedTokenTypeError):
-            error.status_code = 400
         # Every error answer of these endpoints passes here: the one place the description is made non-empty
         # (the body and Authlib's WWW-Authenticate challenge read ``description``).
         error.description = describe(error)
-        return super().handle_error_response(request, error)
+        response: HttpResponse = super().handle_error_response(request, error)
+        if isinstance(error, InvalidClientError):
+            # RFC 7617 §2: realm is REQUIRED in a Basic challenge; Authlib's has none.
+            response["WWW-Authenticate"] = (
+                f'Basic realm="{REALM}", error="{error.error}", error_description="{error.description}"'
+            )
+        return response
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None

@@ -53,13 +53,21 @@ def connect(*, app: OAuthApp, project: Project, user: User, scopes: list[str], i
     """Record the customer's consent: create the app × project connection or update it (re-authorizing
     replaces its scopes and brings a disconnected one back)."""
     now = clock.now()
-    connection, created = Connection.objects.select_for_update().get_or_create(
+    # FOR NO KEY UPDATE (PostgreSQL): a code exchange holds its code's row lock while its token INSERT checks
+    # the foreign key to this row (FOR KEY SHARE), which FOR UPDATE would block, while withdrawing that code
+    # waits for the exchange: a deadlock. This way the withdrawal just waits for the exchange to commit.
+    connection, created = Connection.objects.select_for_update(no_key=True).get_or_create(
         app=app, project=project, defaults={"user": user, "scopes": " ".join(scopes), "created_at": now}
     )
     if not created:
-        # Consenting again to fewer scopes takes effect at once: token families holding more die.
+        # Consenting again to fewer scopes takes effect at once: unused codes and token families holding more
+        # die. Codes first: an exchange in flight finishes (its code is then used, not withdrawn) before the
+        # families are read, so the tokens it issued are revoked too. Consenting again to the same or more
+        # scopes leaves earlier codes alone (a second tab, a repeated authorization): their scopes are still
+        # consented to.
         narrowed = set(connection.scope_list) - set(scopes)
         if narrowed:
+            withdraw_codes(connection=connection)
             for family in (
                 Token.objects.filter(connection=connection, refresh_revoked_at__isnull=True)
                 .values_list("family", flat=True)
@@ -81,6 +89,18 @@ def connect(*, app: OAuthApp, project: Project, user: User, scopes: list[str], i
         data={"client_id": app.client_id, "project": project.public_id, "scopes": scopes},
     )
     return connection
+
+
+def withdraw_codes(*, connection: Connection) -> int:
+    """End the unused codes of a connection whose consent was withdrawn or narrowed. RFC 6749 §4.1.2 and §10.5
+    bind a code to the authorization it came from, and RFC 9700 §2.2 limits a token to the privileges the
+    resource owner granted: a code must not outlive its consent and bring back scopes the user took away. They
+    expire now, which the token endpoint already checks with the code it reads (no query added to the
+    exchange); used codes keep their ``used_at``, so a replay is still detected."""
+    now = clock.now()
+    return AuthorizationCode.objects.filter(connection=connection, used_at__isnull=True, expires_at__gt=now).update(
+        expires_at=now
+    )
 
 
 def save_code(
@@ -345,17 +365,20 @@ def refresh_is_live(token: Token, *, at: dt.datetime | None = None) -> bool:
 
 @transaction.atomic
 def disconnect(*, connection: Connection, actor: User | None, ip: str | None = None) -> Connection:
-    """The customer removes an app from a project: the connection and every token it holds die at once."""
-    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    """The customer removes an app from a project: the connection, its unused codes and every token it holds
+    die at once (a reconnection later does not bring the codes back)."""
+    # NO KEY and codes before tokens: as in connect().
+    connection = Connection.objects.select_for_update(no_key=True).get(pk=connection.pk)
     if connection.revoked_at is None:
         connection.revoked_at = clock.now()
         connection.save(update_fields=["revoked_at"])
+        codes = withdraw_codes(connection=connection)
         count = _revoke(Q(connection=connection))
         audit.record(
             action="oauth.connection_removed",
             obj=connection,
             actor=actor,
             ip=ip,
-            data={"client_id": connection.app.client_id, "tokens_revoked": count},
+            data={"client_id": connection.app.client_id, "tokens_revoked": count, "codes_withdrawn": codes},
         )
     return connection

@@ -120,9 +120,29 @@ def test_alias_sessions_write_is_upload_create(flow: Flow) -> None:
     ]
 
 
-def test_unsupported_response_type(flow: Flow) -> None:
-    q = query(flow.browser.get(authorize_url(flow.client_id, response_type="token")))
-    assert q["error"] == ["unsupported_response_type"]
+@pytest.mark.parametrize(
+    ("response_type", "error", "description"),
+    [
+        ("token", "unsupported_response_type", "response_type must be code."),
+        ("code token", "unsupported_response_type", "response_type must be code."),
+        # RFC 6749 §4.1.2.1: missing is invalid_request; §3.1: an empty parameter counts as omitted
+        (None, "invalid_request", "Missing 'response_type': it must be code."),
+        ("", "invalid_request", "Missing 'response_type': it must be code."),
+    ],
+)
+def test_missing_or_unsupported_response_type(
+    flow: Flow, response_type: str | None, error: str, description: str
+) -> None:
+    """Authlib reported both as unsupported_response_type, described as "response_type=The response type 'None'
+    is not supported by the server. is not supported". Redirected with the state, the client being known."""
+    q = query(flow.browser.get(authorize_url(flow.client_id, response_type=response_type)))  # type: ignore[arg-type]
+    assert q == {"error": [error], "error_description": [description], "state": ["st4te"]}
+
+
+def test_unsupported_response_type_of_an_unknown_client_is_shown_not_redirected(flow: Flow) -> None:
+    response = flow.browser.get(authorize_url("aptr_ci_nobody", response_type="token"))
+    assert response.status_code == 400 and "Location" not in response
+    assert "response_type must be code." in response.content.decode()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from django.test import Client
 from apertur.core.models import AuditEvent
 from apertur.oauth.models import Connection
 from apertur.oauth.tests.conftest import Flow, api_get
-from apertur.testing import make_user
+from apertur.oauth.tokens import disconnect
+from apertur.testing import exchange, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +92,47 @@ def test_partner_sees_connected_project_counts(flow: Flow) -> None:
     assert "<td>2</td>" in listing
     detail = partner_browser.get(f"/partners/apps/{flow.client_id}/").content.decode()
     assert 'data-testid="connected-projects">2<' in detail
+
+
+# --- a code does not outlive the consent it came from (RFC 6749 §4.1.2, §10.5; RFC 9700 §2.2) -------------------
+
+WITHDRAWN = {
+    "error": "invalid_grant",
+    "error_description": (
+        "The authorization code was withdrawn: the user disconnected the app or narrowed their consent."
+    ),
+}
+
+
+@pytest.mark.parametrize("reconnect_scope", ["project:read", "project:read upload:create"])
+def test_a_code_from_before_a_disconnect_stays_dead_after_reconnecting(flow: Flow, reconnect_scope: str) -> None:
+    """Reconnecting clears the connection's ``revoked_at``: the exchange's check of it no longer saw that the code
+    came from the consent the user removed, and the code still gave ``upload:create``."""
+    old_code = flow.code(scope="project:read upload:create")
+    disconnect(connection=Connection.objects.get(), actor=flow.customer)
+    assert AuditEvent.objects.get(action="oauth.connection_removed").data["codes_withdrawn"] == 1
+    current = flow.tokens(scope=reconnect_scope)
+    assert exchange(Client(), old_code, flow.client_id, flow.secret).json() == WITHDRAWN
+    assert api_get("/api/v1/plan", current["access_token"]).status_code == 200
+
+
+def test_consenting_to_fewer_scopes_withdraws_earlier_codes(flow: Flow) -> None:
+    wide_code = flow.code(scope="project:read upload:create")
+    narrow_code = flow.code(scope="project:read")
+    assert exchange(Client(), wide_code, flow.client_id, flow.secret).json() == WITHDRAWN
+    response = exchange(Client(), narrow_code, flow.client_id, flow.secret)
+    assert response.status_code == 200, response.content
+    assert response.json()["scopes"] == ["plan:read", "project:read"]
+
+
+def test_consenting_again_to_the_same_or_more_scopes_keeps_earlier_codes(flow: Flow) -> None:
+    """Nothing the user consented to was taken back (a second tab, an app asking again): every code's scopes are
+    still consented to, so each can be exchanged."""
+    codes = [
+        flow.code(scope="project:read"),
+        flow.code(scope="project:read"),
+        flow.code(scope="project:read upload:read"),
+    ]
+    for code in codes:
+        response = exchange(Client(), code, flow.client_id, flow.secret)
+        assert response.status_code == 200, response.content

@@ -34,6 +34,18 @@ def test_revoking_a_refresh_token_revokes_its_grant(flow: Flow) -> None:
     assert refreshed["error"] == "invalid_grant"
 
 
+@pytest.mark.parametrize("hint", ["refresh-token", "id_token", "ACCESS_TOKEN"])
+@pytest.mark.parametrize("kind", ["access_token", "refresh_token"])
+def test_an_unknown_token_type_hint_is_ignored(flow: Flow, kind: str, hint: str) -> None:
+    """RFC 7009 §2.1: an invalid hint "is ignored ... and does not influence the revocation response". It was
+    answered 400 unsupported_token_type, and the token stayed alive."""
+    tokens = flow.tokens()
+    assert post(flow, "/oauth/revoke", token=tokens[kind], token_type_hint=hint) == {"status": 200}
+    assert api_get("/api/v1/plan", tokens["access_token"]).status_code == 401
+    refreshed = post(flow, "/oauth/token", grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    assert refreshed["status"] == (400 if kind == "refresh_token" else 200)
+
+
 def test_revoking_unknown_token_is_200(flow: Flow) -> None:
     assert post(flow, "/oauth/revoke", token="oat_unknown") == {"status": 200}
 
@@ -76,6 +88,30 @@ def test_introspection_of_own_tokens(flow: Flow) -> None:
     assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
     post(flow, "/oauth/revoke", token=tokens["access_token"])
     assert post(flow, "/oauth/introspect", token=tokens["access_token"]) == {"status": 200, "active": False}
+
+
+def test_introspecting_a_refresh_token_after_a_narrowing_refresh(flow: Flow) -> None:
+    """RFC 7662 §2.2 ``scope`` is the presented token's: a refresh token can still ask for the whole original
+    grant (RFC 6749 §6), even when the refresh that issued it asked for a narrower access token."""
+    first = flow.tokens(scope="project:read upload:create")
+    narrowed = post(
+        flow, "/oauth/token", grant_type="refresh_token", refresh_token=first["refresh_token"], scope="project:read"
+    )
+    assert narrowed["scope"] == "plan:read project:read"
+    access = post(flow, "/oauth/introspect", token=narrowed["access_token"])
+    assert access["scope"] == "plan:read project:read"
+    refresh = post(flow, "/oauth/introspect", token=narrowed["refresh_token"], token_type_hint="refresh_token")
+    assert refresh["token_type"] == "refresh_token"
+    assert refresh["scope"] == "plan:read upload:create project:read"
+    # what introspection says is what the refresh token gets
+    widened = post(
+        flow,
+        "/oauth/token",
+        grant_type="refresh_token",
+        refresh_token=narrowed["refresh_token"],
+        scope=refresh["scope"],
+    )
+    assert widened["status"] == 200 and widened["scope"] == refresh["scope"]
 
 
 def test_introspection_of_other_clients_tokens_reveals_nothing(flow: Flow) -> None:

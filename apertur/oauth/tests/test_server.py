@@ -12,9 +12,10 @@ from authlib.oauth2.base import invalid_error_characters
 from django.core.exceptions import BadRequest, TooManyFieldsSent
 from django.test import Client, RequestFactory
 
+from apertur.oauth.models import AuthorizationCode, Token
 from apertur.oauth.server import GENERIC_DESCRIPTIONS, EnvironHeaders, form_params
-from apertur.oauth.tests.conftest import Flow
-from apertur.testing import make_app
+from apertur.oauth.tests.conftest import Flow, api_get
+from apertur.testing import REDIRECT_URI, make_app
 
 
 def post(body: bytes, content_type: str) -> Any:
@@ -134,12 +135,6 @@ REVOKE_ERRORS: list[Any] = [
     pytest.param(lambda f: {"token": "oat_x"}, "invalid_client", 401, id="no-client"),
     pytest.param(lambda f: _credentials(f), "invalid_request", 400, id="no-token"),
     pytest.param(
-        lambda f: {"token": "oat_x", "token_type_hint": "id_token", **_credentials(f)},
-        "unsupported_token_type",
-        400,
-        id="unsupported-hint",
-    ),
-    pytest.param(
         lambda f: {"token": f.tokens()["access_token"], **_other_client(f)},
         "invalid_grant",
         400,
@@ -227,11 +222,87 @@ def test_failed_client_authentication_says_what_to_check(flow: Flow, path: str, 
     assert_described_error(response, "invalid_client", 401)  # RFC 6749 §5.2
     assert response.json() == {"error": "invalid_client", "error_description": GENERIC_DESCRIPTIONS["invalid_client"]}
     assert "check client_id and client_secret" in GENERIC_DESCRIPTIONS["invalid_client"]
+    # RFC 7617 §2: realm is required in a Basic challenge (Authlib's had none); the API's Bearer one names the same
     assert response["WWW-Authenticate"] == (
-        f'Basic error="invalid_client", error_description="{GENERIC_DESCRIPTIONS["invalid_client"]}"'
+        f'Basic realm="apertur", error="invalid_client", error_description="{GENERIC_DESCRIPTIONS["invalid_client"]}"'
     )
 
 
 def test_generic_descriptions_use_only_the_allowed_characters() -> None:
     for description in GENERIC_DESCRIPTIONS.values():
         assert description and not invalid_error_characters(description)
+
+
+# --- one client authentication method per request (RFC 6749 §2.3) ---------------------------------------------
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+# Each case: the HTTP Basic credentials and the body credentials, built from the flow. Before the fix Authlib took
+# the first method that succeeded and ignored the other: each of these was answered 200.
+SEVERAL_CREDENTIALS: list[Any] = [
+    pytest.param(
+        lambda f: ((f.client_id, f.secret), {"client_id": f.client_id, "client_secret": "aptr_cs_wrong"}),
+        id="basic-right-body-secret-wrong",
+    ),
+    pytest.param(
+        lambda f: ((f.client_id, "aptr_cs_wrong"), {"client_id": f.client_id, "client_secret": f.secret}),
+        id="basic-wrong-body-secret-right",
+    ),
+    pytest.param(
+        lambda f: ((f.client_id, f.secret), {"client_id": f.client_id, "client_secret": f.secret}),
+        id="both-right",
+    ),
+    pytest.param(lambda f: ((f.client_id, f.secret), {"client_id": "aptr_ci_someone_else"}), id="body-other-client-id"),
+]
+
+
+def _assert_one_method_required(response: Any) -> None:
+    assert_described_error(response, "invalid_request", 400)  # RFC 6749 §5.2: "more than one mechanism"
+    assert "WWW-Authenticate" not in response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("build", SEVERAL_CREDENTIALS)
+def test_token_endpoint_refuses_several_client_credentials(flow: Flow, build: Callable[..., Any]) -> None:
+    basic, body = build(flow)
+    code = flow.code()
+    grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    _assert_one_method_required(Client().post("/oauth/token", {**grant, **body}, **_basic(*basic)))
+    assert not Token.objects.exists()
+    assert AuthorizationCode.objects.get().used_at is None  # refused before the code was looked at
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("build", SEVERAL_CREDENTIALS)
+def test_revocation_refuses_several_client_credentials(flow: Flow, build: Callable[..., Any]) -> None:
+    basic, body = build(flow)
+    access_token = flow.tokens()["access_token"]
+    _assert_one_method_required(Client().post("/oauth/revoke", {"token": access_token, **body}, **_basic(*basic)))
+    assert api_get("/api/v1/plan", access_token).status_code == 200  # not revoked
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("build", SEVERAL_CREDENTIALS)
+def test_introspection_refuses_several_client_credentials(flow: Flow, build: Callable[..., Any]) -> None:
+    basic, body = build(flow)
+    access_token = flow.tokens()["access_token"]
+    _assert_one_method_required(Client().post("/oauth/introspect", {"token": access_token, **body}, **_basic(*basic)))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", list(CLIENT_AUTH_BODIES))
+def test_basic_with_its_own_client_id_in_the_body_is_one_method(flow: Flow, path: str) -> None:
+    """A body client_id alone authenticates nothing; many client libraries send it with HTTP Basic (RFC 6749
+    §4.1.3 makes it optional, not forbidden, for a client that authenticates)."""
+    body = {**CLIENT_AUTH_BODIES[path], "client_id": flow.client_id}
+    if path == "/oauth/token":
+        body["code"] = flow.code()
+        body["redirect_uri"] = REDIRECT_URI
+    response = Client().post(path, body, **_basic(flow.client_id, flow.secret))
+    if path == "/api/v1/oauth/token":  # an unknown refresh token: the client did authenticate
+        assert response.json()["error"] == "invalid_grant"
+    else:
+        assert response.status_code == 200, response.content
