@@ -342,11 +342,11 @@ class _Listener:
                             log.info("token cache: the listener's heartbeat answers again")
             except Exception as exc:  # psycopg.Error, OSError: any failure turns the cache off until reconnected
                 self.generation = None
-                self.ready.set()
                 if not self.failing and not self.stopping.is_set():
                     self.failing = True
                     reason = " ".join(str(exc).split())  # libpq's messages span lines
                     log.warning("token cache: not listening on %s (%s); the cache is off until it is", CHANNEL, reason)
+                self.ready.set()  # after the failure is recorded and logged: a waiter sees the whole outcome
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
         self.generation = None
