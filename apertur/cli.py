@@ -1,5 +1,5 @@
-"""The ``apertur`` command (ARCHITECTURE section 6). ``--json`` output is one object on stdout; errors go
-to stderr with a non-zero exit status."""
+"""The ``apertur`` command (ARCHITECTURE section 6). ``--json`` output is one object on stdout, errors included
+(``{"error": {"code", "message"}}``, with a non-zero exit status); without ``--json`` errors go to stderr."""
 
 from __future__ import annotations
 
@@ -45,7 +45,10 @@ def _setup() -> None:
 
 
 def _fail(message: str, *, code: str = "error", as_json: bool = False, status: int = 1) -> NoReturn:
+    """The one way a command fails: with ``--json``, the one object on stdout is the error (ARCHITECTURE 6: a
+    script reads stdout whatever happened) and, for a person watching, the message on stderr too."""
     if as_json:
+        print(json.dumps({"error": {"code": code, "message": message}}))
         print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
     else:
         err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -54,7 +57,7 @@ def _fail(message: str, *, code: str = "error", as_json: bool = False, status: i
 
 @contextmanager
 def _errors(as_json: bool) -> Iterator[None]:
-    """Turn domain errors into a message on stderr and exit status 1."""
+    """Turn domain errors into :func:`_fail` (exit status 1)."""
     from apertur.core.errors import AperturError
 
     try:
@@ -684,6 +687,8 @@ _REASONS = {
     "payouts_held": "payouts held by staff",
     "error": "error (see the log); retried by the next run",
     "nothing_due": "nothing earned to pay",
+    "needs_review": "needs review: first sent over 25 days ago, never sent again (apertur payouts resolve)",
+    "paypal_refused_address": "PayPal refused the partner's address: waits for a new one",
 }
 
 
@@ -763,9 +768,48 @@ def payouts_reconcile(as_json: JsonFlag = False) -> None:
     def human() -> None:
         out.print(f"Checked {poll.checked} payout(s) with PayPal; {applied} waiting event(s) applied.")
         for change in poll.changed:
-            out.print(f"  {change['sender_batch_id']}: {change['from']} → {change['to']}")
+            out.print(
+                f"  {change['sender_item_id']} (partner {change['partner_id']}, batch {change['sender_batch_id']}): "
+                f"{change['from']} → {change['to']}"
+            )
         for problem in poll.errors:
             err.print(f"[yellow]not reached:[/] {problem}", highlight=False)
+
+    _emit(data, as_json, human)
+
+
+@payouts_app.command("resolve")
+def payouts_resolve(
+    item: Annotated[str, typer.Option("--item", help="The payout's sender_item_id (aptr-<partner>-<period>-<n>).")],
+    paypal_batch: Annotated[
+        str | None, typer.Option("--paypal-batch", help="PayPal has it: the payout_batch_id PayPal shows.")
+    ] = None,
+    not_paid: Annotated[bool, typer.Option("--not-paid", help="PayPal has no such batch: money back.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Resolve a payout in review (its batch was first sent over 25 days ago and never confirmed, so it is
+    never sent again): after looking in PayPal, record the batch PayPal has, or give the money back."""
+    _setup()
+    from apertur.payouts import services
+    from apertur.payouts.models import Payout
+
+    if bool(paypal_batch) == not_paid:
+        _fail("Give exactly one of --paypal-batch ID and --not-paid.", code="invalid_option", as_json=as_json)
+    payout = Payout.objects.filter(sender_item_id=item).first()
+    if payout is None:
+        _fail(f"No payout {item}.", code="payout_not_found", as_json=as_json)
+    with _errors(as_json):
+        done = services.resolve_review(payout=payout, actor=None, paypal_batch_id=paypal_batch or "", paid=not not_paid)
+    data = {
+        "payouts": [
+            {"sender_item_id": p.sender_item_id, "status": str(p.status), "paypal_batch_id": p.paypal_batch_id}
+            for p in done
+        ]
+    }
+
+    def human() -> None:
+        for row in data["payouts"]:
+            out.print(f"{row['sender_item_id']}: {row['status']}")
 
     _emit(data, as_json, human)
 

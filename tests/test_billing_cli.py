@@ -117,7 +117,7 @@ def test_simulate_fails_clearly_when_the_server_is_unreachable() -> None:
     as_json = run(
         "billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro", "--base-url", url, "--json", ok=False
     )
-    assert as_json.exit_code == 1 and as_json.stdout == ""
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["error"]["code"] == "server_unreachable"
     assert json.loads(as_json.stderr)["error"]["code"] == "server_unreachable"
 
 
@@ -136,7 +136,7 @@ def test_simulate_fails_clearly_when_the_server_answers_an_error(live_server: An
         "--json",
         ok=False,
     )
-    assert missing.exit_code == 1 and missing.stdout == ""
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["code"] == "server_error"
     # The last stderr line: the live server's request log shares this process's stderr.
     assert "answered 404" in json.loads(missing.stderr.strip().splitlines()[-1])["error"]["message"]
 
@@ -168,7 +168,7 @@ def test_simulate_reports_a_signature_the_server_refuses(monkeypatch: pytest.Mon
     result = run(
         "billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro", "--months", "2", "--json", ok=False
     )
-    assert result.exit_code == 1 and result.stdout == ""
+    assert result.exit_code == 1 and json.loads(result.stdout)["error"]["code"] == "invalid_signature"
     # The last stderr line: in this process Django's request log shares stderr with the command.
     error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
     assert error["code"] == "invalid_signature" and "STRIPE_WEBHOOK_SECRET differs" in error["message"]

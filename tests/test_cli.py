@@ -52,7 +52,7 @@ def test_user_create_json() -> None:
     assert data["projects"][0]["id"].startswith("prj_")
 
 
-def test_user_create_errors_go_to_stderr_with_nonzero_exit() -> None:
+def test_user_create_errors_exit_nonzero_with_the_error_object_on_stdout_and_stderr() -> None:
     run("user", "create", "--email", "ada@example.com", "--password", "correct-horse-battery")
     result = run(
         "user",
@@ -65,7 +65,8 @@ def test_user_create_errors_go_to_stderr_with_nonzero_exit() -> None:
         ok=False,
     )
     assert result.exit_code == 1
-    assert result.stdout == ""
+    # --json: one object on stdout, the error (ARCHITECTURE 6); the same line on stderr for a person.
+    assert json.loads(result.stdout)["error"]["code"] == "email_taken"
     assert json.loads(result.stderr)["error"]["code"] == "email_taken"
     bad_plan = run(
         "user",

@@ -110,6 +110,8 @@ def test_default_period_is_the_run_that_is_due_and_a_preview_this_months(emu: Ru
     result = cli("run", "--period", "2026-04", "--json", at=early, ok=False)
     assert result.exit_code == 1
     assert json.loads(result.stderr)["error"]["code"] == "run_not_due"
+    # --json: the one object on stdout is the error (ARCHITECTURE 6), so a script reading stdout sees it.
+    assert json.loads(result.stdout)["error"]["code"] == "run_not_due"
     after = json.loads(cli("run", "--json", at=AFTER_APRIL_RUN).stdout)
     assert after["period"] == "2026-04"
     assert [(r["reason"], r["amount_cents"]) for r in after["payouts"]] == [("paid", 6_000)]
@@ -140,5 +142,14 @@ def test_reconcile_applies_paypal_outcomes(emu: Running) -> None:
     httpx.post(f"{emu.base_url}/emulator/advance", json={}).raise_for_status()
     data = json.loads(cli("reconcile", "--json", at=AFTER_APRIL_RUN + dt.timedelta(hours=1)).stdout)
     assert data["checked"] == 1 and data["errors"] == []
-    assert data["changed"] == [{"sender_batch_id": Payout.objects.get().sender_batch_id, "from": "sent", "to": "paid"}]
+    payout = Payout.objects.get()
+    assert data["changed"] == [
+        {
+            "sender_batch_id": payout.sender_batch_id,
+            "sender_item_id": payout.sender_item_id,
+            "partner_id": payout.partner_id,
+            "from": "sent",
+            "to": "paid",
+        }
+    ]
     assert Payout.objects.get().status == PayoutStatus.PAID

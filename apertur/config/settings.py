@@ -315,6 +315,9 @@ WHITENOISE_USE_FINDERS = True
 PAYPAL_API_BASE = os.environ.get("PAYPAL_API_BASE", "http://127.0.0.1:8002")
 PAYPAL_CLIENT_ID = os.environ.get("PAYPAL_CLIENT_ID", "")
 PAYPAL_CLIENT_SECRET = os.environ.get("PAYPAL_CLIENT_SECRET", "")
+PAYPAL_TIMEOUT_SECONDS = float(
+    os.environ.get("PAYPAL_TIMEOUT_SECONDS", "10")
+)  # per request; the emulator's timeout switch waits longer
 # The id PayPal gave our webhook (Developer Dashboard → app → Webhooks): verify-webhook-signature needs it.
 # Without it every PayPal delivery is refused (the poller still reconciles payouts).
 PAYPAL_WEBHOOK_ID = os.environ.get("PAYPAL_WEBHOOK_ID", "")

@@ -24,12 +24,33 @@ class InvalidPayPalLink(AperturError):
     default_message = "This confirmation link is invalid, already used or expired. Send a new one from Payouts."
 
 
-@transaction.atomic
-def request_change(*, partner: Partner, email: str, actor: User | None = None, ip: str | None = None) -> Partner:
+def check_paypal_email(email: str) -> str:
+    """The address, normalised, if PayPal could take it as a receiver: a valid email (Django's check) whose domain
+    is a real internet name: at least one dot (so not ``localhost`` or another bare host name), no empty label, no
+    IP literal. International domains are checked in their ASCII (punycode) form, so ``user@bücher.example`` is
+    accepted like ``user@xn--bcher-kva.example``. PayPal refuses the others at payout time (``VALIDATION_ERROR``
+    on ``items[i].receiver``), a month after the partner could have fixed it."""
     try:
         address = check_email(email)
     except ValidationFailed as exc:
         raise ValidationFailed("Enter the email address of your PayPal account.", field="paypal_email") from exc
+    domain = address.rpartition("@")[2].rstrip(".")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValidationFailed("Enter the email address of your PayPal account.", field="paypal_email") from exc
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or any(not label for label in labels) or domain.startswith("[") or labels[-1].isdigit():
+        raise ValidationFailed(
+            "Enter the email address of your PayPal account (its domain needs a dot, like example.com).",
+            field="paypal_email",
+        )
+    return address
+
+
+@transaction.atomic
+def request_change(*, partner: Partner, email: str, actor: User | None = None, ip: str | None = None) -> Partner:
+    address = check_paypal_email(email)
     partner = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
     previous = partner.verified_paypal_email
     secret = tokens.generate(tokens.Prefix.EMAIL_TOKEN, 40)

@@ -34,3 +34,8 @@ class RunNotDue(Conflict):
 class PayoutNotFound(NotFound):
     code = "payout_not_found"
     default_message = "No such payout."
+
+
+class PayoutNotInReview(Conflict):
+    code = "payout_not_in_review"
+    default_message = "Only a payout that needs review can be resolved."

@@ -23,6 +23,17 @@ class PayoutStatus(models.TextChoices):
     PAID = "paid", "Paid"  # item SUCCESS
     FAILED = "failed", "Failed"  # refused, DENIED or item FAILED: the money never left, back to the balance
     RETURNED = "returned", "Returned"  # item RETURNED, REFUNDED or REVERSED: the money came back to the balance
+    # Its batch was first sent too long ago to send again (PayPal deduplicates a sender_batch_id for 30 days
+    # only): PayPal may have paid it. The money stays out of the balance until staff resolve it.
+    NEEDS_REVIEW = "needs_review", "Needs review"
+
+
+class Failure(models.TextChoices):
+    """Whose side a failed payout failed on: what the partner is told and what happens next."""
+
+    NONE = "", "—"
+    ADDRESS_REFUSED = "address_refused", "PayPal refused the address"  # not sent again until the address changes
+    SENDER = "sender", "Our side"  # our funding or our request (INSUFFICIENT_FUNDS, batch DENIED): staff fix it
 
 
 #: States whose money is back in the partner's balance: only a staff retry (a new sender_batch_id) moves on.
@@ -50,6 +61,10 @@ class Payout(models.Model):
     paypal_item_id = models.CharField(max_length=64, blank=True)
     item_status = models.CharField(max_length=16, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # When the current sender_batch_id was first sent to PayPal (the first create attempt, whatever came of it):
+    # past services.RESEND_WINDOW it is never sent again, since PayPal forgets a sender_batch_id after 30 days.
+    first_sent_at = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=16, choices=Failure.choices, blank=True, default="")
     created_at = models.DateTimeField(default=clock.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)

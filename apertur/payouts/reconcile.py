@@ -27,7 +27,7 @@ from apertur.core import clock
 from apertur.integrations.paypal.client import Batch, Item, PayPalClient, client_or_default
 from apertur.integrations.paypal.errors import PayPalError
 from apertur.payouts import services
-from apertur.payouts.models import OPEN, Payout, PayoutStatus, PayPalEvent, PayPalEventStatus
+from apertur.payouts.models import OPEN, Failure, Payout, PayoutStatus, PayPalEvent, PayPalEventStatus
 
 logger = logging.getLogger(__name__)
 UNCLAIMED_RETURN_AFTER = dt.timedelta(days=30)
@@ -82,20 +82,32 @@ def reconcile_batch(*, payouts: list[Payout], client: PayPalClient) -> list[Payo
     return [done.get(p.pk, p) for p in payouts]
 
 
+#: A batch PayPal refused as a whole (our account: funding, limits, review): nothing about the receivers.
+SENDER_BATCH_STATUSES = frozenset({"DENIED", "CANCELED"})
+
+
 def _apply(*, payout: Payout, item: Item | None, batch_status: str, client: PayPalClient) -> Payout:
+    ours = batch_status in SENDER_BATCH_STATUSES
     if item is None:
-        if batch_status in {"DENIED", "CANCELED"}:
+        if ours:
             return services.apply_item_status(
-                payout_id=payout.pk, transaction_status="FAILED", detail=f"batch {batch_status}"
+                payout_id=payout.pk,
+                transaction_status="FAILED",
+                detail=f"batch {batch_status}",
+                failure=Failure.SENDER,
             )
         Payout.objects.filter(pk=payout.pk).update(checked_at=clock.now())
         return payout
     status = item.transaction_status
     detail = f"PayPal {status}" + (f" ({item.error_name})" if item.error_name else "")
+    if ours:
+        detail += f", batch {batch_status}"
     if batch_status == "DENIED" and status == "PENDING":
         status = "FAILED"
+    # A failure about our account (INSUFFICIENT_FUNDS, a DENIED batch) is not the partner's address: staff fix it.
+    failure = Failure.SENDER if ours or item.error_name in services.SENDER_ERRORS else Failure.NONE
     updated = services.apply_item_status(
-        payout_id=payout.pk, transaction_status=status, item_id=item.payout_item_id, detail=detail
+        payout_id=payout.pk, transaction_status=status, item_id=item.payout_item_id, detail=detail, failure=failure
     )
     if (
         updated.status == PayoutStatus.UNCLAIMED
@@ -153,7 +165,14 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
             for before, now_ in zip(group, after, strict=True):
                 if now_.status != before.status:
                     result.changed.append(
-                        {"sender_batch_id": before.sender_batch_id, "from": str(before.status), "to": str(now_.status)}
+                        {
+                            "sender_batch_id": before.sender_batch_id,
+                            # The batch is shared by the chunk's partners: the item and the partner tell them apart.
+                            "sender_item_id": before.sender_item_id,
+                            "partner_id": before.partner_id,
+                            "from": str(before.status),
+                            "to": str(now_.status),
+                        }
                     )
     return result
 

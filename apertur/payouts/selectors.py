@@ -21,7 +21,7 @@ from apertur.core.pages import Page, page_of
 from apertur.partners.models import Partner
 from apertur.payouts import services
 from apertur.payouts.errors import PayoutNotFound
-from apertur.payouts.models import MONEY_BACK, Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.models import MONEY_BACK, Failure, Payout, PayoutEntry, PayoutStatus
 
 # --- the history ----------------------------------------------------------------------------------------
 
@@ -35,6 +35,7 @@ STATUS_LABELS: dict[str, str] = {
     PayoutStatus.PAID: "Paid",
     PayoutStatus.FAILED: "Failed, back in your balance",
     PayoutStatus.RETURNED: "Returned, back in your balance",
+    PayoutStatus.NEEDS_REVIEW: "Delayed on our side",
 }
 
 #: One sentence for the detail page: what the state means and what happens next.
@@ -51,6 +52,8 @@ STATUS_EXPLANATIONS: dict[str, str] = {
     "your Apertur balance and are paid by a later run.",
     PayoutStatus.RETURNED: "The money came back from PayPal. Its commissions are back in your Apertur balance and "
     "are paid by a later run; check your PayPal email.",
+    PayoutStatus.NEEDS_REVIEW: "PayPal did not confirm this payout in time. Our team is checking with PayPal "
+    "whether it was paid; nothing is lost, and it is never paid twice.",
 }
 
 #: Pill colours of base.html's stylesheet: green when paid, amber while on its way, red when it came back.
@@ -63,6 +66,7 @@ STATUS_PILLS: dict[str, str] = {
     PayoutStatus.PAID: "paid",
     PayoutStatus.FAILED: "reversed",
     PayoutStatus.RETURNED: "reversed",
+    PayoutStatus.NEEDS_REVIEW: "pending",
 }
 
 
@@ -299,6 +303,8 @@ class Outlook:
     ON_HOLD = services.Reason.HELD
     NO_VERIFIED_EMAIL = services.Reason.NO_VERIFIED_EMAIL
     UNDER_MINIMUM = services.Reason.UNDER_MINIMUM
+    ADDRESS_REFUSED = services.Reason.ADDRESS_REFUSED  # PayPal refused the verified address: change it
+    DELAYED = "delayed_on_our_side"  # the last payout failed on our side (funding) or awaits staff review
     WILL_PAY = "will_pay"
 
 
@@ -314,6 +320,7 @@ class PayoutOutlook:
     hold_reason: str = ""  # staff's reason, when on hold
     held_since: dt.datetime | None = None
     pending_email: str = ""  # a PayPal address waiting for its confirmation link
+    refused_email: str = ""  # the address PayPal refused, when the code is ADDRESS_REFUSED
 
     @property
     def will_pay(self) -> bool:
@@ -326,6 +333,8 @@ class PayoutOutlook:
             Outlook.ON_HOLD: "Payouts are on hold",
             Outlook.NO_VERIFIED_EMAIL: "Payouts wait for a verified PayPal email",
             Outlook.UNDER_MINIMUM: "Under the minimum: carried to a later run",
+            Outlook.ADDRESS_REFUSED: "PayPal refused your PayPal address",
+            Outlook.DELAYED: "Your payout is delayed on our side",
             Outlook.WILL_PAY: "Next payout",
         }[self.code]
 
@@ -337,8 +346,16 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
     now = at or clock.now()
     estimate = next_payout(partner=partner, at=now)
     carried = balance(partner=partner, at=now).carried_cents
-    # The run's own rule (approval, a staff hold, a verified PayPal email), not a copy of it.
-    code = services.payable_reason(partner) or (Outlook.WILL_PAY if estimate.will_pay else Outlook.UNDER_MINIMUM)
+    # The run's own rule (approval, a staff hold, a verified PayPal email PayPal has not refused), not a copy of it.
+    code = services.payable_reason(partner)
+    if code is None:
+        last = (
+            Payout.objects.filter(partner=partner).order_by("-period", "-id").values_list("status", "failure").first()
+        )
+        delayed = last is not None and (
+            last[0] == PayoutStatus.NEEDS_REVIEW or (last[0] == PayoutStatus.FAILED and last[1] == Failure.SENDER)
+        )
+        code = Outlook.DELAYED if delayed else (Outlook.WILL_PAY if estimate.will_pay else Outlook.UNDER_MINIMUM)
     return PayoutOutlook(
         code=code,
         run_at=estimate.run_at,
@@ -348,4 +365,5 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
         hold_reason=partner.payouts_hold_reason if code == Outlook.ON_HOLD else "",
         held_since=partner.payouts_held_at if code == Outlook.ON_HOLD else None,
         pending_email=partner.paypal_pending_email,
+        refused_email=partner.verified_paypal_email or "" if code == Outlook.ADDRESS_REFUSED else "",
     )

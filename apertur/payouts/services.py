@@ -57,14 +57,27 @@ from apertur.payouts.errors import (
     InvalidPeriod,
     NothingToRetry,
     PartnerNotPayable,
+    PayoutNotInReview,
     PayoutNotRetryable,
     RunNotDue,
 )
-from apertur.payouts.models import MONEY_BACK, Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.models import MONEY_BACK, Failure, Payout, PayoutEntry, PayoutStatus
 
 logger = logging.getLogger(__name__)
 CURRENCY = "CAD"
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+#: How long after its first attempt a ``sender_batch_id`` may still be sent again. PayPal Payouts v1 (create batch
+#: payout, ``sender_batch_header.sender_batch_id``): "If you specify a sender_batch_id that was used in the last
+#: 30 days, the API rejects the request … The API completes a payment only once for a sender_batch_id that is used
+#: within 30 days." Past 30 days PayPal would take a re-send as a new batch and pay again; 25 days leaves a margin
+#: for clocks and for a tick that runs late. An older batch goes to a person instead (``needs_review``).
+RESEND_WINDOW = dt.timedelta(days=25)
+#: PayPal error names (``errors.name`` of an item, or of a refused create) about the sender's account, not the
+#: receiver's address: our funding or our account, which staff fix.
+SENDER_ERRORS = frozenset(
+    {"INSUFFICIENT_FUNDS", "SENDER_ACCOUNT_LOCKED_OR_INACTIVE", "SENDER_RESTRICTED", "ACCOUNT_RESTRICTED"}
+)
 
 
 #: PayPal item ``transaction_status`` → our payout state.
@@ -94,6 +107,8 @@ class Reason:
     WOULD_PAY = "would_pay"
     WOULD_RETRY = "would_retry"
     NOTHING_DUE = "nothing_due"  # an approved partner with no commission to pay or carry
+    NEEDS_REVIEW = "needs_review"  # first sent more than RESEND_WINDOW ago: staff check PayPal (never re-sent)
+    ADDRESS_REFUSED = "paypal_refused_address"  # PayPal refused the verified address: waits until it changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +244,10 @@ def _payout_decision(partner: Partner, payout: Payout, reason: str, **fields: An
 
 def _settled_decision(partner: Partner, payout: Payout) -> Decision:
     """The decision about a payout already sent (or failed): the run leaves it as it is."""
-    reason = Reason.FAILED if payout.money_back else Reason.ALREADY_PAID
+    if payout.status == PayoutStatus.NEEDS_REVIEW:
+        reason = Reason.NEEDS_REVIEW
+    else:
+        reason = Reason.FAILED if payout.money_back else Reason.ALREADY_PAID
     return _payout_decision(partner, payout, reason, detail=payout.detail)
 
 
@@ -262,6 +280,7 @@ def run(
     # the reason for none.
     approved = set(Partner.objects.filter(status=PartnerStatus.APPROVED).values_list("pk", flat=True))
     candidates = _partners(set(nets) | set(existing) | approved)
+    refused = refused_addresses()
     decisions: dict[int, Decision] = {}
     new: list[Partner] = []
     resend: dict[str, list[Partner]] = {}
@@ -278,27 +297,27 @@ def run(
             continue
         if partner.pk not in nets:
             decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=Reason.NOTHING_DUE)
-        elif (blocked := payable_reason(partner)) is not None:
+        elif (blocked := payable_reason(partner, refused=refused)) is not None:
             decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
         elif net < PAYOUT_MINIMUM_CENTS:
             decisions[partner.pk] = _decision(
                 partner, amount_cents=0, status="", reason=Reason.UNDER_MINIMUM, carried_cents=net
             )
-        elif dry_run:
-            decisions[partner.pk] = _decision(
-                partner,
-                amount_cents=net,
-                status="",
-                reason=Reason.WOULD_PAY,
-                sender_batch_id=sender_item_id_for(partner, period),
-            )
         else:
             new.append(partner)
-    if not new and not resend:
-        return [decisions[partner.pk] for partner in candidates]
-
     size = min(MAX_BATCH_ITEMS, max(1, int(batch_size or getattr(settings, "PAYOUT_BATCH_SIZE", 1000) or 1000)))
     max_entries = max(1, int(getattr(settings, "PAYOUT_CHUNK_ENTRIES", 100_000) or 100_000))
+    if dry_run:
+        # The batch each partner's payout would be in: the real run's chunks, each named after its first item.
+        for chunk in _chunks(new, size=size, entries=sizes, max_entries=max_entries):
+            batch_id = sender_item_id_for(chunk[0], period)
+            for partner in chunk:
+                decisions[partner.pk] = _decision(
+                    partner, amount_cents=nets[partner.pk], status="", reason=Reason.WOULD_PAY, sender_batch_id=batch_id
+                )
+        new = []
+    if not new and not resend:
+        return [decisions[partner.pk] for partner in candidates]
     owned = client is None
     paypal = client or client_from_settings()
     units: list[tuple[list[Partner], Callable[[], dict[int, Decision]]]] = []
@@ -346,14 +365,47 @@ def run(
     return [decisions[partner.pk] for partner in candidates]
 
 
-def payable_reason(partner: Partner) -> str | None:
-    """Why the partner cannot be paid now, or None."""
+Refused = dict[int, list[tuple[str, dt.datetime | None]]]
+
+
+def refused_addresses(*, partner_ids: list[int] | None = None) -> Refused:
+    """Per partner, the PayPal addresses PayPal refused at create time (``failure`` ``address_refused``), with
+    when: one query for a whole run (there are few)."""
+    rows = Payout.objects.filter(status=PayoutStatus.FAILED, failure=Failure.ADDRESS_REFUSED)
+    if partner_ids is not None:
+        rows = rows.filter(partner_id__in=partner_ids)
+    found: Refused = {}
+    for partner_id, address, when in rows.order_by().values_list("partner_id", "receiver_email", "returned_at"):
+        found.setdefault(partner_id, []).append((address.lower(), when))
+    return found
+
+
+def refused_address(partner: Partner, refused: Refused | None = None) -> str | None:
+    """The partner's verified PayPal address if PayPal refused it and the partner has not confirmed an address
+    since (a new one, or the same one again after fixing it at PayPal): sending to it again would fail again."""
+    address = partner.verified_paypal_email
+    if not address:
+        return None
+    if refused is None:
+        refused = refused_addresses(partner_ids=[partner.pk])
+    verified = partner.paypal_verified_at
+    for email, when in refused.get(partner.pk, []):
+        if email == address.lower() and (verified is None or when is None or verified <= when):
+            return address
+    return None
+
+
+def payable_reason(partner: Partner, *, refused: Refused | None = None) -> str | None:
+    """Why the partner cannot be paid now, or None. ``refused`` (:func:`refused_addresses`) spares a query per
+    partner when many are asked."""
     if not partner.is_approved:
         return Reason.NOT_APPROVED
     if partner.payouts_held_at is not None:
         return Reason.HELD
     if partner.verified_paypal_email is None:
         return Reason.NO_VERIFIED_EMAIL
+    if refused_address(partner, refused) is not None:
+        return Reason.ADDRESS_REFUSED
     return None
 
 
@@ -379,6 +431,7 @@ def _pay_chunk(
             Partner.objects.select_for_update(of=("self",)).select_related("user").filter(pk__in=ids).order_by("pk")
         )
         found = {payout.partner_id: payout for payout in Payout.objects.filter(period=period, partner_id__in=ids)}
+        refused = refused_addresses(partner_ids=ids)
         rows: list[Payout] = []
         for partner in fresh:
             payout = found.get(partner.pk)
@@ -388,7 +441,7 @@ def _pay_chunk(
                 else:
                     decisions[partner.pk] = _payout_decision(partner, payout, Reason.ALREADY_PAID)
                 continue
-            blocked = payable_reason(partner)  # as read under the lock
+            blocked = payable_reason(partner, refused=refused)  # as read under the lock
             if blocked is not None:  # held, unapproved or unverified since the run started
                 decisions[partner.pk] = _decision(
                     partner, amount_cents=0, status="", reason=blocked, carried_cents=nets.get(partner.pk, 0)
@@ -522,7 +575,9 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
       refusal of the whole batch fails every payout of it.
 
     Once saved, a batch is sent as it is even if one of its partners was held meanwhile (PayPal may have it
-    already: leaving an item out could never be undone); only when every partner of it is blocked does it wait."""
+    already: leaving an item out could never be undone); only when every partner of it is blocked does it wait.
+    It is never sent again once its first attempt is older than :data:`RESEND_WINDOW` (PayPal forgets a
+    ``sender_batch_id`` after 30 days and would pay it again): its payouts go to ``needs_review`` for staff."""
     decisions: dict[int, Decision] = {}
     while True:
         members = list(
@@ -534,6 +589,13 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
                 decisions[payout.partner_id] = _settled_decision(payout.partner, payout)
         if not pending:
             return decisions
+        first = min((payout.first_sent_at for payout in pending if payout.first_sent_at), default=None)
+        if first is not None and clock.now() - first > RESEND_WINDOW:
+            for payout in _to_review([payout.pk for payout in pending], sender_batch_id=sender_batch_id, first=first):
+                decisions[payout.partner_id] = _payout_decision(
+                    payout.partner, payout, Reason.NEEDS_REVIEW, detail=payout.detail
+                )
+            return decisions
         blocked = [payable_reason(payout.partner) for payout in pending]
         if all(blocked):  # held or unverified since the batch was saved: sent once one of them is not
             for payout, why in zip(pending, blocked, strict=True):
@@ -541,6 +603,8 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
             return decisions
         ids = [payout.pk for payout in pending]
         Payout.objects.filter(pk__in=ids).update(attempts=F("attempts") + 1)
+        # Saved before the call: a crash or a timeout after it must still count this as the first attempt.
+        Payout.objects.filter(pk__in=ids, first_sent_at__isnull=True).update(first_sent_at=clock.now())
         items = []
         for payout in pending:
             payout.attempts += 1
@@ -553,7 +617,7 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
                     amount_cents=payout.amount_cents,
                     sender_item_id=payout.sender_item_id,
                     currency=payout.currency,
-                    note=f"Apertur partner commissions, {payout.period}",
+                    note=paypal_note(payout.period),
                 )
             )
         attempt = max(payout.attempts for payout in pending)
@@ -562,7 +626,7 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
                 sender_batch_id=sender_batch_id,
                 items=items,
                 email_subject="Your Apertur partner payout",
-                email_message=f"Your Apertur commissions for {period}.",
+                email_message=paypal_message(period),
             )
         except DuplicateBatch as exc:  # an earlier attempt created it unseen
             if not exc.payout_batch_id:  # PayPal's answer always links the batch; without it, a person must look
@@ -571,16 +635,32 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
             _mark_batch_sent(ids, batch_id=exc.payout_batch_id or "", detail=detail)
         except PayPalError as exc:
             detail = f"attempt {attempt}: {exc}"
-            if isinstance(exc, Retryable) or exc.status in _NOT_THIS_PAYOUT:
+            ours = exc.status in _NOT_THIS_PAYOUT or exc.name in SENDER_ERRORS
+            if isinstance(exc, Retryable) or ours:
+                if ours and not any(exc.name and exc.name in payout.detail for payout in pending):
+                    # Our credentials or our funding: staff fix it, and the next tick sends the same id.
+                    _alert_staff(
+                        subject=f"PayPal refused payout batch {sender_batch_id} on our side",
+                        lines=[
+                            f"{exc}",
+                            f"{len(pending)} payout(s) of {period} wait with the same sender_batch_id; they are "
+                            "sent again at every pass of the schedule once the PayPal account or configuration is "
+                            "fixed.",
+                        ],
+                    )
                 Payout.objects.filter(pk__in=ids).update(detail=detail)
                 for payout in pending:
                     payout.detail = detail
                     decisions[payout.partner_id] = _payout_decision(payout.partner, payout, Reason.RETRY, detail=detail)
                 return decisions
             # A terminal refusal: PayPal created nothing. Recorded, the money is back in the balance.
-            refused = {i for i in exc.refused_items() if i < len(pending)} or set(range(len(pending)))
+            named = {i for i in exc.refused_items() if i < len(pending)}
+            refused = named or set(range(len(pending)))
             for i in sorted(refused):
-                failed = _money_back(pending[i].pk, status=PayoutStatus.FAILED, item_status="", detail=detail)
+                failure = Failure.ADDRESS_REFUSED if _refuses_receiver(exc, i) else Failure.SENDER
+                failed = _money_back(
+                    pending[i].pk, status=PayoutStatus.FAILED, item_status="", detail=detail, failure=failure
+                )
                 decisions[failed.partner_id] = _payout_decision(
                     pending[i].partner, failed, Reason.FAILED, detail=failed.detail
                 )
@@ -591,7 +671,11 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
             renamed = f"{rest[0].sender_item_id}-r{attempt}"
             moved = Payout.objects.filter(
                 pk__in=[payout.pk for payout in rest], sender_batch_id=sender_batch_id, status=PayoutStatus.CREATED
-            ).update(sender_batch_id=renamed, detail=f"{detail} (another item's refusal; sent again in {renamed})")
+            ).update(
+                sender_batch_id=renamed,
+                first_sent_at=None,  # a new id: PayPal has never seen it
+                detail=f"{detail} (another item's refusal; sent again in {renamed})",
+            )
             if not moved:
                 return decisions
             sender_batch_id = renamed
@@ -603,7 +687,101 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
         return decisions
 
 
-def _mark_batch_sent(ids: list[int], *, batch_id: str, detail: str) -> list[Payout]:
+def _refuses_receiver(exc: PayPalError, index: int) -> bool:
+    """PayPal's refusal names the receiver of item ``index`` (``items[3].receiver``): the partner's address."""
+    prefix = f"items[{index}]"
+    return any(
+        str(detail.get("field", "")).startswith(prefix) and str(detail.get("field", "")).endswith(".receiver")
+        for detail in exc.details
+    )
+
+
+def paypal_note(period: str) -> str:
+    """The item's note PayPal shows the partner: the month the commissions were earned (the run of ``period``
+    pays the previous calendar month's), and the run's date. Well under PayPal's 4,000 characters."""
+    return f"Apertur partner commissions for {commission_month(period)} (paid {run_at(period).date().isoformat()})"
+
+
+def paypal_message(period: str) -> str:
+    """The batch's ``email_message`` (PayPal: at most 1,000 characters)."""
+    return f"Your Apertur partner commissions for {commission_month(period)}, paid {run_at(period).date().isoformat()}."
+
+
+def commission_month(period: str) -> str:
+    """The month whose commissions the run of ``period`` pays, in words: ``2026-04`` → ``March 2026``."""
+    year, month = parse_period(period)
+    year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return dt.date(year, month, 1).strftime("%B %Y")
+
+
+def _to_review(ids: list[int], *, sender_batch_id: str, first: dt.datetime) -> list[Payout]:
+    """The payouts ``ids`` of a batch first sent at ``first``, too long ago to send again: marked
+    ``needs_review`` (their entries stay linked, so no later run pays them), audited, staff alerted. Once: only
+    rows still ``created`` under their lock move."""
+    on = clock.business_date(first).isoformat()
+    detail = (
+        f"needs_review: {sender_batch_id} first sent {on}, PayPal may have paid it; check PayPal before retrying "
+        "(apertur payouts resolve)"
+    )
+    with transaction.atomic():
+        locked = list(
+            Payout.objects.select_for_update(of=("self",))
+            .select_related("partner__user")
+            .filter(pk__in=ids, status=PayoutStatus.CREATED)
+            .order_by("pk")
+        )
+        if not locked:
+            return list(Payout.objects.filter(pk__in=ids).select_related("partner__user").order_by("pk"))
+        Payout.objects.filter(pk__in=[payout.pk for payout in locked]).update(
+            status=PayoutStatus.NEEDS_REVIEW, detail=detail
+        )
+        events = []
+        for payout in locked:
+            payout.status, payout.detail = PayoutStatus.NEEDS_REVIEW, detail
+            events.append(
+                audit.event(
+                    action="payout.needs_review",
+                    obj=payout,
+                    data={"batch": sender_batch_id, "item": payout.sender_item_id, "first_sent_at": first.isoformat()},
+                )
+            )
+        AuditEvent.objects.bulk_create(events)
+        logger.error(
+            "payout batch %s first sent %s: not sent again, %d payout(s) need review", sender_batch_id, on, len(locked)
+        )
+        _alert_staff(
+            subject=f"Payout batch {sender_batch_id} needs review: PayPal may have paid it",
+            lines=[
+                f"Batch {sender_batch_id} was first sent to PayPal on {on} and never confirmed. PayPal deduplicates a "
+                "sender_batch_id for 30 days only, so it is not sent again.",
+                "Look it up in PayPal (Activity, or the payouts report, by the batch or item ids below), then:",
+                "  apertur payouts resolve --item <sender_item_id> --paypal-batch <PayPal batch id>   (PayPal has it)",
+                "  apertur payouts resolve --item <sender_item_id> --not-paid                         (it does not)",
+                "",
+                *(
+                    f"{payout.sender_item_id}  {format_cents(payout.amount_cents, payout.currency)}  "
+                    f"{payout.partner.user.email}  to {payout.receiver_email}"
+                    for payout in locked
+                ),
+            ],
+        )
+    return locked
+
+
+def _alert_staff(*, subject: str, lines: list[str]) -> None:
+    """Tell the staff address (``STAFF_NOTIFY_EMAIL``) about something a person must do, once the surrounding
+    transaction commits."""
+    mail.send(
+        to=settings.STAFF_NOTIFY_EMAIL,
+        subject=subject,
+        template="emails/payout_staff_alert",
+        context={"lines": lines},
+    )
+
+
+def _mark_batch_sent(
+    ids: list[int], *, batch_id: str, detail: str, from_status: str = PayoutStatus.CREATED
+) -> list[Payout]:
     """Record the payouts ``ids`` (one batch's) as sent, once, under their row locks, in one transaction of a few
     statements; each partner is told (one mail connection for the batch). The rows this call recorded (another run
     may have recorded some or all first). Their ``sent_at`` is what makes their linked entries paid
@@ -613,7 +791,7 @@ def _mark_batch_sent(ids: list[int], *, batch_id: str, detail: str) -> list[Payo
         locked = list(
             Payout.objects.select_for_update(of=("self",))
             .select_related("partner__user")
-            .filter(pk__in=ids, status=PayoutStatus.CREATED)
+            .filter(pk__in=ids, status=from_status)
             .order_by("pk")
         )
         if not locked:
@@ -645,15 +823,20 @@ def _mark_batch_sent(ids: list[int], *, batch_id: str, detail: str) -> list[Payo
 # --- after the batch: PayPal's item status ------------------------------------------------------------
 
 
-def apply_item_status(*, payout_id: int, transaction_status: str, item_id: str = "", detail: str = "") -> Payout:
+def apply_item_status(
+    *, payout_id: int, transaction_status: str, item_id: str = "", detail: str = "", failure: str = ""
+) -> Payout:
     """Move the payout to the state PayPal's item status means (:data:`ITEM_STATES`), at most once per
     change, under a row lock: webhooks and the poller may apply the same status concurrently. A payout whose
-    money is already back stays so (a later attempt, if any, has its own batch id)."""
+    money is already back stays so (a later attempt, if any, has its own batch id). ``failure``
+    (:class:`~apertur.payouts.models.Failure`) says whose side a money-back status is on."""
     target = ITEM_STATES.get(transaction_status)
     if target is None:
         raise ValueError(f"Unknown PayPal transaction_status {transaction_status!r}.")
     if target in MONEY_BACK:
-        return _money_back(payout_id, status=target, item_status=transaction_status, detail=detail, item_id=item_id)
+        return _money_back(
+            payout_id, status=target, item_status=transaction_status, detail=detail, item_id=item_id, failure=failure
+        )
     now = clock.now()
     with transaction.atomic():
         payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
@@ -662,7 +845,7 @@ def apply_item_status(*, payout_id: int, transaction_status: str, item_id: str =
         if item_id and payout.paypal_item_id != item_id:
             payout.paypal_item_id = item_id
             fields.append("paypal_item_id")
-        if payout.money_back or payout.status == PayoutStatus.CREATED or payout.status == target:
+        if payout.money_back or payout.status in _UNSENT or payout.status == target:
             payout.save(update_fields=fields)
             return payout
         previous = payout.status
@@ -680,9 +863,23 @@ def apply_item_status(*, payout_id: int, transaction_status: str, item_id: str =
     return payout
 
 
-def _money_back(payout_id: int, *, status: str, item_status: str, detail: str, item_id: str = "") -> Payout:
+#: Payouts PayPal is not known to have: the partner was never told they were sent.
+_UNSENT = frozenset({PayoutStatus.CREATED, PayoutStatus.NEEDS_REVIEW})
+
+
+def _money_back(
+    payout_id: int, *, status: str, item_status: str, detail: str, item_id: str = "", failure: str = ""
+) -> Payout:
     """The money of the payout is not (or no longer) with the partner: release its entries to the balance,
-    record why, tell the partner. Once: a second call finds the payout already in a money-back state."""
+    record why and on whose side (``failure``), tell the partner. Once: a second call finds the payout already
+    in a money-back state.
+
+    - PayPal refused the partner's address at create time (:attr:`Failure.ADDRESS_REFUSED`): the partner is told
+      which address and to change it; no run sends to it again until they confirm an address.
+    - A failure on our side (:attr:`Failure.SENDER`: our funding, a DENIED batch, a request PayPal refused as a
+      whole): staff are alerted to fix it and retry; a partner told it was sent is told it is delayed on our
+      side, not to check their address.
+    - Otherwise (the item FAILED or came back): a partner told it was sent is told it came back."""
     now = clock.now()
     with transaction.atomic():
         payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
@@ -694,41 +891,73 @@ def _money_back(payout_id: int, *, status: str, item_status: str, detail: str, i
         payout.returned_at = now
         payout.checked_at = now
         payout.detail = detail or payout.detail
+        payout.failure = failure
         if item_id:
             payout.paypal_item_id = item_id
-        payout.save(update_fields=["status", "item_status", "returned_at", "checked_at", "detail", "paypal_item_id"])
+        payout.save(
+            update_fields=["status", "item_status", "returned_at", "checked_at", "detail", "paypal_item_id", "failure"]
+        )
         # Released links make their entries unpaid again (commissions.models.paid_entry_ids), due at the next run.
         PayoutEntry.objects.filter(payout=payout, released_at__isnull=True).update(released_at=now)
         audit.record(
             action="payout.money_back",
             obj=payout,
-            data={"from": previous, "to": status, "paypal": item_status, "amount_cents": payout.amount_cents},
+            data={
+                "from": previous,
+                "to": status,
+                "paypal": item_status,
+                "amount_cents": payout.amount_cents,
+                "failure": failure,
+            },
         )
-        if previous != PayoutStatus.CREATED:  # the partner was told it was sent: tell them it came back
+        if failure == Failure.ADDRESS_REFUSED:
+            _tell(payout, "refused", issue=_issue(detail))
+        elif failure == Failure.SENDER:
+            _alert_staff(
+                subject=f"Payout {payout.sender_item_id} failed on our side",
+                lines=[
+                    f"{payout.sender_item_id} ({format_cents(payout.amount_cents, payout.currency)}, "
+                    f"{payout.partner.user.email}) failed: {payout.detail}",
+                    "This is about our PayPal account (funding, or a request PayPal refused as a whole), not the "
+                    "partner's address. Fix it, then retry the payout in the admin (Payouts → Retry): it is sent "
+                    "at once with a new id rather than waiting for next month's run.",
+                ],
+            )
+            if previous not in _UNSENT:
+                _tell(payout, "delayed")
+        elif previous not in _UNSENT:  # the partner was told it was sent: tell them it came back
             _tell(payout, "returned")
     return payout
+
+
+def _issue(detail: str) -> str:
+    """PayPal's own words about a refused receiver, from a payout's ``detail`` (``… VALIDATION_ERROR: …``)."""
+    return detail.split(": ", 1)[1] if ": " in detail else detail
 
 
 _MAILS = {
     "sent": ("Your Apertur payout of {amount} is on its way", "emails/payout_sent"),
     "paid": ("Your Apertur payout of {amount} was paid", "emails/payout_paid"),
     "returned": ("Your Apertur payout of {amount} came back", "emails/payout_returned"),
+    "refused": ("PayPal refused your payout address: your Apertur payout of {amount} waits", "emails/payout_refused"),
+    "delayed": ("Your Apertur payout of {amount} is delayed on our side", "emails/payout_delayed"),
 }
 
 
-def _mail(payout: Payout, what: str) -> mail.Outgoing:
+def _mail(payout: Payout, what: str, **extra: Any) -> mail.Outgoing:
     subject, template = _MAILS[what]
     amount = format_cents(payout.amount_cents, payout.currency)
     return mail.Outgoing(
         to=payout.partner.user.email,
         subject=subject.format(amount=amount),
         template=template,
-        context={"payout": payout, "amount": amount, "paypal_email": payout.partner.paypal_email},
+        # The address this payout was (to be) sent to, not the partner's address now: they may differ.
+        context={"payout": payout, "amount": amount, "paypal_email": payout.receiver_email, **extra},
     )
 
 
-def _tell(payout: Payout, what: str) -> None:
-    message = _mail(payout, what)
+def _tell(payout: Payout, what: str, **extra: Any) -> None:
+    message = _mail(payout, what, **extra)
     mail.send(to=message.to, subject=message.subject, template=message.template, context=message.context)
 
 
@@ -770,7 +999,8 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
         locked.amount_cents = net
         locked.status = PayoutStatus.CREATED
         locked.paypal_batch_id = locked.paypal_item_id = locked.item_status = ""
-        locked.sent_at = locked.paid_at = locked.returned_at = None
+        locked.sent_at = locked.paid_at = locked.returned_at = locked.first_sent_at = None
+        locked.failure = Failure.NONE
         locked.detail = f"retry of {previous}"
         locked.save()
         audit.record(
@@ -783,6 +1013,52 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
         _send_batch(sender_batch_id=locked.sender_batch_id, period=locked.period, client=paypal)
     locked.refresh_from_db()
     return locked
+
+
+def resolve_review(*, payout: Payout, actor: Any, paypal_batch_id: str = "", paid: bool) -> list[Payout]:
+    """Staff's answer about a ``needs_review`` payout (its batch was first sent more than :data:`RESEND_WINDOW`
+    ago and never confirmed), after looking in PayPal:
+
+    - ``paid=True``, ``paypal_batch_id`` the batch PayPal shows: every payout of its batch still in review is
+      recorded as sent in that batch, and reconciliation reads each item's status from PayPal as for any batch.
+    - ``paid=False`` (PayPal has no such batch): the payout's money is back in the balance (``failed``); the next
+      run pays it, or staff retry it at once (a new id).
+
+    Returns the payouts resolved. Audited with the actor."""
+    if payout.status != PayoutStatus.NEEDS_REVIEW:
+        raise PayoutNotInReview(f"{payout.sender_item_id} is {payout.get_status_display().lower()}, not in review.")
+    if paid:
+        batch_id = paypal_batch_id.strip()
+        if not batch_id:
+            raise PayoutNotInReview("Give the PayPal batch id (payout_batch_id) that holds this payout.")
+        ids = list(
+            Payout.objects.filter(sender_batch_id=payout.sender_batch_id, status=PayoutStatus.NEEDS_REVIEW).values_list(
+                "pk", flat=True
+            )
+        )
+        done = _mark_batch_sent(
+            ids,
+            batch_id=batch_id,
+            detail=f"staff found it at PayPal ({batch_id})",
+            from_status=PayoutStatus.NEEDS_REVIEW,
+        )
+    else:
+        done = [
+            _money_back(
+                payout.pk,
+                status=PayoutStatus.FAILED,
+                item_status="",
+                detail="staff checked PayPal: not paid; the money is back in the balance",
+            )
+        ]
+    for resolved in done:
+        audit.record(
+            action="payout.review_resolved",
+            obj=resolved,
+            actor=actor,
+            data={"paid": paid, "paypal_batch_id": paypal_batch_id.strip(), "status": str(resolved.status)},
+        )
+    return done
 
 
 def _hold_reason(reason: str) -> str:

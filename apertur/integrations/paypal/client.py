@@ -239,6 +239,7 @@ class PayPalClient:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"PAYPAL_API_BASE must be an http(s) URL, not {base_url!r}.")
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout  # seconds per request (connect, read, write, pool)
         self._credentials = (client_id, client_secret)
         self._clock = clock
         self._lock = threading.Lock()
@@ -540,10 +541,14 @@ def client_or_default(client: PayPalClient | None) -> Iterator[PayPalClient]:
         yield own
 
 
-def client_from_settings(*, timeout: float = 10.0) -> PayPalClient:
-    """The client configured by ``PAYPAL_API_BASE``, ``PAYPAL_CLIENT_ID`` and ``PAYPAL_CLIENT_SECRET``. With
-    no credentials and a loopback base URL (the local emulator), the emulator's default credentials."""
+def client_from_settings(*, timeout: float | None = None) -> PayPalClient:
+    """The client configured by ``PAYPAL_API_BASE``, ``PAYPAL_CLIENT_ID`` and ``PAYPAL_CLIENT_SECRET``, with
+    ``PAYPAL_TIMEOUT_SECONDS`` (default 10) per request unless ``timeout`` is given. With no credentials and a
+    loopback base URL (the local emulator), the emulator's default credentials."""
     from django.conf import settings
+
+    if timeout is None:
+        timeout = float(getattr(settings, "PAYPAL_TIMEOUT_SECONDS", 10.0) or 10.0)
 
     from apertur.integrations.paypal.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 

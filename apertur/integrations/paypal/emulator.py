@@ -87,6 +87,9 @@ _AMOUNT = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_TIMEOUT_SECONDS = 30.0
 _MAX_BODY = 5_000_000
+#: PayPal deduplicates a sender_batch_id "used in the last 30 days" (Payouts v1, create batch payout): an older one
+#: is forgotten and a create with it makes a new batch. Measured on the wall clock (time.time), which tests move.
+SENDER_BATCH_ID_MEMORY = 30 * 24 * 3600.0
 
 
 @dataclass
@@ -96,7 +99,9 @@ class Config:
     fail_next_n_with_5xx: int = 0  # the next N /v1/payments/* requests answer fail_status
     fail_status: int = 500  # 500, 502, 503, 504 or 429
     timeout_next_n: int = 0  # the next N /v1/payments/* requests sleep timeout_seconds before answering
-    timeout_seconds: float = 5.0  # longer than the client's timeout; capped at 30
+    # Longer than the app's client timeout (PAYPAL_TIMEOUT_SECONDS, 10 s by default), so the switch really times it
+    # out; tests set a shorter client timeout (or a shorter delay). Capped at 30.
+    timeout_seconds: float = 15.0
     timeout_after_commit: bool = True  # a slow create still creates the batch (the dangerous case)
     force_duplicate_next: bool = False  # the next create answers the duplicate error (the batch is created
     # silently first, as if an earlier attempt had succeeded unseen: the error's link leads to it)
@@ -168,6 +173,7 @@ class Emulator:
         self.config = Config()
         self.batches: dict[str, _Batch] = {}
         self.by_sender: dict[str, str] = {}
+        self.sender_used_at: dict[str, float] = {}  # sender_batch_id → when it was first used (time.time())
         self.items: dict[str, tuple[str, int]] = {}  # payout_item_id → (payout_batch_id, index)
         self.tokens: dict[str, float] = {}  # access token → expiry (monotonic)
         self.deliveries: list[dict[str, Any]] = []
@@ -425,6 +431,9 @@ class Emulator:
         with self._lock:
             self.counters["create_requests"] += 1
             existing = self.by_sender.get(sender_batch_id) if sender_batch_id else None
+            used = self.sender_used_at.get(sender_batch_id, 0.0)
+            if existing is not None and time.time() - used >= SENDER_BATCH_ID_MEMORY:
+                existing = None  # PayPal's 30 days are over: the id is new again (the old batch stays)
             if existing is None and self.config.force_duplicate_next:
                 # As if an earlier attempt had created the batch and its answer was lost.
                 existing = self._store(header, parsed).payout_batch_id
@@ -471,6 +480,7 @@ class Emulator:
         sender_batch_id = batch.sender_batch_header.get("sender_batch_id")
         if sender_batch_id:
             self.by_sender[sender_batch_id] = batch_id
+            self.sender_used_at[sender_batch_id] = time.time()
         for index, item in enumerate(items):
             self.items[item.payout_item_id] = (batch_id, index)
         self.counters["batches_created"] += 1

@@ -135,3 +135,25 @@ def test_a_customer_with_the_partners_verified_paypal_email_is_never_attributed(
         },
     )
     assert not Attribution.objects.filter(customer__email="money@snapflow.example").exists()
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["partner@localhost", "partner@intranet", "partner@[127.0.0.1]", "partner@example..com", "partner@1.2.3.4"],
+)
+def test_a_paypal_address_paypal_would_refuse_is_refused_at_once(address: str) -> None:
+    from apertur.core.errors import ValidationFailed
+    from apertur.partners.paypal import request_change
+
+    partner = make_partner()
+    with pytest.raises(ValidationFailed) as caught:
+        request_change(partner=partner, email=address)
+    assert caught.value.field == "paypal_email"
+    assert Partner.objects.get(pk=partner.pk).paypal_pending_email == ""
+
+
+@pytest.mark.parametrize("address", ["partner@example.com", "partner@mail.example.co.uk", "partner@bücher.example"])
+def test_real_internet_addresses_are_accepted_international_domains_too(address: str) -> None:
+    from apertur.partners.paypal import check_paypal_email
+
+    assert check_paypal_email(address).endswith(address.rpartition("@")[2])

@@ -102,7 +102,10 @@ def test_a_chunk_of_partners_is_one_batch_with_one_item_each(
 def test_the_batch_size_cuts_the_partners_into_batches(emu: Running) -> None:
     made = partners()
     with override_settings(PAYOUT_BATCH_SIZE=2):
+        preview = do_run(emu, PERIOD, dry_run=True)
         decisions = do_run(emu, PERIOD)
+    # The dry run names the batches the real run uses (each chunk's, named after its first item).
+    assert [d.sender_batch_id for d in preview] == [d.sender_batch_id for d in decisions]
     assert [d.reason for d in decisions] == ["paid"] * 3
     ids = [f"aptr-{made[0].pk}-{PERIOD}-1", f"aptr-{made[2].pk}-{PERIOD}-1"]
     assert [d.sender_batch_id for d in decisions] == [ids[0], ids[0], ids[1]]
@@ -204,7 +207,11 @@ def test_an_item_refused_at_creation_fails_alone_and_the_others_go_in_a_new_batc
         f"aptr-{made[2].pk}-{PERIOD}-1",
     ]
     assert emu.emulator.counters["create_requests"] == 1  # the refusal came before the emulator counted
-    assert sorted(m.to[0] for m in mailoutbox) == sorted([made[0].user.email, made[2].user.email])
+    # The two sent are told it is on its way; the refused partner is told PayPal refused their address.
+    assert sorted(m.to[0] for m in mailoutbox) == sorted([made[0].user.email, made[1].user.email, made[2].user.email])
+    (told,) = [m for m in mailoutbox if m.to[0] == made[1].user.email]
+    assert told.subject.startswith("PayPal refused your payout address") and "not-an-email" in told.body
+    assert Payout.objects.get(partner=made[1]).failure == "address_refused"
 
     made[1].paypal_email = "fixed@example.com"
     made[1].save()

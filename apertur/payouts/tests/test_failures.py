@@ -13,7 +13,7 @@ import time_machine
 from apertur.commissions.models import CommissionEntry
 from apertur.integrations.paypal.client import PayPalClient
 from apertur.integrations.paypal.emulator import Running, running
-from apertur.payouts import reconcile
+from apertur.payouts import reconcile, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
 from apertur.payouts.tests.helpers import (
     at,
@@ -103,7 +103,10 @@ def test_a_timeout_before_paypal_acted_lets_the_rerun_create_it_once(emu: Runnin
     assert (d.reason, d.status) == ("paid", "sent")
     payout = Payout.objects.get()
     assert payout.detail == ""  # a plain 201: the rerun created it
-    time.sleep(0.9)  # the first request acts late: PayPal refuses it as a duplicate
+    # The first request acts late: PayPal refuses it as a duplicate. On the run's clock: the emulator forgets a
+    # sender_batch_id after 30 days of its (wall) clock, which outside the time travel is today.
+    with time_machine.travel(services.run_at("2026-04"), tick=True):
+        time.sleep(0.9)
     assert emu.emulator.counters["create_requests"] == 2
     assert_sent_once(emu, payout)
 
@@ -137,13 +140,26 @@ def test_a_denied_batch_fails_gives_the_money_back_and_the_next_period_pays_it(
         django_capture_on_commit_callbacks(execute=True),
     ):
         result = reconcile.poll_open(client=client)
-    assert result.changed == [{"sender_batch_id": first.sender_batch_id, "from": "sent", "to": "failed"}]
+    assert result.changed == [
+        {
+            "sender_batch_id": first.sender_batch_id,
+            "sender_item_id": first.sender_item_id,
+            "partner_id": first.partner_id,
+            "from": "sent",
+            "to": "failed",
+        }
+    ]
     first.refresh_from_db()
     assert (first.status, first.item_status) == (PayoutStatus.FAILED, "FAILED")
     assert first.returned_at == at(2026, 4, 16)
     assert not CommissionEntry.objects.paid().exists()
     assert PayoutEntry.objects.get().released_at is not None
-    assert len(mailoutbox) == 2 and "came back" in mailoutbox[1].subject
+    # A DENIED batch is our funding, not the partner's address: staff are alerted, the partner told it is delayed.
+    assert first.failure == "sender"
+    assert sorted(m.subject for m in mailoutbox[1:]) == [
+        f"Payout {first.sender_item_id} failed on our side",
+        "Your Apertur payout of $60.00 CAD is delayed on our side",
+    ]
 
     d = only(do_run(emu, "2026-04"))  # the failed period does not resend by itself
     assert (d.reason, d.status) == ("failed", "failed") and batches_created(emu) == 1

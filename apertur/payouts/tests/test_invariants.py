@@ -165,7 +165,8 @@ class History:
         earned = int(available.filter(amount_cents__gt=0).aggregate(total=Sum("amount_cents"))["total"] or 0)
         assert paid <= net - owed_back, (paid, net, owed_back)
         assert paid <= earned
-        sent = sum(p.amount_cents for p in live if p.status != PayoutStatus.CREATED)
+        # A payout still `created`, or in review (its batch too old to send again), was never recorded as sent.
+        sent = sum(p.amount_cents for p in live if p.status not in {PayoutStatus.CREATED, PayoutStatus.NEEDS_REVIEW})
         assert balance(partner=partner, at=self.now).paid_cents == sent
         # The balance takes what was paid from the payouts: the same as the entries they link, split as the rule
         # splits each entry (paid; else pending, eligible, carried).

@@ -97,7 +97,15 @@ def test_polling_maps_every_item_status(emu: Running, mails: Any, item_status: s
     assert result.checked == 1 and result.errors == []
     payout.refresh_from_db()
     assert payout.status == EXPECTED[item_status]
-    assert result.changed == [{"sender_batch_id": payout.sender_batch_id, "from": "sent", "to": payout.status}]
+    assert result.changed == [
+        {
+            "sender_batch_id": payout.sender_batch_id,
+            "sender_item_id": payout.sender_item_id,
+            "partner_id": payout.partner_id,
+            "from": "sent",
+            "to": payout.status,
+        }
+    ]
     assert payout.checked_at == when and payout.paypal_item_id
     entries = CommissionEntry.objects.filter(partner=partner)
     if item_status in MONEY_BACK_STATUSES:
@@ -179,7 +187,15 @@ def test_an_item_unclaimed_for_30_days_is_cancelled_and_the_money_comes_back(emu
     result = poll(emu, when, mails)
     assert emu.emulator.counters["items_cancelled"] == 1
     payout.refresh_from_db()
-    assert result.changed == [{"sender_batch_id": payout.sender_batch_id, "from": "unclaimed", "to": "returned"}]
+    assert result.changed == [
+        {
+            "sender_batch_id": payout.sender_batch_id,
+            "sender_item_id": payout.sender_item_id,
+            "partner_id": payout.partner_id,
+            "from": "unclaimed",
+            "to": "returned",
+        }
+    ]
     assert (payout.status, payout.item_status, payout.returned_at) == (PayoutStatus.RETURNED, "RETURNED", when)
     assert "unclaimed for 30 days" in payout.detail
     assert emu.emulator.state()["batches"][0]["items"][0]["transaction_status"] == "RETURNED"
@@ -254,7 +270,15 @@ def test_a_reversal_whose_webhook_was_lost_is_found_by_the_daily_look_at_paid_pa
     advance(emu, payout, "REVERSED")  # PayPal reverses it; the webhook never reaches us
     assert poll(emu, paid_on + dt.timedelta(hours=23), mails).checked == 0  # checked less than a day ago
     result = poll(emu, paid_on + dt.timedelta(days=1, minutes=1), mails)
-    assert result.changed == [{"sender_batch_id": payout.sender_batch_id, "from": "paid", "to": "returned"}]
+    assert result.changed == [
+        {
+            "sender_batch_id": payout.sender_batch_id,
+            "sender_item_id": payout.sender_item_id,
+            "partner_id": payout.partner_id,
+            "from": "paid",
+            "to": "returned",
+        }
+    ]
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.RETURNED and payout.item_status == "REVERSED"
     assert mails.subjects[-1] == "Your Apertur payout of $60.00 CAD came back"

@@ -465,3 +465,32 @@ def test_client_from_settings_uses_emulator_defaults_on_loopback(emu: Running, s
     settings.PAYPAL_CLIENT_SECRET = ""
     with client_from_settings(timeout=2) as client:
         assert client.access_token()
+
+
+def test_paypal_forgets_a_sender_batch_id_after_30_days_and_pays_it_again(emu: Running, client: PayPalClient) -> None:
+    """PayPal Payouts v1: a sender_batch_id "used in the last 30 days" is refused; an older one is a new batch.
+    The emulator models it (by its wall clock), so the app's tests can show it never re-sends one that old."""
+    import datetime as dt
+
+    import time_machine
+
+    start = dt.datetime(2026, 4, 15, 13, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        first = _pay(client)
+    with time_machine.travel(start + dt.timedelta(days=29, hours=23), tick=False), pytest.raises(DuplicateBatch):
+        _pay(client)
+    with time_machine.travel(start + dt.timedelta(days=30), tick=False):
+        second = _pay(client)
+    assert second.payout_batch_id != first.payout_batch_id
+    assert emu.emulator.counters["batches_created"] == 2
+
+
+def test_the_timeout_switch_outlasts_the_clients_default_timeout(settings: Any) -> None:
+    """By default the emulator's slow answer takes longer than the app's client waits, so it really times out."""
+    from apertur.integrations.paypal.client import client_from_settings
+    from apertur.integrations.paypal.emulator import Config
+
+    assert Config().timeout_seconds > client_from_settings().timeout
+    settings.PAYPAL_TIMEOUT_SECONDS = 0.5
+    with client_from_settings() as quick:
+        assert quick.timeout == 0.5

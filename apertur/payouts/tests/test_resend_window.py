@@ -1,0 +1,139 @@
+"""PayPal deduplicates a ``sender_batch_id`` for 30 days only: a batch whose first attempt is older than
+``services.RESEND_WINDOW`` is never sent again; its payouts go to a person (``needs_review``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+from django.conf import settings
+
+from apertur.commissions.models import CommissionEntry
+from apertur.core.models import AuditEvent
+from apertur.integrations.paypal.emulator import Running, running
+from apertur.partners.models import Partner
+from apertur.payouts import schedule, selectors, services
+from apertur.payouts.errors import PayoutNotInReview
+from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.tests.helpers import at, batches_created, client_for, make_world, pay
+from apertur.testing import make_staff
+
+pytestmark = pytest.mark.django_db
+T0 = services.run_at("2026-04")
+
+
+@pytest.fixture
+def emu() -> Iterator[Running]:
+    with running() as emulator:
+        yield emulator
+
+
+def tick(emu: Running, when: dt.datetime) -> schedule.TickResult:
+    with time_machine.travel(when, tick=False), client_for(emu, timeout=0.3) as client:
+        return schedule.tick(client=client)
+
+
+def timed_out_then_held(emu: Running) -> tuple[Partner, Payout]:
+    """The April run's create times out after PayPal committed the batch; staff then hold the partner."""
+    partner, customer = make_world()
+    pay(customer, 1, 99_999, at(2026, 3, 1))
+    assert emu.emulator.configure({"timeout_next_n": 1, "timeout_seconds": 0.6, "timeout_after_commit": True})[0] == 200
+    tick(emu, T0)
+    payout = Payout.objects.get()
+    assert payout.status == PayoutStatus.CREATED and payout.first_sent_at == T0
+    assert batches_created(emu) == 1  # PayPal has it; we do not know
+    with time_machine.travel(T0, tick=False):
+        services.hold_partner(partner=partner, actor=None, reason="fraud review")
+    return partner, payout
+
+
+def test_a_batch_first_sent_over_25_days_ago_is_never_sent_again_and_staff_review_it(
+    emu: Running, django_capture_on_commit_callbacks: Any, mailoutbox: list[Any]
+) -> None:
+    partner, payout = timed_out_then_held(emu)
+    for days in (1, 10, 25):  # held: the batch waits, still within PayPal's memory
+        tick(emu, T0 + dt.timedelta(days=days))
+        assert Payout.objects.get().status == PayoutStatus.CREATED
+    with time_machine.travel(T0 + dt.timedelta(days=35), tick=False):
+        services.release_partner(partner=Partner.objects.get(pk=partner.pk), actor=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = tick(emu, T0 + dt.timedelta(days=35))
+    # PayPal forgot the id after 30 days: a re-send would have been a second batch, paid twice.
+    assert batches_created(emu) == 1
+    assert emu.emulator.counters["create_requests"] == 1
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.NEEDS_REVIEW
+    assert payout.detail.startswith(f"needs_review: {payout.sender_batch_id} first sent 2026-04-15")
+    assert "PayPal may have paid it" in payout.detail
+    assert result.runs["2026-04"]["reasons"] == {"needs_review": 1}
+    assert AuditEvent.objects.filter(action="payout.needs_review").count() == 1
+    (alert,) = [m for m in mailoutbox if m.to == [settings.STAFF_NOTIFY_EMAIL]]
+    assert payout.sender_item_id in alert.body and "needs review" in alert.subject
+    # The money stays out of later runs until staff resolve it, and the period is finished.
+    assert PayoutEntry.objects.filter(payout=payout, released_at__isnull=True).count() == 1
+    assert "2026-04" not in schedule.due_periods(T0 + dt.timedelta(days=36))
+    tick(emu, services.run_at("2026-05"))
+    assert Payout.objects.count() == 1 and batches_created(emu) == 1
+    assert not CommissionEntry.objects.paid().exists()
+    outlook = selectors.payout_status(partner=Partner.objects.get(pk=partner.pk), at=T0 + dt.timedelta(days=36))
+    assert outlook.code == "delayed_on_our_side"
+
+
+def test_an_unsent_created_payout_is_sent_however_old(emu: Running) -> None:
+    """No attempt yet (a crash before the first call): PayPal never saw the id, sending it is safe."""
+    partner, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    with time_machine.travel(T0, tick=False):
+        services.hold_partner(partner=partner, actor=None, reason="check")
+    tick(emu, T0)
+    assert Payout.objects.count() == 0  # held before anything was saved
+    with time_machine.travel(T0 + dt.timedelta(days=40), tick=False):
+        services.release_partner(partner=Partner.objects.get(pk=partner.pk), actor=None)
+    tick(emu, T0 + dt.timedelta(days=40))
+    assert Payout.objects.get().sent_at is not None and batches_created(emu) == 1
+
+
+def test_staff_resolve_a_review_found_at_paypal(emu: Running) -> None:
+    partner, payout = timed_out_then_held(emu)
+    later = T0 + dt.timedelta(days=31)
+    with time_machine.travel(later, tick=False):
+        services.release_partner(partner=Partner.objects.get(pk=partner.pk), actor=None)
+    tick(emu, later)
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.NEEDS_REVIEW
+    staff = make_staff()
+    found = emu.emulator.state()["batches"][0]["batch_header"]["payout_batch_id"]
+    with pytest.raises(PayoutNotInReview):
+        services.resolve_review(payout=payout, actor=staff, paid=True)  # the PayPal batch id is required
+    with time_machine.travel(later, tick=False):
+        (done,) = services.resolve_review(payout=payout, actor=staff, paid=True, paypal_batch_id=found)
+    assert (done.status, done.paypal_batch_id) == (PayoutStatus.SENT, found)
+    emu.emulator.advance({})
+    tick(emu, later + dt.timedelta(hours=1))  # reconciliation reads the item as for any batch
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.PAID and batches_created(emu) == 1
+    assert AuditEvent.objects.filter(action="payout.review_resolved", actor=staff).exists()
+
+
+def test_staff_resolve_a_review_not_at_paypal_gives_the_money_back(emu: Running) -> None:
+    _partner, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    # PayPal answers 503 for a month: the id was tried, but nothing was created.
+    assert emu.emulator.configure({"fail_next_n_with_5xx": 1000, "fail_status": 503})[0] == 200
+    tick(emu, T0)
+    tick(emu, T0 + dt.timedelta(days=26))
+    payout = Payout.objects.get()
+    assert payout.status == PayoutStatus.NEEDS_REVIEW and batches_created(emu) == 0
+    with pytest.raises(PayoutNotInReview):
+        services.resolve_review(payout=Payout(status=PayoutStatus.SENT, sender_item_id="x"), actor=None, paid=False)
+    (done,) = services.resolve_review(payout=payout, actor=make_staff(), paid=False)
+    assert done.status == PayoutStatus.FAILED and done.money_back
+    assert not PayoutEntry.objects.filter(payout=payout, released_at__isnull=True).exists()
+    # Back in the balance: the next run pays it, with a new id.
+    assert emu.emulator.configure({"fail_next_n_with_5xx": 0})[0] == 200
+    tick(emu, services.run_at("2026-05"))
+    may = Payout.objects.get(period="2026-05")
+    assert may.sent_at is not None and may.amount_cents == payout.amount_cents
