@@ -12,10 +12,28 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from apertur.api.auth import Caller
 from apertur.core.errors import AperturError, RateLimited
 from apertur.oauth.bearer import BearerError
+
+
+class NotAnObject(ValueError):
+    """A JSON body that parses but is not an object (a string, a number, an array, null)."""
+
+
+class ObjectBodyParser(Parser):
+    """Every JSON body of the API is an object. Without this check django-ninja would read a bare string
+    through its ``DjangoGetter`` (``getattr(body, field)``), so ``"hello world"`` became a session titled
+    ``str.title()`` of it; arrays and numbers were silently taken as "no fields"."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise NotAnObject("The body must be a JSON object.")
+        return data
+
 
 api = NinjaAPI(
     title="Apertur Partner API",
@@ -26,6 +44,7 @@ api = NinjaAPI(
         "(`Bearer aptr_live_sk_…`). Every operation names the scope it needs."
     ),
     urls_namespace="api_v1",
+    parser=ObjectBodyParser(),
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
@@ -103,6 +122,8 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, NotAnObject):  # django-ninja wraps the parser's error in its 400
+        return error_response(request, 400, "invalid_request", str(exc.__cause__))
     return status_error_response(request, exc.status_code)
 
 

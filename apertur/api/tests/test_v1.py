@@ -1,0 +1,56 @@
+"""The API's own request and response handling (apertur/api/v1.py): body parsing and error format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from apertur.api.tests.conftest import Api
+from apertur.oauth.tests.conftest import Flow
+from apertur.projects.models import Project
+from apertur.uploads.models import UploadSession
+from apertur.webhooks.models import WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+
+
+def send(api: Api, method: str, path: str, raw: str) -> object:
+    return Client().generic(
+        method,
+        f"/api/v1{path}",
+        raw,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api.token}",
+    )
+
+
+@pytest.mark.parametrize("raw", ['"hello world"', "[null, null]", "[]", "123", "true", "null", '"str"'])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/upload-sessions"), ("PATCH", "/project/settings"), ("POST", "/webhooks")],
+)
+def test_a_body_that_is_not_an_object_is_refused(api: Api, flow: Flow, raw: str, method: str, path: str) -> None:
+    before = Project.objects.get(pk=flow.project.pk).settings_json()
+    response = send(api, method, path, raw)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["error"]["message"] == "The body must be a JSON object."
+    assert UploadSession.objects.count() == 0 and WebhookEndpoint.objects.count() == 0
+    assert Project.objects.get(pk=flow.project.pk).settings_json() == before
+
+
+def test_a_body_that_is_not_json_is_still_invalid_request(api: Api) -> None:
+    response = send(api, "POST", "/upload-sessions", "{nope")
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_request",
+        "message": "The request body is not valid JSON.",
+        "request_id": response["X-Request-Id"],
+    }
+
+
+def test_an_object_body_still_works(api: Api) -> None:
+    response = send(api, "POST", "/upload-sessions", json.dumps({"title": "hello world"}))
+    assert response.status_code == 201 and response.json()["title"] == "hello world"
