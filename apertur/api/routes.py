@@ -206,14 +206,14 @@ def session_json(session: UploadSession) -> dict[str, Any]:
         "id": session.public_id,
         "title": session.title,
         "url": f"{settings.APERTUR_BASE_URL}/u/{session.token}",
-        "status": session.status if session.is_accepting() else "closed",
+        "status": session.effective_status,
         "expires_at": _iso(session.expires_at),
         "max_files": session.max_files,
         "accepted_types": session.accepted_types,
         "password_protected": session.has_password,
         "upload_count": getattr(session, "upload_count", None) or session.uploads.count(),
         "created_at": session.created_at.isoformat(),
-        "closed_at": _iso(session.closed_at),
+        "closed_at": _iso(session.effective_closed_at),
         "livemode": session.livemode,
     }
 

@@ -48,9 +48,8 @@ def usage(*, project: Project, livemode: bool = True) -> Usage:
     return Usage(
         uploads_this_month=uploads.filter(uploaded_at__gte=month_start()).count(),
         storage_bytes=uploads.aggregate(total=Sum("size"))["total"] or 0,
-        active_sessions=UploadSession.objects.filter(
-            project=project, livemode=livemode, status=SessionStatus.OPEN
-        ).count(),
+        # Expired sessions read "closed" and take no uploads: they do not hold a slot either.
+        active_sessions=UploadSession.objects.filter(project=project, livemode=livemode).active().count(),
     )
 
 
@@ -112,7 +111,8 @@ def close_session(*, session: UploadSession, actor: object = None, ip: str | Non
     session = UploadSession.objects.select_for_update().get(pk=session.pk)
     if session.status != SessionStatus.CLOSED:
         session.status = SessionStatus.CLOSED
-        session.closed_at = clock.now()
+        # An expired session already stopped at its expiry (and said so): keep that date.
+        session.closed_at = session.effective_closed_at or clock.now()
         session.save(update_fields=["status", "closed_at"])
         audit.record(action="upload_session.closed", obj=session, actor=actor, ip=ip)
         webhooks.emit(

@@ -74,6 +74,21 @@ def test_active_session_limit_of_the_plan(project) -> None:  # type: ignore[no-u
     services.create_session(project=free, title="two")
 
 
+def test_an_expired_session_frees_its_slot(project) -> None:  # type: ignore[no-untyped-def]
+    free = create_project(owner=project.owner, name="Free one")
+    soon = clock.now() + dt.timedelta(seconds=3)
+    first = services.create_session(project=free, title="short", expires_at=soon)
+    with pytest.raises(SessionLimitReached):
+        services.create_session(project=free, title="second")
+    with time_machine.travel(soon + dt.timedelta(seconds=2)):
+        assert services.usage(project=free).active_sessions == 0
+        assert not first.is_accepting()
+        assert first.effective_status == "closed" and first.effective_closed_at == soon
+        services.create_session(project=free, title="second")
+        # Closing it by hand afterwards keeps the date it stopped at.
+        assert services.close_session(session=first).closed_at == soon
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [
