@@ -68,6 +68,16 @@ def test_an_expired_session_reads_closed_with_its_expiry_and_frees_the_slot(api:
         assert api.post("/upload-sessions", {"title": "second"}).status_code == 201
 
 
+def test_a_session_left_without_expiry_or_max_files_takes_the_project_defaults(api: Api, flow: Flow) -> None:
+    Project.objects.filter(pk=flow.project.pk).update(default_session_days=7, default_max_files=50)
+    body = api.post("/upload-sessions", {"title": "defaults"}).json()
+    assert body["max_files"] == 50
+    expires = dt.datetime.fromisoformat(body["expires_at"])
+    assert abs(expires - (clock.now() + dt.timedelta(days=7))) < dt.timedelta(minutes=1)
+    given = api.post("/upload-sessions", {"title": "given", "max_files": 5}).json()
+    assert given["max_files"] == 5
+
+
 def test_wrong_scope(narrow_api: Api) -> None:
     response = narrow_api.post("/upload-sessions", {"title": "x"})
     assert response.status_code == 403
