@@ -627,7 +627,7 @@ def list_destinations(request: HttpRequest) -> dict[str, Any]:
     from apertur.uploads.services import usage
 
     c = _caller(request)
-    used = usage(project=c.project)
+    used = usage(project=c.project, livemode=c.livemode)  # test mode has its own storage budget, never the live one
     builtin = {
         "id": "dst_apertur",
         "kind": "apertur",
