@@ -46,6 +46,12 @@ def _clean_events(events: Sequence[str] | None) -> list[str]:
     return chosen
 
 
+def _clean_url(url: str) -> str:
+    """Well formed, and public by the rule every delivery is checked against (core.outbound)."""
+    clean = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+    return outbound.check_public_url(clean, noun="webhook URL", field="url", error=InvalidEndpoint)
+
+
 @transaction.atomic
 def create_endpoint(
     *,
@@ -57,7 +63,7 @@ def create_endpoint(
     actor: Any = None,
     ip: str | None = None,
 ) -> WebhookEndpoint:
-    clean_url = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+    clean_url = _clean_url(url)
     if len(description) > 200:
         raise InvalidEndpoint("The description is at most 200 characters.", field="description")
     endpoint = WebhookEndpoint.objects.create(
@@ -85,7 +91,7 @@ def update_endpoint(
 ) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     if url is not None:
-        endpoint.url = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+        endpoint.url = _clean_url(url)
     if events is not None:
         endpoint.events = _clean_events(events)
     if description is not None:
