@@ -37,9 +37,13 @@ USER_AGENT = "Apertur-Webhooks/1"
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
-    chosen = list(dict.fromkeys(events or ["*"]))
+    """Left out (``None``): every event. An empty list is refused rather than read as "all": a partner who
+    sends ``[]`` to unsubscribe must not end up subscribed to everything."""
+    if events is not None and not events:
+        raise InvalidEndpoint('Choose at least one event, or "*" for all.', field="events")
+    chosen = list(dict.fromkeys(events if events is not None else ["*"]))
     unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
-    if unknown or not chosen:
+    if unknown:
         raise InvalidEndpoint(
             f"Unknown event type(s): {', '.join(unknown)}. Known: {', '.join(EVENT_TYPES)} or *.", field="events"
         )

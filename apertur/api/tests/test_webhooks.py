@@ -70,6 +70,13 @@ def test_private_urls_are_422_at_creation(api: Api, settings: Any, url: str) -> 
     assert WebhookEndpoint.objects.count() == 0
 
 
+def test_an_empty_event_list_is_422(api: Api) -> None:
+    response = api.post("/webhooks", {"url": "https://hooks.example.com/x", "events": []})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "events"
+    assert WebhookEndpoint.objects.count() == 0
+
+
 def test_needs_webhooks_manage(narrow_api: Api) -> None:
     assert narrow_api.get("/webhooks").status_code == 403
     assert narrow_api.post("/webhooks", {"url": "https://hooks.example.com/x"}).status_code == 403

@@ -183,6 +183,17 @@ def test_bad_endpoint_urls(project, url: str, message: str) -> None:  # type: ig
     assert WebhookEndpoint.objects.count() == 0
 
 
+def test_an_empty_event_list_is_refused_not_read_as_all(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidEndpoint, match="at least one event") as info:
+        services.create_endpoint(project=project, url="https://hooks.example.com/x", events=[])
+    assert info.value.field == "events"
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.created"])
+    with pytest.raises(InvalidEndpoint, match="at least one event"):
+        services.update_endpoint(endpoint=endpoint, events=[])
+    assert WebhookEndpoint.objects.get().events == ["upload.created"]
+    assert services.create_endpoint(project=project, url="https://hooks.example.com/y").events == ["*"]
+
+
 def test_unknown_event_type_refused(project) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidEndpoint, match="Unknown event type"):
         services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.deleted"])
