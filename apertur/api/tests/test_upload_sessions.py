@@ -188,6 +188,14 @@ def test_rate_limited(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
     assert int(response["Retry-After"]) > 0
+    assert response["RateLimit-Limit"] == "2" and response["RateLimit-Remaining"] == "0"
+    assert response["RateLimit-Reset"] == response["Retry-After"]
+
+
+def test_a_403_carries_the_rate_limit_headers(narrow_api: Api) -> None:
+    response = narrow_api.get("/upload-sessions")
+    assert response.status_code == 403
+    assert int(response["RateLimit-Limit"]) > int(response["RateLimit-Remaining"])
 
 
 def test_idempotency_keys_never_cross_modes(flow: Flow) -> None:
