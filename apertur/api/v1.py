@@ -9,6 +9,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -118,6 +120,15 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
     message = f"{field}: {first.get('msg', 'invalid')}" if field else "The request is not valid."
     extra = {"field": field} if field else {}
     return error_response(request, 422, "validation_error", message, **extra)
+
+
+@api.exception_handler(RequestDataTooBig)
+def payload_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    """RFC 9110 §15.5.14 (413 Content Too Large). django-ninja re-raises Django's error, which would otherwise
+    become Django's HTML 400 page."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    message = f"The request body is larger than the {limit // 1_048_576} MiB limit."
+    return error_response(request, 413, "payload_too_large", message)
 
 
 @api.exception_handler(HttpError)

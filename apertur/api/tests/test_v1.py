@@ -54,3 +54,14 @@ def test_a_body_that_is_not_json_is_still_invalid_request(api: Api) -> None:
 def test_an_object_body_still_works(api: Api) -> None:
     response = send(api, "POST", "/upload-sessions", json.dumps({"title": "hello world"}))
     assert response.status_code == 201 and response.json()["title"] == "hello world"
+
+
+def test_a_body_over_the_limit_is_a_json_413(api: Api, settings: object) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_048_576  # type: ignore[attr-defined]
+    response = send(api, "POST", "/upload-sessions", json.dumps({"title": "big", "password": "x" * 1_100_000}))
+    assert response.status_code == 413, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert "1 MiB" in response.json()["error"]["message"]
+    assert UploadSession.objects.count() == 0
+
