@@ -57,6 +57,11 @@ class ApiRequestMiddleware:
             # (ARCHITECTURE section 6) whatever went wrong.
             response = status_error_response(request, response.status_code, allow=response.get("Allow"))
         response["X-Request-Id"] = request_id
+        if "Cache-Control" not in response:
+            # Every answer is for one authenticated caller and some carry secrets shown once (a webhook's
+            # signing secret): no cache may keep a copy (RFC 9111 §5.2.2.5), as on the token endpoint. no-store
+            # rather than private/no-cache, which would still let the browser or a client library store it.
+            response["Cache-Control"] = "no-store"
         status = getattr(request, "ratelimit_status", None)
         if status is not None:
             for name, value in status.headers().items():

@@ -65,3 +65,12 @@ def test_a_body_over_the_limit_is_a_json_413(api: Api, settings: object) -> None
     assert "1 MiB" in response.json()["error"]["message"]
     assert UploadSession.objects.count() == 0
 
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/plan"), ("GET", "/upload-sessions"), ("POST", "/webhooks")])
+def test_every_api_response_is_no_store(api: Api, method: str, path: str) -> None:
+    body = json.dumps({"url": "https://hooks.example.com/x"}) if method == "POST" else ""
+    response = send(api, method, path, body)
+    assert response.status_code in (200, 201), response.content
+    assert response["Cache-Control"] == "no-store"
+    if method == "POST":
+        assert response.json()["secret"].startswith("whsec_")  # the secret shown once is never cached
