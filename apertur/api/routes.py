@@ -152,17 +152,21 @@ def get_settings(request: HttpRequest) -> dict[str, Any]:
     response=SettingsOut,
     auth=ApiAuth("project:settings"),
     summary="Change project settings",
-    description="Scope: `project:settings`. Send only the fields to change; `null` clears "
-    "`default_session_days` and `default_max_files`.",
+    description="Scope: `project:settings`, live mode only. Send only the fields to change; `null` clears "
+    "`default_session_days` and `default_max_files`. The settings belong to the project, not to a mode, so "
+    "test-mode credentials get `403 livemode_required`.",
 )
 def patch_settings(request: HttpRequest, payload: SettingsPatch) -> dict[str, Any]:
+    from apertur.oauth.bearer import BearerError
     from apertur.projects.services import update_settings
 
     c = _caller(request)
     if not c.livemode:
-        from apertur.core.errors import PermissionDenied
-
-        raise PermissionDenied("Test-mode credentials cannot change the project's settings.")
+        # The settings are the project's (name, description, live upload defaults), with no test-mode copy:
+        # test credentials changing them would reach live mode. A 403 about the credential, so with a challenge.
+        raise BearerError(
+            "livemode_required", "Test-mode credentials cannot change the project's settings.", status=403
+        )
     given = payload.model_dump(exclude_unset=True)
     project = update_settings(project=c.project, **given)
     return project.settings_json()
