@@ -74,3 +74,24 @@ def test_every_api_response_is_no_store(api: Api, method: str, path: str) -> Non
     assert response["Cache-Control"] == "no-store"
     if method == "POST":
         assert response.json()["secret"].startswith("whsec_")  # the secret shown once is never cached
+
+
+@pytest.mark.parametrize("path", ["/plan", "/upload-sessions", "/project/settings", "/openapi.json"])
+def test_head_answers_like_get_without_content(api: Api, path: str) -> None:
+    """RFC 9110 §9.3.2."""
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
+    get = Client().get(f"/api/v1{path}", **auth)
+    head = Client().head(f"/api/v1{path}", **auth)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head["Content-Type"] == get["Content-Type"]
+    assert head["Content-Length"] == str(len(get.content))
+    assert head["Cache-Control"] == get["Cache-Control"]
+
+
+def test_head_is_still_authenticated_and_allow_lists_it(api: Api) -> None:
+    assert Client().head("/api/v1/plan").status_code == 401
+    refused = Client().put("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert refused.status_code == 405 and refused["Allow"] == "GET, HEAD"
+    post_only = Client().head("/api/v1/upload-sessions/ses_x/close", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert post_only.status_code == 405 and "HEAD" not in post_only["Allow"]
