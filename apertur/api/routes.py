@@ -6,8 +6,8 @@ the idempotency decorator's wrapper would resolve string annotations in the wron
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Router, Schema
-from pydantic import create_model
+from ninja import Field, Query, Router, Schema
+from pydantic import ConfigDict, create_model
 
 from apertur.api.auth import ApiAuth
 from apertur.api.idempotency import idempotent
@@ -37,6 +37,17 @@ def _json(data: Any, status: int = 200) -> HttpResponse:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
+
+
+class BodyIn(Schema):
+    """A JSON request body: strict types, so ``"12"`` is not an integer nor ``"yes"`` a boolean (the schema
+    says what it takes). Query parameters stay lax: in a URL everything is a string."""
+
+    model_config = ConfigDict(strict=True)
+
+
+# ?limit= on every list: the bounds apertur.api.pagination enforces, stated in the schema.
+Limit = Query(None, ge=1, le=100, description="Page size, 1 to 100 (default 20).")
 
 
 def page_of(item: type[Schema]) -> Any:
@@ -128,11 +139,11 @@ class SettingsOut(Schema):
     notify_owner_on_upload: bool
 
 
-class SettingsPatch(Schema):
-    name: str | None = None
-    description: str | None = None
-    default_session_days: int | None = None
-    default_max_files: int | None = None
+class SettingsPatch(BodyIn):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=500)
+    default_session_days: int | None = Field(None, ge=1, le=3650)
+    default_max_files: int | None = Field(None, ge=1, le=100_000)
     notify_owner_on_upload: bool | None = None
 
 
@@ -177,12 +188,16 @@ def patch_settings(request: HttpRequest, payload: SettingsPatch) -> dict[str, An
 sessions_router = Router(tags=["upload sessions"])
 
 
-class SessionIn(Schema):
-    title: str
-    expires_at: str | None = None
-    max_files: int | None = None
+class SessionIn(BodyIn):
+    title: str = Field(..., min_length=1, max_length=120)
+    expires_at: str | None = Field(
+        None, description="With a timezone, in the future. Left out: the project's default_session_days, if set."
+    )
+    max_files: int | None = Field(
+        None, ge=1, le=100_000, description="Left out: the project's default_max_files, if set."
+    )
     accepted_types: list[str] | None = None
-    password: str | None = None
+    password: str | None = Field(None, max_length=128, description="4 to 128 characters; empty for none.")
 
 
 class SessionOut(Schema):
@@ -271,7 +286,7 @@ def create_session(request: HttpRequest, payload: SessionIn) -> HttpResponse:
     summary="List upload sessions",
     description="Scope: `upload:read`. Newest first; pass `cursor` from `next_cursor`.",
 )
-def list_sessions(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+def list_sessions(request: HttpRequest, cursor: str | None = None, limit: int | None = Limit) -> dict[str, Any]:
     c = _caller(request)
     qs = upload_selectors.session_list(project=c.project, livemode=c.livemode)
     return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=session_json)
@@ -342,7 +357,7 @@ def upload_json(upload: Upload) -> dict[str, Any]:
     description="Scope: `upload:read`. Newest first; filter by `session_id`.",
 )
 def list_uploads(
-    request: HttpRequest, session_id: str | None = None, cursor: str | None = None, limit: int | None = None
+    request: HttpRequest, session_id: str | None = None, cursor: str | None = None, limit: int | None = Limit
 ) -> dict[str, Any]:
     c = _caller(request)
     session = _session(request, session_id) if session_id else None
@@ -385,7 +400,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
     summary="List the project's API keys",
     description="Scope: `keys:read`. Metadata only: secrets are never returned.",
 )
-def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None = Limit) -> dict[str, Any]:
     c = _caller(request)
     return paginate(
         api_key_list(project=c.project).filter(livemode=c.livemode),
@@ -401,16 +416,16 @@ def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None
 webhooks_router = Router(tags=["webhooks"])
 
 
-class EndpointIn(Schema):
-    url: str
-    events: list[str] | None = None
-    description: str = ""
+class EndpointIn(BodyIn):
+    url: str = Field(..., min_length=1, max_length=2000, description="HTTPS, public.")
+    events: list[str] | None = Field(None, min_length=1, description='Left out: every event ("*").')
+    description: str = Field("", max_length=200)
 
 
-class EndpointPatch(Schema):
-    url: str | None = None
-    events: list[str] | None = None
-    description: str | None = None
+class EndpointPatch(BodyIn):
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    events: list[str] | None = Field(None, min_length=1)
+    description: str | None = Field(None, max_length=200)
     enabled: bool | None = None
 
 
@@ -502,7 +517,7 @@ def _endpoint(request: HttpRequest, endpoint_id: str) -> WebhookEndpoint:
     summary="List webhook endpoints",
     description="Scope: `webhooks:manage`.",
 )
-def list_endpoints(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+def list_endpoints(request: HttpRequest, cursor: str | None = None, limit: int | None = Limit) -> dict[str, Any]:
     c = _caller(request)
     qs = webhook_selectors.endpoint_list(project=c.project, livemode=c.livemode)
     return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=endpoint_json)
@@ -578,7 +593,7 @@ def delete_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     description="Scope: `webhooks:manage`. Newest first.",
 )
 def list_deliveries(
-    request: HttpRequest, endpoint_id: str, cursor: str | None = None, limit: int | None = None
+    request: HttpRequest, endpoint_id: str, cursor: str | None = None, limit: int | None = Limit
 ) -> dict[str, Any]:
     qs = webhook_selectors.delivery_log(endpoint=_endpoint(request, endpoint_id))
     return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=delivery_json)

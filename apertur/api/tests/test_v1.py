@@ -95,3 +95,54 @@ def test_head_is_still_authenticated_and_allow_lists_it(api: Api) -> None:
     assert refused.status_code == 405 and refused["Allow"] == "GET, HEAD"
     post_only = Client().head("/api/v1/upload-sessions/ses_x/close", HTTP_AUTHORIZATION=f"Bearer {api.token}")
     assert post_only.status_code == 405 and "HEAD" not in post_only["Allow"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/upload-sessions", {"title": "x", "max_files": "12"}, "max_files"),
+        ("POST", "/upload-sessions", {"title": 5}, "title"),
+        ("PATCH", "/project/settings", {"notify_owner_on_upload": "yes"}, "notify_owner_on_upload"),
+        ("PATCH", "/project/settings", {"default_max_files": "50"}, "default_max_files"),
+        ("POST", "/webhooks", {"url": "https://hooks.example.com/x", "description": 1}, "description"),
+    ],
+)
+def test_json_bodies_are_strictly_typed(api: Api, flow: Flow, method: str, path: str, body: dict, field: str) -> None:
+    before = Project.objects.get(pk=flow.project.pk).settings_json()
+    response = send(api, method, path, json.dumps(body))
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["field"] == field
+    assert UploadSession.objects.count() == 0 and WebhookEndpoint.objects.count() == 0
+    assert Project.objects.get(pk=flow.project.pk).settings_json() == before
+
+
+def test_query_parameters_stay_lax(api: Api) -> None:
+    assert api.get("/upload-sessions", limit="5").status_code == 200
+
+
+def test_openapi_lists_errors_scopes_and_limits() -> None:
+    schema = Client().get("/api/v1/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"OAuth2", "SecretKey"}
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    create = schema["paths"]["/api/v1/upload-sessions"]["post"]
+    assert create["security"] == [{"OAuth2": ["upload:create"]}, {"SecretKey": []}]
+    assert {"201", "400", "401", "403", "409", "413", "422", "429"} <= set(create["responses"])
+    assert create["responses"]["401"]["content"]["application/json"]["schema"] == error_ref
+    assert "WWW-Authenticate" in create["responses"]["403"]["headers"]
+    assert "Retry-After" in create["responses"]["429"]["headers"]
+    one = schema["paths"]["/api/v1/upload-sessions/{session_id}"]["get"]
+    assert "404" in one["responses"] and "422" not in one["responses"]
+    listing = schema["paths"]["/api/v1/upload-sessions"]["get"]
+    [limit] = [p for p in listing["parameters"] if p["name"] == "limit"]
+    bounds = next(s for s in limit["schema"]["anyOf"] if s.get("type") == "integer")
+    assert bounds["minimum"] == 1 and bounds["maximum"] == 100
+    session_in = schema["components"]["schemas"]["SessionIn"]["properties"]
+    assert session_in["title"]["minLength"] == 1 and session_in["title"]["maxLength"] == 120
+    max_files = next(s for s in session_in["max_files"]["anyOf"] if s.get("type") == "integer")
+    assert max_files["maximum"] == 100_000
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if path.endswith("/oauth/token"):
+                continue
+            assert operation["security"][0]["OAuth2"], (method, path)
+            assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
