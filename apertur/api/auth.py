@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from ninja.security.http import HttpAuthBase
 
 from apertur.core import ratelimit
+from apertur.core.errors import RateLimited
 from apertur.core.tokens import Prefix
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth.bearer import BearerError, authenticate
@@ -61,7 +62,14 @@ class ApiAuth(HttpAuthBase):
 
     def __call__(self, request: HttpRequest) -> Caller:
         caller = caller_from_header(request.headers.get("Authorization"))
-        caller.require(self.scope)
-        status = ratelimit.consume(PER_CALLER, caller.identity)
+        # Counted before the scope check, so a 403 carries the RateLimit-* fields too; a 429 carries them with
+        # nothing remaining (docs/api.md: every response of a known caller has them).
+        try:
+            status = ratelimit.consume(PER_CALLER, caller.identity)
+        except RateLimited as exc:
+            exhausted = ratelimit.Status(limit=PER_CALLER.max_hits, remaining=0, reset=exc.retry_after)
+            request.ratelimit_status = exhausted  # type: ignore[attr-defined]
+            raise
         request.ratelimit_status = status  # type: ignore[attr-defined]
+        caller.require(self.scope)
         return caller

@@ -50,13 +50,34 @@ class ApiRequestMiddleware:
         incoming = request.headers.get("X-Request-Id", "")
         request_id = incoming if _VALID_ID.match(incoming) else f"req_{new_request_id()}"
         request.request_id = request_id  # type: ignore[attr-defined]
-        response = self.get_response(request)
+        # RFC 9110 §9.3.2: HEAD is GET without the content. django-ninja routes only the methods an operation
+        # names, so every GET operation answers HEAD here, in one place, rather than each declaring it.
+        head = request.method == "HEAD"
+        if head:
+            request.method = "GET"
+        try:
+            response = self.get_response(request)
+        finally:
+            if head:
+                request.method = "HEAD"
         if response.status_code in (404, 405) and not response.get("Content-Type", "").startswith("application/json"):
             # Django's URL resolver (an unknown path: its HTML 404 page) and django-ninja (a method the path does
             # not take: a text 405) answer before any API handler runs; the API answers in its own format
             # (ARCHITECTURE section 6) whatever went wrong.
             response = status_error_response(request, response.status_code, allow=response.get("Allow"))
+        allow = response.get("Allow")
+        if allow and "GET" in allow.replace(" ", "").split(",") and "HEAD" not in allow:
+            response["Allow"] = f"{allow}, HEAD"
+        if head and not response.streaming:
+            # The length GET would have sent (§8.6 allows it on HEAD), then no content.
+            response["Content-Length"] = str(len(response.content))
+            response.content = b""
         response["X-Request-Id"] = request_id
+        if "Cache-Control" not in response:
+            # Every answer is for one authenticated caller and some carry secrets shown once (a webhook's
+            # signing secret): no cache may keep a copy (RFC 9111 §5.2.2.5), as on the token endpoint. no-store
+            # rather than private/no-cache, which would still let the browser or a client library store it.
+            response["Cache-Control"] = "no-store"
         status = getattr(request, "ratelimit_status", None)
         if status is not None:
             for name, value in status.headers().items():

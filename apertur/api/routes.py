@@ -6,8 +6,8 @@ the idempotency decorator's wrapper would resolve string annotations in the wron
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Router, Schema
-from pydantic import create_model
+from ninja import Field, Query, Router, Schema
+from pydantic import ConfigDict, create_model
 
 from apertur.api.auth import ApiAuth
 from apertur.api.idempotency import idempotent
@@ -37,6 +37,17 @@ def _json(data: Any, status: int = 200) -> HttpResponse:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
+
+
+class BodyIn(Schema):
+    """A JSON request body: strict types, so ``"12"`` is not an integer nor ``"yes"`` a boolean (the schema
+    says what it takes). Query parameters stay lax: in a URL everything is a string."""
+
+    model_config = ConfigDict(strict=True)
+
+
+# ?limit= on every list: the bounds apertur.api.pagination enforces, stated in the schema.
+Limit = Query(None, ge=1, le=100, description="Page size, 1 to 100 (default 20).")
 
 
 def page_of(item: type[Schema]) -> Any:
@@ -128,11 +139,11 @@ class SettingsOut(Schema):
     notify_owner_on_upload: bool
 
 
-class SettingsPatch(Schema):
-    name: str | None = None
-    description: str | None = None
-    default_session_days: int | None = None
-    default_max_files: int | None = None
+class SettingsPatch(BodyIn):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=500)
+    default_session_days: int | None = Field(None, ge=1, le=3650)
+    default_max_files: int | None = Field(None, ge=1, le=100_000)
     notify_owner_on_upload: bool | None = None
 
 
@@ -152,17 +163,21 @@ def get_settings(request: HttpRequest) -> dict[str, Any]:
     response=SettingsOut,
     auth=ApiAuth("project:settings"),
     summary="Change project settings",
-    description="Scope: `project:settings`. Send only the fields to change; `null` clears "
-    "`default_session_days` and `default_max_files`.",
+    description="Scope: `project:settings`, live mode only. Send only the fields to change; `null` clears "
+    "`default_session_days` and `default_max_files`. The settings belong to the project, not to a mode, so "
+    "test-mode credentials get `403 livemode_required`.",
 )
 def patch_settings(request: HttpRequest, payload: SettingsPatch) -> dict[str, Any]:
+    from apertur.oauth.bearer import BearerError
     from apertur.projects.services import update_settings
 
     c = _caller(request)
     if not c.livemode:
-        from apertur.core.errors import PermissionDenied
-
-        raise PermissionDenied("Test-mode credentials cannot change the project's settings.")
+        # The settings are the project's (name, description, live upload defaults), with no test-mode copy:
+        # test credentials changing them would reach live mode. A 403 about the credential, so with a challenge.
+        raise BearerError(
+            "livemode_required", "Test-mode credentials cannot change the project's settings.", status=403
+        )
     given = payload.model_dump(exclude_unset=True)
     project = update_settings(project=c.project, **given)
     return project.settings_json()
@@ -173,12 +188,16 @@ def patch_settings(request: HttpRequest, payload: SettingsPatch) -> dict[str, An
 sessions_router = Router(tags=["upload sessions"])
 
 
-class SessionIn(Schema):
-    title: str
-    expires_at: str | None = None
-    max_files: int | None = None
+class SessionIn(BodyIn):
+    title: str = Field(..., min_length=1, max_length=120)
+    expires_at: str | None = Field(
+        None, description="With a timezone, in the future. Left out: the project's default_session_days, if set."
+    )
+    max_files: int | None = Field(
+        None, ge=1, le=100_000, description="Left out: the project's default_max_files, if set."
+    )
     accepted_types: list[str] | None = None
-    password: str | None = None
+    password: str | None = Field(None, max_length=128, description="4 to 128 characters; empty for none.")
 
 
 class SessionOut(Schema):
@@ -206,14 +225,14 @@ def session_json(session: UploadSession) -> dict[str, Any]:
         "id": session.public_id,
         "title": session.title,
         "url": f"{settings.APERTUR_BASE_URL}/u/{session.token}",
-        "status": session.status if session.is_accepting() else "closed",
+        "status": session.effective_status,
         "expires_at": _iso(session.expires_at),
         "max_files": session.max_files,
         "accepted_types": session.accepted_types,
         "password_protected": session.has_password,
         "upload_count": getattr(session, "upload_count", None) or session.uploads.count(),
         "created_at": session.created_at.isoformat(),
-        "closed_at": _iso(session.closed_at),
+        "closed_at": _iso(session.effective_closed_at),
         "livemode": session.livemode,
     }
 
@@ -267,7 +286,7 @@ def create_session(request: HttpRequest, payload: SessionIn) -> HttpResponse:
     summary="List upload sessions",
     description="Scope: `upload:read`. Newest first; pass `cursor` from `next_cursor`.",
 )
-def list_sessions(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+def list_sessions(request: HttpRequest, cursor: str | None = None, limit: int | None = Limit) -> dict[str, Any]:
     c = _caller(request)
     qs = upload_selectors.session_list(project=c.project, livemode=c.livemode)
     return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=session_json)
@@ -338,7 +357,7 @@ def upload_json(upload: Upload) -> dict[str, Any]:
     description="Scope: `upload:read`. Newest first; filter by `session_id`.",
 )
 def list_uploads(
-    request: HttpRequest, session_id: str | None = None, cursor: str | None = None, limit: int | None = None
+    request: HttpRequest, session_id: str | None = None, cursor: str | None = None, limit: int | None = Limit
 ) -> dict[str, Any]:
     c = _caller(request)
     session = _session(request, session_id) if session_id else None
@@ -381,7 +400,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
     summary="List the project's API keys",
     description="Scope: `keys:read`. Metadata only: secrets are never returned.",
 )
-def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None = Limit) -> dict[str, Any]:
     c = _caller(request)
     return paginate(
         api_key_list(project=c.project).filter(livemode=c.livemode),
@@ -397,16 +416,16 @@ def list_keys(request: HttpRequest, cursor: str | None = None, limit: int | None
 webhooks_router = Router(tags=["webhooks"])
 
 
-class EndpointIn(Schema):
-    url: str
-    events: list[str] | None = None
-    description: str = ""
+class EndpointIn(BodyIn):
+    url: str = Field(..., min_length=1, max_length=2000, description="HTTPS, public.")
+    events: list[str] | None = Field(None, min_length=1, description='Left out: every event ("*").')
+    description: str = Field("", max_length=200)
 
 
-class EndpointPatch(Schema):
-    url: str | None = None
-    events: list[str] | None = None
-    description: str | None = None
+class EndpointPatch(BodyIn):
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    events: list[str] | None = Field(None, min_length=1)
+    description: str | None = Field(None, max_length=200)
     enabled: bool | None = None
 
 
@@ -498,7 +517,7 @@ def _endpoint(request: HttpRequest, endpoint_id: str) -> WebhookEndpoint:
     summary="List webhook endpoints",
     description="Scope: `webhooks:manage`.",
 )
-def list_endpoints(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+def list_endpoints(request: HttpRequest, cursor: str | None = None, limit: int | None = Limit) -> dict[str, Any]:
     c = _caller(request)
     qs = webhook_selectors.endpoint_list(project=c.project, livemode=c.livemode)
     return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=endpoint_json)
@@ -574,7 +593,7 @@ def delete_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     description="Scope: `webhooks:manage`. Newest first.",
 )
 def list_deliveries(
-    request: HttpRequest, endpoint_id: str, cursor: str | None = None, limit: int | None = None
+    request: HttpRequest, endpoint_id: str, cursor: str | None = None, limit: int | None = Limit
 ) -> dict[str, Any]:
     qs = webhook_selectors.delivery_log(endpoint=_endpoint(request, endpoint_id))
     return paginate(qs, order_field="created_at", cursor=cursor, limit=limit, serialize=delivery_json)
@@ -627,7 +646,7 @@ def list_destinations(request: HttpRequest) -> dict[str, Any]:
     from apertur.uploads.services import usage
 
     c = _caller(request)
-    used = usage(project=c.project)
+    used = usage(project=c.project, livemode=c.livemode)  # test mode has its own storage budget, never the live one
     builtin = {
         "id": "dst_apertur",
         "kind": "apertur",

@@ -9,16 +9,130 @@ import datetime as dt
 import json
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from apertur.api.auth import Caller
 from apertur.core.errors import AperturError, RateLimited
 from apertur.oauth.bearer import BearerError
 from apertur.oauth.server import REALM
 
-api = NinjaAPI(
+
+class NotAnObject(ValueError):
+    """A JSON body that parses but is not an object (a string, a number, an array, null)."""
+
+
+class ObjectBodyParser(Parser):
+    """Every JSON body of the API is an object. Without this check django-ninja would read a bare string
+    through its ``DjangoGetter`` (``getattr(body, field)``), so ``"hello world"`` became a session titled
+    ``str.title()`` of it; arrays and numbers were silently taken as "no fields"."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise NotAnObject("The body must be a JSON object.")
+        return data
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable machine code; see docs/api.md, Errors."},
+                "message": {"type": "string"},
+                "field": {"type": "string", "description": "The offending input, for 422s."},
+                "request_id": {"type": "string"},
+            },
+        }
+    },
+}
+
+_ERROR_DESCRIPTIONS = {
+    "400": "`invalid_request` (malformed Authorization, a body that is not a JSON object), `invalid_idempotency_key`",
+    "401": "`authentication_required` or `invalid_token`, with a `WWW-Authenticate: Bearer` challenge",
+    "403": "`insufficient_scope` (the token lacks the operation's scope), with a `WWW-Authenticate` challenge",
+    "404": "`not_found`: no such object in this project and mode",
+    "409": "a conflict with the current state (`session_limit_reached`, `idempotency_key_reused`, …)",
+    "413": "`payload_too_large`: the body is over 5 MiB",
+    "422": "`validation_error` or a resource-specific code, with the offending `field`",
+    "429": "`rate_limited`, with `Retry-After`",
+}
+
+_HEADER = {"schema": {"type": "string"}}
+
+
+class AperturAPI(NinjaAPI):
+    """django-ninja's OpenAPI document, completed with what it leaves out: every operation's error answers
+    (the one error format) and the OAuth scope it needs, under an OAuth 2.0 scheme beside the secret keys."""
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: Any = None) -> Any:
+        from apertur.oauth import scopes as scope_registry
+
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        needed = {
+            self.get_openapi_operation_id(op): getattr(op.auth_callbacks[0], "scope", None)
+            for _prefix, router in self._routers
+            for path_view in router.path_operations.values()
+            for op in path_view.operations
+            if op.auth_callbacks
+        }
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        components["securitySchemes"] = {
+            "OAuth2": {
+                "type": "oauth2",
+                "description": "An access token (`oat_…`) from the OAuth flow (docs/oauth.md), limited to its scopes.",
+                "flows": {
+                    "authorizationCode": {
+                        "authorizationUrl": "/oauth/authorize",
+                        "tokenUrl": "/api/v1/oauth/token",
+                        "refreshUrl": "/api/v1/oauth/token",
+                        "scopes": dict(scope_registry.SCOPES),
+                    }
+                },
+            },
+            "SecretKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A project's secret API key (`aptr_live_sk_…`, `aptr_test_sk_…`): every scope.",
+            },
+        }
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                scope = needed.get(operation.get("operationId"))
+                if scope is None:
+                    continue
+                operation["security"] = [{"OAuth2": [scope]}, {"SecretKey": []}]
+                codes = ["401", "403", "429"]
+                if "{" in path:
+                    codes.append("404")
+                if method in {"post", "patch", "put"}:
+                    codes += ["400", "409" if method == "post" else "", "413", "422"]
+                if any(p.get("in") == "query" for p in operation.get("parameters", [])):
+                    codes.append("422")
+                responses = operation.setdefault("responses", {})
+                for code in sorted({c for c in codes if c}):
+                    response: dict[str, Any] = {
+                        "description": _ERROR_DESCRIPTIONS[code],
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                    if code in {"401", "403"}:
+                        response["headers"] = {"WWW-Authenticate": _HEADER}
+                    if code == "429":
+                        response["headers"] = {"Retry-After": _HEADER}
+                    responses.setdefault(int(code), response)  # int keys, as django-ninja writes its own
+        return schema
+
+
+api = AperturAPI(
     title="Apertur Partner API",
     version="1",
     description=(
@@ -27,6 +141,7 @@ api = NinjaAPI(
         "(`Bearer aptr_live_sk_…`). Every operation names the scope it needs."
     ),
     urls_namespace="api_v1",
+    parser=ObjectBodyParser(),
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
@@ -102,8 +217,19 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
     return error_response(request, 422, "validation_error", message, **extra)
 
 
+@api.exception_handler(RequestDataTooBig)
+def payload_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    """RFC 9110 §15.5.14 (413 Content Too Large). django-ninja re-raises Django's error, which would otherwise
+    become Django's HTML 400 page."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    message = f"The request body is larger than the {limit // 1_048_576} MiB limit."
+    return error_response(request, 413, "payload_too_large", message)
+
+
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, NotAnObject):  # django-ninja wraps the parser's error in its 400
+        return error_response(request, 400, "invalid_request", str(exc.__cause__))
     return status_error_response(request, exc.status_code)
 
 

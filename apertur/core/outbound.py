@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from apertur.core.errors import ValidationFailed
 from apertur.core.validation import is_loopback_host
 
 # Attempt n (1-based) failed → wait BACKOFF[n-1] before the next; after the last one, give up.
@@ -39,9 +40,13 @@ class BlockedDestination(Exception):
     pass
 
 
-def check_destination(url: str) -> None:
-    """Refuse private, link-local and metadata addresses. Loopback only when the deployment allows it
-    (``WEBHOOKS_ALLOW_LOOPBACK``: development and tests)."""
+def check_destination(url: str, *, unresolvable_ok: bool = False) -> None:
+    """Refuse private, link-local, reserved and metadata addresses (anything not ``is_global``), by resolving
+    the host as the HTTP client will. Loopback only when the deployment allows it (``WEBHOOKS_ALLOW_LOOPBACK``,
+    on with ``DEBUG``: development, the local demo and tests).
+
+    Applied when a URL is saved (``unresolvable_ok``: a name without DNS yet is not refused there) and again
+    before every request, since what a name resolves to can change after it was accepted."""
     host = urlsplit(url).hostname or ""
     loopback_ok = settings.WEBHOOKS_ALLOW_LOOPBACK
     if is_loopback_host(host):
@@ -51,6 +56,8 @@ def check_destination(url: str) -> None:
     try:
         infos = socket.getaddrinfo(host, None)
     except OSError as exc:
+        if unresolvable_ok:
+            return
         raise BlockedDestination(f"cannot resolve {host}") from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
@@ -58,3 +65,15 @@ def check_destination(url: str) -> None:
             continue
         if not address.is_global:
             raise BlockedDestination(f"{host} resolves to a non-public address")
+
+
+def check_public_url(url: str, *, noun: str, field: str, error: type[ValidationFailed]) -> str:
+    """:func:`check_destination` for a URL being saved: the same rule, as a validation error on ``field``."""
+    try:
+        check_destination(url, unresolvable_ok=True)
+    except BlockedDestination as exc:
+        raise error(
+            f"{url}: {noun}s must be public; private, loopback, link-local and reserved addresses are refused ({exc}).",
+            field=field,
+        ) from exc
+    return url

@@ -18,7 +18,8 @@ from apertur.projects.models import Project
 
 class BearerError(Exception):
     """RFC 6750 §3.1 errors: ``invalid_request`` (400), ``invalid_token`` (401),
-    ``insufficient_scope`` (403)."""
+    ``insufficient_scope`` (403); ``missing_token`` (401) is no credentials of the Bearer scheme at all (none, or
+    another scheme), whose challenge carries no error code."""
 
     def __init__(self, error: str, description: str, *, status: int, scope: str | None = None) -> None:
         super().__init__(description)
@@ -68,8 +69,12 @@ def authenticate(authorization: str | None) -> AccessContext:
     if not authorization:
         raise BearerError("missing_token", "Send an access token: Authorization: Bearer oat_...", status=401)
     scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise BearerError("invalid_request", "Use the Bearer scheme: Authorization: Bearer oat_...", status=400)
+    if scheme.lower() != "bearer":
+        # RFC 6750 §3.1: a request "attempted using an unsupported authentication method" (Basic, Token …) lacks
+        # Bearer credentials: 401 with the bare challenge, no error code, as when no header was sent.
+        raise BearerError("missing_token", "Use the Bearer scheme: Authorization: Bearer oat_...", status=401)
+    if not value.strip():
+        raise BearerError("invalid_request", "Send the token after Bearer: Authorization: Bearer oat_...", status=400)
     token_hash = tokens.hash_secret(value.strip())
     now = clock.now()
     mode = token_cache.mode()

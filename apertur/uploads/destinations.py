@@ -35,6 +35,7 @@ def create_https_destination(
     *, project: Project, name: str, url: str, livemode: bool = True, actor: Any = None, ip: str | None = None
 ) -> Destination:
     clean_url = check_callback_url(url, noun="destination URL", field="url", error=InvalidDestination)
+    clean_url = outbound.check_public_url(clean_url, noun="destination URL", field="url", error=InvalidDestination)
     destination = Destination.objects.create(
         project=project,
         kind=DestinationKind.HTTPS,
@@ -73,6 +74,9 @@ def create_s3_destination(
     endpoint = endpoint_url.strip()
     if endpoint:
         endpoint = check_callback_url(endpoint, noun="S3 endpoint", field="endpoint_url", error=InvalidDestination)
+        endpoint = outbound.check_public_url(
+            endpoint, noun="S3 endpoint", field="endpoint_url", error=InvalidDestination
+        )
     destination = Destination.objects.create(
         project=project,
         kind=DestinationKind.S3,

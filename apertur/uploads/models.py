@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
+from django.db.models import Q
 
 from apertur.core import clock, tokens
 from apertur.projects.models import Project
@@ -25,8 +28,19 @@ class SessionStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class UploadSessionQuerySet(models.QuerySet["UploadSession"]):
+    def active(self, at: dt.datetime | None = None) -> UploadSessionQuerySet:
+        """Sessions that accept uploads at ``at`` (default now): the rule of
+        :meth:`UploadSession.is_accepting`, in SQL. Only these count toward the plan's active sessions."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at or clock.now()), status=SessionStatus.OPEN)
+
+
 class UploadSession(models.Model):
-    """A link where guests upload photos to a project: ``/u/<token>``."""
+    """A link where guests upload photos to a project: ``/u/<token>``.
+
+    Active (accepting uploads) means open and not past ``expires_at``. An expired session is closed as far as
+    anyone can tell: it reads ``closed``, with ``closed_at`` its expiry, and frees its plan slot, although no
+    write marks it so."""
 
     public_id = models.CharField(max_length=32, unique=True, default=new_session_public_id, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="upload_sessions")
@@ -41,6 +55,8 @@ class UploadSession(models.Model):
     livemode = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=clock.now)
 
+    objects = UploadSessionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["project", "livemode", "status"])]
@@ -52,8 +68,21 @@ class UploadSession(models.Model):
     def has_password(self) -> bool:
         return bool(self.password_hash)
 
-    def is_accepting(self) -> bool:
-        return self.status == SessionStatus.OPEN and (self.expires_at is None or self.expires_at > clock.now())
+    def is_accepting(self, at: dt.datetime | None = None) -> bool:
+        """Open and not expired (the rule :meth:`UploadSessionQuerySet.active` applies in SQL)."""
+        at = at or clock.now()
+        return self.status == SessionStatus.OPEN and (self.expires_at is None or self.expires_at > at)
+
+    @property
+    def effective_status(self) -> str:
+        return SessionStatus.OPEN if self.is_accepting() else SessionStatus.CLOSED
+
+    @property
+    def effective_closed_at(self) -> dt.datetime | None:
+        """When the session stopped accepting uploads: closed by hand, or else its expiry once passed."""
+        if self.closed_at is not None or self.is_accepting():
+            return self.closed_at
+        return self.expires_at
 
 
 def upload_path(instance: Upload, filename: str) -> str:

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
 
-from apertur.core import audit, clock
+from apertur.core import audit, clock, mail
 from apertur.projects.models import Project
 from apertur.uploads import destinations, sniff
 from apertur.uploads.errors import (
@@ -48,9 +48,8 @@ def usage(*, project: Project, livemode: bool = True) -> Usage:
     return Usage(
         uploads_this_month=uploads.filter(uploaded_at__gte=month_start()).count(),
         storage_bytes=uploads.aggregate(total=Sum("size"))["total"] or 0,
-        active_sessions=UploadSession.objects.filter(
-            project=project, livemode=livemode, status=SessionStatus.OPEN
-        ).count(),
+        # Expired sessions read "closed" and take no uploads: they do not hold a slot either.
+        active_sessions=UploadSession.objects.filter(project=project, livemode=livemode).active().count(),
     )
 
 
@@ -79,6 +78,8 @@ def create_session(
     actor: object = None,
     ip: str | None = None,
 ) -> UploadSession:
+    """Open an upload link. ``expires_at`` and ``max_files`` left out (``None``) take the project's
+    ``default_session_days`` and ``default_max_files``, if it has them."""
     clean_title = " ".join(title.split())
     if not 1 <= len(clean_title) <= 120:
         raise InvalidSession("Enter a title (1 to 120 characters).", field="title")
@@ -89,8 +90,13 @@ def create_session(
     if password is not None and password != "" and not 4 <= len(password) <= 128:
         raise InvalidSession("A session password has 4 to 128 characters.", field="password")
     types = _clean_types(accepted_types)
-    # Lock the project row: two creations at once cannot both take the last free session slot.
-    Project.objects.select_for_update().filter(pk=project.pk).first()
+    # Lock the project row: two creations at once cannot both take the last free session slot. The locked row
+    # is also the current one for the defaults.
+    locked = Project.objects.select_for_update().filter(pk=project.pk).first() or project
+    if expires_at is None and locked.default_session_days:
+        expires_at = clock.now() + dt.timedelta(days=locked.default_session_days)
+    if max_files is None and locked.default_max_files:
+        max_files = locked.default_max_files
     if usage(project=project, livemode=livemode).active_sessions >= project.plan.max_active_sessions:
         raise SessionLimitReached()
     session = UploadSession.objects.create(
@@ -112,7 +118,8 @@ def close_session(*, session: UploadSession, actor: object = None, ip: str | Non
     session = UploadSession.objects.select_for_update().get(pk=session.pk)
     if session.status != SessionStatus.CLOSED:
         session.status = SessionStatus.CLOSED
-        session.closed_at = clock.now()
+        # An expired session already stopped at its expiry (and said so): keep that date.
+        session.closed_at = session.effective_closed_at or clock.now()
         session.save(update_fields=["status", "closed_at"])
         audit.record(action="upload_session.closed", obj=session, actor=actor, ip=ip)
         webhooks.emit(
@@ -178,7 +185,26 @@ def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "",
     audit.record(action="upload.created", obj=upload, ip=ip, data=audit_data)
     webhooks.emit(project=session.project, type="upload.created", data=upload_event(upload), livemode=upload.livemode)
     destinations.schedule(upload=upload)
+    if session.project.notify_owner_on_upload and upload.livemode:
+        # Queued in this transaction like the webhook attempts; the worker sends the mail, so the guest's
+        # upload never waits on the mail server.
+        from apertur.uploads.tasks import notify_owner
+
+        notify_owner.enqueue(upload.pk)
     return upload
+
+
+def notify_owner_of_upload(*, upload_id: int) -> None:
+    """One mail to the project's owner per live upload (the ``notify_owner_on_upload`` setting)."""
+    upload = Upload.objects.select_related("session", "project__owner").filter(pk=upload_id).first()
+    if upload is None or not upload.project.notify_owner_on_upload:
+        return  # deleted since, or the owner turned notices off before the worker got to it
+    mail.send(
+        to=upload.project.owner.email,
+        subject=f"New upload to “{upload.session.title}”",
+        template="emails/upload_received",
+        context={"upload": upload, "session": upload.session, "project": upload.project},
+    )
 
 
 def session_event(session: UploadSession) -> dict[str, object]:

@@ -37,13 +37,23 @@ USER_AGENT = "Apertur-Webhooks/1"
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
-    chosen = list(dict.fromkeys(events or ["*"]))
+    """Left out (``None``): every event. An empty list is refused rather than read as "all": a partner who
+    sends ``[]`` to unsubscribe must not end up subscribed to everything."""
+    if events is not None and not events:
+        raise InvalidEndpoint('Choose at least one event, or "*" for all.', field="events")
+    chosen = list(dict.fromkeys(events if events is not None else ["*"]))
     unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
-    if unknown or not chosen:
+    if unknown:
         raise InvalidEndpoint(
             f"Unknown event type(s): {', '.join(unknown)}. Known: {', '.join(EVENT_TYPES)} or *.", field="events"
         )
     return chosen
+
+
+def _clean_url(url: str) -> str:
+    """Well formed, and public by the rule every delivery is checked against (core.outbound)."""
+    clean = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+    return outbound.check_public_url(clean, noun="webhook URL", field="url", error=InvalidEndpoint)
 
 
 @transaction.atomic
@@ -57,7 +67,7 @@ def create_endpoint(
     actor: Any = None,
     ip: str | None = None,
 ) -> WebhookEndpoint:
-    clean_url = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+    clean_url = _clean_url(url)
     if len(description) > 200:
         raise InvalidEndpoint("The description is at most 200 characters.", field="description")
     endpoint = WebhookEndpoint.objects.create(
@@ -85,7 +95,7 @@ def update_endpoint(
 ) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     if url is not None:
-        endpoint.url = check_callback_url(url, noun="webhook URL", field="url", error=InvalidEndpoint)
+        endpoint.url = _clean_url(url)
     if events is not None:
         endpoint.events = _clean_events(events)
     if description is not None:

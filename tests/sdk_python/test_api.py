@@ -189,7 +189,7 @@ def test_test_mode_cannot_change_settings(world: World) -> None:
         assert connection.livemode is False and connection.key.endswith(":test")
         with pytest.raises(PermissionDenied) as denied:
             connection.api.update_settings(name="x")
-        assert denied.value.code == "forbidden"
+        assert denied.value.code == "livemode_required"
 
 
 def test_rate_limited_carries_retry_after(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

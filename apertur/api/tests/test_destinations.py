@@ -4,7 +4,8 @@ import pytest
 
 from apertur.api.tests.conftest import Api
 from apertur.oauth.tests.conftest import Flow
-from apertur.uploads import destinations
+from apertur.testing import image_file
+from apertur.uploads import destinations, services
 
 pytestmark = pytest.mark.django_db
 
@@ -22,3 +23,16 @@ def test_destinations_list_builtin_first_and_never_secrets(api: Api, flow: Flow)
 
 def test_destinations_need_their_scope(narrow_api: Api) -> None:
     assert narrow_api.get("/destinations").status_code == 403
+
+
+def test_storage_used_is_counted_in_the_callers_mode(api: Api, test_key_api: Api, flow: Flow) -> None:
+    live = services.create_session(project=flow.project, title="live")
+    test = services.create_session(project=flow.project, title="test", livemode=False)
+    services.accept_upload(session=live, file=image_file())
+    services.accept_upload(session=live, file=image_file())
+    services.accept_upload(session=test, file=image_file())
+    size = len(image_file().read())
+    live_builtin = api.get("/destinations").json()["data"][0]
+    test_builtin = test_key_api.get("/destinations").json()["data"][0]
+    assert live_builtin["config"]["storage_bytes_used"] == 2 * size and live_builtin["livemode"] is True
+    assert test_builtin["config"]["storage_bytes_used"] == size and test_builtin["livemode"] is False

@@ -140,7 +140,7 @@ def test_a_method_the_path_does_not_take_is_a_json_405(api: Api, path: str) -> N
 def test_delete_on_the_plan_names_the_allowed_method(api: Api) -> None:
     response = Client().delete("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}")
     assert_api_error(response, 405, "method_not_allowed")
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize(("method", "path"), [("patch", "/project/settings"), ("post", "/webhooks")])

@@ -58,3 +58,12 @@ def test_patch_needs_project_settings_scope(flow: Flow) -> None:
     response = patch(read_only, {"description": "x"})
     assert response.status_code == 403
     assert 'scope="project:settings"' in response["WWW-Authenticate"]
+
+
+def test_test_mode_cannot_change_the_settings_and_is_told_why(test_key_api: Api, flow: Flow) -> None:
+    response = patch(test_key_api, {"description": "x"})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "livemode_required"
+    assert response["WWW-Authenticate"].startswith('Bearer realm="apertur", error="livemode_required"')
+    assert Project.objects.get(pk=flow.project.pk).description == ""
+    assert test_key_api.get("/project/settings").status_code == 200  # reading is fine

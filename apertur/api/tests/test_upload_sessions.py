@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+import time_machine
 
 from apertur.api.tests.conftest import Api
+from apertur.core import clock
 from apertur.oauth.tests.conftest import Flow
+from apertur.projects.models import Project
+from apertur.projects.selectors import plan_by_name
 from apertur.projects.services import create_project
 from apertur.testing import image_file, make_user
 from apertur.uploads import services
@@ -49,6 +55,27 @@ def test_bad_input_names_the_field_and_stores_nothing(api: Api, body: dict, fiel
     assert error["field"] == field
     assert error["code"] in {"validation_error", "invalid_upload_session"}
     assert UploadSession.objects.count() == 0
+
+
+def test_an_expired_session_reads_closed_with_its_expiry_and_frees_the_slot(api: Api, flow: Flow) -> None:
+    Project.objects.filter(pk=flow.project.pk).update(plan=plan_by_name("Free"))  # one active session
+    soon = clock.now() + dt.timedelta(seconds=3)
+    created = api.post("/upload-sessions", {"title": "short", "expires_at": soon.isoformat()}).json()
+    assert api.post("/upload-sessions", {"title": "blocked"}).json()["error"]["code"] == "session_limit_reached"
+    with time_machine.travel(soon + dt.timedelta(seconds=2)):
+        body = api.get(f"/upload-sessions/{created['id']}").json()
+        assert body["status"] == "closed" and body["closed_at"] == body["expires_at"] == soon.isoformat()
+        assert api.post("/upload-sessions", {"title": "second"}).status_code == 201
+
+
+def test_a_session_left_without_expiry_or_max_files_takes_the_project_defaults(api: Api, flow: Flow) -> None:
+    Project.objects.filter(pk=flow.project.pk).update(default_session_days=7, default_max_files=50)
+    body = api.post("/upload-sessions", {"title": "defaults"}).json()
+    assert body["max_files"] == 50
+    expires = dt.datetime.fromisoformat(body["expires_at"])
+    assert abs(expires - (clock.now() + dt.timedelta(days=7))) < dt.timedelta(minutes=1)
+    given = api.post("/upload-sessions", {"title": "given", "max_files": 5}).json()
+    assert given["max_files"] == 5
 
 
 def test_wrong_scope(narrow_api: Api) -> None:
@@ -161,6 +188,14 @@ def test_rate_limited(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
     assert int(response["Retry-After"]) > 0
+    assert response["RateLimit-Limit"] == "2" and response["RateLimit-Remaining"] == "0"
+    assert response["RateLimit-Reset"] == response["Retry-After"]
+
+
+def test_a_403_carries_the_rate_limit_headers(narrow_api: Api) -> None:
+    response = narrow_api.get("/upload-sessions")
+    assert response.status_code == 403
+    assert int(response["RateLimit-Limit"]) > int(response["RateLimit-Remaining"])
 
 
 def test_idempotency_keys_never_cross_modes(flow: Flow) -> None:

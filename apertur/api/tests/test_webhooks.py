@@ -49,6 +49,34 @@ def test_bad_url_is_422_and_stores_nothing(api: Api) -> None:
     assert WebhookEndpoint.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/h",
+        "https://10.0.0.1/h",
+        "https://169.254.169.254/latest",
+        "https://localhost/h",
+        "https://0x7f000001/h",
+        "https://[::1]/h",
+    ],
+)
+def test_private_urls_are_422_at_creation(api: Api, settings: Any, url: str) -> None:
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    response = api.post("/webhooks", {"url": url})
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_webhook_endpoint" and error["field"] == "url"
+    assert "must be public" in error["message"]
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_an_empty_event_list_is_422(api: Api) -> None:
+    response = api.post("/webhooks", {"url": "https://hooks.example.com/x", "events": []})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "events"
+    assert WebhookEndpoint.objects.count() == 0
+
+
 def test_needs_webhooks_manage(narrow_api: Api) -> None:
     assert narrow_api.get("/webhooks").status_code == 403
     assert narrow_api.post("/webhooks", {"url": "https://hooks.example.com/x"}).status_code == 403

@@ -37,8 +37,17 @@ def test_query_string_token_is_not_accepted(flow: Flow) -> None:
     assert response.status_code == 401
 
 
-def test_wrong_scheme_is_invalid_request(flow: Flow) -> None:
-    response = Client().get("/api/v1/plan", HTTP_AUTHORIZATION="Token abc")
+@pytest.mark.parametrize("header", ["Token abc", "Basic Zm9vOmJhcg==", "Digest username=x"])
+def test_another_scheme_gets_the_bare_bearer_challenge(flow: Flow, header: str) -> None:
+    """RFC 6750 §3.1: an unsupported authentication method is answered like no credentials: 401, no error code."""
+    response = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="apertur"'
+    assert response.json()["error"]["code"] == "authentication_required"
+
+
+def test_bearer_without_a_token_is_invalid_request(flow: Flow) -> None:
+    response = Client().get("/api/v1/plan", HTTP_AUTHORIZATION="Bearer ")
     assert response.status_code == 400
     assert 'error="invalid_request"' in response["WWW-Authenticate"]
 

@@ -168,7 +168,20 @@ def test_bad_destination_input_stores_nothing(project, kind: str, kwargs: dict, 
 
 def test_private_addresses_are_never_contacted(project, settings: Any) -> None:  # type: ignore[no-untyped-def]
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
-    destinations.create_https_destination(project=project, name="x", url="https://10.1.2.3/in")
+    with pytest.raises(InvalidDestination, match="must be public"):
+        destinations.create_https_destination(project=project, name="x", url="https://10.1.2.3/in")
+    with pytest.raises(InvalidDestination, match="must be public"):
+        destinations.create_s3_destination(
+            project=project,
+            name="x",
+            bucket="photos",
+            endpoint_url="https://169.254.169.254",
+            access_key_id="a",
+            secret_access_key="b",
+        )
+    # Saved before the rule applied at creation (or resolving elsewhere since): never contacted either.
+    destination = destinations.create_https_destination(project=project, name="x", url="https://hooks.example.com/in")
+    Destination.objects.filter(pk=destination.pk).update(config={"url": "https://10.1.2.3/in"})
     session = services.create_session(project=project, title="Party")
     services.accept_upload(session=session, file=image_file())
     destinations.run_due()

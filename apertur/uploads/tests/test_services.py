@@ -74,6 +74,59 @@ def test_active_session_limit_of_the_plan(project) -> None:  # type: ignore[no-u
     services.create_session(project=free, title="two")
 
 
+def test_an_expired_session_frees_its_slot(project) -> None:  # type: ignore[no-untyped-def]
+    free = create_project(owner=project.owner, name="Free one")
+    soon = clock.now() + dt.timedelta(seconds=3)
+    first = services.create_session(project=free, title="short", expires_at=soon)
+    with pytest.raises(SessionLimitReached):
+        services.create_session(project=free, title="second")
+    with time_machine.travel(soon + dt.timedelta(seconds=2)):
+        assert services.usage(project=free).active_sessions == 0
+        assert not first.is_accepting()
+        assert first.effective_status == "closed" and first.effective_closed_at == soon
+        services.create_session(project=free, title="second")
+        # Closing it by hand afterwards keeps the date it stopped at.
+        assert services.close_session(session=first).closed_at == soon
+
+
+def test_a_new_session_takes_the_project_defaults(project) -> None:  # type: ignore[no-untyped-def]
+    from apertur.projects.services import update_settings
+
+    plain = services.create_session(project=project, title="no defaults")
+    assert plain.expires_at is None and plain.max_files is None
+    update_settings(project=project, default_session_days=7, default_max_files=50)
+    session = services.create_session(project=project, title="defaults")
+    assert session.max_files == 50
+    assert session.expires_at is not None
+    assert abs(session.expires_at - (clock.now() + dt.timedelta(days=7))) < dt.timedelta(minutes=1)
+    given = services.create_session(
+        project=project, title="given", max_files=3, expires_at=clock.now() + dt.timedelta(days=1)
+    )
+    assert given.max_files == 3 and given.expires_at < clock.now() + dt.timedelta(days=2)
+
+
+def test_the_owner_is_mailed_about_each_live_upload_when_asked(project, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    from django.core import mail as outbox
+    from django_tasks_db.models import DBTaskResult
+
+    from apertur.projects.services import update_settings
+
+    session = services.create_session(project=project, title="Ana & Ben")
+    services.accept_upload(session=session, file=image_file())
+    assert not DBTaskResult.objects.filter(task_path__endswith="notify_owner").exists()  # off by default
+    update_settings(project=project, notify_owner_on_upload=True)
+    upload = services.accept_upload(session=session, file=image_file(), note="From Carla")
+    test_session = services.create_session(project=project, title="test", livemode=False)
+    services.accept_upload(session=test_session, file=image_file())  # test mode: no mail
+    queued = DBTaskResult.objects.filter(task_path__endswith="notify_owner")
+    assert [r.args_kwargs["args"] for r in queued] == [[upload.pk]]  # queued, not sent in the upload request
+    with django_capture_on_commit_callbacks(execute=True):
+        services.notify_owner_of_upload(upload_id=upload.pk)
+    [message] = outbox.outbox
+    assert message.to == [project.owner.email] and "Ana & Ben" in message.subject
+    assert "photo.png" in message.body and "From Carla" in message.body
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [

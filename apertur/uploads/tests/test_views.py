@@ -117,3 +117,13 @@ def test_owner_adds_and_removes_destinations(owner) -> None:  # type: ignore[no-
     stranger.force_login(make_user())
     https = Destination.objects.get()
     assert stranger.post(f"{base}/{https.public_id}/delete").status_code == 404
+
+
+def test_a_link_made_on_the_page_takes_the_project_defaults(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.projects.services import update_settings
+
+    _, project, browser = owner
+    update_settings(project=project, default_session_days=3, default_max_files=25)
+    browser.post(f"/projects/{project.public_id}/sessions", {"title": "Party", "max_files": "", "expires_in_days": ""})
+    session = UploadSession.objects.get()
+    assert session.max_files == 25 and session.expires_at is not None

@@ -183,16 +183,61 @@ def test_bad_endpoint_urls(project, url: str, message: str) -> None:  # type: ig
     assert WebhookEndpoint.objects.count() == 0
 
 
+def test_an_empty_event_list_is_refused_not_read_as_all(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidEndpoint, match="at least one event") as info:
+        services.create_endpoint(project=project, url="https://hooks.example.com/x", events=[])
+    assert info.value.field == "events"
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.created"])
+    with pytest.raises(InvalidEndpoint, match="at least one event"):
+        services.update_endpoint(endpoint=endpoint, events=[])
+    assert WebhookEndpoint.objects.get().events == ["upload.created"]
+    assert services.create_endpoint(project=project, url="https://hooks.example.com/y").events == ["*"]
+
+
 def test_unknown_event_type_refused(project) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidEndpoint, match="Unknown event type"):
         services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.deleted"])
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/h",
+        "https://10.0.0.1/h",
+        "https://192.168.1.10/h",
+        "https://169.254.169.254/latest",
+        "https://localhost/h",
+        "https://app.localhost/h",
+        "https://[::1]/h",
+        "https://0x7f000001/h",
+        "https://[fd00::1]/h",
+        "https://0.0.0.0/h",
+    ],
+)
+def test_private_loopback_and_metadata_urls_are_refused_when_saved(project, settings: Any, url: str) -> None:  # type: ignore[no-untyped-def]
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    with pytest.raises(InvalidEndpoint, match="must be public") as info:
+        services.create_endpoint(project=project, url=url)
+    assert info.value.field == "url"
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    with pytest.raises(InvalidEndpoint, match="must be public"):
+        services.update_endpoint(endpoint=endpoint, url=url)
+    assert WebhookEndpoint.objects.get().url == "https://hooks.example.com/x"
+
+
+def test_loopback_receivers_are_allowed_in_development(project, settings: Any) -> None:  # type: ignore[no-untyped-def]
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True  # on with DEBUG: the local demo and the test receivers
+    services.create_endpoint(project=project, url="http://127.0.0.1:9/hooks")
+    with pytest.raises(InvalidEndpoint, match="must be public"):
+        services.create_endpoint(project=project, url="https://10.0.0.1/hooks")
+
+
 def test_no_deliveries_to_private_or_blocked_loopback_addresses(project, settings: Any) -> None:  # type: ignore[no-untyped-def]
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
-    services.create_endpoint(project=project, url="http://127.0.0.1:9/hooks")
-    services.create_endpoint(project=project, url="https://10.0.0.1/hooks")
-    services.create_endpoint(project=project, url="https://169.254.169.254/latest/meta-data")
+    # Saved before the rule applied at creation, or a name that resolves elsewhere since: delivery checks again.
+    for url in ["http://127.0.0.1:9/hooks", "https://10.0.0.1/hooks", "https://169.254.169.254/latest/meta-data"]:
+        endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=url)
     uploads.create_session(project=project, title="x")
     services.run_due()
     errors = sorted(d.last_error for d in WebhookDelivery.objects.all())

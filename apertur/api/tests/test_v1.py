@@ -1,0 +1,148 @@
+"""The API's own request and response handling (apertur/api/v1.py): body parsing and error format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from apertur.api.tests.conftest import Api
+from apertur.oauth.tests.conftest import Flow
+from apertur.projects.models import Project
+from apertur.uploads.models import UploadSession
+from apertur.webhooks.models import WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+
+
+def send(api: Api, method: str, path: str, raw: str) -> object:
+    return Client().generic(
+        method,
+        f"/api/v1{path}",
+        raw,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api.token}",
+    )
+
+
+@pytest.mark.parametrize("raw", ['"hello world"', "[null, null]", "[]", "123", "true", "null", '"str"'])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/upload-sessions"), ("PATCH", "/project/settings"), ("POST", "/webhooks")],
+)
+def test_a_body_that_is_not_an_object_is_refused(api: Api, flow: Flow, raw: str, method: str, path: str) -> None:
+    before = Project.objects.get(pk=flow.project.pk).settings_json()
+    response = send(api, method, path, raw)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["error"]["message"] == "The body must be a JSON object."
+    assert UploadSession.objects.count() == 0 and WebhookEndpoint.objects.count() == 0
+    assert Project.objects.get(pk=flow.project.pk).settings_json() == before
+
+
+def test_a_body_that_is_not_json_is_still_invalid_request(api: Api) -> None:
+    response = send(api, "POST", "/upload-sessions", "{nope")
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_request",
+        "message": "The request body is not valid JSON.",
+        "request_id": response["X-Request-Id"],
+    }
+
+
+def test_an_object_body_still_works(api: Api) -> None:
+    response = send(api, "POST", "/upload-sessions", json.dumps({"title": "hello world"}))
+    assert response.status_code == 201 and response.json()["title"] == "hello world"
+
+
+def test_a_body_over_the_limit_is_a_json_413(api: Api, settings: object) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_048_576  # type: ignore[attr-defined]
+    response = send(api, "POST", "/upload-sessions", json.dumps({"title": "big", "password": "x" * 1_100_000}))
+    assert response.status_code == 413, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert "1 MiB" in response.json()["error"]["message"]
+    assert UploadSession.objects.count() == 0
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/plan"), ("GET", "/upload-sessions"), ("POST", "/webhooks")])
+def test_every_api_response_is_no_store(api: Api, method: str, path: str) -> None:
+    body = json.dumps({"url": "https://hooks.example.com/x"}) if method == "POST" else ""
+    response = send(api, method, path, body)
+    assert response.status_code in (200, 201), response.content
+    assert response["Cache-Control"] == "no-store"
+    if method == "POST":
+        assert response.json()["secret"].startswith("whsec_")  # the secret shown once is never cached
+
+
+@pytest.mark.parametrize("path", ["/plan", "/upload-sessions", "/project/settings", "/openapi.json"])
+def test_head_answers_like_get_without_content(api: Api, path: str) -> None:
+    """RFC 9110 §9.3.2."""
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
+    get = Client().get(f"/api/v1{path}", **auth)
+    head = Client().head(f"/api/v1{path}", **auth)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head["Content-Type"] == get["Content-Type"]
+    assert head["Content-Length"] == str(len(get.content))
+    assert head["Cache-Control"] == get["Cache-Control"]
+
+
+def test_head_is_still_authenticated_and_allow_lists_it(api: Api) -> None:
+    assert Client().head("/api/v1/plan").status_code == 401
+    refused = Client().put("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert refused.status_code == 405 and refused["Allow"] == "GET, HEAD"
+    post_only = Client().head("/api/v1/upload-sessions/ses_x/close", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert post_only.status_code == 405 and "HEAD" not in post_only["Allow"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/upload-sessions", {"title": "x", "max_files": "12"}, "max_files"),
+        ("POST", "/upload-sessions", {"title": 5}, "title"),
+        ("PATCH", "/project/settings", {"notify_owner_on_upload": "yes"}, "notify_owner_on_upload"),
+        ("PATCH", "/project/settings", {"default_max_files": "50"}, "default_max_files"),
+        ("POST", "/webhooks", {"url": "https://hooks.example.com/x", "description": 1}, "description"),
+    ],
+)
+def test_json_bodies_are_strictly_typed(api: Api, flow: Flow, method: str, path: str, body: dict, field: str) -> None:
+    before = Project.objects.get(pk=flow.project.pk).settings_json()
+    response = send(api, method, path, json.dumps(body))
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["field"] == field
+    assert UploadSession.objects.count() == 0 and WebhookEndpoint.objects.count() == 0
+    assert Project.objects.get(pk=flow.project.pk).settings_json() == before
+
+
+def test_query_parameters_stay_lax(api: Api) -> None:
+    assert api.get("/upload-sessions", limit="5").status_code == 200
+
+
+def test_openapi_lists_errors_scopes_and_limits() -> None:
+    schema = Client().get("/api/v1/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"OAuth2", "SecretKey"}
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    create = schema["paths"]["/api/v1/upload-sessions"]["post"]
+    assert create["security"] == [{"OAuth2": ["upload:create"]}, {"SecretKey": []}]
+    assert {"201", "400", "401", "403", "409", "413", "422", "429"} <= set(create["responses"])
+    assert create["responses"]["401"]["content"]["application/json"]["schema"] == error_ref
+    assert "WWW-Authenticate" in create["responses"]["403"]["headers"]
+    assert "Retry-After" in create["responses"]["429"]["headers"]
+    one = schema["paths"]["/api/v1/upload-sessions/{session_id}"]["get"]
+    assert "404" in one["responses"] and "422" not in one["responses"]
+    listing = schema["paths"]["/api/v1/upload-sessions"]["get"]
+    [limit] = [p for p in listing["parameters"] if p["name"] == "limit"]
+    bounds = next(s for s in limit["schema"]["anyOf"] if s.get("type") == "integer")
+    assert bounds["minimum"] == 1 and bounds["maximum"] == 100
+    session_in = schema["components"]["schemas"]["SessionIn"]["properties"]
+    assert session_in["title"]["minLength"] == 1 and session_in["title"]["maxLength"] == 120
+    max_files = next(s for s in session_in["max_files"]["anyOf"] if s.get("type") == "integer")
+    assert max_files["maximum"] == 100_000
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if path.endswith("/oauth/token"):
+                continue
+            assert operation["security"][0]["OAuth2"], (method, path)
+            assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
