@@ -39,3 +39,8 @@ class PayoutNotFound(NotFound):
 class PayoutNotInReview(Conflict):
     code = "payout_not_in_review"
     default_message = "Only a payout that needs review can be resolved."
+
+
+class ReviewBatchNotFound(Conflict):
+    code = "paypal_batch_not_matching"
+    default_message = "That PayPal batch does not hold this payout."

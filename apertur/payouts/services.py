@@ -59,6 +59,7 @@ from apertur.payouts.errors import (
     PartnerNotPayable,
     PayoutNotInReview,
     PayoutNotRetryable,
+    ReviewBatchNotFound,
     RunNotDue,
 )
 from apertur.payouts.models import MONEY_BACK, Failure, Payout, PayoutEntry, PayoutStatus
@@ -640,6 +641,8 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
                 if ours and not any(exc.name and exc.name in payout.detail for payout in pending):
                     # Our credentials or our funding: staff fix it, and the next tick sends the same id.
                     _alert_staff(
+                        key=f"batch-refused:{sender_batch_id}:{exc.status}:{exc.name}",
+                        about=pending[0],
                         subject=f"PayPal refused payout batch {sender_batch_id} on our side",
                         lines=[
                             f"{exc}",
@@ -750,6 +753,8 @@ def _to_review(ids: list[int], *, sender_batch_id: str, first: dt.datetime) -> l
             "payout batch %s first sent %s: not sent again, %d payout(s) need review", sender_batch_id, on, len(locked)
         )
         _alert_staff(
+            key=f"needs-review:{sender_batch_id}",
+            about=locked[0],
             subject=f"Payout batch {sender_batch_id} needs review: PayPal may have paid it",
             lines=[
                 f"Batch {sender_batch_id} was first sent to PayPal on {on} and never confirmed. PayPal deduplicates a "
@@ -768,9 +773,19 @@ def _to_review(ids: list[int], *, sender_batch_id: str, first: dt.datetime) -> l
     return locked
 
 
-def _alert_staff(*, subject: str, lines: list[str]) -> None:
+#: One staff alert per subject of concern (``key``) at most this often: a refused batch of 1,000 payouts, or a
+#: credentials error met at every pass of the schedule, is one email, not one per payout or per pass.
+STAFF_ALERT_EVERY = dt.timedelta(hours=24)
+
+
+def _alert_staff(*, subject: str, lines: list[str], key: str, about: Payout) -> None:
     """Tell the staff address (``STAFF_NOTIFY_EMAIL``) about something a person must do, once the surrounding
-    transaction commits."""
+    transaction commits, unless an alert with the same ``key`` went out within :data:`STAFF_ALERT_EVERY` (the
+    audit log, ``payout.staff_alerted`` on ``about``, records each one sent)."""
+    since = clock.now() - STAFF_ALERT_EVERY
+    if AuditEvent.objects.filter(action="payout.staff_alerted", at__gte=since, data__key=key).exists():
+        return
+    audit.record(action="payout.staff_alerted", obj=about, data={"key": key, "subject": subject})
     mail.send(
         to=settings.STAFF_NOTIFY_EMAIL,
         subject=subject,
@@ -868,7 +883,14 @@ _UNSENT = frozenset({PayoutStatus.CREATED, PayoutStatus.NEEDS_REVIEW})
 
 
 def _money_back(
-    payout_id: int, *, status: str, item_status: str, detail: str, item_id: str = "", failure: str = ""
+    payout_id: int,
+    *,
+    status: str,
+    item_status: str,
+    detail: str,
+    item_id: str = "",
+    failure: str = "",
+    from_status: str | None = None,
 ) -> Payout:
     """The money of the payout is not (or no longer) with the partner: release its entries to the balance,
     record why and on whose side (``failure``), tell the partner. Once: a second call finds the payout already
@@ -883,7 +905,7 @@ def _money_back(
     now = clock.now()
     with transaction.atomic():
         payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
-        if payout.money_back:
+        if payout.money_back or (from_status is not None and payout.status != from_status):
             return payout
         previous = payout.status
         payout.status = status
@@ -914,12 +936,16 @@ def _money_back(
             _tell(payout, "refused", issue=_issue(detail))
         elif failure == Failure.SENDER:
             _alert_staff(
-                subject=f"Payout {payout.sender_item_id} failed on our side",
+                key=f"sender-failure:{payout.sender_batch_id}",
+                about=payout,
+                subject=f"Payouts of batch {payout.sender_batch_id} failed on our side",
                 lines=[
                     f"{payout.sender_item_id} ({format_cents(payout.amount_cents, payout.currency)}, "
                     f"{payout.partner.user.email}) failed: {payout.detail}",
+                    "Other payouts of the same batch may have failed the same way: the admin's Payouts list, "
+                    "filtered by status Failed, shows them all (one alert per batch a day).",
                     "This is about our PayPal account (funding, or a request PayPal refused as a whole), not the "
-                    "partner's address. Fix it, then retry the payout in the admin (Payouts → Retry): it is sent "
+                    "partner's address. Fix it, then retry the payouts in the admin (Payouts → Retry): each is sent "
                     "at once with a new id rather than waiting for next month's run.",
                 ],
             )
@@ -1015,7 +1041,9 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
     return locked
 
 
-def resolve_review(*, payout: Payout, actor: Any, paypal_batch_id: str = "", paid: bool) -> list[Payout]:
+def resolve_review(
+    *, payout: Payout, actor: Any, paypal_batch_id: str = "", paid: bool, client: PayPalClient | None = None
+) -> list[Payout]:
     """Staff's answer about a ``needs_review`` payout (its batch was first sent more than :data:`RESEND_WINDOW`
     ago and never confirmed), after looking in PayPal:
 
@@ -1024,6 +1052,10 @@ def resolve_review(*, payout: Payout, actor: Any, paypal_batch_id: str = "", pai
     - ``paid=False`` (PayPal has no such batch): the payout's money is back in the balance (``failed``); the next
       run pays it, or staff retry it at once (a new id).
 
+    The batch id is checked with PayPal first (``GET /v1/payments/payouts/{id}``: it must hold this payout's
+    ``sender_item_id``): a mistyped id would otherwise mark money paid that PayPal never sent. Each answer acts
+    only on a payout still in review, under its row lock, so two staff answers at once cannot both act.
+
     Returns the payouts resolved. Audited with the actor."""
     if payout.status != PayoutStatus.NEEDS_REVIEW:
         raise PayoutNotInReview(f"{payout.sender_item_id} is {payout.get_status_display().lower()}, not in review.")
@@ -1031,6 +1063,15 @@ def resolve_review(*, payout: Payout, actor: Any, paypal_batch_id: str = "", pai
         batch_id = paypal_batch_id.strip()
         if not batch_id:
             raise PayoutNotInReview("Give the PayPal batch id (payout_batch_id) that holds this payout.")
+        try:
+            batch = (client or client_from_settings()).get_batch(batch_id)
+        except PayPalError as exc:
+            raise ReviewBatchNotFound(f"PayPal has no batch {batch_id} we can read ({exc}); nothing changed.") from exc
+        if not any(item.sender_item_id == payout.sender_item_id for item in batch.items):
+            raise ReviewBatchNotFound(
+                f"PayPal batch {batch_id} does not hold {payout.sender_item_id} (it was sent as "
+                f"{batch.sender_batch_id or 'an unknown batch'}); nothing changed."
+            )
         ids = list(
             Payout.objects.filter(sender_batch_id=payout.sender_batch_id, status=PayoutStatus.NEEDS_REVIEW).values_list(
                 "pk", flat=True
@@ -1043,14 +1084,19 @@ def resolve_review(*, payout: Payout, actor: Any, paypal_batch_id: str = "", pai
             from_status=PayoutStatus.NEEDS_REVIEW,
         )
     else:
-        done = [
-            _money_back(
-                payout.pk,
-                status=PayoutStatus.FAILED,
-                item_status="",
-                detail="staff checked PayPal: not paid; the money is back in the balance",
-            )
-        ]
+        released = _money_back(
+            payout.pk,
+            status=PayoutStatus.FAILED,
+            item_status="",
+            detail="staff checked PayPal: not paid; the money is back in the balance",
+            from_status=PayoutStatus.NEEDS_REVIEW,
+        )
+        done = [released] if released.status == PayoutStatus.FAILED else []
+    if not done:
+        payout.refresh_from_db()
+        raise PayoutNotInReview(
+            f"{payout.sender_item_id} is {payout.get_status_display().lower()}: someone resolved it meanwhile."
+        )
     for resolved in done:
         audit.record(
             action="payout.review_resolved",

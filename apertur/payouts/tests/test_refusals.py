@@ -125,6 +125,41 @@ def test_insufficient_funds_at_create_keeps_the_same_id_for_the_next_tick_and_al
     assert d.reason == "paid" and d.sender_batch_id == f"aptr-{partner.pk}-2026-04-1"
 
 
+def test_staff_get_one_alert_per_batch_and_day_not_one_per_payout_or_pass(
+    emu: Running, django_capture_on_commit_callbacks: Any, mailoutbox: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credentials error with no error name (met at every pass of the schedule) and a batch of three refused as
+    a whole (one failed payout each) are one staff email each, not one per pass or per payout."""
+    from apertur.integrations.paypal.client import PayPalClient
+    from apertur.integrations.paypal.errors import PayPalError
+
+    for n in range(3):
+        _partner, customer = make_world(customer_email=f"c{n}@example.com", paypal_email=f"p{n}@example.com")
+        pay(customer, n + 1, 60_000, at(2026, 3, 1), stripe_customer=f"cus_{n}")
+    real = PayPalClient.create_payout
+
+    def forbidden(self: PayPalClient, **kwargs: Any) -> Any:
+        raise PayPalError("Authorization failed.", status=403, name="")
+
+    monkeypatch.setattr(PayPalClient, "create_payout", forbidden)
+    for hour in (9, 10, 11):
+        with time_machine.travel(at(2026, 4, 15, hour), tick=False), django_capture_on_commit_callbacks(execute=True):
+            do_run(emu, "2026-04")
+    staff = [m for m in mailoutbox if m.to == [settings.STAFF_NOTIFY_EMAIL]]
+    assert len(staff) == 1 and "on our side" in staff[0].subject
+
+    def refused_as_a_whole(self: PayPalClient, **kwargs: Any) -> Any:
+        raise PayPalError("Invalid request: see details.", status=400, name="VALIDATION_ERROR")
+
+    monkeypatch.setattr(PayPalClient, "create_payout", refused_as_a_whole)
+    mailoutbox.clear()
+    with time_machine.travel(at(2026, 4, 15, 12), tick=False), django_capture_on_commit_callbacks(execute=True):
+        do_run(emu, "2026-04")
+    assert Payout.objects.filter(status=PayoutStatus.FAILED, failure="sender").count() == 3
+    assert len([m for m in mailoutbox if m.to == [settings.STAFF_NOTIFY_EMAIL]]) == 1
+    monkeypatch.setattr(PayPalClient, "create_payout", real)
+
+
 def test_payout_emails_name_the_address_the_money_went_to(
     emu: Running, django_capture_on_commit_callbacks: Any, mailoutbox: list[Any]
 ) -> None:

@@ -13,10 +13,11 @@ from django.conf import settings
 
 from apertur.commissions.models import CommissionEntry
 from apertur.core.models import AuditEvent
+from apertur.integrations.paypal.client import PayoutItem
 from apertur.integrations.paypal.emulator import Running, running
 from apertur.partners.models import Partner
 from apertur.payouts import schedule, selectors, services
-from apertur.payouts.errors import PayoutNotInReview
+from apertur.payouts.errors import PayoutNotInReview, ReviewBatchNotFound
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
 from apertur.payouts.tests.helpers import at, batches_created, client_for, make_world, pay
 from apertur.testing import make_staff
@@ -109,13 +110,53 @@ def test_staff_resolve_a_review_found_at_paypal(emu: Running) -> None:
     with pytest.raises(PayoutNotInReview):
         services.resolve_review(payout=payout, actor=staff, paid=True)  # the PayPal batch id is required
     with time_machine.travel(later, tick=False):
-        (done,) = services.resolve_review(payout=payout, actor=staff, paid=True, paypal_batch_id=found)
+        (done,) = services.resolve_review(
+            payout=payout, actor=staff, paid=True, paypal_batch_id=found, client=client_for(emu)
+        )
     assert (done.status, done.paypal_batch_id) == (PayoutStatus.SENT, found)
     emu.emulator.advance({})
     tick(emu, later + dt.timedelta(hours=1))  # reconciliation reads the item as for any batch
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PAID and batches_created(emu) == 1
     assert AuditEvent.objects.filter(action="payout.review_resolved", actor=staff).exists()
+
+
+def test_a_batch_id_that_does_not_hold_the_payout_is_refused_and_answers_act_once(emu: Running) -> None:
+    """A mistyped or wrong PayPal batch id would mark money paid that PayPal never sent: it is checked first. And
+    a second, stale answer (another staff member at the same time) changes nothing."""
+    partner, payout = timed_out_then_held(emu)
+    later = T0 + dt.timedelta(days=31)
+    with time_machine.travel(later, tick=False):
+        services.release_partner(partner=Partner.objects.get(pk=partner.pk), actor=None)
+    tick(emu, later)
+    payout.refresh_from_db()
+    stale = Payout.objects.get(pk=payout.pk)
+    assert payout.status == PayoutStatus.NEEDS_REVIEW
+    staff, client = make_staff(), client_for(emu)
+    with pytest.raises(ReviewBatchNotFound), time_machine.travel(later, tick=False):
+        services.resolve_review(payout=payout, actor=staff, paid=True, paypal_batch_id="NOSUCHBATCH01", client=client)
+    # Another partner's batch at PayPal exists but does not hold this payout.
+    other = emu.emulator.state()["batches"][0]["batch_header"]
+    theirs = client.create_payout(
+        sender_batch_id="aptr-someone-else-1",
+        email_subject="x",
+        items=[PayoutItem(receiver="else@example.com", amount_cents=100, sender_item_id="aptr-someone-else-1-1")],
+    )
+    with pytest.raises(ReviewBatchNotFound), time_machine.travel(later, tick=False):
+        services.resolve_review(
+            payout=payout, actor=staff, paid=True, paypal_batch_id=theirs.payout_batch_id, client=client
+        )
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.NEEDS_REVIEW and payout.sent_at is None
+    with time_machine.travel(later, tick=False):
+        services.resolve_review(
+            payout=payout, actor=staff, paid=True, paypal_batch_id=other["payout_batch_id"], client=client
+        )
+        with pytest.raises(PayoutNotInReview):
+            services.resolve_review(payout=stale, actor=staff, paid=False)  # read before the first answer
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.SENT
+    assert not PayoutEntry.objects.filter(payout=payout, released_at__isnull=False).exists()
 
 
 def test_staff_resolve_a_review_not_at_paypal_gives_the_money_back(emu: Running) -> None:
