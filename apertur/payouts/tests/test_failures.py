@@ -157,7 +157,7 @@ def test_a_denied_batch_fails_gives_the_money_back_and_the_next_period_pays_it(
     # A DENIED batch is our funding, not the partner's address: staff are alerted, the partner told it is delayed.
     assert first.failure == "sender"
     assert sorted(m.subject for m in mailoutbox[1:]) == [
-        f"Payout {first.sender_item_id} failed on our side",
+        f"Payouts of batch {first.sender_batch_id} failed on our side",
         "Your Apertur payout of $60.00 CAD is delayed on our side",
     ]
 
