@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
+from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.oauth.selectors import connection_for_owner, connections_for_project
 from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
@@ -52,10 +53,11 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     if project is None:
         raise Http404("No such project.")
     once = request.session.pop(_KEY_ONCE, None)
+    sessions = page_of(session_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
         "project": project,
         "connections": list(connections_for_project(project=project)),
-        "sessions": list(session_list(project=project)[:50]),
+        "sessions": sessions,
         "api_keys": list(selectors.api_key_list(project=project)),
         "webhooks": list(endpoint_list(project=project)),
         "destinations": list(project.destinations.filter(livemode=True)),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import mimetypes
 
 from django.db import models
 from django.db.models import Q
@@ -86,8 +87,11 @@ class UploadSession(models.Model):
 
 
 def upload_path(instance: Upload, filename: str) -> str:
-    # The stored name is ours, never the guest's (no path tricks, no collisions); the original is kept apart.
-    extension = filename.rsplit(".", 1)[-1].lower()[:8] if "." in filename else "bin"
+    # The stored name is ours, never the guest's (no path tricks, no collisions); the original is kept apart. Its
+    # extension is the checked type's (a JPEG named page.html is stored as .jpg), else the guest's.
+    checked = mimetypes.guess_extension(instance.content_type or "") if instance.content_type else None
+    guessed = filename.rsplit(".", 1)[-1].lower()[:8] if "." in filename else "bin"
+    extension = checked.lstrip(".") if checked else guessed
     return f"uploads/{instance.project.public_id}/{instance.session.public_id}/{instance.public_id}.{extension}"
 
 

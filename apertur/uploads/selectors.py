@@ -7,7 +7,12 @@ from apertur.uploads.models import Upload, UploadSession
 
 
 def session_list(*, project: Project, livemode: bool = True) -> QuerySet[UploadSession]:
-    return UploadSession.objects.filter(project=project, livemode=livemode).annotate(upload_count=Count("uploads"))
+    """The project's upload links, newest first (the upload count's aggregate drops Meta.ordering: say it)."""
+    return (
+        UploadSession.objects.filter(project=project, livemode=livemode)
+        .annotate(upload_count=Count("uploads"))
+        .order_by("-created_at", "-id")
+    )
 
 
 def session_for_project(*, project: Project, public_id: str, livemode: bool = True) -> UploadSession | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import mimetypes
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -148,6 +149,9 @@ def session_close(request: HttpRequest, public_id: str, session_id: str) -> Http
         services.close_session(session=session, actor=_owner(request), ip=client_ip(request))
         messages.success(request, f"“{session.title}” is closed: guests can no longer upload.")
         return redirect("uploads:session", public_id=public_id, session_id=session_id)
+    if not session.is_accepting():  # already closed or expired: nothing to confirm
+        messages.info(request, f"“{session.title}” is already closed.")
+        return redirect("uploads:session", public_id=public_id, session_id=session_id)
     return render(request, "uploads/close.html", {"session": session})
 
 
@@ -159,7 +163,21 @@ def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
     )
     if upload is None:
         raise Http404("No such upload.")
-    return FileResponse(upload.file.open("rb"), as_attachment=True, filename=upload.original_name)
+    # The type the upload was checked as, never one guessed from the guest's file name (a JPEG named page.html
+    # is served as image/jpeg, and its name gets the type's extension).
+    return FileResponse(
+        upload.file.open("rb"),
+        as_attachment=True,
+        filename=download_name(upload.original_name, upload.content_type),
+        content_type=upload.content_type or "application/octet-stream",
+    )
+
+
+def download_name(original: str, content_type: str) -> str:
+    extension = mimetypes.guess_extension(content_type) if content_type else None
+    if not extension or original.lower().endswith(tuple(mimetypes.guess_all_extensions(content_type))):
+        return original
+    return original + extension
 
 
 # --- destinations ---------------------------------------------------------------------------------------

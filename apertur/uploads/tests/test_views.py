@@ -127,3 +127,47 @@ def test_a_link_made_on_the_page_takes_the_project_defaults(owner) -> None:  # t
     browser.post(f"/projects/{project.public_id}/sessions", {"title": "Party", "max_files": "", "expires_in_days": ""})
     session = UploadSession.objects.get()
     assert session.max_files == 25 and session.expires_at is not None
+
+
+def test_a_photo_named_like_a_page_is_stored_and_served_as_the_checked_type(owner) -> None:  # type: ignore[no-untyped-def]
+    """The guest's file name says .html; the bytes are a PNG: stored and downloaded as image/png, named .png."""
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    guest = Client()
+    sent = guest.post(f"/u/{session.token}/files", {"file": image_file("page.html", content_type="text/html")})
+    assert sent.status_code == 201, sent.content
+    upload = Upload.objects.get()
+    assert upload.content_type == "image/png" and upload.file.name.endswith(".png")
+    download = browser.get(f"/uploads/{upload.public_id}/download")
+    assert download["Content-Type"] == "image/png"
+    assert 'filename="page.html.png"' in download["Content-Disposition"]
+
+
+def test_upload_links_list_newest_first_and_page_so_every_link_is_reachable(owner) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    import time_machine
+
+    from apertur.core import clock
+
+    _, project, browser = owner
+    project.plan.max_active_sessions = 100
+    project.plan.save()
+    start = clock.now()
+    for i in range(27):
+        with time_machine.travel(start + dt.timedelta(minutes=i), tick=False):
+            services.create_session(project=project, title=f"Link {i:02d}")
+    first = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert first.index("Link 26") < first.index("Link 25") and "Link 01" not in first
+    assert "Page 1 of 2 (27 upload links)" in first
+    second = browser.get(f"/projects/{project.public_id}/?page=2").content.decode()
+    assert "Link 01" in second and "Link 00" in second
+
+
+def test_the_close_confirmation_is_not_offered_for_a_closed_link(owner) -> None:  # type: ignore[no-untyped-def]
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    services.close_session(session=session, actor=None)
+    url = f"/projects/{project.public_id}/sessions/{session.public_id}/close"
+    response = browser.get(url, follow=True)
+    assert "is already closed" in response.content.decode() and "Close link" not in response.content.decode()
