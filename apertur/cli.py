@@ -49,6 +49,7 @@ def _fail(message: str, *, code: str = "error", as_json: bool = False, status: i
     script reads stdout whatever happened) and, for a person watching, the message on stderr too."""
     if as_json:
         print(json.dumps({"error": {"code": code, "message": message}}))
+        # And on stderr, as before stdout carried it: scripts written against either keep working.
         print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
     else:
         err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -926,7 +927,22 @@ def paypal_emulator(
 
 
 def main() -> None:
-    app(prog_name="apertur")
+    """The console script. A database that is missing or not migrated is one clear error (any command), not a
+    traceback of the first query."""
+    from django.db import DatabaseError
+
+    try:
+        app(prog_name="apertur")
+    except DatabaseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        try:
+            _fail(
+                f"The database is not ready ({first}). Run `apertur migrate` first, and check DATABASE_URL.",
+                code="database_not_ready",
+                as_json="--json" in sys.argv[1:],
+            )
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":

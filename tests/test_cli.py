@@ -303,3 +303,16 @@ def test_partner_balance() -> None:
     assert data["eligible_cents"] == 2_500 and data["lifetime_cents"] == 2_500 and data["pending_cents"] == 0
     missing = run("partner", "balance", "--email", "nobody@example.com", ok=False)
     assert missing.exit_code == 1 and "No partner" in missing.stderr
+
+
+def test_a_database_not_migrated_is_one_clear_error_not_a_traceback(tmp_path: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["APERTUR_VAR_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "apertur", "partner", "balance", "--email", "nobody@example.com", "--json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "database_not_ready" and "apertur migrate" in error["message"]
+    assert "Traceback" not in result.stderr

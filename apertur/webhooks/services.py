@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,12 @@ from apertur.webhooks.models import (
 
 MAX_ATTEMPTS = outbound.MAX_ATTEMPTS
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+#: The whole attempt, up to the response's status line and headers (the body is never read): httpx's timeouts
+#: bound each socket operation, so a receiver dripping a byte every few seconds could hold an attempt forever.
+ATTEMPT_SECONDS = 15.0
+#: Claimed attempts are looked at again no sooner than this after the claim plus the retry delay: an attempt still
+#: running (bounded by ATTEMPT_SECONDS, plus one socket timeout to notice) is never sent a second time meanwhile.
+_IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 15)
 USER_AGENT = "Apertur-Webhooks/1"
 
 
@@ -178,6 +185,13 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             return delivery  # type: ignore[return-value]
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
+        if not delivery.endpoint.enabled:
+            # Disabled since the event: its retries stop too (the partner turned the endpoint off).
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = "not sent: the endpoint is disabled"
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            return delivery
         if delivery.attempts >= MAX_ATTEMPTS:
             # The final check: the last attempt never reported back (its worker died). Give up visibly.
             delivery.status = DeliveryStatus.FAILED
@@ -189,7 +203,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         # queue the next look at it now: if this worker dies mid-attempt, the delivery is not lost.
         delivery.attempts += 1
         number = delivery.attempts
-        delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
+        delivery.next_attempt_at = clock.now() + _IN_FLIGHT + outbound.delay_after(number)
         delivery.save(update_fields=["attempts", "next_attempt_at"])
         _enqueue([delivery.pk], delivery.next_attempt_at)
     event, endpoint = delivery.event, delivery.endpoint
@@ -209,19 +223,14 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
     started = time.monotonic()
     try:
         outbound.check_destination(endpoint.url)
-        http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-        try:
-            response = http.post(endpoint.url, content=body, headers=headers)
-        finally:
-            if client is None:
-                http.close()
-        status_code = response.status_code
+        status_code = _post(endpoint.url, body=body, headers=headers, client=client)
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except outbound.BlockedDestination as exc:
         error = f"blocked: {exc}"
     except Exception as exc:  # any failure is a failed attempt, retried on schedule, never a lost delivery
-        error = f"{type(exc).__name__}: {exc}"[:300]
+        late = time.monotonic() - started >= ATTEMPT_SECONDS
+        error = (f"timed out after {ATTEMPT_SECONDS:g} s" if late else f"{type(exc).__name__}: {exc}")[:300]
     duration = int((time.monotonic() - started) * 1000)
     with transaction.atomic():
         DeliveryAttempt.objects.create(
@@ -236,8 +245,30 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         elif number >= MAX_ATTEMPTS:
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
+        else:  # the retry delay counts from this failure, not from when the attempt started
+            delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
+            _enqueue([delivery.pk], delivery.next_attempt_at)
         delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
     return delivery
+
+
+def _post(url: str, *, body: bytes, headers: dict[str, str], client: httpx.Client | None) -> int:
+    """POST and return the status code, within :data:`ATTEMPT_SECONDS` in all: the response body is never read,
+    and a watchdog closes our own client at the deadline (the blocked read then fails at its next socket
+    operation). A client passed in (tests) is the caller's to bound."""
+    if client is not None:
+        with client.stream("POST", url, content=body, headers=headers) as response:
+            return response.status_code
+    http = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    watchdog = threading.Timer(ATTEMPT_SECONDS, http.close)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with http.stream("POST", url, content=body, headers=headers) as response:
+            return response.status_code
+    finally:
+        watchdog.cancel()
+        http.close()
 
 
 def run_due(*, client: httpx.Client | None = None, limit: int = 100) -> int:

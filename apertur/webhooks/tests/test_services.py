@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 import time_machine
 
@@ -276,3 +278,82 @@ def test_unexpected_errors_are_failed_attempts_not_lost_deliveries(project, rece
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
     assert "resolver exploded" in delivery.last_error
+
+
+def test_disabling_an_endpoint_stops_its_pending_retries(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.up = False
+    uploads.create_session(project=project, title="Party")
+    start = dt.datetime.now(tz=dt.UTC)
+    assert services.run_due() == 1 and len(receiver.requests) == 1
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False)
+    with time_machine.travel(start + dt.timedelta(minutes=5)):
+        services.run_due()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.last_error) == (DeliveryStatus.FAILED, "not sent: the endpoint is disabled")
+    assert len(receiver.requests) == 1 and delivery.next_attempt_at is None
+
+
+def test_the_retry_delay_counts_from_the_failure_and_an_attempt_in_flight_is_not_sent_twice(
+    project, receiver: Receiver, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    services.create_endpoint(project=project, url=receiver.url)
+    receiver.up = False
+    uploads.create_session(project=project, title="Party")
+    real_post = services._post
+
+    def slow_post(*args: Any, **kwargs: Any) -> int:
+        # While this attempt runs (a slow receiver), another worker looks at the delivery: not due.
+        assert services.run_due() == 0
+        time.sleep(1.0)
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_post", slow_post)
+    before = dt.datetime.now(tz=dt.UTC)
+    assert services.run_due() == 1
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.attempts == 1 and len(receiver.requests) == 1
+    assert delivery.next_attempt_at - before >= dt.timedelta(seconds=31)  # 30 s after the failure, not the start
+
+
+def test_an_attempt_is_bounded_even_when_the_receiver_drips_its_answer(
+    project, settings: Any, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """httpx's timeouts bound each socket read; a receiver sending a byte every half second would hold the attempt
+    (and the worker) forever without the attempt's own deadline."""
+    import socket
+
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    monkeypatch.setattr(services, "ATTEMPT_SECONDS", 1.5)
+    monkeypatch.setattr(services, "TIMEOUT", httpx.Timeout(1.0, connect=1.0))
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:  # bounded: 40 bytes, one every 0.5 s
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.5)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        services.create_endpoint(project=project, url=f"http://127.0.0.1:{listener.getsockname()[1]}/hooks")
+        uploads.create_session(project=project, title="Party")
+        started = time.monotonic()
+        services.run_due()
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.last_error == "timed out after 1.5 s" and delivery.status == DeliveryStatus.PENDING
+    assert elapsed < 10  # not a speed target: without the deadline the drip holds it 20 s (40 bytes, 0.5 s apart)
