@@ -82,6 +82,7 @@ format: install
 # The whole suite on SQLite and again on PostgreSQL, the two runs side by side (each is one process; together
 # they keep both cores busy), each run's output printed when it ends. With CI=true an unreachable PostgreSQL fails.
 test: install browser lint sdk-test
+	@echo "== the suite on SQLite and on PostgreSQL, side by side: each run prints its results when it ends (several minutes) =="
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 # Its own Redis database for the test that flushes one (tests/test_concurrency.py): the PostgreSQL run's
