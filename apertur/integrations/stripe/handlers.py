@@ -405,16 +405,18 @@ def dispute_event(event: dict[str, Any]) -> str:
     return f"dispute {dispute.external_id} {dispute.status}"
 
 
+# (Stripe's closing status, ours) → ours once closed: a chargeback is won or lost; an inquiry closes without one.
+_CLOSING: dict[tuple[object, str], DisputeStatus] = {
+    ("won", DisputeStatus.OPEN): DisputeStatus.WON,
+    ("lost", DisputeStatus.OPEN): DisputeStatus.LOST,
+    ("warning_closed", DisputeStatus.INQUIRY): DisputeStatus.INQUIRY_CLOSED,
+}
+
+
 def dispute_closed(event: dict[str, Any]) -> str:
     obj = event["data"]["object"]
     dispute = _dispute(obj)  # a closed event delivered first also opens it
-    outcome = obj.get("status")
-    closing: dict[tuple[object, str], DisputeStatus] = {
-        ("won", DisputeStatus.OPEN): DisputeStatus.WON,
-        ("lost", DisputeStatus.OPEN): DisputeStatus.LOST,
-        ("warning_closed", DisputeStatus.INQUIRY): DisputeStatus.INQUIRY_CLOSED,
-    }
-    closed = closing.get((outcome, dispute.status))
+    closed = _CLOSING.get((obj.get("status"), dispute.status))
     if closed is not None:
         dispute.status = closed
         dispute.closed_at = ts(event["created"])
