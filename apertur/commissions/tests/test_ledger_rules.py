@@ -177,10 +177,9 @@ def test_a_won_dispute_is_earned_again_no_earlier_than_the_win(world: Any) -> No
 # --- facts recorded before the attribution ---------------------------------------------------------------
 
 
-def test_refunds_recorded_before_an_oauth_attribution_still_net_against_the_earning() -> None:
-    """Regression: a payment and its refund arrived before the subscription event that attributed the
-    customer through OAuth; re-applying the payment then earned the full commission and the refund was
-    never taken back (the refund's own event had found nothing to reverse)."""
+def connected_then_paid() -> tuple[Any, Any]:
+    """A customer who connected a partner's app on 2026-03-01 and paid 24,999 on 03-02, before any subscription
+    event attributed them: (the app's creation, the customer)."""
     from apertur.oauth.tokens import connect
     from apertur.testing import make_app
 
@@ -190,6 +189,14 @@ def test_refunds_recorded_before_an_oauth_attribution_still_net_against_the_earn
     with time_machine.travel(dt.datetime(2026, 3, 1, tzinfo=UTC), tick=False):
         connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
     pay(customer, dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    return created, customer
+
+
+def test_refunds_recorded_before_an_oauth_attribution_still_net_against_the_earning() -> None:
+    """Regression: a payment and its refund arrived before the subscription event that attributed the
+    customer through OAuth; re-applying the payment then earned the full commission and the refund was
+    never taken back (the refund's own event had found nothing to reverse)."""
+    created, customer = connected_then_paid()
     refund(dt.datetime(2026, 3, 3, 12, tzinfo=UTC), 5_000)
     assert CommissionEntry.objects.count() == 0  # not attributed yet
     receive(events.subscription(customer="cus_1", lookup_key="pro", at=dt.datetime(2026, 3, 2, 12, tzinfo=UTC)))
@@ -201,15 +208,7 @@ def test_an_inquiry_settled_with_an_early_refund_leaves_its_escalation_a_chargeb
     """Regression: a payment, a partial refund and an inquiry all arrived before the attribution. Re-applying
     the payment settled the inquiry first, which wrote the refund's share under the dispute's key; the
     escalation to a chargeback then found its key taken and reversed nothing."""
-    from apertur.oauth.tokens import connect
-    from apertur.testing import make_app
-
-    created = make_app()
-    customer = make_user("oauth@example.com")
-    project = create_project(owner=customer, name="P")
-    with time_machine.travel(dt.datetime(2026, 3, 1, tzinfo=UTC), tick=False):
-        connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
-    pay(customer, dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
+    _created, _customer = connected_then_paid()
     refund(dt.datetime(2026, 3, 3, 12, tzinfo=UTC), 12_500)
 
     def dispute(status: str, day: int, kind: str) -> None:

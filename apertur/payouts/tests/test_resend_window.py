@@ -97,13 +97,20 @@ def test_an_unsent_created_payout_is_sent_however_old(emu: Running) -> None:
     assert Payout.objects.get().sent_at is not None and batches_created(emu) == 1
 
 
-def test_staff_resolve_a_review_found_at_paypal(emu: Running) -> None:
+def released_into_review(emu: Running) -> tuple[Payout, dt.datetime]:
+    """:func:`timed_out_then_held`, released 31 days after the run: the next pass finds the batch past the resend
+    window. The payout as it is then, and that moment."""
     partner, payout = timed_out_then_held(emu)
     later = T0 + dt.timedelta(days=31)
     with time_machine.travel(later, tick=False):
         services.release_partner(partner=Partner.objects.get(pk=partner.pk), actor=None)
     tick(emu, later)
     payout.refresh_from_db()
+    return payout, later
+
+
+def test_staff_resolve_a_review_found_at_paypal(emu: Running) -> None:
+    payout, later = released_into_review(emu)
     assert payout.status == PayoutStatus.NEEDS_REVIEW
     staff = make_staff()
     found = emu.emulator.state()["batches"][0]["batch_header"]["payout_batch_id"]
@@ -124,12 +131,7 @@ def test_staff_resolve_a_review_found_at_paypal(emu: Running) -> None:
 def test_a_batch_id_that_does_not_hold_the_payout_is_refused_and_answers_act_once(emu: Running) -> None:
     """A mistyped or wrong PayPal batch id would mark money paid that PayPal never sent: it is checked first. And
     a second, stale answer (another staff member at the same time) changes nothing."""
-    partner, payout = timed_out_then_held(emu)
-    later = T0 + dt.timedelta(days=31)
-    with time_machine.travel(later, tick=False):
-        services.release_partner(partner=Partner.objects.get(pk=partner.pk), actor=None)
-    tick(emu, later)
-    payout.refresh_from_db()
+    payout, later = released_into_review(emu)
     stale = Payout.objects.get(pk=payout.pk)
     assert payout.status == PayoutStatus.NEEDS_REVIEW
     staff, client = make_staff(), client_for(emu)
