@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from itertools import count
 from typing import Any
 
@@ -136,3 +137,23 @@ def assert_head_like_get(client: Client, path: str) -> HttpResponseBase:
     }
     assert head.content == b""
     return head
+
+
+def fake_dns(monkeypatch: Any, answers: dict[str, list[list[str]]]) -> list[str]:
+    """``socket.getaddrinfo`` (the one the standard library's ``create_connection`` uses too) answering each name
+    with the next of its answers (the last one repeats): a name that changes what it resolves to."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in answers:
+            return real(host, port, *args, **kwargs)
+        asked.append(host)
+        turn = answers[host][min(asked.count(host), len(answers[host])) - 1]
+        return [
+            (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))
+            for ip in turn
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked

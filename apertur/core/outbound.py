@@ -1,17 +1,27 @@
 """Rules for every request Apertur sends to an address a customer gave (webhooks, destinations): no
-private networks or cloud metadata (SSRF), and one retry schedule."""
+private networks or cloud metadata (SSRF), and one retry schedule.
+
+The rule is applied to the address a request really connects to: :func:`http_client` resolves the host itself
+when it opens a connection, checks every address, and connects to a checked one. Checking a name and then
+letting the HTTP client resolve it again would let a name that changes its answer in between (DNS rebinding,
+a TTL of 0) pass the check with a public address and be connected to a private one.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
 import socket
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
+import httpx
 from django.conf import settings
 
 from apertur.core.errors import ValidationFailed
-from apertur.core.validation import is_loopback_host
+from apertur.core.validation import ip_literal, is_loopback_host
 
 # Attempt n (1-based) failed → wait BACKOFF[n-1] before the next; after the last one, give up.
 BACKOFF = [
@@ -40,31 +50,80 @@ class BlockedDestination(Exception):
     pass
 
 
-def check_destination(url: str, *, unresolvable_ok: bool = False) -> None:
-    """Refuse private, link-local, reserved and metadata addresses (anything not ``is_global``), by resolving
-    the host as the HTTP client will. Loopback only when the deployment allows it (``WEBHOOKS_ALLOW_LOOPBACK``,
-    on with ``DEBUG``: development, the local demo and tests).
-
-    Applied when a URL is saved (``unresolvable_ok``: a name without DNS yet is not refused there) and again
-    before every request, since what a name resolves to can change after it was accepted."""
-    host = urlsplit(url).hostname or ""
+def _allowed_addresses(host: str, port: int | None, *, unresolvable_ok: bool = False) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, when every one of them is allowed: public
+    (``is_global``), or loopback where the deployment allows it. A name with one forbidden address among public
+    ones is refused as a whole (the client could pick either)."""
     loopback_ok = settings.WEBHOOKS_ALLOW_LOOPBACK
     if is_loopback_host(host):
         if not loopback_ok:
             raise BlockedDestination("loopback destinations are not allowed")
-        return
+        # RFC 6761 §6.3: localhost names are loopback whatever the resolver says (glibc knows no *.localhost).
+        literal = ip_literal(host)
+        return [str(literal)] if literal is not None else ["127.0.0.1", "::1"]
     try:
-        infos = socket.getaddrinfo(host, None)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         if unresolvable_ok:
-            return
+            return []
         raise BlockedDestination(f"cannot resolve {host}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for text in addresses:
+        address = ipaddress.ip_address(text)
         if address.is_loopback and loopback_ok:
             continue
         if not address.is_global:
             raise BlockedDestination(f"{host} resolves to a non-public address")
+    return addresses
+
+
+def check_destination(url: str, *, unresolvable_ok: bool = False) -> None:
+    """Refuse private, link-local, reserved and metadata addresses (anything not ``is_global``), by resolving
+    the host. Loopback only when the deployment allows it (``WEBHOOKS_ALLOW_LOOPBACK``, on with ``DEBUG``:
+    development, the local demo and tests).
+
+    Applied when a URL is saved (``unresolvable_ok``: a name without DNS yet is not refused there), and before a
+    request to say early and clearly why it is not sent; the request itself connects through
+    :func:`http_client`, which applies the same rule to the address it connects to."""
+    _allowed_addresses(urlsplit(url).hostname or "", None, unresolvable_ok=unresolvable_ok)
+
+
+class _CheckedBackend(httpcore.SyncBackend):
+    """httpcore's socket backend, connecting only to an address :func:`_allowed_addresses` allows. The TLS
+    handshake and the ``Host`` header still use the name (httpcore passes the origin's host as the server name),
+    so certificates are verified against it as usual."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = _allowed_addresses(host, port)
+        failure: Exception | None = None
+        for address in addresses:  # as socket.create_connection does: each address in turn
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"no address for {host}")
+
+
+def http_client(*, timeout: httpx.Timeout) -> httpx.Client:
+    """The HTTP client for customer-given URLs: redirects not followed (each hop would need the check; a
+    receiver that redirects gets a failed attempt), no proxy from the environment (the check is of the address
+    connected to), and every connection made through :class:`_CheckedBackend`.
+
+    httpx has no public hook for the connection's resolution; its transport's httpcore pool takes a network
+    backend, set here. A test connects through it to prove it stays wired (httpx and httpcore are pinned)."""
+    transport = httpx.HTTPTransport(trust_env=False)
+    pool = transport._pool
+    if not isinstance(pool, httpcore.ConnectionPool) or not hasattr(pool, "_network_backend"):
+        raise RuntimeError("httpx's transport no longer holds an httpcore pool with a network backend")
+    pool._network_backend = _CheckedBackend()
+    return httpx.Client(timeout=timeout, follow_redirects=False, transport=transport, trust_env=False)
 
 
 def check_public_url(url: str, *, noun: str, field: str, error: type[ValidationFailed]) -> str:

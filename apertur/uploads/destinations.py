@@ -140,7 +140,7 @@ def _send_https(destination: Destination, upload: Upload, body: bytes) -> None:
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signing.sign(secret=destination.secret, msg_id=msg_id, timestamp=timestamp, body=body),
     }
-    with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False) as client:
+    with outbound.http_client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
         response = client.post(destination.config["url"], content=body, headers=headers)
     if not 200 <= response.status_code < 300:
         raise RuntimeError(f"HTTP {response.status_code}")

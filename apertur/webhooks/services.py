@@ -259,7 +259,7 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], client: httpx.Clien
     if client is not None:
         with client.stream("POST", url, content=body, headers=headers) as response:
             return response.status_code
-    http = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    http = outbound.http_client(timeout=TIMEOUT)
     watchdog = threading.Timer(ATTEMPT_SECONDS, http.close)
     watchdog.daemon = True
     watchdog.start()

@@ -186,3 +186,22 @@ def test_private_addresses_are_never_contacted(project, settings: Any) -> None: 
     services.accept_upload(session=session, file=image_file())
     destinations.run_due()
     assert DestinationDelivery.objects.get().last_error.startswith("blocked:")
+
+
+def test_a_destination_name_that_rebinds_to_loopback_is_never_contacted(
+    project, receiver: FileReceiver, settings: Any, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    from apertur.testing import fake_dns
+
+    port = receiver.server.server_address[1]
+    fake_dns(monkeypatch, {"archive.rebind.example": [["93.184.215.14"], ["93.184.215.14"], ["127.0.0.1"]]})
+    destination = destinations.create_https_destination(
+        project=project, name="x", url="https://archive.rebind.example/in"
+    )
+    Destination.objects.filter(pk=destination.pk).update(config={"url": f"http://archive.rebind.example:{port}/in"})
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    destinations.run_due()
+    assert DestinationDelivery.objects.get().last_error.startswith("blocked: archive.rebind.example resolves")
+    assert receiver.received == []
