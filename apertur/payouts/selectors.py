@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet, Sum
 
 from apertur.commissions.models import EntryKind
-from apertur.commissions.selectors import PAGE_SIZE, PAYOUT_MINIMUM_CENTS, balance, mask_email, next_payout
+from apertur.commissions.selectors import PAGE_SIZE, PAYOUT_MINIMUM_CENTS, balance_and_next_payout, mask_email
 from apertur.core import clock
 from apertur.core.pages import Page, page_of
 from apertur.partners.models import Partner
@@ -317,6 +317,9 @@ class PayoutOutlook:
     estimate_cents: int  # the eligible balance by then, if nothing else happens
     carried_cents: int  # what past runs left unpaid (part of the estimate)
     minimum_cents: int = PAYOUT_MINIMUM_CENTS
+    # Payouts PayPal did not confirm in time (needs_review): their money is neither paid nor in the estimate
+    # (no run pays it again) until staff settle them: paid, or back in the balance.
+    in_review_cents: int = 0
     hold_reason: str = ""  # staff's reason, when on hold
     held_since: dt.datetime | None = None
     pending_email: str = ""  # a PayPal address waiting for its confirmation link
@@ -344,24 +347,33 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
     a staff hold, a verified PayPal email, then the minimum), with the next run's date and estimate from
     the commissions selectors. Commissions keep accumulating in every case."""
     now = at or clock.now()
-    estimate = next_payout(partner=partner, at=now)
-    carried = balance(partner=partner, at=now).carried_cents
+    ledger, estimate = balance_and_next_payout(partner=partner, at=now)
+    # The ledger counts entries linked to a payout not yet sent as unpaid; a payout in review stays unsent until
+    # staff settle it, and the run never takes its entries again (services' _UNSENT): out of the estimate, like
+    # the run. Its entries were available by its own run, at or before the last one: out of the carried part too.
+    in_review = int(
+        Payout.objects.filter(partner=partner, status=PayoutStatus.NEEDS_REVIEW).aggregate(total=Sum("amount_cents"))[
+            "total"
+        ]
+        or 0
+    )
+    estimate_cents = estimate.eligible_cents - in_review
     # The run's own rule (approval, a staff hold, a verified PayPal email PayPal has not refused), not a copy of it.
     code = services.payable_reason(partner)
     if code is None:
         last = (
             Payout.objects.filter(partner=partner).order_by("-period", "-id").values_list("status", "failure").first()
         )
-        delayed = last is not None and (
-            last[0] == PayoutStatus.NEEDS_REVIEW or (last[0] == PayoutStatus.FAILED and last[1] == Failure.SENDER)
-        )
-        code = Outlook.DELAYED if delayed else (Outlook.WILL_PAY if estimate.will_pay else Outlook.UNDER_MINIMUM)
+        delayed = in_review > 0 or (last is not None and last[0] == PayoutStatus.FAILED and last[1] == Failure.SENDER)
+        will_pay = estimate_cents >= estimate.minimum_cents
+        code = Outlook.DELAYED if delayed else (Outlook.WILL_PAY if will_pay else Outlook.UNDER_MINIMUM)
     return PayoutOutlook(
         code=code,
         run_at=estimate.run_at,
-        estimate_cents=estimate.eligible_cents,
-        carried_cents=carried,
+        estimate_cents=estimate_cents,
+        carried_cents=ledger.carried_cents - in_review,
         minimum_cents=estimate.minimum_cents,
+        in_review_cents=in_review,
         hold_reason=partner.payouts_hold_reason if code == Outlook.ON_HOLD else "",
         held_since=partner.payouts_held_at if code == Outlook.ON_HOLD else None,
         pending_email=partner.paypal_pending_email,

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import time_machine
 from django.conf import settings
+from django.template.loader import render_to_string
 
+from apertur.accounts.models import User
 from apertur.commissions.models import CommissionEntry
 from apertur.core.models import AuditEvent
 from apertur.integrations.paypal.client import PayoutItem
@@ -180,3 +182,22 @@ def test_staff_resolve_a_review_not_at_paypal_gives_the_money_back(emu: Running)
     tick(emu, services.run_at("2026-05"))
     may = Payout.objects.get(period="2026-05")
     assert may.sent_at is not None and may.amount_cents == payout.amount_cents
+
+
+def test_the_outlook_leaves_money_in_review_out_of_the_estimate_as_the_run_does(emu: Running) -> None:
+    """The ledger counts a payout in review as unpaid, but no run pays its entries again: the estimate the
+    partner sees must be what the next run pays, with the money in review shown apart."""
+    payout, _later = released_into_review(emu)
+    partner = payout.partner
+    assert payout.status == PayoutStatus.NEEDS_REVIEW and payout.amount_cents == 10_000
+    pay(User.objects.get(email="customer@example.com"), 2, 70_000, at(2026, 4, 1))  # make_world's customer
+    before_run = services.run_at("2026-06") - dt.timedelta(hours=1)  # released into review after the May run
+    outlook = selectors.payout_status(partner=Partner.objects.get(pk=partner.pk), at=before_run)
+    assert (outlook.code, outlook.in_review_cents, outlook.estimate_cents) == ("delayed_on_our_side", 10_000, 7_000)
+    assert outlook.carried_cents == 7_000  # the April payout's 10,000 is in review, not carried
+    page = render_to_string("payouts/_status.html", {"outlook": outlook, "partner": partner})
+    assert "In review: $100.00" in page and "$70.00" in page
+    tick(emu, services.run_at("2026-06"))
+    june = Payout.objects.get(period="2026-06")
+    assert june.amount_cents == outlook.estimate_cents  # the estimate was the run's amount
+    assert Payout.objects.get(pk=payout.pk).status == PayoutStatus.NEEDS_REVIEW
