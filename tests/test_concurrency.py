@@ -104,3 +104,93 @@ def test_rate_limits_are_shared_through_redis(monkeypatch: pytest.MonkeyPatch) -
             ratelimit.hit(limit, "ip")
     finally:
         first.clear()
+
+
+def test_disconnecting_while_a_code_is_exchanged_neither_deadlocks_nor_leaves_a_live_token(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exchange holds its code's row lock and then inserts a token whose foreign key checks the connection
+    (FOR KEY SHARE); disconnecting locks the connection and then withdraws its codes. With FOR UPDATE on the
+    connection these two wait for each other (a deadlock PostgreSQL breaks by failing one); with FOR NO KEY
+    UPDATE the disconnect waits for the exchange to commit, then revokes the token it issued."""
+    import time
+
+    from django.test import Client
+
+    from apertur.oauth import tokens as token_store
+    from apertur.oauth.models import Connection, Token
+    from apertur.projects.services import create_project
+    from apertur.testing import REDIRECT_URI, exchange, make_app, pkce_pair
+
+    created = make_app()
+    customer = make_user()
+    project = create_project(owner=customer, name="Weddings")
+    conn = token_store.connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    verifier, challenge = pkce_pair()
+    code = token_store.new_code()
+    token_store.save_code(
+        code=code,
+        connection=conn,
+        user=customer,
+        scopes=["plan:read"],
+        redirect_uri=REDIRECT_URI,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+        livemode=True,
+    )
+    locked, go = threading.Event(), threading.Event()
+    real_mark_used = token_store.mark_code_used
+
+    def mark_used_after_the_disconnect_waits(**kwargs: Any) -> Any:
+        locked.set()  # the exchange holds its code's lock
+        assert go.wait(timeout=10)
+        return real_mark_used(**kwargs)
+
+    monkeypatch.setattr(token_store, "mark_code_used", mark_used_after_the_disconnect_waits)
+    outcome: dict[str, Any] = {}
+
+    def exchanging() -> None:
+        try:
+            outcome["exchange"] = exchange(
+                Client(), code, created.app.client_id, created.client_secret, code_verifier=verifier
+            )
+        except Exception as exc:
+            outcome["exchange"] = exc
+        finally:
+            connection.close()
+
+    def disconnecting() -> None:
+        try:
+            outcome["disconnect"] = token_store.disconnect(connection=Connection.objects.get(pk=conn.pk), actor=None)
+        except Exception as exc:
+            outcome["disconnect"] = exc
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=exchanging)
+    first.start()
+    assert locked.wait(timeout=10)
+    second = threading.Thread(target=disconnecting)
+    second.start()
+    # Bounded wait until the disconnect is blocked on a row lock (pg_stat_activity), so the order is certain.
+    deadline = time.monotonic() + 10
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0] >= 1:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the disconnect never waited for the exchange's lock")
+    go.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    response = outcome["exchange"]
+    assert not isinstance(response, Exception), response
+    assert response.status_code == 200, response.content
+    assert isinstance(outcome["disconnect"], Connection), outcome["disconnect"]
+    token = Token.objects.get()
+    assert token.access_revoked_at is not None and token.refresh_revoked_at is not None  # issued, then revoked
+    assert Connection.objects.get(pk=conn.pk).revoked_at is not None
