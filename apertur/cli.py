@@ -931,8 +931,28 @@ def main() -> None:
     traceback of the first query."""
     from django.db import DatabaseError
 
+    as_json = "--json" in sys.argv[1:]
     try:
-        app(prog_name="apertur")
+        if not as_json:
+            app(prog_name="apertur")
+        else:
+            # With --json, click's own errors (an unknown option, a missing or bad value) are the one JSON object on
+            # stdout too: a script reads stdout whatever went wrong. Exit status 2, click's for usage errors.
+            try:
+                status = app(prog_name="apertur", standalone_mode=False)
+            except typer.TyperException as exc:  # click's ClickException (typer vendors click)
+                status = int(getattr(exc, "exit_code", 1))
+                message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+                try:  # click gives usage errors (UsageError and its subclasses) exit status 2
+                    _fail(message, code="usage_error" if status == 2 else "error", as_json=True, status=status)
+                except typer.Exit as done:
+                    sys.exit(done.exit_code)
+            except typer.Abort:
+                try:
+                    _fail("Aborted.", code="aborted", as_json=True, status=1)
+                except typer.Exit as done:
+                    sys.exit(done.exit_code)
+            sys.exit(status if isinstance(status, int) else 0)
     except DatabaseError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         try:

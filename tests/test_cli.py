@@ -316,3 +316,25 @@ def test_a_database_not_migrated_is_one_clear_error_not_a_traceback(tmp_path: An
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "database_not_ready" and "apertur migrate" in error["message"]
     assert "Traceback" not in result.stderr
+
+
+def test_with_json_a_usage_error_is_the_one_json_object_on_stdout(tmp_path: Any) -> None:
+    """A script that passes --json reads stdout whatever went wrong, a mistyped option included (click's errors
+    never reach the commands' own error handling)."""
+    env = {**os.environ, "APERTUR_VAR_DIR": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "apertur", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    bad = cli("payouts", "run", "--json", "--perod", "2026-05")
+    assert bad.returncode == 2  # click's status for usage errors, as without --json
+    assert json.loads(bad.stdout) == {
+        "error": {"code": "usage_error", "message": "No such option: --perod (Possible options: --period)"}
+    }
+    missing = cli("partner", "balance", "--json")
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout)["error"]["code"] == "usage_error" and "--email" in missing.stdout
+    human = cli("payouts", "run", "--perod", "2026-05")
+    assert human.returncode == 2 and human.stdout == "" and "No such option" in human.stderr
