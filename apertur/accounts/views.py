@@ -87,7 +87,10 @@ def signup_view(request: HttpRequest) -> HttpResponse:
             attribute_signup(customer=user, cookie=request.COOKIES.get(REFERRAL_COOKIE))
             login(request, user)
             messages.success(request, f"Welcome to Apertur! We sent a confirmation link to {user.email}.")
-            return redirect(safe_next(request))
+            response = redirect(safe_next(request))
+            # A click refers one signup: the next account made in this browser is nobody's referral.
+            response.delete_cookie(REFERRAL_COOKIE, samesite="Lax")
+            return response
     status = 400 if request.method == "POST" else 200
     return render(request, "accounts/signup.html", {"form": form, "next": safe_next(request)}, status=status)
 

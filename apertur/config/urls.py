@@ -18,7 +18,7 @@ urlpatterns = [
     path("oauth/", include("apertur.oauth.urls")),
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
-    path("r/<str:code>", referral_views.referral, name="referral"),
+    path("r/<path:code>", referral_views.referral, name="referral"),  # path: "/r/<code>/" is still the link
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
     path("webhooks/paypal", paypal_webhooks.paypal_webhook, name="paypal-webhook"),
     path("admin/", admin.site.urls),
@@ -34,3 +34,5 @@ urlpatterns = [
 
 if settings.DEBUG:
     urlpatterns += [path("dev/mail/", core_views.dev_mail, name="dev-mail")]
+
+handler404 = core_views.page_not_found

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -35,3 +35,15 @@ def dev_mail(request: HttpRequest) -> HttpResponse:
     clickable links, so a person trying Apertur locally can confirm an email or reset a password."""
     to = request.GET.get("to") or None
     return render(request, "core/dev_mail.html", {"messages_": stored_messages(to=to, limit=50), "to": to})
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: Django's own view gives the template the exception's text as ``exception``, which for an
+    unmatched URL is the resolver's class name. Our views raise ``Http404("No such project.")`` meaning the
+    message for the visitor: show those, and the generic text for everything else (an unmatched URL, or
+    ``get_object_or_404``'s "No <model> matches the given query.", which names our models)."""
+    message = None
+    if type(exception) is Http404 and exception.args and isinstance(exception.args[0], str):
+        text = exception.args[0]
+        message = None if text.endswith("matches the given query.") else text
+    return render(request, "404.html", {"message": message}, status=404)

@@ -8,13 +8,15 @@ is never attributed its own account.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING
 
 from django.core import signing
 from django.db import IntegrityError, transaction
 
 from apertur.accounts.models import User
-from apertur.core import audit, clock
+from apertur.core import audit, clock, ratelimit
+from apertur.core.errors import RateLimited
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
 
@@ -39,6 +41,47 @@ def default_link_url(*, partner: Partner) -> str | None:
 
 def create_link(*, partner: Partner, label: str = "") -> ReferralLink:
     return ReferralLink.objects.create(partner=partner, label=" ".join(label.split())[:80])
+
+
+# Link previews, crawlers and uptime checkers follow links without a person behind them: no click, no cookie.
+# Matched case-insensitively anywhere in the User-Agent (the tokens these agents publish for themselves).
+_AGENTS = re.compile(
+    r"bot\b|bot/|crawler|spider|slurp|preview|linkexpanding|facebookexternalhit|embedly|whatsapp|"
+    r"skypeuripreview|headlesschrome|python-requests|curl/|wget/|go-http-client|okhttp",
+    re.IGNORECASE,
+)
+#: Clicks counted per link and client address per hour: beyond it a visitor is still sent on, but the partner's
+#: figure (and the click table) stop growing.
+CLICKS_PER_IP = ratelimit.Limit("referral-click-ip", 20, 60 * 60)
+# Referral codes are 10 characters of [A-Za-z0-9] (models.new_referral_code); longer ones are refused by the
+# column anyway. Anything else (a NUL byte, a slash) never reaches the database.
+_CODE = re.compile(r"[A-Za-z0-9]{1,32}")
+# Punctuation a link picks up at the end of a sentence or in a chat message ("…at https://…/r/AbC123xyZ9.").
+_TRAILING = ".,;:!?)]}>'\"/"
+
+
+def find_link(code: str) -> ReferralLink | None:
+    """The link a visitor meant: the code as given, or without what a sentence appended to it."""
+    for candidate in dict.fromkeys([code, code.rstrip(_TRAILING)]):
+        if _CODE.fullmatch(candidate):
+            link = ReferralLink.objects.select_related("partner").filter(code=candidate).first()
+            if link is not None:
+                return link
+    return None
+
+
+def counts_as_click(*, link: ReferralLink, user_agent: str, user: User | None, ip: str) -> bool:
+    """Whether a visit is a referral click: a person (no known preview or crawler agent), not signed in (an
+    existing account is never referred; the partner clicking their own link is one), to the link of an approved
+    partner (a suspended partner's link refers no one and must not replace another partner's cookie), within the
+    per-address budget."""
+    if link.partner.status != PartnerStatus.APPROVED or user is not None or _AGENTS.search(user_agent):
+        return False
+    try:
+        ratelimit.hit(CLICKS_PER_IP, f"{link.pk}|{ip}")
+    except RateLimited:
+        return False
+    return True
 
 
 def record_click(*, link: ReferralLink) -> str:

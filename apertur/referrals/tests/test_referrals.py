@@ -146,3 +146,89 @@ def test_an_oauth_attribution_moves_to_an_earlier_qualifying_moment_of_the_same_
     Attribution.objects.create(customer=referred, partner=make_partner(), source=AttributionSource.REFERRAL, at=day(20))
     assert attribute_by_oauth(customer=referred, at=day(10)) is None
     assert Attribution.objects.get(customer=referred).at == day(20)
+
+
+def test_one_click_refers_one_signup_the_cookie_is_used_up() -> None:
+    partner = make_partner()
+    browser = Client()
+    browser.get(f"/r/{ensure_default_link(partner=partner).code}")
+    response = browser.post("/signup", {"email": "first@example.com", **SIGNUP})
+    assert response.status_code == 302
+    assert response.cookies["aptr_ref"].value == "" and response.cookies["aptr_ref"]["max-age"] == 0
+    browser.post("/logout")
+    signup(browser, "second@example.com")
+    assert list(Attribution.objects.values_list("customer__email", flat=True)) == ["first@example.com"]
+
+
+def test_a_suspended_partners_link_counts_nothing_and_keeps_the_earlier_cookie() -> None:
+    from apertur.partners import services
+
+    referrer, suspended = make_partner(), make_partner(user=make_user())
+    link = ensure_default_link(partner=suspended)
+    services.suspend(partner=suspended, reviewer=None, reason="Abuse")
+    browser = Client()
+    browser.get(f"/r/{ensure_default_link(partner=referrer).code}")
+    response = browser.get(f"/r/{link.code}")
+    assert response.status_code == 302 and response["Location"] == "/signup"  # the visitor still gets on
+    assert "aptr_ref" not in response.cookies
+    assert not ReferralClick.objects.filter(link=link).exists()
+    signup(browser, "kept@example.com")
+    assert Attribution.objects.get(customer__email="kept@example.com").partner == referrer
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0",
+        "WhatsApp/2.23.20.0",
+        "curl/8.5.0",
+    ],
+)
+def test_previews_and_crawlers_are_sent_on_but_count_no_click(agent: str) -> None:
+    link = ensure_default_link(partner=make_partner())
+    response = Client(headers={"user-agent": agent}).get(f"/r/{link.code}")
+    assert response.status_code == 302 and "aptr_ref" not in response.cookies
+    assert not ReferralClick.objects.exists()
+    browser = Client(headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"})
+    assert "aptr_ref" in browser.get(f"/r/{link.code}").cookies
+    assert ReferralClick.objects.count() == 1
+
+
+def test_signed_in_visitors_are_not_referred_nor_counted() -> None:
+    partner = make_partner()
+    link = ensure_default_link(partner=partner)
+    for user in (partner.user, make_user()):  # the partner clicking their own link; an existing customer
+        browser = Client()
+        browser.force_login(user)
+        response = browser.get(f"/r/{link.code}")
+        assert response.status_code == 302 and response["Location"] == "/" and "aptr_ref" not in response.cookies
+    assert not ReferralClick.objects.exists()
+
+
+def test_clicks_from_one_address_are_counted_up_to_the_hourly_budget() -> None:
+    from apertur.referrals.services import CLICKS_PER_IP
+
+    link = ensure_default_link(partner=make_partner())
+    start = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        for _ in range(CLICKS_PER_IP.max_hits + 5):
+            assert Client().get(f"/r/{link.code}").status_code == 302
+    assert ReferralClick.objects.count() == CLICKS_PER_IP.max_hits
+    with time_machine.travel(start + dt.timedelta(hours=1, seconds=1), tick=False):
+        assert "aptr_ref" in Client().get(f"/r/{link.code}").cookies
+    assert ReferralClick.objects.count() == CLICKS_PER_IP.max_hits + 1
+
+
+def test_a_link_with_what_a_sentence_appended_still_works_and_odd_codes_are_a_page_not_an_error() -> None:
+    link = ensure_default_link(partner=make_partner())
+    for suffix in (".", "/", ")", "!", "%22"):
+        response = Client().get(f"/r/{link.code}{suffix}")
+        assert response.status_code == 302 and "aptr_ref" in response.cookies, suffix
+    for path in ("/r/abc%00def", "/r/%00", f"/r/{link.code.lower()}x", "/r/a/b", "/r/" + "A" * 40):
+        response = Client().get(path)  # a NUL byte used to reach PostgreSQL (500)
+        assert response.status_code == 404, path
+        assert b"This referral link does not exist" in response.content and b'href="/signup"' in response.content
+    assert ReferralClick.objects.count() == 5
