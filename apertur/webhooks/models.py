@@ -14,6 +14,9 @@ EVENT_TYPES = {
     "plan.changed": "The project's plan changed",
     "webhook.test": "A test event sent from the dashboard or the API",
 }
+#: What an endpoint can subscribe to: ``webhook.test`` is sent only by "Send test event", to the one endpoint it
+#: is sent from, so a subscription to it would promise deliveries that never come.
+SUBSCRIBABLE_EVENT_TYPES = {name: label for name, label in EVENT_TYPES.items() if name != "webhook.test"}
 
 
 def new_endpoint_id() -> str:

@@ -25,6 +25,7 @@ from apertur.webhooks import signing
 from apertur.webhooks.errors import EndpointNotFound, InvalidEndpoint
 from apertur.webhooks.models import (
     EVENT_TYPES,
+    SUBSCRIBABLE_EVENT_TYPES,
     DeliveryAttempt,
     DeliveryStatus,
     WebhookDelivery,
@@ -51,10 +52,16 @@ def _clean_events(events: Sequence[str] | None) -> list[str]:
     if events is not None and not events:
         raise InvalidEndpoint('Choose at least one event, or "*" for all.', field="events")
     chosen = list(dict.fromkeys(events if events is not None else ["*"]))
-    unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
+    if "webhook.test" in chosen:
+        raise InvalidEndpoint(
+            '"webhook.test" cannot be subscribed to: it is sent only by "Send test event", to that one endpoint.',
+            field="events",
+        )
+    unknown = [e for e in chosen if e != "*" and e not in SUBSCRIBABLE_EVENT_TYPES]
     if unknown:
         raise InvalidEndpoint(
-            f"Unknown event type(s): {', '.join(unknown)}. Known: {', '.join(EVENT_TYPES)} or *.", field="events"
+            f"Unknown event type(s): {', '.join(unknown)}. Known: {', '.join(SUBSCRIBABLE_EVENT_TYPES)} or *.",
+            field="events",
         )
     return chosen
 

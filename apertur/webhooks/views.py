@@ -14,7 +14,7 @@ from apertur.core.http import client_ip
 from apertur.projects.models import Project
 from apertur.projects.selectors import project_for_owner
 from apertur.webhooks import selectors, services
-from apertur.webhooks.models import EVENT_TYPES, WebhookEndpoint
+from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
 
 # A new endpoint's signing secret is shown on the next page once, like API keys and client secrets.
 _SECRET_ONCE = "webhook_secret_once"
@@ -61,7 +61,12 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
             request.session[_SECRET_ONCE] = {"endpoint": endpoint.public_id, "secret": endpoint.secret}
             messages.success(request, "Webhook endpoint added.")
             return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint.public_id)
-    context = {"project": project, "event_types": EVENT_TYPES.items(), "error": error, "form": request.POST}
+    context = {
+        "project": project,
+        "event_types": SUBSCRIBABLE_EVENT_TYPES.items(),
+        "error": error,
+        "form": request.POST,
+    }
     return render(request, "webhooks/new.html", context, status=400 if error else 200)
 
 

@@ -77,6 +77,15 @@ def test_an_empty_event_list_is_422(api: Api) -> None:
     assert WebhookEndpoint.objects.count() == 0
 
 
+def test_webhook_test_is_not_a_subscription_is_422(api: Api) -> None:
+    response = api.post("/webhooks", {"url": "https://hooks.example.com/x", "events": ["webhook.test"]})
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_webhook_endpoint", "events")
+    assert "cannot be subscribed to" in error["message"]
+    assert WebhookEndpoint.objects.count() == 0
+
+
 def test_needs_webhooks_manage(narrow_api: Api) -> None:
     assert narrow_api.get("/webhooks").status_code == 403
     assert narrow_api.post("/webhooks", {"url": "https://hooks.example.com/x"}).status_code == 403

@@ -201,6 +201,26 @@ def test_unknown_event_type_refused(project) -> None:  # type: ignore[no-untyped
         services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.deleted"])
 
 
+@pytest.mark.parametrize("events", [["webhook.test"], ["upload.created", "webhook.test"]])
+def test_webhook_test_cannot_be_subscribed_to(project, events: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Only "Send test event" sends it, to one endpoint: a subscription would wait for events that never come."""
+    with pytest.raises(InvalidEndpoint, match=r'"webhook\.test" cannot be subscribed to') as info:
+        services.create_endpoint(project=project, url="https://hooks.example.com/x", events=events)
+    assert info.value.field == "events"
+    assert WebhookEndpoint.objects.count() == 0
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.created"])
+    with pytest.raises(InvalidEndpoint, match=r'"webhook\.test" cannot be subscribed to'):
+        services.update_endpoint(endpoint=endpoint, events=events)
+    assert WebhookEndpoint.objects.get().events == ["upload.created"]
+    assert services.send_test_event(endpoint=endpoint).event.type == "webhook.test"  # still sent on demand
+
+
+def test_unknown_event_types_are_listed_without_webhook_test(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidEndpoint) as info:
+        services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.deleted"])
+    assert "upload.created" in info.value.message and "webhook.test" not in info.value.message
+
+
 @pytest.mark.parametrize(
     "url",
     [

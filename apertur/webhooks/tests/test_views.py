@@ -53,3 +53,16 @@ def test_other_owners_get_404(owner) -> None:  # type: ignore[no-untyped-def]
     assert stranger.get(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/").status_code == 404
     assert stranger.post(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/delete").status_code == 404
     assert WebhookEndpoint.objects.count() == 1
+
+
+def test_the_new_endpoint_form_does_not_offer_webhook_test(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    form = browser.get(f"/projects/{project.public_id}/webhooks/new").content.decode()
+    assert 'value="upload.created"' in form
+    assert 'value="webhook.test"' not in form
+    refused = browser.post(
+        f"/projects/{project.public_id}/webhooks/new",
+        {"url": "https://hooks.example.com/x", "events": ["webhook.test"]},
+    )
+    assert refused.status_code == 400 and "cannot be subscribed to" in refused.content.decode()
+    assert WebhookEndpoint.objects.count() == 0
