@@ -14,6 +14,7 @@ from apertur.accounts.models import User
 from apertur.core import clock
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
+from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.models import Project
 from apertur.projects.selectors import project_for_owner
 from apertur.webhooks import selectors, services
@@ -91,10 +92,13 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
 def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)
     once = request.session.pop(_SECRET_ONCE, None)
+    deliveries = page_of(
+        selectors.delivery_log(endpoint=endpoint), page=request.GET.get("page"), size=PAGE_SIZE, rows=list
+    )
     context = {
         "endpoint": endpoint,
         "project": endpoint.project,
-        "deliveries": list(selectors.delivery_log(endpoint=endpoint)[:50]),
+        "deliveries": deliveries,
         "secret": once["secret"] if once and once.get("endpoint") == endpoint.public_id else None,
         "rolled": bool(once and once.get("rolled")),
         "previous_secret_until": endpoint.previous_secret_valid_until(clock.now()),

@@ -157,3 +157,23 @@ def test_only_the_projects_owner_can_roll(owner) -> None:  # type: ignore[no-unt
     assert stranger.post(url, {"expire_previous_in": "0"}).status_code == 404
     assert WebhookEndpoint.objects.get().secret == endpoint.secret
     assert not AuditEvent.objects.filter(action="webhook_endpoint.secret_rotated").exists()
+
+
+def test_the_delivery_log_pages_newest_first(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.pages import PAGE_SIZE
+
+    project, browser = owner
+    endpoint = _endpoint(project)
+    start = dt.datetime.now(tz=dt.UTC)
+    events = []
+    for n in range(PAGE_SIZE + 3):
+        with time_machine.travel(start + dt.timedelta(seconds=n), tick=False):
+            events.append(services.send_test_event(endpoint=endpoint).event.public_id)
+    base = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/"
+    first = browser.get(base).content.decode()
+    shown = re.findall(r'<span class="muted">(evt_\w+)</span>', first)
+    assert shown == events[::-1][:PAGE_SIZE]
+    assert "Page 1 of 2" in first and 'href="?page=2" rel="next"' in first
+    second = browser.get(base, {"page": 2}).content.decode()
+    assert re.findall(r'<span class="muted">(evt_\w+)</span>', second) == events[::-1][PAGE_SIZE:]
+    assert "Page 2 of 2" in second and 'rel="prev"' in second
