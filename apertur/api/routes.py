@@ -3,6 +3,7 @@
 No `from __future__ import annotations` here: django-ninja reads the handlers' annotations at import, and
 the idempotency decorator's wrapper would resolve string annotations in the wrong module."""
 
+import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +13,9 @@ from pydantic import ConfigDict, create_model
 from apertur.api.auth import ApiAuth
 from apertur.api.idempotency import idempotent
 from apertur.api.pagination import paginate
+from apertur.core import clock
 from apertur.core.errors import NotFound
+from apertur.core.http import client_ip
 from apertur.projects.models import ApiKey, Plan, Project
 from apertur.projects.selectors import api_key_list
 from apertur.uploads import selectors as upload_selectors
@@ -254,8 +257,6 @@ def _session(request: HttpRequest, session_id: str) -> UploadSession:
 )
 @idempotent
 def create_session(request: HttpRequest, payload: SessionIn) -> HttpResponse:
-    import datetime as dt
-
     from apertur.core.errors import ValidationFailed
 
     c = _caller(request)
@@ -418,7 +419,11 @@ webhooks_router = Router(tags=["webhooks"])
 
 class EndpointIn(BodyIn):
     url: str = Field(..., min_length=1, max_length=2000, description="HTTPS, public.")
-    events: list[str] | None = Field(None, min_length=1, description='Left out: every event ("*").')
+    events: list[str] | None = Field(
+        None,
+        min_length=1,
+        description='Left out: every event ("*"). `webhook.test` is not subscribable: only the test action sends it.',
+    )
     description: str = Field("", max_length=200)
 
 
@@ -437,8 +442,31 @@ class EndpointOut(Schema):
     enabled: bool
     created_at: str
     livemode: bool
-    secret: str | None = None
+    previous_secret_expires_at: str | None = Field(
+        ...,
+        description="After a roll: until when the replaced secret also signs deliveries. Null when only the "
+        "current secret signs.",
+    )
 
+
+class EndpointWithSecretOut(EndpointOut):
+    """The answers to create and to rotate-secret: the only ones that carry the signing secret."""
+
+    secret: str = Field(..., description="The signing secret (Standard Webhooks `whsec_…`), returned this once.")
+
+
+class RotateSecretIn(BodyIn):
+    expire_previous_in_seconds: int = Field(
+        86400,
+        ge=0,
+        le=604800,
+        description="How long the current secret keeps signing beside the new one: 0 (it stops now) to 604800 "
+        "(7 days). Default 86400 (24 hours).",
+    )
+
+
+# The body of rotate-secret may be left out: its defaults.
+_NO_ROTATE_BODY = RotateSecretIn.model_validate({})
 
 EndpointPage = page_of(EndpointOut)
 
@@ -474,6 +502,7 @@ def endpoint_json(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> di
         "enabled": endpoint.enabled,
         "created_at": endpoint.created_at.isoformat(),
         "livemode": endpoint.livemode,
+        "previous_secret_expires_at": _iso(endpoint.previous_secret_valid_until(clock.now())),
     }
     if with_secret:
         body["secret"] = endpoint.secret
@@ -525,7 +554,7 @@ def list_endpoints(request: HttpRequest, cursor: str | None = None, limit: int |
 
 @webhooks_router.post(
     "",
-    response={201: EndpointOut},
+    response={201: EndpointWithSecretOut},
     auth=ApiAuth("webhooks:manage"),
     summary="Create a webhook endpoint",
     description="Scope: `webhooks:manage`. The response carries the signing `secret` "
@@ -610,6 +639,27 @@ def list_deliveries(
 def test_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
     delivery = webhook_services.send_test_event(endpoint=_endpoint(request, endpoint_id))
     return _json(delivery_json(delivery), 202)
+
+
+@webhooks_router.post(
+    "/{endpoint_id}/rotate-secret",
+    response={200: EndpointWithSecretOut},
+    auth=ApiAuth("webhooks:manage"),
+    summary="Roll the signing secret",
+    description="Scope: `webhooks:manage`. Gives the endpoint a new signing `secret`, returned this once. The "
+    "secret it replaces keeps signing deliveries for `expire_previous_in_seconds` (the body may be left out: "
+    "24 hours), until `previous_secret_expires_at`: meanwhile `webhook-signature` carries both signatures, "
+    "space-separated (`v1,<new> v1,<previous>`), so a receiver holding either secret verifies. Rolling again "
+    "during an overlap drops the older secret at once: only the secret being replaced overlaps.",
+)
+@idempotent
+def rotate_secret(request: HttpRequest, endpoint_id: str, payload: RotateSecretIn = _NO_ROTATE_BODY) -> HttpResponse:
+    endpoint = webhook_services.rotate_secret(
+        endpoint=_endpoint(request, endpoint_id),
+        expire_previous_in=dt.timedelta(seconds=payload.expire_previous_in_seconds),
+        ip=client_ip(request),
+    )
+    return _json(endpoint_json(endpoint, with_secret=True))
 
 
 # --- destinations -----------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 
 from apertur.core import clock, tokens
@@ -12,6 +14,9 @@ EVENT_TYPES = {
     "plan.changed": "The project's plan changed",
     "webhook.test": "A test event sent from the dashboard or the API",
 }
+#: What an endpoint can subscribe to: ``webhook.test`` is sent only by "Send test event", to the one endpoint it
+#: is sent from, so a subscription to it would promise deliveries that never come.
+SUBSCRIBABLE_EVENT_TYPES = {name: label for name, label in EVENT_TYPES.items() if name != "webhook.test"}
 
 
 def new_endpoint_id() -> str:
@@ -31,6 +36,10 @@ class WebhookEndpoint(models.Model):
     # The signing secret (Standard Webhooks "whsec_…"). Apertur must sign with it, so it is kept, unlike
     # credentials that are only ever compared.
     secret = models.CharField(max_length=100)
+    # After a roll, the secret it replaced also signs deliveries until ``previous_secret_expires_at``, so the
+    # receiver can switch to the new one without rejecting anything meanwhile (see ``signing_secrets``).
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
     livemode = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=clock.now)
@@ -43,6 +52,19 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and ("*" in self.events or event_type in self.events)
+
+    def previous_secret_valid_until(self, at: dt.datetime) -> dt.datetime | None:
+        """When the previous secret stops signing, if it still signs at ``at``; otherwise ``None``."""
+        expires = self.previous_secret_expires_at
+        return expires if self.previous_secret and expires is not None and at < expires else None
+
+    def signing_secrets(self, at: dt.datetime) -> list[str]:
+        """The secrets a delivery made at ``at`` is signed with, current first: the one place that decides it.
+        During a roll's overlap both sign, so a receiver holding either one verifies (Standard Webhooks allows
+        several space-separated signatures in ``webhook-signature``)."""
+        if self.previous_secret_valid_until(at) is None:
+            return [self.secret]
+        return [self.secret, self.previous_secret]
 
 
 class WebhookEvent(models.Model):

@@ -22,9 +22,10 @@ from apertur.core import audit, clock, outbound
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.webhooks import signing
-from apertur.webhooks.errors import InvalidEndpoint
+from apertur.webhooks.errors import EndpointNotFound, InvalidEndpoint
 from apertur.webhooks.models import (
     EVENT_TYPES,
+    SUBSCRIBABLE_EVENT_TYPES,
     DeliveryAttempt,
     DeliveryStatus,
     WebhookDelivery,
@@ -41,6 +42,8 @@ ATTEMPT_SECONDS = 15.0
 #: running (bounded by ATTEMPT_SECONDS, plus one socket timeout to notice) is never sent a second time meanwhile.
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 15)
 USER_AGENT = "Apertur-Webhooks/1"
+#: The longest a rolled secret keeps signing beside its replacement (as Stripe's "Roll secret").
+MAX_PREVIOUS_SECRET_OVERLAP = dt.timedelta(days=7)
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
@@ -49,10 +52,16 @@ def _clean_events(events: Sequence[str] | None) -> list[str]:
     if events is not None and not events:
         raise InvalidEndpoint('Choose at least one event, or "*" for all.', field="events")
     chosen = list(dict.fromkeys(events if events is not None else ["*"]))
-    unknown = [e for e in chosen if e != "*" and e not in EVENT_TYPES]
+    if "webhook.test" in chosen:
+        raise InvalidEndpoint(
+            '"webhook.test" cannot be subscribed to: it is sent only by "Send test event", to that one endpoint.',
+            field="events",
+        )
+    unknown = [e for e in chosen if e != "*" and e not in SUBSCRIBABLE_EVENT_TYPES]
     if unknown:
         raise InvalidEndpoint(
-            f"Unknown event type(s): {', '.join(unknown)}. Known: {', '.join(EVENT_TYPES)} or *.", field="events"
+            f"Unknown event type(s): {', '.join(unknown)}. Known: {', '.join(SUBSCRIBABLE_EVENT_TYPES)} or *.",
+            field="events",
         )
     return chosen
 
@@ -114,6 +123,57 @@ def update_endpoint(
     endpoint.save()
     audit.record(action="webhook_endpoint.updated", obj=endpoint, actor=actor, ip=ip)
     return endpoint
+
+
+def rotate_secret(
+    *,
+    endpoint: WebhookEndpoint,
+    expire_previous_in: dt.timedelta,
+    actor: Any = None,
+    ip: str | None = None,
+) -> WebhookEndpoint:
+    """Give the endpoint a new signing secret; the one it replaces keeps signing too (both signatures in
+    ``webhook-signature``) for ``expire_previous_in``: zero stops it at once, at most
+    :data:`MAX_PREVIOUS_SECRET_OVERLAP`.
+
+    Rolling again while an older previous secret still signs drops that older one: the overlap is always with
+    the secret being replaced, so at most two secrets sign a delivery and the one a receiver has just stopped
+    using is the one that goes on working."""
+    if (
+        not isinstance(expire_previous_in, dt.timedelta)
+        or expire_previous_in < dt.timedelta(0)
+        or expire_previous_in > MAX_PREVIOUS_SECRET_OVERLAP
+    ):
+        raise InvalidEndpoint(
+            "The previous secret can keep working from 0 seconds (it stops now) up to 7 days.",
+            field="expire_previous_in",
+        )
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        if locked is None:
+            raise EndpointNotFound()
+        now = clock.now()
+        dropped_older = locked.previous_secret_valid_until(now) is not None
+        if expire_previous_in:
+            locked.previous_secret = locked.secret
+            locked.previous_secret_expires_at = now + expire_previous_in
+        else:  # not kept at all: a secret that signs nothing has no reason to be stored
+            locked.previous_secret = ""
+            locked.previous_secret_expires_at = None
+        locked.secret = signing.new_secret()
+        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+        expires = locked.previous_secret_expires_at
+        audit.record(
+            action="webhook_endpoint.secret_rotated",
+            obj=locked,
+            actor=actor,
+            ip=ip,
+            data={
+                "previous_secret_expires_at": expires.isoformat() if expires else None,
+                "dropped_older_previous_secret": dropped_older,
+            },
+        )
+    return locked
 
 
 @transaction.atomic
@@ -208,15 +268,18 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         _enqueue([delivery.pk], delivery.next_attempt_at)
     event, endpoint = delivery.event, delivery.endpoint
     body = payload(event)
-    timestamp = int(clock.now().timestamp())
+    now = clock.now()
+    timestamp = int(now.timestamp())
+    signatures = [
+        signing.sign(secret=secret, msg_id=event.public_id, timestamp=timestamp, body=body)
+        for secret in endpoint.signing_secrets(now)
+    ]
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": event.public_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(
-            secret=endpoint.secret, msg_id=event.public_id, timestamp=timestamp, body=body
-        ),
+        "webhook-signature": " ".join(signatures),  # Standard Webhooks: space-separated, any one may match
     }
     status_code: int | None = None
     error = ""

@@ -9,4 +9,9 @@ urlpatterns = [
     path("projects/<str:public_id>/webhooks/<str:endpoint_id>/", views.endpoint_detail, name="detail"),
     path("projects/<str:public_id>/webhooks/<str:endpoint_id>/test", views.endpoint_test, name="test"),
     path("projects/<str:public_id>/webhooks/<str:endpoint_id>/delete", views.endpoint_delete, name="delete"),
+    path(
+        "projects/<str:public_id>/webhooks/<str:endpoint_id>/roll-secret",
+        views.endpoint_roll_secret,
+        name="roll_secret",
+    ),
 ]

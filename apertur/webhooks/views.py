@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -9,15 +11,28 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apertur.accounts.models import User
+from apertur.core import clock
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
+from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.models import Project
 from apertur.projects.selectors import project_for_owner
 from apertur.webhooks import selectors, services
-from apertur.webhooks.models import EVENT_TYPES, WebhookEndpoint
+from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
 
 # A new endpoint's signing secret is shown on the next page once, like API keys and client secrets.
 _SECRET_ONCE = "webhook_secret_once"
+
+# How long the secret a roll replaces keeps signing beside the new one: the choices of the roll page, by the
+# value its form posts (seconds); the default gives a receiver a day to switch.
+ROLL_OVERLAPS = {
+    "0": ("Now", dt.timedelta(0)),
+    "3600": ("In 1 hour", dt.timedelta(hours=1)),
+    "86400": ("In 24 hours", dt.timedelta(hours=24)),
+    "259200": ("In 3 days", dt.timedelta(days=3)),
+    "604800": ("In 7 days", dt.timedelta(days=7)),
+}
+DEFAULT_ROLL_OVERLAP = "86400"
 
 
 def _owner(request: HttpRequest) -> User:
@@ -61,7 +76,12 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
             request.session[_SECRET_ONCE] = {"endpoint": endpoint.public_id, "secret": endpoint.secret}
             messages.success(request, "Webhook endpoint added.")
             return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint.public_id)
-    context = {"project": project, "event_types": EVENT_TYPES.items(), "error": error, "form": request.POST}
+    context = {
+        "project": project,
+        "event_types": SUBSCRIBABLE_EVENT_TYPES.items(),
+        "error": error,
+        "form": request.POST,
+    }
     return render(request, "webhooks/new.html", context, status=400 if error else 200)
 
 
@@ -72,11 +92,16 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
 def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)
     once = request.session.pop(_SECRET_ONCE, None)
+    deliveries = page_of(
+        selectors.delivery_log(endpoint=endpoint), page=request.GET.get("page"), size=PAGE_SIZE, rows=list
+    )
     context = {
         "endpoint": endpoint,
         "project": endpoint.project,
-        "deliveries": list(selectors.delivery_log(endpoint=endpoint)[:50]),
+        "deliveries": deliveries,
         "secret": once["secret"] if once and once.get("endpoint") == endpoint.public_id else None,
+        "rolled": bool(once and once.get("rolled")),
+        "previous_secret_until": endpoint.previous_secret_valid_until(clock.now()),
     }
     return render(request, "webhooks/detail.html", context)
 
@@ -98,3 +123,37 @@ def endpoint_delete(request: HttpRequest, public_id: str, endpoint_id: str) -> H
         messages.success(request, "Webhook endpoint deleted.")
         return redirect("projects:detail", public_id=public_id)
     return render(request, "webhooks/delete.html", {"endpoint": endpoint, "project": endpoint.project})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
+    endpoint = _endpoint(request, public_id, endpoint_id)
+    chosen = request.POST.get("expire_previous_in", "") if request.method == "POST" else DEFAULT_ROLL_OVERLAP
+    error = None
+    if request.method == "POST":
+        if chosen not in ROLL_OVERLAPS:
+            error = "Choose when the current secret stops working."
+        else:
+            try:
+                rolled = services.rotate_secret(
+                    endpoint=endpoint,
+                    expire_previous_in=ROLL_OVERLAPS[chosen][1],
+                    actor=_owner(request),
+                    ip=client_ip(request),
+                )
+            except AperturError as exc:
+                error = exc.message
+            else:
+                request.session[_SECRET_ONCE] = {"endpoint": rolled.public_id, "secret": rolled.secret, "rolled": True}
+                messages.success(request, "Signing secret rolled.")
+                return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
+    context = {
+        "endpoint": endpoint,
+        "project": endpoint.project,
+        "choices": [(value, label) for value, (label, _) in ROLL_OVERLAPS.items()],
+        "chosen": chosen,
+        "error": error,
+        "previous_secret_until": endpoint.previous_secret_valid_until(clock.now()),
+    }
+    return render(request, "webhooks/roll_secret.html", context, status=400 if error else 200)

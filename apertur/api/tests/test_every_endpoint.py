@@ -30,6 +30,7 @@ OPERATIONS = [
     ("get", "/keys", "keys:read"),
     ("get", "/webhooks", "webhooks:manage"),
     ("post", "/webhooks", "webhooks:manage"),
+    ("post", "/webhooks/we_none/rotate-secret", "webhooks:manage"),
     ("get", "/destinations", "destinations:read"),
     ("get", "/billing", "billing:read"),
 ]

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 
 from apertur.api.tests.conftest import Api
+from apertur.core.models import AuditEvent
 from apertur.oauth.tests.conftest import Flow
 from apertur.projects.services import create_project
 from apertur.testing import make_user
 from apertur.uploads import services as uploads
-from apertur.webhooks import services
+from apertur.webhooks import services, signing
 from apertur.webhooks.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +27,10 @@ def test_crud_and_delivery_log(api: Api, flow: Flow, settings: Any) -> None:
     body = created.json()
     assert body["id"].startswith("we_") and body["secret"].startswith("whsec_")
     got = api.get(f"/webhooks/{body['id']}").json()
-    assert "secret" not in got or got["secret"] is None
-    assert [e["id"] for e in api.get("/webhooks").json()["data"]] == [body["id"]]
+    assert "secret" not in got  # the key itself, not a null: only create and rotate-secret carry it
+    assert got["previous_secret_expires_at"] is None
+    listed = api.get("/webhooks").json()["data"]
+    assert [e["id"] for e in listed] == [body["id"]] and "secret" not in listed[0]
     patched = Client().patch(
         f"/api/v1/webhooks/{body['id']}",
         {"events": ["*"], "enabled": False},
@@ -32,6 +38,7 @@ def test_crud_and_delivery_log(api: Api, flow: Flow, settings: Any) -> None:
         HTTP_AUTHORIZATION=f"Bearer {api.token}",
     )
     assert patched.status_code == 200 and patched.json()["events"] == ["*"] and patched.json()["enabled"] is False
+    assert "secret" not in patched.json()
     test = api.post(f"/webhooks/{body['id']}/test")
     assert test.status_code == 202 and test.json()["event_type"] == "webhook.test"
     log = api.get(f"/webhooks/{body['id']}/deliveries").json()
@@ -77,6 +84,15 @@ def test_an_empty_event_list_is_422(api: Api) -> None:
     assert WebhookEndpoint.objects.count() == 0
 
 
+def test_webhook_test_is_not_a_subscription_is_422(api: Api) -> None:
+    response = api.post("/webhooks", {"url": "https://hooks.example.com/x", "events": ["webhook.test"]})
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_webhook_endpoint", "events")
+    assert "cannot be subscribed to" in error["message"]
+    assert WebhookEndpoint.objects.count() == 0
+
+
 def test_needs_webhooks_manage(narrow_api: Api) -> None:
     assert narrow_api.get("/webhooks").status_code == 403
     assert narrow_api.post("/webhooks", {"url": "https://hooks.example.com/x"}).status_code == 403
@@ -99,3 +115,140 @@ def test_events_from_api_actions_are_recorded(api: Api, flow: Flow) -> None:
     assert types == ["session.closed", "session.created"]
     uploads.create_session(project=flow.project, title="another")
     assert endpoint.deliveries.count() == 3
+
+
+# --- rotate-secret -----------------------------------------------------------------------------------------
+
+T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+def rotate(api: Api, endpoint_id: str, body: Any = None, *, key: str | None = None) -> Any:
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
+    if key:
+        headers["HTTP_IDEMPOTENCY_KEY"] = key
+    raw = b"" if body is None else json.dumps(body)  # None: no body at all
+    return Client().generic(
+        "POST", f"/api/v1/webhooks/{endpoint_id}/rotate-secret", raw, content_type="application/json", **headers
+    )
+
+
+def test_rotate_secret_returns_the_new_secret_once_and_the_overlap(api: Api) -> None:
+    created = api.post("/webhooks", {"url": "https://hooks.example.com/x"}).json()
+    with time_machine.travel(T0, tick=False):
+        response = rotate(api, created["id"], {"expire_previous_in_seconds": 3600})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    stored = WebhookEndpoint.objects.get()
+    assert body["secret"] == stored.secret and body["secret"].startswith("whsec_")
+    assert body["secret"] != created["secret"] and stored.previous_secret == created["secret"]
+    until = (T0 + dt.timedelta(hours=1)).isoformat()
+    assert body["previous_secret_expires_at"] == until
+    assert {k: v for k, v in body.items() if k not in {"secret", "previous_secret_expires_at"}} == {
+        k: v for k, v in created.items() if k not in {"secret", "previous_secret_expires_at"}
+    }
+    with time_machine.travel(T0 + dt.timedelta(minutes=59), tick=False):
+        got = api.get(f"/webhooks/{created['id']}").json()
+        listed = api.get("/webhooks").json()["data"][0]
+    assert "secret" not in got and "secret" not in listed
+    assert got["previous_secret_expires_at"] == listed["previous_secret_expires_at"] == until
+    with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
+        assert api.get(f"/webhooks/{created['id']}").json()["previous_secret_expires_at"] is None
+    audit = AuditEvent.objects.get(action="webhook_endpoint.secret_rotated")
+    assert audit.ip == "127.0.0.1" and body["secret"] not in json.dumps(audit.data)
+
+
+def test_rotate_secret_without_a_body_keeps_the_old_secret_24_hours(api: Api) -> None:
+    created = api.post("/webhooks", {"url": "https://hooks.example.com/x"}).json()
+    with time_machine.travel(T0, tick=False):
+        response = rotate(api, created["id"])
+    assert response.status_code == 200, response.content
+    assert response.json()["previous_secret_expires_at"] == (T0 + dt.timedelta(hours=24)).isoformat()
+
+
+def test_rotate_secret_with_zero_stops_the_old_secret_now(api: Api) -> None:
+    created = api.post("/webhooks", {"url": "https://hooks.example.com/x"}).json()
+    body = rotate(api, created["id"], {"expire_previous_in_seconds": 0}).json()
+    assert body["previous_secret_expires_at"] is None
+    stored = WebhookEndpoint.objects.get()
+    assert stored.signing_secrets(dt.datetime.now(tz=dt.UTC)) == [body["secret"]]
+    assert stored.previous_secret == ""
+
+
+def test_the_longest_overlap_is_seven_days(api: Api) -> None:
+    created = api.post("/webhooks", {"url": "https://hooks.example.com/x"}).json()
+    with time_machine.travel(T0, tick=False):
+        body = rotate(api, created["id"], {"expire_previous_in_seconds": 604800}).json()
+    assert body["previous_secret_expires_at"] == (T0 + dt.timedelta(days=7)).isoformat()
+
+
+@pytest.mark.parametrize("value", [-1, 604801, 10**12, "3600", 3600.0, 1.5, True, None, [3600]])
+def test_rotate_secret_refuses_bad_overlaps_with_422(api: Api, value: Any) -> None:
+    created = api.post("/webhooks", {"url": "https://hooks.example.com/x"}).json()
+    response = rotate(api, created["id"], {"expire_previous_in_seconds": value})
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("validation_error", "expire_previous_in_seconds")
+    stored = WebhookEndpoint.objects.get()
+    assert stored.secret == created["secret"] and stored.previous_secret == ""
+    assert not AuditEvent.objects.filter(action="webhook_endpoint.secret_rotated").exists()
+
+
+def test_rotate_secret_replays_with_its_idempotency_key(api: Api) -> None:
+    created = api.post("/webhooks", {"url": "https://hooks.example.com/x"}).json()
+    first = rotate(api, created["id"], {"expire_previous_in_seconds": 60}, key="roll-1")
+    again = rotate(api, created["id"], {"expire_previous_in_seconds": 60}, key="roll-1")
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert WebhookEndpoint.objects.get().secret == first.json()["secret"]  # rolled once, not twice
+    assert AuditEvent.objects.filter(action="webhook_endpoint.secret_rotated").count() == 1
+    assert rotate(api, created["id"], {"expire_previous_in_seconds": 0}, key="roll-1").status_code == 409
+
+
+def test_rotate_secret_needs_webhooks_manage(narrow_api: Api, flow: Flow) -> None:
+    endpoint = services.create_endpoint(project=flow.project, url="https://hooks.example.com/x")
+    assert rotate(narrow_api, endpoint.public_id).status_code == 403
+    assert WebhookEndpoint.objects.get().secret == endpoint.secret
+
+
+def test_rotate_secret_of_another_projects_endpoint_is_404(api: Api) -> None:
+    other = services.create_endpoint(
+        project=create_project(owner=make_user(), name="Not mine"), url="https://hooks.example.com/x"
+    )
+    assert rotate(api, other.public_id).status_code == 404
+    assert WebhookEndpoint.objects.get(pk=other.pk).secret == other.secret
+
+
+def test_the_rotated_secret_signs_deliveries_beside_the_old_one(api: Api) -> None:
+    """What the answer promises: during the overlap a receiver holding either secret verifies."""
+    created = api.post("/webhooks", {"url": "https://hooks.example.com/x"}).json()
+    new = rotate(api, created["id"], {"expire_previous_in_seconds": 600}).json()["secret"]
+    stored = WebhookEndpoint.objects.get()
+    now = dt.datetime.now(tz=dt.UTC)
+    header = " ".join(
+        signing.sign(secret=s, msg_id="evt_x", timestamp=1, body=b"{}") for s in stored.signing_secrets(now)
+    )
+    for secret in (new, created["secret"]):
+        assert signing.verify(secret=secret, msg_id="evt_x", timestamp=1, body=b"{}", header=header)
+
+
+def test_openapi_puts_the_secret_only_in_create_and_rotate() -> None:
+    schema = Client().get("/api/v1/openapi.json").json()
+    schemas, paths = schema["components"]["schemas"], schema["paths"]
+
+    def ref(operation: dict[str, Any], status: str) -> str:
+        return str(operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]).rsplit("/", 1)[1]
+
+    assert "secret" not in schemas["EndpointOut"]["properties"]
+    assert "previous_secret_expires_at" in schemas["EndpointOut"]["required"]
+    assert "secret" in schemas["EndpointWithSecretOut"]["required"]
+    assert ref(paths["/api/v1/webhooks"]["post"], "201") == "EndpointWithSecretOut"
+    assert ref(paths["/api/v1/webhooks/{endpoint_id}"]["get"], "200") == "EndpointOut"
+    assert ref(paths["/api/v1/webhooks/{endpoint_id}"]["patch"], "200") == "EndpointOut"
+    page = schemas[ref(paths["/api/v1/webhooks"]["get"], "200")]
+    assert page["properties"]["data"]["items"]["$ref"].endswith("/EndpointOut")
+    operation = paths["/api/v1/webhooks/{endpoint_id}/rotate-secret"]["post"]
+    assert ref(operation, "200") == "EndpointWithSecretOut"
+    assert operation["security"] == [{"OAuth2": ["webhooks:manage"]}, {"SecretKey": []}]
+    assert {"400", "401", "403", "404", "409", "422", "429"} <= set(operation["responses"])
+    assert operation["requestBody"]["required"] is False  # the body may be left out
+    bounds = schemas["RotateSecretIn"]["properties"]["expire_previous_in_seconds"]
+    assert (bounds["minimum"], bounds["maximum"], bounds["default"]) == (0, 604800, 86400)

@@ -201,6 +201,26 @@ def test_unknown_event_type_refused(project) -> None:  # type: ignore[no-untyped
         services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.deleted"])
 
 
+@pytest.mark.parametrize("events", [["webhook.test"], ["upload.created", "webhook.test"]])
+def test_webhook_test_cannot_be_subscribed_to(project, events: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Only "Send test event" sends it, to one endpoint: a subscription would wait for events that never come."""
+    with pytest.raises(InvalidEndpoint, match=r'"webhook\.test" cannot be subscribed to') as info:
+        services.create_endpoint(project=project, url="https://hooks.example.com/x", events=events)
+    assert info.value.field == "events"
+    assert WebhookEndpoint.objects.count() == 0
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.created"])
+    with pytest.raises(InvalidEndpoint, match=r'"webhook\.test" cannot be subscribed to'):
+        services.update_endpoint(endpoint=endpoint, events=events)
+    assert WebhookEndpoint.objects.get().events == ["upload.created"]
+    assert services.send_test_event(endpoint=endpoint).event.type == "webhook.test"  # still sent on demand
+
+
+def test_unknown_event_types_are_listed_without_webhook_test(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidEndpoint) as info:
+        services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.deleted"])
+    assert "upload.created" in info.value.message and "webhook.test" not in info.value.message
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -357,3 +377,174 @@ def test_an_attempt_is_bounded_even_when_the_receiver_drips_its_answer(
     delivery = WebhookDelivery.objects.get()
     assert delivery.last_error == "timed out after 1.5 s" and delivery.status == DeliveryStatus.PENDING
     assert elapsed < 10  # not a speed target: without the deadline the drip holds it 20 s (40 bytes, 0.5 s apart)
+
+
+# --- rolling the signing secret ------------------------------------------------------------------------------
+
+T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+class Captured:
+    """An httpx client whose transport records each request's signature headers and answers 204."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.client = httpx.Client(transport=httpx.MockTransport(self._answer))
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(204)
+
+    def deliver_test_event(self, endpoint: WebhookEndpoint) -> httpx.Request:
+        delivery = services.send_test_event(endpoint=endpoint)
+        assert services.attempt(delivery_id=delivery.pk, client=self.client).status == DeliveryStatus.SUCCEEDED
+        return self.requests[-1]
+
+
+def signatures(request: httpx.Request) -> list[str]:
+    return request.headers["webhook-signature"].split(" ")
+
+
+def verifies(request: httpx.Request, secret: str) -> bool:
+    return signing.verify(
+        secret=secret,
+        msg_id=request.headers["webhook-id"],
+        timestamp=int(request.headers["webhook-timestamp"]),
+        body=request.content,
+        header=request.headers["webhook-signature"],
+    )
+
+
+@pytest.fixture
+def loopback_endpoint(project, settings: Any) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True  # no DNS: the captured client never opens a socket
+    return services.create_endpoint(project=project, url="http://127.0.0.1:9/hooks")
+
+
+def test_a_rolled_secret_signs_beside_the_new_one_until_it_expires(loopback_endpoint: WebhookEndpoint) -> None:
+    old = loopback_endpoint.secret
+    capture = Captured()
+    with time_machine.travel(T0, tick=False):
+        rolled = services.rotate_secret(endpoint=loopback_endpoint, expire_previous_in=dt.timedelta(hours=1))
+    new = rolled.secret
+    assert new.startswith("whsec_") and new != old
+    stored = WebhookEndpoint.objects.get()
+    assert (stored.secret, stored.previous_secret) == (new, old)
+    assert stored.previous_secret_expires_at == T0 + dt.timedelta(hours=1)
+    with time_machine.travel(T0 + dt.timedelta(minutes=59, seconds=59), tick=False):
+        during = capture.deliver_test_event(stored)
+    assert len(signatures(during)) == 2
+    assert all(part.startswith("v1,") for part in signatures(during))
+    new_signature, old_signature = signatures(during)  # the current secret's first
+    ts, msg_id = int(during.headers["webhook-timestamp"]), during.headers["webhook-id"]
+    assert new_signature == signing.sign(secret=new, msg_id=msg_id, timestamp=ts, body=during.content)
+    assert old_signature == signing.sign(secret=old, msg_id=msg_id, timestamp=ts, body=during.content)
+    assert verifies(during, new) and verifies(during, old)
+    assert not verifies(during, signing.new_secret())
+    with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):  # the expiry instant: no longer
+        after = capture.deliver_test_event(stored)
+    assert len(signatures(after)) == 1
+    assert verifies(after, new) and not verifies(after, old)
+
+
+def test_expiring_the_previous_secret_now_signs_with_the_new_one_only(loopback_endpoint: WebhookEndpoint) -> None:
+    old = loopback_endpoint.secret
+    rolled = services.rotate_secret(endpoint=loopback_endpoint, expire_previous_in=dt.timedelta(0))
+    stored = WebhookEndpoint.objects.get()
+    assert stored.secret == rolled.secret != old
+    assert (stored.previous_secret, stored.previous_secret_expires_at) == ("", None)  # not kept at all
+    request = Captured().deliver_test_event(stored)
+    assert len(signatures(request)) == 1
+    assert verifies(request, rolled.secret) and not verifies(request, old)
+
+
+@pytest.mark.parametrize(
+    "duration",
+    [
+        dt.timedelta(seconds=-1),
+        dt.timedelta(days=7, seconds=1),
+        dt.timedelta(days=30),
+        3600,  # seconds are not a duration: the API converts them
+        None,
+    ],
+)
+def test_bad_overlaps_are_refused_and_change_nothing(project, duration: Any) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.models import AuditEvent
+
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    services.rotate_secret(endpoint=endpoint, expire_previous_in=dt.timedelta(hours=2))
+    before = WebhookEndpoint.objects.values().get()
+    audits = AuditEvent.objects.count()
+    with pytest.raises(InvalidEndpoint, match="up to 7 days") as info:
+        services.rotate_secret(endpoint=endpoint, expire_previous_in=duration)
+    assert info.value.field == "expire_previous_in"
+    assert WebhookEndpoint.objects.values().get() == before
+    assert AuditEvent.objects.count() == audits
+
+
+def test_the_longest_overlap_is_seven_days(project) -> None:  # type: ignore[no-untyped-def]
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    with time_machine.travel(T0, tick=False):
+        rolled = services.rotate_secret(endpoint=endpoint, expire_previous_in=dt.timedelta(days=7))
+    assert rolled.previous_secret_expires_at == T0 + dt.timedelta(days=7)
+
+
+def test_rolling_is_audited_without_any_secret(project) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.models import AuditEvent
+
+    owner = project.owner
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    old = endpoint.secret
+    with time_machine.travel(T0, tick=False):
+        rolled = services.rotate_secret(
+            endpoint=endpoint, expire_previous_in=dt.timedelta(hours=24), actor=owner, ip="203.0.113.7"
+        )
+    row = AuditEvent.objects.get(action="webhook_endpoint.secret_rotated")
+    assert (row.actor, row.ip, row.object_id) == (owner, "203.0.113.7", str(endpoint.pk))
+    assert row.data == {
+        "previous_secret_expires_at": (T0 + dt.timedelta(hours=24)).isoformat(),
+        "dropped_older_previous_secret": False,
+    }
+    recorded = json.dumps(row.data)
+    for secret in (old, rolled.secret):
+        assert secret not in recorded and secret.removeprefix("whsec_") not in recorded
+
+
+def test_rolling_again_keeps_only_the_secret_it_replaces(loopback_endpoint: WebhookEndpoint) -> None:
+    from apertur.core.models import AuditEvent
+
+    first = loopback_endpoint.secret
+    with time_machine.travel(T0, tick=False):
+        second = services.rotate_secret(endpoint=loopback_endpoint, expire_previous_in=dt.timedelta(days=3)).secret
+    with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
+        # ``loopback_endpoint`` still holds the first secret: the service reads the row, not the caller's copy.
+        third = services.rotate_secret(endpoint=loopback_endpoint, expire_previous_in=dt.timedelta(hours=2)).secret
+        stored = WebhookEndpoint.objects.get()
+        assert (stored.secret, stored.previous_secret) == (third, second)
+        assert stored.previous_secret_expires_at == T0 + dt.timedelta(hours=3)
+        request = Captured().deliver_test_event(stored)
+    assert len(signatures(request)) == 2
+    assert verifies(request, third) and verifies(request, second) and not verifies(request, first)
+    flags = [
+        r.data["dropped_older_previous_secret"]
+        for r in AuditEvent.objects.filter(action="webhook_endpoint.secret_rotated").order_by("at", "pk")
+    ]
+    assert flags == [False, True]
+
+
+def test_a_receiver_still_holding_the_old_secret_verifies_during_the_overlap(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.secret = endpoint.secret  # the partner has not updated its receiver yet
+    start = dt.datetime.now(tz=dt.UTC)
+    services.rotate_secret(endpoint=endpoint, expire_previous_in=dt.timedelta(hours=24))
+    uploads.create_session(project=project, title="During the overlap")
+    assert services.run_due() == 1
+    assert len(receiver.processed) == 1
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
+    with time_machine.travel(start + dt.timedelta(hours=24, seconds=1)):
+        late = services.send_test_event(endpoint=endpoint)
+        assert services.run_due() == 1
+    assert len(receiver.processed) == 1  # the old secret no longer verifies: the receiver refused it
+    assert receiver.requests[-1]["headers"]["webhook-signature"].count("v1,") == 1
+    late.refresh_from_db()
+    assert late.last_status_code == 400

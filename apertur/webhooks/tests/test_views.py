@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
+import time_machine
 from django.test import Client
 
+from apertur.core.models import AuditEvent
 from apertur.projects.services import create_project
 from apertur.testing import make_user
+from apertur.webhooks import services
 from apertur.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +57,123 @@ def test_other_owners_get_404(owner) -> None:  # type: ignore[no-untyped-def]
     assert stranger.get(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/").status_code == 404
     assert stranger.post(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/delete").status_code == 404
     assert WebhookEndpoint.objects.count() == 1
+
+
+def test_the_new_endpoint_form_does_not_offer_webhook_test(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    form = browser.get(f"/projects/{project.public_id}/webhooks/new").content.decode()
+    assert 'value="upload.created"' in form
+    assert 'value="webhook.test"' not in form
+    refused = browser.post(
+        f"/projects/{project.public_id}/webhooks/new",
+        {"url": "https://hooks.example.com/x", "events": ["webhook.test"]},
+    )
+    assert refused.status_code == 400 and "cannot be subscribed to" in refused.content.decode()
+    assert WebhookEndpoint.objects.count() == 0
+
+
+T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)  # 07:00 in Toronto (EST)
+
+
+def _endpoint(project) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
+    return services.create_endpoint(project=project, url="https://hooks.example.com/x")
+
+
+def test_roll_secret_asks_first_then_shows_the_new_secret_once_and_the_overlap(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    endpoint = _endpoint(project)
+    old = endpoint.secret
+    base = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}"
+    assert f'href="{base}/roll-secret"' in browser.get(f"{base}/").content.decode()
+    with time_machine.travel(T0, tick=False):
+        confirm = browser.get(f"{base}/roll-secret")
+        assert confirm.status_code == 200
+        page = confirm.content.decode()
+        assert '<form method="post">' in page and 'name="csrfmiddlewaretoken"' in page
+        choices = re.findall(r'name="expire_previous_in" value="(\d+)"( checked)?', page)
+        assert choices == [("0", ""), ("3600", ""), ("86400", " checked"), ("259200", ""), ("604800", "")]
+        assert WebhookEndpoint.objects.get().secret == old  # asking changes nothing
+        rolled = browser.post(f"{base}/roll-secret", {"expire_previous_in": "3600"}, follow=True)
+    page = rolled.content.decode()
+    stored = WebhookEndpoint.objects.get()
+    assert (stored.previous_secret, stored.previous_secret_expires_at) == (old, T0 + dt.timedelta(hours=1))
+    shown = re.search(r'data-testid="webhook-secret">([^<]+)<', page)
+    assert shown and shown.group(1) == stored.secret != old
+    assert "New signing secret" in page and old not in page
+    assert "2026-03-02 08:00 EST" in page  # until when the old secret still signs, in the project's zone
+    audit = AuditEvent.objects.get(action="webhook_endpoint.secret_rotated")
+    assert audit.actor == project.owner
+    with time_machine.travel(T0 + dt.timedelta(minutes=5), tick=False):
+        again = browser.get(f"{base}/").content.decode()
+    assert stored.secret not in again and 'data-testid="webhook-secret"' not in again  # shown once
+    assert 'data-testid="previous-secret-until"' in again and "2026-03-02 08:00 EST" in again
+    with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
+        expired = browser.get(f"{base}/").content.decode()
+    assert 'data-testid="previous-secret-until"' not in expired
+
+
+def test_rolling_with_no_overlap_says_the_old_secret_stopped(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    endpoint = _endpoint(project)
+    base = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}"
+    page = browser.post(f"{base}/roll-secret", {"expire_previous_in": "0"}, follow=True).content.decode()
+    stored = WebhookEndpoint.objects.get()
+    assert stored.secret != endpoint.secret and stored.previous_secret == ""
+    assert f'data-testid="webhook-secret">{stored.secret}<' in page
+    assert "The previous secret no longer signs deliveries." in page
+
+
+@pytest.mark.parametrize("choice", ["", "60", "999999", "-1"])
+def test_only_the_offered_overlaps_are_taken(owner, choice: str) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    endpoint = _endpoint(project)
+    data = {"expire_previous_in": choice} if choice else {}
+    response = browser.post(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/roll-secret", data)
+    assert response.status_code == 400 and "Choose when the current secret stops working" in response.content.decode()
+    assert WebhookEndpoint.objects.get().secret == endpoint.secret
+
+
+def test_rolling_needs_the_csrf_token(owner) -> None:  # type: ignore[no-untyped-def]
+    project, _ = owner
+    endpoint = _endpoint(project)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(project.owner)
+    url = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/roll-secret"
+    assert strict.post(url, {"expire_previous_in": "0"}).status_code == 403
+    assert WebhookEndpoint.objects.get().secret == endpoint.secret
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', strict.get(url).content.decode())
+    assert token
+    assert strict.post(url, {"expire_previous_in": "0", "csrfmiddlewaretoken": token.group(1)}).status_code == 302
+    assert WebhookEndpoint.objects.get().secret != endpoint.secret
+
+
+def test_only_the_projects_owner_can_roll(owner) -> None:  # type: ignore[no-untyped-def]
+    project, _ = owner
+    endpoint = _endpoint(project)
+    stranger = Client()
+    stranger.force_login(make_user())
+    url = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/roll-secret"
+    assert stranger.get(url).status_code == 404
+    assert stranger.post(url, {"expire_previous_in": "0"}).status_code == 404
+    assert WebhookEndpoint.objects.get().secret == endpoint.secret
+    assert not AuditEvent.objects.filter(action="webhook_endpoint.secret_rotated").exists()
+
+
+def test_the_delivery_log_pages_newest_first(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.pages import PAGE_SIZE
+
+    project, browser = owner
+    endpoint = _endpoint(project)
+    start = dt.datetime.now(tz=dt.UTC)
+    events = []
+    for n in range(PAGE_SIZE + 3):
+        with time_machine.travel(start + dt.timedelta(seconds=n), tick=False):
+            events.append(services.send_test_event(endpoint=endpoint).event.public_id)
+    base = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/"
+    first = browser.get(base).content.decode()
+    shown = re.findall(r'<span class="muted">(evt_\w+)</span>', first)
+    assert shown == events[::-1][:PAGE_SIZE]
+    assert "Page 1 of 2" in first and 'href="?page=2" rel="next"' in first
+    second = browser.get(base, {"page": 2}).content.decode()
+    assert re.findall(r'<span class="muted">(evt_\w+)</span>', second) == events[::-1][PAGE_SIZE:]
+    assert "Page 2 of 2" in second and 'rel="prev"' in second
