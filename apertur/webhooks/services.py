@@ -283,7 +283,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
     }
     status_code: int | None = None
     error = ""
-    started = time.monotonic()
+    started, started_at = time.monotonic(), clock.now()
     try:
         outbound.check_destination(endpoint.url)
         status_code = _post(endpoint.url, body=body, headers=headers, client=client)
@@ -296,8 +296,8 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         error = (f"timed out after {ATTEMPT_SECONDS:g} s" if late else f"{type(exc).__name__}: {exc}")[:300]
     duration = int((time.monotonic() - started) * 1000)
     with transaction.atomic():
-        DeliveryAttempt.objects.create(
-            delivery=delivery, number=number, status_code=status_code, error=error, duration_ms=duration
+        DeliveryAttempt.objects.create(  # dated when it was sent (with its duration), as the log reads
+            delivery=delivery, number=number, at=started_at, status_code=status_code, error=error, duration_ms=duration
         )
         delivery.last_status_code = status_code
         delivery.last_error = error

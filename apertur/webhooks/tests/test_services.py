@@ -548,3 +548,22 @@ def test_a_receiver_still_holding_the_old_secret_verifies_during_the_overlap(pro
     assert receiver.requests[-1]["headers"]["webhook-signature"].count("v1,") == 1
     late.refresh_from_db()
     assert late.last_status_code == 400
+
+
+def test_an_attempt_in_the_log_is_dated_when_it_was_sent(project, receiver: Receiver, monkeypatch: Any) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core import clock
+
+    services.create_endpoint(project=project, url=receiver.url)
+    uploads.create_session(project=project, title="Party")
+    real_post = services._post
+    sent: list[dt.datetime] = []
+
+    def slow_post(*args: Any, **kwargs: Any) -> int:
+        sent.append(clock.now())
+        time.sleep(0.3)  # a slow receiver: the log must not date the attempt at its end
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_post", slow_post)
+    services.run_due()
+    attempt = WebhookDelivery.objects.get().attempt_log.get()
+    assert attempt.at <= sent[0] and attempt.duration_ms >= 300
