@@ -169,9 +169,11 @@ def worker(
     # once, and restarts with the new code too.
     reloading = concurrency == 1 and settings.DEBUG
     if schedule and (not reloading or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"):
+        from apertur.core import housekeeping
         from apertur.payouts.schedule import start_in_background
 
         start_in_background()
+        housekeeping.start_in_background()
     if concurrency == 1:
         call_command("db_worker")
     else:

@@ -1,20 +1,49 @@
 """``Idempotency-Key`` on every POST (as Stripe does): a retry with the same key and body gets the first
-response again (``Idempotent-Replayed: true``); the same key with a different body is a 409."""
+response again (``Idempotent-Replayed: true``); the same key with a different body is a 409. Keys are kept 24
+hours (core.housekeeping)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 
 from apertur.api.auth import Caller
+from apertur.core import clock, housekeeping
 from apertur.core.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
+
+
+#: A first request still marked running after this long died with its process (the app server answers or gives
+#: up well before): its key is free again, instead of answering ``idempotency_in_progress`` forever.
+ABANDONED_AFTER = dt.timedelta(minutes=10)
+
+
+def _claim(*, owner: str, key: str, method: str, path: str, body_hash: str) -> IdempotencyKey | None:
+    """The new record for this key, or None when a live one exists (its answer, or its request, comes first).
+    A record past :data:`housekeeping.IDEMPOTENCY_TTL` (as Stripe: 24 hours) or abandoned is replaced, whether
+    or not the housekeeping pass has deleted it yet."""
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                return IdempotencyKey.objects.create(
+                    owner=owner, key=key, method=method, path=path, body_hash=body_hash
+                )
+        except IntegrityError:
+            now = clock.now()
+            stale = IdempotencyKey.objects.filter(owner=owner, key=key).filter(
+                Q(created_at__lt=now - housekeeping.IDEMPOTENCY_TTL) | Q(status=0, created_at__lt=now - ABANDONED_AFTER)
+            )
+            if not stale.delete()[0]:
+                return None
+    return None
 
 
 def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -31,16 +60,8 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         body_hash = hashlib.sha256(request.body).hexdigest()
         # Keys belong to the caller and its mode: a test-mode key never replays into live mode.
         owner = f"{caller.identity}:{'live' if caller.livemode else 'test'}"
-        try:
-            with transaction.atomic():
-                record = IdempotencyKey.objects.create(
-                    owner=owner,
-                    key=key,
-                    method=request.method or "POST",
-                    path=request.path,
-                    body_hash=body_hash,
-                )
-        except IntegrityError:
+        record = _claim(owner=owner, key=key, method=request.method or "POST", path=request.path, body_hash=body_hash)
+        if record is None:
             first = IdempotencyKey.objects.get(owner=owner, key=key)
             if first.body_hash != body_hash or first.path != request.path:
                 return error_response(

@@ -235,3 +235,33 @@ def test_test_mode_cannot_change_live_settings_or_see_live_keys(test_key_api: Ap
     assert response.status_code == 403
     names = [k["name"] for k in test_key_api.get("/keys").json()["data"]]
     assert names == ["CI"]
+
+
+def test_an_idempotency_key_is_kept_24_hours_then_is_new(live_key_api: Api) -> None:
+    start = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        assert live_key_api.post("/upload-sessions", {"title": "Once"}, key="day").status_code == 201
+    with time_machine.travel(start + dt.timedelta(hours=23, minutes=59), tick=False):
+        again = live_key_api.post("/upload-sessions", {"title": "Once"}, key="day")
+        assert again["Idempotent-Replayed"] == "true" and UploadSession.objects.count() == 1
+    with time_machine.travel(start + dt.timedelta(hours=24, seconds=1), tick=False):
+        later = live_key_api.post("/upload-sessions", {"title": "Once"}, key="day")
+    assert later.status_code == 201 and "Idempotent-Replayed" not in later
+    assert UploadSession.objects.count() == 2
+
+
+def test_a_first_request_that_died_frees_its_key_after_ten_minutes(live_key_api: Api) -> None:
+    from apertur.core.models import IdempotencyKey
+
+    start = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        live_key_api.post("/upload-sessions", {"title": "Once"}, key="died")
+    UploadSession.objects.all().delete()
+    IdempotencyKey.objects.update(status=0, response_body=b"")  # as left by a process killed mid-request
+    with time_machine.travel(start + dt.timedelta(minutes=9), tick=False):
+        running = live_key_api.post("/upload-sessions", {"title": "Once"}, key="died")
+    assert running.status_code == 409 and running.json()["error"]["code"] == "idempotency_in_progress"
+    with time_machine.travel(start + dt.timedelta(minutes=11), tick=False):
+        retried = live_key_api.post("/upload-sessions", {"title": "Once"}, key="died")
+    assert retried.status_code == 201 and UploadSession.objects.count() == 1
+    assert IdempotencyKey.objects.get().status == 201

@@ -1,0 +1,67 @@
+"""The worker's housekeeping deletes what is kept only for a while, and nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+import time_machine
+from django_tasks_db.models import DBTaskResult
+
+from apertur.core import housekeeping
+from apertur.core.models import IdempotencyKey
+from apertur.webhooks.tasks import deliver_webhook
+
+pytestmark = pytest.mark.django_db
+NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+
+
+def _key(name: str, age: dt.timedelta) -> None:
+    IdempotencyKey.objects.create(
+        owner="app:1:live", key=name, method="POST", path="/x", body_hash="0" * 64, status=201, created_at=NOW - age
+    )
+
+
+def _task(status: str, finished_age: dt.timedelta | None) -> int:
+    deliver_webhook.enqueue(0)
+    result = DBTaskResult.objects.order_by("-enqueued_at", "-pk").first()
+    assert result is not None
+    finished = NOW - finished_age if finished_age is not None else None
+    DBTaskResult.objects.filter(pk=result.pk).update(status=status, finished_at=finished)
+    return result.pk
+
+
+def test_prune_deletes_old_keys_and_old_finished_task_results_only() -> None:
+    _key("old", dt.timedelta(hours=25))
+    _key("fresh", dt.timedelta(hours=23))
+    old_done = _task("SUCCESSFUL", dt.timedelta(days=15))
+    old_failed = _task("FAILED", dt.timedelta(days=15))
+    recent = _task("SUCCESSFUL", dt.timedelta(days=13))
+    waiting = _task("READY", None)
+    assert housekeeping.prune(now=NOW) == {"idempotency_keys": 1, "task_results": 2}
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh"]
+    left = set(DBTaskResult.objects.values_list("pk", flat=True))
+    assert left == {recent, waiting} and not left & {old_done, old_failed}
+    assert housekeeping.prune(now=NOW) == {"idempotency_keys": 0, "task_results": 0}
+
+
+def test_a_backlog_is_deleted_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(housekeeping, "BATCH", 2)
+    monkeypatch.setattr(housekeeping, "MAX_BATCHES", 2)
+    for n in range(7):
+        _key(f"k{n}", dt.timedelta(days=2))
+    assert housekeeping.prune(now=NOW)["idempotency_keys"] == 4  # two batches of two this pass
+    assert housekeeping.prune(now=NOW)["idempotency_keys"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_pass_runs_and_stops() -> None:
+    _key("old", dt.timedelta(days=2))
+    stop = threading.Event()
+    with time_machine.travel(NOW, tick=False):
+        thread = housekeeping.start_in_background(stop=stop, interval=0.05)
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert not IdempotencyKey.objects.exists()
