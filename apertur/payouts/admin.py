@@ -1,8 +1,9 @@
 """Staff views of payouts (issue 8, "Operations"). Everything is read-only: money records change only through
 the services (the run, reconciliation, :func:`services.retry`), which lock, audit and tell the partner. The
 admin's own save would write a stale copy of a row a webhook may be updating, so there is no change form,
-no add and no delete. Staff act through two actions: a retry (after a confirmation page, since it sends
-money) and the finance CSV."""
+no add and no delete. Staff act through two actions, a retry (after a confirmation page, since it sends
+money) and the finance CSV, and through the review page of a ``needs_review`` payout (what the CLI's
+``apertur payouts resolve`` does, for staff who only have the web)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from apertur.core import clock
@@ -138,7 +141,60 @@ class PayoutAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Partner review page")
     def partner_review(self, obj: Payout) -> str:
-        return format_html('<a href="/partners/staff/{}/">Hold or release payouts</a>', obj.partner_id)
+        review = ""
+        if obj.status == PayoutStatus.NEEDS_REVIEW:
+            url = reverse("admin:payouts_payout_resolve", args=[obj.pk])
+            review = format_html(' · <a href="{}"><strong>Resolve this review</strong></a>', url)
+        return format_html('<a href="/partners/staff/{}/">Hold or release payouts</a>{}', obj.partner_id, review)
+
+    def get_urls(self) -> list[URLPattern]:
+        resolve = self.admin_site.admin_view(self.resolve_view)
+        return [path("<int:payout_id>/resolve-review/", resolve, name="payouts_payout_resolve"), *super().get_urls()]
+
+    def resolve_view(self, request: HttpRequest, payout_id: int) -> HttpResponse:
+        """A ``needs_review`` payout's answer: PayPal has it (its batch id, checked with PayPal by the service) or
+        it was not paid (the money is back in the balance). GET shows the payout and the two answers; POST acts,
+        through :func:`services.resolve_review` (locks, audits, and refuses a payout no longer in review)."""
+        if not self.has_retry_permission(request):  # it records money as paid or releases it: change permission
+            raise Http404("No such page.")
+        payout = Payout.objects.select_related("partner__user").filter(pk=payout_id).first()
+        if payout is None:
+            raise Http404("No such payout.")
+        error = ""
+        if request.method == "POST":
+            answer = request.POST.get("answer", "")
+            batch_id = request.POST.get("paypal_batch_id", "").strip()
+            if answer not in {"paid", "not_paid"}:
+                error = "Choose whether PayPal has this payout."
+            else:
+                try:
+                    done = services.resolve_review(
+                        payout=payout, actor=request.user, paypal_batch_id=batch_id, paid=answer == "paid"
+                    )
+                except AperturError as exc:
+                    error = exc.message
+                else:
+                    ids = ", ".join(p.sender_item_id for p in done)
+                    outcome = (
+                        f"recorded as sent in PayPal batch {batch_id}; reconciliation follows each item"
+                        if answer == "paid"
+                        else "recorded as not paid; the money is back in the partner's balance for the next run"
+                    )
+                    self.message_user(request, f"{ids}: {outcome}.", messages.SUCCESS)
+                    return redirect("admin:payouts_payout_change", payout.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Resolve the review of {payout.sender_item_id}",
+            "subtitle": None,
+            "opts": self.opts,
+            "payout": payout,
+            "amount": format_cents(payout.amount_cents, payout.currency),
+            "in_review": payout.status == PayoutStatus.NEEDS_REVIEW,
+            "error": error,
+            "form": request.POST,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/payouts/resolve_review.html", context, status=400 if error else 200)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         """A retry sends money: it needs the change permission, though no field is ever changed here."""

@@ -759,7 +759,8 @@ def _to_review(ids: list[int], *, sender_batch_id: str, first: dt.datetime) -> l
             lines=[
                 f"Batch {sender_batch_id} was first sent to PayPal on {on} and never confirmed. PayPal deduplicates a "
                 "sender_batch_id for 30 days only, so it is not sent again.",
-                "Look it up in PayPal (Activity, or the payouts report, by the batch or item ids below), then:",
+                "Look it up in PayPal (Activity, or the payouts report, by the batch or item ids below), then say what",
+                "you found on the payout's page in the admin (Payouts > the payout > Resolve this review), or:",
                 "  apertur payouts resolve --item <sender_item_id> --paypal-batch <PayPal batch id>   (PayPal has it)",
                 "  apertur payouts resolve --item <sender_item_id> --not-paid                         (it does not)",
                 "",

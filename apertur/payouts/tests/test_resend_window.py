@@ -201,3 +201,41 @@ def test_the_outlook_leaves_money_in_review_out_of_the_estimate_as_the_run_does(
     june = Payout.objects.get(period="2026-06")
     assert june.amount_cents == outlook.estimate_cents  # the estimate was the run's amount
     assert Payout.objects.get(pk=payout.pk).status == PayoutStatus.NEEDS_REVIEW
+
+
+def test_staff_resolve_a_review_in_the_admin(emu: Running, settings: Any) -> None:
+    """For staff who only have the web: the payout's admin page links to its review, which checks the batch id
+    with PayPal as the CLI does; a wrong id changes nothing, and staff who may only view get no such page."""
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    settings.PAYPAL_API_BASE = emu.base_url
+    settings.PAYPAL_CLIENT_ID, settings.PAYPAL_CLIENT_SECRET = emu.client_id, emu.client_secret
+    payout, later = released_into_review(emu)
+    found = emu.emulator.state()["batches"][0]["batch_header"]["payout_batch_id"]
+    url = f"/admin/payouts/payout/{payout.pk}/resolve-review/"
+    viewer = make_staff()
+    viewer.is_superuser = False
+    viewer.save()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_payout"))
+    browser = Client()
+    browser.force_login(viewer)
+    assert browser.get(url).status_code == 404
+    staff = make_staff()
+    browser.force_login(staff)
+    assert url.encode() in browser.get(f"/admin/payouts/payout/{payout.pk}/change/").content
+    page = browser.get(url)
+    assert page.status_code == 200 and payout.sender_item_id.encode() in page.content
+    with time_machine.travel(later, tick=False):
+        wrong = browser.post(url, {"answer": "paid", "paypal_batch_id": "NOSUCHBATCH01"})
+        assert wrong.status_code == 400 and b"nothing changed" in wrong.content
+        assert Payout.objects.get(pk=payout.pk).status == PayoutStatus.NEEDS_REVIEW
+        assert browser.post(url, {"answer": ""}).status_code == 400
+        done = browser.post(url, {"answer": "paid", "paypal_batch_id": found})
+    assert done.status_code == 302
+    payout.refresh_from_db()
+    assert (payout.status, payout.paypal_batch_id) == (PayoutStatus.SENT, found)
+    assert AuditEvent.objects.filter(action="payout.review_resolved", actor=staff).exists()
+    again = browser.post(url, {"answer": "not_paid"})  # a stale second answer: refused, nothing released
+    assert again.status_code == 400 and b"not in review" in again.content
+    assert not PayoutEntry.objects.filter(payout=payout, released_at__isnull=False).exists()
