@@ -109,7 +109,10 @@ def update_endpoint(
     actor: Any = None,
     ip: str | None = None,
 ) -> WebhookEndpoint:
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+    if locked is None:  # deleted since it was read (another request): a 404, not a 500
+        raise EndpointNotFound()
+    endpoint = locked
     if url is not None:
         endpoint.url = _clean_url(url)
     if events is not None:

@@ -567,3 +567,12 @@ def test_an_attempt_in_the_log_is_dated_when_it_was_sent(project, receiver: Rece
     services.run_due()
     attempt = WebhookDelivery.objects.get().attempt_log.get()
     assert attempt.at <= sent[0] and attempt.duration_ms >= 300
+
+
+def test_changing_an_endpoint_deleted_meanwhile_is_not_found(project) -> None:  # type: ignore[no-untyped-def]
+    from apertur.webhooks.errors import EndpointNotFound
+
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()  # another request deleted it after ours read it
+    with pytest.raises(EndpointNotFound):
+        services.update_endpoint(endpoint=endpoint, description="late")
