@@ -28,20 +28,22 @@ def _limits() -> tuple[ratelimit.Limit, ratelimit.Limit, ratelimit.Limit]:
 
 
 def attempt_login(*, request: HttpRequest, email: str, password: str, ip: str) -> User | None:
-    """Authenticate within three budgets: per account and IP (tight: stops guessing from one place), per
-    IP (across accounts) and per account (loose: stops distributed guessing while making it costly to
-    lock a real user out). Attempts are counted atomically *before* the password is checked, so a burst of
-    parallel guesses cannot outrun the counter; a success clears the account-and-IP budget."""
+    """Authenticate within three budgets of failed attempts: per account and IP (tight: stops guessing from
+    one place), per IP (across accounts) and per account (loose: stops distributed guessing while making it
+    costly to lock a real user out). Attempts are counted atomically *before* the password is checked, so a
+    burst of parallel guesses cannot outrun the counter; a success then gives its hits back (and clears the
+    account-and-IP budget), so only failures use the budgets: an office behind one NAT address logs in all
+    day, and 429 comes only after the failures. A refused attempt checks nothing and counts nothing."""
     account_ip, account, ip_limit = _limits()
     address = normalize_email(email)
-    for limit, key in ((account_ip, f"{address}|{ip}"), (ip_limit, ip), (account, address)):
-        ratelimit.hit(limit, key)
+    counted = ratelimit.hit_all((account_ip, f"{address}|{ip}"), (ip_limit, ip), (account, address))
     user = authenticate(request, email=address, password=password)
     if user is None:
         known = User.objects.filter(email=address).first()
         if known is not None:
             audit.record(action="user.login_failed", obj=known, ip=ip)
         return None
+    ratelimit.give_back(*counted)
     ratelimit.reset(account_ip, f"{address}|{ip}")
     assert isinstance(user, User)
     return user

@@ -98,6 +98,40 @@ def test_login_is_rate_limited_per_ip(settings: Any) -> None:
     )
 
 
+def test_successful_logins_do_not_use_the_ip_budget(settings: Any) -> None:
+    """An office behind one NAT address: its people log in all day. Only failures spend the per-IP and
+    per-account budgets (the module's promise, OWASP ASVS 2.2.1); 50 good logins used to lock the address out."""
+    settings.LOGIN_RATE_PER_IP = (5, 900)
+    settings.LOGIN_RATE_PER_ACCOUNT = (5, 900)
+    users = [make_user(f"staff{i}@example.com") for i in range(3)]
+    office = "10.6.6.6"
+    for i in range(20):
+        client = Client(REMOTE_ADDR=office)
+        response = client.post("/login", {"email": users[i % 3].email, "password": PASSWORD})
+        assert response.status_code == 302, (i, response.status_code)
+    # Failures still count, and a success in between does not give their hits back.
+    for i in range(4):
+        Client(REMOTE_ADDR=office).post("/login", {"email": f"guess{i}@example.com", "password": "nope-nope"})
+    assert Client(REMOTE_ADDR=office).post("/login", {"email": users[0].email, "password": PASSWORD}).status_code == 302
+    Client(REMOTE_ADDR=office).post("/login", {"email": "guess9@example.com", "password": "nope-nope"})
+    refused = Client(REMOTE_ADDR=office).post("/login", {"email": users[1].email, "password": PASSWORD})
+    assert refused.status_code == 429
+
+
+def test_successful_logins_do_not_use_the_account_budget(settings: Any) -> None:
+    settings.LOGIN_RATE_PER_ACCOUNT = (3, 900)
+    make_user("ada@example.com")
+    for i in range(10):  # her phone, her laptop, the office…
+        response = Client(REMOTE_ADDR=f"10.7.0.{i}").post("/login", {"email": "ada@example.com", "password": PASSWORD})
+        assert response.status_code == 302
+    for i in range(3):
+        Client(REMOTE_ADDR=f"10.7.1.{i}").post("/login", {"email": "ada@example.com", "password": "nope-nope"})
+    assert (
+        Client(REMOTE_ADDR="10.7.2.1").post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code
+        == 429
+    )
+
+
 def test_signup_creates_account_and_first_project(django_capture_on_commit_callbacks: Any) -> None:
     client = Client()
     with django_capture_on_commit_callbacks(execute=True):
