@@ -9,13 +9,15 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from apertur.accounts.errors import EmailTaken, InvalidConfirmationLink, InvalidEmail, InvalidPassword
-from apertur.accounts.models import User, normalize_email
+from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
 from apertur.accounts.tokens import email_confirmation_token
 from apertur.core import audit, clock, mail
 
 
 def check_email(email: str) -> str:
     address = normalize_email(email)
+    if len(address) > EMAIL_MAX_LENGTH:
+        raise InvalidEmail(f"Enter an email address of at most {EMAIL_MAX_LENGTH} characters.", field="email")
     try:
         validate_email(address)
     except ValidationError as exc:
