@@ -222,6 +222,8 @@ LOGIN_RATE_PER_IP = (int(os.environ.get("LOGIN_RATE_PER_IP", "50")), 15 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# A stale form (a login in another tab rotated the token) gets a page of the site, still a 403.
+CSRF_FAILURE_VIEW = "apertur.accounts.views.csrf_failure"
 # Outside DEBUG the cookies are Secure and HSTS is on whenever Apertur is served over HTTPS; a plain-http
 # base URL (a loopback deployment) cannot carry Secure cookies, so it keeps them off rather than breaking
 # every login.

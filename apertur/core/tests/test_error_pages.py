@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
@@ -14,7 +15,11 @@ def _boom(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("boom")
 
 
-urlpatterns = [path("test-boom", _boom), path("", include("apertur.config.urls"))]
+def _denied(request: HttpRequest) -> HttpResponse:
+    raise PermissionDenied
+
+
+urlpatterns = [path("test-boom", _boom), path("test-denied", _denied), path("", include("apertur.config.urls"))]
 
 
 @pytest.mark.django_db
@@ -27,3 +32,12 @@ def test_a_server_error_shows_the_site_500_page(settings: Any) -> None:
     assert "Something went wrong" in html and "Apertur" in html
     assert 'href="/"' in html  # a way home
     assert "boom" not in html  # nothing of the error itself
+
+
+@pytest.mark.django_db
+def test_a_permission_denied_shows_the_site_403_page(settings: Any) -> None:
+    settings.ROOT_URLCONF = __name__
+    response = Client().get("/test-denied")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "You cannot open this page" in html and 'class="topbar"' in html
