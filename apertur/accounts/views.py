@@ -33,6 +33,8 @@ from apertur.referrals.services import attribute_signup
 
 def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited) -> HttpResponse:
     minutes = max(1, round(exc.retry_after / 60))
+    if not form.is_bound:  # an empty POST (``request.POST or None``): add_error needs a bound form
+        form = type(form)(request.POST)
     form.errors.clear()
     form.add_error(None, f"Too many attempts. Try again in {minutes} minute(s).")
     response = render(request, template, {"form": form, "next": safe_next(request)}, status=429)

@@ -342,3 +342,14 @@ def test_forwarded_for_is_read_from_the_right(settings: Any) -> None:
     assert client_ip(request) == "203.0.113.7"  # what our proxy saw, not what the client claimed
     settings.SECURE_PROXY_SSL_HEADER = None
     assert client_ip(request) == "10.0.0.1"
+
+
+def test_an_empty_signup_post_past_the_limit_is_a_429_not_an_error() -> None:
+    from apertur.accounts.login import SIGNUP_PER_IP
+
+    client = Client(REMOTE_ADDR="10.2.2.3")
+    for _ in range(SIGNUP_PER_IP.max_hits):
+        client.post("/signup", {"email": "x", "password": "x"})
+    response = client.post("/signup")  # no fields at all: the form was unbound and add_error raised (500)
+    assert response.status_code == 429
+    assert "Too many attempts" in response.content.decode()
