@@ -19,4 +19,6 @@ class InvalidEmail(ValidationFailed):
 class InvalidConfirmationLink(AperturError):
     code = "invalid_confirmation_link"
     status = 400
-    default_message = "This confirmation link is invalid or has expired. Request a new one."
+    # The same words whether or not the account's email is confirmed already: the page must not tell a
+    # stranger holding a guessed or old link which accounts are confirmed.
+    default_message = "This link is no longer valid: it has expired, or it was already used."

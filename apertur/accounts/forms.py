@@ -28,3 +28,9 @@ class SignupForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="At least 8 characters; not a common password.",
     )
+
+
+class ResendConfirmationForm(forms.Form):
+    email = forms.EmailField(
+        label="Email", max_length=EMAIL_MAX_LENGTH, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )

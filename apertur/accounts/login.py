@@ -1,4 +1,6 @@
-"""Login throttling: a per-account and a per-IP budget of failed attempts (OWASP ASVS 2.2.1)."""
+"""Throttling of the account pages. Login: a per-account and a per-IP budget of failed attempts (OWASP ASVS
+2.2.1). Signup, password reset and confirmation mail: per IP, and per address for anything that sends mail, so
+nobody can use Apertur to flood a mailbox."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from apertur.core import audit, ratelimit
 SIGNUP_PER_IP = ratelimit.Limit("signup-ip", 20, 60 * 60)
 RESET_PER_IP = ratelimit.Limit("password-reset-ip", 10, 15 * 60)
 RESET_PER_EMAIL = ratelimit.Limit("password-reset-email", 3, 60 * 60)
+CONFIRM_RESEND_PER_IP = ratelimit.Limit("confirm-resend-ip", 10, 15 * 60)
+CONFIRM_RESEND_PER_EMAIL = ratelimit.Limit("confirm-resend-email", 3, 60 * 60)
 
 
 def _limits() -> tuple[ratelimit.Limit, ratelimit.Limit, ratelimit.Limit]:

@@ -10,6 +10,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from apertur.accounts.errors import EmailTaken, InvalidConfirmationLink, InvalidEmail, InvalidPassword
 from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
+from apertur.accounts.signals import mailbox_proven
 from apertur.accounts.tokens import email_confirmation_token
 from apertur.core import audit, clock, mail
 
@@ -78,18 +79,30 @@ def send_confirmation_email(*, user: User) -> None:
     )
 
 
+def request_confirmation_link(*, email: str) -> None:
+    """A new confirmation link for whoever asks while logged out: sent only when an account with that address
+    exists and is not confirmed yet, and the caller answers the same either way (no account enumeration)."""
+    user = User.objects.filter(email=normalize_email(email), email_confirmed_at__isnull=True).first()
+    if user is not None:
+        send_confirmation_email(user=user)
+
+
 @transaction.atomic
 def confirm_email(*, uidb64: str, token: str, ip: str | None = None) -> User:
+    """The token is checked first, whatever the account's state: an already-confirmed account answers an
+    invalid or used link exactly as an unconfirmed one does (it used to answer "Email confirmed" to any token,
+    telling a stranger which accounts are confirmed)."""
     try:
         pk = int(urlsafe_base64_decode(uidb64).decode())
         user = User.objects.select_for_update().get(pk=pk)
     except (ValueError, TypeError, OverflowError, User.DoesNotExist) as exc:
         raise InvalidConfirmationLink() from exc
-    if user.email_confirmed:
-        return user
     if not email_confirmation_token.check_token(user, token):
         raise InvalidConfirmationLink()
-    user.email_confirmed_at = clock.now()
-    user.save(update_fields=["email_confirmed_at"])
-    audit.record(action="user.email_confirmed", obj=user, actor=user, ip=ip)
+    was_confirmed = user.email_confirmed
+    if not was_confirmed:
+        user.email_confirmed_at = clock.now()
+        user.save(update_fields=["email_confirmed_at"])
+        audit.record(action="user.email_confirmed", obj=user, actor=user, ip=ip, data={"via": "confirmation"})
+    mailbox_proven.send(sender=User, user=user, via="confirmation", was_confirmed=was_confirmed)
     return user

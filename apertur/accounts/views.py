@@ -6,7 +6,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
@@ -21,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apertur.accounts import login as login_service
 from apertur.accounts import services
 from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next
-from apertur.accounts.forms import LoginForm, SignupForm
+from apertur.accounts.forms import LoginForm, ResendConfirmationForm, SignupForm
 from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
@@ -112,19 +111,45 @@ def confirm_email_view(request: HttpRequest, uidb64: str, token: str) -> HttpRes
     try:
         services.confirm_email(uidb64=uidb64, token=token, ip=client_ip(request))
     except AperturError as exc:
-        return render(request, "accounts/confirm_email.html", {"error": exc.message}, status=400)
+        context = {"error": exc.message, "form": ResendConfirmationForm()}
+        return render(request, "accounts/confirm_email.html", context, status=400)
     return render(request, "accounts/confirm_email.html", {"error": None})
 
 
-@login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def resend_confirmation_view(request: HttpRequest) -> HttpResponse:
+    """A new confirmation link. Signed in: to the account's own address (the banner's button). Signed out (an
+    expired link opened on another device): to an address typed in, answering the same whether or not it has
+    an unconfirmed account. Limited per IP and per address like password reset: signup needs no confirmation,
+    so without limits anyone could have Apertur mail a victim's address without end."""
+    template = "accounts/resend_confirmation.html"
+    form = ResendConfirmationForm(request.POST if request.method == "POST" else None)
     user = request.user
-    assert isinstance(user, User)
-    if not user.email_confirmed:
-        services.send_confirmation_email(user=user)
-        messages.success(request, f"We sent a new confirmation link to {user.email}.")
-    return redirect(safe_next(request))
+    if request.method == "GET":
+        return render(request, template, {"form": ResendConfirmationForm(), "next": safe_next(request)})
+    try:
+        ratelimit.hit(login_service.CONFIRM_RESEND_PER_IP, client_ip(request))
+    except RateLimited as exc:
+        return _too_many(request, template, form, exc)
+    if isinstance(user, User):
+        if not user.email_confirmed:
+            try:
+                ratelimit.hit(login_service.CONFIRM_RESEND_PER_EMAIL, user.email)
+            except RateLimited as exc:
+                return _too_many(request, template, form, exc)
+            services.send_confirmation_email(user=user)
+            messages.success(request, f"We sent a new confirmation link to {user.email}.")
+        return redirect(safe_next(request))
+    if not form.is_valid():
+        return render(request, template, {"form": form, "next": safe_next(request)}, status=400)
+    address = normalize_email(form.cleaned_data["email"])
+    try:
+        ratelimit.hit(login_service.CONFIRM_RESEND_PER_EMAIL, address)
+    except RateLimited:
+        pass  # the same answer as a sent link: an address's budget must not reveal that it has an account
+    else:
+        services.request_confirmation_link(email=address)
+    return render(request, template, {"sent_to": address})
 
 
 @method_decorator(authorize_flow_pages, name="dispatch")

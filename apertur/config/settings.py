@@ -212,6 +212,8 @@ LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 3
+# Email confirmation links (signup, and the link an email change sends to the new address): their own, longer life.
+EMAIL_CONFIRMATION_TIMEOUT = 60 * 60 * 24 * 3
 
 # Login throttling (per account and per client IP), fixed windows in the cache.
 LOGIN_RATE_PER_ACCOUNT_IP = (int(os.environ.get("LOGIN_RATE_PER_ACCOUNT_IP", "10")), 15 * 60)
