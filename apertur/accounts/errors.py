@@ -22,3 +22,9 @@ class InvalidConfirmationLink(AperturError):
     # The same words whether or not the account's email is confirmed already: the page must not tell a
     # stranger holding a guessed or old link which accounts are confirmed.
     default_message = "This link is no longer valid: it has expired, or it was already used."
+
+
+class InvalidResetLink(AperturError):
+    code = "invalid_reset_link"
+    status = 400
+    default_message = "This reset link is invalid, already used or expired."
