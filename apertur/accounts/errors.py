@@ -28,3 +28,17 @@ class InvalidResetLink(AperturError):
     code = "invalid_reset_link"
     status = 400
     default_message = "This reset link is invalid, already used or expired."
+
+
+class WrongPassword(ValidationFailed):
+    code = "wrong_password"
+    default_message = "Your current password is not correct."
+
+
+class InvalidEmailChangeLink(AperturError):
+    code = "invalid_email_change_link"
+    status = 400
+    default_message = (
+        "This link is no longer valid: it has expired, it was already used, or the account's email address has "
+        "changed since it was sent."
+    )

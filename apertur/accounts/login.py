@@ -15,7 +15,11 @@ SIGNUP_PER_IP = ratelimit.Limit("signup-ip", 20, 60 * 60)
 RESET_PER_IP = ratelimit.Limit("password-reset-ip", 10, 15 * 60)
 RESET_PER_EMAIL = ratelimit.Limit("password-reset-email", 3, 60 * 60)
 CONFIRM_RESEND_PER_IP = ratelimit.Limit("confirm-resend-ip", 10, 15 * 60)
+# Confirmation mail to one address, whatever asked for it: a resend, or an email change to that address.
 CONFIRM_RESEND_PER_EMAIL = ratelimit.Limit("confirm-resend-email", 3, 60 * 60)
+# The account page: wrong current passwords (a borrowed or stolen session guessing it), and email change links.
+ACCOUNT_PASSWORD_CHECK = ratelimit.Limit("account-password-check", 10, 15 * 60)
+EMAIL_CHANGE_PER_ACCOUNT = ratelimit.Limit("email-change-account", 5, 60 * 60)
 
 
 def _limits() -> tuple[ratelimit.Limit, ratelimit.Limit, ratelimit.Limit]:

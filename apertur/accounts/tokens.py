@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core import signing
 from django.utils.crypto import constant_time_compare
 from django.utils.http import base36_to_int
 
 from apertur.accounts.models import User
+from apertur.core import clock
 
 
 class EmailConfirmationTokenGenerator(PasswordResetTokenGenerator):
@@ -40,3 +44,33 @@ class EmailConfirmationTokenGenerator(PasswordResetTokenGenerator):
 
 
 email_confirmation_token = EmailConfirmationTokenGenerator()
+
+
+class EmailChange(NamedTuple):
+    user_id: int
+    old_email: str
+    new_email: str
+
+
+_EMAIL_CHANGE_SALT = "apertur.accounts.email-change"
+
+
+def make_email_change_token(*, user: User, new_email: str) -> str:
+    """The link an email change sends to the new address: signed (SECRET_KEY, its own salt), holding the
+    account, the address it has now and the one it asks for. Nothing is stored: the link dies once used or
+    stale because the account's address is no longer ``old_email``, and after EMAIL_CONFIRMATION_TIMEOUT.
+    The time is ours (``core.clock``) inside the signed value, not the signer's own timestamp."""
+    payload = {"u": user.pk, "old": user.email, "new": new_email, "at": int(clock.now().timestamp())}
+    return signing.dumps(payload, salt=_EMAIL_CHANGE_SALT, compress=True)
+
+
+def read_email_change_token(token: str) -> EmailChange | None:
+    """The change a link asks for, or None when it is forged, damaged or expired."""
+    try:
+        data = signing.loads(token, salt=_EMAIL_CHANGE_SALT)
+        at, change = int(data["at"]), EmailChange(int(data["u"]), str(data["old"]), str(data["new"]))
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    if not 0 <= clock.now().timestamp() - at <= settings.EMAIL_CONFIRMATION_TIMEOUT:
+        return None
+    return change

@@ -4,8 +4,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
@@ -15,12 +16,19 @@ from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from apertur.accounts import login as login_service
 from apertur.accounts import services
 from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next
-from apertur.accounts.forms import LoginForm, ResendConfirmationForm, SignupForm
+from apertur.accounts.forms import (
+    ChangeEmailForm,
+    ChangePasswordForm,
+    EndSessionsForm,
+    LoginForm,
+    ResendConfirmationForm,
+    SignupForm,
+)
 from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
@@ -228,3 +236,126 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         back = "/"
     context = {"back": back, "no_cookie": reason == REASON_NO_CSRF_COOKIE}
     return render(request, "403_csrf.html", context, status=403)
+
+
+# --- the account page ----------------------------------------------------------------------------------
+
+# Service errors name the service's field; the account page's forms name theirs.
+_ACCOUNT_FIELDS = {"password": "new_password", "email": "new_email"}
+
+
+def _account_page(request: HttpRequest, *, status: int = 200, **bound: Form) -> HttpResponse:
+    context = {
+        "email_form": ChangeEmailForm(prefix="email"),
+        "password_form": ChangePasswordForm(prefix="password"),
+        "sessions_form": EndSessionsForm(prefix="sessions"),
+        **bound,
+    }
+    return render(request, "accounts/account.html", context, status=status)
+
+
+def _account_error(request: HttpRequest, name: str, form: Form, exc: AperturError) -> HttpResponse:
+    """The page again with the error on the form that caused it; past a budget, 429 with Retry-After."""
+    if isinstance(exc, RateLimited):
+        form.add_error(None, f"Too many attempts. Try again in {max(1, round(exc.retry_after / 60))} minute(s).")
+    else:
+        field = _ACCOUNT_FIELDS.get(exc.field or "", exc.field)
+        form.add_error(field if field in form.fields else None, exc.message)
+    response = _account_page(request, status=exc.status, **{name: form})
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@login_required
+@require_safe
+def account_view(request: HttpRequest) -> HttpResponse:
+    return _account_page(request)
+
+
+def _signed_in_user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+@login_required
+@sensitive_post_parameters("password-current_password", "password-new_password", "password-new_password_again")
+@require_http_methods(["GET", "POST"])
+def change_password_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":  # a reload after an error: the page, not a 405
+        return redirect("accounts:account")
+    form = ChangePasswordForm(request.POST, prefix="password")
+    if not form.is_valid():
+        return _account_page(request, status=400, password_form=form)
+    try:
+        user = services.change_password(
+            user=_signed_in_user(request),
+            current_password=form.cleaned_data["current_password"],
+            new_password=form.cleaned_data["new_password"],
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        return _account_error(request, "password_form", form, exc)
+    update_session_auth_hash(request, user)  # this session stays; every other one of the user ends
+    messages.success(request, "Your password was changed. Your other sessions were logged out.")
+    return redirect("accounts:account")
+
+
+@login_required
+@sensitive_post_parameters("email-current_password")
+@require_http_methods(["GET", "POST"])
+def change_email_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("accounts:account")
+    form = ChangeEmailForm(request.POST, prefix="email")
+    if not form.is_valid():
+        return _account_page(request, status=400, email_form=form)
+    try:
+        address = services.request_email_change(
+            user=_signed_in_user(request),
+            new_email=form.cleaned_data["new_email"],
+            current_password=form.cleaned_data["current_password"],
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        return _account_error(request, "email_form", form, exc)
+    messages.success(
+        request,
+        f"We sent a link to {address}. Your email address changes when you open it (it works for 3 days).",
+    )
+    return redirect("accounts:account")
+
+
+@login_required
+@require_safe
+def confirm_email_change_view(request: HttpRequest, token: str) -> HttpResponse:
+    """The link sent to the new address. Opened while signed out, it passes through the login and comes back."""
+    try:
+        user = services.confirm_email_change(user=_signed_in_user(request), token=token, ip=client_ip(request))
+    except AperturError as exc:
+        return render(request, "accounts/email_change_invalid.html", {"error": exc.message}, status=exc.status)
+    messages.success(request, f"Your email address is now {user.email}.")
+    return redirect("accounts:account")
+
+
+@login_required
+@sensitive_post_parameters("sessions-current_password")
+@require_http_methods(["GET", "POST"])
+def end_other_sessions_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("accounts:account")
+    form = EndSessionsForm(request.POST, prefix="sessions")
+    if not form.is_valid():
+        return _account_page(request, status=400, sessions_form=form)
+    try:
+        user = services.end_other_sessions(
+            user=_signed_in_user(request),
+            current_password=form.cleaned_data["current_password"],
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        return _account_error(request, "sessions_form", form, exc)
+    update_session_auth_hash(request, user)
+    messages.success(request, "Your other sessions were logged out.")
+    return redirect("accounts:account")

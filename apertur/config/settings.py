@@ -257,6 +257,8 @@ CONTENT_SECURITY_POLICY = {
 # --- Mail -------------------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Apertur <no-reply@apertur.ca>")
 STAFF_NOTIFY_EMAIL = os.environ.get("STAFF_NOTIFY_EMAIL", "partners@apertur.ca")
+# Where a user writes when their account was changed without them (named in the email-changed notice).
+SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@apertur.ca")
 MAIL_DIR = Path(os.environ.get("APERTUR_MAIL_DIR", VAR_DIR / "mail"))
 if os.environ.get("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
