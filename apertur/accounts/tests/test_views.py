@@ -353,3 +353,45 @@ def test_an_empty_signup_post_past_the_limit_is_a_429_not_an_error() -> None:
     response = client.post("/signup")  # no fields at all: the form was unbound and add_error raised (500)
     assert response.status_code == 429
     assert "Too many attempts" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/login", "/signup"])
+def test_a_signed_in_user_is_told_instead_of_shown_the_form(path: str) -> None:
+    client = Client()
+    client.force_login(make_user("ada@example.com"))
+    response = client.get(path)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "You are signed in as <strong>ada@example.com</strong>" in html
+    assert ">Log in</button>" not in html and ">Sign up</button>" not in html
+    assert _hrefs(html, "Continue") == ["/"] and _hrefs(html, "Log out") == ["/logout"]
+
+
+def test_signing_up_while_signed_in_does_not_switch_accounts() -> None:
+    ada = make_user("ada@example.com")
+    client = Client()
+    client.force_login(ada)
+    response = client.post("/signup", {"email": "new@example.com", "password": "correct-horse-battery"})
+    assert response.status_code == 200 and "You are signed in as" in response.content.decode()
+    assert not User.objects.filter(email="new@example.com").exists()
+    assert client.session["_auth_user_id"] == str(ada.pk)
+
+
+@pytest.mark.parametrize("path", ["/login", "/signup"])
+def test_a_signed_in_user_in_the_authorization_popup_goes_on_to_it(path: str) -> None:
+    """The aptr-connect popup sends a signed-out user to /login?next=<authorize>; one who signed in meanwhile (in
+    another tab) must simply continue to the authorization request, opener kept."""
+    client = Client()
+    client.force_login(make_user("ada@example.com"))
+    response = client.get(path + IN_FLOW)
+    assert response.status_code == 302 and response["Location"] == AUTHORIZE
+    assert response["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert client.get("/login?next=/partners/")["Location"] == "/partners/"
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])
+def test_a_signed_in_user_is_never_sent_off_site(target: str) -> None:
+    client = Client()
+    client.force_login(make_user("ada@example.com"))
+    response = client.get("/login?" + urlencode({"next": target}))
+    assert response.status_code == 200 and "You are signed in as" in response.content.decode()
