@@ -62,9 +62,9 @@ def test_the_account_page_needs_a_login() -> None:
     assert response.status_code == 302 and response["Location"] == "/login?next=/account"
 
 
-def test_the_header_links_the_email_to_the_account_page(browser: Client) -> None:
+def test_the_header_links_to_the_account_page_beside_the_email(browser: Client) -> None:
     html = browser.get("/projects/").content.decode()
-    assert re.search(r'<a class="who" href="/account"[^>]*>ada@example.com</a>', html)
+    assert re.search(r'<span class="who">ada@example.com</span>\s*<a href="/account">Account</a>', html)
 
 
 def test_the_page_has_its_three_forms_each_with_a_csrf_token(browser: Client) -> None:
