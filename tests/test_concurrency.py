@@ -106,6 +106,48 @@ def test_rate_limits_are_shared_through_redis(monkeypatch: pytest.MonkeyPatch) -
         first.clear()
 
 
+def test_hits_are_given_back_through_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A login that succeeds gives its hits back (apertur.accounts.login): through Redis too, in the window it was
+    counted in, never below zero nor reviving an expired or reset counter as a key without expiry. Own keys, no
+    flush: this test can share the Redis database with a run in progress."""
+    import os
+    import uuid
+
+    from django.core.cache.backends.redis import RedisCache
+
+    from apertur.core import ratelimit
+    from apertur.core.errors import RateLimited
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    first, second = RedisCache(url, {}), RedisCache(url, {})
+    try:
+        first.get("ping")
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis not reachable at {url}: {exc}")
+        pytest.skip(f"Redis not reachable at {url}")
+    limit = ratelimit.Limit(f"give-back-{uuid.uuid4().hex}", 2, 60)
+    monkeypatch.setattr(ratelimit, "caches", {"default": first})
+    counted = ratelimit.hit(limit, "ip")
+    monkeypatch.setattr(ratelimit, "caches", {"default": second})
+    ratelimit.hit(limit, "ip")
+    ratelimit.give_back(counted)  # given back by another "process" than the one that counted it
+    ratelimit.hit(limit, "ip")
+    for _ in range(2):
+        with pytest.raises(RateLimited):
+            ratelimit.hit_all((limit, "ip"))
+    full_key = first.make_and_validate_key(ratelimit._key(limit, "ip", counted.window_start))
+    client = first._cache.get_client(full_key, write=True)
+    assert int(client.get(full_key)) == 2  # the refused attempts gave their hits back
+    ratelimit.reset(limit, "ip")
+    ratelimit.give_back(counted)
+    assert client.get(full_key) is None  # not revived (it would have no expiry), not negative
+    client.set(full_key, 1, ex=60)
+    ratelimit.give_back(counted)
+    assert int(client.get(full_key)) == 0 and 0 < client.ttl(full_key) <= 60  # the expiry is kept
+    client.delete(full_key)
+
+
 def test_disconnecting_while_a_code_is_exchanged_neither_deadlocks_nor_leaves_a_live_token(
     postgres_only: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,4 +19,26 @@ class InvalidEmail(ValidationFailed):
 class InvalidConfirmationLink(AperturError):
     code = "invalid_confirmation_link"
     status = 400
-    default_message = "This confirmation link is invalid or has expired. Request a new one."
+    # The same words whether or not the account's email is confirmed already: the page must not tell a
+    # stranger holding a guessed or old link which accounts are confirmed.
+    default_message = "This link is no longer valid: it has expired, or it was already used."
+
+
+class InvalidResetLink(AperturError):
+    code = "invalid_reset_link"
+    status = 400
+    default_message = "This reset link is invalid, already used or expired."
+
+
+class WrongPassword(ValidationFailed):
+    code = "wrong_password"
+    default_message = "Your current password is not correct."
+
+
+class InvalidEmailChangeLink(AperturError):
+    code = "invalid_email_change_link"
+    status = 400
+    default_message = (
+        "This link is no longer valid: it has expired, it was already used, or the account's email address has "
+        "changed since it was sent."
+    )

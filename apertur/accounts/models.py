@@ -28,6 +28,11 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
+# RFC 5321 §4.5.3.1.3 (a path of at most 256 octets, angle brackets included); Django's EmailField default, and
+# the column's size: a longer address must be refused as input, not reach the database (PostgreSQL: DataError).
+EMAIL_MAX_LENGTH = 254
+
+
 def normalize_email(email: str) -> str:
     """Emails are compared case-insensitively: stored trimmed and lowercased."""
     return email.strip().lower()
@@ -35,7 +40,7 @@ def normalize_email(email: str) -> str:
 
 class User(AbstractBaseUser, PermissionsMixin):
     public_id = models.CharField(max_length=32, unique=True, default=new_user_public_id, editable=False)
-    email = models.EmailField(unique=True)
+    email = models.EmailField(unique=True, max_length=EMAIL_MAX_LENGTH)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=clock.now)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -8,14 +10,26 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
-from apertur.accounts.errors import EmailTaken, InvalidConfirmationLink, InvalidEmail, InvalidPassword
-from apertur.accounts.models import User, normalize_email
-from apertur.accounts.tokens import email_confirmation_token
-from apertur.core import audit, clock, mail
+from apertur.accounts.errors import (
+    EmailTaken,
+    InvalidConfirmationLink,
+    InvalidEmail,
+    InvalidEmailChangeLink,
+    InvalidPassword,
+    InvalidResetLink,
+    WrongPassword,
+)
+from apertur.accounts.login import ACCOUNT_PASSWORD_CHECK, CONFIRM_RESEND_PER_EMAIL, EMAIL_CHANGE_PER_ACCOUNT
+from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
+from apertur.accounts.signals import mailbox_proven
+from apertur.accounts.tokens import email_confirmation_token, make_email_change_token, read_email_change_token
+from apertur.core import audit, clock, mail, ratelimit
 
 
 def check_email(email: str) -> str:
     address = normalize_email(email)
+    if len(address) > EMAIL_MAX_LENGTH:
+        raise InvalidEmail(f"Enter an email address of at most {EMAIL_MAX_LENGTH} characters.", field="email")
     try:
         validate_email(address)
     except ValidationError as exc:
@@ -76,18 +90,174 @@ def send_confirmation_email(*, user: User) -> None:
     )
 
 
+def request_confirmation_link(*, email: str) -> None:
+    """A new confirmation link for whoever asks while logged out: sent only when an account with that address
+    exists and is not confirmed yet, and the caller answers the same either way (no account enumeration)."""
+    user = User.objects.filter(email=normalize_email(email), email_confirmed_at__isnull=True).first()
+    if user is not None:
+        send_confirmation_email(user=user)
+
+
 @transaction.atomic
 def confirm_email(*, uidb64: str, token: str, ip: str | None = None) -> User:
+    """The token is checked first, whatever the account's state: an already-confirmed account answers an
+    invalid or used link exactly as an unconfirmed one does (it used to answer "Email confirmed" to any token,
+    telling a stranger which accounts are confirmed)."""
     try:
         pk = int(urlsafe_base64_decode(uidb64).decode())
         user = User.objects.select_for_update().get(pk=pk)
     except (ValueError, TypeError, OverflowError, User.DoesNotExist) as exc:
         raise InvalidConfirmationLink() from exc
-    if user.email_confirmed:
-        return user
     if not email_confirmation_token.check_token(user, token):
         raise InvalidConfirmationLink()
-    user.email_confirmed_at = clock.now()
-    user.save(update_fields=["email_confirmed_at"])
-    audit.record(action="user.email_confirmed", obj=user, actor=user, ip=ip)
+    was_confirmed = user.email_confirmed
+    if not was_confirmed:
+        user.email_confirmed_at = clock.now()
+        user.save(update_fields=["email_confirmed_at"])
+        audit.record(action="user.email_confirmed", obj=user, actor=user, ip=ip, data={"via": "confirmation"})
+    mailbox_proven.send(sender=User, user=user, via="confirmation", was_confirmed=was_confirmed)
     return user
+
+
+def _password_changed(*, user: User, via: str, ip: str | None) -> None:
+    """Audit a new password and tell the account's address (OWASP ASVS 2.2.3), so an owner who did not change
+    it learns at once, with the way to take the account back."""
+    audit.record(action="user.password_changed", obj=user, actor=user, ip=ip, data={"via": via})
+    mail.send(
+        to=user.email,
+        subject="Your Apertur password was changed",
+        template="emails/password_changed",
+        context={"user": user, "via": via, "at": clock.now(), "reset_path": reverse("accounts:password-reset")},
+    )
+
+
+@transaction.atomic
+def reset_password(*, user: User, token: str, password: str, ip: str | None = None) -> User:
+    """Set a password through a reset link. The link is checked again here, under the account's row lock, so
+    two submissions of one link cannot both succeed. The link reached the account's mailbox: the email is
+    proven, and confirmed if it was not (``mailbox_proven``, ``via="password_reset"``)."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if not default_token_generator.check_token(locked, token):
+        raise InvalidResetLink()
+    check_password(password, email=locked.email)
+    was_confirmed = locked.email_confirmed
+    locked.set_password(password)
+    fields = ["password"]
+    if not was_confirmed:
+        locked.email_confirmed_at = clock.now()
+        fields.append("email_confirmed_at")
+    locked.save(update_fields=fields)
+    _password_changed(user=locked, via="password_reset", ip=ip)
+    if not was_confirmed:
+        audit.record(action="user.email_confirmed", obj=locked, actor=locked, ip=ip, data={"via": "password_reset"})
+    mailbox_proven.send(sender=User, user=locked, via="password_reset", was_confirmed=was_confirmed)
+    return locked
+
+
+# --- the account page ----------------------------------------------------------------------------------
+
+
+def _check_current_password(*, user: User, password: str) -> None:
+    """Changes on the account page ask for the current password (OWASP ASVS 2.1.5, 3.7.1): a session left open
+    on a shared computer must not be enough to take the account over. Wrong guesses are limited like logins:
+    counted before the check, given back on success."""
+    counted = ratelimit.hit(ACCOUNT_PASSWORD_CHECK, str(user.pk))
+    if not user.check_password(password):
+        raise WrongPassword(field="current_password")
+    ratelimit.give_back(counted)
+
+
+@transaction.atomic
+def change_password(*, user: User, current_password: str, new_password: str, ip: str | None = None) -> User:
+    """A new password from the account page (ASVS 2.1.6). Django's session check compares each session's
+    stored hash of the password with the account's: every other session of the user ends at its next request;
+    the view keeps its own (``update_session_auth_hash``)."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    _check_current_password(user=locked, password=current_password)
+    check_password(new_password, email=locked.email)
+    locked.set_password(new_password)
+    locked.save(update_fields=["password"])
+    _password_changed(user=locked, via="account_page", ip=ip)
+    return locked
+
+
+@transaction.atomic
+def end_other_sessions(*, user: User, current_password: str, ip: str | None = None) -> User:
+    """Log out every other session: the password is hashed again with a fresh salt, which changes the hash
+    each session was stamped with (the same mechanism as a password change, without a new password)."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    _check_current_password(user=locked, password=current_password)
+    locked.set_password(current_password)
+    locked.save(update_fields=["password"])
+    audit.record(action="user.sessions_ended", obj=locked, actor=locked, ip=ip)
+    return locked
+
+
+@transaction.atomic
+def request_email_change(*, user: User, new_email: str, current_password: str, ip: str | None = None) -> str:
+    """Send a link to the new address; the email changes only when it is opened (:func:`confirm_email_change`).
+    Limited per account and, with the confirmation mail, per address. Returns the normalised new address."""
+    _check_current_password(user=user, password=current_password)
+    address = check_email(new_email)
+    if address == user.email:
+        raise InvalidEmail("This is already your email address.", field="email")
+    if User.objects.filter(email=address).exists():
+        raise EmailTaken(field="email")
+    ratelimit.hit(EMAIL_CHANGE_PER_ACCOUNT, str(user.pk))
+    ratelimit.hit(CONFIRM_RESEND_PER_EMAIL, address)
+    path = reverse(
+        "accounts:confirm-email-change", kwargs={"token": make_email_change_token(user=user, new_email=address)}
+    )
+    audit.record(action="user.email_change_requested", obj=user, actor=user, ip=ip, data={"to": address})
+    mail.send(
+        to=address,
+        subject="Confirm your new Apertur email address",
+        template="emails/email_change_confirm",
+        context={"user": user, "new_email": address, "path": path},
+    )
+    return address
+
+
+@transaction.atomic
+def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> User:
+    """Open the link sent to the new address, signed in as the account that asked. The link holds the address
+    the account had then: once the email has changed (this link used, or another), it is stale. The new
+    address is checked again, as signup does (another account may have taken it meanwhile), proven (it got
+    the link: confirmed, ``mailbox_proven`` with ``via="confirmation"``), and the old address is told."""
+    change = read_email_change_token(token)
+    if change is None:
+        raise InvalidEmailChangeLink()
+    if change.user_id != user.pk:
+        raise InvalidEmailChangeLink(
+            "This link was sent for another Apertur account: log out, then log in with that account to use it."
+        )
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.email != change.old_email:
+        raise InvalidEmailChangeLink()
+    new_email = normalize_email(change.new_email)
+    if User.objects.filter(email=new_email).exclude(pk=locked.pk).exists():
+        raise EmailTaken(field="email")
+    old_email, was_confirmed = locked.email, locked.email_confirmed
+    locked.email = new_email
+    locked.email_confirmed_at = clock.now()
+    try:
+        with transaction.atomic():
+            locked.save(update_fields=["email", "email_confirmed_at"])
+    except IntegrityError as exc:  # taken by a concurrent signup or change
+        raise EmailTaken(field="email") from exc
+    audit.record(
+        action="user.email_changed", obj=locked, actor=locked, ip=ip, data={"from": old_email, "to": new_email}
+    )
+    mailbox_proven.send(sender=User, user=locked, via="confirmation", was_confirmed=was_confirmed)
+    mail.send(
+        to=old_email,
+        subject="Your Apertur email address was changed",
+        template="emails/email_changed",
+        context={
+            "old_email": old_email,
+            "new_email": new_email,
+            "at": clock.now(),
+            "support_email": settings.SUPPORT_EMAIL,
+        },
+    )
+    return locked

@@ -18,4 +18,9 @@ urlpatterns = [
         name="password-reset-confirm",
     ),
     path("password-reset/done", views.PasswordResetCompleteView.as_view(), name="password-reset-complete"),
+    path("account", views.account_view, name="account"),
+    path("account/password", views.change_password_view, name="change-password"),
+    path("account/email", views.change_email_view, name="change-email"),
+    path("account/email/confirm/<str:token>", views.confirm_email_change_view, name="confirm-email-change"),
+    path("account/sessions", views.end_other_sessions_view, name="end-other-sessions"),
 ]

@@ -4,22 +4,31 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import REASON_NO_CSRF_COOKIE
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_safe
 
 from apertur.accounts import login as login_service
 from apertur.accounts import services
-from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next
-from apertur.accounts.forms import LoginForm, SignupForm
+from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next, signed_out_pages
+from apertur.accounts.forms import (
+    ChangeEmailForm,
+    ChangePasswordForm,
+    EndSessionsForm,
+    LoginForm,
+    ResendConfirmationForm,
+    SignupForm,
+)
 from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
@@ -31,6 +40,8 @@ from apertur.referrals.services import attribute_signup
 
 def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited) -> HttpResponse:
     minutes = max(1, round(exc.retry_after / 60))
+    if not form.is_bound:  # an empty POST (``request.POST or None``): add_error needs a bound form
+        form = type(form)(request.POST)
     form.errors.clear()
     form.add_error(None, f"Too many attempts. Try again in {minutes} minute(s).")
     response = render(request, template, {"form": form, "next": safe_next(request)}, status=429)
@@ -39,6 +50,7 @@ def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited)
 
 
 @authorize_flow_pages
+@signed_out_pages
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
@@ -65,6 +77,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 @authorize_flow_pages
+@signed_out_pages
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def signup_view(request: HttpRequest) -> HttpResponse:
@@ -111,19 +124,45 @@ def confirm_email_view(request: HttpRequest, uidb64: str, token: str) -> HttpRes
     try:
         services.confirm_email(uidb64=uidb64, token=token, ip=client_ip(request))
     except AperturError as exc:
-        return render(request, "accounts/confirm_email.html", {"error": exc.message}, status=400)
+        context = {"error": exc.message, "form": ResendConfirmationForm()}
+        return render(request, "accounts/confirm_email.html", context, status=400)
     return render(request, "accounts/confirm_email.html", {"error": None})
 
 
-@login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def resend_confirmation_view(request: HttpRequest) -> HttpResponse:
+    """A new confirmation link. Signed in: to the account's own address (the banner's button). Signed out (an
+    expired link opened on another device): to an address typed in, answering the same whether or not it has
+    an unconfirmed account. Limited per IP and per address like password reset: signup needs no confirmation,
+    so without limits anyone could have Apertur mail a victim's address without end."""
+    template = "accounts/resend_confirmation.html"
+    form = ResendConfirmationForm(request.POST if request.method == "POST" else None)
     user = request.user
-    assert isinstance(user, User)
-    if not user.email_confirmed:
-        services.send_confirmation_email(user=user)
-        messages.success(request, f"We sent a new confirmation link to {user.email}.")
-    return redirect(safe_next(request))
+    if request.method == "GET":
+        return render(request, template, {"form": ResendConfirmationForm(), "next": safe_next(request)})
+    try:
+        ratelimit.hit(login_service.CONFIRM_RESEND_PER_IP, client_ip(request))
+    except RateLimited as exc:
+        return _too_many(request, template, form, exc)
+    if isinstance(user, User):
+        if not user.email_confirmed:
+            try:
+                ratelimit.hit(login_service.CONFIRM_RESEND_PER_EMAIL, user.email)
+            except RateLimited as exc:
+                return _too_many(request, template, form, exc)
+            services.send_confirmation_email(user=user)
+            messages.success(request, f"We sent a new confirmation link to {user.email}.")
+        return redirect(safe_next(request))
+    if not form.is_valid():
+        return render(request, template, {"form": form, "next": safe_next(request)}, status=400)
+    address = normalize_email(form.cleaned_data["email"])
+    try:
+        ratelimit.hit(login_service.CONFIRM_RESEND_PER_EMAIL, address)
+    except RateLimited:
+        pass  # the same answer as a sent link: an address's budget must not reveal that it has an account
+    else:
+        services.request_confirmation_link(email=address)
+    return render(request, template, {"sent_to": address})
 
 
 @method_decorator(authorize_flow_pages, name="dispatch")
@@ -167,6 +206,161 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password-reset-complete")
 
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        # The service, not form.save(): it re-checks the link under a row lock, audits, notifies the account
+        # and records the proven mailbox.
+        try:
+            services.reset_password(
+                user=form.user,
+                token=self.request.session.get(auth_views.INTERNAL_RESET_SESSION_TOKEN, ""),
+                password=form.cleaned_data["new_password1"],
+                ip=client_ip(self.request),
+            )
+        except AperturError:
+            self.validlink = False
+            return self.render_to_response(self.get_context_data(form=None), status=400)
+        del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
+        return redirect(self.get_success_url())
+
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.html"
+
+
+@authorize_flow_pages
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a form posted with a token that no longer matches (most often: a login or logout
+    in another tab rotated it, or the page sat open for long) gets a finished page of the site instead of
+    Django's bare one, still a 403. It leads back to the page the form was on when that page is ours (the
+    Referer, which same-origin requests carry under our ``same-origin`` referrer policy), else home; inside
+    the SDK popup it keeps the opener, so the partner's page is not told ``user_denied``."""
+    back = request.headers.get("Referer", "")
+    if not back or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = "/"
+    context = {"back": back, "no_cookie": reason == REASON_NO_CSRF_COOKIE}
+    return render(request, "403_csrf.html", context, status=403)
+
+
+# --- the account page ----------------------------------------------------------------------------------
+
+# Service errors name the service's field; the account page's forms name theirs.
+_ACCOUNT_FIELDS = {"password": "new_password", "email": "new_email"}
+
+
+def _account_page(request: HttpRequest, *, status: int = 200, **bound: Form) -> HttpResponse:
+    context = {
+        "email_form": ChangeEmailForm(prefix="email"),
+        "password_form": ChangePasswordForm(prefix="password"),
+        "sessions_form": EndSessionsForm(prefix="sessions"),
+        **bound,
+    }
+    return render(request, "accounts/account.html", context, status=status)
+
+
+def _account_error(request: HttpRequest, name: str, form: Form, exc: AperturError) -> HttpResponse:
+    """The page again with the error on the form that caused it; past a budget, 429 with Retry-After."""
+    if isinstance(exc, RateLimited):
+        form.add_error(None, f"Too many attempts. Try again in {max(1, round(exc.retry_after / 60))} minute(s).")
+    else:
+        field = _ACCOUNT_FIELDS.get(exc.field or "", exc.field)
+        form.add_error(field if field in form.fields else None, exc.message)
+    response = _account_page(request, status=exc.status, **{name: form})
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@login_required
+@require_safe
+def account_view(request: HttpRequest) -> HttpResponse:
+    return _account_page(request)
+
+
+def _signed_in_user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+@login_required
+@sensitive_post_parameters("password-current_password", "password-new_password", "password-new_password_again")
+@require_http_methods(["GET", "POST"])
+def change_password_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":  # a reload after an error: the page, not a 405
+        return redirect("accounts:account")
+    form = ChangePasswordForm(request.POST, prefix="password")
+    if not form.is_valid():
+        return _account_page(request, status=400, password_form=form)
+    try:
+        user = services.change_password(
+            user=_signed_in_user(request),
+            current_password=form.cleaned_data["current_password"],
+            new_password=form.cleaned_data["new_password"],
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        return _account_error(request, "password_form", form, exc)
+    update_session_auth_hash(request, user)  # this session stays; every other one of the user ends
+    messages.success(request, "Your password was changed. Your other sessions were logged out.")
+    return redirect("accounts:account")
+
+
+@login_required
+@sensitive_post_parameters("email-current_password")
+@require_http_methods(["GET", "POST"])
+def change_email_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("accounts:account")
+    form = ChangeEmailForm(request.POST, prefix="email")
+    if not form.is_valid():
+        return _account_page(request, status=400, email_form=form)
+    try:
+        address = services.request_email_change(
+            user=_signed_in_user(request),
+            new_email=form.cleaned_data["new_email"],
+            current_password=form.cleaned_data["current_password"],
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        return _account_error(request, "email_form", form, exc)
+    messages.success(
+        request,
+        f"We sent a link to {address}. Your email address changes when you open it (it works for 3 days).",
+    )
+    return redirect("accounts:account")
+
+
+@login_required
+@require_safe
+def confirm_email_change_view(request: HttpRequest, token: str) -> HttpResponse:
+    """The link sent to the new address. Opened while signed out, it passes through the login and comes back."""
+    try:
+        user = services.confirm_email_change(user=_signed_in_user(request), token=token, ip=client_ip(request))
+    except AperturError as exc:
+        return render(request, "accounts/email_change_invalid.html", {"error": exc.message}, status=exc.status)
+    messages.success(request, f"Your email address is now {user.email}.")
+    return redirect("accounts:account")
+
+
+@login_required
+@sensitive_post_parameters("sessions-current_password")
+@require_http_methods(["GET", "POST"])
+def end_other_sessions_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("accounts:account")
+    form = EndSessionsForm(request.POST, prefix="sessions")
+    if not form.is_valid():
+        return _account_page(request, status=400, sessions_form=form)
+    try:
+        user = services.end_other_sessions(
+            user=_signed_in_user(request),
+            current_password=form.cleaned_data["current_password"],
+            ip=client_ip(request),
+        )
+    except AperturError as exc:
+        return _account_error(request, "sessions_form", form, exc)
+    update_session_auth_hash(request, user)
+    messages.success(request, "Your other sessions were logged out.")
+    return redirect("accounts:account")

@@ -212,6 +212,8 @@ LOGIN_URL = "/login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 3
+# Email confirmation links (signup, and the link an email change sends to the new address): their own, longer life.
+EMAIL_CONFIRMATION_TIMEOUT = 60 * 60 * 24 * 3
 
 # Login throttling (per account and per client IP), fixed windows in the cache.
 LOGIN_RATE_PER_ACCOUNT_IP = (int(os.environ.get("LOGIN_RATE_PER_ACCOUNT_IP", "10")), 15 * 60)
@@ -222,6 +224,8 @@ LOGIN_RATE_PER_IP = (int(os.environ.get("LOGIN_RATE_PER_IP", "50")), 15 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# A stale form (a login in another tab rotated the token) gets a page of the site, still a 403.
+CSRF_FAILURE_VIEW = "apertur.accounts.views.csrf_failure"
 # Outside DEBUG the cookies are Secure and HSTS is on whenever Apertur is served over HTTPS; a plain-http
 # base URL (a loopback deployment) cannot carry Secure cookies, so it keeps them off rather than breaking
 # every login.
@@ -253,6 +257,8 @@ CONTENT_SECURITY_POLICY = {
 # --- Mail -------------------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Apertur <no-reply@apertur.ca>")
 STAFF_NOTIFY_EMAIL = os.environ.get("STAFF_NOTIFY_EMAIL", "partners@apertur.ca")
+# Where a user writes when their account was changed without them (named in the email-changed notice).
+SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@apertur.ca")
 MAIL_DIR = Path(os.environ.get("APERTUR_MAIL_DIR", VAR_DIR / "mail"))
 if os.environ.get("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

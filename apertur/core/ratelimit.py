@@ -9,6 +9,7 @@ report ``Retry-After``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass
@@ -82,6 +83,16 @@ class _ProcessCounters:
         with self._lock:
             return self._windows.get((limit.name, start), {}).get(key, 0)
 
+    def decr(self, limit: Limit, key: str, start: int) -> None:
+        with self._lock:
+            window = self._windows.get((limit.name, start))
+            if window is None or window.get(key, 0) <= 0:
+                return
+            if window[key] == 1:
+                del window[key]
+            else:
+                window[key] -= 1
+
     def delete(self, limit: Limit, key: str, start: int) -> None:
         with self._lock:
             self._windows.get((limit.name, start), {}).pop(key, None)
@@ -137,9 +148,68 @@ def _incr(limit: Limit, key: str, start: int) -> int:
         return int(backend.incr(cache_key))
 
 
-def hit(limit: Limit, key: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One attempt counted in one window of a budget: what :func:`give_back` takes back."""
+
+    limit: Limit
+    key: str
+    window_start: int
+
+
+def hit(limit: Limit, key: str) -> Hit:
     """Count one attempt; raise :class:`RateLimited` once the window's budget is spent."""
-    consume(limit, key)
+    start, retry_after = _window(limit)
+    if _incr(limit, key, start) > limit.max_hits:
+        raise RateLimited(retry_after=retry_after)
+    return Hit(limit=limit, key=key, window_start=start)
+
+
+def hit_all(*budgets: tuple[Limit, str]) -> list[Hit]:
+    """Count one attempt against each budget, in order. When one is spent the attempt is refused and gives
+    back everything it counted (the spent budget's hit included): a refused attempt tried nothing, so the
+    counters keep meaning "attempts that went through", and a :func:`give_back` elsewhere can reopen them."""
+    counted: list[Hit] = []
+    for limit, key in budgets:
+        start, retry_after = _window(limit)
+        count = _incr(limit, key, start)
+        counted.append(Hit(limit=limit, key=key, window_start=start))
+        if count > limit.max_hits:
+            give_back(*counted)
+            raise RateLimited(retry_after=retry_after)
+    return counted
+
+
+# Decrement only a live, positive counter: a window that has expired (or was reset) must not come back as a
+# key without expiry, nor go negative and grant extra attempts.
+_REDIS_GIVE_BACK = """
+local hits = tonumber(redis.call('GET', KEYS[1]) or '0')
+if hits > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
+
+def give_back(*hits: Hit) -> None:
+    """Undo counted attempts, each in the window it was counted in (a later window is left alone), never
+    below zero. For budgets of *failures* that must count before the outcome is known (so parallel attempts
+    cannot outrun the check): count, then give the hit back once the attempt turned out not to be a failure."""
+    for counted in hits:
+        limit, key, start = counted.limit, counted.key, counted.window_start
+        if _in_process():
+            _process_counters.decr(limit, key, start)
+            continue
+        backend = caches["default"]
+        cache_key = _key(limit, key, start)
+        if isinstance(backend, RedisCache):
+            full_key = backend.make_and_validate_key(cache_key)
+            client = backend._cache.get_client(full_key, write=True)
+            client.eval(_REDIS_GIVE_BACK, 1, full_key)
+            continue
+        # Other caches have no atomic conditional decrement (nor atomic increments: Django's incr is a get
+        # and a set); good enough for the single-process backends they are used as.
+        if (backend.get(cache_key) or 0) > 0:
+            with contextlib.suppress(ValueError):  # expired meanwhile
+                backend.decr(cache_key)
 
 
 def check(limit: Limit, key: str) -> None:

@@ -98,6 +98,40 @@ def test_login_is_rate_limited_per_ip(settings: Any) -> None:
     )
 
 
+def test_successful_logins_do_not_use_the_ip_budget(settings: Any) -> None:
+    """An office behind one NAT address: its people log in all day. Only failures spend the per-IP and
+    per-account budgets (the module's promise, OWASP ASVS 2.2.1); 50 good logins used to lock the address out."""
+    settings.LOGIN_RATE_PER_IP = (5, 900)
+    settings.LOGIN_RATE_PER_ACCOUNT = (5, 900)
+    users = [make_user(f"staff{i}@example.com") for i in range(3)]
+    office = "10.6.6.6"
+    for i in range(20):
+        client = Client(REMOTE_ADDR=office)
+        response = client.post("/login", {"email": users[i % 3].email, "password": PASSWORD})
+        assert response.status_code == 302, (i, response.status_code)
+    # Failures still count, and a success in between does not give their hits back.
+    for i in range(4):
+        Client(REMOTE_ADDR=office).post("/login", {"email": f"guess{i}@example.com", "password": "nope-nope"})
+    assert Client(REMOTE_ADDR=office).post("/login", {"email": users[0].email, "password": PASSWORD}).status_code == 302
+    Client(REMOTE_ADDR=office).post("/login", {"email": "guess9@example.com", "password": "nope-nope"})
+    refused = Client(REMOTE_ADDR=office).post("/login", {"email": users[1].email, "password": PASSWORD})
+    assert refused.status_code == 429
+
+
+def test_successful_logins_do_not_use_the_account_budget(settings: Any) -> None:
+    settings.LOGIN_RATE_PER_ACCOUNT = (3, 900)
+    make_user("ada@example.com")
+    for i in range(10):  # her phone, her laptop, the office…
+        response = Client(REMOTE_ADDR=f"10.7.0.{i}").post("/login", {"email": "ada@example.com", "password": PASSWORD})
+        assert response.status_code == 302
+    for i in range(3):
+        Client(REMOTE_ADDR=f"10.7.1.{i}").post("/login", {"email": "ada@example.com", "password": "nope-nope"})
+    assert (
+        Client(REMOTE_ADDR="10.7.2.1").post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code
+        == 429
+    )
+
+
 def test_signup_creates_account_and_first_project(django_capture_on_commit_callbacks: Any) -> None:
     client = Client()
     with django_capture_on_commit_callbacks(execute=True):
@@ -308,3 +342,56 @@ def test_forwarded_for_is_read_from_the_right(settings: Any) -> None:
     assert client_ip(request) == "203.0.113.7"  # what our proxy saw, not what the client claimed
     settings.SECURE_PROXY_SSL_HEADER = None
     assert client_ip(request) == "10.0.0.1"
+
+
+def test_an_empty_signup_post_past_the_limit_is_a_429_not_an_error() -> None:
+    from apertur.accounts.login import SIGNUP_PER_IP
+
+    client = Client(REMOTE_ADDR="10.2.2.3")
+    for _ in range(SIGNUP_PER_IP.max_hits):
+        client.post("/signup", {"email": "x", "password": "x"})
+    response = client.post("/signup")  # no fields at all: the form was unbound and add_error raised (500)
+    assert response.status_code == 429
+    assert "Too many attempts" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/login", "/signup"])
+def test_a_signed_in_user_is_told_instead_of_shown_the_form(path: str) -> None:
+    client = Client()
+    client.force_login(make_user("ada@example.com"))
+    response = client.get(path)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "You are signed in as <strong>ada@example.com</strong>" in html
+    assert ">Log in</button>" not in html and ">Sign up</button>" not in html
+    assert _hrefs(html, "Continue") == ["/"] and _hrefs(html, "Log out") == ["/logout"]
+
+
+def test_signing_up_while_signed_in_does_not_switch_accounts() -> None:
+    ada = make_user("ada@example.com")
+    client = Client()
+    client.force_login(ada)
+    response = client.post("/signup", {"email": "new@example.com", "password": "correct-horse-battery"})
+    assert response.status_code == 200 and "You are signed in as" in response.content.decode()
+    assert not User.objects.filter(email="new@example.com").exists()
+    assert client.session["_auth_user_id"] == str(ada.pk)
+
+
+@pytest.mark.parametrize("path", ["/login", "/signup"])
+def test_a_signed_in_user_in_the_authorization_popup_goes_on_to_it(path: str) -> None:
+    """The aptr-connect popup sends a signed-out user to /login?next=<authorize>; one who signed in meanwhile (in
+    another tab) must simply continue to the authorization request, opener kept."""
+    client = Client()
+    client.force_login(make_user("ada@example.com"))
+    response = client.get(path + IN_FLOW)
+    assert response.status_code == 302 and response["Location"] == AUTHORIZE
+    assert response["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert client.get("/login?next=/partners/")["Location"] == "/partners/"
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])
+def test_a_signed_in_user_is_never_sent_off_site(target: str) -> None:
+    client = Client()
+    client.force_login(make_user("ada@example.com"))
+    response = client.get("/login?" + urlencode({"next": target}))
+    assert response.status_code == 200 and "You are signed in as" in response.content.decode()

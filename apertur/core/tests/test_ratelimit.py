@@ -65,3 +65,63 @@ def test_other_cache_backends_keep_the_counters_in_the_cache(settings: object, t
             ratelimit.reset(LIMIT, "f")
             ratelimit.check(LIMIT, "f")
         assert ratelimit._process_counters._windows == {}
+
+
+def test_give_back_undoes_a_hit_in_its_own_window_only() -> None:
+    with time_machine.travel(dt.datetime(2026, 3, 1, 12, 0, 10, tzinfo=dt.UTC), tick=False) as traveller:
+        hits = [ratelimit.hit(LIMIT, "g") for _ in range(3)]
+        ratelimit.give_back(hits[0])
+        ratelimit.hit(LIMIT, "g")  # the budget has room again
+        with pytest.raises(RateLimited):
+            ratelimit.hit(LIMIT, "g")
+        late = hits[1]
+        traveller.move_to(dt.datetime(2026, 3, 1, 12, 1, 5, tzinfo=dt.UTC))
+        ratelimit.hit(LIMIT, "g")
+        ratelimit.give_back(late)  # counted in the previous window: nothing to undo in this one
+        ratelimit.hit(LIMIT, "g")
+        ratelimit.hit(LIMIT, "g")
+        with pytest.raises(RateLimited):
+            ratelimit.hit(LIMIT, "g")
+
+
+def test_give_back_never_goes_below_zero() -> None:
+    counted = ratelimit.hit(LIMIT, "z")
+    ratelimit.reset(LIMIT, "z")
+    ratelimit.give_back(counted, counted)
+    for _ in range(3):
+        ratelimit.hit(LIMIT, "z")
+    with pytest.raises(RateLimited):
+        ratelimit.hit(LIMIT, "z")
+
+
+def test_hit_all_refused_counts_nothing() -> None:
+    tight = ratelimit.Limit("tight", 1, 60)
+    ratelimit.hit(tight, "t")
+    for _ in range(5):
+        with pytest.raises(RateLimited):
+            ratelimit.hit_all((LIMIT, "a"), (tight, "t"))
+    # The refused attempts gave back their hits on the first budget, and on the spent one too.
+    assert ratelimit.consume(LIMIT, "a").remaining == 2
+    ratelimit.give_back(ratelimit.Hit(limit=tight, key="t", window_start=ratelimit._window(tight)[0]))
+    ratelimit.hit_all((LIMIT, "a"), (tight, "t"))
+
+
+def test_give_back_in_another_cache_backend(tmp_path: object) -> None:
+    from django.test import override_settings
+
+    with override_settings(
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
+        }
+    ):
+        hits = [ratelimit.hit(LIMIT, "f") for _ in range(3)]
+        ratelimit.give_back(hits[0])
+        ratelimit.hit(LIMIT, "f")
+        with pytest.raises(RateLimited):
+            ratelimit.hit(LIMIT, "f")
+        ratelimit.reset(LIMIT, "f")
+        ratelimit.give_back(hits[1])  # an emptied counter stays empty, not negative
+        for _ in range(3):
+            ratelimit.hit(LIMIT, "f")
+        with pytest.raises(RateLimited):
+            ratelimit.hit(LIMIT, "f")

@@ -1,0 +1,99 @@
+"""A password reset is a security-relevant change: audited, told to the account, and a proof of the mailbox."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.tokens import default_token_generator
+from django.core import mail
+from django.test import Client
+
+from apertur.accounts import services
+from apertur.accounts.errors import InvalidResetLink
+from apertur.accounts.models import User
+from apertur.accounts.signals import mailbox_proven
+from apertur.core.models import AuditEvent
+from apertur.testing import PASSWORD, make_user
+
+pytestmark = pytest.mark.django_db
+NEW_PASSWORD = "a-brand-new-secret"
+
+
+@pytest.fixture
+def proofs() -> Iterator[list[dict[str, Any]]]:
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        received.append({"sender": sender, **kwargs})
+
+    mailbox_proven.connect(receiver)
+    yield received
+    mailbox_proven.disconnect(receiver)
+
+
+def _reset(client: Client, email: str, capture: Any) -> Any:
+    assert client.post("/password-reset", {"email": email}).status_code == 302
+    link = re.search(r"http://localhost:8000(/password-reset/\S+)", mail.outbox[-1].body)
+    assert link
+    form_page = client.get(link.group(1), follow=True)
+    set_url = form_page.redirect_chain[-1][0]
+    with capture(execute=True):
+        return client.post(set_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+
+
+def test_a_reset_is_audited_and_told_to_the_account(
+    django_capture_on_commit_callbacks: Any, proofs: list[dict[str, Any]]
+) -> None:
+    user = make_user("ada@example.com")
+    done = _reset(Client(), "ada@example.com", django_capture_on_commit_callbacks)
+    assert done.status_code == 302 and done["Location"] == "/password-reset/done"
+    assert Client().login(email="ada@example.com", password=NEW_PASSWORD)
+    event = AuditEvent.objects.get(action="user.password_changed", object_id=str(user.pk))
+    assert event.data == {"via": "password_reset"} and event.actor_id == user.pk
+    notice = mail.outbox[-1]
+    assert notice.to == ["ada@example.com"] and notice.subject == "Your Apertur password was changed"
+    assert "with a password reset link" in notice.body
+    assert "If this wasn't you, reset your password" in notice.body
+    assert "http://localhost:8000/password-reset\n" in notice.body
+    # Already confirmed: proven again, nothing to confirm.
+    assert [(p["sender"], p["user"].pk, p["via"], p["was_confirmed"]) for p in proofs] == [
+        (User, user.pk, "password_reset", True)
+    ]
+    assert not AuditEvent.objects.filter(action="user.email_confirmed").exists()
+
+
+def test_a_reset_confirms_an_unconfirmed_email(
+    django_capture_on_commit_callbacks: Any, proofs: list[dict[str, Any]]
+) -> None:
+    user = services.create_user(email="ada@example.com", password=PASSWORD, send_confirmation=False)
+    _reset(Client(), "ada@example.com", django_capture_on_commit_callbacks)
+    user.refresh_from_db()
+    assert user.email_confirmed
+    event = AuditEvent.objects.get(action="user.email_confirmed", object_id=str(user.pk))
+    assert event.data == {"via": "password_reset"}
+    assert [(p["via"], p["was_confirmed"]) for p in proofs] == [("password_reset", False)]
+
+
+def test_a_used_reset_link_cannot_set_the_password_again(proofs: list[dict[str, Any]]) -> None:
+    user = make_user("ada@example.com")
+    token = default_token_generator.make_token(user)
+    services.reset_password(user=user, token=token, password=NEW_PASSWORD)
+    # A second submission of the same link (another tab, a parallel request): refused under the row lock.
+    with pytest.raises(InvalidResetLink):
+        services.reset_password(user=user, token=token, password="another-new-secret")
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert AuditEvent.objects.filter(action="user.password_changed").count() == 1
+    assert len(proofs) == 1
+
+
+def test_a_reset_ends_the_other_sessions() -> None:
+    user = make_user("ada@example.com")
+    elsewhere = Client()
+    elsewhere.force_login(user)
+    assert elsewhere.get("/projects/").status_code == 200
+    services.reset_password(user=user, token=default_token_generator.make_token(user), password=NEW_PASSWORD)
+    assert elsewhere.get("/projects/").status_code == 302  # the session's auth hash no longer matches
