@@ -8,9 +8,11 @@ class ReferralsConfig(AppConfig):
     label = "referrals"
 
     def ready(self) -> None:
+        from apertur.accounts.signals import mailbox_proven
         from apertur.partners.signals import partner_approved
 
         partner_approved.connect(_first_link, dispatch_uid="referrals-first-link-on-approval")
+        mailbox_proven.connect(_claimed, dispatch_uid="referrals-unproven-signup-claimed")
 
 
 def _first_link(sender: Any, *, partner: Any, **kwargs: Any) -> None:
@@ -19,3 +21,12 @@ def _first_link(sender: Any, *, partner: Any, **kwargs: Any) -> None:
     from apertur.referrals.services import ensure_default_link
 
     ensure_default_link(partner=partner)
+
+
+def _claimed(sender: Any, *, user: Any, via: str, was_confirmed: bool, **kwargs: Any) -> None:
+    """An account that never proved its mailbox, claimed through a password reset by whoever reads that mailbox:
+    the signup that carried a referral may not have been theirs (services.drop_unproven_referral)."""
+    if via == "password_reset" and not was_confirmed:
+        from apertur.referrals.services import drop_unproven_referral
+
+        drop_unproven_referral(customer=user)

@@ -139,6 +139,29 @@ def attribute_signup(*, customer: User, cookie: str | None) -> Attribution | Non
     )
 
 
+def drop_unproven_referral(*, customer: User) -> Attribution | None:
+    """A referral made at a signup whose mailbox was never proven, now claimed through a password reset, is
+    dropped (audited ``attribution.dropped``): anyone who had clicked a partner's link could have signed up with
+    someone else's address, and the address's owner, finding it taken, resets the password and would then be
+    that partner's customer for life. Only while the customer has made no payment (commissions already earned
+    stay as they are; staff can still move the attribution). The cost: a real referral whose customer never
+    confirmed their email and reset their password before paying is lost too."""
+    from apertur.projects.models import Payment
+
+    attribution = (
+        Attribution.objects.select_for_update().filter(customer=customer, source=AttributionSource.REFERRAL).first()
+    )
+    if attribution is None or Payment.objects.filter(customer=customer).exists():
+        return None
+    audit.record(
+        action="attribution.dropped",
+        obj=attribution,
+        data={"partner": attribution.partner_id, "reason": "unconfirmed signup claimed by a password reset"},
+    )
+    attribution.delete()
+    return attribution
+
+
 def attribute_by_oauth(*, customer: User, at: dt.datetime) -> Attribution | None:
     """When an unattributed customer starts paying (``at``: subscribing or upgrading): the partner of the most
     recent active connection of one of their projects made at or before that moment.

@@ -232,3 +232,61 @@ def test_a_link_with_what_a_sentence_appended_still_works_and_odd_codes_are_a_pa
         assert response.status_code == 404, path
         assert b"This referral link does not exist" in response.content and b'href="/signup"' in response.content
     assert ReferralClick.objects.count() == 5
+
+
+def _reset_password(browser: Client, email: str) -> None:
+    import re
+
+    from django.core import mail
+
+    assert browser.post("/password-reset", {"email": email}).status_code == 302
+    link = re.search(r"http://localhost:8000(/password-reset/\S+)", mail.outbox[-1].body)
+    assert link
+    set_url = browser.get(link.group(1), follow=True).redirect_chain[-1][0]
+    done = browser.post(set_url, {"new_password1": "the-real-owner-now", "new_password2": "the-real-owner-now"})
+    assert done.status_code == 302
+
+
+def test_a_squatted_signup_claimed_by_a_password_reset_loses_its_referral() -> None:
+    """Someone who clicked a partner's link signs up with another person's address (nothing is confirmed at
+    signup). The address's owner finds it taken and resets the password: they must not be that partner's
+    customer for life."""
+    from apertur.core.models import AuditEvent
+
+    link = ensure_default_link(partner=make_partner())
+    squatter = Client()
+    squatter.get(f"/r/{link.code}")
+    signup(squatter, "prospect@bigcorp.example")
+    assert Attribution.objects.filter(customer__email="prospect@bigcorp.example").exists()
+    _reset_password(Client(), "prospect@bigcorp.example")
+    assert not Attribution.objects.filter(customer__email="prospect@bigcorp.example").exists()
+    event = AuditEvent.objects.get(action="attribution.dropped")
+    assert event.data["reason"] == "unconfirmed signup claimed by a password reset"
+
+
+def test_a_confirmed_or_paying_customers_referral_survives_a_password_reset() -> None:
+    import datetime as dt
+
+    from apertur.accounts.models import User
+    from apertur.projects.models import Payment
+    from apertur.projects.services import create_project
+
+    link = ensure_default_link(partner=make_partner())
+    for email in ("confirmed@example.com", "paying@example.com"):
+        browser = Client()
+        browser.get(f"/r/{link.code}")
+        signup(browser, email)
+    confirmed = User.objects.get(email="confirmed@example.com")
+    User.objects.filter(pk=confirmed.pk).update(email_confirmed_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    paying = User.objects.get(email="paying@example.com")
+    Payment.objects.create(
+        project=create_project(owner=paying, name="P"),
+        customer=paying,
+        external_id="in_1",
+        amount_cents=2_900,
+        amount_cad_cents=2_900,
+        paid_at=dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+    )
+    for email in ("confirmed@example.com", "paying@example.com"):
+        _reset_password(Client(), email)
+    assert Attribution.objects.count() == 2
