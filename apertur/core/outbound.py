@@ -69,12 +69,44 @@ def _allowed_addresses(host: str, port: int | None, *, unresolvable_ok: bool = F
         raise BlockedDestination(f"cannot resolve {host}") from exc
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for text in addresses:
-        address = ipaddress.ip_address(text)
-        if address.is_loopback and loopback_ok:
-            continue
-        if not address.is_global:
-            raise BlockedDestination(f"{host} resolves to a non-public address")
+        for address in _meant(ipaddress.ip_address(text)):
+            if address.is_loopback and loopback_ok:
+                continue
+            if not address.is_global:
+                raise BlockedDestination(f"{host} resolves to a non-public address")
     return addresses
+
+
+# IPv6 prefixes that carry an IPv4 address a translator or tunnel delivers to: NAT64's well-known prefix
+# (RFC 6052 §2.1, 64:ff9b::/96, the IPv4 address in the last 32 bits) and its local-use prefix (RFC 8215,
+# 64:ff9b:1::/48, whose embedding depends on the network: refused whole). Python calls both global.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291 §2.5.5.1): ::a.b.c.d
+_UNSPECIFIED = ipaddress.IPv4Address(0)  # what an unreadable IPv4 target counts as: never allowed
+
+
+def _meant(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address, and the IPv4 address an IPv6 one leads to (IPv4-mapped, 6to4, Teredo's server and client,
+    NAT64): each must pass the rule, or ``64:ff9b::a00:7`` would reach 10.0.0.7 through a NAT64 gateway. An
+    address whose IPv4 target cannot be read (NAT64 local use, IPv4-compatible) is refused: an unspecified one
+    stands for it."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return [address]
+    if address in _NAT64_LOCAL or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        return [address, _UNSPECIFIED]
+    inner: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if address.ipv4_mapped is not None:
+        inner.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        inner.append(address.sixtofour)
+    if address.teredo is not None:
+        inner.extend(address.teredo)
+    if address in _NAT64:
+        inner.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return inner
 
 
 def check_destination(url: str, *, unresolvable_ok: bool = False) -> None:

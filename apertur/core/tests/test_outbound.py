@@ -110,3 +110,31 @@ def test_no_proxy_from_the_environment_and_no_redirects(
     with outbound.http_client(timeout=TIMEOUT) as client:
         assert client.post(f"http://127.0.0.1:{listener.port}/x", content=b"").status_code == 204
         assert client.follow_redirects is False
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a00:7",  # NAT64 (RFC 6052) to 10.0.0.7
+        "64:ff9b::a9fe:a9fe",  # NAT64 to the cloud metadata address 169.254.169.254
+        "64:ff9b:1::a00:7",  # NAT64 local-use prefix (RFC 8215): its embedding is the network's own
+        "2002:a00:7::1",  # 6to4 of 10.0.0.7
+        "::a00:7",  # IPv4-compatible (deprecated) 10.0.0.7
+        "::ffff:10.0.0.1",  # IPv4-mapped
+        "::",
+    ],
+)
+def test_ipv6_addresses_that_lead_to_private_ipv4_ones_are_refused(
+    address: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python calls the NAT64, 6to4 and IPv4-compatible forms global; what they deliver to is what counts."""
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    fake_dns(monkeypatch, {"v6.example": [[address]]})
+    with pytest.raises(outbound.BlockedDestination, match="non-public"):
+        outbound.check_destination("https://v6.example/hooks")
+
+
+def test_ipv6_forms_of_public_ipv4_addresses_stay_allowed(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    fake_dns(monkeypatch, {"v6.example": [["64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111"]]})
+    outbound.check_destination("https://v6.example/hooks")
