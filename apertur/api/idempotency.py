@@ -61,21 +61,21 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         # Keys belong to the caller and its mode: a test-mode key never replays into live mode.
         owner = f"{caller.identity}:{'live' if caller.livemode else 'test'}"
         record = _claim(owner=owner, key=key, method=request.method or "POST", path=request.path, body_hash=body_hash)
-        if record is None:
-            first = IdempotencyKey.objects.get(owner=owner, key=key)
+        first = None if record is not None else IdempotencyKey.objects.filter(owner=owner, key=key).first()
+        if record is None and first is None:
+            # Another request with this key is replacing its stale record at this moment: it comes first.
+            return _in_progress(request)
+        if first is not None:
             if first.body_hash != body_hash or first.path != request.path:
                 return error_response(
                     request, 409, "idempotency_key_reused", "This Idempotency-Key was used with a different request."
                 )
             if first.status == 0:
-                response = error_response(
-                    request, 409, "idempotency_in_progress", "The first request with this key is still running."
-                )
-                response["Retry-After"] = "1"
-                return response
+                return _in_progress(request)
             replay = HttpResponse(bytes(first.response_body), status=first.status, content_type="application/json")
             replay["Idempotent-Replayed"] = "true"
             return replay
+        assert record is not None
         try:
             response = view(request, *args, **kwargs)
         except Exception:
@@ -84,9 +84,21 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         if response.status_code >= 500:
             record.delete()  # a server error is not an answer: let the retry run
         else:
-            record.status = response.status_code
-            record.response_body = response.content
-            record.save(update_fields=["status", "response_body"])
+            # An update, not save(): a request that ran past ABANDONED_AFTER may find its record replaced, and its
+            # answer (its work is done) must not become a 500.
+            IdempotencyKey.objects.filter(pk=record.pk).update(
+                status=response.status_code, response_body=response.content
+            )
         return response
 
     return wrapper
+
+
+def _in_progress(request: HttpRequest) -> HttpResponse:
+    from apertur.api.v1 import error_response
+
+    response = error_response(
+        request, 409, "idempotency_in_progress", "The first request with this key is still running."
+    )
+    response["Retry-After"] = "1"
+    return response

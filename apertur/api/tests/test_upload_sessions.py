@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 import time_machine
@@ -265,3 +266,31 @@ def test_a_first_request_that_died_frees_its_key_after_ten_minutes(live_key_api:
         retried = live_key_api.post("/upload-sessions", {"title": "Once"}, key="died")
     assert retried.status_code == 201 and UploadSession.objects.count() == 1
     assert IdempotencyKey.objects.get().status == 201
+
+
+def test_a_request_that_outlived_its_key_still_answers(live_key_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its record replaced by a retry while it ran (past ABANDONED_AFTER), the first request's work is done: it
+    answers, it does not fail on the missing row."""
+    from apertur.api import idempotency
+    from apertur.core.models import IdempotencyKey
+
+    real_claim = idempotency._claim
+
+    def claim_then_lose_the_record(**kwargs: Any) -> Any:
+        record = real_claim(**kwargs)
+        IdempotencyKey.objects.filter(pk=record.pk).delete()  # a retry replaced it meanwhile
+        return record
+
+    monkeypatch.setattr(idempotency, "_claim", claim_then_lose_the_record)
+    assert live_key_api.post("/upload-sessions", {"title": "Slow"}, key="slow").status_code == 201
+
+
+def test_a_key_whose_stale_record_is_being_replaced_answers_in_progress(
+    live_key_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apertur.api import idempotency
+
+    monkeypatch.setattr(idempotency, "_claim", lambda **kwargs: None)  # lost the race, and no record to read yet
+    response = live_key_api.post("/upload-sessions", {"title": "Once"}, key="racing")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "idempotency_in_progress"
+    assert response["Retry-After"] == "1" and UploadSession.objects.count() == 0
