@@ -46,7 +46,9 @@ def create_link(*, partner: Partner, label: str = "") -> ReferralLink:
 # Link previews, crawlers and uptime checkers follow links without a person behind them: no click, no cookie.
 # Matched case-insensitively anywhere in the User-Agent (the tokens these agents publish for themselves).
 _AGENTS = re.compile(
-    r"bot\b|bot/|crawler|spider|slurp|preview|linkexpanding|facebookexternalhit|embedly|whatsapp|"
+    # "…bot" ending a product token (Googlebot/2.1, Slackbot-LinkExpanding, TwitterBot)), not any word ending
+    # in "bot" (a CUBOT phone's "CUBOT X30"); "+http" is the contact URL crawlers put in their agent.
+    r"bot(?:/|-|;|\)|$)|\+https?://|crawler|spider|slurp|preview|linkexpanding|facebookexternalhit|embedly|whatsapp|"
     r"skypeuripreview|headlesschrome|python-requests|curl/|wget/|go-http-client|okhttp",
     re.IGNORECASE,
 )
