@@ -16,7 +16,7 @@ from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
 from apertur.accounts import login as login_service
 from apertur.accounts import services
@@ -333,7 +333,7 @@ def change_email_view(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_safe
+@require_GET  # not HEAD: opening the link changes the address, and a HEAD (a link checker) is no visit
 def confirm_email_change_view(request: HttpRequest, token: str) -> HttpResponse:
     """The link sent to the new address. Opened while signed out, it passes through the login and comes back."""
     try:

@@ -206,6 +206,9 @@ def test_changing_the_email_goes_through_a_link_to_the_new_address(
     assert link_mail.subject == "Confirm your new Apertur email address"
     ada.refresh_from_db()
     assert ada.email == "ada@example.com"  # nothing changes before the link is opened
+    assert browser.head(_change_link(link_mail)).status_code == 405  # a link checker's HEAD is no visit
+    ada.refresh_from_db()
+    assert ada.email == "ada@example.com"
     with django_capture_on_commit_callbacks(execute=True):
         opened = browser.get(_change_link(link_mail))
     assert opened.status_code == 302 and opened["Location"] == "/account"
