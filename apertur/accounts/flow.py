@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.http import HttpRequest, HttpResponseBase
-from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -50,24 +49,6 @@ def authorize_flow_pages(view: Callable[..., HttpResponseBase]) -> Callable[...,
         if in_authorize_flow(request):
             keep_opener(response)
         return response
-
-    return wrapper
-
-
-def signed_out_pages(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """/login and /signup for a user who is signed in already. With a same-site ``next`` (the authorization
-    request of the SDK popup, a page that asked for a login) they go straight there: that is what the login
-    was for. Without one, the page says who is signed in (Continue / Log out) instead of the form: signing up
-    while signed in used to switch silently to the new account."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return view(request, *args, **kwargs)
-        target = safe_next(request)
-        if target != "/":
-            return redirect(target)
-        return render(request, "accounts/signed_in.html", {"signup": request.path == reverse("accounts:signup")})
 
     return wrapper
 

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apertur.accounts import login as login_service
 from apertur.accounts import services
-from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next, signed_out_pages
+from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next
 from apertur.accounts.forms import (
     ChangeEmailForm,
     ChangePasswordForm,
@@ -50,7 +50,6 @@ def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited)
 
 
 @authorize_flow_pages
-@signed_out_pages
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
@@ -77,7 +76,6 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 @authorize_flow_pages
-@signed_out_pages
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def signup_view(request: HttpRequest) -> HttpResponse:
