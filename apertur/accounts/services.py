@@ -157,14 +157,16 @@ def reset_password(*, user: User, token: str, password: str, ip: str | None = No
 # --- the account page ----------------------------------------------------------------------------------
 
 
-def _check_current_password(*, user: User, password: str) -> None:
+def _check_current_password(*, user: User, password: str, ip: str | None) -> None:
     """Changes on the account page ask for the current password (OWASP ASVS 2.1.5, 3.7.1): a session left open
     on a shared computer must not be enough to take the account over. Wrong guesses are limited like logins:
-    counted before the check, given back on success."""
-    counted = ratelimit.hit(ACCOUNT_PASSWORD_CHECK, str(user.pk))
+    counted before the check, given back on success, a refused attempt counts nothing. Per account *and*
+    address: someone holding a stolen session elsewhere cannot spend the owner's budget and keep them from
+    changing the password or logging that session out."""
+    counted = ratelimit.hit_all((ACCOUNT_PASSWORD_CHECK, f"{user.pk}|{ip or '-'}"))
     if not user.check_password(password):
         raise WrongPassword(field="current_password")
-    ratelimit.give_back(counted)
+    ratelimit.give_back(*counted)
 
 
 @transaction.atomic
@@ -173,7 +175,7 @@ def change_password(*, user: User, current_password: str, new_password: str, ip:
     stored hash of the password with the account's: every other session of the user ends at its next request;
     the view keeps its own (``update_session_auth_hash``)."""
     locked = User.objects.select_for_update().get(pk=user.pk)
-    _check_current_password(user=locked, password=current_password)
+    _check_current_password(user=locked, password=current_password, ip=ip)
     check_password(new_password, email=locked.email)
     locked.set_password(new_password)
     locked.save(update_fields=["password"])
@@ -186,7 +188,7 @@ def end_other_sessions(*, user: User, current_password: str, ip: str | None = No
     """Log out every other session: the password is hashed again with a fresh salt, which changes the hash
     each session was stamped with (the same mechanism as a password change, without a new password)."""
     locked = User.objects.select_for_update().get(pk=user.pk)
-    _check_current_password(user=locked, password=current_password)
+    _check_current_password(user=locked, password=current_password, ip=ip)
     locked.set_password(current_password)
     locked.save(update_fields=["password"])
     audit.record(action="user.sessions_ended", obj=locked, actor=locked, ip=ip)
@@ -197,13 +199,15 @@ def end_other_sessions(*, user: User, current_password: str, ip: str | None = No
 def request_email_change(*, user: User, new_email: str, current_password: str, ip: str | None = None) -> str:
     """Send a link to the new address; the email changes only when it is opened (:func:`confirm_email_change`).
     Limited per account and, with the confirmation mail, per address. Returns the normalised new address."""
-    _check_current_password(user=user, password=current_password)
+    _check_current_password(user=user, password=current_password, ip=ip)
     address = check_email(new_email)
     if address == user.email:
         raise InvalidEmail("This is already your email address.", field="email")
+    # Counted before the address is looked up: "already has an account" must not be an unlimited oracle of
+    # which addresses are registered (signup tells it too, within its own budget).
+    ratelimit.hit(EMAIL_CHANGE_PER_ACCOUNT, str(user.pk))
     if User.objects.filter(email=address).exists():
         raise EmailTaken(field="email")
-    ratelimit.hit(EMAIL_CHANGE_PER_ACCOUNT, str(user.pk))
     ratelimit.hit(CONFIRM_RESEND_PER_EMAIL, address)
     path = reverse(
         "accounts:confirm-email-change", kwargs={"token": make_email_change_token(user=user, new_email=address)}

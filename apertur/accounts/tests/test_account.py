@@ -335,3 +335,27 @@ def test_email_change_requests_are_limited(browser: Client, django_capture_on_co
         refused = _request_change(browser, "one-more@example.com")
     assert refused.status_code == 429 and "Too many attempts" in refused.content.decode()
     assert len(mail.outbox) == EMAIL_CHANGE_PER_ACCOUNT.max_hits
+
+
+def test_asking_for_taken_addresses_spends_the_same_budget(browser: Client) -> None:
+    """'Already has an account' is not an unlimited oracle of registered addresses."""
+    taken = [make_user(f"taken{i}@example.com").email for i in range(EMAIL_CHANGE_PER_ACCOUNT.max_hits + 2)]
+    answers = [_request_change(browser, address).status_code for address in taken]
+    assert answers[: EMAIL_CHANGE_PER_ACCOUNT.max_hits] == [409] * EMAIL_CHANGE_PER_ACCOUNT.max_hits
+    assert answers[EMAIL_CHANGE_PER_ACCOUNT.max_hits :] == [429, 429]
+    assert _request_change(browser, "free@example.com").status_code == 429
+
+
+def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(ada: User) -> None:
+    """Someone holding a stolen session at another address spends their own budget, not the owner's."""
+    from apertur.accounts.login import ACCOUNT_PASSWORD_CHECK
+
+    thief, owner = Client(REMOTE_ADDR="203.0.113.9"), Client(REMOTE_ADDR="198.51.100.7")
+    thief.force_login(ada)
+    owner.force_login(ada)
+    form = {"sessions-current_password": "not-the-password"}
+    for _ in range(ACCOUNT_PASSWORD_CHECK.max_hits):
+        assert thief.post("/account/sessions", form).status_code in (400, 422)
+    assert thief.post("/account/sessions", form).status_code == 429
+    done = owner.post("/account/sessions", {"sessions-current_password": PASSWORD})
+    assert done.status_code == 302 and _signed_in(owner) and not _signed_in(thief)
