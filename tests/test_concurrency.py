@@ -236,3 +236,28 @@ def test_disconnecting_while_a_code_is_exchanged_neither_deadlocks_nor_leaves_a_
     token = Token.objects.get()
     assert token.access_revoked_at is not None and token.refresh_revoked_at is not None  # issued, then revoked
     assert Connection.objects.get(pk=conn.pk).revoked_at is not None
+
+
+def test_one_reset_link_submitted_twice_at_once_sets_one_password(postgres_only: None) -> None:
+    """The link is checked again under the account's row lock: of two parallel submissions, the second finds the
+    password changed (the token no longer matches) and is refused."""
+    from django.contrib.auth.tokens import default_token_generator
+
+    from apertur.accounts import services
+    from apertur.accounts.errors import InvalidResetLink
+    from apertur.core.models import AuditEvent
+
+    user = make_user("reset-race@example.com")
+    token = default_token_generator.make_token(user)
+    passwords = iter(["first-new-secret-1", "second-new-secret-2"])
+    lock = threading.Lock()
+
+    def submit() -> Any:
+        with lock:
+            password = next(passwords)
+        return services.reset_password(user=User.objects.get(pk=user.pk), token=token, password=password)
+
+    results = race(submit, n=2)
+    assert sum(isinstance(r, User) for r in results) == 1
+    assert sum(isinstance(r, InvalidResetLink) for r in results) == 1
+    assert AuditEvent.objects.filter(action="user.password_changed", object_id=str(user.pk)).count() == 1

@@ -81,7 +81,8 @@ def test_a_used_reset_link_cannot_set_the_password_again(proofs: list[dict[str, 
     user = make_user("ada@example.com")
     token = default_token_generator.make_token(user)
     services.reset_password(user=user, token=token, password=NEW_PASSWORD)
-    # A second submission of the same link (another tab, a parallel request): refused under the row lock.
+    # A second submission of the same link (another tab): refused. Parallel submissions, under the row lock:
+    # tests/test_concurrency.py (PostgreSQL).
     with pytest.raises(InvalidResetLink):
         services.reset_password(user=user, token=token, password="another-new-secret")
     user.refresh_from_db()
