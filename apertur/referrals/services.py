@@ -43,13 +43,15 @@ def create_link(*, partner: Partner, label: str = "") -> ReferralLink:
     return ReferralLink.objects.create(partner=partner, label=" ".join(label.split())[:80])
 
 
-# Link previews, crawlers and uptime checkers follow links without a person behind them: no click, no cookie.
-# Matched case-insensitively anywhere in the User-Agent (the tokens these agents publish for themselves).
+# Link previews and crawlers follow links without a person behind them: no click, no cookie. Matched
+# case-insensitively anywhere in the User-Agent, by the tokens these agents publish for themselves. HTTP libraries
+# and headless browsers are not on the list: they are how people test their links and how integrations are
+# tested end to end (the per-address budget bounds what scripts can add).
 _AGENTS = re.compile(
     # "…bot" ending a product token (Googlebot/2.1, Slackbot-LinkExpanding, TwitterBot)), not any word ending
     # in "bot" (a CUBOT phone's "CUBOT X30"); "+http" is the contact URL crawlers put in their agent.
     r"bot(?:/|-|;|\)|$)|\+https?://|crawler|spider|slurp|preview|linkexpanding|facebookexternalhit|embedly|whatsapp|"
-    r"skypeuripreview|headlesschrome|python-requests|curl/|wget/|go-http-client|okhttp",
+    r"skypeuripreview",
     re.IGNORECASE,
 )
 #: Clicks counted per link and client address per hour: beyond it a visitor is still sent on, but the partner's
