@@ -79,6 +79,20 @@ def test_every_resource(world: World) -> None:
         assert api.update_webhook(hook.id, enabled=False).enabled is False
         assert [h.id for h in api.iter_webhooks()] == [hook.id]
         assert api.list_webhook_deliveries(hook.id).data == []
+        rolled = api.rotate_webhook_secret(hook.id, expire_previous_in_seconds=3600, idempotency_key="roll-1")
+        assert rolled.secret is not None and rolled.secret != hook.secret and rolled.secret.startswith("whsec_")
+        assert rolled.previous_secret_expires_at is not None and rolled.previous_secret_expires_at.tzinfo
+        assert api.get_webhook(hook.id).secret is None
+        assert api.get_webhook(hook.id).previous_secret_expires_at == rolled.previous_secret_expires_at
+
+        async def roll_now() -> Any:
+            async with _async_client(world, client) as aclient:
+                return await aclient.connection(api_key(client)).api.rotate_webhook_secret(
+                    hook.id, expire_previous_in_seconds=0
+                )
+
+        now = run_async(roll_now)  # after a leak: the previous secret stops at once
+        assert now.secret not in {None, rolled.secret} and now.previous_secret_expires_at is None
         api.delete_webhook(hook.id)
         with pytest.raises(NotFound):
             api.get_webhook(hook.id)

@@ -184,6 +184,14 @@ class Calls:
         return Call("POST", path, _one(m.WebhookDelivery), idempotency_key=_key(idempotency_key))
 
     @staticmethod
+    def rotate_webhook_secret(
+        endpoint_id: str, expire_previous_in_seconds: int, idempotency_key: str | None
+    ) -> Call[m.WebhookEndpoint]:  # webhooks:manage
+        path = f"/api/v1/webhooks/{endpoint_id}/rotate-secret"
+        body = {"expire_previous_in_seconds": expire_previous_in_seconds}
+        return Call("POST", path, _one(m.WebhookEndpoint), json=body, idempotency_key=_key(idempotency_key))
+
+    @staticmethod
     def list_destinations() -> Call[list[m.Destination]]:  # destinations:read
         return Call("GET", "/api/v1/destinations", lambda d: [build(m.Destination, row) for row in d["data"]])
 

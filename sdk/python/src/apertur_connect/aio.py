@@ -351,6 +351,11 @@ class AsyncApi:
     async def send_test_webhook(self, endpoint_id: str, *, idempotency_key: str | None = None) -> m.WebhookDelivery:
         return await self._run(Calls.send_test_webhook(endpoint_id, idempotency_key))
 
+    async def rotate_webhook_secret(
+        self, endpoint_id: str, *, expire_previous_in_seconds: int = 86_400, idempotency_key: str | None = None
+    ) -> m.WebhookEndpoint:
+        return await self._run(Calls.rotate_webhook_secret(endpoint_id, expire_previous_in_seconds, idempotency_key))
+
     async def list_destinations(self) -> list[m.Destination]:
         return await self._run(Calls.list_destinations())
 

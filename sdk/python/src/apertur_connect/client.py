@@ -477,6 +477,14 @@ class Api:
         """Queue a ``webhook.test`` event to the endpoint."""
         return self._run(Calls.send_test_webhook(endpoint_id, idempotency_key))
 
+    def rotate_webhook_secret(
+        self, endpoint_id: str, *, expire_previous_in_seconds: int = 86_400, idempotency_key: str | None = None
+    ) -> m.WebhookEndpoint:
+        """``webhooks:manage``. A new signing secret (the answer's ``secret``, shown this once); the previous one
+        keeps signing beside it until ``previous_secret_expires_at`` (0 to 604800 seconds from now; 0 after a
+        leak). Deploy the new secret to your receiver before then: :class:`Webhook` accepts either signature."""
+        return self._run(Calls.rotate_webhook_secret(endpoint_id, expire_previous_in_seconds, idempotency_key))
+
     # destinations & billing
     def list_destinations(self) -> list[m.Destination]:
         """``destinations:read``: Apertur storage first, then the project's own destinations."""

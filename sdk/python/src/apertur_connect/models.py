@@ -207,7 +207,8 @@ class WebhookEndpoint:
     enabled: bool
     created_at: dt.datetime
     livemode: bool
-    secret: str | None = field(default=None, repr=False)  # only in the answer to create
+    secret: str | None = field(default=None, repr=False)  # only in the answers to create and rotate
+    previous_secret_expires_at: dt.datetime | None = None  # until then the previous secret signs too
 
 
 @dataclass(frozen=True)
