@@ -2,7 +2,9 @@
 
 ``/sdk/aptr-connect.js`` always serves the current version with a short cache, so fixes reach every
 partner within minutes; ``/sdk/v<version>/aptr-connect.js`` never changes and is cached for a year, for
-partners who pin a version with Subresource Integrity.
+partners who pin a version with Subresource Integrity. Every released version stays there
+(``static/sdk/v<version>/aptr-connect.js``, written once by the SDK build, which refuses to change one): a new
+release must not break a page that pinned an older one.
 """
 
 from __future__ import annotations
@@ -59,9 +61,25 @@ def latest(request: HttpRequest) -> HttpResponse:
     return _serve(bundle().body, SHORT_CACHE)
 
 
+_VERSION = re.compile(r"\d{1,4}\.\d{1,4}\.\d{1,4}")
+
+
+@lru_cache(maxsize=32)
+def released(version: str) -> bytes | None:
+    """The bytes of a released version, or None. ``version`` is checked to be x.y.z first (it comes from the
+    URL), so it can only name a file under ``sdk/``."""
+    if not _VERSION.fullmatch(version):
+        return None
+    path = finders.find(f"sdk/v{version}/aptr-connect.js")
+    if not path:
+        return None
+    with open(str(path), "rb") as fh:
+        return fh.read()
+
+
 @require_safe
 def pinned(request: HttpRequest, version: str) -> HttpResponse:
-    current = bundle()
-    if version != current.version:
-        raise Http404(f"aptr-connect v{version} is not available; the current version is v{current.version}.")
-    return _serve(current.body, IMMUTABLE_CACHE)
+    body = released(version)
+    if body is None:
+        raise Http404(f"aptr-connect v{version} is not available; the current version is v{bundle().version}.")
+    return _serve(body, IMMUTABLE_CACHE)

@@ -43,6 +43,23 @@ import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 
 const bundleBytes = readFileSync(resolve(staticDir, "aptr-connect.js"));
+
+// Every released version stays servable, byte for byte, at /sdk/v<version>/aptr-connect.js (partners pin it with
+// an integrity hash): the build writes this version's copy once, and refuses to change a released one.
+const pinnedDir = resolve(staticDir, `v${version}`);
+const pinnedPath = resolve(pinnedDir, "aptr-connect.js");
+if (existsSync(pinnedPath)) {
+  if (!readFileSync(pinnedPath).equals(bundleBytes)) {
+    console.error(
+      `aptr-connect v${version} was released with other content (${pinnedPath}): ` +
+        "a released version never changes. Bump the version in sdk/js/package.json.",
+    );
+    process.exit(1);
+  }
+} else {
+  mkdirSync(pinnedDir, { recursive: true });
+  writeFileSync(pinnedPath, bundleBytes);
+}
 const integrity = "sha384-" + createHash("sha384").update(bundleBytes).digest("base64");
 const docPath = resolve(root, "../../docs/sdk.md");
 if (existsSync(docPath)) {
