@@ -1,6 +1,6 @@
 import { AptrConnectError, sdkError, toAptrError } from "./errors";
 
-export const VERSION = "1.0.0";
+export const VERSION = "1.1.0";
 const DEFAULT_BASE_URL = "https://apertur.ca";
 const POPUP_NAME = "aptr-connect";
 const POPUP_WIDTH = 480;
@@ -48,14 +48,25 @@ interface Flow {
 let config: Config | null = null;
 let current: Flow | null = null;
 
-/** Where this script came from: Apertur serves the SDK, so that is Apertur's address. */
-const scriptOrigin: string | null = (() => {
+/**
+ * Apertur's address, from the address this script was loaded from: Apertur serves the SDK, so that is Apertur,
+ * except on a CDN host (`cdn.<domain>`, as the Help Center's `https://cdn.apertur.ca/sdk/aptr-connect.js`),
+ * which only serves files: the popup and the API are on `<domain>`.
+ */
+export function apertureOrigin(scriptSrc: string): string | null {
   try {
-    const script = typeof document !== "undefined" ? (document.currentScript as HTMLScriptElement | null) : null;
-    return script && script.src ? new URL(script.src).origin : null;
+    const url = new URL(scriptSrc);
+    if (!/^https?:$/.test(url.protocol)) return null;
+    const host = url.hostname.startsWith("cdn.") ? url.host.slice("cdn.".length) : url.host;
+    return `${url.protocol}//${host}`;
   } catch {
     return null;
   }
+}
+
+const scriptOrigin: string | null = (() => {
+  const script = typeof document !== "undefined" ? (document.currentScript as HTMLScriptElement | null) : null;
+  return script && script.src ? apertureOrigin(script.src) : null;
 })();
 
 /** Validate init() options without side effects (the React and Vue wrappers use it for `ready`). */

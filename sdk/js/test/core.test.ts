@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { VERSION, authorize, init, isInitialized } from "../src/core";
+import { readFileSync } from "node:fs";
+import { VERSION, apertureOrigin, authorize, init, isInitialized } from "../src/core";
 import { AptrConnectError, toAptrError } from "../src/errors";
 import { APERTUR, KEY, PARTNER, cleanSlate, fakePopup, openedState, openedUrl, peek, post, stubOpen } from "./helpers";
 
@@ -281,5 +282,23 @@ describe("authorize: redirect mode", () => {
     expect(url.searchParams.get("origin")).toBe(PARTNER);
     expect(url.searchParams.get("state")).toBe("s1");
     expect(url.searchParams.get("redirect_uri")).toBe("https://partner.example/cb");
+  });
+});
+
+describe("where Apertur is", () => {
+  it("is where the script came from, except a cdn. host, which serves files only", () => {
+    expect(apertureOrigin("https://apertur.ca/sdk/aptr-connect.js")).toBe("https://apertur.ca");
+    expect(apertureOrigin("https://cdn.apertur.ca/sdk/aptr-connect.js")).toBe("https://apertur.ca");
+    expect(apertureOrigin("https://cdn.apertur.ca/sdk/v1.1.0/aptr-connect.js")).toBe("https://apertur.ca");
+    expect(apertureOrigin("http://localhost:8000/sdk/aptr-connect.js")).toBe("http://localhost:8000");
+    expect(apertureOrigin("https://apertur.example:8443/sdk/aptr-connect.js")).toBe("https://apertur.example:8443");
+    expect(apertureOrigin("https://mycdn.example/sdk/aptr-connect.js")).toBe("https://mycdn.example");
+    expect(apertureOrigin("file:///tmp/aptr-connect.js")).toBeNull();
+    expect(apertureOrigin("not a url")).toBeNull();
+  });
+
+  it("VERSION is the package's version (the bundle's banner and pinned URL)", () => {
+    const pkg = JSON.parse(readFileSync(`${process.cwd()}/package.json`, "utf8")); // vitest runs in sdk/js
+    expect(VERSION).toBe(pkg.version);
   });
 });
