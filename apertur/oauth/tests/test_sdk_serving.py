@@ -54,7 +54,9 @@ def test_a_release_keeps_every_earlier_pinned_version_byte_for_byte() -> None:
     digest = "sha384-" + base64.b64encode(hashlib.sha384(first.content).digest()).decode()
     assert digest == "sha384-U0PT+pxg+l/HIzFYYpSViL8PLpOoCYzW1e5TodFXd6LxwvkPukNFxw0CdCPlzFo7"
     current = bundle()
-    assert current.version != "1.0.0" and Client().get(f"/sdk/v{current.version}/aptr-connect.js").content == current.body
+    assert (
+        current.version != "1.0.0" and Client().get(f"/sdk/v{current.version}/aptr-connect.js").content == current.body
+    )
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.0.0.0", "01x.0.0", "9.9.9"])
