@@ -38,12 +38,15 @@ from apertur.referrals.services import COOKIE_NAME as REFERRAL_COOKIE
 from apertur.referrals.services import attribute_signup
 
 
+def _wait_message(exc: RateLimited) -> str:
+    return f"Too many attempts. Try again in {max(1, round(exc.retry_after / 60))} minute(s)."
+
+
 def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited) -> HttpResponse:
-    minutes = max(1, round(exc.retry_after / 60))
     if not form.is_bound:  # an empty POST (``request.POST or None``): add_error needs a bound form
         form = type(form)(request.POST)
     form.errors.clear()
-    form.add_error(None, f"Too many attempts. Try again in {minutes} minute(s).")
+    form.add_error(None, _wait_message(exc))
     response = render(request, template, {"form": form, "next": safe_next(request)}, status=429)
     response["Retry-After"] = str(exc.retry_after)
     return response
@@ -260,7 +263,7 @@ def _account_page(request: HttpRequest, *, status: int = 200, **bound: Form) -> 
 def _account_error(request: HttpRequest, name: str, form: Form, exc: AperturError) -> HttpResponse:
     """The page again with the error on the form that caused it; past a budget, 429 with Retry-After."""
     if isinstance(exc, RateLimited):
-        form.add_error(None, f"Too many attempts. Try again in {max(1, round(exc.retry_after / 60))} minute(s).")
+        form.add_error(None, _wait_message(exc))
     else:
         field = _ACCOUNT_FIELDS.get(exc.field or "", exc.field)
         form.add_error(field if field in form.fields else None, exc.message)
