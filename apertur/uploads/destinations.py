@@ -136,9 +136,7 @@ def _send_https(destination: Destination, upload: Upload, body: bytes) -> None:
         "apertur-upload-id": upload.public_id,
         "apertur-session-id": upload.session.public_id,
         "apertur-file-name": quote(upload.original_name),
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(secret=destination.secret, msg_id=msg_id, timestamp=timestamp, body=body),
+        **signing.headers(secrets=[destination.secret], msg_id=msg_id, timestamp=timestamp, body=body),
     }
     with outbound.http_client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
         response = client.post(destination.config["url"], content=body, headers=headers)

@@ -72,6 +72,15 @@ def _clean_url(url: str) -> str:
     return outbound.check_public_url(clean, noun="webhook URL", field="url", error=InvalidEndpoint)
 
 
+def _locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """The endpoint's row, locked for a change in the caller's transaction; deleted since it was read (another
+    request): :class:`EndpointNotFound` (a 404), not a 500."""
+    locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+    if locked is None:
+        raise EndpointNotFound()
+    return locked
+
+
 @transaction.atomic
 def create_endpoint(
     *,
@@ -109,10 +118,7 @@ def update_endpoint(
     actor: Any = None,
     ip: str | None = None,
 ) -> WebhookEndpoint:
-    locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
-    if locked is None:  # deleted since it was read (another request): a 404, not a 500
-        raise EndpointNotFound()
-    endpoint = locked
+    endpoint = _locked(endpoint)
     if url is not None:
         endpoint.url = _clean_url(url)
     if events is not None:
@@ -152,9 +158,7 @@ def rotate_secret(
             field="expire_previous_in",
         )
     with transaction.atomic():
-        locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
-        if locked is None:
-            raise EndpointNotFound()
+        locked = _locked(endpoint)
         now = clock.now()
         dropped_older = locked.previous_secret_valid_until(now) is not None
         if expire_previous_in:
@@ -273,16 +277,12 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
     body = payload(event)
     now = clock.now()
     timestamp = int(now.timestamp())
-    signatures = [
-        signing.sign(secret=secret, msg_id=event.public_id, timestamp=timestamp, body=body)
-        for secret in endpoint.signing_secrets(now)
-    ]
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        "webhook-id": event.public_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": " ".join(signatures),  # Standard Webhooks: space-separated, any one may match
+        **signing.headers(
+            secrets=endpoint.signing_secrets(now), msg_id=event.public_id, timestamp=timestamp, body=body
+        ),
     }
     status_code: int | None = None
     error = ""

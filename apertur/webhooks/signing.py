@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 PREFIX = "whsec_"
 
@@ -23,6 +24,18 @@ def _key(secret: str) -> bytes:
 def sign(*, secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(_key(secret), signed, hashlib.sha256).digest()).decode()
+
+
+def headers(*, secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers of a signed request (webhook deliveries and HTTPS destinations): one
+    ``v1,`` signature per secret, space-separated, any one of which may match (a roll's overlap signs twice)."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(
+            sign(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body) for secret in secrets
+        ),
+    }
 
 
 def verify(*, secret: str, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
