@@ -931,40 +931,38 @@ def paypal_emulator(
 def main() -> None:
     """The console script. A database that is missing or not migrated is one clear error (any command), not a
     traceback of the first query."""
+    try:
+        _main(as_json="--json" in sys.argv[1:])
+    except typer.Exit as done:  # raised by _fail outside click, which would otherwise have turned it into a status
+        sys.exit(done.exit_code)
+
+
+def _main(*, as_json: bool) -> None:
     from django.db import DatabaseError
 
-    as_json = "--json" in sys.argv[1:]
     try:
         if not as_json:
             app(prog_name="apertur")
-        else:
-            # With --json, click's own errors (an unknown option, a missing or bad value) are the one JSON object on
-            # stdout too: a script reads stdout whatever went wrong. Exit status 2, click's for usage errors.
-            try:
-                status = app(prog_name="apertur", standalone_mode=False)
-            except typer.TyperException as exc:  # click's ClickException (typer vendors click)
-                status = int(getattr(exc, "exit_code", 1))
-                message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-                try:  # click gives usage errors (UsageError and its subclasses) exit status 2
-                    _fail(message, code="usage_error" if status == 2 else "error", as_json=True, status=status)
-                except typer.Exit as done:
-                    sys.exit(done.exit_code)
-            except typer.Abort:
-                try:
-                    _fail("Aborted.", code="aborted", as_json=True, status=1)
-                except typer.Exit as done:
-                    sys.exit(done.exit_code)
-            sys.exit(status if isinstance(status, int) else 0)
+            return
+        # With --json, click's own errors (an unknown option, a missing or bad value) are the one JSON object on
+        # stdout too: a script reads stdout whatever went wrong. Exit status 2, click's for usage errors.
+        try:
+            status = app(prog_name="apertur", standalone_mode=False)
+        except typer.TyperException as exc:  # click's ClickException (typer vendors click)
+            code = int(getattr(exc, "exit_code", 1))
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            # click gives usage errors (UsageError and its subclasses) exit status 2
+            _fail(message, code="usage_error" if code == 2 else "error", as_json=True, status=code)
+        except typer.Abort:
+            _fail("Aborted.", code="aborted", as_json=True, status=1)
+        sys.exit(status if isinstance(status, int) else 0)
     except DatabaseError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        try:
-            _fail(
-                f"The database is not ready ({first}). Run `apertur migrate` first, and check DATABASE_URL.",
-                code="database_not_ready",
-                as_json="--json" in sys.argv[1:],
-            )
-        except typer.Exit as done:
-            sys.exit(done.exit_code)
+        _fail(
+            f"The database is not ready ({first}). Run `apertur migrate` first, and check DATABASE_URL.",
+            code="database_not_ready",
+            as_json=as_json,
+        )
 
 
 if __name__ == "__main__":
