@@ -4,6 +4,8 @@
   new when it is used again (api.idempotency), so what a client sees does not depend on when this ran.
 - Finished background-task results (django-tasks' database backend keeps every one): 14 days. Unfinished
   ones are never touched.
+- Whatever a domain app adds with :func:`register` from its ``AppConfig.ready`` (core does not import the apps:
+  dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended.
 
 Deletes go in bounded batches (each its own short transaction), so a backlog never holds a long lock.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 
 from django.db import close_old_connections
 from django.db.models import Model, QuerySet
@@ -29,6 +32,15 @@ BATCH = 5_000
 MAX_BATCHES = 200  # per table and pass: a backlog larger than a million rows is finished by the next passes
 INTERVAL_SECONDS = 3600.0
 
+#: A pass an app adds: given the pass's time, it returns how many rows it deleted or cleared.
+Pruner = Callable[[dt.datetime], int]
+_pruners: dict[str, Pruner] = {}
+
+
+def register(name: str, pruner: Pruner) -> None:
+    """Add ``pruner`` to every pass under ``name`` (registering a name again replaces it)."""
+    _pruners[name] = pruner
+
 
 def _delete(queryset: QuerySet[Model]) -> int:
     deleted = 0
@@ -43,10 +55,13 @@ def _delete(queryset: QuerySet[Model]) -> int:
 def prune(*, now: dt.datetime | None = None) -> dict[str, int]:
     """One pass: what was deleted, per kind."""
     at = now or clock.now()
-    return {
+    done = {
         "idempotency_keys": _delete(IdempotencyKey.objects.filter(created_at__lt=at - IDEMPOTENCY_TTL)),
         "task_results": _delete(DBTaskResult.objects.finished().filter(finished_at__lt=at - TASK_RESULTS_TTL)),
     }
+    for name, pruner in _pruners.items():
+        done[name] = pruner(at)
+    return done
 
 
 def start_in_background(*, stop: threading.Event | None = None, interval: float = INTERVAL_SECONDS) -> threading.Thread:

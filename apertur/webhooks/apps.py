@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class WebhooksConfig(AppConfig):
     name = "apertur.webhooks"
     label = "webhooks"
+
+    def ready(self) -> None:
+        from apertur.core import housekeeping
+        from apertur.webhooks import services
+
+        housekeeping.register("webhook_previous_secrets", services.clear_expired_previous_secrets)

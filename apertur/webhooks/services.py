@@ -183,6 +183,15 @@ def rotate_secret(
     return locked
 
 
+def clear_expired_previous_secrets(at: dt.datetime) -> int:
+    """Forget rolled secrets whose overlap has ended (the worker's housekeeping, hourly): one that signs nothing
+    more has no reason to stay in the database. Returns how many endpoints were cleared. The filter is on the
+    expiry, so a roll made meanwhile (a later expiry) is never cleared by mistake."""
+    return WebhookEndpoint.objects.filter(previous_secret_expires_at__lte=at).update(
+        previous_secret="", previous_secret_expires_at=None
+    )
+
+
 @transaction.atomic
 def delete_endpoint(*, endpoint: WebhookEndpoint, actor: Any = None, ip: str | None = None) -> None:
     audit.record(action="webhook_endpoint.deleted", obj=endpoint, actor=actor, ip=ip, data={"url": endpoint.url})

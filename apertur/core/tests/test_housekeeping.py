@@ -39,11 +39,13 @@ def test_prune_deletes_old_keys_and_old_finished_task_results_only() -> None:
     old_failed = _task("FAILED", dt.timedelta(days=15))
     recent = _task("SUCCESSFUL", dt.timedelta(days=13))
     waiting = _task("READY", None)
-    assert housekeeping.prune(now=NOW) == {"idempotency_keys": 1, "task_results": 2}
+    done = housekeeping.prune(now=NOW)
+    assert (done["idempotency_keys"], done["task_results"]) == (1, 2)
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh"]
     left = set(DBTaskResult.objects.values_list("pk", flat=True))
     assert left == {recent, waiting} and not left & {old_done, old_failed}
-    assert housekeeping.prune(now=NOW) == {"idempotency_keys": 0, "task_results": 0}
+    done = housekeeping.prune(now=NOW)
+    assert (done["idempotency_keys"], done["task_results"]) == (0, 0)
 
 
 def test_a_backlog_is_deleted_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +67,16 @@ def test_the_background_pass_runs_and_stops() -> None:
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert not IdempotencyKey.objects.exists()
+
+
+def test_an_app_adds_its_own_pass_and_gets_the_pass_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dt.datetime] = []
+    monkeypatch.setattr(housekeeping, "_pruners", dict(housekeeping._pruners))
+    housekeeping.register("example", lambda at: seen.append(at) or 3)
+    assert housekeeping.prune(now=NOW)["example"] == 3
+    assert seen == [NOW]
+
+
+def test_the_webhooks_app_registers_its_pass() -> None:
+    # Registered from WebhooksConfig.ready: core itself never imports the domain apps.
+    assert "webhook_previous_secrets" in housekeeping._pruners

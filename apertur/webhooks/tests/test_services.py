@@ -482,6 +482,26 @@ def test_bad_overlaps_are_refused_and_change_nothing(project, duration: Any) -> 
     assert AuditEvent.objects.count() == audits
 
 
+def test_housekeeping_forgets_a_previous_secret_once_its_overlap_has_ended(project) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core import housekeeping
+
+    ending = services.create_endpoint(project=project, url="https://hooks.example.com/a")
+    later = services.create_endpoint(project=project, url="https://hooks.example.com/b")
+    with time_machine.travel(T0, tick=False):
+        services.rotate_secret(endpoint=ending, expire_previous_in=dt.timedelta(hours=1))
+        services.rotate_secret(endpoint=later, expire_previous_in=dt.timedelta(hours=2))
+    kept = {e.pk: e.previous_secret for e in WebhookEndpoint.objects.all()}
+    assert all(kept.values())
+
+    assert housekeeping.prune(now=T0 + dt.timedelta(minutes=59))["webhook_previous_secrets"] == 0
+    assert housekeeping.prune(now=T0 + dt.timedelta(hours=1))["webhook_previous_secrets"] == 1
+    cleared, still = WebhookEndpoint.objects.get(pk=ending.pk), WebhookEndpoint.objects.get(pk=later.pk)
+    assert (cleared.previous_secret, cleared.previous_secret_expires_at) == ("", None)
+    assert still.previous_secret == kept[later.pk]  # its overlap runs on
+    assert still.previous_secret_expires_at == T0 + dt.timedelta(hours=2)
+    assert cleared.signing_secrets(T0 + dt.timedelta(hours=1)) == [cleared.secret]
+
+
 def test_the_longest_overlap_is_seven_days(project) -> None:  # type: ignore[no-untyped-def]
     endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
     with time_machine.travel(T0, tick=False):
