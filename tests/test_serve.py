@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ def test_serve_multi_process_with_static_and_healthz(tmp_path: Path) -> None:
         assert status == 200
         assert b">Log in</button>" in page
         assert headers["x-frame-options"] == "DENY"
+        # A guest upload link is a credential: the access log keeps its prefix only.
+        with pytest.raises(urllib.error.HTTPError) as unknown:
+            _get(f"http://127.0.0.1:{port}/u/NotARealUploadLinkButSecretLooking")
+        assert unknown.value.code == 404
         workers = subprocess.run(
             ["pgrep", "-g", str(os.getpgid(proc.pid))], capture_output=True, text=True, check=False
         ).stdout.split()
@@ -76,6 +81,9 @@ def test_serve_multi_process_with_static_and_healthz(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
         log.close()
+    served = (tmp_path / "serve.log").read_text()
+    assert '"GET /login HTTP/1.1" 200' in served  # the access log is on
+    assert "/u/[redacted]" in served and "NotARealUploadLink" not in served
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

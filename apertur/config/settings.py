@@ -358,6 +358,16 @@ LOGGING = {
     # Authlib logs whole token responses at DEBUG: never below INFO, whatever LOG_LEVEL says.
     "loggers": {"django.db.backends": {"level": "INFO"}, "authlib": {"level": "INFO"}},
 }
+#: URL paths whose rest is a secret (a link that works by being known): logged as "<prefix>[redacted]" by the
+#: access and request logs (core.logs.RedactSecretPaths). A test checks every route with a token in its path
+#: is covered.
+SECRET_PATH_PREFIXES = (
+    "/u/",  # a guest upload link
+    "/confirm-email/",
+    "/password-reset/",
+    "/account/email/confirm/",
+    "/partners/payouts/confirm/",
+)
 # The "plain" format reads the time, level, logger name and message only: records skip the caller's
 # file/line lookup and the thread and process names (the API logs a line per request).
 lean_records()

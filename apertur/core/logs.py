@@ -146,3 +146,46 @@ class BackgroundStreamHandler(QueueHandler):
     def flush(self) -> None:
         """Write everything queued so far (tests and ``atexit``), then carry on."""
         self._drain()
+
+
+class RedactSecretPaths(logging.Filter):
+    """Hides the part of a logged URL path that is a secret: links that work by being known (a guest upload
+    link, an email confirmation, a password reset, the PayPal email confirmation) carry their token in the
+    path, and an access log line would keep a working credential for as long as the logs are kept. Any string
+    argument of a record (granian's access log passes a dict, Django's ``django.request`` a tuple) that starts
+    with one of ``prefixes`` keeps the prefix only: ``/u/[redacted]``."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def _redact(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(self.prefixes):
+            prefix = next(p for p in self.prefixes if value.startswith(p))
+            return f"{prefix}{REDACTED}"
+        return value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict):
+            record.args = {key: self._redact(value) for key, value in args.items()}
+        elif isinstance(args, tuple):
+            record.args = tuple(self._redact(value) for value in args)
+        if isinstance(record.msg, str):
+            record.msg = self._redact(record.msg)
+        return True
+
+
+REDACTED = "[redacted]"
+#: The loggers whose records carry request paths: granian's access log (``apertur serve --access-log``) and
+#: Django's request and development-server logs ("Not Found: /u/…").
+PATH_LOGGERS = ("granian.access", "django.request", "django.server")
+
+
+def redact_secret_paths(prefixes: tuple[str, ...]) -> None:
+    """Add :class:`RedactSecretPaths` to :data:`PATH_LOGGERS`, keeping their handlers and formats (called once,
+    from the core app's ``ready``; settings.SECRET_PATH_PREFIXES lists the prefixes)."""
+    for name in PATH_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecretPaths) for f in logger.filters):
+            logger.addFilter(RedactSecretPaths(prefixes))

@@ -62,3 +62,61 @@ def test_a_forked_child_writes_its_records() -> None:
     stream.close()
     with os.fdopen(read) as out:
         assert out.read().splitlines() == ["parent", "child"]
+
+
+def _walk(patterns: list, prefix: str = "/") -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    """(route up to its first converter, the converter's name) for every route with one in its path."""
+    from django.urls import URLPattern, URLResolver
+
+    found: list[tuple[str, str]] = []
+    for p in patterns:
+        route = str(p.pattern)
+        if isinstance(p, URLResolver):
+            if "<" in route:
+                found.append((prefix + route.split("<", 1)[0], route.split("<", 1)[1].split(">", 1)[0]))
+            else:
+                found.extend(_walk(p.url_patterns, prefix + route))
+        elif isinstance(p, URLPattern) and "<" in route:
+            found.append((prefix + route.split("<", 1)[0], route.split("<", 1)[1].split(">", 1)[0]))
+    return found
+
+
+def test_every_route_with_a_secret_in_its_path_is_redacted_in_the_logs() -> None:
+    from django.conf import settings
+    from django.urls import get_resolver
+
+    secret_names = {"token", "uidb64"}
+    routes = [(at, name.split(":")[-1]) for at, name in _walk(get_resolver().url_patterns)]
+    secret = [at for at, name in routes if name in secret_names]
+    assert {"/u/", "/confirm-email/", "/partners/payouts/confirm/"} <= set(secret)  # the walk sees them
+    uncovered = [at for at in secret if not at.startswith(tuple(settings.SECRET_PATH_PREFIXES))]
+    assert uncovered == []
+
+
+def test_secret_paths_keep_their_prefix_only_in_granian_and_django_records() -> None:
+    from apertur.core.logs import PATH_LOGGERS, RedactSecretPaths
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    for name in PATH_LOGGERS:  # installed by the core app at start-up, with the settings' prefixes
+        assert any(isinstance(f, RedactSecretPaths) for f in logging.getLogger(name).filters)
+    access = logging.getLogger("granian.access")
+    access.addHandler(handler)
+    request = logging.getLogger("django.request")
+    request.addHandler(handler)
+    try:
+        fmt = '"%(method)s %(path)s" %(status)d'
+        access.info(fmt, {"method": "GET", "path": "/u/SeCrEtUpLoAdToKeN/files", "status": 200})
+        access.info(fmt, {"method": "GET", "path": "/partners/payouts/confirm/PaYpAlToKeN", "status": 302})
+        access.info(fmt, {"method": "GET", "path": "/partners/payouts", "status": 200})
+        request.warning("%s: %s", "Not Found", "/confirm-email/MQ/aBc-ToKeN")
+    finally:
+        access.removeHandler(handler)
+        request.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        '"GET /u/[redacted]" 200',
+        '"GET /partners/payouts/confirm/[redacted]" 302',
+        '"GET /partners/payouts" 200',
+        "Not Found: /confirm-email/[redacted]",
+    ]
