@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import boto3
 import httpx
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config as BotoConfig
 from django.db import transaction
 
@@ -155,6 +156,34 @@ def s3_key(destination: Destination, upload: Upload) -> str:
     return "/".join(p for p in parts if p)
 
 
+class _Body:
+    """What botocore reads an HTTP response's body from (``AWSResponse.raw``): the bytes httpx has read."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, *_: Any, **__: Any) -> list[bytes]:
+        return [self._content]
+
+    def read(self, *_: Any, **__: Any) -> bytes:
+        return self._content
+
+
+def _send_through_checked_client(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+    """botocore's ``before-send`` hook: the signed request goes out through :func:`outbound.http_client`, which
+    connects only to an address it has checked, instead of botocore's own connection pool, which would resolve
+    the bucket's host again after the check (DNS rebinding to a private address). A response returned here is
+    the one botocore parses (errors included), as if its own pool had received it."""
+    body = request.body
+    if hasattr(body, "read"):
+        body = body.read()
+    # Expect: 100-continue is not signed (botocore leaves it out of SigV4) and httpx sends the body at once.
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() != "expect"]
+    with outbound.http_client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
+        response = client.request(request.method, request.url, content=body or b"", headers=headers)
+    return AWSResponse(request.url, response.status_code, response.headers, _Body(response.content))
+
+
 def _send_s3(destination: Destination, upload: Upload, body: bytes) -> None:
     config = destination.config
     if config.get("endpoint_url"):
@@ -165,8 +194,16 @@ def _send_s3(destination: Destination, upload: Upload, body: bytes) -> None:
         region_name=config.get("region") or "us-east-1",
         aws_access_key_id=config["access_key_id"],
         aws_secret_access_key=destination.secret,
-        config=BotoConfig(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}),
+        # No trailing (aws-chunked) checksum: the body is sent whole, with its length, over TLS.
+        config=BotoConfig(
+            connect_timeout=5,
+            read_timeout=30,
+            retries={"max_attempts": 1},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
     )
+    client.meta.events.register("before-send.s3", _send_through_checked_client)
     client.put_object(
         Bucket=config["bucket"],
         Key=s3_key(destination, upload),

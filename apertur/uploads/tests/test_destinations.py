@@ -205,3 +205,73 @@ def test_a_destination_name_that_rebinds_to_loopback_is_never_contacted(
     destinations.run_due()
     assert DestinationDelivery.objects.get().last_error.startswith("blocked: archive.rebind.example resolves")
     assert receiver.received == []
+
+
+@pytest.fixture
+def moto_port() -> Iterator[int]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        yield int(server.get_host_and_port()[1])
+    finally:
+        server.stop()
+
+
+def _bucket(port: int) -> Any:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="AKIATEST",
+        aws_secret_access_key="secret",
+    )
+    s3.create_bucket(Bucket="wedding-photos")
+    return s3
+
+
+def test_an_s3_endpoint_is_connected_to_only_at_a_checked_address(
+    project, settings: Any, monkeypatch: Any, moto_port: int
+) -> None:  # type: ignore[no-untyped-def]
+    """The endpoint's name is public when saved and checked, loopback when the request connects (DNS rebinding):
+    nothing is sent. (A custom endpoint is addressed path-style, so its own name is the one connected to.)"""
+    from apertur.testing import fake_dns
+
+    s3 = _bucket(moto_port)
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    asked = fake_dns(monkeypatch, {"s3.rebind.example": [["93.184.215.14"], ["93.184.215.14"], ["127.0.0.1"]]})
+    destination = destinations.create_s3_destination(
+        project=project,
+        name="Bucket",
+        bucket="wedding-photos",
+        access_key_id="AKIATEST",
+        secret_access_key="secret",
+        endpoint_url="https://s3.rebind.example",
+    )
+    # moto speaks plain HTTP on its port (only loopback may be http when saved).
+    config = {**destination.config, "endpoint_url": f"http://s3.rebind.example:{moto_port}"}
+    Destination.objects.filter(pk=destination.pk).update(config=config)
+    services.accept_upload(session=services.create_session(project=project, title="Party"), file=image_file())
+    assert destinations.run_due() == 1
+    delivery = DestinationDelivery.objects.get()
+    assert delivery.status == "pending"  # a failed attempt, retried on schedule
+    assert delivery.last_error.startswith("blocked: ") and "resolves to a non-public address" in delivery.last_error
+    assert asked == ["s3.rebind.example"] * 3  # saved, checked, connected: all by the check's resolution
+    # moto's buckets live in the test process (shared by every server it starts): look for this project's key.
+    assert s3.list_objects_v2(Bucket="wedding-photos", Prefix=project.public_id).get("KeyCount") == 0
+
+
+def test_an_s3_error_is_parsed_from_the_checked_clients_answer(project, moto_port: int) -> None:  # type: ignore[no-untyped-def]
+    _bucket(moto_port)
+    destinations.create_s3_destination(
+        project=project,
+        name="Bucket",
+        bucket="no-such-bucket",
+        access_key_id="AKIATEST",
+        secret_access_key="secret",
+        endpoint_url=f"http://127.0.0.1:{moto_port}",
+    )
+    services.accept_upload(session=services.create_session(project=project, title="Party"), file=image_file())
+    assert destinations.run_due() == 1
+    assert "NoSuchBucket" in DestinationDelivery.objects.get().last_error
