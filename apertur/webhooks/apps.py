@@ -9,4 +9,4 @@ class WebhooksConfig(AppConfig):
         from apertur.core import housekeeping
         from apertur.webhooks import services
 
-        housekeeping.register("webhook_previous_secrets", services.clear_expired_previous_secrets)
+        housekeeping.register("previous_signing_secrets", services.clear_expired_previous_secrets)

@@ -6,6 +6,7 @@ from django.db import models
 
 from apertur.core import clock, tokens
 from apertur.projects.models import Project
+from apertur.webhooks import signing
 
 EVENT_TYPES = {
     "upload.created": "A guest uploaded a file",
@@ -27,7 +28,74 @@ def new_event_id() -> str:
     return f"evt_{tokens.random_string(20)}"
 
 
-class WebhookEndpoint(models.Model):
+#: The longest a rolled secret keeps signing beside its replacement (as Stripe's "Roll secret").
+MAX_PREVIOUS_SECRET_OVERLAP = dt.timedelta(days=7)
+
+
+class RollingSigningSecret(models.Model):
+    """A Standard Webhooks signing secret (``secret``, a field of the concrete model) that can be rolled: after a
+    roll the secret it replaced also signs requests until ``previous_secret_expires_at``, so the receiver can
+    switch to the new one without rejecting anything meanwhile. Webhook endpoints and HTTPS destinations."""
+
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+
+    secret: str
+
+    class Meta:
+        abstract = True
+
+    def previous_secret_valid_until(self, at: dt.datetime) -> dt.datetime | None:
+        """When the previous secret stops signing, if it still signs at ``at``; otherwise ``None``."""
+        expires = self.previous_secret_expires_at
+        return expires if self.previous_secret and expires is not None and at < expires else None
+
+    def signing_secrets(self, at: dt.datetime) -> list[str]:
+        """The secrets a request sent at ``at`` is signed with, current first: the one place that decides it.
+        During a roll's overlap both sign, so a receiver holding either one verifies (Standard Webhooks allows
+        several space-separated signatures in ``webhook-signature``)."""
+        if self.previous_secret_valid_until(at) is None:
+            return [self.secret]
+        return [self.secret, self.previous_secret]
+
+    def roll_secret(self, *, at: dt.datetime, keep_previous_for: dt.timedelta) -> bool:
+        """Give this (locked) row a new secret; the current one keeps signing for ``keep_previous_for`` (zero: not
+        kept at all, a secret that signs nothing has no reason to be stored). Rolling again while an older
+        previous secret still signs drops that older one: the overlap is always with the secret being replaced,
+        so at most two secrets sign a request. Returns whether such an older secret was dropped. The caller
+        checks ``keep_previous_for`` (:func:`check_roll_overlap`) and saves."""
+        dropped_older = self.previous_secret_valid_until(at) is not None
+        if keep_previous_for:
+            self.previous_secret = self.secret
+            self.previous_secret_expires_at = at + keep_previous_for
+        else:
+            self.previous_secret = ""
+            self.previous_secret_expires_at = None
+        self.secret = signing.new_secret()
+        return dropped_older
+
+
+#: How long the secret a roll replaces keeps signing beside the new one: the choices of the dashboard's roll
+#: pages, by the value their form posts (seconds); the default gives a receiver a day to switch.
+ROLL_OVERLAPS = {
+    "0": ("Now", dt.timedelta(0)),
+    "3600": ("In 1 hour", dt.timedelta(hours=1)),
+    "86400": ("In 24 hours", dt.timedelta(hours=24)),
+    "259200": ("In 3 days", dt.timedelta(days=3)),
+    "604800": ("In 7 days", dt.timedelta(days=7)),
+}
+DEFAULT_ROLL_OVERLAP = "86400"
+
+
+def roll_overlap_is_valid(keep_previous_for: object) -> bool:
+    """A roll's overlap is a duration from zero (the current secret stops now) to
+    :data:`MAX_PREVIOUS_SECRET_OVERLAP`."""
+    return isinstance(keep_previous_for, dt.timedelta) and dt.timedelta(0) <= keep_previous_for <= (
+        MAX_PREVIOUS_SECRET_OVERLAP
+    )
+
+
+class WebhookEndpoint(RollingSigningSecret):
     public_id = models.CharField(max_length=32, unique=True, default=new_endpoint_id, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.CharField(max_length=2000)
@@ -36,10 +104,6 @@ class WebhookEndpoint(models.Model):
     # The signing secret (Standard Webhooks "whsec_…"). Apertur must sign with it, so it is kept, unlike
     # credentials that are only ever compared.
     secret = models.CharField(max_length=100)
-    # After a roll, the secret it replaced also signs deliveries until ``previous_secret_expires_at``, so the
-    # receiver can switch to the new one without rejecting anything meanwhile (see ``signing_secrets``).
-    previous_secret = models.CharField(max_length=100, blank=True)
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
     livemode = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=clock.now)
@@ -52,19 +116,6 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and ("*" in self.events or event_type in self.events)
-
-    def previous_secret_valid_until(self, at: dt.datetime) -> dt.datetime | None:
-        """When the previous secret stops signing, if it still signs at ``at``; otherwise ``None``."""
-        expires = self.previous_secret_expires_at
-        return expires if self.previous_secret and expires is not None and at < expires else None
-
-    def signing_secrets(self, at: dt.datetime) -> list[str]:
-        """The secrets a delivery made at ``at`` is signed with, current first: the one place that decides it.
-        During a roll's overlap both sign, so a receiver holding either one verifies (Standard Webhooks allows
-        several space-separated signatures in ``webhook-signature``)."""
-        if self.previous_secret_valid_until(at) is None:
-            return [self.secret]
-        return [self.secret, self.previous_secret]
 
 
 class WebhookEvent(models.Model):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from django.apps import apps
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
@@ -28,9 +29,11 @@ from apertur.webhooks.models import (
     SUBSCRIBABLE_EVENT_TYPES,
     DeliveryAttempt,
     DeliveryStatus,
+    RollingSigningSecret,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
+    roll_overlap_is_valid,
 )
 
 MAX_ATTEMPTS = outbound.MAX_ATTEMPTS
@@ -42,8 +45,6 @@ ATTEMPT_SECONDS = 15.0
 #: running (bounded by ATTEMPT_SECONDS, plus one socket timeout to notice) is never sent a second time meanwhile.
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 15)
 USER_AGENT = "Apertur-Webhooks/1"
-#: The longest a rolled secret keeps signing beside its replacement (as Stripe's "Roll secret").
-MAX_PREVIOUS_SECRET_OVERLAP = dt.timedelta(days=7)
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
@@ -143,53 +144,48 @@ def rotate_secret(
 ) -> WebhookEndpoint:
     """Give the endpoint a new signing secret; the one it replaces keeps signing too (both signatures in
     ``webhook-signature``) for ``expire_previous_in``: zero stops it at once, at most
-    :data:`MAX_PREVIOUS_SECRET_OVERLAP`.
-
-    Rolling again while an older previous secret still signs drops that older one: the overlap is always with
-    the secret being replaced, so at most two secrets sign a delivery and the one a receiver has just stopped
-    using is the one that goes on working."""
-    if (
-        not isinstance(expire_previous_in, dt.timedelta)
-        or expire_previous_in < dt.timedelta(0)
-        or expire_previous_in > MAX_PREVIOUS_SECRET_OVERLAP
-    ):
-        raise InvalidEndpoint(
-            "The previous secret can keep working from 0 seconds (it stops now) up to 7 days.",
-            field="expire_previous_in",
-        )
+    ``models.MAX_PREVIOUS_SECRET_OVERLAP`` (the rules: ``RollingSigningSecret.roll_secret``)."""
+    if not roll_overlap_is_valid(expire_previous_in):
+        raise InvalidEndpoint(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         locked = _locked(endpoint)
-        now = clock.now()
-        dropped_older = locked.previous_secret_valid_until(now) is not None
-        if expire_previous_in:
-            locked.previous_secret = locked.secret
-            locked.previous_secret_expires_at = now + expire_previous_in
-        else:  # not kept at all: a secret that signs nothing has no reason to be stored
-            locked.previous_secret = ""
-            locked.previous_secret_expires_at = None
-        locked.secret = signing.new_secret()
+        dropped_older = locked.roll_secret(at=clock.now(), keep_previous_for=expire_previous_in)
         locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
-        expires = locked.previous_secret_expires_at
         audit.record(
             action="webhook_endpoint.secret_rotated",
             obj=locked,
             actor=actor,
             ip=ip,
-            data={
-                "previous_secret_expires_at": expires.isoformat() if expires else None,
-                "dropped_older_previous_secret": dropped_older,
-            },
+            data=roll_audit_data(locked, dropped_older=dropped_older),
         )
     return locked
 
 
+#: Why an overlap was refused (webhook endpoints and HTTPS destinations).
+ROLL_OVERLAP_MESSAGE = "The previous secret can keep working from 0 seconds (it stops now) up to 7 days."
+
+
+def roll_audit_data(row: RollingSigningSecret, *, dropped_older: bool) -> dict[str, Any]:
+    """What a roll's audit event records: when the replaced secret stops signing, never a secret."""
+    expires = row.previous_secret_expires_at
+    return {
+        "previous_secret_expires_at": expires.isoformat() if expires else None,
+        "dropped_older_previous_secret": dropped_older,
+    }
+
+
 def clear_expired_previous_secrets(at: dt.datetime) -> int:
     """Forget rolled secrets whose overlap has ended (the worker's housekeeping, hourly): one that signs nothing
-    more has no reason to stay in the database. Returns how many endpoints were cleared. The filter is on the
-    expiry, so a roll made meanwhile (a later expiry) is never cleared by mistake."""
-    return WebhookEndpoint.objects.filter(previous_secret_expires_at__lte=at).update(
-        previous_secret="", previous_secret_expires_at=None
-    )
+    more has no reason to stay in the database. Returns how many rows were cleared. The filter is on the
+    expiry, so a roll made meanwhile (a later expiry) is never cleared by mistake. Every model with a rolling
+    secret (``RollingSigningSecret``: webhook endpoints, HTTPS destinations) is cleared."""
+    cleared = 0
+    for model in apps.get_models():
+        if issubclass(model, RollingSigningSecret):
+            cleared += model._default_manager.filter(previous_secret_expires_at__lte=at).update(
+                previous_secret="", previous_secret_expires_at=None
+            )
+    return cleared
 
 
 @transaction.atomic

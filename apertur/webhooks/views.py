@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,21 +16,10 @@ from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.models import Project
 from apertur.projects.selectors import project_for_owner
 from apertur.webhooks import selectors, services
-from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
+from apertur.webhooks.models import DEFAULT_ROLL_OVERLAP, ROLL_OVERLAPS, SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
 
 # A new endpoint's signing secret is shown on the next page once, like API keys and client secrets.
 _SECRET_ONCE = "webhook_secret_once"
-
-# How long the secret a roll replaces keeps signing beside the new one: the choices of the roll page, by the
-# value its form posts (seconds); the default gives a receiver a day to switch.
-ROLL_OVERLAPS = {
-    "0": ("Now", dt.timedelta(0)),
-    "3600": ("In 1 hour", dt.timedelta(hours=1)),
-    "86400": ("In 24 hours", dt.timedelta(hours=24)),
-    "259200": ("In 3 days", dt.timedelta(days=3)),
-    "604800": ("In 7 days", dt.timedelta(days=7)),
-}
-DEFAULT_ROLL_OVERLAP = "86400"
 
 
 def _owner(request: HttpRequest) -> User:

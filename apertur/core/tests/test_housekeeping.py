@@ -79,4 +79,4 @@ def test_an_app_adds_its_own_pass_and_gets_the_pass_time(monkeypatch: pytest.Mon
 
 def test_the_webhooks_app_registers_its_pass() -> None:
     # Registered from WebhooksConfig.ready: core itself never imports the domain apps.
-    assert "webhook_previous_secrets" in housekeeping._pruners
+    assert "previous_signing_secrets" in housekeeping._pruners

@@ -493,8 +493,8 @@ def test_housekeeping_forgets_a_previous_secret_once_its_overlap_has_ended(proje
     kept = {e.pk: e.previous_secret for e in WebhookEndpoint.objects.all()}
     assert all(kept.values())
 
-    assert housekeeping.prune(now=T0 + dt.timedelta(minutes=59))["webhook_previous_secrets"] == 0
-    assert housekeeping.prune(now=T0 + dt.timedelta(hours=1))["webhook_previous_secrets"] == 1
+    assert housekeeping.prune(now=T0 + dt.timedelta(minutes=59))["previous_signing_secrets"] == 0
+    assert housekeeping.prune(now=T0 + dt.timedelta(hours=1))["previous_signing_secrets"] == 1
     cleared, still = WebhookEndpoint.objects.get(pk=ending.pk), WebhookEndpoint.objects.get(pk=later.pk)
     assert (cleared.previous_secret, cleared.previous_secret_expires_at) == ("", None)
     assert still.previous_secret == kept[later.pk]  # its overlap runs on
