@@ -6,6 +6,7 @@ task, with the same retry schedule and SSRF guard as webhooks."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +28,8 @@ from apertur.uploads.models import (
     Upload,
 )
 from apertur.webhooks import signing
+from apertur.webhooks.models import roll_overlap_is_valid
+from apertur.webhooks.services import ROLL_OVERLAP_MESSAGE, roll_audit_data
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
@@ -103,6 +106,70 @@ def _name(name: str) -> str:
     return clean
 
 
+def _locked(destination: Destination) -> Destination:
+    """The destination's row, locked for a change in the caller's transaction; removed since it was read:
+    :class:`InvalidDestination` on no field (the page says it is gone)."""
+    locked = Destination.objects.select_for_update().filter(pk=destination.pk).first()
+    if locked is None:
+        raise InvalidDestination("This destination was removed.")
+    return locked
+
+
+def rotate_secret(
+    *,
+    destination: Destination,
+    expire_previous_in: dt.timedelta,
+    actor: Any = None,
+    ip: str | None = None,
+) -> Destination:
+    """Give an HTTPS destination a new signing secret; the one it replaces keeps signing too (both signatures in
+    ``webhook-signature``) for ``expire_previous_in``, as a webhook endpoint's roll does (the same rules:
+    ``RollingSigningSecret.roll_secret``). An S3 destination has no signing secret: its access key is replaced
+    with :func:`replace_s3_credentials`."""
+    if destination.kind != DestinationKind.HTTPS:
+        raise InvalidDestination("Only an HTTPS destination has a signing secret to roll.")
+    if not roll_overlap_is_valid(expire_previous_in):
+        raise InvalidDestination(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
+    with transaction.atomic():
+        locked = _locked(destination)
+        dropped_older = locked.roll_secret(at=clock.now(), keep_previous_for=expire_previous_in)
+        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+        audit.record(
+            action="destination.secret_rotated",
+            obj=locked,
+            actor=actor,
+            ip=ip,
+            data=roll_audit_data(locked, dropped_older=dropped_older),
+        )
+    return locked
+
+
+def replace_s3_credentials(
+    *,
+    destination: Destination,
+    access_key_id: str,
+    secret_access_key: str,
+    actor: Any = None,
+    ip: str | None = None,
+) -> Destination:
+    """Put copies to an S3 destination's bucket with another access key (the owner rotated theirs). The next
+    attempt of a failing copy uses it; the destination's history stays."""
+    if destination.kind != DestinationKind.S3:
+        raise InvalidDestination("Only an S3 destination has an access key.")
+    key_id, secret = access_key_id.strip(), secret_access_key.strip()
+    if not key_id or not secret:
+        raise InvalidDestination("Enter the access key id and the secret access key.", field="access_key_id")
+    with transaction.atomic():
+        locked = _locked(destination)
+        locked.config = {**locked.config, "access_key_id": key_id}
+        locked.secret = secret
+        locked.save(update_fields=["config", "secret"])
+        audit.record(
+            action="destination.credentials_replaced", obj=locked, actor=actor, ip=ip, data={"access_key_id": key_id}
+        )
+    return locked
+
+
 @transaction.atomic
 def delete_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> None:
     audit.record(action="destination.deleted", obj=destination, actor=actor, ip=ip, data={"name": destination.name})
@@ -130,14 +197,15 @@ def _enqueue(ids: list[int], run_after: Any = None) -> None:
 
 def _send_https(destination: Destination, upload: Upload, body: bytes) -> None:
     outbound.check_destination(destination.config["url"])
-    timestamp = int(clock.now().timestamp())
+    now = clock.now()
+    timestamp = int(now.timestamp())
     msg_id = f"{upload.public_id}"
     headers = {
         "content-type": upload.content_type,
         "apertur-upload-id": upload.public_id,
         "apertur-session-id": upload.session.public_id,
         "apertur-file-name": quote(upload.original_name),
-        **signing.headers(secrets=[destination.secret], msg_id=msg_id, timestamp=timestamp, body=body),
+        **signing.headers(secrets=destination.signing_secrets(now), msg_id=msg_id, timestamp=timestamp, body=body),
     }
     with outbound.http_client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
         response = client.post(destination.config["url"], content=body, headers=headers)

@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from apertur.core import clock, tokens
 from apertur.projects.models import Project
+from apertur.webhooks.models import RollingSigningSecret
 
 IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/heic"]
 
@@ -134,8 +135,10 @@ class DestinationStatus(models.TextChoices):
     DISABLED = "disabled", "Disabled"
 
 
-class Destination(models.Model):
-    """Where a project's uploads are delivered besides Apertur's own storage (which always keeps them)."""
+class Destination(RollingSigningSecret):
+    """Where a project's uploads are delivered besides Apertur's own storage (which always keeps them). An HTTPS
+    destination's signing secret rolls as a webhook endpoint's does (``previous_secret``…); an S3 one's
+    ``secret`` is the bucket's secret access key, replaced with its key id."""
 
     public_id = models.CharField(max_length=32, unique=True, default=new_destination_id, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="destinations")
@@ -143,8 +146,8 @@ class Destination(models.Model):
     name = models.CharField(max_length=80)
     # https: {"url"}; s3: {"endpoint_url", "bucket", "region", "prefix", "access_key_id"}
     config = models.JSONField(default=dict)
-    # The HTTPS signing secret or the S3 secret access key: Apertur must use it, so it is kept (and never
-    # returned by the API or shown after creation).
+    # The HTTPS signing secret or the S3 secret access key: Apertur must use it, so it is kept (never returned
+    # by the API; an HTTPS secret is shown once, when the destination is created or its secret rolled).
     secret = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=DestinationStatus.choices, default=DestinationStatus.ACTIVE)
     last_delivery_at = models.DateTimeField(null=True, blank=True)

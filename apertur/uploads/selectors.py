@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from apertur.projects.models import Project
-from apertur.uploads.models import Upload, UploadSession
+from apertur.uploads.models import Destination, DestinationDelivery, Upload, UploadSession
 
 
 def session_list(*, project: Project, livemode: bool = True) -> QuerySet[UploadSession]:
@@ -28,3 +28,8 @@ def upload_list(*, project: Project, livemode: bool = True, session: UploadSessi
     if session is not None:
         qs = qs.filter(session=session)
     return qs
+
+
+def destination_deliveries(*, destination: Destination) -> QuerySet[DestinationDelivery]:
+    """The destination's copies, newest first (one per upload, made when it arrives), with their uploads."""
+    return DestinationDelivery.objects.filter(destination=destination).select_related("upload").order_by("-id")

@@ -14,6 +14,21 @@ urlpatterns = [
     path("uploads/<str:upload_id>/download", views.upload_download, name="download"),
     path("projects/<str:public_id>/destinations/new", views.destination_new, name="destination-new"),
     path(
+        "projects/<str:public_id>/destinations/<str:destination_id>/",
+        views.destination_detail,
+        name="destination",
+    ),
+    path(
+        "projects/<str:public_id>/destinations/<str:destination_id>/roll-secret",
+        views.destination_roll_secret,
+        name="destination-roll-secret",
+    ),
+    path(
+        "projects/<str:public_id>/destinations/<str:destination_id>/access-key",
+        views.destination_credentials,
+        name="destination-credentials",
+    ),
+    path(
         "projects/<str:public_id>/destinations/<str:destination_id>/delete",
         views.destination_delete,
         name="destination-delete",

@@ -9,16 +9,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from apertur.accounts.models import User
 from apertur.core import clock, ratelimit
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip
+from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
-from apertur.uploads.models import Destination, Upload, UploadSession
+from apertur.uploads.models import Destination, DestinationKind, Upload, UploadSession
+from apertur.webhooks.models import DEFAULT_ROLL_OVERLAP, ROLL_OVERLAPS
 
 GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
 
@@ -182,6 +184,9 @@ def download_name(original: str, content_type: str) -> str:
 
 # --- destinations ---------------------------------------------------------------------------------------
 
+# A new HTTPS destination's signing secret is shown on the next page once, like webhook secrets and API keys.
+_SECRET_ONCE = "destination_secret_once"
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -195,7 +200,7 @@ def destination_new(request: HttpRequest, public_id: str) -> HttpResponse:
         data = request.POST
         try:
             if kind == "s3":
-                destinations.create_s3_destination(
+                destination = destinations.create_s3_destination(
                     project=project,
                     name=data.get("name", ""),
                     bucket=data.get("bucket", ""),
@@ -208,30 +213,127 @@ def destination_new(request: HttpRequest, public_id: str) -> HttpResponse:
                     ip=client_ip(request),
                 )
             else:
-                destinations.create_https_destination(
+                destination = destinations.create_https_destination(
                     project=project,
                     name=data.get("name", ""),
                     url=data.get("url", ""),
                     actor=_owner(request),
                     ip=client_ip(request),
                 )
+                request.session[_SECRET_ONCE] = {"destination": destination.public_id, "secret": destination.secret}
         except AperturError as exc:
             error = exc.message
         else:
             messages.success(request, "Destination added: new uploads are copied there.")
-            return redirect("projects:detail", public_id=public_id)
+            return redirect("uploads:destination", public_id=public_id, destination_id=destination.public_id)
     context = {"project": project, "kind": "s3" if kind == "s3" else "https", "error": error, "form": request.POST}
     return render(request, "uploads/destination_new.html", context, status=400 if error else 200)
+
+
+def _destination(request: HttpRequest, public_id: str, destination_id: str) -> Destination:
+    destination = (
+        Destination.objects.select_related("project")
+        .filter(public_id=destination_id, project__public_id=public_id, project__owner=_owner(request))
+        .first()
+    )
+    if destination is None:
+        raise Http404("No such destination.")
+    return destination
+
+
+@login_required
+# Not require_safe: the page pops the signing secret shown once after creation or a roll, and a HEAD would
+# consume it without showing it.
+@require_GET
+def destination_detail(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
+    destination = _destination(request, public_id, destination_id)
+    once = request.session.pop(_SECRET_ONCE, None)
+    deliveries = page_of(
+        selectors.destination_deliveries(destination=destination),
+        page=request.GET.get("page"),
+        size=PAGE_SIZE,
+        rows=list,
+    )
+    context = {
+        "destination": destination,
+        "project": destination.project,
+        "deliveries": deliveries,
+        "secret": once["secret"] if once and once.get("destination") == destination.public_id else None,
+        "rolled": bool(once and once.get("rolled")),
+        "previous_secret_until": destination.previous_secret_valid_until(clock.now()),
+    }
+    return render(request, "uploads/destination_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def destination_roll_secret(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
+    destination = _destination(request, public_id, destination_id)
+    if destination.kind != DestinationKind.HTTPS:
+        raise Http404("Only an HTTPS destination has a signing secret.")
+    chosen = request.POST.get("expire_previous_in", "") if request.method == "POST" else DEFAULT_ROLL_OVERLAP
+    error = None
+    if request.method == "POST":
+        if chosen not in ROLL_OVERLAPS:
+            error = "Choose when the current secret stops working."
+        else:
+            try:
+                rolled = destinations.rotate_secret(
+                    destination=destination,
+                    expire_previous_in=ROLL_OVERLAPS[chosen][1],
+                    actor=_owner(request),
+                    ip=client_ip(request),
+                )
+            except AperturError as exc:
+                error = exc.message
+            else:
+                request.session[_SECRET_ONCE] = {
+                    "destination": rolled.public_id,
+                    "secret": rolled.secret,
+                    "rolled": True,
+                }
+                messages.success(request, "Signing secret rolled.")
+                return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
+    context = {
+        "destination": destination,
+        "project": destination.project,
+        "choices": [(value, label) for value, (label, _) in ROLL_OVERLAPS.items()],
+        "chosen": chosen,
+        "error": error,
+        "previous_secret_until": destination.previous_secret_valid_until(clock.now()),
+    }
+    return render(request, "uploads/destination_roll_secret.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def destination_credentials(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
+    destination = _destination(request, public_id, destination_id)
+    if destination.kind != DestinationKind.S3:
+        raise Http404("Only an S3 destination has an access key.")
+    error = None
+    if request.method == "POST":
+        try:
+            destinations.replace_s3_credentials(
+                destination=destination,
+                access_key_id=request.POST.get("access_key_id", ""),
+                secret_access_key=request.POST.get("secret_access_key", ""),
+                actor=_owner(request),
+                ip=client_ip(request),
+            )
+        except AperturError as exc:
+            error = exc.message
+        else:
+            messages.success(request, "Access key replaced: the next copies use it.")
+            return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
+    context = {"destination": destination, "project": destination.project, "error": error, "form": request.POST}
+    return render(request, "uploads/destination_credentials.html", context, status=400 if error else 200)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def destination_delete(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
-    destination = Destination.objects.filter(
-        public_id=destination_id, project__public_id=public_id, project__owner=_owner(request)
-    ).first()
-    if destination is None:
-        raise Http404("No such destination.")
+    destination = _destination(request, public_id, destination_id)
     if request.method == "POST":
         destinations.delete_destination(destination=destination, actor=_owner(request), ip=client_ip(request))
         messages.success(request, f"Destination “{destination.name}” removed.")

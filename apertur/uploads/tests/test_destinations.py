@@ -275,3 +275,104 @@ def test_an_s3_error_is_parsed_from_the_checked_clients_answer(project, moto_por
     services.accept_upload(session=services.create_session(project=project, title="Party"), file=image_file())
     assert destinations.run_due() == 1
     assert "NoSuchBucket" in DestinationDelivery.objects.get().last_error
+
+
+def _signatures_verify(request: dict[str, Any], secret: str) -> bool:
+    headers = request["headers"]
+    return signing.verify(
+        secret=secret,
+        msg_id=headers["webhook-id"],
+        timestamp=int(headers["webhook-timestamp"]),
+        body=request["body"],
+        header=headers["webhook-signature"],
+    )
+
+
+T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+def test_rolling_an_https_destinations_secret_signs_with_both_until_the_overlap_ends(
+    project, receiver: FileReceiver
+) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.models import AuditEvent
+
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    old = destination.secret
+    with time_machine.travel(T0, tick=False):
+        rolled = destinations.rotate_secret(
+            destination=destination, expire_previous_in=dt.timedelta(hours=1), actor=project.owner, ip="203.0.113.9"
+        )
+    assert rolled.secret != old and rolled.secret.startswith("whsec_")
+    stored = Destination.objects.get()
+    assert (stored.secret, stored.previous_secret) == (rolled.secret, old)
+    assert stored.previous_secret_expires_at == T0 + dt.timedelta(hours=1)
+    event = AuditEvent.objects.get(action="destination.secret_rotated")
+    assert event.data == {
+        "previous_secret_expires_at": (T0 + dt.timedelta(hours=1)).isoformat(),
+        "dropped_older_previous_secret": False,
+    }
+    assert old not in str(event.data) and rolled.secret not in str(event.data)
+
+    session = services.create_session(project=project, title="Party")
+    with time_machine.travel(T0 + dt.timedelta(minutes=59), tick=False):
+        services.accept_upload(session=session, file=image_file())
+        assert destinations.run_due() == 1
+    with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):  # the expiry instant: no longer
+        services.accept_upload(session=session, file=image_file("b.png"))
+        assert destinations.run_due() == 1
+    during, after = receiver.received
+    assert len(during["headers"]["webhook-signature"].split()) == 2
+    assert _signatures_verify(during, rolled.secret) and _signatures_verify(during, old)
+    assert len(after["headers"]["webhook-signature"].split()) == 1
+    assert _signatures_verify(after, rolled.secret) and not _signatures_verify(after, old)
+
+
+@pytest.mark.parametrize("duration", [dt.timedelta(seconds=-1), dt.timedelta(days=7, seconds=1), 3600, None])
+def test_bad_roll_overlaps_are_refused_and_change_nothing(project, duration: Any) -> None:  # type: ignore[no-untyped-def]
+    destination = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    before = Destination.objects.values().get()
+    with pytest.raises(InvalidDestination, match="up to 7 days") as info:
+        destinations.rotate_secret(destination=destination, expire_previous_in=duration)
+    assert info.value.field == "expire_previous_in"
+    assert Destination.objects.values().get() == before
+
+
+def test_an_s3_destination_has_no_signing_secret_to_roll_but_replaces_its_access_key(project) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.models import AuditEvent
+
+    s3 = destinations.create_s3_destination(
+        project=project, name="Bucket", bucket="photos", access_key_id="AKIAOLD", secret_access_key="old-secret"
+    )
+    with pytest.raises(InvalidDestination, match="Only an HTTPS destination"):
+        destinations.rotate_secret(destination=s3, expire_previous_in=dt.timedelta(hours=1))
+    with pytest.raises(InvalidDestination, match="access key id and the secret") as info:
+        destinations.replace_s3_credentials(destination=s3, access_key_id="AKIANEW", secret_access_key="  ")
+    assert info.value.field == "access_key_id"
+    assert Destination.objects.get().config["access_key_id"] == "AKIAOLD"
+    destinations.replace_s3_credentials(
+        destination=s3, access_key_id=" AKIANEW ", secret_access_key="new-secret", actor=project.owner
+    )
+    stored = Destination.objects.get()
+    assert (stored.config["access_key_id"], stored.secret, stored.config["bucket"]) == (
+        "AKIANEW",
+        "new-secret",
+        "photos",
+    )
+    event = AuditEvent.objects.get(action="destination.credentials_replaced")
+    assert event.data == {"access_key_id": "AKIANEW"}
+    https = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    with pytest.raises(InvalidDestination, match="Only an S3 destination"):
+        destinations.replace_s3_credentials(destination=https, access_key_id="A", secret_access_key="B")
+
+
+def test_housekeeping_forgets_a_destinations_previous_secret_once_its_overlap_has_ended(project) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core import housekeeping
+
+    destination = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    with time_machine.travel(T0, tick=False):
+        destinations.rotate_secret(destination=destination, expire_previous_in=dt.timedelta(hours=3))
+    assert housekeeping.prune(now=T0 + dt.timedelta(hours=2))["previous_signing_secrets"] == 0
+    assert Destination.objects.get().previous_secret
+    assert housekeeping.prune(now=T0 + dt.timedelta(hours=3))["previous_signing_secrets"] == 1
+    stored = Destination.objects.get()
+    assert (stored.previous_secret, stored.previous_secret_expires_at) == ("", None)

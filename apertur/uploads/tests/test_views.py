@@ -171,3 +171,97 @@ def test_the_close_confirmation_is_not_offered_for_a_closed_link(owner) -> None:
     url = f"/projects/{project.public_id}/sessions/{session.public_id}/close"
     response = browser.get(url, follow=True)
     assert "is already closed" in response.content.decode() and "Close link" not in response.content.decode()
+
+
+def test_a_new_https_destinations_signing_secret_is_shown_once_on_its_page(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    base = f"/projects/{project.public_id}/destinations"
+    created = browser.post(f"{base}/new", {"kind": "https", "name": "Archive", "url": "https://archive.example.com/in"})
+    destination = Destination.objects.get()
+    assert created["Location"] == f"{base}/{destination.public_id}/"
+    first = browser.get(created["Location"]).content.decode()
+    assert destination.secret in first and "it is not shown again" in first
+    assert "https://archive.example.com/in" in first and "No copies yet" in first
+    again = browser.get(created["Location"]).content.decode()
+    assert destination.secret not in again and "Shown once, when created or rolled." in again
+    project_page = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert f'href="{base}/{destination.public_id}/"' in project_page
+    assert browser.head(created["Location"]).status_code == 405  # a HEAD must not consume the secret
+
+
+def test_the_owner_rolls_an_https_destinations_secret_from_its_page(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.uploads import destinations
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    destination = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    old = destination.secret
+    roll = f"/projects/{project.public_id}/destinations/{destination.public_id}/roll-secret"
+    form = browser.get(roll).content.decode()
+    assert "Roll the signing secret?" in form and 'value="86400" checked' in form
+    refused = browser.post(roll, {"expire_previous_in": "31536000"})
+    assert refused.status_code == 400 and "Choose when the current secret stops working." in refused.content.decode()
+    assert Destination.objects.get().secret == old
+    done = browser.post(roll, {"expire_previous_in": "3600"}, follow=True).content.decode()
+    stored = Destination.objects.get()
+    assert stored.secret != old and stored.previous_secret == old
+    assert stored.secret in done and "New signing secret" in done and old not in done
+    assert 'data-testid="previous-secret-until"' in browser.get(f"{roll[: -len('roll-secret')]}").content.decode()
+
+
+def test_the_owner_replaces_an_s3_destinations_access_key(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.uploads import destinations
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    s3 = destinations.create_s3_destination(
+        project=project, name="Bucket", bucket="photos", access_key_id="AKIAOLD", secret_access_key="old-secret"
+    )
+    page = f"/projects/{project.public_id}/destinations/{s3.public_id}/"
+    detail = browser.get(page).content.decode()
+    assert "AKIAOLD" in detail and "old-secret" not in detail and "Replace access key" in detail
+    assert browser.get(f"{page}roll-secret").status_code == 404  # no signing secret on S3
+    bad = browser.post(f"{page}access-key", {"access_key_id": "AKIANEW", "secret_access_key": ""})
+    assert bad.status_code == 400 and 'value="AKIANEW"' in bad.content.decode()
+    assert Destination.objects.get().secret == "old-secret"
+    done = browser.post(f"{page}access-key", {"access_key_id": "AKIANEW", "secret_access_key": "new-secret"})
+    assert done["Location"] == page
+    stored = Destination.objects.get()
+    assert (stored.config["access_key_id"], stored.secret) == ("AKIANEW", "new-secret")
+    assert browser.get(f"/projects/{project.public_id}/destinations/{s3.public_id}/access-key").status_code == 200
+    https = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    assert browser.get(f"/projects/{project.public_id}/destinations/{https.public_id}/access-key").status_code == 404
+
+
+def test_a_destinations_pages_belong_to_the_projects_owner(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.uploads import destinations
+
+    _, project, _ = owner
+    https = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    stranger = Client()
+    stranger.force_login(make_user())
+    page = f"/projects/{project.public_id}/destinations/{https.public_id}/"
+    assert stranger.get(page).status_code == 404
+    assert stranger.post(f"{page}roll-secret", {"expire_previous_in": "0"}).status_code == 404
+    assert stranger.post(f"{page}access-key", {"access_key_id": "a", "secret_access_key": "b"}).status_code == 404
+    assert Client().get(page).status_code == 302  # signed out: to the login page
+
+
+def test_a_destinations_page_lists_its_copies_in_pages(owner, settings) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core import pages
+    from apertur.uploads import destinations
+
+    _, project, browser = owner
+    destination = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    session = services.create_session(project=project, title="Party")
+    names = [f"photo{n}.png" for n in range(pages.PAGE_SIZE + 2)]
+    for name in names:
+        services.accept_upload(session=session, file=image_file(name))
+    page = f"/projects/{project.public_id}/destinations/{destination.public_id}/"
+    first = browser.get(page).content.decode()
+    second = browser.get(f"{page}?page=2").content.decode()
+    assert names[-1] in first and names[0] not in first  # newest first
+    assert names[0] in second and names[1] in second and names[-1] not in second
+    assert "Pending" in first
