@@ -112,7 +112,7 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
             paid_cents=paid,
             lifetime_cents=sums["total"],
         ),
-        PayoutEstimate(run_at=run_at, eligible_cents=sums["due"] - paid - unsent),
+        PayoutEstimate(run_at=run_at, eligible_cents=sums["due"] - paid - unsent, unsent_cents=unsent),
     )
 
 
@@ -460,6 +460,8 @@ class PayoutEstimate:
     run_at: dt.datetime
     eligible_cents: int  # the eligible balance as of the run, if nothing else happens before it
     minimum_cents: int = PAYOUT_MINIMUM_CENTS
+    # What payouts saved but not sent hold (models.unsent_cents): left out of ``eligible_cents``, as out of the run.
+    unsent_cents: int = 0
 
     @property
     def will_pay(self) -> bool:
