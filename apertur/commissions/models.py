@@ -61,6 +61,16 @@ def paid_out_cents(*, partner_id: int, at: dt.datetime) -> int:
     return int(sent.aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
+def unsent_cents(*, partner_id: int) -> int:
+    """What the partner's payouts saved but not sent hold: the entries linked, not released, to a payout without a
+    ``sent_at`` (one PayPal has not accepted yet, or one staff must review). They are not paid, but no run takes
+    them again (they belong to that payout): the next run's estimate leaves them out, as the run does."""
+    links = _link_model().objects.filter(
+        released_at__isnull=True, payout__sent_at__isnull=True, payout__partner_id=partner_id
+    )
+    return int(links.aggregate(total=Sum("entry__amount_cents"))["total"] or 0)
+
+
 class CommissionEntryQuerySet(models.QuerySet["CommissionEntry"]):
     def paid(self) -> CommissionEntryQuerySet:
         return self.filter(pk__in=paid_entry_ids())

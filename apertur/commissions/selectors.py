@@ -33,6 +33,7 @@ from apertur.commissions.models import (
     EntryKind,
     paid_entry_ids,
     paid_out_cents,
+    unsent_cents,
 )
 from apertur.core import clock
 from apertur.core.lookups import AnyOf
@@ -100,6 +101,9 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
         .items()
     }
     paid = paid_out_cents(partner_id=partner.pk, at=now)
+    # Entries of a payout saved but not sent (PayPal not answering yet, or in staff review) are unpaid, but the
+    # next run does not take them: they are that payout's. Out of the estimate, as out of the run.
+    unsent = unsent_cents(partner_id=partner.pk)
     return (
         Balance(
             pending_cents=sums["pending"],
@@ -108,7 +112,7 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
             paid_cents=paid,
             lifetime_cents=sums["total"],
         ),
-        PayoutEstimate(run_at=run_at, eligible_cents=sums["due"] - paid),
+        PayoutEstimate(run_at=run_at, eligible_cents=sums["due"] - paid - unsent, unsent_cents=unsent),
     )
 
 
@@ -456,6 +460,8 @@ class PayoutEstimate:
     run_at: dt.datetime
     eligible_cents: int  # the eligible balance as of the run, if nothing else happens before it
     minimum_cents: int = PAYOUT_MINIMUM_CENTS
+    # What payouts saved but not sent hold (models.unsent_cents): left out of ``eligible_cents``, as out of the run.
+    unsent_cents: int = 0
 
     @property
     def will_pay(self) -> bool:

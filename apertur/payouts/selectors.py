@@ -349,15 +349,17 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
     now = at or clock.now()
     ledger, estimate = balance_and_next_payout(partner=partner, at=now)
     # The ledger counts entries linked to a payout not yet sent as unpaid; a payout in review stays unsent until
-    # staff settle it, and the run never takes its entries again (services' _UNSENT): out of the estimate, like
-    # the run. Its entries were available by its own run, at or before the last one: out of the carried part too.
+    # staff settle it, and the run never takes its entries again (services' _UNSENT): the estimate already leaves
+    # them out, like the run (commissions.selectors). Its entries were available by its own run, at or before the
+    # last one: out of the carried part too, and shown apart. So are a payout's still being sent (``created``):
+    # the run did not leave them unpaid, it is paying them.
     in_review = int(
         Payout.objects.filter(partner=partner, status=PayoutStatus.NEEDS_REVIEW).aggregate(total=Sum("amount_cents"))[
             "total"
         ]
         or 0
     )
-    estimate_cents = estimate.eligible_cents - in_review
+    estimate_cents = estimate.eligible_cents
     # The run's own rule (approval, a staff hold, a verified PayPal email PayPal has not refused), not a copy of it.
     code = services.payable_reason(partner)
     if code is None:
@@ -371,7 +373,7 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
         code=code,
         run_at=estimate.run_at,
         estimate_cents=estimate_cents,
-        carried_cents=ledger.carried_cents - in_review,
+        carried_cents=ledger.carried_cents - estimate.unsent_cents,
         minimum_cents=estimate.minimum_cents,
         in_review_cents=in_review,
         hold_reason=partner.payouts_hold_reason if code == Outlook.ON_HOLD else "",

@@ -143,6 +143,12 @@ class Subscription(models.Model):
         return f"{self.external_id} ({self.plan.name}, {self.status})"
 
 
+#: CAD per major unit of a currency, as Stripe's ``exchange_rate`` and the rate table give it. Room for the
+#: significant digits of a currency worth a fraction of a cent (VND: 0.0000537234; six decimal places kept two of
+#: them, 0.000054, and refunds converted at that rate took back 0.5 % too much), and up to 99,999,999 CAD per unit.
+RATE_MAX_DIGITS, RATE_DECIMAL_PLACES = 24, 16
+
+
 class Payment(models.Model):
     """Money a customer paid (an invoice paid at ``paid_at``). Amounts are integer cents in their currency."""
 
@@ -158,7 +164,7 @@ class Payment(models.Model):
     amount_cents = models.BigIntegerField()  # in ``currency``
     currency = models.CharField(max_length=3, default="CAD")
     amount_cad_cents = models.BigIntegerField(default=0)
-    cad_rate = models.DecimalField(max_digits=12, decimal_places=6, default=1)
+    cad_rate = models.DecimalField(max_digits=RATE_MAX_DIGITS, decimal_places=RATE_DECIMAL_PLACES, default=1)
     description = models.CharField(max_length=200, blank=True)
     paid_at = models.DateTimeField()
 
@@ -228,7 +234,7 @@ class ExchangeRate(models.Model):
 
     currency = models.CharField(max_length=3)
     date = models.DateField()
-    rate = models.DecimalField(max_digits=12, decimal_places=6)
+    rate = models.DecimalField(max_digits=RATE_MAX_DIGITS, decimal_places=RATE_DECIMAL_PLACES)
 
     class Meta:
         ordering = ["-date"]

@@ -18,6 +18,7 @@ from apertur.core import clock
 from apertur.core.money import Money, convert
 from apertur.projects.errors import UnknownPlan
 from apertur.projects.models import (
+    RATE_DECIMAL_PLACES,
     BillingCustomer,
     Dispute,
     DisputeStatus,
@@ -259,7 +260,8 @@ def _cad_rate(currency: str, invoice: dict[str, Any], paid_at: dt.datetime) -> D
     if isinstance(charge, dict) and isinstance(charge.get("balance_transaction"), dict):
         rate = charge["balance_transaction"].get("exchange_rate")
         if rate:
-            return Decimal(str(rate))
+            # At the precision the payment keeps it (cad_rate): the payment and its refunds convert at one rate.
+            return Decimal(str(rate)).quantize(Decimal(1).scaleb(-RATE_DECIMAL_PLACES))
     row = (
         ExchangeRate.objects.filter(currency=currency, date__lte=clock.business_date(paid_at)).order_by("-date").first()
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from apertur.core import clock
 from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, ts
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
 
+logger = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE = 300  # seconds, as Stripe's own libraries default to
 # How long an event may wait for the event that completes it (a refund for its payment, an invoice for the
 # customer it names). Stripe retries a delivery for up to three days; after a week the missing event is not
@@ -96,7 +98,9 @@ def _apply(row: StripeEvent) -> None:
         row.status, row.detail = EventStatus.IGNORED, str(exc)[:300]
     except Wait as exc:
         row.status, row.detail = EventStatus.WAITING, str(exc)[:300]
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is arithmetic
+    # An object of the wrong shape: a missing key, a string where an object was (AttributeError on ``.get``), a
+    # number that is not one (decimal.InvalidOperation is arithmetic).
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         row.status, row.detail = EventStatus.FAILED, f"malformed {row.type}: {exc}"[:300]
     else:
         row.status, row.detail, row.processed_at = EventStatus.PROCESSED, detail[:300], clock.now()
@@ -144,11 +148,22 @@ def retry_waiting() -> int:
         )
         row.save(update_fields=["status", "detail"])
     progress = True
+    stuck: set[int] = set()
     while progress:
         progress = False
-        for row in waiting.select_for_update().order_by("created", "id"):
-            _apply(row)
-            row.save()
+        for row in waiting.exclude(pk__in=stuck).select_for_update().order_by("created", "id"):
+            try:
+                with transaction.atomic():  # a savepoint: an error undoes this event's work only
+                    _apply(row)
+                    row.save()
+            except Exception as exc:
+                # Anything else one event raises (a database error, a bug) must not hold back every other waiting
+                # event, nor the expiry above: it stays waiting (given up after WAIT_LIMIT like any other), and says
+                # why. Raised here, it answered 500 to every later delivery and nothing waiting moved again.
+                logger.exception("Stripe event %s not applied on retry", row.event_id)
+                stuck.add(row.pk)
+                StripeEvent.objects.filter(pk=row.pk).update(detail=f"not applied yet: {exc!r}"[:300])
+                continue
             if row.status != EventStatus.WAITING:
                 progress = True
                 done += 1

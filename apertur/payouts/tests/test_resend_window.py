@@ -239,3 +239,44 @@ def test_staff_resolve_a_review_in_the_admin(emu: Running, settings: Any) -> Non
     again = browser.post(url, {"answer": "not_paid"})  # a stale second answer: refused, nothing released
     assert again.status_code == 400 and b"not in review" in again.content
     assert not PayoutEntry.objects.filter(payout=payout, released_at__isnull=False).exists()
+
+
+def test_the_commissions_dashboard_estimate_leaves_money_in_review_out_as_the_run_does(emu: Running) -> None:
+    """The commissions dashboard's "next payout" estimate is the same figure as the payouts page's: what the next
+    run pays. The run never takes the entries of a payout in review again, so neither does the estimate."""
+    from django.test import Client
+
+    from apertur.commissions import selectors as commission_selectors
+
+    payout, _later = released_into_review(emu)
+    partner = Partner.objects.get(pk=payout.partner_id)
+    pay(User.objects.get(email="customer@example.com"), 2, 70_000, at(2026, 4, 1))
+    before_run = services.run_at("2026-06") - dt.timedelta(hours=1)
+    estimate = commission_selectors.next_payout(partner=partner, at=before_run)
+    assert estimate.eligible_cents == selectors.payout_status(partner=partner, at=before_run).estimate_cents == 7_000
+    browser = Client()
+    browser.force_login(partner.user)
+    with time_machine.travel(before_run, tick=False):
+        page = browser.get("/partners/commissions/").content.decode()
+    assert "Estimated amount: <strong>$70.00 CAD</strong>" in page
+    tick(emu, services.run_at("2026-06"))
+    assert Payout.objects.get(period="2026-06").amount_cents == estimate.eligible_cents
+
+
+def test_the_estimate_leaves_out_a_payout_saved_but_not_yet_sent(emu: Running) -> None:
+    """PayPal unreachable at the April run: the payout stays ``created`` and is sent again with its own id; the May
+    run will not pay its entries, so the May estimate (dashboard and payouts page alike) leaves them out."""
+    from apertur.commissions import selectors as commission_selectors
+
+    partner, customer = make_world()
+    pay(customer, 1, 99_999, at(2026, 3, 1))
+    pay(customer, 2, 70_000, at(2026, 4, 1))
+    assert emu.emulator.configure({"fail_next_n_with_5xx": 10})[0] == 200
+    tick(emu, T0)
+    assert Payout.objects.get().status == PayoutStatus.CREATED
+    later = T0 + dt.timedelta(days=10)
+    partner = Partner.objects.get(pk=partner.pk)
+    assert commission_selectors.next_payout(partner=partner, at=later).eligible_cents == 7_000
+    outlook = selectors.payout_status(partner=partner, at=later)
+    # The April payout's 10,000 is being sent, not carried: "carried (included above)" is part of the estimate.
+    assert (outlook.estimate_cents, outlook.carried_cents) == (7_000, 0)

@@ -174,3 +174,19 @@ def test_every_approved_partner_gets_a_decision(emu: Running) -> None:
         (partner.pk, "would_pay", 6_000),
         (idle.pk, "nothing_due", 0),
     ]
+
+
+def test_the_hold_is_30_times_24_hours_to_the_run_instant_across_the_march_dst_change(emu: Running) -> None:
+    """The March run is 09:00 EDT on the 15th (13:00 UTC); Toronto moved to EDT on 2026-03-08. A payment exactly
+    30 × 24 hours before the run (08:00 EST on 2026-02-13) is paid by it (``available_at ≤ run``); one made an hour
+    later, at 09:00 EST (30 wall-clock days before the run), is not: its hold ends at 10:00 EDT, after the run."""
+    from apertur.referrals.models import Attribution
+
+    _partner, customer = make_world()
+    Attribution.objects.filter(customer=customer).update(at=at(2026, 1, 1))
+    pay(customer, 1, 50_000, at(2026, 2, 13, 13))  # 08:00 EST
+    pay(customer, 2, 70_000, at(2026, 2, 13, 14))  # 09:00 EST
+    assert services.run_at("2026-03") == at(2026, 3, 15, 13)
+    march = only(do_run(emu, "2026-03"))
+    assert (march.reason, march.amount_cents) == ("paid", 5_000)  # exactly the minimum: paid
+    assert only(do_run(emu, "2026-04")).amount_cents == 7_000

@@ -4,13 +4,14 @@ minor unit (¥10,000 is ``10000``; 1.000 KWD is ``1000``), rates are per major u
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
 from apertur.commissions.models import CommissionEntry
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.services import receive
-from apertur.projects.models import ExchangeRate, Payment
+from apertur.projects.models import ExchangeRate, Payment, Refund
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
 from apertur.testing import make_partner, make_user
@@ -68,3 +69,23 @@ def test_two_decimal_currencies_are_unchanged(customer) -> None:  # type: ignore
     payment = pay(customer, 10_000, "usd", exchange_rate="1.3712")
     assert payment.amount_cad_cents == 13_712
     assert CommissionEntry.objects.get(payment=payment).amount_cents == 1_371
+
+
+def test_a_refund_converts_at_the_payments_own_rate_however_small(customer) -> None:  # type: ignore[no-untyped-def]
+    """Stripe's rate for a currency worth a fraction of a cent (VND: 0.0000537234 CAD per dong) keeps its
+    significant digits: half the payment refunded takes back half its commission, not 0.5 % more."""
+    payment = pay(customer, 100_000_000, "vnd", exchange_rate="0.0000537234")  # 5,372.34 CAD
+    assert payment.amount_cad_cents == 537_234
+    assert Payment.objects.get(pk=payment.pk).cad_rate == Decimal("0.0000537234")
+    refund = events.refund_created(
+        refund_id="re_half", charge_id=payment.charge_id, amount=50_000_000, at=PAID_AT + dt.timedelta(days=1)
+    )
+    assert receive(refund).status == "processed"
+    assert Refund.objects.get().amount_cad_cents == 268_617
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-26_862, 53_723]
+
+
+def test_the_rate_table_keeps_a_small_rate_exactly(customer) -> None:  # type: ignore[no-untyped-def]
+    ExchangeRate.objects.create(currency="VND", date=dt.date(2026, 1, 1), rate="0.0000537234")
+    assert ExchangeRate.objects.get().rate == Decimal("0.0000537234")
+    assert pay(customer, 100_000_000, "vnd").amount_cad_cents == 537_234

@@ -192,3 +192,59 @@ def test_staff_can_inspect_stored_and_rejected_deliveries_but_not_edit_them(cust
     assert staff.get("/admin/stripe_billing/rejecteddelivery/").status_code == 200
     assert staff.get("/admin/stripe_billing/stripeevent/add/").status_code == 403
     assert staff.post(f"/admin/stripe_billing/stripeevent/{stored.pk}/delete/").status_code == 403
+
+
+def test_an_event_of_the_wrong_shape_fails_on_its_own_and_blocks_no_waiting_event(customer: Any) -> None:
+    """Regression: an object of the wrong shape (``status_transitions`` a string, as an imported line can have)
+    raised AttributeError, which ``_apply`` did not count as malformed. Stored as waiting first (its customer was
+    unknown), it then raised from every ``retry_waiting``: each later delivery answered 500 after committing, no
+    waiting event was ever applied again, and none was ever given up (the expiry rolled back with the error)."""
+    at = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    odd = events.invoice_paid(customer="cus_odd", email="nobody@example.com", amount=5_000, at=at)
+    odd["data"]["object"]["status_transitions"] = "paid"
+    assert services.receive(odd).status == "waiting"  # unknown customer: waits for the customer event
+    refund = events.refund_created(refund_id="re_1", charge_id="ch_1", amount=10_000, at=at + dt.timedelta(days=2))
+    assert services.receive(refund).status == "waiting"  # before its payment
+    link = events.customer(
+        customer_id="cus_odd", at=at, metadata={"apertur_user_id": customer.public_id}, kind="customer.updated"
+    )
+    assert services.receive(link).status == "processed"
+    assert StripeEvent.objects.get(event_id=odd["id"]).status == "failed"
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=at, invoice_id="in_1", charge_id="ch_1"
+    )
+    assert services.receive(paid).status == "processed"
+    assert StripeEvent.objects.get(event_id=refund["id"]).status == "processed"  # applied once its payment came
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-1_000, 2_500]
+
+
+def test_an_unexpected_error_of_one_waiting_event_leaves_it_waiting_and_the_others_go_on(
+    customer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a handler raises for one waiting event (a database error, a bug), ``retry_waiting`` applies the
+    others, gives up on the expired ones, and the delivery that triggered it is answered normally."""
+    from django.db import DataError
+
+    at = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    refund = events.refund_created(refund_id="re_1", charge_id="ch_1", amount=10_000, at=at + dt.timedelta(days=2))
+    assert services.receive(refund).status == "waiting"
+    stuck = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at, status="needs_response", dispute_id="dp_1", closed=False
+    )
+    assert services.receive(stuck).status == "waiting"
+    original = handlers.HANDLERS["charge.dispute.created"]
+
+    def broken(event: dict[str, Any]) -> str:
+        if Payment.objects.exists():
+            raise DataError("value too long for type character varying(100)")
+        return original(event)
+
+    monkeypatch.setitem(services.HANDLERS, "charge.dispute.created", broken)
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=at, invoice_id="in_1", charge_id="ch_1"
+    )
+    assert services.receive(paid).status == "processed"
+    assert StripeEvent.objects.get(event_id=refund["id"]).status == "processed"
+    row = StripeEvent.objects.get(event_id=stuck["id"])
+    assert row.status == "waiting" and "DataError" in row.detail
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-1_000, 2_500]
