@@ -48,8 +48,17 @@ class PublicKeyMatch:
         return self.mode == KeyMode.LIVE
 
 
+def lookable(value: str) -> bool:
+    """Can ``value`` be looked up as a client id or a key? A NUL (``%00`` in a query string, ``\\u0000`` in
+    JSON) is in none of them, and PostgreSQL refuses it in a query parameter (a 500): such a value is simply
+    unknown."""
+    return "\x00" not in value
+
+
 def app_for_public_key(key: str) -> PublicKeyMatch | None:
     """The usable app behind an active publishable key, or ``None`` (→ ``invalid_public_key``)."""
+    if not lookable(key):
+        return None
     match = (
         PublicKey.objects.filter(key=key, is_active=True, app__in=OAuthApp.objects.usable())
         .select_related("app", "app__partner")

@@ -12,12 +12,13 @@ encoded, and the token response carries ``scopes``, ``project_id``, ``plan`` and
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from authlib.oauth2 import rfc6749, rfc7009, rfc7636, rfc7662
 from authlib.oauth2.rfc6749 import (
@@ -32,7 +33,6 @@ from authlib.oauth2.rfc6749 import (
     UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from django.conf import settings
 from django.core.exceptions import BadRequest, TooManyFieldsSent
 from django.db import DEFAULT_DB_ALIAS
@@ -45,6 +45,7 @@ from apertur.oauth import token_cache
 from apertur.oauth import tokens as token_store
 from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
+from apertur.oauth.selectors import lookable
 from apertur.oauth.tokens import PLAN_COLUMNS
 from apertur.partners.models import PartnerStatus
 
@@ -691,6 +692,22 @@ def active_for_api(row: Any) -> bool:
 # --- the server --------------------------------------------------------------------------------------
 
 
+def basic_credentials(header: str) -> tuple[str, str | None] | None:
+    """The client_id and client_secret of an ``Authorization: Basic`` header (RFC 7617 §2; RFC 6749 §2.3.1: each
+    form-urlencoded first), the secret None when there is no colon; None when the header is not Basic. Raises
+    ``ValueError`` when it is Basic but unreadable: blank, not base64, or not UTF-8 inside. Authlib's parser
+    crashed on these (an unpacking error, a ``ValueError`` or a ``UnicodeDecodeError``: a 500)."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    value = value.strip()
+    if not value:
+        raise ValueError("blank Basic credentials")
+    decoded = base64.b64decode(value).decode("utf-8")  # binascii.Error and UnicodeDecodeError are ValueErrors
+    client_id, colon, secret = decoded.partition(":")
+    return unquote(client_id), unquote(secret) if colon else None
+
+
 def refuse_several_client_credentials(request: Any) -> None:
     """RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each request." Authlib
     tries HTTP Basic, then the body, and takes the first that succeeds, so a wrong second credential was
@@ -706,9 +723,13 @@ def refuse_several_client_credentials(request: Any) -> None:
       authenticates nothing (§2.3.1 is the id and the secret together), §4.1.3 only makes it optional for an
       authenticating client, and common client libraries send it alongside Basic.
 
-    An empty parameter counts as omitted (§3.1)."""
-    header = request.headers.get("Authorization") or ""
-    if header.split(" ", 1)[0].lower() != "basic":
+    An empty parameter counts as omitted (§3.1). Basic credentials that cannot be read are ``invalid_client``
+    (401), as credentials that name no client are."""
+    try:
+        basic = basic_credentials(request.headers.get("Authorization") or "")
+    except ValueError as exc:
+        raise InvalidClientError(status_code=401) from exc
+    if basic is None:
         return
     form = request.form
     if form.get("client_secret"):
@@ -716,8 +737,8 @@ def refuse_several_client_credentials(request: Any) -> None:
             "Use one client authentication method: HTTP Basic, or client_id and client_secret in the body, not both."
         )
     body_client_id = form.get("client_id")
-    basic_client_id, _ = extract_basic_authorization(request.headers)
-    if body_client_id and basic_client_id is not None and body_client_id != basic_client_id:
+    basic_client_id = basic[0]
+    if body_client_id and body_client_id != basic_client_id:
         raise InvalidRequestError("The client_id in the body is not the one in the HTTP Basic credentials.")
 
 
@@ -741,10 +762,14 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     # Authlib hooks ---------------------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> Client | None:
+        if not lookable(client_id):
+            return None
         app = _usable_client.first(client_id)
         return Client(app) if app is not None else None
 
     def _authenticating_client(self, client_id: str) -> Client | None:
+        if not lookable(client_id):
+            return None
         app = _authenticating_client.first(client_id)
         return Client(app) if app is not None else None
 

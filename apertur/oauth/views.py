@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -29,7 +27,7 @@ from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.domains import canonical_origin, origin_allowed
 from apertur.oauth.selectors import app_for_public_key
-from apertur.oauth.server import Request, body_params, describe, server
+from apertur.oauth.server import Request, basic_credentials, body_params, describe, server
 from apertur.projects.selectors import project_list
 
 
@@ -214,13 +212,13 @@ def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) ->
 
 
 def _client_id_of(request: HttpRequest, params: dict[str, list[str]]) -> str:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header.lower().startswith("basic "):
-        try:
-            return base64.b64decode(header[6:]).decode().split(":", 1)[0]
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-    return _first(params, "client_id")
+    """The client a token request names, for its rate limit: unreadable Basic credentials name none (client
+    authentication then fails: ``server.refuse_several_client_credentials``)."""
+    try:
+        basic = basic_credentials(request.META.get("HTTP_AUTHORIZATION", ""))
+    except ValueError:
+        return ""
+    return basic[0] if basic is not None else _first(params, "client_id")
 
 
 def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = True) -> HttpResponse:

@@ -72,6 +72,7 @@ def test_login_first_then_back_to_the_same_request(flow: Flow) -> None:
         {"redirect_uri": "http://snapflow.example/callback"},
         {"redirect_uri": "https://snapflow.example/callback/../evil"},
         {"redirect_uri": "https://SNAPFLOW.example/callback"},
+        {"client_id": "aptr_ci_\x00"},  # PostgreSQL refused the NUL in the client lookup: a 500
     ],
 )
 def test_bad_client_or_redirect_uri_is_an_error_page_never_a_redirect(flow: Flow, params: dict[str, str]) -> None:
@@ -335,6 +336,8 @@ def test_public_key_origin_check(sdk_app: Flow, origin: str, allowed: bool) -> N
 
 def test_unknown_or_regenerated_public_key(sdk_app: Flow) -> None:
     message = popup_message(sdk_app.browser.get(sdk_url("aptr_live_pk_nope")))
+    assert message["error"] == "invalid_public_key"
+    message = popup_message(sdk_app.browser.get(sdk_url("aptr_live_pk_\x00")))  # PostgreSQL refuses a NUL: a 500
     assert message["error"] == "invalid_public_key"
     services.regenerate_public_key(app=sdk_app.created.app, mode=services.KeyMode.LIVE)
     message = popup_message(sdk_app.browser.get(sdk_url(sdk_app.created.public_key)))

@@ -199,6 +199,9 @@ CLIENT_AUTH_FAILURES: list[Any] = [
     pytest.param(lambda f: ({"client_id": f.client_id}, None), id="no-secret"),
     pytest.param(lambda f: ({}, (f.client_id, "aptr_cs_wrong")), id="basic-wrong-secret"),
     pytest.param(lambda f: ({}, ("aptr_ci_nobody", f.secret)), id="basic-unknown-client"),
+    # PostgreSQL refuses a NUL in a query parameter: the client lookup failed with a 500.
+    pytest.param(lambda f: ({"client_id": "aptr_ci_\x00", "client_secret": f.secret}, None), id="nul-client-id"),
+    pytest.param(lambda f: ({}, ("aptr_ci_\x00", f.secret)), id="basic-nul-client-id"),
 ]
 CLIENT_AUTH_BODIES = {
     "/oauth/token": {"grant_type": "authorization_code", "code": "oac_x", "redirect_uri": "https://x.example/cb"},
@@ -226,6 +229,27 @@ def test_failed_client_authentication_says_what_to_check(flow: Flow, path: str, 
     assert response["WWW-Authenticate"] == (
         f'Basic realm="apertur", error="invalid_client", error_description="{GENERIC_DESCRIPTIONS["invalid_client"]}"'
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", list(CLIENT_AUTH_BODIES))
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic caf\u00e9",  # not base64 (a header's bytes reach Django as Latin-1 text)
+        "Basic " + base64.b64encode(b"\xff\xfe:secret").decode(),  # base64, but not UTF-8 inside
+        "Basic  ",  # the scheme and blanks
+        "Basic \t",
+    ],
+    ids=["not-ascii", "not-utf8", "blank", "tab"],
+)
+def test_unreadable_basic_credentials_are_invalid_client(flow: Flow, path: str, header: str) -> None:
+    """RFC 6749 §5.2: client authentication that fails is invalid_client (401, with the Basic challenge when
+    HTTP Basic was tried), like Basic credentials that decode to an unknown client. These crashed (500): Django's
+    base64 of the rate-limit key, or Authlib's parsing of the header."""
+    response = Client().post(path, CLIENT_AUTH_BODIES[path], HTTP_AUTHORIZATION=header)
+    assert_described_error(response, "invalid_client", 401)
+    assert response["WWW-Authenticate"].startswith('Basic realm="apertur", error="invalid_client"')
 
 
 def test_generic_descriptions_use_only_the_allowed_characters() -> None:
