@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from authlib.oauth2 import rfc6749, rfc7009, rfc7636, rfc7662
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import (
     ClientAuthentication,
     InvalidClientError,
@@ -30,7 +31,6 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
     OAuth2Payload,
     OAuth2Request,
-    UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from django.conf import settings
@@ -125,8 +125,12 @@ class UnsupportedResponseType(OAuth2Error):
 
 
 def describe(error: OAuth2Error) -> str:
-    """The error's own description, else the generic one for its code: never empty."""
-    return error.get_error_description() or GENERIC_DESCRIPTIONS.get(error.error or "", "The request failed.")
+    """The error's own description, else the generic one for its code: never empty, and only the characters RFC
+    6749 §5.2 allows (Authlib's ``unsupported_grant_type`` echoed the value it was sent, quotes and all)."""
+    description = error.get_error_description()
+    if description and not invalid_error_characters(description):
+        return str(description)
+    return GENERIC_DESCRIPTIONS.get(error.error or "", "The request failed.")
 
 
 # --- Authlib's views of our models ---------------------------------------------------------------------
@@ -291,19 +295,45 @@ def body_params(request: HttpRequest) -> dict[str, list[str]]:
         raise InvalidRequestError("Too many parameters.") from exc
     for key, values in params.items():
         if len(values) > 1:
-            raise InvalidRequestError(f"Repeated parameter '{key}'.")
+            raise _repeated(key)
     return params
+
+
+def _repeated(key: str) -> InvalidRequestError:
+    """The error for a repeated parameter, naming it when its name fits in an ``error_description`` (RFC 6749
+    §5.2: printable ASCII but ``"`` and ``\\``; building the error with another character failed: a 500)."""
+    if key and len(key) <= 100 and not invalid_error_characters(key):
+        return InvalidRequestError(f"Repeated parameter '{key}'.")
+    return InvalidRequestError("Repeated parameter.")
+
+
+class _JSONObject(dict[str, Any]):
+    """A JSON object that remembers the first member name it saw twice (``json.loads`` keeps the last copy)."""
+
+    repeated: str | None = None
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JSONObject:
+    obj = _JSONObject()
+    for key, value in pairs:
+        if key in obj and obj.repeated is None:
+            obj.repeated = key
+        obj[key] = value
+    return obj
 
 
 def _body_params(request: HttpRequest) -> dict[str, list[str]]:
     content_type = request.content_type or ""
     if content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
+            data = json.loads(request.body or b"{}", object_pairs_hook=_json_object)
         except ValueError as exc:
             raise InvalidRequestError("The JSON body could not be parsed.") from exc
         if not isinstance(data, dict):
             raise InvalidRequestError("The JSON body must be an object.")
+        if isinstance(data, _JSONObject) and data.repeated is not None:
+            # A member twice is a parameter twice (RFC 6749 §3.2): which copy counts would be ambiguous.
+            raise _repeated(data.repeated)
         out: dict[str, list[str]] = {}
         for key, value in data.items():
             if isinstance(value, list):
@@ -371,6 +401,19 @@ class S256CodeChallenge(rfc7636.CodeChallenge):
 
 class CodeGrant(AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: Client) -> str:
+        """Authlib's check (exact match, RFC 6749 §3.1.2.3), with a description that does not repeat the URI:
+        Authlib's did, and an unregistered URI holding a character §4.1.2.1 keeps out of ``error_description``
+        (``"``, ``\\``, anything not printable ASCII) made building the error fail: a 500 instead of the error page."""
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri and not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError(
+                "redirect_uri is not one of the app's registered redirect URIs (they must match exactly)."
+            )
+        validated: str = AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        return validated
 
     def generate_authorization_code(self) -> str:
         return token_store.new_code()
@@ -794,18 +837,24 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     def get_authorization_grant(self, request: Any) -> Any:
         """RFC 6749 §4.1.2.1: a missing ``response_type`` is a missing required parameter (``invalid_request``);
         ``unsupported_response_type`` is for a value the server does not support. Authlib answers the latter
-        for both, with a garbled description (its message passed as the response type). Either error keeps the
-        redirect URI Authlib validated (and the state it adds), so it goes back to the client as before."""
-        try:
+        for both, with a garbled description (its message passed as the response type). Either error carries the
+        redirect URI only when it is the client's validated one (Authlib's rule), and get_consent_grant adds the
+        state, so it goes back to the client; otherwise Apertur shows it."""
+        if any(grant_cls.check_authorization_endpoint(request) for grant_cls, _ in self._authorization_grants):
             return super().get_authorization_grant(request)
-        except UnsupportedResponseTypeError as error:
-            if not request.payload.response_type:
-                raise InvalidRequestError(
-                    "Missing 'response_type': it must be code.", redirect_uri=error.redirect_uri
-                ) from error
-            raise UnsupportedResponseType(
-                GENERIC_DESCRIPTIONS["unsupported_response_type"], redirect_uri=error.redirect_uri
-            ) from error
+        # Not Authlib's refusal: it put the response_type in its description, and building that failed (a 500) for
+        # a value with a character §4.1.2.1 excludes from error_description. Its redirect URI rule, as it was:
+        redirect_uri = None
+        client = self.query_client(request.payload.client_id) if request.payload.client_id else None
+        if client is not None:
+            requested = request.payload.redirect_uri
+            if not requested:
+                redirect_uri = client.get_default_redirect_uri()
+            elif client.check_redirect_uri(requested):
+                redirect_uri = requested
+        if not request.payload.response_type:
+            raise InvalidRequestError("Missing 'response_type': it must be code.", redirect_uri=redirect_uri)
+        raise UnsupportedResponseType(GENERIC_DESCRIPTIONS["unsupported_response_type"], redirect_uri=redirect_uri)
 
     def create_token_response(self, request: Any = None) -> HttpResponse:
         """RFC 6749 §5.2: a request without ``grant_type`` misses a required parameter, which is

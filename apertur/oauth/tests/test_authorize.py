@@ -73,6 +73,11 @@ def test_login_first_then_back_to_the_same_request(flow: Flow) -> None:
         {"redirect_uri": "https://snapflow.example/callback/../evil"},
         {"redirect_uri": "https://SNAPFLOW.example/callback"},
         {"client_id": "aptr_ci_\x00"},  # PostgreSQL refused the NUL in the client lookup: a 500
+        # Authlib put an unregistered redirect_uri into its error_description, and building an error whose
+        # description holds a character RFC 6749 §4.1.2.1 excludes ('"', '\\', not ASCII) failed: a 500
+        {"redirect_uri": 'https://evil.example/"callback"'},
+        {"redirect_uri": "https://evil.example/caf\u00e9"},
+        {"redirect_uri": "https://snapflow.example/callback\x00"},
     ],
 )
 def test_bad_client_or_redirect_uri_is_an_error_page_never_a_redirect(flow: Flow, params: dict[str, str]) -> None:
@@ -126,6 +131,9 @@ def test_alias_sessions_write_is_upload_create(flow: Flow) -> None:
     [
         ("token", "unsupported_response_type", "response_type must be code."),
         ("code token", "unsupported_response_type", "response_type must be code."),
+        # Authlib put the value in the description: a quote or a non-ASCII character made building the error fail
+        ('code"', "unsupported_response_type", "response_type must be code."),
+        ("c\u00f3de", "unsupported_response_type", "response_type must be code."),
         # RFC 6749 §4.1.2.1: missing is invalid_request; §3.1: an empty parameter counts as omitted
         (None, "invalid_request", "Missing 'response_type': it must be code."),
         ("", "invalid_request", "Missing 'response_type': it must be code."),

@@ -102,6 +102,14 @@ FormCase = Callable[[Flow], dict[str, str]]
 TOKEN_ERRORS: list[Any] = [
     pytest.param(lambda f: {}, "invalid_request", 400, id="no-grant-type"),
     pytest.param(lambda f: {"grant_type": "password", **_credentials(f)}, "unsupported_grant_type", 400, id="password"),
+    # Authlib's description echoed the value ("grant_type=... is not supported"), quotes and all: RFC 6749 §5.2
+    # keeps '"', '\\' and anything outside printable ASCII out of error_description.
+    pytest.param(
+        lambda f: {"grant_type": 'a"b\\c', **_credentials(f)}, "unsupported_grant_type", 400, id="quoted-type"
+    ),
+    pytest.param(
+        lambda f: {"grant_type": "caf\u00e9", **_credentials(f)}, "unsupported_grant_type", 400, id="non-ascii"
+    ),
     pytest.param(lambda f: {"grant_type": "authorization_code", "code": "x"}, "invalid_client", 401, id="no-client"),
     pytest.param(
         lambda f: {"grant_type": "authorization_code", "code": "x", "client_id": f.client_id, "client_secret": "no"},
@@ -185,8 +193,12 @@ def test_introspection_errors_are_described(flow: Flow, build: FormCase, error: 
         ("{not json", "application/json"),
         ("[1]", "application/json"),
         ("token=a&token=b&grant_type=x&grant_type=y", "application/x-www-form-urlencoded"),
+        # a repeated name outside what error_description may hold (RFC 6749 §5.2): building the error failed (500)
+        ("a%22b=1&a%22b=2&caf%C3%A9=1&caf%C3%A9=2", "application/x-www-form-urlencoded"),
+        # The JSON twin of a repeated parameter: json.loads kept the last copy, a proxy may read the first.
+        ('{"token": "a", "token": "b", "grant_type": "x", "grant_type": "y"}', "application/json"),
     ],
-    ids=["bad-json", "json-not-object", "repeated-parameter"],
+    ids=["bad-json", "json-not-object", "repeated-parameter", "repeated-odd-name", "repeated-json-key"],
 )
 def test_malformed_bodies_are_described(path: str, body: str, content_type: str) -> None:
     assert_described_error(Client().post(path, body, content_type=content_type), "invalid_request", 400)
