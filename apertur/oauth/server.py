@@ -515,6 +515,10 @@ class RefreshGrant(RefreshTokenGrant):
             raise InvalidGrantError("The refresh token was revoked. Ask the user to connect the app again.")
         if not token_store.refresh_is_live(row):
             raise InvalidGrantError("The refresh token has expired. Ask the user to connect the app again.")
+        if not row.user.is_active:
+            # RFC 6749 §5.2: the grant no longer stands. Authlib's answer, after authenticate_user found no user,
+            # was invalid_request, which says the request was malformed.
+            raise InvalidGrantError("The user who granted this access is no longer active.")
         return IssuedToken(row, "refresh_token")
 
     def _validate_token_scope(self, token: IssuedToken) -> None:

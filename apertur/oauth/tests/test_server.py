@@ -92,6 +92,13 @@ def _revoked_refresh_token(flow: Flow) -> str:
     return str(tokens["refresh_token"])
 
 
+def _deactivated_customers_refresh_token(flow: Flow) -> str:
+    tokens = flow.tokens()
+    flow.customer.is_active = False
+    flow.customer.save()
+    return str(tokens["refresh_token"])
+
+
 def _other_client(flow: Flow) -> dict[str, str]:
     other = make_app(flow.created.app.partner, name="Other")
     return {"client_id": other.app.client_id, "client_secret": other.client_secret}
@@ -134,6 +141,11 @@ TOKEN_ERRORS: list[Any] = [
         "invalid_grant",
         400,
         id="another-clients-refresh",
+    ),
+    # RFC 6749 §5.2: a refresh token whose grant no longer stands is invalid_grant; Authlib answered
+    # invalid_request ("There is no 'user' for this token."), which tells the client its request was malformed.
+    pytest.param(
+        lambda f: _refresh(f, _deactivated_customers_refresh_token(f)), "invalid_grant", 400, id="customer-deactivated"
     ),
     pytest.param(
         lambda f: _refresh(f, f.tokens()["refresh_token"], scope="admin:all"), "invalid_scope", 400, id="unknown-scope"
