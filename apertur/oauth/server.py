@@ -34,9 +34,10 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from django.conf import settings
-from django.core.exceptions import BadRequest, TooManyFieldsSent
+from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
 from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.http.request import HttpHeaders
 
 from apertur.core import audit, clock, tokens
@@ -285,14 +286,19 @@ def body_params(request: HttpRequest) -> dict[str, list[str]]:
     """Token endpoint parameters from a form-encoded (RFC 6749) or JSON (the seeds) body. Raises
     :class:`InvalidRequestError` for a body that is neither, or that repeats a parameter (RFC 6749 §3.2:
     parameters "MUST NOT be included more than once"; which copy counts would be ambiguous), that is not UTF-8
-    (RFC 6749 Appendix B) or that has more fields than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``: an OAuth error in JSON,
-    not Django's HTML 400 page (which, with DEBUG on, reads the body again and fails with a 500)."""
+    (RFC 6749 Appendix B), that has more fields than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``, is larger than
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` or is multipart Django cannot parse: an OAuth error in JSON, not Django's HTML
+    400 page (which, with DEBUG on, reads the body again and fails with a 500)."""
     try:
         params = _body_params(request)
     except BadRequest as exc:  # a charset other than UTF-8
         raise InvalidRequestError(str(exc)) from exc
     except TooManyFieldsSent as exc:
         raise InvalidRequestError("Too many parameters.") from exc
+    except RequestDataTooBig as exc:
+        raise InvalidRequestError("The request body is too large.") from exc
+    except MultiPartParserError as exc:
+        raise InvalidRequestError("The multipart body could not be parsed: send a form-encoded body.") from exc
     for key, values in params.items():
         if len(values) > 1:
             raise _repeated(key)
@@ -327,7 +333,7 @@ def _body_params(request: HttpRequest) -> dict[str, list[str]]:
     if content_type == "application/json":
         try:
             data = json.loads(request.body or b"{}", object_pairs_hook=_json_object)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser recurses
             raise InvalidRequestError("The JSON body could not be parsed.") from exc
         if not isinstance(data, dict):
             raise InvalidRequestError("The JSON body must be an object.")

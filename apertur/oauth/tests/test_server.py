@@ -209,8 +209,10 @@ def test_introspection_errors_are_described(flow: Flow, build: FormCase, error: 
         ("a%22b=1&a%22b=2&caf%C3%A9=1&caf%C3%A9=2", "application/x-www-form-urlencoded"),
         # The JSON twin of a repeated parameter: json.loads kept the last copy, a proxy may read the first.
         ('{"token": "a", "token": "b", "grant_type": "x", "grant_type": "y"}', "application/json"),
+        # nested deeper than the JSON parser recurses: a RecursionError (500)
+        ('{"token": ' + "[" * 100_000, "application/json"),
     ],
-    ids=["bad-json", "json-not-object", "repeated-parameter", "repeated-odd-name", "repeated-json-key"],
+    ids=["bad-json", "json-not-object", "repeated-parameter", "repeated-odd-name", "repeated-json-key", "deep-json"],
 )
 def test_malformed_bodies_are_described(path: str, body: str, content_type: str) -> None:
     assert_described_error(Client().post(path, body, content_type=content_type), "invalid_request", 400)
