@@ -50,9 +50,15 @@ class PublicKeyMatch:
 
 def lookable(value: str) -> bool:
     """Can ``value`` be looked up as a client id or a key? A NUL (``%00`` in a query string, ``\\u0000`` in
-    JSON) is in none of them, and PostgreSQL refuses it in a query parameter (a 500): such a value is simply
-    unknown."""
-    return "\x00" not in value
+    JSON) is in none of them, and PostgreSQL refuses it in a query parameter; a lone surrogate (JSON's
+    ``\\ud800``) cannot be encoded for any database (both were 500s): such a value is simply unknown."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def app_for_public_key(key: str) -> PublicKeyMatch | None:

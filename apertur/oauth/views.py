@@ -26,7 +26,7 @@ from apertur.oauth import limits
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.domains import canonical_origin, origin_allowed
-from apertur.oauth.selectors import app_for_public_key
+from apertur.oauth.selectors import app_for_public_key, lookable
 from apertur.oauth.server import Request, basic_credentials, body_params, describe, server
 from apertur.projects.selectors import project_list
 
@@ -234,7 +234,7 @@ def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = Tru
     try:
         ratelimit.hit(limits.TOKEN_PER_IP, ip)
         client_id = _client_id_of(request, params)
-        if client_id:
+        if client_id and lookable(client_id):  # a lone surrogate cannot be a Redis key (a 500): no client anyway
             # Client ids are public: keyed with the IP, so nobody can spend a partner's budget for them.
             ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id[:80]}|{ip}")
     except RateLimited as exc:

@@ -4,6 +4,7 @@ its error answers."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -276,6 +277,16 @@ def test_unreadable_basic_credentials_are_invalid_client(flow: Flow, path: str, 
     response = Client().post(path, CLIENT_AUTH_BODIES[path], HTTP_AUTHORIZATION=header)
     assert_described_error(response, "invalid_client", 401)
     assert response["WWW-Authenticate"].startswith('Basic realm="apertur", error="invalid_client"')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", list(CLIENT_AUTH_BODIES))
+def test_a_client_id_that_is_not_unicode_is_an_unknown_client(flow: Flow, path: str) -> None:
+    """JSON can spell a lone surrogate (``"\\ud800"``), which no database driver can encode: the client lookup
+    failed with a 500."""
+    body = json.dumps({**CLIENT_AUTH_BODIES[path], "client_id": "aptr_ci_\ud800", "client_secret": flow.secret})
+    response = Client().post(path, body, content_type="application/json")
+    assert_described_error(response, "invalid_client", 401)
 
 
 def test_generic_descriptions_use_only_the_allowed_characters() -> None:
