@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -26,7 +27,7 @@ from apertur.oauth import limits
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.domains import canonical_origin, origin_allowed
-from apertur.oauth.selectors import app_for_public_key, lookable
+from apertur.oauth.selectors import app_for_public_key
 from apertur.oauth.server import Request, basic_credentials, body_params, describe, server
 from apertur.projects.selectors import project_list
 
@@ -221,6 +222,9 @@ def _client_id_of(request: HttpRequest, params: dict[str, list[str]]) -> str:
     return basic[0] if basic is not None else _first(params, "client_id")
 
 
+_KEYABLE = re.compile(r"[!-~]+")
+
+
 def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = True) -> HttpResponse:
     """Shared by the token, revocation and introspection endpoints: body parsing, rate limits, one
     transaction (committed before the response) for the endpoints that write. Introspection only reads:
@@ -233,10 +237,12 @@ def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = Tru
     ip = client_ip(request)
     try:
         ratelimit.hit(limits.TOKEN_PER_IP, ip)
-        client_id = _client_id_of(request, params)
-        if client_id and lookable(client_id):  # a lone surrogate cannot be a Redis key (a 500): no client anyway
-            # Client ids are public: keyed with the IP, so nobody can spend a partner's budget for them.
-            ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id[:80]}|{ip}")
+        client_id = _client_id_of(request, params)[:80]
+        if _KEYABLE.fullmatch(client_id):
+            # Client ids are public: keyed with the IP, so nobody can spend a partner's budget for them. Only an id
+            # that could be one (printable ASCII, no space): a lone surrogate cannot be a Redis key (a 500), and a
+            # space or a control character makes Django warn with the key, which the client chose, in the log.
+            ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id}|{ip}")
     except RateLimited as exc:
         return _rate_limited(exc)
     oauth_request = Request(request, params)

@@ -289,6 +289,22 @@ def test_a_client_id_that_is_not_unicode_is_an_unknown_client(flow: Flow, path: 
     assert_described_error(response, "invalid_client", 401)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("client_id", ["aptr_ci_\ud800", "aptr ci", "aptr_ci_\r\nforged log line"])
+def test_odd_client_ids_do_not_reach_a_shared_rate_limit_key(flow: Flow, client_id: str, settings: Any) -> None:
+    """With a shared cache (Redis in production; Django's dummy cache here, which validates keys the same way) the
+    per-client token budget was keyed with the client_id as sent: a lone surrogate failed to encode for Redis (a
+    500), a space or CR/LF made Django warn with the key in the log (an error under the test settings)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert isinstance(caches["default"], DummyCache)
+    body = json.dumps({**CLIENT_AUTH_BODIES["/oauth/token"], "client_id": client_id, "client_secret": flow.secret})
+    response = Client().post("/oauth/token", body, content_type="application/json")
+    assert_described_error(response, "invalid_client", 401)
+
+
 def test_generic_descriptions_use_only_the_allowed_characters() -> None:
     for description in GENERIC_DESCRIPTIONS.values():
         assert description and not invalid_error_characters(description)
