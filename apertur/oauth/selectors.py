@@ -23,6 +23,8 @@ def app_list(*, partner: Partner) -> QuerySet[OAuthApp]:
 
 
 def app_for_partner(*, partner: Partner, client_id: str) -> OAuthApp:
+    if not lookable(client_id):  # from the URL: a NUL there is a 404, not a database error
+        raise AppNotFound()
     app = (
         OAuthApp.objects.filter(partner=partner, client_id=client_id)
         .select_related("partner")
