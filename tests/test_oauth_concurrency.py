@@ -59,3 +59,65 @@ def test_two_simultaneous_refreshes_give_at_most_one_success(world: dict[str, An
     assert all(r.json()["error"] == "invalid_grant" for r in results if r.status_code != 200)
     # At most one new token was issued from the one refresh token.
     assert Token.objects.filter(parent__isnull=False).count() <= 1
+
+
+def test_revoking_a_family_during_a_refresh_also_revokes_what_the_refresh_issues(world: dict[str, Any]) -> None:
+    """A family is revoked (refresh token reuse, consent narrowed, code replay, revocation) while a refresh of one
+    of its tokens is in flight. The revocation's first UPDATE waits for the refresh's row lock; on PostgreSQL (READ
+    COMMITTED) that statement then cannot see the token the refresh inserted, so its access token stayed live for
+    up to an hour (its refresh token, updated by the next statement, was revoked)."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from apertur.oauth import tokens as token_store
+
+    created = world["created"]
+    code = get_code(world["browser"], created.app.client_id)
+    exchange(Client(), code, created.app.client_id, created.client_secret)
+    parent = Token.objects.select_related("connection").get()
+    locked, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def refresh_in_flight() -> None:  # what the refresh grant does: lock the parent, insert its child, rotate it
+        try:
+            with transaction.atomic():
+                row = Token.objects.select_for_update().select_related("connection").get(pk=parent.pk)
+                token_store.issue(
+                    connection=row.connection,
+                    scopes=row.scope_list,
+                    livemode=row.livemode,
+                    access_token=token_store.new_access_token(),
+                    refresh_token=token_store.new_refresh_token(),
+                    parent=row,
+                )
+                token_store.rotate(token=row)
+                locked.set()
+                release.wait(10)
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    def revoke() -> None:
+        try:
+            locked.wait(10)
+            token_store.revoke_family(family=parent.family)
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refresh_in_flight), threading.Thread(target=revoke)]
+    for t in threads:
+        t.start()
+    locked.wait(10)
+    time.sleep(0.5)  # the revocation is now waiting for the refresh's row lock
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert not failures, failures
+    child = Token.objects.get(parent=parent)
+    assert child.refresh_revoked_at is not None
+    assert child.access_revoked_at is not None  # was None: a live access token of a revoked family

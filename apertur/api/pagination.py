@@ -29,7 +29,7 @@ def _decode(cursor: str) -> tuple[dt.datetime, int]:
         if when.tzinfo is None or not 0 < number < 2**63:
             raise ValueError("out of range")
         return when, number
-    except (ValueError, TypeError, OverflowError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise ValidationFailed(
             "The cursor is not valid; use next_cursor from the previous page.", field="cursor"
         ) from exc

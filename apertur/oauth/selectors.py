@@ -23,6 +23,8 @@ def app_list(*, partner: Partner) -> QuerySet[OAuthApp]:
 
 
 def app_for_partner(*, partner: Partner, client_id: str) -> OAuthApp:
+    if not lookable(client_id):  # from the URL: a NUL there is a 404, not a database error
+        raise AppNotFound()
     app = (
         OAuthApp.objects.filter(partner=partner, client_id=client_id)
         .select_related("partner")
@@ -48,8 +50,23 @@ class PublicKeyMatch:
         return self.mode == KeyMode.LIVE
 
 
+def lookable(value: str) -> bool:
+    """Can ``value`` be looked up as a client id or a key? A NUL (``%00`` in a query string, ``\\u0000`` in
+    JSON) is in none of them, and PostgreSQL refuses it in a query parameter; a lone surrogate (JSON's
+    ``\\ud800``) cannot be encoded for any database (both were 500s): such a value is simply unknown."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def app_for_public_key(key: str) -> PublicKeyMatch | None:
     """The usable app behind an active publishable key, or ``None`` (→ ``invalid_public_key``)."""
+    if not lookable(key):
+        return None
     match = (
         PublicKey.objects.filter(key=key, is_active=True, app__in=OAuthApp.objects.usable())
         .select_related("app", "app__partner")

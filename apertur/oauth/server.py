@@ -12,14 +12,16 @@ encoded, and the token response carries ``scopes``, ``project_id``, ``plan`` and
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from authlib.oauth2 import rfc6749, rfc7009, rfc7636, rfc7662
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import (
     ClientAuthentication,
     InvalidClientError,
@@ -29,14 +31,13 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
     OAuth2Payload,
     OAuth2Request,
-    UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from django.conf import settings
-from django.core.exceptions import BadRequest, TooManyFieldsSent
+from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
 from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.http.request import HttpHeaders
 
 from apertur.core import audit, clock, tokens
@@ -45,6 +46,7 @@ from apertur.oauth import token_cache
 from apertur.oauth import tokens as token_store
 from apertur.oauth.compiled import CompiledLookup
 from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
+from apertur.oauth.selectors import lookable
 from apertur.oauth.tokens import PLAN_COLUMNS
 from apertur.partners.models import PartnerStatus
 
@@ -124,8 +126,12 @@ class UnsupportedResponseType(OAuth2Error):
 
 
 def describe(error: OAuth2Error) -> str:
-    """The error's own description, else the generic one for its code: never empty."""
-    return error.get_error_description() or GENERIC_DESCRIPTIONS.get(error.error or "", "The request failed.")
+    """The error's own description, else the generic one for its code: never empty, and only the characters RFC
+    6749 §5.2 allows (Authlib's ``unsupported_grant_type`` echoed the value it was sent, quotes and all)."""
+    description = error.get_error_description()
+    if description and not invalid_error_characters(description):
+        return str(description)
+    return GENERIC_DESCRIPTIONS.get(error.error or "", "The request failed.")
 
 
 # --- Authlib's views of our models ---------------------------------------------------------------------
@@ -280,29 +286,60 @@ def body_params(request: HttpRequest) -> dict[str, list[str]]:
     """Token endpoint parameters from a form-encoded (RFC 6749) or JSON (the seeds) body. Raises
     :class:`InvalidRequestError` for a body that is neither, or that repeats a parameter (RFC 6749 §3.2:
     parameters "MUST NOT be included more than once"; which copy counts would be ambiguous), that is not UTF-8
-    (RFC 6749 Appendix B) or that has more fields than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``: an OAuth error in JSON,
-    not Django's HTML 400 page (which, with DEBUG on, reads the body again and fails with a 500)."""
+    (RFC 6749 Appendix B), that has more fields than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``, is larger than
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` or is multipart Django cannot parse: an OAuth error in JSON, not Django's HTML
+    400 page (which, with DEBUG on, reads the body again and fails with a 500)."""
     try:
         params = _body_params(request)
     except BadRequest as exc:  # a charset other than UTF-8
         raise InvalidRequestError(str(exc)) from exc
     except TooManyFieldsSent as exc:
         raise InvalidRequestError("Too many parameters.") from exc
+    except RequestDataTooBig as exc:
+        raise InvalidRequestError("The request body is too large.") from exc
+    except MultiPartParserError as exc:
+        raise InvalidRequestError("The multipart body could not be parsed: send a form-encoded body.") from exc
     for key, values in params.items():
         if len(values) > 1:
-            raise InvalidRequestError(f"Repeated parameter '{key}'.")
+            raise _repeated(key)
     return params
+
+
+def _repeated(key: str) -> InvalidRequestError:
+    """The error for a repeated parameter, naming it when its name fits in an ``error_description`` (RFC 6749
+    §5.2: printable ASCII but ``"`` and ``\\``; building the error with another character failed: a 500)."""
+    if key and len(key) <= 100 and not invalid_error_characters(key):
+        return InvalidRequestError(f"Repeated parameter '{key}'.")
+    return InvalidRequestError("Repeated parameter.")
+
+
+class _JSONObject(dict[str, Any]):
+    """A JSON object that remembers the first member name it saw twice (``json.loads`` keeps the last copy)."""
+
+    repeated: str | None = None
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JSONObject:
+    obj = _JSONObject()
+    for key, value in pairs:
+        if key in obj and obj.repeated is None:
+            obj.repeated = key
+        obj[key] = value
+    return obj
 
 
 def _body_params(request: HttpRequest) -> dict[str, list[str]]:
     content_type = request.content_type or ""
     if content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
-        except ValueError as exc:
+            data = json.loads(request.body or b"{}", object_pairs_hook=_json_object)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser recurses
             raise InvalidRequestError("The JSON body could not be parsed.") from exc
         if not isinstance(data, dict):
             raise InvalidRequestError("The JSON body must be an object.")
+        if isinstance(data, _JSONObject) and data.repeated is not None:
+            # A member twice is a parameter twice (RFC 6749 §3.2): which copy counts would be ambiguous.
+            raise _repeated(data.repeated)
         out: dict[str, list[str]] = {}
         for key, value in data.items():
             if isinstance(value, list):
@@ -370,6 +407,19 @@ class S256CodeChallenge(rfc7636.CodeChallenge):
 
 class CodeGrant(AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: Client) -> str:
+        """Authlib's check (exact match, RFC 6749 §3.1.2.3), with a description that does not repeat the URI:
+        Authlib's did, and an unregistered URI holding a character §4.1.2.1 keeps out of ``error_description``
+        (``"``, ``\\``, anything not printable ASCII) made building the error fail: a 500 instead of the error page."""
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri and not client.check_redirect_uri(redirect_uri):
+            raise InvalidRequestError(
+                "redirect_uri is not one of the app's registered redirect URIs (they must match exactly)."
+            )
+        validated: str = AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        return validated
 
     def generate_authorization_code(self) -> str:
         return token_store.new_code()
@@ -471,6 +521,10 @@ class RefreshGrant(RefreshTokenGrant):
             raise InvalidGrantError("The refresh token was revoked. Ask the user to connect the app again.")
         if not token_store.refresh_is_live(row):
             raise InvalidGrantError("The refresh token has expired. Ask the user to connect the app again.")
+        if not row.user.is_active:
+            # RFC 6749 §5.2: the grant no longer stands. Authlib's answer, after authenticate_user found no user,
+            # was invalid_request, which says the request was malformed.
+            raise InvalidGrantError("The user who granted this access is no longer active.")
         return IssuedToken(row, "refresh_token")
 
     def _validate_token_scope(self, token: IssuedToken) -> None:
@@ -691,6 +745,22 @@ def active_for_api(row: Any) -> bool:
 # --- the server --------------------------------------------------------------------------------------
 
 
+def basic_credentials(header: str) -> tuple[str, str | None] | None:
+    """The client_id and client_secret of an ``Authorization: Basic`` header (RFC 7617 §2; RFC 6749 §2.3.1: each
+    form-urlencoded first), the secret None when there is no colon; None when the header is not Basic. Raises
+    ``ValueError`` when it is Basic but unreadable: blank, not base64, or not UTF-8 inside. Authlib's parser
+    crashed on these (an unpacking error, a ``ValueError`` or a ``UnicodeDecodeError``: a 500)."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    value = value.strip()
+    if not value:
+        raise ValueError("blank Basic credentials")
+    decoded = base64.b64decode(value).decode("utf-8")  # binascii.Error and UnicodeDecodeError are ValueErrors
+    client_id, colon, secret = decoded.partition(":")
+    return unquote(client_id), unquote(secret) if colon else None
+
+
 def refuse_several_client_credentials(request: Any) -> None:
     """RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each request." Authlib
     tries HTTP Basic, then the body, and takes the first that succeeds, so a wrong second credential was
@@ -706,9 +776,13 @@ def refuse_several_client_credentials(request: Any) -> None:
       authenticates nothing (§2.3.1 is the id and the secret together), §4.1.3 only makes it optional for an
       authenticating client, and common client libraries send it alongside Basic.
 
-    An empty parameter counts as omitted (§3.1)."""
-    header = request.headers.get("Authorization") or ""
-    if header.split(" ", 1)[0].lower() != "basic":
+    An empty parameter counts as omitted (§3.1). Basic credentials that cannot be read are ``invalid_client``
+    (401), as credentials that name no client are."""
+    try:
+        basic = basic_credentials(request.headers.get("Authorization") or "")
+    except ValueError as exc:
+        raise InvalidClientError(status_code=401) from exc
+    if basic is None:
         return
     form = request.form
     if form.get("client_secret"):
@@ -716,8 +790,8 @@ def refuse_several_client_credentials(request: Any) -> None:
             "Use one client authentication method: HTTP Basic, or client_id and client_secret in the body, not both."
         )
     body_client_id = form.get("client_id")
-    basic_client_id, _ = extract_basic_authorization(request.headers)
-    if body_client_id and basic_client_id is not None and body_client_id != basic_client_id:
+    basic_client_id = basic[0]
+    if body_client_id and body_client_id != basic_client_id:
         raise InvalidRequestError("The client_id in the body is not the one in the HTTP Basic credentials.")
 
 
@@ -741,10 +815,14 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     # Authlib hooks ---------------------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> Client | None:
+        if not lookable(client_id):
+            return None
         app = _usable_client.first(client_id)
         return Client(app) if app is not None else None
 
     def _authenticating_client(self, client_id: str) -> Client | None:
+        if not lookable(client_id):
+            return None
         app = _authenticating_client.first(client_id)
         return Client(app) if app is not None else None
 
@@ -769,18 +847,24 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
     def get_authorization_grant(self, request: Any) -> Any:
         """RFC 6749 §4.1.2.1: a missing ``response_type`` is a missing required parameter (``invalid_request``);
         ``unsupported_response_type`` is for a value the server does not support. Authlib answers the latter
-        for both, with a garbled description (its message passed as the response type). Either error keeps the
-        redirect URI Authlib validated (and the state it adds), so it goes back to the client as before."""
-        try:
+        for both, with a garbled description (its message passed as the response type). Either error carries the
+        redirect URI only when it is the client's validated one (Authlib's rule), and get_consent_grant adds the
+        state, so it goes back to the client; otherwise Apertur shows it."""
+        if any(grant_cls.check_authorization_endpoint(request) for grant_cls, _ in self._authorization_grants):
             return super().get_authorization_grant(request)
-        except UnsupportedResponseTypeError as error:
-            if not request.payload.response_type:
-                raise InvalidRequestError(
-                    "Missing 'response_type': it must be code.", redirect_uri=error.redirect_uri
-                ) from error
-            raise UnsupportedResponseType(
-                GENERIC_DESCRIPTIONS["unsupported_response_type"], redirect_uri=error.redirect_uri
-            ) from error
+        # Not Authlib's refusal: it put the response_type in its description, and building that failed (a 500) for
+        # a value with a character §4.1.2.1 excludes from error_description. Its redirect URI rule, as it was:
+        redirect_uri = None
+        client = self.query_client(request.payload.client_id) if request.payload.client_id else None
+        if client is not None:
+            requested = request.payload.redirect_uri
+            if not requested:
+                redirect_uri = client.get_default_redirect_uri()
+            elif client.check_redirect_uri(requested):
+                redirect_uri = requested
+        if not request.payload.response_type:
+            raise InvalidRequestError("Missing 'response_type': it must be code.", redirect_uri=redirect_uri)
+        raise UnsupportedResponseType(GENERIC_DESCRIPTIONS["unsupported_response_type"], redirect_uri=redirect_uri)
 
     def create_token_response(self, request: Any = None) -> HttpResponse:
         """RFC 6749 §5.2: a request without ``grant_type`` misses a required parameter, which is

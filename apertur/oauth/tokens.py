@@ -165,12 +165,25 @@ def issue(
 
 
 def _revoke(rows: Q) -> int:
+    """Revoke every access and refresh token of ``rows``, including those a refresh in flight is issuing.
+
+    On PostgreSQL (READ COMMITTED) an UPDATE that waited for a row lock sees only the rows that existed when it
+    started: when a refresh of one of the rows holds its lock, the token that refresh inserts is missed by the
+    UPDATE that waited, though not by the next statement. So the two UPDATEs run again until neither finds a
+    row: a new token needs its parent's refresh token, which the previous round revoked (and locked), so this
+    ends after a round or two. On SQLite writers take turns and the second round finds nothing."""
     now = clock.now()
-    access = Token.objects.filter(rows, access_revoked_at__isnull=True).update(access_revoked_at=now)
-    refresh = Token.objects.filter(rows, refresh_revoked_at__isnull=True).update(refresh_revoked_at=now)
-    if access:
+    access_total = refresh_total = 0
+    while True:
+        access = Token.objects.filter(rows, access_revoked_at__isnull=True).update(access_revoked_at=now)
+        refresh = Token.objects.filter(rows, refresh_revoked_at__isnull=True).update(refresh_revoked_at=now)
+        access_total += access
+        refresh_total += refresh
+        if not access and not refresh:
+            break
+    if access_total:
         token_cache.invalidate_all()
-    return max(access, refresh)
+    return max(access_total, refresh_total)
 
 
 def revoke_family(*, family: uuid.UUID) -> int:

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -29,7 +28,7 @@ from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.domains import canonical_origin, origin_allowed
 from apertur.oauth.selectors import app_for_public_key
-from apertur.oauth.server import Request, body_params, describe, server
+from apertur.oauth.server import Request, basic_credentials, body_params, describe, server
 from apertur.projects.selectors import project_list
 
 
@@ -214,13 +213,16 @@ def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) ->
 
 
 def _client_id_of(request: HttpRequest, params: dict[str, list[str]]) -> str:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header.lower().startswith("basic "):
-        try:
-            return base64.b64decode(header[6:]).decode().split(":", 1)[0]
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-    return _first(params, "client_id")
+    """The client a token request names, for its rate limit: unreadable Basic credentials name none (client
+    authentication then fails: ``server.refuse_several_client_credentials``)."""
+    try:
+        basic = basic_credentials(request.META.get("HTTP_AUTHORIZATION", ""))
+    except ValueError:
+        return ""
+    return basic[0] if basic is not None else _first(params, "client_id")
+
+
+_KEYABLE = re.compile(r"[!-~]+")
 
 
 def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = True) -> HttpResponse:
@@ -235,10 +237,12 @@ def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = Tru
     ip = client_ip(request)
     try:
         ratelimit.hit(limits.TOKEN_PER_IP, ip)
-        client_id = _client_id_of(request, params)
-        if client_id:
-            # Client ids are public: keyed with the IP, so nobody can spend a partner's budget for them.
-            ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id[:80]}|{ip}")
+        client_id = _client_id_of(request, params)[:80]
+        if _KEYABLE.fullmatch(client_id):
+            # Client ids are public: keyed with the IP, so nobody can spend a partner's budget for them. Only an id
+            # that could be one (printable ASCII, no space): a lone surrogate cannot be a Redis key (a 500), and a
+            # space or a control character makes Django warn with the key, which the client chose, in the log.
+            ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id}|{ip}")
     except RateLimited as exc:
         return _rate_limited(exc)
     oauth_request = Request(request, params)

@@ -72,6 +72,12 @@ def test_login_first_then_back_to_the_same_request(flow: Flow) -> None:
         {"redirect_uri": "http://snapflow.example/callback"},
         {"redirect_uri": "https://snapflow.example/callback/../evil"},
         {"redirect_uri": "https://SNAPFLOW.example/callback"},
+        {"client_id": "aptr_ci_\x00"},  # PostgreSQL refused the NUL in the client lookup: a 500
+        # Authlib put an unregistered redirect_uri into its error_description, and building an error whose
+        # description holds a character RFC 6749 §4.1.2.1 excludes ('"', '\\', not ASCII) failed: a 500
+        {"redirect_uri": 'https://evil.example/"callback"'},
+        {"redirect_uri": "https://evil.example/caf\u00e9"},
+        {"redirect_uri": "https://snapflow.example/callback\x00"},
     ],
 )
 def test_bad_client_or_redirect_uri_is_an_error_page_never_a_redirect(flow: Flow, params: dict[str, str]) -> None:
@@ -125,6 +131,9 @@ def test_alias_sessions_write_is_upload_create(flow: Flow) -> None:
     [
         ("token", "unsupported_response_type", "response_type must be code."),
         ("code token", "unsupported_response_type", "response_type must be code."),
+        # Authlib put the value in the description: a quote or a non-ASCII character made building the error fail
+        ('code"', "unsupported_response_type", "response_type must be code."),
+        ("c\u00f3de", "unsupported_response_type", "response_type must be code."),
         # RFC 6749 §4.1.2.1: missing is invalid_request; §3.1: an empty parameter counts as omitted
         (None, "invalid_request", "Missing 'response_type': it must be code."),
         ("", "invalid_request", "Missing 'response_type': it must be code."),
@@ -335,6 +344,8 @@ def test_public_key_origin_check(sdk_app: Flow, origin: str, allowed: bool) -> N
 
 def test_unknown_or_regenerated_public_key(sdk_app: Flow) -> None:
     message = popup_message(sdk_app.browser.get(sdk_url("aptr_live_pk_nope")))
+    assert message["error"] == "invalid_public_key"
+    message = popup_message(sdk_app.browser.get(sdk_url("aptr_live_pk_\x00")))  # PostgreSQL refuses a NUL: a 500
     assert message["error"] == "invalid_public_key"
     services.regenerate_public_key(app=sdk_app.created.app, mode=services.KeyMode.LIVE)
     message = popup_message(sdk_app.browser.get(sdk_url(sdk_app.created.public_key)))

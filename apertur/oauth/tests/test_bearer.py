@@ -144,3 +144,6 @@ def test_hostile_inputs_are_clean_errors(flow: Flow) -> None:
         cursor = base64.urlsafe_b64encode(_json.dumps(raw).encode()).decode().rstrip("=")
         response = api_get(f"/api/v1/upload-sessions?cursor={cursor}", tokens["access_token"])
         assert response.status_code == 422, raw
+    # JSON nested deeper than the parser recurses (4 kB of cursor): a RecursionError, a 500
+    cursor = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")
+    assert api_get(f"/api/v1/upload-sessions?cursor={cursor}", tokens["access_token"]).status_code == 422

@@ -77,6 +77,15 @@ def test_other_partners_app_is_not_found() -> None:
     assert created.app.is_active
 
 
+@pytest.mark.parametrize("path", ["aptr_ci_%00/", "aptr_ci_%00/edit", "aptr_ci_%00/deactivate"])
+def test_a_client_id_with_a_nul_is_not_found(path: str) -> None:
+    """PostgreSQL refuses a NUL in a query parameter: the app lookup failed with a 500."""
+    partner = make_partner()
+    make_app(partner)
+    client = _client_for(partner.user)
+    assert client.get(f"/partners/apps/{path}").status_code == 404
+
+
 def test_destructive_actions_confirm_first_then_act() -> None:
     created = make_app()
     client = _client_for(created.app.partner.user)

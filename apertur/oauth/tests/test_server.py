@@ -4,6 +4,7 @@ its error answers."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,13 @@ def _revoked_refresh_token(flow: Flow) -> str:
     return str(tokens["refresh_token"])
 
 
+def _deactivated_customers_refresh_token(flow: Flow) -> str:
+    tokens = flow.tokens()
+    flow.customer.is_active = False
+    flow.customer.save()
+    return str(tokens["refresh_token"])
+
+
 def _other_client(flow: Flow) -> dict[str, str]:
     other = make_app(flow.created.app.partner, name="Other")
     return {"client_id": other.app.client_id, "client_secret": other.client_secret}
@@ -102,6 +110,14 @@ FormCase = Callable[[Flow], dict[str, str]]
 TOKEN_ERRORS: list[Any] = [
     pytest.param(lambda f: {}, "invalid_request", 400, id="no-grant-type"),
     pytest.param(lambda f: {"grant_type": "password", **_credentials(f)}, "unsupported_grant_type", 400, id="password"),
+    # Authlib's description echoed the value ("grant_type=... is not supported"), quotes and all: RFC 6749 §5.2
+    # keeps '"', '\\' and anything outside printable ASCII out of error_description.
+    pytest.param(
+        lambda f: {"grant_type": 'a"b\\c', **_credentials(f)}, "unsupported_grant_type", 400, id="quoted-type"
+    ),
+    pytest.param(
+        lambda f: {"grant_type": "caf\u00e9", **_credentials(f)}, "unsupported_grant_type", 400, id="non-ascii"
+    ),
     pytest.param(lambda f: {"grant_type": "authorization_code", "code": "x"}, "invalid_client", 401, id="no-client"),
     pytest.param(
         lambda f: {"grant_type": "authorization_code", "code": "x", "client_id": f.client_id, "client_secret": "no"},
@@ -126,6 +142,11 @@ TOKEN_ERRORS: list[Any] = [
         "invalid_grant",
         400,
         id="another-clients-refresh",
+    ),
+    # RFC 6749 §5.2: a refresh token whose grant no longer stands is invalid_grant; Authlib answered
+    # invalid_request ("There is no 'user' for this token."), which tells the client its request was malformed.
+    pytest.param(
+        lambda f: _refresh(f, _deactivated_customers_refresh_token(f)), "invalid_grant", 400, id="customer-deactivated"
     ),
     pytest.param(
         lambda f: _refresh(f, f.tokens()["refresh_token"], scope="admin:all"), "invalid_scope", 400, id="unknown-scope"
@@ -185,8 +206,14 @@ def test_introspection_errors_are_described(flow: Flow, build: FormCase, error: 
         ("{not json", "application/json"),
         ("[1]", "application/json"),
         ("token=a&token=b&grant_type=x&grant_type=y", "application/x-www-form-urlencoded"),
+        # a repeated name outside what error_description may hold (RFC 6749 §5.2): building the error failed (500)
+        ("a%22b=1&a%22b=2&caf%C3%A9=1&caf%C3%A9=2", "application/x-www-form-urlencoded"),
+        # The JSON twin of a repeated parameter: json.loads kept the last copy, a proxy may read the first.
+        ('{"token": "a", "token": "b", "grant_type": "x", "grant_type": "y"}', "application/json"),
+        # nested deeper than the JSON parser recurses: a RecursionError (500)
+        ('{"token": ' + "[" * 100_000, "application/json"),
     ],
-    ids=["bad-json", "json-not-object", "repeated-parameter"],
+    ids=["bad-json", "json-not-object", "repeated-parameter", "repeated-odd-name", "repeated-json-key", "deep-json"],
 )
 def test_malformed_bodies_are_described(path: str, body: str, content_type: str) -> None:
     assert_described_error(Client().post(path, body, content_type=content_type), "invalid_request", 400)
@@ -199,6 +226,9 @@ CLIENT_AUTH_FAILURES: list[Any] = [
     pytest.param(lambda f: ({"client_id": f.client_id}, None), id="no-secret"),
     pytest.param(lambda f: ({}, (f.client_id, "aptr_cs_wrong")), id="basic-wrong-secret"),
     pytest.param(lambda f: ({}, ("aptr_ci_nobody", f.secret)), id="basic-unknown-client"),
+    # PostgreSQL refuses a NUL in a query parameter: the client lookup failed with a 500.
+    pytest.param(lambda f: ({"client_id": "aptr_ci_\x00", "client_secret": f.secret}, None), id="nul-client-id"),
+    pytest.param(lambda f: ({}, ("aptr_ci_\x00", f.secret)), id="basic-nul-client-id"),
 ]
 CLIENT_AUTH_BODIES = {
     "/oauth/token": {"grant_type": "authorization_code", "code": "oac_x", "redirect_uri": "https://x.example/cb"},
@@ -226,6 +256,53 @@ def test_failed_client_authentication_says_what_to_check(flow: Flow, path: str, 
     assert response["WWW-Authenticate"] == (
         f'Basic realm="apertur", error="invalid_client", error_description="{GENERIC_DESCRIPTIONS["invalid_client"]}"'
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", list(CLIENT_AUTH_BODIES))
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic caf\u00e9",  # not base64 (a header's bytes reach Django as Latin-1 text)
+        "Basic " + base64.b64encode(b"\xff\xfe:secret").decode(),  # base64, but not UTF-8 inside
+        "Basic  ",  # the scheme and blanks
+        "Basic \t",
+    ],
+    ids=["not-ascii", "not-utf8", "blank", "tab"],
+)
+def test_unreadable_basic_credentials_are_invalid_client(flow: Flow, path: str, header: str) -> None:
+    """RFC 6749 §5.2: client authentication that fails is invalid_client (401, with the Basic challenge when
+    HTTP Basic was tried), like Basic credentials that decode to an unknown client. These crashed (500): Django's
+    base64 of the rate-limit key, or Authlib's parsing of the header."""
+    response = Client().post(path, CLIENT_AUTH_BODIES[path], HTTP_AUTHORIZATION=header)
+    assert_described_error(response, "invalid_client", 401)
+    assert response["WWW-Authenticate"].startswith('Basic realm="apertur", error="invalid_client"')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", list(CLIENT_AUTH_BODIES))
+def test_a_client_id_that_is_not_unicode_is_an_unknown_client(flow: Flow, path: str) -> None:
+    """JSON can spell a lone surrogate (``"\\ud800"``), which no database driver can encode: the client lookup
+    failed with a 500."""
+    body = json.dumps({**CLIENT_AUTH_BODIES[path], "client_id": "aptr_ci_\ud800", "client_secret": flow.secret})
+    response = Client().post(path, body, content_type="application/json")
+    assert_described_error(response, "invalid_client", 401)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("client_id", ["aptr_ci_\ud800", "aptr ci", "aptr_ci_\r\nforged log line"])
+def test_odd_client_ids_do_not_reach_a_shared_rate_limit_key(flow: Flow, client_id: str, settings: Any) -> None:
+    """With a shared cache (Redis in production; Django's dummy cache here, which validates keys the same way) the
+    per-client token budget was keyed with the client_id as sent: a lone surrogate failed to encode for Redis (a
+    500), a space or CR/LF made Django warn with the key in the log (an error under the test settings)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert isinstance(caches["default"], DummyCache)
+    body = json.dumps({**CLIENT_AUTH_BODIES["/oauth/token"], "client_id": client_id, "client_secret": flow.secret})
+    response = Client().post("/oauth/token", body, content_type="application/json")
+    assert_described_error(response, "invalid_client", 401)
 
 
 def test_generic_descriptions_use_only_the_allowed_characters() -> None:

@@ -199,11 +199,17 @@ def test_malformed_requests(flow: Flow, body: str, content_type: str, error: str
             "application/x-www-form-urlencoded; charset=iso-8859-1",
         ),
         (b"&".join(b"f%d=1" % i for i in range(1200)), "application/x-www-form-urlencoded"),
+        # Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (lowered below), and multipart Django cannot parse, were answered
+        # with Django's HTML 400 page, not an RFC 6749 §5.2 error.
+        (b"grant_type=authorization_code&code=" + b"x" * 20_000, "application/x-www-form-urlencoded"),
+        (b'{"grant_type": "authorization_code", "code": "' + b"x" * 20_000 + b'"}', "application/json"),
+        (b"grant_type=authorization_code", "multipart/form-data"),  # no boundary
     ],
-    ids=["not-utf-8", "too-many-fields"],
+    ids=["not-utf-8", "too-many-fields", "too-big-form", "too-big-json", "multipart-without-boundary"],
 )
 def test_bodies_django_refuses_are_oauth_errors(flow: Flow, body: bytes, content_type: str, settings: Any) -> None:
     settings.DEBUG = True  # Django's own 400 page would read the body again and answer 500
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
     response = Client().generic("POST", "/oauth/token", body, content_type=content_type)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
