@@ -22,12 +22,14 @@ from csp.middleware import CSPMiddleware
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
 
-from apertur.api.v1 import status_error_response
+from apertur.api.v1 import error_response, status_error_response
 from apertur.core.tokens import request_id as new_request_id
+from apertur.core.validation import has_nul
 
 logger = logging.getLogger("apertur.api")
 _VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
@@ -60,10 +62,13 @@ class ApiRequestMiddleware:
         finally:
             if head:
                 request.method = "HEAD"
-        if response.status_code in (404, 405) and not response.get("Content-Type", "").startswith("application/json"):
-            # Django's URL resolver (an unknown path: its HTML 404 page) and django-ninja (a method the path does
-            # not take: a text 405) answer before any API handler runs; the API answers in its own format
-            # (ARCHITECTURE section 6) whatever went wrong.
+        if response.status_code in (404, 405, 500) and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            # Django's URL resolver (an unknown path: its HTML 404 page), django-ninja (a method the path does not
+            # take: a text 405) and Django's handler for an uncaught exception (its HTML 500 page, the error
+            # logged) answer outside any API handler; the API answers in its own format (ARCHITECTURE section 6)
+            # whatever went wrong, with the request id support needs.
             response = status_error_response(request, response.status_code, allow=response.get("Allow"))
         allow = response.get("Allow")
         if allow and "GET" in allow.replace(" ", "").split(",") and "HEAD" not in allow:
@@ -84,6 +89,27 @@ class ApiRequestMiddleware:
                 response[name] = value
         logger.info("api %s %s %s %s", request_id, request.method, request.path, response.status_code)
         return response
+
+
+class NulRequestMiddleware:
+    """A NUL (``%00``) is in no path, id, token or parameter Apertur has, and PostgreSQL refuses it in any
+    query (every lookup by an id from the URL was a 500, a guest's ``/u/<token>`` among them): a path holding
+    one is a 404 and a query string holding one a 400, before any view, in the API's format on ``/api/``.
+    Bodies are the views' and forms' business (Django's form fields refuse a NUL already)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if has_nul(request.path):
+            raise Http404("This page does not exist: its address contains a NUL character.")
+        query = request.META.get("QUERY_STRING", "")
+        if "%00" in query or has_nul(query):
+            message = "The query string contains a NUL character (%00), which no parameter takes."
+            if request.path.startswith("/api/"):
+                return error_response(request, 400, "invalid_request", message)
+            return render(request, "400.html", {"message": message}, status=400)
+        return self.get_response(request)
 
 
 class _SkipOnMachinePaths:

@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Model, Q, QuerySet
 
 from apertur.core.errors import ValidationFailed
+from apertur.core.validation import loads_json
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -23,13 +24,13 @@ def _encode(at: dt.datetime, pk: int) -> str:
 def _decode(cursor: str) -> tuple[dt.datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, pk = json.loads(raw)
+        at, pk = loads_json(raw)
         when = dt.datetime.fromisoformat(at)
         number = int(pk)
         if when.tzinfo is None or not 0 < number < 2**63:
             raise ValueError("out of range")
         return when, number
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValidationFailed(
             "The cursor is not valid; use next_cursor from the previous page.", field="cursor"
         ) from exc

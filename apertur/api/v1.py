@@ -18,6 +18,7 @@ from ninja.parser import Parser
 
 from apertur.api.auth import Caller
 from apertur.core.errors import AperturError, RateLimited
+from apertur.core.validation import loads_json
 from apertur.oauth.bearer import BearerError
 from apertur.oauth.server import REALM
 
@@ -32,7 +33,7 @@ class ObjectBodyParser(Parser):
     ``str.title()`` of it; arrays and numbers were silently taken as "no fields"."""
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
-        data = json.loads(request.body)
+        data = loads_json(request.body)
         if not isinstance(data, dict):
             raise NotAnObject("The body must be a JSON object.")
         return data
@@ -164,6 +165,7 @@ STATUS_ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request", "The request body is not valid JSON."),
     404: ("not_found", "There is no such API endpoint; see /api/v1/docs."),
     405: ("method_not_allowed", "This endpoint does not take this method; the Allow header lists those it takes."),
+    500: ("server_error", "Something went wrong on Apertur's side. Quote the request id to support."),
 }
 
 

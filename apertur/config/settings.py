@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "apertur.api.middleware.BrowserXFrameOptionsMiddleware",
     "apertur.api.middleware.BrowserCSPMiddleware",
     "apertur.api.middleware.ApiRequestMiddleware",
+    # Last: its 404 for a NUL in the path goes through the API's error format above it on /api/.
+    "apertur.api.middleware.NulRequestMiddleware",
 ]
 
 ROOT_URLCONF = "apertur.config.urls"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -11,6 +14,22 @@ from django.core.validators import URLValidator
 from apertur.core.errors import ValidationFailed
 
 MAX_WEBSITE_LENGTH = 300
+
+
+def loads_json(raw: str | bytes, *, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
+    """``json.loads`` for a body someone else sent: every way it can fail is a ``ValueError`` (JSON syntax,
+    bytes that are not UTF-8, and a document nested deeper than the parser recurses, for which ``json`` raises
+    ``RecursionError``: ``[`` × 100,000 was a 500 wherever a body is parsed)."""
+    try:
+        return json.loads(raw, object_pairs_hook=object_pairs_hook)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deep") from exc
+
+
+def has_nul(value: str) -> bool:
+    """A NUL is in no id, token, name or parameter Apertur has, and PostgreSQL refuses it in any text it is
+    given (a 500): a value holding one is refused or simply unknown, never sent to the database."""
+    return "\x00" in value
 
 
 def clean_website(value: str, *, field: str = "website", error: type[ValidationFailed] = ValidationFailed) -> str:

@@ -41,6 +41,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.request import HttpHeaders
 
 from apertur.core import audit, clock, tokens
+from apertur.core.validation import loads_json
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import token_cache
 from apertur.oauth import tokens as token_store
@@ -332,8 +333,8 @@ def _body_params(request: HttpRequest) -> dict[str, list[str]]:
     content_type = request.content_type or ""
     if content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}", object_pairs_hook=_json_object)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser recurses
+            data = loads_json(request.body or b"{}", object_pairs_hook=_json_object)
+        except ValueError as exc:  # syntax, not UTF-8, nested deeper than the parser recurses
             raise InvalidRequestError("The JSON body could not be parsed.") from exc
         if not isinstance(data, dict):
             raise InvalidRequestError("The JSON body must be an object.")

@@ -14,7 +14,6 @@ means "stored, do not send again"; anything else makes PayPal redeliver (for up 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apertur.core.validation import loads_json
 from apertur.integrations.paypal.client import client_from_settings
 from apertur.integrations.paypal.errors import PayPalError
 from apertur.payouts import reconcile
@@ -61,8 +61,8 @@ def paypal_webhook(request: HttpRequest) -> JsonResponse:
         logger.warning("PayPal webhook refused: body of %s bytes", len(raw))
         return _refuse(413, "body_too_large", f"A PayPal event is at most {MAX_BODY_BYTES} bytes.")
     try:
-        event: Any = json.loads(raw)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        event: Any = loads_json(raw)
+    except ValueError:  # JSON syntax, not UTF-8, nested too deep
         event = None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event["id"]:
         logger.warning("PayPal webhook refused: the body is not a JSON event object with an id")

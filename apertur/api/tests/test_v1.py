@@ -146,3 +146,38 @@ def test_openapi_lists_errors_scopes_and_limits() -> None:
                 continue
             assert operation["security"][0]["OAuth2"], (method, path)
             assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
+
+
+def test_a_nul_in_the_path_or_the_query_is_an_api_error_not_a_database_error(api: Api) -> None:
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
+    in_path = Client().get("/api/v1/upload-sessions/ses_%00x", **auth)
+    assert in_path.status_code == 404
+    assert in_path.json()["error"]["code"] == "not_found"
+    assert in_path.json()["error"]["request_id"] == in_path["X-Request-Id"]
+    in_query = Client().get("/api/v1/upload-sessions?cursor=%00", **auth)
+    assert in_query.status_code == 400
+    assert in_query.json()["error"] == {
+        "code": "invalid_request",
+        "message": "The query string contains a NUL character (%00), which no parameter takes.",
+        "request_id": in_query["X-Request-Id"],
+    }
+
+
+def test_an_unexpected_error_is_a_json_500_with_the_request_id(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apertur.api import routes
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(routes, "plan_json", broken)
+    response = Client(raise_request_exception=False).get(
+        "/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}", HTTP_X_REQUEST_ID="req_support_me_1"
+    )
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == {
+        "code": "server_error",
+        "message": "Something went wrong on Apertur's side. Quote the request id to support.",
+        "request_id": "req_support_me_1",
+    }
+    assert response["X-Request-Id"] == "req_support_me_1" and response["Cache-Control"] == "no-store"

@@ -39,6 +39,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from apertur.core.validation import loads_json
 from apertur.integrations.paypal.errors import (
     DUPLICATE_BATCH_ISSUE,
     DUPLICATE_BATCH_NAME,
@@ -386,8 +387,8 @@ class PayPalClient:
             fields[key] = value
         try:
             raw = body.decode("utf-8") if isinstance(body, bytes) else body
-            event = json.loads(raw)
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+            event = loads_json(raw)
+        except ValueError:  # UnicodeDecodeError, JSON syntax and nesting included
             return False
         if not isinstance(event, dict):
             return False

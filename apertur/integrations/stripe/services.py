@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apertur.core import clock
+from apertur.core.validation import loads_json
 from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, ts
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
 
@@ -42,7 +42,7 @@ class Outcome:
 
 def parse(text: str) -> dict[str, Any]:
     """The event in ``text`` if it has the shape every handler relies on, else :class:`ValueError`."""
-    event = json.loads(text)
+    event = loads_json(text)
     if not isinstance(event, dict):
         raise ValueError("not an object")
     for key in ("id", "type", "created"):

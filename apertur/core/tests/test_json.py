@@ -1,0 +1,25 @@
+"""core.validation.loads_json: every way a body someone sent fails to parse is a ValueError."""
+
+from __future__ import annotations
+
+import pytest
+
+from apertur.core.validation import loads_json
+
+
+@pytest.mark.parametrize("raw", [b"{", b"\xff\xfe", "[" * 100_000, b"{" * 100_000, '{"a": ' * 50_000])
+def test_unparsable_bodies_are_value_errors(raw: str | bytes) -> None:
+    with pytest.raises(ValueError):
+        loads_json(raw)
+
+
+def test_a_body_parses_as_json_does() -> None:
+    assert loads_json(b'{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+    nested = loads_json("[" * 50 + "]" * 50)  # nesting a real document has is fine
+    for _ in range(49):
+        nested = nested[0]
+    assert nested == []
+    assert loads_json("[[]]") == [[]]
+    pairs: list[list[tuple[str, object]]] = []
+    loads_json('{"a": 1, "a": 2}', object_pairs_hook=lambda p: pairs.append(p) or dict(p))
+    assert pairs == [[("a", 1), ("a", 2)]]
