@@ -6,6 +6,7 @@ from django.db.models import Count, Q, QuerySet
 
 from apertur.accounts.models import User
 from apertur.core import tokens
+from apertur.core.validation import has_nul
 from apertur.oauth.errors import AppNotFound
 from apertur.oauth.models import Connection, KeyMode, OAuthApp, PublicKey
 from apertur.partners.models import Partner
@@ -54,7 +55,7 @@ def lookable(value: str) -> bool:
     """Can ``value`` be looked up as a client id or a key? A NUL (``%00`` in a query string, ``\\u0000`` in
     JSON) is in none of them, and PostgreSQL refuses it in a query parameter; a lone surrogate (JSON's
     ``\\ud800``) cannot be encoded for any database (both were 500s): such a value is simply unknown."""
-    if "\x00" in value:
+    if has_nul(value):
         return False
     try:
         value.encode("utf-8")
