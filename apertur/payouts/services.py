@@ -630,10 +630,23 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
                 email_message=paypal_message(period),
             )
         except DuplicateBatch as exc:  # an earlier attempt created it unseen
-            if not exc.payout_batch_id:  # PayPal's answer always links the batch; without it, a person must look
-                logger.error("PayPal has batch %s but did not say its id", sender_batch_id)
             detail = f"duplicate batch: {exc}" + ("" if exc.payout_batch_id else " (no batch id: reconcile by hand)")
-            _mark_batch_sent(ids, batch_id=exc.payout_batch_id or "", detail=detail)
+            sent = _mark_batch_sent(ids, batch_id=exc.payout_batch_id or "", detail=detail)
+            if not exc.payout_batch_id and sent:
+                # PayPal's answer always links the batch; without its id nothing polls these payouts (reconcile
+                # looks batches up by it) and only a webhook could move them: a person must look in PayPal.
+                logger.error("PayPal has batch %s but did not say its id", sender_batch_id)
+                _alert_staff(
+                    key=f"batch-without-id:{sender_batch_id}",
+                    about=sent[0],
+                    subject=f"PayPal has payout batch {sender_batch_id} but did not say its id",
+                    lines=[
+                        f"PayPal answered that payout batch {sender_batch_id} already exists, without the link "
+                        "that gives its payout_batch_id.",
+                        f"Its {len(sent)} payout(s) are recorded as sent, but Apertur cannot poll their status: "
+                        "find the batch in PayPal's dashboard by its sender_batch_id and check each item.",
+                    ],
+                )
         except PayPalError as exc:
             detail = f"attempt {attempt}: {exc}"
             ours = exc.status in _NOT_THIS_PAYOUT or exc.name in SENDER_ERRORS

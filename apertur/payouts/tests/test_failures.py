@@ -270,3 +270,35 @@ def test_a_crash_after_paypal_created_the_batch_before_we_saved_it(
     assert (d.reason, d.status) == ("paid", "sent")
     assert len(calls) == 2 and Payout.objects.get().detail.startswith("duplicate batch")
     assert_sent_once(emu, payout)
+
+
+def test_a_duplicate_answer_without_the_batch_id_tells_staff_once(
+    emu: Running,
+    monkeypatch: pytest.MonkeyPatch,
+    mailoutbox: list[Any],
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from apertur.core.models import AuditEvent
+    from apertur.integrations.paypal.errors import DuplicateBatch
+
+    world_with_6000()
+
+    def duplicate(self: PayPalClient, **kwargs: Any) -> Any:
+        raise DuplicateBatch(
+            "User business error.", sender_batch_id=kwargs["sender_batch_id"], payout_batch_id=None, status=400
+        )
+
+    monkeypatch.setattr(PayPalClient, "create_payout", duplicate)
+    with django_capture_on_commit_callbacks(execute=True):  # mail goes when the run's transaction commits
+        d = only(do_run(emu, "2026-04"))
+    assert (d.reason, d.status) == ("paid", "sent")
+    payout = Payout.objects.get()
+    assert payout.paypal_batch_id == "" and payout.detail.endswith("(no batch id: reconcile by hand)")
+    [alert] = [m for m in mailoutbox if m.to == [settings.STAFF_NOTIFY_EMAIL]]
+    assert payout.sender_batch_id in alert.subject and "did not say its id" in alert.subject
+    assert "find the batch in PayPal" in alert.body
+    assert AuditEvent.objects.filter(action="payout.staff_alerted", object_id=str(payout.pk)).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert only(do_run(emu, "2026-04")).reason == "already_paid"
+    assert [m.to for m in mailoutbox].count([settings.STAFF_NOTIFY_EMAIL]) == 1
