@@ -29,7 +29,7 @@ from apertur.uploads.models import (
 )
 from apertur.webhooks import signing
 from apertur.webhooks.models import roll_overlap_is_valid
-from apertur.webhooks.services import ROLL_OVERLAP_MESSAGE, roll_audit_data
+from apertur.webhooks.services import ROLL_OVERLAP_MESSAGE, roll_and_record
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
@@ -132,14 +132,8 @@ def rotate_secret(
         raise InvalidDestination(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         locked = _locked(destination)
-        dropped_older = locked.roll_secret(at=clock.now(), keep_previous_for=expire_previous_in)
-        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
-        audit.record(
-            action="destination.secret_rotated",
-            obj=locked,
-            actor=actor,
-            ip=ip,
-            data=roll_audit_data(locked, dropped_older=dropped_older),
+        roll_and_record(
+            locked, expire_previous_in=expire_previous_in, action="destination.secret_rotated", actor=actor, ip=ip
         )
     return locked
 

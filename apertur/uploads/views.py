@@ -20,7 +20,7 @@ from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
 from apertur.uploads.models import Destination, DestinationKind, Upload, UploadSession
-from apertur.webhooks.models import DEFAULT_ROLL_OVERLAP, ROLL_OVERLAPS
+from apertur.webhooks.forms import roll_secret_form
 
 GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
 
@@ -271,38 +271,19 @@ def destination_roll_secret(request: HttpRequest, public_id: str, destination_id
     destination = _destination(request, public_id, destination_id)
     if destination.kind != DestinationKind.HTTPS:
         raise Http404("Only an HTTPS destination has a signing secret.")
-    chosen = request.POST.get("expire_previous_in", "") if request.method == "POST" else DEFAULT_ROLL_OVERLAP
-    error = None
-    if request.method == "POST":
-        if chosen not in ROLL_OVERLAPS:
-            error = "Choose when the current secret stops working."
-        else:
-            try:
-                rolled = destinations.rotate_secret(
-                    destination=destination,
-                    expire_previous_in=ROLL_OVERLAPS[chosen][1],
-                    actor=_owner(request),
-                    ip=client_ip(request),
-                )
-            except AperturError as exc:
-                error = exc.message
-            else:
-                request.session[_SECRET_ONCE] = {
-                    "destination": rolled.public_id,
-                    "secret": rolled.secret,
-                    "rolled": True,
-                }
-                messages.success(request, "Signing secret rolled.")
-                return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
-    context = {
-        "destination": destination,
-        "project": destination.project,
-        "choices": [(value, label) for value, (label, _) in ROLL_OVERLAPS.items()],
-        "chosen": chosen,
-        "error": error,
-        "previous_secret_until": destination.previous_secret_valid_until(clock.now()),
-    }
-    return render(request, "uploads/destination_roll_secret.html", context, status=400 if error else 200)
+    rolled, form = roll_secret_form(
+        request,
+        row=destination,
+        rotate=lambda overlap: destinations.rotate_secret(
+            destination=destination, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
+        ),
+    )
+    if rolled is not None:
+        request.session[_SECRET_ONCE] = {"destination": rolled.public_id, "secret": rolled.secret, "rolled": True}
+        messages.success(request, "Signing secret rolled.")
+        return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
+    context = {"destination": destination, "project": destination.project, **form}
+    return render(request, "uploads/destination_roll_secret.html", context, status=400 if form["error"] else 200)
 
 
 @login_required

@@ -149,14 +149,8 @@ def rotate_secret(
         raise InvalidEndpoint(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         locked = _locked(endpoint)
-        dropped_older = locked.roll_secret(at=clock.now(), keep_previous_for=expire_previous_in)
-        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
-        audit.record(
-            action="webhook_endpoint.secret_rotated",
-            obj=locked,
-            actor=actor,
-            ip=ip,
-            data=roll_audit_data(locked, dropped_older=dropped_older),
+        roll_and_record(
+            locked, expire_previous_in=expire_previous_in, action="webhook_endpoint.secret_rotated", actor=actor, ip=ip
         )
     return locked
 
@@ -165,13 +159,20 @@ def rotate_secret(
 ROLL_OVERLAP_MESSAGE = "The previous secret can keep working from 0 seconds (it stops now) up to 7 days."
 
 
-def roll_audit_data(row: RollingSigningSecret, *, dropped_older: bool) -> dict[str, Any]:
-    """What a roll's audit event records: when the replaced secret stops signing, never a secret."""
-    expires = row.previous_secret_expires_at
-    return {
+def roll_and_record(
+    locked: RollingSigningSecret, *, expire_previous_in: dt.timedelta, action: str, actor: Any, ip: str | None
+) -> None:
+    """Roll the secret of a row locked in the caller's transaction (its overlap checked), save it, and audit it
+    under ``action`` with when the replaced secret stops signing — never a secret."""
+    dropped_older = locked.roll_secret(at=clock.now(), keep_previous_for=expire_previous_in)
+    # ``secret`` is each concrete model's own field (the abstract model only names it).
+    locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])  # type: ignore[misc]
+    expires = locked.previous_secret_expires_at
+    data = {
         "previous_secret_expires_at": expires.isoformat() if expires else None,
         "dropped_older_previous_secret": dropped_older,
     }
+    audit.record(action=action, obj=locked, actor=actor, ip=ip, data=data)
 
 
 def clear_expired_previous_secrets(at: dt.datetime) -> int:

@@ -16,7 +16,8 @@ from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.models import Project
 from apertur.projects.selectors import project_for_owner
 from apertur.webhooks import selectors, services
-from apertur.webhooks.models import DEFAULT_ROLL_OVERLAP, ROLL_OVERLAPS, SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
+from apertur.webhooks.forms import roll_secret_form
+from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
 
 # A new endpoint's signing secret is shown on the next page once, like API keys and client secrets.
 _SECRET_ONCE = "webhook_secret_once"
@@ -116,31 +117,16 @@ def endpoint_delete(request: HttpRequest, public_id: str, endpoint_id: str) -> H
 @require_http_methods(["GET", "POST"])
 def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)
-    chosen = request.POST.get("expire_previous_in", "") if request.method == "POST" else DEFAULT_ROLL_OVERLAP
-    error = None
-    if request.method == "POST":
-        if chosen not in ROLL_OVERLAPS:
-            error = "Choose when the current secret stops working."
-        else:
-            try:
-                rolled = services.rotate_secret(
-                    endpoint=endpoint,
-                    expire_previous_in=ROLL_OVERLAPS[chosen][1],
-                    actor=_owner(request),
-                    ip=client_ip(request),
-                )
-            except AperturError as exc:
-                error = exc.message
-            else:
-                request.session[_SECRET_ONCE] = {"endpoint": rolled.public_id, "secret": rolled.secret, "rolled": True}
-                messages.success(request, "Signing secret rolled.")
-                return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
-    context = {
-        "endpoint": endpoint,
-        "project": endpoint.project,
-        "choices": [(value, label) for value, (label, _) in ROLL_OVERLAPS.items()],
-        "chosen": chosen,
-        "error": error,
-        "previous_secret_until": endpoint.previous_secret_valid_until(clock.now()),
-    }
-    return render(request, "webhooks/roll_secret.html", context, status=400 if error else 200)
+    rolled, form = roll_secret_form(
+        request,
+        row=endpoint,
+        rotate=lambda overlap: services.rotate_secret(
+            endpoint=endpoint, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
+        ),
+    )
+    if rolled is not None:
+        request.session[_SECRET_ONCE] = {"endpoint": rolled.public_id, "secret": rolled.secret, "rolled": True}
+        messages.success(request, "Signing secret rolled.")
+        return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
+    context = {"endpoint": endpoint, "project": endpoint.project, **form}
+    return render(request, "webhooks/roll_secret.html", context, status=400 if form["error"] else 200)
