@@ -92,10 +92,11 @@ class ApiRequestMiddleware:
 
 
 class NulRequestMiddleware:
-    """A NUL (``%00``) is in no path, id, token or parameter Apertur has, and PostgreSQL refuses it in any
-    query (every lookup by an id from the URL was a 500, a guest's ``/u/<token>`` among them): a path holding
-    one is a 404 and a query string holding one a 400, before any view, in the API's format on ``/api/``.
-    Bodies are the views' and forms' business (Django's form fields refuse a NUL already)."""
+    """A NUL (``%00``) is in no path, id, token, parameter or field Apertur has, and PostgreSQL refuses it in any
+    query (every lookup by an id from the URL was a 500, a guest's ``/u/<token>`` among them, and so were forms
+    saving a name or a description with one): a path holding one is a 404, a query string or a browser form
+    holding one a 400, before any view, in the API's format on ``/api/``. API bodies are refused by the API's
+    parser (``v1.ObjectBodyParser``); the token endpoints and the providers' signed webhooks parse their own."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -109,7 +110,24 @@ class NulRequestMiddleware:
             if request.path.startswith("/api/"):
                 return error_response(request, 400, "invalid_request", message)
             return render(request, "400.html", {"message": message}, status=400)
+        if _form_holds_nul(request):
+            message = "The form contains a NUL character, which no field takes: go back and remove it."
+            return render(request, "400.html", {"message": message}, status=400)
         return self.get_response(request)
+
+
+def _form_holds_nul(request: HttpRequest) -> bool:
+    """Whether a browser form posted a NUL in a field (its name or value). Django has parsed the form already
+    (the CSRF check reads it); a body it cannot parse is left to the view, as before."""
+    if request.method != "POST" or is_machine_path(request.path) or request.path.startswith("/webhooks/"):
+        return False
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return False
+    try:
+        fields = list(request.POST.lists())
+    except Exception:  # too large, or not parsable: the view answers as it does for any such body
+        return False
+    return any(has_nul(name) or any(has_nul(value) for value in values) for name, values in fields)
 
 
 class _SkipOnMachinePaths:

@@ -18,13 +18,14 @@ from ninja.parser import Parser
 
 from apertur.api.auth import Caller
 from apertur.core.errors import AperturError, RateLimited
-from apertur.core.validation import loads_json
+from apertur.core.validation import has_nul, loads_json
 from apertur.oauth.bearer import BearerError
 from apertur.oauth.server import REALM
 
 
-class NotAnObject(ValueError):
-    """A JSON body that parses but is not an object (a string, a number, an array, null)."""
+class RefusedBody(ValueError):
+    """A JSON body that parses but that no operation takes: not an object (a string, a number, an array, null),
+    or holding a NUL anywhere (PostgreSQL refuses it in text: a 500 where it reached the database)."""
 
 
 class ObjectBodyParser(Parser):
@@ -35,8 +36,21 @@ class ObjectBodyParser(Parser):
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
         data = loads_json(request.body)
         if not isinstance(data, dict):
-            raise NotAnObject("The body must be a JSON object.")
+            raise RefusedBody("The body must be a JSON object.")
+        if _holds_nul(data):
+            raise RefusedBody("The body contains a NUL character (\\u0000), which no field takes.")
         return data
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL is in any string of a parsed JSON document (member names included)."""
+    if isinstance(value, str):
+        return has_nul(value)
+    if isinstance(value, dict):
+        return any(has_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -230,7 +244,7 @@ def payload_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpRespo
 
 @api.exception_handler(HttpError)
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    if isinstance(exc.__cause__, NotAnObject):  # django-ninja wraps the parser's error in its 400
+    if isinstance(exc.__cause__, RefusedBody):  # django-ninja wraps the parser's error in its 400
         return error_response(request, 400, "invalid_request", str(exc.__cause__))
     return status_error_response(request, exc.status_code)
 

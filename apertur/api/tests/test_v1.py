@@ -181,3 +181,21 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id(api: Api, monkeyp
         "request_id": "req_support_me_1",
     }
     assert response["X-Request-Id"] == "req_support_me_1" and response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"title": "a\u0000b"}, {"title": "t", "accepted_types": ["image/\u0000"]}, {"ti\u0000tle": "t"}],
+    ids=["value", "in-a-list", "member-name"],
+)
+def test_a_json_body_holding_a_nul_is_refused_and_changes_nothing(api: Api, body: dict[str, object]) -> None:
+    response = send(api, "POST", "/upload-sessions", json.dumps(body))
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["error"]["message"] == "The body contains a NUL character (\\u0000), which no field takes."
+    assert UploadSession.objects.count() == 0
+
+
+def test_a_literal_backslash_u0000_is_just_text(api: Api) -> None:
+    response = send(api, "POST", "/upload-sessions", json.dumps({"title": "see \\u0000 here"}))
+    assert response.status_code == 201 and response.json()["title"] == "see \\u0000 here"

@@ -60,3 +60,43 @@ def test_a_nul_in_the_query_string_is_a_bad_request_page() -> None:
     page = response.content.decode()
     assert "This address cannot be opened" in page and "contains a NUL character (%00)" in page
     assert 'href="/"' in page  # a way back
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/login", {"email": "a\x00@example.com", "password": "x"}),
+        ("/projects/new", {"name": "Wed\x00dings"}),
+        ("/password-reset", {"email\x00": "a@example.com"}),
+    ],
+)
+def test_a_form_holding_a_nul_is_refused_with_a_page_and_changes_nothing(path: str, fields: dict[str, str]) -> None:
+    from apertur.core.models import AuditEvent
+    from apertur.projects.models import Project
+
+    browser = Client(raise_request_exception=False)
+    browser.force_login(make_user())
+    before = (Project.objects.count(), AuditEvent.objects.count())
+    response = browser.post(path, fields)
+    assert response.status_code == 400
+    assert "The form contains a NUL character" in response.content.decode()
+    assert (Project.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_a_multipart_form_holding_a_nul_is_refused_too() -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    browser = Client(raise_request_exception=False)
+    browser.force_login(make_user())
+    response = browser.post("/projects/new", {"name": "a\x00b", "file": SimpleUploadedFile("a.txt", b"\x00\x01")})
+    assert response.status_code == 400
+
+
+def test_a_file_holding_nul_bytes_is_not_a_field_holding_one() -> None:
+    # Files are the views' business (an image is full of NUL bytes): only field names and values are looked at.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    browser = Client(raise_request_exception=False)
+    browser.force_login(make_user())
+    response = browser.post("/projects/new", {"name": "Weddings", "file": SimpleUploadedFile("a.bin", b"\x00\x00")})
+    assert response.status_code != 400
