@@ -32,6 +32,19 @@ def has_nul(value: str) -> bool:
     return "\x00" in value
 
 
+def without_nul(value: Any) -> Any:
+    """A copy of a parsed JSON document with every NUL in its strings (member names included) replaced by
+    U+FFFD, for a document that must be stored whatever it holds (a provider's signed event: refusing it would
+    lose it, and PostgreSQL's ``jsonb`` refuses ``\\u0000``). Anything else is returned as it is."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
+
+
 def clean_website(value: str, *, field: str = "website", error: type[ValidationFailed] = ValidationFailed) -> str:
     """A public ``http(s)://`` address of at most 300 characters, trimmed."""
     site = value.strip()

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from apertur.core import clock
+from apertur.core.validation import without_nul
 from apertur.integrations.paypal.client import Batch, Item, PayPalClient, client_or_default
 from apertur.integrations.paypal.errors import PayPalError
 from apertur.payouts import services
@@ -215,7 +216,8 @@ def _payouts_for(event: dict[str, Any]) -> list[Payout]:
 
 def receive_event(*, event: dict[str, Any], client: PayPalClient | None = None) -> PayPalEvent:
     """Store a verified event once (by id) and apply it. Returns the stored row (a redelivery returns the
-    first one, unchanged once processed)."""
+    first one, unchanged once processed). A NUL in its strings is stored as U+FFFD (PostgreSQL refuses it)."""
+    event = without_nul(event)
     event_id = str(event.get("id") or "")
     if not event_id:
         raise ValueError("A PayPal event has an id.")

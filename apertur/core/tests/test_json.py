@@ -23,3 +23,11 @@ def test_a_body_parses_as_json_does() -> None:
     pairs: list[list[tuple[str, object]]] = []
     loads_json('{"a": 1, "a": 2}', object_pairs_hook=lambda p: pairs.append(p) or dict(p))
     assert pairs == [[("a", 1), ("a", 2)]]
+
+
+def test_without_nul_replaces_every_nul_and_keeps_everything_else() -> None:
+    from apertur.core.validation import without_nul
+
+    event = {"a\x00": ["x\x00y", 1, None, True, {"b": "\x00"}], "n": 2.5}
+    assert without_nul(event) == {"a\ufffd": ["x\ufffdy", 1, None, True, {"b": "\ufffd"}], "n": 2.5}
+    assert event["a\x00"][0] == "x\x00y"  # a copy: the original is left as it was

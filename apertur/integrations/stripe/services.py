@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apertur.core import clock
-from apertur.core.validation import loads_json
+from apertur.core.validation import loads_json, without_nul
 from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, ts
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
 
@@ -108,7 +108,10 @@ def _apply(row: StripeEvent) -> None:
 
 def receive(event: dict[str, Any]) -> Outcome:
     """Store the event once and apply it. A replay of a stored event id changes nothing. ``event`` must have
-    passed :func:`parse` (the webhook view verifies first; ``apertur billing import`` parses each line)."""
+    passed :func:`parse` (the webhook view verifies first; ``apertur billing import`` parses each line). A NUL in
+    any of its strings (a customer's name…) is stored and applied as U+FFFD: PostgreSQL refuses it, and the
+    event would otherwise never be accepted."""
+    event = without_nul(event)
     try:
         with transaction.atomic():
             row = StripeEvent.objects.create(

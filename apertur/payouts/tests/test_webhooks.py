@@ -546,3 +546,17 @@ def test_each_item_of_a_multi_item_batch_is_reconciled_by_its_own_webhook(emu: R
     assert PayoutEntry.objects.filter(payout__in=[payouts[0], payouts[2]], released_at__isnull=True).count() == 2
     assert [balance(partner=p.partner, at=AFTER_RUN).paid_cents for p in payouts] == [COMMISSION, 0, COMMISSION]
     assert len(subjects(mailoutbox, "was paid")) == 2 and len(subjects(mailoutbox, "came back")) == 1
+
+
+def test_a_verified_delivery_holding_a_nul_is_stored_and_applied(emu: Running, endpoint: str) -> None:
+    # PostgreSQL's jsonb refuses "\u0000": the delivery was a 500 at every redelivery, so it was never stored.
+    payout = paid_out(emu)
+    configure(emu, webhook_url=None)
+    assert delivered(advance(emu)) == []
+    event = item_event(emu)
+    event["summary"] = "Payout item \u0000 succeeded"
+    body, headers = emu.emulator.signed_delivery(event, WEBHOOK_ID)
+    response = post(endpoint, body, headers)
+    assert (response.status_code, response.json()) == (200, {"received": True, "status": "processed"})
+    stored = PayPalEvent.objects.get()
+    assert stored.payload["summary"] == "Payout item \ufffd succeeded" and stored.payout_id == payout.pk

@@ -248,3 +248,21 @@ def test_an_unexpected_error_of_one_waiting_event_leaves_it_waiting_and_the_othe
     row = StripeEvent.objects.get(event_id=stuck["id"])
     assert row.status == "waiting" and "DataError" in row.detail
     assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-1_000, 2_500]
+
+
+def test_a_signed_event_holding_a_nul_is_stored_and_applied(customer: Any) -> None:
+    # PostgreSQL's jsonb refuses "\u0000": the delivery was a 500 at every retry, so the event was never accepted.
+    body = json.dumps(
+        {
+            "id": "evt_nul",
+            "type": "customer.created",
+            "created": 1_767_225_600,
+            "data": {"object": {"id": "cus_nul", "email": customer.email, "name": "Ana\u0000 Ben", "x\u0000": 1}},
+        }
+    ).encode()
+    response = post(body)
+    assert response.status_code == 200, response.content
+    stored = StripeEvent.objects.get(event_id="evt_nul")
+    assert stored.payload["data"]["object"]["name"] == "Ana\ufffd Ben"
+    assert "x\ufffd" in stored.payload["data"]["object"]
+    assert stored.status != "failed"
