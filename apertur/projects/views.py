@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts.models import User
@@ -47,6 +48,9 @@ def project_list(request: HttpRequest) -> HttpResponse:
     return render(request, "projects/list.html", context, status=status)
 
 
+# never_cache (no-store): the page shows a new API key's secret once; without it the browser's Back button
+# brings the page back from its cache with the secret on it.
+@never_cache
 @login_required
 def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apertur.accounts.models import User
@@ -85,6 +86,7 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
     return render(request, "webhooks/new.html", context, status=400 if error else 200)
 
 
+@never_cache  # it shows the signing secret once: Back must not bring it back from the browser's cache
 @login_required
 # Not require_safe: the page pops the signing secret shown once after creation, and a HEAD would
 # consume it without showing it.

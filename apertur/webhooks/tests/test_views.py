@@ -177,3 +177,12 @@ def test_the_delivery_log_pages_newest_first(owner) -> None:  # type: ignore[no-
     second = browser.get(base, {"page": 2}).content.decode()
     assert re.findall(r'<span class="muted">(evt_\w+)</span>', second) == events[::-1][PAGE_SIZE:]
     assert "Page 2 of 2" in second and 'rel="prev"' in second
+
+
+def test_the_page_that_shows_the_signing_secret_is_never_stored_by_the_browser(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    shown = browser.post(
+        f"/projects/{project.public_id}/webhooks/new", {"url": "https://hooks.example.com/x"}, follow=True
+    )
+    assert 'data-testid="webhook-secret"' in shown.content.decode()
+    assert "no-store" in shown["Cache-Control"]
