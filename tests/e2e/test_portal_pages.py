@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from apertur.projects.services import create_project
-from apertur.testing import PASSWORD, make_user
+from apertur.oauth.tokens import connect
+from apertur.projects.services import create_api_key, create_project
+from apertur.testing import PASSWORD, make_app, make_partner, make_staff, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,3 +38,49 @@ def test_back_does_not_show_a_new_api_key_again(page: Page, live_server: Any) ->
     expect(page.get_by_role("heading", name="Weddings")).to_be_visible()
     expect(page.get_by_role("cell", name="Server")).to_be_visible()
     expect(page.get_by_test_id("api-key-secret")).to_have_count(0)
+
+
+# The widest elements sticking out of the viewport, for a readable failure.
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const wide = [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+  return { scrollWidth: document.documentElement.scrollWidth, innerWidth: width, wide: wide.slice(0, 5) };
+}"""
+
+LONG_EMAIL = "christopher.montgomeryfairweather@photographystudio.example"  # no hyphen to break at
+
+
+def test_pages_with_long_addresses_fit_a_phone_without_sideways_scrolling(page: Page, live_server: Any) -> None:
+    """375 px (an iPhone): long emails, URLs and keys wrap; wide tables scroll inside their own box."""
+    base = live_server.url
+    page.set_viewport_size({"width": 375, "height": 800})
+    staff = make_staff("staff@example.com")
+    owner = make_user(LONG_EMAIL)
+    partner = make_partner(user=owner)
+    created = make_app(
+        partner,
+        name="Snapflow Event Galleries",
+        website="https://www.snapflow-event-galleries.example/integrations/apertur",
+        redirect_uris=["https://www.snapflow-event-galleries.example/integrations/apertur/callback"],
+    )
+    project = create_project(owner=owner, name="Weddings")
+    create_api_key(project=project, name="Server")
+    connect(app=created.app, project=project, user=owner, scopes=["plan:read", "project:read"])
+
+    log_in(page, base, owner.email)
+    pages = [
+        f"/partners/apps/{created.app.client_id}/",
+        f"/projects/{project.public_id}/",
+        "/account",
+        "/login",  # the notice naming the signed-in account
+    ]
+    for path in pages:
+        page.goto(base + path)
+        assert page.evaluate(OVERFLOW)["scrollWidth"] <= 375, (path, page.evaluate(OVERFLOW))
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, base, staff.email)
+    page.goto(f"{base}/partners/staff/{partner.pk}/")
+    assert page.evaluate(OVERFLOW)["scrollWidth"] <= 375, page.evaluate(OVERFLOW)
