@@ -15,6 +15,7 @@ from apertur.accounts.models import User
 from apertur.core import clock, ratelimit
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip
+from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
@@ -136,7 +137,13 @@ def _owned_session(request: HttpRequest, public_id: str, session_id: str) -> Upl
 @require_safe
 def session_detail(request: HttpRequest, public_id: str, session_id: str) -> HttpResponse:
     session = _owned_session(request, public_id, session_id)
-    uploads = list(selectors.upload_list(project=session.project, session=session)[:500])
+    uploads = page_of(
+        selectors.upload_list(project=session.project, session=session),
+        page=request.GET.get("page"),
+        size=PAGE_SIZE,
+        rows=list,
+        count=session.upload_count,  # type: ignore[attr-defined]  # annotated by session_for_project
+    )
     link = request.build_absolute_uri(f"/u/{session.token}")
     return render(request, "uploads/session.html", {"session": session, "uploads": uploads, "link": link})
 

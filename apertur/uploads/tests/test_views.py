@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.test import Client
 
@@ -171,3 +173,29 @@ def test_the_close_confirmation_is_not_offered_for_a_closed_link(owner) -> None:
     url = f"/projects/{project.public_id}/sessions/{session.public_id}/close"
     response = browser.get(url, follow=True)
     assert "is already closed" in response.content.decode() and "Close link" not in response.content.decode()
+
+
+def test_a_link_with_many_uploads_counts_them_all_and_pages_them(owner) -> None:  # type: ignore[no-untyped-def]
+    """A Business project takes 50,000 uploads a month: the link's page counts every one and reaches the oldest."""
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Gala")
+    start = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    Upload.objects.bulk_create(
+        Upload(
+            session=session,
+            project=project,
+            file=f"uploads/photo-{i}.png",
+            original_name=f"photo-{i:03}.png",
+            size=10,
+            content_type="image/png",
+            uploaded_at=start + dt.timedelta(minutes=i),
+        )
+        for i in range(501)
+    )
+    url = f"/projects/{project.public_id}/sessions/{session.public_id}/"
+    first = browser.get(url).content.decode()
+    assert "<dt>Uploads</dt><dd>501</dd>" in first
+    assert "photo-500.png" in first and "photo-000.png" not in first  # newest first
+    assert "Page 1 of 21 (501 uploads)" in first
+    last = browser.get(f"{url}?page=21").content.decode()
+    assert "photo-000.png" in last and "photo-500.png" not in last
