@@ -82,6 +82,7 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
         "event_types": SUBSCRIBABLE_EVENT_TYPES.items(),
         "error": error,
         "form": request.POST,
+        "checked_events": request.POST.getlist("events"),  # a refused form keeps what was ticked
     }
     return render(request, "webhooks/new.html", context, status=400 if error else 200)
 

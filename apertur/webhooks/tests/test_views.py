@@ -186,3 +186,14 @@ def test_the_page_that_shows_the_signing_secret_is_never_stored_by_the_browser(o
     )
     assert 'data-testid="webhook-secret"' in shown.content.decode()
     assert "no-store" in shown["Cache-Control"]
+
+
+def test_a_refused_endpoint_keeps_the_events_that_were_checked(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    refused = browser.post(
+        f"/projects/{project.public_id}/webhooks/new",
+        {"url": "http://hooks.example.com/x", "events": ["upload.created", "session.closed"]},
+    )
+    assert refused.status_code == 400
+    checked = re.findall(r'<input type="checkbox" name="events" value="([^"]+)" checked>', refused.content.decode())
+    assert checked == ["upload.created", "session.closed"]
