@@ -16,6 +16,7 @@ from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
 from apertur.uploads.selectors import session_list
+from apertur.uploads.views import pop_upload_link_draft
 from apertur.webhooks.selectors import endpoint_list
 
 
@@ -66,6 +67,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "webhooks": list(endpoint_list(project=project)),
         "destinations": list(project.destinations.filter(livemode=True)),
         "new_key": once if once and once.get("project") == project.public_id else None,
+        "session_draft": pop_upload_link_draft(request, project.public_id),
     }
     return render(request, "projects/detail.html", context)
 
