@@ -79,6 +79,14 @@ def test_pages_with_long_addresses_fit_a_phone_without_sideways_scrolling(page: 
     for path in pages:
         page.goto(base + path)
         assert page.evaluate(OVERFLOW)["scrollWidth"] <= 375, (path, page.evaluate(OVERFLOW))
+    # Connected apps: what the app can do and the Disconnect button are on screen, not off in a scrolling table.
+    page.goto(f"{base}/projects/{project.public_id}/")
+    for target in (
+        page.get_by_role("link", name="Disconnect Snapflow Event Galleries"),
+        page.get_by_text("See the project's name and details"),
+    ):
+        box = target.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
     page.get_by_role("button", name="Log out").click()
 
     log_in(page, base, staff.email)

@@ -7,8 +7,9 @@ import re
 import pytest
 from django.test import Client
 
+from apertur.oauth.tokens import connect
 from apertur.projects.services import create_project
-from apertur.testing import make_user
+from apertur.testing import make_app, make_partner, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -23,3 +24,18 @@ def test_the_page_that_shows_a_new_api_key_is_never_stored_by_the_browser() -> N
     assert re.search(r'data-testid="api-key-secret">aptr_', shown.content.decode())
     assert "no-store" in shown["Cache-Control"]
     assert "no-store" in browser.get(f"/projects/{project.public_id}/")["Cache-Control"]
+
+
+def test_connected_apps_say_what_each_app_can_do_in_the_consent_pages_words() -> None:
+    """The owner allowed "See the project's name and details"; the list of connected apps says the same."""
+    partner = make_partner()
+    app = make_app(partner, name="Snapflow").app
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    connect(app=app, project=project, user=user, scopes=["plan:read", "project:read"])
+    browser = Client()
+    browser.force_login(user)
+    html = browser.get(f"/projects/{project.public_id}/").content.decode()
+    connected = html.split("<h2>Connected apps</h2>")[1]
+    assert "See which Apertur plan the project is on and its limits" in connected
+    assert "See the project&#x27;s name and details" in connected
