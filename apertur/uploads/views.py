@@ -99,8 +99,8 @@ UPLOAD_LINK_DRAFT = "upload_link_draft"
 
 
 def pop_upload_link_draft(request: HttpRequest, project_public_id: str) -> dict[str, str] | None:
-    draft = request.session.pop(UPLOAD_LINK_DRAFT, None)
-    return draft if draft and draft.get("project") == project_public_id else None
+    draft = request.session.get(UPLOAD_LINK_DRAFT)
+    return request.session.pop(UPLOAD_LINK_DRAFT) if draft and draft.get("project") == project_public_id else None
 
 
 @login_required

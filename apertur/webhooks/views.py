@@ -94,7 +94,8 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_GET
 def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)
-    once = request.session.pop(_SECRET_ONCE, None)
+    once = request.session.get(_SECRET_ONCE)  # popped only by its own endpoint's page
+    once = request.session.pop(_SECRET_ONCE) if once and once.get("endpoint") == endpoint.public_id else None
     deliveries = page_of(
         selectors.delivery_log(endpoint=endpoint), page=request.GET.get("page"), size=PAGE_SIZE, rows=list
     )
@@ -102,7 +103,7 @@ def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> H
         "endpoint": endpoint,
         "project": endpoint.project,
         "deliveries": deliveries,
-        "secret": once["secret"] if once and once.get("endpoint") == endpoint.public_id else None,
+        "secret": once["secret"] if once else None,
         "rolled": bool(once and once.get("rolled")),
         "previous_secret_until": endpoint.previous_secret_valid_until(clock.now()),
     }

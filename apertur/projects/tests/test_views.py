@@ -39,3 +39,14 @@ def test_connected_apps_say_what_each_app_can_do_in_the_consent_pages_words() ->
     connected = html.split("<h2>Connected apps</h2>")[1]
     assert "See which Apertur plan the project is on and its limits" in connected
     assert "See the project&#x27;s name and details" in connected
+
+
+def test_a_new_api_key_waits_for_its_own_projects_page() -> None:
+    """Another project's page (a second tab) must not use up the one showing of the secret."""
+    user = make_user()
+    weddings, galas = create_project(owner=user, name="Weddings"), create_project(owner=user, name="Galas")
+    browser = Client()
+    browser.force_login(user)
+    browser.post(f"/projects/{weddings.public_id}/api-keys", {"name": "Server"})
+    assert 'data-testid="api-key-secret"' not in browser.get(f"/projects/{galas.public_id}/").content.decode()
+    assert 'data-testid="api-key-secret"' in browser.get(f"/projects/{weddings.public_id}/").content.decode()

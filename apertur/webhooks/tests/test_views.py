@@ -197,3 +197,13 @@ def test_a_refused_endpoint_keeps_the_events_that_were_checked(owner) -> None:  
     assert refused.status_code == 400
     checked = re.findall(r'<input type="checkbox" name="events" value="([^"]+)" checked>', refused.content.decode())
     assert checked == ["upload.created", "session.closed"]
+
+
+def test_a_new_signing_secret_waits_for_its_own_endpoints_page(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    other = services.create_endpoint(project=project, url="https://hooks.example.com/other")
+    browser.post(f"/projects/{project.public_id}/webhooks/new", {"url": "https://hooks.example.com/new"})
+    new = WebhookEndpoint.objects.get(url="https://hooks.example.com/new")
+    base = f"/projects/{project.public_id}/webhooks"
+    assert new.secret not in browser.get(f"{base}/{other.public_id}/").content.decode()
+    assert new.secret in browser.get(f"{base}/{new.public_id}/").content.decode()
