@@ -207,3 +207,13 @@ def test_a_new_signing_secret_waits_for_its_own_endpoints_page(owner) -> None:  
     base = f"/projects/{project.public_id}/webhooks"
     assert new.secret not in browser.get(f"{base}/{other.public_id}/").content.decode()
     assert new.secret in browser.get(f"{base}/{new.public_id}/").content.decode()
+
+
+def test_an_endpoint_for_every_event_says_so_in_words(owner) -> None:  # type: ignore[no-untyped-def]
+    """None ticked means every event; the pages say "All events", not the stored wildcard "*"."""
+    project, browser = owner
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/all", events=["*"])
+    detail = browser.get(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/").content.decode()
+    assert "<dt>Events</dt><dd>All events</dd>" in detail
+    listed = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert "· All events</li>" in listed and "<code>*</code>" not in listed
