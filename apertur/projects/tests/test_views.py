@@ -50,3 +50,13 @@ def test_a_new_api_key_waits_for_its_own_projects_page() -> None:
     browser.post(f"/projects/{weddings.public_id}/api-keys", {"name": "Server"})
     assert 'data-testid="api-key-secret"' not in browser.get(f"/projects/{galas.public_id}/").content.decode()
     assert 'data-testid="api-key-secret"' in browser.get(f"/projects/{weddings.public_id}/").content.decode()
+
+
+def test_a_project_without_api_keys_says_so() -> None:
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client()
+    browser.force_login(user)
+    html = browser.get(f"/projects/{project.public_id}/").content.decode()
+    keys = html.split("<h2>API keys</h2>")[1].split("</section>")[0]
+    assert '<p class="muted">No API keys yet.</p>' in keys
