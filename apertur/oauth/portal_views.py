@@ -34,7 +34,8 @@ def _show_once(request: HttpRequest, app: OAuthApp, secret: str) -> None:
 
 
 def _pop_once(request: HttpRequest, app: OAuthApp) -> str | None:
-    once = request.session.get(_ONCE_KEY)
+    """Only a GET shows it: a HEAD (a link checker, a prefetch) gets no body and must leave it for the GET."""
+    once = request.session.get(_ONCE_KEY) if request.method == "GET" else None
     if once and once.get("client_id") == app.client_id:
         del request.session[_ONCE_KEY]
         return str(once["secret"])

@@ -57,8 +57,9 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
     if project is None:
         raise Http404("No such project.")
-    # Popped only by its own project's page: another project's page (a second tab) leaves it waiting.
-    once = request.session.get(_KEY_ONCE)
+    # Popped only by a GET of its own project's page: another project's page (a second tab) or a HEAD (a link
+    # checker, which gets no body) leaves it waiting.
+    once = request.session.get(_KEY_ONCE) if request.method == "GET" else None
     once = request.session.pop(_KEY_ONCE) if once and once.get("project") == project.public_id else None
     sessions = page_of(session_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
@@ -69,7 +70,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "webhooks": list(endpoint_list(project=project)),
         "destinations": list(project.destinations.filter(livemode=True)),
         "new_key": once,
-        "session_draft": pop_upload_link_draft(request, project.public_id),
+        "session_draft": pop_upload_link_draft(request, project.public_id) if request.method == "GET" else None,
     }
     return render(request, "projects/detail.html", context)
 

@@ -212,3 +212,11 @@ def test_deleting_or_deactivating_says_how_many_connected_projects_lose_access()
     assert "<strong>2 connected projects</strong> cannot be reached" in deactivate
     alone = make_app(partner, name="Alone").app
     assert "connected project" not in client.get(f"/partners/apps/{alone.client_id}/delete").content.decode()
+
+
+def test_a_head_request_does_not_use_up_the_new_client_secret() -> None:
+    partner = make_partner()
+    client = _client_for(partner.user)
+    created = client.post("/partners/apps/new", NEW_APP)
+    assert client.head(created["Location"]).status_code == 200
+    assert "You will not be able to see it again" in client.get(created["Location"]).content.decode()

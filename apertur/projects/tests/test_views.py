@@ -60,3 +60,14 @@ def test_a_project_without_api_keys_says_so() -> None:
     html = browser.get(f"/projects/{project.public_id}/").content.decode()
     keys = html.split("<h2>API keys</h2>")[1].split("</section>")[0]
     assert '<p class="muted">No API keys yet.</p>' in keys
+
+
+def test_a_head_request_does_not_use_up_the_new_api_key() -> None:
+    """A HEAD (a link checker, a prefetch) gets no body: it must leave the one showing for the GET."""
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client()
+    browser.force_login(user)
+    browser.post(f"/projects/{project.public_id}/api-keys", {"name": "Server"})
+    assert browser.head(f"/projects/{project.public_id}/").status_code == 200
+    assert 'data-testid="api-key-secret"' in browser.get(f"/projects/{project.public_id}/").content.decode()
