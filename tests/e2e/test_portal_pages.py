@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from apertur.oauth.tokens import connect
 from apertur.projects.services import create_api_key, create_project
+from apertur.referrals.services import create_link
 from apertur.testing import PASSWORD, make_app, make_partner, make_staff, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -71,6 +72,8 @@ def test_pages_with_long_addresses_fit_a_phone_without_sideways_scrolling(page: 
 
     log_in(page, base, owner.email)
     pages = [
+        "/partners/apps/",
+        "/partners/referrals/",
         f"/partners/apps/{created.app.client_id}/",
         f"/projects/{project.public_id}/",
         "/account",
@@ -79,16 +82,39 @@ def test_pages_with_long_addresses_fit_a_phone_without_sideways_scrolling(page: 
     for path in pages:
         page.goto(base + path)
         assert page.evaluate(OVERFLOW)["scrollWidth"] <= 375, (path, page.evaluate(OVERFLOW))
-    # Connected apps: what the app can do and the Disconnect button are on screen, not off in a scrolling table.
-    page.goto(f"{base}/projects/{project.public_id}/")
-    for target in (
-        page.get_by_role("link", name="Disconnect Snapflow Event Galleries"),
-        page.get_by_text("See the project's name and details"),
-    ):
-        box = target.bounding_box()
-        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+    # Tables a phone user acts on show every column on screen, not off to the side of a scrolling box:
+    # connected apps (what the app can do, Disconnect), the partner's apps (status) and referral links.
+    on_screen = {
+        f"/projects/{project.public_id}/": [
+            page.get_by_role("link", name="Disconnect Snapflow Event Galleries"),
+            page.get_by_text("See the project's name and details"),
+        ],
+        "/partners/apps/": [page.get_by_text("Active", exact=True)],
+        "/partners/referrals/": [page.get_by_role("cell", name="Default")],
+    }
+    for path, targets in on_screen.items():
+        page.goto(base + path)
+        for target in targets:
+            box = target.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, (path, box)
     page.get_by_role("button", name="Log out").click()
 
     log_in(page, base, staff.email)
     page.goto(f"{base}/partners/staff/{partner.pk}/")
     assert page.evaluate(OVERFLOW)["scrollWidth"] <= 375, page.evaluate(OVERFLOW)
+
+
+def test_a_long_campaign_label_does_not_squeeze_the_referral_link(page: Page, live_server: Any) -> None:
+    """Desktop: the link a partner copies stays on one line beside an 80-character label with no space."""
+    base = live_server.url
+    page.set_viewport_size({"width": 1280, "height": 800})
+    partner = make_partner(user=make_user("partner@example.com"))
+    create_link(partner=partner, label="x" * 80)
+    log_in(page, base, "partner@example.com")
+    page.goto(f"{base}/partners/referrals/")
+    for code in page.locator("td code").all():
+        box = code.bounding_box()
+        assert box and box["height"] < 30, box  # one line
+    assert page.evaluate(OVERFLOW)["scrollWidth"] <= 1280
+    signups = page.get_by_role("columnheader", name="Signups").bounding_box()
+    assert signups and signups["x"] + signups["width"] <= 1280, signups
