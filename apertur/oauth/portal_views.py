@@ -164,6 +164,10 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
     if action not in _ACTIONS:
         raise Http404("Unknown action.")
     app = _partner_app(partner, client_id)
+    if (action == "reactivate" and app.is_active) or (action == "deactivate" and not app.is_active):
+        # Nothing to confirm (an old tab, a bookmark): say where the app stands.
+        messages.info(request, f"{app.name} is already {'active' if app.is_active else 'deactivated'}.")
+        return redirect("partners:apps:detail", client_id=app.client_id)
     title, warning = _ACTIONS[action]
     delete_form = DeleteForm(request.POST or None) if action == "delete" else None
     context = {

@@ -220,3 +220,15 @@ def test_a_head_request_does_not_use_up_the_new_client_secret() -> None:
     created = client.post("/partners/apps/new", NEW_APP)
     assert client.head(created["Location"]).status_code == 200
     assert "You will not be able to see it again" in client.get(created["Location"]).content.decode()
+
+
+def test_reactivating_an_active_app_or_deactivating_an_inactive_one_asks_nothing() -> None:
+    """Nothing to confirm (an old tab, a bookmark): the app page says where it stands instead."""
+    partner = make_partner()
+    app = make_app(partner).app
+    client = _client_for(partner.user)
+    page = client.get(f"/partners/apps/{app.client_id}/reactivate", follow=True).content.decode()
+    assert "is already active" in page and "Reactivate app</button>" not in page
+    client.post(f"/partners/apps/{app.client_id}/deactivate")
+    page = client.get(f"/partners/apps/{app.client_id}/deactivate", follow=True).content.decode()
+    assert "is already deactivated" in page and "Deactivate app</button>" not in page
