@@ -10,6 +10,9 @@ from apertur.oauth import views as oauth_views
 from apertur.payouts import webhooks as paypal_webhooks
 from apertur.referrals import views as referral_views
 
+# Staff read these in every admin page's title and header, instead of "Django site admin".
+admin.site.site_header = admin.site.site_title = "Apertur admin"
+
 urlpatterns = [
     # The machine paths partner servers call all day come first: URL resolution tries patterns in order.
     # The seeds document the token endpoint under /api/v1 too; it is the same view.

@@ -5,6 +5,7 @@ from apertur.oauth.models import AllowedDomain, OAuthApp, PublicKey, RedirectURI
 
 class RedirectURIInline(admin.TabularInline):
     model = RedirectURI
+    verbose_name, verbose_name_plural = "redirect URI", "redirect URIs"
     extra = 0
     readonly_fields = ("uri", "created_at")
     can_delete = False

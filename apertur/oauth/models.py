@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from apertur.core import clock
+from apertur.oauth.scopes import SCOPES
 from apertur.partners.models import Partner, PartnerStatus
 
 
@@ -119,6 +120,11 @@ class Connection(models.Model):
     @property
     def scope_list(self) -> list[str]:
         return self.scopes.split()
+
+    @property
+    def scope_descriptions(self) -> list[tuple[str, str]]:
+        """(scope, the consent page's plain words for it): what the owner sees the app may do."""
+        return [(name, SCOPES.get(name, name)) for name in self.scope_list]
 
     @property
     def is_active(self) -> bool:

@@ -34,7 +34,8 @@ def _show_once(request: HttpRequest, app: OAuthApp, secret: str) -> None:
 
 
 def _pop_once(request: HttpRequest, app: OAuthApp) -> str | None:
-    once = request.session.get(_ONCE_KEY)
+    """Only a GET shows it: a HEAD (a link checker, a prefetch) gets no body and must leave it for the GET."""
+    once = request.session.get(_ONCE_KEY) if request.method == "GET" else None
     if once and once.get("client_id") == app.client_id:
         del request.session[_ONCE_KEY]
         return str(once["secret"])
@@ -163,6 +164,10 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
     if action not in _ACTIONS:
         raise Http404("Unknown action.")
     app = _partner_app(partner, client_id)
+    if (action == "reactivate" and app.is_active) or (action == "deactivate" and not app.is_active):
+        # Nothing to confirm (an old tab, a bookmark): say where the app stands.
+        messages.info(request, f"{app.name} is already {'active' if app.is_active else 'deactivated'}.")
+        return redirect("partners:apps:detail", client_id=app.client_id)
     title, warning = _ACTIONS[action]
     delete_form = DeleteForm(request.POST or None) if action == "delete" else None
     context = {

@@ -43,6 +43,8 @@ class PayoutEntryInline(admin.TabularInline):
     """The commission entries the payout pays (or paid, until ``released_at`` when the money came back)."""
 
     model = PayoutEntry
+    verbose_name = "commission entry"
+    verbose_name_plural = "commission entries"  # Django's own plural of "payout entry" is "payout entrys"
     extra = 0
     can_delete = False
     fields = ("entry", "kind", "amount", "payment_paid_at", "available_at", "released_at")

@@ -173,6 +173,7 @@ class PayPalEvent(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["status", "received_at"])]
+        verbose_name = "PayPal event"  # not Django's "pay pal event"
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"

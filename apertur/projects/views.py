@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts.models import User
@@ -15,6 +16,7 @@ from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
 from apertur.uploads.selectors import session_list
+from apertur.uploads.views import pop_upload_link_draft
 from apertur.webhooks.selectors import endpoint_list
 
 
@@ -47,12 +49,18 @@ def project_list(request: HttpRequest) -> HttpResponse:
     return render(request, "projects/list.html", context, status=status)
 
 
+# never_cache (no-store): the page shows a new API key's secret once; without it the browser's Back button
+# brings the page back from its cache with the secret on it.
+@never_cache
 @login_required
 def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
     if project is None:
         raise Http404("No such project.")
-    once = request.session.pop(_KEY_ONCE, None)
+    # Popped only by a GET of its own project's page: another project's page (a second tab) or a HEAD (a link
+    # checker, which gets no body) leaves it waiting.
+    once = request.session.get(_KEY_ONCE) if request.method == "GET" else None
+    once = request.session.pop(_KEY_ONCE) if once and once.get("project") == project.public_id else None
     sessions = page_of(session_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
         "project": project,
@@ -61,7 +69,8 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "api_keys": list(selectors.api_key_list(project=project)),
         "webhooks": list(endpoint_list(project=project)),
         "destinations": list(project.destinations.filter(livemode=True)),
-        "new_key": once if once and once.get("project") == project.public_id else None,
+        "new_key": once,
+        "session_draft": pop_upload_link_draft(request, project.public_id) if request.method == "GET" else None,
     }
     return render(request, "projects/detail.html", context)
 

@@ -9,9 +9,20 @@ from apertur.referrals.services import ReasonRequired, change_attribution
 
 @admin.register(ReferralLink)
 class ReferralLinkAdmin(admin.ModelAdmin):
+    """Browse links; only the label is editable. The partner decides who earns on the signups a link brings and
+    the code is printed on the partner's campaigns: changing either here would move money or break shared
+    links without an audit entry. Partners create links in the portal; deleting one would erase its clicks."""
+
     list_display = ("code", "partner", "label", "created_at")
     search_fields = ("code", "partner__company_name")
     list_select_related = ("partner",)
+    readonly_fields = ("partner", "code", "created_at")
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
 
 
 class AttributionForm(forms.ModelForm):

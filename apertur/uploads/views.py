@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from apertur.accounts.models import User
@@ -94,6 +95,15 @@ def _owner(request: HttpRequest) -> User:
     return request.user
 
 
+# The session key of a refused upload link's form, popped by the project page (pop_upload_link_draft).
+UPLOAD_LINK_DRAFT = "upload_link_draft"
+
+
+def pop_upload_link_draft(request: HttpRequest, project_public_id: str) -> dict[str, str] | None:
+    draft = request.session.get(UPLOAD_LINK_DRAFT)
+    return request.session.pop(UPLOAD_LINK_DRAFT) if draft and draft.get("project") == project_public_id else None
+
+
 @login_required
 @require_POST
 def session_create(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -120,8 +130,15 @@ def session_create(request: HttpRequest, public_id: str) -> HttpResponse:
             ip=client_ip(request),
         )
     except AperturError as exc:
-        messages.error(request, exc.message)
-        return redirect("projects:detail", public_id=public_id)
+        # The form is on the project page: it comes back filled in (not the password), the reason beside it.
+        request.session[UPLOAD_LINK_DRAFT] = {
+            "project": project.public_id,
+            "title": request.POST.get("title", ""),
+            "expires_in_days": days,
+            "max_files": request.POST.get("max_files", ""),
+            "error": exc.message,
+        }
+        return redirect(reverse("projects:detail", args=[public_id]) + "#upload-links")
     messages.success(request, f"Upload link “{session.title}” created.")
     return redirect("uploads:session", public_id=public_id, session_id=session.public_id)
 
@@ -138,7 +155,13 @@ def _owned_session(request: HttpRequest, public_id: str, session_id: str) -> Upl
 @require_safe
 def session_detail(request: HttpRequest, public_id: str, session_id: str) -> HttpResponse:
     session = _owned_session(request, public_id, session_id)
-    uploads = list(selectors.upload_list(project=session.project, session=session)[:500])
+    uploads = page_of(
+        selectors.upload_list(project=session.project, session=session),
+        page=request.GET.get("page"),
+        size=PAGE_SIZE,
+        rows=list,
+        count=session.upload_count,  # type: ignore[attr-defined]  # annotated by session_for_project
+    )
     link = request.build_absolute_uri(f"/u/{session.token}")
     return render(request, "uploads/session.html", {"session": session, "uploads": uploads, "link": link})
 

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apertur.accounts.models import User
@@ -69,17 +70,20 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
         "event_types": SUBSCRIBABLE_EVENT_TYPES.items(),
         "error": error,
         "form": request.POST,
+        "checked_events": request.POST.getlist("events"),  # a refused form keeps what was ticked
     }
     return render(request, "webhooks/new.html", context, status=400 if error else 200)
 
 
+@never_cache  # it shows the signing secret once: Back must not bring it back from the browser's cache
 @login_required
 # Not require_safe: the page pops the signing secret shown once after creation, and a HEAD would
 # consume it without showing it.
 @require_GET
 def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)
-    once = request.session.pop(_SECRET_ONCE, None)
+    once = request.session.get(_SECRET_ONCE)  # popped only by its own endpoint's page
+    once = request.session.pop(_SECRET_ONCE) if once and once.get("endpoint") == endpoint.public_id else None
     deliveries = page_of(
         selectors.delivery_log(endpoint=endpoint), page=request.GET.get("page"), size=PAGE_SIZE, rows=list
     )
@@ -87,7 +91,7 @@ def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> H
         "endpoint": endpoint,
         "project": endpoint.project,
         "deliveries": deliveries,
-        "secret": once["secret"] if once and once.get("endpoint") == endpoint.public_id else None,
+        "secret": once["secret"] if once else None,
         "rolled": bool(once and once.get("rolled")),
         "previous_secret_until": endpoint.previous_secret_valid_until(clock.now()),
     }

@@ -26,6 +26,7 @@ class StripeEvent(models.Model):
 
     class Meta:
         ordering = ["created", "id"]
+        verbose_name = "Stripe event"
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
@@ -38,6 +39,9 @@ class RejectedDelivery(models.Model):
     reason = models.CharField(max_length=300)
     signature_header = models.CharField(max_length=500, blank=True)
     body = models.TextField()
+
+    class Meta:
+        verbose_name_plural = "rejected deliveries"
 
     def __str__(self) -> str:
         return self.reason

@@ -396,3 +396,12 @@ def test_backslash_origin_cannot_receive_a_code(sdk_app: Flow) -> None:
     )
     assert response.status_code == 400
     assert "aptr-result" not in response.content.decode()
+
+
+def test_the_popup_result_page_has_a_title_and_fits_a_phone(sdk_app: Flow) -> None:
+    """On a phone the SDK's popup is a tab: the page that hands the code back is laid out for the screen and
+    named in the tab list, in case it stays open."""
+    url = sdk_url(sdk_app.created.public_key)
+    html = sdk_app.browser.post(url, {"decision": "allow", "project": sdk_app.project.public_id}).content.decode()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "<title>Returning to the application · Apertur</title>" in html

@@ -89,7 +89,7 @@ def test_partner_sees_connected_project_counts(flow: Flow) -> None:
     partner_browser = Client()
     partner_browser.force_login(flow.created.app.partner.user)
     listing = partner_browser.get("/partners/apps/").content.decode()
-    assert "<td>2</td>" in listing
+    assert 'data-label="Connected projects">2</td>' in listing
     detail = partner_browser.get(f"/partners/apps/{flow.client_id}/").content.decode()
     assert 'data-testid="connected-projects">2<' in detail
 

@@ -5,6 +5,8 @@ from django.test import Client
 
 from apertur.core.models import AuditEvent
 from apertur.oauth.models import OAuthApp
+from apertur.oauth.tokens import connect
+from apertur.projects.services import create_project
 from apertur.testing import make_app, make_partner, make_user
 
 pytestmark = pytest.mark.django_db
@@ -203,3 +205,39 @@ def test_two_redirect_uris_on_one_line_are_refused_not_joined() -> None:
     ok = {**NEW_APP, "redirect_uris": "https://a.example/cb?tags=a,b"}
     assert _client_for(partner.user).post("/partners/apps/new", ok).status_code == 302
     assert list(OAuthApp.objects.get().redirect_uris.values_list("uri", flat=True)) == ["https://a.example/cb?tags=a,b"]
+
+
+def test_deleting_or_deactivating_says_how_many_connected_projects_lose_access() -> None:
+    """The partner is about to cut off customers: the confirmation page counts them."""
+    partner = make_partner()
+    app = make_app(partner).app
+    owner = make_user()
+    for name in ("Weddings", "Galas"):
+        connect(app=app, project=create_project(owner=owner, name=name), user=owner, scopes=["plan:read"])
+    client = _client_for(partner.user)
+    delete = client.get(f"/partners/apps/{app.client_id}/delete").content.decode()
+    assert "<strong>2 connected projects</strong> are disconnected" in delete
+    deactivate = client.get(f"/partners/apps/{app.client_id}/deactivate").content.decode()
+    assert "<strong>2 connected projects</strong> cannot be reached" in deactivate
+    alone = make_app(partner, name="Alone").app
+    assert "connected project" not in client.get(f"/partners/apps/{alone.client_id}/delete").content.decode()
+
+
+def test_a_head_request_does_not_use_up_the_new_client_secret() -> None:
+    partner = make_partner()
+    client = _client_for(partner.user)
+    created = client.post("/partners/apps/new", NEW_APP)
+    assert client.head(created["Location"]).status_code == 200
+    assert "You will not be able to see it again" in client.get(created["Location"]).content.decode()
+
+
+def test_reactivating_an_active_app_or_deactivating_an_inactive_one_asks_nothing() -> None:
+    """Nothing to confirm (an old tab, a bookmark): the app page says where it stands instead."""
+    partner = make_partner()
+    app = make_app(partner).app
+    client = _client_for(partner.user)
+    page = client.get(f"/partners/apps/{app.client_id}/reactivate", follow=True).content.decode()
+    assert "is already active" in page and "Reactivate app</button>" not in page
+    client.post(f"/partners/apps/{app.client_id}/deactivate")
+    page = client.get(f"/partners/apps/{app.client_id}/deactivate", follow=True).content.decode()
+    assert "is already deactivated" in page and "Deactivate app</button>" not in page

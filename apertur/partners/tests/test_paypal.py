@@ -157,3 +157,18 @@ def test_real_internet_addresses_are_accepted_international_domains_too(address:
     from apertur.partners.paypal import check_paypal_email
 
     assert check_paypal_email(address).endswith(address.rpartition("@")[2])
+
+
+def test_the_link_pages_lead_on_to_the_payouts_page(portal) -> None:  # type: ignore[no-untyped-def]
+    """Confirmed, or told the link does not work (a new one is sent from Payouts): the title says which, and
+    a link leads on."""
+    _, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+    link = _link(mail.outbox[-1])
+    done = client.get(link).content.decode()
+    assert "<title>PayPal email confirmed · Apertur</title>" in done
+    assert 'href="/partners/payouts/">Go to Payouts</a>' in done
+    used = client.get(link).content.decode()
+    assert "<title>This link does not work · Apertur</title>" in used
+    assert 'href="/partners/payouts/">Go to Payouts</a>' in used

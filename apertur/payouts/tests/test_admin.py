@@ -446,3 +446,12 @@ def test_only_staff_hold_payouts() -> None:
     partner.refresh_from_db()
     assert partner.payouts_held_at is None
     assert not AuditEvent.objects.filter(action__startswith="partner.payouts_").exists()
+
+
+def test_the_admin_names_payouts_records_in_plain_english(emu: Running, staff: Client) -> None:
+    """Django's automatic names read "Payout entrys" and "pay pal event"."""
+    payout = failed_payout(emu)
+    html = staff.get(f"/admin/payouts/payout/{payout.pk}/change/").content.decode()
+    assert "Commission entries" in html and "entrys" not in html.lower()
+    events = staff.get("/admin/payouts/paypalevent/").content.decode()
+    assert "Select PayPal event to view" in events and "pay pal" not in events.lower()

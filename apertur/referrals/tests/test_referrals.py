@@ -6,9 +6,9 @@ import pytest
 import time_machine
 from django.test import Client
 
-from apertur.referrals.models import Attribution, ReferralClick
+from apertur.referrals.models import Attribution, ReferralClick, ReferralLink
 from apertur.referrals.services import create_link, ensure_default_link
-from apertur.testing import make_partner, make_user
+from apertur.testing import make_partner, make_staff, make_user
 
 pytestmark = pytest.mark.django_db
 SIGNUP = {"password": "correct-horse-battery", "confirm_password": "correct-horse-battery"}
@@ -299,3 +299,22 @@ def test_a_confirmed_or_paying_customers_referral_survives_a_password_reset() ->
     for email in ("confirmed@example.com", "paying@example.com"):
         _reset_password(Client(), email)
     assert Attribution.objects.count() == 2
+
+
+def test_staff_cannot_move_rename_add_or_delete_referral_links_in_admin() -> None:
+    """A link's partner decides who earns on the signups it brings, and its code is printed on the partner's
+    campaigns: neither changes by editing a row (unaudited); links are made by partners in the portal."""
+    owner, other = make_partner(), make_partner()
+    link = ReferralLink.objects.get(partner=owner)
+    admin = Client()
+    admin.force_login(make_staff())
+    url = f"/admin/referrals/referrallink/{link.pk}/change/"
+    page = admin.get(url).content.decode()
+    assert 'name="partner"' not in page and 'name="code"' not in page and 'name="created_at_0"' not in page
+    admin.post(url, {"partner": other.pk, "code": "stolen", "label": "Spring"})
+    link.refresh_from_db()
+    assert (link.partner_id, link.code, link.label) == (owner.pk, link.code, "Spring")
+    assert link.code != "stolen"
+    assert admin.get("/admin/referrals/referrallink/add/").status_code == 403
+    assert admin.post(f"/admin/referrals/referrallink/{link.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert ReferralLink.objects.filter(pk=link.pk).exists()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.test import Client
 
@@ -265,3 +267,48 @@ def test_a_destinations_page_lists_its_copies_in_pages(owner, settings) -> None:
     assert names[-1] in first and names[0] not in first  # newest first
     assert names[0] in second and names[1] in second and names[-1] not in second
     assert "Pending" in first
+
+
+def test_a_link_with_many_uploads_counts_them_all_and_pages_them(owner) -> None:  # type: ignore[no-untyped-def]
+    """A Business project takes 50,000 uploads a month: the link's page counts every one and reaches the oldest."""
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Gala")
+    start = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    Upload.objects.bulk_create(
+        Upload(
+            session=session,
+            project=project,
+            file=f"uploads/photo-{i}.png",
+            original_name=f"photo-{i:03}.png",
+            size=10,
+            content_type="image/png",
+            uploaded_at=start + dt.timedelta(minutes=i),
+        )
+        for i in range(501)
+    )
+    url = f"/projects/{project.public_id}/sessions/{session.public_id}/"
+    first = browser.get(url).content.decode()
+    assert "<dt>Uploads</dt><dd>501</dd>" in first
+    assert "photo-500.png" in first and "photo-000.png" not in first  # newest first
+    assert "Page 1 of 21 (501 uploads)" in first
+    last = browser.get(f"{url}?page=21").content.decode()
+    assert "photo-000.png" in last and "photo-500.png" not in last
+
+
+def test_a_refused_upload_link_keeps_what_was_typed_beside_the_error(owner) -> None:  # type: ignore[no-untyped-def]
+    """The form lives on the project page: after the redirect back, it is filled in again (not the password)
+    and the reason is shown in the Upload links card."""
+    _, project, browser = owner
+    page = browser.post(
+        f"/projects/{project.public_id}/sessions",
+        {"title": "Gala & Ball", "expires_in_days": "a week", "max_files": "40", "password": "open sesame"},
+        follow=True,
+    ).content.decode()
+    assert UploadSession.objects.count() == 0
+    assert 'name="title" value="Gala &amp; Ball"' in page
+    assert 'name="expires_in_days" value="a week"' in page
+    assert 'name="max_files" value="40"' in page
+    assert "open sesame" not in page
+    assert '<div class="alert error" role="alert"><p>Expiry is a number of days from 1 to 3,650.</p></div>' in page
+    again = browser.get(f"/projects/{project.public_id}/").content.decode()  # shown once
+    assert "Gala &amp; Ball" not in again and "Expiry is a number" not in again

@@ -177,3 +177,43 @@ def test_the_delivery_log_pages_newest_first(owner) -> None:  # type: ignore[no-
     second = browser.get(base, {"page": 2}).content.decode()
     assert re.findall(r'<span class="muted">(evt_\w+)</span>', second) == events[::-1][PAGE_SIZE:]
     assert "Page 2 of 2" in second and 'rel="prev"' in second
+
+
+def test_the_page_that_shows_the_signing_secret_is_never_stored_by_the_browser(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    shown = browser.post(
+        f"/projects/{project.public_id}/webhooks/new", {"url": "https://hooks.example.com/x"}, follow=True
+    )
+    assert 'data-testid="webhook-secret"' in shown.content.decode()
+    assert "no-store" in shown["Cache-Control"]
+
+
+def test_a_refused_endpoint_keeps_the_events_that_were_checked(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    refused = browser.post(
+        f"/projects/{project.public_id}/webhooks/new",
+        {"url": "http://hooks.example.com/x", "events": ["upload.created", "session.closed"]},
+    )
+    assert refused.status_code == 400
+    checked = re.findall(r'<input type="checkbox" name="events" value="([^"]+)" checked>', refused.content.decode())
+    assert checked == ["upload.created", "session.closed"]
+
+
+def test_a_new_signing_secret_waits_for_its_own_endpoints_page(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    other = services.create_endpoint(project=project, url="https://hooks.example.com/other")
+    browser.post(f"/projects/{project.public_id}/webhooks/new", {"url": "https://hooks.example.com/new"})
+    new = WebhookEndpoint.objects.get(url="https://hooks.example.com/new")
+    base = f"/projects/{project.public_id}/webhooks"
+    assert new.secret not in browser.get(f"{base}/{other.public_id}/").content.decode()
+    assert new.secret in browser.get(f"{base}/{new.public_id}/").content.decode()
+
+
+def test_an_endpoint_for_every_event_says_so_in_words(owner) -> None:  # type: ignore[no-untyped-def]
+    """None ticked means every event; the pages say "All events", not the stored wildcard "*"."""
+    project, browser = owner
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/all", events=["*"])
+    detail = browser.get(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/").content.decode()
+    assert "<dt>Events</dt><dd>All events</dd>" in detail
+    listed = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert "· All events</li>" in listed and "<code>*</code>" not in listed

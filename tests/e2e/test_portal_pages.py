@@ -1,0 +1,120 @@
+"""Portal pages as a person uses them in Chromium: what Back shows after a secret, and what fits a phone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from apertur.oauth.tokens import connect
+from apertur.projects.services import create_api_key, create_project
+from apertur.referrals.services import create_link
+from apertur.testing import PASSWORD, make_app, make_partner, make_staff, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def test_back_does_not_show_a_new_api_key_again(page: Page, live_server: Any) -> None:
+    base = live_server.url
+    user = make_user("owner@example.com")
+    project = create_project(owner=user, name="Weddings")
+    log_in(page, base, user.email)
+    page.goto(f"{base}/projects/{project.public_id}/")
+    page.get_by_label("Key name").fill("Server")
+    page.get_by_role("button", name="Create API key").click()
+    expect(page.get_by_test_id("api-key-secret")).to_be_visible()
+
+    page.get_by_role("link", name="Add webhook endpoint").click()
+    expect(page.get_by_role("heading", name="New webhook endpoint")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", name="Weddings")).to_be_visible()
+    expect(page.get_by_role("cell", name="Server")).to_be_visible()
+    expect(page.get_by_test_id("api-key-secret")).to_have_count(0)
+
+
+# The widest elements sticking out of the viewport, for a readable failure.
+OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const wide = [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+  return { scrollWidth: document.documentElement.scrollWidth, innerWidth: width, wide: wide.slice(0, 5) };
+}"""
+
+LONG_EMAIL = "christopher.montgomeryfairweather@photographystudio.example"  # no hyphen to break at
+
+
+def test_pages_with_long_addresses_fit_a_phone_without_sideways_scrolling(page: Page, live_server: Any) -> None:
+    """375 px (an iPhone): long emails, URLs and keys wrap; wide tables scroll inside their own box."""
+    base = live_server.url
+    page.set_viewport_size({"width": 375, "height": 800})
+    staff = make_staff("staff@example.com")
+    owner = make_user(LONG_EMAIL)
+    partner = make_partner(user=owner)
+    created = make_app(
+        partner,
+        name="Snapflow Event Galleries",
+        website="https://www.snapflow-event-galleries.example/integrations/apertur",
+        redirect_uris=["https://www.snapflow-event-galleries.example/integrations/apertur/callback"],
+    )
+    project = create_project(owner=owner, name="Weddings")
+    create_api_key(project=project, name="Server")
+    connect(app=created.app, project=project, user=owner, scopes=["plan:read", "project:read"])
+
+    log_in(page, base, owner.email)
+    pages = [
+        "/partners/apps/",
+        "/partners/referrals/",
+        f"/partners/apps/{created.app.client_id}/",
+        f"/projects/{project.public_id}/",
+        "/account",
+        "/login",  # the notice naming the signed-in account
+    ]
+    for path in pages:
+        page.goto(base + path)
+        assert page.evaluate(OVERFLOW)["scrollWidth"] <= 375, (path, page.evaluate(OVERFLOW))
+    # Tables a phone user acts on show every column on screen, not off to the side of a scrolling box:
+    # connected apps (what the app can do, Disconnect), the partner's apps (status) and referral links.
+    on_screen = {
+        f"/projects/{project.public_id}/": [
+            page.get_by_role("link", name="Disconnect Snapflow Event Galleries"),
+            page.get_by_text("See the project's name and details"),
+        ],
+        "/partners/apps/": [page.get_by_text("Active", exact=True)],
+        "/partners/referrals/": [page.get_by_role("cell", name="Default")],
+    }
+    for path, targets in on_screen.items():
+        page.goto(base + path)
+        for target in targets:
+            box = target.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375, (path, box)
+    page.get_by_role("button", name="Log out").click()
+
+    log_in(page, base, staff.email)
+    page.goto(f"{base}/partners/staff/{partner.pk}/")
+    assert page.evaluate(OVERFLOW)["scrollWidth"] <= 375, page.evaluate(OVERFLOW)
+
+
+def test_a_long_campaign_label_does_not_squeeze_the_referral_link(page: Page, live_server: Any) -> None:
+    """Desktop: the link a partner copies stays on one line beside an 80-character label with no space."""
+    base = live_server.url
+    page.set_viewport_size({"width": 1280, "height": 800})
+    partner = make_partner(user=make_user("partner@example.com"))
+    create_link(partner=partner, label="x" * 80)
+    log_in(page, base, "partner@example.com")
+    page.goto(f"{base}/partners/referrals/")
+    for code in page.locator("td code").all():
+        box = code.bounding_box()
+        assert box and box["height"] < 30, box  # one line
+    assert page.evaluate(OVERFLOW)["scrollWidth"] <= 1280
+    signups = page.get_by_role("columnheader", name="Signups").bounding_box()
+    assert signups and signups["x"] + signups["width"] <= 1280, signups
