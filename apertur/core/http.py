@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponseBase
 
@@ -30,3 +30,20 @@ POPUP_COOP = "unsafe-none"
 def keep_opener(response: Response) -> Response:
     response["Cross-Origin-Opener-Policy"] = POPUP_COOP
     return response
+
+
+def show_once(request: HttpRequest, key: str, *, page: str, **values: Any) -> None:
+    """Keep ``values`` (a new secret: an API key, a client secret, a signing secret) in the session under ``key``
+    until the page ``page`` (the id of the object it belongs to) is shown with :func:`pop_once`."""
+    request.session[key] = {"page": page, **values}
+
+
+def pop_once(request: HttpRequest, key: str, *, page: str) -> dict[str, Any] | None:
+    """What :func:`show_once` kept for ``page``, taken out of the session: the one time it is shown. Only a GET of
+    that very page takes it: another object's page (a second tab) or a HEAD (a link checker, a prefetch, which
+    gets no body) leaves it waiting. The page must be ``never_cache`` too, or Back shows it again."""
+    once = request.session.get(key) if request.method == "GET" else None
+    if isinstance(once, dict) and once.get("page") == page:
+        del request.session[key]
+        return once
+    return None

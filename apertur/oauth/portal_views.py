@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
-from apertur.core.http import client_ip
+from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.oauth import selectors, services
 from apertur.oauth.errors import AppNotFound
@@ -30,16 +30,12 @@ def _actor(request: HttpRequest) -> User:
 
 
 def _show_once(request: HttpRequest, app: OAuthApp, secret: str) -> None:
-    request.session[_ONCE_KEY] = {"client_id": app.client_id, "secret": secret}
+    show_once(request, _ONCE_KEY, page=app.client_id, secret=secret)
 
 
 def _pop_once(request: HttpRequest, app: OAuthApp) -> str | None:
-    """Only a GET shows it: a HEAD (a link checker, a prefetch) gets no body and must leave it for the GET."""
-    once = request.session.get(_ONCE_KEY) if request.method == "GET" else None
-    if once and once.get("client_id") == app.client_id:
-        del request.session[_ONCE_KEY]
-        return str(once["secret"])
-    return None
+    once = pop_once(request, _ONCE_KEY, page=app.client_id)
+    return str(once["secret"]) if once else None
 
 
 def _apply_error(form: AppForm | DeleteForm, exc: AperturError) -> None:

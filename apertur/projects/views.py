@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
-from apertur.core.http import client_ip
+from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.oauth.selectors import connection_for_owner, connections_for_project
 from apertur.oauth.tokens import disconnect
@@ -57,10 +57,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
     if project is None:
         raise Http404("No such project.")
-    # Popped only by a GET of its own project's page: another project's page (a second tab) or a HEAD (a link
-    # checker, which gets no body) leaves it waiting.
-    once = request.session.get(_KEY_ONCE) if request.method == "GET" else None
-    once = request.session.pop(_KEY_ONCE) if once and once.get("project") == project.public_id else None
+    once = pop_once(request, _KEY_ONCE, page=project.public_id)
     sessions = page_of(session_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
         "project": project,
@@ -96,7 +93,7 @@ def api_key_create(request: HttpRequest, public_id: str) -> HttpResponse:
     except AperturError as exc:
         messages.error(request, exc.message)
     else:
-        request.session[_KEY_ONCE] = {"project": project.public_id, "secret": created.secret, "name": created.key.name}
+        show_once(request, _KEY_ONCE, page=project.public_id, secret=created.secret, name=created.key.name)
     return redirect("projects:detail", public_id=public_id)
 
 

@@ -10,12 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from apertur.accounts.models import User
 from apertur.core import clock, ratelimit
 from apertur.core.errors import AperturError, RateLimited
-from apertur.core.http import client_ip
+from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
@@ -243,7 +244,7 @@ def destination_new(request: HttpRequest, public_id: str) -> HttpResponse:
                     actor=_owner(request),
                     ip=client_ip(request),
                 )
-                request.session[_SECRET_ONCE] = {"destination": destination.public_id, "secret": destination.secret}
+                show_once(request, _SECRET_ONCE, page=destination.public_id, secret=destination.secret)
         except AperturError as exc:
             error = exc.message
         else:
@@ -264,13 +265,12 @@ def _destination(request: HttpRequest, public_id: str, destination_id: str) -> D
     return destination
 
 
+@never_cache  # it shows the signing secret once: Back must not bring it back from the browser's cache
 @login_required
-# Not require_safe: the page pops the signing secret shown once after creation or a roll, and a HEAD would
-# consume it without showing it.
 @require_GET
 def destination_detail(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
     destination = _destination(request, public_id, destination_id)
-    once = request.session.pop(_SECRET_ONCE, None)
+    once = pop_once(request, _SECRET_ONCE, page=destination.public_id)
     deliveries = page_of(
         selectors.destination_deliveries(destination=destination),
         page=request.GET.get("page"),
@@ -281,7 +281,7 @@ def destination_detail(request: HttpRequest, public_id: str, destination_id: str
         "destination": destination,
         "project": destination.project,
         "deliveries": deliveries,
-        "secret": once["secret"] if once and once.get("destination") == destination.public_id else None,
+        "secret": once["secret"] if once else None,
         "rolled": bool(once and once.get("rolled")),
         "previous_secret_until": destination.previous_secret_valid_until(clock.now()),
     }
@@ -302,7 +302,7 @@ def destination_roll_secret(request: HttpRequest, public_id: str, destination_id
         ),
     )
     if rolled is not None:
-        request.session[_SECRET_ONCE] = {"destination": rolled.public_id, "secret": rolled.secret, "rolled": True}
+        show_once(request, _SECRET_ONCE, page=rolled.public_id, secret=rolled.secret, rolled=True)
         messages.success(request, "Signing secret rolled.")
         return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
     context = {"destination": destination, "project": destination.project, **form}

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apertur.accounts.models import User
 from apertur.core import clock
 from apertur.core.errors import AperturError
-from apertur.core.http import client_ip
+from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.projects.models import Project
 from apertur.projects.selectors import project_for_owner
@@ -62,7 +62,7 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
         except AperturError as exc:
             error = exc.message
         else:
-            request.session[_SECRET_ONCE] = {"endpoint": endpoint.public_id, "secret": endpoint.secret}
+            show_once(request, _SECRET_ONCE, page=endpoint.public_id, secret=endpoint.secret)
             messages.success(request, "Webhook endpoint added.")
             return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint.public_id)
     context = {
@@ -82,8 +82,7 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_GET
 def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)
-    once = request.session.get(_SECRET_ONCE)  # popped only by its own endpoint's page
-    once = request.session.pop(_SECRET_ONCE) if once and once.get("endpoint") == endpoint.public_id else None
+    once = pop_once(request, _SECRET_ONCE, page=endpoint.public_id)
     deliveries = page_of(
         selectors.delivery_log(endpoint=endpoint), page=request.GET.get("page"), size=PAGE_SIZE, rows=list
     )
@@ -129,7 +128,7 @@ def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str)
         ),
     )
     if rolled is not None:
-        request.session[_SECRET_ONCE] = {"endpoint": rolled.public_id, "secret": rolled.secret, "rolled": True}
+        show_once(request, _SECRET_ONCE, page=rolled.public_id, secret=rolled.secret, rolled=True)
         messages.success(request, "Signing secret rolled.")
         return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
     context = {"endpoint": endpoint, "project": endpoint.project, **form}

@@ -312,3 +312,19 @@ def test_a_refused_upload_link_keeps_what_was_typed_beside_the_error(owner) -> N
     assert '<div class="alert error" role="alert"><p>Expiry is a number of days from 1 to 3,650.</p></div>' in page
     again = browser.get(f"/projects/{project.public_id}/").content.decode()  # shown once
     assert "Gala &amp; Ball" not in again and "Expiry is a number" not in again
+
+
+def test_a_new_destination_secret_waits_for_its_own_page_and_is_never_cached(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.uploads import destinations
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    other = destinations.create_https_destination(project=project, name="Other", url="https://b.example.com/in")
+    base = f"/projects/{project.public_id}/destinations"
+    created = browser.post(f"{base}/new", {"kind": "https", "name": "Archive", "url": "https://a.example.com/in"})
+    secret = Destination.objects.get(name="Archive").secret
+    assert secret not in browser.get(f"{base}/{other.public_id}/").content.decode()  # a second tab
+    assert browser.head(created["Location"]).status_code == 405  # a link checker
+    page = browser.get(created["Location"])
+    assert secret in page.content.decode()
+    assert "no-store" in page["Cache-Control"]
