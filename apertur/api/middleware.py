@@ -105,7 +105,9 @@ class NulRequestMiddleware:
         if has_nul(request.path):
             raise Http404("This page does not exist: its address contains a NUL character.")
         query = request.META.get("QUERY_STRING", "")
-        if "%00" in query or has_nul(query):
+        # The OAuth endpoints answer a bad parameter in OAuth's terms (RFC 6749 §4.1.2.1: an error page, never a
+        # redirect, for a bad client or redirect_uri) and look a NUL up nowhere (oauth.selectors.lookable).
+        if ("%00" in query or has_nul(query)) and not request.path.startswith("/oauth/"):
             message = "The query string contains a NUL character (%00), which no parameter takes."
             if request.path.startswith("/api/"):
                 return error_response(request, 400, "invalid_request", message)
