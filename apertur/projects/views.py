@@ -67,7 +67,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "webhooks": list(endpoint_list(project=project)),
         "destinations": list(project.destinations.filter(livemode=True)),
         "new_key": once,
-        "session_draft": pop_upload_link_draft(request, project.public_id) if request.method == "GET" else None,
+        "session_draft": pop_upload_link_draft(request, project.public_id),
     }
     return render(request, "projects/detail.html", context)
 

@@ -96,13 +96,12 @@ def _owner(request: HttpRequest) -> User:
     return request.user
 
 
-# The session key of a refused upload link's form, popped by the project page (pop_upload_link_draft).
+# The session key of a refused upload link's form, shown again once by its project's page (pop_upload_link_draft).
 UPLOAD_LINK_DRAFT = "upload_link_draft"
 
 
 def pop_upload_link_draft(request: HttpRequest, project_public_id: str) -> dict[str, str] | None:
-    draft = request.session.get(UPLOAD_LINK_DRAFT)
-    return request.session.pop(UPLOAD_LINK_DRAFT) if draft and draft.get("project") == project_public_id else None
+    return pop_once(request, UPLOAD_LINK_DRAFT, page=project_public_id)
 
 
 @login_required
@@ -132,13 +131,15 @@ def session_create(request: HttpRequest, public_id: str) -> HttpResponse:
         )
     except AperturError as exc:
         # The form is on the project page: it comes back filled in (not the password), the reason beside it.
-        request.session[UPLOAD_LINK_DRAFT] = {
-            "project": project.public_id,
-            "title": request.POST.get("title", ""),
-            "expires_in_days": days,
-            "max_files": request.POST.get("max_files", ""),
-            "error": exc.message,
-        }
+        show_once(
+            request,
+            UPLOAD_LINK_DRAFT,
+            page=project.public_id,
+            title=request.POST.get("title", ""),
+            expires_in_days=days,
+            max_files=request.POST.get("max_files", ""),
+            error=exc.message,
+        )
         return redirect(reverse("projects:detail", args=[public_id]) + "#upload-links")
     messages.success(request, f"Upload link “{session.title}” created.")
     return redirect("uploads:session", public_id=public_id, session_id=session.public_id)
