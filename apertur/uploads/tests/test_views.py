@@ -328,3 +328,27 @@ def test_a_new_destination_secret_waits_for_its_own_page_and_is_never_cached(own
     page = browser.get(created["Location"])
     assert secret in page.content.decode()
     assert "no-store" in page["Cache-Control"]
+
+
+def test_a_destinations_page_costs_the_same_queries_for_one_copy_or_many(owner) -> None:  # type: ignore[no-untyped-def]
+    # Issue 10: each dashboard page constant in the number of rows (the copies' uploads come in the same query).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apertur.uploads import destinations
+
+    _, project, browser = owner
+    destination = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    session = services.create_session(project=project, title="Party")
+    page = f"/projects/{project.public_id}/destinations/{destination.public_id}/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert browser.get(page).status_code == 200
+        return len(captured)
+
+    services.accept_upload(session=session, file=image_file("first.png"))
+    one = queries()
+    for n in range(12):
+        services.accept_upload(session=session, file=image_file(f"more{n}.png"))
+    assert queries() == one

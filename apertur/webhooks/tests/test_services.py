@@ -596,3 +596,26 @@ def test_changing_an_endpoint_deleted_meanwhile_is_not_found(project) -> None:  
     WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()  # another request deleted it after ours read it
     with pytest.raises(EndpointNotFound):
         services.update_endpoint(endpoint=endpoint, description="late")
+
+
+def test_an_endpoints_page_costs_the_same_queries_for_one_delivery_or_many(project) -> None:  # type: ignore[no-untyped-def]
+    # Issue 10: each dashboard page constant in the number of rows (events and attempts come in fixed queries).
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    browser = Client()
+    browser.force_login(project.owner)
+    page = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert browser.get(page).status_code == 200
+        return len(captured)
+
+    services.send_test_event(endpoint=endpoint)
+    one = queries()
+    for _ in range(12):
+        services.send_test_event(endpoint=endpoint)
+    assert queries() == one
