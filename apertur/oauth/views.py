@@ -67,7 +67,9 @@ def _rate_limited(exc: RateLimited) -> HttpResponse:
         status=429,
     )
     response["Retry-After"] = str(exc.retry_after)
+    # As every other answer of the token endpoints (RFC 6749 §5.1): no cache keeps it, HTTP/1.0 ones included.
     response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
     return response
 
 

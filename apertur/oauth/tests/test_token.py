@@ -268,6 +268,7 @@ def test_token_endpoint_rate_limited_per_client(flow: Flow, monkeypatch: pytest.
     assert response.status_code == 429
     assert response.json()["error"] == "rate_limited"
     assert int(response["Retry-After"]) > 0
+    assert (response["Cache-Control"], response["Pragma"]) == ("no-store", "no-cache")  # as every token answer
     assert Token.objects.count() == 0
 
 
