@@ -22,7 +22,7 @@ from csp.middleware import CSPMiddleware
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -114,6 +114,8 @@ class NulRequestMiddleware:
             return render(request, "400.html", {"message": message}, status=400)
         if _form_holds_nul(request):
             message = "The form contains a NUL character, which no field takes: go back and remove it."
+            if "application/json" in request.headers.get("Accept", ""):  # a page's script (the guest upload page)
+                return JsonResponse({"error": {"code": "validation_error", "message": message}}, status=400)
             return render(request, "400.html", {"message": message}, status=400)
         return self.get_response(request)
 

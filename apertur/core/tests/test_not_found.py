@@ -100,3 +100,20 @@ def test_a_file_holding_nul_bytes_is_not_a_field_holding_one() -> None:
     browser.force_login(make_user())
     response = browser.post("/projects/new", {"name": "Weddings", "file": SimpleUploadedFile("a.bin", b"\x00\x00")})
     assert response.status_code != 400
+
+
+def test_a_script_that_asks_for_json_gets_the_refusal_as_json() -> None:
+    # The guest upload page posts each file with a script that shows error.message (static/uploads/upload.js).
+    from apertur.projects.services import create_project
+    from apertur.testing import image_file
+    from apertur.uploads import services
+    from apertur.uploads.models import Upload
+
+    session = services.create_session(project=create_project(owner=make_user(), name="Party"), title="Party")
+    response = Client(raise_request_exception=False).post(
+        f"/u/{session.token}/files", {"file": image_file(), "note": "hi\x00"}, HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "NUL character" in response.json()["error"]["message"]
+    assert not Upload.objects.exists()

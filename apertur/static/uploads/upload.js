@@ -36,6 +36,7 @@
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
       xhr.setRequestHeader("X-CSRFToken", csrf);
+      xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.onprogress = function (e) {
         if (e.lengthComputable) ui.bar.value = Math.round((e.loaded / e.total) * 100);
         ui.status.textContent = "Uploading";
