@@ -42,7 +42,9 @@ def project_list(request: HttpRequest) -> HttpResponse:
                 return redirect("projects:detail", public_id=project.public_id)
         status = 400
     context = {
-        "projects": list(selectors.project_list(owner=user)),
+        "projects": page_of(
+            selectors.project_list(owner=user), page=request.GET.get("page"), size=PAGE_SIZE, rows=list
+        ),
         "plans": list(selectors.plan_list()),
         "form": form,
     }

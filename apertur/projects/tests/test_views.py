@@ -71,3 +71,23 @@ def test_a_head_request_does_not_use_up_the_new_api_key() -> None:
     browser.post(f"/projects/{project.public_id}/api-keys", {"name": "Server"})
     assert browser.head(f"/projects/{project.public_id}/").status_code == 200
     assert 'data-testid="api-key-secret"' in browser.get(f"/projects/{project.public_id}/").content.decode()
+
+
+def test_the_projects_list_pages_by_25_oldest_first() -> None:
+    import datetime as dt
+
+    import time_machine
+
+    user = make_user()
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for n in range(27):
+        with time_machine.travel(start + dt.timedelta(hours=n), tick=False):
+            create_project(owner=user, name=f"Project {n:02d}")
+    browser = Client()
+    browser.force_login(user)
+    first = browser.get("/projects/").content.decode()
+    second = browser.get("/projects/?page=2").content.decode()
+    assert "Project 00" in first and "Project 24" in first and "Project 25" not in first
+    assert "Project 25" in second and "Project 26" in second and "Project 24" not in second
+    assert "Page 1 of 2 (27 projects)" in first and 'rel="next"' in first
+    assert "Create project" in second  # the form is on every page
