@@ -13,6 +13,7 @@ import re
 import secrets
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -185,6 +186,11 @@ class Setup:
 
     def connect(self, code: str) -> requests.Response:
         return self.post("/api/apertur/connect", json={"code": code})
+
+    @property
+    def iss(self) -> str:
+        """The issuer the site expects in a redirect-mode callback (RFC 9207): the Apertur it is configured for."""
+        return urllib.parse.quote(self.site.app.config.apertur_base_url, safe="")
 
 
 @pytest.fixture
@@ -399,24 +405,38 @@ def test_callback_checks_state_and_connects(setup: Setup) -> None:
     assert setup.site.connection() is None
     assert setup.get(f"/callback?code={code}").status_code == 400
 
-    response = setup.get(f"/callback?code={setup.code(state=state)}&state={state}")
+    response = setup.get(f"/callback?code={setup.code(state=state)}&state={state}&iss={setup.iss}")
     assert response.status_code == 303, response.text
     assert response.headers["Location"] == "/"
     page = setup.get("/")
     assert '<dd id="project-name">Wedding photos</dd>' in page.text
     assert '<dd id="project-plan">Pro</dd>' in page.text
     # The state is single-use.
-    assert setup.get(f"/callback?code={setup.code(state=state)}&state={state}").status_code == 400
+    assert setup.get(f"/callback?code={setup.code(state=state)}&state={state}&iss={setup.iss}").status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_callback_refuses_an_answer_from_another_issuer(setup: Setup) -> None:
+    """RFC 9207 §2.4: Apertur names itself (``iss``) in every authorization response, so the callback refuses one
+    without it or naming another server, before using the code (a mix-up attack hands it another server's code)."""
+    for iss in ("", "&iss=https%3A%2F%2Fevil.example", f"&iss={setup.iss}%2F"):
+        state = page_state(setup.get("/").text)
+        response = setup.get(f"/callback?code={setup.code(state=state)}&state={state}{iss}")
+        assert response.status_code == 400, iss
+        assert "issuer_mismatch: This answer did not come from Apertur." in response.text
+        assert setup.site.connection() is None
 
 
 @pytest.mark.django_db(transaction=True)
 def test_callback_shows_errors(setup: Setup) -> None:
     state = page_state(setup.get("/").text)
-    response = setup.get(f"/callback?error=access_denied&error_description=The+user+denied+access.&state={state}")
+    response = setup.get(
+        f"/callback?error=access_denied&error_description=The+user+denied+access.&state={state}&iss={setup.iss}"
+    )
     assert response.status_code == 400
     assert "access_denied: The user denied access." in response.text
     state = page_state(setup.get("/").text)
-    response = setup.get(f"/callback?code=oac_bogus&state={state}")
+    response = setup.get(f"/callback?code=oac_bogus&state={state}&iss={setup.iss}")
     assert response.status_code == 400
     assert "invalid_grant: Apertur refused the code" in response.text
     assert setup.site.connection() is None

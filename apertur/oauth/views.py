@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from django.conf import settings
 from django.db import transaction
@@ -46,13 +47,20 @@ def _error_page(request: HttpRequest, error: str, description: str, *, status: i
     return keep_opener(response)
 
 
+def issuer() -> str:
+    """Apertur's issuer identifier: the metadata's ``issuer`` (RFC 8414 §2) and every authorization response's
+    ``iss`` (RFC 9207 §2)."""
+    return str(settings.APERTUR_BASE_URL)
+
+
 def _popup_result(request: HttpRequest, origin: str, message: dict[str, str]) -> HttpResponse:
     """The page that hands the result to the SDK: ``postMessage`` to ``window.opener`` with the target
-    origin pinned to the validated origin, so no other site can receive it."""
+    origin pinned to the validated origin, so no other site can receive it. Like a redirect to the client, the
+    message names the issuer (RFC 9207 §2), success or error."""
     response = render(
         request,
         "oauth/popup_result.html",
-        {"origin": origin, "message": {"source": "aptr-connect", **message}},
+        {"origin": origin, "message": {"source": "aptr-connect", **message, "iss": issuer()}},
     )
     return keep_opener(response)
 
@@ -208,9 +216,13 @@ def _authorization_error(request: HttpRequest, error: OAuth2Error, popup_origin:
 
 
 def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) -> HttpResponse:
-    """A redirect to the client, or in popup mode the same parameters posted to the opener."""
-    if popup_origin and response.status_code == 302:
-        return _popup_result(request, popup_origin, _redirect_params(response["Location"]))
+    """A redirect to the client, or in popup mode the same parameters posted to the opener. Every authorization
+    response to the client, code or error, carries ``iss`` (RFC 9207 §2): a client that talks to several
+    authorization servers can tell that this answer is Apertur's (mix-up attacks, RFC 9700 §4.4)."""
+    if response.status_code == 302:
+        response["Location"] = add_params_to_uri(response["Location"], [("iss", issuer())])
+        if popup_origin:
+            return _popup_result(request, popup_origin, _redirect_params(response["Location"]))
     return keep_opener(response)
 
 
@@ -293,7 +305,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
 
 
 def metadata_document() -> dict[str, Any]:
-    base = settings.APERTUR_BASE_URL
+    base = issuer()
     auth_methods = ["client_secret_basic", "client_secret_post"]
     return {
         "issuer": base,
@@ -309,6 +321,7 @@ def metadata_document() -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
     }
 
 

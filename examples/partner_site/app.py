@@ -8,7 +8,8 @@ need; the flow is the same in any framework:
    the button's click handler and POSTs the resulting ``code`` to ``/api/apertur/connect``.
 2. ``/api/apertur/connect`` exchanges the code **on the server**, with the client secret, keeps the tokens
    on the server and answers with the connected project's name and plan.
-3. ``/callback`` does the same for the redirect mode (``uxMode: "redirect"``), checking ``state``.
+3. ``/callback`` does the same for the redirect mode (``uxMode: "redirect"``), checking ``state`` and
+   ``iss`` (the answer must come from the Apertur this site sent the user to: RFC 9207).
 4. ``/disconnect`` revokes the refresh token (which revokes the whole grant) and forgets the session.
 
 Configuration comes from the environment (``apertur partner-site`` fills it from the demo data):
@@ -317,6 +318,11 @@ and to allow access; this site never sees your password.</p>
         if not hmac.compare_digest(query.get("state", ""), session["state"]):
             return _html(400, _page(_failure("state_mismatch", "This answer was not asked for by this browser.")))
         session["state"] = secrets.token_urlsafe(16)  # one use
+        # RFC 9207 §2.4: Apertur names itself in every authorization response (its metadata says so:
+        # authorization_response_iss_parameter_supported), so an answer without it, or naming another issuer,
+        # is refused: it did not come from the Apertur this site sent the user to (a mix-up attack).
+        if not hmac.compare_digest(query.get("iss", ""), self.config.apertur_base_url):
+            return _html(400, _page(_failure("issuer_mismatch", "This answer did not come from Apertur.")), cookie)
         if "error" in query:
             message = query.get("error_description") or "Apertur did not connect your account."
             return _html(400, _page(_failure(query["error"], message)), cookie)

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
@@ -314,7 +314,8 @@ def demo_partner_site(
     live_server: Any, *, allowed_domains: list[str] | None = None, public_key: str | None = None
 ) -> Iterator[Partner]:
     user, wedding, team = make_customer()
-    with partner_site() as site:
+    # Apertur is at the live server: its issuer (RFC 9207 ``iss``, which the site's callback checks) says so.
+    with override_settings(APERTUR_BASE_URL=live_server.url), partner_site() as site:
         created = make_app(
             make_partner(),
             name="Demo Partner Site",

@@ -16,6 +16,7 @@ from apertur.partners import services as partner_services
 from apertur.testing import REDIRECT_URI, authorize_url, make_app, make_user, pkce_pair
 
 pytestmark = pytest.mark.django_db
+ISSUER = "http://localhost:8000"  # APERTUR_BASE_URL in the tests
 
 
 def query(response: Any) -> dict[str, list[str]]:
@@ -145,7 +146,7 @@ def test_missing_or_unsupported_response_type(
     """Authlib reported both as unsupported_response_type, described as "response_type=The response type 'None'
     is not supported by the server. is not supported". Redirected with the state, the client being known."""
     q = query(flow.browser.get(authorize_url(flow.client_id, response_type=response_type)))  # type: ignore[arg-type]
-    assert q == {"error": [error], "error_description": [description], "state": ["st4te"]}
+    assert q == {"error": [error], "error_description": [description], "state": ["st4te"], "iss": [ISSUER]}
 
 
 def test_unsupported_response_type_of_an_unknown_client_is_shown_not_redirected(flow: Flow) -> None:
@@ -405,3 +406,32 @@ def test_the_popup_result_page_has_a_title_and_fits_a_phone(sdk_app: Flow) -> No
     html = sdk_app.browser.post(url, {"decision": "allow", "project": sdk_app.project.public_id}).content.decode()
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert "<title>Returning to the application · Apertur</title>" in html
+
+
+def test_every_authorization_response_names_the_issuer(flow: Flow, sdk_app: Flow, settings: Any) -> None:
+    """RFC 9207 §2: the code and every error sent back to the client carry ``iss``, the metadata's issuer, so a
+    client of several authorization servers can tell whose answer it got (mix-up attacks, RFC 9700 §4.4). The
+    SDK's popup posts the same parameters. Errors Apertur shows itself (untrusted redirect URI) send nothing."""
+    settings.APERTUR_BASE_URL = "https://apertur.example"
+    issuer = Client().get("/.well-known/oauth-authorization-server").json()["issuer"]
+    assert issuer == "https://apertur.example"
+    allow = {"decision": "allow", "project": flow.project.public_id}
+    code = query(flow.browser.post(authorize_url(flow.client_id), allow))
+    denied = query(flow.browser.post(authorize_url(flow.client_id), {"decision": "deny"}))
+    refused = query(flow.browser.get(authorize_url(flow.client_id, scope="admin:all")))
+    for q in (code, denied, refused):
+        assert q["iss"] == [issuer], q
+    assert code["code"][0].startswith("oac_") and denied["error"] == ["access_denied"]
+    assert refused["error"] == ["invalid_scope"]
+
+    url = sdk_url(sdk_app.created.public_key)
+    posted = popup_message(sdk_app.browser.post(url, {"decision": "allow", "project": sdk_app.project.public_id}))
+    assert posted["iss"] == issuer and posted["code"].startswith("oac_")
+    posted = popup_message(sdk_app.browser.post(url, {"decision": "deny"}))
+    assert posted["iss"] == issuer and posted["error"] == "access_denied"
+    posted = popup_message(sdk_app.browser.get(sdk_url("aptr_live_pk_nope")))
+    assert posted["iss"] == issuer and posted["error"] == "invalid_public_key"
+    redirected = query(
+        sdk_app.browser.post(sdk_url(sdk_app.created.public_key, ux_mode="redirect"), {"decision": "deny"})
+    )
+    assert redirected["iss"] == [issuer]

@@ -188,6 +188,7 @@ def test_metadata_document(settings) -> None:  # type: ignore[no-untyped-def]
     assert data["revocation_endpoint"] == "https://apertur.example/oauth/revoke"
     assert data["introspection_endpoint"] == "https://apertur.example/oauth/introspect"
     assert data["code_challenge_methods_supported"] == ["S256"]
+    assert data["authorization_response_iss_parameter_supported"] is True  # RFC 9207 §3
     assert set(data["grant_types_supported"]) == {"authorization_code", "refresh_token"}
     assert set(data["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
     assert "plan:read" in data["scopes_supported"] and "billing:read" in data["scopes_supported"]
