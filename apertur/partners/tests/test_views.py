@@ -53,6 +53,9 @@ def test_portal_shell_links_every_section() -> None:
     home = client.get("/partners/").content.decode()
     for label in ("OAuth apps", "Referral links", "Commissions", "Payouts", "Balance"):
         assert label in home
+    # The product docs' name for it ("Go to the Partner dashboard and click New OAuth App").
+    assert "<title>Partner dashboard" in home and f"<h1>Partner dashboard · {partner.company_name}</h1>" in home
+    assert 'aria-label="Partner dashboard"' in home and "Partner portal" not in home
     for path in ("referrals", "commissions", "payouts"):
         page = client.get(f"/partners/{path}/")
         assert page.status_code == 200
