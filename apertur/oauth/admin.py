@@ -36,11 +36,13 @@ class OAuthAppAdmin(admin.ModelAdmin):
         "client_id",
         "client_secret_last4",
         "client_secret_rotated_at",
+        "previous_client_secret_last4",
+        "previous_client_secret_expires_at",
         "created_at",
         "updated_at",
         "is_active",
     )
-    exclude = ("client_secret_hash",)
+    exclude = ("client_secret_hash", "previous_client_secret_hash")
     inlines = (RedirectURIInline, AllowedDomainInline, PublicKeyInline)
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]

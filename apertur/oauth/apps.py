@@ -7,6 +7,8 @@ class OAuthConfig(AppConfig):
     verbose_name = "OAuth"
 
     def ready(self) -> None:
-        from apertur.oauth import token_cache
+        from apertur.core import housekeeping
+        from apertur.oauth import services, token_cache
 
         token_cache.ready()
+        housekeeping.register("previous_client_secrets", services.clear_expired_previous_secrets)

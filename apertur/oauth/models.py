@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 
-from apertur.core import clock
+from apertur.core import clock, tokens
 from apertur.oauth.scopes import SCOPES
 from apertur.partners.models import Partner, PartnerStatus
 
@@ -14,6 +16,11 @@ class OAuthAppQuerySet(models.QuerySet["OAuthApp"]):
         return self.filter(is_active=True, partner__status=PartnerStatus.APPROVED)
 
 
+#: The columns client authentication reads (``OAuthApp.client_secret_matches``): the token endpoints' narrow reads
+#: of an app, alone or joined to a code or token (``tokens.APP_CREDENTIALS``), select these and no more.
+CREDENTIAL_FIELDS = ("client_secret_hash", "previous_client_secret_hash", "previous_client_secret_expires_at")
+
+
 class OAuthApp(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="oauth_apps")
     name = models.CharField(max_length=80)
@@ -23,6 +30,12 @@ class OAuthApp(models.Model):
     client_secret_hash = models.CharField(max_length=64)
     client_secret_last4 = models.CharField(max_length=4)
     client_secret_rotated_at = models.DateTimeField(default=clock.now)
+    # After a roll with an overlap (``core.rolling``), the secret it replaced also authenticates the client until
+    # ``previous_client_secret_expires_at``, so the partner's servers can switch without failing meanwhile; empty
+    # otherwise, and forgotten by the hourly housekeeping once past.
+    previous_client_secret_hash = models.CharField(max_length=64, blank=True)
+    previous_client_secret_last4 = models.CharField(max_length=4, blank=True)
+    previous_client_secret_expires_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
@@ -39,6 +52,21 @@ class OAuthApp(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.is_active and self.partner.status == PartnerStatus.APPROVED
+
+    def previous_secret_valid_until(self, at: dt.datetime) -> dt.datetime | None:
+        """When the secret replaced by the last roll stops working, if it still works at ``at``; otherwise None."""
+        expires = self.previous_client_secret_expires_at
+        return expires if self.previous_client_secret_hash and expires is not None and at < expires else None
+
+    def client_secret_matches(self, secret: str) -> bool:
+        """RFC 6749 §2.3.1: the one rule of which client secrets authenticate this app: the current one, and during
+        a roll's overlap the one it replaced. Each is compared in constant time (a hash of the presented value
+        against the stored hash): no secret is stored."""
+        if tokens.secret_matches(secret, self.client_secret_hash):
+            return True
+        return self.previous_secret_valid_until(clock.now()) is not None and tokens.secret_matches(
+            secret, self.previous_client_secret_hash
+        )
 
 
 class RedirectURI(models.Model):

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from apertur.accounts.models import User
+from apertur.core import clock
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
+from apertur.core.rolling import roll_secret_form
 from apertur.oauth import selectors, services
 from apertur.oauth.errors import AppNotFound
 from apertur.oauth.forms import AppForm, DeleteForm
@@ -113,6 +119,7 @@ def app_detail(request: HttpRequest, partner: Partner, client_id: str) -> HttpRe
         "app": app,
         "section": "apps",
         "secret": _pop_once(request, app),
+        "previous_secret_until": app.previous_secret_valid_until(clock.now()),
         "live_key": selectors.active_public_key(app=app, mode=KeyMode.LIVE),
         "test_key": selectors.active_public_key(app=app, mode=KeyMode.TEST),
         "redirect_uris": list(app.redirect_uris.all()),
@@ -131,7 +138,8 @@ def app_edit(request: HttpRequest, partner: Partner, client_id: str) -> HttpResp
 _ACTIONS = {
     "rotate-secret": (
         "Rotate client secret",
-        "The current secret stops working immediately. Every server using it must be updated with the new one.",
+        "Every server that calls Apertur's token endpoints must be updated with the new secret. Choose how long the "
+        "current one keeps working beside it, so they can switch without a failed request.",
     ),
     "regenerate-live-key": (
         "Regenerate live public key",
@@ -175,14 +183,13 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
         "form": delete_form,
         "section": "apps",
     }
+    if action == "rotate-secret":
+        return _roll_secret(request, app, context)
     if request.method == "GET":
         return render(request, "oauth/app_confirm.html", context)
     actor, ip = _actor(request), client_ip(request)
     try:
-        if action == "rotate-secret":
-            _show_once(request, app, services.rotate_secret(app=app, actor=actor, ip=ip))
-            messages.success(request, "New client secret created. The old one no longer works.")
-        elif action in {"regenerate-live-key", "regenerate-test-key"}:
+        if action in {"regenerate-live-key", "regenerate-test-key"}:
             mode = KeyMode.LIVE if action == "regenerate-live-key" else KeyMode.TEST
             services.regenerate_public_key(app=app, mode=mode, actor=actor, ip=ip)
             messages.success(request, f"New {mode.label.lower()} public key created. The old one no longer works.")
@@ -206,4 +213,31 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
         else:
             messages.error(request, exc.message)
         return render(request, "oauth/app_confirm.html", context, status=400)
+    return redirect("partners:apps:detail", client_id=app.client_id)
+
+
+def _roll_secret(request: HttpRequest, app: OAuthApp, context: dict[str, Any]) -> HttpResponse:
+    """Rotate client secret: the roll form of every secret (``core.rolling``), then the app's page, which shows the
+    new secret once. A POST without a choice (a script written before overlaps existed) rotates at once, as this
+    action always did."""
+    rolled, form = roll_secret_form(
+        request,
+        previous_until=app.previous_secret_valid_until(clock.now()),
+        rotate=lambda overlap: services.rotate_secret(
+            app=app, actor=_actor(request), ip=client_ip(request), expire_previous_in=overlap
+        ),
+        unposted="0",
+    )
+    if rolled is None:
+        status = 400 if request.method == "POST" else 200
+        back = reverse("partners:apps:detail", args=[app.client_id])
+        return render(request, "oauth/app_confirm.html", {**context, **form, "roll": True, "back": back}, status=status)
+    _show_once(request, app, rolled)
+    app.refresh_from_db(fields=["previous_client_secret_expires_at"])
+    until = app.previous_client_secret_expires_at
+    if until is None:
+        messages.success(request, "New client secret created. The old one no longer works.")
+    else:
+        when = timezone.localtime(until).strftime("%Y-%m-%d %H:%M %Z")
+        messages.success(request, f"New client secret created. The old one keeps working until {when}.")
     return redirect("partners:apps:detail", client_id=app.client_id)

@@ -83,7 +83,7 @@ def authenticate_client(*, client_id: str, client_secret: str) -> OAuthApp | Non
     if app is None:
         tokens.secret_matches(client_secret, "0" * 64)
         return None
-    return app if tokens.secret_matches(client_secret, app.client_secret_hash) else None
+    return app if app.client_secret_matches(client_secret) else None
 
 
 def connections_for_project(*, project: Project) -> QuerySet[Connection]:

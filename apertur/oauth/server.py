@@ -46,7 +46,7 @@ from apertur.oauth import scopes as scope_registry
 from apertur.oauth import token_cache
 from apertur.oauth import tokens as token_store
 from apertur.oauth.compiled import CompiledLookup
-from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
+from apertur.oauth.models import CREDENTIAL_FIELDS, AuthorizationCode, Connection, OAuthApp, Token
 from apertur.oauth.selectors import lookable
 from apertur.oauth.tokens import PLAN_COLUMNS
 from apertur.partners.models import PartnerStatus
@@ -63,7 +63,7 @@ _usable_client = CompiledLookup(lambda v: OAuthApp.objects.usable().select_relat
 # The token, revocation and introspection endpoints read only a client's id, client_id and secret hash (the
 # partner's approval is the query's condition): no partner instance, no timestamps to convert.
 _authenticating_client = CompiledLookup(
-    lambda v: OAuthApp.objects.usable().only("client_id", "client_secret_hash").filter(client_id=v)
+    lambda v: OAuthApp.objects.usable().only("client_id", *CREDENTIAL_FIELDS).filter(client_id=v)
 )
 # The code's connection comes with it, with the project and plan the token response reports: the lock is on
 # the code only (``of=self``), so exchanges of other codes of the same connection or plan do not wait.
@@ -165,7 +165,7 @@ class Client(rfc6749.ClientMixin):
         return redirect_uri in self.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return tokens.secret_matches(client_secret, self.app.client_secret_hash)
+        return self.app.client_secret_matches(client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in CLIENT_AUTH_METHODS
@@ -726,8 +726,9 @@ def presented_client(row: Any, client_id: str) -> Client | None:
         return None
     if not app_usable(app_active=row.grant_app_active, partner_status=row.grant_partner_status):
         return None
+    credentials = [getattr(row, f"app_{name}") for name in CREDENTIAL_FIELDS]
     app = OAuthApp.from_db(
-        DEFAULT_DB_ALIAS, ["id", "client_id", "client_secret_hash"], [row.app_id, client_id, row.app_client_secret_hash]
+        DEFAULT_DB_ALIAS, ["id", "client_id", *CREDENTIAL_FIELDS], [row.app_id, client_id, *credentials]
     )
     return Client(app)
 

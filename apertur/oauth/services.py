@@ -3,6 +3,7 @@ publishable keys. Every change is audited in the same transaction."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from django.db import transaction
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, tokens
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
 from apertur.core.tokens import Prefix
 from apertur.core.validation import clean_text
 from apertur.core.validation import clean_website as clean_website_rule
@@ -185,21 +187,65 @@ def update_app(
     return app
 
 
-@transaction.atomic
-def rotate_secret(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> str:
-    """A new client secret; the old one stops working when this commits."""
-    app = OAuthApp.objects.select_for_update().get(pk=app.pk)
-    secret = _new_secret(app)
-    app.updated_at = clock.now()
-    app.save(update_fields=["client_secret_hash", "client_secret_last4", "client_secret_rotated_at", "updated_at"])
-    audit.record(
-        action="oauth_app.secret_rotated",
-        obj=app,
-        actor=actor,
-        ip=ip,
-        data={"last4": app.client_secret_last4},
-    )
+def rotate_secret(
+    *,
+    app: OAuthApp,
+    actor: User | None = None,
+    ip: str | None = None,
+    expire_previous_in: dt.timedelta = dt.timedelta(0),
+) -> str:
+    """A new client secret (returned: shown once, only its hash is stored). The current one keeps authenticating
+    the client for ``expire_previous_in`` (``core.rolling``: zero, the default, stops it when this commits; at most
+    7 days), so the partner's servers can switch without a failed token request meanwhile. Rolling again during an
+    overlap ends the older secret at once: at most two secrets work. Tokens already issued are not touched."""
+    if not roll_overlap_is_valid(expire_previous_in):
+        raise InvalidAppInput(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
+    with transaction.atomic():
+        app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+        now = clock.now()
+        dropped_older = app.previous_secret_valid_until(now) is not None
+        if expire_previous_in:
+            app.previous_client_secret_hash = app.client_secret_hash
+            app.previous_client_secret_last4 = app.client_secret_last4
+            app.previous_client_secret_expires_at = now + expire_previous_in
+        else:
+            app.previous_client_secret_hash = app.previous_client_secret_last4 = ""
+            app.previous_client_secret_expires_at = None
+        secret = _new_secret(app)
+        app.updated_at = now
+        app.save(
+            update_fields=[
+                "client_secret_hash",
+                "client_secret_last4",
+                "client_secret_rotated_at",
+                "previous_client_secret_hash",
+                "previous_client_secret_last4",
+                "previous_client_secret_expires_at",
+                "updated_at",
+            ]
+        )
+        expires = app.previous_client_secret_expires_at
+        audit.record(
+            action="oauth_app.secret_rotated",
+            obj=app,
+            actor=actor,
+            ip=ip,
+            data={
+                "last4": app.client_secret_last4,
+                "previous_last4": app.previous_client_secret_last4 or None,
+                "previous_secret_expires_at": expires.isoformat() if expires else None,
+                "dropped_older_previous_secret": dropped_older,
+            },
+        )
     return secret
+
+
+def clear_expired_previous_secrets(at: dt.datetime) -> int:
+    """Forget the hashes of rolled client secrets whose overlap has ended (the hourly housekeeping): they
+    authenticate nothing more. The filter is on the expiry, so a roll made meanwhile is never cleared."""
+    return OAuthApp.objects.filter(previous_client_secret_expires_at__lte=at).update(
+        previous_client_secret_hash="", previous_client_secret_last4="", previous_client_secret_expires_at=None
+    )
 
 
 @transaction.atomic

@@ -18,7 +18,7 @@ from apertur.core.models import AuditEvent
 from apertur.core.tokens import Prefix
 from apertur.oauth import token_cache
 from apertur.oauth.compiled import CompiledInsert, CompiledLookup, CompiledUpdate
-from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp, Token
+from apertur.oauth.models import CREDENTIAL_FIELDS, AuthorizationCode, Connection, OAuthApp, Token
 from apertur.projects.models import Plan, Project
 
 CODE_TTL = dt.timedelta(minutes=10)  # RFC 6749 §4.1.2: "A maximum ... lifetime of 10 minutes"
@@ -246,7 +246,7 @@ APP_CREDENTIALS = {
     "grant_app_active": F("app__is_active"),
     "grant_partner_status": F("app__partner__status"),
     "app_client_id": F("app__client_id"),
-    "app_client_secret_hash": F("app__client_secret_hash"),
+    **{f"app_{name}": F(f"app__{name}") for name in CREDENTIAL_FIELDS},
 }
 _REPORTED_ANNOTATIONS = {
     **APP_CREDENTIALS,

@@ -17,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.uploads.errors import InvalidDestination
@@ -28,8 +29,7 @@ from apertur.uploads.models import (
     Upload,
 )
 from apertur.webhooks import signing
-from apertur.webhooks.models import roll_overlap_is_valid
-from apertur.webhooks.services import ROLL_OVERLAP_MESSAGE, roll_and_record
+from apertur.webhooks.services import roll_and_record
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 

@@ -18,11 +18,11 @@ from apertur.core import clock, ratelimit
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
+from apertur.core.rolling import roll_secret_form
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
 from apertur.uploads.models import Destination, DestinationKind, Upload, UploadSession
-from apertur.webhooks.forms import roll_secret_form
 
 GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
 
@@ -297,7 +297,7 @@ def destination_roll_secret(request: HttpRequest, public_id: str, destination_id
         raise Http404("Only an HTTPS destination has a signing secret.")
     rolled, form = roll_secret_form(
         request,
-        row=destination,
+        previous_until=destination.previous_secret_valid_until(clock.now()),
         rotate=lambda overlap: destinations.rotate_secret(
             destination=destination, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
         ),

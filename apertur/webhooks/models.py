@@ -28,10 +28,6 @@ def new_event_id() -> str:
     return f"evt_{tokens.random_string(20)}"
 
 
-#: The longest a rolled secret keeps signing beside its replacement (as Stripe's "Roll secret").
-MAX_PREVIOUS_SECRET_OVERLAP = dt.timedelta(days=7)
-
-
 class RollingSigningSecret(models.Model):
     """A Standard Webhooks signing secret (``secret``, a field of the concrete model) that can be rolled: after a
     roll the secret it replaced also signs requests until ``previous_secret_expires_at``, so the receiver can
@@ -63,7 +59,7 @@ class RollingSigningSecret(models.Model):
         kept at all, a secret that signs nothing has no reason to be stored). Rolling again while an older
         previous secret still signs drops that older one: the overlap is always with the secret being replaced,
         so at most two secrets sign a request. Returns whether such an older secret was dropped. The caller
-        checks ``keep_previous_for`` (:func:`check_roll_overlap`) and saves."""
+        checks ``keep_previous_for`` (``core.rolling.roll_overlap_is_valid``) and saves."""
         dropped_older = self.previous_secret_valid_until(at) is not None
         if keep_previous_for:
             self.previous_secret = self.secret
@@ -73,26 +69,6 @@ class RollingSigningSecret(models.Model):
             self.previous_secret_expires_at = None
         self.secret = signing.new_secret()
         return dropped_older
-
-
-#: How long the secret a roll replaces keeps signing beside the new one: the choices of the dashboard's roll
-#: pages, by the value their form posts (seconds); the default gives a receiver a day to switch.
-ROLL_OVERLAPS = {
-    "0": ("Now", dt.timedelta(0)),
-    "3600": ("In 1 hour", dt.timedelta(hours=1)),
-    "86400": ("In 24 hours", dt.timedelta(hours=24)),
-    "259200": ("In 3 days", dt.timedelta(days=3)),
-    "604800": ("In 7 days", dt.timedelta(days=7)),
-}
-DEFAULT_ROLL_OVERLAP = "86400"
-
-
-def roll_overlap_is_valid(keep_previous_for: object) -> bool:
-    """A roll's overlap is a duration from zero (the current secret stops now) to
-    :data:`MAX_PREVIOUS_SECRET_OVERLAP`."""
-    return isinstance(keep_previous_for, dt.timedelta) and dt.timedelta(0) <= keep_previous_for <= (
-        MAX_PREVIOUS_SECRET_OVERLAP
-    )
 
 
 class WebhookEndpoint(RollingSigningSecret):

@@ -20,6 +20,7 @@ from django.apps import apps
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.webhooks import signing
@@ -33,7 +34,6 @@ from apertur.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
-    roll_overlap_is_valid,
 )
 
 MAX_ATTEMPTS = outbound.MAX_ATTEMPTS
@@ -144,7 +144,7 @@ def rotate_secret(
 ) -> WebhookEndpoint:
     """Give the endpoint a new signing secret; the one it replaces keeps signing too (both signatures in
     ``webhook-signature``) for ``expire_previous_in``: zero stops it at once, at most
-    ``models.MAX_PREVIOUS_SECRET_OVERLAP`` (the rules: ``RollingSigningSecret.roll_secret``)."""
+    ``core.rolling.MAX_PREVIOUS_SECRET_OVERLAP`` (the rules: ``RollingSigningSecret.roll_secret``)."""
     if not roll_overlap_is_valid(expire_previous_in):
         raise InvalidEndpoint(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
@@ -153,10 +153,6 @@ def rotate_secret(
             locked, expire_previous_in=expire_previous_in, action="webhook_endpoint.secret_rotated", actor=actor, ip=ip
         )
     return locked
-
-
-#: Why an overlap was refused (webhook endpoints and HTTPS destinations).
-ROLL_OVERLAP_MESSAGE = "The previous secret can keep working from 0 seconds (it stops now) up to 7 days."
 
 
 def roll_and_record(

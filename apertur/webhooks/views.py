@@ -14,10 +14,10 @@ from apertur.core import clock
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
+from apertur.core.rolling import roll_secret_form
 from apertur.projects.models import Project
 from apertur.projects.selectors import project_for_owner
 from apertur.webhooks import selectors, services
-from apertur.webhooks.forms import roll_secret_form
 from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
 
 # A new endpoint's signing secret is shown on the next page once, like API keys and client secrets.
@@ -122,7 +122,7 @@ def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str)
     endpoint = _endpoint(request, public_id, endpoint_id)
     rolled, form = roll_secret_form(
         request,
-        row=endpoint,
+        previous_until=endpoint.previous_secret_valid_until(clock.now()),
         rotate=lambda overlap: services.rotate_secret(
             endpoint=endpoint, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
         ),

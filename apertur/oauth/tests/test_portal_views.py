@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from apertur.core import tokens
 from apertur.core.models import AuditEvent
 from apertur.oauth.models import OAuthApp
 from apertur.oauth.tokens import connect
@@ -93,13 +94,14 @@ def test_destructive_actions_confirm_first_then_act() -> None:
     client = _client_for(created.app.partner.user)
     base = f"/partners/apps/{created.app.client_id}"
     page = client.get(f"{base}/rotate-secret")
-    assert page.status_code == 200 and "stops working immediately" in page.content.decode()
+    assert page.status_code == 200 and "Choose how long the current one keeps working" in page.content.decode()
     created.app.refresh_from_db()
     old_hash = created.app.client_secret_hash
-    shown = client.post(f"{base}/rotate-secret", follow=True)
+    shown = client.post(f"{base}/rotate-secret", follow=True)  # no choice posted: at once, as before overlaps
     created.app.refresh_from_db()
-    assert created.app.client_secret_hash != old_hash
+    assert created.app.client_secret_hash != old_hash and created.app.previous_client_secret_hash == ""
     assert shown.context["secret"].startswith("aptr_cs_")
+    assert "The old one no longer works." in shown.content.decode()
 
     client.post(f"{base}/deactivate")
     created.app.refresh_from_db()
@@ -241,3 +243,42 @@ def test_reactivating_an_active_app_or_deactivating_an_inactive_one_asks_nothing
     client.post(f"/partners/apps/{app.client_id}/deactivate")
     page = client.get(f"/partners/apps/{app.client_id}/deactivate", follow=True).content.decode()
     assert "is already deactivated" in page and "Deactivate app</button>" not in page
+
+
+def test_rotate_secret_offers_an_overlap_and_the_app_page_says_until_when() -> None:
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    base = f"/partners/apps/{created.app.client_id}"
+    html = client.get(f"{base}/rotate-secret").content.decode()
+    for value, label in (("0", "Now"), ("3600", "In 1 hour"), ("86400", "In 24 hours"), ("604800", "In 7 days")):
+        assert f'value="{value}"' in html and label in html
+    assert 'value="86400" checked' in html and ">Rotate client secret</button>" in html
+
+    refused = client.post(f"{base}/rotate-secret", {"expire_previous_in": "31536000"})
+    assert refused.status_code == 400 and "Choose when the current secret stops working." in refused.content.decode()
+    created.app.refresh_from_db()
+    assert created.app.client_secret_hash == tokens.hash_secret(created.client_secret)
+
+    shown = client.post(f"{base}/rotate-secret", {"expire_previous_in": "3600"}, follow=True)
+    page = shown.content.decode()
+    assert shown.context["secret"].startswith("aptr_cs_") and "The old one keeps working until" in page
+    assert f"The previous secret <code>••••••••{created.client_secret[-4:]}</code> also works until" in page
+    again = client.get(f"{base}/rotate-secret").content.decode()  # a second roll would end that overlap: said so
+    assert "stops working now: only the current secret overlaps with the new one" in again
+
+
+def test_staff_see_a_roll_in_admin_but_never_a_secret_hash() -> None:
+    import datetime as dt
+
+    from apertur.oauth import services
+    from apertur.testing import make_staff
+
+    created = make_app()
+    services.rotate_secret(app=created.app, expire_previous_in=dt.timedelta(hours=1))
+    created.app.refresh_from_db()
+    staff = Client()
+    staff.force_login(make_staff())
+    page = staff.get(f"/admin/oauth/oauthapp/{created.app.pk}/change/").content.decode()
+    assert created.client_secret[-4:] in page  # the previous secret's last four, read-only
+    assert created.app.client_secret_hash not in page and created.app.previous_client_secret_hash not in page
+    assert 'name="previous_client_secret_hash"' not in page and 'name="client_secret_hash"' not in page

@@ -79,6 +79,55 @@ def test_rotate_secret_kills_the_old_one() -> None:
     assert AuditEvent.objects.filter(action="oauth_app.secret_rotated").count() == 1
 
 
+def test_a_roll_keeps_the_replaced_secret_for_the_overlap_and_audits_no_secret() -> None:
+    import datetime as dt
+
+    import time_machine
+
+    from apertur.core import housekeeping
+
+    created = make_app()
+    app, cid = created.app, created.app.client_id
+    start = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        new = services.rotate_secret(app=app, expire_previous_in=dt.timedelta(hours=24))
+        app.refresh_from_db()
+        assert app.previous_client_secret_hash == tokens.hash_secret(created.client_secret)
+        assert app.previous_client_secret_last4 == created.client_secret[-4:]
+        assert app.previous_secret_valid_until(start) == start + dt.timedelta(hours=24)
+        for secret in (created.client_secret, new):
+            assert selectors.authenticate_client(client_id=cid, client_secret=secret) == app
+    event = AuditEvent.objects.get(action="oauth_app.secret_rotated")
+    assert event.data == {
+        "last4": new[-4:],
+        "previous_last4": created.client_secret[-4:],
+        "previous_secret_expires_at": "2026-12-07T12:00:00+00:00",
+        "dropped_older_previous_secret": False,
+    }
+    assert created.client_secret not in str(event.data) and new not in str(event.data)
+    later = start + dt.timedelta(hours=24)
+    with time_machine.travel(later, tick=False):
+        assert selectors.authenticate_client(client_id=cid, client_secret=created.client_secret) is None
+        assert housekeeping.prune(now=later)["previous_client_secrets"] == 1  # the hash is forgotten once past
+    app.refresh_from_db()
+    assert (app.previous_client_secret_hash, app.previous_client_secret_last4) == ("", "")
+    assert app.previous_client_secret_expires_at is None
+    assert selectors.authenticate_client(client_id=cid, client_secret=new) == app
+
+
+@pytest.mark.parametrize("overlap", [-1, 7 * 24 * 3600 + 1])
+def test_a_roll_overlap_outside_zero_to_seven_days_is_refused_and_changes_nothing(overlap: int) -> None:
+    import datetime as dt
+
+    created = make_app()
+    with pytest.raises(InvalidAppInput) as refused:
+        services.rotate_secret(app=created.app, expire_previous_in=dt.timedelta(seconds=overlap))
+    assert refused.value.field == "expire_previous_in" and "up to 7 days" in refused.value.message
+    created.app.refresh_from_db()
+    assert created.app.client_secret_hash == tokens.hash_secret(created.client_secret)
+    assert not AuditEvent.objects.filter(action="oauth_app.secret_rotated").exists()
+
+
 @pytest.mark.parametrize("mode", [KeyMode.LIVE, KeyMode.TEST])
 def test_regenerate_public_key(mode: KeyMode) -> None:
     created = make_app()

@@ -295,3 +295,48 @@ def test_strangers_cannot_spend_a_clients_rate_limit(flow: Flow, monkeypatch: py
             "/oauth/token", {"grant_type": "authorization_code", "client_id": flow.client_id, "code": "x"}
         )
     assert exchange(Client(REMOTE_ADDR="192.0.2.10"), flow.code(), flow.client_id, flow.secret).status_code == 200
+
+
+def _refresh(refresh_token: str, client_id: str, secret: str) -> Any:
+    body = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+    return Client().post("/oauth/token", {**body, "client_secret": secret})
+
+
+def _introspect(token: str, client_id: str, secret: str) -> Any:
+    return Client().post("/oauth/introspect", {"token": token, "client_id": client_id, "client_secret": secret})
+
+
+def test_a_rolled_secret_keeps_working_for_the_chosen_overlap_then_stops(flow: Flow) -> None:
+    """Rotate secret with an overlap (as Stripe's "Roll key"): the replaced secret still authenticates the client at
+    every token endpoint, both when the client comes with the presented code or token (one query) and when it is
+    queried on its own (an unknown token at introspection), until the overlap ends; the new one works at once."""
+    old = flow.secret
+    started = dt.datetime.now(tz=dt.UTC)
+    with time_machine.travel(started, tick=False):
+        new = services.rotate_secret(app=flow.created.app, expire_previous_in=dt.timedelta(hours=1))
+    with time_machine.travel(started + dt.timedelta(minutes=59), tick=False):
+        first = exchange(Client(), flow.code(), flow.client_id, old)
+        assert first.status_code == 200, first.content
+        assert exchange(Client(), flow.code(), flow.client_id, new).status_code == 200
+        refreshed = _refresh(first.json()["refresh_token"], flow.client_id, old)
+        assert refreshed.status_code == 200, refreshed.content
+        assert _introspect("oat_unknown", flow.client_id, old).json() == {"active": False}
+        code = flow.code()
+    with time_machine.travel(started + dt.timedelta(hours=1), tick=False):
+        refused = exchange(Client(), code, flow.client_id, old)
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+        assert _introspect("oat_unknown", flow.client_id, old).status_code == 401
+        assert _refresh(refreshed.json()["refresh_token"], flow.client_id, old).status_code == 401
+        assert exchange(Client(), code, flow.client_id, new).status_code == 200  # the refused request burnt nothing
+
+
+def test_rolling_again_during_an_overlap_ends_the_older_secret_at_once(flow: Flow) -> None:
+    first = flow.secret
+    second = services.rotate_secret(app=flow.created.app, expire_previous_in=dt.timedelta(days=7))
+    third = services.rotate_secret(app=flow.created.app, expire_previous_in=dt.timedelta(hours=1))
+    assert exchange(Client(), flow.code(), flow.client_id, first).status_code == 401
+    assert exchange(Client(), flow.code(), flow.client_id, second).status_code == 200
+    assert exchange(Client(), flow.code(), flow.client_id, third).status_code == 200
+    services.rotate_secret(app=flow.created.app)  # no overlap: only the newest works
+    for secret in (second, third):
+        assert exchange(Client(), flow.code(), flow.client_id, secret).status_code == 401

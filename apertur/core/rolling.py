@@ -1,0 +1,73 @@
+"""Rolling a secret with an overlap, as Stripe's "Roll secret": the secret a roll replaces keeps working beside the
+new one for a while the owner chooses, so the servers holding it can switch without failing meanwhile. Shared by
+webhook endpoints' and HTTPS destinations' signing secrets and by OAuth apps' client secrets: the choices, the
+limit and the dashboard's form are one rule here; each kind keeps its own storage and service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.http import HttpRequest
+
+from apertur.core.errors import AperturError
+
+#: The longest a rolled secret keeps working beside its replacement (as Stripe's "Roll secret").
+MAX_PREVIOUS_SECRET_OVERLAP = dt.timedelta(days=7)
+
+#: How long the secret a roll replaces keeps working beside the new one: the choices of the dashboard's roll
+#: pages, by the value their form posts (seconds); the default gives the servers holding it a day to switch.
+ROLL_OVERLAPS = {
+    "0": ("Now", dt.timedelta(0)),
+    "3600": ("In 1 hour", dt.timedelta(hours=1)),
+    "86400": ("In 24 hours", dt.timedelta(hours=24)),
+    "259200": ("In 3 days", dt.timedelta(days=3)),
+    "604800": ("In 7 days", dt.timedelta(days=7)),
+}
+DEFAULT_ROLL_OVERLAP = "86400"
+
+#: Why an overlap was refused.
+ROLL_OVERLAP_MESSAGE = "The previous secret can keep working from 0 seconds (it stops now) up to 7 days."
+
+
+def roll_overlap_is_valid(keep_previous_for: object) -> bool:
+    """A roll's overlap is a duration from zero (the current secret stops now) to
+    :data:`MAX_PREVIOUS_SECRET_OVERLAP`."""
+    return isinstance(keep_previous_for, dt.timedelta) and dt.timedelta(0) <= keep_previous_for <= (
+        MAX_PREVIOUS_SECRET_OVERLAP
+    )
+
+
+Rolled = TypeVar("Rolled")
+
+
+def roll_secret_form(
+    request: HttpRequest,
+    *,
+    previous_until: dt.datetime | None,
+    rotate: Callable[[dt.timedelta], Rolled],
+    unposted: str = "",
+) -> tuple[Rolled | None, dict[str, Any]]:
+    """Read a roll page's form: on a valid POST, ``rotate(overlap)`` (the kind's service) and what it returns;
+    otherwise ``None``, and the template context of ``_roll_secret_form.html`` (the choices, the one chosen —
+    24 hours unless posted —, the error, and ``previous_until``: when the secret replaced by the last roll stops
+    working, if it still works, which a new roll ends at once). A POST without a choice takes ``unposted`` (a
+    key of :data:`ROLL_OVERLAPS`; by default none, and the page asks for one)."""
+    posted = request.method == "POST"
+    chosen = request.POST.get("expire_previous_in", unposted) if posted else DEFAULT_ROLL_OVERLAP
+    error = None
+    if posted:
+        if chosen not in ROLL_OVERLAPS:
+            error = "Choose when the current secret stops working."
+        else:
+            try:
+                return rotate(ROLL_OVERLAPS[chosen][1]), {}
+            except AperturError as exc:
+                error = exc.message
+    return None, {
+        "choices": [(value, label) for value, (label, _) in ROLL_OVERLAPS.items()],
+        "chosen": chosen,
+        "error": error,
+        "previous_secret_until": previous_until,
+    }
