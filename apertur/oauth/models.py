@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from django.db import models
 
 from apertur.core import clock, tokens
 from apertur.oauth.scopes import SCOPES
 from apertur.partners.models import Partner, PartnerStatus
+
+
+class SecretMatch(enum.Enum):
+    CURRENT = "current"
+    PREVIOUS = "previous"
 
 
 class OAuthAppQuerySet(models.QuerySet["OAuthApp"]):
@@ -18,7 +24,12 @@ class OAuthAppQuerySet(models.QuerySet["OAuthApp"]):
 
 #: The columns client authentication reads (``OAuthApp.client_secret_matches``): the token endpoints' narrow reads
 #: of an app, alone or joined to a code or token (``tokens.APP_CREDENTIALS``), select these and no more.
-CREDENTIAL_FIELDS = ("client_secret_hash", "previous_client_secret_hash", "previous_client_secret_expires_at")
+CREDENTIAL_FIELDS = (
+    "client_secret_hash",
+    "previous_client_secret_hash",
+    "previous_client_secret_expires_at",
+    "previous_client_secret_last_used_at",
+)
 
 
 class OAuthApp(models.Model):
@@ -36,6 +47,12 @@ class OAuthApp(models.Model):
     previous_client_secret_hash = models.CharField(max_length=64, blank=True)
     previous_client_secret_last4 = models.CharField(max_length=4, blank=True)
     previous_client_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    # What the app's page tells the partner about its credentials in use (``services.record_*``, at most once a
+    # minute each): when the previous secret was last presented (is a server still on it?), and the last failed
+    # authentication of this client (a server with a wrong or expired secret, or someone guessing).
+    previous_client_secret_last_used_at = models.DateTimeField(null=True, blank=True)
+    last_failed_auth_at = models.DateTimeField(null=True, blank=True)
+    last_failed_auth_ip = models.GenericIPAddressField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
@@ -58,15 +75,20 @@ class OAuthApp(models.Model):
         expires = self.previous_client_secret_expires_at
         return expires if self.previous_client_secret_hash and expires is not None and at < expires else None
 
-    def client_secret_matches(self, secret: str) -> bool:
+    def matching_client_secret(self, secret: str) -> SecretMatch | None:
         """RFC 6749 §2.3.1: the one rule of which client secrets authenticate this app: the current one, and during
-        a roll's overlap the one it replaced. Each is compared in constant time (a hash of the presented value
-        against the stored hash): no secret is stored."""
+        a roll's overlap the one it replaced (which of the two matched, or None). Each is compared in constant time
+        (a hash of the presented value against the stored hash): no secret is stored."""
         if tokens.secret_matches(secret, self.client_secret_hash):
-            return True
-        return self.previous_secret_valid_until(clock.now()) is not None and tokens.secret_matches(
+            return SecretMatch.CURRENT
+        if self.previous_secret_valid_until(clock.now()) is not None and tokens.secret_matches(
             secret, self.previous_client_secret_hash
-        )
+        ):
+            return SecretMatch.PREVIOUS
+        return None
+
+    def client_secret_matches(self, secret: str) -> bool:
+        return self.matching_client_secret(secret) is not None
 
 
 class RedirectURI(models.Model):

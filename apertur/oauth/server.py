@@ -43,10 +43,11 @@ from django.http.request import HttpHeaders
 from apertur.core import audit, clock, tokens
 from apertur.core.validation import loads_json
 from apertur.oauth import scopes as scope_registry
+from apertur.oauth import services as oauth_services
 from apertur.oauth import token_cache
 from apertur.oauth import tokens as token_store
 from apertur.oauth.compiled import CompiledLookup
-from apertur.oauth.models import CREDENTIAL_FIELDS, AuthorizationCode, Connection, OAuthApp, Token
+from apertur.oauth.models import CREDENTIAL_FIELDS, AuthorizationCode, Connection, OAuthApp, SecretMatch, Token
 from apertur.oauth.selectors import lookable
 from apertur.oauth.tokens import PLAN_COLUMNS
 from apertur.partners.models import PartnerStatus
@@ -164,8 +165,13 @@ class Client(rfc6749.ClientMixin):
         """Exact string comparison (RFC 6749 §3.1.2.3; RFC 9700 §4.1.3: no pattern matching)."""
         return redirect_uri in self.redirect_uris
 
+    #: Whether the last secret checked was the one a roll replaced (``authenticate_client`` records its use).
+    used_previous_secret = False
+
     def check_client_secret(self, client_secret: str) -> bool:
-        return self.app.client_secret_matches(client_secret)
+        match = self.app.matching_client_secret(client_secret)
+        self.used_previous_secret = match is SecretMatch.PREVIOUS
+        return match is not None
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in CLIENT_AUTH_METHODS
@@ -812,7 +818,6 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         self.register_grant(RefreshGrant)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
-        self._token_client_auth = ClientAuthentication(self._authenticating_client)
 
     # Authlib hooks ---------------------------------------------------------------------------------
 
@@ -836,14 +841,24 @@ class AuthorizationServer(rfc6749.AuthorizationServer):
         token; the secret is checked against the same stored hash either way."""
         refuse_several_client_credentials(request)
         row = getattr(request, "presented_row", None)
-        if row is None:
-            client: Client = self._token_client_auth(request, methods, endpoint)
-            return client
+        named: list[Client] = []
 
         def query_client(client_id: str) -> Client | None:
-            return presented_client(row, client_id) or self._authenticating_client(client_id)
+            found = (presented_client(row, client_id) if row is not None else None) or self._authenticating_client(
+                client_id
+            )
+            if found is not None:
+                named.append(found)
+            return found
 
-        client = ClientAuthentication(query_client)(request, methods, endpoint)
+        try:
+            client: Client = ClientAuthentication(query_client)(request, methods, endpoint)
+        except InvalidClientError:
+            if named:  # a known client with a secret that does not authenticate it: the partner sees it
+                oauth_services.record_failed_authentication(app=named[-1].app, ip=_ip(request), endpoint=endpoint)
+            raise
+        if client.used_previous_secret:
+            oauth_services.record_previous_secret_use(app=client.app)
         return client
 
     def get_authorization_grant(self, request: Any) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, tokens
@@ -211,6 +212,7 @@ def rotate_secret(
         else:
             app.previous_client_secret_hash = app.previous_client_secret_last4 = ""
             app.previous_client_secret_expires_at = None
+        app.previous_client_secret_last_used_at = None  # its use as the previous secret starts now
         secret = _new_secret(app)
         app.updated_at = now
         app.save(
@@ -221,6 +223,7 @@ def rotate_secret(
                 "previous_client_secret_hash",
                 "previous_client_secret_last4",
                 "previous_client_secret_expires_at",
+                "previous_client_secret_last_used_at",
                 "updated_at",
             ]
         )
@@ -238,6 +241,33 @@ def rotate_secret(
             },
         )
     return secret
+
+
+#: How often, at most, a use of an app's previous secret or a failed authentication of the client is written down:
+#: a client's every request must not write a row, and the app's page needs the minute, not the millisecond.
+CREDENTIAL_USE_INTERVAL = dt.timedelta(minutes=1)
+
+
+def record_previous_secret_use(*, app: OAuthApp) -> None:
+    """The client authenticated with the secret a roll replaced (``SecretMatch.PREVIOUS``): the app's page says
+    when it was last used, so the partner knows whether a server still holds it before it stops working. Read
+    with the credentials (``CREDENTIAL_FIELDS``), so a use within the interval costs no query."""
+    now = clock.now()
+    last = app.previous_client_secret_last_used_at
+    if last is None or now - last >= CREDENTIAL_USE_INTERVAL:
+        OAuthApp.objects.filter(pk=app.pk).update(previous_client_secret_last_used_at=now)
+
+
+def record_failed_authentication(*, app: OAuthApp, ip: str | None, endpoint: str) -> None:
+    """A request named this client with a secret that does not authenticate it (wrong, or a roll's previous one
+    past its overlap): kept for the app's page and audited, at most once a minute per app (the write is
+    conditional on the last one's time, so concurrent failures write once). The answer to the request stays the
+    same ``invalid_client`` as for an unknown client (RFC 6749 §5.2)."""
+    now = clock.now()
+    recent = Q(last_failed_auth_at__gt=now - CREDENTIAL_USE_INTERVAL)
+    written = OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(last_failed_auth_at=now, last_failed_auth_ip=ip)
+    if written:
+        audit.record(action="oauth_app.client_auth_failed", obj=app, ip=ip, data={"endpoint": endpoint})
 
 
 def clear_expired_previous_secrets(at: dt.datetime) -> int:

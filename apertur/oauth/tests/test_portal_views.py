@@ -263,6 +263,16 @@ def test_rotate_secret_offers_an_overlap_and_the_app_page_says_until_when() -> N
     page = shown.content.decode()
     assert shown.context["secret"].startswith("aptr_cs_") and "The old one keeps working until" in page
     assert f"The previous secret <code>••••••••{created.client_secret[-4:]}</code> also works until" in page
+    assert "It has not been used since the rotation." in page
+    from apertur.testing import exchange, get_code
+
+    customer = make_user()
+    create_project(owner=customer, name="P")
+    browser = Client()
+    browser.force_login(customer)
+    code = get_code(browser, created.app.client_id)
+    assert exchange(Client(), code, created.app.client_id, created.client_secret).status_code == 200
+    assert "It was last used <time" in client.get(f"{base}/").content.decode()
     again = client.get(f"{base}/rotate-secret").content.decode()  # a second roll would end that overlap: said so
     assert "stops working now: only the current secret overlaps with the new one" in again
 

@@ -39,6 +39,19 @@ def test_code_exchange_is_at_most_six_queries(flow: Flow) -> None:
     assert len(sql) == 4, sql
 
 
+def test_the_previous_secret_of_a_roll_costs_one_write_a_minute(flow: Flow) -> None:
+    """Authenticating with the secret a roll replaced records its use for the app's page, once a minute: the first
+    exchange runs one UPDATE more, the next ones within the minute the same 4 queries as with the current secret."""
+    services.rotate_secret(app=flow.created.app, expire_previous_in=dt.timedelta(hours=1))
+    counts = []
+    for _ in range(2):
+        code = flow.code()
+        with CaptureQueriesContext(connection) as ctx:
+            assert exchange(Client(), code, flow.client_id, flow.secret).status_code == 200
+        counts.append(len(statements(ctx)))
+    assert counts == [5, 4]
+
+
 def test_refresh_is_at_most_six_queries(flow: Flow) -> None:
     issued = flow.tokens()
     with CaptureQueriesContext(connection) as ctx:

@@ -340,3 +340,51 @@ def test_rolling_again_during_an_overlap_ends_the_older_secret_at_once(flow: Flo
     services.rotate_secret(app=flow.created.app)  # no overlap: only the newest works
     for secret in (second, third):
         assert exchange(Client(), flow.code(), flow.client_id, secret).status_code == 401
+
+
+def test_the_app_page_learns_of_previous_secret_use_and_failed_authentications(flow: Flow) -> None:
+    """What tells a partner whether a server still holds the replaced secret, or a wrong one: the previous secret's
+    last use, and the last failed authentication (when, from where; audited), each written at most once a minute.
+    An unknown client id writes nothing (the answer is the same invalid_client either way, RFC 6749 §5.2)."""
+    from apertur.oauth.models import OAuthApp
+
+    app = flow.created.app
+    old = flow.secret
+    start = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        services.rotate_secret(app=app, expire_previous_in=dt.timedelta(hours=1))
+        app.refresh_from_db()
+        assert app.previous_client_secret_last_used_at is None
+    with time_machine.travel(start + dt.timedelta(minutes=5), tick=False):
+        assert exchange(Client(), flow.code(), flow.client_id, old).status_code == 200
+    with time_machine.travel(start + dt.timedelta(minutes=5, seconds=30), tick=False):
+        assert exchange(Client(), flow.code(), flow.client_id, old).status_code == 200
+    app.refresh_from_db()
+    assert app.previous_client_secret_last_used_at == start + dt.timedelta(minutes=5)  # the second: within a minute
+    assert app.last_failed_auth_at is None
+
+    for seconds in (0, 30, 61):  # the first and the one past the minute are written down
+        with time_machine.travel(start + dt.timedelta(hours=2, seconds=seconds), tick=False):
+            refused = Client().post(
+                "/oauth/introspect",
+                {"token": "oat_x", "client_id": flow.client_id, "client_secret": old},
+                REMOTE_ADDR="203.0.113.7",
+            )
+            assert refused.status_code == 401
+    app.refresh_from_db()
+    assert app.last_failed_auth_at == start + dt.timedelta(hours=2, seconds=61)
+    assert app.last_failed_auth_ip == "203.0.113.7"
+    events = AuditEvent.objects.filter(action="oauth_app.client_auth_failed")
+    assert [(e.ip, e.data) for e in events] == [("203.0.113.7", {"endpoint": "introspection"})] * 2
+    assert all(old not in str(e.data) for e in events)
+
+    unknown = exchange(Client(), flow.code(), "aptr_ci_nobody", old)
+    assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_client"
+    assert events.count() == 2
+    assert OAuthApp.objects.filter(last_failed_auth_at__isnull=False).count() == 1
+
+    page = flow.created.app.partner.user
+    browser = Client()
+    browser.force_login(page)
+    html = browser.get(f"/partners/apps/{flow.client_id}/").content.decode()
+    assert "Last failed authentication" in html and "<code>203.0.113.7</code>" in html
