@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
@@ -22,7 +23,12 @@ from apertur.accounts.errors import (
 from apertur.accounts.login import ACCOUNT_PASSWORD_CHECK, CONFIRM_RESEND_PER_EMAIL, EMAIL_CHANGE_PER_ACCOUNT
 from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
 from apertur.accounts.signals import mailbox_proven
-from apertur.accounts.tokens import email_confirmation_token, make_email_change_token, read_email_change_token
+from apertur.accounts.tokens import (
+    email_confirmation_token,
+    make_email_change_token,
+    password_stamp,
+    read_email_change_token,
+)
 from apertur.core import audit, clock, mail, ratelimit
 
 
@@ -225,7 +231,8 @@ def request_email_change(*, user: User, new_email: str, current_password: str, i
 @transaction.atomic
 def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> User:
     """Open the link sent to the new address, signed in as the account that asked. The link holds the address
-    the account had then: once the email has changed (this link used, or another), it is stale. The new
+    the account had then: once the email has changed (this link used, or another), it is stale; so it is once
+    the password has (a reset or a change since: :func:`~apertur.accounts.tokens.password_stamp`). The new
     address is checked again, as signup does (another account may have taken it meanwhile), proven (it got
     the link: confirmed, ``mailbox_proven`` with ``via="confirmation"``), and the old address is told."""
     change = read_email_change_token(token)
@@ -236,7 +243,7 @@ def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> Us
             "This link was sent for another Apertur account: log out, then log in with that account to use it."
         )
     locked = User.objects.select_for_update().get(pk=user.pk)
-    if locked.email != change.old_email:
+    if locked.email != change.old_email or not constant_time_compare(password_stamp(locked), change.password_stamp):
         raise InvalidEmailChangeLink()
     new_email = normalize_email(change.new_email)
     if User.objects.filter(email=new_email).exclude(pk=locked.pk).exists():
