@@ -247,6 +247,7 @@ def test_the_accounts_password_confirms_and_logs_in() -> None:
     phone.get(path)
     done = phone.post(path, {"password": SQUATTER_PASSWORD})
     assert done.status_code == 200 and "Email confirmed" in done.content.decode()
+    assert "Please confirm your email address" not in done.content.decode()  # the banner sees the confirmation
     user = User.objects.get(email="ada@example.com")
     assert user.email_confirmed and _is_signed_in(phone)
     event = AuditEvent.objects.get(action="user.email_confirmed", object_id=str(user.pk))
@@ -272,6 +273,7 @@ def test_the_signed_in_account_confirms_in_one_click() -> None:
     squatter_or_owner, path = _squat()  # the browser that signed up
     page = squatter_or_owner.get(path)
     assert page.status_code == 200 and "Email confirmed" in page.content.decode()
+    assert "Please confirm your email address" not in page.content.decode()
     user = User.objects.get(email="ada@example.com")
     assert user.email_confirmed
     event = AuditEvent.objects.get(action="user.email_confirmed", object_id=str(user.pk))
