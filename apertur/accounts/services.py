@@ -158,12 +158,13 @@ def confirm_email(
 
 @transaction.atomic
 def start_reset_from_confirmation(*, uidb64: str, token: str, ip: str | None = None) -> str:
-    """ "This wasn't me" / "I don't know the password", from a valid confirmation link: the link reached the
-    account's mailbox just as a reset link would, so it leads straight to choosing a new password, without
-    another mail. Returns the reset link's path; the reset itself (:func:`reset_password`) ends every session,
-    confirms the address and tells ``mailbox_proven`` (``via="password_reset"``, which drops an unconfirmed
-    signup's referral). Nothing changes until the new password is set: the confirmation link stays usable
-    until then, and is used up by the reset (the address is confirmed)."""
+    """The confirmation link's "Don't know the password?" (someone else signed up with this address, or its
+    owner forgot the password): the link reached the account's mailbox just as a reset link would, so it leads
+    straight to choosing a new password, without another mail. Returns the reset link's path; the reset itself
+    (:func:`reset_password`) ends every session, confirms the address and tells ``mailbox_proven``
+    (``via="password_reset"``, which drops an unconfirmed signup's referral). Nothing changes until the new
+    password is set: the confirmation link stays usable until then, and is used up by the reset (the address is
+    confirmed)."""
     user = confirmation_account(uidb64=uidb64, token=token)
     audit.record(action="user.password_reset_started", obj=user, ip=ip, data={"via": "confirmation_link"})
     return reverse(

@@ -169,7 +169,7 @@ def _confirm_with_password(request: HttpRequest, link: dict[str, str], ip: str) 
         form.add_error("password", "Incorrect password.")
         return _ask_for_password(request, account, form, status=400)
     confirmed = services.confirm_email(**link, signed_in=user, proof="password", ip=ip)
-    login(request, confirmed)
+    login(request, confirmed, backend=getattr(user, "backend", None))  # the one that checked the password
     return _confirmed(request, confirmed, logged_in=True)
 
 
