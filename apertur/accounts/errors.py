@@ -42,3 +42,14 @@ class InvalidEmailChangeLink(AperturError):
         "This link is no longer valid: it has expired, it was already used, or the account's email address has "
         "changed since it was sent."
     )
+
+
+class ConfirmationNeedsLogin(AperturError):
+    """A valid confirmation link opened by a browser that is not signed in to its account. Signup proves nothing
+    about the address: whoever signed up may not own it, and the owner's click must not confirm an account whose
+    password someone else chose ("pre-hijacked accounts", Sudhodanan & Paverd, USENIX Security 2022). Confirming
+    needs the account's password too, or a new one chosen through the password reset."""
+
+    code = "confirmation_needs_login"
+    status = 403
+    default_message = "Enter the account's password to confirm its email address."

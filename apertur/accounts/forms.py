@@ -32,6 +32,14 @@ class SignupForm(forms.Form):
     )
 
 
+class ConfirmWithPasswordForm(forms.Form):
+    """The confirmation link opened where its account is not signed in: the account's password confirms."""
+
+    password = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
 class ResendConfirmationForm(forms.Form):
     email = forms.EmailField(
         label="Email", max_length=EMAIL_MAX_LENGTH, widget=forms.EmailInput(attrs={"autocomplete": "email"})

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
@@ -7,10 +9,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from apertur.accounts.errors import (
+    ConfirmationNeedsLogin,
     EmailTaken,
     InvalidConfirmationLink,
     InvalidEmail,
@@ -22,7 +26,12 @@ from apertur.accounts.errors import (
 from apertur.accounts.login import ACCOUNT_PASSWORD_CHECK, CONFIRM_RESEND_PER_EMAIL, EMAIL_CHANGE_PER_ACCOUNT
 from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
 from apertur.accounts.signals import mailbox_proven
-from apertur.accounts.tokens import email_confirmation_token, make_email_change_token, read_email_change_token
+from apertur.accounts.tokens import (
+    email_confirmation_token,
+    make_email_change_token,
+    password_stamp,
+    read_email_change_token,
+)
 from apertur.core import audit, clock, mail, ratelimit
 
 
@@ -98,25 +107,73 @@ def request_confirmation_link(*, email: str) -> None:
         send_confirmation_email(user=user)
 
 
-@transaction.atomic
-def confirm_email(*, uidb64: str, token: str, ip: str | None = None) -> User:
-    """The token is checked first, whatever the account's state: an already-confirmed account answers an
-    invalid or used link exactly as an unconfirmed one does (it used to answer "Email confirmed" to any token,
-    telling a stranger which accounts are confirmed)."""
+def _confirmation_account(*, uidb64: str, token: str, lock: bool) -> User:
+    """The account a confirmation link is for. The token is checked first, whatever the account's state: an
+    already-confirmed account answers an invalid or used link exactly as an unconfirmed one does (it used to
+    answer "Email confirmed" to any token, telling a stranger which accounts are confirmed)."""
+    users = User.objects.select_for_update() if lock else User.objects.all()
     try:
-        pk = int(urlsafe_base64_decode(uidb64).decode())
-        user = User.objects.select_for_update().get(pk=pk)
+        user = users.get(pk=int(urlsafe_base64_decode(uidb64).decode()))
     except (ValueError, TypeError, OverflowError, User.DoesNotExist) as exc:
         raise InvalidConfirmationLink() from exc
     if not email_confirmation_token.check_token(user, token):
         raise InvalidConfirmationLink()
+    return user
+
+
+def confirmation_account(*, uidb64: str, token: str) -> User:
+    """The account of a valid confirmation link (read only): the page that asks for its password names it."""
+    return _confirmation_account(uidb64=uidb64, token=token, lock=False)
+
+
+ConfirmationProof = Literal["session", "password"]
+
+
+@transaction.atomic
+def confirm_email(
+    *, uidb64: str, token: str, signed_in: User | None, proof: ConfirmationProof, ip: str | None = None
+) -> User:
+    """Confirm the address of a valid link, for the account ``signed_in`` only: the link proves the mailbox, the
+    sign-in proves the password. Signup proves nothing about the address, so an account may hold a password
+    chosen by someone who does not own it; a click from the address's owner alone must not confirm that account
+    and leave the other person its password and sessions ("pre-hijacked accounts", Sudhodanan & Paverd, USENIX
+    Security 2022). ``proof`` says how the sign-in was shown: ``"session"`` (the browser was signed in to the
+    account: the person who just signed up, one click) or ``"password"`` (entered on the link's page).
+
+    Anyone else gets :class:`ConfirmationNeedsLogin`: the password, or a new one through the reset path
+    (:func:`start_reset_from_confirmation`)."""
+    user = _confirmation_account(uidb64=uidb64, token=token, lock=True)
+    if signed_in is None or signed_in.pk != user.pk:
+        raise ConfirmationNeedsLogin()
     was_confirmed = user.email_confirmed
     if not was_confirmed:
         user.email_confirmed_at = clock.now()
         user.save(update_fields=["email_confirmed_at"])
-        audit.record(action="user.email_confirmed", obj=user, actor=user, ip=ip, data={"via": "confirmation"})
+        audit.record(
+            action="user.email_confirmed", obj=user, actor=user, ip=ip, data={"via": "confirmation", "proof": proof}
+        )
     mailbox_proven.send(sender=User, user=user, via="confirmation", was_confirmed=was_confirmed)
     return user
+
+
+@transaction.atomic
+def start_reset_from_confirmation(*, uidb64: str, token: str, ip: str | None = None) -> str:
+    """The confirmation link's "Don't know the password?" (someone else signed up with this address, or its
+    owner forgot the password): the link reached the account's mailbox just as a reset link would, so it leads
+    straight to choosing a new password, without another mail. Returns the reset link's path; the reset itself
+    (:func:`reset_password`) ends every session, confirms the address and tells ``mailbox_proven``
+    (``via="password_reset"``, which drops an unconfirmed signup's referral). Nothing changes until the new
+    password is set: the confirmation link stays usable until then, and is used up by the reset (the address is
+    confirmed)."""
+    user = confirmation_account(uidb64=uidb64, token=token)
+    audit.record(action="user.password_reset_started", obj=user, ip=ip, data={"via": "confirmation_link"})
+    return reverse(
+        "accounts:password-reset-confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
 
 
 def _password_changed(*, user: User, via: str, ip: str | None) -> None:
@@ -225,7 +282,8 @@ def request_email_change(*, user: User, new_email: str, current_password: str, i
 @transaction.atomic
 def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> User:
     """Open the link sent to the new address, signed in as the account that asked. The link holds the address
-    the account had then: once the email has changed (this link used, or another), it is stale. The new
+    the account had then: once the email has changed (this link used, or another), it is stale; so it is once
+    the password has (a reset or a change since: :func:`~apertur.accounts.tokens.password_stamp`). The new
     address is checked again, as signup does (another account may have taken it meanwhile), proven (it got
     the link: confirmed, ``mailbox_proven`` with ``via="confirmation"``), and the old address is told."""
     change = read_email_change_token(token)
@@ -236,7 +294,7 @@ def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> Us
             "This link was sent for another Apertur account: log out, then log in with that account to use it."
         )
     locked = User.objects.select_for_update().get(pk=user.pk)
-    if locked.email != change.old_email:
+    if locked.email != change.old_email or not constant_time_compare(password_stamp(locked), change.password_stamp):
         raise InvalidEmailChangeLink()
     new_email = normalize_email(change.new_email)
     if User.objects.filter(email=new_email).exclude(pk=locked.pk).exists():

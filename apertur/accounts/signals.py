@@ -4,8 +4,10 @@
     The user has just shown that they read the mail sent to their address: they opened a link that only
     that mailbox received. Sent by
 
-    - :func:`apertur.accounts.services.confirm_email` — a valid email confirmation link was opened
-      (``via="confirmation"``);
+    - :func:`apertur.accounts.services.confirm_email` — a valid email confirmation link was opened by the
+      account itself: in a browser signed in to it, or with its password (``via="confirmation"``). The link
+      alone proves the mailbox, not that the account's password is its owner's: anyone may sign up with
+      any address;
     - :func:`apertur.accounts.services.confirm_email_change` — the link of an email change, sent to the *new*
       address, was opened: ``user.email`` is already the new address (also ``via="confirmation"``);
     - :func:`apertur.accounts.services.reset_password` — a password was set through a reset link

@@ -5,7 +5,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core import signing
-from django.utils.crypto import constant_time_compare
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import base36_to_int
 
 from apertur.accounts.models import User
@@ -50,17 +50,36 @@ class EmailChange(NamedTuple):
     user_id: int
     old_email: str
     new_email: str
+    password_stamp: str
 
 
 _EMAIL_CHANGE_SALT = "apertur.accounts.email-change"
+
+
+def password_stamp(user: User) -> str:
+    """A keyed digest of the account's password hash, as it is now: it changes with every new password (a
+    change, a reset) and with "log out other sessions" (a fresh salt). Never the hash itself: links travel
+    by mail."""
+    return salted_hmac(_EMAIL_CHANGE_SALT, user.password).hexdigest()[:32]
 
 
 def make_email_change_token(*, user: User, new_email: str) -> str:
     """The link an email change sends to the new address: signed (SECRET_KEY, its own salt), holding the
     account, the address it has now and the one it asks for. Nothing is stored: the link dies once used or
     stale because the account's address is no longer ``old_email``, and after EMAIL_CONFIRMATION_TIMEOUT.
-    The time is ours (``core.clock``) inside the signed value, not the signer's own timestamp."""
-    payload = {"u": user.pk, "old": user.email, "new": new_email, "at": int(clock.now().timestamp())}
+    The time is ours (``core.clock``) inside the signed value, not the signer's own timestamp.
+
+    It also dies with the password it was asked with (:func:`password_stamp`): whoever claims an account with a
+    new password ends what the old one started, pending email changes as well as sessions ("unexpired email
+    change", Sudhodanan & Paverd, USENIX Security 2022: someone signs up with your address, asks to move the
+    account to theirs, and waits for you to reset the password and be talked into opening their link)."""
+    payload = {
+        "u": user.pk,
+        "old": user.email,
+        "new": new_email,
+        "p": password_stamp(user),
+        "at": int(clock.now().timestamp()),
+    }
     return signing.dumps(payload, salt=_EMAIL_CHANGE_SALT, compress=True)
 
 
@@ -68,7 +87,8 @@ def read_email_change_token(token: str) -> EmailChange | None:
     """The change a link asks for, or None when it is forged, damaged or expired."""
     try:
         data = signing.loads(token, salt=_EMAIL_CHANGE_SALT)
-        at, change = int(data["at"]), EmailChange(int(data["u"]), str(data["old"]), str(data["new"]))
+        at = int(data["at"])
+        change = EmailChange(int(data["u"]), str(data["old"]), str(data["new"]), str(data["p"]))
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
     if not 0 <= clock.now().timestamp() - at <= settings.EMAIL_CONFIRMATION_TIMEOUT:

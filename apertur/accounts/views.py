@@ -20,10 +20,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apertur.accounts import login as login_service
 from apertur.accounts import services
+from apertur.accounts.errors import ConfirmationNeedsLogin
 from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next
 from apertur.accounts.forms import (
     ChangeEmailForm,
     ChangePasswordForm,
+    ConfirmWithPasswordForm,
     EndSessionsForm,
     LoginForm,
     ResendConfirmationForm,
@@ -121,13 +123,65 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("/")
 
 
+#: The button of the confirmation page for someone who does not know the account's password.
+NEW_PASSWORD_STEP = "new-password"
+
+
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])  # not HEAD: a link checker's visit confirms nothing, nor reaches the service
 def confirm_email_view(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    """The emailed confirmation link. Opened in the browser signed in to its account (the one that signed up):
+    confirmed at once. Anywhere else it asks for the account's password (which confirms and logs in), or leads
+    to choosing a new one through the password reset, for an owner of the address who does not know it."""
+    link, ip = {"uidb64": uidb64, "token": token}, client_ip(request)
     try:
-        services.confirm_email(uidb64=uidb64, token=token, ip=client_ip(request))
+        if request.method == "POST" and request.POST.get("step") == NEW_PASSWORD_STEP:
+            return redirect(services.start_reset_from_confirmation(**link, ip=ip))
+        if request.method == "POST":
+            return _confirm_with_password(request, link, ip)
+        signed_in = request.user if isinstance(request.user, User) else None
+        try:
+            confirmed = services.confirm_email(**link, signed_in=signed_in, proof="session", ip=ip)
+        except ConfirmationNeedsLogin:
+            return _ask_for_password(request, services.confirmation_account(**link), ConfirmWithPasswordForm())
+        return _confirmed(request, confirmed)
     except AperturError as exc:
         context = {"error": exc.message, "form": ResendConfirmationForm()}
         return render(request, "accounts/confirm_email.html", context, status=400)
-    return render(request, "accounts/confirm_email.html", {"error": None})
+
+
+def _confirm_with_password(request: HttpRequest, link: dict[str, str], ip: str) -> HttpResponse:
+    """The password form of the link's page: checked like a login (its budgets, its audit of failures)."""
+    account = services.confirmation_account(**link)
+    form = ConfirmWithPasswordForm(request.POST)
+    if not form.is_valid():
+        return _ask_for_password(request, account, form, status=400)
+    try:
+        user = login_service.attempt_login(
+            request=request, email=account.email, password=form.cleaned_data["password"], ip=ip
+        )
+    except RateLimited as exc:
+        form.add_error(None, _wait_message(exc))
+        response = _ask_for_password(request, account, form, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    if user is None:
+        form.add_error("password", "Incorrect password.")
+        return _ask_for_password(request, account, form, status=400)
+    confirmed = services.confirm_email(**link, signed_in=user, proof="password", ip=ip)
+    login(request, confirmed, backend=getattr(user, "backend", None))  # the one that checked the password
+    return _confirmed(request, confirmed, logged_in=True)
+
+
+def _ask_for_password(request: HttpRequest, account: User, form: Form, *, status: int = 200) -> HttpResponse:
+    context = {"error": None, "account_email": account.email, "form": form, "new_password_step": NEW_PASSWORD_STEP}
+    return render(request, "accounts/confirm_email.html", context, status=status)
+
+
+def _confirmed(request: HttpRequest, user: User, *, logged_in: bool = False) -> HttpResponse:
+    # The account as saved, not the request's copy loaded before: the banner must not ask to confirm it still.
+    context = {"error": None, "user": user, "logged_in": logged_in}
+    return render(request, "accounts/confirm_email.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -359,3 +359,39 @@ def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(ada: User) -> 
     assert thief.post("/account/sessions", form).status_code == 429
     done = owner.post("/account/sessions", {"sessions-current_password": PASSWORD})
     assert done.status_code == 302 and _signed_in(owner) and not _signed_in(thief)
+
+
+def test_a_pending_email_change_dies_when_the_account_is_claimed_by_a_password_reset(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """ "Unexpired email change" (Sudhodanan & Paverd 2022): someone signs up with ada's address, asks to move the
+    account to their own address and keeps the link. Ada claims the account with a password reset; later,
+    signed in, she is talked into opening that link: the account would move to their address, and a reset from
+    there would take it. A new password ends what the old one started: sessions, and pending email changes."""
+    from django.contrib.auth.tokens import default_token_generator
+
+    squatter = Client()
+    assert squatter.post("/signup", {"email": "ada@example.com", "password": PASSWORD}).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _request_change(squatter, "mallory@example.com").status_code == 302
+    link = _change_link(mail.outbox[-1])
+    user = User.objects.get(email="ada@example.com")
+    services.reset_password(user=user, token=default_token_generator.make_token(user), password=NEW_PASSWORD)
+    ada = Client()
+    assert ada.post("/login", {"email": "ada@example.com", "password": NEW_PASSWORD}).status_code == 302
+    response = ada.get(link)
+    assert response.status_code == 400 and "This link is no longer valid" in response.content.decode()
+    user.refresh_from_db()
+    assert user.email == "ada@example.com"
+
+
+def test_a_password_change_ends_pending_email_changes_too(
+    ada: User, browser: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        _request_change(browser, "ada.new@example.com")
+        assert _change_password(browser).status_code == 302
+    response = browser.get(_change_link(mail.outbox[0]))
+    assert response.status_code == 400
+    ada.refresh_from_db()
+    assert ada.email == "ada@example.com"

@@ -89,7 +89,8 @@ def test_an_expired_link_opened_signed_out_offers_a_new_one(django_capture_on_co
     assert [m.to for m in mail.outbox] == [["ada@example.com"]]
     link = re.search(r"http://localhost:8000(/confirm-email/\S+)", mail.outbox[0].body)
     assert link
-    assert "Email confirmed" in Client().get(link.group(1)).content.decode()
+    # Signed out (another device): the account's password confirms.
+    assert "Email confirmed" in Client().post(link.group(1), {"password": PASSWORD}).content.decode()
     user.refresh_from_db()
     assert user.email_confirmed
 
@@ -161,17 +162,22 @@ def test_a_garbage_token_for_a_confirmed_account_is_not_a_success() -> None:
     assert pages[0] == pages[1]  # nothing tells the two apart
     assert "This link is no longer valid" in pages[0] and "log in" in pages[0]
     with pytest.raises(InvalidConfirmationLink):
-        services.confirm_email(uidb64=urlsafe_base64_encode(force_bytes(confirmed.pk)), token="garbage")
+        services.confirm_email(
+            uidb64=urlsafe_base64_encode(force_bytes(confirmed.pk)),
+            token="garbage",
+            signed_in=confirmed,
+            proof="session",
+        )
 
 
 def test_a_used_link_is_no_longer_valid(django_capture_on_commit_callbacks: Any) -> None:
     user = _unconfirmed()
     path = services.confirmation_path(user)
-    assert Client().get(path).status_code == 200
-    again = Client().get(path)
-    assert again.status_code == 400 and "This link is no longer valid" in again.content.decode()
     signed_in = Client()
     signed_in.force_login(user)
+    assert signed_in.get(path).status_code == 200
+    again = Client().get(path)
+    assert again.status_code == 400 and "This link is no longer valid" in again.content.decode()
     mine = signed_in.get(path).content.decode()
     assert "is confirmed: there is nothing more to do" in mine
 
@@ -186,10 +192,152 @@ def test_confirming_proves_the_mailbox() -> None:
     try:
         user = _unconfirmed()
         path = services.confirmation_path(user)
-        Client().get(path)
-        Client().get(path)  # a used link proves nothing
+        Client().get(path)  # signed out: asks for the password, proves nothing yet
+        signed_in = Client()
+        signed_in.force_login(user)
+        signed_in.get(path)
+        signed_in.get(path)  # a used link proves nothing
     finally:
         mailbox_proven.disconnect(receiver)
     assert [(r["user"].pk, r["via"], r["was_confirmed"]) for r in received] == [(user.pk, "confirmation", False)]
     event = AuditEvent.objects.get(action="user.email_confirmed", object_id=str(user.pk))
-    assert event.data == {"via": "confirmation"}
+    assert event.data == {"via": "confirmation", "proof": "session"}
+
+
+# --- pre-account hijacking (Sudhodanan & Paverd, "Pre-hijacked accounts", USENIX Security 2022) ----------------
+# Signup needs no proof of the address: anyone can sign up with someone else's email and a password they know.
+# The confirmation link reaches the address's real owner; opening it must not hand them an account whose
+# password (and sessions) belong to someone else.
+
+SQUATTER_PASSWORD = "squatters-own-secret"
+OWNER_PASSWORD = "the-owners-new-secret"
+
+
+def _squat(email: str = "ada@example.com", capture: Any = None) -> tuple[Client, str]:
+    """Someone signs up with another person's address and stays signed in; returns their browser and the link
+    the address's owner receives."""
+    squatter = Client()
+    assert squatter.post("/signup", {"email": email, "password": SQUATTER_PASSWORD}).status_code == 302
+    user = User.objects.get(email=email)
+    return squatter, services.confirmation_path(user)
+
+
+def _is_signed_in(client: Client) -> bool:
+    return client.get("/account").status_code == 200
+
+
+def test_a_link_opened_signed_out_asks_for_the_password_and_confirms_nothing() -> None:
+    """Opening the link used to confirm the address at once: the owner's click made the squatter's account a
+    confirmed one, with the squatter's password and live session."""
+    _, path = _squat()
+    page = Client().get(path)
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "ada@example.com" in html and '<label for="id_password">Password</label>' in html
+    assert ">Confirm and log in</button>" in html and ">Choose a new password</button>" in html
+    user = User.objects.get(email="ada@example.com")
+    assert not user.email_confirmed
+    assert not AuditEvent.objects.filter(action="user.email_confirmed").exists()
+
+
+def test_the_accounts_password_confirms_and_logs_in() -> None:
+    """The person who signed up, opening the link on their phone: the password they chose, then done."""
+    _, path = _squat()
+    phone = Client()
+    phone.get(path)
+    done = phone.post(path, {"password": SQUATTER_PASSWORD})
+    assert done.status_code == 200 and "Email confirmed" in done.content.decode()
+    assert "Please confirm your email address" not in done.content.decode()  # the banner sees the confirmation
+    user = User.objects.get(email="ada@example.com")
+    assert user.email_confirmed and _is_signed_in(phone)
+    event = AuditEvent.objects.get(action="user.email_confirmed", object_id=str(user.pk))
+    assert event.data == {"via": "confirmation", "proof": "password"}
+    again = phone.post(path, {"password": SQUATTER_PASSWORD})  # single-use still
+    assert again.status_code == 400 and "This link is no longer valid" in again.content.decode()
+
+
+def test_a_wrong_password_confirms_nothing_and_is_limited_like_a_login(settings: Any) -> None:
+    settings.LOGIN_RATE_PER_ACCOUNT_IP = (3, 900)
+    _, path = _squat()
+    owner = Client()
+    answers = [owner.post(path, {"password": f"guess-number-{i}"}) for i in range(4)]
+    assert [a.status_code for a in answers] == [400, 400, 400, 429]
+    assert "Incorrect password." in answers[0].content.decode()
+    assert "Too many attempts" in answers[3].content.decode() and int(answers[3]["Retry-After"]) > 0
+    user = User.objects.get(email="ada@example.com")
+    assert not user.email_confirmed and not _is_signed_in(owner)
+    assert AuditEvent.objects.filter(action="user.login_failed", object_id=str(user.pk)).count() == 3
+
+
+def test_the_signed_in_account_confirms_in_one_click() -> None:
+    squatter_or_owner, path = _squat()  # the browser that signed up
+    page = squatter_or_owner.get(path)
+    assert page.status_code == 200 and "Email confirmed" in page.content.decode()
+    assert "Please confirm your email address" not in page.content.decode()
+    user = User.objects.get(email="ada@example.com")
+    assert user.email_confirmed
+    event = AuditEvent.objects.get(action="user.email_confirmed", object_id=str(user.pk))
+    assert event.data == {"via": "confirmation", "proof": "session"}
+
+
+def test_a_browser_signed_in_to_another_account_must_give_the_password() -> None:
+    _, path = _squat()
+    other = Client()
+    other.force_login(make_user("grace@example.com"))
+    page = other.get(path)
+    assert (
+        page.status_code == 200 and "You are signed in as <strong>grace@example.com</strong>" in page.content.decode()
+    )
+    assert not User.objects.get(email="ada@example.com").email_confirmed
+
+
+def test_this_wasnt_me_claims_the_account_through_a_password_reset() -> None:
+    """The owner does not know the password: the link leads to choosing one (the reset path), which ends the
+    squatter's session, confirms the address and uses up the link."""
+    squatter, path = _squat()
+    owner = Client()
+    owner.get(path)
+    started = owner.post(path, {"step": "new-password"})
+    assert started.status_code == 302 and started["Location"].startswith("/password-reset/")
+    form = owner.get(started["Location"], follow=True)
+    assert form.status_code == 200 and "Choose a new password" in form.content.decode()
+    set_url = form.redirect_chain[-1][0]
+    done = owner.post(set_url, {"new_password1": OWNER_PASSWORD, "new_password2": OWNER_PASSWORD})
+    assert done.status_code == 302 and done["Location"] == "/password-reset/done"
+    user = User.objects.get(email="ada@example.com")
+    assert user.email_confirmed and user.check_password(OWNER_PASSWORD)
+    assert not _is_signed_in(squatter)
+    assert not Client().login(email="ada@example.com", password=SQUATTER_PASSWORD)
+    actions = list(AuditEvent.objects.filter(object_id=str(user.pk)).values_list("action", "data"))
+    assert ("user.password_reset_started", {"via": "confirmation_link"}) in actions
+    assert ("user.email_confirmed", {"via": "password_reset"}) in actions
+    assert Client().get(path).status_code == 400  # the confirmation link is used up
+
+
+def test_this_wasnt_me_needs_a_valid_link() -> None:
+    _, path = _squat()
+    broken = path.rstrip("/")[:-3] + "zzz"
+    answer = Client().post(broken, {"step": "new-password"})
+    assert answer.status_code == 400 and "This link is no longer valid" in answer.content.decode()
+    assert not AuditEvent.objects.filter(action="user.password_reset_started").exists()
+
+
+def test_the_confirmation_forms_check_csrf() -> None:
+    _, path = _squat()
+    client = Client(enforce_csrf_checks=True)
+    assert client.post(path, {"password": SQUATTER_PASSWORD}).status_code == 403
+    assert client.post(path, {"step": "new-password"}).status_code == 403
+    assert not User.objects.get(email="ada@example.com").email_confirmed
+
+
+def test_the_service_refuses_a_confirmation_by_anyone_but_the_account() -> None:
+    from apertur.accounts.errors import ConfirmationNeedsLogin
+
+    user = _unconfirmed()
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = email_confirmation_token.make_token(user)
+    for someone in (None, make_user("grace@example.com")):
+        with pytest.raises(ConfirmationNeedsLogin):
+            services.confirm_email(uidb64=uid, token=token, signed_in=someone, proof="session")
+    user.refresh_from_db()
+    assert not user.email_confirmed

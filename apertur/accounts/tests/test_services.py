@@ -60,7 +60,7 @@ def test_confirmation_email_confirms_once(django_capture_on_commit_callbacks: An
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["ada@example.com"]
     _, _, uid, token = _link(mail.outbox[0].body).split("/")
-    confirmed = services.confirm_email(uidb64=uid, token=token)
+    confirmed = services.confirm_email(uidb64=uid, token=token, signed_in=user, proof="session")
     assert confirmed.email_confirmed_at is not None
     assert AuditEvent.objects.filter(action="user.email_confirmed", object_id=str(user.pk)).count() == 1
 
@@ -70,9 +70,9 @@ def test_forged_or_expired_confirmation_is_refused(django_capture_on_commit_call
         user = services.create_user(email="ada@example.com", password="correct-horse-battery")
     _, _, uid, token = _link(mail.outbox[0].body).split("/")
     with pytest.raises(InvalidConfirmationLink):
-        services.confirm_email(uidb64=uid, token=token[:-2] + "zz")
+        services.confirm_email(uidb64=uid, token=token[:-2] + "zz", signed_in=user, proof="session")
     with pytest.raises(InvalidConfirmationLink):
-        services.confirm_email(uidb64="garbage", token=token)
+        services.confirm_email(uidb64="garbage", token=token, signed_in=user, proof="session")
     user.refresh_from_db()
     assert user.email_confirmed_at is None
 

@@ -322,3 +322,36 @@ def test_staff_cannot_move_rename_add_or_delete_referral_links_in_admin() -> Non
     assert admin.get("/admin/referrals/referrallink/add/").status_code == 403
     assert admin.post(f"/admin/referrals/referrallink/{link.pk}/delete/", {"post": "yes"}).status_code == 403
     assert ReferralLink.objects.filter(pk=link.pk).exists()
+
+
+def _confirmation_path(email: str) -> str:
+    from apertur.accounts.models import User
+    from apertur.accounts.services import confirmation_path
+
+    return confirmation_path(User.objects.get(email=email))
+
+
+def test_a_squatted_signup_claimed_from_its_confirmation_link_loses_its_referral() -> None:
+    """The owner of the address opens the confirmation link, does not know the password, and chooses a new one
+    from there: the same claim as a password reset, with the same consequence for the referral."""
+    link = ensure_default_link(partner=make_partner())
+    squatter = Client()
+    squatter.get(f"/r/{link.code}")
+    signup(squatter, "prospect@bigcorp.example")
+    path = _confirmation_path("prospect@bigcorp.example")
+    owner = Client()
+    started = owner.post(path, {"step": "new-password"})
+    set_url = owner.get(started["Location"], follow=True).redirect_chain[-1][0]
+    done = owner.post(set_url, {"new_password1": "the-real-owner-now", "new_password2": "the-real-owner-now"})
+    assert done.status_code == 302
+    assert not Attribution.objects.filter(customer__email="prospect@bigcorp.example").exists()
+
+
+def test_a_signup_confirmed_with_its_password_on_another_device_keeps_its_referral() -> None:
+    link = ensure_default_link(partner=make_partner())
+    laptop = Client()
+    laptop.get(f"/r/{link.code}")
+    signup(laptop, "new@example.com")
+    phone = Client()
+    assert phone.post(_confirmation_path("new@example.com"), {"password": SIGNUP["password"]}).status_code == 200
+    assert Attribution.objects.filter(customer__email="new@example.com").exists()
