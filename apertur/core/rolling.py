@@ -47,15 +47,16 @@ def roll_secret_form(
     *,
     previous_until: dt.datetime | None,
     rotate: Callable[[dt.timedelta], Rolled],
+    initial: str = DEFAULT_ROLL_OVERLAP,
     unposted: str = "",
 ) -> tuple[Rolled | None, dict[str, Any]]:
     """Read a roll page's form: on a valid POST, ``rotate(overlap)`` (the kind's service) and what it returns;
     otherwise ``None``, and the template context of ``_roll_secret_form.html`` (the choices, the one chosen —
-    24 hours unless posted —, the error, and ``previous_until``: when the secret replaced by the last roll stops
-    working, if it still works, which a new roll ends at once). A POST without a choice takes ``unposted`` (a
-    key of :data:`ROLL_OVERLAPS`; by default none, and the page asks for one)."""
+    ``initial`` unless posted, 24 hours by default —, the error, and ``previous_until``: when the secret replaced
+    by the last roll stops working, if it still works, which a new roll ends at once). A POST without a choice
+    takes ``unposted`` (a key of :data:`ROLL_OVERLAPS`; by default none, and the page asks for one)."""
     posted = request.method == "POST"
-    chosen = request.POST.get("expire_previous_in", unposted) if posted else DEFAULT_ROLL_OVERLAP
+    chosen = request.POST.get("expire_previous_in", unposted) if posted else initial
     error = None
     if posted:
         if chosen not in ROLL_OVERLAPS:

@@ -218,14 +218,16 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
 
 def _roll_secret(request: HttpRequest, app: OAuthApp, context: dict[str, Any]) -> HttpResponse:
     """Rotate client secret: the roll form of every secret (``core.rolling``), then the app's page, which shows the
-    new secret once. A POST without a choice (a script written before overlaps existed) rotates at once, as this
-    action always did."""
+    new secret once. "Now" is chosen until the partner picks an overlap, and a POST without a choice (a script
+    written before overlaps existed) rotates at once: the old secret stops working, as this action always did
+    (a rotation is often because the secret leaked); keeping it a while is the partner's explicit choice."""
     rolled, form = roll_secret_form(
         request,
         previous_until=app.previous_secret_valid_until(clock.now()),
         rotate=lambda overlap: services.rotate_secret(
             app=app, actor=_actor(request), ip=client_ip(request), expire_previous_in=overlap
         ),
+        initial="0",
         unposted="0",
     )
     if rolled is None:

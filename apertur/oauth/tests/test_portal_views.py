@@ -252,7 +252,7 @@ def test_rotate_secret_offers_an_overlap_and_the_app_page_says_until_when() -> N
     html = client.get(f"{base}/rotate-secret").content.decode()
     for value, label in (("0", "Now"), ("3600", "In 1 hour"), ("86400", "In 24 hours"), ("604800", "In 7 days")):
         assert f'value="{value}"' in html and label in html
-    assert 'value="86400" checked' in html and ">Rotate client secret</button>" in html
+    assert 'value="0" checked' in html and ">Rotate client secret</button>" in html  # the old one stops, unless…
 
     refused = client.post(f"{base}/rotate-secret", {"expire_previous_in": "31536000"})
     assert refused.status_code == 400 and "Choose when the current secret stops working." in refused.content.decode()
