@@ -251,11 +251,14 @@ CREDENTIAL_USE_INTERVAL = dt.timedelta(minutes=1)
 def record_previous_secret_use(*, app: OAuthApp) -> None:
     """The client authenticated with the secret a roll replaced (``SecretMatch.PREVIOUS``): the app's page says
     when it was last used, so the partner knows whether a server still holds it before it stops working. Read
-    with the credentials (``CREDENTIAL_FIELDS``), so a use within the interval costs no query."""
+    with the credentials (``CREDENTIAL_FIELDS``), so a use within the interval costs no query. An app served
+    from the token cache keeps the time it was cached with: the UPDATE is conditional on the stored time too,
+    so it writes at most once a minute whatever the copy says (and across processes)."""
     now = clock.now()
     last = app.previous_client_secret_last_used_at
     if last is None or now - last >= CREDENTIAL_USE_INTERVAL:
-        OAuthApp.objects.filter(pk=app.pk).update(previous_client_secret_last_used_at=now)
+        recent = Q(previous_client_secret_last_used_at__gt=now - CREDENTIAL_USE_INTERVAL)
+        OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(previous_client_secret_last_used_at=now)
 
 
 def record_failed_authentication(*, app: OAuthApp, ip: str | None, endpoint: str) -> None:

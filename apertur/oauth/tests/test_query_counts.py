@@ -445,3 +445,24 @@ def test_migrations_void_the_cache(db: None, settings: Any) -> None:
         plan=[],
     )
     assert token_cache.local_generation() != before
+
+
+def test_the_previous_secret_served_from_the_cache_is_written_down_once_a_minute(flow: Flow, settings: Any) -> None:
+    """A cached token row keeps its app's credentials as they were cached (an UPDATE of the last use does not void
+    the cache): the write is conditional on the stored time, so a minute of requests writes the time once."""
+    import time_machine
+
+    from apertur.oauth.models import OAuthApp
+
+    settings.APERTUR_TOKEN_CACHE = "local"
+    issued = flow.tokens()
+    start = dt.datetime.now(tz=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        old = flow.secret
+        services.rotate_secret(app=flow.created.app, expire_previous_in=dt.timedelta(hours=1))
+        assert introspect(flow, issued["access_token"], secret=old)["active"] is True  # caches the row
+    for seconds in (10, 20, 30):
+        with time_machine.travel(start + dt.timedelta(seconds=seconds), tick=False):
+            assert introspect(flow, issued["access_token"], secret=old)["active"] is True
+    stored = OAuthApp.objects.get(pk=flow.created.app.pk).previous_client_secret_last_used_at
+    assert stored == start
