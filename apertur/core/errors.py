@@ -15,7 +15,14 @@ class AperturError(Exception):
     def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
         self.message = message or self.default_message
         self.field = field
+        # Further problems found in the same input (core.validation.Checks): a form shows them all at once.
+        self.others: list[AperturError] = []
         super().__init__(self.message)
+
+    @property
+    def problems(self) -> list[AperturError]:
+        """This problem and the others found with it, in the order they were found."""
+        return [self, *self.others]
 
     def as_dict(self) -> dict[str, str]:
         data = {"code": self.code, "message": self.message}

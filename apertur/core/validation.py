@@ -5,15 +5,46 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from apertur.core.errors import ValidationFailed
+from apertur.core.errors import AperturError, ValidationFailed
 
 MAX_WEBSITE_LENGTH = 300
+
+T = TypeVar("T")
+
+
+class Checks:
+    """Run the checks of several fields (or list entries) and report every problem at once, so that a form
+    shows all its mistakes in one answer instead of one per submit.
+
+    ``run`` returns what the check returns, or ``fallback`` when it raised ``ValidationFailed``; ``done``
+    then raises the first problem (its class, code, field and message, as if it had been the only one) with
+    the others in its ``others``. A check that itself found several problems contributes all of them."""
+
+    def __init__(self) -> None:
+        self._failed: list[AperturError] = []
+
+    def run(self, check: Callable[[], T], fallback: T) -> T:
+        try:
+            return check()
+        except ValidationFailed as exc:
+            self._failed.extend(exc.problems)
+            return fallback
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._failed)
+
+    def done(self) -> None:
+        if self._failed:
+            first, *rest = self._failed
+            first.others = list(rest)
+            raise first
 
 
 def loads_json(raw: str | bytes, *, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import partial
 from urllib.parse import urlsplit
 
 from apertur.core.errors import ValidationFailed
-from apertur.core.validation import check_callback_url, idna_host, ip_literal, is_loopback_host
+from apertur.core.validation import Checks, check_callback_url, idna_host, ip_literal, is_loopback_host
 
 
 class InvalidRedirectURI(ValidationFailed):
@@ -49,14 +50,16 @@ def validate_redirect_uri(uri: str) -> str:
 
 
 def validate_redirect_uris(uris: Iterable[str]) -> list[str]:
-    """Validate each non-blank entry, drop exact duplicates, require at least one."""
+    """Validate each non-blank entry (every bad one is reported), drop exact duplicates, require at least one."""
+    checks = Checks()
     cleaned: list[str] = []
     for raw in uris:
         if not raw.strip():
             continue
-        value = validate_redirect_uri(raw)
-        if value not in cleaned:
+        value = checks.run(partial(validate_redirect_uri, raw), fallback="")
+        if value and value not in cleaned:
             cleaned.append(value)
+    checks.done()
     if not cleaned:
         raise InvalidRedirectURI("Add at least one redirect URI.", field="redirect_uris")
     if len(cleaned) > 20:
@@ -112,13 +115,16 @@ def validate_domain_pattern(pattern: str) -> str:
 
 
 def validate_domain_patterns(patterns: Iterable[str]) -> list[str]:
+    """Normalise each non-blank entry (every bad one is reported) and drop duplicates."""
+    checks = Checks()
     cleaned: list[str] = []
     for raw in patterns:
         if not raw.strip():
             continue
-        value = validate_domain_pattern(raw)
-        if value not in cleaned:
+        value = checks.run(partial(validate_domain_pattern, raw), fallback="")
+        if value and value not in cleaned:
             cleaned.append(value)
+    checks.done()
     if len(cleaned) > 50:
         raise InvalidDomainPattern("An app can have at most 50 allowed domains.", field="allowed_domains")
     return cleaned

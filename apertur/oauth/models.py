@@ -9,6 +9,8 @@ from apertur.core import clock, tokens
 from apertur.oauth.scopes import SCOPES
 from apertur.partners.models import Partner, PartnerStatus
 
+APP_NAME_MAX_LENGTH = 80  # the column, the service's rule and the form's maxlength
+
 
 class SecretMatch(enum.Enum):
     CURRENT = "current"
@@ -34,7 +36,7 @@ CREDENTIAL_FIELDS = (
 
 class OAuthApp(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="oauth_apps")
-    name = models.CharField(max_length=80)
+    name = models.CharField(max_length=APP_NAME_MAX_LENGTH)
     description = models.TextField(blank=True)
     website = models.URLField(max_length=300, blank=True)
     client_id = models.CharField(max_length=64, unique=True)

@@ -45,7 +45,9 @@ def _pop_once(request: HttpRequest, app: OAuthApp) -> str | None:
 
 
 def _apply_error(form: AppForm | DeleteForm, exc: AperturError) -> None:
-    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    """Each problem by its field (the service reports all it found at once), the rest above the form."""
+    for problem in exc.problems:
+        form.add_error(problem.field if problem.field in form.fields else None, problem.message)
 
 
 @approved_partner_required
@@ -57,7 +59,8 @@ def app_list(request: HttpRequest, partner: Partner) -> HttpResponse:
 
 
 def _app_form(request: HttpRequest, partner: Partner, app: OAuthApp | None) -> HttpResponse:
-    """The New OAuth App and Edit settings form: one page, one rule set (the service's)."""
+    """The New OAuth App and Edit settings form: one page, one rule set (the service's, which the form asks
+    for every problem at once)."""
     initial = {}
     if app is not None:
         initial = {

@@ -91,7 +91,7 @@ def connections_for_project(*, project: Project) -> QuerySet[Connection]:
     return (
         Connection.objects.filter(project=project, revoked_at__isnull=True)
         .select_related("app__partner")
-        .order_by("-updated_at")
+        .order_by("-updated_at", "-id")  # the id breaks ties, so a paged list shows each row once
     )
 
 

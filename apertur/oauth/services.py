@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Q
@@ -14,11 +15,11 @@ from apertur.accounts.models import User
 from apertur.core import audit, clock, tokens
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
 from apertur.core.tokens import Prefix
-from apertur.core.validation import clean_text
+from apertur.core.validation import Checks, clean_text
 from apertur.core.validation import clean_website as clean_website_rule
 from apertur.oauth.domains import validate_domain_patterns, validate_redirect_uris
 from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
-from apertur.oauth.models import AllowedDomain, KeyMode, OAuthApp, PublicKey, RedirectURI
+from apertur.oauth.models import APP_NAME_MAX_LENGTH, AllowedDomain, KeyMode, OAuthApp, PublicKey, RedirectURI
 from apertur.partners.errors import PartnerNotApproved
 from apertur.partners.models import Partner
 
@@ -42,33 +43,51 @@ class AppDetails:
     allowed_domains: list[str]
 
 
-def _clean_details(
+def clean_app_details(
     *, name: str, description: str, website: str, redirect_uris: Sequence[str], allowed_domains: Sequence[str]
 ) -> AppDetails:
-    clean_name = clean_text(
-        name,
-        low=2,
-        high=80,
-        field="name",
-        error=InvalidAppInput,
-        collapse_spaces=True,
-        message="Enter the app's name (2 to 80 characters).",
+    """An app's settings as stored, or ``InvalidAppInput``/``InvalidRedirectURI``/``InvalidDomainPattern`` for
+    the first problem with every other one in its ``others``: the portal's form shows them all at once, each by
+    its field. The one rule set for apps, whoever registers them (portal, CLI, demo)."""
+    checks = Checks()
+    clean_name = checks.run(
+        partial(
+            clean_text,
+            name,
+            low=2,
+            high=APP_NAME_MAX_LENGTH,
+            field="name",
+            error=InvalidAppInput,
+            collapse_spaces=True,
+            message=f"Enter the app's name (2 to {APP_NAME_MAX_LENGTH} characters).",
+        ),
+        fallback="",
     )
-    clean_description = clean_text(
-        description,
-        low=0,
-        high=2000,
-        field="description",
-        error=InvalidAppInput,
-        message="The description is at most 2,000 characters.",
+    clean_description = checks.run(
+        partial(
+            clean_text,
+            description,
+            low=0,
+            high=2000,
+            field="description",
+            error=InvalidAppInput,
+            message="The description is at most 2,000 characters.",
+        ),
+        fallback="",
     )
-    clean_website = clean_website_rule(website, error=InvalidAppInput) if website.strip() else ""
+    clean_website = (
+        checks.run(partial(clean_website_rule, website, error=InvalidAppInput), fallback="") if website.strip() else ""
+    )
+    nothing: list[str] = []
+    clean_uris = checks.run(partial(validate_redirect_uris, redirect_uris), fallback=nothing)
+    clean_domains = checks.run(partial(validate_domain_patterns, allowed_domains), fallback=nothing)
+    checks.done()
     return AppDetails(
         name=clean_name,
         description=clean_description,
         website=clean_website,
-        redirect_uris=validate_redirect_uris(redirect_uris),
-        allowed_domains=validate_domain_patterns(allowed_domains),
+        redirect_uris=clean_uris,
+        allowed_domains=clean_domains,
     )
 
 
@@ -114,7 +133,7 @@ def create_app(
 ) -> CreatedApp:
     """Register an app for an approved partner. Returns the client secret in clear this one time."""
     _require_approved(partner)
-    details = _clean_details(
+    details = clean_app_details(
         name=name,
         description=description,
         website=website,
@@ -159,7 +178,7 @@ def update_app(
     actor: User | None = None,
     ip: str | None = None,
 ) -> OAuthApp:
-    details = _clean_details(
+    details = clean_app_details(
         name=name,
         description=description,
         website=website,

@@ -30,6 +30,23 @@ def approved_partner_required(view: Callable[..., HttpResponse]) -> View:
     return wrapper
 
 
+def staff_required(view: Callable[..., HttpResponse]) -> View:
+    """The staff review pages (``/partners/staff/``). A signed-out visitor gets the login page with ``next``; a
+    signed-in account that is not staff gets the site's 403 page. (Django's ``staff_member_required`` sent both
+    to the admin's own login form, which asked a signed-in customer to log in again.)"""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        assert isinstance(request.user, User)
+        if not (request.user.is_active and request.user.is_staff):
+            message = "These pages are for Apertur staff. Your account does not have access to them."
+            return render(request, "403.html", {"message": message}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def current_partner(request: HttpRequest) -> Partner | None:
     assert isinstance(request.user, User)
     return partner_for_user(user=request.user)

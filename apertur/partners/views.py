@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +12,7 @@ from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
 from apertur.oauth.selectors import app_list
 from apertur.partners import paypal, selectors, services
-from apertur.partners.decorators import approved_partner_required, current_partner
+from apertur.partners.decorators import approved_partner_required, current_partner, staff_required
 from apertur.partners.forms import ApplicationForm, ReasonForm
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.payouts import selectors as payout_selectors
@@ -104,7 +103,7 @@ def paypal_confirm(request: HttpRequest, token: str) -> HttpResponse:
 # --- staff review ------------------------------------------------------------------------------------
 
 
-@staff_member_required
+@staff_required
 def staff_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", PartnerStatus.PENDING)
     if status not in PartnerStatus.values and status != "all":
@@ -117,7 +116,7 @@ def staff_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_member_required
+@staff_required
 def staff_detail(request: HttpRequest, partner_id: int) -> HttpResponse:
     partner = get_object_or_404(Partner.objects.select_related("user", "reviewed_by"), pk=partner_id)
     return render(request, "partners/staff_detail.html", _staff_context(partner))
@@ -178,7 +177,7 @@ def _confirm_page(request: HttpRequest, partner: Partner, action: str, *, reason
     return render(request, "partners/staff_confirm.html", context)
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResponse:
     partner = get_object_or_404(Partner.objects.select_related("user", "reviewed_by"), pk=partner_id)

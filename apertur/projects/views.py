@@ -1,21 +1,27 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip, pop_once, show_once
-from apertur.core.pages import PAGE_SIZE, page_of
+from apertur.core.pages import PAGE_SIZE, Page, page_of
 from apertur.oauth.selectors import connection_for_owner, connections_for_project
 from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
-from apertur.uploads.selectors import session_list
+from apertur.projects.models import Project
+from apertur.uploads.selectors import destination_list, session_list
 from apertur.uploads.views import pop_upload_link_draft
 from apertur.webhooks.selectors import endpoint_list
 
@@ -23,6 +29,59 @@ from apertur.webhooks.selectors import endpoint_list
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
+
+
+@dataclass(frozen=True, slots=True)
+class _Card:
+    """One of the project page's lists that can grow without bound. The page's card shows its first
+    ``CARD_SIZE`` rows with the count and a "View all" link to its own page, which pages them all."""
+
+    title: str  # the card's heading, and its page's
+    noun: str  # one row, for the counts ("3 API keys")
+    order: str  # how the rows are sorted, in words
+    rows: Callable[[Project], QuerySet[Any]]
+    template: str  # the rows' markup, the same on the card and on the page
+
+    @property
+    def pager_label(self) -> str:
+        return f"{self.title} pages"
+
+
+CARD_SIZE = 10
+_CARDS = {
+    "destinations": _Card(
+        "Destinations",
+        "destination",
+        "newest first",
+        lambda project: destination_list(project=project),
+        "uploads/_destinations.html",
+    ),
+    "api-keys": _Card(
+        "API keys",
+        "API key",
+        "newest first",
+        lambda project: selectors.api_key_list(project=project),
+        "projects/_api_keys.html",
+    ),
+    "webhooks": _Card(
+        "Event webhooks",
+        "webhook endpoint",
+        "newest first",
+        lambda project: endpoint_list(project=project),
+        "webhooks/_endpoints.html",
+    ),
+    "connections": _Card(
+        "Connected apps",
+        "connected app",
+        "most recently connected or changed first",
+        lambda project: connections_for_project(project=project),
+        "projects/_connections.html",
+    ),
+}
+
+
+def _card_page(card: str, project: Project, *, page: int | str | None, size: int) -> Page[Any]:
+    return page_of(_CARDS[card].rows(project), page=page, size=size, rows=list)
 
 
 @login_required
@@ -63,15 +122,31 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     sessions = page_of(session_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
         "project": project,
-        "connections": list(connections_for_project(project=project)),
         "sessions": sessions,
-        "api_keys": list(selectors.api_key_list(project=project)),
-        "webhooks": list(endpoint_list(project=project)),
-        "destinations": list(project.destinations.filter(livemode=True)),
+        # Each card's first rows and their count (two queries each, however many rows there are).
+        "connections": _card_page("connections", project, page=1, size=CARD_SIZE),
+        "api_keys": _card_page("api-keys", project, page=1, size=CARD_SIZE),
+        "webhooks": _card_page("webhooks", project, page=1, size=CARD_SIZE),
+        "destinations": _card_page("destinations", project, page=1, size=CARD_SIZE),
         "new_key": once,
         "session_draft": pop_upload_link_draft(request, project.public_id),
     }
     return render(request, "projects/detail.html", context)
+
+
+@login_required
+@require_safe
+def card_list(request: HttpRequest, public_id: str, card: str) -> HttpResponse:
+    """All the rows of one of the project page's cards ("View all"), by pages of ``PAGE_SIZE``."""
+    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    context = {
+        "project": project,
+        "card": _CARDS[card],
+        "page": _card_page(card, project, page=request.GET.get("page"), size=PAGE_SIZE),
+    }
+    return render(request, "projects/card_list.html", context)
 
 
 # A new key's secret travels to the page that shows it once in the session, and is popped there.

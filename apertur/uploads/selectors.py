@@ -30,6 +30,11 @@ def upload_list(*, project: Project, livemode: bool = True, session: UploadSessi
     return qs
 
 
+def destination_list(*, project: Project, livemode: bool = True) -> QuerySet[Destination]:
+    """The project's destinations, newest first (as its other lists on the project page)."""
+    return Destination.objects.filter(project=project, livemode=livemode).order_by("-created_at", "-id")
+
+
 def destination_deliveries(*, destination: Destination) -> QuerySet[DestinationDelivery]:
     """The destination's copies, newest first (one per upload, made when it arrives), with their uploads."""
     return DestinationDelivery.objects.filter(destination=destination).select_related("upload").order_by("-id")

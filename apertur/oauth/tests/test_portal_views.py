@@ -292,3 +292,70 @@ def test_staff_see_a_roll_in_admin_but_never_a_secret_hash() -> None:
     assert created.client_secret[-4:] in page  # the previous secret's last four, read-only
     assert created.app.client_secret_hash not in page and created.app.previous_client_secret_hash not in page
     assert 'name="previous_client_secret_hash"' not in page and 'name="client_secret_hash"' not in page
+
+
+def _field_errors(html: str) -> dict[str, list[str]]:
+    """Each field's error messages, read from where the page shows them: inside that field's block."""
+    import html as html_lib
+    import re
+
+    found: dict[str, list[str]] = {}
+    for field, block in re.findall(r'<div class="field has-error">\s*<label for="id_(\w+)">(.*?)</div>', html, re.S):
+        messages = re.findall(r'<p class="field-error" role="alert">(.*?)</p>', block, re.S)
+        found[field] = [html_lib.unescape(m) for m in messages]
+    return found
+
+
+THREE_MISTAKES = {
+    "name": "",
+    "description": "Guest photos for events",
+    "website": "snapflow",
+    "redirect_uris": "http://snapflow.example/callback\nhttps://snapflow.example/ok\n/relative",
+    "allowed_domains": "app.*.example.com\nsnapflow.example",
+}
+
+
+@pytest.mark.parametrize("editing", [False, True])
+def test_every_mistake_shows_at_once_by_its_field_with_the_input_kept(editing: bool) -> None:
+    """A missing name, a bad website, two bad redirect URIs and a bad domain: one answer says all of it."""
+    partner = make_partner()
+    client = _client_for(partner.user)
+    url = "/partners/apps/new"
+    if editing:
+        created = make_app(partner)
+        url = f"/partners/apps/{created.app.client_id}/edit"
+    response = client.post(url, THREE_MISTAKES)
+    assert response.status_code == 400
+    html = response.content.decode()
+    errors = _field_errors(html)
+    assert set(errors) == {"name", "website", "redirect_uris", "allowed_domains"}
+    assert errors["name"] == ["Enter the app's name (2 to 80 characters)."]
+    assert "full address" in errors["website"][0]
+    assert len(errors["redirect_uris"]) == 2
+    assert "must use https" in errors["redirect_uris"][0] and "must be absolute" in errors["redirect_uris"][1]
+    assert errors["allowed_domains"] == [
+        "app.*.example.com: a wildcard is allowed only as the whole first label, like *.example.com."
+    ]
+    assert 'class="alert error"' not in html  # nothing left over above the form
+    # What was typed is still there, to correct.
+    assert 'value="snapflow"' in html and "/relative</textarea>" in html and "app.*.example.com\nsnapflow" in html
+    if editing:
+        created.app.refresh_from_db()
+        assert created.app.name == "Snapflow" and created.app.redirect_uris.count() == 1
+    else:
+        assert OAuthApp.objects.count() == 0
+
+
+def test_a_line_the_form_cannot_read_shows_with_the_other_mistakes() -> None:
+    """Two URIs on one line is the form's own finding; the service's findings on the other fields still show."""
+    partner = make_partner()
+    client = _client_for(partner.user)
+    joined = "https://a.example/cb,https://b.example/cb"
+    response = client.post("/partners/apps/new", {**NEW_APP, "name": "x", "redirect_uris": joined})
+    assert response.status_code == 400
+    errors = _field_errors(response.content.decode())
+    assert errors == {
+        "name": ["Enter the app's name (2 to 80 characters)."],
+        "redirect_uris": ["Put each redirect URI on its own line: this line holds two URIs."],
+    }
+    assert OAuthApp.objects.count() == 0

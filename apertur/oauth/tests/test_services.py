@@ -212,3 +212,32 @@ def test_app_usable_is_the_usable_queryset(active: bool, status: str) -> None:
     Partner.objects.filter(pk=created.app.partner_id).update(status=status)
     in_queryset = OAuthApp.objects.usable().filter(pk=created.app.pk).exists()
     assert server.app_usable(app_active=active, partner_status=status) is in_queryset
+
+
+def test_app_details_report_every_problem_the_first_as_before() -> None:
+    """The first problem is raised as it was alone (its class, code, field); the others ride along in order."""
+    from apertur.oauth.domains import InvalidRedirectURI
+
+    with pytest.raises(InvalidAppInput) as raised:
+        services.clean_app_details(
+            name=" ",
+            description="",
+            website="not a url",
+            redirect_uris=["http://a.example/cb", "https://ok.example/cb", "ftp://b.example/cb"],
+            allowed_domains=["*", "example.com", "https://c.example"],
+        )
+    problems = raised.value.problems
+    assert [(p.code, p.field) for p in problems] == [
+        ("invalid_app", "name"),
+        ("invalid_app", "website"),
+        ("invalid_redirect_uri", "redirect_uris"),
+        ("invalid_redirect_uri", "redirect_uris"),
+        ("invalid_allowed_domain", "allowed_domains"),
+        ("invalid_allowed_domain", "allowed_domains"),
+    ]
+    assert "ftp://b.example/cb" in problems[3].message and "https://c.example" in problems[5].message
+    # One problem: the same error as before, nothing riding along.
+    with pytest.raises(InvalidRedirectURI) as alone:
+        services.create_app(partner=make_partner(), name="Snapflow", redirect_uris=["http://a.example/cb"])
+    assert alone.value.problems == [alone.value]
+    assert OAuthApp.objects.count() == 0

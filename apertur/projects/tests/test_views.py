@@ -91,3 +91,132 @@ def test_the_projects_list_pages_by_25_oldest_first() -> None:
     assert "Project 25" in second and "Project 26" in second and "Project 24" not in second
     assert "Page 1 of 2 (27 projects)" in first and 'rel="next"' in first
     assert "Create project" in second  # the form is on every page
+
+
+# --- the project page's cards and their "View all" pages ------------------------------------------------
+
+
+def _add_rows(project, *, start: int, count: int) -> None:  # type: ignore[no-untyped-def]
+    """``count`` more of each list the project page shows, numbered from ``start`` (a higher number is newer)."""
+    import datetime as dt
+
+    import time_machine
+
+    from apertur.projects.services import create_api_key
+    from apertur.uploads.destinations import create_https_destination
+    from apertur.webhooks.services import create_endpoint
+
+    partner = make_partner()
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for n in range(start, start + count):
+        with time_machine.travel(base + dt.timedelta(minutes=n), tick=False):
+            create_api_key(project=project, name=f"Key {n:02d}")
+            create_endpoint(project=project, url=f"https://hooks.example.com/h{n:02d}")
+            create_https_destination(project=project, name=f"Dest {n:02d}", url=f"https://in.example.com/d{n:02d}")
+            app = make_app(partner, name=f"App {n:02d}", website=f"https://app{n:02d}.example").app
+            connect(app=app, project=project, user=project.owner, scopes=["plan:read", "project:read"])
+
+
+def _queries(browser: Client, url: str) -> tuple[int, str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = browser.get(url)
+    assert response.status_code == 200
+    return len(captured), response.content.decode()
+
+
+def _card(html: str, heading: str) -> str:
+    return html.split(f"<h2>{heading}</h2>")[1].split("</section>")[0]
+
+
+# What one row of each list looks like on the page, to count them.
+_ROW = {
+    "Destinations": r'href="/projects/\w+/destinations/\w+/delete"',
+    "API keys": r"<td>Key \d\d</td>",
+    "Event webhooks": r"<code>https://hooks\.example\.com/h\d\d</code>",
+    "Connected apps": r">Disconnect</a>",
+}
+
+
+def test_the_project_page_shows_the_newest_rows_of_each_card_for_the_same_queries() -> None:
+    """Issue 10 and the portal audit: constant queries whatever the number of rows, and no unbounded card."""
+    from apertur.projects.views import CARD_SIZE
+
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client()
+    browser.force_login(user)
+    page = f"/projects/{project.public_id}/"
+    _add_rows(project, start=0, count=1)
+    one, html = _queries(browser, page)
+    for heading, row in _ROW.items():
+        assert len(re.findall(row, _card(html, heading))) == 1, heading
+        assert "View all" not in _card(html, heading)  # everything is on the card already
+    _add_rows(project, start=1, count=CARD_SIZE + 4)
+    many, html = _queries(browser, page)
+    assert many == one
+    total = CARD_SIZE + 5
+    for (heading, row), (path, noun) in zip(
+        _ROW.items(),
+        [
+            ("destinations", "destinations"),
+            ("api-keys", "API keys"),
+            ("webhooks", "webhook endpoints"),
+            ("connections", "connected apps"),
+        ],
+        strict=True,
+    ):
+        card = _card(html, heading)
+        assert len(re.findall(row, card)) == CARD_SIZE, heading
+        assert f"Showing {CARD_SIZE} of {total}." in card, heading
+        assert f'<a href="/projects/{project.public_id}/{path}/">View all {total} {noun}</a>' in card, heading
+    # Newest first: the last one made is on its card, the first is only on the View all page.
+    keys = _card(html, "API keys")
+    assert f"Key {total - 1:02d}" in keys and "Key 00" not in keys
+    assert "App 14" in _card(html, "Connected apps") and "App 00" not in _card(html, "Connected apps")
+
+
+@pytest.mark.parametrize(
+    ("path", "heading"),
+    [
+        ("api-keys", "API keys"),
+        ("destinations", "Destinations"),
+        ("webhooks", "Event webhooks"),
+        ("connections", "Connected apps"),
+    ],
+)
+def test_each_view_all_page_pages_by_25_for_the_same_queries(path: str, heading: str) -> None:
+    from apertur.core.pages import PAGE_SIZE
+
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client()
+    browser.force_login(user)
+    url = f"/projects/{project.public_id}/{path}/"
+    _add_rows(project, start=0, count=1)
+    one, html = _queries(browser, url)
+    assert f"<h1>{heading}</h1>" in html and len(re.findall(_ROW[heading], html)) == 1
+    _add_rows(project, start=1, count=PAGE_SIZE + 2)
+    many, first = _queries(browser, url)
+    assert many == one
+    assert len(re.findall(_ROW[heading], first)) == PAGE_SIZE
+    assert f"Page 1 of 2 ({PAGE_SIZE + 3} " in first and 'rel="next"' in first
+    second = browser.get(f"{url}?page=2").content.decode()
+    assert len(re.findall(_ROW[heading], second)) == 3
+    # Newest first, each row once across the pages: the oldest three are on page 2.
+    numbers = re.findall(r"(?:Key|Dest|App) (\d\d)|/h(\d\d)</code>", first + second)
+    seen = [int(a or b) for a, b in numbers if (a or b)]
+    if heading != "Connected apps":  # its website link repeats the number
+        assert seen == sorted(seen, reverse=True) == list(range(PAGE_SIZE + 2, -1, -1))
+
+
+def test_a_view_all_page_is_only_the_owners() -> None:
+    owner, other = make_user(), make_user()
+    project = create_project(owner=owner, name="Weddings")
+    browser = Client()
+    browser.force_login(other)
+    for path in ("api-keys", "destinations", "webhooks", "connections"):
+        assert browser.get(f"/projects/{project.public_id}/{path}/").status_code == 404
+        assert Client().get(f"/projects/{project.public_id}/{path}/").status_code == 302  # to the login page

@@ -1,0 +1,95 @@
+"""Who reaches the staff review pages (every URL under /partners/staff/, walked from the URLconf)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern
+
+from apertur.partners import urls as partner_urls
+from apertur.partners.models import Partner, PartnerStatus
+from apertur.testing import make_partner, make_staff, make_user
+
+pytestmark = pytest.mark.django_db
+
+_CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+def _staff_urls(partner: Partner) -> list[str]:
+    """Each staff route with its parameters filled in: a partner id, and each review action the page posts."""
+    urls: list[str] = []
+    for pattern in partner_urls.urlpatterns:
+        assert isinstance(pattern, URLPattern) or not str(pattern.pattern).startswith("staff/")
+        route = str(pattern.pattern)
+        if not route.startswith("staff/"):
+            continue
+        names = [name for _, name in _CONVERTER.findall(route)]
+        assert set(names) <= {"partner_id", "action"}, f"fill in the new parameter of {route}"
+        actions = ["approve", "reject", "suspend", "restore", "hold", "release"] if "action" in names else [""]
+        for action in actions:
+            values = {"partner_id": str(partner.pk), "action": action}
+            path = _CONVERTER.sub(lambda m, values=values: values[m.group(2)], route)
+            urls.append(f"/partners/{path}")
+    return urls
+
+
+@pytest.fixture
+def walk() -> tuple[Partner, list[str]]:
+    partner = make_partner(approved=False)
+    urls = _staff_urls(partner)
+    assert "/partners/staff/" in urls and f"/partners/staff/{partner.pk}/" in urls
+    assert f"/partners/staff/{partner.pk}/approve" in urls
+    return partner, urls
+
+
+def test_a_signed_out_visitor_gets_the_login_page_with_next(walk: tuple[Partner, list[str]]) -> None:
+    partner, urls = walk
+    for url in urls:
+        for method in ("get", "post"):
+            response = getattr(Client(), method)(url)
+            assert response.status_code == 302, (method, url)
+            assert response["Location"] == f"/login?next={url}", (method, url)
+    assert Client().get("/login?next=/partners/staff/").status_code == 200
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.PENDING
+
+
+def test_a_signed_in_customer_gets_a_403_page_of_the_site(walk: tuple[Partner, list[str]]) -> None:
+    partner, urls = walk
+    browser = Client()
+    browser.force_login(make_user())
+    for url in urls:
+        for method in ("get", "post"):
+            response = getattr(browser, method)(url, {"reason": "no", "confirmed": "yes"} if method == "post" else {})
+            assert response.status_code == 403, (method, url)
+            html = response.content.decode()
+            assert 'class="topbar"' in html and "These pages are for Apertur staff." in html, (method, url)
+            # Not Django admin's login form, nor any other: the visitor is signed in already.
+            assert 'name="password"' not in html and "/admin/login" not in html, (method, url)
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.PENDING
+
+
+def test_an_inactive_staff_account_is_not_staff(walk: tuple[Partner, list[str]]) -> None:
+    _, urls = walk
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    staff.is_active = False
+    staff.save(update_fields=["is_active"])
+    # Django's auth drops an inactive user's session, so this is the login page again, never the staff page.
+    assert browser.get(urls[0]).status_code == 302
+
+
+def test_staff_still_reach_every_page(walk: tuple[Partner, list[str]]) -> None:
+    partner, urls = walk
+    browser = Client()
+    browser.force_login(make_staff())
+    for url in urls:
+        status = browser.get(url).status_code
+        assert status == (200 if url.endswith("/") else 405), url  # the review actions are POST only
+    assert browser.post(f"/partners/staff/{partner.pk}/approve").status_code == 302
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED
