@@ -40,7 +40,7 @@ from django.db.models import Count, Exists, F, OuterRef, QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMUM_CENTS
-from apertur.core import audit, clock, mail
+from apertur.core import alerts, audit, clock, mail
 from apertur.core.models import AuditEvent
 from apertur.core.money import format_cents
 from apertur.integrations.paypal.client import (
@@ -789,22 +789,21 @@ def _to_review(ids: list[int], *, sender_batch_id: str, first: dt.datetime) -> l
 
 #: One staff alert per subject of concern (``key``) at most this often: a refused batch of 1,000 payouts, or a
 #: credentials error met at every pass of the schedule, is one email, not one per payout or per pass.
-STAFF_ALERT_EVERY = dt.timedelta(hours=24)
+STAFF_ALERT_EVERY = alerts.ALERT_EVERY
 
 
 def _alert_staff(*, subject: str, lines: list[str], key: str, about: Payout) -> None:
     """Tell the staff address (``STAFF_NOTIFY_EMAIL``) about something a person must do, once the surrounding
     transaction commits, unless an alert with the same ``key`` went out within :data:`STAFF_ALERT_EVERY` (the
-    audit log, ``payout.staff_alerted`` on ``about``, records each one sent)."""
-    since = clock.now() - STAFF_ALERT_EVERY
-    if AuditEvent.objects.filter(action="payout.staff_alerted", at__gte=since, data__key=key).exists():
-        return
-    audit.record(action="payout.staff_alerted", obj=about, data={"key": key, "subject": subject})
-    mail.send(
-        to=settings.STAFF_NOTIFY_EMAIL,
+    audit log, ``payout.staff_alerted`` on ``about``, records each one sent). The rule is core's
+    (:func:`apertur.core.alerts.alert_staff`); this is its payouts template and audit action."""
+    alerts.alert_staff(
+        action="payout.staff_alerted",
+        about=about,
+        key=key,
         subject=subject,
+        lines=lines,
         template="emails/payout_staff_alert",
-        context={"lines": lines},
     )
 
 
