@@ -138,3 +138,37 @@ def test_concurrent_runs_paying_chunks_of_partners_pay_each_partner_once(
     }
     assert PayoutEntry.objects.filter(released_at__isnull=True).count() == 5
     assert not CommissionEntry.objects.unpaid().exists()
+
+
+def test_workers_alerting_about_a_long_hold_at_once_tell_staff_once(
+    postgres_only: None, settings: Any, mailoutbox: list[Any]
+) -> None:
+    """Several schedules reaching a payout held past PAYOUT_HELD_ALERT_DAYS at once: one claim wins (a conditional
+    UPDATE of ``held_alerted_at`` under the row lock), so one email and one audit row for the item."""
+    from apertur.core.models import AuditEvent
+
+    settings.STAFF_NOTIFY_EMAIL = "ops@apertur.example"
+    partner, _ = make_world()
+    held = [
+        Payout.objects.create(
+            partner=partner,
+            period=period,
+            amount_cents=6_000,
+            sender_batch_id=f"aptr-{partner.pk}-{period}-1",
+            paypal_batch_id=f"BATCH-{period}",
+            paypal_item_id=f"ITEM-{period}",
+            status=PayoutStatus.HELD,
+            item_status="BLOCKED",
+            held_since=at(2026, 4, 16),
+            sent_at=at(2026, 4, 15),
+        )
+        for period in ("2026-04", "2026-05")
+    ]
+    with time_machine.travel(at(2026, 4, 30), tick=False):
+        results = race(services.alert_held, n=4)
+    assert all(isinstance(r, list) for r in results), results
+    assert sorted(p.pk for r in results for p in r) == sorted(p.pk for p in held)
+    staff = [m for m in mailoutbox if m.subject.startswith("PayPal has held")]
+    assert len(staff) == sum(1 for r in results if r) and len(staff) <= 2
+    assert sum(m.body.count("ITEM-2026-04 |") + m.body.count("ITEM-2026-05 |") for m in staff) == 2
+    assert AuditEvent.objects.filter(action="payout.held_alerted").count() == 2

@@ -132,3 +132,27 @@ def test_a_payment_and_its_refund_at_once_end_applied_not_waiting(postgres_only:
         assert all(getattr(r, "status_code", None) == 200 for r in results), results
         assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
         assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
+
+
+def test_passes_giving_up_an_expired_event_at_once_tell_staff_once(
+    postgres_only: None, settings: Any, mailoutbox: list[Any]
+) -> None:
+    """Several workers' periodic passes (and a delivery's retry) reaching an event past its week at once: the rows
+    are locked, so it is given up, audited and reported once."""
+    import time_machine
+
+    from apertur.core.models import AuditEvent
+    from apertur.integrations.stripe import services
+
+    world(settings)
+    received = dt.datetime(2026, 3, 1, 12, tzinfo=UTC)
+    with time_machine.travel(received, tick=False):
+        refund = events.refund_created(refund_id="re_1", charge_id="ch_none", amount=1_000, at=received)
+        assert services.receive(refund).status == "waiting"
+    with time_machine.travel(received + dt.timedelta(days=8), tick=False):
+        results = race(lambda: services.retry_waiting_pass(received + dt.timedelta(days=8)), n=4)
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) == 1
+    assert StripeEvent.objects.get().status == "ignored"
+    assert AuditEvent.objects.filter(action="stripe.event_given_up").count() == 1
+    assert len([m for m in mailoutbox if "given up" in m.subject]) == 1

@@ -5,7 +5,9 @@
 - Finished background-task results (django-tasks' database backend keeps every one): 14 days. Unfinished
   ones are never touched.
 - Whatever a domain app adds with :func:`register` from its ``AppConfig.ready`` (core does not import the apps:
-  dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended.
+  dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended; the
+  Stripe intake retries billing events still waiting for an earlier one, and gives up (telling staff) those past
+  their week, when no delivery has done so.
 
 Deletes go in bounded batches (each its own short transaction), so a backlog never holds a long lock.
 """

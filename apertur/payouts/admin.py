@@ -80,6 +80,25 @@ class PayoutEntryInline(admin.TabularInline):
         return False
 
 
+class HeldFilter(admin.SimpleListFilter):
+    """Payouts PayPal holds (item ONHOLD or BLOCKED): all of them, or those held past ``PAYOUT_HELD_ALERT_DAYS``
+    (what the staff alert lists)."""
+
+    title = "held by PayPal"
+    parameter_name = "held"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        days = services.held_alert_after().days
+        return [("any", "Held now"), ("over", f"Held more than {days} days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Payout]) -> QuerySet[Payout]:
+        if self.value() == "any":
+            return queryset.filter(status=PayoutStatus.HELD)
+        if self.value() == "over":
+            return queryset.filter(status=PayoutStatus.HELD, held_since__lte=clock.now() - services.held_alert_after())
+        return queryset
+
+
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
     list_display = (
@@ -93,8 +112,9 @@ class PayoutAdmin(ReadOnlyAdmin):
         "sent_at",
         "paid_at",
         "returned_at",
+        "held",
     )
-    list_filter = ("status", "period", "currency")
+    list_filter = ("status", HeldFilter, "period", "currency")
     search_fields = (
         "partner__user__email",
         "partner__company_name",
@@ -125,6 +145,8 @@ class PayoutAdmin(ReadOnlyAdmin):
         "paid_at",
         "returned_at",
         "checked_at",
+        "held_since",
+        "held_alerted_at",
         "detail",
     )
     readonly_fields = fields
@@ -140,6 +162,17 @@ class PayoutAdmin(ReadOnlyAdmin):
     @admin.display(description="Amount", ordering="amount_cents")
     def amount(self, obj: Payout) -> str:
         return format_cents(obj.amount_cents, obj.currency)
+
+    @admin.display(description="Held by PayPal", ordering="held_since")
+    def held(self, obj: Payout) -> str:
+        """PayPal's status and since when (Toronto date), for a payout PayPal holds; blank otherwise."""
+        if obj.status != PayoutStatus.HELD or obj.held_since is None:
+            return ""
+        days = (clock.now() - obj.held_since).days
+        alerted = ", staff alerted" if obj.held_alerted_at else ""
+        return (
+            f"{obj.item_status or 'held'} since {clock.business_date(obj.held_since).isoformat()} ({days} d{alerted})"
+        )
 
     @admin.display(description="Partner review page")
     def partner_review(self, obj: Payout) -> str:

@@ -6,7 +6,9 @@
    rule is dated, not "now": the same entries are paid whenever it runs);
 2. a period whose run left payouts ``created`` (PayPal unreachable) stays unfinished, so the next tick retries
    them with the same ``sender_batch_id``;
-3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied.
+3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied;
+4. payouts PayPal has held (ONHOLD, BLOCKED) for longer than ``PAYOUT_HELD_ALERT_DAYS`` are reported to staff, once
+   per item (:func:`services.alert_held`).
 
 Two schedulers at once (two workers) are harmless: a lease on the period's row keeps the second from calling
 PayPal needlessly, and the database's unique constraints make one payout per partner and period anyway.
@@ -135,9 +137,16 @@ class TickResult:
     skipped: list[str] = field(default_factory=list)  # leased by another scheduler
     poll: dict[str, Any] = field(default_factory=dict)
     events_applied: int = 0
+    held_alerted: list[str] = field(default_factory=list)  # sender_item_ids staff were just told PayPal holds
 
     def as_json(self) -> dict[str, Any]:
-        return {"runs": self.runs, "skipped": self.skipped, "poll": self.poll, "events_applied": self.events_applied}
+        return {
+            "runs": self.runs,
+            "skipped": self.skipped,
+            "poll": self.poll,
+            "events_applied": self.events_applied,
+            "held_alerted": self.held_alerted,
+        }
 
 
 def tick(*, client: PayPalClient | None = None) -> TickResult:
@@ -152,6 +161,8 @@ def tick(*, client: PayPalClient | None = None) -> TickResult:
                 result.runs[period] = summarize(decisions)
         result.poll = reconcile.poll_open(client=paypal).as_json()
         result.events_applied = reconcile.process_pending_events(client=paypal)
+    # After polling: an item PayPal released since the last pass is paid by now, not reported as held.
+    result.held_alerted = [payout.sender_item_id for payout in services.alert_held()]
     return result
 
 
@@ -169,7 +180,7 @@ def start_in_background(*, stop: threading.Event | None = None) -> threading.Thr
             close_old_connections()
             try:
                 result = tick()
-                if result.runs or result.poll.get("changed") or result.events_applied:
+                if result.runs or result.poll.get("changed") or result.events_applied or result.held_alerted:
                     logger.info("payout schedule: %s", result.as_json())
             except Exception:  # logged; the next tick tries again
                 logger.exception("payout schedule tick failed")

@@ -46,7 +46,13 @@ STATUS_EXPLANATIONS: dict[str, str] = {
     PayoutStatus.PENDING: "PayPal is processing this payout.",
     PayoutStatus.UNCLAIMED: "PayPal is holding this payout until the address has a PayPal account that accepts "
     "it. Unclaimed payouts come back to your Apertur balance after 30 days.",
-    PayoutStatus.HELD: "PayPal is reviewing this payout. It is paid once PayPal releases it.",
+    # PayPal's ONHOLD (a review) and BLOCKED alike: the money has left us and PayPal has not delivered it. PayPal
+    # tells the reason only to the account holders, so the partner is sent to their PayPal account; whether PayPal
+    # pays it or sends it back is PayPal's call, and both outcomes are said. {days}: PAYOUT_HELD_ALERT_DAYS.
+    PayoutStatus.HELD: "PayPal has put this payout on hold and has not delivered it yet. Check your PayPal account "
+    "for a message from PayPal: a hold can need something from you. Our team is alerted if the hold lasts more than "
+    "{days} days and follows it up with PayPal. If PayPal releases it, it is paid to your PayPal account; if PayPal "
+    "sends it back, its commissions return to your Apertur balance and a later run pays them.",
     PayoutStatus.PAID: "PayPal delivered this payout to your account.",
     PayoutStatus.FAILED: "PayPal could not pay this payout. The money never left: its commissions are back in "
     "your Apertur balance and are paid by a later run.",
@@ -86,6 +92,7 @@ class PayoutRow:
     paid_at: dt.datetime | None
     returned_at: dt.datetime | None
     entry_count: int
+    held_since: dt.datetime | None = None  # while PayPal holds it (item ONHOLD or BLOCKED)
 
     @property
     def status_label(self) -> str:
@@ -97,7 +104,10 @@ class PayoutRow:
 
     @property
     def explanation(self) -> str:
-        return STATUS_EXPLANATIONS.get(self.status, "")
+        text = STATUS_EXPLANATIONS.get(self.status, "")
+        if self.status == PayoutStatus.HELD:
+            return text.format(days=services.held_alert_after().days)
+        return text
 
     @property
     def money_back(self) -> bool:
@@ -132,6 +142,7 @@ def _row(payout: Payout) -> PayoutRow:
         paid_at=payout.paid_at,
         returned_at=payout.returned_at,
         entry_count=int(payout.entry_count),  # type: ignore[attr-defined]
+        held_since=payout.held_since if payout.status == PayoutStatus.HELD else None,
     )
 
 

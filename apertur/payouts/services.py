@@ -36,11 +36,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import Count, Exists, F, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMUM_CENTS
-from apertur.core import audit, clock, mail
+from apertur.core import alerts, audit, clock, mail
 from apertur.core.models import AuditEvent
 from apertur.core.money import format_cents
 from apertur.integrations.paypal.client import (
@@ -789,22 +789,21 @@ def _to_review(ids: list[int], *, sender_batch_id: str, first: dt.datetime) -> l
 
 #: One staff alert per subject of concern (``key``) at most this often: a refused batch of 1,000 payouts, or a
 #: credentials error met at every pass of the schedule, is one email, not one per payout or per pass.
-STAFF_ALERT_EVERY = dt.timedelta(hours=24)
+STAFF_ALERT_EVERY = alerts.ALERT_EVERY
 
 
 def _alert_staff(*, subject: str, lines: list[str], key: str, about: Payout) -> None:
     """Tell the staff address (``STAFF_NOTIFY_EMAIL``) about something a person must do, once the surrounding
     transaction commits, unless an alert with the same ``key`` went out within :data:`STAFF_ALERT_EVERY` (the
-    audit log, ``payout.staff_alerted`` on ``about``, records each one sent)."""
-    since = clock.now() - STAFF_ALERT_EVERY
-    if AuditEvent.objects.filter(action="payout.staff_alerted", at__gte=since, data__key=key).exists():
-        return
-    audit.record(action="payout.staff_alerted", obj=about, data={"key": key, "subject": subject})
-    mail.send(
-        to=settings.STAFF_NOTIFY_EMAIL,
+    audit log, ``payout.staff_alerted`` on ``about``, records each one sent). The rule is core's
+    (:func:`apertur.core.alerts.alert_staff`); this is its payouts template and audit action."""
+    alerts.alert_staff(
+        action="payout.staff_alerted",
+        about=about,
+        key=key,
         subject=subject,
+        lines=lines,
         template="emails/payout_staff_alert",
-        context={"lines": lines},
     )
 
 
@@ -874,12 +873,26 @@ def apply_item_status(
         if item_id and payout.paypal_item_id != item_id:
             payout.paypal_item_id = item_id
             fields.append("paypal_item_id")
-        if payout.money_back or payout.status in _UNSENT or payout.status == target:
+        if payout.money_back or payout.status in _UNSENT:
+            payout.save(update_fields=fields)
+            return payout
+        if payout.status == target:
+            if payout.item_status != transaction_status:
+                # ONHOLD became BLOCKED (or back): one state of ours, but not the same thing for staff to chase.
+                audit.record(
+                    action="payout.status",
+                    obj=payout,
+                    data={"from": target, "to": target, "paypal": transaction_status, "paypal_was": payout.item_status},
+                )
+                payout.item_status = transaction_status
+                fields.append("item_status")
             payout.save(update_fields=fields)
             return payout
         previous = payout.status
         payout.status, payout.item_status = target, transaction_status
-        fields += ["status", "item_status"]
+        fields += ["status", "item_status", "held_since"]
+        # The hold's clock starts when PayPal holds the item and stops when it lets go of it (alert_held).
+        payout.held_since = now if target == PayoutStatus.HELD else None
         if target == PayoutStatus.PAID:
             payout.paid_at = now
             fields.append("paid_at")
@@ -928,10 +941,20 @@ def _money_back(
         payout.checked_at = now
         payout.detail = detail or payout.detail
         payout.failure = failure
+        payout.held_since = None
         if item_id:
             payout.paypal_item_id = item_id
         payout.save(
-            update_fields=["status", "item_status", "returned_at", "checked_at", "detail", "paypal_item_id", "failure"]
+            update_fields=[
+                "status",
+                "item_status",
+                "returned_at",
+                "checked_at",
+                "detail",
+                "paypal_item_id",
+                "failure",
+                "held_since",
+            ]
         )
         # Released links make their entries unpaid again (commissions.models.paid_entry_ids), due at the next run.
         PayoutEntry.objects.filter(payout=payout, released_at__isnull=True).update(released_at=now)
@@ -1001,6 +1024,95 @@ def _tell(payout: Payout, what: str, **extra: Any) -> None:
     mail.send(to=message.to, subject=message.subject, template=message.template, context=message.context)
 
 
+# --- held by PayPal ------------------------------------------------------------------------------------
+
+#: Days a PayPal item may stay ONHOLD or BLOCKED before staff are told (``PAYOUT_HELD_ALERT_DAYS``). PayPal settles
+#: most held payout items within a few business days; five calendar days is past that even across a weekend.
+HELD_ALERT_DAYS = 5
+
+
+def held_alert_after() -> dt.timedelta:
+    """How long a payout may be held by PayPal before :func:`alert_held` tells staff."""
+    return dt.timedelta(days=max(0, int(getattr(settings, "PAYOUT_HELD_ALERT_DAYS", HELD_ALERT_DAYS))))
+
+
+def alert_held(*, limit: int = 200) -> list[Payout]:
+    """Tell staff about every payout PayPal has held (item ONHOLD or BLOCKED) for longer than
+    :func:`held_alert_after`: one email per pass listing each such item once, with what to do. Each payout is
+    claimed by a conditional UPDATE of ``held_alerted_at`` (atomic on SQLite and PostgreSQL alike: a second
+    worker's UPDATE waits for the first's row lock, then finds it set), so an item is alerted once however many
+    passes and workers run, and audited (``payout.held_alerted``). Run by the schedule after polling, so an item
+    PayPal has released meanwhile is not reported. Returns the payouts this call alerted about."""
+    now = clock.now()
+    cutoff = now - held_alert_after()
+    due = Q(status=PayoutStatus.HELD, held_since__lte=cutoff, held_alerted_at__isnull=True)
+    # Oldest hold first, and every claim in that order: two passes at once lock the rows in the same order.
+    ids = list(Payout.objects.filter(due).order_by("held_since", "id").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return []
+    with transaction.atomic():
+        claimed = [pk for pk in ids if Payout.objects.filter(due, pk=pk).update(held_alerted_at=now)]
+        if not claimed:
+            return []
+        held = list(Payout.objects.filter(pk__in=claimed).select_related("partner__user").order_by("held_since", "id"))
+        AuditEvent.objects.bulk_create(
+            [
+                audit.event(
+                    action="payout.held_alerted",
+                    obj=payout,
+                    data={
+                        "paypal_item_id": payout.paypal_item_id,
+                        "paypal": payout.item_status,
+                        "held_since": payout.held_since.isoformat() if payout.held_since else "",
+                        "amount_cents": payout.amount_cents,
+                    },
+                )
+                for payout in held
+            ]
+        )
+        days = held_alert_after().days
+        first = held[0]
+        subject = (
+            f"PayPal has held payout {first.sender_item_id} for more than {days} days"
+            if len(held) == 1
+            else f"PayPal has held {len(held)} payouts for more than {days} days"
+        )
+        _alert_staff(
+            key=f"held:{first.pk}:{first.paypal_item_id}",
+            about=first,
+            subject=subject,
+            lines=[
+                f"PayPal has kept these payout items ONHOLD or BLOCKED for more than {days} days "
+                "(PAYOUT_HELD_ALERT_DAYS). The money has left our PayPal balance and has not reached the partner.",
+                "",
+                "What to do:",
+                "- Look each item up in PayPal by its PayPal item id (business account: Activity, or the payouts "
+                "report), or ask PayPal's merchant support about it with that id. ONHOLD: PayPal is reviewing the "
+                "payment. BLOCKED: PayPal has blocked it. PayPal tells the reason to the account holders only.",
+                "- Ask the partner to look in their PayPal account for a message from PayPal: a hold can need "
+                "something from the receiving account (a confirmation, a limitation to lift).",
+                "- Do not pay it again another way, and there is nothing to cancel: PayPal's API cancels only "
+                "unclaimed items. Apertur keeps asking PayPal; if PayPal releases the item the payout becomes paid, "
+                "if PayPal sends it back its commissions return to the partner's balance and it can be retried "
+                "(Payouts > Retry).",
+                f"- Every payout held that long, and since when: {settings.APERTUR_BASE_URL}/admin/payouts/payout/"
+                "?held=over",
+                "",
+                "PayPal item id | our item id | amount | partner | PayPal status since (Toronto)",
+                *(
+                    f"{payout.paypal_item_id or '(not known yet)'} | {payout.sender_item_id} | "
+                    f"{format_cents(payout.amount_cents, payout.currency)} | {payout.partner.user.email}"
+                    f"{f' ({payout.partner.company_name})' if payout.partner.company_name else ''}, to "
+                    f"{payout.receiver_email} | {payout.item_status or 'held'} since "
+                    f"{clock.business_date(payout.held_since).isoformat() if payout.held_since else '?'}"
+                    for payout in held
+                ),
+            ],
+        )
+        logger.warning("payouts held by PayPal over %s days, staff told: %s", days, [p.sender_item_id for p in held])
+    return held
+
+
 # --- staff operations -----------------------------------------------------------------------------------
 
 
@@ -1040,6 +1152,7 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
         locked.status = PayoutStatus.CREATED
         locked.paypal_batch_id = locked.paypal_item_id = locked.item_status = ""
         locked.sent_at = locked.paid_at = locked.returned_at = locked.first_sent_at = None
+        locked.held_since = locked.held_alerted_at = None  # a new PayPal item: its own hold, its own alert
         locked.failure = Failure.NONE
         locked.detail = f"retry of {previous}"
         locked.save()

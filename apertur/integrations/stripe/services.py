@@ -11,7 +11,8 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from apertur.core import clock
+from apertur.core import alerts, audit, clock
+from apertur.core.models import AuditEvent
 from apertur.core.validation import loads_json, without_nul
 from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, ts
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
@@ -21,7 +22,8 @@ SIGNATURE_TOLERANCE = 300  # seconds, as Stripe's own libraries default to
 # How long an event may wait for the event that completes it (a refund for its payment, an invoice for the
 # customer it names). Stripe retries a delivery for up to three days; after a week the missing event is not
 # coming, and the event stops being retried (stored as ignored, with what it waited for) so that events about
-# customers who are not Apertur users do not pile up and slow every later delivery.
+# customers who are not Apertur users do not pile up and slow every later delivery. It gets a last try first, and
+# staff are told about it: Stripe was answered 2xx, so nobody else will ever send it again (_give_up).
 WAIT_LIMIT = dt.timedelta(days=7)
 
 
@@ -141,19 +143,25 @@ def receive(event: dict[str, Any]) -> Outcome:
 
 
 def retry_waiting() -> int:
-    """Apply events that waited for something that may now exist, oldest first, until nothing changes."""
+    """Apply events that waited for something that may now exist, oldest first, until nothing changes; then give
+    up the events that have waited longer than :data:`WAIT_LIMIT` and are still waiting after that last try
+    (:func:`_give_up`). Run inside a transaction (every delivery's, and the worker's periodic pass): the rows are
+    locked, so two passes at once apply, and give up, each event once."""
+    done = _retry()
+    _give_up()
+    return done
+
+
+def _retry() -> int:
+    """Apply what waited, oldest first, until nothing changes. How many events left the waiting state."""
     done = 0
     waiting = StripeEvent.objects.filter(status=EventStatus.WAITING)
-    for row in waiting.select_for_update().filter(received_at__lt=clock.now() - WAIT_LIMIT):
-        row.status, row.detail = (
-            EventStatus.IGNORED,
-            f"gave up waiting after {WAIT_LIMIT.days} days: {row.detail}"[:300],
-        )
-        row.save(update_fields=["status", "detail"])
     progress = True
     stuck: set[int] = set()
     while progress:
         progress = False
+        # Expired events too: the event one waited for may have come in since the last pass, and this is its last
+        # chance before it is given up below.
         for row in waiting.exclude(pk__in=stuck).select_for_update().order_by("created", "id"):
             try:
                 with transaction.atomic():  # a savepoint: an error undoes this event's work only
@@ -161,7 +169,7 @@ def retry_waiting() -> int:
                     row.save()
             except Exception as exc:
                 # Anything else one event raises (a database error, a bug) must not hold back every other waiting
-                # event, nor the expiry above: it stays waiting (given up after WAIT_LIMIT like any other), and says
+                # event, nor the expiry below: it stays waiting (given up after WAIT_LIMIT like any other), and says
                 # why. Raised here, it answered 500 to every later delivery and nothing waiting moved again.
                 logger.exception("Stripe event %s not applied on retry", row.event_id)
                 stuck.add(row.pk)
@@ -171,3 +179,81 @@ def retry_waiting() -> int:
                 progress = True
                 done += 1
     return done
+
+
+def _give_up() -> list[StripeEvent]:
+    """Mark ``ignored`` every event still waiting after :data:`WAIT_LIMIT` (after :func:`retry_waiting`'s last
+    try), audit each (``stripe.event_given_up``) and tell staff, one email listing them, so that no event Stripe
+    was told we accepted is dropped without a person knowing. Once per event: only rows still waiting under their
+    lock move. Returns the events given up."""
+    expired = list(
+        StripeEvent.objects.filter(status=EventStatus.WAITING, received_at__lt=clock.now() - WAIT_LIMIT)
+        .select_for_update()
+        .order_by("created", "id")
+    )
+    if not expired:
+        return []
+    waited_for: dict[int, str] = {}
+    for row in expired:
+        waited_for[row.pk] = row.detail
+        row.status, row.detail = (
+            EventStatus.IGNORED,
+            f"gave up waiting after {WAIT_LIMIT.days} days: {row.detail}"[:300],
+        )
+        row.save(update_fields=["status", "detail"])
+    AuditEvent.objects.bulk_create(
+        [
+            audit.event(
+                action="stripe.event_given_up",
+                obj=row,
+                data={
+                    "event_id": row.event_id,
+                    "type": row.type,
+                    "waited_for": waited_for[row.pk],
+                    "received_at": row.received_at.isoformat(),
+                },
+            )
+            for row in expired
+        ]
+    )
+    first = expired[0]
+    subject = (
+        f"Stripe event {first.event_id} ({first.type}) given up after {WAIT_LIMIT.days} days of waiting"
+        if len(expired) == 1
+        else f"{len(expired)} Stripe events given up after {WAIT_LIMIT.days} days of waiting"
+    )
+    alerts.alert_staff(
+        action="stripe.staff_alerted",
+        about=first,
+        key=f"given-up:{first.event_id}",
+        subject=subject,
+        lines=[
+            f"These events were accepted from Stripe and stored, but each refers to something Apertur never received "
+            f"(a customer it cannot link to an Apertur user, a payment a refund or dispute is about). After "
+            f"{WAIT_LIMIT.days} days and a last try they are marked ignored: whatever money they record (a payment, "
+            "a refund, a dispute) is not in the commission ledger.",
+            "",
+            "What to do: look each one up in Stripe's dashboard by its id. If it is about an Apertur customer (say, a "
+            "Stripe customer whose email differs from their Apertur email and without metadata.apertur_user_id), "
+            "its commission is missing and needs a person; if it is about someone who is not an Apertur customer, "
+            "there is nothing to do. Stripe resending the event changes nothing: an event id is applied once.",
+            "",
+            "event id | type | received (Toronto) | waited for",
+            *(
+                f"{row.event_id} | {row.type} | {clock.business_date(row.received_at).isoformat()} | "
+                f"{waited_for[row.pk] or '?'}"
+                for row in expired
+            ),
+        ],
+        template="emails/stripe_staff_alert",
+    )
+    logger.warning("Stripe events given up after %s days: %s", WAIT_LIMIT.days, [row.event_id for row in expired])
+    return expired
+
+
+def retry_waiting_pass(at: dt.datetime) -> int:
+    """The worker's periodic pass (registered with :mod:`apertur.core.housekeeping`): what :func:`receive` does
+    after each processed delivery, for the hours when none comes, so an event is given up (and staff told) about
+    when its week is over rather than at the next delivery. Returns the events applied or given up."""
+    with transaction.atomic():
+        return _retry() + len(_give_up())

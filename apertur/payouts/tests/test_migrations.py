@@ -40,3 +40,37 @@ def test_existing_payouts_get_the_item_id_they_were_sent_with() -> None:
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_payouts_already_held_get_when_their_hold_began() -> None:
+    """0009: a payout PayPal held before ``held_since`` existed gets the time of its last move to ``held`` (the audit
+    log), else when it was sent, so the held alert reports it rather than never."""
+    import datetime as dt
+
+    from apertur.core.models import AuditEvent
+
+    partner = make_partner(user=make_user("held@migrations.example"))
+    executor = MigrationExecutor(connection)
+    executor.migrate([("payouts", "0008_paypal_event_name")])
+    try:
+        before = executor.loader.project_state([("payouts", "0008_paypal_event_name")]).apps.get_model(
+            "payouts", "Payout"
+        )
+        sent = dt.datetime(2026, 4, 15, 13, tzinfo=dt.UTC)
+        moved = dt.datetime(2026, 4, 17, 8, tzinfo=dt.UTC)
+        common = {"partner_id": partner.pk, "amount_cents": 6_000, "sent_at": sent}
+        audited = before.objects.create(period="2026-04", sender_item_id="aptr-h-1", status="held", **common)
+        unaudited = before.objects.create(period="2026-05", sender_item_id="aptr-h-2", status="held", **common)
+        paid = before.objects.create(period="2026-06", sender_item_id="aptr-h-3", status="paid", **common)
+        for at, to in ((sent, "pending"), (moved, "held")):
+            AuditEvent.objects.create(
+                action="payout.status", object_type="payouts.payout", object_id=str(audited.pk), data={"to": to}, at=at
+            )
+        executor = MigrationExecutor(connection)
+        executor.migrate([("payouts", "0009_held_by_paypal")])
+        after = executor.loader.project_state([("payouts", "0009_held_by_paypal")]).apps.get_model("payouts", "Payout")
+        got = dict(after.objects.values_list("pk", "held_since"))
+        assert got == {audited.pk: moved, unaudited.pk: sent, paid.pk: None}
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
