@@ -44,15 +44,29 @@ def _setup() -> None:
     django.setup()
 
 
-def _fail(message: str, *, code: str = "error", as_json: bool = False, status: int = 1) -> NoReturn:
+def _fail(
+    message: str,
+    *,
+    code: str = "error",
+    as_json: bool = False,
+    status: int = 1,
+    problems: list[dict[str, str]] | None = None,
+) -> NoReturn:
     """The one way a command fails: with ``--json``, the one object on stdout is the error (ARCHITECTURE 6: a
-    script reads stdout whatever happened) and, for a person watching, the message on stderr too."""
+    script reads stdout whatever happened) and, for a person watching, the message on stderr too. When the input
+    had several problems (``AperturError.problems``), each is listed: ``problems`` in JSON, a line each for a
+    person; ``code`` and ``message`` stay the first one's."""
     if as_json:
-        print(json.dumps({"error": {"code": code, "message": message}}))
+        error: dict[str, Any] = {"code": code, "message": message}
+        if problems:
+            error["problems"] = problems
+        print(json.dumps({"error": error}))
         # And on stderr, as before stdout carried it: scripts written against either keep working.
-        print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+        print(json.dumps({"error": error}), file=sys.stderr)
     else:
         err.print(f"[bold red]error:[/] {message}", highlight=False)
+        for problem in (problems or [])[1:]:
+            err.print(f"[bold red]error:[/] {problem['message']}", highlight=False)
     raise typer.Exit(status)
 
 
@@ -64,7 +78,8 @@ def _errors(as_json: bool) -> Iterator[None]:
     try:
         yield
     except AperturError as exc:
-        _fail(exc.message, code=exc.code, as_json=as_json)
+        problems = [p.as_dict() for p in exc.problems] if exc.others else None
+        _fail(exc.message, code=exc.code, as_json=as_json, problems=problems)
 
 
 def _emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:

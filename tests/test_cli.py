@@ -167,6 +167,25 @@ def test_app_create_bad_redirect_uri_stores_nothing() -> None:
     assert unknown.exit_code == 1 and "No partner" in unknown.stderr
 
 
+def test_app_create_reports_every_problem_at_once() -> None:
+    """As the portal's form: a name too short, a redirect URI without https and a bad allowed domain are three
+    lines for a person and three ``problems`` in JSON (code and message stay the first one's)."""
+    import json
+
+    run("partner", "create", "--email", "p@example.com", "--password", "correct-horse-battery", "--approve")
+    args = ["app", "create", "--partner-email", "p@example.com", "--name", "S", "--redirect-uri", "http://x.example/cb"]
+    args += ["--allowed-domain", "https://example.com"]
+    human = run(*args, ok=False)
+    assert human.exit_code == 1
+    lines = [line for line in human.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 3 and "name" in lines[0] and "https" in lines[1] and "without a scheme" in lines[2], lines
+    machine = run(*args, "--json", ok=False)
+    error = json.loads(machine.stdout)["error"]
+    assert [p["field"] for p in error["problems"]] == ["name", "redirect_uris", "allowed_domains"]
+    assert error["message"] == error["problems"][0]["message"] and error["code"] == error["problems"][0]["code"]
+    assert OAuthApp.objects.count() == 0
+
+
 def test_partner_create_with_wrong_password_for_existing_account_changes_nothing() -> None:
     run("user", "create", "--email", "ada@example.com", "--password", "correct-horse-battery")
     result = run("partner", "create", "--email", "ada@example.com", "--password", "something-else-1", ok=False)
