@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -25,7 +27,7 @@ from apertur.accounts.errors import (
 )
 from apertur.accounts.login import ACCOUNT_PASSWORD_CHECK, CONFIRM_RESEND_PER_EMAIL, EMAIL_CHANGE_PER_ACCOUNT
 from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
-from apertur.accounts.signals import mailbox_proven
+from apertur.accounts.signals import TurnedOff, claimed_from_signup, mailbox_proven
 from apertur.accounts.tokens import (
     email_confirmation_token,
     make_email_change_token,
@@ -176,23 +178,43 @@ def start_reset_from_confirmation(*, uidb64: str, token: str, ip: str | None = N
     )
 
 
-def _password_changed(*, user: User, via: str, ip: str | None) -> None:
+def _password_changed(*, user: User, via: str, ip: str | None, turned_off: Sequence[TurnedOff] = ()) -> None:
     """Audit a new password and tell the account's address (OWASP ASVS 2.2.3), so an owner who did not change
-    it learns at once, with the way to take the account back."""
+    it learns at once, with the way to take the account back; and, when the reset claimed the account from
+    whoever signed up with the address, what was turned off."""
     audit.record(action="user.password_changed", obj=user, actor=user, ip=ip, data={"via": via})
     mail.send(
         to=user.email,
         subject="Your Apertur password was changed",
         template="emails/password_changed",
-        context={"user": user, "via": via, "at": clock.now(), "reset_path": reverse("accounts:password-reset")},
+        context={
+            "user": user,
+            "via": via,
+            "at": clock.now(),
+            "reset_path": reverse("accounts:password-reset"),
+            "turned_off": list(turned_off),
+        },
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordReset:
+    user: User
+    #: What the reset turned off because it claimed the account (empty for any other reset).
+    turned_off: list[TurnedOff]
+
+
+def _claim_turned_off(responses: list[tuple[Any, Any]]) -> list[TurnedOff]:
+    return [item for _, items in responses if items for item in items if item.count]
+
+
 @transaction.atomic
-def reset_password(*, user: User, token: str, password: str, ip: str | None = None) -> User:
-    """Set a password through a reset link. The link is checked again here, under the account's row lock, so
-    two submissions of one link cannot both succeed. The link reached the account's mailbox: the email is
-    proven, and confirmed if it was not (``mailbox_proven``, ``via="password_reset"``)."""
+def reset_password_reporting(*, user: User, token: str, password: str, ip: str | None = None) -> PasswordReset:
+    """:func:`reset_password`, with what it turned off. When the account's address had never been proven, the
+    reset claims it from whoever signed up (``signals.claimed_from_signup``): the receivers of
+    ``mailbox_proven`` revoke or disable, through their own services, what that person set up to send data or
+    access out of the account; one ``user.account_claimed`` audit event counts it all, and the "password
+    changed" email (and the page after the reset) tells the owner."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     if not default_token_generator.check_token(locked, token):
         raise InvalidResetLink()
@@ -204,11 +226,28 @@ def reset_password(*, user: User, token: str, password: str, ip: str | None = No
         locked.email_confirmed_at = clock.now()
         fields.append("email_confirmed_at")
     locked.save(update_fields=fields)
-    _password_changed(user=locked, via="password_reset", ip=ip)
     if not was_confirmed:
         audit.record(action="user.email_confirmed", obj=locked, actor=locked, ip=ip, data={"via": "password_reset"})
-    mailbox_proven.send(sender=User, user=locked, via="password_reset", was_confirmed=was_confirmed)
-    return locked
+    responses = mailbox_proven.send(sender=User, user=locked, via="password_reset", was_confirmed=was_confirmed)
+    turned_off = _claim_turned_off(responses)
+    if claimed_from_signup(via="password_reset", was_confirmed=was_confirmed):
+        audit.record(
+            action="user.account_claimed",
+            obj=locked,
+            actor=locked,
+            ip=ip,
+            data={"via": "password_reset", "turned_off": {item.what: item.count for item in turned_off}},
+        )
+    _password_changed(user=locked, via="password_reset", ip=ip, turned_off=turned_off)
+    return PasswordReset(user=locked, turned_off=turned_off)
+
+
+def reset_password(*, user: User, token: str, password: str, ip: str | None = None) -> User:
+    """Set a password through a reset link. The link is checked again here, under the account's row lock, so
+    two submissions of one link cannot both succeed. The link reached the account's mailbox: the email is
+    proven, and confirmed if it was not (``mailbox_proven``, ``via="password_reset"``), which claims an
+    unconfirmed account from whoever signed up with the address (:func:`reset_password_reporting`)."""
+    return reset_password_reporting(user=user, token=token, password=password, ip=ip).user
 
 
 # --- the account page ----------------------------------------------------------------------------------

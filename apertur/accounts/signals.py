@@ -27,10 +27,40 @@
     receiver does outside the database (mail, HTTP) belongs in ``transaction.on_commit``. A receiver may be
     called more than once for one user (a later password reset proves the mailbox again, with
     ``was_confirmed=True``): act once on ``was_confirmed=False``, or be idempotent.
+
+    **Claimed from a squatter** (:func:`claimed_from_signup`): a password reset of an account whose address was
+    never proven. Whoever signed up may not own the address ("pre-hijacked accounts", Sudhodanan & Paverd, USENIX
+    Security 2022), and what they set up while it was theirs must not keep working for them. A receiver that
+    turns something off for a claim does it through its own app's service (its audit events and side effects)
+    and returns a list of :class:`TurnedOff`; ``reset_password`` records them in one ``user.account_claimed``
+    audit event and tells the owner. Any other receiver returns ``None``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.dispatch import Signal
 
 mailbox_proven = Signal()
+
+
+def claimed_from_signup(*, via: str, was_confirmed: bool) -> bool:
+    """The one rule for "an account claimed from whoever signed up with this address": a password reset (the
+    link reached the mailbox) of an account that had never proven it. Every receiver that reacts to a claim
+    asks this, rather than its own copy of the test."""
+    return via == "password_reset" and not was_confirmed
+
+
+@dataclass(frozen=True, slots=True)
+class TurnedOff:
+    """What a claim turned off, of one kind: ``what`` is the stable key of the audit event's counts
+    (``api_keys_revoked``), ``label`` the owner's words for it ("project API keys revoked"). Never a secret."""
+
+    what: str
+    count: int
+    label: str
+
+    @classmethod
+    def of(cls, what: str, count: int, *, one: str, many: str) -> TurnedOff:
+        return cls(what=what, count=count, label=one if count == 1 else many)

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
@@ -34,7 +35,7 @@ from apertur.accounts.forms import (
 from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
-from apertur.core.http import client_ip
+from apertur.core.http import client_ip, pop_once, show_once
 from apertur.projects.services import create_customer
 from apertur.referrals.services import COOKIE_NAME as REFERRAL_COOKIE
 from apertur.referrals.services import attribute_signup
@@ -265,7 +266,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         # The service, not form.save(): it re-checks the link under a row lock, audits, notifies the account
         # and records the proven mailbox.
         try:
-            services.reset_password(
+            reset = services.reset_password_reporting(
                 user=form.user,
                 token=self.request.session.get(auth_views.INTERNAL_RESET_SESSION_TOKEN, ""),
                 password=form.cleaned_data["new_password1"],
@@ -275,11 +276,30 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
             self.validlink = False
             return self.render_to_response(self.get_context_data(form=None), status=400)
         del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
+        if reset.turned_off:
+            # Counts and words only (never a secret): the next page tells the owner what the claim turned off.
+            show_once(
+                self.request,
+                CLAIM_TURNED_OFF,
+                page=CLAIM_PAGE,
+                items=[{"count": item.count, "label": item.label} for item in reset.turned_off],
+            )
         return redirect(self.get_success_url())
 
 
+CLAIM_TURNED_OFF = "accounts.claim_turned_off"
+CLAIM_PAGE = "password-reset-complete"
+
+
+@method_decorator(never_cache, name="dispatch")
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        once = pop_once(self.request, CLAIM_TURNED_OFF, page=CLAIM_PAGE)
+        context["turned_off"] = once["items"] if once else []
+        return context
 
 
 @authorize_flow_pages

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from apertur.accounts.models import User
+from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, tokens
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
 from apertur.core.tokens import Prefix
@@ -353,3 +354,40 @@ def delete_app(*, app: OAuthApp, confirm_name: str, actor: User | None = None, i
         data={"client_id": app.client_id, "name": app.name},
     )
     app.delete()
+
+
+def turn_off_for_claimed_account(*, user: User) -> list[TurnedOff]:
+    """An account claimed from whoever signed up with its address (``accounts.signals.claimed_from_signup``):
+    what that person connected or built must stop answering to them.
+
+    - every app connected to one of its projects is disconnected as the project page does it
+      (:func:`~apertur.oauth.tokens.disconnect`: its codes withdrawn, its tokens dead at once, the token cache
+      voided; audited ``oauth.connection_removed``): the partner behind it holds the tokens;
+    - if the account is a partner, its OAuth apps are deactivated (:func:`deactivate_app`: client secret, public
+      keys and tokens stop working; audited ``oauth_app.deactivated``): that person knows the client secrets.
+      The owner may reactivate an app, after rotating its secret."""
+    from apertur.oauth.models import Connection
+    from apertur.oauth.tokens import disconnect
+
+    connections = list(
+        Connection.objects.filter(project__owner=user, revoked_at__isnull=True).select_related("app").order_by("pk")
+    )
+    for connection in connections:
+        disconnect(connection=connection, actor=user)
+    apps = list(OAuthApp.objects.filter(partner__user=user, is_active=True).order_by("pk"))
+    for app in apps:
+        deactivate_app(app=app, actor=user)
+    return [
+        TurnedOff.of(
+            "oauth_connections_revoked",
+            len(connections),
+            one="connected app disconnected",
+            many="connected apps disconnected",
+        ),
+        TurnedOff.of(
+            "oauth_apps_deactivated",
+            len(apps),
+            one="OAuth app of your partner account deactivated",
+            many="OAuth apps of your partner account deactivated",
+        ),
+    ]

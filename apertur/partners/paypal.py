@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from apertur.accounts.models import User, normalize_email
 from apertur.accounts.services import check_email
+from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, mail, tokens
 from apertur.core.errors import AperturError, ValidationFailed
 from apertur.partners.models import Partner
@@ -110,6 +111,42 @@ def confirm(*, token: str, ip: str | None = None) -> Partner:
     partner.save()
     audit.record(action="partner.paypal_verified", obj=partner, ip=ip, data={"email": partner.paypal_email})
     return partner
+
+
+@transaction.atomic
+def clear(*, partner: Partner, reason: str, actor: User | None = None, ip: str | None = None) -> bool:
+    """Forget the partner's PayPal address, confirmed or waiting for its link (the link dies too): payouts hold
+    until the partner sets and confirms one again (``payouts.payable_reason``). Audited
+    ``partner.paypal_cleared``. Returns whether there was anything to clear."""
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    previous, pending = partner.paypal_email, partner.paypal_pending_email
+    if not previous and not pending and not partner.paypal_token_hash:
+        return False
+    partner.paypal_email = ""
+    partner.paypal_verified_at = None
+    partner.paypal_pending_email = ""
+    partner.paypal_token_hash = ""
+    partner.paypal_token_expires_at = None
+    partner.save()
+    audit.record(
+        action="partner.paypal_cleared",
+        obj=partner,
+        actor=actor,
+        ip=ip,
+        data={"previous": previous, "pending": pending, "reason": reason},
+    )
+    return True
+
+
+def clear_for_claimed_account(*, user: User) -> list[TurnedOff]:
+    """An account claimed from whoever signed up with its address (``accounts.signals.claimed_from_signup``):
+    a PayPal address set while it was theirs may be theirs, and a payout must never go to it. Cleared, with any
+    pending confirmation link, whether or not it was confirmed."""
+    partner = Partner.objects.filter(user=user).first()
+    cleared = partner is not None and clear(
+        partner=partner, reason="unconfirmed account claimed by a password reset", actor=user
+    )
+    return [TurnedOff.of("paypal_email_cleared", int(cleared), one="PayPal email for payouts removed", many="")]
 
 
 def shares_verified_email(*, partner: Partner, email: str) -> bool:

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 
 from apertur.accounts.models import User
 from apertur.accounts.services import create_user
+from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, tokens
 from apertur.projects.errors import (
     InvalidApiKeyName,
@@ -93,6 +94,16 @@ def revoke_api_key(*, key: ApiKey, actor: User | None = None, ip: str | None = N
         key.save(update_fields=["revoked_at"])
         audit.record(action="api_key.revoked", obj=key, actor=actor, ip=ip, data={"last4": key.last4})
     return key
+
+
+def revoke_keys_of_claimed_account(*, user: User) -> list[TurnedOff]:
+    """An account claimed from whoever signed up with its address (``accounts.signals.claimed_from_signup``):
+    the API keys of its projects were made by someone who may not own it, and would keep working for them.
+    Each is revoked as the project page revokes one (audited ``api_key.revoked``)."""
+    keys = list(ApiKey.objects.filter(project__owner=user, revoked_at__isnull=True).order_by("pk"))
+    for key in keys:
+        revoke_api_key(key=key, actor=user)
+    return [TurnedOff.of("api_keys_revoked", len(keys), one="project API key revoked", many="project API keys revoked")]
 
 
 class _Unset(Enum):

@@ -26,7 +26,9 @@ def _first_link(sender: Any, *, partner: Any, **kwargs: Any) -> None:
 def _claimed(sender: Any, *, user: Any, via: str, was_confirmed: bool, **kwargs: Any) -> None:
     """An account that never proved its mailbox, claimed through a password reset by whoever reads that mailbox:
     the signup that carried a referral may not have been theirs (services.drop_unproven_referral)."""
-    if via == "password_reset" and not was_confirmed:
+    from apertur.accounts.signals import claimed_from_signup
+
+    if claimed_from_signup(via=via, was_confirmed=was_confirmed):
         from apertur.referrals.services import drop_unproven_referral
 
         drop_unproven_referral(customer=user)

@@ -165,6 +165,19 @@ def replace_s3_credentials(
 
 
 @transaction.atomic
+def disable_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> Destination:
+    """Stop copying uploads to the destination, keeping it (and its history) to look at: new uploads are not
+    scheduled to it and its pending copies stop at their next attempt (:func:`attempt`). Audited
+    ``destination.disabled``."""
+    locked = _locked(destination)
+    if locked.status != DestinationStatus.DISABLED:
+        locked.status = DestinationStatus.DISABLED
+        locked.save(update_fields=["status"])
+        audit.record(action="destination.disabled", obj=locked, actor=actor, ip=ip, data={"name": locked.name})
+    return locked
+
+
+@transaction.atomic
 def delete_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> None:
     audit.record(action="destination.deleted", obj=destination, actor=actor, ip=ip, data={"name": destination.name})
     destination.delete()
@@ -287,6 +300,13 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             return delivery
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
+        if delivery.destination.status == DestinationStatus.DISABLED:
+            # Disabled since the upload: its retries stop too, as a disabled webhook endpoint's do.
+            delivery.status = "failed"
+            delivery.last_error = "not sent: the destination is disabled"
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            return delivery
         if delivery.attempts >= outbound.MAX_ATTEMPTS:
             delivery.status = "failed"
             delivery.last_error = delivery.last_error or "the last attempt did not complete"
@@ -322,7 +342,8 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             delivery.status = "failed"
             delivery.next_attempt_at = None
         delivery.save(update_fields=["status", "last_error", "delivered_at", "next_attempt_at"])
-        Destination.objects.filter(pk=destination.pk).update(
+        # An attempt already under way when the destination was disabled must not turn it back on.
+        Destination.objects.filter(pk=destination.pk).exclude(status=DestinationStatus.DISABLED).update(
             status=DestinationStatus.ACTIVE if not error else DestinationStatus.FAILING,
             last_error=error,
             **({"last_delivery_at": now} if not error else {}),

@@ -11,6 +11,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
 
+from apertur.accounts.models import User
+from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, mail
 from apertur.projects.models import Project
 from apertur.uploads import destinations, sniff
@@ -22,7 +24,14 @@ from apertur.uploads.errors import (
     UploadRejected,
     WrongPassword,
 )
-from apertur.uploads.models import IMAGE_TYPES, SessionStatus, Upload, UploadSession
+from apertur.uploads.models import (
+    IMAGE_TYPES,
+    Destination,
+    DestinationStatus,
+    SessionStatus,
+    Upload,
+    UploadSession,
+)
 from apertur.webhooks import services as webhooks
 
 MAX_NOTE = 500
@@ -223,3 +232,40 @@ def upload_event(upload: Upload) -> dict[str, object]:
             "uploaded_at": upload.uploaded_at.isoformat(),
         }
     }
+
+
+def turn_off_deliveries_of_claimed_account(*, user: User) -> list[TurnedOff]:
+    """An account claimed from whoever signed up with its address (``accounts.signals.claimed_from_signup``):
+    where its projects send uploads and events was chosen by someone who may not own it (every guest's photo
+    copied to their bucket). Kept for the owner to look at, but turned off, each through its own service:
+
+    - destinations disabled (:func:`~apertur.uploads.destinations.disable_destination`);
+    - webhook endpoints disabled (``webhooks.update_endpoint(enabled=False)``, audited
+      ``webhook_endpoint.updated``); their pending deliveries stop;
+    - open upload links of a project that delivered somewhere (an enabled destination or endpoint) closed
+      (:func:`close_session`): whoever made them handed them out for that delivery. Closed after the endpoints
+      are disabled, so ``session.closed`` goes nowhere."""
+    from apertur.webhooks.models import WebhookEndpoint
+
+    found = list(Destination.objects.filter(project__owner=user).exclude(status=DestinationStatus.DISABLED))
+    endpoints = list(WebhookEndpoint.objects.filter(project__owner=user, enabled=True).order_by("pk"))
+    delivering = {d.project_id for d in found} | {e.project_id for e in endpoints}
+    for destination in found:
+        destinations.disable_destination(destination=destination, actor=user)
+    for endpoint in endpoints:
+        webhooks.update_endpoint(endpoint=endpoint, enabled=False, actor=user)
+    sessions = list(UploadSession.objects.active().filter(project_id__in=delivering).order_by("pk"))
+    for session in sessions:
+        close_session(session=session, actor=user)
+    return [
+        TurnedOff.of(
+            "destinations_disabled", len(found), one="upload destination disabled", many="upload destinations disabled"
+        ),
+        TurnedOff.of(
+            "webhook_endpoints_disabled",
+            len(endpoints),
+            one="webhook endpoint disabled",
+            many="webhook endpoints disabled",
+        ),
+        TurnedOff.of("upload_links_closed", len(sessions), one="upload link closed", many="upload links closed"),
+    ]

@@ -172,3 +172,26 @@ def test_the_link_pages_lead_on_to_the_payouts_page(portal) -> None:  # type: ig
     used = client.get(link).content.decode()
     assert "<title>This link does not work · Apertur</title>" in used
     assert 'href="/partners/payouts/">Go to Payouts</a>' in used
+
+
+def test_clearing_forgets_the_confirmed_address_and_kills_a_pending_link(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from apertur.partners import paypal
+    from apertur.payouts.services import Reason, payable_reason
+
+    partner = make_partner()
+    assert paypal.clear(partner=partner, reason="test") is False  # nothing to clear: no event
+    with django_capture_on_commit_callbacks(execute=True):
+        paypal.request_change(partner=partner, email="pay@example.com")
+    token = _link(mail.outbox[-1]).rsplit("/", 1)[1]
+    Partner.objects.filter(pk=partner.pk).update(
+        paypal_email="old@example.com", paypal_verified_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    )
+    assert paypal.clear(partner=partner, reason="test") is True
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email is None and payable_reason(partner) == Reason.NO_VERIFIED_EMAIL
+    with pytest.raises(paypal.InvalidPayPalLink):
+        paypal.confirm(token=token)
+    event = AuditEvent.objects.get(action="partner.paypal_cleared")
+    assert event.data == {"previous": "old@example.com", "pending": "pay@example.com", "reason": "test"}

@@ -376,3 +376,44 @@ def test_housekeeping_forgets_a_destinations_previous_secret_once_its_overlap_ha
     assert housekeeping.prune(now=T0 + dt.timedelta(hours=3))["previous_signing_secrets"] == 1
     stored = Destination.objects.get()
     assert (stored.previous_secret, stored.previous_secret_expires_at) == ("", None)
+
+
+def test_a_disabled_destination_gets_no_more_copies_even_of_uploads_already_queued(
+    project, receiver: FileReceiver
+) -> None:  # type: ignore[no-untyped-def]
+    """Disabling used to be a status nothing set, and a queued copy went out anyway (and set the destination
+    back to active): a claimed account's destinations must stop at once (accounts/tests/test_claim.py)."""
+    from apertur.core.models import AuditEvent
+
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())  # queued before the destination is disabled
+    destinations.disable_destination(destination=destination, actor=project.owner)
+    services.accept_upload(session=session, file=image_file())  # after: not even queued
+    assert destinations.run_due() == 1
+    assert receiver.received == []
+    delivery = DestinationDelivery.objects.get()
+    assert delivery.status == "failed" and delivery.last_error == "not sent: the destination is disabled"
+    destination.refresh_from_db()
+    assert destination.status == "disabled"
+    assert AuditEvent.objects.filter(action="destination.disabled", object_id=str(destination.pk)).count() == 1
+    destinations.disable_destination(destination=destination)  # once is enough: no second event
+    assert AuditEvent.objects.filter(action="destination.disabled").count() == 1
+
+
+def test_a_copy_under_way_when_the_destination_is_disabled_does_not_turn_it_back_on(
+    project, receiver: FileReceiver, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    send = destinations._send_https
+
+    def disabled_meanwhile(*args: Any) -> None:
+        destinations.disable_destination(destination=destination)
+        send(*args)
+
+    monkeypatch.setattr(destinations, "_send_https", disabled_meanwhile)
+    destinations.run_due()
+    destination.refresh_from_db()
+    assert destination.status == "disabled"
