@@ -137,7 +137,7 @@ def confirm_email_view(request: HttpRequest, uidb64: str, token: str) -> HttpRes
     link, ip = {"uidb64": uidb64, "token": token}, client_ip(request)
     try:
         if request.method == "POST" and request.POST.get("step") == NEW_PASSWORD_STEP:
-            return redirect(services.start_reset_from_confirmation(**link, ip=ip))
+            return _new_password_from_confirmation(request, link, ip)
         if request.method == "POST":
             return _confirm_with_password(request, link, ip)
         signed_in = request.user if isinstance(request.user, User) else None
@@ -149,6 +149,22 @@ def confirm_email_view(request: HttpRequest, uidb64: str, token: str) -> HttpRes
     except AperturError as exc:
         context = {"error": exc.message, "form": ResendConfirmationForm()}
         return render(request, "accounts/confirm_email.html", context, status=400)
+
+
+def _new_password_from_confirmation(request: HttpRequest, link: dict[str, str], ip: str) -> HttpResponse:
+    """ "Don't know the password?": a way into the password reset, so it counts against the reset's per-IP budget
+    (each use writes an audit entry; a script holding a link must not write them without end)."""
+    try:
+        ratelimit.hit(login_service.RESET_PER_IP, ip)
+    except RateLimited as exc:
+        form = ConfirmWithPasswordForm(request.POST)
+        form.is_valid()
+        form.errors.clear()
+        form.add_error(None, _wait_message(exc))
+        response = _ask_for_password(request, services.confirmation_account(**link), form, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    return redirect(services.start_reset_from_confirmation(**link, ip=ip))
 
 
 def _confirm_with_password(request: HttpRequest, link: dict[str, str], ip: str) -> HttpResponse:

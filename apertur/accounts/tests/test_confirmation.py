@@ -341,3 +341,18 @@ def test_the_service_refuses_a_confirmation_by_anyone_but_the_account() -> None:
             services.confirm_email(uidb64=uid, token=token, signed_in=someone, proof="session")
     user.refresh_from_db()
     assert not user.email_confirmed
+
+
+def test_dont_know_the_password_counts_against_the_reset_budget() -> None:
+    """Each "Choose a new password" writes an audit entry: it spends the password reset's per-IP budget (10 in 15
+    minutes), so a script holding a link cannot write them without end."""
+    from apertur.accounts.login import RESET_PER_IP
+
+    _, path = _squat()
+    owner = Client()
+    for _ in range(RESET_PER_IP.max_hits):
+        assert owner.post(path, {"step": "new-password"}).status_code == 302
+    refused = owner.post(path, {"step": "new-password"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many attempts" in refused.content.decode()
+    assert AuditEvent.objects.filter(action="user.password_reset_started").count() == RESET_PER_IP.max_hits
