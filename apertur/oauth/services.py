@@ -288,9 +288,12 @@ def record_failed_authentication(*, app: OAuthApp, ip: str | None, endpoint: str
     same ``invalid_client`` as for an unknown client (RFC 6749 §5.2)."""
     now = clock.now()
     recent = Q(last_failed_auth_at__gt=now - CREDENTIAL_USE_INTERVAL)
-    written = OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(last_failed_auth_at=now, last_failed_auth_ip=ip)
-    if written:
-        audit.record(action="oauth_app.client_auth_failed", obj=app, ip=ip, data={"endpoint": endpoint})
+    with transaction.atomic():  # the record and its audit entry together (introspection runs in autocommit)
+        written = (
+            OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(last_failed_auth_at=now, last_failed_auth_ip=ip)
+        )
+        if written:
+            audit.record(action="oauth_app.client_auth_failed", obj=app, ip=ip, data={"endpoint": endpoint})
 
 
 def clear_expired_previous_secrets(at: dt.datetime) -> int:
