@@ -1,9 +1,11 @@
 """The partner and operator docs stay true to the code in what a machine can check: every relative link and
-anchor between README.md and docs/*.md resolves, and every ``apertur …`` command they show names a real
-command with options it takes (a renamed flag in the code, or a typo in the docs, fails here)."""
+anchor between README.md and docs/*.md resolves, every ``apertur …`` command they show names a real command
+with options it takes (a renamed flag in the code, or a typo in the docs, fails here), and every error code in
+the error tables of docs/api.md and docs/oauth.md is one the code can answer."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -88,3 +90,28 @@ def test_every_apertur_command_in_the_docs_exists_with_its_options(doc: str, lin
 def test_the_docs_show_apertur_commands() -> None:
     assert len(command_lines()) > 20
     assert len(relative_links()) > 20
+    assert len(documented_error_codes()) > 15
+
+
+def documented_error_codes() -> list[tuple[str, str]]:
+    """The codes in the error tables of the API and OAuth docs (the rows with an HTTP status cell)."""
+    codes = []
+    for name in ("api.md", "oauth.md"):
+        for row in (ROOT / "docs" / name).read_text().splitlines():
+            cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+            if row.startswith("|") and any(re.fullmatch(r"[45]\d\d", cell) for cell in cells):
+                # The code cell is the first that starts with one; later cells explain (parameter names, headers).
+                cell = next(cell for cell in cells if cell.startswith("`"))
+                codes += [(name, code) for code in re.findall(r"`([a-z]+(?:_[a-z]+)+)`", cell)]
+    return sorted(set(codes))
+
+
+@functools.cache
+def code_literals() -> str:
+    sources = (path for path in (ROOT / "apertur").rglob("*.py") if "tests" not in path.parts)
+    return "\n".join(path.read_text() for path in sources)
+
+
+@pytest.mark.parametrize(("doc", "code"), documented_error_codes(), ids=lambda v: v)
+def test_every_documented_error_code_is_one_the_code_can_answer(doc: str, code: str) -> None:
+    assert re.search(rf"[\"']{code}[\"']", code_literals()), f"{doc} documents `{code}`, which no code answers"
