@@ -115,3 +115,14 @@ def code_literals() -> str:
 @pytest.mark.parametrize(("doc", "code"), documented_error_codes(), ids=lambda v: v)
 def test_every_documented_error_code_is_one_the_code_can_answer(doc: str, code: str) -> None:
     assert re.search(rf"[\"']{code}[\"']", code_literals()), f"{doc} documents `{code}`, which no code answers"
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme() -> None:
+    """An operator configures Apertur from the README's Configuration table alone."""
+    settings_py = (ROOT / "apertur" / "config" / "settings.py").read_text()
+    read = set(re.findall(r"(?:environ\.get|environ\[|_env_bool)\(?\s*[\"']([A-Z][A-Z0-9_]+)[\"']", settings_py))
+    readme = (ROOT / "README.md").read_text()
+    # The S3 variables are listed once as UPLOADS_S3_BUCKET (+ ..._ENDPOINT_URL, _REGION, ...).
+    missing = {name for name in read if name not in readme and f"`_{name.removeprefix('UPLOADS_S3_')}`" not in readme}
+    assert len(read) > 30
+    assert not missing, f"settings.py reads {sorted(missing)} from the environment; README.md does not name them"
