@@ -124,14 +124,16 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'apertur.sqlite3'}"
-# Persistent connections (60 s). Django's health check of a reused connection (DB_HEALTH_CHECKS=1) costs a
-# "SELECT 1" round trip at the start of every request that touches the database: on PostgreSQL that doubles
-# the round trips of a bearer-protected API call. Off by default, as in Django: a connection that broke while
-# idle (a database restart or failover) fails the one request that finds it, and Django closes it after that
-# request (docs/deploy.md).
+# Persistent connections (CONN_MAX_AGE seconds: 60 by default, 600 on SQLite, below). Django's health check
+# of a reused connection (DB_HEALTH_CHECKS=1) costs a "SELECT 1" round trip at the start of every request that
+# touches the database: on PostgreSQL that doubles the round trips of a bearer-protected API call. Off by
+# default, as in Django: a connection that broke while idle (a database restart or failover) fails the one
+# request that finds it, and Django closes it after that request (docs/deploy.md).
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=60, conn_health_checks=os.environ.get("DB_HEALTH_CHECKS", "") == "1"
+        DATABASE_URL,
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        conn_health_checks=os.environ.get("DB_HEALTH_CHECKS", "") == "1",
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -207,8 +207,9 @@ class CompiledLookup(Generic[M]):
         Django's psycopg cursors bind client-side and never prepare, so the lookup is prepared once per
         database connection (``PREPARE``, which a rollback does not undo; it is a session setting, not a
         query, so it is issued on the driver's cursor and not counted) and run with ``EXECUTE``: after five
-        executions PostgreSQL keeps a generic plan. (Behind a transaction-mode pooler such as PgBouncer
-        < 1.21 session state does not follow the connection: set APERTUR_PG_PREPARE=0 there.)"""
+        executions PostgreSQL keeps a generic plan. (Behind a transaction-mode pooler such as PgBouncer session
+        state does not follow the connection, and PgBouncer 1.21+ tracks only protocol-level prepared statements,
+        not SQL ``PREPARE``: set APERTUR_PG_PREPARE=0 there.)"""
         if self._name is None:
             # Named after the main table, so ``EXECUTE apertur_oauth_token_3(...)`` still says what it reads.
             self._name = f"apertur_{plan.model._meta.db_table}_{next(_names)}"

@@ -126,9 +126,10 @@ def create_session(
 def close_session(*, session: UploadSession, actor: object = None, ip: str | None = None) -> UploadSession:
     session = UploadSession.objects.select_for_update().get(pk=session.pk)
     if session.status != SessionStatus.CLOSED:
-        session.status = SessionStatus.CLOSED
-        # An expired session already stopped at its expiry (and said so): keep that date.
+        # An expired session already stopped at its expiry (and said so): keep that date. Read it while the
+        # session is still open: once it reads closed, a future expiry would pass for the closing time.
         session.closed_at = session.effective_closed_at or clock.now()
+        session.status = SessionStatus.CLOSED
         session.save(update_fields=["status", "closed_at"])
         audit.record(action="upload_session.closed", obj=session, actor=actor, ip=ip)
         webhooks.emit(

@@ -89,6 +89,18 @@ def test_an_expired_session_frees_its_slot(project) -> None:  # type: ignore[no-
         assert services.close_session(session=first).closed_at == soon
 
 
+def test_closing_before_the_expiry_records_when_it_was_closed(project) -> None:  # type: ignore[no-untyped-def]
+    """docs/api.md: a session is open until it is closed or its expiry passes; closed by hand first, its
+    closed_at is the moment it was closed, never its (future) expiry."""
+    later = clock.now() + dt.timedelta(days=30)
+    session = services.create_session(project=project, title="closed early", expires_at=later)
+    moment = clock.now() + dt.timedelta(hours=1)
+    with time_machine.travel(moment, tick=False):
+        closed = services.close_session(session=session)
+    assert closed.closed_at == moment
+    assert UploadSession.objects.get(pk=session.pk).effective_closed_at == moment
+
+
 def test_a_new_session_takes_the_project_defaults(project) -> None:  # type: ignore[no-untyped-def]
     from apertur.projects.services import update_settings
 

@@ -1,0 +1,34 @@
+"""Settings the README's Configuration table names are read from the environment on every database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = (
+    "import json; from apertur.config import settings as s; print(json.dumps(s.DATABASES['default']['CONN_MAX_AGE']))"
+)
+
+
+def conn_max_age(tmp_path: Path, database_url: str, value: str | None) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CONN_MAX_AGE"}}
+    env.update(DATABASE_URL=database_url, APERTUR_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="")
+    if value is not None:
+        env["CONN_MAX_AGE"] = value
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
+    return int(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize(
+    ("database_url", "default"),
+    [("postgres://postgres@127.0.0.1:5432/apertur", 60), ("sqlite:///{var}/apertur.sqlite3", 600)],
+)
+def test_conn_max_age_comes_from_the_environment(tmp_path: Path, database_url: str, default: int) -> None:
+    url = database_url.format(var=tmp_path)
+    assert conn_max_age(tmp_path, url, None) == default
+    assert conn_max_age(tmp_path, url, "5") == 5
