@@ -272,12 +272,16 @@ def record_previous_secret_use(*, app: OAuthApp) -> None:
     when it was last used, so the partner knows whether a server still holds it before it stops working. Read
     with the credentials (``CREDENTIAL_FIELDS``), so a use within the interval costs no query. An app served
     from the token cache keeps the time it was cached with: the UPDATE is conditional on the stored time too,
-    so it writes at most once a minute whatever the copy says (and across processes)."""
+    so it writes at most once a minute whatever the copy says (and across processes). It is conditional on the
+    previous secret being still the one that matched: a roll committed since the credentials were read has made
+    another secret the previous one, which this request did not present."""
     now = clock.now()
     last = app.previous_client_secret_last_used_at
     if last is None or now - last >= CREDENTIAL_USE_INTERVAL:
         recent = Q(previous_client_secret_last_used_at__gt=now - CREDENTIAL_USE_INTERVAL)
-        OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(previous_client_secret_last_used_at=now)
+        OAuthApp.objects.filter(pk=app.pk, previous_client_secret_hash=app.previous_client_secret_hash).exclude(
+            recent
+        ).update(previous_client_secret_last_used_at=now)
 
 
 def record_failed_authentication(*, app: OAuthApp, ip: str | None, endpoint: str) -> None:
