@@ -288,12 +288,16 @@ def record_failed_authentication(*, app: OAuthApp, ip: str | None, endpoint: str
     """A request named this client with a secret that does not authenticate it (wrong, or a roll's previous one
     past its overlap): kept for the app's page and audited, at most once a minute per app (the write is
     conditional on the last one's time, so concurrent failures write once). The answer to the request stays the
-    same ``invalid_client`` as for an unknown client (RFC 6749 §5.2)."""
+    same ``invalid_client`` as for an unknown client (RFC 6749 §5.2). The record and its audit event are one
+    transaction (introspection calls this in autocommit)."""
     now = clock.now()
     recent = Q(last_failed_auth_at__gt=now - CREDENTIAL_USE_INTERVAL)
-    written = OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(last_failed_auth_at=now, last_failed_auth_ip=ip)
-    if written:
-        audit.record(action="oauth_app.client_auth_failed", obj=app, ip=ip, data={"endpoint": endpoint})
+    with transaction.atomic():
+        written = (
+            OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(last_failed_auth_at=now, last_failed_auth_ip=ip)
+        )
+        if written:
+            audit.record(action="oauth_app.client_auth_failed", obj=app, ip=ip, data={"endpoint": endpoint})
 
 
 def clear_expired_previous_secrets(at: dt.datetime) -> int:

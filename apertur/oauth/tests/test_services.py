@@ -265,3 +265,22 @@ def test_a_use_of_an_older_secret_is_not_credited_to_the_secret_a_later_roll_rep
     app = OAuthApp.objects.get(pk=created.app.pk)
     assert app.previous_client_secret_last4 != created.client_secret[-4:]
     assert app.previous_client_secret_last_used_at is None
+
+
+def test_a_failed_authentication_is_kept_only_with_its_audit_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's "Last failed authentication" and its ``oauth_app.client_auth_failed`` audit event are one change:
+    introspection runs in autocommit, where the row's UPDATE committed on its own before the audit INSERT, and a
+    failing INSERT left a failure on the page that the audit log never recorded (and the once-a-minute claim
+    spent, so the next failures were not audited either)."""
+    from apertur.core import audit
+
+    created = make_app()
+
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(audit, "record", broken)
+    with pytest.raises(RuntimeError):
+        services.record_failed_authentication(app=created.app, ip="203.0.113.7", endpoint="introspection")
+    app = OAuthApp.objects.get(pk=created.app.pk)
+    assert (app.last_failed_auth_at, app.last_failed_auth_ip) == (None, None)
