@@ -404,6 +404,7 @@ def test_callback_checks_state_and_connects(setup: Setup) -> None:
     assert "state_mismatch" in response.text
     assert setup.site.connection() is None
     assert setup.get(f"/callback?code={code}").status_code == 400
+    assert setup.get(f"/callback?code={code}&state=%C3%A9").status_code == 400  # not ASCII: refused, not a 500
 
     response = setup.get(f"/callback?code={setup.code(state=state)}&state={state}&iss={setup.iss}")
     assert response.status_code == 303, response.text
@@ -419,7 +420,8 @@ def test_callback_checks_state_and_connects(setup: Setup) -> None:
 def test_callback_refuses_an_answer_from_another_issuer(setup: Setup) -> None:
     """RFC 9207 §2.4: Apertur names itself (``iss``) in every authorization response, so the callback refuses one
     without it or naming another server, before using the code (a mix-up attack hands it another server's code)."""
-    for iss in ("", "&iss=https%3A%2F%2Fevil.example", f"&iss={setup.iss}%2F"):
+    # A name outside ASCII too: hmac.compare_digest raises TypeError on such a str, which answered 500.
+    for iss in ("", "&iss=https%3A%2F%2Fevil.example", f"&iss={setup.iss}%2F", "&iss=https%3A%2F%2F%C3%A9vil.example"):
         state = page_state(setup.get("/").text)
         response = setup.get(f"/callback?code={setup.code(state=state)}&state={state}{iss}")
         assert response.status_code == 400, iss

@@ -273,22 +273,27 @@ def record_previous_secret_use(*, app: OAuthApp) -> None:
     when it was last used, so the partner knows whether a server still holds it before it stops working. Read
     with the credentials (``CREDENTIAL_FIELDS``), so a use within the interval costs no query. An app served
     from the token cache keeps the time it was cached with: the UPDATE is conditional on the stored time too,
-    so it writes at most once a minute whatever the copy says (and across processes)."""
+    so it writes at most once a minute whatever the copy says (and across processes). It is conditional on the
+    previous secret being still the one that matched: a roll committed since the credentials were read has made
+    another secret the previous one, which this request did not present."""
     now = clock.now()
     last = app.previous_client_secret_last_used_at
     if last is None or now - last >= CREDENTIAL_USE_INTERVAL:
         recent = Q(previous_client_secret_last_used_at__gt=now - CREDENTIAL_USE_INTERVAL)
-        OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(previous_client_secret_last_used_at=now)
+        OAuthApp.objects.filter(pk=app.pk, previous_client_secret_hash=app.previous_client_secret_hash).exclude(
+            recent
+        ).update(previous_client_secret_last_used_at=now)
 
 
 def record_failed_authentication(*, app: OAuthApp, ip: str | None, endpoint: str) -> None:
     """A request named this client with a secret that does not authenticate it (wrong, or a roll's previous one
     past its overlap): kept for the app's page and audited, at most once a minute per app (the write is
     conditional on the last one's time, so concurrent failures write once). The answer to the request stays the
-    same ``invalid_client`` as for an unknown client (RFC 6749 §5.2)."""
+    same ``invalid_client`` as for an unknown client (RFC 6749 §5.2). The record and its audit event are one
+    transaction (introspection calls this in autocommit)."""
     now = clock.now()
     recent = Q(last_failed_auth_at__gt=now - CREDENTIAL_USE_INTERVAL)
-    with transaction.atomic():  # the record and its audit entry together (introspection runs in autocommit)
+    with transaction.atomic():
         written = (
             OAuthApp.objects.filter(pk=app.pk).exclude(recent).update(last_failed_auth_at=now, last_failed_auth_ip=ip)
         )

@@ -39,6 +39,13 @@ from wsgiref.simple_server import WSGIServer, make_server
 
 from apertur_connect import AperturError, Client, TokenSet
 
+
+def _same(received: str, expected: str) -> bool:
+    """Constant-time equality of a value the browser sent with the one expected. As UTF-8 bytes:
+    ``hmac.compare_digest`` refuses a ``str`` outside ASCII with a TypeError (a 500 for any such query value)."""
+    return hmac.compare_digest(received.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 HERE = Path(__file__).resolve().parent
 SCOPES = ["upload:create", "project:read"]
 COOKIE = "partner_session"
@@ -315,13 +322,13 @@ and to allow access; this site never sees your password.</p>
         """The redirect mode lands here with ``code`` and ``state`` (or ``error``) in the query."""
         query = {k: v[0] for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).items()}
         sid, session, cookie = self._session(environ)
-        if not hmac.compare_digest(query.get("state", ""), session["state"]):
+        if not _same(query.get("state", ""), session["state"]):
             return _html(400, _page(_failure("state_mismatch", "This answer was not asked for by this browser.")))
         session["state"] = secrets.token_urlsafe(16)  # one use
         # RFC 9207 §2.4: Apertur names itself in every authorization response (its metadata says so:
         # authorization_response_iss_parameter_supported), so an answer without it, or naming another issuer,
         # is refused: it did not come from the Apertur this site sent the user to (a mix-up attack).
-        if not hmac.compare_digest(query.get("iss", ""), self.config.apertur_base_url):
+        if not _same(query.get("iss", ""), self.config.apertur_base_url):
             return _html(400, _page(_failure("issuer_mismatch", "This answer did not come from Apertur.")), cookie)
         if "error" in query:
             message = query.get("error_description") or "Apertur did not connect your account."
@@ -335,7 +342,7 @@ and to allow access; this site never sees your password.</p>
     def disconnect(self, environ: dict[str, Any]) -> Response:
         sid, session, _ = self._session(environ)
         form = urllib.parse.parse_qs(_read_body(environ).decode("utf-8", "replace"))
-        if not hmac.compare_digest(form.get("csrf_token", [""])[0], session["csrf"]):
+        if not _same(form.get("csrf_token", [""])[0], session["csrf"]):
             return _text(403, "Refused: the form's CSRF token is missing or wrong. Reload the page and try again.")
         # Revoking the refresh token revokes every token of the grant; the store forgets them.
         _quietly(self.apertur.connection(sid).revoke, errors=environ.get("wsgi.errors"))

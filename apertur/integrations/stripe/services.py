@@ -181,13 +181,13 @@ def _retry() -> int:
     return done
 
 
-def _give_up() -> list[StripeEvent]:
-    """Mark ``ignored`` every event still waiting after :data:`WAIT_LIMIT` (after :func:`retry_waiting`'s last
-    try), audit each (``stripe.event_given_up``) and tell staff, one email listing them, so that no event Stripe
-    was told we accepted is dropped without a person knowing. Once per event: only rows still waiting under their
-    lock move. Returns the events given up."""
+def _give_up(at: dt.datetime | None = None) -> list[StripeEvent]:
+    """Mark ``ignored`` every event still waiting :data:`WAIT_LIMIT` after it was received, at ``at`` (default:
+    now) and after :func:`retry_waiting`'s last try; audit each (``stripe.event_given_up``) and tell staff, one
+    email listing them, so that no event Stripe was told we accepted is dropped without a person knowing. Once
+    per event: only rows still waiting under their lock move. Returns the events given up."""
     expired = list(
-        StripeEvent.objects.filter(status=EventStatus.WAITING, received_at__lt=clock.now() - WAIT_LIMIT)
+        StripeEvent.objects.filter(status=EventStatus.WAITING, received_at__lt=(at or clock.now()) - WAIT_LIMIT)
         .select_for_update()
         .order_by("created", "id")
     )
@@ -254,6 +254,7 @@ def _give_up() -> list[StripeEvent]:
 def retry_waiting_pass(at: dt.datetime) -> int:
     """The worker's periodic pass (registered with :mod:`apertur.core.housekeeping`): what :func:`receive` does
     after each processed delivery, for the hours when none comes, so an event is given up (and staff told) about
-    when its week is over rather than at the next delivery. Returns the events applied or given up."""
+    when its week is over rather than at the next delivery, by the pass's time ``at``, as every pruner. Returns the
+    events applied or given up."""
     with transaction.atomic():
-        return _retry() + len(_give_up())
+        return _retry() + len(_give_up(at))

@@ -241,3 +241,46 @@ def test_app_details_report_every_problem_the_first_as_before() -> None:
         services.create_app(partner=make_partner(), name="Snapflow", redirect_uris=["http://a.example/cb"])
     assert alone.value.problems == [alone.value]
     assert OAuthApp.objects.count() == 0
+
+
+def test_a_use_of_an_older_secret_is_not_credited_to_the_secret_a_later_roll_replaced() -> None:
+    """A token request reads the app's credentials, authenticates with the previous secret, and writes its use
+    after another roll committed meanwhile (another worker, or the process's cached copy): the use was of the
+    secret that roll dropped, not of the one it now keeps working. The page must not say "last used" of a secret
+    no server presented."""
+    import datetime as dt
+
+    import time_machine
+
+    from apertur.oauth.models import SecretMatch
+
+    created = make_app()
+    start = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        services.rotate_secret(app=created.app, expire_previous_in=dt.timedelta(days=1))
+        read = OAuthApp.objects.get(pk=created.app.pk)  # what the token request authenticated against
+        assert read.matching_client_secret(created.client_secret) is SecretMatch.PREVIOUS
+        services.rotate_secret(app=created.app, expire_previous_in=dt.timedelta(days=1))  # drops the first secret
+        services.record_previous_secret_use(app=read)
+    app = OAuthApp.objects.get(pk=created.app.pk)
+    assert app.previous_client_secret_last4 != created.client_secret[-4:]
+    assert app.previous_client_secret_last_used_at is None
+
+
+def test_a_failed_authentication_is_kept_only_with_its_audit_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's "Last failed authentication" and its ``oauth_app.client_auth_failed`` audit event are one change:
+    introspection runs in autocommit, where the row's UPDATE committed on its own before the audit INSERT, and a
+    failing INSERT left a failure on the page that the audit log never recorded (and the once-a-minute claim
+    spent, so the next failures were not audited either)."""
+    from apertur.core import audit
+
+    created = make_app()
+
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(audit, "record", broken)
+    with pytest.raises(RuntimeError):
+        services.record_failed_authentication(app=created.app, ip="203.0.113.7", endpoint="introspection")
+    app = OAuthApp.objects.get(pk=created.app.pk)
+    assert (app.last_failed_auth_at, app.last_failed_auth_ip) == (None, None)

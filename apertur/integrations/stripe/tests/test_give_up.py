@@ -150,3 +150,18 @@ def test_events_given_up_in_one_pass_are_one_email_listing_each_once(
     for refund in refunds:
         assert mail.body.count(f"{refund['id']} | refund.created |") == 1
     assert AuditEvent.objects.filter(action="stripe.event_given_up").count() == 3
+
+
+def test_the_periodic_pass_gives_up_by_the_time_it_is_given(
+    mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """A housekeeping pruner is handed the pass's time (``housekeeping.prune(now=…)``) and decides by it, as the
+    others do (OAuth and signing secrets past their overlap): the Stripe pass read the clock instead."""
+    paid = waiting_invoice()
+    with (
+        time_machine.travel(RECEIVED + dt.timedelta(hours=1), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert housekeeping.prune(now=RECEIVED + dt.timedelta(days=8))["stripe_waiting_events"] == 1
+    assert StripeEvent.objects.get(event_id=paid["id"]).status == "ignored"
+    assert len(alerts(mailoutbox)) == 1
