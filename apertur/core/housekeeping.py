@@ -62,7 +62,11 @@ def prune(*, now: dt.datetime | None = None) -> dict[str, int]:
         "task_results": _delete(DBTaskResult.objects.finished().filter(finished_at__lt=at - TASK_RESULTS_TTL)),
     }
     for name, pruner in _pruners.items():
-        done[name] = pruner(at)
+        try:
+            done[name] = pruner(at)
+        except Exception:  # one app's pass failing must not keep the others from running; the next pass retries
+            logger.exception("housekeeping: the %s pass failed", name)
+            done[name] = 0
     return done
 
 

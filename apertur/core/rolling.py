@@ -39,6 +39,12 @@ def roll_overlap_is_valid(keep_previous_for: object) -> bool:
     )
 
 
+def overlap_ends(*, previous: str, expires: dt.datetime | None, at: dt.datetime) -> dt.datetime | None:
+    """When the secret a roll replaced stops working, if it still works at ``at`` (``previous``: that secret or
+    its hash, empty once forgotten); otherwise None. Every kind's ``previous_secret_valid_until``."""
+    return expires if previous and expires is not None and at < expires else None
+
+
 Rolled = TypeVar("Rolled")
 
 

@@ -6,6 +6,7 @@ import enum
 from django.db import models
 
 from apertur.core import clock, tokens
+from apertur.core.rolling import overlap_ends
 from apertur.oauth.scopes import SCOPES
 from apertur.partners.models import Partner, PartnerStatus
 
@@ -74,8 +75,9 @@ class OAuthApp(models.Model):
 
     def previous_secret_valid_until(self, at: dt.datetime) -> dt.datetime | None:
         """When the secret replaced by the last roll stops working, if it still works at ``at``; otherwise None."""
-        expires = self.previous_client_secret_expires_at
-        return expires if self.previous_client_secret_hash and expires is not None and at < expires else None
+        return overlap_ends(
+            previous=self.previous_client_secret_hash, expires=self.previous_client_secret_expires_at, at=at
+        )
 
     def matching_client_secret(self, secret: str) -> SecretMatch | None:
         """RFC 6749 §2.3.1: the one rule of which client secrets authenticate this app: the current one, and during

@@ -95,7 +95,7 @@ class HeldFilter(admin.SimpleListFilter):
         if self.value() == "any":
             return queryset.filter(status=PayoutStatus.HELD)
         if self.value() == "over":
-            return queryset.filter(status=PayoutStatus.HELD, held_since__lte=clock.now() - services.held_alert_after())
+            return queryset.filter(services.held_too_long(clock.now()))
         return queryset
 
 

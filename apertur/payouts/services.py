@@ -1036,6 +1036,12 @@ def held_alert_after() -> dt.timedelta:
     return dt.timedelta(days=max(0, int(getattr(settings, "PAYOUT_HELD_ALERT_DAYS", HELD_ALERT_DAYS))))
 
 
+def held_too_long(at: dt.datetime) -> Q:
+    """Payouts PayPal has held (item ONHOLD or BLOCKED) for longer than :func:`held_alert_after` at ``at``: what
+    staff are alerted about (:func:`alert_held`) and what the admin's "held more than N days" filter lists."""
+    return Q(status=PayoutStatus.HELD, held_since__lte=at - held_alert_after())
+
+
 def alert_held(*, limit: int = 200) -> list[Payout]:
     """Tell staff about every payout PayPal has held (item ONHOLD or BLOCKED) for longer than
     :func:`held_alert_after`: one email per pass listing each such item once, with what to do. Each payout is
@@ -1044,8 +1050,7 @@ def alert_held(*, limit: int = 200) -> list[Payout]:
     passes and workers run, and audited (``payout.held_alerted``). Run by the schedule after polling, so an item
     PayPal has released meanwhile is not reported. Returns the payouts this call alerted about."""
     now = clock.now()
-    cutoff = now - held_alert_after()
-    due = Q(status=PayoutStatus.HELD, held_since__lte=cutoff, held_alerted_at__isnull=True)
+    due = held_too_long(now) & Q(held_alerted_at__isnull=True)
     # Oldest hold first, and every claim in that order: two passes at once lock the rows in the same order.
     ids = list(Payout.objects.filter(due).order_by("held_since", "id").values_list("pk", flat=True)[:limit])
     if not ids:

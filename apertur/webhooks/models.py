@@ -5,6 +5,7 @@ import datetime as dt
 from django.db import models
 
 from apertur.core import clock, tokens
+from apertur.core.rolling import overlap_ends
 from apertur.projects.models import Project
 from apertur.webhooks import signing
 
@@ -43,8 +44,7 @@ class RollingSigningSecret(models.Model):
 
     def previous_secret_valid_until(self, at: dt.datetime) -> dt.datetime | None:
         """When the previous secret stops signing, if it still signs at ``at``; otherwise ``None``."""
-        expires = self.previous_secret_expires_at
-        return expires if self.previous_secret and expires is not None and at < expires else None
+        return overlap_ends(previous=self.previous_secret, expires=self.previous_secret_expires_at, at=at)
 
     def signing_secrets(self, at: dt.datetime) -> list[str]:
         """The secrets a request sent at ``at`` is signed with, current first: the one place that decides it.

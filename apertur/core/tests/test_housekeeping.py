@@ -80,3 +80,15 @@ def test_an_app_adds_its_own_pass_and_gets_the_pass_time(monkeypatch: pytest.Mon
 def test_the_webhooks_app_registers_its_pass() -> None:
     # Registered from WebhooksConfig.ready: core itself never imports the domain apps.
     assert "previous_signing_secrets" in housekeeping._pruners
+
+
+def test_one_apps_failing_pass_does_not_stop_the_others(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(at: dt.datetime) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(housekeeping, "_pruners", {"broken": broken, "after": lambda at: 2})
+    done = housekeeping.prune(now=NOW)
+    assert done["broken"] == 0 and done["after"] == 2
+    assert "housekeeping: the broken pass failed" in caplog.text
