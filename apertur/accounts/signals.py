@@ -31,14 +31,16 @@
     **Claimed from a squatter** (:func:`claimed_from_signup`): a password reset of an account whose address was
     never proven. Whoever signed up may not own the address ("pre-hijacked accounts", Sudhodanan & Paverd, USENIX
     Security 2022), and what they set up while it was theirs must not keep working for them. A receiver that
-    turns something off for a claim does it through its own app's service (its audit events and side effects)
-    and returns a list of :class:`TurnedOff`; ``reset_password`` records them in one ``user.account_claimed``
-    audit event and tells the owner. Any other receiver returns ``None``.
+    turns something off for a claim does it through its own app's service (its audit events and side effects),
+    connected with :func:`when_claimed`, and returns a list of :class:`TurnedOff`; ``reset_password`` records
+    them in one ``user.account_claimed`` audit event and tells the owner. Any other receiver returns ``None``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.dispatch import Signal
 
@@ -64,3 +66,15 @@ class TurnedOff:
     @classmethod
     def of(cls, what: str, count: int, *, one: str, many: str) -> TurnedOff:
         return cls(what=what, count=count, label=one if count == 1 else many)
+
+
+def when_claimed(turn_off: Callable[..., list[TurnedOff]], *, dispatch_uid: str) -> None:
+    """Run ``turn_off(user=…)`` (an app's service) when an account is claimed from whoever signed up with its
+    address (:func:`claimed_from_signup`), and hand ``reset_password`` what it turned off: the one receiver every
+    app that turns something off for a claim connects to ``mailbox_proven`` (an app's ``ready``)."""
+
+    def receiver(sender: Any, *, user: Any, via: str, was_confirmed: bool, **kwargs: Any) -> list[TurnedOff] | None:
+        return turn_off(user=user) if claimed_from_signup(via=via, was_confirmed=was_confirmed) else None
+
+    # Not weakly held: the receiver is made here, nothing else keeps it alive.
+    mailbox_proven.connect(receiver, weak=False, dispatch_uid=dispatch_uid)

@@ -1,5 +1,3 @@
-from typing import Any
-
 from django.apps import AppConfig
 
 
@@ -8,17 +6,8 @@ class PartnersConfig(AppConfig):
     label = "partners"
 
     def ready(self) -> None:
-        from apertur.accounts.signals import mailbox_proven
+        from apertur.accounts.signals import when_claimed
+        from apertur.partners import paypal
 
-        mailbox_proven.connect(_claimed, dispatch_uid="partners-unproven-signup-claimed")
-
-
-def _claimed(sender: Any, *, user: Any, via: str, was_confirmed: bool, **kwargs: Any) -> Any:
-    """An account claimed from whoever signed up with its address: no payout to a PayPal address they set."""
-    from apertur.accounts.signals import claimed_from_signup
-
-    if not claimed_from_signup(via=via, was_confirmed=was_confirmed):
-        return None
-    from apertur.partners.paypal import clear_for_claimed_account
-
-    return clear_for_claimed_account(user=user)
+        # An account claimed from whoever signed up with its address: no payout to a PayPal address they set.
+        when_claimed(paypal.clear_for_claimed_account, dispatch_uid="partners-unproven-signup-claimed")

@@ -21,18 +21,9 @@ class ProjectsConfig(AppConfig):
     label = "projects"
 
     def ready(self) -> None:
-        from apertur.accounts.signals import mailbox_proven
+        from apertur.accounts.signals import when_claimed
+        from apertur.projects import services
 
         post_migrate.connect(ensure_plans, sender=self)
-        mailbox_proven.connect(_claimed, dispatch_uid="projects-unproven-signup-claimed")
-
-
-def _claimed(sender: Any, *, user: Any, via: str, was_confirmed: bool, **kwargs: Any) -> Any:
-    """An account claimed from whoever signed up with its address: their API keys stop working."""
-    from apertur.accounts.signals import claimed_from_signup
-
-    if not claimed_from_signup(via=via, was_confirmed=was_confirmed):
-        return None
-    from apertur.projects.services import revoke_keys_of_claimed_account
-
-    return revoke_keys_of_claimed_account(user=user)
+        # An account claimed from whoever signed up with its address: their API keys stop working.
+        when_claimed(services.revoke_keys_of_claimed_account, dispatch_uid="projects-unproven-signup-claimed")

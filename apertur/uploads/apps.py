@@ -1,5 +1,3 @@
-from typing import Any
-
 from django.apps import AppConfig
 
 
@@ -8,18 +6,9 @@ class UploadsConfig(AppConfig):
     label = "uploads"
 
     def ready(self) -> None:
-        from apertur.accounts.signals import mailbox_proven
+        from apertur.accounts.signals import when_claimed
+        from apertur.uploads import services
 
-        mailbox_proven.connect(_claimed, dispatch_uid="uploads-unproven-signup-claimed")
-
-
-def _claimed(sender: Any, *, user: Any, via: str, was_confirmed: bool, **kwargs: Any) -> Any:
-    """An account claimed from whoever signed up with its address: its uploads and events stop going where
-    that person pointed them."""
-    from apertur.accounts.signals import claimed_from_signup
-
-    if not claimed_from_signup(via=via, was_confirmed=was_confirmed):
-        return None
-    from apertur.uploads.services import turn_off_deliveries_of_claimed_account
-
-    return turn_off_deliveries_of_claimed_account(user=user)
+        # An account claimed from whoever signed up with its address: its uploads and events stop going where
+        # that person pointed them.
+        when_claimed(services.turn_off_deliveries_of_claimed_account, dispatch_uid="uploads-unproven-signup-claimed")
