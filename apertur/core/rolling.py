@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.http import HttpRequest
 
+from apertur.core import clock
 from apertur.core.errors import AperturError
 
 #: The longest a rolled secret keeps working beside its replacement (as Stripe's "Roll secret").
@@ -48,18 +49,24 @@ def overlap_ends(*, previous: str, expires: dt.datetime | None, at: dt.datetime)
 Rolled = TypeVar("Rolled")
 
 
+class Rolling(Protocol):
+    """What has a rolling secret (webhook endpoints, HTTPS destinations, OAuth apps)."""
+
+    def previous_secret_valid_until(self, at: dt.datetime) -> dt.datetime | None: ...
+
+
 def roll_secret_form(
     request: HttpRequest,
     *,
-    previous_until: dt.datetime | None,
+    row: Rolling,
     rotate: Callable[[dt.timedelta], Rolled],
     initial: str = DEFAULT_ROLL_OVERLAP,
     unposted: str = "",
 ) -> tuple[Rolled | None, dict[str, Any]]:
     """Read a roll page's form: on a valid POST, ``rotate(overlap)`` (the kind's service) and what it returns;
     otherwise ``None``, and the template context of ``_roll_secret_form.html`` (the choices, the one chosen —
-    ``initial`` unless posted, 24 hours by default —, the error, and ``previous_until``: when the secret replaced
-    by the last roll stops working, if it still works, which a new roll ends at once). A POST without a choice
+    ``initial`` unless posted, 24 hours by default —, the error, and when the secret the ``row``'s last roll replaced
+    stops working, if it still works, which a new roll ends at once). A POST without a choice
     takes ``unposted`` (a key of :data:`ROLL_OVERLAPS`; by default none, and the page asks for one)."""
     posted = request.method == "POST"
     chosen = request.POST.get("expire_previous_in", unposted) if posted else initial
@@ -76,5 +83,5 @@ def roll_secret_form(
         "choices": [(value, label) for value, (label, _) in ROLL_OVERLAPS.items()],
         "chosen": chosen,
         "error": error,
-        "previous_secret_until": previous_until,
+        "previous_secret_until": row.previous_secret_valid_until(clock.now()),
     }

@@ -226,7 +226,7 @@ def _roll_secret(request: HttpRequest, app: OAuthApp, context: dict[str, Any]) -
     (a rotation is often because the secret leaked); keeping it a while is the partner's explicit choice."""
     rolled, form = roll_secret_form(
         request,
-        previous_until=app.previous_secret_valid_until(clock.now()),
+        row=app,
         rotate=lambda overlap: services.rotate_secret(
             app=app, actor=_actor(request), ip=client_ip(request), expire_previous_in=overlap
         ),

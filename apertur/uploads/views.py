@@ -297,7 +297,7 @@ def destination_roll_secret(request: HttpRequest, public_id: str, destination_id
         raise Http404("Only an HTTPS destination has a signing secret.")
     rolled, form = roll_secret_form(
         request,
-        previous_until=destination.previous_secret_valid_until(clock.now()),
+        row=destination,
         rotate=lambda overlap: destinations.rotate_secret(
             destination=destination, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
         ),

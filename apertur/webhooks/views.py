@@ -122,7 +122,7 @@ def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str)
     endpoint = _endpoint(request, public_id, endpoint_id)
     rolled, form = roll_secret_form(
         request,
-        previous_until=endpoint.previous_secret_valid_until(clock.now()),
+        row=endpoint,
         rotate=lambda overlap: services.rotate_secret(
             endpoint=endpoint, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
         ),
