@@ -81,20 +81,29 @@ format: install
 
 # The whole suite on SQLite and again on PostgreSQL, the two runs side by side (each is one process; together
 # they keep both cores busy), each run's output printed when it ends. With CI=true an unreachable PostgreSQL fails.
+# Side by side, a test that gives the same answer on either database runs once: the browser tests (a UI through a
+# live server) in the PostgreSQL run, the production database under it; the tests whose processes use a SQLite
+# file of their own or no database (marker `own_database`) in the SQLite run. Every other test runs in both; tests/test_suite_split.py
+# checks that the two selections together hold every test. Without a PostgreSQL to reach (outside CI) the SQLite
+# run takes everything; `make test-sqlite` or `make test-postgres` alone runs everything.
+SQLITE_SHARE = not browser or own_database
+POSTGRES_SHARE = not own_database
+
 test: install browser lint sdk-test
 	@echo "== the suite on SQLite and on PostgreSQL, side by side: each run prints its results when it ends (several minutes) =="
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+	@if $(BIN)/python -m apertur.core.pgcheck "$(PG_URL)" 2>/dev/null; then share="SIDE_BY_SIDE=1"; else share=""; fi; \
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres $$share
 
 # Its own Redis database for the test that flushes one (tests/test_concurrency.py): the PostgreSQL run's
 # multi-process test takes a free one among 15..8 at the same time.
 test-sqlite: install
-	@echo "== tests on SQLite =="
-	env -u DATABASE_URL TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/7} $(BIN)/pytest $(PYTEST_ARGS)
+	@echo "== tests on SQLite$(if $(SIDE_BY_SIDE), (-m '$(SQLITE_SHARE)')) =="
+	env -u DATABASE_URL TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/7} $(BIN)/pytest $(if $(SIDE_BY_SIDE),-m "$(SQLITE_SHARE)") $(PYTEST_ARGS)
 
 test-postgres: install
-	@echo "== tests on PostgreSQL ($(PG_URL)) =="
+	@echo "== tests on PostgreSQL ($(PG_URL))$(if $(SIDE_BY_SIDE), (-m '$(POSTGRES_SHARE)')) =="
 	@if $(BIN)/python -m apertur.core.pgcheck "$(PG_URL)"; then \
-	  DATABASE_URL="$(PG_URL)" $(BIN)/pytest $(PYTEST_ARGS); \
+	  DATABASE_URL="$(PG_URL)" $(BIN)/pytest $(if $(SIDE_BY_SIDE),-m "$(POSTGRES_SHARE)") $(PYTEST_ARGS); \
 	elif [ "$${CI:-}" = "true" ]; then \
 	  echo "PostgreSQL is required when CI=true" >&2; exit 1; \
 	else \

@@ -45,6 +45,30 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     token_cache.release_database()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_postgresql_by_delete() -> Iterator[None]:
+    """After each transactional test Django empties every table with one ``TRUNCATE`` on PostgreSQL, which makes
+    new files for all ~50 tables: ~0.25 s idle, ~0.6 s on a busy machine, over a minute and a half of the suite.
+    ``DELETE`` of the few rows a test leaves takes ~0.02 s. Django's foreign keys on PostgreSQL are
+    ``DEFERRABLE INITIALLY DEFERRED``, so the order of the deletes does not matter: the constraints are checked
+    when the flush commits, with every table empty. Sequences are untouched either way (pytest-django does not
+    reset them); a flush that asks to reset them keeps Django's ``TRUNCATE … RESTART IDENTITY``."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def delete(
+        self: Any, style: Any, tables: Any, *, reset_sequences: bool = False, allow_cascade: bool = False
+    ) -> list[str]:
+        if reset_sequences or not tables:
+            return truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return ["SET CONSTRAINTS ALL DEFERRED", *(f"DELETE FROM {self.quote_name(table)}" for table in tables)]  # noqa: S608
+
+    DatabaseOperations.sql_flush = delete  # type: ignore[method-assign]
+    yield
+    DatabaseOperations.sql_flush = truncate  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def maildir(settings: Any) -> Any:
     """Send through the real development backend (one .eml file per message) instead of locmem."""
@@ -78,6 +102,16 @@ def page(browser: Any) -> Iterator[Any]:
     pg = context.new_page()
     yield pg
     context.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for Chromium (``browser`` or ``page``) is a browser test whether or not its module says so:
+    ``make test`` runs the browser tests in one of its two runs by that marker (Makefile, SQLITE_SHARE). First, so
+    that ``-m`` sees the marker."""
+    for item in items:
+        if {"browser", "page"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
 
 
 def pytest_report_header(config: Any) -> str:

@@ -21,6 +21,8 @@ from bench.servers import app_server, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.own_database
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -14,7 +14,7 @@ from conftest import CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.own_database]
 
 
 def test_sdk_popup_bench_gets_a_code_per_run() -> None:

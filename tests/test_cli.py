@@ -245,6 +245,7 @@ def test_demo_is_idempotent() -> None:
     assert Client().login(email=first["partner"]["email"], password=first["partner"]["password"])
 
 
+@pytest.mark.own_database
 @pytest.mark.django_db(transaction=True)
 def test_console_script_end_to_end(tmp_path: Path) -> None:
     """The installed entry point in a real process, on its own SQLite file: migrate, demo twice."""
@@ -324,6 +325,7 @@ def test_partner_balance() -> None:
     assert missing.exit_code == 1 and "No partner" in missing.stderr
 
 
+@pytest.mark.own_database
 def test_a_database_not_migrated_is_one_clear_error_not_a_traceback(tmp_path: Any) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["APERTUR_VAR_DIR"] = str(tmp_path)

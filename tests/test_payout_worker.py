@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from apertur.integrations.paypal.emulator import running
+
+pytestmark = pytest.mark.own_database
 
 SETUP = """
 import django

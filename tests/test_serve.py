@@ -29,6 +29,7 @@ def _get(url: str) -> tuple[int, bytes, dict[str, str]]:
         return resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()}  # names: any case
 
 
+@pytest.mark.own_database
 def test_serve_multi_process_with_static_and_healthz(tmp_path: Path) -> None:
     db = tmp_path / "serve.sqlite3"
     env = {
@@ -88,6 +89,7 @@ def test_serve_multi_process_with_static_and_healthz(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.own_database
 def test_worker_starts_and_stops_gracefully(tmp_path: Path) -> None:
     env = {
         **os.environ,

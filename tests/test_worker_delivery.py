@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from apertur.webhooks.tests.test_services import Receiver
+
+pytestmark = pytest.mark.own_database
 
 SETUP = """
 import django, json, sys

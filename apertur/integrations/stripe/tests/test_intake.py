@@ -150,6 +150,7 @@ def test_deploy_check_warns_when_production_runs_on_the_derived_secret(settings:
     assert webhook_secret_configured(None) == []
 
 
+@pytest.mark.own_database  # its processes read the settings only
 def test_without_the_environment_variable_the_webhook_works_with_the_derived_secret() -> None:
     """``make run`` sets nothing: the server and ``apertur billing simulate`` agree on the derived secret."""
     import os
