@@ -44,9 +44,11 @@ def _iso(value: Any) -> str | None:
 
 class BodyIn(Schema):
     """A JSON request body: strict types, so ``"12"`` is not an integer nor ``"yes"`` a boolean (the schema
-    says what it takes). Query parameters stay lax: in a URL everything is a string."""
+    says what it takes), and no member the operation does not take: a misspelt ``max_file`` would otherwise
+    create a session without the limit its caller asked for (the schema says ``additionalProperties: false``).
+    Query parameters stay lax: in a URL everything is a string."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="forbid")
 
 
 # ?limit= on every list: the bounds apertur.api.pagination enforces, stated in the schema.

@@ -228,7 +228,10 @@ def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse
     first = exc.errors[0] if exc.errors else {}
     location = [str(part) for part in first.get("loc", []) if part not in {"body", "query", "path", "payload"}]
     field = ".".join(location) or None
-    message = f"{field}: {first.get('msg', 'invalid')}" if field else "The request is not valid."
+    if first.get("type") == "extra_forbidden":  # BodyIn: a member the operation does not take
+        message = f"{field}: this operation takes no such field (see its request body in the API reference)."
+    else:
+        message = f"{field}: {first.get('msg', 'invalid')}" if field else "The request is not valid."
     extra = {"field": field} if field else {}
     return error_response(request, 422, "validation_error", message, **extra)
 

@@ -151,3 +151,59 @@ def test_a_body_that_is_not_json_is_invalid_request(api: Api, method: str, path:
     response = call_(f"/api/v1{path}", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api.token}")
     error = assert_api_error(response, 400, "invalid_request")
     assert error["message"] == "The request body is not valid JSON."
+
+
+# A body each operation that takes one accepts, "{id}" standing for an existing webhook endpoint.
+ACCEPTED_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("patch", "/project/settings"): {"default_max_files": 5},
+    ("post", "/upload-sessions"): {"title": "Party"},
+    ("post", "/webhooks"): {"url": "https://hooks.example.com/x"},
+    ("patch", "/webhooks/{id}"): {"description": "Orders"},
+    ("post", "/webhooks/{id}/rotate-secret"): {},
+}
+
+
+def test_every_operation_with_a_body_is_in_the_unknown_member_test_and_says_so_in_its_schema() -> None:
+    schema = Client().get("/api/v1/openapi.json").json()
+    with_body = {
+        (method, path.removeprefix("/api/v1").replace("{endpoint_id}", "{id}"))
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if "requestBody" in operation
+    }
+    assert with_body == set(ACCEPTED_BODIES)
+    inputs = [s for name, s in schema["components"]["schemas"].items() if name.endswith(("In", "Patch"))]
+    assert inputs and all(s.get("additionalProperties") is False for s in inputs)
+
+
+@pytest.mark.parametrize(("method", "path"), list(ACCEPTED_BODIES))
+def test_a_member_the_operation_does_not_take_is_refused_and_changes_nothing(
+    api: Api, flow: Flow, method: str, path: str
+) -> None:
+    """A misspelt field (``max_file``) would otherwise be dropped in silence: a session without the limit its
+    caller asked for. Refused by name, like a wrong value, and nothing is written."""
+    endpoint = webhooks.create_endpoint(project=flow.project, url="https://hooks.example.com/base")
+    url = f"/api/v1{path.replace('{id}', endpoint.public_id)}"
+    before = (
+        UploadSession.objects.count(),
+        flow.project.webhook_endpoints.count(),
+        list(flow.project.webhook_endpoints.values()),
+        flow.project.__class__.objects.filter(pk=flow.project.pk).values().get(),
+    )
+    body = {**ACCEPTED_BODIES[(method, path)], "max_file": 3}
+    response = getattr(Client(), method)(
+        url, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api.token}"
+    )
+    error = assert_api_error(response, 422, "validation_error")
+    assert error["field"] == "max_file" and "no such field" in error["message"]
+    after = (
+        UploadSession.objects.count(),
+        flow.project.webhook_endpoints.count(),
+        list(flow.project.webhook_endpoints.values()),
+        flow.project.__class__.objects.filter(pk=flow.project.pk).values().get(),
+    )
+    assert after == before
+    accepted = getattr(Client(), method)(
+        url, ACCEPTED_BODIES[(method, path)], content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api.token}"
+    )
+    assert accepted.status_code in {200, 201}, accepted.content
