@@ -71,7 +71,8 @@ class Payout(models.Model):
     returned_at = models.DateTimeField(null=True, blank=True)  # when the money came back to the balance
     checked_at = models.DateTimeField(null=True, blank=True)  # last reconciliation with PayPal
     # When PayPal put the current item on hold (ONHOLD or BLOCKED); cleared when it leaves that state. Past
-    # ``PAYOUT_HELD_ALERT_DAYS`` staff are told, once per item: ``held_alerted_at`` is that claim (services.alert_held).
+    # ``PAYOUT_HELD_ALERT_DAYS`` staff are told, once per hold: ``held_alerted_at`` is that claim (services.alert_held),
+    # cleared when PayPal holds the item again after letting go of it.
     held_since = models.DateTimeField(null=True, blank=True)
     held_alerted_at = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True)

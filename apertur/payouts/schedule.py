@@ -8,7 +8,7 @@
    them with the same ``sender_batch_id``;
 3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied;
 4. payouts PayPal has held (ONHOLD, BLOCKED) for longer than ``PAYOUT_HELD_ALERT_DAYS`` are reported to staff, once
-   per item (:func:`services.alert_held`).
+   per hold (:func:`services.alert_held`).
 
 Two schedulers at once (two workers) are harmless: a lease on the period's row keeps the second from calling
 PayPal needlessly, and the database's unique constraints make one payout per partner and period anyway.

@@ -893,6 +893,10 @@ def apply_item_status(
         fields += ["status", "item_status", "held_since"]
         # The hold's clock starts when PayPal holds the item and stops when it lets go of it (alert_held).
         payout.held_since = now if target == PayoutStatus.HELD else None
+        if target == PayoutStatus.HELD and payout.held_alerted_at is not None:
+            # Held again after PayPal let go of it: a new hold, which staff hear about in its turn.
+            payout.held_alerted_at = None
+            fields.append("held_alerted_at")
         if target == PayoutStatus.PAID:
             payout.paid_at = now
             fields.append("paid_at")

@@ -124,6 +124,29 @@ def test_a_hold_paypal_releases_in_time_is_never_reported(emu: Running, tick: Ti
     assert staff_mails(mailoutbox) == []
 
 
+def test_an_item_held_again_after_paypal_let_go_of_it_is_a_new_hold_alerted_in_its_turn(
+    emu: Running, tick: Tick, mailoutbox: list[Any]
+) -> None:
+    payout = held_payout(emu, tick)
+    assert tick(HELD_AT + dt.timedelta(days=6)).held_alerted == [payout.sender_item_id]
+    advance(emu, payout, "PENDING")  # PayPal lets go of it, then holds it again two days later
+    tick(HELD_AT + dt.timedelta(days=7))
+    payout.refresh_from_db()
+    assert (payout.status, payout.held_since) == (PayoutStatus.PENDING, None)
+    advance(emu, payout, "BLOCKED")
+    held_again = HELD_AT + dt.timedelta(days=9)
+    assert tick(held_again).held_alerted == []
+    payout.refresh_from_db()
+    assert (payout.status, payout.held_since, payout.held_alerted_at) == (PayoutStatus.HELD, held_again, None)
+    # The new hold has its own five days.
+    assert tick(held_again + dt.timedelta(days=4)).held_alerted == []
+    assert tick(held_again + dt.timedelta(days=5, hours=1)).held_alerted == [payout.sender_item_id]
+    first, second = staff_mails(mailoutbox)
+    assert "ONHOLD since 2026-04-16" in first.body and "BLOCKED since 2026-04-25" in second.body
+    assert AuditEvent.objects.filter(action="payout.held_alerted").count() == 2
+    assert tick(held_again + dt.timedelta(days=8)).held_alerted == []
+
+
 def test_the_limit_is_a_setting(emu: Running, tick: Tick, settings: Any, mailoutbox: list[Any]) -> None:
     settings.PAYOUT_HELD_ALERT_DAYS = 10
     payout = held_payout(emu, tick, "BLOCKED")
