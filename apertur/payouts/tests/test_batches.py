@@ -6,7 +6,6 @@ polling) giving back that partner's money only, and a staff retry sending a batc
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from django.test import override_settings
 
 from apertur.commissions.models import CommissionEntry
 from apertur.integrations.paypal.client import PayPalClient
-from apertur.integrations.paypal.emulator import ITEM_EVENTS, Running, running
+from apertur.integrations.paypal.emulator import ITEM_EVENTS, Running
 from apertur.partners.models import Partner
 from apertur.payouts import reconcile, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus, PayPalEvent, PayPalEventStatus
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.django_db
 PERIOD = "2026-04"
 #: Three partners owed 6,000, 7,000 and 8,000 cents (10 % of the payments below).
 OWED = [6_000, 7_000, 8_000]
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 def partners(emails: list[str] | None = None) -> list[Partner]:

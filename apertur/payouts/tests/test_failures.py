@@ -4,7 +4,6 @@ PayPal call: whatever happens, PayPal ends with at most one batch per payout and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,12 +25,6 @@ from apertur.payouts.tests.helpers import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 class Crash(BaseException):

@@ -5,7 +5,6 @@ is told something true. Through the PayPal emulator over loopback, as the worker
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,9 +12,10 @@ import time_machine
 from django.test import Client
 
 from apertur.core.models import AuditEvent
-from apertur.integrations.paypal.emulator import Running, running
-from apertur.payouts import schedule, selectors, services
+from apertur.integrations.paypal.emulator import Running
+from apertur.payouts import selectors, services
 from apertur.payouts.models import Payout, PayoutStatus
+from apertur.payouts.tests.conftest import Tick
 from apertur.payouts.tests.helpers import advance, at, client_for, do_run, item_id, make_world, only, pay
 from apertur.testing import make_staff
 
@@ -27,28 +27,6 @@ HELD_AT = at(2026, 4, 16)  # the day after the 2026-04 run: the first tick that 
 @pytest.fixture(autouse=True)
 def _staff_address(settings: Any) -> None:
     settings.STAFF_NOTIFY_EMAIL = STAFF
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
-
-
-Tick = Callable[[dt.datetime], schedule.TickResult]
-
-
-@pytest.fixture
-def tick(emu: Running, django_capture_on_commit_callbacks: Any) -> Tick:
-    """A pass of the schedule at ``when``, against the emulator; mail goes out when its transactions commit (the
-    test's own transaction never does, so the callbacks are run)."""
-
-    def at_(when: dt.datetime) -> schedule.TickResult:
-        commits = django_capture_on_commit_callbacks(execute=True)
-        with time_machine.travel(when, tick=False), client_for(emu) as client, commits:
-            return schedule.tick(client=client)
-
-    return at_
 
 
 def held_payout(emu: Running, tick: Tick, status: str = "ONHOLD") -> Payout:

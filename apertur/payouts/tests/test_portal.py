@@ -23,7 +23,7 @@ from apertur.commissions.models import CommissionEntry
 from apertur.core import clock
 from apertur.core.errors import NotFound
 from apertur.integrations.paypal.client import PayPalClient
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.partners.models import Partner
 from apertur.payouts import selectors, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
@@ -479,12 +479,6 @@ def test_status_order_follows_the_run_hold_before_email() -> None:
 
 
 # --- emails, sent by the services through the PayPal emulator --------------------------------------------------
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 def run_period(emu: Running, period: str, on_commit: Any) -> list[services.Decision]:

@@ -5,7 +5,6 @@ retry pays it exactly once."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import time_machine
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.payouts import reconcile, services
 from apertur.payouts.errors import NothingToRetry, PayoutNotRetryable
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus, PayPalEventStatus
@@ -32,12 +31,6 @@ from apertur.testing import make_staff
 
 pytestmark = pytest.mark.django_db
 SENT_AT = services.run_at("2026-04")
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 @pytest.fixture

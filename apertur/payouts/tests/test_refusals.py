@@ -4,14 +4,13 @@ the partner reads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import time_machine
 from django.conf import settings
 
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.partners.models import Partner
 from apertur.partners.paypal import confirm, request_change
 from apertur.payouts import reconcile, selectors, services
@@ -20,12 +19,6 @@ from apertur.payouts.tests.helpers import advance, at, batches_created, client_f
 from apertur.testing import make_staff
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 def test_an_address_paypal_refuses_is_told_shown_and_not_sent_to_again_until_it_changes(

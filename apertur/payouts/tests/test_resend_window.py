@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from apertur.accounts.models import User
 from apertur.commissions.models import CommissionEntry
 from apertur.core.models import AuditEvent
 from apertur.integrations.paypal.client import PayoutItem
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.partners.models import Partner
 from apertur.payouts import schedule, selectors, services
 from apertur.payouts.errors import PayoutNotInReview, ReviewBatchNotFound
@@ -26,12 +25,6 @@ from apertur.testing import make_staff
 
 pytestmark = pytest.mark.django_db
 T0 = services.run_at("2026-04")
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 def tick(emu: Running, when: dt.datetime) -> schedule.TickResult:

@@ -3,7 +3,6 @@ emulator over loopback, time moved with time-machine."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import time_machine
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.payouts import services
 from apertur.payouts.errors import RunNotDue
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
@@ -34,12 +33,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _secret(settings: Any) -> None:
     settings.STRIPE_WEBHOOK_SECRET = SECRET
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 def test_worked_example(emu: Running) -> None:

@@ -4,13 +4,12 @@ PayPal could not be reached for stays open and is retried with the same id; one 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import time_machine
 
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.partners.models import Partner
 from apertur.payouts import schedule, services
 from apertur.payouts.models import Payout, PayoutRun, PayoutStatus
@@ -18,12 +17,6 @@ from apertur.payouts.tests.helpers import at, batches_created, client_for, make_
 
 pytestmark = pytest.mark.django_db
 WOKE_UP = at(2026, 7, 20)  # the service was down from March to July 20th
-
-
-@pytest.fixture
-def emu() -> Iterator[Running]:
-    with running() as emulator:
-        yield emulator
 
 
 def history() -> Partner:
