@@ -99,6 +99,25 @@ class HeldFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ProcessingFilter(admin.SimpleListFilter):
+    """Payouts sent to PayPal and not settled nor held yet (ours ``sent`` or ``processing``): all of them, or those
+    sent more than ``PAYOUT_PROCESSING_ALERT_DAYS`` ago (what the staff alert lists)."""
+
+    title = "processing at PayPal"
+    parameter_name = "processing"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        days = services.processing_alert_after().days
+        return [("any", "Processing now"), ("over", f"Sent more than {days} days ago")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Payout]) -> QuerySet[Payout]:
+        if self.value() == "any":
+            return queryset.filter(status__in=[PayoutStatus.SENT, PayoutStatus.PENDING])
+        if self.value() == "over":
+            return queryset.filter(services.processing_too_long(clock.now()))
+        return queryset
+
+
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
     list_display = (
@@ -114,7 +133,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         "returned_at",
         "held",
     )
-    list_filter = ("status", HeldFilter, "period", "currency")
+    list_filter = ("status", HeldFilter, ProcessingFilter, "period", "currency")
     search_fields = (
         "partner__user__email",
         "partner__company_name",
@@ -147,6 +166,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         "checked_at",
         "held_since",
         "held_alerted_at",
+        "processing_alerted_at",
         "detail",
     )
     readonly_fields = fields

@@ -75,6 +75,9 @@ class Payout(models.Model):
     # cleared when PayPal holds the item again after letting go of it.
     held_since = models.DateTimeField(null=True, blank=True)
     held_alerted_at = models.DateTimeField(null=True, blank=True)
+    # When staff were told PayPal had left the payout sent or processing past ``PAYOUT_PROCESSING_ALERT_DAYS``
+    # (services.alert_processing): once per PayPal item, cleared by a retry.
+    processing_alerted_at = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True)
 
     class Meta:

@@ -8,7 +8,9 @@
    them with the same ``sender_batch_id``;
 3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied;
 4. payouts PayPal has held (ONHOLD, BLOCKED) for longer than ``PAYOUT_HELD_ALERT_DAYS`` are reported to staff, once
-   per hold (:func:`services.alert_held`).
+   per hold (:func:`services.alert_held`);
+5. payouts PayPal has left sent or processing (item PENDING) for longer than ``PAYOUT_PROCESSING_ALERT_DAYS`` are
+   reported to staff, once per item (:func:`services.alert_processing`).
 
 Two schedulers at once (two workers) are harmless: a lease on the period's row keeps the second from calling
 PayPal needlessly, and the database's unique constraints make one payout per partner and period anyway.
@@ -138,6 +140,8 @@ class TickResult:
     poll: dict[str, Any] = field(default_factory=dict)
     events_applied: int = 0
     held_alerted: list[str] = field(default_factory=list)  # sender_item_ids staff were just told PayPal holds
+    # sender_item_ids staff were just told PayPal has left unsettled too long
+    processing_alerted: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +150,7 @@ class TickResult:
             "poll": self.poll,
             "events_applied": self.events_applied,
             "held_alerted": self.held_alerted,
+            "processing_alerted": self.processing_alerted,
         }
 
 
@@ -161,8 +166,9 @@ def tick(*, client: PayPalClient | None = None) -> TickResult:
                 result.runs[period] = summarize(decisions)
         result.poll = reconcile.poll_open(client=paypal).as_json()
         result.events_applied = reconcile.process_pending_events(client=paypal)
-    # After polling: an item PayPal released since the last pass is paid by now, not reported as held.
+    # After polling: an item PayPal released or settled since the last pass is paid by now, not reported.
     result.held_alerted = [payout.sender_item_id for payout in services.alert_held()]
+    result.processing_alerted = [payout.sender_item_id for payout in services.alert_processing()]
     return result
 
 
@@ -180,7 +186,15 @@ def start_in_background(*, stop: threading.Event | None = None) -> threading.Thr
             close_old_connections()
             try:
                 result = tick()
-                if result.runs or result.poll.get("changed") or result.events_applied or result.held_alerted:
+                if any(
+                    (
+                        result.runs,
+                        result.poll.get("changed"),
+                        result.events_applied,
+                        result.held_alerted,
+                        result.processing_alerted,
+                    )
+                ):
                     logger.info("payout schedule: %s", result.as_json())
             except Exception:  # logged; the next tick tries again
                 logger.exception("payout schedule tick failed")

@@ -1028,16 +1028,26 @@ def _tell(payout: Payout, what: str, **extra: Any) -> None:
     mail.send(to=message.to, subject=message.subject, template=message.template, context=message.context)
 
 
-# --- held by PayPal ------------------------------------------------------------------------------------
+# --- left unsettled by PayPal: held, or processing too long ----------------------------------------------
 
 #: Days a PayPal item may stay ONHOLD or BLOCKED before staff are told (``PAYOUT_HELD_ALERT_DAYS``). PayPal settles
 #: most held payout items within a few business days; five calendar days is past that even across a weekend.
 HELD_ALERT_DAYS = 5
 
+#: Days a payout may stay sent or processing (batch accepted, item not settled: PENDING) before staff are told
+#: (``PAYOUT_PROCESSING_ALERT_DAYS``). PayPal settles an item in minutes; one left PENDING for days is waiting on
+#: the sending account (payouts not enabled on it, no balance in the currency, a review), which only staff can fix.
+PROCESSING_ALERT_DAYS = 3
+
 
 def held_alert_after() -> dt.timedelta:
     """How long a payout may be held by PayPal before :func:`alert_held` tells staff."""
     return dt.timedelta(days=max(0, int(getattr(settings, "PAYOUT_HELD_ALERT_DAYS", HELD_ALERT_DAYS))))
+
+
+def processing_alert_after() -> dt.timedelta:
+    """How long a payout may stay sent or processing before :func:`alert_processing` tells staff."""
+    return dt.timedelta(days=max(0, int(getattr(settings, "PAYOUT_PROCESSING_ALERT_DAYS", PROCESSING_ALERT_DAYS))))
 
 
 def held_too_long(at: dt.datetime) -> Q:
@@ -1046,39 +1056,74 @@ def held_too_long(at: dt.datetime) -> Q:
     return Q(status=PayoutStatus.HELD, held_since__lte=at - held_alert_after())
 
 
+def processing_too_long(at: dt.datetime) -> Q:
+    """Payouts sent to PayPal longer than :func:`processing_alert_after` before ``at`` that PayPal has not settled
+    nor held (ours ``sent`` or ``processing``): what :func:`alert_processing` and the admin's filter list."""
+    return Q(status__in=[PayoutStatus.SENT, PayoutStatus.PENDING], sent_at__lte=at - processing_alert_after())
+
+
+def _claim_for_alert(*, due: Q, since: str, claim: str, action: str, limit: int) -> list[Payout]:
+    """The payouts matching ``due`` (which requires ``claim`` unset), each claimed by a conditional UPDATE of
+    ``claim`` (atomic on SQLite and PostgreSQL alike: a second worker's UPDATE waits for the first's row lock,
+    then finds it set) and audited ``action``, in the caller's transaction. Oldest ``since`` first, every claim
+    in that order, so two passes at once lock the rows in the same order. An alert claims each payout once
+    however many passes and workers run."""
+    now = clock.now()
+    ids = list(Payout.objects.filter(due).order_by(since, "id").values_list("pk", flat=True)[:limit])
+    claimed = [pk for pk in ids if Payout.objects.filter(due, pk=pk).update(**{claim: now})]
+    if not claimed:
+        return []
+    payouts = list(Payout.objects.filter(pk__in=claimed).select_related("partner__user").order_by(since, "id"))
+    AuditEvent.objects.bulk_create(
+        [
+            audit.event(
+                action=action,
+                obj=payout,
+                data={
+                    "paypal_item_id": payout.paypal_item_id,
+                    "paypal": payout.item_status,
+                    since: getattr(payout, since).isoformat() if getattr(payout, since) else "",
+                    "amount_cents": payout.amount_cents,
+                },
+            )
+            for payout in payouts
+        ]
+    )
+    return payouts
+
+
+def _alert_table(payouts: list[Payout], *, since: str, state: str) -> list[str]:
+    """The lines of a staff alert listing ``payouts``: PayPal's ids and ours, the amount, the partner and address,
+    PayPal's status (``state`` when not known yet) and since when (the Toronto date of ``since``)."""
+    return [
+        "PayPal item id | our item id | amount | partner | PayPal status since (Toronto)",
+        *(
+            f"{payout.paypal_item_id or '(not known yet)'} | {payout.sender_item_id} | "
+            f"{format_cents(payout.amount_cents, payout.currency)} | {payout.partner.user.email}"
+            f"{f' ({payout.partner.company_name})' if payout.partner.company_name else ''}, to "
+            f"{payout.receiver_email} | {payout.item_status or state} since "
+            f"{clock.business_date(getattr(payout, since)).isoformat() if getattr(payout, since) else '?'}"
+            for payout in payouts
+        ),
+    ]
+
+
 def alert_held(*, limit: int = 200) -> list[Payout]:
     """Tell staff about every payout PayPal has held (item ONHOLD or BLOCKED) for longer than
-    :func:`held_alert_after`: one email per pass listing each such item once, with what to do. Each payout is
-    claimed by a conditional UPDATE of ``held_alerted_at`` (atomic on SQLite and PostgreSQL alike: a second
-    worker's UPDATE waits for the first's row lock, then finds it set), so an item is alerted once however many
-    passes and workers run, and audited (``payout.held_alerted``). Run by the schedule after polling, so an item
-    PayPal has released meanwhile is not reported. Returns the payouts this call alerted about."""
-    now = clock.now()
-    due = held_too_long(now) & Q(held_alerted_at__isnull=True)
-    # Oldest hold first, and every claim in that order: two passes at once lock the rows in the same order.
-    ids = list(Payout.objects.filter(due).order_by("held_since", "id").values_list("pk", flat=True)[:limit])
-    if not ids:
+    :func:`held_alert_after`: one email per pass listing each such item once, with what to do. Each hold is
+    claimed by ``held_alerted_at`` (:func:`_claim_for_alert`; cleared when PayPal holds the item again after
+    letting go of it), so it is alerted once however many passes and workers run, and audited
+    (``payout.held_alerted``). Run by the schedule after polling, so an item PayPal has released meanwhile is not
+    reported. Returns the payouts this call alerted about."""
+    due = held_too_long(clock.now()) & Q(held_alerted_at__isnull=True)
+    if not Payout.objects.filter(due).exists():
         return []
     with transaction.atomic():
-        claimed = [pk for pk in ids if Payout.objects.filter(due, pk=pk).update(held_alerted_at=now)]
-        if not claimed:
-            return []
-        held = list(Payout.objects.filter(pk__in=claimed).select_related("partner__user").order_by("held_since", "id"))
-        AuditEvent.objects.bulk_create(
-            [
-                audit.event(
-                    action="payout.held_alerted",
-                    obj=payout,
-                    data={
-                        "paypal_item_id": payout.paypal_item_id,
-                        "paypal": payout.item_status,
-                        "held_since": payout.held_since.isoformat() if payout.held_since else "",
-                        "amount_cents": payout.amount_cents,
-                    },
-                )
-                for payout in held
-            ]
+        held = _claim_for_alert(
+            due=due, since="held_since", claim="held_alerted_at", action="payout.held_alerted", limit=limit
         )
+        if not held:
+            return []
         days = held_alert_after().days
         first = held[0]
         subject = (
@@ -1107,19 +1152,66 @@ def alert_held(*, limit: int = 200) -> list[Payout]:
                 f"- Every payout held that long, and since when: {settings.APERTUR_BASE_URL}/admin/payouts/payout/"
                 "?held=over",
                 "",
-                "PayPal item id | our item id | amount | partner | PayPal status since (Toronto)",
-                *(
-                    f"{payout.paypal_item_id or '(not known yet)'} | {payout.sender_item_id} | "
-                    f"{format_cents(payout.amount_cents, payout.currency)} | {payout.partner.user.email}"
-                    f"{f' ({payout.partner.company_name})' if payout.partner.company_name else ''}, to "
-                    f"{payout.receiver_email} | {payout.item_status or 'held'} since "
-                    f"{clock.business_date(payout.held_since).isoformat() if payout.held_since else '?'}"
-                    for payout in held
-                ),
+                *_alert_table(held, since="held_since", state="held"),
             ],
         )
         logger.warning("payouts held by PayPal over %s days, staff told: %s", days, [p.sender_item_id for p in held])
     return held
+
+
+def alert_processing(*, limit: int = 200) -> list[Payout]:
+    """Tell staff about every payout PayPal accepted more than :func:`processing_alert_after` ago and has neither
+    settled nor held (ours ``sent``, or ``processing``: item PENDING): one email per pass listing each such item
+    once, with what to check on the sending account. Claimed by ``processing_alerted_at`` (once per payout; a
+    retry, a new item, clears it) and audited (``payout.processing_alerted``). Run by the schedule after polling,
+    so an item PayPal settled meanwhile is not reported. Returns the payouts this call alerted about."""
+    due = processing_too_long(clock.now()) & Q(processing_alerted_at__isnull=True)
+    if not Payout.objects.filter(due).exists():
+        return []
+    with transaction.atomic():
+        late = _claim_for_alert(
+            due=due, since="sent_at", claim="processing_alerted_at", action="payout.processing_alerted", limit=limit
+        )
+        if not late:
+            return []
+        days = processing_alert_after().days
+        first = late[0]
+        subject = (
+            f"PayPal has not settled payout {first.sender_item_id} {days} days after it was sent"
+            if len(late) == 1
+            else f"PayPal has not settled {len(late)} payouts {days} days after they were sent"
+        )
+        _alert_staff(
+            key=f"processing:{first.pk}:{first.sender_batch_id}",
+            about=first,
+            subject=subject,
+            lines=[
+                f"PayPal accepted these payouts more than {days} days ago (PAYOUT_PROCESSING_ALERT_DAYS) and still "
+                "has them PENDING (or has not processed their batch): not paid, not held, not refused. PayPal "
+                "settles a payout item in minutes; one left waiting this long is usually waiting on our account.",
+                "",
+                "What to check, in our PayPal business account:",
+                "- that Payouts are enabled on it (a new account must ask PayPal for them: until then every item "
+                "waits);",
+                "- that it holds a balance in the payout's currency (CAD), or converts to it: an item in a currency "
+                "the account does not hold waits for someone to accept or convert it;",
+                "- messages from PayPal about a review or a limitation of the account;",
+                "- each item by its PayPal item id (Activity, or the payouts report), or PayPal's merchant support "
+                "with that id.",
+                "Do not pay these again another way: PayPal may still pay them. Apertur keeps asking PayPal and "
+                "records whatever PayPal decides; a payout that fails or comes back returns to the balance and can "
+                f"be retried (Payouts > Retry). Every payout in this state: {settings.APERTUR_BASE_URL}"
+                "/admin/payouts/payout/?processing=over",
+                "",
+                *_alert_table(late, since="sent_at", state="sent"),
+            ],
+        )
+        logger.warning(
+            "payouts not settled by PayPal %s days after sending, staff told: %s",
+            days,
+            [p.sender_item_id for p in late],
+        )
+    return late
 
 
 # --- staff operations -----------------------------------------------------------------------------------
@@ -1161,7 +1253,8 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
         locked.status = PayoutStatus.CREATED
         locked.paypal_batch_id = locked.paypal_item_id = locked.item_status = ""
         locked.sent_at = locked.paid_at = locked.returned_at = locked.first_sent_at = None
-        locked.held_since = locked.held_alerted_at = None  # a new PayPal item: its own hold, its own alert
+        # A new PayPal item: its own hold, its own alerts.
+        locked.held_since = locked.held_alerted_at = locked.processing_alerted_at = None
         locked.failure = Failure.NONE
         locked.detail = f"retry of {previous}"
         locked.save()
