@@ -83,9 +83,9 @@ format: install
 # they keep both cores busy), each run's output printed when it ends. With CI=true an unreachable PostgreSQL fails.
 # Side by side, a test that gives the same answer on either database runs once: the browser tests (a UI through a
 # live server) in the PostgreSQL run, the production database under it; the tests whose processes use a SQLite
-# file of their own or no database (marker `own_database`) in the SQLite run. Every other test runs in both; tests/test_suite_split.py
-# checks that the two selections together hold every test. Without a PostgreSQL to reach (outside CI) the SQLite
-# run takes everything; `make test-sqlite` or `make test-postgres` alone runs everything.
+# file of their own or no database (marker `own_database`) in the SQLite run. Every other test runs in both;
+# tests/test_suite_split.py checks that the two selections together hold every test. Without a PostgreSQL to
+# reach (outside CI) the SQLite run takes everything; `make test-sqlite` or `make test-postgres` alone runs all.
 SQLITE_SHARE = not browser or own_database
 POSTGRES_SHARE = not own_database
 
