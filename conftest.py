@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from collections.abc import Iterator
@@ -109,8 +110,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that asks for Chromium (``browser`` or ``page``) is a browser test whether or not its module says so:
     ``make test`` runs the browser tests in one of its two runs by that marker (Makefile, SQLITE_SHARE). First, so
     that ``-m`` sees the marker."""
+    here = Path(__file__).resolve()
     for item in items:
-        if {"browser", "page"} & set(getattr(item, "fixturenames", ())):
+        fixtures = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        # The fixtures this test gets by those names: a module's own ``browser`` (a signed-in test client in
+        # apertur/accounts/tests/test_account.py) is not Chromium, and its tests belong in both runs.
+        resolved = [fixtures[name][-1] for name in ("browser", "page") if fixtures.get(name)]
+        if any(Path(inspect.getfile(fixturedef.func)).resolve() == here for fixturedef in resolved):
             item.add_marker(pytest.mark.browser)
 
 

@@ -83,3 +83,20 @@ def test_the_postgresql_flush_empties_linked_tables_without_truncate(postgres_on
 def test_a_test_that_drives_chromium_is_a_browser_test(browser: Any, request: pytest.FixtureRequest) -> None:
     """Not marked here: conftest marks every test that asks for Chromium, the marker the split reads."""
     assert request.node.get_closest_marker("browser") is not None
+
+
+def test_a_fixture_of_its_own_named_browser_does_not_make_a_browser_test() -> None:
+    """apertur/accounts/tests/test_account.py has a ``browser`` fixture of its own (a signed-in Django test client,
+    no Chromium): its tests depend on the suite's database and belong in both runs, not in the PostgreSQL run
+    only. Only conftest's Chromium fixtures (``browser``, ``page``) make a test a browser test."""
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "-m", "browser",
+         "apertur/accounts/tests/test_account.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode in {0, 5}, listed.stdout + listed.stderr
+    browser_tests = [line for line in listed.stdout.splitlines() if "::" in line]
+    assert browser_tests == [], browser_tests
