@@ -1132,7 +1132,8 @@ def alert_held(*, limit: int = 200) -> list[Payout]:
             else f"PayPal has held {len(held)} payouts for more than {days} days"
         )
         _alert_staff(
-            key=f"held:{first.pk}:{first.paypal_item_id}",
+            # The hold, not only the item: PayPal may hold an item again after letting go of it (a new hold).
+            key=f"held:{first.pk}:{first.paypal_item_id}:{first.held_since.isoformat() if first.held_since else ''}",
             about=first,
             subject=subject,
             lines=[

@@ -212,3 +212,24 @@ def test_the_partner_is_told_what_a_hold_means_and_what_can_come_of_it(emu: Runn
     browser.force_login(payout.partner.user)
     page = browser.get(f"/partners/payouts/{payout.pk}/").content.decode()
     assert "Held by PayPal since" in page and "2026-04-16" in page and "sends it back" in page
+
+
+def test_with_no_days_allowed_a_hold_again_within_a_day_is_still_emailed(
+    emu: Running, tick: Tick, settings: Any, mailoutbox: list[Any]
+) -> None:
+    """The email's once-a-day key names the hold, not only the item: a second hold of the same item, claimed
+    and audited as alerted, is not swallowed by the first hold's email of the same day."""
+    settings.PAYOUT_HELD_ALERT_DAYS = 0
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    assert only(do_run(emu, "2026-04")).reason == "paid"
+    payout = Payout.objects.get()
+    advance(emu, payout, "ONHOLD")
+    assert tick(HELD_AT).held_alerted == [payout.sender_item_id]
+    advance(emu, payout, "PENDING")
+    tick(HELD_AT + dt.timedelta(hours=2))
+    advance(emu, payout, "BLOCKED")
+    assert tick(HELD_AT + dt.timedelta(hours=3)).held_alerted == [payout.sender_item_id]
+    assert AuditEvent.objects.filter(action="payout.held_alerted").count() == 2
+    first, second = staff_mails(mailoutbox)
+    assert "ONHOLD since" in first.body and "BLOCKED since" in second.body
