@@ -118,6 +118,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         resolved = [fixtures[name][-1] for name in ("browser", "page") if fixtures.get(name)]
         if any(Path(inspect.getfile(fixturedef.func)).resolve() == here for fixturedef in resolved):
             item.add_marker(pytest.mark.browser)
+        if item.get_closest_marker("own_database") and "postgres_only" in getattr(item, "fixturenames", ()):
+            # make test runs own_database tests in the SQLite run only, where postgres_only skips: it would run nowhere.
+            raise pytest.UsageError(f"{item.nodeid}: own_database and postgres_only together would never run")
 
 
 def pytest_report_header(config: Any) -> str:

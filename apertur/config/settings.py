@@ -342,7 +342,7 @@ PAYOUT_BATCH_SIZE = int(os.environ.get("PAYOUT_BATCH_SIZE", "1000"))
 PAYOUT_CHUNK_ENTRIES = int(os.environ.get("PAYOUT_CHUNK_ENTRIES", "100000"))
 # Days a payout may stay held by PayPal (item ONHOLD or BLOCKED) before staff are emailed about it, once per hold.
 PAYOUT_HELD_ALERT_DAYS = int(os.environ.get("PAYOUT_HELD_ALERT_DAYS", "5"))
-# Days a payout may stay sent or processing (PayPal item PENDING) before staff are emailed about it, once per item.
+# Days a payout may stay sent or processing (PayPal item PENDING) before staff are emailed about it, once per stretch.
 PAYOUT_PROCESSING_ALERT_DAYS = int(os.environ.get("PAYOUT_PROCESSING_ALERT_DAYS", "3"))
 
 

@@ -101,14 +101,14 @@ class HeldFilter(admin.SimpleListFilter):
 
 class ProcessingFilter(admin.SimpleListFilter):
     """Payouts sent to PayPal and not settled nor held yet (ours ``sent`` or ``processing``): all of them, or those
-    sent more than ``PAYOUT_PROCESSING_ALERT_DAYS`` ago (what the staff alert lists)."""
+    PayPal has had to process for more than ``PAYOUT_PROCESSING_ALERT_DAYS`` (what the staff alert lists)."""
 
     title = "processing at PayPal"
     parameter_name = "processing"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         days = services.processing_alert_after().days
-        return [("any", "Processing now"), ("over", f"Sent more than {days} days ago")]
+        return [("any", "Processing now"), ("over", f"Processing more than {days} days")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Payout]) -> QuerySet[Payout]:
         if self.value() == "any":

@@ -75,8 +75,10 @@ class Payout(models.Model):
     # cleared when PayPal holds the item again after letting go of it.
     held_since = models.DateTimeField(null=True, blank=True)
     held_alerted_at = models.DateTimeField(null=True, blank=True)
-    # When staff were told PayPal had left the payout sent or processing past ``PAYOUT_PROCESSING_ALERT_DAYS``
-    # (services.alert_processing): once per PayPal item, cleared by a retry.
+    # Since when PayPal has had the payout to process: when it was sent, or when PayPal let go of a hold and put
+    # the item back to PENDING. Past ``PAYOUT_PROCESSING_ALERT_DAYS`` still sent or processing, staff are told
+    # (services.alert_processing), once per such stretch: ``processing_alerted_at``, cleared when a new one starts.
+    processing_since = models.DateTimeField(null=True, blank=True)
     processing_alerted_at = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True)
 

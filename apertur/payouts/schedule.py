@@ -9,8 +9,8 @@
 3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied;
 4. payouts PayPal has held (ONHOLD, BLOCKED) for longer than ``PAYOUT_HELD_ALERT_DAYS`` are reported to staff, once
    per hold (:func:`services.alert_held`);
-5. payouts PayPal has left sent or processing (item PENDING) for longer than ``PAYOUT_PROCESSING_ALERT_DAYS`` are
-   reported to staff, once per item (:func:`services.alert_processing`).
+5. payouts PayPal has left sent or processing (item PENDING) for longer than ``PAYOUT_PROCESSING_ALERT_DAYS`` (since
+   they were sent or released from a hold) are reported to staff, once per stretch (:func:`services.alert_processing`).
 
 Two schedulers at once (two workers) are harmless: a lease on the period's row keeps the second from calling
 PayPal needlessly, and the database's unique constraints make one payout per partner and period anyway.

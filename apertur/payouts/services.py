@@ -826,13 +826,14 @@ def _mark_batch_sent(
             return []
         pks = [payout.pk for payout in locked]
         Payout.objects.filter(pk__in=pks).update(
-            status=PayoutStatus.SENT, paypal_batch_id=batch_id, sent_at=now, detail=detail
+            status=PayoutStatus.SENT, paypal_batch_id=batch_id, sent_at=now, processing_since=now, detail=detail
         )
         events = []
         for payout in locked:
-            payout.status, payout.paypal_batch_id, payout.sent_at, payout.detail = (
+            payout.status, payout.paypal_batch_id, payout.sent_at, payout.processing_since, payout.detail = (
                 PayoutStatus.SENT,
                 batch_id,
+                now,
                 now,
                 detail,
             )
@@ -897,6 +898,11 @@ def apply_item_status(
             # Held again after PayPal let go of it: a new hold, which staff hear about in its turn.
             payout.held_alerted_at = None
             fields.append("held_alerted_at")
+        if target == PayoutStatus.PENDING and previous != PayoutStatus.SENT:
+            # Back to PENDING from a hold (or another state PayPal left): processing starts again from now, and
+            # staff hear about it in its turn (alert_processing).
+            payout.processing_since, payout.processing_alerted_at = now, None
+            fields += ["processing_since", "processing_alerted_at"]
         if target == PayoutStatus.PAID:
             payout.paid_at = now
             fields.append("paid_at")
@@ -1057,9 +1063,10 @@ def held_too_long(at: dt.datetime) -> Q:
 
 
 def processing_too_long(at: dt.datetime) -> Q:
-    """Payouts sent to PayPal longer than :func:`processing_alert_after` before ``at`` that PayPal has not settled
-    nor held (ours ``sent`` or ``processing``): what :func:`alert_processing` and the admin's filter list."""
-    return Q(status__in=[PayoutStatus.SENT, PayoutStatus.PENDING], sent_at__lte=at - processing_alert_after())
+    """Payouts PayPal has had to process for longer than :func:`processing_alert_after` at ``at`` (since they were
+    sent, or since PayPal let go of a hold) and has neither settled nor held (ours ``sent`` or ``processing``):
+    what :func:`alert_processing` and the admin's filter list."""
+    return Q(status__in=[PayoutStatus.SENT, PayoutStatus.PENDING], processing_since__lte=at - processing_alert_after())
 
 
 def _claim_for_alert(*, due: Q, since: str, claim: str, action: str, limit: int) -> list[Payout]:
@@ -1161,34 +1168,41 @@ def alert_held(*, limit: int = 200) -> list[Payout]:
 
 
 def alert_processing(*, limit: int = 200) -> list[Payout]:
-    """Tell staff about every payout PayPal accepted more than :func:`processing_alert_after` ago and has neither
-    settled nor held (ours ``sent``, or ``processing``: item PENDING): one email per pass listing each such item
-    once, with what to check on the sending account. Claimed by ``processing_alerted_at`` (once per payout; a
-    retry, a new item, clears it) and audited (``payout.processing_alerted``). Run by the schedule after polling,
+    """Tell staff about every payout PayPal has had to process for longer than :func:`processing_alert_after` (since
+    it was sent, or since PayPal let go of a hold) and has neither settled nor held (ours ``sent``, or
+    ``processing``: item PENDING): one email per pass listing each such item once, with what to check on the
+    sending account. Claimed by ``processing_alerted_at`` (once per stretch of processing: a release from a hold
+    or a retry starts a new one) and audited (``payout.processing_alerted``). Run by the schedule after polling,
     so an item PayPal settled meanwhile is not reported. Returns the payouts this call alerted about."""
     due = processing_too_long(clock.now()) & Q(processing_alerted_at__isnull=True)
     if not Payout.objects.filter(due).exists():
         return []
     with transaction.atomic():
         late = _claim_for_alert(
-            due=due, since="sent_at", claim="processing_alerted_at", action="payout.processing_alerted", limit=limit
+            due=due,
+            since="processing_since",
+            claim="processing_alerted_at",
+            action="payout.processing_alerted",
+            limit=limit,
         )
         if not late:
             return []
         days = processing_alert_after().days
         first = late[0]
         subject = (
-            f"PayPal has not settled payout {first.sender_item_id} {days} days after it was sent"
+            f"PayPal has not settled payout {first.sender_item_id} in more than {days} days"
             if len(late) == 1
-            else f"PayPal has not settled {len(late)} payouts {days} days after they were sent"
+            else f"PayPal has not settled {len(late)} payouts in more than {days} days"
         )
         _alert_staff(
-            key=f"processing:{first.pk}:{first.sender_batch_id}",
+            key=f"processing:{first.pk}:{first.sender_batch_id}:"
+            f"{first.processing_since.isoformat() if first.processing_since else ''}",
             about=first,
             subject=subject,
             lines=[
-                f"PayPal accepted these payouts more than {days} days ago (PAYOUT_PROCESSING_ALERT_DAYS) and still "
-                "has them PENDING (or has not processed their batch): not paid, not held, not refused. PayPal "
+                f"PayPal has had these payouts to process for more than {days} days (PAYOUT_PROCESSING_ALERT_DAYS; "
+                "since they were sent, or since PayPal let go of a hold) and still has them PENDING (or has not "
+                "processed their batch): not paid, not held, not refused. PayPal "
                 "settles a payout item in minutes; one left waiting this long is usually waiting on our account.",
                 "",
                 "What to check, in our PayPal business account:",
@@ -1204,7 +1218,7 @@ def alert_processing(*, limit: int = 200) -> list[Payout]:
                 f"be retried (Payouts > Retry). Every payout in this state: {settings.APERTUR_BASE_URL}"
                 "/admin/payouts/payout/?processing=over",
                 "",
-                *_alert_table(late, since="sent_at", state="sent"),
+                *_alert_table(late, since="processing_since", state="sent"),
             ],
         )
         logger.warning(
@@ -1255,7 +1269,7 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
         locked.paypal_batch_id = locked.paypal_item_id = locked.item_status = ""
         locked.sent_at = locked.paid_at = locked.returned_at = locked.first_sent_at = None
         # A new PayPal item: its own hold, its own alerts.
-        locked.held_since = locked.held_alerted_at = locked.processing_alerted_at = None
+        locked.held_since = locked.held_alerted_at = locked.processing_since = locked.processing_alerted_at = None
         locked.failure = Failure.NONE
         locked.detail = f"retry of {previous}"
         locked.save()

@@ -74,3 +74,33 @@ def test_payouts_already_held_get_when_their_hold_began() -> None:
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_payouts_sent_or_processing_have_been_processing_since_they_were_sent() -> None:
+    """0011: ``processing_since`` of a payout still sent or processing is when it was sent, so the processing alert
+    counts from there; other payouts have none."""
+    import datetime as dt
+
+    partner = make_partner(user=make_user("processing@migrations.example"))
+    executor = MigrationExecutor(connection)
+    executor.migrate([("payouts", "0010_processing_alert")])
+    try:
+        before = executor.loader.project_state([("payouts", "0010_processing_alert")]).apps.get_model(
+            "payouts", "Payout"
+        )
+        sent = dt.datetime(2026, 4, 15, 13, tzinfo=dt.UTC)
+        common = {"partner_id": partner.pk, "amount_cents": 6_000, "sent_at": sent}
+        rows = {
+            status: before.objects.create(period=f"2026-0{n}", sender_item_id=f"aptr-p-{n}", status=status, **common)
+            for n, status in enumerate(("sent", "pending", "paid", "held"), start=1)
+        }
+        executor = MigrationExecutor(connection)
+        executor.migrate([("payouts", "0011_processing_since")])
+        after = executor.loader.project_state([("payouts", "0011_processing_since")]).apps.get_model(
+            "payouts", "Payout"
+        )
+        got = dict(after.objects.values_list("pk", "processing_since"))
+        assert got == {rows["sent"].pk: sent, rows["pending"].pk: sent, rows["paid"].pk: None, rows["held"].pk: None}
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
