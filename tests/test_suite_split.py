@@ -66,7 +66,8 @@ def test_the_postgresql_flush_empties_linked_tables_without_truncate(postgres_on
     tables = parents + [table for table in found if table not in parents]
     statements = connection.ops.sql_flush(no_style(), tables)
     assert statements[0] == "SET CONSTRAINTS ALL DEFERRED"
-    assert all(s.startswith("DELETE FROM ") for s in statements[1:]) and len(statements) == len(tables) + 1
+    assert statements[1].startswith("LOCK TABLE ") and statements[1].endswith(" IN EXCLUSIVE MODE")
+    assert all(s.startswith("DELETE FROM ") for s in statements[2:]) and len(statements) == len(tables) + 2
 
     connection.ops.execute_sql_flush(statements)  # what the flush command runs, in one transaction
 
@@ -100,3 +101,45 @@ def test_a_fixture_of_its_own_named_browser_does_not_make_a_browser_test() -> No
     assert listed.returncode in {0, 5}, listed.stdout + listed.stderr
     browser_tests = [line for line in listed.stdout.splitlines() if "::" in line]
     assert browser_tests == [], browser_tests
+
+
+def test_the_postgresql_flush_waits_for_a_writer_and_removes_what_it_commits(postgres_only: Any) -> None:
+    """Like TRUNCATE: a transaction still writing when the flush starts (a live server's request) is waited for, and
+    the row it commits goes too. A bare DELETE would have finished at once and left that row to the next test."""
+    import threading
+    import time
+
+    import psycopg
+    from django.db import connections
+
+    db = connection.settings_dict
+    writer = psycopg.connect(
+        dbname=db["NAME"], host=db["HOST"] or None, port=db["PORT"] or None, user=db["USER"] or None
+    )
+    writer.execute(
+        "INSERT INTO django_session (session_key, session_data, expire_date) VALUES ('late', '', now())"
+    )  # not committed yet
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    statements = connection.ops.sql_flush(no_style(), tables)
+    done = threading.Event()
+
+    def flush() -> None:
+        try:
+            connections["default"].ops.execute_sql_flush(statements)
+            done.set()
+        finally:
+            connections["default"].close()
+
+    flusher = threading.Thread(target=flush, daemon=True)
+    flusher.start()
+    try:
+        time.sleep(0.5)
+        assert not done.is_set()  # waiting for the writer's lock
+    finally:
+        writer.commit()
+        writer.close()
+    flusher.join(timeout=20)
+    assert done.is_set()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM django_session")
+        assert cursor.fetchone()[0] == 0
