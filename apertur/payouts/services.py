@@ -1069,102 +1069,116 @@ def processing_too_long(at: dt.datetime) -> Q:
     return Q(status__in=[PayoutStatus.SENT, PayoutStatus.PENDING], processing_since__lte=at - processing_alert_after())
 
 
-def _claim_for_alert(*, due: Q, since: str, claim: str, action: str, limit: int) -> list[Payout]:
-    """The payouts matching ``due`` (which requires ``claim`` unset), each claimed by a conditional UPDATE of
-    ``claim`` (atomic on SQLite and PostgreSQL alike: a second worker's UPDATE waits for the first's row lock,
-    then finds it set) and audited ``action``, in the caller's transaction. Oldest ``since`` first, every claim
-    in that order, so two passes at once lock the rows in the same order. An alert claims each payout once
-    however many passes and workers run."""
-    now = clock.now()
-    ids = list(Payout.objects.filter(due).order_by(since, "id").values_list("pk", flat=True)[:limit])
-    claimed = [pk for pk in ids if Payout.objects.filter(due, pk=pk).update(**{claim: now})]
-    if not claimed:
+def _alert_unsettled(
+    *,
+    due: Q,
+    since: str,
+    claim: str,
+    action: str,
+    limit: int,
+    state: str,
+    subject: Callable[[list[Payout]], str],
+    lines: list[str],
+) -> list[Payout]:
+    """Tell staff, in one email, about the payouts matching ``due`` that PayPal has left unsettled too long, each
+    once: the frame of :func:`alert_held` and :func:`alert_processing`. Each payout is claimed by a conditional
+    UPDATE of ``claim`` (which ``due`` requires unset; atomic on SQLite and PostgreSQL alike: a second worker's
+    UPDATE waits for the first's row lock, then finds it set) and audited ``action``, oldest ``since`` first, every
+    claim in that order, so two passes at once lock the rows in the same order. The email (``subject``, then
+    ``lines`` and the table of the payouts, PayPal's status — ``state`` while not known — since ``since``) goes
+    when the claims commit; its once-a-day key names the first payout's item and stretch (``since``), so a new
+    hold or stretch of one item is emailed too. Returns the payouts this call alerted about."""
+    if not Payout.objects.filter(due).exists():
         return []
-    payouts = list(Payout.objects.filter(pk__in=claimed).select_related("partner__user").order_by(since, "id"))
-    AuditEvent.objects.bulk_create(
-        [
-            audit.event(
-                action=action,
-                obj=payout,
-                data={
-                    "paypal_item_id": payout.paypal_item_id,
-                    "paypal": payout.item_status,
-                    since: getattr(payout, since).isoformat() if getattr(payout, since) else "",
-                    "amount_cents": payout.amount_cents,
-                },
-            )
-            for payout in payouts
-        ]
-    )
+    with transaction.atomic():
+        now = clock.now()
+        ids = list(Payout.objects.filter(due).order_by(since, "id").values_list("pk", flat=True)[:limit])
+        claimed = [pk for pk in ids if Payout.objects.filter(due, pk=pk).update(**{claim: now})]
+        if not claimed:
+            return []
+        payouts = list(Payout.objects.filter(pk__in=claimed).select_related("partner__user").order_by(since, "id"))
+        AuditEvent.objects.bulk_create(
+            [
+                audit.event(
+                    action=action,
+                    obj=payout,
+                    data={
+                        "paypal_item_id": payout.paypal_item_id,
+                        "paypal": payout.item_status,
+                        since: _iso(getattr(payout, since)),
+                        "amount_cents": payout.amount_cents,
+                    },
+                )
+                for payout in payouts
+            ]
+        )
+        first = payouts[0]
+        _alert_staff(
+            key=f"{action}:{first.pk}:{first.sender_item_id}:{_iso(getattr(first, since))}",
+            about=first,
+            subject=subject(payouts),
+            lines=[
+                *lines,
+                "",
+                "PayPal item id | our item id | amount | partner | PayPal status since (Toronto)",
+                *(
+                    f"{payout.paypal_item_id or '(not known yet)'} | {payout.sender_item_id} | "
+                    f"{format_cents(payout.amount_cents, payout.currency)} | {payout.partner.user.email}"
+                    f"{f' ({payout.partner.company_name})' if payout.partner.company_name else ''}, to "
+                    f"{payout.receiver_email} | {payout.item_status or state} since "
+                    f"{clock.business_date(getattr(payout, since)).isoformat() if getattr(payout, since) else '?'}"
+                    for payout in payouts
+                ),
+            ],
+        )
+        logger.warning("%s: staff told about %s", action, [p.sender_item_id for p in payouts])
     return payouts
 
 
-def _alert_table(payouts: list[Payout], *, since: str, state: str) -> list[str]:
-    """The lines of a staff alert listing ``payouts``: PayPal's ids and ours, the amount, the partner and address,
-    PayPal's status (``state`` when not known yet) and since when (the Toronto date of ``since``)."""
-    return [
-        "PayPal item id | our item id | amount | partner | PayPal status since (Toronto)",
-        *(
-            f"{payout.paypal_item_id or '(not known yet)'} | {payout.sender_item_id} | "
-            f"{format_cents(payout.amount_cents, payout.currency)} | {payout.partner.user.email}"
-            f"{f' ({payout.partner.company_name})' if payout.partner.company_name else ''}, to "
-            f"{payout.receiver_email} | {payout.item_status or state} since "
-            f"{clock.business_date(getattr(payout, since)).isoformat() if getattr(payout, since) else '?'}"
-            for payout in payouts
-        ),
-    ]
+def _iso(at: dt.datetime | None) -> str:
+    return at.isoformat() if at else ""
 
 
 def alert_held(*, limit: int = 200) -> list[Payout]:
     """Tell staff about every payout PayPal has held (item ONHOLD or BLOCKED) for longer than
     :func:`held_alert_after`: one email per pass listing each such item once, with what to do. Each hold is
-    claimed by ``held_alerted_at`` (:func:`_claim_for_alert`; cleared when PayPal holds the item again after
+    claimed by ``held_alerted_at`` (:func:`_alert_unsettled`; cleared when PayPal holds the item again after
     letting go of it), so it is alerted once however many passes and workers run, and audited
     (``payout.held_alerted``). Run by the schedule after polling, so an item PayPal has released meanwhile is not
     reported. Returns the payouts this call alerted about."""
-    due = held_too_long(clock.now()) & Q(held_alerted_at__isnull=True)
-    if not Payout.objects.filter(due).exists():
-        return []
-    with transaction.atomic():
-        held = _claim_for_alert(
-            due=due, since="held_since", claim="held_alerted_at", action="payout.held_alerted", limit=limit
-        )
-        if not held:
-            return []
-        days = held_alert_after().days
-        first = held[0]
-        subject = (
-            f"PayPal has held payout {first.sender_item_id} for more than {days} days"
-            if len(held) == 1
-            else f"PayPal has held {len(held)} payouts for more than {days} days"
-        )
-        _alert_staff(
-            # The hold, not only the item: PayPal may hold an item again after letting go of it (a new hold).
-            key=f"held:{first.pk}:{first.paypal_item_id}:{first.held_since.isoformat() if first.held_since else ''}",
-            about=first,
-            subject=subject,
-            lines=[
-                f"PayPal has kept these payout items ONHOLD or BLOCKED for more than {days} days "
-                "(PAYOUT_HELD_ALERT_DAYS). The money has left our PayPal balance and has not reached the partner.",
-                "",
-                "What to do:",
-                "- Look each item up in PayPal by its PayPal item id (business account: Activity, or the payouts "
-                "report), or ask PayPal's merchant support about it with that id. ONHOLD: PayPal is reviewing the "
-                "payment. BLOCKED: PayPal has blocked it. PayPal tells the reason to the account holders only.",
-                "- Ask the partner to look in their PayPal account for a message from PayPal: a hold can need "
-                "something from the receiving account (a confirmation, a limitation to lift).",
-                "- Do not pay it again another way, and there is nothing to cancel: PayPal's API cancels only "
-                "unclaimed items. Apertur keeps asking PayPal; if PayPal releases the item the payout becomes paid, "
-                "if PayPal sends it back its commissions return to the partner's balance and it can be retried "
-                "(Payouts > Retry).",
-                f"- Every payout held that long, and since when: {settings.APERTUR_BASE_URL}/admin/payouts/payout/"
-                "?held=over",
-                "",
-                *_alert_table(held, since="held_since", state="held"),
-            ],
-        )
-        logger.warning("payouts held by PayPal over %s days, staff told: %s", days, [p.sender_item_id for p in held])
-    return held
+    days = held_alert_after().days
+
+    def subject(held: list[Payout]) -> str:
+        if len(held) == 1:
+            return f"PayPal has held payout {held[0].sender_item_id} for more than {days} days"
+        return f"PayPal has held {len(held)} payouts for more than {days} days"
+
+    return _alert_unsettled(
+        due=held_too_long(clock.now()) & Q(held_alerted_at__isnull=True),
+        since="held_since",
+        claim="held_alerted_at",
+        action="payout.held_alerted",
+        limit=limit,
+        state="held",
+        subject=subject,
+        lines=[
+            f"PayPal has kept these payout items ONHOLD or BLOCKED for more than {days} days "
+            "(PAYOUT_HELD_ALERT_DAYS). The money has left our PayPal balance and has not reached the partner.",
+            "",
+            "What to do:",
+            "- Look each item up in PayPal by its PayPal item id (business account: Activity, or the payouts "
+            "report), or ask PayPal's merchant support about it with that id. ONHOLD: PayPal is reviewing the "
+            "payment. BLOCKED: PayPal has blocked it. PayPal tells the reason to the account holders only.",
+            "- Ask the partner to look in their PayPal account for a message from PayPal: a hold can need "
+            "something from the receiving account (a confirmation, a limitation to lift).",
+            "- Do not pay it again another way, and there is nothing to cancel: PayPal's API cancels only "
+            "unclaimed items. Apertur keeps asking PayPal; if PayPal releases the item the payout becomes paid, "
+            "if PayPal sends it back its commissions return to the partner's balance and it can be retried "
+            "(Payouts > Retry).",
+            f"- Every payout held that long, and since when: {settings.APERTUR_BASE_URL}/admin/payouts/payout/"
+            "?held=over",
+        ],
+    )
 
 
 def alert_processing(*, limit: int = 200) -> list[Payout]:
@@ -1174,59 +1188,40 @@ def alert_processing(*, limit: int = 200) -> list[Payout]:
     sending account. Claimed by ``processing_alerted_at`` (once per stretch of processing: a release from a hold
     or a retry starts a new one) and audited (``payout.processing_alerted``). Run by the schedule after polling,
     so an item PayPal settled meanwhile is not reported. Returns the payouts this call alerted about."""
-    due = processing_too_long(clock.now()) & Q(processing_alerted_at__isnull=True)
-    if not Payout.objects.filter(due).exists():
-        return []
-    with transaction.atomic():
-        late = _claim_for_alert(
-            due=due,
-            since="processing_since",
-            claim="processing_alerted_at",
-            action="payout.processing_alerted",
-            limit=limit,
-        )
-        if not late:
-            return []
-        days = processing_alert_after().days
-        first = late[0]
-        subject = (
-            f"PayPal has not settled payout {first.sender_item_id} in more than {days} days"
-            if len(late) == 1
-            else f"PayPal has not settled {len(late)} payouts in more than {days} days"
-        )
-        _alert_staff(
-            key=f"processing:{first.pk}:{first.sender_batch_id}:"
-            f"{first.processing_since.isoformat() if first.processing_since else ''}",
-            about=first,
-            subject=subject,
-            lines=[
-                f"PayPal has had these payouts to process for more than {days} days (PAYOUT_PROCESSING_ALERT_DAYS; "
-                "since they were sent, or since PayPal let go of a hold) and still has them PENDING (or has not "
-                "processed their batch): not paid, not held, not refused. PayPal "
-                "settles a payout item in minutes; one left waiting this long is usually waiting on our account.",
-                "",
-                "What to check, in our PayPal business account:",
-                "- that Payouts are enabled on it (a new account must ask PayPal for them: until then every item "
-                "waits);",
-                "- that it holds a balance in the payout's currency (CAD), or converts to it: an item in a currency "
-                "the account does not hold waits for someone to accept or convert it;",
-                "- messages from PayPal about a review or a limitation of the account;",
-                "- each item by its PayPal item id (Activity, or the payouts report), or PayPal's merchant support "
-                "with that id.",
-                "Do not pay these again another way: PayPal may still pay them. Apertur keeps asking PayPal and "
-                "records whatever PayPal decides; a payout that fails or comes back returns to the balance and can "
-                f"be retried (Payouts > Retry). Every payout in this state: {settings.APERTUR_BASE_URL}"
-                "/admin/payouts/payout/?processing=over",
-                "",
-                *_alert_table(late, since="processing_since", state="sent"),
-            ],
-        )
-        logger.warning(
-            "payouts not settled by PayPal %s days after sending, staff told: %s",
-            days,
-            [p.sender_item_id for p in late],
-        )
-    return late
+    days = processing_alert_after().days
+
+    def subject(late: list[Payout]) -> str:
+        if len(late) == 1:
+            return f"PayPal has not settled payout {late[0].sender_item_id} in more than {days} days"
+        return f"PayPal has not settled {len(late)} payouts in more than {days} days"
+
+    return _alert_unsettled(
+        due=processing_too_long(clock.now()) & Q(processing_alerted_at__isnull=True),
+        since="processing_since",
+        claim="processing_alerted_at",
+        action="payout.processing_alerted",
+        limit=limit,
+        state="sent",
+        subject=subject,
+        lines=[
+            f"PayPal has had these payouts to process for more than {days} days (PAYOUT_PROCESSING_ALERT_DAYS; "
+            "since they were sent, or since PayPal let go of a hold) and still has them PENDING (or has not "
+            "processed their batch): not paid, not held, not refused. PayPal "
+            "settles a payout item in minutes; one left waiting this long is usually waiting on our account.",
+            "",
+            "What to check, in our PayPal business account:",
+            "- that Payouts are enabled on it (a new account must ask PayPal for them: until then every item waits);",
+            "- that it holds a balance in the payout's currency (CAD), or converts to it: an item in a currency "
+            "the account does not hold waits for someone to accept or convert it;",
+            "- messages from PayPal about a review or a limitation of the account;",
+            "- each item by its PayPal item id (Activity, or the payouts report), or PayPal's merchant support "
+            "with that id.",
+            "Do not pay these again another way: PayPal may still pay them. Apertur keeps asking PayPal and "
+            "records whatever PayPal decides; a payout that fails or comes back returns to the balance and can "
+            f"be retried (Payouts > Retry). Every payout in this state: {settings.APERTUR_BASE_URL}"
+            "/admin/payouts/payout/?processing=over",
+        ],
+    )
 
 
 # --- staff operations -----------------------------------------------------------------------------------
