@@ -8,11 +8,11 @@ class ReferralsConfig(AppConfig):
     label = "referrals"
 
     def ready(self) -> None:
-        from apertur.accounts.signals import mailbox_proven
+        from apertur.accounts.signals import when_claimed
         from apertur.partners.signals import partner_approved
 
         partner_approved.connect(_first_link, dispatch_uid="referrals-first-link-on-approval")
-        mailbox_proven.connect(_claimed, dispatch_uid="referrals-unproven-signup-claimed")
+        when_claimed(_claimed, dispatch_uid="referrals-unproven-signup-claimed")
 
 
 def _first_link(sender: Any, *, partner: Any, **kwargs: Any) -> None:
@@ -23,12 +23,11 @@ def _first_link(sender: Any, *, partner: Any, **kwargs: Any) -> None:
     ensure_default_link(partner=partner)
 
 
-def _claimed(sender: Any, *, user: Any, via: str, was_confirmed: bool, **kwargs: Any) -> None:
+def _claimed(*, user: Any) -> list[Any]:
     """An account that never proved its mailbox, claimed through a password reset by whoever reads that mailbox:
-    the signup that carried a referral may not have been theirs (services.drop_unproven_referral)."""
-    from apertur.accounts.signals import claimed_from_signup
+    the signup that carried a referral may not have been theirs (services.drop_unproven_referral). Nothing to list
+    for the owner: the referral was a partner's, not something the account set up."""
+    from apertur.referrals.services import drop_unproven_referral
 
-    if claimed_from_signup(via=via, was_confirmed=was_confirmed):
-        from apertur.referrals.services import drop_unproven_referral
-
-        drop_unproven_referral(customer=user)
+    drop_unproven_referral(customer=user)
+    return []
