@@ -39,6 +39,14 @@ def run_json(*args: str) -> dict[str, Any]:
     return json.loads(run(*args, "--json").stdout)
 
 
+def stderr_error(stderr: str) -> dict[str, Any]:
+    """The command's one JSON error line on stderr. Django's request log shares this process's stderr, and a
+    live server thread may write its line after the command's, so the line is found, not assumed last."""
+    errors = [json.loads(line)["error"] for line in stderr.splitlines() if line.startswith("{")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
 def referred_customer(email: str = "buyer@example.com", at: dt.datetime | None = None) -> tuple[Partner, Any]:
     partner = make_partner()
     customer = make_user(email)
@@ -137,8 +145,7 @@ def test_simulate_fails_clearly_when_the_server_answers_an_error(live_server: An
         ok=False,
     )
     assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["code"] == "server_error"
-    # The last stderr line: the live server's request log shares this process's stderr.
-    assert "answered 404" in json.loads(missing.stderr.strip().splitlines()[-1])["error"]["message"]
+    assert "answered 404" in stderr_error(missing.stderr)["message"]
 
 
 @pytest.mark.django_db
@@ -169,8 +176,7 @@ def test_simulate_reports_a_signature_the_server_refuses(monkeypatch: pytest.Mon
         "billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro", "--months", "2", "--json", ok=False
     )
     assert result.exit_code == 1 and json.loads(result.stdout)["error"]["code"] == "invalid_signature"
-    # The last stderr line: in this process Django's request log shares stderr with the command.
-    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    error = stderr_error(result.stderr)
     assert error["code"] == "invalid_signature" and "STRIPE_WEBHOOK_SECRET differs" in error["message"]
     assert posted == ["/webhooks/stripe"]  # stopped at the first refusal
     assert StripeEvent.objects.count() == 0 and RejectedDelivery.objects.count() == 1
