@@ -32,6 +32,7 @@ from apertur.webhooks import signing
 from apertur.webhooks.services import roll_and_record
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+DISABLED_ERROR = "not sent: the destination is disabled"
 
 
 @transaction.atomic
@@ -167,13 +168,33 @@ def replace_s3_credentials(
 @transaction.atomic
 def disable_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> Destination:
     """Stop copying uploads to the destination, keeping it (and its history) to look at: new uploads are not
-    scheduled to it and its pending copies stop at their next attempt (:func:`attempt`). Audited
-    ``destination.disabled``."""
+    scheduled to it and its pending copies end now, failed, so enabling it later does not send them (a copy
+    already being sent finishes; :func:`attempt` stops any that slips past). Audited ``destination.disabled``
+    with the number of copies stopped."""
     locked = _locked(destination)
     if locked.status != DestinationStatus.DISABLED:
         locked.status = DestinationStatus.DISABLED
         locked.save(update_fields=["status"])
-        audit.record(action="destination.disabled", obj=locked, actor=actor, ip=ip, data={"name": locked.name})
+        stopped = DestinationDelivery.objects.filter(destination=locked, status="pending").update(
+            status="failed", last_error=DISABLED_ERROR, next_attempt_at=None
+        )
+        data = {"name": locked.name, "pending_stopped": stopped}
+        audit.record(action="destination.disabled", obj=locked, actor=actor, ip=ip, data=data)
+    return locked
+
+
+@transaction.atomic
+def enable_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> Destination:
+    """Copy new uploads to a disabled destination again (the owner's choice on its page, after an account claim
+    turned it off: :func:`~apertur.uploads.services.turn_off_deliveries_of_claimed_account`). Uploads made while
+    it was disabled are not copied later: it starts from the next one. Its last error goes with the pause, the
+    copies' log keeps each one's. Audited ``destination.enabled``."""
+    locked = _locked(destination)
+    if locked.status == DestinationStatus.DISABLED:
+        locked.status = DestinationStatus.ACTIVE
+        locked.last_error = ""
+        locked.save(update_fields=["status", "last_error"])
+        audit.record(action="destination.enabled", obj=locked, actor=actor, ip=ip, data={"name": locked.name})
     return locked
 
 
@@ -301,9 +322,9 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
         if delivery.destination.status == DestinationStatus.DISABLED:
-            # Disabled since the upload: its retries stop too, as a disabled webhook endpoint's do.
+            # Disabled since it was queued (disable_destination ends the pending ones it sees).
             delivery.status = "failed"
-            delivery.last_error = "not sent: the destination is disabled"
+            delivery.last_error = DISABLED_ERROR
             delivery.next_attempt_at = None
             delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
             return delivery

@@ -29,6 +29,18 @@ urlpatterns = [
         name="destination-credentials",
     ),
     path(
+        "projects/<str:public_id>/destinations/<str:destination_id>/enable",
+        views.destination_switch,
+        {"on": True},
+        name="destination-enable",
+    ),
+    path(
+        "projects/<str:public_id>/destinations/<str:destination_id>/disable",
+        views.destination_switch,
+        {"on": False},
+        name="destination-disable",
+    ),
+    path(
         "projects/<str:public_id>/destinations/<str:destination_id>/delete",
         views.destination_delete,
         name="destination-delete",

@@ -22,7 +22,7 @@ from apertur.core.rolling import roll_secret_form
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
-from apertur.uploads.models import Destination, DestinationKind, Upload, UploadSession
+from apertur.uploads.models import Destination, DestinationKind, DestinationStatus, Upload, UploadSession
 
 GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
 
@@ -333,6 +333,22 @@ def destination_credentials(request: HttpRequest, public_id: str, destination_id
             return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
     context = {"destination": destination, "project": destination.project, "error": error, "form": request.POST}
     return render(request, "uploads/destination_credentials.html", context, status=400 if error else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def destination_switch(request: HttpRequest, public_id: str, destination_id: str, on: bool) -> HttpResponse:
+    """Disable or enable a destination (``on`` comes from the URL), after a page that says where copies go."""
+    destination = _destination(request, public_id, destination_id)
+    if (destination.status != DestinationStatus.DISABLED) == on:  # already so: nothing to confirm
+        return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
+    if request.method == "POST":
+        switch = destinations.enable_destination if on else destinations.disable_destination
+        switch(destination=destination, actor=_owner(request), ip=client_ip(request))
+        messages.success(request, f"Destination “{destination.name}” {'enabled' if on else 'disabled'}.")
+        return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
+    context = {"destination": destination, "project": destination.project, "on": on}
+    return render(request, "uploads/destination_switch.html", context)
 
 
 @login_required

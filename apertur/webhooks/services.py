@@ -45,6 +45,7 @@ ATTEMPT_SECONDS = 15.0
 #: running (bounded by ATTEMPT_SECONDS, plus one socket timeout to notice) is never sent a second time meanwhile.
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 15)
 USER_AGENT = "Apertur-Webhooks/1"
+DISABLED_ERROR = "not sent: the endpoint is disabled"
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
@@ -119,6 +120,10 @@ def update_endpoint(
     actor: Any = None,
     ip: str | None = None,
 ) -> WebhookEndpoint:
+    """Change what is given; audited ``webhook_endpoint.updated`` with the names of the fields given, and
+    ``enabled`` as it now is when that was one of them. Disabling ends the endpoint's pending deliveries now,
+    failed, so enabling it later does not send them (``pending_stopped`` in the audit event; one being sent
+    finishes, and :func:`attempt` stops any that slips past)."""
     endpoint = _locked(endpoint)
     if url is not None:
         endpoint.url = _clean_url(url)
@@ -131,7 +136,15 @@ def update_endpoint(
     if enabled is not None:
         endpoint.enabled = enabled
     endpoint.save()
-    audit.record(action="webhook_endpoint.updated", obj=endpoint, actor=actor, ip=ip)
+    given = {"url": url, "events": events, "description": description, "enabled": enabled}
+    data: dict[str, Any] = {"fields": [name for name, value in given.items() if value is not None]}
+    if enabled is not None:
+        data["enabled"] = enabled
+    if enabled is False:
+        data["pending_stopped"] = WebhookDelivery.objects.filter(
+            endpoint=endpoint, status=DeliveryStatus.PENDING
+        ).update(status=DeliveryStatus.FAILED, last_error=DISABLED_ERROR, next_attempt_at=None)
+    audit.record(action="webhook_endpoint.updated", obj=endpoint, actor=actor, ip=ip, data=data)
     return endpoint
 
 
@@ -255,9 +268,9 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
         if not delivery.endpoint.enabled:
-            # Disabled since the event: its retries stop too (the partner turned the endpoint off).
+            # Disabled since it was queued (update_endpoint ends the pending ones it sees).
             delivery.status = DeliveryStatus.FAILED
-            delivery.last_error = "not sent: the endpoint is disabled"
+            delivery.last_error = DISABLED_ERROR
             delivery.next_attempt_at = None
             delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
             return delivery

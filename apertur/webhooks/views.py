@@ -107,6 +107,20 @@ def endpoint_test(request: HttpRequest, public_id: str, endpoint_id: str) -> Htt
 
 @login_required
 @require_http_methods(["GET", "POST"])
+def endpoint_switch(request: HttpRequest, public_id: str, endpoint_id: str, on: bool) -> HttpResponse:
+    """Disable or enable an endpoint (``on`` comes from the URL), after a page that says where events go."""
+    endpoint = _endpoint(request, public_id, endpoint_id)
+    if endpoint.enabled == on:  # already so: nothing to confirm
+        return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
+    if request.method == "POST":
+        services.update_endpoint(endpoint=endpoint, enabled=on, actor=_owner(request), ip=client_ip(request))
+        messages.success(request, f"Webhook endpoint {'enabled' if on else 'disabled'}.")
+        return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
+    return render(request, "webhooks/switch.html", {"endpoint": endpoint, "project": endpoint.project, "on": on})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
 def endpoint_delete(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(request, public_id, endpoint_id)
     if request.method == "POST":

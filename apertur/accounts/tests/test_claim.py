@@ -223,11 +223,20 @@ def test_the_owner_is_told_on_the_page_and_in_the_email(setup: Setup, django_cap
     for line in ("1 project API key revoked", "1 connected app disconnected", "1 webhook endpoint disabled"):
         assert line in html
     assert "set up again" in html and "no-cache" in page["Cache-Control"]
+    assert "can be enabled again from its page" in html
     # Shown once: a reload (or the next visitor of a shared computer) sees the plain page.
     assert "We turned off" not in owner.get(done["Location"]).content.decode()
     changed = [m for m in mail.outbox if m.subject == "Your Apertur password was changed"][-1]
     assert "- 1 project API key revoked" in changed.body and "- 1 upload destination disabled" in changed.body
     assert "- 1 PayPal email for payouts removed" in changed.body and "set up again" in changed.body
+    assert "can be enabled again from its page" in changed.body
+    # What the page and email say can be done: the owner enables the endpoint again, from its page.
+    owner.force_login(User.objects.get(email="ada@example.com"))  # with the new password's session hash
+    endpoint_page = f"/projects/{setup.endpoint.project.public_id}/webhooks/{setup.endpoint.public_id}/"
+    assert f'href="{endpoint_page}enable"' in owner.get(endpoint_page).content.decode()
+    owner.post(f"{endpoint_page}enable")
+    setup.endpoint.refresh_from_db()
+    assert setup.endpoint.enabled
 
 
 def test_a_reset_of_a_confirmed_account_turns_nothing_off(

@@ -12,6 +12,7 @@ import boto3
 import pytest
 import time_machine
 
+from apertur.core import clock
 from apertur.projects.services import create_project
 from apertur.testing import PNG_BYTES, image_file, make_user
 from apertur.uploads import destinations, services
@@ -390,15 +391,59 @@ def test_a_disabled_destination_gets_no_more_copies_even_of_uploads_already_queu
     services.accept_upload(session=session, file=image_file())  # queued before the destination is disabled
     destinations.disable_destination(destination=destination, actor=project.owner)
     services.accept_upload(session=session, file=image_file())  # after: not even queued
-    assert destinations.run_due() == 1
-    assert receiver.received == []
-    delivery = DestinationDelivery.objects.get()
+    delivery = DestinationDelivery.objects.get()  # ended by the disabling itself
     assert delivery.status == "failed" and delivery.last_error == "not sent: the destination is disabled"
+    # One queued in a race with the disabling (scheduled from a read made before it) stops at its attempt.
+    late = DestinationDelivery.objects.create(
+        upload=services.accept_upload(session=session, file=image_file()), destination=destination
+    )
+    assert destinations.run_due() == 0 and DestinationDelivery.objects.filter(status="pending").count() == 1
+    destinations.attempt(delivery_id=late.pk)
+    late.refresh_from_db()
+    assert (late.status, late.last_error) == ("failed", "not sent: the destination is disabled")
+    assert receiver.received == []
     destination.refresh_from_db()
     assert destination.status == "disabled"
     assert AuditEvent.objects.filter(action="destination.disabled", object_id=str(destination.pk)).count() == 1
     destinations.disable_destination(destination=destination)  # once is enough: no second event
     assert AuditEvent.objects.filter(action="destination.disabled").count() == 1
+
+
+def test_an_enabled_destination_copies_the_next_upload_but_not_those_made_while_it_was_disabled(
+    project, receiver: FileReceiver
+) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.models import AuditEvent
+
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    receiver.up = False
+    services.accept_upload(session=session, file=image_file("first.png"))
+    destinations.run_due()
+    destination.refresh_from_db()
+    assert destination.status == "failing" and destination.last_error
+    receiver.received.clear()
+    destinations.disable_destination(destination=destination)  # the first copy's retry ends now
+    first = DestinationDelivery.objects.get(upload__original_name="first.png")
+    assert (first.status, first.last_error, first.next_attempt_at) == ("failed", destinations.DISABLED_ERROR, None)
+    stopped = AuditEvent.objects.get(action="destination.disabled").data
+    assert stopped == {"name": "Archive", "pending_stopped": 1}
+    services.accept_upload(session=session, file=image_file("meanwhile.png"))
+    receiver.up = True
+    enabled = destinations.enable_destination(destination=destination, actor=project.owner, ip="203.0.113.9")
+    assert (enabled.status, enabled.last_error) == ("active", "")  # the pause's error goes with it
+    stored = Destination.objects.get()
+    assert (stored.status, stored.last_error) == ("active", "")
+    event = AuditEvent.objects.get(action="destination.enabled")
+    assert (event.object_id, event.ip, event.data) == (str(destination.pk), "203.0.113.9", {"name": "Archive"})
+    destinations.enable_destination(destination=destination)  # already enabled: no second event
+    assert AuditEvent.objects.filter(action="destination.enabled").count() == 1
+    with time_machine.travel(clock.now() + dt.timedelta(days=1)):  # past the first copy's retry time
+        destinations.run_due()  # the first copy ended when disabled; the one made meanwhile was never queued
+        assert receiver.received == []
+        services.accept_upload(session=session, file=image_file("after.png"))
+        destinations.run_due()
+    assert [r["headers"]["apertur-file-name"] for r in receiver.received] == ["after.png"]
+    assert DestinationDelivery.objects.get(upload__original_name="first.png").status == "failed"
 
 
 def test_a_copy_under_way_when_the_destination_is_disabled_does_not_turn_it_back_on(

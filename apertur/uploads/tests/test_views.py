@@ -251,6 +251,58 @@ def test_a_destinations_pages_belong_to_the_projects_owner(owner) -> None:  # ty
     assert Client().get(page).status_code == 302  # signed out: to the login page
 
 
+def test_the_owner_disables_and_enables_a_destination_after_a_page_that_says_where_copies_go(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.models import AuditEvent
+    from apertur.uploads import destinations
+    from apertur.uploads.models import Destination
+
+    user, project, browser = owner
+    s3 = destinations.create_s3_destination(
+        project=project,
+        name="Bucket",
+        bucket="photos",
+        region="ca-central-1",
+        endpoint_url="https://minio.example.com",
+        prefix="weddings",
+        access_key_id="AKIAEXAMPLE",
+        secret_access_key="s3cr3t",
+    )
+    page = f"/projects/{project.public_id}/destinations/{s3.public_id}/"
+    detail = browser.get(page).content.decode()
+    assert f'href="{page}disable"' in detail and f"{page}enable" not in detail
+    confirm = browser.get(f"{page}disable").content.decode()
+    assert "Disable “Bucket”?" in confirm and "copies waiting for a retry are not sent" in confirm
+    assert Destination.objects.get().status == "active"  # looking at the page changes nothing
+    careful = Client(enforce_csrf_checks=True)
+    careful.force_login(user)
+    assert careful.post(f"{page}disable").status_code == 403 and Destination.objects.get().status == "active"
+    done = browser.post(f"{page}disable", follow=True)
+    assert done.redirect_chain == [(page, 302)] and "Destination “Bucket” disabled." in done.content.decode()
+    assert Destination.objects.get().status == "disabled"
+    disabled = AuditEvent.objects.get(action="destination.disabled")
+    assert (disabled.actor_id, disabled.ip) == (user.pk, "127.0.0.1")
+    detail = done.content.decode()
+    assert f'href="{page}enable"' in detail and f"{page}disable" not in detail
+    assert browser.get(f"{page}disable")["Location"] == page  # already disabled: nothing to confirm
+    confirm = browser.get(f"{page}enable").content.decode()
+    for shown in (
+        "Enable “Bucket”?",
+        "<code>photos</code>",
+        "<code>weddings/</code>",
+        "minio.example.com",
+        "AKIAEXAMPLE",
+    ):
+        assert shown in confirm
+    assert "s3cr3t" not in confirm and "Uploads made while it was disabled are not copied" in confirm
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.post(f"{page}enable").status_code == 404 and Destination.objects.get().status == "disabled"
+    browser.post(f"{page}enable")
+    assert Destination.objects.get().status == "active"
+    assert AuditEvent.objects.get(action="destination.enabled").actor_id == user.pk
+    assert browser.get(f"{page}enable")["Location"] == page
+
+
 def test_a_destinations_page_lists_its_copies_in_pages(owner, settings) -> None:  # type: ignore[no-untyped-def]
     from apertur.core import pages
     from apertur.uploads import destinations

@@ -314,6 +314,40 @@ def test_disabling_an_endpoint_stops_its_pending_retries(project, receiver: Rece
     assert len(receiver.requests) == 1 and delivery.next_attempt_at is None
 
 
+def test_disabling_ends_pending_deliveries_at_once_so_enabling_again_sends_only_new_events(
+    project, receiver: Receiver
+) -> None:  # type: ignore[no-untyped-def]
+    from apertur.core.models import AuditEvent
+
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.secret = endpoint.secret
+    receiver.up = False
+    party = uploads.create_session(project=project, title="Party")
+    start = dt.datetime.now(tz=dt.UTC)
+    assert services.run_due() == 1 and len(receiver.requests) == 1  # failed once; a retry is scheduled
+    services.update_endpoint(endpoint=endpoint, enabled=False, actor=project.owner)
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.last_error, delivery.next_attempt_at) == (
+        DeliveryStatus.FAILED,
+        "not sent: the endpoint is disabled",
+        None,
+    )
+    disabled = AuditEvent.objects.get(action="webhook_endpoint.updated")
+    assert disabled.data == {"fields": ["enabled"], "enabled": False, "pending_stopped": 1}
+    uploads.close_session(session=party)  # session.closed while disabled: no delivery at all
+    assert WebhookDelivery.objects.count() == 1
+    receiver.up = True
+    services.update_endpoint(endpoint=endpoint, enabled=True)
+    enabled = AuditEvent.objects.filter(action="webhook_endpoint.updated").latest("pk")
+    assert enabled.data == {"fields": ["enabled"], "enabled": True}
+    with time_machine.travel(start + dt.timedelta(hours=1)):  # past the old retry time
+        services.run_due()
+        assert len(receiver.requests) == 1  # neither the old retry nor the event of the pause
+        uploads.create_session(project=project, title="After")
+        services.run_due()
+    assert [json.loads(r["body"])["data"]["session"]["title"] for r in receiver.requests[1:]] == ["After"]
+
+
 def test_the_retry_delay_counts_from_the_failure_and_an_attempt_in_flight_is_not_sent_twice(
     project, receiver: Receiver, monkeypatch: Any
 ) -> None:  # type: ignore[no-untyped-def]

@@ -217,3 +217,32 @@ def test_an_endpoint_for_every_event_says_so_in_words(owner) -> None:  # type: i
     assert "<dt>Events</dt><dd>All events</dd>" in detail
     listed = browser.get(f"/projects/{project.public_id}/").content.decode()
     assert "· All events</li>" in listed and "<code>*</code>" not in listed
+
+
+def test_the_owner_disables_and_enables_an_endpoint_after_a_page_that_says_where_events_go(owner) -> None:  # type: ignore[no-untyped-def]
+    project, browser = owner
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x", events=["upload.created"])
+    page = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/"
+    detail = browser.get(page).content.decode()
+    assert f'href="{page}disable"' in detail and f"{page}enable" not in detail
+    confirm = browser.get(f"{page}disable").content.decode()
+    assert "Disable this webhook endpoint?" in confirm and "<code>https://hooks.example.com/x</code>" in confirm
+    assert WebhookEndpoint.objects.get().enabled  # looking at the page changes nothing
+    careful = Client(enforce_csrf_checks=True)
+    careful.force_login(project.owner)
+    assert careful.post(f"{page}disable").status_code == 403 and WebhookEndpoint.objects.get().enabled
+    done = browser.post(f"{page}disable", follow=True)
+    assert done.redirect_chain == [(page, 302)] and "Webhook endpoint disabled." in done.content.decode()
+    assert not WebhookEndpoint.objects.get().enabled
+    assert f'href="{page}enable"' in done.content.decode()
+    assert browser.get(f"{page}disable")["Location"] == page  # already disabled: nothing to confirm
+    confirm = browser.get(f"{page}enable").content.decode()
+    assert "Enable this webhook endpoint?" in confirm and "the events it subscribes to from Weddings" in confirm
+    assert "Events that happened while it was disabled are not sent." in confirm
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.post(f"{page}enable").status_code == 404 and not WebhookEndpoint.objects.get().enabled
+    browser.post(f"{page}enable")
+    assert WebhookEndpoint.objects.get().enabled
+    updates = AuditEvent.objects.filter(action="webhook_endpoint.updated").order_by("pk")
+    assert [(e.actor_id, e.data["enabled"]) for e in updates] == [(project.owner.pk, False), (project.owner.pk, True)]
