@@ -20,7 +20,7 @@ user_app = typer.Typer(help="Customer accounts", no_args_is_help=True)
 partner_app = typer.Typer(help="Partners", no_args_is_help=True)
 app_app = typer.Typer(help="OAuth apps", no_args_is_help=True)
 mail_app = typer.Typer(help="Development mail", no_args_is_help=True)
-billing_app = typer.Typer(help="Stripe billing events: simulate and import", no_args_is_help=True)
+billing_app = typer.Typer(help="Stripe billing events: simulate, import and retry", no_args_is_help=True)
 commissions_app = typer.Typer(help="Partner commissions", no_args_is_help=True)
 payouts_app = typer.Typer(help="Monthly PayPal payouts", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -653,6 +653,45 @@ def billing_import(
             err.print(f"[yellow]line {bad['line']}:[/] {bad['error']}", highlight=False)
 
     _emit(data, as_json, human)
+
+
+@billing_app.command("retry")
+def billing_retry(
+    event_id: Annotated[str, typer.Argument(help="The Stripe event id (evt_…) to apply again.")],
+    customer_email: Annotated[
+        str | None,
+        typer.Option(
+            "--customer-email",
+            help="First link the Stripe customer the event names to this Apertur user, and apply again every "
+            "event given up about that customer.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Apply again a stored Stripe event that was not applied: given up after 7 days of waiting (the staff email
+    lists them), ignored or failed. Exit status 0 when the event is applied now, 1 when it still is not (the
+    output says why) or the retry was refused."""
+    _setup()
+    from apertur.integrations.stripe import services as intake
+
+    with _errors(as_json):
+        done = intake.retry_event(event_id=event_id, customer_email=customer_email)
+    data = done.as_json()
+    asked = next(e for e in data["events"] if e["id"] == event_id)
+    data["applied"] = asked["status"] == "processed"
+
+    def human() -> None:
+        if done.linked_customer:
+            out.print(f"Linked Stripe customer {done.linked_customer} to {customer_email}.")
+        for event in data["events"]:
+            now = "applied" if event["status"] == "processed" else f"not applied ({event['status']})"
+            out.print(f"{event['id']}: {event['previous_status']} → {now}: {event['detail']}", highlight=False)
+        if done.waiting_applied:
+            out.print(f"{done.waiting_applied} waiting event(s) applied after them.")
+
+    _emit(data, as_json, human)
+    if not data["applied"]:
+        raise typer.Exit(1)
 
 
 # --- commissions ------------------------------------------------------------------------------------

@@ -219,9 +219,10 @@ class Dispute(models.Model):
 
 
 class BillingCustomer(models.Model):
-    """The billing provider's customer id for an Apertur user."""
+    """A billing provider's customer id of an Apertur user. A user may have several (a Stripe customer made again
+    after one was deleted, one per currency); an id is one user's, the first it was linked to."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="billing_customer")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="billing_customers")
     external_id = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField(default=clock.now)
 

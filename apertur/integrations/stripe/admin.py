@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apertur.core.errors import AperturError
+from apertur.integrations.stripe import services
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
 
 
@@ -27,6 +30,21 @@ class StripeEventAdmin(_ReadOnly):
     list_filter = ("status", "type")
     search_fields = ("event_id", "detail")
     date_hierarchy = "created"
+    actions = ["apply_again"]
+
+    @admin.action(description="Apply the selected events again (given up, ignored or failed)")
+    def apply_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
+        """``services.retry_event`` for each: what ``apertur billing retry`` does, without linking a customer
+        (that needs the command's ``--customer-email``)."""
+        for event_id in queryset.order_by("created", "id").values_list("event_id", flat=True):
+            try:
+                done = services.retry_event(event_id=event_id, actor=request.user)
+            except AperturError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+                continue
+            outcome, before = done.events[0]
+            level = messages.SUCCESS if outcome.status == "processed" else messages.WARNING
+            self.message_user(request, f"Stripe event {event_id}: {before} → {outcome.status}: {outcome.detail}", level)
 
 
 @admin.register(RejectedDelivery)

@@ -55,7 +55,7 @@ def _metadata_user(*objects: dict[str, Any]) -> User | None:
     return None
 
 
-def _id_of(reference: Any) -> str | None:
+def id_of(reference: Any) -> str | None:
     """The id a Stripe object gives for another (``customer``, ``charge``): the id itself, or the expanded
     object's ``id``; None when there is none."""
     if isinstance(reference, dict):
@@ -64,9 +64,15 @@ def _id_of(reference: Any) -> str | None:
 
 
 def _link(customer_id: str | None, user: User) -> None:
-    """Remember which user a Stripe customer id is (the first id seen for a user is kept)."""
-    if customer_id and not BillingCustomer.objects.filter(user=user).exists():
+    """Remember which user a Stripe customer id is: every id a user's objects name, so an event that names only
+    the id (a subscription's) finds the user; an id already linked stays its first user's."""
+    if customer_id:
         BillingCustomer.objects.get_or_create(external_id=customer_id, defaults={"user": user})
+
+
+def unknown_customer(customer_id: str) -> str:
+    """What an event waits for when it names a Stripe customer id nothing links to a user yet (its detail)."""
+    return f"unknown customer {customer_id}"
 
 
 def customer_for(obj: dict[str, Any]) -> User:
@@ -79,7 +85,7 @@ def customer_for(obj: dict[str, Any]) -> User:
     the metadata) may come later. A subscription, which carries no email, is usually delivered before its
     first invoice."""
     customer = obj.get("customer")
-    customer_id = _id_of(customer)
+    customer_id = id_of(customer)
     user = _metadata_user(obj, obj.get("subscription_details") or {}, customer if isinstance(customer, dict) else {})
     if user is None and customer_id:
         link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
@@ -88,7 +94,7 @@ def customer_for(obj: dict[str, Any]) -> User:
         user = User.objects.filter(email=normalize_email(obj["customer_email"])).first()
     if user is None:
         if customer_id:
-            raise Wait(f"unknown customer {customer_id}")
+            raise Wait(unknown_customer(customer_id))
         raise Skip(f"unknown customer {obj.get('customer_email') or ''}".strip())
     _link(customer_id, user)
     return user
@@ -104,7 +110,7 @@ def customer_event(event: dict[str, Any]) -> str:
     user = _metadata_user(customer)
     if user is None:
         raise Skip(f"no Apertur user {public_id}")
-    _link(_id_of(customer), user)
+    _link(id_of(customer), user)
     return f"customer {customer['id']} is {user.public_id}"
 
 
@@ -359,7 +365,7 @@ def refund_event(event: dict[str, Any]) -> str:
     """``refund.created|updated|failed`` and the older ``charge.refund.updated``: a refund of a payment's charge.
     One that failed or was canceled is recorded as voided: it takes nothing, and gives back what it took."""
     item = event["data"]["object"]
-    charge_id = _id_of(item.get("charge"))
+    charge_id = id_of(item.get("charge"))
     if charge_id is None:
         raise Skip(f"refund {item['id']} of no charge")
     payment = _payment_for_charge(charge_id)
@@ -377,7 +383,7 @@ def _is_inquiry(status: object) -> bool:
 def _dispute(obj: dict[str, Any]) -> Dispute:
     """The dispute, recorded once by its id. A chargeback takes the payment's commission back until it is won; an
     inquiry takes nothing unless an event shows it escalated (any event, in any order: escalation is for good)."""
-    charge_id = _id_of(obj["charge"])
+    charge_id = id_of(obj["charge"])
     if charge_id is None:
         raise ValueError("dispute without a charge")  # stored as failed, as a malformed object
     payment = _payment_for_charge(charge_id)

@@ -11,11 +11,14 @@ import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from apertur.accounts.models import User, normalize_email
 from apertur.core import alerts, audit, clock
+from apertur.core.errors import Conflict, NotFound
 from apertur.core.models import AuditEvent
 from apertur.core.validation import loads_json, without_nul
-from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, ts
+from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, id_of, ts, unknown_customer
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
+from apertur.projects.models import BillingCustomer
 
 logger = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE = 300  # seconds, as Stripe's own libraries default to
@@ -233,10 +236,13 @@ def _give_up(at: dt.datetime | None = None) -> list[StripeEvent]:
             f"{WAIT_LIMIT.days} days and a last try they are marked ignored: whatever money they record (a payment, "
             "a refund, a dispute) is not in the commission ledger.",
             "",
-            "What to do: look each one up in Stripe's dashboard by its id. If it is about an Apertur customer (say, a "
-            "Stripe customer whose email differs from their Apertur email and without metadata.apertur_user_id), "
-            "its commission is missing and needs a person; if it is about someone who is not an Apertur customer, "
-            "there is nothing to do. Stripe resending the event changes nothing: an event id is applied once.",
+            "What to do: look each one up in Stripe's dashboard by its id. If it is about someone who is not an "
+            "Apertur customer, there is nothing to do. If it is about an Apertur customer whose Stripe email differs "
+            "from their Apertur email (and without metadata.apertur_user_id), link the two and apply what was given "
+            "up about that Stripe customer: apertur billing retry <event id> --customer-email <their Apertur email>. "
+            "If it waited for a payment Apertur never received (a refund's, a dispute's), have Stripe resend that "
+            "payment's invoice.paid event (Stripe dashboard, the event, Resend), then: apertur billing retry "
+            "<event id>. Stripe resending a given-up event itself changes nothing: an event id is stored once.",
             "",
             "event id | type | received (Toronto) | waited for",
             *(
@@ -258,3 +264,114 @@ def retry_waiting_pass(at: dt.datetime) -> int:
     events applied or given up."""
     with transaction.atomic():
         return _retry() + len(_give_up(at))
+
+
+# --- staff: applying again what was given up -------------------------------------------------------------
+
+
+class StripeEventNotFound(NotFound):
+    code = "event_not_found"
+
+
+class StripeEventAlreadyApplied(Conflict):
+    code = "event_already_applied"
+
+
+class CustomerNotLinkable(Conflict):
+    code = "customer_not_linkable"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """What :func:`retry_event` did: each event it applied again (the one asked for and, with a customer linked,
+    the others given up about that Stripe customer, oldest first) with the status it had before, the customer id
+    it linked, and how many waiting events applied after them (a refund that waited for the payment)."""
+
+    events: list[tuple[Outcome, str]]
+    linked_customer: str | None
+    waiting_applied: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "linked_customer": self.linked_customer,
+            "events": [
+                {"id": o.event_id, "previous_status": before, "status": o.status, "detail": o.detail}
+                for o, before in self.events
+            ],
+            "waiting_applied": self.waiting_applied,
+        }
+
+
+def retry_event(*, event_id: str, customer_email: str | None = None, actor: Any = None) -> Retried:
+    """Staff's way back for an accepted event that was not applied: given up after :data:`WAIT_LIMIT` (Stripe was
+    answered 2xx and never sends it again), ignored (say, a customer without a project then), or failed. Applies
+    it again now, each step through the handlers as a delivery would.
+
+    With ``customer_email``, first link the Stripe customer id the event names to that Apertur user (the case the
+    give-up email describes: their Stripe email differs from their Apertur one), audited ``stripe.customer_linked``,
+    and apply again every other event given up about that customer too. An id linked to someone else is refused.
+
+    An event still missing what it waited for stays ``ignored`` (not ``waiting``: it would be given up and reported
+    a second time), its detail saying so. Each event retried is audited ``stripe.event_retried``; then the waiting
+    events are retried (what waited for a payment applied here). Refused: an unknown or already applied event."""
+    with transaction.atomic():
+        row = StripeEvent.objects.select_for_update().filter(event_id=event_id).first()
+        if row is None:
+            raise StripeEventNotFound(f"No Stripe event {event_id} is stored.")
+        if row.status == EventStatus.PROCESSED:
+            raise StripeEventAlreadyApplied(f"Stripe event {event_id} is already applied: {row.detail}")
+        rows, linked = [row], None
+        if customer_email is not None:
+            linked = _link_customer(row, customer_email, actor=actor)
+            others = StripeEvent.objects.select_for_update().filter(
+                status=EventStatus.IGNORED, detail__endswith=unknown_customer(linked)
+            )
+            rows = sorted([row, *others.exclude(pk=row.pk)], key=lambda r: (r.created, r.pk))
+        done = [_apply_again(r, actor=actor) for r in rows]
+    applied = 0
+    if any(outcome.status == EventStatus.PROCESSED for outcome, _ in done):
+        with transaction.atomic():  # after the commit, as receive() does: the waiting events see what was applied
+            applied = _retry()
+    return Retried(events=done, linked_customer=linked, waiting_applied=applied)
+
+
+def _link_customer(row: StripeEvent, customer_email: str, *, actor: Any) -> str:
+    user = User.objects.filter(email=normalize_email(customer_email)).first()
+    if user is None:
+        raise UserNotFound(f"No Apertur user has the email {customer_email}.")
+    obj = (row.payload.get("data") or {}).get("object") or {}
+    customer_id = id_of(obj.get("customer")) if isinstance(obj, dict) else None
+    if customer_id is None:
+        raise CustomerNotLinkable(f"Stripe event {row.event_id} names no Stripe customer: there is nothing to link.")
+    link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
+    if link is not None and link.user_id != user.pk:
+        raise CustomerNotLinkable(f"Stripe customer {customer_id} is already linked to {link.user.email}.")
+    if link is None:
+        BillingCustomer.objects.create(external_id=customer_id, user=user)
+        audit.record(
+            action="stripe.customer_linked",
+            obj=user,
+            actor=actor,
+            data={"customer_id": customer_id, "user": user.public_id, "event_id": row.event_id},
+        )
+    return customer_id
+
+
+def _apply_again(row: StripeEvent, *, actor: Any) -> tuple[Outcome, str]:
+    """Apply ``row`` (locked) again; the outcome and the status it had before."""
+    before = str(row.status)
+    _apply(row)
+    if row.status == EventStatus.WAITING and before != EventStatus.WAITING:
+        row.status, row.detail = EventStatus.IGNORED, f"retried, still waiting: {row.detail}"[:300]
+    row.save()
+    audit.record(
+        action="stripe.event_retried",
+        obj=row,
+        actor=actor,
+        data={"event_id": row.event_id, "type": row.type, "from": before, "to": row.status, "detail": row.detail},
+    )
+    return Outcome(row.event_id, row.status, row.detail), before

@@ -208,7 +208,24 @@ def test_expanded_customer_metadata_on_an_invoice(world) -> None:  # type: ignor
     }
     assert deliver(paid).json()["status"] == "processed"
     assert Payment.objects.get().customer == customer
-    assert customer.billing_customer.external_id == "cus_x"
+    assert customer.billing_customers.get().external_id == "cus_x"
+
+
+def test_a_customers_second_stripe_customer_id_is_linked_too(world) -> None:  # type: ignore[no-untyped-def]
+    """A user with two Stripe customers (one made again after a deletion, or one per currency): only the first id
+    was remembered, so a subscription event naming the second (it carries no email) waited and was given up."""
+    _, customer = world
+    for n, cus in enumerate(("cus_first", "cus_second"), start=1):
+        paid = events.invoice_paid(customer=cus, email="customer@example.com", amount=1_000, at=at(2026, 3, n))
+        assert deliver(paid).json()["status"] == "processed"
+    assert sorted(customer.billing_customers.values_list("external_id", flat=True)) == ["cus_first", "cus_second"]
+    sub = events.subscription(customer="cus_second", lookup_key="pro", at=at(2026, 3, 3))
+    assert deliver(sub).json()["status"] == "processed"
+    # An id stays its first user's: another user's invoice naming it does not move it.
+    make_user("someone@example.com")
+    other = events.invoice_paid(customer="cus_first", email="someone@example.com", amount=1_000, at=at(2026, 3, 4))
+    deliver(other)
+    assert sorted(customer.billing_customers.values_list("external_id", flat=True)) == ["cus_first", "cus_second"]
 
 
 def test_replays_change_nothing_twice(world) -> None:  # type: ignore[no-untyped-def]
