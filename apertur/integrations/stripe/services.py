@@ -347,11 +347,11 @@ def _link_customer(row: StripeEvent, customer_email: str, *, actor: Any) -> str:
     customer_id = id_of(obj.get("customer")) if isinstance(obj, dict) else None
     if customer_id is None:
         raise CustomerNotLinkable(f"Stripe event {row.event_id} names no Stripe customer: there is nothing to link.")
-    link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
-    if link is not None and link.user_id != user.pk:
+    # get_or_create: a delivery linking the same id meanwhile is found, not an IntegrityError.
+    link, created = BillingCustomer.objects.get_or_create(external_id=customer_id, defaults={"user": user})
+    if link.user_id != user.pk:
         raise CustomerNotLinkable(f"Stripe customer {customer_id} is already linked to {link.user.email}.")
-    if link is None:
-        BillingCustomer.objects.create(external_id=customer_id, user=user)
+    if created:
         audit.record(
             action="stripe.customer_linked",
             obj=user,
