@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
@@ -31,7 +30,7 @@ from apertur.accounts.signals import TurnedOff, claimed_from_signup, mailbox_pro
 from apertur.accounts.tokens import (
     email_confirmation_token,
     make_email_change_token,
-    password_stamp,
+    password_stamp_matches,
     read_email_change_token,
 )
 from apertur.core import audit, clock, mail, ratelimit
@@ -333,7 +332,7 @@ def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> Us
             "This link was sent for another Apertur account: log out, then log in with that account to use it."
         )
     locked = User.objects.select_for_update().get(pk=user.pk)
-    if locked.email != change.old_email or not constant_time_compare(password_stamp(locked), change.password_stamp):
+    if locked.email != change.old_email or not password_stamp_matches(locked, change.password_stamp):
         raise InvalidEmailChangeLink()
     new_email = normalize_email(change.new_email)
     if User.objects.filter(email=new_email).exclude(pk=locked.pk).exists():

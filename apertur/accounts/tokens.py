@@ -56,11 +56,21 @@ class EmailChange(NamedTuple):
 _EMAIL_CHANGE_SALT = "apertur.accounts.email-change"
 
 
-def password_stamp(user: User) -> str:
+def password_stamp(user: User, *, secret: str | None = None) -> str:
     """A keyed digest of the account's password hash, as it is now: it changes with every new password (a
     change, a reset) and with "log out other sessions" (a fresh salt). Never the hash itself: links travel
-    by mail."""
-    return salted_hmac(_EMAIL_CHANGE_SALT, user.password).hexdigest()[:32]
+    by mail. Keyed with SECRET_KEY unless ``secret`` is given."""
+    return salted_hmac(_EMAIL_CHANGE_SALT, user.password, secret=secret).hexdigest()[:32]
+
+
+def password_stamp_matches(user: User, stamp: str) -> bool:
+    """Whether ``stamp`` is the account's :func:`password_stamp` now, under SECRET_KEY or one of
+    SECRET_KEY_FALLBACKS: a link asked for before a key rotation keeps working as long as its signature does
+    (``signing.loads`` tries the fallbacks too), as Django's own token generators do."""
+    return any(
+        constant_time_compare(password_stamp(user, secret=secret), stamp)
+        for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    )
 
 
 def make_email_change_token(*, user: User, new_email: str) -> str:

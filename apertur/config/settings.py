@@ -50,6 +50,9 @@ def _dev_secret_key() -> str:
 
 DEBUG = _env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or _dev_secret_key()
+# Rotating SECRET_KEY: the previous key(s) here, comma-separated, keep what they signed valid (sessions, password
+# reset, email confirmation and email-change links, the referral cookie) until those expire (docs/deploy.md).
+SECRET_KEY_FALLBACKS = [k.strip() for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()]
 
 APERTUR_BASE_URL = os.environ.get("APERTUR_BASE_URL", "http://localhost:8000").rstrip("/")
 _base = urlsplit(APERTUR_BASE_URL)

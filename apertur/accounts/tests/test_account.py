@@ -395,3 +395,28 @@ def test_a_password_change_ends_pending_email_changes_too(
     assert response.status_code == 400
     ada.refresh_from_db()
     assert ada.email == "ada@example.com"
+
+
+def test_an_email_change_link_survives_a_secret_key_rotation_with_the_old_key_as_fallback(
+    ada: User, browser: Client, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The link's signature was checked against SECRET_KEY_FALLBACKS (``signing.loads``) but its password stamp
+    only against the new key: every pending email change died at a key rotation."""
+    old_key = settings.SECRET_KEY
+    with django_capture_on_commit_callbacks(execute=True):
+        _request_change(browser, "ada.new@example.com")
+    link = _change_link(mail.outbox[0])
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-new-key-" + "x" * 50, [old_key]
+    assert browser.get(link)["Location"] == "/account"
+    ada.refresh_from_db()
+    assert ada.email == "ada.new@example.com"
+    # Once the old key is dropped from the fallbacks, what it signed is refused.
+    with django_capture_on_commit_callbacks(execute=True):
+        _request_change(browser, "ada.third@example.com")
+    token = _change_link(mail.outbox[-1]).rsplit("/", 1)[-1]
+    assert read_email_change_token(token) is not None
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "another-key-" + "y" * 50, []
+    with pytest.raises(services.InvalidEmailChangeLink):
+        services.confirm_email_change(user=ada, token=token)
+    ada.refresh_from_db()
+    assert ada.email == "ada.new@example.com"

@@ -32,3 +32,17 @@ def test_conn_max_age_comes_from_the_environment(tmp_path: Path, database_url: s
     url = database_url.format(var=tmp_path)
     assert conn_max_age(tmp_path, url, None) == default
     assert conn_max_age(tmp_path, url, "5") == 5
+
+
+def test_secret_key_fallbacks_come_from_the_environment_comma_separated(tmp_path: Path) -> None:
+    script = "import json; from apertur.config import settings as s; print(json.dumps(s.SECRET_KEY_FALLBACKS))"
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY_FALLBACKS"}
+    env.update(APERTUR_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="")
+
+    def fallbacks(value: str | None) -> list[str]:
+        run_env = env if value is None else {**env, "SECRET_KEY_FALLBACKS": value}
+        out = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, check=True)
+        return list(json.loads(out.stdout))
+
+    assert fallbacks(None) == [] and fallbacks("") == []
+    assert fallbacks(" old-key-1 ,old-key-2,, ") == ["old-key-1", "old-key-2"]
