@@ -25,6 +25,7 @@ urlpatterns = [
     path("r/<path:code>", referral_views.referral, name="referral"),  # path: "/r/<code>/" is still the link
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),
     path("webhooks/paypal", paypal_webhooks.paypal_webhook, name="paypal-webhook"),
+    path("admin/login/", core_views.admin_login),  # before the admin's own: see admin_login
     path("admin/", admin.site.urls),
     path(".well-known/oauth-authorization-server", oauth_views.metadata, name="oauth-metadata"),
     path("sdk/aptr-connect.js", sdk_views.latest, name="sdk-latest"),

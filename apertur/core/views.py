@@ -8,6 +8,28 @@ from django.views.decorators.http import require_safe
 from apertur.core import health
 from apertur.core.mail import stored_messages
 
+STAFF_ONLY = "These pages are for Apertur staff. Your account does not have access to them."
+
+
+def is_staff(user: object) -> bool:
+    return bool(getattr(user, "is_active", False) and getattr(user, "is_staff", False))
+
+
+def staff_only(request: HttpRequest) -> HttpResponse:
+    """The site's 403 page for a signed-in account that is not staff, on a staff page."""
+    return render(request, "403.html", {"message": STAFF_ONLY}, status=403)
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """``/admin/login/``, where the admin sends whoever it refuses. A signed-in customer or partner gets the
+    site's 403 page: Django's own answer was the admin's login form ("log in to a different account?"), asking
+    for a password they have no reason to type there. Signed out or staff: the admin's login, unchanged."""
+    from django.contrib import admin
+
+    if request.user.is_authenticated and not is_staff(request.user):
+        return staff_only(request)
+    return admin.site.login(request)
+
 
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:

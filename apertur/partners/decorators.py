@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from apertur.accounts.models import User
+from apertur.core.views import is_staff, staff_only
 from apertur.partners.models import Partner
 from apertur.partners.selectors import partner_for_user
 
@@ -39,9 +40,8 @@ def staff_required(view: Callable[..., HttpResponse]) -> View:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         assert isinstance(request.user, User)
-        if not (request.user.is_active and request.user.is_staff):
-            message = "These pages are for Apertur staff. Your account does not have access to them."
-            return render(request, "403.html", {"message": message}, status=403)
+        if not is_staff(request.user):
+            return staff_only(request)
         return view(request, *args, **kwargs)
 
     return wrapper
