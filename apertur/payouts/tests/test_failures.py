@@ -98,8 +98,11 @@ def test_a_timeout_before_paypal_acted_lets_the_rerun_create_it_once(emu: Runnin
     assert payout.detail == ""  # a plain 201: the rerun created it
     # The first request acts late: PayPal refuses it as a duplicate. On the run's clock: the emulator forgets a
     # sender_batch_id after 30 days of its (wall) clock, which outside the time travel is today.
+    # Waited for, not slept through (0.8 s): a busy machine may run the emulator's thread late. Bounded.
     with time_machine.travel(services.run_at("2026-04"), tick=True):
-        time.sleep(0.9)
+        deadline = time.monotonic() + 15
+        while emu.emulator.counters["create_requests"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert emu.emulator.counters["create_requests"] == 2
     assert_sent_once(emu, payout)
 
