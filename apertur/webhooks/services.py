@@ -222,7 +222,8 @@ def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = 
 
 
 def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
-    """The dashboard's "send test event": one ``webhook.test`` event to this endpoint only."""
+    """The dashboard's "send test event": one ``webhook.test`` event to this endpoint only, sent even while the
+    endpoint is disabled (:func:`attempt`): the owner checks a receiver before enabling it."""
     with transaction.atomic():
         event = WebhookEvent.objects.create(
             project=endpoint.project,
@@ -267,8 +268,9 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             return delivery  # type: ignore[return-value]
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
-        if not delivery.endpoint.enabled:
-            # Disabled since it was queued (update_endpoint ends the pending ones it sees).
+        if not delivery.endpoint.enabled and delivery.event.type != "webhook.test":
+            # Disabled since it was queued (update_endpoint ends the pending ones it sees). A test event asked for
+            # this endpoint alone goes anyway (send_test_event).
             delivery.status = DeliveryStatus.FAILED
             delivery.last_error = DISABLED_ERROR
             delivery.next_attempt_at = None

@@ -283,6 +283,7 @@ def test_the_owner_disables_and_enables_a_destination_after_a_page_that_says_whe
     assert (disabled.actor_id, disabled.ip) == (user.pk, "127.0.0.1")
     detail = done.content.decode()
     assert f'href="{page}enable"' in detail and f"{page}disable" not in detail
+    assert "the destination is disabled, so new uploads are not copied here" in detail
     assert browser.get(f"{page}disable")["Location"] == page  # already disabled: nothing to confirm
     confirm = browser.get(f"{page}enable").content.decode()
     for shown in (

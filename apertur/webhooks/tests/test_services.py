@@ -160,9 +160,24 @@ def test_test_event(project, receiver: Receiver) -> None:  # type: ignore[no-unt
     assert [e["type"] for e in receiver.processed.values()] == ["webhook.test"]
 
 
+def test_a_test_event_reaches_a_disabled_endpoint_so_a_receiver_can_be_checked_before_enabling(
+    project, receiver: Receiver
+) -> None:  # type: ignore[no-untyped-def]
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.secret = endpoint.secret
+    services.update_endpoint(endpoint=endpoint, enabled=False)
+    uploads.create_session(project=project, title="Party")  # a real event: nothing for a disabled endpoint
+    delivery = services.send_test_event(endpoint=endpoint)
+    services.run_due()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert [e["type"] for e in receiver.processed.values()] == ["webhook.test"]
+
+
 def test_disabled_endpoints_and_test_mode_are_separate(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
     live = services.create_endpoint(project=project, url=receiver.url)
     services.update_endpoint(endpoint=live, enabled=False)
+
     services.create_endpoint(project=project, url=receiver.url, livemode=False)
     uploads.create_session(project=project, title="live")
     assert WebhookDelivery.objects.count() == 0

@@ -235,6 +235,7 @@ def test_the_owner_disables_and_enables_an_endpoint_after_a_page_that_says_where
     assert done.redirect_chain == [(page, 302)] and "Webhook endpoint disabled." in done.content.decode()
     assert not WebhookEndpoint.objects.get().enabled
     assert f'href="{page}enable"' in done.content.decode()
+    assert "while the endpoint is disabled, test events are all it is sent" in done.content.decode()
     assert browser.get(f"{page}disable")["Location"] == page  # already disabled: nothing to confirm
     confirm = browser.get(f"{page}enable").content.decode()
     assert "Enable this webhook endpoint?" in confirm and "the events it subscribes to from Weddings" in confirm
