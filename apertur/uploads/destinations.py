@@ -353,13 +353,20 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
     except Exception as exc:  # any failure is a failed attempt, retried on schedule
         error = f"{type(exc).__name__}: {exc}"[:300]
     with transaction.atomic():
+        # The destination's row first, then the copy's, as disable_destination locks them: the other order
+        # deadlocked with a disabling (PostgreSQL).
+        list(Destination.objects.select_for_update().filter(pk=destination.pk).values_list("pk", flat=True))
+        # A disabling while this copy was being sent ended it (failed): a failure must not make it pending again,
+        # to go out once the destination is enabled.
+        locked = DestinationDelivery.objects.select_for_update().filter(pk=delivery.pk)
+        ended = locked.values_list("status", flat=True).first() != "pending"
         now = clock.now()
         delivery.last_error = error
         if not error:
             delivery.status = "succeeded"
             delivery.delivered_at = now
             delivery.next_attempt_at = None
-        elif number >= outbound.MAX_ATTEMPTS:
+        elif number >= outbound.MAX_ATTEMPTS or ended:
             delivery.status = "failed"
             delivery.next_attempt_at = None
         delivery.save(update_fields=["status", "last_error", "delivered_at", "next_attempt_at"])

@@ -316,6 +316,10 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         error = (f"timed out after {ATTEMPT_SECONDS:g} s" if late else f"{type(exc).__name__}: {exc}")[:300]
     duration = int((time.monotonic() - started) * 1000)
     with transaction.atomic():
+        # Disabling the endpoint while this was being sent ended the delivery (failed): a failure must not make it
+        # pending again, to be sent once the endpoint is enabled.
+        locked = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk)
+        ended = locked.values_list("status", flat=True).first() != DeliveryStatus.PENDING
         DeliveryAttempt.objects.create(  # dated when it was sent (with its duration), as the log reads
             delivery=delivery, number=number, at=started_at, status_code=status_code, error=error, duration_ms=duration
         )
@@ -325,7 +329,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             delivery.status = DeliveryStatus.SUCCEEDED
             delivery.delivered_at = clock.now()
             delivery.next_attempt_at = None
-        elif number >= MAX_ATTEMPTS:
+        elif number >= MAX_ATTEMPTS or ended:
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
         else:  # the retry delay counts from this failure, not from when the attempt started

@@ -32,7 +32,13 @@ class StripeEventAdmin(_ReadOnly):
     date_hierarchy = "created"
     actions = ["apply_again"]
 
-    @admin.action(description="Apply the selected events again (given up, ignored or failed)")
+    def has_apply_permission(self, request: HttpRequest) -> bool:
+        """Applying writes payments and commissions: the change permission (a superuser has it), not the view
+        permission that is enough to look here (``has_change_permission`` is False for everyone: rows are never
+        edited)."""
+        return request.user.has_perm("stripe_billing.change_stripeevent")
+
+    @admin.action(description="Apply the selected events again (given up, ignored or failed)", permissions=["apply"])
     def apply_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         """``services.retry_event`` for each: what ``apertur billing retry`` does, without linking a customer
         (that needs the command's ``--customer-email``)."""

@@ -462,3 +462,84 @@ def test_a_copy_under_way_when_the_destination_is_disabled_does_not_turn_it_back
     destinations.run_due()
     destination.refresh_from_db()
     assert destination.status == "disabled"
+
+
+def test_a_copy_failing_while_the_destination_is_disabled_is_not_sent_again_once_enabled(
+    project, receiver: FileReceiver, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """The owner disables the destination while a copy is being sent, and the send fails: the disabling ended the
+    copy (counted in ``pending_stopped``), so the attempt's own record must not make it pending again, to go out
+    once the destination is enabled (the disable page says copies waiting for a retry are not sent)."""
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file("before.png"))
+
+    def disabled_meanwhile(*args: Any) -> None:
+        destinations.disable_destination(destination=destination, actor=project.owner)
+        raise RuntimeError("HTTP 500")
+
+    monkeypatch.setattr(destinations, "_send_https", disabled_meanwhile)
+    assert destinations.run_due() == 1
+    delivery = DestinationDelivery.objects.get()
+    assert (delivery.status, delivery.next_attempt_at) == ("failed", None)
+    monkeypatch.undo()
+    destinations.enable_destination(destination=destination, actor=project.owner)
+    with time_machine.travel(clock.now() + dt.timedelta(days=1)):
+        destinations.run_due()
+    assert receiver.received == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disabling_while_a_failed_copy_is_being_recorded_does_not_deadlock(
+    project, receiver: FileReceiver, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL row locks: recording an attempt locked the copy then the destination, and disabling (which now
+    ends the pending copies) locks the destination then the copies. Both at once deadlocked, and PostgreSQL killed
+    one: the owner's disable (or an account claim turning destinations off) answered 500."""
+    import time
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    delivery = DestinationDelivery.objects.get()
+    receiver.up = False
+    recorded = threading.Event()
+    save = DestinationDelivery.save
+
+    def save_then_pause(self: DestinationDelivery, *args: Any, **kwargs: Any) -> None:
+        save(self, *args, **kwargs)
+        if "delivered_at" in (kwargs.get("update_fields") or ()):  # the attempt's record, in its transaction
+            recorded.set()
+            time.sleep(1.5)  # the disabling meanwhile takes the destination's lock and waits for the copy's
+
+    monkeypatch.setattr(DestinationDelivery, "save", save_then_pause)
+    errors: list[BaseException] = []
+
+    def run(work: Any) -> None:
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def disable() -> None:
+        assert recorded.wait(10)
+        destinations.disable_destination(destination=destination, actor=project.owner)
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: destinations.attempt(delivery_id=delivery.pk),)),
+        threading.Thread(target=run, args=(disable,)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    delivery.refresh_from_db()
+    destination.refresh_from_db()
+    assert (destination.status, delivery.status, delivery.next_attempt_at) == ("disabled", "failed", None)

@@ -668,3 +668,28 @@ def test_an_endpoints_page_costs_the_same_queries_for_one_delivery_or_many(proje
     for _ in range(12):
         services.send_test_event(endpoint=endpoint)
     assert queries() == one
+
+
+def test_a_delivery_failing_while_the_endpoint_is_disabled_is_not_sent_again_once_enabled(
+    project, receiver: Receiver, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """The owner disables the endpoint while a delivery is being sent, and it fails: the disabling ended the
+    delivery (``pending_stopped``), so the attempt's own record must not make it pending again, to be sent once
+    the endpoint is enabled (deliveries waiting for a retry end when it is disabled, docs/api.md)."""
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.secret = endpoint.secret
+    uploads.create_session(project=project, title="Party")
+
+    def disabled_meanwhile(*args: Any, **kwargs: Any) -> int:
+        services.update_endpoint(endpoint=endpoint, enabled=False, actor=project.owner)
+        return 503
+
+    monkeypatch.setattr(services, "_post", disabled_meanwhile)
+    assert services.run_due() == 1
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.next_attempt_at) == (DeliveryStatus.FAILED, None)
+    monkeypatch.undo()
+    services.update_endpoint(endpoint=endpoint, enabled=True, actor=project.owner)
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=1)):
+        services.run_due()
+    assert receiver.requests == []

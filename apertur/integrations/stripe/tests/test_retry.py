@@ -214,3 +214,25 @@ def test_staff_apply_selected_events_again_from_the_admin() -> None:
     assert row.status == "processed" and Payment.objects.get().customer == user
     again = staff.post(page, {"action": "apply_again", "index": 0, "_selected_action": [row.pk]}, follow=True)
     assert "is already applied" in again.content.decode() and Payment.objects.count() == 1
+
+
+def test_staff_who_may_only_look_at_stripe_events_cannot_apply_them_from_the_admin() -> None:
+    """The Stripe events admin is read-only (what Stripe sent is evidence): a staff member given only the view
+    permission saw the action and could write payments and commissions with it."""
+    from django.contrib.auth.models import Permission
+
+    user = customer()
+    _, paid = paid_elsewhere()
+    BillingCustomer.objects.create(external_id="cus_ada", user=user)
+    viewer = make_user("viewer@apertur.example", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_stripeevent"))
+    browser = Client()
+    browser.force_login(viewer)
+    page = "/admin/stripe_billing/stripeevent/"
+    assert browser.get(page).status_code == 200  # may look
+    assert "apply_again" not in browser.get(page).content.decode()
+    row = StripeEvent.objects.get(event_id=paid["id"])
+    browser.post(page, {"action": "apply_again", "index": 0, "_selected_action": [row.pk]})
+    row.refresh_from_db()
+    assert row.status == "ignored" and not Payment.objects.exists()
+    assert not AuditEvent.objects.filter(action="stripe.event_retried").exists()
