@@ -303,12 +303,15 @@ def invoice_paid(event: dict[str, Any]) -> str:
     return f"payment {payment.external_id} {payment.amount_cad_cents} CAD cents"
 
 
+NO_PAYMENT_YET = "no payment yet for charge "
+
+
 def _payment_for_charge(charge_id: str, invoice_id: str | None = None) -> Payment:
     payment = Payment.objects.filter(charge_id=charge_id).first() if charge_id else None
     if payment is None and invoice_id:
         payment = Payment.objects.filter(external_id=invoice_id).first()
     if payment is None:
-        raise Wait(f"no payment yet for charge {charge_id}")
+        raise Wait(f"{NO_PAYMENT_YET}{charge_id}")  # the charge id last: services.retry_event reads it back
     return payment
 
 

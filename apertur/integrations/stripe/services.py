@@ -16,9 +16,9 @@ from apertur.core import alerts, audit, clock
 from apertur.core.errors import Conflict, NotFound
 from apertur.core.models import AuditEvent
 from apertur.core.validation import loads_json, without_nul
-from apertur.integrations.stripe.handlers import HANDLERS, Skip, Wait, id_of, ts, unknown_customer
+from apertur.integrations.stripe.handlers import HANDLERS, NO_PAYMENT_YET, Skip, Wait, id_of, ts, unknown_customer
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
-from apertur.projects.models import BillingCustomer
+from apertur.projects.models import BillingCustomer, Payment
 
 logger = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE = 300  # seconds, as Stripe's own libraries default to
@@ -288,8 +288,9 @@ class UserNotFound(NotFound):
 @dataclass(frozen=True, slots=True)
 class Retried:
     """What :func:`retry_event` did: each event it applied again (the one asked for and, with a customer linked,
-    the others given up about that Stripe customer, oldest first) with the status it had before, the customer id
-    it linked, and how many waiting events applied after them (a refund that waited for the payment)."""
+    the others given up about that Stripe customer, oldest first; then the refunds and disputes given up for want
+    of a payment stored now) with the status it had before, the customer id it linked, and how many waiting events
+    applied after them (a refund that waited for the payment)."""
 
     events: list[tuple[Outcome, str]]
     linked_customer: str | None
@@ -314,6 +315,7 @@ def retry_event(*, event_id: str, customer_email: str | None = None, actor: Any 
     With ``customer_email``, first link the Stripe customer id the event names to that Apertur user (the case the
     give-up email describes: their Stripe email differs from their Apertur one), audited ``stripe.customer_linked``,
     and apply again every other event given up about that customer too. An id linked to someone else is refused.
+    Once something applied, so are the refunds and disputes given up for want of a payment that is stored now.
 
     An event still missing what it waited for stays ``ignored`` (not ``waiting``: it would be given up and reported
     a second time), its detail saying so. Each event retried is audited ``stripe.event_retried``; then the waiting
@@ -327,16 +329,31 @@ def retry_event(*, event_id: str, customer_email: str | None = None, actor: Any 
         rows, linked = [row], None
         if customer_email is not None:
             linked = _link_customer(row, customer_email, actor=actor)
-            others = StripeEvent.objects.select_for_update().filter(
-                status=EventStatus.IGNORED, detail__endswith=unknown_customer(linked)
+            others = (
+                StripeEvent.objects.select_for_update()
+                .filter(status=EventStatus.IGNORED, detail__endswith=unknown_customer(linked))
+                .exclude(pk=row.pk)
+                .order_by("created", "id")  # one lock order for retries at once
             )
-            rows = sorted([row, *others.exclude(pk=row.pk)], key=lambda r: (r.created, r.pk))
+            rows = sorted([row, *others], key=lambda r: (r.created, r.pk))
         done = [_apply_again(r, actor=actor) for r in rows]
+        if any(outcome.status == EventStatus.PROCESSED for outcome, _ in done):
+            done += [_apply_again(r, actor=actor) for r in _given_up_for_stored_payments()]
     applied = 0
     if any(outcome.status == EventStatus.PROCESSED for outcome, _ in done):
         with transaction.atomic():  # after the commit, as receive() does: the waiting events see what was applied
             applied = _retry()
     return Retried(events=done, linked_customer=linked, waiting_applied=applied)
+
+
+def _given_up_for_stored_payments() -> list[StripeEvent]:
+    """Refunds and disputes given up because their payment had not come, whose payment is stored now (the events
+    just applied again brought it): locked, oldest first. Their detail ends with the charge id they waited for."""
+    candidates = StripeEvent.objects.filter(status=EventStatus.IGNORED, detail__contains=NO_PAYMENT_YET)
+    charge_of = {pk: detail.rsplit(NO_PAYMENT_YET, 1)[-1] for pk, detail in candidates.values_list("pk", "detail")}
+    stored = set(Payment.objects.filter(charge_id__in=set(charge_of.values())).values_list("charge_id", flat=True))
+    ready = [pk for pk, charge in charge_of.items() if charge and charge in stored]
+    return list(StripeEvent.objects.select_for_update().filter(pk__in=ready).order_by("created", "id"))
 
 
 def _link_customer(row: StripeEvent, customer_email: str, *, actor: Any) -> str:

@@ -106,6 +106,24 @@ def test_linking_the_customer_applies_everything_given_up_about_it_and_what_wait
     assert Payment.objects.count() == 1
 
 
+def test_refunds_given_up_for_want_of_their_payment_are_applied_once_the_payment_is() -> None:
+    """Linking the customer applied the payment, but the refund given up beside it (it waited for that payment)
+    stayed ignored: the partner kept a commission the customer had been refunded."""
+    user = customer()
+    refund = events.refund_created(refund_id="re_early", charge_id="ch_ada", amount=2_000, at=RECEIVED)
+    assert receive(refund) == "waiting"
+    other = events.refund_created(refund_id="re_other", charge_id="ch_someone_else", amount=500, at=RECEIVED)
+    assert receive(other) == "waiting"
+    _, paid = paid_elsewhere()  # gives up the invoice, the subscription and both refunds
+    assert statuses()[refund["id"]] == "ignored"
+    done = services.retry_event(event_id=paid["id"], customer_email=user.email)
+    assert [(o.event_id, o.status) for o, _ in done.events][-1] == (refund["id"], "processed")
+    assert statuses()[refund["id"]] == "processed" and statuses()[other["id"]] == "ignored"  # its payment never came
+    assert Refund.objects.get().external_id == "re_early"
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-200, 1_000]
+    assert StripeEvent.objects.get(event_id=other["id"]).detail.endswith("no payment yet for charge ch_someone_else")
+
+
 def test_an_event_still_missing_what_it_waited_for_stays_ignored_and_is_not_reported_again(
     mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
