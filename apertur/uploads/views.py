@@ -46,6 +46,8 @@ def public_page(request: HttpRequest, token: str) -> HttpResponse:
         "session": session,
         "locked": locked,
         "accepting": session.is_accepting(),
+        # A link with all its files: said on the page rather than refusing each photo the guest then chooses.
+        "full": session.max_files is not None and session.uploads.count() >= session.max_files,
         "max_mb": session.project.plan.max_file_bytes // 1_048_576,
         "accept": ",".join(session.accepted_types),
     }

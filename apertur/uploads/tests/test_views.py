@@ -424,3 +424,15 @@ def test_without_javascript_the_form_uploads_every_file_and_comes_back_to_the_pa
     page = guest.get(response["Location"]).content.decode()
     assert "2 photos uploaded." in page
     assert "bad.png is not an accepted photo type" in page
+
+
+def test_a_link_that_has_all_its_files_says_so_instead_of_offering_the_form(owner) -> None:  # type: ignore[no-untyped-def]
+    # The guest was offered the form, chose photos, and only then got "accepts at most 1 files" for each.
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Party", max_files=1)
+    guest = Client()
+    assert 'id="upload-form"' in guest.get(f"/u/{session.token}").content.decode()
+    assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 201
+    page = guest.get(f"/u/{session.token}").content.decode()
+    assert 'id="upload-form"' not in page
+    assert "This upload link has received all the photos it accepts." in page
