@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import SetPasswordForm
 
 from apertur.accounts.models import EMAIL_MAX_LENGTH
 
@@ -87,3 +88,14 @@ class ChangeEmailForm(forms.Form):
 
 class EndSessionsForm(forms.Form):
     current_password = _current_password()
+
+
+class ResetPasswordForm(SetPasswordForm):
+    """The password reset's form, worded like the signup and account pages (Django's help text is an HTML
+    list that does not fit the site's field template)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].help_text = "At least 8 characters; not a common password."
+        self.fields["new_password2"].label = "New password, again"
+        self.fields["new_password2"].help_text = ""

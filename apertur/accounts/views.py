@@ -30,6 +30,7 @@ from apertur.accounts.forms import (
     EndSessionsForm,
     LoginForm,
     ResendConfirmationForm,
+    ResetPasswordForm,
     SignupForm,
 )
 from apertur.accounts.models import User, normalize_email
@@ -276,6 +277,7 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
+    form_class = ResetPasswordForm
     success_url = reverse_lazy("accounts:password-reset-complete")
 
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:

@@ -46,6 +46,8 @@ def public_page(request: HttpRequest, token: str) -> HttpResponse:
         "session": session,
         "locked": locked,
         "accepting": session.is_accepting(),
+        # A link with all its files: said on the page rather than refusing each photo the guest then chooses.
+        "full": session.max_files is not None and session.uploads.count() >= session.max_files,
         "max_mb": session.project.plan.max_file_bytes // 1_048_576,
         "accept": ",".join(session.accepted_types),
     }
@@ -65,10 +67,39 @@ def public_unlock(request: HttpRequest, token: str) -> HttpResponse:
     return redirect("uploads:public", token=token)
 
 
+def _public_files_form(request: HttpRequest, session: UploadSession) -> HttpResponse:
+    """The upload form posted by a browser without JavaScript: every chosen file, then the page again with what
+    became of each (not the JSON meant for the page's script, and not only one of the files)."""
+    if session.has_password and not request.session.get(_unlocked_key(session)):
+        messages.error(request, "Enter the password first.")
+        return redirect("uploads:public", token=session.token)
+    files = request.FILES.getlist("file")
+    if not files:
+        messages.error(request, "Choose a file.")
+    stored = 0
+    for uploaded in files:
+        try:
+            ratelimit.hit(GUEST_UPLOADS_PER_IP, client_ip(request))
+            services.accept_upload(
+                session=session, file=uploaded, note=request.POST.get("note", ""), ip=client_ip(request)
+            )
+        except AperturError as exc:
+            name = uploaded.name or "A file"
+            messages.error(request, exc.message if name in exc.message else f"{name}: {exc.message}")
+        else:
+            stored += 1
+    if stored:
+        messages.success(request, f"{stored} photo{'s' if stored != 1 else ''} uploaded. Thank you!")
+    return redirect("uploads:public", token=session.token)
+
+
 @require_POST
-def public_file(request: HttpRequest, token: str) -> JsonResponse:
-    """One file per request (the page sends several in parallel, each with its own progress bar)."""
+def public_file(request: HttpRequest, token: str) -> HttpResponse:
+    """One file per request (the page sends several in parallel, each with its own progress bar); without
+    JavaScript the browser posts the form itself, with every file (_public_files_form)."""
     session = _guest_session(token)
+    if "text/html" in request.headers.get("Accept", ""):
+        return _public_files_form(request, session)
     if session.has_password and not request.session.get(_unlocked_key(session)):
         return JsonResponse({"error": {"code": "wrong_password", "message": "Enter the password first."}}, status=403)
     uploaded = request.FILES.get("file")

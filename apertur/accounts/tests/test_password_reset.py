@@ -98,3 +98,17 @@ def test_a_reset_ends_the_other_sessions() -> None:
     assert elsewhere.get("/projects/").status_code == 200
     services.reset_password(user=user, token=default_token_generator.make_token(user), password=NEW_PASSWORD)
     assert elsewhere.get("/projects/").status_code == 302  # the session's auth hash no longer matches
+
+
+def test_the_new_password_form_says_the_rules_in_one_line_like_the_other_password_forms() -> None:
+    # Django's default help text is an HTML list, which the site's field template put inside a <p>: invalid
+    # markup, shown as a loose bullet list unlike the signup and account pages.
+    make_user("ada@example.com")
+    client = Client()
+    client.post("/password-reset", {"email": "ada@example.com"})
+    link = re.search(r"http://localhost:8000(/password-reset/\S+)", mail.outbox[-1].body)
+    assert link
+    html = client.get(link.group(1), follow=True).content.decode()
+    assert "<ul>" not in html
+    assert "At least 8 characters; not a common password." in html
+    assert '<label for="id_new_password2">New password, again</label>' in html

@@ -369,3 +369,15 @@ def test_a_signed_in_user_gets_the_form_with_a_notice_and_can_switch_accounts(pa
         assert client.post("/login", {"email": "ben@example.com", "password": PASSWORD}).status_code == 302
         assert client.session["_auth_user_id"] == str(ben.pk)
     assert "You are signed in as" not in Client().get(path).content.decode()
+
+
+def test_a_fields_help_and_errors_carry_the_ids_its_aria_describedby_names() -> None:
+    # Django points each input's aria-describedby at "<id>_helptext" and "<id>_error"; a screen reader reads
+    # nothing if the page has no elements with those ids.
+    html = Client().post("/signup", {"email": "ada@example.com", "password": "short"}).content.decode()
+    described = re.search(r'<input type="password"[^>]*aria-describedby="([^"]+)"', html)
+    assert described
+    ids = described.group(1).split()
+    assert ids == ["id_password_helptext", "id_password_error"]
+    for element_id in ids:
+        assert f'id="{element_id}"' in html, element_id

@@ -225,3 +225,13 @@ def test_a_view_all_page_is_only_the_owners() -> None:
     for path in ("api-keys", "destinations", "webhooks", "connections"):
         assert browser.get(f"/projects/{project.public_id}/{path}/").status_code == 404
         assert Client().get(f"/projects/{project.public_id}/{path}/").status_code == 302  # to the login page
+
+
+def test_the_plans_say_one_active_upload_session_in_the_singular() -> None:
+    user = make_user()
+    browser = Client()
+    browser.force_login(user)
+    html = browser.get("/projects/").content.decode()
+    assert "<li>1 active upload session</li>" in html  # the Free plan
+    assert "<li>20 active upload sessions</li>" in html  # Pro
+    assert "1 active upload sessions" not in html

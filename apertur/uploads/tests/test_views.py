@@ -405,3 +405,34 @@ def test_a_destinations_page_costs_the_same_queries_for_one_copy_or_many(owner) 
     for n in range(12):
         services.accept_upload(session=session, file=image_file(f"more{n}.png"))
     assert queries() == one
+
+
+def test_without_javascript_the_form_uploads_every_file_and_comes_back_to_the_page(owner) -> None:  # type: ignore[no-untyped-def]
+    # The browser posts the form itself: every chosen file is kept (not only one of them), and the guest gets
+    # the page back with what happened, not the JSON meant for the page's script.
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Party", password="open sesame")
+    guest = Client()
+    html = "text/html,application/xhtml+xml,*/*;q=0.8"
+    locked = guest.post(f"/u/{session.token}/files", {"file": image_file()}, HTTP_ACCEPT=html, follow=True)
+    assert "Enter the password first." in locked.content.decode() and Upload.objects.count() == 0
+    guest.post(f"/u/{session.token}/unlock", {"password": "open sesame"})
+    files = [image_file("one.png"), image_file("two.png"), image_file("bad.png", b"not an image")]
+    response = guest.post(f"/u/{session.token}/files", {"file": files, "note": "hi"}, HTTP_ACCEPT=html)
+    assert response.status_code == 302 and response["Location"] == f"/u/{session.token}"
+    assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["one.png", "two.png"]
+    page = guest.get(response["Location"]).content.decode()
+    assert "2 photos uploaded." in page
+    assert "bad.png is not an accepted photo type" in page
+
+
+def test_a_link_that_has_all_its_files_says_so_instead_of_offering_the_form(owner) -> None:  # type: ignore[no-untyped-def]
+    # The guest was offered the form, chose photos, and only then got "accepts at most 1 files" for each.
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Party", max_files=1)
+    guest = Client()
+    assert 'id="upload-form"' in guest.get(f"/u/{session.token}").content.decode()
+    assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 201
+    page = guest.get(f"/u/{session.token}").content.decode()
+    assert 'id="upload-form"' not in page
+    assert "This upload link has received all the photos it accepts." in page

@@ -247,3 +247,20 @@ def test_the_owner_disables_and_enables_an_endpoint_after_a_page_that_says_where
     assert WebhookEndpoint.objects.get().enabled
     updates = AuditEvent.objects.filter(action="webhook_endpoint.updated").order_by("pk")
     assert [(e.actor_id, e.data["enabled"]) for e in updates] == [(project.owner.pk, False), (project.owner.pk, True)]
+
+
+def test_the_project_page_shows_an_endpoints_description_and_that_it_is_disabled(owner) -> None:  # type: ignore[no-untyped-def]
+    # The description the owner typed was shown nowhere, and a disabled endpoint looked the same as an enabled
+    # one on the project page (destinations there show their status).
+    project, browser = owner
+    browser.post(
+        f"/projects/{project.public_id}/webhooks/new", {"url": "https://hooks.example.com/x", "description": "CRM sync"}
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    detail = browser.get(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/").content.decode()
+    assert "CRM sync" in detail
+    listed = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert "CRM sync" in listed and ">Disabled<" not in listed
+    browser.post(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/disable")
+    for url in (f"/projects/{project.public_id}/", f"/projects/{project.public_id}/webhooks/"):
+        assert '<span class="pill rejected">Disabled</span>' in browser.get(url).content.decode(), url
