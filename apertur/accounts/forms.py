@@ -91,11 +91,11 @@ class EndSessionsForm(forms.Form):
 
 
 class ResetPasswordForm(SetPasswordForm):
-    """The password reset's form, worded like the signup and account pages (Django's help text is an HTML
-    list that does not fit the site's field template)."""
+    """The password reset's form with the rules in one line, as on the signup and account pages (Django's help
+    text is an HTML list that does not fit the site's field template). Django's labels stay ("New password",
+    "New password confirmation"): scripts and tests of a Django reset page find its fields by them."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["new_password1"].help_text = "At least 8 characters; not a common password."
-        self.fields["new_password2"].label = "New password, again"
         self.fields["new_password2"].help_text = ""

@@ -111,4 +111,4 @@ def test_the_new_password_form_says_the_rules_in_one_line_like_the_other_passwor
     html = client.get(link.group(1), follow=True).content.decode()
     assert "<ul>" not in html
     assert "At least 8 characters; not a common password." in html
-    assert '<label for="id_new_password2">New password, again</label>' in html
+    assert '<label for="id_new_password2">New password confirmation</label>' in html  # Django's, kept
