@@ -54,6 +54,12 @@ def current_subscription(*, project: Project) -> Subscription | None:
 
 
 def payment_list(*, project: Project) -> QuerySet[Payment]:
-    """The project's payments with what was refunded of each (refunds that failed or were canceled returned nothing)."""
+    """The project's payments, newest first, with what was refunded of each (refunds that failed or were canceled
+    returned nothing). Ordered here: a query grouped for the sum does not take the model's default ordering, so
+    "the latest 20" (the API) were any 20."""
     refunded = Sum("refunds__amount_cents", filter=Q(refunds__voided_at__isnull=True))
-    return Payment.objects.filter(project=project).annotate(refunded_cents=Coalesce(refunded, 0))
+    return (
+        Payment.objects.filter(project=project)
+        .annotate(refunded_cents=Coalesce(refunded, 0))
+        .order_by("-paid_at", "-id")
+    )

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
@@ -22,6 +23,7 @@ from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
 from apertur.projects.models import Project
 from apertur.uploads.selectors import destination_list, session_list
+from apertur.uploads.services import month_start, usage
 from apertur.uploads.views import pop_upload_link_draft
 from apertur.webhooks.selectors import endpoint_list
 
@@ -132,6 +134,26 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "session_draft": pop_upload_link_draft(request, project.public_id),
     }
     return render(request, "projects/detail.html", context)
+
+
+@login_required
+@require_safe
+def billing(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The project's plan, subscription, live usage this month and payments (paged, newest first): what
+    ``GET /api/v1/billing`` answers, for the customer. Test mode has a budget of its own and no billing."""
+    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    payments = page_of(selectors.payment_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
+    context = {
+        "project": project,
+        "subscription": selectors.current_subscription(project=project),
+        "usage": usage(project=project, livemode=True),
+        "month": month_start(),
+        "payments": payments,
+        "support_email": settings.SUPPORT_EMAIL,
+    }
+    return render(request, "projects/billing.html", context)
 
 
 @login_required

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -235,3 +236,101 @@ def test_the_plans_say_one_active_upload_session_in_the_singular() -> None:
     assert "<li>1 active upload session</li>" in html  # the Free plan
     assert "<li>20 active upload sessions</li>" in html  # Pro
     assert "1 active upload sessions" not in html
+
+
+def _billing_world() -> tuple[Any, Any, Client]:
+    import datetime as dt
+
+    from apertur.projects.models import Payment, Plan, Refund, Subscription
+    from apertur.testing import image_file
+    from apertur.uploads import services as uploads
+
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    pro = Plan.objects.get(name__iexact="pro")
+    Subscription.objects.create(
+        project=project,
+        external_id="sub_1",
+        plan=pro,
+        started_at=dt.datetime(2026, 11, 3, 15, tzinfo=dt.UTC),
+        current_period_end=dt.datetime(2026, 12, 3, 15, tzinfo=dt.UTC),
+    )
+    usd = Payment.objects.create(
+        project=project,
+        customer=user,
+        external_id="in_usd",
+        amount_cents=2_499,
+        currency="USD",
+        amount_cad_cents=3_400,
+        description="Pro (monthly)",
+        paid_at=dt.datetime(2026, 11, 3, 15, tzinfo=dt.UTC),
+    )
+    Refund.objects.create(payment=usd, external_id="re_1", amount_cents=500, created_at=usd.paid_at)
+    Refund.objects.create(  # failed: returned nothing
+        payment=usd, external_id="re_2", amount_cents=700, created_at=usd.paid_at, voided_at=usd.paid_at
+    )
+    session = uploads.create_session(project=project, title="Party")
+    uploads.accept_upload(session=session, file=image_file())
+    uploads.accept_upload(
+        session=uploads.create_session(project=project, title="Test", livemode=False), file=image_file()
+    )
+    browser = Client()
+    browser.force_login(user)
+    return user, project, browser
+
+
+def test_the_billing_page_shows_plan_subscription_live_usage_and_payments() -> None:
+    from apertur.projects.models import Payment
+
+    _, project, browser = _billing_world()
+    detail = browser.get(f"/projects/{project.public_id}/").content.decode()
+    url = f"/projects/{project.public_id}/billing"
+    assert f'<a href="{url}">Billing and usage</a>' in detail
+    html = browser.get(url).content.decode()
+    assert "<h1>Billing and usage</h1>" in html
+    assert '<span class="pill ok">Active</span> · Pro since' in html and "2026-12-03" in html
+    # Live usage only: the test-mode upload and link are not counted.
+    assert re.search(r'data-testid="usage-uploads">1<', html) and re.search(r'data-testid="usage-sessions">1<', html)
+    row = html.split("<code>in_usd</code>")[1].split("</tr>")[0]
+    assert "$24.99 USD" in row and "$5.00 USD" in row  # the failed refund returned nothing
+    assert "support@apertur.ca" in html and project.public_id in html
+    for n in range(30):
+        Payment.objects.create(
+            project=project, external_id=f"in_{n:02d}", amount_cents=1_000, paid_at=dt_at(n), description="Pro"
+        )
+    first = browser.get(url).content.decode()
+    assert len(re.findall(r"<code>in_\d\d</code>", first)) == 25 and "Page 1 of 2 (31 payments)" in first
+    assert "<code>in_29</code>" in first and "<code>in_usd</code>" not in first  # newest first
+    assert "<code>in_usd</code>" in browser.get(f"{url}?page=2").content.decode()
+
+
+def dt_at(n: int) -> Any:
+    import datetime as dt
+
+    return dt.datetime(2026, 11, 10, tzinfo=dt.UTC) + dt.timedelta(hours=n)
+
+
+def test_the_billing_page_costs_the_same_queries_for_one_payment_or_many() -> None:
+    from apertur.projects.models import Payment
+
+    _, project, browser = _billing_world()
+    url = f"/projects/{project.public_id}/billing"
+    one, _ = _queries(browser, url)
+    for n in range(30):
+        Payment.objects.create(project=project, external_id=f"in_{n:02d}", amount_cents=1_000, paid_at=dt_at(n))
+    many, _ = _queries(browser, url)
+    assert many == one
+
+
+def test_a_free_project_without_payments_says_so_and_the_page_is_only_the_owners() -> None:
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client()
+    browser.force_login(user)
+    url = f"/projects/{project.public_id}/billing"
+    html = browser.get(url).content.decode()
+    assert f"the {project.plan.name} plan is free" in html and "No payments yet." in html
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.get(url).status_code == 404
+    assert Client().get(url)["Location"] == f"/login?next={url}"
