@@ -364,3 +364,10 @@ def test_hold_form_and_confirmation_say_the_partner_sees_the_note() -> None:
     staff_client.post(f"/partners/staff/{partner.pk}/hold", {"reason": "Tax details missing", "confirmed": "yes"})
     assert "Tax details missing" in _client_for(partner.user).get("/partners/payouts/").content.decode()
 
+
+def test_suspended_partner_page_shows_the_minimum_in_cad_with_cents() -> None:
+    partner = make_partner()
+    partner.status = PartnerStatus.SUSPENDED
+    partner.save()
+    page = _client_for(partner.user).get("/partners/payouts/").content.decode()
+    assert "$50.00 CAD minimum" in page and "$50 CAD" not in page
