@@ -152,7 +152,7 @@ _CONFIRM: dict[str, tuple[str, str, str]] = {
     "hold": (
         "Hold payouts to {company}?",
         "No monthly run or staff retry pays them until you release the hold; commissions keep accumulating. The "
-        "partner is not emailed; the audit log keeps this note.",
+        "partner is not emailed but sees this note on their Payouts page; the audit log keeps it.",
         "Hold payouts",
     ),
 }

@@ -349,3 +349,25 @@ def test_approve_and_restore_stay_one_click() -> None:
     assert staff.post(f"/partners/staff/{partner.pk}/restore").status_code == 302
     partner.refresh_from_db()
     assert partner.status == PartnerStatus.APPROVED
+
+
+def test_hold_form_and_confirmation_say_the_partner_sees_the_note() -> None:
+    """The partner's Payouts page shows the hold's note ("Reason: …"), so staff must not be told it is internal
+    (only "kept in the audit log"): they would write notes like "suspected fraud" for the partner to read."""
+    partner = make_partner()
+    staff_client = _client_for(make_staff())
+    detail = staff_client.get(f"/partners/staff/{partner.pk}/").content.decode()
+    assert "sees this note on their Payouts page" in detail
+    asked = staff_client.post(f"/partners/staff/{partner.pk}/hold", {"reason": "Tax details missing"})
+    assert asked.status_code == 200
+    assert "sees this note on their Payouts page" in asked.content.decode()
+    staff_client.post(f"/partners/staff/{partner.pk}/hold", {"reason": "Tax details missing", "confirmed": "yes"})
+    assert "Tax details missing" in _client_for(partner.user).get("/partners/payouts/").content.decode()
+
+
+def test_suspended_partner_page_shows_the_minimum_in_cad_with_cents() -> None:
+    partner = make_partner()
+    partner.status = PartnerStatus.SUSPENDED
+    partner.save()
+    page = _client_for(partner.user).get("/partners/payouts/").content.decode()
+    assert "$50.00 CAD minimum" in page and "$50 CAD" not in page
