@@ -42,3 +42,15 @@ def test_billing_needs_its_scope_and_test_mode_sees_no_payments(narrow_api: Api,
     )
     body = test_key_api.get("/billing").json()
     assert body["payments"] == [] and body["livemode"] is False
+
+
+def test_billing_lists_the_latest_20_payments_newest_first(api: Api, flow: Flow) -> None:
+    """The refund sum groups the query, which then dropped Payment's default ordering: any 20, in any order.
+    Inserted oldest last, so the table's own order is not the answer by chance."""
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for n in (5, 24, 0, 13, *range(1, 5), *range(6, 13), *range(14, 24)):
+        Payment.objects.create(
+            project=flow.project, external_id=f"in_{n:02d}", amount_cents=100, paid_at=start + dt.timedelta(days=n)
+        )
+    ids = [p["id"] for p in api.get("/billing").json()["payments"]]
+    assert ids == [f"in_{n:02d}" for n in range(24, 4, -1)]
