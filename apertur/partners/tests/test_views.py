@@ -371,3 +371,18 @@ def test_suspended_partner_page_shows_the_minimum_in_cad_with_cents() -> None:
     partner.save()
     page = _client_for(partner.user).get("/partners/payouts/").content.decode()
     assert "$50.00 CAD minimum" in page and "$50 CAD" not in page
+
+
+def test_a_reason_written_on_several_lines_keeps_its_lines_and_stays_escaped() -> None:
+    """A rejection or suspension reason ran together on one line on the partner's pages."""
+    from apertur.partners import services
+
+    staff = make_staff()
+    rejected = make_partner(approved=False)
+    services.reject(partner=rejected, reviewer=staff, reason="The website is down.\nAlso: <b>no</b> product yet.")
+    html = _client_for(rejected.user).get("/partners/").content.decode()
+    assert "The website is down.<br>Also: &lt;b&gt;no&lt;/b&gt; product yet." in html
+    suspended = make_partner()
+    services.suspend(partner=suspended, reviewer=staff, reason="Chargebacks.\nWrite to us.")
+    page = _client_for(suspended.user).get("/partners/commissions/")
+    assert page.status_code == 403 and "Chargebacks.<br>Write to us." in page.content.decode()
