@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, mail
-from apertur.core.validation import clean_text, clean_website
+from apertur.core.validation import Checks, clean_text, clean_website
 from apertur.partners.errors import (
     AlreadyApplied,
     InvalidApplication,
@@ -23,26 +23,40 @@ from apertur.partners.signals import partner_approved
 
 
 def _clean_application(*, company_name: str, website: str, use_case: str, expected_customers: str) -> dict[str, str]:
-    name = clean_text(
-        company_name,
-        low=2,
-        high=120,
-        field="company_name",
-        error=InvalidApplication,
-        collapse_spaces=True,
-        message="Enter your company or platform name (2 to 120 characters).",
+    """Every field checked, every problem reported at once (:class:`~apertur.core.validation.Checks`)."""
+    checks = Checks()
+    name = checks.run(
+        lambda: clean_text(
+            company_name,
+            low=2,
+            high=120,
+            field="company_name",
+            error=InvalidApplication,
+            collapse_spaces=True,
+            message="Enter your company or platform name (2 to 120 characters).",
+        ),
+        "",
     )
-    site = clean_website(website, error=InvalidApplication)
-    text = clean_text(
-        use_case,
-        low=20,
-        high=5000,
-        field="use_case",
-        error=InvalidApplication,
-        message="Tell us what you will build with Apertur (20 to 5,000 characters).",
+    site = checks.run(lambda: clean_website(website, error=InvalidApplication), "")
+    text = checks.run(
+        lambda: clean_text(
+            use_case,
+            low=20,
+            high=5000,
+            field="use_case",
+            error=InvalidApplication,
+            message="Tell us what you will build with Apertur (20 to 5,000 characters).",
+        ),
+        "",
     )
-    if expected_customers not in ExpectedCustomers.values:
-        raise InvalidApplication("Choose how many customers you expect to connect.", field="expected_customers")
+
+    def customers() -> str:
+        if expected_customers not in ExpectedCustomers.values:
+            raise InvalidApplication("Choose how many customers you expect to connect.", field="expected_customers")
+        return expected_customers
+
+    checks.run(customers, "")
+    checks.done()
     return {"company_name": name, "website": site, "use_case": text, "expected_customers": expected_customers}
 
 

@@ -47,7 +47,8 @@ def partner_home(request: HttpRequest) -> HttpResponse:
             try:
                 services.apply(user=_user(request), ip=client_ip(request), **form.cleaned_data)
             except AperturError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                for problem in exc.problems:  # each field's, at once
+                    form.add_error(problem.field if problem.field in form.fields else None, problem.message)
             else:
                 messages.success(request, "Application sent. We usually answer within 2 business days.")
                 return redirect("partners:home")

@@ -386,3 +386,16 @@ def test_a_reason_written_on_several_lines_keeps_its_lines_and_stays_escaped() -
     services.suspend(partner=suspended, reviewer=staff, reason="Chargebacks.\nWrite to us.")
     page = _client_for(suspended.user).get("/partners/commissions/")
     assert page.status_code == 403 and "Chargebacks.<br>Write to us." in page.content.decode()
+
+
+def test_an_application_with_several_mistakes_shows_them_all_at_once_and_keeps_the_input() -> None:
+    browser = _client_for(make_user())
+    response = browser.post(
+        "/partners/",
+        {"company_name": "Snapflow", "website": "snapflow", "use_case": "Photos.", "expected_customers": "1-10"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 400 and not Partner.objects.exists()
+    assert "Enter the website as a full address" in html
+    assert "Tell us what you will build with Apertur (20 to 5,000 characters)." in html
+    assert 'value="Snapflow"' in html
