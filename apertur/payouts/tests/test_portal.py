@@ -433,6 +433,12 @@ def test_status_unverified_email_says_so() -> None:
     assert "$90.00 CAD will be eligible" in html
 
 
+def test_status_unverified_email_with_nothing_eligible_yet_does_not_announce_zero_dollars() -> None:
+    html = outlook_html(make_partner())
+    assert "Payouts wait for a verified PayPal email" in html
+    assert "$0.00 CAD will be eligible" not in html and "nothing is lost: what you earn waits for you." in html
+
+
 def test_status_under_the_minimum_is_carried() -> None:
     partner = verified(make_partner())
     pay(customer_of(partner, "small@example.com"), 20_000, toronto("2026-04-01"))  # 2,000, left by the June run
