@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -185,7 +185,7 @@ def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResp
     if action in ("hold", "release"):
         return _staff_payout_hold(request, partner, action)
     if action not in _PAST:
-        return HttpResponse("Unknown action.", status=404)
+        raise Http404("Unknown action.")
     form = ReasonForm(request.POST)
     form.is_valid()
     reason = form.cleaned_data.get("reason", "")

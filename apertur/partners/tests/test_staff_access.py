@@ -93,3 +93,13 @@ def test_staff_still_reach_every_page(walk: tuple[Partner, list[str]]) -> None:
     assert browser.post(f"/partners/staff/{partner.pk}/approve").status_code == 302
     partner.refresh_from_db()
     assert partner.status == PartnerStatus.APPROVED
+
+
+def test_an_unknown_staff_action_is_the_sites_404_page() -> None:
+    partner = make_partner(approved=False)
+    staff = Client()
+    staff.force_login(make_staff())
+    response = staff.post(f"/partners/staff/{partner.pk}/promote", {"reason": "x"})
+    assert response.status_code == 404 and 'class="topbar"' in response.content.decode()
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.PENDING
