@@ -121,7 +121,10 @@ def logout_view(request: HttpRequest) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect("/")
         return render(request, "accounts/logout.html")
+    was_signed_in = request.user.is_authenticated
     logout(request)
+    if was_signed_in:
+        messages.info(request, "You are logged out.")
     return redirect("/")
 
 

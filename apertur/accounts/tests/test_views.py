@@ -39,8 +39,10 @@ def test_login_and_logout() -> None:
     response = client.post("/login", {"email": "ADA@example.com", "password": PASSWORD, "next": "/partners/"})
     assert response.status_code == 302 and response["Location"] == "/partners/"
     assert client.session["_auth_user_id"] == str(user.pk)
-    client.post("/logout")
+    home = client.post("/logout", follow=True)
     assert "_auth_user_id" not in client.session
+    assert "You are logged out." in home.content.decode()  # said once, on the page it lands on
+    assert "You are logged out." not in client.get("/").content.decode()
 
 
 def test_a_typed_logout_url_asks_before_logging_out() -> None:
