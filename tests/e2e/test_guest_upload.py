@@ -28,9 +28,10 @@ def test_guest_uploads_two_photos(page: Page, live_server: Any, tmp_path: Path, 
         endpoint = webhooks.create_endpoint(project=project, url=receiver.url, events=["upload.created"])
         receiver.secret = endpoint.secret
         session = uploads.create_session(project=project, title="Ana & Ben")
-        photos = [tmp_path / "first.png", tmp_path / "second.jpg"]
+        photos = [tmp_path / "first.png", tmp_path / "second.jpg", tmp_path / "fake.png"]
         photos[0].write_bytes(PNG_BYTES)
         photos[1].write_bytes(JPEG_BYTES)
+        photos[2].write_bytes(b"not an image at all")
 
         page.goto(f"{live_server.url}/u/{session.token}")
         expect(page.get_by_role("heading", name="Ana & Ben")).to_be_visible()
@@ -40,6 +41,10 @@ def test_guest_uploads_two_photos(page: Page, live_server: Any, tmp_path: Path, 
         rows = page.locator("#upload-list li.done")
         expect(rows).to_have_count(2)
         expect(page.get_by_label("Progress of first.png")).to_have_attribute("value", "100")
+        refused = page.locator("#upload-list li.failed")
+        expect(refused).to_contain_text("not an accepted photo type")
+        # Its bytes went up, but it was not kept: no full bar beside the error.
+        expect(page.get_by_label("Progress of fake.png")).to_have_attribute("value", "0")
 
         listing = Client().get("/api/v1/uploads", HTTP_AUTHORIZATION=f"Bearer {key}").json()
         names = sorted(u["file_name"] for u in listing["data"])

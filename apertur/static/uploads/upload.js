@@ -49,12 +49,14 @@
           ui.status.textContent = "Uploaded";
           ui.li.className = "done";
         } else {
+          ui.bar.value = 0; // the bytes went, the photo was not kept: not a full bar beside the error
           ui.status.textContent = (body.error && body.error.message) || "Failed";
           ui.li.className = "failed";
         }
         resolve();
       };
       xhr.onerror = function () {
+        ui.bar.value = 0;
         ui.status.textContent = "Network error";
         ui.li.className = "failed";
         resolve();
