@@ -14,6 +14,9 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password", "public_id")}),
         ("Status", {"fields": ("is_active", "is_staff", "is_superuser", "email_confirmed_at")}),
+        # What a staff account may do in /admin/ (e.g. view payouts only; apply Stripe events again with the
+        # change permission, as docs/commissions.md says): without these a superuser needed a shell to grant it.
+        ("Permissions", {"fields": ("groups", "user_permissions")}),
         ("Dates", {"fields": ("date_joined", "last_login")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)

@@ -1,5 +1,8 @@
 from django.contrib import admin
+from django.db import transaction
 
+from apertur.core import audit
+from apertur.core.http import client_ip
 from apertur.oauth.models import AllowedDomain, OAuthApp, PublicKey, RedirectURI
 
 
@@ -47,3 +50,25 @@ class OAuthAppAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    # Deleting an app here is the partner's "delete for good" (services.delete_app) done by staff: recorded in the
+    # audit log like theirs, with who did it, rather than only in the admin's own history.
+    def _audit_deleted(self, request, app: OAuthApp) -> None:  # type: ignore[no-untyped-def]
+        audit.record(
+            action="oauth_app.deleted",
+            obj=app,
+            actor=request.user,
+            ip=client_ip(request),
+            data={"client_id": app.client_id, "name": app.name},
+        )
+
+    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            self._audit_deleted(request, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            for app in queryset.order_by("pk"):
+                self._audit_deleted(request, app)
+            super().delete_queryset(request, queryset)

@@ -7,6 +7,12 @@ from apertur.projects.models import Plan, Project
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("name", "price_cents", "currency", "uploads_per_month", "max_active_sessions")
 
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # The name is the plan's key: Stripe's price lookup_key ("pro" -> Pro), `billing simulate --plan` and the
+        # price list `apertur migrate` seeds by name (a renamed plan would be seeded again beside it) all match
+        # on it. Limits and the displayed price stay editable.
+        return ("name",) if obj is not None else ()
+
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):

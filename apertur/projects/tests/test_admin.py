@@ -1,0 +1,38 @@
+"""The plan admin: staff may edit a plan's limits and displayed price, not its name, which is the key Stripe's
+price ``lookup_key`` (``pro`` → Pro), ``apertur billing simulate --plan`` and the seeded price list match on."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.projects.models import Plan
+from apertur.testing import PASSWORD, make_staff
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_plans_name_cannot_be_changed_in_the_admin_but_its_limits_can() -> None:
+    plan = Plan.objects.get(name="Pro")
+    staff = make_staff()
+    browser = Client()
+    assert browser.login(email=staff.email, password=PASSWORD)
+    url = f"/admin/projects/plan/{plan.pk}/change/"
+    assert 'name="name"' not in browser.get(url).content.decode()
+    fields = {
+        f.name: getattr(plan, f.name)
+        for f in Plan._meta.concrete_fields
+        if f.name not in {"id", "name"} and getattr(plan, f.name) is not None
+    }
+    fields["uploads_per_month"] = plan.uploads_per_month + 1
+    response = browser.post(url, {**fields, "name": "Pro plan"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    plan.refresh_from_db()
+    assert plan.name == "Pro" and fields["uploads_per_month"] == plan.uploads_per_month
+
+
+def test_a_new_plan_is_named_in_the_admin() -> None:
+    staff = make_staff()
+    browser = Client()
+    assert browser.login(email=staff.email, password=PASSWORD)
+    assert 'name="name"' in browser.get("/admin/projects/plan/add/").content.decode()
