@@ -705,7 +705,7 @@ def commissions_statements(
     as_json: JsonFlag = False,
 ) -> None:
     """Email each approved partner with commissions on payments made that month a statement: earned,
-    reversed, net, and the balance at the month's end. Sent once per partner and month; running it again
+    reversed, net, and their balance on the day it is sent. Sent once per partner and month; running it again
     reports already_sent."""
     _setup()
     from apertur.commissions.notices import parse_month, previous_month, send_statements
