@@ -666,14 +666,31 @@ def billing_retry(
             "event given up about that customer.",
         ),
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Link without asking (required with --json): a link cannot be undone.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Apply again a stored Stripe event that was not applied: given up after 7 days of waiting (the staff email
-    lists them), ignored or failed. Exit status 0 when the event is applied now, 1 when it still is not (the
-    output says why) or the retry was refused."""
+    lists them), ignored or failed. With --customer-email it says what it will link and asks first. Exit status 0
+    when the event is applied now, 1 when it still is not (the output says why) or the retry was refused."""
     _setup()
     from apertur.integrations.stripe import services as intake
 
+    if customer_email is not None and not yes:
+        with _errors(as_json):
+            plan = intake.preview_link(event_id=event_id, customer_email=customer_email)
+        what = (
+            f"Stripe customer {plan.customer_id} ({plan.stripe_email or 'no email on the event'}) is "
+            + ("already" if plan.already_linked else "to be")
+            + f" linked to the Apertur user {plan.user_email}; {event_id} and {plan.others_given_up} other event(s) "
+            "given up about that customer will be applied to that user's projects. A link cannot be undone."
+        )
+        if as_json:
+            _fail(f"{what} Add --yes to go ahead.", code="confirmation_required", as_json=True)
+        out.print(what, highlight=False)
+        if not typer.confirm("Link and apply?", default=False):
+            _fail("Nothing was linked or applied.", code="aborted")
     with _errors(as_json):
         done = intake.retry_event(event_id=event_id, customer_email=customer_email)
     data = done.as_json()

@@ -356,7 +356,45 @@ def _given_up_for_stored_payments() -> list[StripeEvent]:
     return list(StripeEvent.objects.select_for_update().filter(pk__in=ready).order_by("created", "id"))
 
 
-def _link_customer(row: StripeEvent, customer_email: str, *, actor: Any) -> str:
+@dataclass(frozen=True, slots=True)
+class LinkPreview:
+    """What ``retry_event(customer_email=…)`` would link, for the person to confirm first (it cannot be undone:
+    the events it applies write payments and commissions): the Stripe customer, the email Stripe has for it on
+    the event, the Apertur user, whether the link exists already, and how many other given-up events name it."""
+
+    event_id: str
+    customer_id: str
+    stripe_email: str
+    user_email: str
+    already_linked: bool
+    others_given_up: int
+
+
+def preview_link(*, event_id: str, customer_email: str) -> LinkPreview:
+    """Check what :func:`retry_event` would check before linking, and say what it would do; changes nothing."""
+    row = StripeEvent.objects.filter(event_id=event_id).first()
+    if row is None:
+        raise StripeEventNotFound(f"No Stripe event {event_id} is stored.")
+    if row.status == EventStatus.PROCESSED:
+        raise StripeEventAlreadyApplied(f"Stripe event {event_id} is already applied: {row.detail}")
+    customer_id, user = _customer_and_user(row, customer_email)
+    link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
+    if link is not None and link.user_id != user.pk:
+        raise CustomerNotLinkable(f"Stripe customer {customer_id} is already linked to {link.user.email}.")
+    obj = row.payload["data"]["object"]
+    others = StripeEvent.objects.filter(status=EventStatus.IGNORED, detail__endswith=unknown_customer(customer_id))
+    return LinkPreview(
+        event_id=row.event_id,
+        customer_id=customer_id,
+        stripe_email=str(obj.get("customer_email") or ""),
+        user_email=user.email,
+        already_linked=link is not None,
+        others_given_up=others.exclude(pk=row.pk).count(),
+    )
+
+
+def _customer_and_user(row: StripeEvent, customer_email: str) -> tuple[str, User]:
+    """The Stripe customer id ``row`` names and the Apertur user with ``customer_email``, or the refusal."""
     user = User.objects.filter(email=normalize_email(customer_email)).first()
     if user is None:
         raise UserNotFound(f"No Apertur user has the email {customer_email}.")
@@ -364,6 +402,11 @@ def _link_customer(row: StripeEvent, customer_email: str, *, actor: Any) -> str:
     customer_id = id_of(obj.get("customer")) if isinstance(obj, dict) else None
     if customer_id is None:
         raise CustomerNotLinkable(f"Stripe event {row.event_id} names no Stripe customer: there is nothing to link.")
+    return customer_id, user
+
+
+def _link_customer(row: StripeEvent, customer_email: str, *, actor: Any) -> str:
+    customer_id, user = _customer_and_user(row, customer_email)
     # get_or_create: a delivery linking the same id meanwhile is found, not an IntegrityError.
     link, created = BillingCustomer.objects.get_or_create(external_id=customer_id, defaults={"user": user})
     if link.user_id != user.pk:

@@ -171,6 +171,9 @@ def test_a_refused_retry_changes_nothing(case: str, code: str) -> None:
     event_id = {"unknown event": "evt_nope", "no customer in the event": refund["id"]}.get(case, paid["id"])
     email = "nobody@apertur.example" if case == "unknown user" else "ada@apertur.example"
     before = (statuses(), list(BillingCustomer.objects.values_list("external_id", "user__email")))
+    with pytest.raises(AperturError) as previewed:  # what the command checks before asking
+        services.preview_link(event_id=event_id, customer_email=email)
+    assert previewed.value.code == code, previewed.value.message
     with pytest.raises(AperturError) as refused:
         services.retry_event(event_id=event_id, customer_email=email)
     assert refused.value.code == code, refused.value.message
@@ -186,7 +189,19 @@ runner = CliRunner()
 def test_the_command_links_applies_and_says_what_it_did() -> None:
     customer()
     sub, paid = paid_elsewhere()
-    result = runner.invoke(app, ["billing", "retry", paid["id"], "--customer-email", "ada@apertur.example", "--json"])
+    ask = ["billing", "retry", paid["id"], "--customer-email", "ada@apertur.example"]
+    unconfirmed = runner.invoke(app, [*ask, "--json"])
+    error = json.loads(unconfirmed.stdout)["error"]
+    assert unconfirmed.exit_code == 1 and error["code"] == "confirmation_required"
+    assert (
+        "Stripe customer cus_ada (ada@billing.example) is to be linked to the Apertur user ada@apertur.example"
+        in (error["message"])
+    )
+    assert "and 1 other event(s) given up" in error["message"] and "Add --yes" in error["message"]
+    declined = runner.invoke(app, ask, input="n\n")
+    assert declined.exit_code == 1 and "A link cannot be undone." in " ".join(declined.stdout.split())
+    assert not BillingCustomer.objects.exists() and set(statuses().values()) == {"ignored"}
+    result = runner.invoke(app, [*ask, "--yes", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["applied"] is True and data["linked_customer"] == "cus_ada" and data["waiting_applied"] == 0
@@ -196,6 +211,17 @@ def test_the_command_links_applies_and_says_what_it_did() -> None:
     ]
     again = runner.invoke(app, ["billing", "retry", paid["id"], "--json"])
     assert again.exit_code == 1 and json.loads(again.stdout)["error"]["code"] == "event_already_applied"
+
+
+def test_the_command_links_once_the_person_says_yes() -> None:
+    customer()
+    _, paid = paid_elsewhere()
+    result = runner.invoke(
+        app, ["billing", "retry", paid["id"], "--customer-email", "ada@apertur.example"], input="y\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Linked Stripe customer cus_ada to ada@apertur.example." in result.stdout
+    assert statuses()[paid["id"]] == "processed"
 
 
 def test_the_command_exits_1_when_the_event_is_still_not_applied() -> None:
