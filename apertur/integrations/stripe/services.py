@@ -10,6 +10,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from apertur.accounts.models import User, normalize_email
 from apertur.core import alerts, audit, clock
@@ -321,11 +322,7 @@ def retry_event(*, event_id: str, customer_email: str | None = None, actor: Any 
     a second time), its detail saying so. Each event retried is audited ``stripe.event_retried``; then the waiting
     events are retried (what waited for a payment applied here). Refused: an unknown or already applied event."""
     with transaction.atomic():
-        row = StripeEvent.objects.select_for_update().filter(event_id=event_id).first()
-        if row is None:
-            raise StripeEventNotFound(f"No Stripe event {event_id} is stored.")
-        if row.status == EventStatus.PROCESSED:
-            raise StripeEventAlreadyApplied(f"Stripe event {event_id} is already applied: {row.detail}")
+        row = _retryable(event_id, StripeEvent.objects.select_for_update())
         rows, linked = [row], None
         if customer_email is not None:
             linked = _link_customer(row, customer_email, actor=actor)
@@ -372,11 +369,7 @@ class LinkPreview:
 
 def preview_link(*, event_id: str, customer_email: str) -> LinkPreview:
     """Check what :func:`retry_event` would check before linking, and say what it would do; changes nothing."""
-    row = StripeEvent.objects.filter(event_id=event_id).first()
-    if row is None:
-        raise StripeEventNotFound(f"No Stripe event {event_id} is stored.")
-    if row.status == EventStatus.PROCESSED:
-        raise StripeEventAlreadyApplied(f"Stripe event {event_id} is already applied: {row.detail}")
+    row = _retryable(event_id, StripeEvent.objects.all())
     customer_id, user = _customer_and_user(row, customer_email)
     link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
     if link is not None and link.user_id != user.pk:
@@ -391,6 +384,16 @@ def preview_link(*, event_id: str, customer_email: str) -> LinkPreview:
         already_linked=link is not None,
         others_given_up=others.exclude(pk=row.pk).count(),
     )
+
+
+def _retryable(event_id: str, rows: QuerySet[StripeEvent]) -> StripeEvent:
+    """The stored event ``event_id`` (from ``rows``: locked or not), unless it is unknown or applied already."""
+    row = rows.filter(event_id=event_id).first()
+    if row is None:
+        raise StripeEventNotFound(f"No Stripe event {event_id} is stored.")
+    if row.status == EventStatus.PROCESSED:
+        raise StripeEventAlreadyApplied(f"Stripe event {event_id} is already applied: {row.detail}")
+    return row
 
 
 def _customer_and_user(row: StripeEvent, customer_email: str) -> tuple[str, User]:
