@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from typer.testing import CliRunner
 
 from apertur.cli import app
@@ -212,6 +213,13 @@ def test_mail_list(maildir: Path, django_capture_on_commit_callbacks: Any) -> No
     ]
     assert all(set(m) == {"subject", "text", "sent_at"} for m in data["messages"])
     assert "http://localhost:8000/partners/" in data["messages"][0]["text"]
+    # Approved in the same command: staff are not told an application waits for review.
+    staff = run_json("mail", "list", "--to", settings.STAFF_NOTIFY_EMAIL)["messages"]
+    assert not [m for m in staff if m["subject"].startswith("New partner application")]
+    with django_capture_on_commit_callbacks(execute=True):
+        run("partner", "create", "--email", "q@example.com", "--password", "correct-horse-battery")
+    staff = run_json("mail", "list", "--to", settings.STAFF_NOTIFY_EMAIL)["messages"]
+    assert [m["subject"] for m in staff] == ["New partner application: example.com partner"]
     assert run_json("mail", "list", "--to", "nobody@example.com")["messages"] == []
 
 

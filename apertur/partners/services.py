@@ -69,8 +69,11 @@ def apply(
     use_case: str,
     expected_customers: str,
     ip: str | None = None,
+    notify_staff: bool = True,
 ) -> Partner:
-    """Submit an application. A rejected applicant may apply again; anyone else has one application."""
+    """Submit an application. A rejected applicant may apply again; anyone else has one application. Staff are
+    emailed that it waits for review, unless ``notify_staff`` is off (``apertur partner create --approve``
+    approves it in the same transaction: nothing waits)."""
     fields = _clean_application(
         company_name=company_name, website=website, use_case=use_case, expected_customers=expected_customers
     )
@@ -100,12 +103,13 @@ def apply(
         template="emails/partner_applied",
         context={"partner": partner},
     )
-    mail.send(
-        to=settings.STAFF_NOTIFY_EMAIL,
-        subject=f"New partner application: {partner.company_name}",
-        template="emails/partner_staff_notify",
-        context={"partner": partner, "email": user.email},
-    )
+    if notify_staff:
+        mail.send(
+            to=settings.STAFF_NOTIFY_EMAIL,
+            subject=f"New partner application: {partner.company_name}",
+            template="emails/partner_staff_notify",
+            context={"partner": partner, "email": user.email},
+        )
     return partner
 
 
