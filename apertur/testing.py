@@ -32,7 +32,7 @@ def make_staff(email: str | None = None) -> User:
     return user
 
 
-APPLICATION = {
+APPLICATION: dict[str, Any] = {
     "company_name": "Snapflow Inc.",
     "website": "https://snapflow.example",
     "use_case": "Event software that lets organisers collect guest photos into Apertur projects.",
