@@ -202,6 +202,19 @@ class PayoutAdmin(ReadOnlyAdmin):
             review = format_html(' · <a href="{}"><strong>Resolve this review</strong></a>', url)
         return format_html('<a href="/partners/staff/{}/">Hold or release payouts</a>{}', obj.partner_id, review)
 
+    @admin.display(description="Partner review page")
+    def partner_review_page(self, obj: Payout) -> str:
+        """``partner_review`` for staff who may only look: no "Resolve this review" link to a page they cannot
+        open (resolve_view needs the change permission)."""
+        return format_html('<a href="/partners/staff/{}/">Hold or release payouts</a>', obj.partner_id)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:  # django-stubs: a union of field specs
+        swap = not self.has_retry_permission(request)
+        return [("partner_review_page" if swap and f == "partner_review" else f) for f in self.fields or ()]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(self.get_fields(request, obj))
+
     def get_urls(self) -> list[URLPattern]:
         resolve = self.admin_site.admin_view(self.resolve_view)
         return [path("<int:payout_id>/resolve-review/", resolve, name="payouts_payout_resolve"), *super().get_urls()]

@@ -214,6 +214,10 @@ def test_staff_resolve_a_review_in_the_admin(emu: Running, settings: Any) -> Non
     browser = Client()
     browser.force_login(viewer)
     assert browser.get(url).status_code == 404
+    looking = browser.get(f"/admin/payouts/payout/{payout.pk}/change/")
+    # Not offered a page it cannot open; the partner's hold page link stays.
+    assert looking.status_code == 200 and url.encode() not in looking.content
+    assert b"Hold or release payouts" in looking.content
     staff = make_staff()
     browser.force_login(staff)
     assert url.encode() in browser.get(f"/admin/payouts/payout/{payout.pk}/change/").content
