@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.db import transaction
 
-from apertur.core import audit
 from apertur.core.http import client_ip
+from apertur.oauth import services
 from apertur.oauth.models import AllowedDomain, OAuthApp, PublicKey, RedirectURI
 
 
@@ -54,13 +54,7 @@ class OAuthAppAdmin(admin.ModelAdmin):
     # Deleting an app here is the partner's "delete for good" (services.delete_app) done by staff: recorded in the
     # audit log like theirs, with who did it, rather than only in the admin's own history.
     def _audit_deleted(self, request, app: OAuthApp) -> None:  # type: ignore[no-untyped-def]
-        audit.record(
-            action="oauth_app.deleted",
-            obj=app,
-            actor=request.user,
-            ip=client_ip(request),
-            data={"client_id": app.client_id, "name": app.name},
-        )
+        services.record_app_deleted(app=app, actor=request.user, ip=client_ip(request))
 
     def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
         with transaction.atomic():

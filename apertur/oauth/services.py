@@ -354,6 +354,12 @@ def delete_app(*, app: OAuthApp, confirm_name: str, actor: User | None = None, i
     """Delete for good. The caller must type the app's name, as GitHub asks for a repository's."""
     if confirm_name.strip() != app.name:
         raise ConfirmationRequired(f"Type {app.name} exactly to confirm.", field="confirm_name")
+    record_app_deleted(app=app, actor=actor, ip=ip)
+    app.delete()
+
+
+def record_app_deleted(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> None:
+    """The audit event of an app deleted for good, by its partner (:func:`delete_app`) or by staff in the admin."""
     audit.record(
         action="oauth_app.deleted",
         obj=app,
@@ -361,7 +367,6 @@ def delete_app(*, app: OAuthApp, confirm_name: str, actor: User | None = None, i
         ip=ip,
         data={"client_id": app.client_id, "name": app.name},
     )
-    app.delete()
 
 
 def turn_off_for_claimed_account(*, user: User) -> list[TurnedOff]:
