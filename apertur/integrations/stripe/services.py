@@ -350,7 +350,9 @@ def _given_up_for_stored_payments() -> list[StripeEvent]:
     charge_of = {pk: detail.rsplit(NO_PAYMENT_YET, 1)[-1] for pk, detail in candidates.values_list("pk", "detail")}
     stored = set(Payment.objects.filter(charge_id__in=set(charge_of.values())).values_list("charge_id", flat=True))
     ready = [pk for pk, charge in charge_of.items() if charge and charge in stored]
-    return list(StripeEvent.objects.select_for_update().filter(pk__in=ready).order_by("created", "id"))
+    # Still ignored under the lock: read without one above, an event another retry applied meanwhile is processed.
+    locked = StripeEvent.objects.select_for_update().filter(pk__in=ready, status=EventStatus.IGNORED)
+    return list(locked.order_by("created", "id"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,35 @@ def test_refunds_given_up_for_want_of_their_payment_are_applied_once_the_payment
     assert StripeEvent.objects.get(event_id=other["id"]).detail.endswith("no payment yet for charge ch_someone_else")
 
 
+def test_a_given_up_refund_another_retry_applied_meanwhile_is_not_applied_a_second_time(monkeypatch: Any) -> None:
+    """The refunds are read without a lock, then locked by id: one another retry applied (and committed) between
+    the two was locked as it stands, processed, and applied again (audited ignored... processed -> processed)."""
+    user = customer()
+    refund = events.refund_created(refund_id="re_early", charge_id="ch_ada", amount=2_000, at=RECEIVED)
+    assert receive(refund) == "waiting"
+    _, paid = paid_elsewhere()
+    competing = {"done": False}
+
+    class PaymentsAfterTheOtherRetry:
+        """Payment, but the other retry (of the refund itself) commits just as this one looks the payments up."""
+
+        class objects:  # stands in for the manager
+            @staticmethod
+            def filter(**kwargs: Any) -> Any:
+                if not competing["done"]:
+                    competing["done"] = True
+                    services.retry_event(event_id=refund["id"])
+                return Payment.objects.filter(**kwargs)
+
+    monkeypatch.setattr(services, "Payment", PaymentsAfterTheOtherRetry)
+    done = services.retry_event(event_id=paid["id"], customer_email=user.email)
+    assert competing["done"] and statuses()[refund["id"]] == "processed"
+    assert refund["id"] not in [o.event_id for o, _ in done.events]
+    retried = AuditEvent.objects.filter(action="stripe.event_retried", data__event_id=refund["id"])
+    assert [(e.data["from"], e.data["to"]) for e in retried] == [("ignored", "processed")]
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-200, 1_000]
+
+
 def test_an_event_still_missing_what_it_waited_for_stays_ignored_and_is_not_reported_again(
     mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
