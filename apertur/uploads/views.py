@@ -77,12 +77,16 @@ def _public_files_form(request: HttpRequest, session: UploadSession) -> HttpResp
     if not files:
         messages.error(request, "Choose a file.")
     stored = 0
-    for uploaded in files:
+    for index, uploaded in enumerate(files):
         try:
             ratelimit.hit(GUEST_UPLOADS_PER_IP, client_ip(request))
             services.accept_upload(
                 session=session, file=uploaded, note=request.POST.get("note", ""), ip=client_ip(request)
             )
+        except RateLimited as exc:  # the rest would be refused too: once, with when to try again
+            left = len(files) - index
+            messages.error(request, f"{exc.message} {left} photo{'s' if left != 1 else ''} not uploaded.")
+            break
         except AperturError as exc:
             name = uploaded.name or "A file"
             messages.error(request, exc.message if name in exc.message else f"{name}: {exc.message}")

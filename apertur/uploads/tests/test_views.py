@@ -426,6 +426,23 @@ def test_without_javascript_the_form_uploads_every_file_and_comes_back_to_the_pa
     assert "bad.png is not an accepted photo type" in page
 
 
+def test_without_javascript_the_guest_rate_limit_is_said_once_for_the_files_left(  # type: ignore[no-untyped-def]
+    owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apertur.core import ratelimit
+    from apertur.uploads import views
+
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Party")
+    monkeypatch.setattr(views, "GUEST_UPLOADS_PER_IP", ratelimit.Limit("guest-upload-ip-test", 1, 3600))
+    guest = Client()
+    files = [image_file("one.png"), image_file("two.png"), image_file("three.png")]
+    response = guest.post(f"/u/{session.token}/files", {"file": files}, HTTP_ACCEPT="text/html", follow=True)
+    page = response.content.decode()
+    assert list(Upload.objects.values_list("original_name", flat=True)) == ["one.png"]
+    assert "1 photo uploaded." in page and page.count("not uploaded.") == 1 and "2 photos not uploaded." in page
+
+
 def test_a_link_that_has_all_its_files_says_so_instead_of_offering_the_form(owner) -> None:  # type: ignore[no-untyped-def]
     # The guest was offered the form, chose photos, and only then got "accepts at most 1 files" for each.
     _, project, _ = owner
