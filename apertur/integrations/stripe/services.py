@@ -374,8 +374,8 @@ def preview_link(*, event_id: str, customer_email: str) -> LinkPreview:
     row = _retryable(event_id, StripeEvent.objects.all())
     customer_id, user = _customer_and_user(row, customer_email)
     link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
-    if link is not None and link.user_id != user.pk:
-        raise CustomerNotLinkable(f"Stripe customer {customer_id} is already linked to {link.user.email}.")
+    if link is not None:
+        _refuse_another_users(link, user)
     obj = row.payload["data"]["object"]
     others = StripeEvent.objects.filter(status=EventStatus.IGNORED, detail__endswith=unknown_customer(customer_id))
     return LinkPreview(
@@ -410,12 +410,17 @@ def _customer_and_user(row: StripeEvent, customer_email: str) -> tuple[str, User
     return customer_id, user
 
 
+def _refuse_another_users(link: BillingCustomer, user: User) -> None:
+    """A Stripe customer id is one user's, the first it was linked to: never moved by a retry."""
+    if link.user_id != user.pk:
+        raise CustomerNotLinkable(f"Stripe customer {link.external_id} is already linked to {link.user.email}.")
+
+
 def _link_customer(row: StripeEvent, customer_email: str, *, actor: Any) -> str:
     customer_id, user = _customer_and_user(row, customer_email)
     # get_or_create: a delivery linking the same id meanwhile is found, not an IntegrityError.
     link, created = BillingCustomer.objects.get_or_create(external_id=customer_id, defaults={"user": user})
-    if link.user_id != user.pk:
-        raise CustomerNotLinkable(f"Stripe customer {customer_id} is already linked to {link.user.email}.")
+    _refuse_another_users(link, user)
     if created:
         audit.record(
             action="stripe.customer_linked",
