@@ -428,6 +428,20 @@ class CodeGrant(AuthorizationCodeGrant):
         validated: str = AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
         return validated
 
+    def validate_token_request(self) -> None:
+        """Authlib's, which compares the token request's ``redirect_uri`` only with one the authorization request
+        named. RFC 6749 §4.1 (E) (erratum 4206) and §4.1.3: the redirect URI received must match the one the code
+        was sent to. Without one in the authorization request the code went to the app's only registered URI
+        (§3.1.2.3), so a ``redirect_uri`` sent anyway must be a registered one: any other value was accepted."""
+        super().validate_token_request()
+        redirect_uri = self.request.payload.redirect_uri
+        if (
+            redirect_uri
+            and not self.request.authorization_code.get_redirect_uri()
+            and not self.request.client.check_redirect_uri(redirect_uri)
+        ):
+            raise InvalidGrantError("redirect_uri differs from the redirect URI the authorization code was sent to.")
+
     def generate_authorization_code(self) -> str:
         return token_store.new_code()
 

@@ -15,7 +15,7 @@ from apertur.oauth import services
 from apertur.oauth.models import AuthorizationCode, Token
 from apertur.oauth.tests.conftest import Flow, api_get
 from apertur.partners import services as partner_services
-from apertur.testing import REDIRECT_URI, exchange, make_app, pkce_pair
+from apertur.testing import REDIRECT_URI, exchange, get_code, make_app, pkce_pair
 
 pytestmark = pytest.mark.django_db
 
@@ -152,6 +152,24 @@ def test_redirect_uri_must_repeat_exactly(flow: Flow, redirect_uri: str) -> None
     response = exchange(Client(), flow.code(), flow.client_id, flow.secret, redirect_uri=redirect_uri)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "status"), [("", 200), (REDIRECT_URI, 200), ("https://evil.example/callback", 400)]
+)
+def test_redirect_uri_left_out_of_authorization_must_be_the_one_redirected_to(
+    flow: Flow, redirect_uri: str, status: int
+) -> None:
+    """RFC 6749 §4.1 (E) (erratum 4206) and §4.1.3: the redirect URI in the token request must match the one the
+    code was sent to. An authorization request without one sent the code to the app's only registered URI; a
+    token request naming another URI, unregistered, was accepted."""
+    single = make_app(flow.created.app.partner, name="Single URI", redirect_uris=[REDIRECT_URI])
+    code = get_code(flow.browser, single.app.client_id, project=flow.project.public_id, redirect_uri="")
+    response = exchange(Client(), code, single.app.client_id, single.client_secret, redirect_uri=redirect_uri)
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert response.json()["error"] == "invalid_grant"
+        assert Token.objects.count() == 0
 
 
 def test_pkce_verifier_checked(flow: Flow) -> None:
