@@ -23,6 +23,12 @@ class ProjectAdmin(admin.ModelAdmin):
     readonly_fields = ("public_id", "created_at")
     raw_id_fields = ("owner",)
 
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        # The owner is who connected apps, tokens, API keys and billing answer to (connections and tokens keep
+        # the user who authorized them): moving a project to someone else is not an edit of one field. Set when
+        # a project is added here; fixed after.
+        return (*self.readonly_fields, "owner") if obj is not None else self.readonly_fields
+
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         # A plan change goes through the service: audited and announced to webhooks (plan.changed).
         if change and "plan" in form.changed_data:

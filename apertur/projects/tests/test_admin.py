@@ -36,3 +36,22 @@ def test_a_new_plan_is_named_in_the_admin() -> None:
     browser = Client()
     assert browser.login(email=staff.email, password=PASSWORD)
     assert 'name="name"' in browser.get("/admin/projects/plan/add/").content.decode()
+
+
+def test_a_projects_owner_cannot_be_changed_in_the_admin() -> None:
+    """Connections and tokens keep the user who authorized them: a new owner in one field left them answering
+    to the old one, with no audit event."""
+    from apertur.projects.services import create_project
+    from apertur.testing import make_user
+
+    owner, other = make_user(), make_user()
+    project = create_project(owner=owner, name="Weddings")
+    staff = make_staff()
+    browser = Client()
+    assert browser.login(email=staff.email, password=PASSWORD)
+    url = f"/admin/projects/project/{project.pk}/change/"
+    assert 'name="owner"' not in browser.get(url).content.decode()
+    response = browser.post(url, {"name": "Weddings", "plan": project.plan_id, "owner": other.pk})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    project.refresh_from_db()
+    assert project.owner == owner
