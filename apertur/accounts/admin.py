@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from apertur.accounts.models import User
+from apertur.core import audit
+from apertur.core.admin import AuditedDelete
+from apertur.core.http import client_ip
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedDelete, BaseUserAdmin):
     ordering = ("email",)
     list_display = ("email", "public_id", "is_staff", "is_active", "email_confirmed_at", "date_joined")
     search_fields = ("email", "public_id")
@@ -20,3 +23,9 @@ class UserAdmin(BaseUserAdmin):
         ("Dates", {"fields": ("date_joined", "last_login")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    # Deleting an account here takes its projects, uploads and keys with it (payments and partners with money
+    # protect theirs): recorded with who did it. The email is kept in the event: the row it names is gone.
+    def record_deleted(self, request, obj: User) -> None:  # type: ignore[no-untyped-def]
+        data = {"email": obj.email, "public_id": obj.public_id, "projects": obj.projects.count()}
+        audit.record(action="user.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=data)

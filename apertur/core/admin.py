@@ -1,6 +1,30 @@
+from typing import Any
+
 from django.contrib import admin
+from django.db import transaction
+from django.http import HttpRequest
 
 from apertur.core.models import AuditEvent
+
+
+class AuditedDelete:
+    """For a ModelAdmin (listed before it): each object deleted here, from its page or with "delete selected",
+    gets an audit event (:meth:`record_deleted`) in the deletion's own transaction, as a service records what it
+    changes; the admin's own history alone does not say it in the audit log."""
+
+    def record_deleted(self, request: HttpRequest, obj: Any) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
+            self.record_deleted(request, obj)
+            super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        with transaction.atomic():
+            for obj in queryset.order_by("pk"):
+                self.record_deleted(request, obj)
+            super().delete_queryset(request, queryset)  # type: ignore[misc]
 
 
 @admin.register(AuditEvent)

@@ -1,6 +1,6 @@
 from django.contrib import admin
-from django.db import transaction
 
+from apertur.core.admin import AuditedDelete
 from apertur.core.http import client_ip
 from apertur.oauth import services
 from apertur.oauth.models import AllowedDomain, OAuthApp, PublicKey, RedirectURI
@@ -29,7 +29,7 @@ class PublicKeyInline(admin.TabularInline):
 
 
 @admin.register(OAuthApp)
-class OAuthAppAdmin(admin.ModelAdmin):
+class OAuthAppAdmin(AuditedDelete, admin.ModelAdmin):
     list_display = ("name", "client_id", "partner", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "client_id", "partner__company_name", "partner__user__email")
@@ -52,17 +52,6 @@ class OAuthAppAdmin(admin.ModelAdmin):
         return False
 
     # Deleting an app here is the partner's "delete for good" (services.delete_app) done by staff: recorded in the
-    # audit log like theirs, with who did it, rather than only in the admin's own history.
-    def _audit_deleted(self, request, app: OAuthApp) -> None:  # type: ignore[no-untyped-def]
-        services.record_app_deleted(app=app, actor=request.user, ip=client_ip(request))
-
-    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
-        with transaction.atomic():
-            self._audit_deleted(request, obj)
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
-        with transaction.atomic():
-            for app in queryset.order_by("pk"):
-                self._audit_deleted(request, app)
-            super().delete_queryset(request, queryset)
+    # audit log like theirs, with who did it.
+    def record_deleted(self, request, obj: OAuthApp) -> None:  # type: ignore[no-untyped-def]
+        services.record_app_deleted(app=obj, actor=request.user, ip=client_ip(request))

@@ -37,3 +37,26 @@ def test_a_superuser_can_give_a_staff_account_permissions_and_groups_in_the_admi
     staff = User.objects.get(pk=staff.pk)
     assert staff.has_perm("payouts.view_payout") and not staff.has_perm("payouts.change_payout")
     assert list(staff.groups.all()) == [group]
+
+
+def test_deleting_accounts_in_the_admin_is_audited_with_who_did_it() -> None:
+    from apertur.core.models import AuditEvent
+    from apertur.projects.services import create_project
+
+    admin = make_staff()
+    one, two = make_user("one@example.com"), make_user("two@example.com")
+    create_project(owner=one, name="Weddings")
+    browser = Client()
+    assert browser.login(email=admin.email, password=PASSWORD)
+    assert browser.post(f"/admin/accounts/user/{one.pk}/delete/", {"post": "yes"}).status_code == 302
+    event = AuditEvent.objects.get(action="user.deleted")
+    assert (event.actor_id, event.object_id, event.data) == (
+        admin.pk,
+        str(one.pk),
+        {"email": "one@example.com", "public_id": one.public_id, "projects": 1},
+    )
+    listed = {"action": "delete_selected", "_selected_action": [two.pk], "post": "yes", "index": 0}
+    assert browser.post("/admin/accounts/user/", listed).status_code == 302
+    assert not User.objects.filter(email__in=["one@example.com", "two@example.com"]).exists()
+    emails = sorted(e.data["email"] for e in AuditEvent.objects.filter(action="user.deleted"))
+    assert emails == ["one@example.com", "two@example.com"]
