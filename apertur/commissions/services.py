@@ -28,7 +28,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind, paid_entry_ids
 from apertur.core import clock
-from apertur.core.money import Money, percent_of
+from apertur.core.money import CAD, Money, convert, percent_of
 from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
 from apertur.referrals.models import Attribution
 
@@ -285,14 +285,18 @@ def _refund_take(payment: Payment, earned: int) -> int:
     (two refunds of 3 cents on a 6-cent payment reverse its whole 1-cent commission, not 0 + 0), capped at
     what was earned; a payment refunded in full gives back its whole commission. A refund that failed or was
     canceled (``voided_at``) returned nothing and takes nothing."""
-    refunds = list(
-        Refund.objects.filter(payment=payment, voided_at__isnull=True).values_list("amount_cents", "amount_cad_cents")
+    refunded = list(
+        Refund.objects.filter(payment=payment, voided_at__isnull=True).values_list("amount_cents", flat=True)
     )
-    if not refunds:
+    if not refunded:
         return 0
-    if sum(original for original, _ in refunds) >= payment.amount_cents:
+    total = sum(refunded)
+    if total >= payment.amount_cents:
         return earned
-    return min(earned, percent_of(Money(sum(cad for _, cad in refunds)), RATE_PERCENT).cents)
+    # The total in the payment's currency, converted once at its own rate: each refund's CAD cents are rounded on
+    # their own (¥1 is 0.93 cent, kept as 1), and summing them would round every piece of a split refund.
+    refunded_cad = convert(Money(total, payment.currency), to=CAD, rate=payment.cad_rate)
+    return min(earned, percent_of(refunded_cad, RATE_PERCENT).cents)
 
 
 def _target(payment: Payment, earned: int) -> int:

@@ -7,8 +7,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from apertur.commissions.models import CommissionEntry
+from apertur.core.money import Money, convert, percent_of
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.services import receive
 from apertur.projects.models import ExchangeRate, Payment, Refund
@@ -89,3 +92,24 @@ def test_the_rate_table_keeps_a_small_rate_exactly(customer) -> None:  # type: i
     ExchangeRate.objects.create(currency="VND", date=dt.date(2026, 1, 1), rate="0.0000537234")
     assert ExchangeRate.objects.get().rate == Decimal("0.0000537234")
     assert pay(customer, 100_000_000, "vnd").amount_cad_cents == 537_234
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.integers(min_value=1, max_value=3_000), min_size=1, max_size=6))
+def test_partial_refunds_in_yen_take_back_10_percent_of_their_converted_total(customer, pieces) -> None:  # type: ignore[no-untyped-def]
+    """Partial refunds after partial refunds are rounded once on their total (docs/commissions.md, The ledger:
+    "rounded once on the total"), in the payment's currency: converting each yen refund to CAD cents on its own
+    first rounded every piece (¥1 is 0.93 cent, counted 1), so splitting a refund took back more than one refund
+    of the same total."""
+    payment = pay(customer, 100_000, "jpy", exchange_rate="0.0093")  # 930.00 CAD, commission 9,300
+    for i, amount in enumerate(pieces):
+        refund = events.refund_created(
+            refund_id=f"re_{payment.pk}_{i}",
+            charge_id=payment.charge_id,
+            amount=amount,
+            at=PAID_AT + dt.timedelta(days=1),
+        )
+        assert receive(refund).status == "processed"
+    refunded_cad = convert(Money(sum(pieces), "JPY"), to="CAD", rate="0.0093")
+    net = sum(CommissionEntry.objects.filter(payment=payment).values_list("amount_cents", flat=True))
+    assert net == 9_300 - percent_of(refunded_cad, 10).cents
