@@ -51,6 +51,12 @@ export function useAptrConnect(options: MaybeRefOrGetter<UseAptrConnectOptions>)
     // A popup is already open (this one's or another button's): authorize() focused it. Its result belongs to
     // the caller that opened it; taking it here too would send the single-use code to the backend twice.
     if (pending === existing) return;
+    // Redirect mode: the page leaves and the promise never settles. Not loading, or Back, which can restore this
+    // very page from the back/forward cache, would leave a button disabled by `loading` for good.
+    if (o.uxMode === "redirect") {
+      failure.value = null;
+      return;
+    }
     flow = pending;
     loading.value = true;
     failure.value = null;

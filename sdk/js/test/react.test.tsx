@@ -132,6 +132,14 @@ describe("useAptrConnect", () => {
     expect(loading).toEqual(["false", "false"]);
   });
 
+  it("is not left loading in redirect mode (the doc's disabled={!ready || loading} after Back)", () => {
+    const assign = vi.spyOn(window.location, "assign").mockImplementation(() => undefined);
+    render(<HookProbe publicKey={KEY} baseUrl={APERTUR} uxMode="redirect" />);
+    act(() => theButton().click());
+    expect(assign).toHaveBeenCalledOnce();
+    expect(probe().loading).toBe("false");
+  });
+
   it("calls the latest callbacks after a re-render", async () => {
     const popup = fakePopup();
     const open = stubOpen(popup);

@@ -102,6 +102,14 @@ describe("useAptrConnect (composable)", () => {
     expect(onError).toHaveBeenCalledOnce();
   });
 
+  it("is not left loading in redirect mode (a page restored by Back must still connect)", () => {
+    const assign = vi.spyOn(window.location, "assign").mockImplementation(() => undefined);
+    const { loading } = probe({ publicKey: KEY, baseUrl: APERTUR, uxMode: "redirect" });
+    theButton().click();
+    expect(assign).toHaveBeenCalledOnce();
+    expect(loading.value).toBe(false);
+  });
+
   it("a second open() focuses the open popup", async () => {
     const popup = fakePopup();
     const open = stubOpen(popup);
