@@ -91,6 +91,9 @@ function wire(btn: HTMLButtonElement, getOptions: () => AuthorizeOptions | null)
     if (!options) return;
     const done = (): void => btn.setAttribute("aria-busy", "false");
     const pending = authorize(options);
+    // Redirect mode: the page leaves and the promise never settles. Not busy, or Back, which can restore this
+    // very page from the back/forward cache, would bring back a button that ignores every click.
+    if (options.uxMode === "redirect") return;
     btn.setAttribute("aria-busy", "true");
     pending.then(done, done);
   });

@@ -1,6 +1,6 @@
 import { AptrConnectError, sdkError, toAptrError } from "./errors";
 
-export const VERSION = "1.1.0";
+export const VERSION = "1.1.1";
 const DEFAULT_BASE_URL = "https://apertur.ca";
 const POPUP_NAME = "aptr-connect";
 const POPUP_WIDTH = 480;
@@ -116,6 +116,12 @@ export function reset(): void {
   if (current) current.stop();
   config = null;
   current = null;
+}
+
+/** The promise of the flow whose popup is open, or null: authorize() hands it back (and focuses the popup)
+ * instead of starting another flow, so the wrappers can tell a flow of their own from someone else's. */
+export function openFlow(): Promise<AuthorizeResult> | null {
+  return current && !current.popup.closed ? current.promise : null;
 }
 
 export function isInitialized(): boolean {

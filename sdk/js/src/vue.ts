@@ -1,6 +1,6 @@
 // Vue wrapper: a composable and a button component over the core SDK (render function, no SFC compiler).
 import { computed, defineComponent, h, ref, toValue, type MaybeRefOrGetter, type PropType } from "vue";
-import { authorize, init, resolveConfig, type AuthorizeOptions, type AuthorizeResult, type InitOptions } from "./core";
+import { authorize, init, openFlow, resolveConfig, type AuthorizeOptions, type AuthorizeResult, type InitOptions } from "./core";
 import type { AptrConnectError } from "./errors";
 
 export type { AuthorizeResult } from "./core";
@@ -46,8 +46,17 @@ export function useAptrConnect(options: MaybeRefOrGetter<UseAptrConnectOptions>)
       flow = null;
       return settle(null, e as AptrConnectError);
     }
+    const existing = openFlow();
     const pending = authorize({ scopes: o.scopes, redirectUri: o.redirectUri, state: o.state, uxMode: o.uxMode });
-    if (pending === flow) return; // the popup is already open: authorize() focused it
+    // A popup is already open (this one's or another button's): authorize() focused it. Its result belongs to
+    // the caller that opened it; taking it here too would send the single-use code to the backend twice.
+    if (pending === existing) return;
+    // Redirect mode: the page leaves and the promise never settles. Not loading, or Back, which can restore this
+    // very page from the back/forward cache, would leave a button disabled by `loading` for good.
+    if (o.uxMode === "redirect") {
+      failure.value = null;
+      return;
+    }
     flow = pending;
     loading.value = true;
     failure.value = null;

@@ -74,6 +74,16 @@ describe("AptrConnect.button()", () => {
     expect(btn.getAttribute("aria-busy")).toBe("false");
   });
 
+  it("is not left busy in redirect mode: a page restored by Back (bfcache) must still connect", () => {
+    init({ publicKey: KEY, baseUrl: APERTUR });
+    const assign = vi.spyOn(window.location, "assign").mockImplementation(() => undefined);
+    const btn = button(document.body.appendChild(document.createElement("div")), { uxMode: "redirect" });
+    btn.click(); // the page goes to Apertur; the user presses Back and the same page comes back
+    expect(btn.getAttribute("aria-busy")).toBe("false");
+    btn.click();
+    expect(assign).toHaveBeenCalledTimes(2);
+  });
+
   it("wires a page's own <button> as it is", () => {
     init({ publicKey: KEY, baseUrl: APERTUR });
     const open = stubOpen();

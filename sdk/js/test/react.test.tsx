@@ -107,6 +107,39 @@ describe("useAptrConnect", () => {
     expect(onSuccess).toHaveBeenCalledOnce();
   });
 
+  it("a second hook's open() while another hook's popup is open does not take that flow's code", async () => {
+    // Two connect buttons on one page (a header and a card): the code is single-use, and handing it to both
+    // handlers sends it to the backend twice, whose second exchange is a replay that revokes the first's tokens.
+    const popup = fakePopup();
+    const open = stubOpen(popup);
+    const first = vi.fn();
+    const second = vi.fn();
+    render(
+      <>
+        <HookProbe publicKey={KEY} baseUrl={APERTUR} onSuccess={first} />
+        <HookProbe publicKey={KEY} baseUrl={APERTUR} onSuccess={second} />
+      </>,
+    );
+    const [a, b] = Array.from(container.querySelectorAll("button"));
+    act(() => a.click());
+    act(() => b.click()); // focuses the open popup
+    expect(open).toHaveBeenCalledOnce();
+    expect(popup.focus).toHaveBeenCalledOnce();
+    await act(async () => post({ source: "aptr-connect", code: "c", state: openedState(open) }, { source: popup }));
+    expect(first).toHaveBeenCalledOnce();
+    expect(second).not.toHaveBeenCalled();
+    const loading = Array.from(container.querySelectorAll("output"), (o) => (o as HTMLOutputElement).dataset.loading);
+    expect(loading).toEqual(["false", "false"]);
+  });
+
+  it("is not left loading in redirect mode (the doc's disabled={!ready || loading} after Back)", () => {
+    const assign = vi.spyOn(window.location, "assign").mockImplementation(() => undefined);
+    render(<HookProbe publicKey={KEY} baseUrl={APERTUR} uxMode="redirect" />);
+    act(() => theButton().click());
+    expect(assign).toHaveBeenCalledOnce();
+    expect(probe().loading).toBe("false");
+  });
+
   it("calls the latest callbacks after a re-render", async () => {
     const popup = fakePopup();
     const open = stubOpen(popup);

@@ -102,6 +102,14 @@ describe("useAptrConnect (composable)", () => {
     expect(onError).toHaveBeenCalledOnce();
   });
 
+  it("is not left loading in redirect mode (a page restored by Back must still connect)", () => {
+    const assign = vi.spyOn(window.location, "assign").mockImplementation(() => undefined);
+    const { loading } = probe({ publicKey: KEY, baseUrl: APERTUR, uxMode: "redirect" });
+    theButton().click();
+    expect(assign).toHaveBeenCalledOnce();
+    expect(loading.value).toBe(false);
+  });
+
   it("a second open() focuses the open popup", async () => {
     const popup = fakePopup();
     const open = stubOpen(popup);
@@ -114,6 +122,38 @@ describe("useAptrConnect (composable)", () => {
     post({ source: "aptr-connect", code: "c", state: openedState(open) }, { source: popup });
     await settle();
     expect(onSuccess).toHaveBeenCalledOnce();
+  });
+});
+
+describe("two composables on one page", () => {
+  it("the second one's open() while the first one's popup is open does not take that flow's code", async () => {
+    const popup = fakePopup();
+    const open = stubOpen(popup);
+    const first = vi.fn();
+    const second = vi.fn();
+    const Two = defineComponent({
+      setup() {
+        const a = useAptrConnect({ publicKey: KEY, baseUrl: APERTUR, onSuccess: first });
+        const b = useAptrConnect({ publicKey: KEY, baseUrl: APERTUR, onSuccess: second });
+        return () => [
+          h("button", { id: "a", onClick: a.open, "aria-busy": String(a.loading.value) }, "A"),
+          h("button", { id: "b", onClick: b.open, "aria-busy": String(b.loading.value) }, "B"),
+        ];
+      },
+    });
+    mount(Two);
+    (container.querySelector("#a") as HTMLButtonElement).click();
+    (container.querySelector("#b") as HTMLButtonElement).click(); // focuses the open popup
+    expect(open).toHaveBeenCalledOnce();
+    expect(popup.focus).toHaveBeenCalledOnce();
+    post({ source: "aptr-connect", code: "c", state: openedState(open) }, { source: popup });
+    await settle();
+    expect(first).toHaveBeenCalledOnce();
+    expect(second).not.toHaveBeenCalled();
+    expect(Array.from(container.querySelectorAll("button"), (b) => b.getAttribute("aria-busy"))).toEqual([
+      "false",
+      "false",
+    ]);
   });
 });
 
