@@ -1,10 +1,40 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from typing import Any
 
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
+
+from apertur.accounts import login as login_service
 from apertur.accounts.models import User
 from apertur.core import audit
 from apertur.core.admin import AuditedDelete
+from apertur.core.errors import RateLimited
 from apertur.core.http import client_ip
+
+
+class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
+    """The admin's login form, checking the password through :func:`apertur.accounts.login.attempt_login`:
+    the same failed-login budgets (and audit of failures) as ``/login``. Django's form calls ``authenticate()``
+    directly, which made ``/admin/login/`` an unthrottled way to guess any account's password."""
+
+    def clean(self) -> dict[str, Any]:
+        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if username is not None and password and self.request is not None:
+            try:
+                self.user_cache = login_service.attempt_login(
+                    request=self.request, email=username, password=password, ip=client_ip(self.request)
+                )
+            except RateLimited as exc:
+                minutes = max(1, round(exc.retry_after / 60))
+                raise ValidationError(f"Too many attempts. Try again in {minutes} minute(s).") from exc
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
+
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 @admin.register(User)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -36,3 +38,19 @@ def test_signed_out_visitors_and_staff_keep_the_admins_own_login() -> None:
     assert signed_in.status_code == 302 and signed_in["Location"] == "/admin/"
     assert visitor.get("/admin/").status_code == 200
     assert visitor.get("/admin/login/")["Location"] == "/admin/"  # staff already signed in: to the admin
+
+
+def test_the_admins_login_spends_the_same_failed_login_budgets_as_the_sites(settings: Any) -> None:
+    """/admin/login/ checks passwords too: without the login budgets it was an unlimited password-guessing
+    endpoint for every account (staff ones above all), beside the throttled /login."""
+    settings.LOGIN_RATE_PER_ACCOUNT_IP = (3, 900)
+    make_staff("boss@example.com")
+    guesser = Client()
+    for _ in range(3):
+        wrong = guesser.post("/admin/login/", {"username": "boss@example.com", "password": "not-it"})
+        assert wrong.status_code == 200 and "Please enter the correct" in wrong.content.decode()
+    refused = guesser.post("/admin/login/", {"username": "BOSS@example.com ", "password": PASSWORD})
+    assert refused.status_code == 200 and "Too many attempts" in refused.content.decode()
+    assert guesser.get("/admin/").status_code == 302  # the right password checked nothing past the budget
+    # The budgets are the site's own: /login is refused for this account from here too.
+    assert guesser.post("/login", {"email": "boss@example.com", "password": PASSWORD}).status_code == 429
