@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from apertur.accounts.models import User, normalize_email
 from apertur.core import audit, ratelimit
+from apertur.core.http import rate_limit_ip
 
 SIGNUP_PER_IP = ratelimit.Limit("signup-ip", 20, 60 * 60)
 RESET_PER_IP = ratelimit.Limit("password-reset-ip", 10, 15 * 60)
@@ -43,8 +44,8 @@ def attempt_login(*, request: HttpRequest, email: str, password: str, ip: str) -
     account-and-IP budget), so only failures use the budgets: an office behind one NAT address logs in all
     day, and 429 comes only after the failures. A refused attempt checks nothing and counts nothing."""
     account_ip, account, ip_limit = _limits()
-    address = normalize_email(email)
-    counted = ratelimit.hit_all((account_ip, f"{address}|{ip}"), (ip_limit, ip), (account, address))
+    address, network = normalize_email(email), rate_limit_ip(ip)
+    counted = ratelimit.hit_all((account_ip, f"{address}|{network}"), (ip_limit, network), (account, address))
     user = authenticate(request, email=address, password=password)
     if user is None:
         known = User.objects.filter(email=address).first()
@@ -52,6 +53,6 @@ def attempt_login(*, request: HttpRequest, email: str, password: str, ip: str) -
             audit.record(action="user.login_failed", obj=known, ip=ip)
         return None
     ratelimit.give_back(*counted)
-    ratelimit.reset(account_ip, f"{address}|{ip}")
+    ratelimit.reset(account_ip, f"{address}|{network}")
     assert isinstance(user, User)
     return user

@@ -34,6 +34,7 @@ from apertur.accounts.tokens import (
     read_email_change_token,
 )
 from apertur.core import audit, clock, mail, ratelimit
+from apertur.core.http import rate_limit_ip
 
 
 def check_email(email: str) -> str:
@@ -258,7 +259,7 @@ def _check_current_password(*, user: User, password: str, ip: str | None) -> Non
     counted before the check, given back on success, a refused attempt counts nothing. Per account *and*
     address: someone holding a stolen session elsewhere cannot spend the owner's budget and keep them from
     changing the password or logging that session out."""
-    counted = ratelimit.hit_all((ACCOUNT_PASSWORD_CHECK, f"{user.pk}|{ip or '-'}"))
+    counted = ratelimit.hit_all((ACCOUNT_PASSWORD_CHECK, f"{user.pk}|{rate_limit_ip(ip) if ip else '-'}"))
     if not user.check_password(password):
         raise WrongPassword(field="current_password")
     ratelimit.give_back(*counted)

@@ -36,7 +36,7 @@ from apertur.accounts.forms import (
 from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
-from apertur.core.http import client_ip, pop_once, show_once
+from apertur.core.http import client_ip, pop_once, rate_limit_ip, show_once
 from apertur.projects.services import create_customer
 from apertur.referrals.services import COOKIE_NAME as REFERRAL_COOKIE
 from apertur.referrals.services import attribute_signup
@@ -89,7 +89,7 @@ def signup_view(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         try:
-            ratelimit.hit(login_service.SIGNUP_PER_IP, client_ip(request))
+            ratelimit.hit(login_service.SIGNUP_PER_IP, rate_limit_ip(client_ip(request)))
         except RateLimited as exc:
             return _too_many(request, "accounts/signup.html", form, exc)
     if request.method == "POST" and form.is_valid():
@@ -159,7 +159,7 @@ def _new_password_from_confirmation(request: HttpRequest, link: dict[str, str], 
     """ "Don't know the password?": a way into the password reset, so it counts against the reset's per-IP budget
     (each use writes an audit entry; a script holding a link must not write them without end)."""
     try:
-        ratelimit.hit(login_service.RESET_PER_IP, ip)
+        ratelimit.hit(login_service.RESET_PER_IP, rate_limit_ip(ip))
     except RateLimited as exc:
         form = ConfirmWithPasswordForm(request.POST)
         form.is_valid()
@@ -217,7 +217,7 @@ def resend_confirmation_view(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, template, {"form": ResendConfirmationForm(), "next": safe_next(request)})
     try:
-        ratelimit.hit(login_service.CONFIRM_RESEND_PER_IP, client_ip(request))
+        ratelimit.hit(login_service.CONFIRM_RESEND_PER_IP, rate_limit_ip(client_ip(request)))
     except RateLimited as exc:
         return _too_many(request, template, form, exc)
     if isinstance(user, User):
@@ -257,7 +257,7 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            ratelimit.hit(login_service.RESET_PER_IP, client_ip(request))
+            ratelimit.hit(login_service.RESET_PER_IP, rate_limit_ip(client_ip(request)))
         except RateLimited as exc:
             return _too_many(request, self.template_name, self.get_form(), exc)
         return super().post(request, *args, **kwargs)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponseBase
@@ -19,6 +20,21 @@ def client_ip(request: HttpRequest) -> str:
         if len(entries) >= hops:
             return entries[-hops]
     return str(request.META.get("REMOTE_ADDR") or "0.0.0.0")  # noqa: S104 - a value, not a bind
+
+
+def rate_limit_ip(ip: str) -> str:
+    """The key a per-IP budget counts ``ip`` under. An IPv6 client is given a whole /64 at least (often a /56 or
+    /48), so counted per address it could take a fresh budget for every attempt: IPv6 addresses count by their
+    /64 network. An IPv4-mapped address counts as its IPv4 address; anything else as is."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 # Pages of the authorization flow may run in a popup opened by a partner's page (aptr-connect). The

@@ -383,3 +383,37 @@ def test_a_fields_help_and_errors_carry_the_ids_its_aria_describedby_names() -> 
     assert ids == ["id_password_helptext", "id_password_error"]
     for element_id in ids:
         assert f'id="{element_id}"' in html, element_id
+
+
+def test_ipv6_clients_cannot_hop_addresses_within_their_network_to_escape_the_ip_budgets(settings: Any) -> None:
+    """One IPv6 client holds at least a /64 (2^64 addresses): counted per address, it could take a fresh
+    budget for every attempt. The per-IP budgets count an IPv6 client's /64 as one address (and an IPv4-mapped
+    address as its IPv4 address)."""
+    settings.LOGIN_RATE_PER_ACCOUNT_IP = (3, 900)
+    make_user("ada@example.com")
+    for i in range(3):
+        hopping = Client(REMOTE_ADDR=f"2001:db8:1:2::{i + 1:x}")
+        assert hopping.post("/login", {"email": "ada@example.com", "password": "nope-nope"}).status_code == 400
+    late = Client(REMOTE_ADDR="2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert late.post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code == 429
+    # Another network is someone else: not locked out.
+    elsewhere = Client(REMOTE_ADDR="2001:db8:1:3::1")
+    assert elsewhere.post("/login", {"email": "ada@example.com", "password": PASSWORD}).status_code == 302
+
+    from apertur.accounts.login import SIGNUP_PER_IP
+
+    for i in range(SIGNUP_PER_IP.max_hits):
+        Client(REMOTE_ADDR=f"2001:db8:9:9::{i + 1:x}").post("/signup", {"email": f"u{i}@example.com", "password": "x"})
+    signup = Client(REMOTE_ADDR="2001:db8:9:9:abcd::1").post(
+        "/signup", {"email": "late@example.com", "password": "correct-horse-battery"}
+    )
+    assert signup.status_code == 429 and not User.objects.filter(email="late@example.com").exists()
+
+
+def test_rate_limit_ip_groups_an_ipv6_network_and_keeps_ipv4_as_is() -> None:
+    from apertur.core.http import rate_limit_ip
+
+    assert rate_limit_ip("203.0.113.7") == "203.0.113.7"
+    assert rate_limit_ip("::ffff:203.0.113.7") == "203.0.113.7"
+    assert rate_limit_ip("2001:db8:1:2::1") == rate_limit_ip("2001:0db8:0001:0002:ffff::9") == "2001:db8:1:2::/64"
+    assert rate_limit_ip("not an address") == "not an address"
