@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from apertur.accounts.models import User
 from apertur.core import audit, ratelimit
 from apertur.core.errors import RateLimited
-from apertur.core.http import client_ip, keep_opener
+from apertur.core.http import client_ip, keep_opener, rate_limit_ip
 from apertur.core.transactions import write_transaction
 from apertur.oauth import limits
 from apertur.oauth import scopes as scope_registry
@@ -86,7 +86,7 @@ def _rate_limited(exc: RateLimited) -> HttpResponse:
 def authorize(request: HttpRequest) -> HttpResponse:
     ip = client_ip(request)
     try:
-        ratelimit.hit(limits.AUTHORIZE_PER_IP, ip)
+        ratelimit.hit(limits.AUTHORIZE_PER_IP, rate_limit_ip(ip))
     except RateLimited as exc:
         return _rate_limited(exc)
 
@@ -126,7 +126,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     user = request.user if request.user.is_authenticated else None
     try:
         grant = server.get_consent_grant(request=oauth_request, end_user=user)
-        ratelimit.hit(limits.AUTHORIZE_PER_CLIENT, f"{oauth_request.client.get_client_id()}|{ip}")
+        ratelimit.hit(limits.AUTHORIZE_PER_CLIENT, f"{oauth_request.client.get_client_id()}|{rate_limit_ip(ip)}")
     except RateLimited as exc:
         return _rate_limited(exc)
     except OAuth2Error as error:
@@ -250,13 +250,13 @@ def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = Tru
         return server.handle_error_response(None, error)
     ip = client_ip(request)
     try:
-        ratelimit.hit(limits.TOKEN_PER_IP, ip)
+        ratelimit.hit(limits.TOKEN_PER_IP, rate_limit_ip(ip))
         client_id = _client_id_of(request, params)[:80]
         if _KEYABLE.fullmatch(client_id):
             # Client ids are public: keyed with the IP, so nobody can spend a partner's budget for them. Only an id
             # that could be one (printable ASCII, no space): a lone surrogate cannot be a Redis key (a 500), and a
             # space or a control character makes Django warn with the key, which the client chose, in the log.
-            ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id}|{ip}")
+            ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id}|{rate_limit_ip(ip)}")
     except RateLimited as exc:
         return _rate_limited(exc)
     oauth_request = Request(request, params)

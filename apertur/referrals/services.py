@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from apertur.accounts.models import User
 from apertur.core import audit, clock, ratelimit
 from apertur.core.errors import RateLimited
+from apertur.core.http import rate_limit_ip
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
 
@@ -82,7 +83,7 @@ def counts_as_click(*, link: ReferralLink, user_agent: str, user: User | None, i
     if link.partner.status != PartnerStatus.APPROVED or user is not None or _AGENTS.search(user_agent):
         return False
     try:
-        ratelimit.hit(CLICKS_PER_IP, f"{link.pk}|{ip}")
+        ratelimit.hit(CLICKS_PER_IP, f"{link.pk}|{rate_limit_ip(ip)}")
     except RateLimited:
         return False
     return True

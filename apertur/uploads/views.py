@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apertur.accounts.models import User
 from apertur.core import clock, ratelimit
 from apertur.core.errors import AperturError, RateLimited
-from apertur.core.http import client_ip, pop_once, show_once
+from apertur.core.http import client_ip, pop_once, rate_limit_ip, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.core.rolling import roll_secret_form
 from apertur.projects.selectors import project_for_owner
@@ -58,7 +58,7 @@ def public_page(request: HttpRequest, token: str) -> HttpResponse:
 def public_unlock(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
     try:
-        ratelimit.hit(GUEST_UPLOADS_PER_IP, client_ip(request))
+        ratelimit.hit(GUEST_UPLOADS_PER_IP, rate_limit_ip(client_ip(request)))
         services.check_session_password(session=session, password=request.POST.get("password", ""))
     except AperturError as exc:
         messages.error(request, exc.message)
@@ -79,7 +79,7 @@ def _public_files_form(request: HttpRequest, session: UploadSession) -> HttpResp
     stored = 0
     for index, uploaded in enumerate(files):
         try:
-            ratelimit.hit(GUEST_UPLOADS_PER_IP, client_ip(request))
+            ratelimit.hit(GUEST_UPLOADS_PER_IP, rate_limit_ip(client_ip(request)))
             services.accept_upload(
                 session=session, file=uploaded, note=request.POST.get("note", ""), ip=client_ip(request)
             )
@@ -110,7 +110,7 @@ def public_file(request: HttpRequest, token: str) -> HttpResponse:
     if uploaded is None:
         return JsonResponse({"error": {"code": "validation_error", "message": "Choose a file."}}, status=422)
     try:
-        ratelimit.hit(GUEST_UPLOADS_PER_IP, client_ip(request))
+        ratelimit.hit(GUEST_UPLOADS_PER_IP, rate_limit_ip(client_ip(request)))
         upload = services.accept_upload(
             session=session, file=uploaded, note=request.POST.get("note", ""), ip=client_ip(request)
         )

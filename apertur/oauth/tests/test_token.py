@@ -406,3 +406,19 @@ def test_the_app_page_learns_of_previous_secret_use_and_failed_authentications(f
     browser.force_login(page)
     html = browser.get(f"/partners/apps/{flow.client_id}/").content.decode()
     assert "Last failed authentication" in html and "<code>203.0.113.7</code>" in html
+
+
+def test_an_ipv6_client_hopping_addresses_in_its_network_shares_one_token_budget(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every IPv6 client has a /64 at least: keyed per address, each attempt from a new one had a fresh budget."""
+    from apertur.core.ratelimit import Limit
+    from apertur.oauth import limits
+
+    monkeypatch.setattr(limits, "TOKEN_PER_IP", Limit("t-token-ip6", 2, 60))
+    for n in (1, 2):
+        exchange(Client(REMOTE_ADDR=f"2001:db8:1:2::{n}"), "oac_bogus", flow.client_id, flow.secret)
+    hopped = exchange(Client(REMOTE_ADDR="2001:db8:1:2::3"), flow.code(), flow.client_id, flow.secret)
+    assert hopped.status_code == 429 and Token.objects.count() == 0
+    elsewhere = exchange(Client(REMOTE_ADDR="2001:db8:1:3::1"), flow.code(), flow.client_id, flow.secret)
+    assert elsewhere.status_code == 200  # another network: its own budget

@@ -453,3 +453,19 @@ def test_a_link_that_has_all_its_files_says_so_instead_of_offering_the_form(owne
     page = guest.get(f"/u/{session.token}").content.decode()
     assert 'id="upload-form"' not in page
     assert "This upload link has received all the photos it accepts." in page
+
+
+def test_guests_hopping_ipv6_addresses_in_one_network_share_the_upload_budget(  # type: ignore[no-untyped-def]
+    owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apertur.core import ratelimit
+    from apertur.uploads import views
+
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Party")
+    monkeypatch.setattr(views, "GUEST_UPLOADS_PER_IP", ratelimit.Limit("guest-upload-ip6-test", 2, 3600))
+    codes = [
+        Client(REMOTE_ADDR=f"2001:db8:5:6::{n}").post(f"/u/{session.token}/files", {"file": image_file()}).status_code
+        for n in (1, 2, 3)
+    ]
+    assert codes == [201, 201, 429] and Upload.objects.count() == 2
