@@ -29,7 +29,9 @@ def _decode(cursor: str) -> tuple[dt.datetime, int]:
         number = int(pk)
         if when.tzinfo is None or not 0 < number < 2**63:
             raise ValueError("out of range")
-        return when, number
+        # The database compares in UTC: a time near datetime.min/max with an offset does not convert (an
+        # OverflowError in the query, a 500) and is no cursor this API issued.
+        return when.astimezone(dt.UTC), number
     except (ValueError, TypeError, OverflowError) as exc:
         raise ValidationFailed(
             "The cursor is not valid; use next_cursor from the previous page.", field="cursor"

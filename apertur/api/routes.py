@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
-from pydantic import ConfigDict, create_model
+from pydantic import ConfigDict, create_model, field_validator
 
 from apertur.api.auth import ApiAuth
 from apertur.api.idempotency import idempotent
@@ -49,6 +49,14 @@ class BodyIn(Schema):
     Query parameters stay lax: in a URL everything is a string."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def _refuse_null(value: Any) -> Any:
+    """A PATCH field sent as ``null`` that has no empty value: a 422 naming it (a field left out is not
+    validated, so it is still kept)."""
+    if value is None:
+        raise ValueError("this field cannot be null; leave it out to keep it")
+    return value
 
 
 # ?limit= on every list: the bounds apertur.api.pagination enforces, stated in the schema.
@@ -150,6 +158,10 @@ class SettingsPatch(BodyIn):
     default_session_days: int | None = Field(None, ge=1, le=3650)
     default_max_files: int | None = Field(None, ge=1, le=100_000)
     notify_owner_on_upload: bool | None = None
+
+    # Left out, a field is kept (its default is not validated); only the two upload defaults take null (it
+    # clears them). The others have no empty value: null was ignored, a 200 that changed nothing.
+    _not_null = field_validator("name", "description", "notify_owner_on_upload")(_refuse_null)
 
 
 @project_router.get(
@@ -434,6 +446,9 @@ class EndpointPatch(BodyIn):
     events: list[str] | None = Field(None, min_length=1)
     description: str | None = Field(None, max_length=200)
     enabled: bool | None = None
+
+    # Left out, a field is kept; none takes null (``{"enabled": null}`` was a 200 that changed nothing).
+    _not_null = field_validator("url", "events", "description", "enabled")(_refuse_null)
 
 
 class EndpointOut(Schema):

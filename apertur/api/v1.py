@@ -127,11 +127,14 @@ class AperturAPI(NinjaAPI):
                     continue
                 operation["security"] = [{"OAuth2": [scope]}, {"SecretKey": []}]
                 codes = ["401", "403", "429"]
-                if "{" in path:
+                query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+                # An object looked up by an id in the path, or in the query (GET /uploads?session_id=): 404 when
+                # it is not this project's.
+                if "{" in path or any(p.get("name", "").endswith("_id") for p in query):
                     codes.append("404")
                 if method in {"post", "patch", "put"}:
                     codes += ["400", "409" if method == "post" else "", "413", "422"]
-                if any(p.get("in") == "query" for p in operation.get("parameters", [])):
+                if query:
                     codes.append("422")
                 responses = operation.setdefault("responses", {})
                 for code in sorted({c for c in codes if c}):

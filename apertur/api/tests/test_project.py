@@ -67,3 +67,13 @@ def test_test_mode_cannot_change_the_settings_and_is_told_why(test_key_api: Api,
     assert response["WWW-Authenticate"].startswith('Bearer realm="apertur", error="livemode_required"')
     assert Project.objects.get(pk=flow.project.pk).description == ""
     assert test_key_api.get("/project/settings").status_code == 200  # reading is fine
+
+
+@pytest.mark.parametrize("field", ["name", "description", "notify_owner_on_upload"])
+def test_null_for_a_setting_that_cannot_be_cleared_is_422_not_ignored(api: Api, flow: Flow, field: str) -> None:
+    """PATCH: a field left out is kept and ``null`` clears the two defaults. ``null`` for a field that has no
+    empty value was answered 200 with nothing changed: the caller was told its change was made."""
+    response = patch(api, {field: None})
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["field"] == field
+    assert Project.objects.get(pk=flow.project.pk).settings_json() == flow.project.settings_json()

@@ -294,3 +294,19 @@ def test_a_key_whose_stale_record_is_being_replaced_answers_in_progress(
     response = live_key_api.post("/upload-sessions", {"title": "Once"}, key="racing")
     assert response.status_code == 409 and response.json()["error"]["code"] == "idempotency_in_progress"
     assert response["Retry-After"] == "1" and UploadSession.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "when",
+    # Well-formed, with a timezone, yet outside what a datetime holds once converted to UTC for the database.
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"],
+)
+def test_a_tampered_cursor_out_of_range_is_a_422_not_a_500(api: Api, when: str) -> None:
+    import base64
+    import json
+
+    cursor = base64.urlsafe_b64encode(json.dumps([when, 1]).encode()).decode().rstrip("=")
+    for path in ("/upload-sessions", "/uploads", "/keys", "/webhooks"):
+        response = api.get(path, cursor=cursor)
+        assert response.status_code == 422, (path, response.content)
+        assert response.json()["error"]["field"] == "cursor"

@@ -199,3 +199,14 @@ def test_a_json_body_holding_a_nul_is_refused_and_changes_nothing(api: Api, body
 def test_a_literal_backslash_u0000_is_just_text(api: Api) -> None:
     response = send(api, "POST", "/upload-sessions", json.dumps({"title": "see \\u0000 here"}))
     assert response.status_code == 201 and response.json()["title"] == "see \\u0000 here"
+
+
+def test_openapi_lists_the_404_of_an_unknown_session_id_filter(api: Api) -> None:
+    """GET /uploads?session_id=<another project's or unknown session> answers 404 (no path parameter, but an id
+    in the query): the OpenAPI document must say so, as it does for /upload-sessions/{session_id}."""
+    assert api.get("/uploads", session_id="ses_nope").status_code == 404
+    schema = Client().get("/api/v1/openapi.json").json()
+    uploads = schema["paths"]["/api/v1/uploads"]["get"]
+    assert uploads["responses"]["404"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }

@@ -252,3 +252,20 @@ def test_openapi_puts_the_secret_only_in_create_and_rotate() -> None:
     assert operation["requestBody"]["required"] is False  # the body may be left out
     bounds = schemas["RotateSecretIn"]["properties"]["expire_previous_in_seconds"]
     assert (bounds["minimum"], bounds["maximum"], bounds["default"]) == (0, 604800, 86400)
+
+
+@pytest.mark.parametrize("field", ["url", "events", "description", "enabled"])
+def test_patch_with_null_is_422_not_ignored(api: Api, field: str) -> None:
+    """No field of a webhook endpoint has an empty value: ``{"enabled": null}`` was a 200 that changed nothing
+    (the caller believing it had, e.g., paused the endpoint); it is a 422 naming the field."""
+    created = api.post("/webhooks", {"url": "https://hooks.snapflow.example/apertur"}).json()
+    before = api.get(f"/webhooks/{created['id']}").json()
+    response = Client().patch(
+        f"/api/v1/webhooks/{created['id']}",
+        {field: None},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api.token}",
+    )
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["field"] == field
+    assert api.get(f"/webhooks/{created['id']}").json() == before
