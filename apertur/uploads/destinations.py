@@ -7,6 +7,9 @@ task, with the same retry schedule and SSRF guard as webhooks."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +36,50 @@ from apertur.webhooks.services import roll_and_record
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 DISABLED_ERROR = "not sent: the destination is disabled"
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+#: One copy in all, up to the answer's status line and headers (an HTTPS receiver's body is never read; an S3
+#: answer's is read up to MAX_ANSWER_BYTES): httpx's timeouts bound each socket operation only, so a receiver
+#: dripping a byte at a time could hold the attempt, and the worker, forever. Longer than a webhook's: the request
+#: carries the file.
+ATTEMPT_SECONDS = 120.0
+#: An S3 answer to a PUT is a short XML document (an error) or nothing: a longer one is not read into memory.
+MAX_ANSWER_BYTES = 1_048_576
+
+
+class AttemptTimedOut(Exception):
+    pass
+
+
+def _request(
+    method: str, url: str, *, body: bytes, headers: Any, read_answer: bool
+) -> tuple[int, Sequence[tuple[str, str]], bytes]:
+    """Send through :func:`outbound.http_client` within :data:`ATTEMPT_SECONDS` in all (a watchdog closes the
+    client at the deadline), and return the status, the headers and, when ``read_answer``, the answer's body, at
+    most :data:`MAX_ANSWER_BYTES` of it (more is an error, never read into memory)."""
+    started = time.monotonic()
+    http = outbound.http_client(timeout=TIMEOUT)
+    watchdog = threading.Timer(ATTEMPT_SECONDS, http.close)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with http.stream(method, url, content=body, headers=headers) as response:
+            content = b""
+            if read_answer:
+                chunks, size = [], 0
+                for chunk in response.iter_raw():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise RuntimeError(f"the answer is over {MAX_ANSWER_BYTES} bytes")
+                    chunks.append(chunk)
+                content = b"".join(chunks)
+            return response.status_code, list(response.headers.multi_items()), content
+    except Exception as exc:
+        if time.monotonic() - started >= ATTEMPT_SECONDS:
+            raise AttemptTimedOut(f"timed out after {ATTEMPT_SECONDS:g} s") from exc
+        raise
+    finally:
+        watchdog.cancel()
+        http.close()
 
 
 @transaction.atomic
@@ -235,10 +282,9 @@ def _send_https(destination: Destination, upload: Upload, body: bytes) -> None:
         "apertur-file-name": quote(upload.original_name),
         **signing.headers(secrets=destination.signing_secrets(now), msg_id=msg_id, timestamp=timestamp, body=body),
     }
-    with outbound.http_client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-        response = client.post(destination.config["url"], content=body, headers=headers)
-    if not 200 <= response.status_code < 300:
-        raise RuntimeError(f"HTTP {response.status_code}")
+    status_code, _, _ = _request("POST", destination.config["url"], body=body, headers=headers, read_answer=False)
+    if not 200 <= status_code < 300:
+        raise RuntimeError(f"HTTP {status_code}")
 
 
 def s3_key(destination: Destination, upload: Upload) -> str:
@@ -275,9 +321,10 @@ def _send_through_checked_client(request: AWSPreparedRequest, **_: Any) -> AWSRe
         body = body.read()
     # Expect: 100-continue is not signed (botocore leaves it out of SigV4) and httpx sends the body at once.
     headers = [(k, v) for k, v in request.headers.items() if k.lower() != "expect"]
-    with outbound.http_client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
-        response = client.request(request.method, request.url, content=body or b"", headers=headers)
-    return AWSResponse(request.url, response.status_code, response.headers, _Body(response.content))
+    status_code, answer_headers, content = _request(
+        request.method, request.url, body=body or b"", headers=headers, read_answer=True
+    )
+    return AWSResponse(request.url, status_code, httpx.Headers(answer_headers), _Body(content))
 
 
 def _send_s3(destination: Destination, upload: Upload, body: bytes) -> None:

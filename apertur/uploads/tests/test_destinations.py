@@ -543,3 +543,125 @@ def test_disabling_while_a_failed_copy_is_being_recorded_does_not_deadlock(
     delivery.refresh_from_db()
     destination.refresh_from_db()
     assert (destination.status, delivery.status, delivery.next_attempt_at) == ("disabled", "failed", None)
+
+
+# --- a receiver's answer, its pace, and an attempt in flight -------------------------------------------------
+
+
+def _raw_server(answer: Any) -> tuple[str, Any]:
+    """A one-connection HTTP server on loopback whose answer ``answer(conn, stop)`` writes; returns its URL and a
+    function that stops it."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(1 << 20)
+                answer(conn, stop)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        listener.close()
+        thread.join(10)
+
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/incoming", close
+
+
+def test_an_https_destinations_answer_body_is_not_read(project) -> None:  # type: ignore[no-untyped-def]
+    """A receiver that answers 200 and then an endless body must not have it read into the worker's memory (nor
+    hold the attempt while it streams): the status line and headers are the answer."""
+    import time
+
+    def endless(conn: Any, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
+        deadline = time.monotonic() + 8  # bounded, so the test ends either way
+        while not stop.is_set() and time.monotonic() < deadline:
+            conn.sendall(b"x" * 65536)
+
+    url, close = _raw_server(endless)
+    try:
+        destinations.create_https_destination(project=project, name="Archive", url=url)
+        session = services.create_session(project=project, title="Party")
+        services.accept_upload(session=session, file=image_file())
+        started = time.monotonic()
+        destinations.run_due()
+        elapsed = time.monotonic() - started
+    finally:
+        close()
+    delivery = DestinationDelivery.objects.get()
+    assert delivery.status == "succeeded", delivery.last_error
+    assert elapsed < 5  # without the fix the body is read until the server gives up (8 s), then fails
+
+
+def test_an_s3_answer_is_read_only_up_to_a_bound(project) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    def endless(conn: Any, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
+        deadline = time.monotonic() + 8
+        while not stop.is_set() and time.monotonic() < deadline:
+            conn.sendall(b"x" * 65536)
+
+    url, close = _raw_server(endless)
+    try:
+        destinations.create_s3_destination(
+            project=project,
+            name="Bucket",
+            bucket="photos",
+            access_key_id="AKIA",
+            secret_access_key="secret",
+            endpoint_url=url.removesuffix("/incoming"),
+        )
+        session = services.create_session(project=project, title="Party")
+        services.accept_upload(session=session, file=image_file())
+        started = time.monotonic()
+        destinations.run_due()
+        elapsed = time.monotonic() - started
+    finally:
+        close()
+    delivery = DestinationDelivery.objects.get()
+    assert delivery.status == "pending" and "answer is over" in delivery.last_error, delivery.last_error
+    assert elapsed < 5
+
+
+def test_a_copy_is_bounded_even_when_the_receiver_drips_its_answer(project, monkeypatch: Any) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import httpx
+
+    monkeypatch.setattr(destinations, "ATTEMPT_SECONDS", 1.5, raising=False)
+    monkeypatch.setattr(destinations, "TIMEOUT", httpx.Timeout(1.0, connect=1.0), raising=False)
+
+    def drip(conn: Any, stop: threading.Event) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:  # 40 bytes, one every 0.5 s
+            if stop.is_set():
+                return
+            conn.sendall(bytes([byte]))
+            time.sleep(0.5)
+
+    url, close = _raw_server(drip)
+    try:
+        destinations.create_https_destination(project=project, name="Archive", url=url)
+        session = services.create_session(project=project, title="Party")
+        services.accept_upload(session=session, file=image_file())
+        started = time.monotonic()
+        destinations.run_due()
+        elapsed = time.monotonic() - started
+    finally:
+        close()
+    delivery = DestinationDelivery.objects.get()
+    assert "timed out after 1.5 s" in delivery.last_error and delivery.status == "pending"
+    assert elapsed < 10  # without the deadline the drip holds it 20 s
