@@ -44,6 +44,9 @@ TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 ATTEMPT_SECONDS = 120.0
 #: An S3 answer to a PUT is a short XML document (an error) or nothing: a longer one is not read into memory.
 MAX_ANSWER_BYTES = 1_048_576
+#: A claimed copy is looked at again no sooner than this after the claim plus the retry delay, so one still being
+#: sent (bounded by ATTEMPT_SECONDS, plus a socket timeout to notice) is never sent a second time meanwhile.
+_IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 30)
 
 
 class AttemptTimedOut(Exception):
@@ -383,7 +386,7 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             return delivery
         delivery.attempts += 1
         number = delivery.attempts
-        delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
+        delivery.next_attempt_at = clock.now() + _IN_FLIGHT + outbound.delay_after(number)
         delivery.save(update_fields=["attempts", "next_attempt_at"])
         _enqueue([delivery.pk], delivery.next_attempt_at)  # the next look, queued before the transfer
     destination, upload = delivery.destination, delivery.upload
@@ -416,6 +419,9 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
         elif number >= outbound.MAX_ATTEMPTS or ended:
             delivery.status = "failed"
             delivery.next_attempt_at = None
+        else:  # the retry delay counts from this failure (the docs' schedule), not from the claim
+            delivery.next_attempt_at = now + outbound.delay_after(number)
+            _enqueue([delivery.pk], delivery.next_attempt_at)
         delivery.save(update_fields=["status", "last_error", "delivered_at", "next_attempt_at"])
         # An attempt already under way when the destination was disabled must not turn it back on.
         Destination.objects.filter(pk=destination.pk).exclude(status=DestinationStatus.DISABLED).update(

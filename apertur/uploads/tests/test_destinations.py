@@ -665,3 +665,30 @@ def test_a_copy_is_bounded_even_when_the_receiver_drips_its_answer(project, monk
     delivery = DestinationDelivery.objects.get()
     assert "timed out after 1.5 s" in delivery.last_error and delivery.status == "pending"
     assert elapsed < 10  # without the deadline the drip holds it 20 s
+
+
+def test_a_copy_in_flight_is_not_sent_twice_and_its_retry_counts_from_the_failure(
+    project, receiver: FileReceiver, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """A copy still being sent when its retry delay (30 s after the claim) has passed is not claimed and sent
+    again by another worker; once it fails, the next attempt is 30 s after the failure."""
+    destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    receiver.up = False
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    real_send = destinations._send_https
+    sends: list[int] = []
+
+    def slow_send(*args: Any, **kwargs: Any) -> None:
+        sends.append(1)
+        if len(sends) == 1:
+            # 40 s into a slow transfer, another worker looks at the copy: not due.
+            with time_machine.travel(clock.now() + dt.timedelta(seconds=40), tick=False):
+                destinations.run_due()
+        real_send(*args, **kwargs)
+
+    monkeypatch.setattr(destinations, "_send_https", slow_send)
+    assert destinations.run_due() == 1
+    delivery = DestinationDelivery.objects.get()
+    assert len(sends) == 1 and delivery.attempts == 1 and len(receiver.received) == 1
+    assert delivery.next_attempt_at - clock.now() >= dt.timedelta(seconds=29)
