@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,6 +157,47 @@ def http_client(*, timeout: httpx.Timeout) -> httpx.Client:
         raise RuntimeError("httpx's transport no longer holds an httpcore pool with a network backend")
     pool._network_backend = _CheckedBackend()
     return httpx.Client(timeout=timeout, follow_redirects=False, transport=transport, trust_env=False)
+
+
+class AnswerTooLarge(Exception):
+    pass
+
+
+def send_bounded(
+    method: str,
+    url: str,
+    *,
+    content: bytes,
+    headers: Any,
+    timeout: httpx.Timeout,
+    seconds: float,
+    read_limit: int = 0,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request to a customer-given URL through :func:`http_client`, within ``seconds`` in all: httpx's timeouts
+    bound each socket operation only, so a receiver dripping its answer would hold the attempt (and the worker)
+    for ever; a watchdog closes the client at the deadline and the blocked read fails at its next socket
+    operation (the caller tells a timeout by the time spent). The status, the headers and the answer's body: not
+    read at all with ``read_limit`` 0, else at most ``read_limit`` bytes (more raises :class:`AnswerTooLarge`,
+    never read into memory). Webhook deliveries and destination copies both send through it."""
+    http = http_client(timeout=timeout)
+    watchdog = threading.Timer(seconds, http.close)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with http.stream(method, url, content=content, headers=headers) as response:
+            body = b""
+            if read_limit:
+                chunks, size = [], 0
+                for chunk in response.iter_raw():
+                    size += len(chunk)
+                    if size > read_limit:
+                        raise AnswerTooLarge(f"the answer is over {read_limit} bytes")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+            return response.status_code, list(response.headers.multi_items()), body
+    finally:
+        watchdog.cancel()
+        http.close()
 
 
 def check_public_url(url: str, *, noun: str, field: str, error: type[ValidationFailed]) -> str:

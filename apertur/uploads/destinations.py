@@ -7,7 +7,6 @@ task, with the same retry schedule and SSRF guard as webhooks."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -56,33 +55,23 @@ class AttemptTimedOut(Exception):
 def _request(
     method: str, url: str, *, body: bytes, headers: Any, read_answer: bool
 ) -> tuple[int, Sequence[tuple[str, str]], bytes]:
-    """Send through :func:`outbound.http_client` within :data:`ATTEMPT_SECONDS` in all (a watchdog closes the
-    client at the deadline), and return the status, the headers and, when ``read_answer``, the answer's body, at
-    most :data:`MAX_ANSWER_BYTES` of it (more is an error, never read into memory)."""
+    """:func:`outbound.send_bounded` within :data:`ATTEMPT_SECONDS`; the answer's body, when ``read_answer``, at
+    most :data:`MAX_ANSWER_BYTES` of it. Past the deadline, :class:`AttemptTimedOut`."""
     started = time.monotonic()
-    http = outbound.http_client(timeout=TIMEOUT)
-    watchdog = threading.Timer(ATTEMPT_SECONDS, http.close)
-    watchdog.daemon = True
-    watchdog.start()
     try:
-        with http.stream(method, url, content=body, headers=headers) as response:
-            content = b""
-            if read_answer:
-                chunks, size = [], 0
-                for chunk in response.iter_raw():
-                    size += len(chunk)
-                    if size > MAX_ANSWER_BYTES:
-                        raise RuntimeError(f"the answer is over {MAX_ANSWER_BYTES} bytes")
-                    chunks.append(chunk)
-                content = b"".join(chunks)
-            return response.status_code, list(response.headers.multi_items()), content
+        return outbound.send_bounded(
+            method,
+            url,
+            content=body,
+            headers=headers,
+            timeout=TIMEOUT,
+            seconds=ATTEMPT_SECONDS,
+            read_limit=MAX_ANSWER_BYTES if read_answer else 0,
+        )
     except Exception as exc:
         if time.monotonic() - started >= ATTEMPT_SECONDS:
             raise AttemptTimedOut(f"timed out after {ATTEMPT_SECONDS:g} s") from exc
         raise
-    finally:
-        watchdog.cancel()
-        http.close()
 
 
 @transaction.atomic

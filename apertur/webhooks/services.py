@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -346,16 +345,8 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], client: httpx.Clien
     if client is not None:
         with client.stream("POST", url, content=body, headers=headers) as response:
             return response.status_code
-    http = outbound.http_client(timeout=TIMEOUT)
-    watchdog = threading.Timer(ATTEMPT_SECONDS, http.close)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        with http.stream("POST", url, content=body, headers=headers) as response:
-            return response.status_code
-    finally:
-        watchdog.cancel()
-        http.close()
+    sent = outbound.send_bounded("POST", url, content=body, headers=headers, timeout=TIMEOUT, seconds=ATTEMPT_SECONDS)
+    return sent[0]
 
 
 def run_due(*, client: httpx.Client | None = None, limit: int = 100) -> int:
