@@ -12,3 +12,11 @@ class UploadsConfig(AppConfig):
         # An account claimed from whoever signed up with its address: its uploads and events stop going where
         # that person pointed them.
         when_claimed(services.turn_off_deliveries_of_claimed_account, dispatch_uid="uploads-unproven-signup-claimed")
+
+        from django.db.models.signals import post_delete
+
+        from apertur.uploads.models import Upload
+
+        # A guest's photo leaves storage with its row (an account or project deleted takes its uploads with it):
+        # Django never deletes a FileField's file.
+        post_delete.connect(services.delete_stored_file, sender=Upload, dispatch_uid="uploads-delete-stored-file")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.files.uploadedfile import UploadedFile
@@ -270,3 +271,11 @@ def turn_off_deliveries_of_claimed_account(*, user: User) -> list[TurnedOff]:
         ),
         TurnedOff.of("upload_links_closed", len(sessions), one="upload link closed", many="upload links closed"),
     ]
+
+
+def delete_stored_file(*, instance: Upload, **_: Any) -> None:
+    """``post_delete`` of an :class:`Upload` (apps.py): its file is removed from storage once the deletion commits
+    (a rolled-back deletion keeps its file). A file already gone is not an error."""
+    name, storage = instance.file.name, instance.file.storage
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))

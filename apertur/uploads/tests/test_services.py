@@ -256,3 +256,30 @@ def test_uploads_can_live_in_an_s3_compatible_bucket(project, settings) -> None:
             assert fh.read(4) == b"\x89PNG"
     finally:
         server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_upload_leaves_storage_with_its_row_and_a_rolled_back_deletion_keeps_it() -> None:
+    """Django never deletes a FileField's file: deleting an account or project took the rows and left every
+    guest's photo in storage for ever."""
+    from django.db import transaction
+
+    from apertur.accounts.models import User
+    from apertur.uploads.models import Upload
+
+    owner = make_user()
+    project = create_project(owner=owner, name="Weddings")
+    session = services.create_session(project=project, title="Party")
+    kept, gone = (services.accept_upload(session=session, file=image_file()) for _ in range(2))
+    storage = kept.file.storage
+    assert storage.exists(kept.file.name) and storage.exists(gone.file.name)
+    try:
+        with transaction.atomic():
+            Upload.objects.filter(pk=kept.pk).delete()
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert storage.exists(kept.file.name)
+    User.objects.filter(pk=owner.pk).delete()  # the cascade: projects, sessions, uploads
+    assert not Upload.objects.exists()
+    assert not storage.exists(kept.file.name) and not storage.exists(gone.file.name)
