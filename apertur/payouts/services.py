@@ -697,6 +697,28 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
             sender_batch_id = renamed
             continue
         else:
+            if created.batch_status == "DENIED":
+                # PayPal took the request but its preliminary checks denied the batch (Payouts v1, create batch
+                # payout: batch_status is PENDING "if the payout passes preliminary checks"): nobody is paid and the
+                # id is spent. Our side, as a batch DENIED later is: the money is back, staff are told, and the
+                # partner, never told it was sent, is not told it is on its way.
+                detail = f"attempt {attempt}: batch {created.payout_batch_id} DENIED by PayPal when it was created"
+                Payout.objects.filter(pk__in=ids, status=PayoutStatus.CREATED).update(
+                    paypal_batch_id=created.payout_batch_id
+                )
+                for payout in pending:
+                    failed = _money_back(
+                        payout.pk,
+                        status=PayoutStatus.FAILED,
+                        item_status="",
+                        detail=detail,
+                        failure=Failure.SENDER,
+                        from_status=PayoutStatus.CREATED,
+                    )
+                    decisions[failed.partner_id] = _payout_decision(
+                        payout.partner, failed, Reason.FAILED, detail=failed.detail
+                    )
+                return decisions
             _mark_batch_sent(ids, batch_id=created.payout_batch_id, detail="")
         for payout in Payout.objects.filter(pk__in=ids).select_related("partner__user"):
             decisions[payout.partner_id] = _payout_decision(payout.partner, payout, Reason.PAID)
