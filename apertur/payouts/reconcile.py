@@ -96,6 +96,7 @@ def _apply(*, payout: Payout, item: Item | None, batch_status: str, client: PayP
                 transaction_status="FAILED",
                 detail=f"batch {batch_status}",
                 failure=Failure.SENDER,
+                sender_item_id=payout.sender_item_id,
             )
         Payout.objects.filter(pk=payout.pk).update(checked_at=clock.now())
         return payout
@@ -107,8 +108,14 @@ def _apply(*, payout: Payout, item: Item | None, batch_status: str, client: PayP
         status = "FAILED"
     # A failure about our account (INSUFFICIENT_FUNDS, a DENIED batch) is not the partner's address: staff fix it.
     failure = Failure.SENDER if ours or item.error_name in services.SENDER_ERRORS else Failure.NONE
+    # The item this payout had when it was read: a retry since then is a new item, which this read is not about.
     updated = services.apply_item_status(
-        payout_id=payout.pk, transaction_status=status, item_id=item.payout_item_id, detail=detail, failure=failure
+        payout_id=payout.pk,
+        transaction_status=status,
+        item_id=item.payout_item_id,
+        detail=detail,
+        failure=failure,
+        sender_item_id=payout.sender_item_id,
     )
     if (
         updated.status == PayoutStatus.UNCLAIMED
@@ -125,6 +132,7 @@ def _apply(*, payout: Payout, item: Item | None, batch_status: str, client: PayP
             transaction_status=cancelled.transaction_status,
             item_id=cancelled.payout_item_id,
             detail="unclaimed for 30 days: cancelled, the money came back",
+            sender_item_id=payout.sender_item_id,
         )
     return updated
 

@@ -697,6 +697,28 @@ def _send_batch(*, sender_batch_id: str, period: str, client: PayPalClient) -> d
             sender_batch_id = renamed
             continue
         else:
+            if created.batch_status == "DENIED":
+                # PayPal took the request but its preliminary checks denied the batch (Payouts v1, create batch
+                # payout: batch_status is PENDING "if the payout passes preliminary checks"): nobody is paid and the
+                # id is spent. Our side, as a batch DENIED later is: the money is back, staff are told, and the
+                # partner, never told it was sent, is not told it is on its way.
+                detail = f"attempt {attempt}: batch {created.payout_batch_id} DENIED by PayPal when it was created"
+                Payout.objects.filter(pk__in=ids, status=PayoutStatus.CREATED).update(
+                    paypal_batch_id=created.payout_batch_id
+                )
+                for payout in pending:
+                    failed = _money_back(
+                        payout.pk,
+                        status=PayoutStatus.FAILED,
+                        item_status="",
+                        detail=detail,
+                        failure=Failure.SENDER,
+                        from_status=PayoutStatus.CREATED,
+                    )
+                    decisions[failed.partner_id] = _payout_decision(
+                        payout.partner, failed, Reason.FAILED, detail=failed.detail
+                    )
+                return decisions
             _mark_batch_sent(ids, batch_id=created.payout_batch_id, detail="")
         for payout in Payout.objects.filter(pk__in=ids).select_related("partner__user"):
             decisions[payout.partner_id] = _payout_decision(payout.partner, payout, Reason.PAID)
@@ -853,22 +875,41 @@ def _mark_batch_sent(
 
 
 def apply_item_status(
-    *, payout_id: int, transaction_status: str, item_id: str = "", detail: str = "", failure: str = ""
+    *,
+    payout_id: int,
+    transaction_status: str,
+    item_id: str = "",
+    detail: str = "",
+    failure: str = "",
+    sender_item_id: str = "",
 ) -> Payout:
     """Move the payout to the state PayPal's item status means (:data:`ITEM_STATES`), at most once per
     change, under a row lock: webhooks and the poller may apply the same status concurrently. A payout whose
     money is already back stays so (a later attempt, if any, has its own batch id). ``failure``
-    (:class:`~apertur.payouts.models.Failure`) says whose side a money-back status is on."""
+    (:class:`~apertur.payouts.models.Failure`) says whose side a money-back status is on.
+
+    ``sender_item_id``, when given, is the item the status is about (as the caller read the payout before asking
+    PayPal): if the payout has moved on to another item since (a staff retry while a poll was reading PayPal), the
+    status is about the earlier item and changes nothing. Otherwise a stale RETURNED of the old item would give
+    back the money its retry is paying: paid twice."""
     target = ITEM_STATES.get(transaction_status)
     if target is None:
         raise ValueError(f"Unknown PayPal transaction_status {transaction_status!r}.")
     if target in MONEY_BACK:
         return _money_back(
-            payout_id, status=target, item_status=transaction_status, detail=detail, item_id=item_id, failure=failure
+            payout_id,
+            status=target,
+            item_status=transaction_status,
+            detail=detail,
+            item_id=item_id,
+            failure=failure,
+            sender_item_id=sender_item_id,
         )
     now = clock.now()
     with transaction.atomic():
         payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
+        if sender_item_id and payout.sender_item_id != sender_item_id:
+            return payout  # about an earlier item of this payout: the current one has its own status
         payout.checked_at = now
         fields = ["checked_at"]
         if item_id and payout.paypal_item_id != item_id:
@@ -928,6 +969,7 @@ def _money_back(
     item_id: str = "",
     failure: str = "",
     from_status: str | None = None,
+    sender_item_id: str = "",
 ) -> Payout:
     """The money of the payout is not (or no longer) with the partner: release its entries to the balance,
     record why and on whose side (``failure``), tell the partner. Once: a second call finds the payout already
@@ -944,6 +986,8 @@ def _money_back(
         payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
         if payout.money_back or (from_status is not None and payout.status != from_status):
             return payout
+        if sender_item_id and payout.sender_item_id != sender_item_id:
+            return payout  # about an earlier item (apply_item_status): its money came back already
         previous = payout.status
         payout.status = status
         payout.item_status = item_status

@@ -106,6 +106,9 @@ class Config:
     force_duplicate_next: bool = False  # the next create answers the duplicate error (the batch is created
     # silently first, as if an earlier attempt had succeeded unseen: the error's link leads to it)
     deny_next_n: int = 0  # the next N created batches become DENIED when advanced (items FAILED)
+    # The next N creates are answered 201 with the batch already DENIED (items FAILED): PayPal's preliminary checks
+    # ("If the payout passes preliminary checks, the status is PENDING", payout_header.batch_status) refused it.
+    deny_at_create_next_n: int = 0
     default_item_status: str = "SUCCESS"
     item_status: dict[str, str] = field(default_factory=dict)  # receiver email (lower case) → status
     advance_after_seconds: float | None = None  # a GET advances batches older than this
@@ -454,6 +457,12 @@ class Emulator:
                     links=[],
                 )
             batch = self._store(header, parsed)
+            if self.config.deny_at_create_next_n > 0:
+                self.config.deny_at_create_next_n -= 1
+                batch.status = "DENIED"
+                for item in batch.items:
+                    item.status = "FAILED"
+                    item.time_processed = _now_iso()
             return 201, {
                 "batch_header": {
                     "payout_batch_id": batch.payout_batch_id,
@@ -796,7 +805,7 @@ class Emulator:
 
 
 def _check_config(cfg: Config) -> str | None:
-    for name in ("fail_next_n_with_5xx", "timeout_next_n", "deny_next_n"):
+    for name in ("fail_next_n_with_5xx", "timeout_next_n", "deny_next_n", "deny_at_create_next_n"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
             return f"{name} must be an integer from 0 to 1000."

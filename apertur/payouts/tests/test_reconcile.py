@@ -279,3 +279,30 @@ def test_a_reversal_whose_webhook_was_lost_is_found_by_the_daily_look_at_paid_pa
     advance(emu, payout, "SUCCESS")
     Payout.objects.filter(pk=payout.pk).update(status=PayoutStatus.PAID, paid_at=SENT_AT, checked_at=SENT_AT)
     assert poll(emu, SENT_AT + reconcile.PAID_WATCH + dt.timedelta(days=1), mails).checked == 0
+
+
+def test_a_stale_read_of_the_old_item_cannot_give_back_the_money_of_its_retry(emu: Running, mails: Any) -> None:
+    """A poll reads its payouts, then each batch from PayPal: minutes for a long list. Meanwhile the item came back
+    (a webhook) and staff retried the payout with a new item. What the poll then reads about the OLD item must not
+    touch the payout: its money already came back once, and the new item is paying it."""
+    payout = sent_payout(emu, mails)
+    advance(emu, payout, "ONHOLD")
+    poll(emu, SENT_AT + dt.timedelta(hours=1), mails)
+    stale = Payout.objects.get(pk=payout.pk)  # as the poll loaded it (held, item -1), before what follows
+    assert stale.status == PayoutStatus.HELD
+    advance(emu, payout, "RETURNED")
+    poll(emu, SENT_AT + dt.timedelta(hours=2), mails)  # the webhook's work: the money comes back, once
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.RETURNED
+    with time_machine.travel(SENT_AT + dt.timedelta(hours=3), tick=False), client_for(emu) as client, mails():
+        retried = services.retry(payout=payout, actor=make_staff(), client=client)
+    assert retried.status == PayoutStatus.SENT and retried.sender_item_id.endswith("-2")
+    # The poll reaches the old batch now: its item -1 is RETURNED.
+    with time_machine.travel(SENT_AT + dt.timedelta(hours=4), tick=False), client_for(emu) as client, mails():
+        reconcile.reconcile_batch(payouts=[stale], client=client)
+    retried.refresh_from_db()
+    assert (retried.status, retried.returned_at) == (PayoutStatus.SENT, None)
+    assert PayoutEntry.objects.filter(payout=retried, released_at__isnull=True).count() == 1
+    assert not CommissionEntry.objects.unpaid().exists()  # the -2 item pays them: no later run may pay them again
+    assert due(do_run(emu, "2026-05")) == []
+    assert mails.subjects.count("Your Apertur payout of $60.00 CAD came back") == 1

@@ -94,6 +94,31 @@ def test_a_denied_batch_is_our_side_staff_are_alerted_and_the_partner_not_blamed
     )
 
 
+def test_a_batch_paypal_denies_in_its_create_answer_fails_at_once_and_the_partner_is_not_told_it_is_on_its_way(
+    emu: Running, django_capture_on_commit_callbacks: Any, mailoutbox: list[Any]
+) -> None:
+    """PayPal Payouts v1, create batch payout: the answer's ``batch_header.batch_status`` is PENDING "if the payout
+    passes preliminary checks", else DENIED. A denied batch pays nobody: the payouts fail on our side at once."""
+    partner, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    assert emu.emulator.configure({"deny_at_create_next_n": 1})[0] == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        d = only(do_run(emu, "2026-04"))
+    assert (d.reason, d.status) == ("failed", "failed")
+    payout = Payout.objects.get()
+    assert (payout.status, payout.failure, payout.sent_at) == (PayoutStatus.FAILED, "sender", None)
+    assert payout.paypal_batch_id == emu.emulator.state()["batches"][0]["batch_header"]["payout_batch_id"]
+    assert "DENIED" in payout.detail
+    assert not [m for m in mailoutbox if m.to == [partner.user.email]]  # never told "on its way"
+    (alert,) = [m for m in mailoutbox if m.to == [settings.STAFF_NOTIFY_EMAIL]]
+    assert payout.sender_item_id in alert.body
+    outlook = selectors.payout_status(partner=Partner.objects.get(pk=partner.pk), at=at(2026, 4, 16))
+    assert outlook.code == "delayed_on_our_side"
+    # The money is back in the balance: the next run pays it, once.
+    d = only(do_run(emu, "2026-05"))
+    assert (d.reason, d.amount_cents) == ("paid", 6000) and batches_created(emu) == 2
+
+
 def test_insufficient_funds_at_create_keeps_the_same_id_for_the_next_tick_and_alerts_staff_once(
     emu: Running, django_capture_on_commit_callbacks: Any, mailoutbox: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
