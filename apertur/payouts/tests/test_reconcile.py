@@ -107,6 +107,7 @@ def test_polling_maps_every_item_status(emu: Running, mails: Any, item_status: s
         assert PayoutEntry.objects.get().released_at == when
         assert balance(partner=partner, at=when).paid_cents == 0
         assert mails.subjects[1:] == ["Your Apertur payout of $60.00 CAD came back"]
+        assert "did not reach you" in mails.outbox[-1].body or item_status in ("REFUNDED", "REVERSED")
         # Told once, released once, whatever polls and webhooks repeat.
         for _ in range(2):
             poll(emu, when + dt.timedelta(days=1), mails)
@@ -159,6 +160,9 @@ def test_reversed_after_success_gives_the_money_back_once(emu: Running, mails: A
         "Your Apertur payout of $60.00 CAD was paid",
         "Your Apertur payout of $60.00 CAD came back",
     ]
+    back = " ".join(mails.outbox[-1].body.split())
+    assert "was taken back after it was paid: PayPal reported it as returned (REVERSED)" in back
+    assert "did not reach you" not in back  # it did, first
     # A stale SUCCESS event after the reversal cannot undo it: PayPal's current state is REVERSED.
     stale = {**event, "id": "WH-SUCCESS-LATE", "event_type": "PAYMENT.PAYOUTS-ITEM.SUCCEEDED"}
     with client_for(emu) as client:
