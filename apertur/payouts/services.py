@@ -1347,7 +1347,8 @@ def resolve_review(
         if not batch_id:
             raise PayoutNotInReview("Give the PayPal batch id (payout_batch_id) that holds this payout.")
         try:
-            batch = (client or client_from_settings()).get_batch(batch_id)
+            with client_or_default(client) as paypal:  # a client of its own is closed after
+                batch = paypal.get_batch(batch_id)
         except PayPalError as exc:
             raise ReviewBatchNotFound(f"PayPal has no batch {batch_id} we can read ({exc}); nothing changed.") from exc
         if not any(item.sender_item_id == payout.sender_item_id for item in batch.items):
