@@ -33,6 +33,14 @@ def _user(request: HttpRequest) -> User:
     return request.user
 
 
+def _owned_project(request: HttpRequest, public_id: str) -> Project:
+    """The signed-in owner's project ``public_id``, or 404 (another owner's project is "no such project" too)."""
+    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
 @dataclass(frozen=True, slots=True)
 class _Card:
     """One of the project page's lists that can grow without bound. The page's card shows its first
@@ -117,9 +125,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
+    project = _owned_project(request, public_id)
     once = pop_once(request, _KEY_ONCE, page=project.public_id)
     sessions = page_of(session_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
@@ -141,9 +147,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 def billing(request: HttpRequest, public_id: str) -> HttpResponse:
     """The project's plan, subscription, live usage this month and payments (paged, newest first): what
     ``GET /api/v1/billing`` answers, for the customer. Test mode has a budget of its own and no billing."""
-    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
+    project = _owned_project(request, public_id)
     payments = page_of(selectors.payment_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
         "project": project,
@@ -160,9 +164,7 @@ def billing(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_safe
 def card_list(request: HttpRequest, public_id: str, card: str) -> HttpResponse:
     """All the rows of one of the project page's cards ("View all"), by pages of ``PAGE_SIZE``."""
-    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
+    project = _owned_project(request, public_id)
     context = {
         "project": project,
         "card": _CARDS[card],
@@ -178,9 +180,7 @@ _KEY_ONCE = "api_key_once"
 @login_required
 @require_POST
 def api_key_create(request: HttpRequest, public_id: str) -> HttpResponse:
-    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
+    project = _owned_project(request, public_id)
     try:
         created = services.create_api_key(
             project=project,

@@ -31,6 +31,16 @@ def _unlocked_key(session: UploadSession) -> str:
     return f"upload-unlocked:{session.token}"
 
 
+def _still_locked(request: HttpRequest, session: UploadSession) -> bool:
+    """A password-protected link whose password this browser has not given yet."""
+    return session.has_password and not request.session.get(_unlocked_key(session))
+
+
+def _spend_guest_upload(request: HttpRequest) -> None:
+    """One hit of the guest upload budget of the client's network (:func:`rate_limit_ip`)."""
+    ratelimit.hit(GUEST_UPLOADS_PER_IP, rate_limit_ip(client_ip(request)))
+
+
 def _guest_session(token: str) -> UploadSession:
     session = selectors.session_by_token(token)
     if session is None:
@@ -41,7 +51,7 @@ def _guest_session(token: str) -> UploadSession:
 @require_safe
 def public_page(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
-    locked = session.has_password and not request.session.get(_unlocked_key(session))
+    locked = _still_locked(request, session)
     context = {
         "session": session,
         "locked": locked,
@@ -58,7 +68,7 @@ def public_page(request: HttpRequest, token: str) -> HttpResponse:
 def public_unlock(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
     try:
-        ratelimit.hit(GUEST_UPLOADS_PER_IP, rate_limit_ip(client_ip(request)))
+        _spend_guest_upload(request)
         services.check_session_password(session=session, password=request.POST.get("password", ""))
     except AperturError as exc:
         messages.error(request, exc.message)
@@ -70,7 +80,7 @@ def public_unlock(request: HttpRequest, token: str) -> HttpResponse:
 def _public_files_form(request: HttpRequest, session: UploadSession) -> HttpResponse:
     """The upload form posted by a browser without JavaScript: every chosen file, then the page again with what
     became of each (not the JSON meant for the page's script, and not only one of the files)."""
-    if session.has_password and not request.session.get(_unlocked_key(session)):
+    if _still_locked(request, session):
         messages.error(request, "Enter the password first.")
         return redirect("uploads:public", token=session.token)
     files = request.FILES.getlist("file")
@@ -79,7 +89,7 @@ def _public_files_form(request: HttpRequest, session: UploadSession) -> HttpResp
     stored = 0
     for index, uploaded in enumerate(files):
         try:
-            ratelimit.hit(GUEST_UPLOADS_PER_IP, rate_limit_ip(client_ip(request)))
+            _spend_guest_upload(request)
             services.accept_upload(
                 session=session, file=uploaded, note=request.POST.get("note", ""), ip=client_ip(request)
             )
@@ -104,13 +114,13 @@ def public_file(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
     if "text/html" in request.headers.get("Accept", ""):
         return _public_files_form(request, session)
-    if session.has_password and not request.session.get(_unlocked_key(session)):
+    if _still_locked(request, session):
         return JsonResponse({"error": {"code": "wrong_password", "message": "Enter the password first."}}, status=403)
     uploaded = request.FILES.get("file")
     if uploaded is None:
         return JsonResponse({"error": {"code": "validation_error", "message": "Choose a file."}}, status=422)
     try:
-        ratelimit.hit(GUEST_UPLOADS_PER_IP, rate_limit_ip(client_ip(request)))
+        _spend_guest_upload(request)
         upload = services.accept_upload(
             session=session, file=uploaded, note=request.POST.get("note", ""), ip=client_ip(request)
         )
