@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -496,8 +497,6 @@ def test_disabling_while_a_failed_copy_is_being_recorded_does_not_deadlock(
     """PostgreSQL row locks: recording an attempt locked the copy then the destination, and disabling (which now
     ends the pending copies) locks the destination then the copies. Both at once deadlocked, and PostgreSQL killed
     one: the owner's disable (or an account claim turning destinations off) answered 500."""
-    import time
-
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -580,25 +579,30 @@ def _raw_server(answer: Any) -> tuple[str, Any]:
     return f"http://127.0.0.1:{listener.getsockname()[1]}/incoming", close
 
 
+def _endless_answer(conn: Any, stop: threading.Event) -> None:
+    """A 200 whose body never ends (a huge Content-Length, then bytes for 8 s at most, so the test ends)."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
+    deadline = time.monotonic() + 8
+    while not stop.is_set() and time.monotonic() < deadline:
+        conn.sendall(b"x" * 65536)
+
+
+def _copy_one_upload(project: Any) -> float:
+    """Upload one photo to a new link of ``project`` and run the copies due; the seconds the run took."""
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    started = time.monotonic()
+    destinations.run_due()
+    return time.monotonic() - started
+
+
 def test_an_https_destinations_answer_body_is_not_read(project) -> None:  # type: ignore[no-untyped-def]
     """A receiver that answers 200 and then an endless body must not have it read into the worker's memory (nor
     hold the attempt while it streams): the status line and headers are the answer."""
-    import time
-
-    def endless(conn: Any, stop: threading.Event) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
-        deadline = time.monotonic() + 8  # bounded, so the test ends either way
-        while not stop.is_set() and time.monotonic() < deadline:
-            conn.sendall(b"x" * 65536)
-
-    url, close = _raw_server(endless)
+    url, close = _raw_server(_endless_answer)
     try:
         destinations.create_https_destination(project=project, name="Archive", url=url)
-        session = services.create_session(project=project, title="Party")
-        services.accept_upload(session=session, file=image_file())
-        started = time.monotonic()
-        destinations.run_due()
-        elapsed = time.monotonic() - started
+        elapsed = _copy_one_upload(project)
     finally:
         close()
     delivery = DestinationDelivery.objects.get()
@@ -607,15 +611,7 @@ def test_an_https_destinations_answer_body_is_not_read(project) -> None:  # type
 
 
 def test_an_s3_answer_is_read_only_up_to_a_bound(project) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    def endless(conn: Any, stop: threading.Event) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
-        deadline = time.monotonic() + 8
-        while not stop.is_set() and time.monotonic() < deadline:
-            conn.sendall(b"x" * 65536)
-
-    url, close = _raw_server(endless)
+    url, close = _raw_server(_endless_answer)
     try:
         destinations.create_s3_destination(
             project=project,
@@ -625,11 +621,7 @@ def test_an_s3_answer_is_read_only_up_to_a_bound(project) -> None:  # type: igno
             secret_access_key="secret",
             endpoint_url=url.removesuffix("/incoming"),
         )
-        session = services.create_session(project=project, title="Party")
-        services.accept_upload(session=session, file=image_file())
-        started = time.monotonic()
-        destinations.run_due()
-        elapsed = time.monotonic() - started
+        elapsed = _copy_one_upload(project)
     finally:
         close()
     delivery = DestinationDelivery.objects.get()
@@ -638,8 +630,6 @@ def test_an_s3_answer_is_read_only_up_to_a_bound(project) -> None:  # type: igno
 
 
 def test_a_copy_is_bounded_even_when_the_receiver_drips_its_answer(project, monkeypatch: Any) -> None:  # type: ignore[no-untyped-def]
-    import time
-
     import httpx
 
     monkeypatch.setattr(destinations, "ATTEMPT_SECONDS", 1.5, raising=False)
@@ -655,11 +645,7 @@ def test_a_copy_is_bounded_even_when_the_receiver_drips_its_answer(project, monk
     url, close = _raw_server(drip)
     try:
         destinations.create_https_destination(project=project, name="Archive", url=url)
-        session = services.create_session(project=project, title="Party")
-        services.accept_upload(session=session, file=image_file())
-        started = time.monotonic()
-        destinations.run_due()
-        elapsed = time.monotonic() - started
+        elapsed = _copy_one_upload(project)
     finally:
         close()
     delivery = DestinationDelivery.objects.get()
