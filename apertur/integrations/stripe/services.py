@@ -74,17 +74,23 @@ def verify(*, body: bytes, signature: str | None) -> dict[str, Any]:
     try:
         stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=SIGNATURE_TOLERANCE)
     except stripe.SignatureVerificationError as exc:
-        RejectedDelivery.objects.create(
-            reason=f"invalid signature: {exc}"[:300], signature_header=(signature or "")[:500], body=text[:100_000]
-        )
+        _keep_rejected(f"invalid signature: {exc}", signature=signature, text=text)
         raise Rejected("invalid_signature", "The Stripe-Signature header does not verify.") from exc
     try:
         return parse(text)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        RejectedDelivery.objects.create(
-            reason=f"malformed event: {exc}"[:300], signature_header=(signature or "")[:500], body=text[:100_000]
-        )
+        _keep_rejected(f"malformed event: {exc}", signature=signature, text=text)
         raise Rejected("malformed_event", f"The event is not a Stripe event ({exc}).") from exc
+
+
+def _keep_rejected(reason: str, *, signature: str | None, text: str) -> None:
+    """Keep a refused delivery for inspection, whatever it holds: a NUL (which anyone can post, and PostgreSQL
+    refuses in text) is kept as U+FFFD, as :func:`receive` keeps an accepted event's."""
+    RejectedDelivery.objects.create(
+        reason=without_nul(reason[:300]),
+        signature_header=without_nul((signature or "")[:500]),
+        body=without_nul(text[:100_000]),
+    )
 
 
 def intake(*, body: bytes, signature: str | None) -> Outcome:

@@ -267,3 +267,28 @@ def test_a_signed_event_holding_a_nul_is_stored_and_applied(customer: Any) -> No
     assert stored.payload["data"]["object"]["name"] == "Ana\ufffd Ben"
     assert "x\ufffd" in stored.payload["data"]["object"]
     assert stored.status != "failed"
+
+
+@pytest.mark.parametrize(
+    ("body", "signature", "code"),
+    [
+        # Anyone can post this: a body with a NUL and no valid signature.
+        (b'{"id": "evt_\x00", "type": "invoice.paid"}', "t=1,v1=00\x00", "invalid_signature"),
+        (b'{"id": "evt_\x00"}', None, "invalid_signature"),
+        # Signed but not JSON (a raw NUL is no JSON string character).
+        (b'{"id": "evt_1", "type": "x\x00"}', "signed", "malformed_event"),
+    ],
+)
+def test_a_refused_delivery_holding_a_nul_is_a_400_and_kept(body: bytes, signature: str | None, code: str) -> None:
+    """Regression: PostgreSQL refuses a NUL in text, so keeping such a refused delivery for inspection raised, and
+    the delivery that should have been a 400 was a 500 (a request anyone can send)."""
+    headers = {} if signature is None else {"HTTP_STRIPE_SIGNATURE": signature}
+    if signature == "signed":
+        headers["HTTP_STRIPE_SIGNATURE"] = events.sign(body, SECRET)
+    response = Client().post("/webhooks/stripe", body, content_type="application/json", **headers)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == code
+    kept = RejectedDelivery.objects.get()
+    assert "\x00" not in kept.body and "\ufffd" in kept.body
+    assert "\x00" not in kept.signature_header
+    assert StripeEvent.objects.count() == 0
