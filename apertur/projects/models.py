@@ -116,10 +116,21 @@ class ApiKey(models.Model):
 
 
 class SubscriptionStatus(models.TextChoices):
+    """Stripe's subscription statuses. Stripe's terminal ``incomplete_expired`` (the first payment never came; the
+    invoice is voided) is kept as ``canceled``."""
+
     ACTIVE = "active", "Active"
     TRIALING = "trialing", "Trialing"
-    PAST_DUE = "past_due", "Past due"
+    PAST_DUE = "past_due", "Past due"  # a renewal failed and Stripe is still retrying it
+    INCOMPLETE = "incomplete", "Incomplete"  # the first payment has not been made
+    UNPAID = "unpaid", "Unpaid"  # Stripe stopped retrying a failed renewal
+    PAUSED = "paused", "Paused"  # a trial ended without a payment method
     CANCELED = "canceled", "Canceled"
+
+
+#: The statuses in which a subscription gives its project its plan: paid for, on trial, or a renewal Stripe is still
+#: retrying. Not ``incomplete`` (never paid yet), ``unpaid``, ``paused`` or ``canceled``.
+PLAN_GIVING_STATUSES = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE})
 
 
 class Subscription(models.Model):

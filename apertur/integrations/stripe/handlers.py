@@ -18,6 +18,7 @@ from apertur.core import clock
 from apertur.core.money import Money, convert
 from apertur.projects.errors import UnknownPlan
 from apertur.projects.models import (
+    PLAN_GIVING_STATUSES,
     RATE_DECIMAL_PLACES,
     BillingCustomer,
     Dispute,
@@ -175,7 +176,8 @@ def subscription_event(event: dict[str, Any]) -> str:
     at = ts(event["created"])
     started = _started(sub, event)
     status = sub.get("status", "active")
-    deleted = event["type"] == "customer.subscription.deleted" or status == "canceled"
+    # ``incomplete_expired`` is terminal: the first payment never came and Stripe voided the invoice.
+    deleted = event["type"] == "customer.subscription.deleted" or status in {"canceled", "incomplete_expired"}
     row, _created = Subscription.objects.select_for_update().get_or_create(
         external_id=sub["id"], defaults={"project": project, "plan": plan, "started_at": started}
     )
@@ -209,11 +211,11 @@ def subscription_event(event: dict[str, Any]) -> str:
 
 
 def _paid_plan(project: Project) -> Plan:
-    """The project's plan: the dearest of its subscriptions still running, else Free. A project can have had
+    """The project's plan: the dearest of its subscriptions that give their plan (:data:`PLAN_GIVING_STATUSES`:
+    not one whose first payment never came, nor one Stripe stopped collecting), else Free. A project can have had
     more than one: cancelling an old one does not take away the plan a newer one pays for."""
     running = (
-        Subscription.objects.filter(project=project)
-        .exclude(status=SubscriptionStatus.CANCELED)
+        Subscription.objects.filter(project=project, status__in=PLAN_GIVING_STATUSES)
         .select_related("plan")
         .order_by("-plan__price_cents", "-id")
         .first()

@@ -549,3 +549,39 @@ def test_a_partner_is_never_attributed_its_own_account() -> None:
         )
     )
     assert not Attribution.objects.filter(customer=partner_user).exists()
+
+
+@pytest.mark.parametrize(
+    ("statuses", "plans", "shown"),
+    [
+        # The first payment failed: Stripe creates the subscription `incomplete`, then, unpaid after 23 hours,
+        # `incomplete_expired` (terminal: the invoice is voided, nothing more is billed).
+        (["incomplete", "incomplete_expired"], ["Free", "Free"], "Canceled"),
+        (["incomplete", "active"], ["Free", "Business"], "Active"),
+        # Stripe gave up retrying a renewal (`unpaid`), or a trial ended with no payment method (`paused`).
+        (["active", "unpaid", "active"], ["Business", "Free", "Business"], "Active"),
+        (["trialing", "paused"], ["Business", "Free"], "Paused"),
+        (["active", "past_due"], ["Business", "Business"], "Past due"),  # Stripe still retrying: kept
+    ],
+)
+def test_only_a_subscription_being_paid_for_gives_its_plan(world, statuses, plans, shown) -> None:  # type: ignore[no-untyped-def]
+    """Regression: every status Stripe has but ours four was stored as `active`, so a subscription whose first
+    payment failed (`incomplete`, then `incomplete_expired`) put the project on the paid plan for good, with no
+    payment ever made, and the billing page said "Active"."""
+    _, customer = world
+    meta = {"apertur_user_id": customer.public_id}
+    for day, (status, plan) in enumerate(zip(statuses, plans, strict=True), start=1):
+        kind = "customer.subscription.created" if day == 1 else "customer.subscription.updated"
+        evt = events.subscription(
+            customer="cus_2", lookup_key="business", at=at(2026, 3, day), sub_id="sub_1", status=status,
+            metadata=meta, kind=kind, started=at(2026, 3, 1),
+        )  # fmt: skip
+        assert deliver(evt).json()["status"] == "processed"
+        assert customer.projects.get().plan.name == plan, status
+    page = Client()
+    page.force_login(customer)
+    html = page.get(f"/projects/{customer.projects.get().public_id}/billing").content.decode()
+    if shown == "Canceled":
+        assert "None: the Free plan is free" in html
+    else:
+        assert f">{shown}</span>" in html
