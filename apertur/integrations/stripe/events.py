@@ -33,14 +33,23 @@ def sign(payload: bytes, secret: str, at: dt.datetime | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-def event(kind: str, obj: dict[str, Any], at: dt.datetime, *, event_id: str | None = None) -> dict[str, Any]:
+#: The API version these events are shaped after, unless one says otherwise.
+API_VERSION = "2024-06-20"
+#: Since this version an invoice names neither its charge nor its PaymentIntent (``invoice_payment.paid`` events
+#: do), and its subscription's details moved to ``parent.subscription_details``.
+BASIL = "2025-03-31.basil"
+
+
+def event(
+    kind: str, obj: dict[str, Any], at: dt.datetime, *, event_id: str | None = None, api_version: str = API_VERSION
+) -> dict[str, Any]:
     return {
         "id": event_id or _id("evt"),
         "object": "event",
         "type": kind,
         "created": _ts(at),
         "livemode": False,
-        "api_version": "2024-06-20",
+        "api_version": api_version,
         "data": {"object": obj},
     }
 
@@ -112,24 +121,67 @@ def invoice_paid(
     charge_id: str | None = None,
     exchange_rate: str | None = None,
     metadata: dict[str, str] | None = None,
+    subscription_metadata: dict[str, str] | None = None,
     event_id: str | None = None,
+    api_version: str = API_VERSION,
 ) -> dict[str, Any]:
-    charge: Any = charge_id or _id("ch")
-    if exchange_rate is not None:
-        charge = {"id": charge, "balance_transaction": {"exchange_rate": exchange_rate}}
-    obj = {
+    """An ``invoice.paid`` event. With ``api_version`` :data:`BASIL` or later it has the shape of those versions:
+    no ``charge`` (an ``invoice_payment.paid`` event names the payment) and the subscription's details, with
+    ``subscription_metadata``, under ``parent``."""
+    obj: dict[str, Any] = {
         "id": invoice_id or _id("in"),
         "object": "invoice",
         "customer": customer,
         "customer_email": email,
         "amount_paid": amount,
         "currency": currency,
-        "charge": charge,
         "status": "paid",
         "status_transitions": {"paid_at": _ts(at)},
         "metadata": metadata or {},
     }
-    return event("invoice.paid", obj, at, event_id=event_id)
+    details = {"metadata": subscription_metadata or {}}
+    if api_version >= BASIL:
+        obj["parent"] = {"type": "subscription_details", "subscription_details": details}
+    else:
+        charge: Any = charge_id or _id("ch")
+        if exchange_rate is not None:
+            charge = {"id": charge, "balance_transaction": {"exchange_rate": exchange_rate}}
+        obj["charge"] = charge
+        if subscription_metadata is not None:
+            obj["subscription_details"] = details
+    return event("invoice.paid", obj, at, event_id=event_id, api_version=api_version)
+
+
+def invoice_payment_paid(
+    *,
+    invoice_id: str,
+    amount: int,
+    at: dt.datetime,
+    payment_intent: str | None = None,
+    charge_id: str | None = None,
+    currency: str = "cad",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """``invoice_payment.paid`` (API versions since :data:`BASIL`): which payment paid the invoice, a
+    PaymentIntent or, for a charge made without one, the charge."""
+    payment: dict[str, Any] = (
+        {"type": "payment_intent", "payment_intent": payment_intent}
+        if payment_intent is not None
+        else {"type": "charge", "charge": charge_id}
+    )
+    obj = {
+        "id": _id("inpay"),
+        "object": "invoice_payment",
+        "invoice": invoice_id,
+        "amount_paid": amount,
+        "amount_requested": amount,
+        "currency": currency,
+        "is_default": True,
+        "payment": payment,
+        "status": "paid",
+        "status_transitions": {"paid_at": _ts(at), "canceled_at": None},
+    }
+    return event("invoice_payment.paid", obj, at, event_id=event_id, api_version=BASIL)
 
 
 def charge_refunded(
@@ -168,6 +220,7 @@ def refund_created(
     type: str = "refund.created",
     event_at: dt.datetime | None = None,
     event_id: str | None = None,
+    payment_intent: str | None = None,
 ) -> dict[str, Any]:
     """A refund on its own (API versions since 2022-11-15 no longer list refunds in ``charge.refunded``):
     ``refund.created``, or with ``type`` a later change (``refund.updated``, ``refund.failed``) sent at
@@ -176,6 +229,7 @@ def refund_created(
         "id": refund_id,
         "object": "refund",
         "charge": charge_id,
+        "payment_intent": payment_intent,
         "amount": amount,
         "status": status,
         "created": _ts(at),
@@ -194,6 +248,7 @@ def dispute(
     type: str | None = None,
     opened_at: dt.datetime | None = None,
     event_id: str | None = None,
+    payment_intent: str | None = None,
 ) -> dict[str, Any]:
     """``charge.dispute.created`` (or ``.closed``; or ``type``, e.g. ``charge.dispute.updated``) sent at ``at``, of
     a dispute created at ``opened_at`` (default ``at``). Inquiries have the ``warning_*`` statuses."""
@@ -201,6 +256,7 @@ def dispute(
         "id": dispute_id,
         "object": "dispute",
         "charge": charge_id,
+        "payment_intent": payment_intent,
         "amount": amount,
         "status": status,
         "created": _ts(opened_at or at),

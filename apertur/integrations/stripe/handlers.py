@@ -11,11 +11,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Q
+
 from apertur.accounts.models import User, normalize_email
 from apertur.commissions import notices
 from apertur.commissions import services as ledger
 from apertur.core import clock
 from apertur.core.money import Money, convert
+from apertur.integrations.stripe.models import InvoicePaymentLink
 from apertur.projects.errors import UnknownPlan
 from apertur.projects.models import (
     PLAN_GIVING_STATUSES,
@@ -87,7 +90,7 @@ def customer_for(obj: dict[str, Any]) -> User:
     first invoice."""
     customer = obj.get("customer")
     customer_id = id_of(customer)
-    user = _metadata_user(obj, obj.get("subscription_details") or {}, customer if isinstance(customer, dict) else {})
+    user = _metadata_user(obj, _subscription_details(obj), customer if isinstance(customer, dict) else {})
     if user is None and customer_id:
         link = BillingCustomer.objects.select_related("user").filter(external_id=customer_id).first()
         user = link.user if link else None
@@ -99,6 +102,13 @@ def customer_for(obj: dict[str, Any]) -> User:
         raise Skip(f"unknown customer {obj.get('customer_email') or ''}".strip())
     _link(customer_id, user)
     return user
+
+
+def _subscription_details(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The details (metadata) of the subscription an invoice bills: its ``subscription_details`` before Stripe API
+    version 2025-03-31, its ``parent.subscription_details`` since; empty when there are none."""
+    details = invoice.get("subscription_details") or (invoice.get("parent") or {}).get("subscription_details")
+    return details if isinstance(details, dict) else {}
 
 
 def customer_event(event: dict[str, Any]) -> str:
@@ -278,21 +288,40 @@ def _cad_rate(currency: str, invoice: dict[str, Any], paid_at: dt.datetime) -> D
     return row.rate
 
 
+def _charge_of(invoice: dict[str, Any]) -> str:
+    """The id of the charge that paid the invoice: its ``charge`` before Stripe API version 2025-03-31; since, the
+    first paid one its (expanded) ``payments`` or an ``invoice_payment.paid`` event named; "" when none did."""
+    charge = id_of(invoice.get("charge"))
+    if charge is None:
+        for item in (invoice.get("payments") or {}).get("data") or []:
+            charge = id_of((item.get("payment") or {}).get("charge")) if item.get("status") == "paid" else None
+            if charge:
+                break
+    if charge is None:
+        charge = (
+            InvoicePaymentLink.objects.filter(invoice_id=invoice["id"])
+            .exclude(charge_id="")
+            .order_by("id")
+            .values_list("charge_id", flat=True)
+            .first()
+        )
+    return charge or ""
+
+
 def invoice_paid(event: dict[str, Any]) -> str:
     invoice = event["data"]["object"]
     user = customer_for(invoice)
-    project = _project(user, invoice.get("subscription_details") or invoice)
+    project = _project(user, _subscription_details(invoice) or invoice)
     paid_at = ts((invoice.get("status_transitions") or {}).get("paid_at") or event["created"])
     currency = str(invoice.get("currency", "cad")).upper()
     amount = int(invoice["amount_paid"])
     rate = _cad_rate(currency, invoice, paid_at)
-    charge = invoice.get("charge")
     payment, _created = Payment.objects.get_or_create(
         external_id=invoice["id"],
         defaults={
             "project": project,
             "customer": user,
-            "charge_id": charge["id"] if isinstance(charge, dict) else (charge or ""),
+            "charge_id": _charge_of(invoice),
             "amount_cents": amount,
             "currency": currency,
             "amount_cad_cents": convert(Money(amount, currency), to="CAD", rate=rate).cents,
@@ -308,10 +337,25 @@ def invoice_paid(event: dict[str, Any]) -> str:
 NO_PAYMENT_YET = "no payment yet for charge "
 
 
-def _payment_for_charge(charge_id: str, invoice_id: str | None = None) -> Payment:
+def payment_for(
+    charge_id: str | None, *, invoice_id: str | None = None, payment_intent_id: str | None = None
+) -> Payment | None:
+    """The stored payment a charge (or its PaymentIntent, or its invoice) belongs to: by the charge id the payment
+    was stored with; by the invoice a charge names (API versions before 2025-03-31); else by what an
+    ``invoice_payment.paid`` event said paid the invoice (since: an invoice names no charge, a charge no invoice)."""
     payment = Payment.objects.filter(charge_id=charge_id).first() if charge_id else None
     if payment is None and invoice_id:
         payment = Payment.objects.filter(external_id=invoice_id).first()
+    paid_by = [Q(charge_id=charge_id)] if charge_id else []
+    paid_by += [Q(payment_intent_id=payment_intent_id)] if payment_intent_id else []
+    if payment is None and paid_by:
+        links = InvoicePaymentLink.objects.filter(Q(*paid_by, _connector=Q.OR)).values("invoice_id")
+        payment = Payment.objects.filter(external_id__in=links).order_by("id").first()
+    return payment
+
+
+def _payment_for_charge(charge_id: str, invoice_id: str | None = None, payment_intent_id: str | None = None) -> Payment:
+    payment = payment_for(charge_id, invoice_id=invoice_id, payment_intent_id=payment_intent_id)
     if payment is None:
         raise Wait(f"{NO_PAYMENT_YET}{charge_id}")  # the charge id last: services.retry_event reads it back
     return payment
@@ -351,7 +395,9 @@ def _record_refund(payment: Payment, item: dict[str, Any], *, at: dt.datetime) -
 
 def charge_refunded(event: dict[str, Any]) -> str:
     charge = event["data"]["object"]
-    payment = _payment_for_charge(charge["id"], charge.get("invoice"))
+    payment = _payment_for_charge(
+        charge["id"], id_of(charge.get("invoice")), payment_intent_id=id_of(charge.get("payment_intent"))
+    )
     if not payment.charge_id:
         payment.charge_id = charge["id"]
         payment.save(update_fields=["charge_id"])
@@ -373,7 +419,7 @@ def refund_event(event: dict[str, Any]) -> str:
     charge_id = id_of(item.get("charge"))
     if charge_id is None:
         raise Skip(f"refund {item['id']} of no charge")
-    payment = _payment_for_charge(charge_id)
+    payment = _payment_for_charge(charge_id, payment_intent_id=id_of(item.get("payment_intent")))
     refund = _record_refund(payment, item, at=ts(event["created"]))
     state = f" ({item['status']}: voided)" if refund.voided_at is not None else ""
     return f"refund {item['id']} on {payment.external_id}{state}"
@@ -391,7 +437,7 @@ def _dispute(obj: dict[str, Any]) -> Dispute:
     charge_id = id_of(obj["charge"])
     if charge_id is None:
         raise ValueError("dispute without a charge")  # stored as failed, as a malformed object
-    payment = _payment_for_charge(charge_id)
+    payment = _payment_for_charge(charge_id, payment_intent_id=id_of(obj.get("payment_intent")))
     inquiry = _is_inquiry(obj.get("status"))
     dispute, _created = Dispute.objects.get_or_create(
         external_id=obj["id"],
@@ -439,6 +485,26 @@ def dispute_closed(event: dict[str, Any]) -> str:
     return f"dispute {dispute.external_id} {dispute.status}"
 
 
+def invoice_payment_paid(event: dict[str, Any]) -> str:
+    """``invoice_payment.paid`` (API versions since 2025-03-31): which PaymentIntent or charge paid an invoice,
+    recorded whether or not the invoice's payment is stored yet, so that its refunds and disputes find it."""
+    obj = event["data"]["object"]
+    invoice_id = id_of(obj.get("invoice"))
+    if invoice_id is None:
+        raise ValueError("invoice payment without an invoice")  # stored as failed, as a malformed object
+    paid = obj.get("payment") or {}
+    charge_id, intent_id = id_of(paid.get("charge")) or "", id_of(paid.get("payment_intent")) or ""
+    if not (charge_id or intent_id):
+        raise Skip(f"invoice payment {obj['id']} names no charge or PaymentIntent")
+    InvoicePaymentLink.objects.get_or_create(
+        external_id=obj["id"],
+        defaults={"invoice_id": invoice_id, "charge_id": charge_id, "payment_intent_id": intent_id},
+    )
+    if charge_id:
+        Payment.objects.filter(external_id=invoice_id, charge_id="").update(charge_id=charge_id)
+    return f"invoice {invoice_id} paid by {intent_id or charge_id}"
+
+
 HANDLERS = {
     "customer.created": customer_event,
     "customer.updated": customer_event,
@@ -446,6 +512,7 @@ HANDLERS = {
     "customer.subscription.updated": subscription_event,
     "customer.subscription.deleted": subscription_event,
     "invoice.paid": invoice_paid,
+    "invoice_payment.paid": invoice_payment_paid,
     "charge.refunded": charge_refunded,
     "refund.created": refund_event,
     "refund.updated": refund_event,

@@ -45,3 +45,19 @@ class RejectedDelivery(models.Model):
 
     def __str__(self) -> str:
         return self.reason
+
+
+class InvoicePaymentLink(models.Model):
+    """Which payment paid an invoice, as an ``invoice_payment.paid`` event says it. Since Stripe API version
+    2025-03-31 an invoice names neither its charge nor its PaymentIntent, and a charge no longer names its invoice;
+    refunds and disputes name the charge and the PaymentIntent, so this is how they find the payment they are about.
+    Kept whoever the invoice is for (its ``invoice.paid`` may come later, or never be an Apertur payment)."""
+
+    external_id = models.CharField(max_length=100, unique=True)  # the invoice payment's id (inpay_…)
+    invoice_id = models.CharField(max_length=100, db_index=True)
+    charge_id = models.CharField(max_length=100, blank=True, db_index=True)
+    payment_intent_id = models.CharField(max_length=100, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} paid by {self.payment_intent_id or self.charge_id}"

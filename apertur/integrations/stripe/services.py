@@ -17,7 +17,16 @@ from apertur.core import alerts, audit, clock
 from apertur.core.errors import Conflict, NotFound
 from apertur.core.models import AuditEvent
 from apertur.core.validation import loads_json, without_nul
-from apertur.integrations.stripe.handlers import HANDLERS, NO_PAYMENT_YET, Skip, Wait, id_of, ts, unknown_customer
+from apertur.integrations.stripe.handlers import (
+    HANDLERS,
+    NO_PAYMENT_YET,
+    Skip,
+    Wait,
+    id_of,
+    payment_for,
+    ts,
+    unknown_customer,
+)
 from apertur.integrations.stripe.models import EventStatus, RejectedDelivery, StripeEvent
 from apertur.projects.models import BillingCustomer, Payment
 
@@ -356,6 +365,14 @@ def _given_up_for_stored_payments() -> list[StripeEvent]:
     charge_of = {pk: detail.rsplit(NO_PAYMENT_YET, 1)[-1] for pk, detail in candidates.values_list("pk", "detail")}
     stored = set(Payment.objects.filter(charge_id__in=set(charge_of.values())).values_list("charge_id", flat=True))
     ready = [pk for pk, charge in charge_of.items() if charge and charge in stored]
+    # Since Stripe API version 2025-03-31 a payment may be stored without its charge: the others are found as their
+    # events find them (their PaymentIntent, through what an ``invoice_payment.paid`` event said paid the invoice).
+    for pk, payload in candidates.exclude(pk__in=ready).values_list("pk", "payload"):
+        obj = (payload.get("data") or {}).get("object") if isinstance(payload, dict) else None
+        if isinstance(obj, dict) and payment_for(
+            charge_of[pk], invoice_id=id_of(obj.get("invoice")), payment_intent_id=id_of(obj.get("payment_intent"))
+        ):
+            ready.append(pk)
     # Still ignored under the lock: read without one above, an event another retry applied meanwhile is processed.
     locked = StripeEvent.objects.select_for_update().filter(pk__in=ready, status=EventStatus.IGNORED)
     return list(locked.order_by("created", "id"))

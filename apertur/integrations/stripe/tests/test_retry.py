@@ -309,3 +309,23 @@ def test_staff_who_may_only_look_at_stripe_events_cannot_apply_them_from_the_adm
     row.refresh_from_db()
     assert row.status == "ignored" and not Payment.objects.exists()
     assert not AuditEvent.objects.filter(action="stripe.event_retried").exists()
+
+
+def test_a_refund_given_up_beside_a_payment_of_current_api_versions_is_applied_with_it() -> None:
+    """Since API version 2025-03-31 a payment is stored without its charge (an ``invoice_payment.paid`` event says
+    which PaymentIntent paid its invoice): the refunds given up beside it must be found through that too."""
+    user = customer()
+    paid = events.invoice_paid(
+        customer="cus_ada", email="ada@billing.example", amount=10_000, at=RECEIVED, invoice_id="in_ada",
+        api_version=events.BASIL,
+    )  # fmt: skip
+    link = events.invoice_payment_paid(invoice_id="in_ada", amount=10_000, at=RECEIVED, payment_intent="pi_ada")
+    refund = events.refund_created(
+        refund_id="re_ada", charge_id="ch_ada", payment_intent="pi_ada", amount=2_000, at=RECEIVED
+    )
+    assert [receive(paid), receive(link), receive(refund)] == ["waiting", "processed", "waiting"]
+    give_up()
+    assert statuses()[refund["id"]] == "ignored"
+    done = services.retry_event(event_id=paid["id"], customer_email=user.email)
+    assert [(o.event_id, o.status) for o, _ in done.events] == [(paid["id"], "processed"), (refund["id"], "processed")]
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-200, 1_000]
