@@ -1,6 +1,9 @@
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin
 
-from apertur.projects.models import Plan, Project
+from apertur.projects.models import ExchangeRate, Plan, Project
 
 
 @admin.register(Plan)
@@ -41,3 +44,38 @@ class ProjectAdmin(admin.ModelAdmin):
             obj.refresh_from_db()
             return
         super().save_model(request, obj, form, change)
+
+
+class ExchangeRateForm(forms.ModelForm):
+    class Meta:
+        model = ExchangeRate
+        fields = ("currency", "date", "rate")
+
+    def clean_currency(self) -> str:
+        # Payments look their rate up by the upper-case code (Stripe sends "usd"): a rate saved as "usd" would never
+        # be found, and the one-rate-per-day check must see "usd" and "USD" as one currency.
+        code = str(self.cleaned_data["currency"]).strip().upper()
+        if not (len(code) == 3 and code.isascii() and code.isalpha()):
+            raise forms.ValidationError("A currency is a three-letter ISO 4217 code, like USD.")
+        return code
+
+    def clean_rate(self) -> Decimal:
+        rate: Decimal = self.cleaned_data["rate"]
+        if rate <= 0:
+            raise forms.ValidationError("A rate is the CAD price of one unit of the currency: more than 0.")
+        return rate
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    """The CAD rates that convert Stripe payments in other currencies (a webhook never carries the charge's own
+    rate): CAD per 1 unit of the currency, used from its date until the next one. A payment keeps the rate it was
+    converted at, so changing a rate changes no payment already recorded; a payment that waited for a rate is
+    applied by the worker's next pass."""
+
+    list_display = ("currency", "date", "rate")
+    list_filter = ("currency",)
+    search_fields = ("currency",)
+    date_hierarchy = "date"
+
+    form = ExchangeRateForm

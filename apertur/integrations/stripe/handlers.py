@@ -11,6 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 
 from apertur.accounts.models import User, normalize_email
@@ -45,6 +46,15 @@ class Skip(Exception):
 
 class Wait(Exception):
     pass
+
+
+class WaitForStaff(Wait):
+    """A wait only a person can end (a CAD rate nobody added yet): the event waits as any other, and staff are told
+    at once (once a day per ``key`` while it lasts), with ``subject`` and what to do (``lines``)."""
+
+    def __init__(self, detail: str, *, key: str, subject: str, lines: list[str]) -> None:
+        super().__init__(detail)
+        self.key, self.subject, self.lines = key, subject, lines
 
 
 def ts(value: Any) -> dt.datetime:
@@ -280,11 +290,24 @@ def _cad_rate(currency: str, invoice: dict[str, Any], paid_at: dt.datetime) -> D
         if rate:
             # At the precision the payment keeps it (cad_rate): the payment and its refunds convert at one rate.
             return Decimal(str(rate)).quantize(Decimal(1).scaleb(-RATE_DECIMAL_PLACES))
-    row = (
-        ExchangeRate.objects.filter(currency=currency, date__lte=clock.business_date(paid_at)).order_by("-date").first()
-    )
+    day = clock.business_date(paid_at)
+    row = ExchangeRate.objects.filter(currency=currency, date__lte=day).order_by("-date").first()
     if row is None:
-        raise Skip(f"no CAD rate for {currency} on {clock.business_date(paid_at)}")
+        # Webhooks never carry an expanded balance transaction: the rate table is what converts a payment not in
+        # CAD. Without a rate the payment waits for one (the pass after it is added applies it), never dropped.
+        raise WaitForStaff(
+            f"no CAD rate for {currency} on {day}",
+            key=f"no-rate:{currency}:{day}",
+            subject=f"A Stripe payment in {currency} waits for a CAD rate for {day}",
+            lines=[
+                f"A payment in {currency}, paid on {day} (Toronto), cannot be converted to CAD: the rate table has no "
+                f"rate for {currency} on or before that day. It is stored and waits: no payment, no commission yet.",
+                "",
+                f"What to do: add the rate (CAD per 1 {currency}, dated {day} or earlier) at "
+                f"{settings.APERTUR_BASE_URL}/admin/projects/exchangerate/add/ . The worker's hourly pass then "
+                "applies every payment that waited for it; to apply one at once: apertur billing retry <event id>.",
+            ],
+        )
     return row.rate
 
 

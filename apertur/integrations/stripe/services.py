@@ -22,6 +22,7 @@ from apertur.integrations.stripe.handlers import (
     NO_PAYMENT_YET,
     Skip,
     Wait,
+    WaitForStaff,
     id_of,
     payment_for,
     ts,
@@ -117,6 +118,16 @@ def _apply(row: StripeEvent) -> None:
             detail = handler(row.payload)
     except Skip as exc:
         row.status, row.detail = EventStatus.IGNORED, str(exc)[:300]
+    except WaitForStaff as exc:
+        row.status, row.detail = EventStatus.WAITING, str(exc)[:300]
+        alerts.alert_staff(
+            action="stripe.staff_alerted",
+            about=row,
+            key=exc.key,
+            subject=exc.subject,
+            lines=[*exc.lines, "", f"The event: {row.event_id} ({row.type})"],
+            template="emails/stripe_staff_notice",
+        )
     except Wait as exc:
         row.status, row.detail = EventStatus.WAITING, str(exc)[:300]
     # An object of the wrong shape: a missing key, a string where an object was (AttributeError on ``.get``), a

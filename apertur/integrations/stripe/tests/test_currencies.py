@@ -113,3 +113,41 @@ def test_partial_refunds_in_yen_take_back_10_percent_of_their_converted_total(cu
     refunded_cad = convert(Money(sum(pieces), "JPY"), to="CAD", rate="0.0093")
     net = sum(CommissionEntry.objects.filter(payment=payment).values_list("amount_cents", flat=True))
     assert net == 9_300 - percent_of(refunded_cad, 10).cents
+
+
+def test_a_payment_with_no_rate_yet_waits_staff_are_told_and_the_rate_they_add_applies_it(
+    customer, settings, mailoutbox, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    """Regression: webhooks never carry an expanded balance transaction, so every payment not in CAD is converted
+    at the rate table's rate; with none for its currency it was stored `ignored`: no payment, no commission, nobody
+    told, and the table had no page to add a rate on. Now it waits for the rate, staff are told (once a day per
+    currency and date, not per retry), and the rate added in the admin applies it at the next pass."""
+    from django.test import Client
+
+    from apertur.integrations.stripe.models import StripeEvent
+    from apertur.integrations.stripe.services import retry_waiting_pass
+    from apertur.testing import make_staff
+
+    settings.STAFF_NOTIFY_EMAIL = "ops@apertur.example"
+    evt = events.invoice_paid(
+        customer="cus_usd", email=customer.email, amount=10_000, currency="usd", at=PAID_AT, invoice_id="in_usd"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert receive(evt).status == "waiting"
+        retry_waiting_pass(PAID_AT)  # the hourly pass: still no rate, no second email
+    [mail] = [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
+    assert "USD" in mail.subject and "2026-02-01" in mail.body and evt["id"] in mail.body
+    assert "/admin/projects/exchangerate/add/" in mail.body
+    staff = Client()
+    staff.force_login(make_staff())
+    refused = staff.post("/admin/projects/exchangerate/add/", {"currency": "usd", "date": "2026-01-30", "rate": "-1"})
+    assert refused.status_code == 200 and not ExchangeRate.objects.exists()
+    # As Stripe writes it: kept upper-case, as payments look it up.
+    added = staff.post("/admin/projects/exchangerate/add/", {"currency": "usd", "date": "2026-01-30", "rate": "1.3712"})
+    assert added.status_code == 302, added.content.decode()[-2000:]
+    assert ExchangeRate.objects.get().currency == "USD"
+    retry_waiting_pass(PAID_AT + dt.timedelta(hours=1))
+    assert StripeEvent.objects.get(event_id=evt["id"]).status == "processed"
+    payment = Payment.objects.get()
+    assert (payment.amount_cad_cents, payment.cad_rate) == (13_712, Decimal("1.3712"))
+    assert CommissionEntry.objects.get().amount_cents == 1_371
