@@ -10,7 +10,7 @@ from django.test import Client
 
 from apertur.commissions.models import CommissionEntry
 from apertur.integrations.stripe import events
-from apertur.integrations.stripe.models import StripeEvent
+from apertur.integrations.stripe.models import InvoicePaymentLink, StripeEvent
 from apertur.projects.models import Payment
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
@@ -129,6 +129,40 @@ def test_a_payment_and_its_refund_at_once_end_applied_not_waiting(postgres_only:
             return post(evt)
 
         results = race(deliver_round, n=2)
+        assert all(getattr(r, "status_code", None) == 200 for r in results), results
+        assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
+        assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
+
+
+def test_a_payment_of_current_api_versions_what_paid_it_and_its_refund_at_once_end_applied(
+    postgres_only: None, settings: Any
+) -> None:
+    """Since API version 2025-03-31 three events make a refunded payment: ``invoice.paid`` (no charge named),
+    ``invoice_payment.paid`` (which PaymentIntent paid the invoice) and the refund (naming the PaymentIntent). At
+    once, in any interleaving, the refund ends applied once: whichever of the other two commits last retries it."""
+    customer = world(settings)
+    at = dt.datetime(2026, 3, 1, 15, tzinfo=UTC)
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=at, invoice_id="in_1", api_version=events.BASIL
+    )
+    link = events.invoice_payment_paid(invoice_id="in_1", amount=24_999, at=at, payment_intent="pi_1")
+    refund = events.refund_created(
+        refund_id="re_1", charge_id="ch_1", payment_intent="pi_1", amount=5_000, at=at + dt.timedelta(days=2)
+    )
+    for _ in range(5):  # the interleavings differ from run to run
+        StripeEvent.objects.all().delete()
+        CommissionEntry.objects.all().delete()
+        Payment.objects.all().delete()
+        InvoicePaymentLink.objects.all().delete()
+        queue = iter([paid, link, refund])
+        lock = threading.Lock()
+
+        def deliver_round(queue: Any = queue, lock: threading.Lock = lock) -> Any:
+            with lock:
+                evt = next(queue)
+            return post(evt)
+
+        results = race(deliver_round, n=3)
         assert all(getattr(r, "status_code", None) == 200 for r in results), results
         assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
         assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
