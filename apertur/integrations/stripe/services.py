@@ -134,6 +134,24 @@ def _apply(row: StripeEvent) -> None:
     # number that is not one (decimal.InvalidOperation is arithmetic).
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         row.status, row.detail = EventStatus.FAILED, f"malformed {row.type}: {exc}"[:300]
+        # Stripe was (or will be) answered 2xx and never sends it again: a person must know, or whatever money it
+        # records is lost without a trace but this row.
+        alerts.alert_staff(
+            action="stripe.staff_alerted",
+            about=row,
+            key=f"failed:{row.event_id}",
+            subject=f"Stripe event {row.event_id} ({row.type}) could not be applied",
+            lines=[
+                f"Stripe event {row.event_id} ({row.type}) was accepted and stored, but its object does not have the "
+                f"shape Apertur reads ({row.detail}). Whatever money it records (a payment, a refund, a dispute) is "
+                "not in the commission ledger, and Stripe will not send it again.",
+                "",
+                "What to do: compare it with the event in Stripe's dashboard (the stored payload is in the admin). "
+                "Once what it lacked is fixed (in Apertur's code or data), apply it with: apertur billing retry "
+                f"{row.event_id}",
+            ],
+            template="emails/stripe_staff_notice",
+        )
     else:
         row.status, row.detail, row.processed_at = EventStatus.PROCESSED, detail[:300], clock.now()
 

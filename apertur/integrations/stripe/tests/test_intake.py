@@ -83,6 +83,25 @@ def test_a_bad_exchange_rate_is_stored_as_failed_not_a_server_error(customer: An
     assert Payment.objects.count() == 0 and CommissionEntry.objects.count() == 0
 
 
+def test_an_accepted_event_that_failed_is_told_to_staff_once(
+    customer: Any, settings: Any, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """Regression: Stripe is answered 200 for an event whose object has the wrong shape (it will not send it
+    again), and it was stored `failed` with nobody told: a payment, refund or dispute lost without a trace but a row
+    in the admin. Staff are told, once, with what to do."""
+    settings.STAFF_NOTIFY_EMAIL = "ops@apertur.example"
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=10_000, currency="usd", at=dt.datetime(2026, 3, 1, tzinfo=UTC),
+        exchange_rate="abc",
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(events.encode(paid)).json()["status"] == "failed"
+        assert post(events.encode(paid)).json()["duplicate"] is True
+    [mail] = [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
+    assert paid["id"] in mail.subject + mail.body and "invoice.paid" in mail.body
+    assert "malformed invoice.paid" in mail.body and "apertur billing retry" in mail.body
+
+
 def test_an_event_another_process_applied_first_is_not_applied_again(
     customer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
