@@ -3,7 +3,8 @@
 
 1. every due period (a 15th at 09:00 Toronto that has passed) without a finished :class:`PayoutRun` is run,
    oldest first: a run missed while the service was down happens at next start, for its own period (its
-   rule is dated, not "now": the same entries are paid whenever it runs);
+   rule is dated, not "now": the same entries are paid whenever it runs). A period another scheduler holds the
+   lease of ends the pass's runs: that scheduler runs the later ones after it, in order;
 2. a period whose run left payouts ``created`` (PayPal unreachable) stays unfinished, so the next tick retries
    them with the same ``sender_batch_id``;
 3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied;
@@ -161,9 +162,11 @@ def tick(*, client: PayPalClient | None = None) -> TickResult:
         for period in due_periods():
             decisions = run_period(period=period, client=paypal)
             if decisions is None:
+                # Another scheduler runs this period, and then the later ones, in order: a later period's rule also
+                # covers this one's earnings, which running it now would pay (and mail) as the later month's.
                 result.skipped.append(period)
-            else:
-                result.runs[period] = summarize(decisions)
+                break
+            result.runs[period] = summarize(decisions)
         result.poll = reconcile.poll_open(client=paypal).as_json()
         result.events_applied = reconcile.process_pending_events(client=paypal)
     # After polling: an item PayPal released or settled since the last pass is paid by now, not reported.

@@ -173,3 +173,26 @@ def test_a_persons_run_leaves_a_schedulers_lease_alone(emu: Running) -> None:
     assert decisions is not None and [d.reason for d in decisions] == ["paid"]
     run = PayoutRun.objects.get(period="2026-04")
     assert run.lease_until == lease_end and run.finished_at == at(2026, 4, 20, 13)
+
+
+def test_a_second_scheduler_leaves_the_later_missed_periods_to_the_one_running_the_earliest(emu: Running) -> None:
+    """Two workers start after downtime: one takes April's lease. The other must not run May meanwhile: May's rule
+    also covers March's earnings (still unpaid while April runs), which would then be paid, and mailed, as May's."""
+    partner = history()
+    lease_end = WOKE_UP + dt.timedelta(minutes=15)
+    PayoutRun.objects.create(period="2026-04", lease_until=lease_end)  # the other worker is running April
+    second = tick(emu, WOKE_UP)
+    assert second.runs == {} and second.skipped == ["2026-04"]
+    assert payouts() == [] and batches_created(emu) == 0
+
+    # The first worker finishes April; the later periods are then run in order, each paying its own months.
+    PayoutRun.objects.filter(period="2026-04").update(lease_until=None)
+    with time_machine.travel(WOKE_UP, tick=False), client_for(emu) as client:
+        schedule.run_period(period="2026-04", client=client)
+    result = tick(emu, WOKE_UP + dt.timedelta(minutes=5))
+    assert list(result.runs) == ["2026-05", "2026-06", "2026-07"]
+    assert payouts() == [
+        ("2026-04", 6_000, "pending", f"aptr-{partner.pk}-2026-04-1"),
+        ("2026-05", 8_000, "pending", f"aptr-{partner.pk}-2026-05-1"),
+        ("2026-07", 6_000, "pending", f"aptr-{partner.pk}-2026-07-1"),  # May's 2,000 carried + June's 4,000
+    ]
