@@ -6,7 +6,8 @@
    rule is dated, not "now": the same entries are paid whenever it runs). A period another scheduler holds the
    lease of ends the pass's runs: that scheduler runs the later ones after it, in order;
 2. a period whose run left payouts ``created`` (PayPal unreachable) stays unfinished, so the next tick retries
-   them with the same ``sender_batch_id``;
+   them with the same ``sender_batch_id`` (a run that raises is logged and stays unfinished too, without
+   keeping the next steps from happening);
 3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied;
 4. payouts PayPal has held (ONHOLD, BLOCKED) for longer than ``PAYOUT_HELD_ALERT_DAYS`` are reported to staff, once
    per hold (:func:`services.alert_held`);
@@ -160,7 +161,13 @@ def tick(*, client: PayPalClient | None = None) -> TickResult:
     result = TickResult()
     with client_or_default(client) as paypal:
         for period in due_periods():
-            decisions = run_period(period=period, client=paypal)
+            try:
+                decisions = run_period(period=period, client=paypal)
+            except Exception:
+                # Left unfinished, so the next pass runs it again; the later periods wait for it (in order), but the
+                # payouts already sent are still polled below.
+                logger.exception("payout run %s failed; the next pass of the schedule runs it again", period)
+                break
             if decisions is None:
                 # Another scheduler runs this period, and then the later ones, in order: a later period's rule also
                 # covers this one's earnings, which running it now would pay (and mail) as the later month's.

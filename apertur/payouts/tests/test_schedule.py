@@ -196,3 +196,26 @@ def test_a_second_scheduler_leaves_the_later_missed_periods_to_the_one_running_t
         ("2026-05", 8_000, "pending", f"aptr-{partner.pk}-2026-05-1"),
         ("2026-07", 6_000, "pending", f"aptr-{partner.pk}-2026-07-1"),  # May's 2,000 carried + June's 4,000
     ]
+
+
+def test_a_period_whose_run_raises_does_not_stop_polling_the_others(
+    emu: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that raises (a bug, the database) is logged with its period and retried by the next pass; meanwhile the
+    payouts already sent are still polled and PayPal's events applied, instead of nothing moving at all."""
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    tick(emu, at(2026, 4, 20))  # April paid: its payout waits for PayPal
+    pay(customer, 2, 60_000, at(2026, 4, 1))
+
+    def broken(**kwargs: Any) -> list[services.Decision]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "run", broken)
+    result = tick(emu, at(2026, 5, 20))
+    assert result.runs == {}
+    assert result.poll["checked"] == 1
+    assert "payout run 2026-05 failed" in caplog.text and "boom" in caplog.text
+    run = PayoutRun.objects.get(period="2026-05")
+    assert run.finished_at is None and run.lease_until is None  # due again at the next pass
+    assert schedule.due_periods(at(2026, 5, 20)) == ["2026-05"]
