@@ -153,7 +153,12 @@ def serve(
 @app.command()
 def worker(
     schedule: Annotated[
-        bool, typer.Option("--schedule/--no-schedule", help="Also run the monthly payout schedule (default).")
+        bool,
+        typer.Option(
+            "--schedule/--no-schedule",
+            help="Also run the monthly payout schedule, PayPal polling and housekeeping. Extra workers "
+            "may use --no-schedule; several schedules at once are safe too.",
+        ),
     ] = True,
     concurrency: Annotated[
         int,
