@@ -220,6 +220,19 @@ class ReasonRequired(ValueError):
     pass
 
 
+def refusal_for(*, partner: Partner, customer: User) -> str:
+    """Why ``customer`` may not be attributed to ``partner`` (the rules of :func:`_eligible`, which staff moving an
+    attribution are held to as well), or "" when they may."""
+    if partner.user_id == customer.pk:
+        return "A partner cannot be attributed its own account."
+    if partner.status != PartnerStatus.APPROVED:
+        status = partner.get_status_display()
+        return f"Only approved partners are attributed customers; this partner's status is {status}."
+    if not _eligible(partner, customer):
+        return "This customer's email is the partner's verified PayPal email: they cannot be attributed to them."
+    return ""
+
+
 @transaction.atomic
 def change_attribution(*, attribution: Attribution, partner: Partner, reason: str, actor: User | None) -> Attribution:
     """Staff move a customer to another partner. The reason is required and kept in the audit log; earlier
@@ -229,8 +242,9 @@ def change_attribution(*, attribution: Attribution, partner: Partner, reason: st
         raise ReasonRequired("Give the reason for changing the attribution.")
     attribution = Attribution.objects.select_for_update().get(pk=attribution.pk)
     before = attribution.partner_id
-    if partner.user_id == attribution.customer_id:
-        raise ReasonRequired("A partner cannot be attributed its own account.")
+    refusal = refusal_for(partner=partner, customer=attribution.customer)
+    if refusal:
+        raise ReasonRequired(refusal)
     attribution.partner = partner
     attribution.save(update_fields=["partner"])
     audit.record(

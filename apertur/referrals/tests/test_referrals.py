@@ -355,3 +355,35 @@ def test_a_signup_confirmed_with_its_password_on_another_device_keeps_its_referr
     phone = Client()
     assert phone.post(_confirmation_path("new@example.com"), {"password": SIGNUP["password"]}).status_code == 200
     assert Attribution.objects.filter(customer__email="new@example.com").exists()
+
+
+@pytest.mark.parametrize("status", ["pending", "suspended", "paypal"])
+def test_staff_cannot_move_an_attribution_to_a_partner_who_may_not_be_attributed_it(status: str) -> None:
+    """Only approved partners are attributed customers, never one whose verified PayPal email is the customer's
+    (docs/commissions.md, "Never"): the admin's partner list holds every applicant, so the move is refused there."""
+    from apertur.partners import services as partner_services
+    from apertur.referrals.services import ReasonRequired, change_attribution
+
+    first = make_partner()
+    customer = make_user("moved@example.com")
+    target = make_partner(approved=status != "pending")
+    if status == "suspended":
+        partner_services.suspend(partner=target, reviewer=None, reason="Abuse")
+    if status == "paypal":
+        type(target).objects.filter(pk=target.pk).update(
+            paypal_email="moved@example.com", paypal_verified_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        )
+    attribution = Attribution.objects.create(customer=customer, partner=first, source="referral")
+    admin = Client()
+    admin.force_login(make_staff())
+    response = admin.post(
+        f"/admin/referrals/attribution/{attribution.pk}/change/", {"partner": target.pk, "reason": "Asked to"}
+    )
+    assert response.status_code == 200  # the form says why, rather than "changed successfully"
+    attribution.refresh_from_db()
+    assert attribution.partner == first
+    target.refresh_from_db()
+    with pytest.raises(ReasonRequired):
+        change_attribution(attribution=attribution, partner=target, reason="Asked to", actor=None)
+    attribution.refresh_from_db()
+    assert attribution.partner == first
