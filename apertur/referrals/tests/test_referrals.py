@@ -387,3 +387,27 @@ def test_staff_cannot_move_an_attribution_to_a_partner_who_may_not_be_attributed
         change_attribution(attribution=attribution, partner=target, reason="Asked to", actor=None)
     attribution.refresh_from_db()
     assert attribution.partner == first
+
+
+def test_an_oauth_attribution_reads_the_connections_active_at_the_moment_not_at_delivery() -> None:
+    """Times come from the billing objects, never from the delivery: a subscription that began while the project was
+    connected attributes the customer even when its event is applied after the customer removed the app (a
+    subscription waiting for its first invoice, a given-up event retried, an import). A connection removed before
+    that moment does not."""
+    from apertur.oauth.tokens import connect, disconnect
+    from apertur.projects.services import create_project
+    from apertur.referrals.services import attribute_by_oauth
+    from apertur.testing import make_app
+
+    created = make_app()
+    customer = make_user("left-later@example.com")
+    project = create_project(owner=customer, name="P")
+    connected, subscribed = dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    with time_machine.travel(connected, tick=False):
+        connection = connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    with time_machine.travel(dt.datetime(2026, 3, 20, tzinfo=dt.UTC), tick=False):
+        disconnect(connection=connection, actor=customer)
+        assert attribute_by_oauth(customer=customer, at=dt.datetime(2026, 3, 25, tzinfo=dt.UTC)) is None
+        attribution = attribute_by_oauth(customer=customer, at=subscribed)
+    assert attribution is not None
+    assert (attribution.partner, attribution.app, attribution.at) == (created.app.partner, created.app, subscribed)
