@@ -230,7 +230,7 @@ def refusal_for(*, partner: Partner, customer: User) -> str:
     if partner.user_id == customer.pk:
         return "A partner cannot be attributed its own account."
     if partner.status != PartnerStatus.APPROVED:
-        status = partner.get_status_display()
+        status = partner.get_status_display().lower()
         return f"Only approved partners are attributed customers; this partner's status is {status}."
     if not _eligible(partner, customer):
         return "This customer's email is the partner's verified PayPal email: they cannot be attributed to them."
