@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "apertur.api.middleware.BrowserCsrfViewMiddleware",
     "apertur.api.middleware.BrowserAuthenticationMiddleware",
+    "apertur.api.middleware.BrowserPrivatePagesMiddleware",
     "apertur.api.middleware.BrowserMessageMiddleware",
     "apertur.api.middleware.BrowserXFrameOptionsMiddleware",
     "apertur.api.middleware.BrowserCSPMiddleware",
