@@ -158,3 +158,24 @@ def test_check_review_passes_an_action_that_can_happen() -> None:
     services.check_review(partner=partner, action="suspend", reason="Abuse")
     partner.refresh_from_db()
     assert partner.status == PartnerStatus.APPROVED
+
+
+def test_mails_show_names_and_reasons_as_typed_not_html_escaped(on_commit: Any) -> None:
+    """The mails are plain text: a company called "Ana & Ben's <Photos>" reads so, not "Ana &amp; Ben&#x27;s"."""
+    user = make_user("o'brien@example.com")
+    name = "Ana & Ben's <Photos>"
+    with on_commit():
+        partner = services.apply(user=user, **{**APPLICATION, "company_name": name})
+        services.reject(partner=partner, reviewer=None, reason='Your site doesn\'t load & says "soon".')
+        partner = services.apply(user=user, **{**APPLICATION, "company_name": name})
+        services.approve(partner=partner, reviewer=None)
+        services.suspend(partner=partner, reviewer=None, reason="Spam & <abuse>")
+        services.restore(partner=partner, reviewer=None)
+    bodies = {message.subject: message.body for message in mail.outbox}
+    assert len(bodies) == 6
+    for body in bodies.values():
+        assert name in body
+        assert "&amp;" not in body and "&#x27;" not in body and "&lt;" not in body and "&quot;" not in body
+    assert "Applicant: o'brien@example.com" in bodies[f"New partner application: {name}"]
+    assert 'Reason: Your site doesn\'t load & says "soon".' in bodies["Your Apertur partner application"]
+    assert "Reason: Spam & <abuse>" in bodies["Your Apertur partner account is suspended"]
