@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection, send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.template import Context, Engine
@@ -35,6 +35,12 @@ def _render(template: str, context: dict[str, Any]) -> str:
     return compiled.render(Context({"base_url": settings.APERTUR_BASE_URL, **context}, autoescape=False))
 
 
+def _message(*, subject: str, body: str, to: str) -> EmailMessage:
+    """From the no-reply sender; several mails ask for a reply ("reply to this email if you believe this is a
+    mistake"), which goes to ``SUPPORT_EMAIL``."""
+    return EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to], reply_to=[settings.SUPPORT_EMAIL])
+
+
 def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> None:
     """Render ``<template>.txt`` and send it once the surrounding transaction commits, so a rolled-back
     change never sends mail about itself."""
@@ -44,7 +50,7 @@ def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> No
         # The change this mail is about has committed; a mail server outage must not turn it into an
         # error page. The failure is logged with the recipient and subject for a resend.
         try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+            _message(subject=subject, body=body, to=to).send()
         except Exception:
             logger.exception("mail to %s failed: %s", to, subject)
 
@@ -65,12 +71,7 @@ def send_many(messages: Sequence[Outgoing]) -> None:
     if not messages:
         return
     emails = [
-        EmailMessage(
-            message.subject,
-            _render(message.template, message.context),
-            settings.DEFAULT_FROM_EMAIL,
-            [message.to],
-        )
+        _message(subject=message.subject, body=_render(message.template, message.context), to=message.to)
         for message in messages
     ]
 

@@ -116,7 +116,7 @@ def test_invalid_transitions_are_refused(setup: str, action: str) -> None:
     assert partner.status == before
 
 
-def test_suspend_and_restore(on_commit: Any) -> None:
+def test_suspend_and_restore(on_commit: Any, settings: Any) -> None:
     partner = make_partner()
     with on_commit():
         services.suspend(partner=partner, reviewer=None, reason="Terms violation")
@@ -130,6 +130,9 @@ def test_suspend_and_restore(on_commit: Any) -> None:
     subjects = [m.subject for m in mail.outbox]
     assert "Your Apertur partner account is suspended" in subjects
     assert "Your Apertur partner account is active again" in subjects
+    # "Reply to this email if you believe this is a mistake": the reply must not go to no-reply@.
+    [suspended] = [m for m in mail.outbox if m.subject == "Your Apertur partner account is suspended"]
+    assert "Reply to this email" in suspended.body and suspended.reply_to == [settings.SUPPORT_EMAIL]
 
 
 @pytest.mark.parametrize(
