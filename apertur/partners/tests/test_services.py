@@ -31,6 +31,9 @@ def test_apply_creates_pending_application_and_notifies(on_commit: Any, settings
     assert partner.status == PartnerStatus.PENDING
     recipients = sorted(m.to[0] for m in mail.outbox)
     assert recipients == sorted(["ada@snapflow.example", settings.STAFF_NOTIFY_EMAIL])
+    # "Snapflow Inc." ends the sentence once, not "as Snapflow Inc.."
+    [received] = [m for m in mail.outbox if m.to == ["ada@snapflow.example"]]
+    assert "Partner Program as Snapflow Inc.\n" in received.body
     assert AuditEvent.objects.filter(action="partner.applied", object_id=str(partner.pk)).exists()
 
 
