@@ -153,7 +153,12 @@ def serve(
 @app.command()
 def worker(
     schedule: Annotated[
-        bool, typer.Option("--schedule/--no-schedule", help="Also run the monthly payout schedule (default).")
+        bool,
+        typer.Option(
+            "--schedule/--no-schedule",
+            help="Also run the monthly payout schedule, PayPal polling and housekeeping. Extra workers "
+            "may use --no-schedule; several schedules at once are safe too.",
+        ),
     ] = True,
     concurrency: Annotated[
         int,
@@ -451,6 +456,7 @@ def mail_list(
 ) -> None:
     """Messages sent to an address, newest first (development mail folder)."""
     _setup()
+    from apertur.core.clock import BUSINESS_TZ
     from apertur.core.mail import stored_messages
 
     messages = stored_messages(to=to, limit=limit)
@@ -460,8 +466,9 @@ def mail_list(
         if not messages:
             out.print(f"No messages to {to}.")
         for m in messages:
-            out.rule(f"{m.subject} · {m.sent_at:%Y-%m-%d %H:%M:%S}")
-            out.print(m.text, highlight=False, markup=False)
+            out.rule(f"{m.subject} · {m.sent_at.astimezone(BUSINESS_TZ):%Y-%m-%d %H:%M:%S %Z}")
+            # As written: the mail's own line breaks, and a link longer than the terminal left whole to click.
+            out.print(m.text, highlight=False, markup=False, soft_wrap=True)
 
     _emit(data, as_json, human)
 
@@ -782,7 +789,8 @@ def payouts_run(
     as_json: JsonFlag = False,
 ) -> None:
     """Pay every partner their eligible commissions for a period by PayPal (or preview it with --dry-run). Safe
-    to run again, and at the same time as the scheduler: one payout per partner and period, ever."""
+    to run again, and at the same time as the scheduler: one payout per partner and period, ever. Exit status 3
+    when the run leaves payouts to be sent again (PayPal not reached, or an error on our side): run it again."""
     _setup()
     from apertur.commissions.selectors import last_payout_run_at
     from apertur.core import clock
@@ -799,10 +807,13 @@ def payouts_run(
         else:
             decisions = schedule.run_period(period=chosen, trigger="cli", lease=False) or []
     summary = schedule.summarize(decisions)
+    # What this run left to be sent again (its own rows: a scheduler sending at the same time is not counted).
+    waiting = sum(1 for d in decisions if d.reason in {services.Reason.RETRY, services.Reason.ERROR})
     data = {
         "period": chosen,
         "run_at": when.isoformat(),
         "dry_run": dry_run,
+        "waiting": waiting,
         "summary": summary,
         "payouts": [d.as_json() for d in decisions],
     }
@@ -827,6 +838,15 @@ def payouts_run(
         out.print(f"{len(decisions)} partner(s); sent {format_cents(total)}" if not dry_run else "Nothing was written.")
 
     _emit(data, as_json, human)
+    if waiting:
+        # Exit status 3, not 1: the output above is the run's, not an error object (a cron job or a service
+        # manager sees that something is left; the worker's schedule also retries it).
+        err.print(
+            f"[yellow]The {chosen} run is not finished:[/] {waiting} payout(s) wait to be sent again (see why above). "
+            "The worker retries them; or run this command again.",
+            highlight=False,
+        )
+        raise typer.Exit(3)
 
 
 @payouts_app.command("reconcile")

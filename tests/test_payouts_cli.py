@@ -127,11 +127,17 @@ def test_a_bad_period_is_a_clear_error(emu: Running) -> None:
 def test_a_paypal_outage_leaves_the_run_unfinished_for_a_retry_with_the_same_id(emu: Running) -> None:
     partner = world()
     httpx.post(f"{emu.base_url}/emulator/config", json={"fail_next_n_with_5xx": 1}).raise_for_status()
-    [row] = json.loads(cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN).stdout)["payouts"]
-    assert (row["reason"], row["status"]) == ("retry_pending", "created")
+    result = cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN, ok=False)
+    # The run's own output, not an error object, and exit status 3 so that cron or a service manager notices.
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    data = json.loads(result.stdout)
+    [row] = data["payouts"]
+    assert (row["reason"], row["status"], data["waiting"]) == ("retry_pending", "created", 1)
+    assert "run is not finished" in result.stderr and "1 payout(s) wait to be sent again" in result.stderr
     assert PayoutRun.objects.get(period="2026-04").finished_at is None
-    [row] = json.loads(cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN).stdout)["payouts"]
-    assert (row["reason"], row["sender_batch_id"]) == ("paid", f"aptr-{partner.pk}-2026-04-1")
+    data = json.loads(cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN).stdout)
+    [row] = data["payouts"]
+    assert (row["reason"], row["sender_batch_id"], data["waiting"]) == ("paid", f"aptr-{partner.pk}-2026-04-1", 0)
     assert PayoutRun.objects.get(period="2026-04").finished_at is not None
     assert emu.emulator.counters["batches_created"] == 1
 

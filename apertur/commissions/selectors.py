@@ -48,7 +48,7 @@ from apertur.referrals.models import Attribution, AttributionSource, ReferralCli
 class Balance:
     pending_cents: int  # still on hold
     eligible_cents: int  # hold over, not yet paid; net of reversals and clawbacks (may be negative)
-    carried_cents: int  # the part of eligible a past payout run left unpaid
+    carried_cents: int  # the part of eligible a past payout run left unpaid (not a payout's still being sent)
     paid_cents: int  # sent in payouts
     lifetime_cents: int  # everything earned, net of reversals and clawbacks
 
@@ -108,7 +108,7 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
         Balance(
             pending_cents=sums["pending"],
             eligible_cents=sums["eligible"] - paid,
-            carried_cents=sums["carried"] - paid,
+            carried_cents=sums["carried"] - paid - unsent,
             paid_cents=paid,
             lifetime_cents=sums["total"],
         ),
@@ -121,7 +121,8 @@ def balance(*, partner: Partner, at: dt.datetime | None = None) -> Balance:
     15th at 09:00 Toronto at or before ``at``) could have paid and left unpaid: the unpaid entries of
     payments made before the 1st of that run's month whose hold had ended by that run (a balance under
     the minimum, a negative one, or one held for a missing verified PayPal email). It is part of
-    ``eligible_cents``; entries linked to a payout not yet sent count as unpaid here too."""
+    ``eligible_cents``. Entries linked to a payout not yet sent (PayPal not answering yet, or in staff review) count
+    as unpaid in ``eligible_cents`` but not as carried: the run did not leave them, it is paying them."""
     return balance_and_next_payout(partner=partner, at=at)[0]
 
 

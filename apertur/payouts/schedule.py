@@ -3,9 +3,11 @@
 
 1. every due period (a 15th at 09:00 Toronto that has passed) without a finished :class:`PayoutRun` is run,
    oldest first: a run missed while the service was down happens at next start, for its own period (its
-   rule is dated, not "now": the same entries are paid whenever it runs);
+   rule is dated, not "now": the same entries are paid whenever it runs). A period another scheduler holds the
+   lease of ends the pass's runs: that scheduler runs the later ones after it, in order;
 2. a period whose run left payouts ``created`` (PayPal unreachable) stays unfinished, so the next tick retries
-   them with the same ``sender_batch_id``;
+   them with the same ``sender_batch_id`` (a run that raises is logged and stays unfinished too, without
+   keeping the next steps from happening);
 3. payouts PayPal has not settled are polled, and webhook events not applied yet are applied;
 4. payouts PayPal has held (ONHOLD, BLOCKED) for longer than ``PAYOUT_HELD_ALERT_DAYS`` are reported to staff, once
    per hold (:func:`services.alert_held`);
@@ -84,15 +86,18 @@ def _record(period: str, trigger: str) -> None:
         pass
 
 
-def _claim(period: str, trigger: str) -> bool:
-    """Take the period's lease (a conditional UPDATE: atomic on SQLite and PostgreSQL alike)."""
+def _claim(period: str, trigger: str) -> dt.datetime | None:
+    """Take the period's lease (a conditional UPDATE: atomic on SQLite and PostgreSQL alike): its end, which
+    names it, or None when another scheduler holds it."""
     now = clock.now()
+    until = now + LEASE
     _record(period, trigger)
-    return bool(
+    taken = (
         PayoutRun.objects.filter(period=period)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + LEASE, trigger=trigger)
+        .update(lease_until=until, trigger=trigger)
     )
+    return until if taken else None
 
 
 def summarize(decisions: list[services.Decision]) -> dict[str, Any]:
@@ -111,7 +116,8 @@ def run_period(
     run is finished when nothing is left for PayPal to be asked again (no payout still ``created``, no
     error). ``lease=False`` (a person's ``apertur payouts run``) runs even while a scheduler holds the lease:
     the unique constraints, not the lease, keep that to one payout."""
-    if lease and not _claim(period, trigger):
+    held = _claim(period, trigger) if lease else None
+    if lease and held is None:
         return None
     if not lease:
         _record(period, trigger)
@@ -126,10 +132,13 @@ def run_period(
             or any(d.reason == services.Reason.ERROR for d in decisions)
             or Payout.objects.filter(period=period, status=PayoutStatus.CREATED).exists()
         )
-        changes: dict[str, Any] = {"finished_at": None if unfinished else clock.now(), "summary": summarize(decisions)}
-        if lease:  # a person's run must not drop the lease a scheduler holds
-            changes["lease_until"] = None
-        PayoutRun.objects.filter(period=period).update(**changes)
+        PayoutRun.objects.filter(period=period).update(
+            finished_at=None if unfinished else clock.now(), summary=summarize(decisions)
+        )
+        # Our lease only: a person's run holds none, and a run that outlived its lease must not drop the one
+        # another scheduler took meanwhile (that one still runs the period and the later ones, in order).
+        if held is not None:
+            PayoutRun.objects.filter(period=period, lease_until=held).update(lease_until=None)
     return decisions
 
 
@@ -159,11 +168,19 @@ def tick(*, client: PayPalClient | None = None) -> TickResult:
     result = TickResult()
     with client_or_default(client) as paypal:
         for period in due_periods():
-            decisions = run_period(period=period, client=paypal)
+            try:
+                decisions = run_period(period=period, client=paypal)
+            except Exception:
+                # Left unfinished, so the next pass runs it again; the later periods wait for it (in order), but the
+                # payouts already sent are still polled below.
+                logger.exception("payout run %s failed; the next pass of the schedule runs it again", period)
+                break
             if decisions is None:
+                # Another scheduler runs this period, and then the later ones, in order: a later period's rule also
+                # covers this one's earnings, which running it now would pay (and mail) as the later month's.
                 result.skipped.append(period)
-            else:
-                result.runs[period] = summarize(decisions)
+                break
+            result.runs[period] = summarize(decisions)
         result.poll = reconcile.poll_open(client=paypal).as_json()
         result.events_applied = reconcile.process_pending_events(client=paypal)
     # After polling: an item PayPal released or settled since the last pass is paid by now, not reported.

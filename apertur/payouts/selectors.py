@@ -362,8 +362,8 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
     # The ledger counts entries linked to a payout not yet sent as unpaid; a payout in review stays unsent until
     # staff settle it, and the run never takes its entries again (services' _UNSENT): the estimate already leaves
     # them out, like the run (commissions.selectors). Its entries were available by its own run, at or before the
-    # last one: out of the carried part too, and shown apart. So are a payout's still being sent (``created``):
-    # the run did not leave them unpaid, it is paying them.
+    # last one: the ledger leaves them out of the carried part too (shown apart). So are a payout's still being
+    # sent (``created``): the run did not leave them unpaid, it is paying them.
     in_review = int(
         Payout.objects.filter(partner=partner, status=PayoutStatus.NEEDS_REVIEW).aggregate(total=Sum("amount_cents"))[
             "total"
@@ -384,7 +384,7 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
         code=code,
         run_at=estimate.run_at,
         estimate_cents=estimate_cents,
-        carried_cents=ledger.carried_cents - estimate.unsent_cents,
+        carried_cents=ledger.carried_cents,
         minimum_cents=estimate.minimum_cents,
         in_review_cents=in_review,
         hold_reason=partner.payouts_hold_reason if code == Outlook.ON_HOLD else "",

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from apertur.referrals.models import Attribution, ReferralLink
-from apertur.referrals.services import ReasonRequired, change_attribution
+from apertur.referrals.services import ReasonRequired, change_attribution, refusal_for
 
 
 @admin.register(ReferralLink)
@@ -35,6 +35,16 @@ class AttributionForm(forms.ModelForm):
     class Meta:
         model = Attribution
         fields = ("partner",)
+
+    def clean_partner(self) -> Any:
+        """The partner list holds every applicant: refuse, with the reason, one the customer may not be attributed
+        to, rather than report the change as saved (services.change_attribution refuses it too)."""
+        partner = self.cleaned_data["partner"]
+        if partner is not None and partner.pk != self.instance.partner_id:
+            refusal = refusal_for(partner=partner, customer=self.instance.customer)
+            if refusal:
+                raise forms.ValidationError(refusal)
+        return partner
 
 
 @admin.register(Attribution)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, ratelimit
@@ -169,7 +170,7 @@ def drop_unproven_referral(*, customer: User) -> Attribution | None:
 
 def attribute_by_oauth(*, customer: User, at: dt.datetime) -> Attribution | None:
     """When an unattributed customer starts paying (``at``: subscribing or upgrading): the partner of the most
-    recent active connection of one of their projects made at or before that moment.
+    recent connection of one of their projects made at or before that moment and active then (removed later or not).
 
     Stripe delivers events in any order, so a later qualifying moment (an upgrade) may be seen before an
     earlier one (the subscription's start). An OAuth attribution is therefore dated at the earliest moment
@@ -178,8 +179,11 @@ def attribute_by_oauth(*, customer: User, at: dt.datetime) -> Attribution | None
     attribution staff moved). Returns the attribution when it was created or moved earlier, else None."""
     from apertur.oauth.models import Connection
 
+    # Active at that moment, not at delivery: a connection removed since still counts (an event may be applied days
+    # later: a subscription waiting for its first invoice, a given-up event retried, an import).
+    active_then = Q(revoked_at__isnull=True) | Q(revoked_at__gt=at)
     connection = (
-        Connection.objects.filter(project__owner=customer, revoked_at__isnull=True, created_at__lte=at)
+        Connection.objects.filter(active_then, project__owner=customer, created_at__lte=at)
         .select_related("app__partner")
         .order_by("-created_at", "-id")
         .first()
@@ -220,6 +224,19 @@ class ReasonRequired(ValueError):
     pass
 
 
+def refusal_for(*, partner: Partner, customer: User) -> str:
+    """Why ``customer`` may not be attributed to ``partner`` (the rules of :func:`_eligible`, which staff moving an
+    attribution are held to as well), or "" when they may."""
+    if partner.user_id == customer.pk:
+        return "A partner cannot be attributed its own account."
+    if partner.status != PartnerStatus.APPROVED:
+        status = partner.get_status_display().lower()
+        return f"Only approved partners are attributed customers; this partner's status is {status}."
+    if not _eligible(partner, customer):
+        return "This customer's email is the partner's verified PayPal email: they cannot be attributed to them."
+    return ""
+
+
 @transaction.atomic
 def change_attribution(*, attribution: Attribution, partner: Partner, reason: str, actor: User | None) -> Attribution:
     """Staff move a customer to another partner. The reason is required and kept in the audit log; earlier
@@ -229,8 +246,9 @@ def change_attribution(*, attribution: Attribution, partner: Partner, reason: st
         raise ReasonRequired("Give the reason for changing the attribution.")
     attribution = Attribution.objects.select_for_update().get(pk=attribution.pk)
     before = attribution.partner_id
-    if partner.user_id == attribution.customer_id:
-        raise ReasonRequired("A partner cannot be attributed its own account.")
+    refusal = refusal_for(partner=partner, customer=attribution.customer)
+    if refusal:
+        raise ReasonRequired(refusal)
     attribution.partner = partner
     attribution.save(update_fields=["partner"])
     audit.record(

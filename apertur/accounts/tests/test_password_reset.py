@@ -112,3 +112,10 @@ def test_the_new_password_form_says_the_rules_in_one_line_like_the_other_passwor
     assert "<ul>" not in html
     assert "At least 8 characters; not a common password." in html
     assert '<label for="id_new_password2">New password confirmation</label>' in html  # Django's, kept
+
+
+def test_the_reset_mail_shows_the_address_as_typed(django_capture_on_commit_callbacks: Any) -> None:
+    """Plain text: an address with an apostrophe reads as it is, not HTML-escaped (``o&#x27;brien``)."""
+    make_user("o'brien@example.com")
+    assert Client().post("/password-reset", {"email": "o'brien@example.com"}).status_code == 302
+    assert "the Apertur account o'brien@example.com. To" in mail.outbox[-1].body

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 
 from apertur.accounts.models import User
 from apertur.commissions.models import CommissionEntry
+from apertur.commissions.selectors import balance
 from apertur.core.models import AuditEvent
 from apertur.integrations.paypal.client import PayoutItem
 from apertur.integrations.paypal.emulator import Running
@@ -188,6 +189,8 @@ def test_the_outlook_leaves_money_in_review_out_of_the_estimate_as_the_run_does(
     outlook = selectors.payout_status(partner=Partner.objects.get(pk=partner.pk), at=before_run)
     assert (outlook.code, outlook.in_review_cents, outlook.estimate_cents) == ("delayed_on_our_side", 10_000, 7_000)
     assert outlook.carried_cents == 7_000  # the April payout's 10,000 is in review, not carried
+    # … and `apertur partner balance` / the API's balance say the same as the Payouts card.
+    assert balance(partner=partner, at=before_run).carried_cents == 7_000
     page = render_to_string("payouts/_status.html", {"outlook": outlook, "partner": partner})
     assert "In review: $100.00" in page and "$70.00" in page
     tick(emu, services.run_at("2026-06"))

@@ -173,3 +173,78 @@ def test_a_persons_run_leaves_a_schedulers_lease_alone(emu: Running) -> None:
     assert decisions is not None and [d.reason for d in decisions] == ["paid"]
     run = PayoutRun.objects.get(period="2026-04")
     assert run.lease_until == lease_end and run.finished_at == at(2026, 4, 20, 13)
+
+
+def test_a_second_scheduler_leaves_the_later_missed_periods_to_the_one_running_the_earliest(emu: Running) -> None:
+    """Two workers start after downtime: one takes April's lease. The other must not run May meanwhile: May's rule
+    also covers March's earnings (still unpaid while April runs), which would then be paid, and mailed, as May's."""
+    partner = history()
+    lease_end = WOKE_UP + dt.timedelta(minutes=15)
+    PayoutRun.objects.create(period="2026-04", lease_until=lease_end)  # the other worker is running April
+    second = tick(emu, WOKE_UP)
+    assert second.runs == {} and second.skipped == ["2026-04"]
+    assert payouts() == [] and batches_created(emu) == 0
+
+    # The first worker finishes April; the later periods are then run in order, each paying its own months.
+    PayoutRun.objects.filter(period="2026-04").update(lease_until=None)
+    with time_machine.travel(WOKE_UP, tick=False), client_for(emu) as client:
+        schedule.run_period(period="2026-04", client=client)
+    result = tick(emu, WOKE_UP + dt.timedelta(minutes=5))
+    assert list(result.runs) == ["2026-05", "2026-06", "2026-07"]
+    assert payouts() == [
+        ("2026-04", 6_000, "pending", f"aptr-{partner.pk}-2026-04-1"),
+        ("2026-05", 8_000, "pending", f"aptr-{partner.pk}-2026-05-1"),
+        ("2026-07", 6_000, "pending", f"aptr-{partner.pk}-2026-07-1"),  # May's 2,000 carried + June's 4,000
+    ]
+
+
+def test_a_period_whose_run_raises_does_not_stop_polling_the_others(
+    emu: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that raises (a bug, the database) is logged with its period and retried by the next pass; meanwhile the
+    payouts already sent are still polled and PayPal's events applied, instead of nothing moving at all."""
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    tick(emu, at(2026, 4, 20))  # April paid: its payout waits for PayPal
+    pay(customer, 2, 60_000, at(2026, 4, 1))
+
+    def broken(**kwargs: Any) -> list[services.Decision]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "run", broken)
+    result = tick(emu, at(2026, 5, 20))
+    assert result.runs == {}
+    assert result.poll["checked"] == 1
+    assert "payout run 2026-05 failed" in caplog.text and "boom" in caplog.text
+    run = PayoutRun.objects.get(period="2026-05")
+    assert run.finished_at is None and run.lease_until is None  # due again at the next pass
+    assert schedule.due_periods(at(2026, 5, 20)) == ["2026-05"]
+
+
+def test_a_run_that_outlived_its_lease_leaves_the_next_schedulers_lease_alone(
+    emu: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run longer than the lease: a second scheduler takes the period meanwhile (safe for money: one payout per
+    partner and period). When the first run ends it must not drop the second's lease, or a third would start too."""
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    real_run = services.run
+    second_lease = at(2026, 4, 20, 13) + dt.timedelta(minutes=40)
+
+    def slow_run(**kwargs: Any) -> list[services.Decision]:
+        decisions = real_run(**kwargs)
+        # Twenty minutes later: ours expired at 13:15 and another scheduler took the period until 13:40.
+        PayoutRun.objects.filter(period="2026-04").update(lease_until=second_lease)
+        return decisions
+
+    monkeypatch.setattr(services, "run", slow_run)
+    with time_machine.travel(at(2026, 4, 20, 13), tick=False), client_for(emu) as client:
+        decisions = schedule.run_period(period="2026-04", client=client)
+    assert decisions is not None and [d.reason for d in decisions] == ["paid"]
+    assert PayoutRun.objects.get(period="2026-04").lease_until == second_lease
+    # A run that kept its lease still gives it back when it ends.
+    monkeypatch.setattr(services, "run", real_run)
+    PayoutRun.objects.filter(period="2026-04").update(lease_until=None, finished_at=None)
+    with time_machine.travel(at(2026, 4, 20, 14), tick=False), client_for(emu) as client:
+        assert schedule.run_period(period="2026-04", client=client) is not None
+    assert PayoutRun.objects.get(period="2026-04").lease_until is None

@@ -355,3 +355,59 @@ def test_a_signup_confirmed_with_its_password_on_another_device_keeps_its_referr
     phone = Client()
     assert phone.post(_confirmation_path("new@example.com"), {"password": SIGNUP["password"]}).status_code == 200
     assert Attribution.objects.filter(customer__email="new@example.com").exists()
+
+
+@pytest.mark.parametrize("status", ["pending", "suspended", "paypal"])
+def test_staff_cannot_move_an_attribution_to_a_partner_who_may_not_be_attributed_it(status: str) -> None:
+    """Only approved partners are attributed customers, never one whose verified PayPal email is the customer's
+    (docs/commissions.md, "Never"): the admin's partner list holds every applicant, so the move is refused there."""
+    from apertur.partners import services as partner_services
+    from apertur.referrals.services import ReasonRequired, change_attribution
+
+    first = make_partner()
+    customer = make_user("moved@example.com")
+    target = make_partner(approved=status != "pending")
+    if status == "suspended":
+        partner_services.suspend(partner=target, reviewer=None, reason="Abuse")
+    if status == "paypal":
+        type(target).objects.filter(pk=target.pk).update(
+            paypal_email="moved@example.com", paypal_verified_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        )
+    attribution = Attribution.objects.create(customer=customer, partner=first, source="referral")
+    admin = Client()
+    admin.force_login(make_staff())
+    response = admin.post(
+        f"/admin/referrals/attribution/{attribution.pk}/change/", {"partner": target.pk, "reason": "Asked to"}
+    )
+    assert response.status_code == 200  # the form says why, rather than "changed successfully"
+    attribution.refresh_from_db()
+    assert attribution.partner == first
+    target.refresh_from_db()
+    with pytest.raises(ReasonRequired):
+        change_attribution(attribution=attribution, partner=target, reason="Asked to", actor=None)
+    attribution.refresh_from_db()
+    assert attribution.partner == first
+
+
+def test_an_oauth_attribution_reads_the_connections_active_at_the_moment_not_at_delivery() -> None:
+    """Times come from the billing objects, never from the delivery: a subscription that began while the project was
+    connected attributes the customer even when its event is applied after the customer removed the app (a
+    subscription waiting for its first invoice, a given-up event retried, an import). A connection removed before
+    that moment does not."""
+    from apertur.oauth.tokens import connect, disconnect
+    from apertur.projects.services import create_project
+    from apertur.referrals.services import attribute_by_oauth
+    from apertur.testing import make_app
+
+    created = make_app()
+    customer = make_user("left-later@example.com")
+    project = create_project(owner=customer, name="P")
+    connected, subscribed = dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    with time_machine.travel(connected, tick=False):
+        connection = connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    with time_machine.travel(dt.datetime(2026, 3, 20, tzinfo=dt.UTC), tick=False):
+        disconnect(connection=connection, actor=customer)
+        assert attribute_by_oauth(customer=customer, at=dt.datetime(2026, 3, 25, tzinfo=dt.UTC)) is None
+        attribution = attribute_by_oauth(customer=customer, at=subscribed)
+    assert attribution is not None
+    assert (attribution.partner, attribution.app, attribution.at) == (created.app.partner, created.app, subscribed)
