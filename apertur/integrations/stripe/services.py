@@ -287,7 +287,9 @@ def _give_up(at: dt.datetime | None = None) -> list[StripeEvent]:
             "up about that Stripe customer: apertur billing retry <event id> --customer-email <their Apertur email>. "
             "If it waited for a payment Apertur never received (a refund's, a dispute's), have Stripe resend that "
             "payment's invoice.paid event (Stripe dashboard, the event, Resend), then: apertur billing retry "
-            "<event id>. Stripe resending a given-up event itself changes nothing: an event id is stored once.",
+            "<event id>. On Stripe API versions since 2025-03-31 an invoice does not name the charge that paid it: "
+            "its invoice_payment.paid event does, so resend that one too (the endpoint must list it). Stripe "
+            "resending a given-up event itself changes nothing: an event id is stored once.",
             "",
             "event id | type | received (Toronto) | waited for",
             *(
