@@ -13,8 +13,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from apertur.accounts.models import User, normalize_email
-from apertur.core import alerts, audit, clock
+from apertur.core import alerts, audit, clock, ratelimit
 from apertur.core.errors import Conflict, NotFound
+from apertur.core.http import rate_limit_ip
 from apertur.core.models import AuditEvent
 from apertur.core.validation import loads_json, without_nul
 from apertur.integrations.stripe.handlers import (
@@ -75,8 +76,17 @@ def parse(text: str) -> dict[str, Any]:
     return event
 
 
-def verify(*, body: bytes, signature: str | None) -> dict[str, Any]:
-    """Check the ``Stripe-Signature`` header with the stripe package; refuse and record anything else."""
+#: Refused deliveries kept for inspection, per client address and in all, per hour: anyone can post to the endpoint,
+#: and each kept delivery holds up to 100 KB of its body. Past either budget a delivery is refused all the same, not
+#: kept. A misconfigured secret shows within the first few Stripe retries; kept ones go after REFUSED_KEPT_FOR.
+REFUSED_KEPT_PER_ADDRESS = ratelimit.Limit("stripe-refused-kept-ip", 20, 3600)
+REFUSED_KEPT_IN_ALL = ratelimit.Limit("stripe-refused-kept", 200, 3600)
+REFUSED_KEPT_FOR = dt.timedelta(days=30)
+
+
+def verify(*, body: bytes, signature: str | None, client_ip: str | None = None) -> dict[str, Any]:
+    """Check the ``Stripe-Signature`` header with the stripe package; refuse and record anything else (within the
+    budgets above, counted by ``client_ip`` when the delivery came over HTTP)."""
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise Rejected("not_configured", "STRIPE_WEBHOOK_SECRET is not set.")
@@ -84,18 +94,26 @@ def verify(*, body: bytes, signature: str | None) -> dict[str, Any]:
     try:
         stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=SIGNATURE_TOLERANCE)
     except stripe.SignatureVerificationError as exc:
-        _keep_rejected(f"invalid signature: {exc}", signature=signature, text=text)
+        _keep_rejected(f"invalid signature: {exc}", signature=signature, text=text, client_ip=client_ip)
         raise Rejected("invalid_signature", "The Stripe-Signature header does not verify.") from exc
     try:
         return parse(text)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        _keep_rejected(f"malformed event: {exc}", signature=signature, text=text)
+        _keep_rejected(f"malformed event: {exc}", signature=signature, text=text, client_ip=client_ip)
         raise Rejected("malformed_event", f"The event is not a Stripe event ({exc}).") from exc
 
 
-def _keep_rejected(reason: str, *, signature: str | None, text: str) -> None:
+def _keep_rejected(reason: str, *, signature: str | None, text: str, client_ip: str | None) -> None:
     """Keep a refused delivery for inspection, whatever it holds: a NUL (which anyone can post, and PostgreSQL
-    refuses in text) is kept as U+FFFD, as :func:`receive` keeps an accepted event's."""
+    refuses in text) is kept as U+FFFD, as :func:`receive` keeps an accepted event's. Not past the budgets."""
+    budgets = [(REFUSED_KEPT_IN_ALL, "all")]
+    if client_ip is not None:
+        budgets.insert(0, (REFUSED_KEPT_PER_ADDRESS, rate_limit_ip(client_ip)))
+    try:
+        ratelimit.hit_all(*budgets)
+    except ratelimit.RateLimited:
+        logger.warning("Stripe webhook: a refused delivery from %s not kept (budget spent): %s", client_ip, reason)
+        return
     RejectedDelivery.objects.create(
         reason=without_nul(reason[:300]),
         signature_header=without_nul((signature or "")[:500]),
@@ -103,9 +121,15 @@ def _keep_rejected(reason: str, *, signature: str | None, text: str) -> None:
     )
 
 
-def intake(*, body: bytes, signature: str | None) -> Outcome:
+def intake(*, body: bytes, signature: str | None, client_ip: str | None = None) -> Outcome:
     """What ``POST /webhooks/stripe`` does with a delivery: verify it, then store and apply it once."""
-    return receive(verify(body=body, signature=signature))
+    return receive(verify(body=body, signature=signature, client_ip=client_ip))
+
+
+def prune_refused(at: dt.datetime) -> int:
+    """The worker's housekeeping (registered in :mod:`apertur.integrations.stripe.apps`): refused deliveries go
+    :data:`REFUSED_KEPT_FOR` after they came. Returns how many."""
+    return RejectedDelivery.objects.filter(received_at__lt=at - REFUSED_KEPT_FOR).delete()[0]
 
 
 def _apply(row: StripeEvent) -> None:

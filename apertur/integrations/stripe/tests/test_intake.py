@@ -311,3 +311,43 @@ def test_a_refused_delivery_holding_a_nul_is_a_400_and_kept(body: bytes, signatu
     assert "\x00" not in kept.body and "\ufffd" in kept.body
     assert "\x00" not in kept.signature_header
     assert StripeEvent.objects.count() == 0
+
+
+def test_refused_deliveries_kept_are_bounded_per_address_and_in_all(settings: Any) -> None:
+    """Regression: anyone could post to the endpoint, and every refused delivery kept up to 100 KB of its body, with
+    no bound and no end: a loop of unsigned posts filled the database. What is kept for inspection is now bounded
+    (per client address and in all, per hour); past that a delivery is refused the same way and kept no more."""
+    body = b'{"junk": "' + b"x" * 50_000 + b'"}'
+
+    def refuse(address: str) -> None:
+        response = Client(REMOTE_ADDR=address).post(
+            "/webhooks/stripe", body, content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
+        )
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_signature"
+
+    for _ in range(services.REFUSED_KEPT_PER_ADDRESS.max_hits + 5):
+        refuse("203.0.113.7")
+    assert RejectedDelivery.objects.count() == services.REFUSED_KEPT_PER_ADDRESS.max_hits
+    refuse("203.0.113.8")  # another address: kept
+    assert RejectedDelivery.objects.count() == services.REFUSED_KEPT_PER_ADDRESS.max_hits + 1
+    per_address = services.REFUSED_KEPT_PER_ADDRESS.max_hits
+    addresses = services.REFUSED_KEPT_IN_ALL.max_hits // per_address + 2
+    for n in range(addresses):
+        for _ in range(per_address):
+            refuse(f"198.51.100.{n}")
+    assert RejectedDelivery.objects.count() == services.REFUSED_KEPT_IN_ALL.max_hits
+
+
+def test_refused_deliveries_are_kept_30_days() -> None:
+    from apertur.core import housekeeping
+
+    now = dt.datetime(2026, 3, 31, 12, tzinfo=UTC)
+    old = RejectedDelivery.objects.create(
+        reason="invalid signature", body="{}", received_at=now - dt.timedelta(days=31)
+    )
+    recent = RejectedDelivery.objects.create(
+        reason="invalid signature", body="{}", received_at=now - dt.timedelta(days=29)
+    )
+    assert housekeeping.prune(now=now)["stripe_refused_deliveries"] == 1
+    assert list(RejectedDelivery.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not RejectedDelivery.objects.filter(pk=old.pk).exists()
