@@ -126,7 +126,8 @@ def update_settings(
     ip: str | None = None,
 ) -> Project:
     """Change the fields given; ``None`` clears the two defaults, leaving a field out keeps it."""
-    project = Project.objects.select_for_update().select_related("plan").get(pk=project.pk)
+    # The project row only (``of``): the plan row joined to it is every project on that plan's.
+    project = Project.objects.select_for_update(of=("self",)).select_related("plan").get(pk=project.pk)
     before = project.settings_json()
     if name is not None:
         cleaned = _clean_name(name)
@@ -163,7 +164,8 @@ def change_plan(*, project: Project, plan: Plan, actor: User | None = None, ip: 
     """Move a project to another plan (billing events and staff call this); emits ``plan.changed``."""
     from apertur.webhooks.services import emit
 
-    project = Project.objects.select_for_update().select_related("plan").get(pk=project.pk)
+    # The project row only (``of``): the plan row joined to it is every project on that plan's.
+    project = Project.objects.select_for_update(of=("self",)).select_related("plan").get(pk=project.pk)
     old = project.plan
     if old.pk == plan.pk:
         return project
