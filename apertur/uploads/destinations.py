@@ -239,14 +239,23 @@ def enable_destination(*, destination: Destination, actor: Any = None, ip: str |
 
 @transaction.atomic
 def delete_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> None:
-    audit.record(action="destination.deleted", obj=destination, actor=actor, ip=ip, data={"name": destination.name})
-    destination.delete()
+    # Locked before its deliveries are collected, as webhooks.services.delete_endpoint (schedule() locks it too).
+    locked = Destination.objects.select_for_update().filter(pk=destination.pk).first()
+    if locked is None:
+        return  # deleted meanwhile (another request)
+    audit.record(action="destination.deleted", obj=locked, actor=actor, ip=ip, data={"name": locked.name})
+    locked.delete()
 
 
 def schedule(*, upload: Upload) -> None:
     """Record a delivery to every active destination of the upload's project, in the caller's transaction."""
-    destinations = Destination.objects.filter(project_id=upload.project_id, livemode=upload.livemode).exclude(
-        status=DestinationStatus.DISABLED
+    # Locked (FOR NO KEY UPDATE) until the upload commits: a destination deleted meanwhile is waited for and
+    # skipped, where its delivery's foreign key used to fail the upload at commit (webhooks.services.emit).
+    destinations = (
+        Destination.objects.select_for_update(no_key=True)
+        .filter(project_id=upload.project_id, livemode=upload.livemode)
+        .exclude(status=DestinationStatus.DISABLED)
+        .order_by("pk")
     )
     rows = DestinationDelivery.objects.bulk_create(
         [DestinationDelivery(upload=upload, destination=d, next_attempt_at=clock.now()) for d in destinations]

@@ -199,8 +199,13 @@ def clear_expired_previous_secrets(at: dt.datetime) -> int:
 
 @transaction.atomic
 def delete_endpoint(*, endpoint: WebhookEndpoint, actor: Any = None, ip: str | None = None) -> None:
-    audit.record(action="webhook_endpoint.deleted", obj=endpoint, actor=actor, ip=ip, data={"url": endpoint.url})
-    endpoint.delete()
+    # Locked before its deliveries are collected: an event emitted meanwhile (which locks the endpoint too) has
+    # committed its delivery, deleted with it, or waits and finds the endpoint gone.
+    locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+    if locked is None:
+        return  # deleted meanwhile (another request)
+    audit.record(action="webhook_endpoint.deleted", obj=locked, actor=actor, ip=ip, data={"url": locked.url})
+    locked.delete()
 
 
 def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = True) -> WebhookEvent:
@@ -210,9 +215,12 @@ def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = 
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type}")
     event = WebhookEvent.objects.create(project=project, type=type, data=data, livemode=livemode)
-    endpoints = [
-        e for e in WebhookEndpoint.objects.filter(project=project, livemode=livemode, enabled=True) if e.wants(type)
-    ]
+    # Locked (FOR NO KEY UPDATE) until the caller commits: an endpoint deleted meanwhile is waited for and skipped,
+    # where its delivery's foreign key used to fail the caller's whole transaction (a guest's upload) at commit.
+    subscribed = WebhookEndpoint.objects.select_for_update(no_key=True).filter(
+        project=project, livemode=livemode, enabled=True
+    )
+    endpoints = [e for e in subscribed.order_by("pk") if e.wants(type)]
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(event=event, endpoint=e, next_attempt_at=clock.now()) for e in endpoints]
     )

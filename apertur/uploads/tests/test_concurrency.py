@@ -58,3 +58,81 @@ def test_an_upload_does_not_wait_for_an_upload_to_another_project_on_the_same_pl
     assert not thread.is_alive()
     assert not isinstance(outcome["second"], Exception), outcome["second"]  # was: lock timeout, on the plan row
     assert not isinstance(outcome["first"], Exception), outcome["first"]
+
+
+@pytest.mark.parametrize("removed", ["webhook endpoint", "destination"])
+def test_an_upload_while_its_projects_endpoint_or_destination_is_deleted_is_kept(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch, removed: str
+) -> None:
+    """An upload records a delivery to each of the project's webhook endpoints and destinations in its transaction.
+    One deleted at that moment (read by the upload before the deletion committed) made the delivery's foreign
+    key fail when the upload committed: an IntegrityError, the guest's photo refused with a 500. The upload now
+    waits for the deletion and records no delivery to what is gone."""
+    import time
+
+    from django.db.models.signals import post_delete
+
+    from apertur.testing import fake_dns
+    from apertur.uploads.destinations import create_https_destination, delete_destination
+    from apertur.uploads.models import Destination, DestinationDelivery
+    from apertur.webhooks.models import WebhookDelivery, WebhookEndpoint
+    from apertur.webhooks.services import create_endpoint, delete_endpoint
+
+    fake_dns(monkeypatch, {"hooks.example.com": [["93.184.215.14"]]})
+    project = create_project(owner=make_user(), name="Weddings")
+    session = services.create_session(project=project, title="Ana & Ben")
+    if removed == "webhook endpoint":
+        endpoint = create_endpoint(project=project, url="https://hooks.example.com/in", events=["upload.created"])
+        model: Any = WebhookEndpoint
+        delete: Any = lambda: delete_endpoint(endpoint=endpoint)  # noqa: E731
+    else:
+        destination = create_https_destination(project=project, name="Archive", url="https://hooks.example.com/in")
+        model = Destination
+        delete = lambda: delete_destination(destination=destination)  # noqa: E731
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_deletion(**kwargs: Any) -> None:
+        if threading.current_thread().name == "delete":
+            held.set()  # the row is deleted, not committed
+            assert release.wait(timeout=10)
+
+    post_delete.connect(hold_the_deletion, sender=model, weak=False, dispatch_uid="test-hold-the-deletion")
+    outcome: dict[str, Any] = {}
+
+    def run(label: str, action: Any) -> None:
+        try:
+            outcome[label] = action()
+        except Exception as exc:
+            outcome[label] = exc
+        finally:
+            connection.close()
+
+    deleting = threading.Thread(target=run, args=("delete", delete), name="delete")
+    uploading = threading.Thread(
+        target=run, args=("upload", lambda: services.accept_upload(session=session, file=image_file())), name="upload"
+    )
+    try:
+        deleting.start()
+        assert held.wait(timeout=10)
+        uploading.start()
+        # Until the upload is done or waits for the deletion's lock.
+        deadline = time.monotonic() + 5
+        with connection.cursor() as cursor:
+            while uploading.is_alive() and time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+                if cursor.fetchone()[0] >= 1:
+                    break
+                time.sleep(0.02)
+    finally:
+        release.set()
+        deleting.join(timeout=30)
+        uploading.join(timeout=30)
+        post_delete.disconnect(sender=model, dispatch_uid="test-hold-the-deletion")
+    assert not deleting.is_alive() and not uploading.is_alive()
+    assert outcome["delete"] is None, outcome["delete"]
+    assert not isinstance(outcome["upload"], Exception), outcome["upload"]  # was: IntegrityError (foreign key)
+    assert not model.objects.exists()
+    assert not WebhookDelivery.objects.exists() and not DestinationDelivery.objects.exists()
