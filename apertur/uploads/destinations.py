@@ -19,7 +19,7 @@ from botocore.config import Config as BotoConfig
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
-from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.uploads.errors import InvalidDestination
@@ -161,6 +161,7 @@ def rotate_secret(
     expire_previous_in: dt.timedelta,
     actor: Any = None,
     ip: str | None = None,
+    replacing: str | None = None,
 ) -> Destination:
     """Give an HTTPS destination a new signing secret; the one it replaces keeps signing too (both signatures in
     ``webhook-signature``) for ``expire_previous_in``, as a webhook endpoint's roll does (the same rules:
@@ -172,6 +173,7 @@ def rotate_secret(
         raise InvalidDestination(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         locked = _locked(destination)
+        check_replacing(current=locked.secret, replacing=replacing)  # the roll form's (core.rolling)
         roll_and_record(
             locked, expire_previous_in=expire_previous_in, action="destination.secret_rotated", actor=actor, ip=ip
         )

@@ -19,7 +19,7 @@ from django.apps import apps
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
-from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.webhooks import signing
@@ -153,14 +153,17 @@ def rotate_secret(
     expire_previous_in: dt.timedelta,
     actor: Any = None,
     ip: str | None = None,
+    replacing: str | None = None,
 ) -> WebhookEndpoint:
     """Give the endpoint a new signing secret; the one it replaces keeps signing too (both signatures in
     ``webhook-signature``) for ``expire_previous_in``: zero stops it at once, at most
-    ``core.rolling.MAX_PREVIOUS_SECRET_OVERLAP`` (the rules: ``RollingSigningSecret.roll_secret``)."""
+    ``core.rolling.MAX_PREVIOUS_SECRET_OVERLAP`` (the rules: ``RollingSigningSecret.roll_secret``). ``replacing``:
+    the roll form's name of the secret it replaces (``core.rolling.check_replacing``)."""
     if not roll_overlap_is_valid(expire_previous_in):
         raise InvalidEndpoint(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         locked = _locked(endpoint)
+        check_replacing(current=locked.secret, replacing=replacing)
         roll_and_record(
             locked, expire_previous_in=expire_previous_in, action="webhook_endpoint.secret_rotated", actor=actor, ip=ip
         )
