@@ -361,8 +361,10 @@ def _send_s3(destination: Destination, upload: Upload, body: bytes) -> None:
 
 def attempt(*, delivery_id: int) -> DestinationDelivery | None:
     with transaction.atomic():
+        # The copy's row only (``of``): the destination's, joined, would be locked after it, the reverse of
+        # disable_destination's order (a deadlock), and locking the upload's session and project held up uploads.
         delivery = (
-            DestinationDelivery.objects.select_for_update()
+            DestinationDelivery.objects.select_for_update(of=("self",))
             .select_related("upload__session", "upload__project", "destination")
             .filter(pk=delivery_id)
             .first()

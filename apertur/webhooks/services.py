@@ -268,8 +268,10 @@ def payload(event: WebhookEvent) -> bytes:
 def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookDelivery:
     """Make one attempt if the delivery is due and pending; record it; schedule the next on failure."""
     with transaction.atomic():
+        # The delivery's row only (``of``): the endpoint's, joined, would be locked after it, the reverse of
+        # update_endpoint's order (a deadlock when disabling), and every event of the endpoint would wait.
         delivery = (
-            WebhookDelivery.objects.select_for_update()
+            WebhookDelivery.objects.select_for_update(of=("self",))
             .select_related("event", "endpoint")
             .filter(pk=delivery_id)
             .first()
