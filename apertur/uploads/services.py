@@ -147,7 +147,12 @@ def check_session_password(*, session: UploadSession, password: str) -> None:
 @transaction.atomic
 def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "", ip: str | None = None) -> Upload:
     """Store one guest file after checking the session, the file's real type and the plan's limits."""
-    session = UploadSession.objects.select_for_update().select_related("project__plan").get(pk=session.pk)
+    # The session and its project, not the plan row joined to them (``of``): every project on that plan shares it.
+    session = (
+        UploadSession.objects.select_for_update(of=("self", "project"))
+        .select_related("project__plan")
+        .get(pk=session.pk)
+    )
     if not session.is_accepting():
         raise SessionNotAccepting()
     plan = session.project.plan

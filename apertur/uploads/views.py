@@ -343,8 +343,13 @@ def destination_roll_secret(request: HttpRequest, public_id: str, destination_id
     rolled, form = roll_secret_form(
         request,
         row=destination,
-        rotate=lambda overlap: destinations.rotate_secret(
-            destination=destination, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
+        current=destination.secret,
+        rotate=lambda overlap, replacing: destinations.rotate_secret(
+            destination=destination,
+            expire_previous_in=overlap,
+            actor=_owner(request),
+            ip=client_ip(request),
+            replacing=replacing,
         ),
     )
     if rolled is not None:

@@ -137,8 +137,13 @@ def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str)
     rolled, form = roll_secret_form(
         request,
         row=endpoint,
-        rotate=lambda overlap: services.rotate_secret(
-            endpoint=endpoint, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
+        current=endpoint.secret,
+        rotate=lambda overlap, replacing: services.rotate_secret(
+            endpoint=endpoint,
+            expire_previous_in=overlap,
+            actor=_owner(request),
+            ip=client_ip(request),
+            replacing=replacing,
         ),
     )
     if rolled is not None:
