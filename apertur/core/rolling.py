@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from django.contrib import messages
 from django.http import HttpRequest
 
 from apertur.core import clock
@@ -45,7 +46,7 @@ def roll_overlap_is_valid(keep_previous_for: object) -> bool:
 class SecretRolledMeanwhile(Conflict):
     default_message = (
         "This secret was already rolled a moment ago (was the form sent twice?): nothing more was rolled, and the "
-        "secret it replaced keeps its overlap. The new secret is shown once, on the previous page."
+        "secret it replaced keeps its overlap."
     )
 
 
@@ -92,7 +93,10 @@ def roll_secret_form(
     ``initial`` unless posted, 24 hours by default —, the error, and when the secret the ``row``'s last roll replaced
     stops working, if it still works, which a new roll ends at once). A POST without a choice
     takes ``unposted`` (a key of :data:`ROLL_OVERLAPS`; by default none, and the page asks for one). The form
-    names the ``current`` secret (or hash) it replaces, which ``rotate`` gets to check (:func:`check_replacing`)."""
+    names the ``current`` secret (or hash) it replaces, which ``rotate`` gets to check (:func:`check_replacing`).
+    When it was rolled meanwhile (the form sent twice: the browser shows the second answer), the context is only
+    ``{"rolled_meanwhile": True}`` and a message says so: the view sends the person to the object's page, where the
+    first roll's new secret is shown once."""
     posted = request.method == "POST"
     chosen = request.POST.get("expire_previous_in", unposted) if posted else initial
     error = None
@@ -102,6 +106,9 @@ def roll_secret_form(
         else:
             try:
                 return rotate(ROLL_OVERLAPS[chosen][1], request.POST.get("replacing")), {}
+            except SecretRolledMeanwhile as exc:
+                messages.info(request, exc.message)
+                return None, {"rolled_meanwhile": True}
             except AperturError as exc:
                 error = exc.message
     return None, {

@@ -234,6 +234,8 @@ def _roll_secret(request: HttpRequest, app: OAuthApp, context: dict[str, Any]) -
         initial="0",
         unposted="0",
     )
+    if form.get("rolled_meanwhile"):
+        return redirect("partners:apps:detail", client_id=app.client_id)
     if rolled is None:
         status = 400 if request.method == "POST" else 200
         back = reverse("partners:apps:detail", args=[app.client_id])

@@ -149,6 +149,7 @@ def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str)
     if rolled is not None:
         show_once(request, _SECRET_ONCE, page=rolled.public_id, secret=rolled.secret, rolled=True)
         messages.success(request, "Signing secret rolled.")
+    if rolled is not None or form.get("rolled_meanwhile"):
         return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
     context = {"endpoint": endpoint, "project": endpoint.project, **form}
     return render(request, "webhooks/roll_secret.html", context, status=400 if form["error"] else 200)

@@ -232,7 +232,10 @@ def test_a_roll_form_sent_a_second_time_rolls_nothing_more(owner) -> None:  # ty
     assert browser.post(roll, form).status_code == 302
     new = Destination.objects.get().secret
     again = browser.post(roll, form)
-    assert again.status_code == 400 and "already rolled" in again.content.decode()
+    # The browser shows the second answer: the object's page, which says so and shows the first roll's secret once.
+    assert again.status_code == 302 and again["Location"] == roll.removesuffix("roll-secret")
+    shown = browser.get(again["Location"]).content.decode()
+    assert "already rolled" in shown and new in shown
     stored = Destination.objects.get()
     assert (stored.secret, stored.previous_secret) == (new, old)  # was: a third secret, and old dropped at once
     assert stored.previous_secret_expires_at is not None
