@@ -81,8 +81,10 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         except Exception:
             record.delete()
             raise
-        if response.status_code >= 500:
-            record.delete()  # a server error is not an answer: let the retry run
+        if response.status_code >= 400:
+            # Only what was done is kept: a refusal did nothing (like a refusal raised above), a server error is not
+            # an answer. The retry runs again (after a fix, an upgrade, a closed session), still at most once.
+            record.delete()
         else:
             # An update, not save(): a request that ran past ABANDONED_AFTER may find its record replaced, and its
             # answer (its work is done) must not become a 500.

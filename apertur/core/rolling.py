@@ -6,13 +6,16 @@ limit and the dashboard's form are one rule here; each kind keeps its own storag
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from django.contrib import messages
 from django.http import HttpRequest
 
 from apertur.core import clock
-from apertur.core.errors import AperturError
+from apertur.core.errors import AperturError, Conflict
 
 #: The longest a rolled secret keeps working beside its replacement (as Stripe's "Roll secret").
 MAX_PREVIOUS_SECRET_OVERLAP = dt.timedelta(days=7)
@@ -40,6 +43,27 @@ def roll_overlap_is_valid(keep_previous_for: object) -> bool:
     )
 
 
+class SecretRolledMeanwhile(Conflict):
+    default_message = (
+        "This secret was already rolled a moment ago (was the form sent twice?): nothing more was rolled, and the "
+        "secret it replaced keeps its overlap."
+    )
+
+
+def fingerprint(secret: str) -> str:
+    """A short one-way name of a secret (or of its hash): what the roll form says it replaces, never the secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def check_replacing(*, current: str, replacing: str | None) -> None:
+    """Under the row's lock, before a roll: the roll form (``replacing``: its :func:`fingerprint`) was shown for
+    the ``current`` secret, or :class:`SecretRolledMeanwhile`. A double click sends the form twice; the second roll
+    would end at once the secret the servers hold (rolling during an overlap drops the older secret) and replace
+    the first new one. ``None`` (the API, the CLI, a script posting no such field): no check."""
+    if replacing is not None and not hmac.compare_digest(fingerprint(current), replacing):
+        raise SecretRolledMeanwhile()
+
+
 def overlap_ends(*, previous: str, expires: dt.datetime | None, at: dt.datetime) -> dt.datetime | None:
     """When the secret a roll replaced stops working, if it still works at ``at`` (``previous``: that secret or
     its hash, empty once forgotten); otherwise None. Every kind's ``previous_secret_valid_until``."""
@@ -59,7 +83,8 @@ def roll_secret_form(
     request: HttpRequest,
     *,
     row: Rolling,
-    rotate: Callable[[dt.timedelta], Rolled],
+    current: str,
+    rotate: Callable[[dt.timedelta, str | None], Rolled],
     initial: str = DEFAULT_ROLL_OVERLAP,
     unposted: str = "",
 ) -> tuple[Rolled | None, dict[str, Any]]:
@@ -67,7 +92,11 @@ def roll_secret_form(
     otherwise ``None``, and the template context of ``_roll_secret_form.html`` (the choices, the one chosen —
     ``initial`` unless posted, 24 hours by default —, the error, and when the secret the ``row``'s last roll replaced
     stops working, if it still works, which a new roll ends at once). A POST without a choice
-    takes ``unposted`` (a key of :data:`ROLL_OVERLAPS`; by default none, and the page asks for one)."""
+    takes ``unposted`` (a key of :data:`ROLL_OVERLAPS`; by default none, and the page asks for one). The form
+    names the ``current`` secret (or hash) it replaces, which ``rotate`` gets to check (:func:`check_replacing`).
+    When it was rolled meanwhile (the form sent twice: the browser shows the second answer), the context is only
+    ``{"rolled_meanwhile": True}`` and a message says so: the view sends the person to the object's page, where the
+    first roll's new secret is shown once."""
     posted = request.method == "POST"
     chosen = request.POST.get("expire_previous_in", unposted) if posted else initial
     error = None
@@ -76,12 +105,16 @@ def roll_secret_form(
             error = "Choose when the current secret stops working."
         else:
             try:
-                return rotate(ROLL_OVERLAPS[chosen][1]), {}
+                return rotate(ROLL_OVERLAPS[chosen][1], request.POST.get("replacing")), {}
+            except SecretRolledMeanwhile as exc:
+                messages.info(request, exc.message)
+                return None, {"rolled_meanwhile": True}
             except AperturError as exc:
                 error = exc.message
     return None, {
         "choices": [(value, label) for value, (label, _) in ROLL_OVERLAPS.items()],
         "chosen": chosen,
         "error": error,
+        "replacing": fingerprint(current),
         "previous_secret_until": row.previous_secret_valid_until(clock.now()),
     }

@@ -227,12 +227,15 @@ def _roll_secret(request: HttpRequest, app: OAuthApp, context: dict[str, Any]) -
     rolled, form = roll_secret_form(
         request,
         row=app,
-        rotate=lambda overlap: services.rotate_secret(
-            app=app, actor=_actor(request), ip=client_ip(request), expire_previous_in=overlap
+        current=app.client_secret_hash,
+        rotate=lambda overlap, replacing: services.rotate_secret(
+            app=app, actor=_actor(request), ip=client_ip(request), expire_previous_in=overlap, replacing=replacing
         ),
         initial="0",
         unposted="0",
     )
+    if form.get("rolled_meanwhile"):
+        return redirect("partners:apps:detail", client_id=app.client_id)
     if rolled is None:
         status = 400 if request.method == "POST" else 200
         back = reverse("partners:apps:detail", args=[app.client_id])

@@ -14,7 +14,7 @@ from django.db.models import Q
 from apertur.accounts.models import User
 from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, tokens
-from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.tokens import Prefix
 from apertur.core.validation import Checks, clean_text
 from apertur.core.validation import clean_website as clean_website_rule
@@ -214,6 +214,7 @@ def rotate_secret(
     actor: User | None = None,
     ip: str | None = None,
     expire_previous_in: dt.timedelta = dt.timedelta(0),
+    replacing: str | None = None,
 ) -> str:
     """A new client secret (returned: shown once, only its hash is stored). The current one keeps authenticating
     the client for ``expire_previous_in`` (``core.rolling``: zero, the default, stops it when this commits; at most
@@ -223,6 +224,7 @@ def rotate_secret(
         raise InvalidAppInput(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+        check_replacing(current=app.client_secret_hash, replacing=replacing)  # the roll form's (core.rolling)
         now = clock.now()
         dropped_older = app.previous_secret_valid_until(now) is not None
         if expire_previous_in:

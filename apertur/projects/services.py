@@ -29,9 +29,17 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
+def _lock_owner(owner_id: int) -> None:
+    """Take turns with the owner's other project name changes: names are unique per owner whatever their case,
+    which the check in code enforces (the constraint is on the exact name), so it must see what a creation or
+    rename in flight commits. FOR NO KEY UPDATE: rows referring to the user (a new project) are not held up."""
+    list(User.objects.select_for_update(no_key=True).filter(pk=owner_id).values_list("pk", flat=True))
+
+
 @transaction.atomic
 def create_project(*, owner: User, name: str, plan: Plan | None = None, ip: str | None = None) -> Project:
     cleaned = _clean_name(name)
+    _lock_owner(owner.pk)
     if Project.objects.filter(owner=owner, name__iexact=cleaned).exists():
         raise ProjectNameTaken(field="name")
     try:
@@ -126,7 +134,10 @@ def update_settings(
     ip: str | None = None,
 ) -> Project:
     """Change the fields given; ``None`` clears the two defaults, leaving a field out keeps it."""
-    project = Project.objects.select_for_update().select_related("plan").get(pk=project.pk)
+    if name is not None:
+        _lock_owner(project.owner_id)  # before the project's row, in the order create_project takes them
+    # The project row only (``of``): the plan row joined to it is every project on that plan's.
+    project = Project.objects.select_for_update(of=("self",)).select_related("plan").get(pk=project.pk)
     before = project.settings_json()
     if name is not None:
         cleaned = _clean_name(name)
@@ -163,7 +174,8 @@ def change_plan(*, project: Project, plan: Plan, actor: User | None = None, ip: 
     """Move a project to another plan (billing events and staff call this); emits ``plan.changed``."""
     from apertur.webhooks.services import emit
 
-    project = Project.objects.select_for_update().select_related("plan").get(pk=project.pk)
+    # The project row only (``of``): the plan row joined to it is every project on that plan's.
+    project = Project.objects.select_for_update(of=("self",)).select_related("plan").get(pk=project.pk)
     old = project.plan
     if old.pk == plan.pk:
         return project

@@ -19,7 +19,7 @@ from botocore.config import Config as BotoConfig
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
-from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.uploads.errors import InvalidDestination
@@ -161,6 +161,7 @@ def rotate_secret(
     expire_previous_in: dt.timedelta,
     actor: Any = None,
     ip: str | None = None,
+    replacing: str | None = None,
 ) -> Destination:
     """Give an HTTPS destination a new signing secret; the one it replaces keeps signing too (both signatures in
     ``webhook-signature``) for ``expire_previous_in``, as a webhook endpoint's roll does (the same rules:
@@ -172,6 +173,7 @@ def rotate_secret(
         raise InvalidDestination(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         locked = _locked(destination)
+        check_replacing(current=locked.secret, replacing=replacing)  # the roll form's (core.rolling)
         roll_and_record(
             locked, expire_previous_in=expire_previous_in, action="destination.secret_rotated", actor=actor, ip=ip
         )
@@ -239,14 +241,23 @@ def enable_destination(*, destination: Destination, actor: Any = None, ip: str |
 
 @transaction.atomic
 def delete_destination(*, destination: Destination, actor: Any = None, ip: str | None = None) -> None:
-    audit.record(action="destination.deleted", obj=destination, actor=actor, ip=ip, data={"name": destination.name})
-    destination.delete()
+    # Locked before its deliveries are collected, as webhooks.services.delete_endpoint (schedule() locks it too).
+    locked = Destination.objects.select_for_update().filter(pk=destination.pk).first()
+    if locked is None:
+        return  # deleted meanwhile (another request)
+    audit.record(action="destination.deleted", obj=locked, actor=actor, ip=ip, data={"name": locked.name})
+    locked.delete()
 
 
 def schedule(*, upload: Upload) -> None:
     """Record a delivery to every active destination of the upload's project, in the caller's transaction."""
-    destinations = Destination.objects.filter(project_id=upload.project_id, livemode=upload.livemode).exclude(
-        status=DestinationStatus.DISABLED
+    # Locked (FOR NO KEY UPDATE) until the upload commits: a destination deleted meanwhile is waited for and
+    # skipped, where its delivery's foreign key used to fail the upload at commit (webhooks.services.emit).
+    destinations = (
+        Destination.objects.select_for_update(no_key=True)
+        .filter(project_id=upload.project_id, livemode=upload.livemode)
+        .exclude(status=DestinationStatus.DISABLED)
+        .order_by("pk")
     )
     rows = DestinationDelivery.objects.bulk_create(
         [DestinationDelivery(upload=upload, destination=d, next_attempt_at=clock.now()) for d in destinations]
@@ -350,8 +361,10 @@ def _send_s3(destination: Destination, upload: Upload, body: bytes) -> None:
 
 def attempt(*, delivery_id: int) -> DestinationDelivery | None:
     with transaction.atomic():
+        # The copy's row only (``of``): the destination's, joined, would be locked after it, the reverse of
+        # disable_destination's order (a deadlock), and locking the upload's session and project held up uploads.
         delivery = (
-            DestinationDelivery.objects.select_for_update()
+            DestinationDelivery.objects.select_for_update(of=("self",))
             .select_related("upload__session", "upload__project", "destination")
             .filter(pk=delivery_id)
             .first()

@@ -107,7 +107,10 @@ def create_session(
         expires_at = clock.now() + dt.timedelta(days=locked.default_session_days)
     if max_files is None and locked.default_max_files:
         max_files = locked.default_max_files
-    if usage(project=project, livemode=livemode).active_sessions >= project.plan.max_active_sessions:
+    # The locked row's plan (a change may have committed since the caller read ``project``); the caller's copy when
+    # it is the same plan, which costs no query.
+    plan = project.plan if locked.plan_id == project.plan_id else locked.plan
+    if usage(project=project, livemode=livemode).active_sessions >= plan.max_active_sessions:
         raise SessionLimitReached()
     session = UploadSession.objects.create(
         project=project,
@@ -147,7 +150,12 @@ def check_session_password(*, session: UploadSession, password: str) -> None:
 @transaction.atomic
 def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "", ip: str | None = None) -> Upload:
     """Store one guest file after checking the session, the file's real type and the plan's limits."""
-    session = UploadSession.objects.select_for_update().select_related("project__plan").get(pk=session.pk)
+    # The session and its project, not the plan row joined to them (``of``): every project on that plan shares it.
+    session = (
+        UploadSession.objects.select_for_update(of=("self", "project"))
+        .select_related("project__plan")
+        .get(pk=session.pk)
+    )
     if not session.is_accepting():
         raise SessionNotAccepting()
     plan = session.project.plan

@@ -343,13 +343,19 @@ def destination_roll_secret(request: HttpRequest, public_id: str, destination_id
     rolled, form = roll_secret_form(
         request,
         row=destination,
-        rotate=lambda overlap: destinations.rotate_secret(
-            destination=destination, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
+        current=destination.secret,
+        rotate=lambda overlap, replacing: destinations.rotate_secret(
+            destination=destination,
+            expire_previous_in=overlap,
+            actor=_owner(request),
+            ip=client_ip(request),
+            replacing=replacing,
         ),
     )
     if rolled is not None:
         show_once(request, _SECRET_ONCE, page=rolled.public_id, secret=rolled.secret, rolled=True)
         messages.success(request, "Signing secret rolled.")
+    if rolled is not None or form.get("rolled_meanwhile"):
         return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
     context = {"destination": destination, "project": destination.project, **form}
     return render(request, "uploads/destination_roll_secret.html", context, status=400 if form["error"] else 200)

@@ -19,7 +19,7 @@ from django.apps import apps
 from django.db import transaction
 
 from apertur.core import audit, clock, outbound
-from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, roll_overlap_is_valid
+from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
 from apertur.webhooks import signing
@@ -153,14 +153,17 @@ def rotate_secret(
     expire_previous_in: dt.timedelta,
     actor: Any = None,
     ip: str | None = None,
+    replacing: str | None = None,
 ) -> WebhookEndpoint:
     """Give the endpoint a new signing secret; the one it replaces keeps signing too (both signatures in
     ``webhook-signature``) for ``expire_previous_in``: zero stops it at once, at most
-    ``core.rolling.MAX_PREVIOUS_SECRET_OVERLAP`` (the rules: ``RollingSigningSecret.roll_secret``)."""
+    ``core.rolling.MAX_PREVIOUS_SECRET_OVERLAP`` (the rules: ``RollingSigningSecret.roll_secret``). ``replacing``:
+    the roll form's name of the secret it replaces (``core.rolling.check_replacing``)."""
     if not roll_overlap_is_valid(expire_previous_in):
         raise InvalidEndpoint(ROLL_OVERLAP_MESSAGE, field="expire_previous_in")
     with transaction.atomic():
         locked = _locked(endpoint)
+        check_replacing(current=locked.secret, replacing=replacing)
         roll_and_record(
             locked, expire_previous_in=expire_previous_in, action="webhook_endpoint.secret_rotated", actor=actor, ip=ip
         )
@@ -199,8 +202,13 @@ def clear_expired_previous_secrets(at: dt.datetime) -> int:
 
 @transaction.atomic
 def delete_endpoint(*, endpoint: WebhookEndpoint, actor: Any = None, ip: str | None = None) -> None:
-    audit.record(action="webhook_endpoint.deleted", obj=endpoint, actor=actor, ip=ip, data={"url": endpoint.url})
-    endpoint.delete()
+    # Locked before its deliveries are collected: an event emitted meanwhile (which locks the endpoint too) has
+    # committed its delivery, deleted with it, or waits and finds the endpoint gone.
+    locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+    if locked is None:
+        return  # deleted meanwhile (another request)
+    audit.record(action="webhook_endpoint.deleted", obj=locked, actor=actor, ip=ip, data={"url": locked.url})
+    locked.delete()
 
 
 def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = True) -> WebhookEvent:
@@ -210,9 +218,12 @@ def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = 
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type}")
     event = WebhookEvent.objects.create(project=project, type=type, data=data, livemode=livemode)
-    endpoints = [
-        e for e in WebhookEndpoint.objects.filter(project=project, livemode=livemode, enabled=True) if e.wants(type)
-    ]
+    # Locked (FOR NO KEY UPDATE) until the caller commits: an endpoint deleted meanwhile is waited for and skipped,
+    # where its delivery's foreign key used to fail the caller's whole transaction (a guest's upload) at commit.
+    subscribed = WebhookEndpoint.objects.select_for_update(no_key=True).filter(
+        project=project, livemode=livemode, enabled=True
+    )
+    endpoints = [e for e in subscribed.order_by("pk") if e.wants(type)]
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(event=event, endpoint=e, next_attempt_at=clock.now()) for e in endpoints]
     )
@@ -257,8 +268,10 @@ def payload(event: WebhookEvent) -> bytes:
 def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookDelivery:
     """Make one attempt if the delivery is due and pending; record it; schedule the next on failure."""
     with transaction.atomic():
+        # The delivery's row only (``of``): the endpoint's, joined, would be locked after it, the reverse of
+        # update_endpoint's order (a deadlock when disabling), and every event of the endpoint would wait.
         delivery = (
-            WebhookDelivery.objects.select_for_update()
+            WebhookDelivery.objects.select_for_update(of=("self",))
             .select_related("event", "endpoint")
             .filter(pk=delivery_id)
             .first()

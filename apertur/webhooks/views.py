@@ -137,13 +137,19 @@ def endpoint_roll_secret(request: HttpRequest, public_id: str, endpoint_id: str)
     rolled, form = roll_secret_form(
         request,
         row=endpoint,
-        rotate=lambda overlap: services.rotate_secret(
-            endpoint=endpoint, expire_previous_in=overlap, actor=_owner(request), ip=client_ip(request)
+        current=endpoint.secret,
+        rotate=lambda overlap, replacing: services.rotate_secret(
+            endpoint=endpoint,
+            expire_previous_in=overlap,
+            actor=_owner(request),
+            ip=client_ip(request),
+            replacing=replacing,
         ),
     )
     if rolled is not None:
         show_once(request, _SECRET_ONCE, page=rolled.public_id, secret=rolled.secret, rolled=True)
         messages.success(request, "Signing secret rolled.")
+    if rolled is not None or form.get("rolled_meanwhile"):
         return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
     context = {"endpoint": endpoint, "project": endpoint.project, **form}
     return render(request, "webhooks/roll_secret.html", context, status=400 if form["error"] else 200)

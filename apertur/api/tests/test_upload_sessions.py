@@ -310,3 +310,22 @@ def test_a_tampered_cursor_out_of_range_is_a_422_not_a_500(api: Api, when: str) 
         response = api.get(path, cursor=cursor)
         assert response.status_code == 422, (path, response.content)
         assert response.json()["error"]["field"] == "cursor"
+
+
+def test_a_refused_request_frees_its_key_so_the_retry_runs(flow: Flow, live_key_api: Api) -> None:
+    """Only an answer that did something is kept with its key: a refusal did nothing, so the same key sent again
+    (after an upgrade, a closed session, a corrected body) runs, once (docs/api.md, Idempotency)."""
+    from apertur.core.models import IdempotencyKey
+    from apertur.projects.services import change_plan
+
+    project = flow.project
+    change_plan(project=project, plan=plan_by_name("Free"))  # one active session at a time
+    assert live_key_api.post("/upload-sessions", {"title": "First"}).status_code == 201
+    refused = live_key_api.post("/upload-sessions", {"title": "Second"}, key="second")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "session_limit_reached"
+    assert not IdempotencyKey.objects.filter(key="second").exists()
+    change_plan(project=project, plan=plan_by_name("Pro"))
+    created = live_key_api.post("/upload-sessions", {"title": "Second"}, key="second")
+    assert created.status_code == 201 and not created.has_header("Idempotent-Replayed")
+    replayed = live_key_api.post("/upload-sessions", {"title": "Second"}, key="second")
+    assert replayed["Idempotent-Replayed"] == "true" and UploadSession.objects.count() == 2

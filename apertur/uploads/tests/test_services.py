@@ -74,6 +74,20 @@ def test_active_session_limit_of_the_plan(project) -> None:  # type: ignore[no-u
     services.create_session(project=free, title="two")
 
 
+def test_the_limit_is_the_plan_the_project_has_now_not_the_callers_copy(project) -> None:  # type: ignore[no-untyped-def]
+    """The caller's project may be read before a plan change commits (an upgrade paid a moment ago): the locked
+    row's plan decides, as it does for the defaults."""
+    from apertur.projects.models import Project
+    from apertur.projects.services import change_plan
+
+    free = create_project(owner=project.owner, name="Free one")
+    services.create_session(project=free, title="one")
+    stale = Project.objects.select_related("plan").get(pk=free.pk)
+    assert stale.plan.name == "Free"
+    change_plan(project=free, plan=plan_by_name("Pro"))
+    services.create_session(project=stale, title="two")  # was SessionLimitReached: Free's limit of one
+
+
 def test_an_expired_session_frees_its_slot(project) -> None:  # type: ignore[no-untyped-def]
     free = create_project(owner=project.owner, name="Free one")
     soon = clock.now() + dt.timedelta(seconds=3)

@@ -213,6 +213,35 @@ def test_the_owner_rolls_an_https_destinations_secret_from_its_page(owner) -> No
     assert 'data-testid="previous-secret-until"' in browser.get(f"{roll[: -len('roll-secret')]}").content.decode()
 
 
+def test_a_roll_form_sent_a_second_time_rolls_nothing_more(owner) -> None:  # type: ignore[no-untyped-def]
+    """A double click sends the roll form twice, one after the other: the second roll ended at once the secret the
+    receiver holds, whatever overlap was chosen (rolling during an overlap drops the older secret). The form
+    names the secret it replaces; the second finds it replaced and rolls nothing (races: webhooks' tests)."""
+    import re
+
+    from apertur.uploads import destinations
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    destination = destinations.create_https_destination(project=project, name="Archive", url="https://a.example.com/in")
+    old = destination.secret
+    roll = f"/projects/{project.public_id}/destinations/{destination.public_id}/roll-secret"
+    page = browser.get(roll).content.decode()
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+    form = {**hidden, "expire_previous_in": "86400"}
+    assert browser.post(roll, form).status_code == 302
+    new = Destination.objects.get().secret
+    again = browser.post(roll, form)
+    # The browser shows the second answer: the object's page, which says so and shows the first roll's secret once.
+    assert again.status_code == 302 and again["Location"] == roll.removesuffix("roll-secret")
+    shown = browser.get(again["Location"]).content.decode()
+    assert "already rolled" in shown and new in shown
+    stored = Destination.objects.get()
+    assert (stored.secret, stored.previous_secret) == (new, old)  # was: a third secret, and old dropped at once
+    assert stored.previous_secret_expires_at is not None
+    assert browser.post(roll, {"expire_previous_in": "0"}).status_code == 302  # posting no form field: no check
+
+
 def test_the_owner_replaces_an_s3_destinations_access_key(owner) -> None:  # type: ignore[no-untyped-def]
     from apertur.uploads import destinations
     from apertur.uploads.models import Destination
