@@ -144,14 +144,7 @@ def _apply(row: StripeEvent) -> None:
         row.status, row.detail = EventStatus.IGNORED, str(exc)[:300]
     except WaitForStaff as exc:
         row.status, row.detail = EventStatus.WAITING, str(exc)[:300]
-        alerts.alert_staff(
-            action="stripe.staff_alerted",
-            about=row,
-            key=exc.key,
-            subject=exc.subject,
-            lines=[*exc.lines, "", f"The event: {row.event_id} ({row.type})"],
-            template="emails/stripe_staff_notice",
-        )
+        _tell_staff(row, key=exc.key, subject=exc.subject, lines=[*exc.lines, "", f"The event: {row.event_id}"])
     except Wait as exc:
         row.status, row.detail = EventStatus.WAITING, str(exc)[:300]
     # An object of the wrong shape: a missing key, a string where an object was (AttributeError on ``.get``), a
@@ -160,9 +153,8 @@ def _apply(row: StripeEvent) -> None:
         row.status, row.detail = EventStatus.FAILED, f"malformed {row.type}: {exc}"[:300]
         # Stripe was (or will be) answered 2xx and never sends it again: a person must know, or whatever money it
         # records is lost without a trace but this row.
-        alerts.alert_staff(
-            action="stripe.staff_alerted",
-            about=row,
+        _tell_staff(
+            row,
             key=f"failed:{row.event_id}",
             subject=f"Stripe event {row.event_id} ({row.type}) could not be applied",
             lines=[
@@ -174,10 +166,21 @@ def _apply(row: StripeEvent) -> None:
                 "Once what it lacked is fixed (in Apertur's code or data), apply it with: apertur billing retry "
                 f"{row.event_id}",
             ],
-            template="emails/stripe_staff_notice",
         )
     else:
         row.status, row.detail, row.processed_at = EventStatus.PROCESSED, detail[:300], clock.now()
+
+
+def _tell_staff(row: StripeEvent, *, key: str, subject: str, lines: list[str]) -> None:
+    """An accepted event that needs a person now (not after its week of waiting): once a day per ``key``."""
+    alerts.alert_staff(
+        action="stripe.staff_alerted",
+        about=row,
+        key=key,
+        subject=subject,
+        lines=lines,
+        template="emails/stripe_staff_notice",
+    )
 
 
 def receive(event: dict[str, Any]) -> Outcome:
