@@ -133,3 +133,58 @@ def test_text_keeps_4_5_to_1_contrast_in_light_and_dark(page: Page, live_server:
     problems["/partners/staff/?status=all"] = low_contrast(page, f"{base}/partners/staff/?status=all")
 
     assert {where: low for where, low in problems.items() if low} == {}
+
+
+# Each text field's and select's border, and the focus ring of each of the first Tab stops, against what is
+# around them: under 3:1 is reported (the ring is drawn outside the element, over its parent's background).
+LOW_CONTRAST_FIELDS = (
+    "() => {"
+    + COLOUR_JS
+    + """
+  const low = [];
+  const fields = document.querySelectorAll("input:not([type=hidden], [type=checkbox], [type=radio]), select, textarea");
+  for (const el of fields) {
+    if (el.getBoundingClientRect().width === 0) continue;
+    const around = behind(el.parentElement);
+    const r = ratio(over(parse(getComputedStyle(el).borderTopColor), around), around);
+    if (r < 3) low.push(`border of ${el.tagName.toLowerCase()}#${el.id} ${r.toFixed(2)}`);
+  }
+  return low;
+}"""
+)
+FOCUS_RING = (
+    "() => {"
+    + COLOUR_JS
+    + """
+  const el = document.activeElement, style = getComputedStyle(el);
+  // The browser draws its own ring for "auto" and for a part inside a native control (a date field's calendar
+  // button, focused while the field itself does not match :focus-visible).
+  if (el === document.body || style.outlineStyle === "auto" || !el.matches(":focus-visible")) return null;
+  const label = `${el.tagName.toLowerCase()} "${(el.textContent || el.name || "").trim().slice(0, 20)}"`;
+  if (style.outlineStyle === "none" || parseFloat(style.outlineWidth) < 2) return `no focus ring on ${label}`;
+  const around = behind(el.parentElement);
+  const r = ratio(over(parse(style.outlineColor), around), around);
+  return r < 3 ? `focus ring of ${label} ${r.toFixed(2)}` : null;
+}"""
+)
+
+
+def test_fields_and_the_focus_ring_keep_3_to_1_contrast_in_light_and_dark(page: Page, live_server: Any) -> None:
+    """WCAG 1.4.11: a field's border is what shows where to type, and the focus ring where the keyboard is."""
+    base = live_server.url
+    make_partner(user=make_user("partner@example.com"))
+    log_in(page, base, "partner@example.com")
+    problems = {}
+    for path in ["/account", "/partners/commissions/", "/partners/apps/new"]:
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            page.goto(base + path)
+            low = page.evaluate(LOW_CONTRAST_FIELDS)
+            for _ in range(25):
+                page.keyboard.press("Tab")
+                ring = page.evaluate(FOCUS_RING)
+                if ring and ring not in low:
+                    low.append(ring)
+            if low:
+                problems[f"{path}, {scheme}"] = low
+    assert problems == {}
