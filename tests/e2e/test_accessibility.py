@@ -188,3 +188,18 @@ def test_fields_and_the_focus_ring_keep_3_to_1_contrast_in_light_and_dark(page: 
             if low:
                 problems[f"{path}, {scheme}"] = low
     assert problems == {}
+
+
+def test_the_skip_link_shows_when_the_keyboard_reaches_it_and_skips_the_header(page: Page, live_server: Any) -> None:
+    """WCAG 2.4.1 and 2.4.7: the first Tab stop is the skip link, on screen while focused; it leads into <main>."""
+    make_user("owner@example.com")
+    log_in(page, live_server.url, "owner@example.com")
+    page.goto(f"{live_server.url}/account")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to main content")
+    expect(skip).to_be_focused()
+    box = skip.bounding_box()
+    assert box and box["x"] >= 0 and box["y"] >= 0, box
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # past the header's links, into the page's own content
+    expect(page.get_by_label("New email")).to_be_focused()
