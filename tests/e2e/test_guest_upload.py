@@ -66,9 +66,9 @@ COUNT_STATUS_CHANGES = """() => {
   window.statusChanges = new Map();
   new MutationObserver((records) => {
     for (const r of records) {
-      const row = r.target.closest ? r.target.closest("li") : r.target.parentElement.closest("li");
-      if (r.type === "childList" && r.target.classList && r.target.classList.contains("status"))
-        window.statusChanges.set(row, (window.statusChanges.get(row) || 0) + 1);
+      if (!r.target.classList.contains("status")) continue;  // a row added to the list, not a status replaced
+      const row = r.target.closest("li");
+      window.statusChanges.set(row, (window.statusChanges.get(row) || 0) + 1);
     }
   }).observe(document.getElementById("upload-list"), { childList: true, subtree: true });
 }"""
