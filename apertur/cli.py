@@ -153,7 +153,12 @@ def serve(
 @app.command()
 def worker(
     schedule: Annotated[
-        bool, typer.Option("--schedule/--no-schedule", help="Also run the monthly payout schedule (default).")
+        bool,
+        typer.Option(
+            "--schedule/--no-schedule",
+            help="Also run the monthly payout schedule, PayPal polling and housekeeping. Extra workers "
+            "may use --no-schedule; several schedules at once are safe too.",
+        ),
     ] = True,
     concurrency: Annotated[
         int,
@@ -451,6 +456,7 @@ def mail_list(
 ) -> None:
     """Messages sent to an address, newest first (development mail folder)."""
     _setup()
+    from apertur.core.clock import BUSINESS_TZ
     from apertur.core.mail import stored_messages
 
     messages = stored_messages(to=to, limit=limit)
@@ -460,8 +466,9 @@ def mail_list(
         if not messages:
             out.print(f"No messages to {to}.")
         for m in messages:
-            out.rule(f"{m.subject} · {m.sent_at:%Y-%m-%d %H:%M:%S}")
-            out.print(m.text, highlight=False, markup=False)
+            out.rule(f"{m.subject} · {m.sent_at.astimezone(BUSINESS_TZ):%Y-%m-%d %H:%M:%S %Z}")
+            # As written: the mail's own line breaks, and a link longer than the terminal left whole to click.
+            out.print(m.text, highlight=False, markup=False, soft_wrap=True)
 
     _emit(data, as_json, human)
 

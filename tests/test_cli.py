@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -10,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from django.conf import settings
 from typer.testing import CliRunner
 
+from apertur.accounts.models import User
+from apertur.accounts.services import confirmation_path, send_confirmation_email
 from apertur.cli import app
 from apertur.core import tokens
 from apertur.oauth.models import OAuthApp
@@ -221,6 +225,24 @@ def test_mail_list(maildir: Path, django_capture_on_commit_callbacks: Any) -> No
     staff = run_json("mail", "list", "--to", settings.STAFF_NOTIFY_EMAIL)["messages"]
     assert [m["subject"] for m in staff] == ["New partner application: example.com partner"]
     assert run_json("mail", "list", "--to", "nobody@example.com")["messages"] == []
+
+
+def test_mail_list_shows_links_whole_and_the_time_in_toronto(
+    maildir: Path, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    """The human listing is for clicking the links: a long one stays on one line (not folded at the terminal's
+    80 columns), and the time it shows is Toronto's, with the zone named."""
+    settings.APERTUR_BASE_URL = "https://partners.apertur-staging.example.com"
+    with time_machine.travel(dt.datetime(2026, 3, 2, 14, 5, tzinfo=dt.UTC), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            run("user", "create", "--email", "ada@example.com", "--password", "correct-horse-battery")
+            user = User.objects.get(email="ada@example.com")
+            send_confirmation_email(user=user)
+        link = settings.APERTUR_BASE_URL + confirmation_path(user)
+    assert len(link) > 80
+    output = run("mail", "list", "--to", "ada@example.com").stdout
+    assert link in output.splitlines()
+    assert "2026-03-02 09:05:00 EST" in output and "14:05" not in output
 
 
 def test_demo_is_idempotent(maildir: Path, django_capture_on_commit_callbacks: Any) -> None:

@@ -126,3 +126,96 @@ def test_every_setting_read_from_the_environment_is_in_the_readme() -> None:
     missing = {name for name in read if name not in readme and f"`_{name.removeprefix('UPLOADS_S3_')}`" not in readme}
     assert len(read) > 30
     assert not missing, f"settings.py reads {sorted(missing)} from the environment; README.md does not name them"
+
+
+def _leaf_commands(command: Any, words: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    if hasattr(command, "commands"):
+        return [leaf for name, sub in command.commands.items() for leaf in _leaf_commands(sub, (*words, name))]
+    return [(" ".join(words), command)]
+
+
+def readme_command_block() -> list[str]:
+    section = (ROOT / "README.md").read_text().split("## The `apertur` command", 1)[1]
+    return [line.split("  #", 1)[0].strip() for line in FENCE.findall(section)[0].splitlines()[1:-1]]
+
+
+@pytest.mark.parametrize(
+    ("name", "command"), _leaf_commands(ROOT_COMMAND), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_every_command_and_option_is_in_the_readme(name: str, command: Any) -> None:
+    """The README's command list is complete: a new command, or a new option of one, is listed there too (the
+    test above checks the other way, that every listed one exists)."""
+    line = next((line for line in readme_command_block() if re.match(rf"apertur {name}(?: |$)", line)), None)
+    assert line is not None, f"README.md's command list has no `apertur {name}`"
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", line))
+    for param in command.params:
+        if getattr(param, "hidden", False):
+            continue  # internal (worker --child-of: the processes `worker --concurrency N` starts)
+        flags = {opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")} - {"--help"}
+        # An on/off pair (--schedule/--no-schedule) is documented by the one that is not the default.
+        assert not flags or flags & named, f"README.md: `apertur {name}` does not list {'/'.join(sorted(flags))}"
+
+
+def _site_routes() -> set[str]:
+    """Every path the site serves, its parameters as :func:`_placeholders` writes them."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns: list[Any], prefix: str) -> list[str]:
+        out = []
+        for entry in patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                out += walk(entry.url_patterns, route)
+            elif isinstance(entry, URLPattern):
+                out.append(route)
+        return out
+
+    return {_placeholders("/" + route.lstrip("^").rstrip("$")) for route in walk(get_resolver().url_patterns, "")}
+
+
+def _placeholders(path: str) -> str:
+    """Each ``<name>`` or ``{name}`` as ``*``; a route's ``<path:name>`` (any rest, slashes too) as ``**``."""
+    return re.sub(r"<[^>]*>|\{[^}]*\}", "*", re.sub(r"<path:[^>]*>", "**", path))
+
+
+#: Paths in the docs that are not this site's: the PayPal API and its local emulator (docs/payouts.md), files.
+NOT_OURS = re.compile(r"/v1/|/emulator/|/usr/|/proc/")
+#: Routes that exist only with DEBUG on (apertur/config/urls.py).
+DEBUG_ONLY = {"/dev/mail/"}
+SITE_PATH = re.compile(
+    r"`(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD) )?(/[\w./<>{}:-]*)[^`]*`|http://localhost:8000(/[^\s)>`\"'|]*)"
+)
+
+
+def site_paths() -> list[tuple[str, str]]:
+    """The site's paths the docs show (code spans starting with ``/``, links to localhost:8000), but not
+    performance.md's, which names the peer servers' paths."""
+    found = set()
+    for doc in DOCS:
+        if doc.name == "performance.md":
+            continue
+        for match in SITE_PATH.finditer(doc.read_text()):
+            path = re.split(r"[?#]", match.group(1) or match.group(2))[0]
+            if path != "/" and not NOT_OURS.match(path) and path not in DEBUG_ONLY:
+                found.add((doc.name, path))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(("doc", "path"), site_paths(), ids=lambda v: v)
+def test_every_path_the_docs_show_is_one_the_site_serves(doc: str, path: str) -> None:
+    """A renamed URL, or a typo in the docs, fails here. docs/api.md shows the operations' paths under
+    ``/api/v1``; a path may also be shown as the prefix of several (``/api/v1``, ``/u/``)."""
+    routes = _site_routes()
+    wanted = _placeholders(path)
+    candidates = [wanted, f"/api/v1{wanted}"] if doc == "api.md" else [wanted]
+    assert any(
+        candidate in routes
+        or any(route.startswith(candidate.rstrip("/") + "/") for route in routes)
+        or any(route.endswith("**") and candidate.startswith(route[:-2]) for route in routes)
+        for candidate in candidates
+    ), f"{doc} shows {path}, which the site does not serve"
+
+
+def test_the_docs_show_site_paths() -> None:
+    assert len(site_paths()) > 40
+    assert len(_site_routes()) > 50

@@ -26,6 +26,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
+from django.utils.cache import add_never_cache_headers
 
 from apertur.api.v1 import error_response, status_error_response
 from apertur.core.tokens import request_id as new_request_id
@@ -173,3 +174,21 @@ class BrowserXFrameOptionsMiddleware(_SkipOnMachinePaths, XFrameOptionsMiddlewar
 
 class BrowserCSPMiddleware(_SkipOnMachinePaths, CSPMiddleware):
     pass
+
+
+class BrowserPrivatePagesMiddleware:
+    """A page answered to a signed-in person is theirs: Django's ``never_cache`` headers (``private, no-store``…), so
+    no shared cache stores it and the browser does not show it again from its cache after they log out, unless the
+    view set its own ``Cache-Control``. One rule for every page rather than a decorator each view may lack."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.has_header("Cache-Control") or is_machine_path(request.path_info):
+            return response
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            add_never_cache_headers(response)
+        return response

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "apertur.api.middleware.BrowserCsrfViewMiddleware",
     "apertur.api.middleware.BrowserAuthenticationMiddleware",
+    "apertur.api.middleware.BrowserPrivatePagesMiddleware",
     "apertur.api.middleware.BrowserMessageMiddleware",
     "apertur.api.middleware.BrowserXFrameOptionsMiddleware",
     "apertur.api.middleware.BrowserCSPMiddleware",
@@ -274,6 +275,9 @@ if os.environ.get("EMAIL_HOST"):
     EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
     EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", True)
+    # Django's default is no timeout: a mail server that accepts the connection and never answers would hold the
+    # request (mail goes out when its transaction commits) or the worker for ever. A failed send is logged.
+    EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
 else:
     EMAIL_BACKEND = "apertur.core.mail.MaildirBackend"
 

@@ -1,10 +1,14 @@
 from typing import Any
 
 from django.contrib import admin
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpRequest
 
 from apertur.core.models import AuditEvent
+
+#: A ModelAdmin's ``formfield_overrides`` for models with a website: a URL typed without a scheme is https, not
+#: Django 5's http (the default Django 6 takes).
+HTTPS_URL_FIELDS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
 
 
 class AuditedDelete:

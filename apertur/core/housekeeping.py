@@ -3,7 +3,13 @@
 - Idempotency keys: 24 hours, as Stripe keeps them (docs/api.md). A key older than that is also treated as
   new when it is used again (api.idempotency), so what a client sees does not depend on when this ran.
 - Finished background-task results (django-tasks' database backend keeps every one): 14 days. Unfinished
-  ones are never touched.
+  ones are never deleted.
+- Background tasks a worker abandoned: still ``RUNNING`` :data:`ABANDONED_AFTER` after they started, their worker
+  died mid-task (SIGKILL, out of memory, a lost machine; db_worker holds no lock while a task runs, so nothing
+  else notices). Each is queued again, at most until it has been claimed :data:`MAX_CLAIMS` times (a task that
+  kills its worker each time), then marked failed with the reason, for staff to see in the admin. Every task is
+  bounded far below that age (an outbound attempt by ``outbound.send_bounded``, a mail by ``EMAIL_TIMEOUT``) and
+  safe to run again (webhook deliveries are at-least-once, with their ``webhook-id``).
 - Whatever a domain app adds with :func:`register` from its ``AppConfig.ready`` (core does not import the apps:
   dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended; the
   Stripe intake retries billing events still waiting for an earlier one, and gives up (telling staff) those past
@@ -21,6 +27,7 @@ from collections.abc import Callable
 
 from django.db import close_old_connections
 from django.db.models import Model, QuerySet
+from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from apertur.core import clock
@@ -30,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 TASK_RESULTS_TTL = dt.timedelta(days=14)
+ABANDONED_AFTER = dt.timedelta(minutes=30)
+MAX_CLAIMS = 3
 BATCH = 5_000
 MAX_BATCHES = 200  # per table and pass: a backlog larger than a million rows is finished by the next passes
 INTERVAL_SECONDS = 3600.0
@@ -54,12 +63,41 @@ def _delete(queryset: QuerySet[Model]) -> int:
     return deleted
 
 
+def _recover_abandoned(at: dt.datetime) -> int:
+    """Queue again (or, past :data:`MAX_CLAIMS`, fail) the tasks a dead worker left ``RUNNING``. Each row changes by
+    a conditional UPDATE on its status, so two workers' passes recover it once."""
+    stale = DBTaskResult.objects.running().filter(started_at__lt=at - ABANDONED_AFTER).order_by("started_at")
+    recovered = 0
+    for pk, path, workers in stale.values_list("pk", "task_path", "worker_ids")[:BATCH]:
+        still = DBTaskResult.objects.filter(pk=pk, status=TaskResultStatus.RUNNING)
+        if len(workers) < MAX_CLAIMS:
+            changed = still.update(status=TaskResultStatus.READY, started_at=None, run_after=at)
+            if changed:
+                logger.warning("task %s (%s) was abandoned by worker %s: queued again", pk, path, workers[-1:])
+        else:
+            reason = (
+                f"Abandoned {len(workers)} times: each worker that ran it stopped before it finished "
+                f"({', '.join(workers)}). Not queued again; look at the workers' logs (out of memory?)."
+            )
+            changed = still.update(
+                status=TaskResultStatus.FAILED,
+                finished_at=at,
+                exception_class_path="apertur.core.housekeeping.Abandoned",
+                traceback=reason,
+            )
+            if changed:
+                logger.error("task %s (%s): %s", pk, path, reason)
+        recovered += changed
+    return recovered
+
+
 def prune(*, now: dt.datetime | None = None) -> dict[str, int]:
     """One pass: what was deleted, per kind."""
     at = now or clock.now()
     done = {
         "idempotency_keys": _delete(IdempotencyKey.objects.filter(created_at__lt=at - IDEMPOTENCY_TTL)),
         "task_results": _delete(DBTaskResult.objects.finished().filter(finished_at__lt=at - TASK_RESULTS_TTL)),
+        "abandoned_tasks": _recover_abandoned(at),
     }
     for name, pruner in _pruners.items():
         try:
@@ -81,7 +119,7 @@ def start_in_background(*, stop: threading.Event | None = None, interval: float 
             try:
                 deleted = prune()
                 if any(deleted.values()):
-                    logger.info("housekeeping: deleted %s", deleted)
+                    logger.info("housekeeping: %s", deleted)
             except Exception:  # logged; the next pass tries again
                 logger.exception("housekeeping pass failed")
             finally:

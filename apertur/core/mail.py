@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection, send_mail
+from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.template.loader import render_to_string
+from django.template import Context, Engine
 
 from apertur.core import clock
 
@@ -29,8 +29,16 @@ logger = logging.getLogger(__name__)
 
 
 def _render(template: str, context: dict[str, Any]) -> str:
-    """``<template>.txt`` rendered with the site's base URL beside ``context``."""
-    return render_to_string(f"{template}.txt", {"base_url": settings.APERTUR_BASE_URL, **context})
+    """``<template>.txt`` rendered with the site's base URL beside ``context``. The mail is plain text: nothing is
+    HTML-escaped (a company called "Ana & Ben's" reads so, not "Ana &amp; Ben&#x27;s")."""
+    compiled = Engine.get_default().get_template(f"{template}.txt")
+    return compiled.render(Context({"base_url": settings.APERTUR_BASE_URL, **context}, autoescape=False))
+
+
+def _message(*, subject: str, body: str, to: str) -> EmailMessage:
+    """From the no-reply sender; several mails ask for a reply ("reply to this email if you believe this is a
+    mistake"), which goes to ``SUPPORT_EMAIL``."""
+    return EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to], reply_to=[settings.SUPPORT_EMAIL])
 
 
 def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> None:
@@ -42,7 +50,7 @@ def send(*, to: str, subject: str, template: str, context: dict[str, Any]) -> No
         # The change this mail is about has committed; a mail server outage must not turn it into an
         # error page. The failure is logged with the recipient and subject for a resend.
         try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+            _message(subject=subject, body=body, to=to).send()
         except Exception:
             logger.exception("mail to %s failed: %s", to, subject)
 
@@ -63,12 +71,7 @@ def send_many(messages: Sequence[Outgoing]) -> None:
     if not messages:
         return
     emails = [
-        EmailMessage(
-            message.subject,
-            _render(message.template, message.context),
-            settings.DEFAULT_FROM_EMAIL,
-            [message.to],
-        )
+        _message(subject=message.subject, body=_render(message.template, message.context), to=message.to)
         for message in messages
     ]
 

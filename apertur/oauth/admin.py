@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apertur.core.admin import AuditedDelete
+from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete
 from apertur.core.http import client_ip
 from apertur.oauth import services
 from apertur.oauth.models import AllowedDomain, OAuthApp, PublicKey, RedirectURI
@@ -34,6 +34,7 @@ class OAuthAppAdmin(AuditedDelete, admin.ModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "client_id", "partner__company_name", "partner__user__email")
     list_select_related = ("partner",)
+    formfield_overrides = HTTPS_URL_FIELDS
     readonly_fields = (
         "partner",
         "client_id",

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from apertur.core.admin import HTTPS_URL_FIELDS
 from apertur.partners.models import Partner
 
 
@@ -13,6 +14,7 @@ class PartnerAdmin(admin.ModelAdmin):
     list_filter = ("status", "expected_customers", ("payouts_held_at", admin.EmptyFieldListFilter))
     search_fields = ("company_name", "user__email", "website")
     list_select_related = ("user",)
+    formfield_overrides = HTTPS_URL_FIELDS
     readonly_fields = (
         "user",
         "status",

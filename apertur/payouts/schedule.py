@@ -86,15 +86,18 @@ def _record(period: str, trigger: str) -> None:
         pass
 
 
-def _claim(period: str, trigger: str) -> bool:
-    """Take the period's lease (a conditional UPDATE: atomic on SQLite and PostgreSQL alike)."""
+def _claim(period: str, trigger: str) -> dt.datetime | None:
+    """Take the period's lease (a conditional UPDATE: atomic on SQLite and PostgreSQL alike): its end, which
+    names it, or None when another scheduler holds it."""
     now = clock.now()
+    until = now + LEASE
     _record(period, trigger)
-    return bool(
+    taken = (
         PayoutRun.objects.filter(period=period)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + LEASE, trigger=trigger)
+        .update(lease_until=until, trigger=trigger)
     )
+    return until if taken else None
 
 
 def summarize(decisions: list[services.Decision]) -> dict[str, Any]:
@@ -113,7 +116,8 @@ def run_period(
     run is finished when nothing is left for PayPal to be asked again (no payout still ``created``, no
     error). ``lease=False`` (a person's ``apertur payouts run``) runs even while a scheduler holds the lease:
     the unique constraints, not the lease, keep that to one payout."""
-    if lease and not _claim(period, trigger):
+    held = _claim(period, trigger) if lease else None
+    if lease and held is None:
         return None
     if not lease:
         _record(period, trigger)
@@ -128,10 +132,13 @@ def run_period(
             or any(d.reason == services.Reason.ERROR for d in decisions)
             or Payout.objects.filter(period=period, status=PayoutStatus.CREATED).exists()
         )
-        changes: dict[str, Any] = {"finished_at": None if unfinished else clock.now(), "summary": summarize(decisions)}
-        if lease:  # a person's run must not drop the lease a scheduler holds
-            changes["lease_until"] = None
-        PayoutRun.objects.filter(period=period).update(**changes)
+        PayoutRun.objects.filter(period=period).update(
+            finished_at=None if unfinished else clock.now(), summary=summarize(decisions)
+        )
+        # Our lease only: a person's run holds none, and a run that outlived its lease must not drop the one
+        # another scheduler took meanwhile (that one still runs the period and the later ones, in order).
+        if held is not None:
+            PayoutRun.objects.filter(period=period, lease_until=held).update(lease_until=None)
     return decisions
 
 

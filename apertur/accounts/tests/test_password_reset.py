@@ -116,6 +116,13 @@ def test_the_new_password_form_says_the_rules_in_one_line_like_the_other_passwor
     assert '<label for="id_new_password2">New password confirmation</label>' in html  # Django's, kept
 
 
+def test_the_reset_mail_shows_the_address_as_typed(django_capture_on_commit_callbacks: Any) -> None:
+    """Plain text: an address with an apostrophe reads as it is, not HTML-escaped (``o&#x27;brien``)."""
+    make_user("o'brien@example.com")
+    assert Client().post("/password-reset", {"email": "o'brien@example.com"}).status_code == 302
+    assert "the Apertur account o'brien@example.com. To" in mail.outbox[-1].body
+
+
 def test_a_reset_link_that_does_not_work_says_so_in_the_page_title() -> None:
     """WCAG 2.4.2: the title is the first thing a screen reader reads, and a tab's only label; it said "Choose a new
     password" above a page that offers no form."""

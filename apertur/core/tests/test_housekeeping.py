@@ -92,3 +92,31 @@ def test_one_apps_failing_pass_does_not_stop_the_others(
     done = housekeeping.prune(now=NOW)
     assert done["broken"] == 0 and done["after"] == 2
     assert "housekeeping: the broken pass failed" in caplog.text
+
+
+def _running(age: dt.timedelta, workers: list[str]) -> str:
+    deliver_webhook.enqueue(0)
+    result = DBTaskResult.objects.order_by("-enqueued_at", "-pk").first()
+    assert result is not None
+    DBTaskResult.objects.filter(pk=result.pk).update(status="RUNNING", started_at=NOW - age, worker_ids=workers)
+    return str(result.pk)
+
+
+def test_a_task_a_dead_worker_left_running_is_queued_again_then_failed_past_its_claims(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """db_worker holds no lock while a task runs: a worker killed mid-task (SIGKILL, out of memory) left it RUNNING
+    for ever, and its work (an owner's upload notice) was lost with nobody told."""
+    abandoned = _running(dt.timedelta(minutes=31), ["111@gone"])
+    running = _running(dt.timedelta(minutes=29), ["222@alive"])
+    hopeless = _running(dt.timedelta(hours=2), ["1@a", "2@b", "3@c"])
+    with time_machine.travel(NOW, tick=False):
+        assert housekeeping.prune(now=NOW)["abandoned_tasks"] == 2
+        ready = {str(pk) for pk in DBTaskResult.objects.ready().values_list("pk", flat=True)}
+    assert ready == {abandoned}  # a worker picks it up at once
+    statuses = dict(DBTaskResult.objects.values_list("pk", "status"))
+    assert {str(k): v for k, v in statuses.items()} == {abandoned: "READY", running: "RUNNING", hopeless: "FAILED"}
+    failed = DBTaskResult.objects.get(pk=hopeless)
+    assert failed.finished_at == NOW and "Abandoned 3 times" in failed.traceback and "3@c" in failed.traceback
+    assert "abandoned by worker ['111@gone']: queued again" in caplog.text
+    assert housekeeping.prune(now=NOW)["abandoned_tasks"] == 0  # once

@@ -68,3 +68,21 @@ def test_deploy_check_warns_about_per_process_rate_limits(settings: Any) -> None
     assert [w.id for w in shared_rate_limits(None)] == ["apertur.W001"]
     settings.REDIS_URL = "redis://127.0.0.1:6379/0"
     assert shared_rate_limits(None) == []
+
+
+@pytest.mark.django_db
+def test_replies_reach_a_person_not_the_no_reply_sender(django_capture_on_commit_callbacks: Any, settings: Any) -> None:
+    """Mails say "reply to this email" (a suspension, a PayPal address change, a payout that came back) and come
+    from no-reply@: a reply goes to ``SUPPORT_EMAIL``, one by one or in a batch."""
+    from django.core import mail as outbox
+
+    from apertur.core import mail
+
+    settings.SUPPORT_EMAIL = "help@apertur.example"
+    message = mail.Outgoing(to="p@example.com", subject="S", template="emails/payout_staff_alert", context={})
+    with django_capture_on_commit_callbacks(execute=True):
+        mail.send(to=message.to, subject=message.subject, template=message.template, context=message.context)
+        mail.send_many([message, message])
+    assert len(outbox.outbox) == 3
+    assert all(m.reply_to == ["help@apertur.example"] for m in outbox.outbox)
+    assert all(m.from_email == settings.DEFAULT_FROM_EMAIL for m in outbox.outbox)

@@ -46,3 +46,19 @@ def test_secret_key_fallbacks_come_from_the_environment_comma_separated(tmp_path
 
     assert fallbacks(None) == [] and fallbacks("") == []
     assert fallbacks(" old-key-1 ,old-key-2,, ") == ["old-key-1", "old-key-2"]
+
+
+def test_smtp_has_a_timeout_from_the_environment(tmp_path: Path) -> None:
+    """Django's SMTP default is no timeout: a mail server that accepts and never answers would hold a request (mail
+    is sent when its transaction commits) or the worker for ever."""
+    script = "import json; from apertur.config import settings as s; print(json.dumps(s.EMAIL_TIMEOUT))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")}
+    env.update(APERTUR_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="", EMAIL_HOST="smtp.example.com")
+
+    def timeout(value: str | None) -> float:
+        run_env = env if value is None else {**env, "EMAIL_TIMEOUT": value}
+        out = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, check=True)
+        return float(json.loads(out.stdout))
+
+    assert timeout(None) == 10
+    assert timeout("2.5") == 2.5

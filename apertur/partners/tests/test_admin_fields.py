@@ -39,3 +39,18 @@ def test_staff_cannot_mark_a_paypal_email_verified_or_release_a_hold_by_editing_
     partner.refresh_from_db()
     assert partner.paypal_email == "old@example.com" and partner.paypal_verified_at is None
     assert partner.payouts_hold_reason == "fraud check"
+
+
+def test_a_website_typed_without_a_scheme_in_the_admin_is_https() -> None:
+    """Django 5's URLField assumed http (and warned); the partner application itself asks for https."""
+    partner = make_partner()
+    browser = Client()
+    assert browser.login(email=make_staff().email, password=PASSWORD)
+    url = f"/admin/partners/partner/{partner.pk}/change/"
+    fields = {"company_name": partner.company_name, "use_case": partner.use_case, "payouts_hold_reason": ""}
+    response = browser.post(
+        url, {**fields, "expected_customers": partner.expected_customers, "website": "acme.example"}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    partner.refresh_from_db()
+    assert partner.website == "https://acme.example"

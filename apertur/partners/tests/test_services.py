@@ -31,6 +31,9 @@ def test_apply_creates_pending_application_and_notifies(on_commit: Any, settings
     assert partner.status == PartnerStatus.PENDING
     recipients = sorted(m.to[0] for m in mail.outbox)
     assert recipients == sorted(["ada@snapflow.example", settings.STAFF_NOTIFY_EMAIL])
+    # "Snapflow Inc." ends the sentence once, not "as Snapflow Inc.."
+    [received] = [m for m in mail.outbox if m.to == ["ada@snapflow.example"]]
+    assert "Partner Program as Snapflow Inc.\n" in received.body
     assert AuditEvent.objects.filter(action="partner.applied", object_id=str(partner.pk)).exists()
 
 
@@ -116,7 +119,7 @@ def test_invalid_transitions_are_refused(setup: str, action: str) -> None:
     assert partner.status == before
 
 
-def test_suspend_and_restore(on_commit: Any) -> None:
+def test_suspend_and_restore(on_commit: Any, settings: Any) -> None:
     partner = make_partner()
     with on_commit():
         services.suspend(partner=partner, reviewer=None, reason="Terms violation")
@@ -130,6 +133,9 @@ def test_suspend_and_restore(on_commit: Any) -> None:
     subjects = [m.subject for m in mail.outbox]
     assert "Your Apertur partner account is suspended" in subjects
     assert "Your Apertur partner account is active again" in subjects
+    # "Reply to this email if you believe this is a mistake": the reply must not go to no-reply@.
+    [suspended] = [m for m in mail.outbox if m.subject == "Your Apertur partner account is suspended"]
+    assert "Reply to this email" in suspended.body and suspended.reply_to == [settings.SUPPORT_EMAIL]
 
 
 @pytest.mark.parametrize(
@@ -158,3 +164,24 @@ def test_check_review_passes_an_action_that_can_happen() -> None:
     services.check_review(partner=partner, action="suspend", reason="Abuse")
     partner.refresh_from_db()
     assert partner.status == PartnerStatus.APPROVED
+
+
+def test_mails_show_names_and_reasons_as_typed_not_html_escaped(on_commit: Any) -> None:
+    """The mails are plain text: a company called "Ana & Ben's <Photos>" reads so, not "Ana &amp; Ben&#x27;s"."""
+    user = make_user("o'brien@example.com")
+    name = "Ana & Ben's <Photos>"
+    with on_commit():
+        partner = services.apply(user=user, **{**APPLICATION, "company_name": name})
+        services.reject(partner=partner, reviewer=None, reason='Your site doesn\'t load & says "soon".')
+        partner = services.apply(user=user, **{**APPLICATION, "company_name": name})
+        services.approve(partner=partner, reviewer=None)
+        services.suspend(partner=partner, reviewer=None, reason="Spam & <abuse>")
+        services.restore(partner=partner, reviewer=None)
+    bodies = {message.subject: message.body for message in mail.outbox}
+    assert len(bodies) == 6
+    for body in bodies.values():
+        assert name in body
+        assert "&amp;" not in body and "&#x27;" not in body and "&lt;" not in body and "&quot;" not in body
+    assert "Applicant: o'brien@example.com" in bodies[f"New partner application: {name}"]
+    assert 'Reason: Your site doesn\'t load & says "soon".' in bodies["Your Apertur partner application"]
+    assert "Reason: Spam & <abuse>" in bodies["Your Apertur partner account is suspended"]

@@ -163,6 +163,8 @@ def test_reversed_after_success_gives_the_money_back_once(emu: Running, mails: A
     back = " ".join(mails.outbox[-1].body.split())
     assert "was taken back after it was paid: PayPal reported it as returned (REVERSED)" in back
     assert "did not reach you" not in back  # it did, first
+    # It was paid to a PayPal account that accepted it: not "no PayPal account, did not accept within 30 days".
+    assert "has no PayPal account" not in back and "If it happens again, check the PayPal address" in back
     # A stale SUCCESS event after the reversal cannot undo it: PayPal's current state is REVERSED.
     stale = {**event, "id": "WH-SUCCESS-LATE", "event_type": "PAYMENT.PAYOUTS-ITEM.SUCCEEDED"}
     with client_for(emu) as client:

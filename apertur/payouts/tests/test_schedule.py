@@ -219,3 +219,32 @@ def test_a_period_whose_run_raises_does_not_stop_polling_the_others(
     run = PayoutRun.objects.get(period="2026-05")
     assert run.finished_at is None and run.lease_until is None  # due again at the next pass
     assert schedule.due_periods(at(2026, 5, 20)) == ["2026-05"]
+
+
+def test_a_run_that_outlived_its_lease_leaves_the_next_schedulers_lease_alone(
+    emu: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run longer than the lease: a second scheduler takes the period meanwhile (safe for money: one payout per
+    partner and period). When the first run ends it must not drop the second's lease, or a third would start too."""
+    _, customer = make_world()
+    pay(customer, 1, 60_000, at(2026, 3, 1))
+    real_run = services.run
+    second_lease = at(2026, 4, 20, 13) + dt.timedelta(minutes=40)
+
+    def slow_run(**kwargs: Any) -> list[services.Decision]:
+        decisions = real_run(**kwargs)
+        # Twenty minutes later: ours expired at 13:15 and another scheduler took the period until 13:40.
+        PayoutRun.objects.filter(period="2026-04").update(lease_until=second_lease)
+        return decisions
+
+    monkeypatch.setattr(services, "run", slow_run)
+    with time_machine.travel(at(2026, 4, 20, 13), tick=False), client_for(emu) as client:
+        decisions = schedule.run_period(period="2026-04", client=client)
+    assert decisions is not None and [d.reason for d in decisions] == ["paid"]
+    assert PayoutRun.objects.get(period="2026-04").lease_until == second_lease
+    # A run that kept its lease still gives it back when it ends.
+    monkeypatch.setattr(services, "run", real_run)
+    PayoutRun.objects.filter(period="2026-04").update(lease_until=None, finished_at=None)
+    with time_machine.travel(at(2026, 4, 20, 14), tick=False), client_for(emu) as client:
+        assert schedule.run_period(period="2026-04", client=client) is not None
+    assert PayoutRun.objects.get(period="2026-04").lease_until is None

@@ -137,6 +137,14 @@ def test_the_owner_is_mailed_about_each_live_upload_when_asked(project, django_c
     [message] = outbox.outbox
     assert message.to == [project.owner.email] and "Ana & Ben" in message.subject
     assert "photo.png" in message.body and "From Carla" in message.body
+    # Plain text: the session's title as typed, not HTML-escaped ("Ana &amp; Ben").
+    assert "to “Ana & Ben” in Weddings." in message.body
+    project.name = "Weddings Inc."
+    project.save(update_fields=["name"])
+    outbox.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.notify_owner_of_upload(upload_id=upload.pk)
+    assert "in Weddings Inc.\n" in outbox.outbox[0].body  # one full stop, not "Inc.."
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,46 @@
+"""The browser-only middleware: pages answered to a signed-in person are never cached."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apertur.projects.services import create_project
+from apertur.testing import make_partner
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_page_answered_to_a_signed_in_person_is_never_cached() -> None:
+    """Several pages (the projects list, the account, the partner's referral links and payouts, a project's cards)
+    sent no Cache-Control at all: a shared cache could keep them, and Back after logging out showed them again."""
+    partner = make_partner()
+    project = create_project(owner=partner.user, name="P")
+    browser = Client()
+    browser.force_login(partner.user)
+    pages = [
+        "/projects/",
+        f"/projects/{project.public_id}/",
+        f"/projects/{project.public_id}/billing",
+        f"/projects/{project.public_id}/api-keys/",
+        f"/projects/{project.public_id}/webhooks/",
+        "/account",
+        "/partners/",
+        "/partners/apps/",
+        "/partners/referrals/",
+        "/partners/commissions/",
+        "/partners/payouts/",
+        "/partners/payouts/statement.csv",
+    ]
+    for path in pages:
+        response = browser.get(path)
+        assert response.status_code == 200, path
+        cache = response.get("Cache-Control", "")
+        assert "no-store" in cache and "private" in cache, (path, cache)
+    # A view's own choice stands (the SDK is public and cached), and the API keeps its own headers.
+    assert "public" in browser.get("/sdk/aptr-connect.js")["Cache-Control"]
+
+
+def test_a_page_for_nobody_in_particular_is_left_as_it_was() -> None:
+    response = Client().get("/login")
+    assert response.status_code == 200 and not response.has_header("Cache-Control")
