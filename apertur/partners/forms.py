@@ -4,8 +4,16 @@ from apertur.partners.models import ExpectedCustomers
 
 
 class ApplicationForm(forms.Form):
-    company_name = forms.CharField(label="Company or platform name", max_length=120)
-    website = forms.CharField(label="Website", max_length=300, widget=forms.URLInput(attrs={"placeholder": "https://"}))
+    company_name = forms.CharField(
+        label="Company or platform name",
+        max_length=120,
+        widget=forms.TextInput(attrs={"autocomplete": "organization"}),
+    )
+    website = forms.CharField(
+        label="Website",
+        max_length=300,
+        widget=forms.URLInput(attrs={"placeholder": "https://", "autocomplete": "url"}),
+    )
     use_case = forms.CharField(
         label="What will you build with Apertur?",
         widget=forms.Textarea(attrs={"rows": 5}),

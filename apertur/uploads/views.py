@@ -184,6 +184,7 @@ def session_create(request: HttpRequest, public_id: str) -> HttpResponse:
             expires_in_days=days,
             max_files=request.POST.get("max_files", ""),
             error=exc.message,
+            field=exc.field,
         )
         return redirect(reverse("projects:detail", args=[public_id]) + "#upload-links")
     messages.success(request, f"Upload link “{session.title}” created.")
@@ -265,7 +266,7 @@ def destination_new(request: HttpRequest, public_id: str) -> HttpResponse:
     if project is None:
         raise Http404("No such project.")
     kind = request.GET.get("kind") or request.POST.get("kind") or "https"
-    error = None
+    error = error_field = None
     if request.method == "POST":
         data = request.POST
         try:
@@ -292,11 +293,17 @@ def destination_new(request: HttpRequest, public_id: str) -> HttpResponse:
                 )
                 show_once(request, _SECRET_ONCE, page=destination.public_id, secret=destination.secret)
         except AperturError as exc:
-            error = exc.message
+            error, error_field = exc.message, exc.field
         else:
             messages.success(request, "Destination added: new uploads are copied there.")
             return redirect("uploads:destination", public_id=public_id, destination_id=destination.public_id)
-    context = {"project": project, "kind": "s3" if kind == "s3" else "https", "error": error, "form": request.POST}
+    context = {
+        "project": project,
+        "kind": "s3" if kind == "s3" else "https",
+        "error": error,
+        "error_field": error_field,
+        "form": request.POST,
+    }
     return render(request, "uploads/destination_new.html", context, status=400 if error else 200)
 
 
@@ -367,7 +374,7 @@ def destination_credentials(request: HttpRequest, public_id: str, destination_id
     destination = _destination(request, public_id, destination_id)
     if destination.kind != DestinationKind.S3:
         raise Http404("Only an S3 destination has an access key.")
-    error = None
+    error = error_field = None
     if request.method == "POST":
         try:
             destinations.replace_s3_credentials(
@@ -378,11 +385,17 @@ def destination_credentials(request: HttpRequest, public_id: str, destination_id
                 ip=client_ip(request),
             )
         except AperturError as exc:
-            error = exc.message
+            error, error_field = exc.message, exc.field
         else:
             messages.success(request, "Access key replaced: the next copies use it.")
             return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
-    context = {"destination": destination, "project": destination.project, "error": error, "form": request.POST}
+    context = {
+        "destination": destination,
+        "project": destination.project,
+        "error": error,
+        "error_field": error_field,
+        "form": request.POST,
+    }
     return render(request, "uploads/destination_credentials.html", context, status=400 if error else 200)
 
 

@@ -47,7 +47,7 @@ def _endpoint(request: HttpRequest, public_id: str, endpoint_id: str) -> Webhook
 @require_http_methods(["GET", "POST"])
 def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
     project = _project(request, public_id)
-    error = None
+    error = error_field = None
     if request.method == "POST":
         events = request.POST.getlist("events") or ["*"]
         try:
@@ -60,7 +60,7 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
                 ip=client_ip(request),
             )
         except AperturError as exc:
-            error = exc.message
+            error, error_field = exc.message, exc.field
         else:
             show_once(request, _SECRET_ONCE, page=endpoint.public_id, secret=endpoint.secret)
             messages.success(request, "Webhook endpoint added.")
@@ -69,6 +69,7 @@ def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
         "project": project,
         "event_types": SUBSCRIBABLE_EVENT_TYPES.items(),
         "error": error,
+        "error_field": error_field,
         "form": request.POST,
         "checked_events": request.POST.getlist("events"),  # a refused form keeps what was ticked
     }

@@ -3,6 +3,7 @@ its webhook receiver gets a verified, signed upload.created for each."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,49 @@ def test_guest_uploads_two_photos(page: Page, live_server: Any, tmp_path: Path, 
         assert all(e["type"] == "upload.created" for e in events)
     finally:
         receiver.close()
+
+
+# Per row of the progress list: how many times its status text was replaced.
+COUNT_STATUS_CHANGES = """() => {
+  window.statusChanges = new Map();
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (!r.target.classList.contains("status")) continue;  // a row added to the list, not a status replaced
+      const row = r.target.closest("li");
+      window.statusChanges.set(row, (window.statusChanges.get(row) || 0) + 1);
+    }
+  }).observe(document.getElementById("upload-list"), { childList: true, subtree: true });
+}"""
+
+
+def test_the_progress_list_tells_a_screen_reader_each_file_once_per_step(
+    page: Page, live_server: Any, tmp_path: Path
+) -> None:
+    """The list is a live region: each change of a row is read with the file's name (the row is atomic), the status
+    changes only when the step does (not once per progress event), and the bar stays in its column instead of
+    covering the status. The file field's limits are its description."""
+    session = uploads.create_session(project=create_project(owner=make_user(), name="Weddings"), title="Ana & Ben")
+    photo = tmp_path / "big.png"
+    photo.write_bytes(PNG_BYTES + b"\0" * 1_500_000)  # 1.5 MB: its bytes take a few seconds to go
+    page.goto(f"{live_server.url}/u/{session.token}")
+    expect(page.get_by_label("Photos")).to_have_accessible_description(re.compile(r"^Up to \d+ MB each"))
+    cdp = page.context.new_cdp_session(page)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 500_000},
+    )
+    page.evaluate(COUNT_STATUS_CHANGES)
+    page.get_by_label("Photos").set_input_files(str(photo))
+    page.get_by_role("button", name="Upload").click()
+    row = page.locator("#upload-list li")
+    expect(row).to_have_class(re.compile(r"^(done|failed)$"), timeout=30_000)
+    expect(row).to_have_attribute("aria-atomic", "true")
+    # Waiting → Uploading → the outcome: two replacements, however many progress events came in between.
+    assert page.evaluate("[...window.statusChanges.values()]") == [2]
+    bar, status = row.locator("progress").bounding_box(), row.locator(".status").bounding_box()
+    assert bar and status and bar["x"] + bar["width"] <= status["x"], (bar, status)
+    # On a 320 px phone the name takes its own line above the bar and the status, instead of a column 0 px wide.
+    page.set_viewport_size({"width": 320, "height": 700})
+    name = row.locator(".name").bounding_box()
+    assert name and name["width"] > 150 and name["x"] + name["width"] <= 320, name
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320

@@ -10,6 +10,8 @@ import pytest
 from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
 from django.test import Client
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from apertur.accounts import services
 from apertur.accounts.errors import InvalidResetLink
@@ -119,3 +121,16 @@ def test_the_reset_mail_shows_the_address_as_typed(django_capture_on_commit_call
     make_user("o'brien@example.com")
     assert Client().post("/password-reset", {"email": "o'brien@example.com"}).status_code == 302
     assert "the Apertur account o'brien@example.com. To" in mail.outbox[-1].body
+
+
+def test_a_reset_link_that_does_not_work_says_so_in_the_page_title() -> None:
+    """WCAG 2.4.2: the title is the first thing a screen reader reads, and a tab's only label; it said "Choose a new
+    password" above a page that offers no form."""
+    html = Client().get("/password-reset/MQ/not-a-token", follow=True).content.decode()
+    assert "<h1>This link does not work</h1>" in html
+    assert "<title>This link does not work · Apertur</title>" in html
+    user = make_user("ada@example.com")
+    link = f"/password-reset/{urlsafe_base64_encode(force_bytes(user.pk))}/{default_token_generator.make_token(user)}"
+    html = Client().get(link, follow=True).content.decode()
+    assert "<h1>Choose a new password</h1>" in html
+    assert "<title>Choose a new password · Apertur</title>" in html

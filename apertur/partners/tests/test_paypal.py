@@ -40,6 +40,20 @@ def test_page_has_the_fixed_accessible_names(portal) -> None:  # type: ignore[no
     assert "Payouts are on hold" in html
 
 
+def test_the_paypal_email_field_is_described_by_its_help_and_its_error(portal) -> None:  # type: ignore[no-untyped-def]
+    """A screen reader on the field hears what changing it does and, after a refusal, why (WCAG 1.3.1, 3.3.1)."""
+    _, client, _ = portal
+    field = re.compile(r'<input id="paypal_email"[^>]*>')
+    html = client.get("/partners/payouts/").content.decode()
+    assert 'aria-describedby="paypal_email_help"' in field.search(html).group(0)
+    assert "aria-invalid" not in field.search(html).group(0)
+    assert '<p class="help" id="paypal_email_help">Changing it holds payouts' in html
+    html = client.post("/partners/payouts/", {"paypal_email": "not an email"}).content.decode()
+    tag = field.search(html).group(0)
+    assert 'aria-invalid="true"' in tag and 'aria-describedby="paypal_email_error paypal_email_help"' in tag, tag
+    assert re.search(r'<div class="alert error" role="alert" id="paypal_email_error"><p>Enter the email', html)
+
+
 def test_confirm_by_link_single_use(portal) -> None:  # type: ignore[no-untyped-def]
     partner, client, on_commit = portal
     with on_commit(execute=True):

@@ -39,6 +39,14 @@ def test_apply_and_see_status() -> None:
     assert Partner.objects.get().status == PartnerStatus.PENDING
 
 
+def test_the_application_names_the_purpose_of_the_applicants_organization_and_website() -> None:
+    """WCAG 1.3.5: the applicant's own company and site are input purposes ("organization", "url") that browsers
+    and assistive tools can fill in or mark."""
+    html = _client_for(make_user()).get("/partners/").content.decode()
+    assert re.search(r'<input type="text" name="company_name"[^>]* autocomplete="organization"', html)
+    assert re.search(r'<input type="url" name="website"[^>]* autocomplete="url"', html)
+
+
 def test_bad_application_shows_why_and_stores_nothing() -> None:
     client = _client_for(make_user())
     response = client.post("/partners/", {**APPLICATION, "website": "not a site"})

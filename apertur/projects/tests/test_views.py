@@ -304,6 +304,15 @@ def test_the_billing_page_shows_plan_subscription_live_usage_and_payments() -> N
     assert "<code>in_usd</code>" in browser.get(f"{url}?page=2").content.decode()
 
 
+def test_each_table_of_the_billing_page_scrolls_in_its_own_box() -> None:
+    """The usage table, three columns in a card, pushed a 320 px page 41 px sideways (WCAG 1.4.10): like every
+    other table, it scrolls inside a .table-wrap instead."""
+    _, project, browser = _billing_world()
+    html = browser.get(f"/projects/{project.public_id}/billing").content.decode()
+    tables = html.count("<table")
+    assert tables == 2 and len(re.findall(r'<div class="table-wrap">\s*<table', html)) == tables
+
+
 def dt_at(n: int) -> Any:
     import datetime as dt
 

@@ -8,6 +8,7 @@
 
   function row(file) {
     var li = document.createElement("li");
+    li.setAttribute("aria-atomic", "true"); // the list is a live region: a new status is read with its file's name
     var name = document.createElement("span");
     name.className = "name";
     name.textContent = file.name;
@@ -39,7 +40,8 @@
       xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.onprogress = function (e) {
         if (e.lengthComputable) ui.bar.value = Math.round((e.loaded / e.total) * 100);
-        ui.status.textContent = "Uploading";
+        // Once: the row is read again each time its text is replaced, and progress events come many a second.
+        if (ui.status.textContent !== "Uploading") ui.status.textContent = "Uploading";
       };
       xhr.onload = function () {
         var body = {};

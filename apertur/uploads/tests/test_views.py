@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.test import Client
@@ -391,7 +392,10 @@ def test_a_refused_upload_link_keeps_what_was_typed_beside_the_error(owner) -> N
     assert 'name="expires_in_days" value="a week"' in page
     assert 'name="max_files" value="40"' in page
     assert "open sesame" not in page
-    assert '<div class="alert error" role="alert"><p>Expiry is a number of days from 1 to 3,650.</p></div>' in page
+    alert = (
+        '<div class="alert error" role="alert" id="form-error"><p>Expiry is a number of days from 1 to 3,650.</p></div>'
+    )
+    assert alert in page
     again = browser.get(f"/projects/{project.public_id}/").content.decode()  # shown once
     assert "Gala &amp; Ball" not in again and "Expiry is a number" not in again
 
@@ -498,3 +502,32 @@ def test_guests_hopping_ipv6_addresses_in_one_network_share_the_upload_budget(  
         for n in (1, 2, 3)
     ]
     assert codes == [201, 201, 429] and Upload.objects.count() == 2
+
+
+def _marked(html: str) -> list[str]:
+    """The ids of the fields marked invalid, each described by the form's one alert."""
+    marked = re.findall(r'<input id="([\w-]+)"[^>]* aria-invalid="true" aria-describedby="form-error"', html)
+    assert not marked or '<div class="alert error" role="alert" id="form-error">' in html
+    return marked
+
+
+def test_a_refused_hand_written_form_marks_the_field_its_error_names(owner) -> None:  # type: ignore[no-untyped-def]
+    """These forms are not Django forms: without this, the error was an alert above them that no field pointed to
+    (WCAG 1.3.1, 3.3.1, as _field.html does for Django's)."""
+    from apertur.uploads import destinations
+
+    _, project, browser = owner
+    base = f"/projects/{project.public_id}"
+    drafted = browser.post(f"{base}/sessions", {"title": "Picnic", "expires_in_days": "0"}, follow=True)
+    assert _marked(drafted.content.decode()) == ["session-days"]
+    assert _marked(browser.get(f"{base}/").content.decode()) == []  # the draft is shown once
+    https = browser.post(f"{base}/destinations/new", {"kind": "https", "name": "Archive", "url": "ftp://a.example"})
+    assert _marked(https.content.decode()) == ["url"]
+    s3 = browser.post(f"{base}/destinations/new", {"kind": "s3", "name": "B", "bucket": "x", "access_key_id": "A"})
+    assert _marked(s3.content.decode()) == ["bucket"]
+    bucket = destinations.create_s3_destination(
+        project=project, name="Bucket", bucket="photos", access_key_id="AKIAOLD", secret_access_key="old-secret"
+    )
+    key = browser.post(f"{base}/destinations/{bucket.public_id}/access-key", {"access_key_id": "AKIANEW"})
+    assert _marked(key.content.decode()) == ["access_key_id"]
+    assert _marked(browser.get(f"{base}/destinations/new?kind=s3").content.decode()) == []

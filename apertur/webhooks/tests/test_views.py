@@ -264,3 +264,12 @@ def test_the_project_page_shows_an_endpoints_description_and_that_it_is_disabled
     browser.post(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/disable")
     for url in (f"/projects/{project.public_id}/", f"/projects/{project.public_id}/webhooks/"):
         assert '<span class="pill rejected">Disabled</span>' in browser.get(url).content.decode(), url
+
+
+def test_a_refused_endpoint_marks_its_url_field(owner) -> None:  # type: ignore[no-untyped-def]
+    """The form is not a Django form: the URL field is marked invalid and described by the alert above it."""
+    project, browser = owner
+    html = browser.post(f"/projects/{project.public_id}/webhooks/new", {"url": "ftp://hooks.example"}).content.decode()
+    assert '<div class="alert error" role="alert" id="form-error">' in html
+    assert re.search(r'<input id="url"[^>]* aria-invalid="true" aria-describedby="form-error"', html)
+    assert "aria-invalid" not in html.split('id="description"')[1].split(">")[0]
