@@ -60,7 +60,8 @@ def check_replacing(*, current: str, replacing: str | None) -> None:
     the ``current`` secret, or :class:`SecretRolledMeanwhile`. A double click sends the form twice; the second roll
     would end at once the secret the servers hold (rolling during an overlap drops the older secret) and replace
     the first new one. ``None`` (the API, the CLI, a script posting no such field): no check."""
-    if replacing is not None and not hmac.compare_digest(fingerprint(current), replacing):
+    # As bytes: the posted value is anything a browser sends, and compare_digest refuses non-ASCII strings.
+    if replacing is not None and not hmac.compare_digest(fingerprint(current).encode(), replacing.encode()):
         raise SecretRolledMeanwhile()
 
 

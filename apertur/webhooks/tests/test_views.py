@@ -273,3 +273,14 @@ def test_a_refused_endpoint_marks_its_url_field(owner) -> None:  # type: ignore[
     assert '<div class="alert error" role="alert" id="form-error">' in html
     assert re.search(r'<input id="url"[^>]* aria-invalid="true" aria-describedby="form-error"', html)
     assert "aria-invalid" not in html.split('id="description"')[1].split(">")[0]
+
+
+def test_a_roll_form_naming_no_secret_we_gave_rolls_nothing_rather_than_failing(owner) -> None:  # type: ignore[no-untyped-def]
+    """The form's ``replacing`` is whatever the browser posts: a value that is not a fingerprint we gave (non-ASCII,
+    which ``hmac.compare_digest`` refuses with a TypeError on strings) is a roll made meanwhile, not a 500."""
+    project, browser = owner
+    endpoint = _endpoint(project)
+    url = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/roll-secret"
+    response = browser.post(url, {"expire_previous_in": "0", "replacing": "é"})
+    assert response.status_code == 302
+    assert WebhookEndpoint.objects.get().secret == endpoint.secret
