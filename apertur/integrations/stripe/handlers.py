@@ -448,10 +448,17 @@ def refund_event(event: dict[str, Any]) -> str:
     return f"refund {item['id']} on {payment.external_id}{state}"
 
 
+#: Stripe's status (API versions since 2025-08-27) of a dispute its prevention blocked or resolved before it became a
+#: chargeback: no money was withdrawn for it (a resolution refunds the payment, which arrives as a refund), and it is
+#: final.
+PREVENTED = "prevented"
+
+
 def _is_inquiry(status: object) -> bool:
     """Stripe's inquiries (``warning_needs_response``, ``warning_under_review``, ``warning_closed``) withdraw no
-    money; escalated to a chargeback, the same dispute moves to ``needs_response`` and on."""
-    return isinstance(status, str) and status.startswith("warning_")
+    money; escalated to a chargeback, the same dispute moves to ``needs_response`` and on. A ``prevented`` dispute
+    never became a chargeback either."""
+    return isinstance(status, str) and (status.startswith("warning_") or status == PREVENTED)
 
 
 def _dispute(obj: dict[str, Any]) -> Dispute:
@@ -482,16 +489,22 @@ def _dispute(obj: dict[str, Any]) -> Dispute:
 
 
 def dispute_event(event: dict[str, Any]) -> str:
-    """``charge.dispute.created|updated|funds_withdrawn``."""
+    """``charge.dispute.created|updated|funds_withdrawn``. One showing ``prevented`` closes the dispute: that status is
+    final, whether or not a ``charge.dispute.closed`` follows."""
+    if event["data"]["object"].get("status") == PREVENTED:
+        return dispute_closed(event)
     dispute = _dispute(event["data"]["object"])
     return f"dispute {dispute.external_id} {dispute.status}"
 
 
-# (Stripe's closing status, ours) → ours once closed: a chargeback is won or lost; an inquiry closes without one.
+# (Stripe's closing status, ours) → ours once closed: a chargeback is won or lost; an inquiry closes without one. A
+# prevented dispute lost no money: one recorded as a chargeback (an earlier event) is as good as won.
 _CLOSING: dict[tuple[object, str], DisputeStatus] = {
     ("won", DisputeStatus.OPEN): DisputeStatus.WON,
     ("lost", DisputeStatus.OPEN): DisputeStatus.LOST,
     ("warning_closed", DisputeStatus.INQUIRY): DisputeStatus.INQUIRY_CLOSED,
+    (PREVENTED, DisputeStatus.INQUIRY): DisputeStatus.INQUIRY_CLOSED,
+    (PREVENTED, DisputeStatus.OPEN): DisputeStatus.WON,
 }
 
 

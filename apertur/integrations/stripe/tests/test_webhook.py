@@ -585,3 +585,40 @@ def test_only_a_subscription_being_paid_for_gives_its_plan(world, statuses, plan
         assert "None: the Free plan is free" in html
     else:
         assert f">{shown}</span>" in html
+
+
+@pytest.mark.parametrize("kind", ["charge.dispute.created", "charge.dispute.closed"])
+def test_a_prevented_dispute_takes_nothing_and_is_closed(world, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Regression: Stripe's ``prevented`` status (API 2025-08-27: the dispute was blocked or resolved before it became
+    a chargeback, so no money was withdrawn for it) was taken for an open chargeback: the commission was reversed and
+    the dispute stayed open for ever."""
+    _, customer = world
+    paid_24_999(customer)
+    evt = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at(2026, 3, 6), opened_at=at(2026, 3, 5), status="prevented",
+        dispute_id="du_1", closed=False, type=kind,
+    )  # fmt: skip
+    assert deliver(evt).json()["status"] == "processed"
+    assert ledger() == [("earned", 2_500)]
+    dispute = Dispute.objects.get()
+    assert dispute.status == "inquiry_closed" and dispute.closed_at == at(2026, 3, 6)
+
+
+def test_a_chargeback_prevented_later_is_earned_again_once(world) -> None:  # type: ignore[no-untyped-def]
+    """A dispute recorded as a chargeback that Stripe then reports ``prevented`` gave the money back: as a win, earned
+    again once, however many times the event is delivered."""
+    _, customer = world
+    paid_24_999(customer)
+    opened = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at(2026, 3, 5), status="needs_response", dispute_id="du_1", closed=False
+    )
+    deliver(opened)
+    assert sum(a for _, a in ledger()) == 0
+    prevented = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at(2026, 3, 9), opened_at=at(2026, 3, 5), status="prevented",
+        dispute_id="du_1", closed=True,
+    )  # fmt: skip
+    for _ in range(2):
+        assert deliver(prevented).json()["status"] == "processed"
+    assert ledger() == [("earned", 2_500), ("earned", 2_500), ("reversal", -2_500)]
+    assert Dispute.objects.get().status == "won"
