@@ -13,7 +13,7 @@ from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
-from apertur.projects.models import Dispute, ExchangeRate, Payment, Refund
+from apertur.projects.models import Dispute, ExchangeRate, Payment, Refund, Subscription
 from apertur.projects.selectors import payment_list
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
@@ -622,3 +622,35 @@ def test_a_chargeback_prevented_later_is_earned_again_once(world) -> None:  # ty
         assert deliver(prevented).json()["status"] == "processed"
     assert ledger() == [("earned", 2_500), ("earned", 2_500), ("reversal", -2_500)]
     assert Dispute.objects.get().status == "won"
+
+
+def _subscription_with_items(customer: Any, keys: list[str], **kwargs: Any) -> dict[str, Any]:
+    evt = events.subscription(customer="cus_1", lookup_key=keys[0], at=at(2026, 3, 1), sub_id="sub_m", **kwargs)
+    evt["data"]["object"]["items"]["data"] = [{"price": {"lookup_key": key, "currency": "cad"}} for key in keys]
+    return evt
+
+
+@pytest.mark.parametrize(
+    ("keys", "plan"),
+    [
+        (["extra_storage", "pro"], "Pro"),  # an add-on listed first
+        (["pro", "business"], "Business"),
+        (["business", None, "pro"], "Business"),  # a price without a lookup_key
+    ],
+)
+def test_a_subscription_with_several_items_gives_the_highest_plan_they_name(world, keys, plan) -> None:  # type: ignore[no-untyped-def]
+    """Regression: only the first item's price was read, so an add-on listed first made the whole subscription
+    ignored, and a second, dearer plan item was never seen."""
+    _, customer = world
+    meta = {"apertur_user_id": customer.public_id}
+    assert deliver(_subscription_with_items(customer, keys, metadata=meta)).json()["status"] == "processed"
+    assert Subscription.objects.get(external_id="sub_m").plan.name == plan
+    assert customer.projects.get().plan.name == plan
+
+
+def test_a_subscription_of_add_ons_only_is_ignored(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    meta = {"apertur_user_id": customer.public_id}
+    evt = _subscription_with_items(customer, ["extra_storage", "priority_support"], metadata=meta)
+    answer = deliver(evt).json()
+    assert answer["status"] == "ignored" and "extra_storage" in answer["detail"]
