@@ -654,3 +654,38 @@ def test_a_subscription_of_add_ons_only_is_ignored(world) -> None:  # type: igno
     evt = _subscription_with_items(customer, ["extra_storage", "priority_support"], metadata=meta)
     answer = deliver(evt).json()
     assert answer["status"] == "ignored" and "extra_storage" in answer["detail"]
+
+
+def test_no_first_payment_email_for_a_commission_already_reversed(
+    mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """Regression: a customer attributed through OAuth after a payment refunded in full earns the commission and has
+    it reversed in the same step; the partner was still emailed that the customer's first payment earned them
+    one."""
+    from apertur.oauth.tokens import connect
+    from apertur.testing import make_app
+
+    created = make_app()
+    customer = make_user("refunded@example.com")
+    project = create_project(owner=customer, name="P")
+    with time_machine.travel(at(2026, 3, 1), tick=False):
+        connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            events.invoice_paid(
+                customer="cus_3", email=customer.email, amount=24_999, at=at(2026, 3, 2), charge_id="ch_3",
+                invoice_id="in_3",
+            )
+        )  # fmt: skip
+        deliver(events.charge_refunded(charge_id="ch_3", invoice_id="in_3", refunds=[("re_3", 24_999, at(2026, 3, 3))]))
+        deliver(events.subscription(customer="cus_3", lookup_key="pro", at=at(2026, 3, 2)))
+    assert Attribution.objects.get(customer=customer).source == "oauth"
+    assert ledger() == [("earned", 2_500), ("reversal", -2_500)]
+    partner_email = created.app.partner.user.email
+    assert [m.subject for m in mailoutbox if m.to == [partner_email]] == []
+    # A later payment that keeps its commission is the first one worth announcing.
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(events.invoice_paid(customer="cus_3", email=customer.email, amount=10_000, at=at(2026, 4, 2)))
+    [mail] = [m for m in mailoutbox if m.to == [partner_email]]
+    assert mail.subject == "A customer you referred made their first payment"
+    assert "Paid on 2026-04-02" in mail.body
