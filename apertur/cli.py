@@ -622,10 +622,19 @@ def billing_simulate(
 @billing_app.command("import")
 def billing_import(
     file: Annotated[Path, typer.Argument(help="Exported Stripe events, one JSON event object per line.")],
+    test_mode: Annotated[
+        bool,
+        typer.Option(
+            "--test-mode",
+            help="The export is of Stripe's test mode (livemode false): for development. Without it only live-mode "
+            "events are imported.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Backfill from exported Stripe events (JSON Lines) through the webhook's intake, oldest first. The
     file is trusted: signatures are not checked, so import only exports of your own Stripe account.
+    Every event must be of live mode (or, with --test-mode, of test mode): otherwise nothing is imported.
     Replayed events change nothing; malformed lines are reported by number and skipped."""
     _setup()
     from apertur.integrations.stripe import services as intake
@@ -643,6 +652,24 @@ def billing_import(
             parsed.append((number, intake.parse(line)))
         except ValueError as exc:  # json.JSONDecodeError included
             malformed.append({"line": number, "error": str(exc)})
+    # Unsigned, the file cannot say which Stripe endpoint it came from: its events' own ``livemode`` must say the
+    # mode asked for, or test payments would be recorded as real ones (and earn real commissions). All or nothing.
+    other_mode = [number for number, evt in parsed if evt.get("livemode") is not (not test_mode)]
+    if other_mode:
+        listed = ", ".join(map(str, other_mode[:20])) + (", …" if len(other_mode) > 20 else "")
+        wanted, other = ("test", "live") if test_mode else ("live", "test")
+        _fail(
+            f"{len(other_mode)} event(s) in {file} are not {wanted}-mode events (livemode "
+            f"{'false' if test_mode else 'true'}), at line(s) {listed}: nothing was imported. "
+            + (
+                "Import a test-mode export with --test-mode."
+                if not test_mode
+                else "Without --test-mode a live-mode export is imported."
+            )
+            + f" A file mixing {wanted}- and {other}-mode events cannot be imported.",
+            code="livemode_mismatch",
+            as_json=as_json,
+        )
     counts = {"processed": 0, "waiting": 0, "ignored": 0, "failed": 0, "duplicate": 0}
     # Oldest first, as Stripe sent them (exports list newest first); any order would end the same.
     for _, evt in sorted(parsed, key=lambda item: (int(item[1]["created"]), item[0])):

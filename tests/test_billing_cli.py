@@ -237,7 +237,7 @@ def test_import_backfills_through_the_intake_and_skips_malformed_lines(tmp_path:
         )
         + "\n"
     )
-    data = run_json("billing", "import", str(export))
+    data = run_json("billing", "import", str(export), "--test-mode")  # events.* are test-mode events
     assert data["events"] == 4
     # The stranger's invoice names a Stripe customer nothing has identified yet: it waits for that.
     assert data["counts"] == {"processed": 2, "waiting": 1, "ignored": 0, "failed": 0, "duplicate": 1}
@@ -246,11 +246,62 @@ def test_import_backfills_through_the_intake_and_skips_malformed_lines(tmp_path:
     assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
     assert StripeEvent.objects.count() == 3 and RejectedDelivery.objects.count() == 0  # malformed: not stored
     # Importing the same file again changes nothing.
-    again = run_json("billing", "import", str(export))
+    again = run_json("billing", "import", str(export), "--test-mode")
     assert again["counts"]["duplicate"] == 4 and again["counts"]["processed"] == 0
     assert CommissionEntry.objects.count() == 2 and StripeEvent.objects.count() == 3
-    human = run("billing", "import", str(export))
+    human = run("billing", "import", str(export), "--test-mode")
     assert "line 2:" in human.stderr and "line 5:" in human.stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("modes", "flags", "refused_lines"),
+    [
+        ([False, False], [], [1, 2]),  # a test-mode export imported as if live
+        ([True, False], [], [2]),  # one test-mode event in a live export
+        ([True, True], ["--test-mode"], [1, 2]),  # a live export imported as test data
+        ([True, None], [], [2]),  # an event that does not say
+    ],
+)
+def test_import_refuses_events_of_the_other_mode_and_changes_nothing(
+    tmp_path: Path, modes: list[bool | None], flags: list[str], refused_lines: list[int]
+) -> None:
+    """Regression: the import ignored ``livemode``, so a test-mode export imported into production recorded payments
+    (and commissions) that never happened."""
+    _, customer = referred_customer()
+    lines = []
+    for n, livemode in enumerate(modes, start=1):
+        paid = events.invoice_paid(
+            customer="cus_1", email=customer.email, amount=10_000, at=dt.datetime(2026, 3, n, tzinfo=UTC)
+        )
+        if livemode is None:
+            del paid["livemode"]
+        else:
+            paid["livemode"] = livemode
+        lines.append(json.dumps(paid))
+    export = tmp_path / "events.jsonl"
+    export.write_text("\n".join(lines) + "\n")
+    result = run("billing", "import", str(export), *flags, "--json", ok=False)
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "livemode_mismatch"
+    assert f"line(s) {', '.join(map(str, refused_lines))}" in error["message"]
+    assert StripeEvent.objects.count() == 0 and Payment.objects.count() == 0 and CommissionEntry.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_import_of_a_test_mode_export_with_test_mode(tmp_path: Path) -> None:
+    _, customer = referred_customer()
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=10_000, at=dt.datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    export = tmp_path / "events.jsonl"
+    export.write_text(json.dumps(paid) + "\n")
+    assert run_json("billing", "import", str(export), "--test-mode")["counts"]["processed"] == 1
+    live = dict(paid, id="evt_live", livemode=True)
+    export.write_text(json.dumps(live) + "\n")
+    assert run_json("billing", "import", str(export))["counts"]["duplicate"] == 0
+    assert StripeEvent.objects.count() == 2
 
 
 @pytest.mark.django_db

@@ -32,9 +32,14 @@ def _claim(partner: Partner, key: str) -> bool:
 
 
 def first_payment(*, entry: CommissionEntry) -> bool:
-    """Tell the partner a referred customer paid for the first time (once per customer and partner)."""
+    """Tell the partner a referred customer paid for the first time (once per customer and partner). Not for a
+    commission already taken back as it is earned (a customer attributed through OAuth after a payment refunded in
+    full, or disputed): its net is nothing, and a later payment that keeps its commission is the one announced."""
     payment = entry.payment
     if entry.kind != EntryKind.EARNED or payment.customer_id is None:
+        return False
+    net = CommissionEntry.objects.filter(payment=payment).aggregate(net=Sum("amount_cents"))["net"] or 0
+    if net <= 0:
         return False
     partner = entry.partner
     with transaction.atomic():

@@ -156,16 +156,33 @@ def _reapply_payments(user: User) -> None:
         _earn(payment)
 
 
+def _lookup_keys(items: Any) -> list[str]:
+    """The price ``lookup_key`` of each item of a subscription (or of its ``previous_attributes``) that has one."""
+    try:
+        rows = items["data"]
+    except (KeyError, TypeError):
+        return []
+    keys = []
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            key = row["price"]["lookup_key"]
+        except (KeyError, TypeError):
+            continue
+        if isinstance(key, str) and key:
+            keys.append(key)
+    return keys
+
+
 def _plan_of(items: Any) -> Plan | None:
-    """The Apertur plan named by a subscription's (or ``previous_attributes``') first price ``lookup_key``."""
-    try:
-        lookup_key = items["data"][0]["price"]["lookup_key"] or ""
-    except (KeyError, IndexError, TypeError):
-        return None
-    try:
-        return plan_by_name(lookup_key)
-    except UnknownPlan:
-        return None
+    """The Apertur plan a subscription's (or ``previous_attributes``') items give: the dearest plan their prices'
+    ``lookup_key`` names; an item naming no plan (an add-on) gives none. None when no item names a plan."""
+    plans = []
+    for key in _lookup_keys(items):
+        try:
+            plans.append(plan_by_name(key))
+        except UnknownPlan:
+            continue
+    return max(plans, key=lambda plan: plan.price_cents, default=None)
 
 
 def _started(sub: dict[str, Any], event: dict[str, Any]) -> dt.datetime:
@@ -184,14 +201,12 @@ def subscription_event(event: dict[str, Any]) -> str:
     ``previous_attributes``), and an ``updated`` event to a dearer plan is an upgrade at that event's time."""
     sub = event["data"]["object"]
     user = customer_for(sub)
-    try:
-        lookup_key = sub["items"]["data"][0]["price"]["lookup_key"] or ""
-    except (KeyError, IndexError, TypeError) as exc:
-        raise Skip("subscription without a price lookup_key") from exc
-    try:
-        plan = plan_by_name(lookup_key)
-    except Exception as exc:
-        raise Skip(f"no Apertur plan named {lookup_key!r}") from exc
+    lookup_keys = _lookup_keys(sub.get("items"))
+    if not lookup_keys:
+        raise Skip("subscription without a price lookup_key")
+    plan = _plan_of(sub.get("items"))
+    if plan is None:
+        raise Skip(f"no Apertur plan named {', '.join(map(repr, lookup_keys))}")
     project = _project(user, sub)
     at = ts(event["created"])
     started = _started(sub, event)
@@ -448,10 +463,17 @@ def refund_event(event: dict[str, Any]) -> str:
     return f"refund {item['id']} on {payment.external_id}{state}"
 
 
+#: Stripe's status (API versions since 2025-08-27) of a dispute its prevention blocked or resolved before it became a
+#: chargeback: no money was withdrawn for it (a resolution refunds the payment, which arrives as a refund), and it is
+#: final.
+PREVENTED = "prevented"
+
+
 def _is_inquiry(status: object) -> bool:
     """Stripe's inquiries (``warning_needs_response``, ``warning_under_review``, ``warning_closed``) withdraw no
-    money; escalated to a chargeback, the same dispute moves to ``needs_response`` and on."""
-    return isinstance(status, str) and status.startswith("warning_")
+    money; escalated to a chargeback, the same dispute moves to ``needs_response`` and on. A ``prevented`` dispute
+    never became a chargeback either."""
+    return isinstance(status, str) and (status.startswith("warning_") or status == PREVENTED)
 
 
 def _dispute(obj: dict[str, Any]) -> Dispute:
@@ -482,16 +504,22 @@ def _dispute(obj: dict[str, Any]) -> Dispute:
 
 
 def dispute_event(event: dict[str, Any]) -> str:
-    """``charge.dispute.created|updated|funds_withdrawn``."""
+    """``charge.dispute.created|updated|funds_withdrawn``. One showing ``prevented`` closes the dispute: that status is
+    final, whether or not a ``charge.dispute.closed`` follows."""
+    if event["data"]["object"].get("status") == PREVENTED:
+        return dispute_closed(event)
     dispute = _dispute(event["data"]["object"])
     return f"dispute {dispute.external_id} {dispute.status}"
 
 
-# (Stripe's closing status, ours) → ours once closed: a chargeback is won or lost; an inquiry closes without one.
+# (Stripe's closing status, ours) → ours once closed: a chargeback is won or lost; an inquiry closes without one. A
+# prevented dispute lost no money: one recorded as a chargeback (an earlier event) is as good as won.
 _CLOSING: dict[tuple[object, str], DisputeStatus] = {
     ("won", DisputeStatus.OPEN): DisputeStatus.WON,
     ("lost", DisputeStatus.OPEN): DisputeStatus.LOST,
     ("warning_closed", DisputeStatus.INQUIRY): DisputeStatus.INQUIRY_CLOSED,
+    (PREVENTED, DisputeStatus.INQUIRY): DisputeStatus.INQUIRY_CLOSED,
+    (PREVENTED, DisputeStatus.OPEN): DisputeStatus.WON,
 }
 
 

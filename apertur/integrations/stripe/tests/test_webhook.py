@@ -13,7 +13,7 @@ from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
-from apertur.projects.models import Dispute, ExchangeRate, Payment, Refund
+from apertur.projects.models import Dispute, ExchangeRate, Payment, Refund, Subscription
 from apertur.projects.selectors import payment_list
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
@@ -585,3 +585,107 @@ def test_only_a_subscription_being_paid_for_gives_its_plan(world, statuses, plan
         assert "None: the Free plan is free" in html
     else:
         assert f">{shown}</span>" in html
+
+
+@pytest.mark.parametrize("kind", ["charge.dispute.created", "charge.dispute.closed"])
+def test_a_prevented_dispute_takes_nothing_and_is_closed(world, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Regression: Stripe's ``prevented`` status (API 2025-08-27: the dispute was blocked or resolved before it became
+    a chargeback, so no money was withdrawn for it) was taken for an open chargeback: the commission was reversed and
+    the dispute stayed open for ever."""
+    _, customer = world
+    paid_24_999(customer)
+    evt = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at(2026, 3, 6), opened_at=at(2026, 3, 5), status="prevented",
+        dispute_id="du_1", closed=False, type=kind,
+    )  # fmt: skip
+    assert deliver(evt).json()["status"] == "processed"
+    assert ledger() == [("earned", 2_500)]
+    dispute = Dispute.objects.get()
+    assert dispute.status == "inquiry_closed" and dispute.closed_at == at(2026, 3, 6)
+
+
+def test_a_chargeback_prevented_later_is_earned_again_once(world) -> None:  # type: ignore[no-untyped-def]
+    """A dispute recorded as a chargeback that Stripe then reports ``prevented`` gave the money back: as a win, earned
+    again once, however many times the event is delivered."""
+    _, customer = world
+    paid_24_999(customer)
+    opened = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at(2026, 3, 5), status="needs_response", dispute_id="du_1", closed=False
+    )
+    deliver(opened)
+    assert sum(a for _, a in ledger()) == 0
+    prevented = events.dispute(
+        charge_id="ch_1", amount=24_999, at=at(2026, 3, 9), opened_at=at(2026, 3, 5), status="prevented",
+        dispute_id="du_1", closed=True,
+    )  # fmt: skip
+    for _ in range(2):
+        assert deliver(prevented).json()["status"] == "processed"
+    assert ledger() == [("earned", 2_500), ("earned", 2_500), ("reversal", -2_500)]
+    assert Dispute.objects.get().status == "won"
+
+
+def _subscription_with_items(customer: Any, keys: list[str], **kwargs: Any) -> dict[str, Any]:
+    evt = events.subscription(customer="cus_1", lookup_key=keys[0], at=at(2026, 3, 1), sub_id="sub_m", **kwargs)
+    evt["data"]["object"]["items"]["data"] = [{"price": {"lookup_key": key, "currency": "cad"}} for key in keys]
+    return evt
+
+
+@pytest.mark.parametrize(
+    ("keys", "plan"),
+    [
+        (["extra_storage", "pro"], "Pro"),  # an add-on listed first
+        (["pro", "business"], "Business"),
+        (["business", None, "pro"], "Business"),  # a price without a lookup_key
+    ],
+)
+def test_a_subscription_with_several_items_gives_the_highest_plan_they_name(world, keys, plan) -> None:  # type: ignore[no-untyped-def]
+    """Regression: only the first item's price was read, so an add-on listed first made the whole subscription
+    ignored, and a second, dearer plan item was never seen."""
+    _, customer = world
+    meta = {"apertur_user_id": customer.public_id}
+    assert deliver(_subscription_with_items(customer, keys, metadata=meta)).json()["status"] == "processed"
+    assert Subscription.objects.get(external_id="sub_m").plan.name == plan
+    assert customer.projects.get().plan.name == plan
+
+
+def test_a_subscription_of_add_ons_only_is_ignored(world) -> None:  # type: ignore[no-untyped-def]
+    _, customer = world
+    meta = {"apertur_user_id": customer.public_id}
+    evt = _subscription_with_items(customer, ["extra_storage", "priority_support"], metadata=meta)
+    answer = deliver(evt).json()
+    assert answer["status"] == "ignored" and "extra_storage" in answer["detail"]
+
+
+def test_no_first_payment_email_for_a_commission_already_reversed(
+    mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """Regression: a customer attributed through OAuth after a payment refunded in full earns the commission and has
+    it reversed in the same step; the partner was still emailed that the customer's first payment earned them
+    one."""
+    from apertur.oauth.tokens import connect
+    from apertur.testing import make_app
+
+    created = make_app()
+    customer = make_user("refunded@example.com")
+    project = create_project(owner=customer, name="P")
+    with time_machine.travel(at(2026, 3, 1), tick=False):
+        connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            events.invoice_paid(
+                customer="cus_3", email=customer.email, amount=24_999, at=at(2026, 3, 2), charge_id="ch_3",
+                invoice_id="in_3",
+            )
+        )  # fmt: skip
+        deliver(events.charge_refunded(charge_id="ch_3", invoice_id="in_3", refunds=[("re_3", 24_999, at(2026, 3, 3))]))
+        deliver(events.subscription(customer="cus_3", lookup_key="pro", at=at(2026, 3, 2)))
+    assert Attribution.objects.get(customer=customer).source == "oauth"
+    assert ledger() == [("earned", 2_500), ("reversal", -2_500)]
+    partner_email = created.app.partner.user.email
+    assert [m.subject for m in mailoutbox if m.to == [partner_email]] == []
+    # A later payment that keeps its commission is the first one worth announcing.
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(events.invoice_paid(customer="cus_3", email=customer.email, amount=10_000, at=at(2026, 4, 2)))
+    [mail] = [m for m in mailoutbox if m.to == [partner_email]]
+    assert mail.subject == "A customer you referred made their first payment"
+    assert "Paid on 2026-04-02" in mail.body
