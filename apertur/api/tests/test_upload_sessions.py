@@ -329,3 +329,12 @@ def test_a_refused_request_frees_its_key_so_the_retry_runs(flow: Flow, live_key_
     assert created.status_code == 201 and not created.has_header("Idempotent-Replayed")
     replayed = live_key_api.post("/upload-sessions", {"title": "Second"}, key="second")
     assert replayed["Idempotent-Replayed"] == "true" and UploadSession.objects.count() == 2
+
+
+def test_expires_at_sent_with_an_offset_is_answered_in_utc(api: Api) -> None:
+    """docs/api.md: times are ISO 8601 in UTC; the creation's answer says the same as a later read of it."""
+    created = api.post("/upload-sessions", {"title": "offset", "expires_at": "2099-01-01T18:59:00-05:00"})
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["expires_at"] == "2099-01-01T23:59:00+00:00"
+    assert api.get(f"/upload-sessions/{body['id']}").json()["expires_at"] == body["expires_at"]
