@@ -254,6 +254,15 @@ def test_detail_shows_the_entries_and_totals(world: dict[str, Any]) -> None:
     assert f'href="/partners/payouts/{may.pk}/statement.csv"' in html
 
 
+def test_detail_times_are_toronto_and_name_the_zone(world: dict[str, Any]) -> None:
+    partner, may, june = world["partner"], world["may"], world["june"]
+    html = browser_for(partner).get(f"/partners/payouts/{may.pk}/").content.decode()
+    assert "<dt>Sent</dt><dd>2026-05-15 09:00 EDT</dd>" in html
+    assert "<dt>Paid</dt><dd>2026-05-15 23:00 EDT</dd>" in html  # 03:00 UTC on the 16th
+    html = browser_for(partner).get(f"/partners/payouts/{june.pk}/").content.decode()
+    assert "<dt>Back in your balance</dt><dd>2026-06-20 12:00 EDT</dd>" in html
+
+
 def test_released_entries_are_shown_as_such(world: dict[str, Any]) -> None:
     partner, june = world["partner"], world["june"]
     html = browser_for(partner).get(f"/partners/payouts/{june.pk}/").content.decode()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 
 from apertur.oauth.tokens import connect
@@ -40,6 +42,21 @@ def test_connected_apps_say_what_each_app_can_do_in_the_consent_pages_words() ->
     connected = html.split("<h2>Connected apps</h2>")[1]
     assert "See which Apertur plan the project is on and its limits" in connected
     assert "See the project&#x27;s name and details" in connected
+
+
+def test_the_project_page_shows_times_in_toronto_naming_the_zone() -> None:
+    """03:30 UTC on 2026-03-01 is the evening of 2026-02-28 in Toronto; a time shown says its zone."""
+    partner = make_partner()
+    app = make_app(partner, name="Snapflow").app
+    user = make_user()
+    with time_machine.travel(dt.datetime(2026, 3, 1, 3, 30, tzinfo=dt.UTC), tick=False):
+        project = create_project(owner=user, name="Weddings")
+        connect(app=app, project=project, user=user, scopes=["plan:read"])
+    browser = Client()
+    browser.force_login(user)
+    html = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert "<dt>Created</dt><dd>2026-02-28 22:30 EST</dd>" in html
+    assert '<td role="cell" data-label="Connected since">2026-02-28 22:30 EST</td>' in html
 
 
 def test_a_new_api_key_waits_for_its_own_projects_page() -> None:
