@@ -66,7 +66,8 @@ def earning_for(
     amount = percent_of(Money(amount_cad_cents), RATE_PERCENT).cents
     if amount <= 0:
         return None
-    return amount, paid_at + HOLD
+    # In UTC: Python adds a timedelta to a zoned time on its wall clock, an hour off across a DST change.
+    return amount, paid_at.astimezone(dt.UTC) + HOLD
 
 
 def earned_key(payment_id: int) -> str:

@@ -499,7 +499,8 @@ def test_csv_has_every_page_and_known_values(ledger: dict[str, Any]) -> None:
             "commission_cents": "2500",
             "net_cents": "2500",
             "status": "eligible",
-            "available_at": "2026-03-31T12:00:00-04:00",
+            # noon EST + 30 × 24 h: 13:00 once daylight time began on 2026-03-08 (docs/commissions.md, Hold)
+            "available_at": "2026-03-31T13:00:00-04:00",
         },
         {
             "date": "2026-04-01",

@@ -13,10 +13,12 @@ from django.core import mail as django_mail
 
 from apertur.commissions.models import CommissionEntry, EntryKind, PartnerNotice
 from apertur.commissions.selectors import balance
+from apertur.commissions.services import earning_for, on_payment
 from apertur.commissions.tests.paying import pay_out
 from apertur.core.clock import BUSINESS_TZ
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.services import receive
+from apertur.projects.models import Payment
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
 from apertur.testing import make_partner, make_user
@@ -79,6 +81,28 @@ def test_pending_until_the_exact_instant_30_days_later_then_eligible(world: Any,
         assert split(partner) == (0, 2_500)
     with time_machine.travel(earned.available_at + dt.timedelta(days=365), tick=False):
         assert split(partner) == (0, 2_500)
+
+
+@pytest.mark.parametrize(
+    "paid_local",
+    [dt.datetime(2026, 2, 20, 12, tzinfo=TORONTO), dt.datetime(2026, 10, 20, 12, tzinfo=TORONTO)],
+)
+def test_the_hold_is_720_hours_whatever_zone_the_payment_time_is_given_in(world: Any, paid_local: dt.datetime) -> None:
+    """The rule itself (earning_for / on_payment), not only the Stripe intake's UTC times: a payment time in
+    Toronto's zone must not be moved on Toronto's wall clock across a daylight-saving change."""
+    _partner, customer = world
+    payment = Payment.objects.create(
+        project=customer.projects.get(),
+        customer=customer,
+        external_id="in_zoned",
+        amount_cents=24_999,
+        amount_cad_cents=24_999,
+        paid_at=paid_local,
+    )
+    expected = paid_local.astimezone(UTC) + dt.timedelta(hours=720)
+    assert earning_for(paid_at=paid_local, amount_cad_cents=24_999, attributed_at=paid_local) == (2_500, expected)
+    entry = on_payment(payment=payment)
+    assert entry is not None and entry.available_at == expected
 
 
 def test_a_refund_in_the_hold_leaves_with_the_earning_at_the_same_instant(world: Any) -> None:
