@@ -566,6 +566,7 @@ def billing_simulate(
             currency=currency.lower(),
             exchange_rate=exchange_rate,
             user_public_id=customer.public_id if customer else None,
+            end=None if start else clock.business_date(),
         )
     except ValueError as exc:
         _fail(str(exc), code="invalid_refund", as_json=as_json)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from apertur.cli import app
 from apertur.commissions.models import CommissionEntry, PartnerNotice
 from apertur.commissions.selectors import balance
+from apertur.core.clock import BUSINESS_TZ
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
 from apertur.integrations.stripe.simulate import at_noon
@@ -113,6 +114,21 @@ def test_simulate_posts_signed_events_to_the_running_server(live_server: Any) ->
     # 3 x 250 earned; 10 % of 500 reversed on March; the May payment refunded in full: its whole 250.
     assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-250, -50, 250, 250, 250]
     assert balance(partner=partner).lifetime_cents == 450
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_without_start_ends_with_a_payment_today_on_a_months_last_day(live_server: Any) -> None:
+    """docs/commissions.md: `--start` defaults so that the last payment is today, also on May 31 (Feb has no 31st:
+    counting forward from a clamped Feb 28 ended on May 28)."""
+    referred_customer()
+    now = dt.datetime(2026, 5, 31, 15, 0, tzinfo=BUSINESS_TZ)
+    with time_machine.travel(now, tick=False):
+        run_json(
+            "billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro", "--months", "4",
+            "--base-url", live_server.url,
+        )  # fmt: skip
+    paid = [p.paid_at for p in Payment.objects.order_by("paid_at")]
+    assert paid == [*(at_noon(dt.date(2026, m, d)) for m, d in ((2, 28), (3, 31), (4, 30))), now]
 
 
 @pytest.mark.django_db

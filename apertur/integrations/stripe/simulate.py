@@ -78,10 +78,13 @@ def history(
     user_public_id: str | None = None,
     customer_id: str | None = None,
     id_prefix: str | None = None,
+    end: dt.date | None = None,
 ) -> list[dict[str, Any]]:
     """The events, in the order Stripe sends them. Each refund applies to the latest invoice paid on or
     before its date (ValueError when there is none or when it exceeds what is left of that invoice).
-    ``id_prefix`` makes every id deterministic (the demo); otherwise ids are unique per call."""
+    ``id_prefix`` makes every id deterministic (the demo); otherwise ids are unique per call. With ``end``
+    the payments are counted back from it, so the last one is on ``end`` even when counting forward from
+    ``start`` would not reach it (May 31 back three months is Feb 28, and Feb 28 forward is May 28)."""
     customer = customer_id or customer_id_for(email)
     metadata = {"apertur_user_id": user_public_id} if user_public_id else {}
     seq = iter(range(1, 10_000))
@@ -102,7 +105,7 @@ def history(
     paid: list[tuple[dt.date, str, str, int]] = []  # (date, invoice id, charge id, amount)
     timeline: list[tuple[dt.datetime, int, dict[str, Any]]] = []
     for month in range(months):
-        day = add_months(start, month)
+        day = add_months(end, month - (months - 1)) if end else add_months(start, month)
         when = event_time(day)  # once per event: today's is the current second
         invoice_id = ident("in") or events.new_id("in")
         charge_id = ident("ch") or events.new_id("ch")
