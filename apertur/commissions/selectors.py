@@ -299,7 +299,7 @@ def earning_list(
     )
     if f.date_from is not None:
         qs = qs.filter(paid_at__gte=_day_start(f.date_from))
-    if f.date_to is not None:
+    if f.date_to is not None and f.date_to < dt.date.max:  # the calendar's last day has no day after it: no bound
         qs = qs.filter(paid_at__lt=_day_start(f.date_to + dt.timedelta(days=1)))
     customer = f.customer.strip()
     if customer.startswith("usr_"):

@@ -403,6 +403,17 @@ def test_bad_filters_are_explained(ledger: dict[str, Any]) -> None:
     assert client.get("/partners/commissions/earnings.csv?from=yesterday").status_code == 400
 
 
+@pytest.mark.parametrize("query", ["?to=9999-12-31", "?from=0001-01-01", "?from=9999-12-31"])
+def test_date_filters_at_the_calendars_ends_filter_instead_of_failing(ledger: dict[str, Any], query: str) -> None:
+    """A date the From/To fields accept is a Toronto day: the day after 9999-12-31 does not exist, so To reaching
+    the end of the calendar keeps every later payment (there is none) rather than overflowing."""
+    client = browser_for(ledger["partner"].user)
+    everything = len(table_projects(page_of(ledger["partner"])))
+    expected = 0 if query == "?from=9999-12-31" else everything
+    assert len(table_projects(page_of(ledger["partner"], query))) == expected
+    assert client.get(f"/partners/commissions/earnings.csv{query}").status_code == 200
+
+
 def make_earnings(partner: Partner, n: int) -> None:
     for i in range(n):
         user = customer_of(partner, f"customer{i:02d}-{next(_seq)}@example.com", f"Project {i:02d}")
