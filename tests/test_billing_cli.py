@@ -377,6 +377,15 @@ def test_statements_reject_a_bad_month() -> None:
     assert result.exit_code == 1 and json.loads(result.stderr)["error"]["code"] == "invalid_month"
 
 
+@pytest.mark.django_db
+def test_statements_reject_the_calendars_last_month_with_a_clear_error() -> None:
+    """December 9999 parses, but its end (January 10000, Toronto) does not exist: an error, not a traceback."""
+    make_partner()
+    result = run("commissions", "statements", "--month", "9999-12", "--json", ok=False)
+    assert result.exit_code == 1 and json.loads(result.stderr)["error"]["code"] == "invalid_month"
+    assert PartnerNotice.objects.count() == 0
+
+
 # --- demo -----------------------------------------------------------------------------------------------
 
 
