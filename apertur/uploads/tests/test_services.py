@@ -305,3 +305,22 @@ def test_a_deleted_upload_leaves_storage_with_its_row_and_a_rolled_back_deletion
     User.objects.filter(pk=owner.pk).delete()  # the cascade: projects, sessions, uploads
     assert not Upload.objects.exists()
     assert not storage.exists(kept.file.name) and not storage.exists(gone.file.name)
+
+
+def test_a_failure_after_the_file_is_stored_leaves_no_file_without_a_row(project, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    """The file is written before the row; if anything after the row fails (the audit entry, the webhook
+    event, the destinations' copies) the transaction rolls the row back, and the file went with it only when
+    the row's own INSERT failed: the rest left a file no row points at, never deleted."""
+    from apertur.webhooks import services as webhooks
+
+    session = services.create_session(project=project, title="Ana & Ben")
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("webhook table unavailable")
+
+    monkeypatch.setattr(webhooks, "emit", broken)
+    with pytest.raises(RuntimeError):
+        services.accept_upload(session=session, file=image_file())
+    assert Upload.objects.count() == 0
+    media = settings.MEDIA_ROOT
+    assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
