@@ -140,6 +140,13 @@ DATABASES = {
         conn_health_checks=os.environ.get("DB_HEALTH_CHECKS", "") == "1",
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # libpq's default is to wait for ever for a server (or a proxy in front of it) that accepts the connection and
+    # never answers: every request that needs a new connection, /healthz included, would hang with it. Seconds,
+    # a whole number (libpq takes 2 at least); a connect_timeout in DATABASE_URL's query string wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", int(os.environ.get("DB_CONNECT_TIMEOUT", "5"))
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # models.W040: SQLite has no covering indexes; the ledger's index is built there without its INCLUDE

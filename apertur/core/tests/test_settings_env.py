@@ -62,3 +62,45 @@ def test_smtp_has_a_timeout_from_the_environment(tmp_path: Path) -> None:
 
     assert timeout(None) == 10
     assert timeout("2.5") == 2.5
+
+
+HEALTH_SCRIPT = """
+import json, time
+import django
+django.setup()
+from apertur.core import health
+started = time.monotonic()
+answer = health.check()
+print(json.dumps({"database": answer.database, "seconds": time.monotonic() - started}))
+"""
+
+
+def test_a_database_that_never_answers_fails_the_health_check_within_a_bound(tmp_path: Path) -> None:
+    """libpq's default is to wait for ever for a server that accepts the connection and never answers (a hung
+    server or proxy): /healthz (and every request that touches the database) held its thread for ever instead of
+    answering 503. The connection attempt is given up after DB_CONNECT_TIMEOUT seconds."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        port = silent.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DB_CONNECT_TIMEOUT"}}
+        env.update(
+            APERTUR_VAR_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="apertur.config.settings",
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/apertur_unreachable",
+            DB_CONNECT_TIMEOUT="2",
+        )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", HEALTH_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=30
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("the health check of a database that never answers was still waiting after 30 s")
+        answer = json.loads(out.stdout)
+        assert answer["database"] == "OperationalError"
+        assert answer["seconds"] < 10
+    finally:
+        silent.close()
