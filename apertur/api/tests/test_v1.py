@@ -210,3 +210,13 @@ def test_openapi_lists_the_404_of_an_unknown_session_id_filter(api: Api) -> None
     assert uploads["responses"]["404"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
+
+
+def test_redis_down_is_a_json_503_the_caller_can_retry(api: Api, redis_down: None) -> None:
+    """Every API call is counted in Redis: with Redis down it was a 500 ``server_error`` ("quote the request id to
+    support"); it is a 503 ``service_unavailable`` instead, which says nothing was done and to try again."""
+    response = api.get("/plan")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "service_unavailable" and "try again" in error["message"]
+    assert response["Cache-Control"] == "no-store"

@@ -562,3 +562,15 @@ def test_a_failing_storage_gives_the_guest_a_clear_error_and_no_row(owner, monke
     assert Upload.objects.count() == 0
     media = settings.MEDIA_ROOT
     assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
+
+
+def test_redis_down_gives_the_guest_a_clear_error_not_the_html_500_page(owner, redis_down) -> None:  # type: ignore[no-untyped-def]
+    """Guest uploads are rate limited in Redis: with Redis down the page's script got Django's HTML 500 page and
+    showed only "Failed". Now a JSON 503 saying to try again; nothing stored."""
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Ana & Ben")
+    response = Client(raise_request_exception=False).post(f"/u/{session.token}/files", {"file": image_file()})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert "try again" in response.json()["error"]["message"].lower()
+    assert Upload.objects.count() == 0
