@@ -309,6 +309,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 UPLOADS_S3_BUCKET = os.environ.get("UPLOADS_S3_BUCKET", "")
 _default_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 if UPLOADS_S3_BUCKET:
+    from botocore.config import Config as _S3Config
+
+    # botocore waits 60 s for a connection and for each read, and retries: an endpoint that stops answering would
+    # hold a guest's upload (and the rows it locks) for minutes, with no request timeout in the app server. Each
+    # wait is bounded by UPLOADS_S3_TIMEOUT seconds (a slow part of a large file still goes: the bound is per read),
+    # with one retry; the guest is then told to try again.
+    _s3_timeout = float(os.environ.get("UPLOADS_S3_TIMEOUT", "10"))
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -321,6 +328,11 @@ if UPLOADS_S3_BUCKET:
             "default_acl": None,
             "querystring_auth": True,
             "file_overwrite": False,
+            "client_config": _S3Config(
+                connect_timeout=_s3_timeout,
+                read_timeout=_s3_timeout,
+                retries={"total_max_attempts": 2, "mode": "standard"},
+            ),
         },
     }
 STORAGES = {

@@ -104,3 +104,54 @@ def test_a_database_that_never_answers_fails_the_health_check_within_a_bound(tmp
         assert answer["seconds"] < 10
     finally:
         silent.close()
+
+
+S3_SCRIPT = """
+import json, time
+import django
+django.setup()
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+started = time.monotonic()
+try:
+    default_storage.save("photo.png", ContentFile(b"x" * 10))
+    outcome = "saved"
+except Exception as exc:
+    outcome = type(exc).__name__
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started}))
+"""
+
+
+def test_an_s3_endpoint_that_never_answers_fails_the_upload_within_a_bound(tmp_path: Path) -> None:
+    """botocore waits 60 s for each read and retries: a bucket endpoint that accepts the connection and never
+    answers held the guest's upload request (and the session and project rows it locks) for minutes, with no
+    request timeout in the app server. UPLOADS_S3_TIMEOUT bounds each wait; one retry."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        port = silent.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOADS_S3_") and k != "DATABASE_URL"}
+        env.update(
+            APERTUR_VAR_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="apertur.config.settings",
+            UPLOADS_S3_BUCKET="uploads",
+            UPLOADS_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            UPLOADS_S3_REGION="us-east-1",
+            UPLOADS_S3_ACCESS_KEY_ID="test",
+            UPLOADS_S3_SECRET_ACCESS_KEY="test",
+            UPLOADS_S3_TIMEOUT="2",
+        )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", S3_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=45
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("an upload to an S3 endpoint that never answers was still waiting after 45 s")
+        result = json.loads(out.stdout)
+        assert result["outcome"] != "saved"
+        assert result["seconds"] < 20
+    finally:
+        silent.close()
