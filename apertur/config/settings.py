@@ -180,7 +180,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache / rate limits ----------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Every rate-limited request waits on Redis: a server that accepts the connection and never answers must fail
+    # the request (503, apertur/core/ratelimit.py) within REDIS_TIMEOUT seconds, whatever redis-py's own default
+    # (none before redis-py 8).
+    _redis_timeout = float(os.environ.get("REDIS_TIMEOUT", "5"))
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": _redis_timeout, "socket_timeout": _redis_timeout},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -155,3 +155,49 @@ def test_an_s3_endpoint_that_never_answers_fails_the_upload_within_a_bound(tmp_p
         assert result["seconds"] < 20
     finally:
         silent.close()
+
+
+REDIS_SCRIPT = """
+import json, time
+import django
+django.setup()
+from django.core.cache import cache
+started = time.monotonic()
+try:
+    cache.get("x")
+    outcome = "answered"
+except Exception as exc:
+    outcome = type(exc).__name__
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started}))
+"""
+
+
+def test_a_redis_that_never_answers_fails_within_redis_timeout(tmp_path: Path) -> None:
+    """The bound on a Redis that accepts the connection and never answers was redis-py's default: 5 s since
+    redis-py 8, none at all before it (pyproject allows redis>=5.2), and then every rate-limited request (login,
+    the token endpoint, every API call, guest uploads) waited for ever. The settings set it: REDIS_TIMEOUT."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        port = silent.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "REDIS_TIMEOUT", "DATABASE_URL"}}
+        env.update(
+            APERTUR_VAR_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="apertur.config.settings",
+            REDIS_URL=f"redis://127.0.0.1:{port}/14",
+            REDIS_TIMEOUT="1",
+        )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", REDIS_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=30
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("a cache read from a Redis that never answers was still waiting after 30 s")
+        result = json.loads(out.stdout)
+        assert result["outcome"] == "TimeoutError"
+        assert result["seconds"] < 3
+    finally:
+        silent.close()
