@@ -296,7 +296,9 @@ def turn_off_deliveries_of_claimed_account(*, user: User) -> list[TurnedOff]:
 
 def delete_stored_file(*, instance: Upload, **_: Any) -> None:
     """``post_delete`` of an :class:`Upload` (apps.py): its file is removed from storage once the deletion commits
-    (a rolled-back deletion keeps its file). A file already gone is not an error."""
+    (a rolled-back deletion keeps its file). A file already gone is not an error. A storage that refuses (S3 out of
+    reach, a permission) is logged by Django (``robust``): the deletion has committed, and the other files and the
+    mails queued after this one must still go."""
     name, storage = instance.file.name, instance.file.storage
     if name:
-        transaction.on_commit(lambda: storage.delete(name))
+        transaction.on_commit(lambda: storage.delete(name), robust=True)
