@@ -146,3 +146,21 @@ def postgres_only(transactional_db: None) -> None:
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (make test runs the suite again on PostgreSQL)")
+
+
+@pytest.fixture
+def redis_down() -> Iterator[None]:
+    """The cache (rate limits, shared caches) is Redis on a loopback port nobody listens on: Redis down. Undone
+    before ``_isolated`` clears the cache."""
+    import socket
+
+    from django.test import override_settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    location = f"redis://127.0.0.1:{port}/14"
+    with override_settings(
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location}}
+    ):
+        yield

@@ -140,6 +140,13 @@ DATABASES = {
         conn_health_checks=os.environ.get("DB_HEALTH_CHECKS", "") == "1",
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # libpq's default is to wait for ever for a server (or a proxy in front of it) that accepts the connection and
+    # never answers: every request that needs a new connection, /healthz included, would hang with it. Seconds,
+    # a whole number (libpq takes 2 at least); a connect_timeout in DATABASE_URL's query string wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", int(os.environ.get("DB_CONNECT_TIMEOUT", "5"))
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # models.W040: SQLite has no covering indexes; the ledger's index is built there without its INCLUDE
@@ -173,7 +180,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache / rate limits ----------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Every rate-limited request waits on Redis: a server that accepts the connection and never answers must fail
+    # the request (503, apertur/core/ratelimit.py) within REDIS_TIMEOUT seconds, whatever redis-py's own default
+    # (none before redis-py 8).
+    _redis_timeout = float(os.environ.get("REDIS_TIMEOUT", "5"))
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": _redis_timeout, "socket_timeout": _redis_timeout},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -302,6 +319,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 UPLOADS_S3_BUCKET = os.environ.get("UPLOADS_S3_BUCKET", "")
 _default_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 if UPLOADS_S3_BUCKET:
+    from botocore.config import Config as _S3Config
+
+    # botocore waits 60 s for a connection and for each read, and retries: an endpoint that stops answering would
+    # hold a guest's upload (and the rows it locks) for minutes, with no request timeout in the app server. Each
+    # wait is bounded by UPLOADS_S3_TIMEOUT seconds (a slow part of a large file still goes: the bound is per read),
+    # with one retry; the guest is then told to try again.
+    _s3_timeout = float(os.environ.get("UPLOADS_S3_TIMEOUT", "10"))
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -314,6 +338,11 @@ if UPLOADS_S3_BUCKET:
             "default_acl": None,
             "querystring_auth": True,
             "file_overwrite": False,
+            "client_config": _S3Config(
+                connect_timeout=_s3_timeout,
+                read_timeout=_s3_timeout,
+                retries={"total_max_attempts": 2, "mode": "standard"},
+            ),
         },
     }
 STORAGES = {

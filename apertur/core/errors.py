@@ -63,3 +63,12 @@ class RateLimited(AperturError):
     def __init__(self, message: str | None = None, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(AperturError):
+    """A dependency every request of this kind needs is out of reach (Redis, for the rate limits): nothing was done,
+    the same request can be sent again later."""
+
+    code = "service_unavailable"
+    status = 503
+    default_message = "Apertur is briefly unavailable. Nothing was done: try again in a few minutes."

@@ -10,16 +10,22 @@ report ``Retry-After``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import RedisError
 
 from apertur.core import clock
-from apertur.core.errors import RateLimited
+from apertur.core.errors import RateLimited, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,26 @@ def _in_process() -> bool:
     return isinstance(caches["default"], LocMemCache)
 
 
+# Redis out of reach: the first failure is logged, then at most one line a minute for as long as it lasts.
+_LOG_EVERY_SECONDS = 60.0
+_last_logged = [float("-inf")]
+
+
+@contextlib.contextmanager
+def _shared_counters() -> Iterator[None]:
+    """Rate limits are a hard dependency once ``REDIS_URL`` is set (docs/deploy.md): a request that cannot count
+    fails, as a :class:`ServiceUnavailable` (503, "try again") every view answers in its own format, not the
+    driver's error (an HTML 500 page, even where the caller reads JSON). redis-py bounds each operation (5 s)."""
+    try:
+        yield
+    except RedisError as exc:
+        now = time.monotonic()
+        if now - _last_logged[0] >= _LOG_EVERY_SECONDS:
+            _last_logged[0] = now
+            logger.error("rate limits unavailable, Redis out of reach (requests answer 503): %r", exc)
+        raise ServiceUnavailable() from exc
+
+
 def clear_process_counters() -> None:
     """Forget every count kept in this process (tests, between cases: what ``cache.clear()`` did before the
     counters left the cache)."""
@@ -135,11 +161,12 @@ def _incr(limit: Limit, key: str, start: int) -> int:
     timeout = limit.window_seconds + 5
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(cache_key)
-        client = backend._cache.get_client(full_key, write=True)
-        pipe = client.pipeline()
-        pipe.set(full_key, 0, ex=timeout, nx=True)
-        pipe.incr(full_key)
-        return int(pipe.execute()[1])
+        with _shared_counters():
+            client = backend._cache.get_client(full_key, write=True)
+            pipe = client.pipeline()
+            pipe.set(full_key, 0, ex=timeout, nx=True)
+            pipe.incr(full_key)
+            return int(pipe.execute()[1])
     try:
         return int(backend.incr(cache_key))
     except ValueError:  # the window's first hit (or the counter was evicted)
@@ -202,8 +229,9 @@ def give_back(*hits: Hit) -> None:
         cache_key = _key(limit, key, start)
         if isinstance(backend, RedisCache):
             full_key = backend.make_and_validate_key(cache_key)
-            client = backend._cache.get_client(full_key, write=True)
-            client.eval(_REDIS_GIVE_BACK, 1, full_key)
+            with _shared_counters():
+                client = backend._cache.get_client(full_key, write=True)
+                client.eval(_REDIS_GIVE_BACK, 1, full_key)
             continue
         # Other caches have no atomic conditional decrement (nor atomic increments: Django's incr is a get
         # and a set); good enough for the single-process backends they are used as.
@@ -218,7 +246,8 @@ def check(limit: Limit, key: str) -> None:
     if _in_process():
         hits = _process_counters.get(limit, key, start)
     else:
-        hits = caches["default"].get(_key(limit, key, start)) or 0
+        with _shared_counters():
+            hits = caches["default"].get(_key(limit, key, start)) or 0
     if hits >= limit.max_hits:
         raise RateLimited(retry_after=retry_after)
 
@@ -228,4 +257,5 @@ def reset(limit: Limit, key: str) -> None:
     if _in_process():
         _process_counters.delete(limit, key, start)
     else:
-        caches["default"].delete(_key(limit, key, start))
+        with _shared_counters():
+            caches["default"].delete(_key(limit, key, start))

@@ -64,6 +64,7 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -470,12 +471,17 @@ def _key(token_hash: str) -> str:
 def lookup(token_hash: str) -> tuple[CachedGrant | None, str]:
     """The cached grant (or None) and the current generation, to store a fresh entry under."""
     key = _key(token_hash)
-    got: dict[str, Any] = cache.get_many([GENERATION_KEY, key])
-    generation = got.get(GENERATION_KEY)
-    if generation is None:
-        fresh = secrets.token_hex(8)
-        generation = fresh if cache.add(GENERATION_KEY, fresh, timeout=None) else cache.get(GENERATION_KEY)
-        return None, str(generation or "")
+    try:
+        got: dict[str, Any] = cache.get_many([GENERATION_KEY, key])
+        generation = got.get(GENERATION_KEY)
+        if generation is None:
+            fresh = secrets.token_hex(8)
+            generation = fresh if cache.add(GENERATION_KEY, fresh, timeout=None) else cache.get(GENERATION_KEY)
+            return None, str(generation or "")
+    except RedisError:
+        # Out of reach: a miss, and no generation, so nothing is stored (the database answers). A change that must
+        # bump the generation still fails (_new_generation): it never commits unseen.
+        return None, ""
     entry = got.get(key)
     if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
         return entry[1], generation

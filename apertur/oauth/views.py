@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from apertur.accounts.models import User
 from apertur.core import audit, ratelimit
-from apertur.core.errors import RateLimited
+from apertur.core.errors import RateLimited, ServiceUnavailable
 from apertur.core.http import client_ip, keep_opener, rate_limit_ip
 from apertur.core.transactions import write_transaction
 from apertur.oauth import limits
@@ -76,6 +76,13 @@ def _rate_limited(exc: RateLimited) -> HttpResponse:
     )
     response["Retry-After"] = str(exc.retry_after)
     # As every other answer of the token endpoints (RFC 6749 §5.1): no cache keeps it, HTTP/1.0 ones included.
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _unavailable(exc: ServiceUnavailable) -> HttpResponse:
+    response = JsonResponse({"error": "temporarily_unavailable", "error_description": exc.message}, status=503)
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"
     return response
@@ -259,6 +266,8 @@ def _protocol_endpoint(request: HttpRequest, handler: Any, *, atomic: bool = Tru
             ratelimit.hit(limits.TOKEN_PER_CLIENT, f"{client_id}|{rate_limit_ip(ip)}")
     except RateLimited as exc:
         return _rate_limited(exc)
+    except ServiceUnavailable as exc:  # Redis out of reach: RFC 6749 JSON, not the HTML 500 page
+        return _unavailable(exc)
     oauth_request = Request(request, params)
     if not atomic:
         return handler(oauth_request)

@@ -37,3 +37,11 @@ class QuotaExceeded(AperturError):
 
 class InvalidDestination(ValidationFailed):
     code = "invalid_destination"
+
+
+class StorageUnavailable(AperturError):
+    """The file store refused the file (disk full, permissions, the S3 endpoint out of reach): nothing was kept."""
+
+    code = "storage_unavailable"
+    status = 503
+    default_message = "Your photo could not be stored right now. Nothing was kept: try again in a few minutes."

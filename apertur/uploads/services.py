@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from apertur.uploads.errors import (
     QuotaExceeded,
     SessionLimitReached,
     SessionNotAccepting,
+    StorageUnavailable,
     UploadRejected,
     WrongPassword,
 )
@@ -34,6 +36,8 @@ from apertur.uploads.models import (
     UploadSession,
 )
 from apertur.webhooks import services as webhooks
+
+logger = logging.getLogger(__name__)
 
 MAX_NOTE = 500
 
@@ -197,22 +201,31 @@ def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "",
         uploader_ip=ip,
         livemode=session.livemode,
     )
-    upload.file.save(name, file, save=False)
+    try:
+        upload.file.save(name, file, save=False)
+    except Exception as exc:
+        # Disk full, a permission, an S3 endpoint out of reach: the guest is told to try again (a JSON 503 for
+        # the page's script), the cause logged for us. No row was written.
+        logger.exception("upload to %s could not be stored", session.public_id)
+        raise StorageUnavailable() from exc
     try:
         upload.save()
-    except Exception:
-        upload.file.delete(save=False)  # no row, no file
-        raise
-    audit_data = {"session": session.public_id, "size": size, "content_type": kind}
-    audit.record(action="upload.created", obj=upload, ip=ip, data=audit_data)
-    webhooks.emit(project=session.project, type="upload.created", data=upload_event(upload), livemode=upload.livemode)
-    destinations.schedule(upload=upload)
-    if session.project.notify_owner_on_upload and upload.livemode:
-        # Queued in this transaction like the webhook attempts; the worker sends the mail, so the guest's
-        # upload never waits on the mail server.
-        from apertur.uploads.tasks import notify_owner
+        audit_data = {"session": session.public_id, "size": size, "content_type": kind}
+        audit.record(action="upload.created", obj=upload, ip=ip, data=audit_data)
+        webhooks.emit(
+            project=session.project, type="upload.created", data=upload_event(upload), livemode=upload.livemode
+        )
+        destinations.schedule(upload=upload)
+        if session.project.notify_owner_on_upload and upload.livemode:
+            # Queued in this transaction like the webhook attempts; the worker sends the mail, so the guest's
+            # upload never waits on the mail server.
+            from apertur.uploads.tasks import notify_owner
 
-        notify_owner.enqueue(upload.pk)
+            notify_owner.enqueue(upload.pk)
+    except Exception:
+        # Any failure here rolls the row back with the transaction: the file goes too (no file without a row).
+        upload.file.delete(save=False)
+        raise
     return upload
 
 
@@ -286,7 +299,9 @@ def turn_off_deliveries_of_claimed_account(*, user: User) -> list[TurnedOff]:
 
 def delete_stored_file(*, instance: Upload, **_: Any) -> None:
     """``post_delete`` of an :class:`Upload` (apps.py): its file is removed from storage once the deletion commits
-    (a rolled-back deletion keeps its file). A file already gone is not an error."""
+    (a rolled-back deletion keeps its file). A file already gone is not an error. A storage that refuses (S3 out of
+    reach, a permission) is logged by Django (``robust``): the deletion has committed, and the other files and the
+    mails queued after this one must still go."""
     name, storage = instance.file.name, instance.file.storage
     if name:
-        transaction.on_commit(lambda: storage.delete(name))
+        transaction.on_commit(lambda: storage.delete(name), robust=True)

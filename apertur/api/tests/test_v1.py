@@ -210,3 +210,23 @@ def test_openapi_lists_the_404_of_an_unknown_session_id_filter(api: Api) -> None
     assert uploads["responses"]["404"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
+
+
+def test_redis_down_is_a_json_503_the_caller_can_retry(api: Api, redis_down: None) -> None:
+    """Every API call is counted in Redis: with Redis down it was a 500 ``server_error`` ("quote the request id to
+    support"); it is a 503 ``service_unavailable`` instead, which says nothing was done and to try again."""
+    response = api.get("/plan")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "service_unavailable" and "try again" in error["message"]
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_redis_down_with_the_shared_token_cache_is_the_same_503(api: Api, settings: object, redis_down: None) -> None:
+    """With the access-token checks cached in Redis (APERTUR_TOKEN_CACHE=1), Redis down failed the bearer check
+    itself: a 500 ``server_error``. The cache is only a cache: a lookup that cannot reach it is a miss (the
+    database answers), and the call gets the rate limits' 503 like every other."""
+    settings.APERTUR_TOKEN_CACHE = "shared"  # type: ignore[attr-defined]
+    response = Client(raise_request_exception=False).get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"

@@ -125,3 +125,24 @@ def test_give_back_in_another_cache_backend(tmp_path: object) -> None:
             ratelimit.hit(LIMIT, "f")
         with pytest.raises(RateLimited):
             ratelimit.hit(LIMIT, "f")
+
+
+def test_a_redis_out_of_reach_is_a_503_the_caller_can_retry(
+    redis_down: None, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis down raised the driver's ConnectionError out of every rate-limited view: an HTML 500 page even
+    where the caller reads JSON (the token endpoint, the guest upload script). Rate limits stay a hard
+    dependency (docs/deploy.md), but the failure is a ServiceUnavailable (503) the views already render, logged."""
+    import time
+
+    from apertur.core.errors import ServiceUnavailable
+
+    monkeypatch.setattr(ratelimit, "_last_logged", [float("-inf")])
+    started = time.monotonic()
+    for attempt in (lambda: ratelimit.hit(LIMIT, "k"), lambda: ratelimit.check(LIMIT, "k")):
+        with pytest.raises(ServiceUnavailable) as refused:
+            attempt()
+        assert refused.value.status == 503 and refused.value.code == "service_unavailable"
+    assert time.monotonic() - started < 5
+    logged = [r for r in caplog.records if r.name == "apertur.core.ratelimit" and "Redis" in r.getMessage()]
+    assert len(logged) == 1  # once, not once per request, for as long as it lasts

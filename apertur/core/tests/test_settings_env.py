@@ -62,3 +62,142 @@ def test_smtp_has_a_timeout_from_the_environment(tmp_path: Path) -> None:
 
     assert timeout(None) == 10
     assert timeout("2.5") == 2.5
+
+
+HEALTH_SCRIPT = """
+import json, time
+import django
+django.setup()
+from apertur.core import health
+started = time.monotonic()
+answer = health.check()
+print(json.dumps({"database": answer.database, "seconds": time.monotonic() - started}))
+"""
+
+
+def test_a_database_that_never_answers_fails_the_health_check_within_a_bound(tmp_path: Path) -> None:
+    """libpq's default is to wait for ever for a server that accepts the connection and never answers (a hung
+    server or proxy): /healthz (and every request that touches the database) held its thread for ever instead of
+    answering 503. The connection attempt is given up after DB_CONNECT_TIMEOUT seconds."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        port = silent.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DB_CONNECT_TIMEOUT"}}
+        env.update(
+            APERTUR_VAR_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="apertur.config.settings",
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/apertur_unreachable",
+            DB_CONNECT_TIMEOUT="2",
+        )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", HEALTH_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=30
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("the health check of a database that never answers was still waiting after 30 s")
+        answer = json.loads(out.stdout)
+        assert answer["database"] == "OperationalError"
+        assert answer["seconds"] < 10
+    finally:
+        silent.close()
+
+
+S3_SCRIPT = """
+import json, time
+import django
+django.setup()
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+started = time.monotonic()
+try:
+    default_storage.save("photo.png", ContentFile(b"x" * 10))
+    outcome = "saved"
+except Exception as exc:
+    outcome = type(exc).__name__
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started}))
+"""
+
+
+def test_an_s3_endpoint_that_never_answers_fails_the_upload_within_a_bound(tmp_path: Path) -> None:
+    """botocore waits 60 s for each read and retries: a bucket endpoint that accepts the connection and never
+    answers held the guest's upload request (and the session and project rows it locks) for minutes, with no
+    request timeout in the app server. UPLOADS_S3_TIMEOUT bounds each wait; one retry."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        port = silent.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOADS_S3_") and k != "DATABASE_URL"}
+        env.update(
+            APERTUR_VAR_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="apertur.config.settings",
+            UPLOADS_S3_BUCKET="uploads",
+            UPLOADS_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            UPLOADS_S3_REGION="us-east-1",
+            UPLOADS_S3_ACCESS_KEY_ID="test",
+            UPLOADS_S3_SECRET_ACCESS_KEY="test",
+            UPLOADS_S3_TIMEOUT="2",
+        )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", S3_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=45
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("an upload to an S3 endpoint that never answers was still waiting after 45 s")
+        result = json.loads(out.stdout)
+        assert result["outcome"] != "saved"
+        assert result["seconds"] < 20
+    finally:
+        silent.close()
+
+
+REDIS_SCRIPT = """
+import json, time
+import django
+django.setup()
+from django.core.cache import cache
+started = time.monotonic()
+try:
+    cache.get("x")
+    outcome = "answered"
+except Exception as exc:
+    outcome = type(exc).__name__
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started}))
+"""
+
+
+def test_a_redis_that_never_answers_fails_within_redis_timeout(tmp_path: Path) -> None:
+    """The bound on a Redis that accepts the connection and never answers was redis-py's default: 5 s since
+    redis-py 8, none at all before it (pyproject allows redis>=5.2), and then every rate-limited request (login,
+    the token endpoint, every API call, guest uploads) waited for ever. The settings set it: REDIS_TIMEOUT."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        port = silent.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "REDIS_TIMEOUT", "DATABASE_URL"}}
+        env.update(
+            APERTUR_VAR_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="apertur.config.settings",
+            REDIS_URL=f"redis://127.0.0.1:{port}/14",
+            REDIS_TIMEOUT="1",
+        )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", REDIS_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=30
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("a cache read from a Redis that never answers was still waiting after 30 s")
+        result = json.loads(out.stdout)
+        assert result["outcome"] == "TimeoutError"
+        assert result["seconds"] < 3
+    finally:
+        silent.close()

@@ -305,6 +305,19 @@ def test_odd_client_ids_do_not_reach_a_shared_rate_limit_key(flow: Flow, client_
     assert_described_error(response, "invalid_client", 401)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/oauth/token", "/api/v1/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_redis_down_is_answered_in_oauth_json(path: str, redis_down: None) -> None:
+    """The token endpoints count every request in Redis: with Redis down they answered Django's HTML 500 page, not
+    RFC 6749 JSON. Now 503 ``temporarily_unavailable`` (the RFC's name for it), never cached."""
+    body = {**CLIENT_AUTH_BODIES[path], "client_id": "x", "client_secret": "x"}
+    response = Client(raise_request_exception=False).post(path, body)
+    assert response.status_code == 503, response.content[:200]
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response.json()["error_description"]
+    assert response["Cache-Control"] == "no-store"
+
+
 def test_generic_descriptions_use_only_the_allowed_characters() -> None:
     for description in GENERIC_DESCRIPTIONS.values():
         assert description and not invalid_error_characters(description)

@@ -305,3 +305,53 @@ def test_a_deleted_upload_leaves_storage_with_its_row_and_a_rolled_back_deletion
     User.objects.filter(pk=owner.pk).delete()  # the cascade: projects, sessions, uploads
     assert not Upload.objects.exists()
     assert not storage.exists(kept.file.name) and not storage.exists(gone.file.name)
+
+
+def test_a_failure_after_the_file_is_stored_leaves_no_file_without_a_row(project, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    """The file is written before the row; if anything after the row fails (the audit entry, the webhook
+    event, the destinations' copies) the transaction rolls the row back, and the file went with it only when
+    the row's own INSERT failed: the rest left a file no row points at, never deleted."""
+    from apertur.webhooks import services as webhooks
+
+    session = services.create_session(project=project, title="Ana & Ben")
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("webhook table unavailable")
+
+    monkeypatch.setattr(webhooks, "emit", broken)
+    with pytest.raises(RuntimeError):
+        services.accept_upload(session=session, file=image_file())
+    assert Upload.objects.count() == 0
+    media = settings.MEDIA_ROOT
+    assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_storage_that_fails_to_delete_does_not_fail_the_committed_deletion(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Files are deleted once the rows' deletion commits; a storage that refused one (S3 out of reach, a
+    permission) raised out of the commit: the deletion had committed yet the admin saw a 500, and the files
+    and mails queued after it were never handled. Each is logged and the others still go."""
+    import logging
+
+    from django.core.files.storage import FileSystemStorage
+    from django.db import transaction
+
+    from apertur.uploads.models import Upload
+
+    project = create_project(owner=make_user(), name="Weddings")
+    session = services.create_session(project=project, title="Party")
+    first, second = (services.accept_upload(session=session, file=image_file()) for _ in range(2))
+    storage = first.file.storage
+    real_delete = FileSystemStorage.delete
+
+    def refuse_first(self, name):  # type: ignore[no-untyped-def]
+        if name == first.file.name:
+            raise PermissionError(13, "Permission denied", name)
+        real_delete(self, name)
+
+    monkeypatch.setattr(FileSystemStorage, "delete", refuse_first)
+    with caplog.at_level(logging.ERROR), transaction.atomic():
+        Upload.objects.filter(pk__in=[first.pk, second.pk]).order_by("pk").delete()
+    assert not Upload.objects.exists()
+    assert storage.exists(first.file.name) and not storage.exists(second.file.name)
+    assert any(r.exc_info and isinstance(r.exc_info[1], PermissionError) for r in caplog.records)

@@ -531,3 +531,46 @@ def test_a_refused_hand_written_form_marks_the_field_its_error_names(owner) -> N
     key = browser.post(f"{base}/destinations/{bucket.public_id}/access-key", {"access_key_id": "AKIANEW"})
     assert _marked(key.content.decode()) == ["access_key_id"]
     assert _marked(browser.get(f"{base}/destinations/new?kind=s3").content.decode()) == []
+
+
+def test_a_failing_storage_gives_the_guest_a_clear_error_and_no_row(owner, monkeypatch, settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A full disk (or an S3 endpoint out of reach) answered the page's script with the HTML 500 page, which it
+    cannot read: now a JSON 503 saying to try again later, the failure logged, and no upload row without its
+    file. The form posted without JavaScript says the same on the page."""
+    import errno
+    import logging
+
+    from django.core.files.storage import FileSystemStorage
+
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Ana & Ben")
+
+    def full(self, name, content):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", full)
+    guest = Client(raise_request_exception=False)
+    with caplog.at_level(logging.ERROR):
+        response = guest.post(f"/u/{session.token}/files", {"file": image_file()})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert "try again" in response.json()["error"]["message"].lower()
+    assert any("No space left on device" in (r.exc_text or str(r.exc_info)) for r in caplog.records)
+    page = guest.post(f"/u/{session.token}/files", {"file": image_file()}, HTTP_ACCEPT="text/html", follow=True)
+    assert page.status_code == 200
+    assert "could not be stored" in page.content.decode()
+    assert Upload.objects.count() == 0
+    media = settings.MEDIA_ROOT
+    assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
+
+
+def test_redis_down_gives_the_guest_a_clear_error_not_the_html_500_page(owner, redis_down) -> None:  # type: ignore[no-untyped-def]
+    """Guest uploads are rate limited in Redis: with Redis down the page's script got Django's HTML 500 page and
+    showed only "Failed". Now a JSON 503 saying to try again; nothing stored."""
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Ana & Ben")
+    response = Client(raise_request_exception=False).post(f"/u/{session.token}/files", {"file": image_file()})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert "try again" in response.json()["error"]["message"].lower()
+    assert Upload.objects.count() == 0
