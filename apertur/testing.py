@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from itertools import count
 from typing import Any
 
@@ -157,3 +159,21 @@ def fake_dns(monkeypatch: Any, answers: dict[str, list[list[str]]]) -> list[str]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return asked
+
+
+def wait_until_blocked(thread: threading.Thread | None = None, *, timeout: float = 5) -> bool:
+    """PostgreSQL race tests: wait (at most ``timeout`` seconds) until a session of this test database waits for a
+    lock — the other actor has reached the row the first one holds, so the order is certain — or ``thread`` ended
+    (the old behaviour: it did not wait). True when one waits."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while (thread is None or thread.is_alive()) and time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0] >= 1:
+                return True
+            time.sleep(0.02)
+    return False

@@ -13,7 +13,7 @@ from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.partners import services as partner_services
 from apertur.partners.models import Partner, PartnerStatus
-from apertur.testing import APPLICATION, make_partner, make_user
+from apertur.testing import APPLICATION, make_partner, make_user, wait_until_blocked
 
 
 def race(fn: Callable[[], Any], n: int = 2) -> list[Any]:
@@ -155,7 +155,6 @@ def test_disconnecting_while_a_code_is_exchanged_neither_deadlocks_nor_leaves_a_
     (FOR KEY SHARE); disconnecting locks the connection and then withdraws its codes. With FOR UPDATE on the
     connection these two wait for each other (a deadlock PostgreSQL breaks by failing one); with FOR NO KEY
     UPDATE the disconnect waits for the exchange to commit, then revokes the token it issued."""
-    import time
 
     from django.test import Client
 
@@ -215,17 +214,8 @@ def test_disconnecting_while_a_code_is_exchanged_neither_deadlocks_nor_leaves_a_
     second = threading.Thread(target=disconnecting)
     second.start()
     # Bounded wait until the disconnect is blocked on a row lock (pg_stat_activity), so the order is certain.
-    deadline = time.monotonic() + 10
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-            if cursor.fetchone()[0] >= 1:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the disconnect never waited for the exchange's lock")
+    if not wait_until_blocked(timeout=10):
+        pytest.fail("the disconnect never waited for the exchange's lock")
     go.set()
     first.join(timeout=30)
     second.join(timeout=30)

@@ -13,7 +13,7 @@ from apertur.projects import services
 from apertur.projects.errors import ProjectNameTaken
 from apertur.projects.models import Project
 from apertur.projects.selectors import plan_by_name
-from apertur.testing import make_user
+from apertur.testing import make_user, wait_until_blocked
 
 CHANGES: dict[str, Callable[[Project], Any]] = {
     "settings": lambda project: services.update_settings(project=project, description="Summer weddings"),
@@ -80,7 +80,6 @@ def test_a_name_taken_by_a_creation_in_flight_is_refused_not_doubled_nor_a_500(
     constraint is on the exact name). A creation and a rename (or another creation) at once both passed the check:
     with another case the owner got two projects of one name; with the same name the rename's UPDATE failed on the
     constraint, an IntegrityError (a 500). Name changes of one owner now take turns on the owner's row."""
-    import time
 
     owner = make_user()
     other = services.create_project(owner=owner, name="Weddings")
@@ -117,16 +116,7 @@ def test_a_name_taken_by_a_creation_in_flight_is_refused_not_doubled_nor_a_500(
         assert held.wait(timeout=10)
         later.start()
         # Until the second is done (the old behaviour for a name in another case) or waits for a lock.
-        deadline = time.monotonic() + 5
-        with connection.cursor() as cursor:
-            while later.is_alive() and time.monotonic() < deadline:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                )
-                if cursor.fetchone()[0] >= 1:
-                    break
-                time.sleep(0.02)
+        wait_until_blocked(later)
     finally:
         release.set()
         first.join(timeout=30)

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, transaction
 
 from apertur.projects.services import create_project
-from apertur.testing import image_file, make_user
+from apertur.testing import image_file, make_user, wait_until_blocked
 from apertur.uploads import services
 
 
@@ -68,7 +68,6 @@ def test_an_upload_while_its_projects_endpoint_or_destination_is_deleted_is_kept
     One deleted at that moment (read by the upload before the deletion committed) made the delivery's foreign
     key fail when the upload committed: an IntegrityError, the guest's photo refused with a 500. The upload now
     waits for the deletion and records no delivery to what is gone."""
-    import time
 
     from django.db.models.signals import post_delete
 
@@ -116,16 +115,7 @@ def test_an_upload_while_its_projects_endpoint_or_destination_is_deleted_is_kept
         assert held.wait(timeout=10)
         uploading.start()
         # Until the upload is done or waits for the deletion's lock.
-        deadline = time.monotonic() + 5
-        with connection.cursor() as cursor:
-            while uploading.is_alive() and time.monotonic() < deadline:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                )
-                if cursor.fetchone()[0] >= 1:
-                    break
-                time.sleep(0.02)
+        wait_until_blocked(uploading)
     finally:
         release.set()
         deleting.join(timeout=30)
@@ -146,7 +136,6 @@ def test_disabling_while_a_worker_claims_one_of_its_deliveries_does_not_deadlock
     worker claiming one of them locked, in one statement, the delivery and then the rows joined to it, the
     endpoint or destination among them: the reverse order. Both at once deadlocked, and PostgreSQL killed one of
     them (the worker's attempt, or the owner's disable: a 500). The claim now locks the delivery only."""
-    import time
 
     from django.db.models.signals import post_save
 
@@ -201,16 +190,7 @@ def test_disabling_while_a_worker_claims_one_of_its_deliveries_does_not_deadlock
         assert held.wait(timeout=10)
         claiming.start()
         # Until the worker is done or waits for a lock.
-        deadline = time.monotonic() + 5
-        with connection.cursor() as cursor:
-            while claiming.is_alive() and time.monotonic() < deadline:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                )
-                if cursor.fetchone()[0] >= 1:
-                    break
-                time.sleep(0.02)
+        wait_until_blocked(claiming)
     finally:
         release.set()
         disabling.join(timeout=30)
