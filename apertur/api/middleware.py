@@ -29,6 +29,7 @@ from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
 from apertur.api.v1 import error_response, status_error_response
+from apertur.core.errors import ServiceUnavailable
 from apertur.core.tokens import request_id as new_request_id
 from apertur.core.validation import has_nul
 
@@ -191,4 +192,24 @@ class BrowserPrivatePagesMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             add_never_cache_headers(response)
+        return response
+
+
+class BrowserServiceUnavailableMiddleware:
+    """A page whose view could not reach a service every request of its kind needs (Redis, for the rate limits:
+    :class:`ServiceUnavailable`) is a 503 page saying nothing was done and to try again, not the 500 page that says
+    an error happened on our side. The API, the token endpoints and the guest upload answer it in their own format."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, ServiceUnavailable) or is_machine_path(request.path_info):
+            return None
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = "60"
+        add_never_cache_headers(response)
         return response

@@ -98,6 +98,7 @@ MIDDLEWARE = [
     "apertur.api.middleware.BrowserCsrfViewMiddleware",
     "apertur.api.middleware.BrowserAuthenticationMiddleware",
     "apertur.api.middleware.BrowserPrivatePagesMiddleware",
+    "apertur.api.middleware.BrowserServiceUnavailableMiddleware",
     "apertur.api.middleware.BrowserMessageMiddleware",
     "apertur.api.middleware.BrowserXFrameOptionsMiddleware",
     "apertur.api.middleware.BrowserCSPMiddleware",

@@ -44,3 +44,12 @@ def test_every_page_answered_to_a_signed_in_person_is_never_cached() -> None:
 def test_a_page_for_nobody_in_particular_is_left_as_it_was() -> None:
     response = Client().get("/login")
     assert response.status_code == 200 and not response.has_header("Cache-Control")
+
+
+def test_a_page_whose_service_is_out_of_reach_says_so_in_a_503(redis_down: None) -> None:
+    """Login counts failed attempts in Redis: with Redis down the page was the 500 page ("an error on our side")."""
+    response = Client(raise_request_exception=False).post("/login", {"email": "a@example.com", "password": "x"})
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "briefly unavailable" in html and "Nothing was done" in html
+    assert response["Retry-After"] == "60" and "no-store" in response["Cache-Control"]
