@@ -528,6 +528,7 @@ def billing_simulate(
     _setup()
     import datetime as dt
     import logging
+    from decimal import Decimal
 
     import httpx
     from django.conf import settings
@@ -546,9 +547,25 @@ def billing_simulate(
         _fail(f"{currency!r} is not a currency code like cad or usd.", code="invalid_currency", as_json=as_json)
     try:
         refunds = [RefundSpec.parse(value) for value in refund or []]
-        first = dt.date.fromisoformat(start) if start else add_months(clock.business_date(), -(months - 1))
     except ValueError as exc:
         _fail(str(exc), code="invalid_option", as_json=as_json)
+    try:
+        first = dt.date.fromisoformat(start) if start else add_months(clock.business_date(), -(months - 1))
+    except ValueError as exc:
+        _fail(f"--start {start!r} is not a date like 2026-03-01 ({exc}).", code="invalid_option", as_json=as_json)
+    if exchange_rate is not None:
+        # Checked here: the server would store every invoice carrying a bad rate as failed, for good.
+        try:
+            rate = Decimal(exchange_rate)
+        except ArithmeticError:
+            rate = Decimal(0)
+        if not (rate.is_finite() and rate > 0):
+            _fail(
+                f"--exchange-rate {exchange_rate!r} is not a positive number (CAD per unit of {currency}, "
+                "like 1.3712).",
+                code="invalid_option",
+                as_json=as_json,
+            )
     try:
         with _errors(as_json):
             found = plan_by_name(plan)

@@ -207,6 +207,12 @@ def test_simulate_reports_a_signature_the_server_refuses(monkeypatch: pytest.Mon
         (["--plan", "Pro", "--start", "2026-03-01", "--refund", "100@2026-02-01"], "No simulated payment"),
         (["--plan", "Pro", "--start", "2026-03-01", "--refund", "9999@2026-03-02"], "exceeds what is left"),
         (["--plan", "Pro", "--start", "March"], "Invalid isoformat"),
+        # A date that looks right but is not one: the message names the value, not only "month must be in 1..12".
+        (["--plan", "Pro", "--start", "2026-13-01"], "'2026-13-01' is not a date"),
+        # Not a rate: refused here, not sent and stored as failed events that no retry can mend.
+        (["--plan", "Pro", "--currency", "usd", "--exchange-rate", "abc"], "--exchange-rate 'abc'"),
+        (["--plan", "Pro", "--currency", "usd", "--exchange-rate", "-1.3"], "--exchange-rate '-1.3'"),
+        (["--plan", "Pro", "--currency", "usd", "--exchange-rate", "NaN"], "--exchange-rate 'NaN'"),
     ],
 )
 def test_simulate_refuses_bad_options_before_sending_anything(args: list[str], message: str) -> None:
