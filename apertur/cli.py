@@ -150,7 +150,7 @@ def serve(
     os.execv(sys.executable, args)  # noqa: S606 - replaces this process with the server
 
 
-@app.command()
+@app.command(short_help="Run background tasks and the monthly payout schedule until interrupted.")
 def worker(
     schedule: Annotated[
         bool,
@@ -319,7 +319,9 @@ def _partner_json(partner: Any) -> dict[str, Any]:
     return {"email": partner.user.email, "status": partner.status, "referral_link": link}
 
 
-@partner_app.command("create")
+@partner_app.command(
+    "create", short_help="Create a partner application (and its account if needed), optionally approved."
+)
 def partner_create(
     email: Annotated[str, typer.Option(help="Partner's login email.")],
     password: Annotated[str, typer.Option(help="Password.")],
@@ -492,7 +494,9 @@ def _server_error(response: Any) -> tuple[str, str]:
         return "server_error", f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
 
-@billing_app.command("simulate")
+@billing_app.command(
+    "simulate", short_help="Post Stripe-signed billing events to a running server's POST /webhooks/stripe."
+)
 def billing_simulate(
     email: Annotated[str, typer.Option(help="The customer's email (the invoices' customer_email).")],
     plan: Annotated[str, typer.Option(help="Plan name (Pro, Business): the price's lookup_key and amount.")],
@@ -637,7 +641,9 @@ def billing_simulate(
     _emit({"url": url, "email": email, "plan": found.name, "events": rows}, as_json, human)
 
 
-@billing_app.command("import")
+@billing_app.command(
+    "import", short_help="Backfill from exported Stripe events (JSON Lines; trusted: signatures are not checked)."
+)
 def billing_import(
     file: Annotated[Path, typer.Argument(help="Exported Stripe events, one JSON event object per line.")],
     test_mode: Annotated[
@@ -708,7 +714,9 @@ def billing_import(
     _emit(data, as_json, human)
 
 
-@billing_app.command("retry")
+@billing_app.command(
+    "retry", short_help="Apply again a stored Stripe event that was not applied (given up, ignored or failed)."
+)
 def billing_retry(
     event_id: Annotated[str, typer.Argument(help="The Stripe event id (evt_…) to apply again.")],
     customer_email: Annotated[
@@ -767,7 +775,9 @@ def billing_retry(
 # --- commissions ------------------------------------------------------------------------------------
 
 
-@commissions_app.command("statements")
+@commissions_app.command(
+    "statements", short_help="Email each partner their statement for a month (once per partner and month)."
+)
 def commissions_statements(
     month: Annotated[
         str | None, typer.Option(help="The month, YYYY-MM (default: the previous month in America/Toronto).")
@@ -819,7 +829,9 @@ _REASONS = {
 }
 
 
-@payouts_app.command("run")
+@payouts_app.command(
+    "run", short_help="Pay partners' eligible commissions for a period by PayPal (or preview with --dry-run)."
+)
 def payouts_run(
     period: Annotated[
         str | None,
@@ -894,7 +906,7 @@ def payouts_run(
         raise typer.Exit(3)
 
 
-@payouts_app.command("reconcile")
+@payouts_app.command("reconcile", short_help="Ask PayPal about unsettled payouts now and apply waiting webhook events.")
 def payouts_reconcile(as_json: JsonFlag = False) -> None:
     """Ask PayPal about every payout it has not settled and apply webhook events still waiting (the worker
     does this every PAYOUT_SCHEDULER_INTERVAL seconds)."""
@@ -918,7 +930,9 @@ def payouts_reconcile(as_json: JsonFlag = False) -> None:
     _emit(data, as_json, human)
 
 
-@payouts_app.command("resolve")
+@payouts_app.command(
+    "resolve", short_help="Resolve a payout in review: record the batch PayPal has, or give the money back."
+)
 def payouts_resolve(
     item: Annotated[str, typer.Option("--item", help="The payout's sender_item_id (aptr-<partner>-<period>-<n>).")],
     paypal_batch: Annotated[
@@ -1014,7 +1028,7 @@ def partner_site(
     os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process with the site
 
 
-@app.command("paypal-emulator")
+@app.command("paypal-emulator", short_help="Serve a local PayPal Payouts emulator (no database needed).")
 def paypal_emulator(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -393,3 +394,21 @@ def test_with_json_a_usage_error_is_the_one_json_object_on_stdout(tmp_path: Any)
     assert json.loads(missing.stdout)["error"]["code"] == "usage_error" and "--email" in missing.stdout
     human = cli("payouts", "run", "--perod", "2026-05")
     assert human.returncode == 2 and human.stdout == "" and "No such option" in human.stderr
+
+
+def test_help_lists_every_command_with_a_one_line_description() -> None:
+    """``apertur --help`` (and each group's) shows a command's first paragraph: one sentence, not a wrapped page."""
+    import click
+    import typer.main
+
+    def walk(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+        for name, sub in getattr(command, "commands", {}).items():
+            yield f"{path} {name}", sub
+            yield from walk(sub, f"{path} {name}")
+
+    for path, command in walk(typer.main.get_command(app), "apertur"):
+        if command.hidden:
+            continue
+        first = (command.short_help or command.help or "").strip().split("\n\n")[0]
+        assert first, f"{path} has no description"
+        assert "\n" not in first and len(first) <= 100, f"{path}: {first!r}"
