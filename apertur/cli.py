@@ -862,7 +862,14 @@ def payouts_run(
         if dry_run:
             decisions = services.run(period=chosen, dry_run=True)
         else:
-            decisions = schedule.run_period(period=chosen, trigger="cli", lease=False) or []
+            # A run over many partners takes a while (10,000: about 40 s): a person sees each PayPal batch go.
+            def progress(done: int, total: int) -> None:
+                err.print(f"Payouts {chosen}: {done} of {total} partner(s) done", highlight=False)
+
+            decisions = (
+                schedule.run_period(period=chosen, trigger="cli", lease=False, progress=None if as_json else progress)
+                or []
+            )
     summary = schedule.summarize(decisions)
     # What this run left to be sent again (its own rows: a scheduler sending at the same time is not counted).
     waiting = sum(1 for d in decisions if d.reason in {services.Reason.RETRY, services.Reason.ERROR})

@@ -159,3 +159,27 @@ def test_reconcile_applies_paypal_outcomes(emu: Running) -> None:
         }
     ]
     assert Payout.objects.get().status == PayoutStatus.PAID
+
+
+def two_partners() -> None:
+    world()
+    _, other = make_world(customer_email="other@example.com", paypal_email="other-paypal@example.com")
+    pay(other, 2, 70_000, dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), stripe_customer="cus_2")
+
+
+def test_a_long_run_shows_its_progress_on_stderr_for_a_person(emu: Running, settings: Any) -> None:
+    """10,000 partners take about 40 s (docs/performance.md): a person sees each PayPal batch go, not a silence."""
+    settings.PAYOUT_BATCH_SIZE = 1  # one batch per partner
+    two_partners()
+    result = cli("run", "--period", "2026-04", at=AFTER_APRIL_RUN)
+    progress = " ".join(result.stderr.split())
+    assert "1 of 2 partner(s) done" in progress and "2 of 2 partner(s) done" in progress
+    assert "partner(s) done" not in result.stdout
+
+
+def test_with_json_a_run_shows_no_progress(emu: Running, settings: Any) -> None:
+    settings.PAYOUT_BATCH_SIZE = 1
+    two_partners()
+    result = cli("run", "--period", "2026-04", "--json", at=AFTER_APRIL_RUN)
+    assert json.loads(result.stdout)["summary"]["reasons"] == {"paid": 2}
+    assert "partner(s) done" not in result.stderr

@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +111,12 @@ def summarize(decisions: list[services.Decision]) -> dict[str, Any]:
 
 
 def run_period(
-    *, period: str, client: PayPalClient | None = None, trigger: str = "schedule", lease: bool = True
+    *,
+    period: str,
+    client: PayPalClient | None = None,
+    trigger: str = "schedule",
+    lease: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[services.Decision] | None:
     """Run one period under its lease and record it; ``None`` when another scheduler holds the lease. The
     run is finished when nothing is left for PayPal to be asked again (no payout still ``created``, no
@@ -124,7 +130,7 @@ def run_period(
     decisions: list[services.Decision] = []
     completed = False
     try:
-        decisions = services.run(period=period, dry_run=False, client=client)
+        decisions = services.run(period=period, dry_run=False, client=client, progress=progress)
         completed = True
     finally:
         unfinished = (

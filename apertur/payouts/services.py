@@ -28,6 +28,7 @@ import datetime as dt
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -259,6 +260,7 @@ def run(
     client: PayPalClient | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Decision]:
     """The payout run for ``period`` (``YYYY-MM``). A real run refuses to start before its date (entries
     would be paid before their hold ends); a dry run may preview it at any time.
@@ -270,7 +272,8 @@ def run(
     saved in (:func:`_send_batch`). ``workers`` (default ``settings.PAYOUT_RUN_WORKERS``, 1) > 1 works on that
     many chunks at once, each on its own database connection: every guarantee holds per chunk (the partners'
     row locks, the unique constraints), so the order across chunks does not matter. Decisions come back in
-    partner order either way."""
+    partner order either way. ``progress(done, total)``, if given, is called after each chunk with the number of
+    partners sent to PayPal so far and in all (from the chunks' threads, one call at a time)."""
     when = run_at(period)
     if not dry_run and clock.now() < when:
         raise RunNotDue(f"The {period} payout run is dated {when.isoformat()}; it cannot run earlier.")
@@ -327,7 +330,17 @@ def run(
     for chunk in _chunks(new, size=size, entries=sizes, max_entries=max_entries):
         units.append((chunk, partial(_pay_chunk, partners=chunk, period=period, nets=nets, client=paypal)))
 
+    total, sent, counting = sum(len(partners) for partners, _ in units), [0], threading.Lock()
+
     def work(unit: tuple[list[Partner], Callable[[], dict[int, Decision]]]) -> dict[int, Decision]:
+        result = _work(unit)
+        if progress is not None:
+            with counting:
+                sent[0] += len(unit[0])
+                progress(sent[0], total)
+        return result
+
+    def _work(unit: tuple[list[Partner], Callable[[], dict[int, Decision]]]) -> dict[int, Decision]:
         partners, fn = unit
         try:
             done = fn()
