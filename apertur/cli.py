@@ -641,6 +641,10 @@ def billing_simulate(
     _emit({"url": url, "email": email, "plan": found.name, "events": rows}, as_json, human)
 
 
+#: ``billing import`` tells a person how far it is every this many events (not with ``--json``).
+IMPORT_PROGRESS_EVERY = 1000
+
+
 @billing_app.command(
     "import", short_help="Backfill from exported Stripe events (JSON Lines; trusted: signatures are not checked)."
 )
@@ -696,10 +700,13 @@ def billing_import(
         )
     counts = {"processed": 0, "waiting": 0, "ignored": 0, "failed": 0, "duplicate": 0}
     # Oldest first, as Stripe sent them (exports list newest first); any order would end the same.
-    for _, evt in sorted(parsed, key=lambda item: (int(item[1]["created"]), item[0])):
+    for done, (_, evt) in enumerate(sorted(parsed, key=lambda item: (int(item[1]["created"]), item[0])), start=1):
         outcome = intake.receive(evt)
         key = "duplicate" if outcome.duplicate else outcome.status
         counts[key] = counts.get(key, 0) + 1
+        if not as_json and done % IMPORT_PROGRESS_EVERY == 0 and done < len(parsed):
+            # A few ms an event: a big export is minutes of work, which a person sees go by.
+            err.print(f"{done} of {len(parsed)} event(s) imported", highlight=False)
     data = {"file": str(file), "events": len(parsed), "counts": counts, "malformed": malformed}
 
     def human() -> None:
