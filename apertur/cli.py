@@ -795,13 +795,23 @@ def commissions_statements(
     reversed, net, and their balance on the day it is sent. Sent once per partner and month; running it again
     reports already_sent."""
     _setup()
-    from apertur.commissions.notices import parse_month, previous_month, send_statements
+    from apertur.commissions.notices import month_bounds, parse_month, previous_month, send_statements
+    from apertur.core import clock
     from apertur.core.money import format_cents
 
     try:
         first = parse_month(month) if month else previous_month()
     except ValueError as exc:
         _fail(str(exc), code="invalid_month", as_json=as_json)
+    end = month_bounds(first)[1]
+    if end > clock.now():
+        # Sent once per partner and month: one sent now would leave out the rest of the month for good.
+        _fail(
+            f"'{first:%Y-%m}' is not over yet (it ends {end:%Y-%m-%d} 00:00 Toronto): a statement is sent once per "
+            "partner and month, so send it once the month is over.",
+            code="invalid_month",
+            as_json=as_json,
+        )
     results = send_statements(month=first)
     data = {"month": f"{first:%Y-%m}", "statements": [r.as_json() for r in results]}
 

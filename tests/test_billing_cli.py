@@ -413,6 +413,21 @@ def test_statements_reject_a_bad_month() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("month", ["2026-04", "2026-05"])
+def test_statements_refuse_a_month_not_over_yet(month: str) -> None:
+    """Sent once per partner and month: a statement sent on April 20 for April would leave out the rest of April,
+    and the one sent in May would only say already_sent."""
+    _, customer = referred_customer()
+    _pay(customer, "in_1", 24_999, dt.datetime(2026, 4, 2, 15, tzinfo=UTC))
+    with time_machine.travel(dt.datetime(2026, 4, 20, tzinfo=UTC), tick=False):
+        result = run("commissions", "statements", "--month", month, "--json", ok=False)
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "invalid_month" and f"'{month}' is not over yet" in error["message"]
+    assert PartnerNotice.objects.filter(key__startswith="statement:").count() == 0
+
+
+@pytest.mark.django_db
 def test_statements_reject_the_calendars_last_month_with_a_clear_error() -> None:
     """December 9999 parses, but its end (January 10000, Toronto) does not exist: an error, not a traceback."""
     make_partner()
