@@ -1106,10 +1106,27 @@ def paypal_emulator(
 def main() -> None:
     """The console script. A database that is missing or not migrated is one clear error (any command), not a
     traceback of the first query."""
+    as_json = "--json" in sys.argv[1:]
     try:
-        _main(as_json="--json" in sys.argv[1:])
+        if (bad := _not_utf8(sys.argv[1:])) is not None:
+            _fail(
+                f"{bad} is not UTF-8 text: set the terminal's (or the script's) encoding to UTF-8.",
+                code="usage_error",
+                as_json=as_json,
+                status=2,
+            )
+        _main(as_json=as_json)
     except typer.Exit as done:  # raised by _fail outside click, which would otherwise have turned it into a status
         sys.exit(done.exit_code)
+
+
+def _not_utf8(args: list[str]) -> str | None:
+    """The first argument with bytes that are not UTF-8 (Python keeps them as lone surrogates, which no query or
+    JSON can carry), shown with those bytes escaped; a file that exists under such a name is fine."""
+    for arg in args:
+        if any("\udc80" <= char <= "\udcff" for char in arg) and not os.path.exists(arg):
+            return "'" + arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") + "'"
+    return None
 
 
 def _main(*, as_json: bool) -> None:

@@ -412,3 +412,26 @@ def test_help_lists_every_command_with_a_one_line_description() -> None:
         first = (command.short_help or command.help or "").strip().split("\n\n")[0]
         assert first, f"{path} has no description"
         assert "\n" not in first and len(first) <= 100, f"{path}: {first!r}"
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_an_argument_that_is_not_utf8_is_a_clear_error_not_a_traceback(
+    as_json: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Latin-1 terminal or a script passing raw bytes: Python keeps undecodable bytes as lone surrogates, which
+    no database query can encode."""
+    from apertur.cli import main
+
+    bad = b"caf\xe9@example.com".decode("utf-8", "surrogateescape")
+    args = ["apertur", "partner", "balance", "--email", bad, *(["--json"] if as_json else [])]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 2
+    out, err = capsys.readouterr()
+    if as_json:
+        error = json.loads(out)["error"]
+        assert error["code"] == "usage_error" and "caf\\xe9@example.com" in error["message"]
+    else:
+        assert out == "" and "caf\\xe9@example.com" in err and "not UTF-8" in " ".join(err.split())
+    assert "Traceback" not in err
