@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -120,6 +121,19 @@ def serve(
     _setup()
     from django.core.management import call_command
 
+    if (problem := _cannot_listen(host, port)) is not None:
+        # Before granian, whose answer is a traceback of 140 lines after "Apertur on http://…".
+        in_use = problem.errno == errno.EADDRINUSE
+        hint = (
+            "Is another server (an earlier apertur serve, make run) on that port? Stop it, or choose another with "
+            "--port."
+            if in_use
+            else "Check --host: an address or name of this machine (127.0.0.1, 0.0.0.0)."
+        )
+        _fail(
+            f"Cannot listen on {host}:{port}: {problem.strerror or problem}. {hint}",
+            code="address_in_use" if in_use else "invalid_option",
+        )
     call_command("collectstatic", interactive=False, verbosity=0)
     args = [
         sys.executable,
@@ -148,6 +162,20 @@ def serve(
     out.print(f"Apertur on http://{host}:{port} with {workers} worker(s)")
     sys.stdout.flush()
     os.execv(sys.executable, args)  # noqa: S606 - replaces this process with the server
+
+
+def _cannot_listen(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on now (in use, no such address), or None."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as granian: TIME_WAIT is no obstacle
+            probe.bind(address)
+    except OSError as exc:
+        return exc
+    return None
 
 
 @app.command(short_help="Run background tasks and the monthly payout schedule until interrupted.")

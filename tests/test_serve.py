@@ -119,3 +119,25 @@ def test_health_check_is_not_redirected_to_https(client: Any, settings: Any) -> 
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/healthz").status_code == 200  # a load balancer's plain-HTTP probe
     assert client.get("/login").status_code == 301  # everything else goes to https
+
+
+def test_serve_on_a_port_in_use_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier `apertur serve` (or `make run`) still running: a sentence naming the port, not granian's
+    Python-and-Rust traceback of 140 lines after "Apertur on http://…"."""
+    import django.core.management
+    from typer.testing import CliRunner
+
+    from apertur.cli import app
+
+    started: list[Any] = []
+    monkeypatch.setattr(os, "execv", lambda *args: started.append(args))
+    monkeypatch.setattr(django.core.management, "call_command", lambda *args, **kwargs: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--host", "127.0.0.1", "--port", str(port)])
+    assert started == []
+    assert result.exit_code == 1 and result.stdout == ""
+    message = " ".join(result.stderr.split())
+    assert f"Cannot listen on 127.0.0.1:{port}" in message and "--port" in message
