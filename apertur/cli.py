@@ -121,19 +121,7 @@ def serve(
     _setup()
     from django.core.management import call_command
 
-    if (problem := _cannot_listen(host, port)) is not None:
-        # Before granian, whose answer is a traceback of 140 lines after "Apertur on http://…".
-        in_use = problem.errno == errno.EADDRINUSE
-        hint = (
-            "Is another server (an earlier apertur serve, make run) on that port? Stop it, or choose another with "
-            "--port."
-            if in_use
-            else "Check --host: an address or name of this machine (127.0.0.1, 0.0.0.0)."
-        )
-        _fail(
-            f"Cannot listen on {host}:{port}: {problem.strerror or problem}. {hint}",
-            code="address_in_use" if in_use else "invalid_option",
-        )
+    _check_listen(host, port)  # before granian, whose answer is a traceback of 140 lines after "Apertur on …"
     call_command("collectstatic", interactive=False, verbosity=0)
     args = [
         sys.executable,
@@ -171,11 +159,27 @@ def _cannot_listen(host: str, port: int) -> OSError | None:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as granian: TIME_WAIT is no obstacle
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers: TIME_WAIT is no obstacle
             probe.bind(address)
     except OSError as exc:
         return exc
     return None
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail with one clear sentence when a server about to start could not listen on ``host:port``."""
+    if (problem := _cannot_listen(host, port)) is None:
+        return
+    in_use = problem.errno == errno.EADDRINUSE
+    hint = (
+        "Is another server (an earlier one, make run) on that port? Stop it, or choose another with --port."
+        if in_use
+        else "Check --host: an address or name of this machine (127.0.0.1, 0.0.0.0)."
+    )
+    _fail(
+        f"Cannot listen on {host}:{port}: {problem.strerror or problem}. {hint}",
+        code="address_in_use" if in_use else "invalid_option",
+    )
 
 
 @app.command(short_help="Run background tasks and the monthly payout schedule until interrupted.")
@@ -1062,6 +1066,7 @@ def partner_site(
     site = Path(apertur.__file__).resolve().parent.parent / "examples" / "partner_site" / "app.py"
     if not site.is_file():
         _fail(f"The demo partner site is not at {site} (it ships with the source tree, not the wheel).")
+    _check_listen(host, port)  # before the site, whose answer is a traceback
     with _errors(False):
         demo_app = ensure_demo()
     site_url = os.environ.get("PARTNER_SITE_URL") or f"http://partner.localhost:{port}"

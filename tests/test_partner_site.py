@@ -460,6 +460,7 @@ def test_cli_serves_the_site_with_the_demo_apps_credentials(monkeypatch: pytest.
         calls.append((path, args, env))
 
     monkeypatch.setattr(os, "execve", fake_execve)
+    monkeypatch.setattr(cli, "_check_listen", lambda host, port: None)  # 8001 may be taken on this machine
     monkeypatch.delenv("PARTNER_SITE_URL", raising=False)
     result = CliRunner().invoke(cli.app, ["partner-site", "--port", "8001"])
     assert result.exit_code == 0, (result.stdout, result.stderr)
@@ -473,6 +474,27 @@ def test_cli_serves_the_site_with_the_demo_apps_credentials(monkeypatch: pytest.
     assert env["APERTUR_PUBLIC_KEY"] == demo["app"]["public_key"]
     assert env["PARTNER_SITE_URL"] == "http://partner.localhost:8001"
     assert f"{env['PARTNER_SITE_URL']}/callback" in demo["app"]["redirect_uris"]
+
+
+@pytest.mark.django_db
+def test_cli_on_a_port_in_use_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run` (or an earlier partner-site) already on the port: a sentence naming it, not wsgiref's traceback."""
+    import os
+    import socket
+
+    from apertur import cli
+
+    calls: list[Any] = []
+    monkeypatch.setattr(os, "execve", lambda *args: calls.append(args))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli.app, ["partner-site", "--port", str(port)])
+    assert calls == []
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert f"Cannot listen on 127.0.0.1:{port}" in message and "--port" in message
 
 
 @pytest.mark.django_db(transaction=True)
