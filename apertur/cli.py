@@ -510,6 +510,14 @@ def mail_list(
 # --- billing ----------------------------------------------------------------------------------------
 
 
+def _quiet_http_log() -> None:
+    """httpx logs every request at INFO ("HTTP Request: POST …"): noise on a person's terminal for commands whose
+    own output says what was sent (billing simulate, the payouts commands). Failures still reach the output."""
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def _http_client() -> Any:
     """The HTTP client ``billing simulate`` posts with (a seam for tests)."""
     import httpx
@@ -563,7 +571,6 @@ def billing_simulate(
     with STRIPE_WEBHOOK_SECRET, which must be the server's. Events happen at noon, America/Toronto."""
     _setup()
     import datetime as dt
-    import logging
     from decimal import Decimal
 
     import httpx
@@ -625,7 +632,7 @@ def billing_simulate(
         _fail(str(exc), code="invalid_refund", as_json=as_json)
 
     url = (base_url or settings.APERTUR_BASE_URL).rstrip("/") + "/webhooks/stripe"
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the table reports each request
+    _quiet_http_log()  # the table reports each request
     rows: list[dict[str, str]] = []
     with _http_client() as client:
         for evt in stream:
@@ -712,6 +719,14 @@ def billing_import(
             parsed.append((number, intake.parse(line)))
         except ValueError as exc:  # json.JSONDecodeError included
             malformed.append({"line": number, "error": str(exc)})
+    if malformed and not parsed:
+        first = malformed[0]
+        _fail(
+            f"No event could be read from {file}: {len(malformed)} malformed line(s), the first at line "
+            f"{first['line']}: {first['error']}. Nothing was imported.",
+            code="no_events",
+            as_json=as_json,
+        )
     # Unsigned, the file cannot say which Stripe endpoint it came from: its events' own ``livemode`` must say the
     # mode asked for, or test payments would be recorded as real ones (and earn real commissions). All or nothing.
     other_mode = [number for number, evt in parsed if evt.get("livemode") is not (not test_mode)]
@@ -898,6 +913,7 @@ def payouts_run(
     to run again, and at the same time as the scheduler: one payout per partner and period, ever. Exit status 3
     when the run leaves payouts to be sent again (PayPal not reached, or an error on our side): run it again."""
     _setup()
+    _quiet_http_log()
     from apertur.commissions.selectors import last_payout_run_at
     from apertur.core import clock
     from apertur.core.money import format_cents
@@ -967,6 +983,7 @@ def payouts_reconcile(as_json: JsonFlag = False) -> None:
     """Ask PayPal about every payout it has not settled and apply webhook events still waiting (the worker
     does this every PAYOUT_SCHEDULER_INTERVAL seconds)."""
     _setup()
+    _quiet_http_log()
     from apertur.payouts import reconcile
 
     poll = reconcile.poll_open()
@@ -1000,6 +1017,7 @@ def payouts_resolve(
     """Resolve a payout in review (its batch was first sent over 25 days ago and never confirmed, so it is
     never sent again): after looking in PayPal, record the batch PayPal has, or give the money back."""
     _setup()
+    _quiet_http_log()
     from apertur.payouts import services
     from apertur.payouts.models import Payout
 

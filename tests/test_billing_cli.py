@@ -356,6 +356,20 @@ def test_import_of_a_big_file_shows_progress_on_stderr_for_a_person(
 
 
 @pytest.mark.django_db
+def test_import_of_a_file_with_no_readable_event_fails_and_says_why(tmp_path: Path) -> None:
+    """Every line malformed (here a ``created`` that is a boolean, an int to Python): it exited 0 having imported
+    nothing, so a script never noticed."""
+    export = tmp_path / "broken.jsonl"
+    line = {"id": "evt_bool", "type": "invoice.paid", "created": True, "livemode": True, "data": {"object": {}}}
+    export.write_text(json.dumps(line) + "\nnot json\n")
+    result = runner.invoke(app, ["billing", "import", str(export), "--json"])
+    assert result.exit_code == 1, result.stdout
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "no_events" and "2 malformed line(s)" in error["message"]
+    assert "line 1: created is not a Unix time: True" in error["message"]
+
+
+@pytest.mark.django_db
 def test_import_of_a_missing_file_fails() -> None:
     result = run("billing", "import", "/nonexistent/events.jsonl", ok=False)
     assert result.exit_code == 1 and "Cannot read" in result.stderr

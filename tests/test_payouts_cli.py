@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,6 +95,20 @@ def test_human_output_is_a_table_with_the_reason(emu: Running, monkeypatch: pyte
     assert partner.user.email in result.stdout
     assert "no verified PayPal email" in result.stdout and "$60.00" in result.stdout
     assert Payout.objects.count() == 0
+
+
+def test_a_persons_run_is_not_interleaved_with_httpx_request_lines(
+    emu: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx logs each request at INFO ("HTTP Request: POST …/v1/oauth2/token") to the console handler: noise between
+    the progress lines and the table on a person's terminal. (The command's django.setup() reconfigures logging, so
+    caplog cannot see it: the level httpx logs at after the command is what decides.)"""
+    httpx_log = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_log, "level", logging.NOTSET)  # as a fresh process has it; restored afterwards
+    world()
+    cli("run", "--period", "2026-04", at=AFTER_APRIL_RUN)
+    assert Payout.objects.count() == 1  # PayPal was called
+    assert not httpx_log.isEnabledFor(logging.INFO)
 
 
 def test_default_period_is_the_run_that_is_due_and_a_preview_this_months(emu: Running) -> None:

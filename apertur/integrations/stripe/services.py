@@ -68,6 +68,8 @@ def parse(text: str) -> dict[str, Any]:
     if not isinstance(event["id"], str) or not event["id"] or not isinstance(event["type"], str):
         raise ValueError("id and type must be strings")
     try:
+        if isinstance(event["created"], bool):  # an int to Python, never a time
+            raise TypeError("a boolean")
         ts(event["created"])
     except (TypeError, ValueError, OverflowError, OSError) as exc:
         raise ValueError(f"created is not a Unix time: {event['created']!r}") from exc
