@@ -13,6 +13,7 @@ import datetime as dt
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -163,6 +164,10 @@ class AnswerTooLarge(Exception):
     pass
 
 
+class AttemptTimedOut(Exception):
+    """:func:`send_bounded` gave up at its deadline (its message says after how long)."""
+
+
 def send_bounded(
     method: str,
     url: str,
@@ -176,9 +181,10 @@ def send_bounded(
     """One request to a customer-given URL through :func:`http_client`, within ``seconds`` in all: httpx's timeouts
     bound each socket operation only, so a receiver dripping its answer would hold the attempt (and the worker)
     for ever; a watchdog closes the client at the deadline and the blocked read fails at its next socket
-    operation (the caller tells a timeout by the time spent). The status, the headers and the answer's body: not
-    read at all with ``read_limit`` 0, else at most ``read_limit`` bytes (more raises :class:`AnswerTooLarge`,
+    operation, told by the time spent, as :class:`AttemptTimedOut`). The status, the headers and the answer's body:
+    not read at all with ``read_limit`` 0, else at most ``read_limit`` bytes (more raises :class:`AnswerTooLarge`,
     never read into memory). Webhook deliveries and destination copies both send through it."""
+    started = time.monotonic()
     http = http_client(timeout=timeout)
     watchdog = threading.Timer(seconds, http.close)
     watchdog.daemon = True
@@ -195,6 +201,10 @@ def send_bounded(
                     chunks.append(chunk)
                 body = b"".join(chunks)
             return response.status_code, list(response.headers.multi_items()), body
+    except Exception as exc:
+        if time.monotonic() - started >= seconds:
+            raise AttemptTimedOut(f"timed out after {seconds:g} s") from exc
+        raise
     finally:
         watchdog.cancel()
         http.close()

@@ -7,7 +7,6 @@ task, with the same retry schedule and SSRF guard as webhooks."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -48,30 +47,20 @@ MAX_ANSWER_BYTES = 1_048_576
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 30)
 
 
-class AttemptTimedOut(Exception):
-    pass
-
-
 def _request(
     method: str, url: str, *, body: bytes, headers: Any, read_answer: bool
 ) -> tuple[int, Sequence[tuple[str, str]], bytes]:
     """:func:`outbound.send_bounded` within :data:`ATTEMPT_SECONDS`; the answer's body, when ``read_answer``, at
-    most :data:`MAX_ANSWER_BYTES` of it. Past the deadline, :class:`AttemptTimedOut`."""
-    started = time.monotonic()
-    try:
-        return outbound.send_bounded(
-            method,
-            url,
-            content=body,
-            headers=headers,
-            timeout=TIMEOUT,
-            seconds=ATTEMPT_SECONDS,
-            read_limit=MAX_ANSWER_BYTES if read_answer else 0,
-        )
-    except Exception as exc:
-        if time.monotonic() - started >= ATTEMPT_SECONDS:
-            raise AttemptTimedOut(f"timed out after {ATTEMPT_SECONDS:g} s") from exc
-        raise
+    most :data:`MAX_ANSWER_BYTES` of it. Past the deadline, :class:`outbound.AttemptTimedOut`."""
+    return outbound.send_bounded(
+        method,
+        url,
+        content=body,
+        headers=headers,
+        timeout=TIMEOUT,
+        seconds=ATTEMPT_SECONDS,
+        read_limit=MAX_ANSWER_BYTES if read_answer else 0,
+    )
 
 
 @transaction.atomic
