@@ -729,7 +729,8 @@ def billing_import(
         )
     # Unsigned, the file cannot say which Stripe endpoint it came from: its events' own ``livemode`` must say the
     # mode asked for, or test payments would be recorded as real ones (and earn real commissions). All or nothing.
-    other_mode = [number for number, evt in parsed if evt.get("livemode") is not (not test_mode)]
+    live = not test_mode
+    other_mode = [number for number, evt in parsed if evt.get("livemode") is not live]
     if other_mode:
         listed = ", ".join(map(str, other_mode[:20])) + (", …" if len(other_mode) > 20 else "")
         wanted, other = ("test", "live") if test_mode else ("live", "test")

@@ -124,7 +124,8 @@ _last_logged = [float("-inf")]
 def _shared_counters() -> Iterator[None]:
     """Rate limits are a hard dependency once ``REDIS_URL`` is set (docs/deploy.md): a request that cannot count
     fails, as a :class:`ServiceUnavailable` (503, "try again") every view answers in its own format, not the
-    driver's error (an HTML 500 page, even where the caller reads JSON). redis-py bounds each operation (5 s)."""
+    driver's error (an HTML 500 page, even where the caller reads JSON). Each operation is bounded by
+    ``REDIS_TIMEOUT``."""
     try:
         yield
     except RedisError as exc:
