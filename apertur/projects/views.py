@@ -21,6 +21,7 @@ from apertur.oauth.selectors import connection_for_owner, connections_for_projec
 from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
 from apertur.projects.forms import ProjectForm
+from apertur.projects.http import owned_project
 from apertur.projects.models import Project
 from apertur.uploads.selectors import destination_list, session_list
 from apertur.uploads.services import month_start, usage
@@ -31,14 +32,6 @@ from apertur.webhooks.selectors import endpoint_list
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def _owned_project(request: HttpRequest, public_id: str) -> Project:
-    """The signed-in owner's project ``public_id``, or 404 (another owner's project is "no such project" too)."""
-    project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
-    return project
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +118,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    project = _owned_project(request, public_id)
+    project = owned_project(request, public_id)
     once = pop_once(request, _KEY_ONCE, page=project.public_id)
     sessions = page_of(session_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
@@ -147,7 +140,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 def billing(request: HttpRequest, public_id: str) -> HttpResponse:
     """The project's plan, subscription, live usage this month and payments (paged, newest first): what
     ``GET /api/v1/billing`` answers, for the customer. Test mode has a budget of its own and no billing."""
-    project = _owned_project(request, public_id)
+    project = owned_project(request, public_id)
     payments = page_of(selectors.payment_list(project=project), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     context = {
         "project": project,
@@ -164,7 +157,7 @@ def billing(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_safe
 def card_list(request: HttpRequest, public_id: str, card: str) -> HttpResponse:
     """All the rows of one of the project page's cards ("View all"), by pages of ``PAGE_SIZE``."""
-    project = _owned_project(request, public_id)
+    project = owned_project(request, public_id)
     context = {
         "project": project,
         "card": _CARDS[card],
@@ -180,7 +173,7 @@ _KEY_ONCE = "api_key_once"
 @login_required
 @require_POST
 def api_key_create(request: HttpRequest, public_id: str) -> HttpResponse:
-    project = _owned_project(request, public_id)
+    project = owned_project(request, public_id)
     try:
         created = services.create_api_key(
             project=project,

@@ -19,6 +19,7 @@ from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip, pop_once, rate_limit_ip, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.core.rolling import roll_secret_form
+from apertur.projects.http import owned_project
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
@@ -152,9 +153,7 @@ def pop_upload_link_draft(request: HttpRequest, project_public_id: str) -> dict[
 @login_required
 @require_POST
 def session_create(request: HttpRequest, public_id: str) -> HttpResponse:
-    project = project_for_owner(owner=_owner(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
+    project = owned_project(request, public_id)
     expires_at = None
     days = request.POST.get("expires_in_days", "").strip()
     try:
@@ -262,9 +261,7 @@ _SECRET_ONCE = "destination_secret_once"
 @login_required
 @require_http_methods(["GET", "POST"])
 def destination_new(request: HttpRequest, public_id: str) -> HttpResponse:
-    project = project_for_owner(owner=_owner(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
+    project = owned_project(request, public_id)
     kind = request.GET.get("kind") or request.POST.get("kind") or "https"
     error = error_field = None
     if request.method == "POST":

@@ -15,8 +15,7 @@ from apertur.core.errors import AperturError
 from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.core.rolling import roll_secret_form
-from apertur.projects.models import Project
-from apertur.projects.selectors import project_for_owner
+from apertur.projects.http import owned_project
 from apertur.webhooks import selectors, services
 from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES, WebhookEndpoint
 
@@ -29,15 +28,8 @@ def _owner(request: HttpRequest) -> User:
     return request.user
 
 
-def _project(request: HttpRequest, public_id: str) -> Project:
-    project = project_for_owner(owner=_owner(request), public_id=public_id)
-    if project is None:
-        raise Http404("No such project.")
-    return project
-
-
 def _endpoint(request: HttpRequest, public_id: str, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = selectors.endpoint_for_project(project=_project(request, public_id), public_id=endpoint_id)
+    endpoint = selectors.endpoint_for_project(project=owned_project(request, public_id), public_id=endpoint_id)
     if endpoint is None:
         raise Http404("No such webhook endpoint.")
     return endpoint
@@ -46,7 +38,7 @@ def _endpoint(request: HttpRequest, public_id: str, endpoint_id: str) -> Webhook
 @login_required
 @require_http_methods(["GET", "POST"])
 def endpoint_new(request: HttpRequest, public_id: str) -> HttpResponse:
-    project = _project(request, public_id)
+    project = owned_project(request, public_id)
     error = error_field = None
     if request.method == "POST":
         events = request.POST.getlist("events") or ["*"]
