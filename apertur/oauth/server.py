@@ -295,7 +295,8 @@ def body_params(request: HttpRequest) -> dict[str, list[str]]:
     parameters "MUST NOT be included more than once"; which copy counts would be ambiguous), that is not UTF-8
     (RFC 6749 Appendix B), that has more fields than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``, is larger than
     ``DATA_UPLOAD_MAX_MEMORY_SIZE`` or is multipart Django cannot parse: an OAuth error in JSON, not Django's HTML
-    400 page (which, with DEBUG on, reads the body again and fails with a 500)."""
+    400 page (which, with DEBUG on, reads the body again and fails with a 500). A parameter sent empty is left
+    out, as if omitted (§3.2)."""
     try:
         params = _body_params(request)
     except BadRequest as exc:  # a charset other than UTF-8
@@ -309,7 +310,11 @@ def body_params(request: HttpRequest) -> dict[str, list[str]]:
     for key, values in params.items():
         if len(values) > 1:
             raise _repeated(key)
-    return params
+    # RFC 6749 §3.1 and §3.2: "Parameters sent without a value MUST be treated as if they were omitted from the
+    # request." Dropped after the repeat check, so ``code=&code=x`` stays a repeated parameter. An empty ``token``
+    # was looked up as an unknown one (revocation 200, introspection inactive) and an empty ``code`` or
+    # ``refresh_token`` answered invalid_grant: each is a missing required parameter (invalid_request).
+    return {key: values for key, values in params.items() if values != [""]}
 
 
 def _repeated(key: str) -> InvalidRequestError:

@@ -50,6 +50,23 @@ def test_revoking_unknown_token_is_200(flow: Flow) -> None:
     assert post(flow, "/oauth/revoke", token="oat_unknown") == {"status": 200}
 
 
+@pytest.mark.parametrize("path", ["/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "application/json"])
+def test_an_empty_token_is_a_missing_token(flow: Flow, path: str, content_type: str) -> None:
+    """RFC 6749 §3.2, which RFC 7009 §2.1 and RFC 7662 §2.1 build on: "Parameters sent without a value MUST be
+    treated as if they were omitted from the request." ``token`` is required at both endpoints; an empty one was
+    looked up as an unknown token (revocation 200 ``{}``, introspection ``{"active": false}``), hiding a client's
+    bug behind a success."""
+    body = {"token": "", "client_id": flow.client_id, "client_secret": flow.secret}
+    if content_type == "application/json":
+        response = Client().post(path, body, content_type=content_type)
+    else:
+        response = Client().post(path, body)
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "error_description": "Missing 'token'."}
+    assert response["Cache-Control"] == "no-store"
+
+
 def test_revoking_needs_client_authentication(flow: Flow) -> None:
     tokens = flow.tokens()
     response = Client().post("/oauth/revoke", {"token": tokens["access_token"]})

@@ -240,6 +240,22 @@ def test_missing_code(flow: Flow) -> None:
     assert response.json()["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    ("grant_type", "parameter"), [("authorization_code", "code"), ("refresh_token", "refresh_token")]
+)
+def test_an_empty_code_or_refresh_token_is_a_missing_one(flow: Flow, grant_type: str, parameter: str) -> None:
+    """RFC 6749 §3.2: a parameter sent without a value is treated as omitted, so an empty ``code`` or
+    ``refresh_token`` is a missing required parameter (``invalid_request``, §5.2), as when it is left out; it was
+    looked up and answered ``invalid_grant``, which says the grant itself is bad."""
+    body = {"grant_type": grant_type, "client_id": flow.client_id, "client_secret": flow.secret}
+    for value in (None, ""):
+        sent = body if value is None else {**body, parameter: value}
+        response = Client().post("/oauth/token", sent)
+        assert response.status_code == 400, value
+        assert response.json()["error"] == "invalid_request", (value, response.json())
+        assert parameter in response.json()["error_description"]
+
+
 @pytest.mark.parametrize("path", ["/oauth/token", "/api/v1/oauth/token", "/oauth/revoke", "/oauth/introspect"])
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_only_post_is_allowed_and_the_answer_is_an_oauth_error(path: str, method: str) -> None:
