@@ -40,7 +40,10 @@ class UnknownScope(ValueError):
 
 
 def split(scope: str | None) -> list[str]:
-    return [s for s in (scope or "").split() if s]
+    """The scope tokens of a ``scope`` string. RFC 6749 §3.3: ``scope-token *( SP scope-token )``: only the space
+    separates (a tab, a line feed or any other whitespace is inside a token, which then names no scope); repeated,
+    leading and trailing spaces are tolerated."""
+    return [s for s in (scope or "").split(" ") if s]
 
 
 def normalize(requested: str | Iterable[str] | None) -> list[str]:

@@ -117,6 +117,17 @@ def test_unknown_scope_redirects_invalid_scope_with_state(flow: Flow) -> None:
     assert "admin:all" in q["error_description"][0]
 
 
+@pytest.mark.parametrize("separator", ["\t", "\n", "\u3000"])
+def test_scopes_are_separated_by_spaces_only(flow: Flow, separator: str) -> None:
+    """RFC 6749 §3.3: ``scope = scope-token *( SP scope-token )`` with ``scope-token = 1*NQCHAR`` (%x21, %x23-5B,
+    %x5D-7E). Another whitespace character is no separator: the request names an unknown scope. It was split on
+    any whitespace, so a malformed scope was granted."""
+    q = query(flow.browser.get(authorize_url(flow.client_id, scope=f"project:read{separator}upload:read")))
+    assert q["error"] == ["invalid_scope"]
+    assert q["state"] == ["st4te"]
+    assert AuthorizationCode.objects.count() == 0
+
+
 def test_alias_sessions_write_is_upload_create(flow: Flow) -> None:
     html = flow.browser.get(authorize_url(flow.client_id, scope="sessions:write destinations:read")).content.decode()
     assert "Create upload sessions" in html

@@ -87,6 +87,15 @@ def test_narrower_scope_allowed_wider_refused(flow: Flow) -> None:
     assert refresh(flow, token).status_code == 200  # a refused scope does not burn the token
 
 
+def test_a_refresh_scope_is_separated_by_spaces_only(flow: Flow) -> None:
+    """RFC 6749 §3.3 and §6: ``scope`` on refresh has the same syntax, space-separated; a tab is no separator."""
+    first = flow.tokens(scope="project:read upload:read")
+    response = refresh(flow, first["refresh_token"], scope="project:read\tupload:read")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+    assert refresh(flow, first["refresh_token"], scope="project:read upload:read").status_code == 200
+
+
 def test_consenting_again_to_fewer_scopes_revokes_broader_tokens(flow: Flow) -> None:
     broad = flow.tokens(scope="project:read upload:read")
     narrow = flow.tokens(scope="project:read")
