@@ -12,7 +12,7 @@ from apertur.core import ratelimit
 from apertur.core.errors import RateLimited
 from apertur.core.tokens import Prefix
 from apertur.oauth import scopes as scope_registry
-from apertur.oauth.bearer import BearerError, authenticate
+from apertur.oauth.bearer import BearerError, authenticate, bearer_credentials
 from apertur.projects.models import Project
 from apertur.projects.selectors import api_key_by_secret
 
@@ -35,9 +35,8 @@ class Caller:
 
 
 def caller_from_header(authorization: str | None) -> Caller:
-    scheme, _, value = (authorization or "").partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer" and value.startswith((Prefix.LIVE_SECRET_KEY, Prefix.TEST_SECRET_KEY)):
+    value = bearer_credentials(authorization)  # RFC 6750 §2.1 for API keys too: a malformed header is refused
+    if value.startswith((Prefix.LIVE_SECRET_KEY, Prefix.TEST_SECRET_KEY)):
         key = api_key_by_secret(value)
         if key is None:
             raise BearerError("invalid_token", "The API key is invalid or revoked.", status=401)

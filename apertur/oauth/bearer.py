@@ -5,6 +5,7 @@ logs)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,12 +61,16 @@ class AccessContext:
 _project = CompiledLookup(lambda v: Project.objects.select_related("plan").filter(public_id=v))
 
 
-def authenticate(authorization: str | None) -> AccessContext:
-    """Validate the ``Authorization`` header value and return who is calling.
+#: RFC 6750 §2.1: ``b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="``.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
-    One query (the token with its app, partner, connection, customer, project and plan, compiled once). With
-    the token cache warm (apertur.oauth.token_cache): none in ``local`` mode; in ``shared`` mode no token
-    query, only the project and its plan."""
+
+def bearer_credentials(authorization: str | None) -> str:
+    """The token of an ``Authorization`` header value, which must be ``Bearer`` 1*SP b64token (RFC 6750 §2.1;
+    the scheme is case-insensitive, RFC 9110 §11.1). Raises :class:`BearerError`: no Bearer credentials at all
+    (none, or another scheme) is ``missing_token``; ``Bearer`` with no token, or with anything but one b64token
+    after it (a second word, a comma, a parameter, a non-ASCII character) is a malformed request,
+    ``invalid_request`` (§3.1), never looked up as a token."""
     if not authorization:
         raise BearerError("missing_token", "Send an access token: Authorization: Bearer oat_...", status=401)
     scheme, _, value = authorization.partition(" ")
@@ -73,9 +78,25 @@ def authenticate(authorization: str | None) -> AccessContext:
         # RFC 6750 §3.1: a request "attempted using an unsupported authentication method" (Basic, Token …) lacks
         # Bearer credentials: 401 with the bare challenge, no error code, as when no header was sent.
         raise BearerError("missing_token", "Use the Bearer scheme: Authorization: Bearer oat_...", status=401)
-    if not value.strip():
+    value = value.strip()
+    if not value:
         raise BearerError("invalid_request", "Send the token after Bearer: Authorization: Bearer oat_...", status=400)
-    token_hash = tokens.hash_secret(value.strip())
+    if not _B64TOKEN.fullmatch(value):
+        raise BearerError(
+            "invalid_request",
+            "Send one token after Bearer, with nothing else: Authorization: Bearer oat_...",
+            status=400,
+        )
+    return value
+
+
+def authenticate(authorization: str | None) -> AccessContext:
+    """Validate the ``Authorization`` header value and return who is calling.
+
+    One query (the token with its app, partner, connection, customer, project and plan, compiled once). With
+    the token cache warm (apertur.oauth.token_cache): none in ``local`` mode; in ``shared`` mode no token
+    query, only the project and its plan."""
+    token_hash = tokens.hash_secret(bearer_credentials(authorization))
     now = clock.now()
     mode = token_cache.mode()
     if mode == "local":

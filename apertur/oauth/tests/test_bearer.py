@@ -52,6 +52,26 @@ def test_bearer_without_a_token_is_invalid_request(flow: Flow) -> None:
     assert 'error="invalid_request"' in response["WWW-Authenticate"]
 
 
+@pytest.mark.parametrize("kind", ["access_token", "api_key"])
+@pytest.mark.parametrize("suffix", [" extra", ",", ' x="y"', "\u00e9"])
+def test_a_malformed_bearer_header_is_invalid_request(flow: Flow, kind: str, suffix: str) -> None:
+    """RFC 6750 §2.1: ``credentials = "Bearer" 1*SP b64token``, b64token being letters, digits and ``-._~+/``
+    then ``=`` padding. Anything else after the token (a second word, a comma, a parameter, a non-ASCII character)
+    is a malformed request, which §3.1 answers ``invalid_request`` (400); it was looked up as a token and answered
+    ``invalid_token`` (401), telling the client to refresh or reconnect instead of fixing its header."""
+    if kind == "access_token":
+        value = flow.tokens()["access_token"]
+    else:
+        from apertur.projects.services import create_api_key
+
+        value = create_api_key(project=flow.project, name="k").secret
+    assert api_get("/api/v1/plan", value).status_code == 200
+    response = api_get("/api/v1/plan", value + suffix)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert response["WWW-Authenticate"].startswith('Bearer realm="apertur", error="invalid_request", ')
+
+
 @pytest.mark.parametrize("value", ["oat_forged", "", "ort_not_an_access_token"])
 def test_invalid_token(flow: Flow, value: str) -> None:
     response = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {value}".strip())
