@@ -188,6 +188,27 @@ def test_repeated_parameters_are_refused(flow: Flow) -> None:
     assert "Multiple &#x27;state&#x27;" in response.content.decode()
 
 
+@pytest.mark.parametrize("parameter", ["code_challenge", "code_challenge_method"])
+def test_repeated_pkce_parameters_are_refused(flow: Flow, parameter: str) -> None:
+    """RFC 6749 §3.1 holds for the PKCE parameters of the authorization request too (RFC 7636 §4.3): which
+    challenge the code is bound to would be ambiguous. The client and redirect URI are known, so the error goes
+    back to the client (§4.1.2.1), with its state."""
+    _, challenge = pkce_pair()
+    _, other = pkce_pair()
+    url = authorize_url(flow.client_id, code_challenge=challenge, code_challenge_method="S256")
+    url += "&" + urlencode({parameter: other if parameter == "code_challenge" else "S256"})
+    q = query(flow.browser.post(url, {"decision": "allow", "project": flow.project.public_id}))
+    assert q["error"] == ["invalid_request"]
+    assert q["error_description"] == [f"Multiple '{parameter}' in request."]
+    assert q["state"] == ["st4te"]
+    assert AuthorizationCode.objects.count() == 0
+
+
+def test_repeated_unknown_parameters_are_ignored(flow: Flow) -> None:
+    """RFC 6749 §3.1: "The authorization server MUST ignore unrecognized request parameters", repeated or not."""
+    assert flow.browser.get(authorize_url(flow.client_id) + "&utm_source=a&utm_source=b").status_code == 200
+
+
 def test_deny(flow: Flow) -> None:
     q = query(flow.browser.post(authorize_url(flow.client_id), {"decision": "deny"}))
     assert q["error"] == ["access_denied"]
