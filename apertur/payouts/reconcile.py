@@ -104,7 +104,9 @@ def _apply(*, payout: Payout, item: Item | None, batch_status: str, client: PayP
     detail = f"PayPal {status}" + (f" ({item.error_name})" if item.error_name else "")
     if ours:
         detail += f", batch {batch_status}"
-    if batch_status == "DENIED" and status == "PENDING":
+    if ours and status == "PENDING":
+        # A batch PayPal denied or canceled pays none of its items still waiting (docs/payouts.md: batch
+        # DENIED/CANCELED → failed): the money is back in the balance, on our side.
         status = "FAILED"
     # A failure about our account (INSUFFICIENT_FUNDS, a DENIED batch) is not the partner's address: staff fix it.
     failure = Failure.SENDER if ours or item.error_name in services.SENDER_ERRORS else Failure.NONE

@@ -355,3 +355,19 @@ def test_a_status_paypal_adds_later_leaves_the_payout_for_staff_and_polling_goes
     poll(emu, when + dt.timedelta(hours=3), mails)
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.PAID
+
+
+def test_a_pending_item_of_a_canceled_batch_fails_on_our_side_and_the_money_comes_back(
+    emu: Running, mails: Any
+) -> None:
+    """docs/payouts.md: batch ``DENIED``/``CANCELED`` → ``failed``, the money back in the balance. PayPal will not
+    pay an item of a batch it canceled, whatever the item still says."""
+    payout = sent_payout(emu, mails)
+    [batch] = emu.emulator.batches.values()
+    batch.status = "CANCELED"  # the items stay PENDING
+    when = SENT_AT + dt.timedelta(days=1)
+    poll(emu, when, mails)
+    payout.refresh_from_db()
+    assert (payout.status, payout.failure, payout.returned_at) == (PayoutStatus.FAILED, "sender", when)
+    assert "CANCELED" in payout.detail
+    assert not CommissionEntry.objects.paid().exists()
