@@ -170,6 +170,15 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
             try:
                 after = reconcile_batch(payouts=group, client=paypal)
             except PayPalError as exc:
+                # Said in the log too: the worker logs a pass only when something changed, and a poll that keeps
+                # failing (PayPal down, our credentials, a batch PayPal does not know) changes nothing.
+                logger.warning(
+                    "payout poll: PayPal batch %s (%s, %d payout(s)) not read: %s",
+                    group[0].paypal_batch_id,
+                    group[0].sender_batch_id,
+                    len(group),
+                    exc,
+                )
                 result.errors.extend(f"{payout.sender_batch_id} ({payout.sender_item_id}): {exc}" for payout in group)
                 continue
             result.checked += len(group)

@@ -371,3 +371,18 @@ def test_a_pending_item_of_a_canceled_batch_fails_on_our_side_and_the_money_come
     assert (payout.status, payout.failure, payout.returned_at) == (PayoutStatus.FAILED, "sender", when)
     assert "CANCELED" in payout.detail
     assert not CommissionEntry.objects.paid().exists()
+
+
+def test_a_batch_paypal_cannot_be_asked_about_is_logged_for_the_operator(
+    emu: Running, mails: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker logs a pass of the schedule only when something changed: a poll that keeps failing (PayPal down,
+    credentials without the payouts scope, a batch id PayPal does not know) must still say so in the log."""
+    payout = sent_payout(emu, mails)
+    emu.emulator.configure({"fail_next_n_with_5xx": 1, "fail_status": 503})
+    with caplog.at_level("WARNING", logger="apertur.payouts.reconcile"):
+        result = poll(emu, SENT_AT + dt.timedelta(days=1), mails)
+    assert result.checked == 0 and len(result.errors) == 1
+    [record] = [r for r in caplog.records if r.name == "apertur.payouts.reconcile"]
+    assert record.levelname == "WARNING"
+    assert payout.paypal_batch_id in record.getMessage() and "SERVICE_UNAVAILABLE" in record.getMessage()
