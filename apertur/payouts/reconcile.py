@@ -104,7 +104,9 @@ def _apply(*, payout: Payout, item: Item | None, batch_status: str, client: PayP
     detail = f"PayPal {status}" + (f" ({item.error_name})" if item.error_name else "")
     if ours:
         detail += f", batch {batch_status}"
-    if batch_status == "DENIED" and status == "PENDING":
+    if ours and status == "PENDING":
+        # A batch PayPal denied or canceled pays none of its items still waiting (docs/payouts.md: batch
+        # DENIED/CANCELED → failed): the money is back in the balance, on our side.
         status = "FAILED"
     # A failure about our account (INSUFFICIENT_FUNDS, a DENIED batch) is not the partner's address: staff fix it.
     failure = Failure.SENDER if ours or item.error_name in services.SENDER_ERRORS else Failure.NONE
@@ -168,6 +170,15 @@ def poll_open(*, client: PayPalClient | None = None, limit: int = 500) -> PollRe
             try:
                 after = reconcile_batch(payouts=group, client=paypal)
             except PayPalError as exc:
+                # Said in the log too: the worker logs a pass only when something changed, and a poll that keeps
+                # failing (PayPal down, our credentials, a batch PayPal does not know) changes nothing.
+                logger.warning(
+                    "payout poll: PayPal batch %s (%s, %d payout(s)) not read: %s",
+                    group[0].paypal_batch_id,
+                    group[0].sender_batch_id,
+                    len(group),
+                    exc,
+                )
                 result.errors.extend(f"{payout.sender_batch_id} ({payout.sender_item_id}): {exc}" for payout in group)
                 continue
             result.checked += len(group)

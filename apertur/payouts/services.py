@@ -44,6 +44,7 @@ from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMU
 from apertur.core import alerts, audit, clock, mail
 from apertur.core.models import AuditEvent
 from apertur.core.money import format_cents
+from apertur.core.validation import without_nul
 from apertur.integrations.paypal.client import (
     MAX_BATCH_ITEMS,
     PayoutItem,
@@ -907,7 +908,9 @@ def apply_item_status(
     back the money its retry is paying: paid twice."""
     target = ITEM_STATES.get(transaction_status)
     if target is None:
-        raise ValueError(f"Unknown PayPal transaction_status {transaction_status!r}.")
+        return _unknown_item_status(
+            payout_id=payout_id, transaction_status=transaction_status, item_id=item_id, sender_item_id=sender_item_id
+        )
     if target in MONEY_BACK:
         return _money_back(
             payout_id,
@@ -971,6 +974,41 @@ def apply_item_status(
 
 #: Payouts PayPal is not known to have: the partner was never told they were sent.
 _UNSENT = frozenset({PayoutStatus.CREATED, PayoutStatus.NEEDS_REVIEW})
+
+
+def _unknown_item_status(*, payout_id: int, transaction_status: str, item_id: str, sender_item_id: str) -> Payout:
+    """PayPal reported an item status not in :data:`ITEM_STATES` (one PayPal added later, or a malformed answer).
+    Guessing could mark money paid that was not, or give back money PayPal pays: the payout keeps its state (and
+    stays polled), its ``detail`` says what PayPal said, and staff are told (once a day while it lasts). Reading it
+    must not fail either: one such item would end the poll, and with it every other payout's reconciliation."""
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().select_related("partner__user").get(pk=payout_id)
+        if sender_item_id and payout.sender_item_id != sender_item_id:
+            return payout  # about an earlier item of this payout (apply_item_status)
+        shown = without_nul(str(transaction_status))[:40] or "(none)"
+        payout.checked_at = clock.now()
+        payout.detail = (
+            f"PayPal reported item status {shown}, unknown to Apertur: left {payout.status}; check the item in PayPal"
+        )[:300]
+        fields = ["checked_at", "detail"]
+        if item_id and payout.paypal_item_id != item_id:
+            payout.paypal_item_id = item_id
+            fields.append("paypal_item_id")
+        payout.save(update_fields=fields)
+        logger.error("payout %s (%s): unknown PayPal item status %r", payout.pk, payout.sender_item_id, shown)
+        _alert_staff(
+            key=f"unknown-item-status:{payout.sender_item_id}:{shown}",
+            about=payout,
+            subject=f"PayPal reported an unknown status {shown} for payout {payout.sender_item_id}",
+            lines=[
+                f"{payout.sender_item_id} ({format_cents(payout.amount_cents, payout.currency)}, "
+                f"{payout.partner.user.email}), PayPal batch {payout.paypal_batch_id or '(none)'}, item "
+                f"{payout.paypal_item_id or '(unknown)'}: PayPal says {shown}, a status Apertur does not know.",
+                f"The payout stays {payout.get_status_display().lower()} and is still polled; nothing was paid or "
+                "given back because of it. Look the item up in PayPal, and tell the developers about the new status.",
+            ],
+        )
+    return payout
 
 
 def _money_back(

@@ -312,3 +312,77 @@ def test_a_stale_read_of_the_old_item_cannot_give_back_the_money_of_its_retry(em
     assert not CommissionEntry.objects.unpaid().exists()  # the -2 item pays them: no later run may pay them again
     assert due(do_run(emu, "2026-05")) == []
     assert mails.subjects.count("Your Apertur payout of $60.00 CAD came back") == 1
+
+
+def _set_item_status(emu: Running, payout: Payout, status: str) -> None:
+    """What PayPal's answers say about the payout's item from now on, even a status the emulator does not offer."""
+    for batch in emu.emulator.batches.values():
+        for item in batch.items:
+            if item.sender_item_id == payout.sender_item_id:
+                item.status = status
+                return
+    raise AssertionError(f"no item {payout.sender_item_id!r} in the emulator")
+
+
+def test_a_status_paypal_adds_later_leaves_the_payout_for_staff_and_polling_goes_on(
+    emu: Running, mails: Any, settings: Any
+) -> None:
+    """PayPal may report an item ``transaction_status`` this code does not know (a new one). The payout is neither
+    lost nor paid: it keeps its state, says what PayPal said, staff are told once, and the poll (and a webhook about
+    it) still finishes, so every other payout is still reconciled and the schedule's alerts still go out."""
+    payout = sent_payout(emu, mails)
+    _set_item_status(emu, payout, "NEW_STATUS")
+    when = SENT_AT + dt.timedelta(days=1)
+    result = poll(emu, when, mails)  # raised ValueError before, ending the whole pass of the schedule
+    assert result.checked == 1 and result.changed == []
+    payout.refresh_from_db()
+    assert (payout.status, payout.paid_at, payout.returned_at) == (PayoutStatus.SENT, None, None)
+    assert payout.checked_at == when and "NEW_STATUS" in payout.detail
+    assert not CommissionEntry.objects.unpaid().exists()  # the money is with PayPal, not back in the balance
+    staff = [m for m in mails.outbox if m.to == [settings.STAFF_NOTIFY_EMAIL]]
+    assert len(staff) == 1 and "NEW_STATUS" in staff[0].subject and payout.sender_item_id in staff[0].body
+    event = {
+        "id": "WH-NEW-STATUS-1",
+        "event_type": "PAYMENT.PAYOUTS-ITEM.SOMETHING",
+        "resource": {"payout_batch_id": payout.paypal_batch_id, "payout_item_id": payout.paypal_item_id},
+    }
+    with time_machine.travel(when + dt.timedelta(hours=1), tick=False), client_for(emu) as client, mails():
+        stored = reconcile.receive_event(event=event, client=client)
+    assert stored.status == PayPalEventStatus.PROCESSED
+    poll(emu, when + dt.timedelta(hours=2), mails)
+    assert [m.to for m in mails.outbox].count([settings.STAFF_NOTIFY_EMAIL]) == 1  # once, not at every look
+    advance(emu, payout, "SUCCESS")  # once PayPal says something known, it applies as usual
+    poll(emu, when + dt.timedelta(hours=3), mails)
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.PAID
+
+
+def test_a_pending_item_of_a_canceled_batch_fails_on_our_side_and_the_money_comes_back(
+    emu: Running, mails: Any
+) -> None:
+    """docs/payouts.md: batch ``DENIED``/``CANCELED`` → ``failed``, the money back in the balance. PayPal will not
+    pay an item of a batch it canceled, whatever the item still says."""
+    payout = sent_payout(emu, mails)
+    [batch] = emu.emulator.batches.values()
+    batch.status = "CANCELED"  # the items stay PENDING
+    when = SENT_AT + dt.timedelta(days=1)
+    poll(emu, when, mails)
+    payout.refresh_from_db()
+    assert (payout.status, payout.failure, payout.returned_at) == (PayoutStatus.FAILED, "sender", when)
+    assert "CANCELED" in payout.detail
+    assert not CommissionEntry.objects.paid().exists()
+
+
+def test_a_batch_paypal_cannot_be_asked_about_is_logged_for_the_operator(
+    emu: Running, mails: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker logs a pass of the schedule only when something changed: a poll that keeps failing (PayPal down,
+    credentials without the payouts scope, a batch id PayPal does not know) must still say so in the log."""
+    payout = sent_payout(emu, mails)
+    emu.emulator.configure({"fail_next_n_with_5xx": 1, "fail_status": 503})
+    with caplog.at_level("WARNING", logger="apertur.payouts.reconcile"):
+        result = poll(emu, SENT_AT + dt.timedelta(days=1), mails)
+    assert result.checked == 0 and len(result.errors) == 1
+    [record] = [r for r in caplog.records if r.name == "apertur.payouts.reconcile"]
+    assert record.levelname == "WARNING"
+    assert payout.paypal_batch_id in record.getMessage() and "SERVICE_UNAVAILABLE" in record.getMessage()
