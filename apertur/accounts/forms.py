@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.template import loader
 
-from apertur.accounts.models import EMAIL_MAX_LENGTH
+from apertur.accounts.models import EMAIL_MAX_LENGTH, normalize_email
 from apertur.core import mail
 
 
@@ -107,6 +108,10 @@ class RequestResetForm(PasswordResetForm):
     """Django's reset request, its mail sent as every other mail of the site (``core.mail.send``): from the no-reply
     sender with ``SUPPORT_EMAIL`` as Reply-To, plain text, after the commit, and a failure logged with the recipient
     and subject for a resend (Django's own logs only the account's id and sets no Reply-To)."""
+
+    def get_users(self, email: str) -> Iterable[Any]:
+        # The address as stored (``normalize_email``): a domain typed in another spelling finds its account.
+        return super().get_users(normalize_email(email))
 
     def send_mail(
         self,
