@@ -69,6 +69,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    def clean(self) -> None:
+        # Model forms (the admin's add and change pages) clean before checking uniqueness: the address is stored
+        # as logins look it up, and a spelling of a taken address is refused as taken.
+        super().clean()
+        self.email = normalize_email(self.email)
+
     @property
     def email_confirmed(self) -> bool:
         return self.email_confirmed_at is not None
