@@ -79,7 +79,8 @@ def confirmed_stamp(user: User) -> str:
     """When the account's address was last proven (confirmed, or set by an email change): it moves with every
     completed email change, so a link asked for at an address the account has left and come back to (A→B→A)
     is stale although ``old_email`` matches again. The email confirmation links' hash covers it the same way."""
-    return "" if user.email_confirmed_at is None else user.email_confirmed_at.isoformat()
+    # The instant, not its written form: the same whatever time zone the value was read or set in.
+    return "" if user.email_confirmed_at is None else f"{user.email_confirmed_at.timestamp():.6f}"
 
 
 def make_email_change_token(*, user: User, new_email: str) -> str:
