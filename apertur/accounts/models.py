@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -34,8 +35,18 @@ EMAIL_MAX_LENGTH = 254
 
 
 def normalize_email(email: str) -> str:
-    """Emails are compared case-insensitively: stored trimmed and lowercased."""
-    return email.strip().lower()
+    """Emails are compared case-insensitively: stored trimmed and lowercased, the domain in the one form mail is
+    delivered to. Django sends to the domain as Python's IDNA codec encodes it (``sanitize_address``; RFC 3490
+    nameprep maps full-width letters to ASCII, drops invisible characters and composes accents), so the domain is
+    stored as that encoding reads back: ``ada@ｅｘａｍｐｌｅ.com`` is ``ada@example.com``, not a second account
+    whose mail the owner of ``ada@example.com`` gets. A domain the codec refuses is kept as typed (the email
+    validator refuses it)."""
+    local, at, domain = email.strip().lower().rpartition("@")
+    if not at:
+        return domain
+    with contextlib.suppress(UnicodeError):
+        domain = domain.encode("idna").decode("idna")
+    return f"{local}@{domain}"
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -57,6 +68,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        # Model forms (the admin's add and change pages) clean before checking uniqueness: the address is stored
+        # as logins look it up, and a spelling of a taken address is refused as taken.
+        super().clean()
+        self.email = normalize_email(self.email)
 
     @property
     def email_confirmed(self) -> bool:

@@ -28,6 +28,7 @@ from apertur.accounts.login import ACCOUNT_PASSWORD_CHECK, CONFIRM_RESEND_PER_EM
 from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
 from apertur.accounts.signals import TurnedOff, claimed_from_signup, mailbox_proven
 from apertur.accounts.tokens import (
+    confirmed_stamp,
     email_confirmation_token,
     make_email_change_token,
     password_stamp_matches,
@@ -321,7 +322,8 @@ def request_email_change(*, user: User, new_email: str, current_password: str, i
 @transaction.atomic
 def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> User:
     """Open the link sent to the new address, signed in as the account that asked. The link holds the address
-    the account had then: once the email has changed (this link used, or another), it is stale; so it is once
+    the account had then: once the email has changed (this link used, or another; even back to that address,
+    :func:`~apertur.accounts.tokens.confirmed_stamp`), it is stale; so it is once
     the password has (a reset or a change since: :func:`~apertur.accounts.tokens.password_stamp`). The new
     address is checked again, as signup does (another account may have taken it meanwhile), proven (it got
     the link: confirmed, ``mailbox_proven`` with ``via="confirmation"``), and the old address is told."""
@@ -333,7 +335,11 @@ def confirm_email_change(*, user: User, token: str, ip: str | None = None) -> Us
             "This link was sent for another Apertur account: log out, then log in with that account to use it."
         )
     locked = User.objects.select_for_update().get(pk=user.pk)
-    if locked.email != change.old_email or not password_stamp_matches(locked, change.password_stamp):
+    if (
+        locked.email != change.old_email
+        or confirmed_stamp(locked) != change.confirmed_stamp
+        or not password_stamp_matches(locked, change.password_stamp)
+    ):
         raise InvalidEmailChangeLink()
     new_email = normalize_email(change.new_email)
     if User.objects.filter(email=new_email).exclude(pk=locked.pk).exists():

@@ -51,6 +51,8 @@ class EmailChange(NamedTuple):
     old_email: str
     new_email: str
     password_stamp: str
+    #: :func:`confirmed_stamp` when the link was asked for.
+    confirmed_stamp: str
 
 
 _EMAIL_CHANGE_SALT = "apertur.accounts.email-change"
@@ -73,10 +75,19 @@ def password_stamp_matches(user: User, stamp: str) -> bool:
     )
 
 
+def confirmed_stamp(user: User) -> str:
+    """When the account's address was last proven (confirmed, or set by an email change): it moves with every
+    completed email change, so a link asked for at an address the account has left and come back to (A→B→A)
+    is stale although ``old_email`` matches again. The email confirmation links' hash covers it the same way."""
+    # The instant, not its written form: the same whatever time zone the value was read or set in.
+    return "" if user.email_confirmed_at is None else f"{user.email_confirmed_at.timestamp():.6f}"
+
+
 def make_email_change_token(*, user: User, new_email: str) -> str:
     """The link an email change sends to the new address: signed (SECRET_KEY, its own salt), holding the
     account, the address it has now and the one it asks for. Nothing is stored: the link dies once used or
-    stale because the account's address is no longer ``old_email``, and after EMAIL_CONFIRMATION_TIMEOUT.
+    stale because the account's address is no longer ``old_email`` or has changed since, even back to
+    ``old_email`` (:func:`confirmed_stamp`), and after EMAIL_CONFIRMATION_TIMEOUT.
     The time is ours (``core.clock``) inside the signed value, not the signer's own timestamp.
 
     It also dies with the password it was asked with (:func:`password_stamp`): whoever claims an account with a
@@ -88,6 +99,7 @@ def make_email_change_token(*, user: User, new_email: str) -> str:
         "old": user.email,
         "new": new_email,
         "p": password_stamp(user),
+        "c": confirmed_stamp(user),
         "at": int(clock.now().timestamp()),
     }
     return signing.dumps(payload, salt=_EMAIL_CHANGE_SALT, compress=True)
@@ -98,7 +110,7 @@ def read_email_change_token(token: str) -> EmailChange | None:
     try:
         data = signing.loads(token, salt=_EMAIL_CHANGE_SALT)
         at = int(data["at"])
-        change = EmailChange(int(data["u"]), str(data["old"]), str(data["new"]), str(data["p"]))
+        change = EmailChange(int(data["u"]), str(data["old"]), str(data["new"]), str(data["p"]), str(data["c"]))
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
     if not 0 <= clock.now().timestamp() - at <= settings.EMAIL_CONFIRMATION_TIMEOUT:

@@ -29,6 +29,7 @@ from apertur.accounts.forms import (
     ConfirmWithPasswordForm,
     EndSessionsForm,
     LoginForm,
+    RequestResetForm,
     ResendConfirmationForm,
     ResetPasswordForm,
     SignupForm,
@@ -248,6 +249,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     authorization. The emailed link itself opens wherever the mail client opens it."""
 
     template_name = "accounts/password_reset.html"
+    form_class = RequestResetForm
     email_template_name = "emails/password_reset.txt"
     subject_template_name = "emails/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password-reset-done")

@@ -255,6 +255,28 @@ def test_an_older_link_dies_once_another_change_is_made(
     assert ada.email == "second@example.com"
 
 
+def test_an_older_link_dies_once_the_address_changed_and_came_back(
+    ada: User, browser: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A→B→A: the account has its old address again, but it changed since the first link was sent, so that link
+    (asked for at A, to move to a third address) must not move it now."""
+    with django_capture_on_commit_callbacks(execute=True):
+        _request_change(browser, "stale@example.com")
+        _request_change(browser, "away@example.com")
+    stale, away = (_change_link(m) for m in mail.outbox)
+    assert browser.get(away).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        _request_change(browser, "ada@example.com")
+    assert browser.get(_change_link(mail.outbox[-1])).status_code == 302
+    ada.refresh_from_db()
+    assert ada.email == "ada@example.com"
+    refused = browser.get(stale)
+    assert refused.status_code == 400
+    ada.refresh_from_db()
+    assert ada.email == "ada@example.com"
+    assert not AuditEvent.objects.filter(action="user.email_changed", data__to="stale@example.com").exists()
+
+
 def test_the_link_works_only_for_the_account_that_asked(
     ada: User, browser: Client, django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -60,3 +60,31 @@ def test_deleting_accounts_in_the_admin_is_audited_with_who_did_it() -> None:
     assert not User.objects.filter(email__in=["one@example.com", "two@example.com"]).exists()
     emails = sorted(e.data["email"] for e in AuditEvent.objects.filter(action="user.deleted"))
     assert emails == ["one@example.com", "two@example.com"]
+
+
+def test_an_address_typed_in_the_admin_is_stored_as_logins_look_it_up() -> None:
+    """Logins compare addresses lower-cased (``normalize_email``): an account added or edited in the admin with
+    capitals could never log in, and ``ADA@example.com`` beside ``ada@example.com`` made two accounts for one
+    mailbox."""
+    admin = make_staff()
+    make_user("ada@example.com")
+    browser = Client()
+    assert browser.login(email=admin.email, password=PASSWORD)
+    added = browser.post(
+        "/admin/accounts/user/add/",
+        {"email": " Bob@Example.COM ", "password1": "a-brand-new-secret", "password2": "a-brand-new-secret"},
+    )
+    assert added.status_code == 302, added.content.decode()[:2000]
+    bob = User.objects.get(email="bob@example.com")
+    assert Client().login(email="bob@example.com", password="a-brand-new-secret")
+    twin = browser.post(
+        "/admin/accounts/user/add/",
+        {"email": "ADA@example.com", "password1": "a-brand-new-secret", "password2": "a-brand-new-secret"},
+    )
+    assert twin.status_code == 200 and "already exists" in twin.content.decode()
+    assert User.objects.filter(email__iexact="ada@example.com").count() == 1
+    changed = browser.post(
+        f"/admin/accounts/user/{bob.pk}/change/", {"email": "Bob.New@Example.com", "is_active": "on"}
+    )
+    assert changed.status_code == 302, changed.content.decode()[:2000]
+    assert User.objects.get(pk=bob.pk).email == "bob.new@example.com"

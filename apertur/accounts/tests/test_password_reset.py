@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -37,7 +39,8 @@ def proofs() -> Iterator[list[dict[str, Any]]]:
 
 
 def _reset(client: Client, email: str, capture: Any) -> Any:
-    assert client.post("/password-reset", {"email": email}).status_code == 302
+    with capture(execute=True):
+        assert client.post("/password-reset", {"email": email}).status_code == 302
     link = re.search(r"http://localhost:8000(/password-reset/\S+)", mail.outbox[-1].body)
     assert link
     form_page = client.get(link.group(1), follow=True)
@@ -102,12 +105,15 @@ def test_a_reset_ends_the_other_sessions() -> None:
     assert elsewhere.get("/projects/").status_code == 302  # the session's auth hash no longer matches
 
 
-def test_the_new_password_form_says_the_rules_in_one_line_like_the_other_password_forms() -> None:
+def test_the_new_password_form_says_the_rules_in_one_line_like_the_other_password_forms(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     # Django's default help text is an HTML list, which the site's field template put inside a <p>: invalid
     # markup, shown as a loose bullet list unlike the signup and account pages.
     make_user("ada@example.com")
     client = Client()
-    client.post("/password-reset", {"email": "ada@example.com"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/password-reset", {"email": "ada@example.com"})
     link = re.search(r"http://localhost:8000(/password-reset/\S+)", mail.outbox[-1].body)
     assert link
     html = client.get(link.group(1), follow=True).content.decode()
@@ -119,7 +125,8 @@ def test_the_new_password_form_says_the_rules_in_one_line_like_the_other_passwor
 def test_the_reset_mail_shows_the_address_as_typed(django_capture_on_commit_callbacks: Any) -> None:
     """Plain text: an address with an apostrophe reads as it is, not HTML-escaped (``o&#x27;brien``)."""
     make_user("o'brien@example.com")
-    assert Client().post("/password-reset", {"email": "o'brien@example.com"}).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        assert Client().post("/password-reset", {"email": "o'brien@example.com"}).status_code == 302
     assert "the Apertur account o'brien@example.com. To" in mail.outbox[-1].body
 
 
@@ -134,3 +141,27 @@ def test_a_reset_link_that_does_not_work_says_so_in_the_page_title() -> None:
     html = Client().get(link, follow=True).content.decode()
     assert "<h1>Choose a new password</h1>" in html
     assert "<title>Choose a new password · Apertur</title>" in html
+
+
+class _DownBackend(BaseEmailBackend):
+    def send_messages(self, email_messages: Sequence[Any]) -> int:
+        raise ConnectionRefusedError("mail server down")
+
+
+def test_the_reset_mail_is_sent_like_the_other_account_mails(
+    settings: Any, caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
+) -> None:
+    """From the no-reply sender with a Reply-To of SUPPORT_EMAIL, as every other mail of the site; and a mail
+    server that refuses it is logged with the recipient and subject for a resend (not only the account's id)."""
+    make_user("ada@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert Client().post("/password-reset", {"email": "ada@example.com"}).status_code == 302
+    sent = mail.outbox[-1]
+    assert sent.to == ["ada@example.com"] and sent.subject == "Reset your Apertur password"
+    assert sent.from_email == settings.DEFAULT_FROM_EMAIL
+    assert sent.reply_to == [settings.SUPPORT_EMAIL]
+    settings.EMAIL_BACKEND = f"{__name__}._DownBackend"
+    with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):
+        page = Client().post("/password-reset", {"email": "ada@example.com"})
+    assert page.status_code == 302 and page["Location"] == "/password-reset/sent"
+    assert "mail to ada@example.com failed: Reset your Apertur password" in caplog.text
