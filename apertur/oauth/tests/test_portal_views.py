@@ -359,3 +359,13 @@ def test_a_line_the_form_cannot_read_shows_with_the_other_mistakes() -> None:
         "redirect_uris": ["Put each redirect URI on its own line: this line holds two URIs."],
     }
     assert OAuthApp.objects.count() == 0
+
+
+def test_deleting_without_typing_the_name_says_what_to_type_once() -> None:
+    """An empty confirmation showed two messages by the field: Django's "This field is required." and ours."""
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    response = client.post(f"/partners/apps/{created.app.client_id}/delete", {"confirm_name": ""})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"confirm_name": ["Type Snapflow exactly to confirm."]}
+    assert OAuthApp.objects.filter(pk=created.app.pk).exists()
