@@ -351,6 +351,9 @@ def test_public_key_deny_posts_access_denied(sdk_app: Flow) -> None:
     [
         ("http://partner.localhost:8001", True),
         ("https://app.snapflow.example", True),
+        # A pattern has no scheme, yet it is not every scheme (oauth-apps.md): https, or http on loopback names.
+        ("http://app.snapflow.example", False),
+        ("https://app.snapflow.example:8443", True),  # ports are ignored
         ("https://snapflow.example", False),
         ("http://localhost:8001", False),
         ("https://evil.example", False),
