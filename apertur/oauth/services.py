@@ -380,8 +380,10 @@ def _wait_for_exchanges_in_flight(app: OAuthApp) -> None:
     explains)."""
     for rows in (
         OAuthApp.objects.filter(pk=app.pk),
-        Token.objects.filter(app=app),
-        AuthorizationCode.objects.filter(app=app),
+        # Only the rows a request can still be holding: a refresh token not yet rotated or revoked, an unused code
+        # (a row a request changes while the lock waits is re-read and skipped once that request has committed).
+        Token.objects.filter(app=app, rotated_at__isnull=True, refresh_revoked_at__isnull=True),
+        AuthorizationCode.objects.filter(app=app, used_at__isnull=True),
     ):
         list(rows.select_for_update(no_key=True).values_list("pk", flat=True))
 
