@@ -251,3 +251,103 @@ def test_one_reset_link_submitted_twice_at_once_sets_one_password(postgres_only:
     assert sum(isinstance(r, User) for r in results) == 1
     assert sum(isinstance(r, InvalidResetLink) for r in results) == 1
     assert AuditEvent.objects.filter(action="user.password_changed", object_id=str(user.pk)).count() == 1
+
+
+@pytest.mark.parametrize("grant", ["authorization_code", "refresh_token"])
+def test_deleting_an_app_while_a_token_request_is_in_flight_fails_neither_and_leaves_no_token(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch, grant: str
+) -> None:
+    """A code exchange (or a refresh) holds its code's (refresh token's) row lock when the partner deletes the app.
+    The delete used to read the app's rows before the request committed the token it issued, then fail on that
+    token's foreign key: a 500 for the partner, the app still there. The delete now waits for the request and
+    removes the token it issued with the app (dead at once); a request that comes later is ``invalid_client``."""
+
+    from django.test import Client
+
+    from apertur.oauth import services as app_services
+    from apertur.oauth import tokens as token_store
+    from apertur.oauth.models import OAuthApp, Token
+    from apertur.projects.services import create_project
+    from apertur.testing import REDIRECT_URI, exchange, make_app, pkce_pair
+
+    created = make_app()
+    customer = make_user()
+    project = create_project(owner=customer, name="Weddings")
+    conn = token_store.connect(app=created.app, project=project, user=customer, scopes=["plan:read"])
+    verifier, challenge = pkce_pair()
+    code = token_store.new_code()
+    token_store.save_code(
+        code=code,
+        connection=conn,
+        user=customer,
+        scopes=["plan:read"],
+        redirect_uri=REDIRECT_URI,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+        livemode=True,
+    )
+
+    def token_request() -> Any:
+        return exchange(Client(), code, created.app.client_id, created.client_secret, code_verifier=verifier)
+
+    pause_in = "mark_code_used"
+    if grant == "refresh_token":
+        first_tokens = token_request().json()
+        pause_in = "rotate"
+
+        def token_request() -> Any:
+            body = {
+                "grant_type": "refresh_token",
+                "refresh_token": first_tokens["refresh_token"],
+                "client_id": created.app.client_id,
+                "client_secret": created.client_secret,
+            }
+            return Client().post("/oauth/token", body)
+
+    locked, go = threading.Event(), threading.Event()
+    real = getattr(token_store, pause_in)
+
+    def after_the_delete_waits(**kwargs: Any) -> Any:
+        locked.set()  # the request holds its code's (refresh token's) row lock
+        assert go.wait(timeout=10)
+        return real(**kwargs)
+
+    monkeypatch.setattr(token_store, pause_in, after_the_delete_waits)
+    outcome: dict[str, Any] = {}
+
+    def requesting() -> None:
+        try:
+            outcome["request"] = token_request()
+        except Exception as exc:
+            outcome["request"] = exc
+        finally:
+            connection.close()
+
+    def deleting() -> None:
+        try:
+            app = OAuthApp.objects.get(pk=created.app.pk)
+            outcome["delete"] = app_services.delete_app(app=app, confirm_name=app.name, actor=None)
+        except Exception as exc:
+            outcome["delete"] = exc
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=requesting)
+    first.start()
+    assert locked.wait(timeout=10)
+    second = threading.Thread(target=deleting)
+    second.start()
+    wait_until_blocked(second, timeout=10)
+    go.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert not isinstance(outcome["delete"], Exception), outcome["delete"]
+    assert not OAuthApp.objects.filter(pk=created.app.pk).exists()
+    assert not Token.objects.exists()
+    response = outcome["request"]
+    assert not isinstance(response, Exception), response
+    assert response.status_code == 200, response.content  # it finished first: the delete waited for it
+    api = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+    assert api.status_code == 401, api.content
+    later = token_request()
+    assert later.status_code == 401 and later.json()["error"] == "invalid_client", later.content

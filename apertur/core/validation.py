@@ -140,8 +140,13 @@ def check_callback_url(value: str, *, noun: str, field: str, error: type[Validat
     url = value.strip()
     if not url:
         raise error(f"Enter a {noun}.", field=field)
-    if len(url) > MAX_URL_LENGTH:
-        raise error(f"{url[:60]}…: a {noun} is at most {MAX_URL_LENGTH} characters.", field=field)
+    # Counted in UTF-8 bytes, as stored: a non-ASCII character counts as 2 to 4 (its index entry must fit
+    # PostgreSQL's B-tree limit, about 2,700 bytes, or the save fails).
+    if len(url.encode("utf-8", "surrogatepass")) > MAX_URL_LENGTH:
+        raise error(
+            f"{url[:60]}…: a {noun} is at most {MAX_URL_LENGTH} characters (a non-ASCII character counts as 2 to 4).",
+            field=field,
+        )
     if any(ch.isspace() for ch in url) or any(ord(ch) < 0x20 for ch in url):
         raise error(f"{url}: a {noun} cannot contain spaces.", field=field)
     try:

@@ -81,4 +81,7 @@ class AppForm(forms.Form):
 
 
 class DeleteForm(forms.Form):
-    confirm_name = forms.CharField(label="Type the app's name to confirm")
+    # Not required here: the service (``services.delete_app``) says what to type, empty or wrong, in one message.
+    confirm_name = forms.CharField(
+        label="Type the app's name to confirm", required=False, widget=forms.TextInput(attrs={"required": True})
+    )

@@ -20,7 +20,16 @@ from apertur.core.validation import Checks, clean_text
 from apertur.core.validation import clean_website as clean_website_rule
 from apertur.oauth.domains import validate_domain_patterns, validate_redirect_uris
 from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
-from apertur.oauth.models import APP_NAME_MAX_LENGTH, AllowedDomain, KeyMode, OAuthApp, PublicKey, RedirectURI
+from apertur.oauth.models import (
+    APP_NAME_MAX_LENGTH,
+    AllowedDomain,
+    AuthorizationCode,
+    KeyMode,
+    OAuthApp,
+    PublicKey,
+    RedirectURI,
+    Token,
+)
 from apertur.partners.errors import PartnerNotApproved
 from apertur.partners.models import Partner
 
@@ -360,8 +369,30 @@ def delete_app(*, app: OAuthApp, confirm_name: str, actor: User | None = None, i
     app.delete()
 
 
+def _wait_for_exchanges_in_flight(app: OAuthApp) -> None:
+    """Before the delete reads what to remove with the app. A code exchange or a refresh in flight holds its code's
+    or refresh token's row lock until it commits the token it issues, which the delete would not have read: the
+    token's foreign keys then failed the delete (a 500, the app still there). Locking those rows first waits for
+    such requests; the tokens they issued are then read and deleted with the app, and a request arriving meanwhile
+    finds its code or token gone (``invalid_client``: the client no longer exists). FOR NO KEY UPDATE throughout:
+    the token a request inserts checks its foreign keys to the app and the code (FOR KEY SHARE) when it commits,
+    which FOR UPDATE would block while the delete waits for that request (a deadlock, as ``tokens.connect``
+    explains)."""
+    for rows in (
+        OAuthApp.objects.filter(pk=app.pk),
+        # Only the rows a request can still be holding: a refresh token not yet rotated or revoked, an unused code
+        # (a row a request changes while the lock waits is re-read and skipped once that request has committed).
+        Token.objects.filter(app=app, rotated_at__isnull=True, refresh_revoked_at__isnull=True),
+        AuthorizationCode.objects.filter(app=app, used_at__isnull=True),
+    ):
+        list(rows.select_for_update(no_key=True).values_list("pk", flat=True))
+
+
 def record_app_deleted(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> None:
-    """The audit event of an app deleted for good, by its partner (:func:`delete_app`) or by staff in the admin."""
+    """The audit event of an app deleted for good, by its partner (:func:`delete_app`) or by staff in the admin, in
+    the deletion's transaction just before it: first the token requests in flight for the app are waited for
+    (:func:`_wait_for_exchanges_in_flight`), so that the deletion reads the tokens they issue."""
+    _wait_for_exchanges_in_flight(app)
     audit.record(
         action="oauth_app.deleted",
         obj=app,

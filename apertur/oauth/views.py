@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.utils.encoding import iri_to_uri
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
@@ -227,7 +228,9 @@ def _deliver(request: HttpRequest, response: HttpResponse, popup_origin: str) ->
     response to the client, code or error, carries ``iss`` (RFC 9207 §2): a client that talks to several
     authorization servers can tell that this answer is Apertur's (mix-up attacks, RFC 9700 §4.4)."""
     if response.status_code == 302:
-        response["Location"] = add_params_to_uri(response["Location"], [("iss", issuer())])
+        # A redirect URI is stored as typed and may hold non-ASCII characters (an IDN host): the header carries it
+        # in its URI form (RFC 3987 §3.1, UTF-8 percent-encoded), which browsers follow to the same address.
+        response["Location"] = iri_to_uri(add_params_to_uri(response["Location"], [("iss", issuer())]))
         if popup_origin:
             return _popup_result(request, popup_origin, _redirect_params(response["Location"]))
     return keep_opener(response)

@@ -103,6 +103,29 @@ def test_missing_redirect_uri_uses_the_only_one_else_error() -> None:
     assert response["Location"].startswith(REDIRECT_URI + "?code=")
 
 
+@pytest.mark.parametrize("decision", ["allow", "deny"])
+def test_a_unicode_redirect_uri_is_sent_as_a_uri_the_browser_follows(decision: str) -> None:
+    """Redirect URIs are stored exactly as typed, so one may hold non-ASCII characters (an IDN host, a path).
+    The Location header carried them raw: Django sends such a header in Latin-1 (or MIME-encoded), which Chromium
+    reads as another path (``/c%E4llback``) or refuses (``ERR_INVALID_REDIRECT`` for the host). It must be the
+    URI form (RFC 3987 §3.1): UTF-8, percent-encoded, which browsers map back to the same address."""
+    from apertur.projects.services import create_project
+
+    registered = "https://exämple.com/cällback"
+    created = make_app(redirect_uris=[registered])
+    user = make_user()
+    create_project(owner=user, name="P")
+    browser = Client()
+    browser.force_login(user)
+    _, challenge = pkce_pair()
+    url = authorize_url(
+        created.app.client_id, redirect_uri=registered, code_challenge=challenge, code_challenge_method="S256"
+    )
+    location = browser.post(url, {"decision": decision})["Location"]
+    assert location.isascii(), location
+    assert location.startswith("https://ex%C3%A4mple.com/c%C3%A4llback?"), location
+
+
 def test_missing_redirect_uri_with_several_registered_is_an_error(flow: Flow) -> None:
     url = "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": flow.client_id})
     response = flow.browser.get(url)
@@ -360,6 +383,9 @@ def test_public_key_deny_posts_access_denied(sdk_app: Flow) -> None:
     [
         ("http://partner.localhost:8001", True),
         ("https://app.snapflow.example", True),
+        # A pattern has no scheme, yet it is not every scheme (oauth-apps.md): https, or http on loopback names.
+        ("http://app.snapflow.example", False),
+        ("https://app.snapflow.example:8443", True),  # ports are ignored
         ("https://snapflow.example", False),
         ("http://localhost:8001", False),
         ("https://evil.example", False),

@@ -359,3 +359,30 @@ def test_a_line_the_form_cannot_read_shows_with_the_other_mistakes() -> None:
         "redirect_uris": ["Put each redirect URI on its own line: this line holds two URIs."],
     }
     assert OAuthApp.objects.count() == 0
+
+
+def test_deleting_without_typing_the_name_says_what_to_type_once() -> None:
+    """An empty confirmation showed two messages by the field: Django's "This field is required." and ours."""
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    response = client.post(f"/partners/apps/{created.app.client_id}/delete", {"confirm_name": ""})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"confirm_name": ["Type Snapflow exactly to confirm."]}
+    assert OAuthApp.objects.filter(pk=created.app.pk).exists()
+
+
+def test_a_long_non_ascii_redirect_uri_is_refused_by_its_field_not_a_500() -> None:
+    """2,000 characters is the rule; 1,900 CJK characters in a path passed it but are 5,700 bytes, beyond what
+    PostgreSQL's unique index on (app, uri) takes: the save failed with a 500. The length counts UTF-8 bytes."""
+    path = "".join(chr(0x4E00 + (i * 7919) % 0x5000) for i in range(1900))  # varied: no index compression
+    partner = make_partner()
+    client = _client_for(partner.user)
+    response = client.post("/partners/apps/new", {**NEW_APP, "redirect_uris": f"https://snapflow.example/{path}"})
+    assert response.status_code == 400
+    assert "at most 2000 characters" in str(response.context["form"].errors["redirect_uris"])
+    assert OAuthApp.objects.count() == 0
+    fits = "ä" * 900  # 1,800 bytes: still stored
+    assert (
+        client.post("/partners/apps/new", {**NEW_APP, "redirect_uris": f"https://snapflow.example/{fits}"}).status_code
+        == 302
+    )
