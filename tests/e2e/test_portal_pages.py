@@ -118,3 +118,40 @@ def test_a_long_campaign_label_does_not_squeeze_the_referral_link(page: Page, li
     assert page.evaluate(OVERFLOW)["scrollWidth"] <= 1280
     signups = page.get_by_role("columnheader", name="Signups").bounding_box()
     assert signups and signups["x"] + signups["width"] <= 1280, signups
+
+
+# Sends the form twice in one go, as a double click does, and tells whether each send was stopped. The page's
+# own listener on window runs last and stops the real navigation, so the test sees both sends.
+SEND_TWICE = """(selector) => {
+  const form = document.querySelector(selector);
+  const stopped = [];
+  const record = (event) => { stopped.push(event.defaultPrevented); event.preventDefault(); };
+  window.addEventListener("submit", record);
+  form.requestSubmit();
+  form.requestSubmit();
+  window.removeEventListener("submit", record);
+  return stopped;
+}"""
+PAGESHOW = "() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+
+
+def test_a_form_on_its_way_is_not_sent_a_second_time(page: Page, live_server: Any) -> None:
+    """A double click on "Create project" sends one request (core/forms.js)."""
+    base = live_server.url
+    user = make_user("owner@example.com")
+    log_in(page, base, user.email)
+    page.get_by_label("Project name").fill("Weddings")  # an empty required field is never sent at all
+
+    assert page.evaluate(SEND_TWICE, "section.card form") == [False, True]
+    assert page.get_attribute("section.card form", "aria-busy") == "true"
+
+    # Back shows the page again (pageshow): the form can be sent again, once.
+    page.evaluate(PAGESHOW)
+    assert page.get_attribute("section.card form", "aria-busy") is None
+    assert page.evaluate(SEND_TWICE, "section.card form") == [False, True]
+
+    # Sent for real, the form does what it did before: one project, and its page.
+    page.evaluate(PAGESHOW)
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Weddings")).to_be_visible()
+    assert [project.name for project in user.projects.all()] == ["Weddings"]
