@@ -946,6 +946,18 @@ def apply_item_status(
                 fields.append("item_status")
             payout.save(update_fields=fields)
             return payout
+        if payout.status == PayoutStatus.PAID:
+            # PayPal takes a paid item back only by reversing or refunding it (money back, above). Another status
+            # read after SUCCESS (an answer that omits it, which reads as PENDING, or a stale one) leaves it paid:
+            # moving it would show the partner "Processing" again, and the next SUCCESS would tell them twice.
+            logger.warning(
+                "payout %s (%s): PayPal reported %s for an item already paid; left paid",
+                payout.pk,
+                payout.sender_item_id,
+                transaction_status,
+            )
+            payout.save(update_fields=fields)
+            return payout
         previous = payout.status
         payout.status, payout.item_status = target, transaction_status
         fields += ["status", "item_status", "held_since"]

@@ -386,3 +386,25 @@ def test_a_batch_paypal_cannot_be_asked_about_is_logged_for_the_operator(
     [record] = [r for r in caplog.records if r.name == "apertur.payouts.reconcile"]
     assert record.levelname == "WARNING"
     assert payout.paypal_batch_id in record.getMessage() and "SERVICE_UNAVAILABLE" in record.getMessage()
+
+
+@pytest.mark.parametrize("later", ["PENDING", "UNCLAIMED", "ONHOLD", "BLOCKED"])
+def test_a_paid_item_is_not_taken_back_by_a_status_before_success(emu: Running, mails: Any, later: str) -> None:
+    """PayPal takes back a paid item only by reversing or refunding it (money back). Any other status read after
+    SUCCESS (PayPal omitting the status, which reads as PENDING, or a stale answer) leaves the payout paid: moving
+    it would show the partner "Processing" again and the next SUCCESS would tell them a second time."""
+    payout = sent_payout(emu, mails)
+    advance(emu, payout, "SUCCESS")
+    poll(emu, SENT_AT + dt.timedelta(days=1), mails)
+    payout.refresh_from_db()
+    paid_at = payout.paid_at
+    assert payout.status == PayoutStatus.PAID and paid_at is not None
+
+    with time_machine.travel(SENT_AT + dt.timedelta(days=2), tick=False), mails():
+        services.apply_item_status(payout_id=payout.pk, transaction_status=later)
+    with time_machine.travel(SENT_AT + dt.timedelta(days=3), tick=False), mails():
+        services.apply_item_status(payout_id=payout.pk, transaction_status="SUCCESS")
+
+    payout.refresh_from_db()
+    assert (payout.status, payout.item_status, payout.paid_at) == (PayoutStatus.PAID, "SUCCESS", paid_at)
+    assert mails.subjects[1:] == ["Your Apertur payout of $60.00 CAD was paid"]
