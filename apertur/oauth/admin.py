@@ -33,7 +33,7 @@ class OAuthAppAdmin(AuditedDelete, admin.ModelAdmin):
     list_display = ("name", "client_id", "partner", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "client_id", "partner__company_name", "partner__user__email")
-    list_select_related = ("partner",)
+    list_select_related = ("partner__user",)  # a partner is shown as "company (user's email)"
     formfield_overrides = HTTPS_URL_FIELDS
     readonly_fields = (
         "partner",

@@ -3,6 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 
+from apertur.partners.models import Partner
 from apertur.referrals.models import Attribution, ReferralLink
 from apertur.referrals.services import ReasonRequired, change_attribution, refusal_for
 
@@ -15,7 +16,7 @@ class ReferralLinkAdmin(admin.ModelAdmin):
 
     list_display = ("code", "partner", "label", "created_at")
     search_fields = ("code", "partner__company_name")
-    list_select_related = ("partner",)
+    list_select_related = ("partner__user",)  # a partner is shown as "company (user's email)"
     readonly_fields = ("partner", "code", "created_at")
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
@@ -36,6 +37,12 @@ class AttributionForm(forms.ModelForm):
         model = Attribution
         fields = ("partner",)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        partner = self.fields["partner"]
+        assert isinstance(partner, forms.ModelChoiceField)
+        partner.queryset = Partner.objects.select_related("user")  # each choice reads "company (user's email)"
+
     def clean_partner(self) -> Any:
         """The partner list holds every applicant: refuse, with the reason, one the customer may not be attributed
         to, rather than report the change as saved (services.change_attribution refuses it too)."""
@@ -55,7 +62,7 @@ class AttributionAdmin(admin.ModelAdmin):
     list_display = ("customer", "partner", "source", "app", "at")
     list_filter = ("source",)
     search_fields = ("customer__email", "partner__company_name")
-    list_select_related = ("customer", "partner", "app")
+    list_select_related = ("customer", "partner__user", "app")
     readonly_fields = ("customer", "source", "link", "app", "at")
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
