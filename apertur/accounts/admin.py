@@ -16,7 +16,10 @@ from apertur.core.http import client_ip
 class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
     """The admin's login form, checking the password through :func:`apertur.accounts.login.attempt_login`:
     the same failed-login budgets (and audit of failures) as ``/login``. Django's form calls ``authenticate()``
-    directly, which made ``/admin/login/`` an unthrottled way to guess any account's password."""
+    directly, which made ``/admin/login/`` an unthrottled way to guess any account's password. A refusal past a
+    budget is kept in :attr:`rate_limited`: the login view answers it with 429 and ``Retry-After``, as ``/login``."""
+
+    rate_limited: RateLimited | None = None
 
     def clean(self) -> dict[str, Any]:
         username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
@@ -26,6 +29,7 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
                     request=self.request, email=username, password=password, ip=client_ip(self.request)
                 )
             except RateLimited as exc:
+                self.rate_limited = exc
                 minutes = max(1, round(exc.retry_after / 60))
                 raise ValidationError(f"Too many attempts. Try again in {minutes} minute(s).") from exc
             if self.user_cache is None:
