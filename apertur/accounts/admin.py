@@ -3,10 +3,11 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
 
 from apertur.accounts import login as login_service
-from apertur.accounts.models import User
+from apertur.accounts.models import User, normalize_email
 from apertur.core import audit
 from apertur.core.admin import AuditedDelete
 from apertur.core.errors import RateLimited
@@ -41,8 +42,33 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
+class _NormalizedEmail:
+    """An address typed here is stored as the site stores every address (trimmed, lowercased): as typed, it could
+    not log in (logins look the lowercased address up) and could become a second account of the same address
+    (the uniqueness check compares what is stored)."""
+
+    cleaned_data: dict[str, Any]
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+
+class UserAddForm(_NormalizedEmail, AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("email",)
+
+
+class UserEditForm(_NormalizedEmail, UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+
+
 @admin.register(User)
 class UserAdmin(AuditedDelete, BaseUserAdmin):
+    form = UserEditForm
+    add_form = UserAddForm
     ordering = ("email",)
     list_display = ("email", "public_id", "is_staff", "is_active", "email_confirmed_at", "date_joined")
     search_fields = ("email", "public_id")

@@ -60,3 +60,29 @@ def test_deleting_accounts_in_the_admin_is_audited_with_who_did_it() -> None:
     assert not User.objects.filter(email__in=["one@example.com", "two@example.com"]).exists()
     emails = sorted(e.data["email"] for e in AuditEvent.objects.filter(action="user.deleted"))
     assert emails == ["one@example.com", "two@example.com"]
+
+
+def test_an_email_typed_in_the_admin_is_stored_as_the_site_stores_it_and_stays_one_account() -> None:
+    """Addresses are compared trimmed and lowercased (``normalize_email``): one typed "New.Person@Example.COM" in
+    the admin could never log in, and "Cust@example.com" became a second account beside cust@example.com."""
+    browser = Client()
+    browser.force_login(make_staff())
+    password = {"password1": "a-long-password-1", "password2": "a-long-password-1", "usable_password": "true"}
+    added = browser.post("/admin/accounts/user/add/", {"email": " New.Person@Example.COM ", **password})
+    assert added.status_code == 302
+    assert User.objects.filter(email="new.person@example.com").exists()
+    assert Client().login(email="new.person@example.com", password="a-long-password-1")
+
+    make_user("cust@example.com")
+    twin = browser.post("/admin/accounts/user/add/", {"email": "Cust@Example.com", **password})
+    assert twin.status_code == 200 and "already exists" in twin.content.decode()
+    assert User.objects.filter(email__iexact="cust@example.com").count() == 1
+
+    person = User.objects.get(email="new.person@example.com")
+    url = f"/admin/accounts/user/{person.pk}/change/"
+    moved = browser.post(url, {"email": "Renamed@Example.com", "is_active": "on"})
+    assert moved.status_code == 302
+    person.refresh_from_db()
+    assert person.email == "renamed@example.com"
+    taken = browser.post(url, {"email": "CUST@example.com", "is_active": "on"})
+    assert taken.status_code == 200 and "already exists" in taken.content.decode()
