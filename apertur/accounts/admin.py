@@ -84,6 +84,25 @@ class UserAdmin(AuditedDelete, BaseUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
+    # Who may do what in the admin is granted by superusers only: staff allowed to change accounts (to help
+    # customers) would otherwise give themselves, or anyone, every permission, or take a superuser's account over
+    # by changing its address or password.
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return (*fields, "is_staff", "is_superuser", "groups", "user_permissions")
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
     # Deleting an account here takes its projects, uploads and keys with it (payments and partners with money
     # protect theirs): recorded with who did it. The email is kept in the event: the row it names is gone.
     def record_deleted(self, request, obj: User) -> None:  # type: ignore[no-untyped-def]

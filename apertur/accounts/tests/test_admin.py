@@ -86,3 +86,54 @@ def test_an_email_typed_in_the_admin_is_stored_as_the_site_stores_it_and_stays_o
     assert person.email == "renamed@example.com"
     taken = browser.post(url, {"email": "CUST@example.com", "is_active": "on"})
     assert taken.status_code == 200 and "already exists" in taken.content.decode()
+
+
+def _limited_staff(*codenames: str) -> Client:
+    staff = make_user("helpdesk@example.com", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    browser = Client()
+    browser.force_login(staff)
+    return browser
+
+
+def test_staff_who_may_change_accounts_cannot_make_themselves_or_anyone_superuser() -> None:
+    """The change permission on accounts is for helping customers (an address, a confirmation, a deactivation);
+    without the superuser's own checks it granted every other permission, to the staff member first."""
+    browser = _limited_staff("view_user", "change_user")
+    me = User.objects.get(email="helpdesk@example.com")
+    customer = make_user("cust@example.com")
+    delete_payout = Permission.objects.get(codename="delete_payout")
+    for user in (me, customer):
+        url = f"/admin/accounts/user/{user.pk}/change/"
+        form = browser.get(url).context["adminform"].form
+        assert not {"is_superuser", "is_staff", "groups", "user_permissions"} & set(form.fields)
+        grab = {
+            "email": user.email,
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "user_permissions": [str(delete_payout.pk)],
+        }
+        assert browser.post(url, grab).status_code == 302
+        user = User.objects.get(pk=user.pk)
+        assert not user.is_superuser and not user.has_perm("payouts.delete_payout")
+    assert not User.objects.get(pk=customer.pk).is_staff
+
+
+def test_staff_who_may_change_accounts_cannot_change_a_superusers() -> None:
+    """A superuser's address or password changed by them would hand over the superuser's account."""
+    browser = _limited_staff("view_user", "change_user")
+    boss = make_staff("boss@example.com")
+    url = f"/admin/accounts/user/{boss.pk}/change/"
+    assert browser.post(url, {"email": "helpdesk-owned@example.com", "is_active": "on"}).status_code == 403
+    assert browser.get(f"/admin/accounts/user/{boss.pk}/password/").status_code == 403
+    assert User.objects.get(pk=boss.pk).email == "boss@example.com"
+
+
+def test_staff_who_may_delete_accounts_cannot_delete_a_superuser_even_in_a_list_action() -> None:
+    browser = _limited_staff("view_user", "change_user", "delete_user")
+    boss = make_staff("boss@example.com")
+    assert browser.post(f"/admin/accounts/user/{boss.pk}/delete/", {"post": "yes"}).status_code == 403
+    listed = {"action": "delete_selected", "_selected_action": [boss.pk], "post": "yes", "index": 0}
+    browser.post("/admin/accounts/user/", listed)
+    assert User.objects.filter(pk=boss.pk).exists()
