@@ -1,9 +1,13 @@
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib import admin
 
-from apertur.projects.models import ExchangeRate, Plan, Project
+from apertur.core import audit
+from apertur.core.admin import AuditedDelete
+from apertur.core.http import client_ip
+from apertur.projects.models import ExchangeRate, Payment, Plan, Project
 
 
 @admin.register(Plan)
@@ -18,7 +22,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedDelete, admin.ModelAdmin):
     list_display = ("name", "public_id", "owner", "plan", "created_at")
     list_select_related = ("owner", "plan")
     search_fields = ("name", "public_id", "owner__email")
@@ -31,6 +35,21 @@ class ProjectAdmin(admin.ModelAdmin):
         # the user who authorized them): moving a project to someone else is not an edit of one field. Set when
         # a project is added here; fixed after.
         return (*self.readonly_fields, "owner") if obj is not None else self.readonly_fields
+
+    def get_deleted_objects(self, objs, request):  # type: ignore[no-untyped-def]
+        # A project's payments are billing records (refunds, disputes and commissions find them by invoice), kept
+        # as the customer's account deletion keeps them (Payment.customer protects it): listed as protected, so the
+        # admin refuses the deletion, from the project's page and from "delete selected" alike.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        payments = Payment.objects.filter(project__in=list(objs)).order_by("pk")
+        protected = [*protected, *(f"Payment: {payment}" for payment in payments)]
+        return deleted, counts, perms_needed, protected
+
+    # Deleting a project takes its uploads, keys, webhooks and connections with it: recorded with who did it. The
+    # name and owner are kept in the event: the row it names is gone.
+    def record_deleted(self, request, obj: Project) -> None:  # type: ignore[no-untyped-def]
+        data: dict[str, Any] = {"name": obj.name, "public_id": obj.public_id, "owner": obj.owner.email}
+        audit.record(action="project.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=data)
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         # A plan change goes through the service: audited and announced to webhooks (plan.changed).

@@ -55,3 +55,39 @@ def test_a_projects_owner_cannot_be_changed_in_the_admin() -> None:
     assert response.status_code == 302, response.content.decode()[:3000]
     project.refresh_from_db()
     assert project.owner == owner
+
+
+def test_a_project_with_payments_is_not_deleted_in_the_admin_and_a_deletion_is_audited() -> None:
+    """Payments are billing records (refunds, disputes and commissions find them by invoice): deleting the
+    customer's account is refused while they exist, and deleting the project took them with it, unrecorded."""
+    import datetime as dt
+
+    from apertur.core.models import AuditEvent
+    from apertur.projects.models import Payment, Project
+    from apertur.projects.services import create_project
+    from apertur.testing import make_user
+
+    owner = make_user()
+    paid, empty = create_project(owner=owner, name="Weddings"), create_project(owner=owner, name="Drafts")
+    Payment.objects.create(
+        project=paid,
+        customer=owner,
+        external_id="in_1",
+        amount_cents=2900,
+        amount_cad_cents=2900,
+        paid_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    refused = browser.post(f"/admin/projects/project/{paid.pk}/delete/", {"post": "yes"})
+    assert refused.status_code == 200 and "protected" in refused.content.decode()
+    listed = {"action": "delete_selected", "_selected_action": [paid.pk, empty.pk], "post": "yes", "index": 0}
+    assert browser.post("/admin/projects/project/", listed).status_code == 200
+    assert Payment.objects.filter(external_id="in_1").exists() and Project.objects.count() == 2
+
+    assert browser.post(f"/admin/projects/project/{empty.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Project.objects.filter(pk=empty.pk).exists()
+    event = AuditEvent.objects.get(action="project.deleted")
+    assert (event.actor, event.object_id) == (staff, str(empty.pk))
+    assert event.data["name"] == "Drafts" and event.data["owner"] == owner.email
