@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from apertur.core.admin import HTTPS_URL_FIELDS
+from apertur.core import audit
+from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete
+from apertur.core.http import client_ip
 from apertur.partners.models import Partner
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(AuditedDelete, admin.ModelAdmin):
     """Browse partners here; decisions (approve, reject with a reason, suspend, restore) are taken on the
     review page so each goes through its service, audit entry and email."""
 
@@ -41,3 +43,9 @@ class PartnerAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    # An application deleted here (an approved partner's referral links, never deleted, keep it from being) is
+    # recorded with who did it; the address is kept in the event: the row it names is gone.
+    def record_deleted(self, request, obj: Partner) -> None:  # type: ignore[no-untyped-def]
+        data = {"email": obj.user.email, "company_name": obj.company_name, "status": obj.status}
+        audit.record(action="partner.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=data)
