@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 
 from apertur.core import audit
 from apertur.core.admin import AuditedDelete
@@ -86,7 +87,7 @@ class ExchangeRateForm(forms.ModelForm):
 
 
 @admin.register(ExchangeRate)
-class ExchangeRateAdmin(admin.ModelAdmin):
+class ExchangeRateAdmin(AuditedDelete, admin.ModelAdmin):
     """The CAD rates that convert Stripe payments in other currencies (a webhook never carries the charge's own
     rate): CAD per 1 unit of the currency, used from its date until the next one. A payment keeps the rate it was
     converted at, so changing a rate changes no payment already recorded; a payment that waited for a rate is
@@ -98,3 +99,24 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     date_hierarchy = "date"
 
     form = ExchangeRateForm
+
+    # A rate decides the CAD amount (and so the commission) of every payment converted with it: each change is
+    # recorded with who made it, in the save's own transaction.
+    @staticmethod
+    def _as_data(rate: ExchangeRate) -> dict[str, str]:
+        return {"currency": rate.currency, "date": rate.date.isoformat(), "rate": str(rate.rate)}
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            before = ExchangeRate.objects.filter(pk=obj.pk).first() if change else None
+            super().save_model(request, obj, form, change)
+            if before is None:
+                action, data = "exchange_rate.added", self._as_data(obj)
+            else:
+                action, data = "exchange_rate.changed", {"before": self._as_data(before), "after": self._as_data(obj)}
+            audit.record(action=action, obj=obj, actor=request.user, ip=client_ip(request), data=data)
+
+    def record_deleted(self, request, obj: ExchangeRate) -> None:  # type: ignore[no-untyped-def]
+        audit.record(
+            action="exchange_rate.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=self._as_data(obj)
+        )

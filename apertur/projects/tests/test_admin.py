@@ -91,3 +91,32 @@ def test_a_project_with_payments_is_not_deleted_in_the_admin_and_a_deletion_is_a
     event = AuditEvent.objects.get(action="project.deleted")
     assert (event.actor, event.object_id) == (staff, str(empty.pk))
     assert event.data["name"] == "Drafts" and event.data["owner"] == owner.email
+
+
+def test_exchange_rates_added_changed_or_deleted_in_the_admin_are_audited() -> None:
+    """A rate converts the Stripe payments of its currency into the CAD amounts commissions are 10 % of: each
+    change is money-relevant and recorded with who made it and the rate before and after."""
+    from decimal import Decimal
+
+    from apertur.core.models import AuditEvent
+    from apertur.projects.models import ExchangeRate
+
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    added = browser.post("/admin/projects/exchangerate/add/", {"currency": "usd", "date": "2026-03-01", "rate": "1.35"})
+    assert added.status_code == 302
+    rate = ExchangeRate.objects.get()
+    url = f"/admin/projects/exchangerate/{rate.pk}/"
+    changed = browser.post(f"{url}change/", {"currency": "USD", "date": "2026-03-01", "rate": "1.3612"})
+    assert changed.status_code == 302
+    assert browser.post(f"{url}delete/", {"post": "yes"}).status_code == 302
+    events = AuditEvent.objects.filter(object_type__contains="exchangerate").order_by("id")
+    assert [(e.action, e.actor) for e in events] == [
+        ("exchange_rate.added", staff),
+        ("exchange_rate.changed", staff),
+        ("exchange_rate.deleted", staff),
+    ]
+    first, second, _ = (event.data for event in events)
+    assert (first["currency"], first["date"], Decimal(first["rate"])) == ("USD", "2026-03-01", Decimal("1.35"))
+    assert (Decimal(second["before"]["rate"]), Decimal(second["after"]["rate"])) == (Decimal("1.35"), Decimal("1.3612"))
