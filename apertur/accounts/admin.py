@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from apertur.accounts import login as login_service
 from apertur.accounts.models import User, normalize_email
 from apertur.core import audit
-from apertur.core.admin import AuditedDelete
+from apertur.core.admin import AuditedDelete, SafeFilters
 from apertur.core.errors import RateLimited
 from apertur.core.http import client_ip
 
@@ -66,7 +66,7 @@ class UserEditForm(_NormalizedEmail, UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(AuditedDelete, BaseUserAdmin):
+class UserAdmin(SafeFilters, AuditedDelete, BaseUserAdmin):
     form = UserEditForm
     add_form = UserAddForm
     ordering = ("email",)

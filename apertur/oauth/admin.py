@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete
+from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete, SafeFilters
 from apertur.core.errors import ValidationFailed
 from apertur.core.http import client_ip
 from apertur.oauth import services
@@ -57,7 +57,7 @@ class OAuthAppForm(forms.ModelForm):
 
 
 @admin.register(OAuthApp)
-class OAuthAppAdmin(AuditedDelete, admin.ModelAdmin):
+class OAuthAppAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     list_display = ("name", "client_id", "partner", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "client_id", "partner__company_name", "partner__user__email")

@@ -2,13 +2,13 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from apertur.core import audit
-from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete
+from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete, SafeFilters
 from apertur.core.http import client_ip
 from apertur.partners.models import Partner
 
 
 @admin.register(Partner)
-class PartnerAdmin(AuditedDelete, admin.ModelAdmin):
+class PartnerAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     """Browse partners here; decisions (approve, reject with a reason, suspend, restore) are taken on the
     review page so each goes through its service, audit entry and email."""
 

@@ -6,13 +6,13 @@ from django.contrib import admin
 from django.db import transaction
 
 from apertur.core import audit
-from apertur.core.admin import AuditedDelete
+from apertur.core.admin import AuditedDelete, SafeFilters
 from apertur.core.http import client_ip
 from apertur.projects.models import ExchangeRate, Payment, Plan, Project
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SafeFilters, admin.ModelAdmin):
     list_display = ("name", "price_cents", "currency", "uploads_per_month", "max_active_sessions")
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
@@ -23,7 +23,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Project)
-class ProjectAdmin(AuditedDelete, admin.ModelAdmin):
+class ProjectAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     list_display = ("name", "public_id", "owner", "plan", "created_at")
     list_select_related = ("owner", "plan")
     search_fields = ("name", "public_id", "owner__email")
@@ -87,7 +87,7 @@ class ExchangeRateForm(forms.ModelForm):
 
 
 @admin.register(ExchangeRate)
-class ExchangeRateAdmin(AuditedDelete, admin.ModelAdmin):
+class ExchangeRateAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     """The CAD rates that convert Stripe payments in other currencies (a webhook never carries the charge's own
     rate): CAD per 1 unit of the currency, used from its date until the next one. A payment keeps the rate it was
     converted at, so changing a rate changes no payment already recorded; a payment that waited for a rate is

@@ -3,13 +3,14 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 
+from apertur.core.admin import SafeFilters
 from apertur.partners.models import Partner
 from apertur.referrals.models import Attribution, ReferralLink
 from apertur.referrals.services import ReasonRequired, change_attribution, refusal_for
 
 
 @admin.register(ReferralLink)
-class ReferralLinkAdmin(admin.ModelAdmin):
+class ReferralLinkAdmin(SafeFilters, admin.ModelAdmin):
     """Browse links; only the label is editable. The partner decides who earns on the signups a link brings and
     the code is printed on the partner's campaigns: changing either here would move money or break shared
     links without an audit entry. Partners create links in the portal; deleting one would erase its clicks."""
@@ -55,7 +56,7 @@ class AttributionForm(forms.ModelForm):
 
 
 @admin.register(Attribution)
-class AttributionAdmin(admin.ModelAdmin):
+class AttributionAdmin(SafeFilters, admin.ModelAdmin):
     """Staff may move a customer to another partner, with a reason; nothing else is editable."""
 
     form = AttributionForm
