@@ -2,11 +2,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
 
 from apertur.accounts import login as login_service
+from apertur.accounts import services as account_services
 from apertur.accounts.models import User, normalize_email
 from apertur.core import audit
 from apertur.core.admin import AuditedDelete, SafeFilters
@@ -102,6 +104,14 @@ class UserAdmin(SafeFilters, AuditedDelete, BaseUserAdmin):
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
             return False
         return super().has_delete_permission(request, obj)
+
+    def user_change_password(self, request, id, form_url=""):  # type: ignore[no-untyped-def]
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # Django saved the new password
+            user = self.get_object(request, unquote(id))
+            if user is not None:
+                account_services.password_set_by_staff(user=user, actor=request.user, ip=client_ip(request))
+        return response
 
     # Deleting an account here takes its projects, uploads and keys with it (payments and partners with money
     # protect theirs): recorded with who did it. The email is kept in the event: the row it names is gone.

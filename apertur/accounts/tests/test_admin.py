@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
@@ -137,3 +139,29 @@ def test_staff_who_may_delete_accounts_cannot_delete_a_superuser_even_in_a_list_
     listed = {"action": "delete_selected", "_selected_action": [boss.pk], "post": "yes", "index": 0}
     browser.post("/admin/accounts/user/", listed)
     assert User.objects.filter(pk=boss.pk).exists()
+
+
+def test_a_password_set_by_staff_in_the_admin_is_audited_and_the_owner_is_told(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """As every new password is (ASVS 2.2.3): the owner learns at once, with the way to take the account back,
+    and the audit log names the staff member who set it."""
+    from django.core import mail
+
+    from apertur.core.models import AuditEvent
+
+    staff = make_staff()
+    customer = make_user("cust@example.com")
+    browser = Client()
+    browser.force_login(staff)
+    new = "a-brand-new-password-7"
+    url = f"/admin/accounts/user/{customer.pk}/password/"
+    with django_capture_on_commit_callbacks(execute=True):
+        done = browser.post(url, {"password1": new, "password2": new, "usable_password": "true"})
+    assert done.status_code == 302
+    assert Client().login(email="cust@example.com", password=new)
+    event = AuditEvent.objects.get(action="user.password_changed", object_id=str(customer.pk))
+    assert event.actor == staff and event.data == {"via": "staff"}
+    told = [m for m in mail.outbox if m.to == ["cust@example.com"]]
+    assert [m.subject for m in told] == ["Your Apertur password was changed"]
+    assert "by Apertur staff" in told[0].body
