@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
@@ -42,6 +43,10 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
+
+
+def _as_json(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 class _NormalizedEmail:
@@ -104,6 +109,44 @@ class UserAdmin(SafeFilters, AuditedDelete, BaseUserAdmin):
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
             return False
         return super().has_delete_permission(request, obj)
+
+    # A change here (deactivation, address, rights) is recorded like the site's own changes, with the staff member
+    # as actor and each field before and after; the admin's change view runs in one transaction.
+    AUDITED_FIELDS = ("email", "is_active", "is_staff", "is_superuser", "email_confirmed_at")
+
+    @staticmethod
+    def _rights(user: User) -> dict[str, set[str]]:
+        return {
+            "groups": set(user.groups.values_list("name", flat=True)),
+            "user_permissions": {
+                f"{app}.{codename}"
+                for app, codename in user.user_permissions.values_list("content_type__app_label", "codename")
+            },
+        }
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        if change:
+            old = User.objects.get(pk=obj.pk)
+            form.audit_before = ({f: getattr(old, f) for f in self.AUDITED_FIELDS}, self._rights(old))
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
+        super().save_related(request, form, formsets, change)
+        before = getattr(form, "audit_before", None)
+        if before is None:
+            return
+        fields, rights = before
+        user = form.instance
+        data: dict[str, Any] = {}
+        for name, was in fields.items():
+            now = getattr(user, name)
+            if was != now:
+                data[name] = {"from": _as_json(was), "to": _as_json(now)}
+        for name, now_set in self._rights(user).items():
+            if now_set != rights[name]:
+                data[name] = {"added": sorted(now_set - rights[name]), "removed": sorted(rights[name] - now_set)}
+        if data:
+            audit.record(action="user.updated", obj=user, actor=request.user, ip=client_ip(request), data=data)
 
     def user_change_password(self, request, id, form_url=""):  # type: ignore[no-untyped-def]
         response = super().user_change_password(request, id, form_url)

@@ -165,3 +165,29 @@ def test_a_password_set_by_staff_in_the_admin_is_audited_and_the_owner_is_told(
     told = [m for m in mail.outbox if m.to == ["cust@example.com"]]
     assert [m.subject for m in told] == ["Your Apertur password was changed"]
     assert "by Apertur staff" in told[0].body
+
+
+def test_an_account_changed_in_the_admin_is_audited_with_what_changed_and_who_changed_it() -> None:
+    """Deactivating an account, changing its address or its rights is security-relevant: recorded like the
+    site's own changes, with the staff member as actor and each field before and after."""
+    from apertur.core.models import AuditEvent
+
+    staff = make_staff()
+    customer = make_user("cust@example.com")
+    view_payout = Permission.objects.get(codename="view_payout")
+    browser = Client()
+    browser.force_login(staff)
+    url = f"/admin/accounts/user/{customer.pk}/change/"
+    changed = browser.post(
+        url, {"email": "new@example.com", "is_staff": "on", "user_permissions": [str(view_payout.pk)]}
+    )
+    assert changed.status_code == 302
+    event = AuditEvent.objects.get(action="user.updated", object_id=str(customer.pk))
+    assert event.actor == staff
+    assert event.data["email"] == {"from": "cust@example.com", "to": "new@example.com"}
+    assert event.data["is_active"] == {"from": True, "to": False}
+    assert event.data["is_staff"] == {"from": False, "to": True}
+    assert event.data["user_permissions"] == {"added": ["payouts.view_payout"], "removed": []}
+    same = {"email": "new@example.com", "is_staff": "on", "user_permissions": [str(view_payout.pk)]}
+    assert browser.post(url, same).status_code == 302
+    assert AuditEvent.objects.filter(action="user.updated").count() == 1
