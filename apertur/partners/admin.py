@@ -1,10 +1,34 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
 from apertur.core import audit
 from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete, SafeFilters
+from apertur.core.errors import ValidationFailed
 from apertur.core.http import client_ip
 from apertur.partners.models import Partner
+from apertur.partners.services import _clean_application
+
+APPLICATION_FIELDS = ("company_name", "website", "use_case", "expected_customers")
+
+
+class PartnerForm(forms.ModelForm):
+    """The application's fields staff may correct, checked by the application's own rules."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or self.cleaned_data
+        if not all(name in self.fields for name in APPLICATION_FIELDS):
+            return cleaned
+        try:
+            fields = _clean_application(**{name: cleaned.get(name) or "" for name in APPLICATION_FIELDS})
+        except ValidationFailed as exc:
+            for problem in exc.problems:
+                self.add_error(problem.field if problem.field in self.fields else None, problem.message)
+            return cleaned
+        cleaned.update(fields)
+        return cleaned
 
 
 @admin.register(Partner)
@@ -35,7 +59,8 @@ class PartnerAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
         "payouts_hold_reason",
         "review_link",
     )
-    exclude = ("paypal_token_hash", "paypal_token_expires_at")  # a credential's hash is nobody's business
+    exclude = ("paypal_token_hash", "paypal_token_expires_at")
+    form = PartnerForm  # a credential's hash is nobody's business
 
     @admin.display(description="Review")
     def review_link(self, obj: Partner) -> str:
@@ -43,6 +68,19 @@ class PartnerAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    # A correction of the application (what the partner applied with) is recorded with who made it, before and
+    # after, in the admin's change transaction.
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        before = Partner.objects.filter(pk=obj.pk).values(*APPLICATION_FIELDS).first() if change else None
+        super().save_model(request, obj, form, change)
+        if before is None:
+            return
+        data = {
+            name: {"from": was, "to": getattr(obj, name)} for name, was in before.items() if was != getattr(obj, name)
+        }
+        if data:
+            audit.record(action="partner.updated", obj=obj, actor=request.user, ip=client_ip(request), data=data)
 
     # An application deleted here (an approved partner's referral links, never deleted, keep it from being) is
     # recorded with who did it; the address is kept in the event: the row it names is gone.
