@@ -40,6 +40,12 @@ class SafeFilters:
             raise IncorrectLookupParameters(str(exc)) from exc
 
 
+def field_changes(before: dict[str, Any], obj: models.Model) -> dict[str, dict[str, Any]]:
+    """``{field: {"from", "to"}}`` for each field of ``before`` (a row's values before an admin save) whose value on
+    ``obj`` differs: the data of the audit event the save records."""
+    return {name: {"from": was, "to": getattr(obj, name)} for name, was in before.items() if was != getattr(obj, name)}
+
+
 class AuditedDelete:
     """For a ModelAdmin (listed before it): each object deleted here, from its page or with "delete selected",
     gets an audit event (:meth:`record_deleted`) in the deletion's own transaction, as a service records what it

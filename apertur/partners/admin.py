@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from apertur.core import audit
-from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete, SafeFilters
+from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete, SafeFilters, field_changes
 from apertur.core.errors import ValidationFailed
 from apertur.core.http import client_ip
 from apertur.partners.models import Partner
@@ -76,9 +76,7 @@ class PartnerAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if before is None:
             return
-        data = {
-            name: {"from": was, "to": getattr(obj, name)} for name, was in before.items() if was != getattr(obj, name)
-        }
+        data = field_changes(before, obj)
         if data:
             audit.record(action="partner.updated", obj=obj, actor=request.user, ip=client_ip(request), data=data)
 

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db import transaction
 
 from apertur.core import audit
-from apertur.core.admin import AuditedDelete, SafeFilters
+from apertur.core.admin import AuditedDelete, SafeFilters, field_changes
 from apertur.core.http import client_ip
 from apertur.projects.models import ExchangeRate, Payment, Plan, Project
 
@@ -20,6 +20,17 @@ class PlanAdmin(SafeFilters, admin.ModelAdmin):
         # price list `apertur migrate` seeds by name (a renamed plan would be seeded again beside it) all match
         # on it. Limits and the displayed price stay editable.
         return ("name",) if obj is not None else ()
+
+    # A plan's limits apply at once to every project on it and its price is shown to customers: each change is
+    # recorded with who made it, before and after, in the admin's change transaction.
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        names = [f.name for f in Plan._meta.concrete_fields if f.name != "id"]
+        before = Plan.objects.filter(pk=obj.pk).values(*names).first() if change else None
+        super().save_model(request, obj, form, change)
+        data = field_changes(before, obj) if before is not None else {name: getattr(obj, name) for name in names}
+        if data:
+            action = "plan.updated" if before is not None else "plan.added"
+            audit.record(action=action, obj=obj, actor=request.user, ip=client_ip(request), data=data)
 
 
 @admin.register(Project)

@@ -120,3 +120,20 @@ def test_exchange_rates_added_changed_or_deleted_in_the_admin_are_audited() -> N
     first, second, _ = (event.data for event in events)
     assert (first["currency"], first["date"], Decimal(first["rate"])) == ("USD", "2026-03-01", Decimal("1.35"))
     assert (Decimal(second["before"]["rate"]), Decimal(second["after"]["rate"])) == (Decimal("1.35"), Decimal("1.3612"))
+
+
+def test_a_plans_price_and_limits_changed_in_the_admin_are_audited() -> None:
+    """A plan's limits apply at once to every project on it, and its price is what customers are shown: each
+    change is recorded with the staff member, before and after."""
+    from apertur.core.models import AuditEvent
+
+    plan = Plan.objects.get(name="Pro")
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    fields = {f.name: getattr(plan, f.name) for f in Plan._meta.concrete_fields if f.name not in {"id", "name"}}
+    url = f"/admin/projects/plan/{plan.pk}/change/"
+    assert browser.post(url, {**fields, "price_cents": plan.price_cents + 100}).status_code == 302
+    event = AuditEvent.objects.get(action="plan.updated")
+    assert event.actor == staff and event.object_id == str(plan.pk)
+    assert event.data == {"price_cents": {"from": plan.price_cents, "to": plan.price_cents + 100}}
