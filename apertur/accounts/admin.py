@@ -4,8 +4,10 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 
 from apertur.accounts import login as login_service
@@ -161,3 +163,15 @@ class UserAdmin(SafeFilters, AuditedDelete, BaseUserAdmin):
     def record_deleted(self, request, obj: User) -> None:  # type: ignore[no-untyped-def]
         data = {"email": obj.email, "public_id": obj.public_id, "projects": obj.projects.count()}
         audit.record(action="user.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=data)
+
+
+# Rights are granted by superusers only (see UserAdmin): staff allowed to change groups would otherwise give a group
+# they belong to every permission.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin):
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, "permissions")

@@ -191,3 +191,16 @@ def test_an_account_changed_in_the_admin_is_audited_with_what_changed_and_who_ch
     same = {"email": "new@example.com", "is_staff": "on", "user_permissions": [str(view_payout.pk)]}
     assert browser.post(url, same).status_code == 302
     assert AuditEvent.objects.filter(action="user.updated").count() == 1
+
+
+def test_staff_who_may_change_groups_cannot_grant_their_own_group_more_rights() -> None:
+    """Through a group they belong to, the same escalation as ticking their own permissions."""
+    group = Group.objects.create(name="Helpdesk")
+    browser = _limited_staff("view_group", "change_group")
+    User.objects.get(email="helpdesk@example.com").groups.add(group)
+    delete_payout = Permission.objects.get(codename="delete_payout")
+    url = f"/admin/auth/group/{group.pk}/change/"
+    assert "permissions" not in browser.get(url).context["adminform"].form.fields
+    browser.post(url, {"name": "Helpdesk", "permissions": [str(delete_payout.pk)]})
+    assert not group.permissions.exists()
+    assert not User.objects.get(email="helpdesk@example.com").has_perm("payouts.delete_payout")
