@@ -179,11 +179,13 @@ def start_reset_from_confirmation(*, uidb64: str, token: str, ip: str | None = N
     )
 
 
-def _password_changed(*, user: User, via: str, ip: str | None, turned_off: Sequence[TurnedOff] = ()) -> None:
+def _password_changed(
+    *, user: User, via: str, ip: str | None, turned_off: Sequence[TurnedOff] = (), actor: User | None = None
+) -> None:
     """Audit a new password and tell the account's address (OWASP ASVS 2.2.3), so an owner who did not change
     it learns at once, with the way to take the account back; and, when the reset claimed the account from
     whoever signed up with the address, what was turned off."""
-    audit.record(action="user.password_changed", obj=user, actor=user, ip=ip, data={"via": via})
+    audit.record(action="user.password_changed", obj=user, actor=actor or user, ip=ip, data={"via": via})
     mail.send(
         to=user.email,
         subject="Your Apertur password was changed",
@@ -264,6 +266,12 @@ def _check_current_password(*, user: User, password: str, ip: str | None) -> Non
     if not user.check_password(password):
         raise WrongPassword(field="current_password")
     ratelimit.give_back(*counted)
+
+
+def password_set_by_staff(*, user: User, actor: User, ip: str | None = None) -> None:
+    """A password a staff member set in the admin (Django's own form saved it): audited with them as the actor,
+    and the owner told, as every new password is."""
+    _password_changed(user=user, via="staff", ip=ip, actor=actor)
 
 
 @transaction.atomic

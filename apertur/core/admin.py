@@ -1,6 +1,8 @@
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
+from django.contrib.admin.views import main
 from django.db import models, transaction
 from django.http import HttpRequest
 
@@ -9,6 +11,39 @@ from apertur.core.models import AuditEvent
 #: A ModelAdmin's ``formfield_overrides`` for models with a website: a URL typed without a scheme is https, not
 #: Django 5's http (the default Django 6 takes).
 HTTPS_URL_FIELDS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
+
+
+#: The changelist's own query parameters; any other is a filter (a lookup on a field) typed into the address.
+_CHANGELIST_PARAMS = {
+    main.ALL_VAR,
+    main.ORDER_VAR,
+    main.PAGE_VAR,
+    main.SEARCH_VAR,
+    main.ERROR_FLAG,
+    IS_POPUP_VAR,
+    IS_FACETS_VAR,
+    TO_FIELD_VAR,
+}
+
+
+class SafeFilters:
+    """For a ModelAdmin (listed before it): a filter the database cannot apply (``created_at__year=99999``: "year
+    99999 is out of range", raised while the list counts its rows) sends staff back to the unfiltered list with
+    Django's "?e=1" notice, as a lookup Django itself finds wrong does, instead of a 500."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except (ValueError, OverflowError) as exc:
+            if set(request.GET) <= _CHANGELIST_PARAMS:
+                raise  # no filter typed: a real error
+            raise IncorrectLookupParameters(str(exc)) from exc
+
+
+def field_changes(before: dict[str, Any], obj: models.Model) -> dict[str, dict[str, Any]]:
+    """``{field: {"from", "to"}}`` for each field of ``before`` (a row's values before an admin save) whose value on
+    ``obj`` differs: the data of the audit event the save records."""
+    return {name: {"from": was, "to": getattr(obj, name)} for name, was in before.items() if was != getattr(obj, name)}
 
 
 class AuditedDelete:
@@ -32,7 +67,7 @@ class AuditedDelete:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(SafeFilters, admin.ModelAdmin):
     """Read-only: the audit log is append-only."""
 
     list_display = ("at", "action", "object_type", "object_id", "actor", "ip")

@@ -23,12 +23,19 @@ def staff_only(request: HttpRequest) -> HttpResponse:
 def admin_login(request: HttpRequest) -> HttpResponse:
     """``/admin/login/``, where the admin sends whoever it refuses. A signed-in customer or partner gets the
     site's 403 page: Django's own answer was the admin's login form ("log in to a different account?"), asking
-    for a password they have no reason to type there. Signed out or staff: the admin's login, unchanged."""
+    for a password they have no reason to type there. Signed out or staff: the admin's login; one refused past a
+    failed-login budget answers 429 with ``Retry-After``, as ``/login`` does (the form alone showed it with a 200)."""
     from django.contrib import admin
 
     if request.user.is_authenticated and not is_staff(request.user):
         return staff_only(request)
-    return admin.site.login(request)
+    response = admin.site.login(request)
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    limited = getattr(form, "rate_limited", None)
+    if limited is not None:
+        response.status_code = 429
+        response["Retry-After"] = str(limited.retry_after)
+    return response
 
 
 @require_safe

@@ -22,7 +22,7 @@ from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
 from apertur.partners.signals import partner_approved
 
 
-def _clean_application(*, company_name: str, website: str, use_case: str, expected_customers: str) -> dict[str, str]:
+def clean_application(*, company_name: str, website: str, use_case: str, expected_customers: str) -> dict[str, str]:
     """Every field checked, every problem reported at once (:class:`~apertur.core.validation.Checks`)."""
     checks = Checks()
     name = checks.run(
@@ -74,7 +74,7 @@ def apply(
     """Submit an application. A rejected applicant may apply again; anyone else has one application. Staff are
     emailed that it waits for review, unless ``notify_staff`` is off (``apertur partner create --approve``
     approves it in the same transaction: nothing waits)."""
-    fields = _clean_application(
+    fields = clean_application(
         company_name=company_name, website=website, use_case=use_case, expected_customers=expected_customers
     )
     existing = Partner.objects.select_for_update().filter(user=user).first()

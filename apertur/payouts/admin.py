@@ -20,13 +20,14 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from apertur.core import clock
+from apertur.core.admin import SafeFilters
 from apertur.core.errors import AperturError
 from apertur.core.money import format_cents
 from apertur.payouts import finance, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutRun, PayoutStatus, PayPalEvent
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(SafeFilters, admin.ModelAdmin):
     """Viewable by staff with the view permission; never added, changed or deleted here."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

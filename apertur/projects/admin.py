@@ -1,13 +1,18 @@
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 
-from apertur.projects.models import ExchangeRate, Plan, Project
+from apertur.core import audit
+from apertur.core.admin import AuditedDelete, SafeFilters, field_changes
+from apertur.core.http import client_ip
+from apertur.projects.models import ExchangeRate, Payment, Plan, Project
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SafeFilters, admin.ModelAdmin):
     list_display = ("name", "price_cents", "currency", "uploads_per_month", "max_active_sessions")
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
@@ -16,9 +21,20 @@ class PlanAdmin(admin.ModelAdmin):
         # on it. Limits and the displayed price stay editable.
         return ("name",) if obj is not None else ()
 
+    # A plan's limits apply at once to every project on it and its price is shown to customers: each change is
+    # recorded with who made it, before and after, in the admin's change transaction.
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        names = [f.name for f in Plan._meta.concrete_fields if f.name != "id"]
+        before = Plan.objects.filter(pk=obj.pk).values(*names).first() if change else None
+        super().save_model(request, obj, form, change)
+        data = field_changes(before, obj) if before is not None else {name: getattr(obj, name) for name in names}
+        if data:
+            action = "plan.updated" if before is not None else "plan.added"
+            audit.record(action=action, obj=obj, actor=request.user, ip=client_ip(request), data=data)
+
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     list_display = ("name", "public_id", "owner", "plan", "created_at")
     list_select_related = ("owner", "plan")
     search_fields = ("name", "public_id", "owner__email")
@@ -31,6 +47,21 @@ class ProjectAdmin(admin.ModelAdmin):
         # the user who authorized them): moving a project to someone else is not an edit of one field. Set when
         # a project is added here; fixed after.
         return (*self.readonly_fields, "owner") if obj is not None else self.readonly_fields
+
+    def get_deleted_objects(self, objs, request):  # type: ignore[no-untyped-def]
+        # A project's payments are billing records (refunds, disputes and commissions find them by invoice), kept
+        # as the customer's account deletion keeps them (Payment.customer protects it): listed as protected, so the
+        # admin refuses the deletion, from the project's page and from "delete selected" alike.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        payments = Payment.objects.filter(project__in=list(objs)).order_by("pk")
+        protected = [*protected, *(f"Payment: {payment}" for payment in payments)]
+        return deleted, counts, perms_needed, protected
+
+    # Deleting a project takes its uploads, keys, webhooks and connections with it: recorded with who did it. The
+    # name and owner are kept in the event: the row it names is gone.
+    def record_deleted(self, request, obj: Project) -> None:  # type: ignore[no-untyped-def]
+        data: dict[str, Any] = {"name": obj.name, "public_id": obj.public_id, "owner": obj.owner.email}
+        audit.record(action="project.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=data)
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         # A plan change goes through the service: audited and announced to webhooks (plan.changed).
@@ -67,7 +98,7 @@ class ExchangeRateForm(forms.ModelForm):
 
 
 @admin.register(ExchangeRate)
-class ExchangeRateAdmin(admin.ModelAdmin):
+class ExchangeRateAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     """The CAD rates that convert Stripe payments in other currencies (a webhook never carries the charge's own
     rate): CAD per 1 unit of the currency, used from its date until the next one. A payment keeps the rate it was
     converted at, so changing a rate changes no payment already recorded; a payment that waited for a rate is
@@ -79,3 +110,24 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     date_hierarchy = "date"
 
     form = ExchangeRateForm
+
+    # A rate decides the CAD amount (and so the commission) of every payment converted with it: each change is
+    # recorded with who made it, in the save's own transaction.
+    @staticmethod
+    def _as_data(rate: ExchangeRate) -> dict[str, str]:
+        return {"currency": rate.currency, "date": rate.date.isoformat(), "rate": str(rate.rate)}
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            before = ExchangeRate.objects.filter(pk=obj.pk).first() if change else None
+            super().save_model(request, obj, form, change)
+            if before is None:
+                action, data = "exchange_rate.added", self._as_data(obj)
+            else:
+                action, data = "exchange_rate.changed", {"before": self._as_data(before), "after": self._as_data(obj)}
+            audit.record(action=action, obj=obj, actor=request.user, ip=client_ip(request), data=data)
+
+    def record_deleted(self, request, obj: ExchangeRate) -> None:  # type: ignore[no-untyped-def]
+        audit.record(
+            action="exchange_rate.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=self._as_data(obj)
+        )

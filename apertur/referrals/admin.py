@@ -3,19 +3,21 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 
+from apertur.core.admin import SafeFilters
+from apertur.partners.models import Partner
 from apertur.referrals.models import Attribution, ReferralLink
 from apertur.referrals.services import ReasonRequired, change_attribution, refusal_for
 
 
 @admin.register(ReferralLink)
-class ReferralLinkAdmin(admin.ModelAdmin):
+class ReferralLinkAdmin(SafeFilters, admin.ModelAdmin):
     """Browse links; only the label is editable. The partner decides who earns on the signups a link brings and
     the code is printed on the partner's campaigns: changing either here would move money or break shared
     links without an audit entry. Partners create links in the portal; deleting one would erase its clicks."""
 
     list_display = ("code", "partner", "label", "created_at")
     search_fields = ("code", "partner__company_name")
-    list_select_related = ("partner",)
+    list_select_related = ("partner__user",)  # a partner is shown as "company (user's email)"
     readonly_fields = ("partner", "code", "created_at")
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
@@ -36,6 +38,12 @@ class AttributionForm(forms.ModelForm):
         model = Attribution
         fields = ("partner",)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        partner = self.fields["partner"]
+        assert isinstance(partner, forms.ModelChoiceField)
+        partner.queryset = Partner.objects.select_related("user")  # each choice reads "company (user's email)"
+
     def clean_partner(self) -> Any:
         """The partner list holds every applicant: refuse, with the reason, one the customer may not be attributed
         to, rather than report the change as saved (services.change_attribution refuses it too)."""
@@ -48,14 +56,14 @@ class AttributionForm(forms.ModelForm):
 
 
 @admin.register(Attribution)
-class AttributionAdmin(admin.ModelAdmin):
+class AttributionAdmin(SafeFilters, admin.ModelAdmin):
     """Staff may move a customer to another partner, with a reason; nothing else is editable."""
 
     form = AttributionForm
     list_display = ("customer", "partner", "source", "app", "at")
     list_filter = ("source",)
     search_fields = ("customer__email", "partner__company_name")
-    list_select_related = ("customer", "partner", "app")
+    list_select_related = ("customer", "partner__user", "app")
     readonly_fields = ("customer", "source", "link", "app", "at")
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:

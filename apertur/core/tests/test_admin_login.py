@@ -50,7 +50,10 @@ def test_the_admins_login_spends_the_same_failed_login_budgets_as_the_sites(sett
         wrong = guesser.post("/admin/login/", {"username": "boss@example.com", "password": "not-it"})
         assert wrong.status_code == 200 and "Please enter the correct" in wrong.content.decode()
     refused = guesser.post("/admin/login/", {"username": "BOSS@example.com ", "password": PASSWORD})
-    assert refused.status_code == 200 and "Too many attempts" in refused.content.decode()
+    # Refused as /login refuses (docs/accounts.md, "Limits"): 429 with Retry-After, not a 200 form that a script
+    # or monitor reads as one more wrong password.
+    assert refused.status_code == 429 and "Too many attempts" in refused.content.decode()
+    assert 0 < int(refused["Retry-After"]) <= 900
     assert guesser.get("/admin/").status_code == 302  # the right password checked nothing past the budget
     # The budgets are the site's own: /login is refused for this account from here too.
     assert guesser.post("/login", {"email": "boss@example.com", "password": PASSWORD}).status_code == 429

@@ -6,12 +6,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apertur.core.admin import SafeFilters
 from apertur.core.errors import AperturError
 from apertur.integrations.stripe import services
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(SafeFilters, admin.ModelAdmin):
     """Stored for inspection: what Stripe sent is evidence, so nobody edits or deletes it here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -43,3 +43,49 @@ def test_deleting_apps_with_the_list_action_audits_each_one() -> None:
     assert not OAuthApp.objects.exists()
     events = AuditEvent.objects.filter(action="oauth_app.deleted").order_by("object_id")
     assert [(e.object_id, e.actor) for e in events] == [(str(a.pk), staff) for a in apps]
+
+
+def _change_form(browser: Client, app: OAuthApp) -> dict[str, object]:
+    """What the app's admin page posts back unchanged: its editable fields and the inlines' management forms."""
+    page = browser.get(f"/admin/oauth/oauthapp/{app.pk}/change/")
+    assert page.status_code == 200
+    data: dict[str, object] = {}
+    for name, value in page.context["adminform"].form.initial.items():
+        if name in page.context["adminform"].form.fields:
+            data[name] = "" if value is None else value
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management.add_prefix(k): v for k, v in management.initial.items()})
+        for form in inline.formset.forms:
+            data[form.add_prefix("id")] = form.instance.pk
+            data[form.add_prefix("app")] = app.pk
+    return data
+
+
+def test_an_app_edited_in_the_admin_goes_through_the_apps_rules_and_the_audit_log() -> None:
+    """Staff renaming an app (its name is on every consent page) is the partner's "edit app" done by staff:
+    the same rules (services.clean_app_details) and an ``oauth_app.updated`` event naming who did it."""
+    app = make_app().app
+    browser, staff = _staff_browser()
+    url = f"/admin/oauth/oauthapp/{app.pk}/change/"
+    data = _change_form(browser, app)
+    too_short = browser.post(url, {**data, "name": "x"})
+    assert too_short.status_code == 200 and "Enter the app" in too_short.content.decode()
+    app.refresh_from_db()
+    assert app.name == "Snapflow"
+    saved = browser.post(url, {**data, "name": "  Snapflow   Photos ", "website": "snapflow.example"})
+    assert saved.status_code == 302
+    app.refresh_from_db()
+    assert (app.name, app.website) == ("Snapflow Photos", "https://snapflow.example")
+    assert list(app.redirect_uris.values_list("uri", flat=True)) == ["https://snapflow.example/callback"]
+    event = AuditEvent.objects.get(action="oauth_app.updated")
+    assert event.actor == staff and event.object_id == str(app.pk)
+
+
+def test_the_apps_records_of_what_happened_are_not_editable_in_the_admin() -> None:
+    """When the previous secret was last used and the last failed authentication are evidence the partner reads
+    before expiring a secret: staff see them, nobody types them."""
+    app = make_app().app
+    browser, _ = _staff_browser()
+    form = browser.get(f"/admin/oauth/oauthapp/{app.pk}/change/").context["adminform"].form
+    assert not {"previous_client_secret_last_used_at", "last_failed_auth_at", "last_failed_auth_ip"} & set(form.fields)

@@ -54,3 +54,50 @@ def test_a_website_typed_without_a_scheme_in_the_admin_is_https() -> None:
     assert response.status_code == 302, response.content.decode()[:2000]
     partner.refresh_from_db()
     assert partner.website == "https://acme.example"
+
+
+def test_deleting_partners_in_the_admin_is_audited_with_who_did_it() -> None:
+    """An application deleted here (an approved partner's referral links, which nobody deletes, keep it) is
+    recorded, as deleting an account or an app is, with the staff member; the address is kept in the event."""
+    from apertur.core.models import AuditEvent
+
+    one, two = make_partner(approved=False), make_partner(approved=False)
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    assert browser.post(f"/admin/partners/partner/{one.pk}/delete/", {"post": "yes"}).status_code == 302
+    listed = {"action": "delete_selected", "_selected_action": [two.pk], "post": "yes", "index": 0}
+    assert browser.post("/admin/partners/partner/", listed).status_code == 302
+    assert not Partner.objects.filter(pk__in=[one.pk, two.pk]).exists()
+    events = AuditEvent.objects.filter(action="partner.deleted").order_by("object_id")
+    assert [(e.object_id, e.actor) for e in events] == [(str(one.pk), staff), (str(two.pk), staff)]
+    assert events[0].data == {"email": one.user.email, "company_name": one.company_name, "status": "pending"}
+
+
+def test_an_application_edited_in_the_admin_follows_the_applications_rules_and_is_audited() -> None:
+    """The company name, website and use case are what the partner applied with (and the name is shown on their
+    pages): staff edits obey the application's rules and are recorded with who made them, before and after."""
+    from apertur.core.models import AuditEvent
+
+    partner = make_partner()
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    url = f"/admin/partners/partner/{partner.pk}/change/"
+    form = {
+        "company_name": partner.company_name,
+        "website": partner.website,
+        "use_case": partner.use_case,
+        "expected_customers": partner.expected_customers,
+    }
+    short = browser.post(url, {**form, "company_name": "X", "use_case": "too short"})
+    assert short.status_code == 200 and "2 to 120 characters" in short.content.decode()
+    partner.refresh_from_db()
+    assert partner.company_name == "Snapflow Inc."
+    saved = browser.post(url, {**form, "company_name": "  Snapflow   Labs "})
+    assert saved.status_code == 302
+    partner.refresh_from_db()
+    assert partner.company_name == "Snapflow Labs"
+    event = AuditEvent.objects.get(action="partner.updated")
+    assert event.actor == staff and event.object_id == str(partner.pk)
+    assert event.data == {"company_name": {"from": "Snapflow Inc.", "to": "Snapflow Labs"}}

@@ -55,3 +55,85 @@ def test_a_projects_owner_cannot_be_changed_in_the_admin() -> None:
     assert response.status_code == 302, response.content.decode()[:3000]
     project.refresh_from_db()
     assert project.owner == owner
+
+
+def test_a_project_with_payments_is_not_deleted_in_the_admin_and_a_deletion_is_audited() -> None:
+    """Payments are billing records (refunds, disputes and commissions find them by invoice): deleting the
+    customer's account is refused while they exist, and deleting the project took them with it, unrecorded."""
+    import datetime as dt
+
+    from apertur.core.models import AuditEvent
+    from apertur.projects.models import Payment, Project
+    from apertur.projects.services import create_project
+    from apertur.testing import make_user
+
+    owner = make_user()
+    paid, empty = create_project(owner=owner, name="Weddings"), create_project(owner=owner, name="Drafts")
+    Payment.objects.create(
+        project=paid,
+        customer=owner,
+        external_id="in_1",
+        amount_cents=2900,
+        amount_cad_cents=2900,
+        paid_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    refused = browser.post(f"/admin/projects/project/{paid.pk}/delete/", {"post": "yes"})
+    assert refused.status_code == 200 and "protected" in refused.content.decode()
+    listed = {"action": "delete_selected", "_selected_action": [paid.pk, empty.pk], "post": "yes", "index": 0}
+    assert browser.post("/admin/projects/project/", listed).status_code == 200
+    assert Payment.objects.filter(external_id="in_1").exists() and Project.objects.count() == 2
+
+    assert browser.post(f"/admin/projects/project/{empty.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Project.objects.filter(pk=empty.pk).exists()
+    event = AuditEvent.objects.get(action="project.deleted")
+    assert (event.actor, event.object_id) == (staff, str(empty.pk))
+    assert event.data["name"] == "Drafts" and event.data["owner"] == owner.email
+
+
+def test_exchange_rates_added_changed_or_deleted_in_the_admin_are_audited() -> None:
+    """A rate converts the Stripe payments of its currency into the CAD amounts commissions are 10 % of: each
+    change is money-relevant and recorded with who made it and the rate before and after."""
+    from decimal import Decimal
+
+    from apertur.core.models import AuditEvent
+    from apertur.projects.models import ExchangeRate
+
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    added = browser.post("/admin/projects/exchangerate/add/", {"currency": "usd", "date": "2026-03-01", "rate": "1.35"})
+    assert added.status_code == 302
+    rate = ExchangeRate.objects.get()
+    url = f"/admin/projects/exchangerate/{rate.pk}/"
+    changed = browser.post(f"{url}change/", {"currency": "USD", "date": "2026-03-01", "rate": "1.3612"})
+    assert changed.status_code == 302
+    assert browser.post(f"{url}delete/", {"post": "yes"}).status_code == 302
+    events = AuditEvent.objects.filter(object_type__contains="exchangerate").order_by("id")
+    assert [(e.action, e.actor) for e in events] == [
+        ("exchange_rate.added", staff),
+        ("exchange_rate.changed", staff),
+        ("exchange_rate.deleted", staff),
+    ]
+    first, second, _ = (event.data for event in events)
+    assert (first["currency"], first["date"], Decimal(first["rate"])) == ("USD", "2026-03-01", Decimal("1.35"))
+    assert (Decimal(second["before"]["rate"]), Decimal(second["after"]["rate"])) == (Decimal("1.35"), Decimal("1.3612"))
+
+
+def test_a_plans_price_and_limits_changed_in_the_admin_are_audited() -> None:
+    """A plan's limits apply at once to every project on it, and its price is what customers are shown: each
+    change is recorded with the staff member, before and after."""
+    from apertur.core.models import AuditEvent
+
+    plan = Plan.objects.get(name="Pro")
+    staff = make_staff()
+    browser = Client()
+    browser.force_login(staff)
+    fields = {f.name: getattr(plan, f.name) for f in Plan._meta.concrete_fields if f.name not in {"id", "name"}}
+    url = f"/admin/projects/plan/{plan.pk}/change/"
+    assert browser.post(url, {**fields, "price_cents": plan.price_cents + 100}).status_code == 302
+    event = AuditEvent.objects.get(action="plan.updated")
+    assert event.actor == staff and event.object_id == str(plan.pk)
+    assert event.data == {"price_cents": {"from": plan.price_cents, "to": plan.price_cents + 100}}
