@@ -7,8 +7,13 @@ from django.db import transaction
 
 from apertur.core import audit
 from apertur.core.admin import AuditedDelete, SafeFilters, field_changes
+from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
+from apertur.projects import services
 from apertur.projects.models import ExchangeRate, Payment, Plan, Project
+
+#: The settings the owner changes on the project's page and through the API (services.update_settings).
+SETTINGS_FIELDS = ("name", "description", "default_session_days", "default_max_files", "notify_owner_on_upload")
 
 
 @admin.register(Plan)
@@ -33,6 +38,33 @@ class PlanAdmin(SafeFilters, admin.ModelAdmin):
             audit.record(action=action, obj=obj, actor=request.user, ip=client_ip(request), data=data)
 
 
+class ProjectForm(forms.ModelForm):
+    """A project's settings as staff type them, checked by the projects' one rule set (services.clean_settings):
+    a name the owner already has in another case is refused next to its field, as the owner's own rename is."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or self.cleaned_data
+        owner = self.instance.owner if self.instance.pk else cleaned.get("owner")
+        checked = ("name", "description", "default_session_days", "default_max_files")
+        if owner is None or any(name in self.errors for name in checked):
+            return cleaned  # Django has already said what is wrong with the field
+        try:
+            values = services.clean_settings(
+                owner_id=owner.pk,
+                project_id=self.instance.pk,
+                name=cleaned.get("name") or "",
+                description=cleaned.get("description") or "",
+                default_session_days=cleaned.get("default_session_days"),
+                default_max_files=cleaned.get("default_max_files"),
+            )
+        except AperturError as exc:
+            for problem in exc.problems:
+                self.add_error(problem.field if problem.field in self.fields else None, problem.message)
+            return cleaned
+        cleaned.update(values)
+        return cleaned
+
+
 @admin.register(Project)
 class ProjectAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     list_display = ("name", "public_id", "owner", "plan", "created_at")
@@ -48,6 +80,26 @@ class ProjectAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
         # a project is added here; fixed after.
         return (*self.readonly_fields, "owner") if obj is not None else self.readonly_fields
 
+    form = ProjectForm
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        """An edit is what the owner's settings and a plan change do (services.update_settings and change_plan):
+        recorded with the staff member as actor, and a new plan told to connected apps' servers (``plan.changed``),
+        which a plain save skipped."""
+        ip = client_ip(request)
+        if not change:
+            super().save_model(request, obj, form, change)
+            audit.record(action="project.created", obj=obj, actor=request.user, ip=ip, data={"plan": obj.plan.name})
+            return
+        project = Project.objects.get(pk=obj.pk)
+        changed = [name for name in SETTINGS_FIELDS if name in form.changed_data]
+        if changed:
+            project = services.update_settings(
+                project=project, **{name: getattr(obj, name) for name in changed}, actor=request.user, ip=ip
+            )
+        if "plan" in form.changed_data:
+            services.change_plan(project=project, plan=obj.plan, actor=request.user, ip=ip)
+
     def get_deleted_objects(self, objs, request):  # type: ignore[no-untyped-def]
         # A project's payments are billing records (refunds, disputes and commissions find them by invoice), kept
         # as the customer's account deletion keeps them (Payment.customer protects it): listed as protected, so the
@@ -62,19 +114,6 @@ class ProjectAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
     def record_deleted(self, request, obj: Project) -> None:  # type: ignore[no-untyped-def]
         data: dict[str, Any] = {"name": obj.name, "public_id": obj.public_id, "owner": obj.owner.email}
         audit.record(action="project.deleted", obj=obj, actor=request.user, ip=client_ip(request), data=data)
-
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        # A plan change goes through the service: audited and announced to webhooks (plan.changed).
-        if change and "plan" in form.changed_data:
-            from apertur.projects.services import change_plan
-
-            new_plan = obj.plan
-            obj.plan = Project.objects.get(pk=obj.pk).plan
-            super().save_model(request, obj, form, change)
-            change_plan(project=obj, plan=new_plan, actor=request.user)
-            obj.refresh_from_db()
-            return
-        super().save_model(request, obj, form, change)
 
 
 class ExchangeRateForm(forms.ModelForm):

@@ -38,10 +38,9 @@ def _lock_owner(owner_id: int) -> None:
 
 @transaction.atomic
 def create_project(*, owner: User, name: str, plan: Plan | None = None, ip: str | None = None) -> Project:
-    cleaned = _clean_name(name)
+    _clean_name(name)  # refused before waiting for the owner's lock
     _lock_owner(owner.pk)
-    if Project.objects.filter(owner=owner, name__iexact=cleaned).exists():
-        raise ProjectNameTaken(field="name")
+    cleaned = str(clean_settings(owner_id=owner.pk, project_id=None, name=name)["name"])
     try:
         with transaction.atomic():
             project = Project.objects.create(owner=owner, name=cleaned, plan=plan or plan_by_name(DEFAULT_PLAN))
@@ -121,6 +120,41 @@ class _Unset(Enum):
 UNSET = _Unset.TOKEN  # "leave this field as it is", distinct from None ("clear it")
 
 
+def clean_settings(
+    *,
+    owner_id: int,
+    project_id: int | None,
+    name: str | None = None,
+    description: str | None = None,
+    default_session_days: int | _Unset | None = UNSET,
+    default_max_files: int | _Unset | None = UNSET,
+) -> dict[str, object]:
+    """The rules of a project's settings, in one place (the owner's page and API through :func:`update_settings`,
+    :func:`create_project`, the staff admin's form): the values to store by field, for the fields given; raises
+    the first field's error. A name is unique per owner whatever its case (``project_id``: the project being
+    renamed, which may keep its own); callers that save hold the owner's lock (:func:`_lock_owner`)."""
+    values: dict[str, object] = {}
+    if name is not None:
+        cleaned = _clean_name(name)
+        taken = Project.objects.filter(owner_id=owner_id, name__iexact=cleaned)
+        if taken.exclude(pk=project_id).exists() if project_id is not None else taken.exists():
+            raise ProjectNameTaken(field="name")
+        values["name"] = cleaned
+    if description is not None:
+        if len(description) > 500:
+            raise InvalidProjectSettings("The description is at most 500 characters.", field="description")
+        values["description"] = description.strip()
+    if not isinstance(default_session_days, _Unset):
+        if default_session_days is not None and not 1 <= default_session_days <= 3650:
+            raise InvalidProjectSettings("default_session_days is between 1 and 3,650.", field="default_session_days")
+        values["default_session_days"] = default_session_days
+    if not isinstance(default_max_files, _Unset):
+        if default_max_files is not None and not 1 <= default_max_files <= 100_000:
+            raise InvalidProjectSettings("default_max_files is between 1 and 100,000.", field="default_max_files")
+        values["default_max_files"] = default_max_files
+    return values
+
+
 @transaction.atomic
 def update_settings(
     *,
@@ -139,23 +173,16 @@ def update_settings(
     # The project row only (``of``): the plan row joined to it is every project on that plan's.
     project = Project.objects.select_for_update(of=("self",)).select_related("plan").get(pk=project.pk)
     before = project.settings_json()
-    if name is not None:
-        cleaned = _clean_name(name)
-        if Project.objects.filter(owner=project.owner, name__iexact=cleaned).exclude(pk=project.pk).exists():
-            raise ProjectNameTaken(field="name")
-        project.name = cleaned
-    if description is not None:
-        if len(description) > 500:
-            raise InvalidProjectSettings("The description is at most 500 characters.", field="description")
-        project.description = description.strip()
-    if not isinstance(default_session_days, _Unset):
-        if default_session_days is not None and not 1 <= default_session_days <= 3650:
-            raise InvalidProjectSettings("default_session_days is between 1 and 3,650.", field="default_session_days")
-        project.default_session_days = default_session_days
-    if not isinstance(default_max_files, _Unset):
-        if default_max_files is not None and not 1 <= default_max_files <= 100_000:
-            raise InvalidProjectSettings("default_max_files is between 1 and 100,000.", field="default_max_files")
-        project.default_max_files = default_max_files
+    values = clean_settings(
+        owner_id=project.owner_id,
+        project_id=project.pk,
+        name=name,
+        description=description,
+        default_session_days=default_session_days,
+        default_max_files=default_max_files,
+    )
+    for field, value in values.items():
+        setattr(project, field, value)
     if notify_owner_on_upload is not None:
         project.notify_owner_on_upload = notify_owner_on_upload
     project.save()

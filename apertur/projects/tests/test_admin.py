@@ -137,3 +137,72 @@ def test_a_plans_price_and_limits_changed_in_the_admin_are_audited() -> None:
     event = AuditEvent.objects.get(action="plan.updated")
     assert event.actor == staff and event.object_id == str(plan.pk)
     assert event.data == {"price_cents": {"from": plan.price_cents, "to": plan.price_cents + 100}}
+
+
+def test_a_project_edited_in_the_admin_follows_the_projects_rules_and_tells_who_listens() -> None:
+    """Staff editing a project do what the owner's settings and a plan change do (services.update_settings,
+    services.change_plan): the same rules (a name the owner already has in another case is refused next to its
+    field, nothing saved), the audit events with the staff member as actor, and the ``plan.changed`` webhook event
+    a connected app's server listens for."""
+    from apertur.core.models import AuditEvent
+    from apertur.projects.services import create_project
+    from apertur.testing import make_user
+    from apertur.webhooks.models import WebhookEvent
+
+    owner = make_user()
+    create_project(owner=owner, name="Weddings")
+    drafts = create_project(owner=owner, name="Drafts")
+    staff = make_staff()
+    browser = Client()
+    assert browser.login(email=staff.email, password=PASSWORD)
+    url = f"/admin/projects/project/{drafts.pk}/change/"
+    form = {
+        "name": "Drafts",
+        "plan": drafts.plan_id,
+        "description": "",
+        "default_session_days": "",
+        "default_max_files": "",
+    }
+
+    taken = browser.post(url, {**form, "name": "WEDDINGS"})
+    assert taken.status_code == 200 and "You already have a project with this name." in taken.content.decode()
+    too_many = browser.post(url, {**form, "default_max_files": "100001"})
+    assert too_many.status_code == 200 and "between 1 and 100,000" in too_many.content.decode()
+    drafts.refresh_from_db()
+    assert (drafts.name, drafts.default_max_files) == ("Drafts", None)
+    assert not AuditEvent.objects.filter(action="project.settings_changed").exists()
+
+    pro = Plan.objects.get(name="Pro")
+    saved = browser.post(url, {**form, "name": "  Drafts   2026 ", "plan": pro.pk})
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    drafts.refresh_from_db()
+    assert (drafts.name, drafts.plan) == ("Drafts 2026", pro)
+    changed = AuditEvent.objects.get(action="project.settings_changed")
+    assert changed.actor == staff and changed.data["after"]["name"] == "Drafts 2026"
+    assert AuditEvent.objects.get(action="project.plan_changed").actor == staff
+    event = WebhookEvent.objects.get(project=drafts, type="plan.changed")
+    assert event.data["plan"]["to"] == "Pro"
+
+    # Saved again unchanged: nothing to record.
+    assert browser.post(url, {**form, "name": "Drafts 2026", "plan": pro.pk}).status_code == 302
+    assert AuditEvent.objects.filter(action__in=["project.settings_changed", "project.plan_changed"]).count() == 2
+
+
+def test_a_project_added_in_the_admin_follows_the_projects_rules() -> None:
+    from apertur.core.models import AuditEvent
+    from apertur.projects.services import create_project
+    from apertur.testing import make_user
+
+    owner = make_user()
+    create_project(owner=owner, name="Weddings")
+    staff = make_staff()
+    browser = Client()
+    assert browser.login(email=staff.email, password=PASSWORD)
+    form = {"owner": owner.pk, "plan": Plan.objects.get(name="Free").pk, "description": ""}
+    taken = browser.post("/admin/projects/project/add/", {**form, "name": "weddings"})
+    assert taken.status_code == 200 and "You already have a project with this name." in taken.content.decode()
+    added = browser.post("/admin/projects/project/add/", {**form, "name": " Portraits "})
+    assert added.status_code == 302, added.content.decode()[:3000]
+    project = owner.projects.get(name="Portraits")
+    created = AuditEvent.objects.get(action="project.created", object_id=str(project.pk))
+    assert created.actor == staff
