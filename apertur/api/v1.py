@@ -71,7 +71,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 _ERROR_DESCRIPTIONS = {
-    "400": "`invalid_request` (malformed Authorization, a body that is not a JSON object), `invalid_idempotency_key`",
+    "400": "`invalid_request` (`Authorization: Bearer` without a token, a query string holding `%00`, a body that "
+    "is not a JSON object), `invalid_idempotency_key`",
     "401": "`authentication_required` or `invalid_token`, with a `WWW-Authenticate: Bearer` challenge",
     "403": "`insufficient_scope` (the token lacks the operation's scope), with a `WWW-Authenticate` challenge",
     "404": "`not_found`: no such object in this project and mode",
@@ -79,6 +80,8 @@ _ERROR_DESCRIPTIONS = {
     "413": "`payload_too_large`: the body is over 5 MiB",
     "422": "`validation_error` or a resource-specific code, with the offending `field`",
     "429": "`rate_limited`, with `Retry-After`",
+    "503": "`service_unavailable`: Redis, which counts the rate limits, is out of reach; nothing was done, send the "
+    "same request again later",
 }
 
 _HEADER = {"schema": {"type": "string"}}
@@ -126,14 +129,16 @@ class AperturAPI(NinjaAPI):
                 if scope is None:
                     continue
                 operation["security"] = [{"OAuth2": [scope]}, {"SecretKey": []}]
-                codes = ["401", "403", "429"]
+                # Any operation: 400 (Authorization: Bearer without a token, a NUL in the query), 401, 403, 429
+                # and 503 (every call is counted in Redis first).
+                codes = ["400", "401", "403", "429", "503"]
                 query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
                 # An object looked up by an id in the path, or in the query (GET /uploads?session_id=): 404 when
                 # it is not this project's.
                 if "{" in path or any(p.get("name", "").endswith("_id") for p in query):
                     codes.append("404")
                 if method in {"post", "patch", "put"}:
-                    codes += ["400", "409" if method == "post" else "", "413", "422"]
+                    codes += ["409" if method == "post" else "", "413", "422"]
                 if query:
                     codes.append("422")
                 responses = operation.setdefault("responses", {})

@@ -230,3 +230,21 @@ def test_redis_down_with_the_shared_token_cache_is_the_same_503(api: Api, settin
     response = Client(raise_request_exception=False).get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
+
+
+def test_openapi_lists_the_400_and_503_every_operation_can_answer() -> None:
+    """Any operation answers ``400 invalid_request`` to ``Authorization: Bearer`` without a token (or a query holding
+    ``%00``), and ``503 service_unavailable`` when Redis is out of reach (docs/api.md, Errors): the document listed
+    the 400 only for operations with a body and the 503 for none, so a generated client had no type for either."""
+    for path in ("/plan", "/upload-sessions", "/webhooks/we_x"):
+        refused = Client().get(f"/api/v1{path}", HTTP_AUTHORIZATION="Bearer ")
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request"
+    schema = Client().get("/api/v1/openapi.json").json()
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in schema["paths"].items():
+        if path.endswith("/oauth/token"):
+            continue
+        for method, operation in operations.items():
+            for code in ("400", "503"):
+                assert code in operation["responses"], (method, path, code)
+                assert operation["responses"][code]["content"]["application/json"]["schema"] == error_ref
