@@ -234,6 +234,10 @@ def domain_error(request: HttpRequest, exc: AperturError) -> HttpResponse:
 @api.exception_handler(ValidationError)
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     first = exc.errors[0] if exc.errors else {}
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body", "payload"):
+        # django-ninja does not parse an empty body: the whole body is "missing". Like a body that is not JSON, a
+        # 400 saying what is wrong rather than a 422 naming no field.
+        return error_response(request, 400, "invalid_request", "The request body is empty: send a JSON object.")
     location = [str(part) for part in first.get("loc", []) if part not in {"body", "query", "path", "payload"}]
     field = ".".join(location) or None
     if first.get("type") == "extra_forbidden":  # BodyIn: a member the operation does not take

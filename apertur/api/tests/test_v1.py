@@ -248,3 +248,22 @@ def test_openapi_lists_the_400_and_503_every_operation_can_answer() -> None:
             for code in ("400", "503"):
                 assert code in operation["responses"], (method, path, code)
                 assert operation["responses"][code]["content"]["application/json"]["schema"] == error_ref
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/upload-sessions"), ("PATCH", "/project/settings"), ("POST", "/webhooks")]
+)
+def test_an_empty_body_is_invalid_request_saying_so(api: Api, flow: Flow, method: str, path: str) -> None:
+    """docs/api.md: a body is always a JSON object, and one that is not JSON is a ``400 invalid_request``. An empty
+    body (a client that forgot to send its JSON) was a ``422 validation_error`` "The request is not valid.", naming
+    no field: nothing told the caller what was wrong."""
+    before = Project.objects.get(pk=flow.project.pk).settings_json()
+    response = send(api, method, path, "")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == {
+        "code": "invalid_request",
+        "message": "The request body is empty: send a JSON object.",
+        "request_id": response["X-Request-Id"],
+    }
+    assert UploadSession.objects.count() == 0 and WebhookEndpoint.objects.count() == 0
+    assert Project.objects.get(pk=flow.project.pk).settings_json() == before
