@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -167,6 +168,9 @@ api = AperturAPI(
     parser=ObjectBodyParser(),
     docs_url="/docs",
     openapi_url="/openapi.json",
+    # django-ninja serves both to any method: DELETE /api/v1/openapi.json was a 200. GET (and HEAD) only, so
+    # another method is the API's 405 with Allow, as on every operation.
+    docs_decorator=require_safe,
 )
 
 

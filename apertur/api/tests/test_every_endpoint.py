@@ -235,3 +235,14 @@ def test_the_schema_says_which_body_fields_take_null_as_the_api_does(
         )
         accepted = response.status_code in {200, 201}
         assert accepted == _takes_null(field_schema), (method, path, field, response.status_code, field_schema)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
+def test_the_reference_pages_take_only_get_and_head(path: str, method: str) -> None:
+    """The OpenAPI document and the docs page answered every method with 200 (``DELETE /api/v1/openapi.json``
+    served the document): like every other path, a method it does not take is a 405 naming GET and HEAD."""
+    response = getattr(Client(), method)(path)
+    assert_api_error(response, 405, "method_not_allowed")
+    assert response["Allow"] == "GET, HEAD"
+    assert Client().get(path).status_code == Client().head(path).status_code == 200
