@@ -363,3 +363,18 @@ def test_an_idempotency_key_on_an_over_long_path_is_the_paths_404_not_a_500(api:
     assert without_key.status_code == with_key.status_code == 404, with_key.content
     assert with_key.json()["error"]["code"] == "not_found"
     assert not IdempotencyKey.objects.filter(key="close-long").exists()
+
+
+def test_one_apps_idempotency_key_is_two_requests_for_two_projects(flow: Flow) -> None:
+    """docs/api.md, Idempotency: for an OAuth token, keys belong to the app's connection to that project: the same
+    key and body sent for two projects the app is connected to create a session in each, never a replay of the
+    other project's session."""
+    from apertur.api.tests.conftest import ALL
+
+    first = Api(flow.tokens(scope=ALL)["access_token"])
+    second = Api(flow.tokens(scope=ALL, project=flow.other_project.public_id)["access_token"])
+    a = first.post("/upload-sessions", {"title": "Same"}, key="shared-key")
+    b = second.post("/upload-sessions", {"title": "Same"}, key="shared-key")
+    assert a.status_code == b.status_code == 201, b.content
+    assert not b.has_header("Idempotent-Replayed") and a.json()["id"] != b.json()["id"]
+    assert UploadSession.objects.get(public_id=b.json()["id"]).project == flow.other_project
