@@ -150,7 +150,7 @@ class AperturAPI(NinjaAPI):
                     }
                     if code in {"401", "403"}:
                         response["headers"] = {"WWW-Authenticate": _HEADER}
-                    if code == "429":
+                    if code in {"409", "429"}:  # 409: idempotency_in_progress says when to retry (docs/api.md)
                         response["headers"] = {"Retry-After": _HEADER}
                     responses.setdefault(int(code), response)  # int keys, as django-ninja writes its own
         return schema

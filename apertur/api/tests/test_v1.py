@@ -267,3 +267,15 @@ def test_an_empty_body_is_invalid_request_saying_so(api: Api, flow: Flow, method
     }
     assert UploadSession.objects.count() == 0 and WebhookEndpoint.objects.count() == 0
     assert Project.objects.get(pk=flow.project.pk).settings_json() == before
+
+
+def test_openapi_says_a_409_may_carry_retry_after() -> None:
+    """docs/api.md, Idempotency: ``409 idempotency_in_progress`` comes with ``Retry-After: 1`` (when to send the
+    retry); every POST's 409 in the document named no header, so a generated client could not read it."""
+    schema = Client().get("/api/v1/openapi.json").json()
+    posts = [
+        (path, item["post"]) for path, item in schema["paths"].items() if "post" in item and "security" in item["post"]
+    ]
+    assert posts
+    for path, operation in posts:
+        assert "Retry-After" in operation["responses"]["409"].get("headers", {}), path
