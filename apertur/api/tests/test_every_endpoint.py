@@ -26,11 +26,18 @@ OPERATIONS = [
     ("patch", "/project/settings", "project:settings"),
     ("post", "/upload-sessions", "upload:create"),
     ("get", "/upload-sessions", "upload:read"),
+    ("get", "/upload-sessions/ses_none", "upload:read"),
+    ("post", "/upload-sessions/ses_none/close", "upload:create"),
     ("get", "/uploads", "upload:read"),
     ("get", "/keys", "keys:read"),
     ("get", "/webhooks", "webhooks:manage"),
     ("post", "/webhooks", "webhooks:manage"),
     ("post", "/webhooks/we_none/rotate-secret", "webhooks:manage"),
+    ("get", "/webhooks/we_none", "webhooks:manage"),
+    ("patch", "/webhooks/we_none", "webhooks:manage"),
+    ("delete", "/webhooks/we_none", "webhooks:manage"),
+    ("get", "/webhooks/we_none/deliveries", "webhooks:manage"),
+    ("post", "/webhooks/we_none/test", "webhooks:manage"),
     ("get", "/destinations", "destinations:read"),
     ("get", "/billing", "billing:read"),
 ]
@@ -246,3 +253,19 @@ def test_the_reference_pages_take_only_get_and_head(path: str, method: str) -> N
     assert_api_error(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET, HEAD"
     assert Client().get(path).status_code == Client().head(path).status_code == 200
+
+
+def test_every_operation_is_in_the_scope_test() -> None:
+    """Each operation of the document, under its own scope in OPERATIONS (``/plan`` is always granted)."""
+    schema = Client().get("/api/v1/openapi.json").json()
+    listed = {
+        (method, path.removeprefix("/api/v1"), operation["security"][0]["OAuth2"][0])
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if path != "/api/v1/plan"
+    }
+    named = {
+        (method, path.replace("ses_none", "{session_id}").replace("we_none", "{endpoint_id}"), scope)
+        for method, path, scope in OPERATIONS
+    }
+    assert listed == named
