@@ -75,7 +75,8 @@ _ERROR_DESCRIPTIONS = {
     "400": "`invalid_request` (`Authorization: Bearer` without a token, a query string holding `%00`, a body that "
     "is not a JSON object), `invalid_idempotency_key`",
     "401": "`authentication_required` or `invalid_token`, with a `WWW-Authenticate: Bearer` challenge",
-    "403": "`insufficient_scope` (the token lacks the operation's scope), with a `WWW-Authenticate` challenge",
+    "403": "`insufficient_scope` (the token lacks the operation's scope); `livemode_required` (a test-mode credential "
+    "on `PATCH /project/settings`); with a `WWW-Authenticate` challenge",
     "404": "`not_found`: no such object in this project and mode",
     "409": "a conflict with the current state (`session_limit_reached`, `idempotency_key_reused`, …)",
     "413": "`payload_too_large`: the body is over 5 MiB",
