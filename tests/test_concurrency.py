@@ -351,3 +351,34 @@ def test_deleting_an_app_while_a_token_request_is_in_flight_fails_neither_and_le
     assert api.status_code == 401, api.content
     later = token_request()
     assert later.status_code == 401 and later.json()["error"] == "invalid_client", later.content
+
+
+def test_one_idempotency_key_sent_four_times_at_once_creates_one_session(postgres_only: None) -> None:
+    """docs/api.md, Idempotency: while the first request runs, the same key answers 409 idempotency_in_progress
+    (Retry-After: 1); once done, the first answer again. Never a second session, never a 500."""
+    from django.test import Client
+
+    from apertur.projects.services import create_api_key, create_project
+    from apertur.uploads.models import UploadSession
+
+    project = create_project(owner=make_user(), name="Race")
+    secret = create_api_key(project=project, name="Server").secret
+
+    def send() -> Any:
+        return Client().post(
+            "/api/v1/upload-sessions",
+            {"title": "Once"},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+            HTTP_IDEMPOTENCY_KEY="race-1",
+        )
+
+    results = race(send, n=4)
+    assert all(not isinstance(r, Exception) for r in results), results
+    created = [r for r in results if r.status_code == 201]
+    waiting = [r for r in results if r.status_code == 409]
+    assert len(created) + len(waiting) == 4, [(r.status_code, r.content) for r in results]
+    assert len({r.json()["id"] for r in created}) == 1
+    assert all(r.json()["error"]["code"] == "idempotency_in_progress" and r["Retry-After"] == "1" for r in waiting)
+    assert UploadSession.objects.filter(project=project).count() == 1
+    assert send().json()["id"] == created[0].json()["id"]

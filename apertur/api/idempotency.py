@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -19,6 +19,8 @@ from apertur.core import clock, housekeeping
 from apertur.core.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
+# The column the path is kept in: a longer path names no object of the API.
+PATH_MAX_LENGTH = cast(int, IdempotencyKey._meta.get_field("path").max_length)
 
 
 #: A first request still marked running after this long died with its process (the app server answers or gives
@@ -56,6 +58,9 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             return view(request, *args, **kwargs)
         if len(key) > MAX_KEY_LENGTH:
             return error_response(request, 400, "invalid_idempotency_key", "Idempotency-Key is at most 255 characters.")
+        if len(request.path) > PATH_MAX_LENGTH:
+            # No object has an id this long: the view refuses it (a 404), and a refusal keeps nothing for the key.
+            return view(request, *args, **kwargs)
         caller: Caller = request.auth  # type: ignore[attr-defined]
         body_hash = hashlib.sha256(request.body).hexdigest()
         # Keys belong to the caller and its mode: a test-mode key never replays into live mode.

@@ -42,21 +42,32 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
+def _refuse_null(value: Any) -> Any:
+    """A PATCH field sent as ``null`` that has no empty value: a 422 naming it (a field left out is not
+    validated, so it is still kept). Applied as a model's ``_not_null`` field validator."""
+    if value is None:
+        raise ValueError("this field cannot be null; leave it out to keep it")
+    return value
+
+
+def _schema_without_refused_nulls(schema: dict[str, Any], model: type[Any]) -> None:
+    """The JSON schema of a body whose ``_not_null`` validator refuses null for some fields: those fields are
+    optional (typed ``X | None`` with the default None, so that a field left out is kept) but not nullable, and
+    the schema says so, instead of offering null to a client that would then be refused with a 422."""
+    validator = model.__pydantic_decorators__.field_validators.get("_not_null")
+    for name in validator.info.fields if validator else ():
+        field = schema["properties"][name]
+        options = [option for option in field.pop("anyOf", [field]) if option.get("type") != "null"]
+        field.update(options[0])
+
+
 class BodyIn(Schema):
     """A JSON request body: strict types, so ``"12"`` is not an integer nor ``"yes"`` a boolean (the schema
     says what it takes), and no member the operation does not take: a misspelt ``max_file`` would otherwise
     create a session without the limit its caller asked for (the schema says ``additionalProperties: false``).
     Query parameters stay lax: in a URL everything is a string."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-
-def _refuse_null(value: Any) -> Any:
-    """A PATCH field sent as ``null`` that has no empty value: a 422 naming it (a field left out is not
-    validated, so it is still kept)."""
-    if value is None:
-        raise ValueError("this field cannot be null; leave it out to keep it")
-    return value
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_schema_without_refused_nulls)
 
 
 # ?limit= on every list: the bounds apertur.api.pagination enforces, stated in the schema.

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -71,14 +72,18 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 _ERROR_DESCRIPTIONS = {
-    "400": "`invalid_request` (malformed Authorization, a body that is not a JSON object), `invalid_idempotency_key`",
+    "400": "`invalid_request` (`Authorization: Bearer` without a token, a query string holding `%00`, a body that "
+    "is not a JSON object), `invalid_idempotency_key`",
     "401": "`authentication_required` or `invalid_token`, with a `WWW-Authenticate: Bearer` challenge",
-    "403": "`insufficient_scope` (the token lacks the operation's scope), with a `WWW-Authenticate` challenge",
+    "403": "`insufficient_scope` (the token lacks the operation's scope); `livemode_required` (a test-mode credential "
+    "on `PATCH /project/settings`); with a `WWW-Authenticate` challenge",
     "404": "`not_found`: no such object in this project and mode",
     "409": "a conflict with the current state (`session_limit_reached`, `idempotency_key_reused`, …)",
     "413": "`payload_too_large`: the body is over 5 MiB",
     "422": "`validation_error` or a resource-specific code, with the offending `field`",
     "429": "`rate_limited`, with `Retry-After`",
+    "503": "`service_unavailable`: Redis, which counts the rate limits, is out of reach; nothing was done, send the "
+    "same request again later",
 }
 
 _HEADER = {"schema": {"type": "string"}}
@@ -126,14 +131,16 @@ class AperturAPI(NinjaAPI):
                 if scope is None:
                     continue
                 operation["security"] = [{"OAuth2": [scope]}, {"SecretKey": []}]
-                codes = ["401", "403", "429"]
+                # Any operation: 400 (Authorization: Bearer without a token, a NUL in the query), 401, 403, 429
+                # and 503 (every call is counted in Redis first).
+                codes = ["400", "401", "403", "429", "503"]
                 query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
                 # An object looked up by an id in the path, or in the query (GET /uploads?session_id=): 404 when
                 # it is not this project's.
                 if "{" in path or any(p.get("name", "").endswith("_id") for p in query):
                     codes.append("404")
                 if method in {"post", "patch", "put"}:
-                    codes += ["400", "409" if method == "post" else "", "413", "422"]
+                    codes += ["409" if method == "post" else "", "413", "422"]
                 if query:
                     codes.append("422")
                 responses = operation.setdefault("responses", {})
@@ -144,7 +151,7 @@ class AperturAPI(NinjaAPI):
                     }
                     if code in {"401", "403"}:
                         response["headers"] = {"WWW-Authenticate": _HEADER}
-                    if code == "429":
+                    if code in {"409", "429"}:  # 409: idempotency_in_progress says when to retry (docs/api.md)
                         response["headers"] = {"Retry-After": _HEADER}
                     responses.setdefault(int(code), response)  # int keys, as django-ninja writes its own
         return schema
@@ -162,6 +169,9 @@ api = AperturAPI(
     parser=ObjectBodyParser(),
     docs_url="/docs",
     openapi_url="/openapi.json",
+    # django-ninja serves both to any method: DELETE /api/v1/openapi.json was a 200. GET (and HEAD) only, so
+    # another method is the API's 405 with Allow, as on every operation.
+    docs_decorator=require_safe,
 )
 
 
@@ -229,6 +239,10 @@ def domain_error(request: HttpRequest, exc: AperturError) -> HttpResponse:
 @api.exception_handler(ValidationError)
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     first = exc.errors[0] if exc.errors else {}
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body", "payload"):
+        # django-ninja does not parse an empty body: the whole body is "missing". Like a body that is not JSON, a
+        # 400 saying what is wrong rather than a 422 naming no field.
+        return error_response(request, 400, "invalid_request", "The request body is empty: send a JSON object.")
     location = [str(part) for part in first.get("loc", []) if part not in {"body", "query", "path", "payload"}]
     field = ".".join(location) or None
     if first.get("type") == "extra_forbidden":  # BodyIn: a member the operation does not take

@@ -165,6 +165,16 @@ def check_callback_url(value: str, *, noun: str, field: str, error: type[Validat
     host = parts.hostname or ""
     if not host or "*" in host:
         raise error(f"{url}: the host must be a full domain name; wildcards are not allowed.", field=field)
+    if ip_literal(host) is None:
+        try:
+            # What the resolver does with the name (socket.getaddrinfo encodes it so): a label that is empty or over
+            # 63 characters (RFC 1035 §2.3.4) is no name any lookup can find, and its UnicodeError was a 500.
+            host.encode("idna")
+        except UnicodeError as exc:
+            raise error(
+                f"{url}: {host} is not a valid host name (each part between dots has 1 to 63 characters).",
+                field=field,
+            ) from exc
     if port == 0:
         raise error(f"{url}: port 0 is not a valid port.", field=field)
     if parts.scheme == "http" and not is_loopback_host(host):

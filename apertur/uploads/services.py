@@ -97,11 +97,14 @@ def create_session(
     clean_title = " ".join(title.split())
     if not 1 <= len(clean_title) <= 120:
         raise InvalidSession("Enter a title (1 to 120 characters).", field="title")
+    if expires_at is not None:
+        try:
+            # Kept in UTC as read back from the database: the creation's answer must not echo the caller's offset.
+            expires_at = expires_at.astimezone(dt.UTC)
+        except OverflowError as exc:  # 9999-12-31T23:59:59-12:00 is past the last date a datetime holds in UTC
+            raise InvalidSession("The expiry is too far in the future.", field="expires_at") from exc
     if expires_at is not None and expires_at <= clock.now():
         raise InvalidSession("The expiry must be in the future.", field="expires_at")
-    if expires_at is not None:
-        # Kept in UTC as read back from the database: the creation's answer must not echo the caller's offset.
-        expires_at = expires_at.astimezone(dt.UTC)
     if max_files is not None and not 1 <= max_files <= 100_000:
         raise InvalidSession("max_files must be between 1 and 100,000.", field="max_files")
     if password is not None and password != "" and not 4 <= len(password) <= 128:

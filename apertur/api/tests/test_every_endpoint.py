@@ -26,11 +26,18 @@ OPERATIONS = [
     ("patch", "/project/settings", "project:settings"),
     ("post", "/upload-sessions", "upload:create"),
     ("get", "/upload-sessions", "upload:read"),
+    ("get", "/upload-sessions/ses_none", "upload:read"),
+    ("post", "/upload-sessions/ses_none/close", "upload:create"),
     ("get", "/uploads", "upload:read"),
     ("get", "/keys", "keys:read"),
     ("get", "/webhooks", "webhooks:manage"),
     ("post", "/webhooks", "webhooks:manage"),
     ("post", "/webhooks/we_none/rotate-secret", "webhooks:manage"),
+    ("get", "/webhooks/we_none", "webhooks:manage"),
+    ("patch", "/webhooks/we_none", "webhooks:manage"),
+    ("delete", "/webhooks/we_none", "webhooks:manage"),
+    ("get", "/webhooks/we_none/deliveries", "webhooks:manage"),
+    ("post", "/webhooks/we_none/test", "webhooks:manage"),
     ("get", "/destinations", "destinations:read"),
     ("get", "/billing", "billing:read"),
 ]
@@ -207,3 +214,58 @@ def test_a_member_the_operation_does_not_take_is_refused_and_changes_nothing(
         url, ACCEPTED_BODIES[(method, path)], content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api.token}"
     )
     assert accepted.status_code in {200, 201}, accepted.content
+
+
+def _takes_null(field_schema: dict[str, Any]) -> bool:
+    options = field_schema.get("anyOf", [field_schema])
+    return any(option.get("type") == "null" for option in options)
+
+
+@pytest.mark.parametrize(("method", "path"), list(ACCEPTED_BODIES))
+def test_the_schema_says_which_body_fields_take_null_as_the_api_does(
+    api: Api, flow: Flow, method: str, path: str
+) -> None:
+    """The OpenAPI document marked every optional PATCH field nullable, though ``{"enabled": null}`` or
+    ``{"name": null}`` is a 422: a client generated from it sent null and was refused. Each field of each
+    request body is sent as null: the schema says it takes null exactly when the API takes it."""
+    schema = Client().get("/api/v1/openapi.json").json()
+    spec_path = "/api/v1" + path.replace("{id}", "{endpoint_id}")
+    body = schema["paths"][spec_path][method]["requestBody"]["content"]["application/json"]["schema"]
+    body_ref = body.get("$ref") or body["allOf"][0]["$ref"]  # allOf: a body that may be left out
+    properties = schema["components"]["schemas"][body_ref.rsplit("/", 1)[1]]["properties"]
+    endpoint = webhooks.create_endpoint(project=flow.project, url="https://hooks.example.com/base")
+    url = f"/api/v1{path.replace('{id}', endpoint.public_id)}"
+    for field, field_schema in properties.items():
+        body = {**ACCEPTED_BODIES[(method, path)], field: None}
+        response = getattr(Client(), method)(
+            url, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api.token}"
+        )
+        accepted = response.status_code in {200, 201}
+        assert accepted == _takes_null(field_schema), (method, path, field, response.status_code, field_schema)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
+def test_the_reference_pages_take_only_get_and_head(path: str, method: str) -> None:
+    """The OpenAPI document and the docs page answered every method with 200 (``DELETE /api/v1/openapi.json``
+    served the document): like every other path, a method it does not take is a 405 naming GET and HEAD."""
+    response = getattr(Client(), method)(path)
+    assert_api_error(response, 405, "method_not_allowed")
+    assert response["Allow"] == "GET, HEAD"
+    assert Client().get(path).status_code == Client().head(path).status_code == 200
+
+
+def test_every_operation_is_in_the_scope_test() -> None:
+    """Each operation of the document, under its own scope in OPERATIONS (``/plan`` is always granted)."""
+    schema = Client().get("/api/v1/openapi.json").json()
+    listed = {
+        (method, path.removeprefix("/api/v1"), operation["security"][0]["OAuth2"][0])
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if path != "/api/v1/plan"
+    }
+    named = {
+        (method, path.replace("ses_none", "{session_id}").replace("we_none", "{endpoint_id}"), scope)
+        for method, path, scope in OPERATIONS
+    }
+    assert listed == named

@@ -77,3 +77,13 @@ def test_null_for_a_setting_that_cannot_be_cleared_is_422_not_ignored(api: Api, 
     assert response.status_code == 422, response.content
     assert response.json()["error"]["field"] == field
     assert Project.objects.get(pk=flow.project.pk).settings_json() == flow.project.settings_json()
+
+
+def test_openapi_names_livemode_required_among_the_403s_of_patch_settings(test_key_api: Api) -> None:
+    """A test-mode credential on PATCH /project/settings is a ``403 livemode_required``; the document's 403 named
+    only ``insufficient_scope``."""
+    assert patch(test_key_api, {"description": "x"}).json()["error"]["code"] == "livemode_required"
+    schema = Client().get("/api/v1/openapi.json").json()
+    assert (
+        "livemode_required" in schema["paths"]["/api/v1/project/settings"]["patch"]["responses"]["403"]["description"]
+    )

@@ -338,3 +338,43 @@ def test_expires_at_sent_with_an_offset_is_answered_in_utc(api: Api) -> None:
     body = created.json()
     assert body["expires_at"] == "2099-01-01T23:59:00+00:00"
     assert api.get(f"/upload-sessions/{body['id']}").json()["expires_at"] == body["expires_at"]
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-12:00", "9999-12-31T23:00:00-01:00"])
+def test_an_expiry_past_the_last_utc_date_is_a_422_not_a_500(api: Api, when: str) -> None:
+    """A far-future expiry with a negative offset is a valid ISO 8601 date-time that no longer fits once converted
+    to UTC: it was an OverflowError, a 500 ``server_error`` telling the caller to contact support."""
+    response = api.post("/upload-sessions", {"title": "far", "expires_at": when})
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_upload_session" and error["field"] == "expires_at"
+    assert UploadSession.objects.count() == 0
+
+
+def test_an_idempotency_key_on_an_over_long_path_is_the_paths_404_not_a_500(api: Api) -> None:
+    """The key's record keeps the request's path (500 characters at most): a retry-safe client closing a session
+    by a garbled, over-long id got a 500 on PostgreSQL (the value does not fit) where the same call without the key
+    answers 404. No object has such an id: the answer is the 404, and nothing is kept for the key."""
+    from apertur.core.models import IdempotencyKey
+
+    path = f"/upload-sessions/ses_{'x' * 600}/close"
+    without_key = api.post(path)
+    with_key = api.post(path, key="close-long")
+    assert without_key.status_code == with_key.status_code == 404, with_key.content
+    assert with_key.json()["error"]["code"] == "not_found"
+    assert not IdempotencyKey.objects.filter(key="close-long").exists()
+
+
+def test_one_apps_idempotency_key_is_two_requests_for_two_projects(flow: Flow) -> None:
+    """docs/api.md, Idempotency: for an OAuth token, keys belong to the app's connection to that project: the same
+    key and body sent for two projects the app is connected to create a session in each, never a replay of the
+    other project's session."""
+    from apertur.api.tests.conftest import ALL
+
+    first = Api(flow.tokens(scope=ALL)["access_token"])
+    second = Api(flow.tokens(scope=ALL, project=flow.other_project.public_id)["access_token"])
+    a = first.post("/upload-sessions", {"title": "Same"}, key="shared-key")
+    b = second.post("/upload-sessions", {"title": "Same"}, key="shared-key")
+    assert a.status_code == b.status_code == 201, b.content
+    assert not b.has_header("Idempotent-Replayed") and a.json()["id"] != b.json()["id"]
+    assert UploadSession.objects.get(public_id=b.json()["id"]).project == flow.other_project

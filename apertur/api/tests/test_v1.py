@@ -230,3 +230,52 @@ def test_redis_down_with_the_shared_token_cache_is_the_same_503(api: Api, settin
     response = Client(raise_request_exception=False).get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
+
+
+def test_openapi_lists_the_400_and_503_every_operation_can_answer() -> None:
+    """Any operation answers ``400 invalid_request`` to ``Authorization: Bearer`` without a token (or a query holding
+    ``%00``), and ``503 service_unavailable`` when Redis is out of reach (docs/api.md, Errors): the document listed
+    the 400 only for operations with a body and the 503 for none, so a generated client had no type for either."""
+    for path in ("/plan", "/upload-sessions", "/webhooks/we_x"):
+        refused = Client().get(f"/api/v1{path}", HTTP_AUTHORIZATION="Bearer ")
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request"
+    schema = Client().get("/api/v1/openapi.json").json()
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in schema["paths"].items():
+        if path.endswith("/oauth/token"):
+            continue
+        for method, operation in operations.items():
+            for code in ("400", "503"):
+                assert code in operation["responses"], (method, path, code)
+                assert operation["responses"][code]["content"]["application/json"]["schema"] == error_ref
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/upload-sessions"), ("PATCH", "/project/settings"), ("POST", "/webhooks")]
+)
+def test_an_empty_body_is_invalid_request_saying_so(api: Api, flow: Flow, method: str, path: str) -> None:
+    """docs/api.md: a body is always a JSON object, and one that is not JSON is a ``400 invalid_request``. An empty
+    body (a client that forgot to send its JSON) was a ``422 validation_error`` "The request is not valid.", naming
+    no field: nothing told the caller what was wrong."""
+    before = Project.objects.get(pk=flow.project.pk).settings_json()
+    response = send(api, method, path, "")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == {
+        "code": "invalid_request",
+        "message": "The request body is empty: send a JSON object.",
+        "request_id": response["X-Request-Id"],
+    }
+    assert UploadSession.objects.count() == 0 and WebhookEndpoint.objects.count() == 0
+    assert Project.objects.get(pk=flow.project.pk).settings_json() == before
+
+
+def test_openapi_says_a_409_may_carry_retry_after() -> None:
+    """docs/api.md, Idempotency: ``409 idempotency_in_progress`` comes with ``Retry-After: 1`` (when to send the
+    retry); every POST's 409 in the document named no header, so a generated client could not read it."""
+    schema = Client().get("/api/v1/openapi.json").json()
+    posts = [
+        (path, item["post"]) for path, item in schema["paths"].items() if "post" in item and "security" in item["post"]
+    ]
+    assert posts
+    for path, operation in posts:
+        assert "Retry-After" in operation["responses"]["409"].get("headers", {}), path

@@ -269,3 +269,19 @@ def test_patch_with_null_is_422_not_ignored(api: Api, field: str) -> None:
     assert response.status_code == 422, response.content
     assert response.json()["error"]["field"] == field
     assert api.get(f"/webhooks/{created['id']}").json() == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"https://{'a' * 64}.example.com/hook", "https://hooks..example.com/hook"],
+    ids=["label-over-63", "empty-label"],
+)
+def test_a_host_no_resolver_can_look_up_is_422_not_a_500(api: Api, url: str) -> None:
+    """A DNS label is 1 to 63 characters (RFC 1035 §2.3.4): resolving ``https://aaa…(64).example.com`` raised
+    UnicodeError from the IDNA codec, a 500 ``server_error`` on POST /webhooks. It is a 422 naming ``url``."""
+    response = api.post("/webhooks", {"url": url})
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_webhook_endpoint" and error["field"] == "url"
+    assert "not a valid host name" in error["message"]
+    assert WebhookEndpoint.objects.count() == 0
