@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apertur.accounts.models import User
+from apertur.accounts.models import User, normalize_email
 from apertur.core.pages import Page, page_of
 from apertur.partners.models import Partner, PartnerStatus
 
@@ -17,7 +17,8 @@ def partner_for_user(*, user: User) -> Partner | None:
 
 
 def partner_by_email(*, email: str) -> Partner | None:
-    return Partner.objects.select_related("user").filter(user__email=email.strip().lower()).first()
+    """The partner whose account has this address, typed in any spelling the accounts accept for it."""
+    return Partner.objects.select_related("user").filter(user__email=normalize_email(email)).first()
 
 
 def partner_list(*, status: str | None = None) -> QuerySet[Partner]:

@@ -185,3 +185,14 @@ def test_mails_show_names_and_reasons_as_typed_not_html_escaped(on_commit: Any) 
     assert "Applicant: o'brien@example.com" in bodies[f"New partner application: {name}"]
     assert 'Reason: Your site doesn\'t load & says "soon".' in bodies["Your Apertur partner application"]
     assert "Reason: Spam & <abuse>" in bodies["Your Apertur partner account is suspended"]
+
+
+def test_a_partner_is_found_by_any_spelling_of_its_address() -> None:
+    """``apertur partner balance --email`` and the other commands that name a partner by address read it as the
+    accounts do (``normalize_email``): capitals, spaces and a full-width domain find the same partner."""
+    from apertur.partners.selectors import partner_by_email
+
+    partner = make_partner(user=make_user("ada@example.com"))
+    for typed in ("ada@example.com", " ADA@Example.COM ", "ada@ｅｘａｍｐｌｅ.com"):
+        assert partner_by_email(email=typed) == partner, typed
+    assert partner_by_email(email="bob@example.com") is None
