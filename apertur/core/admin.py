@@ -5,6 +5,8 @@ from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_V
 from django.contrib.admin.views import main
 from django.db import models, transaction
 from django.http import HttpRequest
+from django_tasks_db.admin import DBTaskResultAdmin
+from django_tasks_db.models import DBTaskResult
 
 from apertur.core.models import AuditEvent
 
@@ -83,3 +85,13 @@ class AuditEventAdmin(SafeFilters, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+# django-tasks' own list of task results (read-only), with the same guard as ours: a date filter typed out of range
+# was a 500. Registered again here, as the app registry loads django_tasks_db's admin before ours (INSTALLED_APPS).
+admin.site.unregister(DBTaskResult)
+
+
+@admin.register(DBTaskResult)
+class TaskResultAdmin(SafeFilters, DBTaskResultAdmin):
+    pass

@@ -15,7 +15,10 @@ from apertur.testing import make_app, make_staff
 
 pytestmark = pytest.mark.django_db
 
-OURS = [(m, a) for m, a in admin.site._registry.items() if type(a).__module__.startswith("apertur.")]
+# Our admins, and the task results list django-tasks registers (apertur.core.admin registers it again, guarded).
+OURS = [
+    (m, a) for m, a in admin.site._registry.items() if type(a).__module__.startswith(("apertur.", "django_tasks_db."))
+]
 
 
 @pytest.mark.parametrize("model", [m for m, _ in OURS], ids=lambda m: m._meta.label_lower)
