@@ -87,6 +87,11 @@ _ERROR_DESCRIPTIONS = {
 }
 
 _HEADER = {"schema": {"type": "string"}}
+_RATELIMIT_HEADERS = {
+    "RateLimit-Limit": {"description": "Requests allowed per window (600 a minute).", "schema": {"type": "integer"}},
+    "RateLimit-Remaining": {"description": "Requests left in this window.", "schema": {"type": "integer"}},
+    "RateLimit-Reset": {"description": "Seconds until the window starts again.", "schema": {"type": "integer"}},
+}
 
 
 class AperturAPI(NinjaAPI):
@@ -154,6 +159,10 @@ class AperturAPI(NinjaAPI):
                     if code in {"409", "429"}:  # 409: idempotency_in_progress says when to retry (docs/api.md)
                         response["headers"] = {"Retry-After": _HEADER}
                     responses.setdefault(int(code), response)  # int keys, as django-ninja writes its own
+                # docs/api.md, Rate limits: an answer to a caller it counted (a success, the 403, the 429).
+                for code, response in responses.items():
+                    if str(code).startswith("2") or str(code) in {"403", "429"}:
+                        response.setdefault("headers", {}).update(_RATELIMIT_HEADERS)
         return schema
 
 

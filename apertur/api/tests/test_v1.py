@@ -279,3 +279,24 @@ def test_openapi_says_a_409_may_carry_retry_after() -> None:
     assert posts
     for path, operation in posts:
         assert "Retry-After" in operation["responses"]["409"].get("headers", {}), path
+
+
+def test_openapi_names_the_ratelimit_fields_on_the_answers_that_carry_them() -> None:
+    """docs/api.md, Rate limits: every answer to an authenticated caller (a 2xx, the 403 and the 429) carries
+    ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``; a refused credential (401) none."""
+    fields = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+    schema = Client().get("/api/v1/openapi.json").json()
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if "security" in operation
+    ]
+    assert len(operations) > 10
+    for name, operation in operations:
+        responses = operation["responses"]
+        counted = [code for code in responses if code.startswith("2") or code in {"403", "429"}]
+        assert any(code.startswith("2") for code in counted) and {"403", "429"} <= set(counted), name
+        for code in counted:
+            assert fields <= set(responses[code].get("headers", {})), (name, code)
+        assert not fields & set(responses["401"].get("headers", {})), name
