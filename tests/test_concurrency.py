@@ -382,3 +382,88 @@ def test_one_idempotency_key_sent_four_times_at_once_creates_one_session(postgre
     assert all(r.json()["error"]["code"] == "idempotency_in_progress" and r["Retry-After"] == "1" for r in waiting)
     assert UploadSession.objects.filter(project=project).count() == 1
     assert send().json()["id"] == created[0].json()["id"]
+
+
+@pytest.mark.parametrize("first", ["consent", "delete"])
+def test_deleting_an_app_while_a_customer_consents_fails_neither(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """A customer clicks Allow as the partner deletes the app. The consent used to insert its connection beside a
+    delete that had already read the app's rows: the delete then failed on that row's foreign key (a 500, the app
+    still there), or the consent did on the deleted app (a 500 for the customer). Now one waits for the other: a
+    consent that came first is deleted with the app; one that comes second says the app no longer exists."""
+    from django.test import Client
+
+    from apertur.oauth import services as app_services
+    from apertur.oauth import tokens as token_store
+    from apertur.oauth.models import AuthorizationCode, Connection, OAuthApp
+    from apertur.projects.services import create_project
+    from apertur.testing import authorize_url, make_app, pkce_pair
+
+    created = make_app()
+    customer = make_user()
+    create_project(owner=customer, name="Weddings")
+    browser = Client()
+    browser.force_login(customer)
+    _, challenge = pkce_pair()
+    url = authorize_url(created.app.client_id, code_challenge=challenge, code_challenge_method="S256")
+
+    paused, go = threading.Event(), threading.Event()
+    real_save, real_connect = token_store.save_code, token_store.connect
+
+    def save_then_pause(**kwargs: Any) -> Any:  # the consent's connection and code are written, not committed
+        result = real_save(**kwargs)
+        paused.set()
+        assert go.wait(timeout=10)
+        return result
+
+    def pause_then_connect(**kwargs: Any) -> Any:  # the consent page has read the app; the delete commits now
+        paused.set()
+        assert go.wait(timeout=10)
+        return real_connect(**kwargs)
+
+    if first == "consent":
+        monkeypatch.setattr(token_store, "save_code", save_then_pause)
+    else:
+        monkeypatch.setattr(token_store, "connect", pause_then_connect)
+    outcome: dict[str, Any] = {}
+
+    def consenting() -> None:
+        try:
+            outcome["consent"] = browser.post(url, {"decision": "allow"})
+        except Exception as exc:
+            outcome["consent"] = exc
+        finally:
+            connection.close()
+
+    def deleting() -> None:
+        try:
+            app = OAuthApp.objects.get(pk=created.app.pk)
+            outcome["delete"] = app_services.delete_app(app=app, confirm_name=app.name, actor=None)
+        except Exception as exc:
+            outcome["delete"] = exc
+        finally:
+            connection.close()
+
+    consent, delete = threading.Thread(target=consenting), threading.Thread(target=deleting)
+    consent.start()
+    assert paused.wait(timeout=10)
+    delete.start()
+    if first == "consent":
+        wait_until_blocked(delete, timeout=5)  # the delete waits for the consent
+    else:
+        delete.join(timeout=30)  # the delete is done before the consent writes anything
+    go.set()
+    for thread in (consent, delete):
+        thread.join(timeout=30)
+
+    assert not isinstance(outcome["delete"], Exception), outcome["delete"]
+    assert not OAuthApp.objects.filter(pk=created.app.pk).exists()
+    assert not Connection.objects.exists() and not AuthorizationCode.objects.exists()
+    response = outcome["consent"]
+    assert not isinstance(response, Exception), response
+    if first == "consent":
+        assert response.status_code == 302, response.content.decode()[:500]  # it finished first
+    else:
+        assert response.status_code == 400, response.content.decode()[:500]
+        assert "no longer exists" in response.content.decode()

@@ -18,6 +18,7 @@ from apertur.core.models import AuditEvent
 from apertur.core.tokens import Prefix
 from apertur.oauth import token_cache
 from apertur.oauth.compiled import CompiledInsert, CompiledLookup, CompiledUpdate
+from apertur.oauth.errors import AppNotFound
 from apertur.oauth.models import CREDENTIAL_FIELDS, AuthorizationCode, Connection, OAuthApp, Token
 from apertur.projects.models import Plan, Project
 
@@ -53,6 +54,12 @@ def connect(*, app: OAuthApp, project: Project, user: User, scopes: list[str], i
     """Record the customer's consent: create the app × project connection or update it (re-authorizing
     replaces its scopes and brings a disconnected one back)."""
     now = clock.now()
+    # The app's row first, FOR NO KEY UPDATE as services.delete_app takes it before reading what to delete: a
+    # deletion in flight finishes first and this consent then finds no app (AppNotFound, not a connection to a
+    # deleted app failing its foreign key at commit: a 500), and a deletion that comes second waits for this
+    # consent, then deletes the connection and code it made. Consents to one app take turns for milliseconds.
+    if not list(OAuthApp.objects.select_for_update(no_key=True).filter(pk=app.pk).values_list("pk", flat=True)):
+        raise AppNotFound("This app no longer exists: its developer deleted it.")
     # FOR NO KEY UPDATE (PostgreSQL): a code exchange holds its code's row lock while its token INSERT checks
     # the foreign key to this row (FOR KEY SHARE), which FOR UPDATE would block, while withdrawing that code
     # waits for the exchange: a deadlock. This way the withdrawal just waits for the exchange to commit.

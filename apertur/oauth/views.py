@@ -29,6 +29,7 @@ from apertur.oauth import limits
 from apertur.oauth import scopes as scope_registry
 from apertur.oauth import tokens as token_store
 from apertur.oauth.domains import canonical_origin, origin_allowed
+from apertur.oauth.errors import AppNotFound
 from apertur.oauth.selectors import app_for_public_key
 from apertur.oauth.server import Request, basic_credentials, body_params, describe, server
 from apertur.projects.selectors import project_list
@@ -175,11 +176,16 @@ def authorize(request: HttpRequest) -> HttpResponse:
             chosen = request.POST.get("project") or (projects[0].public_id if len(projects) == 1 else "")
             project = next((p for p in projects if p.public_id == chosen), None)
             if project is not None:
-                with transaction.atomic():
-                    oauth_request.connection = token_store.connect(
-                        app=app, project=project, user=user, scopes=granted, ip=ip
-                    )
-                    response = server.create_authorization_response(request=oauth_request, grant_user=user, grant=grant)
+                try:
+                    with transaction.atomic():
+                        oauth_request.connection = token_store.connect(
+                            app=app, project=project, user=user, scopes=granted, ip=ip
+                        )
+                        response = server.create_authorization_response(
+                            request=oauth_request, grant_user=user, grant=grant
+                        )
+                except AppNotFound as exc:  # deleted by its developer while this page was open
+                    return _error_page(request, "invalid_client", exc.message)
                 return _deliver(request, response, popup_origin)
             context["error"] = "Choose the project to connect."
         else:
