@@ -1,6 +1,6 @@
 import { AptrConnectError, sdkError, toAptrError } from "./errors";
 
-export const VERSION = "1.1.1";
+export const VERSION = "1.1.2";
 const DEFAULT_BASE_URL = "https://apertur.ca";
 const POPUP_NAME = "aptr-connect";
 const POPUP_WIDTH = 480;
@@ -146,11 +146,17 @@ export function authorizeUrl(cfg: Config, options: AuthorizeOptions, state: stri
   return `${cfg.baseUrl}/oauth/authorize?${params.toString()}`;
 }
 
+/** Centred on the page's window. A screen left of or above the primary one has negative coordinates: the popup
+ * is kept on the window's own screen (its `availLeft`/`availTop` where the browser gives them), never moved to 0,
+ * which is another screen's edge. */
 function popupFeatures(): string {
   const outerX = window.screenX ?? 0;
   const outerY = window.screenY ?? 0;
-  const left = Math.max(0, Math.round(outerX + (window.outerWidth - POPUP_WIDTH) / 2));
-  const top = Math.max(0, Math.round(outerY + (window.outerHeight - POPUP_HEIGHT) / 2));
+  const display = window.screen as Screen & { availLeft?: number; availTop?: number };
+  const minLeft = typeof display.availLeft === "number" ? display.availLeft : Math.min(0, outerX);
+  const minTop = typeof display.availTop === "number" ? display.availTop : Math.min(0, outerY);
+  const left = Math.max(minLeft, Math.round(outerX + (window.outerWidth - POPUP_WIDTH) / 2));
+  const top = Math.max(minTop, Math.round(outerY + (window.outerHeight - POPUP_HEIGHT) / 2));
   return `popup=yes,width=${POPUP_WIDTH},height=${POPUP_HEIGHT},left=${left},top=${top}`;
 }
 

@@ -100,6 +100,32 @@ describe("authorize: starting", () => {
     expect(state).toMatch(/^[0-9a-f]{32}$/);
   });
 
+  it("centres the popup on the page's window also on a screen left of or above the main one", () => {
+    // Such a screen has negative coordinates; left=0/top=0 would be on another screen (or the screen's edge).
+    vi.spyOn(window, "screenX", "get").mockReturnValue(-1920);
+    vi.spyOn(window, "screenY", "get").mockReturnValue(-1080);
+    vi.spyOn(window, "outerWidth", "get").mockReturnValue(1920);
+    vi.spyOn(window, "outerHeight", "get").mockReturnValue(1080);
+    Object.defineProperty(window.screen, "availLeft", { value: -1920, configurable: true });
+    Object.defineProperty(window.screen, "availTop", { value: -1080, configurable: true });
+    try {
+      const { open } = start();
+      expect(open.mock.calls[0][2]).toBe("popup=yes,width=480,height=720,left=-1200,top=-900");
+    } finally {
+      delete (window.screen as unknown as Record<string, unknown>).availLeft;
+      delete (window.screen as unknown as Record<string, unknown>).availTop;
+    }
+  });
+
+  it("keeps the popup on the page's screen when the window is smaller than the popup", () => {
+    vi.spyOn(window, "screenX", "get").mockReturnValue(0);
+    vi.spyOn(window, "screenY", "get").mockReturnValue(0);
+    vi.spyOn(window, "outerWidth", "get").mockReturnValue(400);
+    vi.spyOn(window, "outerHeight", "get").mockReturnValue(600);
+    const { open } = start();
+    expect(open.mock.calls[0][2]).toBe("popup=yes,width=480,height=720,left=0,top=0");
+  });
+
   it("omits redirect_uri and scope when not given, and uses the caller's state", () => {
     const { open, state } = start({ scopes: undefined, state: "my-csrf-value" });
     const q = openedUrl(open).searchParams;
