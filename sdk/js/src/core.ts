@@ -64,10 +64,17 @@ export function apertureOrigin(scriptSrc: string): string | null {
   }
 }
 
-const scriptOrigin: string | null = (() => {
+let scriptOrigin: string | null = null;
+
+/**
+ * For the `<script>` build only (global.ts), while it runs: Apertur is where that script came from. The npm
+ * package must not look: in a partner's bundle, `document.currentScript` is the partner's own script, and the
+ * popup would open on the partner's site; there `baseUrl` defaults to https://apertur.ca.
+ */
+export function adoptScriptOrigin(): void {
   const script = typeof document !== "undefined" ? (document.currentScript as HTMLScriptElement | null) : null;
-  return script && script.src ? apertureOrigin(script.src) : null;
-})();
+  scriptOrigin = script && script.src ? apertureOrigin(script.src) : null;
+}
 
 /** Validate init() options without side effects (the React and Vue wrappers use it for `ready`). */
 export function resolveConfig(options: InitOptions): Config {

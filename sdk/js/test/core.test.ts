@@ -323,6 +323,38 @@ describe("where Apertur is", () => {
     expect(apertureOrigin("not a url")).toBeNull();
   });
 
+  // Module code evaluated while `src` is document.currentScript: a partner's bundle (a classic script, as webpack
+  // and most bundlers emit) evaluates the npm package's modules while its own <script> is the current one.
+  async function loadedBy<T>(src: string, load: () => Promise<T>): Promise<T> {
+    const script = document.createElement("script");
+    script.src = src;
+    Object.defineProperty(document, "currentScript", { value: script, configurable: true });
+    try {
+      vi.resetModules();
+      return await load();
+    } finally {
+      delete (document as unknown as Record<string, unknown>).currentScript;
+    }
+  }
+
+  it("is https://apertur.ca for the npm package, whatever script bundled it (not the partner's site)", async () => {
+    const sdk = await loadedBy("https://partner.example/static/js/main.3f2a.js", () => import("../src/index"));
+    sdk.init({ publicKey: KEY });
+    const open = stubOpen();
+    sdk.authorize({ onError: () => undefined });
+    expect(openedUrl(open).origin).toBe("https://apertur.ca");
+    sdk.reset();
+  });
+
+  it("is the <script> build's own address", async () => {
+    const sdk = await loadedBy("https://cdn.apertur.example/sdk/aptr-connect.js", () => import("../src/global"));
+    sdk.init({ publicKey: KEY });
+    const open = stubOpen();
+    sdk.authorize({ onError: () => undefined });
+    expect(openedUrl(open).origin).toBe("https://apertur.example");
+    sdk.reset();
+  });
+
   it("VERSION is the package's version (the bundle's banner and pinned URL)", () => {
     const pkg = JSON.parse(readFileSync(`${process.cwd()}/package.json`, "utf8")); // vitest runs in sdk/js
     expect(VERSION).toBe(pkg.version);
