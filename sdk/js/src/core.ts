@@ -188,7 +188,9 @@ export function authorize(options: AuthorizeOptions = {}): Promise<AuthorizeResu
     return current.promise;
   }
   const cfg = config;
-  const state = options.state || randomState();
+  // As text: that is what the URL carries and Apertur sends back (a number from the page's session would never
+  // equal the answer's state, and the real answer would be ignored).
+  const state = options.state ? String(options.state) : randomState();
   const url = authorizeUrl(cfg, options, state);
 
   if (options.uxMode === "redirect") {

@@ -134,6 +134,16 @@ describe("authorize: starting", () => {
     expect(state).toBe("my-csrf-value");
   });
 
+  it("takes the answer for a state that is not a string (a number from the page's session)", async () => {
+    // The URL carries it as text, and Apertur sends that text back: comparing it with the number ignored
+    // the real answer, and the user who pressed Allow was reported as user_denied once the popup closed.
+    const { popup, promise, state, onSuccess } = start({ state: 12345 as unknown as string });
+    expect(state).toBe("12345");
+    post({ source: "aptr-connect", code: "oac_1", state: "12345" }, { source: popup });
+    expect(await peek(promise)).toEqual({ status: "fulfilled", value: { code: "oac_1", state: "12345" } });
+    expect(onSuccess).toHaveBeenCalledOnce();
+  });
+
   it("draws a fresh state for every call", () => {
     const first = start();
     post({ source: "aptr-connect", code: "c1", state: first.state }, { source: first.popup });
