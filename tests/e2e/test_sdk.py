@@ -776,6 +776,31 @@ def test_redirect_mode_errors_are_shown_to_the_user(page: Page, live_server: Any
         expect(body).not_to_contain_text("Returning to the application")
 
 
+def test_a_rate_limited_popup_is_reported_as_server_error(
+    page: Page, live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too many authorization requests from one address: the partner's page is told ``server_error`` with a
+    message that says so, never ``user_denied`` (the user cancelled), and the popup does not stay on a JSON body."""
+    from apertur.core.ratelimit import Limit
+    from apertur.oauth import limits
+
+    monkeypatch.setattr(limits, "AUTHORIZE_PER_IP", Limit(f"t-e2e-authorize-{secrets.token_hex(4)}", 1, 60))
+    created = make_app(make_partner(), name="Snapflow", allowed_domains=["*.localhost"])
+    with static_site() as site:
+        site.pages["/"] = sdk_page(live_server.url, created.public_key)
+        page.goto(site.url())
+        first = open_popup(page, "Connect")  # the one request allowed: the login page
+        assert "/login" in first.url
+        first.close()
+        assert results(page)[0]["error"] == "user_denied"
+        second = open_popup(page, "Connect")
+        wait_closed(second)  # the answer page posts the error and closes
+        found = results(page, 2)
+        assert found[1]["error"] == "server_error", found
+        assert "Too many requests" in found[1]["message"]
+        assert page.evaluate("window.__promise")[1] == {"error": "server_error"}
+
+
 # --- COOP: why the partner page must not use same-origin ----------------------------------------------------
 
 
