@@ -91,6 +91,12 @@ export function resolveConfig(options: InitOptions): Config {
       "This is your client ID. init() takes the app's public key (aptr_live_pk_… or aptr_test_pk_…).",
     );
   }
+  if (typeof key === "string" && /^(aptr_(live|test)_sk_|oat_|ort_)/.test(key)) {
+    throw new AptrConnectError(
+      "invalid_public_key",
+      "This is a secret API key or an access token: never put it in front-end code. init() takes the app's public key (aptr_live_pk_… or aptr_test_pk_…).",
+    );
+  }
   // Anything else that could be a key goes to Apertur, which answers invalid_public_key through onError
   // when it is unknown or deactivated: the same path whether the key is mistyped or regenerated.
   if (typeof key !== "string" || !/^[A-Za-z0-9_-]+$/.test(key)) {

@@ -54,6 +54,15 @@ describe("init", () => {
     expect(isInitialized()).toBe(false);
   });
 
+  it.each(["aptr_live_sk_0123456789abcdef", "aptr_test_sk_0123456789abcdef", "oat_0123456789abcdef", "ort_0123456789abcdef"])(
+    "refuses the secret %s and says why (it would go to Apertur in the popup's URL)",
+    (secret) => {
+      expect(() => init({ publicKey: secret })).toThrow(/secret|token/);
+      expect(() => init({ publicKey: secret })).toThrow(AptrConnectError);
+      expect(isInitialized()).toBe(false);
+    },
+  );
+
   it("refuses a baseUrl that is not an http(s) URL", () => {
     expect(() => init({ publicKey: KEY, baseUrl: "apertur.test" })).toThrow(AptrConnectError);
     expect(() => init({ publicKey: KEY, baseUrl: "javascript:alert(1)" })).toThrow(/baseUrl/);
