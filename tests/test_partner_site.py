@@ -9,6 +9,7 @@ from driving consent with a logged-in ``django.test.Client``, as in apertur/oaut
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import secrets
 import sys
@@ -100,11 +101,12 @@ class RunningSite:
 
 @contextmanager
 def partner_site(host: str = "partner.localhost") -> Iterator[RunningSite]:
-    """Serve the site on a free loopback port; ``configure()`` it once the OAuth app (whose redirect URI
-    names the port) exists. Stopped on exit."""
+    """Serve the site on a free loopback port (or ``APERTUR_E2E_PARTNER_PORT``, on a machine where each run has
+    ports of its own); ``configure()`` it once the OAuth app (whose redirect URI names the port) exists. Stopped
+    on exit."""
     server = make_server(
         "127.0.0.1",
-        0,
+        int(os.environ.get("APERTUR_E2E_PARTNER_PORT") or 0),
         lambda environ, start_response: [],
         server_class=site_module.ThreadingWSGIServer,
         handler_class=_QuietHandler,

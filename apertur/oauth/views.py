@@ -71,11 +71,11 @@ def _redirect_params(location: str) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(location).query))
 
 
+RATE_LIMITED_DESCRIPTION = "Too many requests. Retry after the given delay."
+
+
 def _rate_limited(exc: RateLimited) -> HttpResponse:
-    response = JsonResponse(
-        {"error": "rate_limited", "error_description": "Too many requests. Retry after the given delay."},
-        status=429,
-    )
+    response = JsonResponse({"error": "rate_limited", "error_description": RATE_LIMITED_DESCRIPTION}, status=429)
     response["Retry-After"] = str(exc.retry_after)
     # As every other answer of the token endpoints (RFC 6749 §5.1): no cache keeps it, HTTP/1.0 ones included.
     response["Cache-Control"] = "no-store"
@@ -97,7 +97,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     try:
         ratelimit.hit(limits.AUTHORIZE_PER_IP, rate_limit_ip(ip))
     except RateLimited as exc:
-        return _rate_limited(exc)
+        return _authorize_rate_limited(request, exc)
 
     # Every authorization parameter comes from the query string, on GET and on the consent POST alike.
     params = {k: request.GET.getlist(k) for k in request.GET}
@@ -137,7 +137,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         grant = server.get_consent_grant(request=oauth_request, end_user=user)
         ratelimit.hit(limits.AUTHORIZE_PER_CLIENT, f"{oauth_request.client.get_client_id()}|{rate_limit_ip(ip)}")
     except RateLimited as exc:
-        return _rate_limited(exc)
+        return _authorize_rate_limited(request, exc)
     except OAuth2Error as error:
         return _authorization_error(request, error, popup_origin)
 
@@ -213,6 +213,26 @@ def _sdk_error(request: HttpRequest, origin: str, state: str, code: str, message
             message_["state"] = state
         return _popup_result(request, origin, message_)
     return _error_page(request, code, message)
+
+
+def _authorize_rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    """The authorization endpoint's 429. In the SDK's popup a bare JSON answer would be stranded, and its default
+    COOP ``same-origin`` would cut the popup off from the partner's page, which then reports ``user_denied`` as if
+    the user had cancelled: there the popup posts the error to the opener instead (to the claimed origin, as
+    :func:`_sdk_error` does before the key is looked up), still a 429 with ``Retry-After``."""
+    response = _rate_limited(exc)
+    params = {k: request.GET.getlist(k) for k in request.GET}
+    origin = canonical_origin(_first(params, "origin")) or ""
+    if "public_key" not in params or not origin or _first(params, "ux_mode") == "redirect":
+        return response
+    message = {"error": "rate_limited", "error_description": RATE_LIMITED_DESCRIPTION}
+    state = _first(params, "state")
+    if state:
+        message["state"] = state
+    popup = _popup_result(request, origin, message)
+    popup.status_code = 429
+    popup["Retry-After"] = response["Retry-After"]
+    return popup
 
 
 def _authorization_error(request: HttpRequest, error: OAuth2Error, popup_origin: str) -> HttpResponse:

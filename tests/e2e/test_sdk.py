@@ -10,6 +10,7 @@ COOP ``same-origin-allow-popups``) or small static pages written per test, among
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import threading
@@ -57,6 +58,7 @@ class StaticSite:
 
     port: int
     pages: dict[str, str] = field(default_factory=dict)
+    scripts: dict[str, str] = field(default_factory=dict)
     posted: list[dict[str, Any]] = field(default_factory=list)
 
     def url(self, host: str = "partner.localhost", path: str = "/") -> str:
@@ -67,12 +69,17 @@ class StaticSite:
 
 
 @contextmanager
-def static_site() -> Iterator[StaticSite]:
-    site = StaticSite(port=0)
+def static_site(headers: dict[str, str] | None = None) -> Iterator[StaticSite]:
+    """``headers`` go with every page (not with ``scripts``). Any free port, or ``APERTUR_E2E_SITE_PORT`` on a
+    shared machine where each run has ports of its own."""
+    port = int(os.environ.get("APERTUR_E2E_SITE_PORT") or 0)
+    site = StaticSite(port=port)
 
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
+        def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
             self.send_response(status)
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
@@ -80,11 +87,14 @@ def static_site() -> Iterator[StaticSite]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            page = site.pages.get(urlsplit(self.path).path)
-            if page is None:
+            path = urlsplit(self.path).path
+            page = site.pages.get(path)
+            if path in site.scripts:
+                self._send(200, site.scripts[path].encode(), "text/javascript; charset=utf-8")
+            elif page is None:
                 self._send(404, b"not found", "text/plain")
             else:
-                self._send(200, page.encode(), "text/html; charset=utf-8")
+                self._send(200, page.encode(), "text/html; charset=utf-8", headers)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -98,7 +108,7 @@ def static_site() -> Iterator[StaticSite]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     site.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="static-partner-site", daemon=True)
@@ -443,6 +453,51 @@ def test_strict_csp_and_coop_do_not_get_in_the_sdks_way(page: Page, live_server:
     assert errors == [], errors
 
 
+TRUSTED_TYPES_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Trusted Types</title></head>
+<body data-key="PUBLIC_KEY">
+<div id="drop-in"></div>
+<aptr-connect-button public-key="PUBLIC_KEY" scopes="project:read" label="Element"></aptr-connect-button>
+<script src="BASE/sdk/aptr-connect.js"></script>
+<script src="/connect.js"></script>
+</body>
+</html>
+"""
+
+TRUSTED_TYPES_SCRIPT = """
+AptrConnect.init({ publicKey: document.body.dataset.key });
+AptrConnect.button(document.getElementById("drop-in"), { label: "Drop-in", scopes: ["project:read"] });
+"""
+
+
+def test_the_buttons_render_under_trusted_types(page: Page, live_server: Any) -> None:
+    """A strict CSP that also enforces Trusted Types (``require-trusted-types-for 'script'``) refuses every string
+    written to ``innerHTML``: the drop-in button and ``<aptr-connect-button>`` must render without one."""
+    base = live_server.url
+    created = make_app(make_partner(), name="Snapflow", allowed_domains=["*.localhost"])
+    csp = (
+        f"default-src 'self'; script-src 'self' {base}; style-src 'self'; object-src 'none'; base-uri 'none'; "
+        "require-trusted-types-for 'script'; trusted-types 'none'"
+    )
+    errors = watch_console(page)
+    with static_site(headers={"Content-Security-Policy": csp}) as site:
+        site.pages["/"] = TRUSTED_TYPES_PAGE.replace("BASE", base).replace("PUBLIC_KEY", created.public_key)
+        site.scripts["/connect.js"] = TRUSTED_TYPES_SCRIPT
+        site.pages["/favicon.ico"] = ""  # its 404 would be the one console error
+        page.goto(site.url())
+        assert page.evaluate("typeof AptrConnect") == "object", errors
+        for name in ("Drop-in", "Element"):
+            expect(page.get_by_role("button", name=name)).to_be_visible(timeout=WAIT_MS)
+        assert errors == [], errors
+        for name in ("Drop-in", "Element"):
+            popup = open_popup(page, name)
+            assert popup.url.startswith(f"{base}/"), popup.url
+            popup.close()
+            expect(page.get_by_role("button", name=name)).to_have_attribute("aria-busy", "false", timeout=WAIT_MS)
+    assert errors == [], errors
+
+
 # --- (b) the seed's Complete Example, copied into a page ------------------------------------------------
 
 
@@ -719,6 +774,31 @@ def test_redirect_mode_errors_are_shown_to_the_user(page: Page, live_server: Any
         body = page.locator("body")
         expect(body).to_contain_text(error, timeout=WAIT_MS)
         expect(body).not_to_contain_text("Returning to the application")
+
+
+def test_a_rate_limited_popup_is_reported_as_server_error(
+    page: Page, live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too many authorization requests from one address: the partner's page is told ``server_error`` with a
+    message that says so, never ``user_denied`` (the user cancelled), and the popup does not stay on a JSON body."""
+    from apertur.core.ratelimit import Limit
+    from apertur.oauth import limits
+
+    monkeypatch.setattr(limits, "AUTHORIZE_PER_IP", Limit(f"t-e2e-authorize-{secrets.token_hex(4)}", 1, 60))
+    created = make_app(make_partner(), name="Snapflow", allowed_domains=["*.localhost"])
+    with static_site() as site:
+        site.pages["/"] = sdk_page(live_server.url, created.public_key)
+        page.goto(site.url())
+        first = open_popup(page, "Connect")  # the one request allowed: the login page
+        assert "/login" in first.url
+        first.close()
+        assert results(page)[0]["error"] == "user_denied"
+        second = open_popup(page, "Connect")
+        wait_closed(second)  # the answer page posts the error and closes
+        found = results(page, 2)
+        assert found[1]["error"] == "server_error", found
+        assert "Too many requests" in found[1]["message"]
+        assert page.evaluate("window.__promise")[1] == {"error": "server_error"}
 
 
 # --- COOP: why the partner page must not use same-origin ----------------------------------------------------

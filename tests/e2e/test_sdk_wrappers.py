@@ -160,8 +160,10 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @contextmanager
 def partner_site(root: Path) -> Iterator[int]:
-    """A static server on 127.0.0.1 (Chromium resolves partner.localhost there). Yields its port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+    """A static server on 127.0.0.1 (Chromium resolves partner.localhost there), on a free port or
+    ``APERTUR_E2E_PARTNER_PORT``. Yields its port."""
+    port = int(os.environ.get("APERTUR_E2E_PARTNER_PORT") or 0)
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_QuietHandler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="partner-site", daemon=True)
     thread.start()

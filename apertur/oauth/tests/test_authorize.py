@@ -411,6 +411,32 @@ def test_unknown_or_regenerated_public_key(sdk_app: Flow) -> None:
     assert message["error"] == "invalid_public_key"
 
 
+@pytest.mark.parametrize("limit", ["AUTHORIZE_PER_IP", "AUTHORIZE_PER_CLIENT"])
+def test_rate_limited_popup_posts_the_error_to_the_opener(
+    sdk_app: Flow, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    """In the SDK's popup a bare JSON 429 would be stranded, and its default COOP ``same-origin`` cuts the popup off
+    from the partner's page, which then reports ``user_denied`` as if the user had cancelled. The popup posts
+    the error instead (the SDK reports it as ``server_error``), still a 429 with Retry-After."""
+    from apertur.core.ratelimit import Limit
+    from apertur.oauth import limits
+
+    monkeypatch.setattr(limits, limit, Limit(f"t-{limit}", 1, 60))
+    url = sdk_url(sdk_app.created.public_key)
+    assert sdk_app.browser.get(url).status_code == 200
+    response = sdk_app.browser.get(url)
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    response.status_code = 200  # popup_message reads the page as the browser does, whatever the status
+    message = popup_message(response)
+    assert message["error"] == "rate_limited"
+    assert message["state"] == "sdk-state"
+    assert message["origin"] == "http://partner.localhost:8001"
+    # Redirect mode has no opener: the plain 429 as before.
+    redirected = sdk_app.browser.get(sdk_url(sdk_app.created.public_key, ux_mode="redirect"))
+    assert redirected.status_code == 429 and redirected["Content-Type"] == "application/json"
+
+
 def test_public_key_redirect_mode(sdk_app: Flow) -> None:
     url = sdk_url(sdk_app.created.public_key, ux_mode="redirect")
     q = query(sdk_app.browser.post(url, {"decision": "allow", "project": sdk_app.project.public_id}))

@@ -66,7 +66,9 @@ function render(host: HTMLElement, label: string, theme: string): HTMLButtonElem
     }
   }
   host.setAttribute("data-theme", theme);
-  root.innerHTML = "";
+  // Emptied node by node: a page that enforces Trusted Types (require-trusted-types-for 'script') refuses any
+  // string written to innerHTML, even an empty one, and the button would never render.
+  while (root.firstChild) root.removeChild(root.firstChild);
   styles(root);
   const btn = document.createElement("button");
   btn.type = "button";

@@ -1,6 +1,6 @@
 import { AptrConnectError, sdkError, toAptrError } from "./errors";
 
-export const VERSION = "1.1.1";
+export const VERSION = "1.1.2";
 const DEFAULT_BASE_URL = "https://apertur.ca";
 const POPUP_NAME = "aptr-connect";
 const POPUP_WIDTH = 480;
@@ -64,10 +64,17 @@ export function apertureOrigin(scriptSrc: string): string | null {
   }
 }
 
-const scriptOrigin: string | null = (() => {
+let scriptOrigin: string | null = null;
+
+/**
+ * For the `<script>` build only (global.ts), while it runs: Apertur is where that script came from. The npm
+ * package must not look: in a partner's bundle, `document.currentScript` is the partner's own script, and the
+ * popup would open on the partner's site; there `baseUrl` defaults to https://apertur.ca.
+ */
+export function adoptScriptOrigin(): void {
   const script = typeof document !== "undefined" ? (document.currentScript as HTMLScriptElement | null) : null;
-  return script && script.src ? apertureOrigin(script.src) : null;
-})();
+  scriptOrigin = script && script.src ? apertureOrigin(script.src) : null;
+}
 
 /** Validate init() options without side effects (the React and Vue wrappers use it for `ready`). */
 export function resolveConfig(options: InitOptions): Config {
@@ -82,6 +89,12 @@ export function resolveConfig(options: InitOptions): Config {
     throw new AptrConnectError(
       "invalid_public_key",
       "This is your client ID. init() takes the app's public key (aptr_live_pk_… or aptr_test_pk_…).",
+    );
+  }
+  if (typeof key === "string" && /^(aptr_(live|test)_sk_|oat_|ort_)/.test(key)) {
+    throw new AptrConnectError(
+      "invalid_public_key",
+      "This is a secret API key or an access token: never put it in front-end code. init() takes the app's public key (aptr_live_pk_… or aptr_test_pk_…).",
     );
   }
   // Anything else that could be a key goes to Apertur, which answers invalid_public_key through onError
@@ -146,11 +159,17 @@ export function authorizeUrl(cfg: Config, options: AuthorizeOptions, state: stri
   return `${cfg.baseUrl}/oauth/authorize?${params.toString()}`;
 }
 
+/** Centred on the page's window. A screen left of or above the primary one has negative coordinates: the popup
+ * is kept on the window's own screen (its `availLeft`/`availTop` where the browser gives them), never moved to 0,
+ * which is another screen's edge. */
 function popupFeatures(): string {
   const outerX = window.screenX ?? 0;
   const outerY = window.screenY ?? 0;
-  const left = Math.max(0, Math.round(outerX + (window.outerWidth - POPUP_WIDTH) / 2));
-  const top = Math.max(0, Math.round(outerY + (window.outerHeight - POPUP_HEIGHT) / 2));
+  const display = window.screen as Screen & { availLeft?: number; availTop?: number };
+  const minLeft = typeof display.availLeft === "number" ? display.availLeft : Math.min(0, outerX);
+  const minTop = typeof display.availTop === "number" ? display.availTop : Math.min(0, outerY);
+  const left = Math.max(minLeft, Math.round(outerX + (window.outerWidth - POPUP_WIDTH) / 2));
+  const top = Math.max(minTop, Math.round(outerY + (window.outerHeight - POPUP_HEIGHT) / 2));
   return `popup=yes,width=${POPUP_WIDTH},height=${POPUP_HEIGHT},left=${left},top=${top}`;
 }
 
@@ -175,7 +194,9 @@ export function authorize(options: AuthorizeOptions = {}): Promise<AuthorizeResu
     return current.promise;
   }
   const cfg = config;
-  const state = options.state || randomState();
+  // As text: that is what the URL carries and Apertur sends back (a number from the page's session would never
+  // equal the answer's state, and the real answer would be ignored).
+  const state = options.state ? String(options.state) : randomState();
   const url = authorizeUrl(cfg, options, state);
 
   if (options.uxMode === "redirect") {

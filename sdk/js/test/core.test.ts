@@ -54,6 +54,15 @@ describe("init", () => {
     expect(isInitialized()).toBe(false);
   });
 
+  it.each(["aptr_live_sk_0123456789abcdef", "aptr_test_sk_0123456789abcdef", "oat_0123456789abcdef", "ort_0123456789abcdef"])(
+    "refuses the secret %s and says why (it would go to Apertur in the popup's URL)",
+    (secret) => {
+      expect(() => init({ publicKey: secret })).toThrow(/secret|token/);
+      expect(() => init({ publicKey: secret })).toThrow(AptrConnectError);
+      expect(isInitialized()).toBe(false);
+    },
+  );
+
   it("refuses a baseUrl that is not an http(s) URL", () => {
     expect(() => init({ publicKey: KEY, baseUrl: "apertur.test" })).toThrow(AptrConnectError);
     expect(() => init({ publicKey: KEY, baseUrl: "javascript:alert(1)" })).toThrow(/baseUrl/);
@@ -100,12 +109,48 @@ describe("authorize: starting", () => {
     expect(state).toMatch(/^[0-9a-f]{32}$/);
   });
 
+  it("centres the popup on the page's window also on a screen left of or above the main one", () => {
+    // Such a screen has negative coordinates; left=0/top=0 would be on another screen (or the screen's edge).
+    vi.spyOn(window, "screenX", "get").mockReturnValue(-1920);
+    vi.spyOn(window, "screenY", "get").mockReturnValue(-1080);
+    vi.spyOn(window, "outerWidth", "get").mockReturnValue(1920);
+    vi.spyOn(window, "outerHeight", "get").mockReturnValue(1080);
+    Object.defineProperty(window.screen, "availLeft", { value: -1920, configurable: true });
+    Object.defineProperty(window.screen, "availTop", { value: -1080, configurable: true });
+    try {
+      const { open } = start();
+      expect(open.mock.calls[0][2]).toBe("popup=yes,width=480,height=720,left=-1200,top=-900");
+    } finally {
+      delete (window.screen as unknown as Record<string, unknown>).availLeft;
+      delete (window.screen as unknown as Record<string, unknown>).availTop;
+    }
+  });
+
+  it("keeps the popup on the page's screen when the window is smaller than the popup", () => {
+    vi.spyOn(window, "screenX", "get").mockReturnValue(0);
+    vi.spyOn(window, "screenY", "get").mockReturnValue(0);
+    vi.spyOn(window, "outerWidth", "get").mockReturnValue(400);
+    vi.spyOn(window, "outerHeight", "get").mockReturnValue(600);
+    const { open } = start();
+    expect(open.mock.calls[0][2]).toBe("popup=yes,width=480,height=720,left=0,top=0");
+  });
+
   it("omits redirect_uri and scope when not given, and uses the caller's state", () => {
     const { open, state } = start({ scopes: undefined, state: "my-csrf-value" });
     const q = openedUrl(open).searchParams;
     expect(q.has("redirect_uri")).toBe(false);
     expect(q.has("scope")).toBe(false);
     expect(state).toBe("my-csrf-value");
+  });
+
+  it("takes the answer for a state that is not a string (a number from the page's session)", async () => {
+    // The URL carries it as text, and Apertur sends that text back: comparing it with the number ignored
+    // the real answer, and the user who pressed Allow was reported as user_denied once the popup closed.
+    const { popup, promise, state, onSuccess } = start({ state: 12345 as unknown as string });
+    expect(state).toBe("12345");
+    post({ source: "aptr-connect", code: "oac_1", state: "12345" }, { source: popup });
+    expect(await peek(promise)).toEqual({ status: "fulfilled", value: { code: "oac_1", state: "12345" } });
+    expect(onSuccess).toHaveBeenCalledOnce();
   });
 
   it("draws a fresh state for every call", () => {
@@ -295,6 +340,38 @@ describe("where Apertur is", () => {
     expect(apertureOrigin("https://mycdn.example/sdk/aptr-connect.js")).toBe("https://mycdn.example");
     expect(apertureOrigin("file:///tmp/aptr-connect.js")).toBeNull();
     expect(apertureOrigin("not a url")).toBeNull();
+  });
+
+  // Module code evaluated while `src` is document.currentScript: a partner's bundle (a classic script, as webpack
+  // and most bundlers emit) evaluates the npm package's modules while its own <script> is the current one.
+  async function loadedBy<T>(src: string, load: () => Promise<T>): Promise<T> {
+    const script = document.createElement("script");
+    script.src = src;
+    Object.defineProperty(document, "currentScript", { value: script, configurable: true });
+    try {
+      vi.resetModules();
+      return await load();
+    } finally {
+      delete (document as unknown as Record<string, unknown>).currentScript;
+    }
+  }
+
+  it("is https://apertur.ca for the npm package, whatever script bundled it (not the partner's site)", async () => {
+    const sdk = await loadedBy("https://partner.example/static/js/main.3f2a.js", () => import("../src/index"));
+    sdk.init({ publicKey: KEY });
+    const open = stubOpen();
+    sdk.authorize({ onError: () => undefined });
+    expect(openedUrl(open).origin).toBe("https://apertur.ca");
+    sdk.reset();
+  });
+
+  it("is the <script> build's own address", async () => {
+    const sdk = await loadedBy("https://cdn.apertur.example/sdk/aptr-connect.js", () => import("../src/global"));
+    sdk.init({ publicKey: KEY });
+    const open = stubOpen();
+    sdk.authorize({ onError: () => undefined });
+    expect(openedUrl(open).origin).toBe("https://apertur.example");
+    sdk.reset();
   });
 
   it("VERSION is the package's version (the bundle's banner and pinned URL)", () => {
