@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -106,6 +107,7 @@ def clean_text(
 
 
 MAX_URL_LENGTH = 2000
+_BRACKETED_HOST = re.compile(r"\[[^\[\]]+\](:[0-9]*)?")
 
 
 def idna_host(host: str) -> str:
@@ -152,6 +154,9 @@ def check_callback_url(value: str, *, noun: str, field: str, error: type[Validat
     try:
         parts = urlsplit(url)
         port = parts.port
+        # An IPv6 literal is the whole host: urlsplit reads "[::1]x" as ::1, which a browser refuses (WHATWG URL).
+        if "[" in parts.netloc and not _BRACKETED_HOST.fullmatch(parts.netloc.rpartition("@")[2]):
+            raise ValueError("nothing may follow an IPv6 address's ] but :port")
     except ValueError as exc:
         raise error(f"{url}: this is not a valid URL ({exc}).", field=field) from exc
     if not parts.scheme or not parts.netloc:

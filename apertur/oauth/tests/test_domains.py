@@ -203,6 +203,9 @@ def test_valid_redirect_uris(uri: str) -> None:
         ("https://*.your-app.com/cb", "wildcards are not allowed"),
         ("https://your app.com/cb", "cannot contain spaces"),
         ("https://your-app.com:notaport/cb", "not a valid URL"),
+        # Text after an IPv6 literal's bracket: Python reads the host as ::1, a browser refuses the URL.
+        ("http://[::1]x/cb", "not a valid URL"),
+        ("https://[2001:db8::1]evil.example/cb", "not a valid URL"),
     ],
 )
 def test_invalid_redirect_uris_say_why(uri: str, why: str) -> None:
