@@ -210,6 +210,9 @@ def app_action(request: HttpRequest, partner: Partner, client_id: str, action: s
             )
             messages.success(request, f"App “{app.name}” deleted.")
             return redirect("partners:apps:list")
+    except AppNotFound:  # deleted meanwhile (another tab): what this form asked for is done
+        messages.info(request, f"App “{app.name}” was already deleted.")
+        return redirect("partners:apps:list")
     except AperturError as exc:
         if delete_form is not None:
             _apply_error(delete_form, exc)

@@ -19,7 +19,7 @@ from apertur.core.tokens import Prefix
 from apertur.core.validation import Checks, clean_text
 from apertur.core.validation import clean_website as clean_website_rule
 from apertur.oauth.domains import validate_domain_patterns, validate_redirect_uris
-from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
+from apertur.oauth.errors import AppNotFound, ConfirmationRequired, InvalidAppInput
 from apertur.oauth.models import (
     APP_NAME_MAX_LENGTH,
     AllowedDomain,
@@ -378,8 +378,11 @@ def _wait_for_exchanges_in_flight(app: OAuthApp) -> None:
     the token a request inserts checks its foreign keys to the app and the code (FOR KEY SHARE) when it commits,
     which FOR UPDATE would block while the delete waits for that request (a deadlock, as ``tokens.connect``
     explains)."""
+    if not list(OAuthApp.objects.filter(pk=app.pk).select_for_update(no_key=True).values_list("pk", flat=True)):
+        # Another deletion committed while this one waited for the row (two tabs, two staff): nothing to delete,
+        # and no second audit event of it.
+        raise AppNotFound("This app has already been deleted.")
     for rows in (
-        OAuthApp.objects.filter(pk=app.pk),
         # Only the rows a request can still be holding: a refresh token not yet rotated or revoked, an unused code
         # (a row a request changes while the lock waits is re-read and skipped once that request has committed).
         Token.objects.filter(app=app, rotated_at__isnull=True, refresh_revoked_at__isnull=True),

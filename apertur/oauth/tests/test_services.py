@@ -6,7 +6,7 @@ from apertur.core import tokens
 from apertur.core.models import AuditEvent
 from apertur.oauth import selectors, server, services
 from apertur.oauth.domains import InvalidDomainPattern, InvalidRedirectURI
-from apertur.oauth.errors import ConfirmationRequired, InvalidAppInput
+from apertur.oauth.errors import AppNotFound, ConfirmationRequired, InvalidAppInput
 from apertur.oauth.models import KeyMode, OAuthApp, PublicKey, RedirectURI
 from apertur.partners import services as partner_services
 from apertur.partners.errors import PartnerNotApproved
@@ -176,6 +176,17 @@ def test_delete_requires_typing_the_name() -> None:
     assert PublicKey.objects.count() == 0
     event = AuditEvent.objects.get(action="oauth_app.deleted")
     assert event.data["client_id"] == created.app.client_id
+
+
+def test_an_app_deleted_twice_at_once_is_deleted_and_recorded_once() -> None:
+    """Two tabs (or two staff) delete the same app: the second, holding the app as it read it before the first
+    committed, is told the app is gone (AppNotFound) instead of recording a second deletion of nothing."""
+    created = make_app()
+    stale = OAuthApp.objects.get(pk=created.app.pk)
+    services.delete_app(app=created.app, confirm_name="Snapflow")
+    with pytest.raises(AppNotFound):
+        services.delete_app(app=stale, confirm_name="Snapflow")
+    assert AuditEvent.objects.filter(action="oauth_app.deleted").count() == 1
 
 
 def test_update_app_replaces_lists_and_rejects_bad_input_atomically() -> None:
