@@ -24,6 +24,8 @@ from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import EarningFilters, EarningStatus, mask_email
 from apertur.commissions.tests.paying import pay_out
 from apertur.partners.models import Partner, PartnerStatus
+from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.services import sender_item_id_for
 from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick
@@ -367,6 +369,28 @@ def test_dashboard_estimates_a_payout_over_the_minimum(ledger: dict[str, Any]) -
         html = page_of(ledger["partner"])
     assert "Wednesday 15 July 2026, 09:00" in html
     assert "Estimated amount: <strong>$55.00 CAD</strong>" in html
+
+
+def test_dashboard_says_what_a_payout_on_its_way_holds(ledger: dict[str, Any]) -> None:
+    """The June run saved a payout of the 4,500 eligible but PayPal has not accepted it yet: the Eligible card still
+    counts it (not paid), the next run's estimate leaves it out (that payout pays it). The card says why the two
+    differ rather than telling the partner their balance is under the minimum and carried over."""
+    partner, entries = ledger["partner"], ledger["entries"]
+    taken = [entries["eligible"], *entries["partly_refunded"].payment.commission_entries.all()]
+    payout = Payout.objects.create(
+        partner=partner,
+        period="2026-06",
+        amount_cents=sum(e.amount_cents for e in taken),
+        status=PayoutStatus.CREATED,
+        sender_batch_id=sender_item_id_for(partner, "2026-06"),
+        created_at=at("2026-06-15", 9),
+    )
+    PayoutEntry.objects.bulk_create([PayoutEntry(payout=payout, entry=e) for e in taken])
+    with time_machine.travel(at("2026-06-15", 10), tick=False):
+        html = page_of(partner)
+    assert 'Eligible</p><p class="stat-value">$45.00 CAD' in html
+    assert "Estimated eligible balance by then: <strong>$10.00 CAD</strong>" in html
+    assert "$45.00 CAD of your eligible balance is already in a payout on its way" in html
 
 
 def test_dashboard_never_shows_full_emails_or_other_partners_data(ledger: dict[str, Any]) -> None:
