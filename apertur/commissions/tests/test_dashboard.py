@@ -575,6 +575,16 @@ def test_chart_bars_and_table_fallback(ledger: dict[str, Any]) -> None:
     assert not re.search(r"<script(?![^>]*\bsrc=)", html) and 'style="' not in html
 
 
+def test_an_empty_chart_says_so() -> None:
+    """A partner without earnings in the last 12 months sees a line saying so, not only an empty frame."""
+    partner = make_partner()
+    empty = page_of(partner)
+    assert "No commission in the last 12 months yet." in empty
+    customer = customer_of(partner, "first@example.com")
+    pay(customer, 1_999, at("2026-06-01"))
+    assert "No commission in the last 12 months yet." not in page_of(partner)
+
+
 def test_query_count_does_not_grow_with_rows() -> None:
     small, large = make_partner(), make_partner()
     make_earnings(small, 3)
