@@ -14,7 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 
-from apertur.commissions.models import CommissionEntry, EntryKind, PartnerNotice
+from apertur.commissions.models import OWN_EARNING_KEY_PREFIX, CommissionEntry, EntryKind, PartnerNotice
 from apertur.commissions.selectors import balance, mask_email
 from apertur.core import clock, mail
 from apertur.core.money import format_cents
@@ -95,7 +95,7 @@ class StatementResult:
     status: str  # sent | already_sent | no_entries
     payments: int = 0
     earned_cents: int = 0
-    reversed_cents: int = 0  # reversals and clawbacks, negative
+    reversed_cents: int = 0  # reversals and clawbacks, less what won disputes and voided refunds earned again (≤ 0)
     net_cents: int = 0
     balance: dict[str, int] = field(default_factory=dict)
 
@@ -114,14 +114,18 @@ class StatementResult:
 def _statement(partner: Partner, month: dt.date) -> StatementResult:
     start, end = month_bounds(month)
     entries = CommissionEntry.objects.filter(partner=partner, paid_at__gte=start, paid_at__lt=end)
+    # Earned: each payment's own earning, once, as the dashboard's Commission column and the CSV's commission_cents
+    # say. A won dispute or a voided refund earns again under a key of its own (services._settle): that re-earning
+    # only undoes a reversal, so it is netted with the reversals rather than counted as a second earning.
     totals = entries.aggregate(
         payments=Count("payment", distinct=True),
-        earned=Sum("amount_cents", filter=Q(amount_cents__gt=0)),
-        taken=Sum("amount_cents", filter=Q(amount_cents__lt=0)),
+        earned=Sum("amount_cents", filter=Q(kind=EntryKind.EARNED, source_key__startswith=OWN_EARNING_KEY_PREFIX)),
+        net=Sum("amount_cents"),
     )
     if not totals["payments"]:
         return StatementResult(email=partner.user.email, status="no_entries")
-    earned, taken = int(totals["earned"] or 0), int(totals["taken"] or 0)
+    earned = int(totals["earned"] or 0)
+    taken = int(totals["net"] or 0) - earned
     as_of = clock.now()  # the balance is today's: entries written after the month are part of it
     result = StatementResult(
         email=partner.user.email,

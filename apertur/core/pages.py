@@ -62,7 +62,7 @@ def page_of(
     paginator = Paginator(items, size)
     if count is not None:
         paginator.count = count  # a cached_property: set, it is never computed
-    found = paginator.get_page(page)
+    found = paginator.get_page(_at_least_one(page))
     objects: Iterable[Any] = found.object_list
     if late_join:
         start = (found.number - 1) * size
@@ -76,3 +76,13 @@ def page_of(
         num_pages=found.paginator.num_pages,
         count=found.paginator.count,
     )
+
+
+def _at_least_one(page: int | str | None) -> int | str | None:
+    """``page``, or 1 when it is a number under 1: ``Paginator.get_page`` gives the last page for those, which is
+    not the nearest one."""
+    try:
+        number = int(page)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return page  # not a number: get_page gives the first page
+    return max(number, 1)

@@ -54,3 +54,10 @@ def test_page_of_given_its_count_does_not_count(users: list[User]) -> None:
     assert page(99, count=5)[0].number == 3  # type: ignore[attr-defined]  # too large: the last page
     # The count is trusted: a caller must give the exact number (a larger one would promise empty pages).
     assert page(4, count=9)[0].rows == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("asked", "number"), [(0, 1), (-3, 1), ("0", 1), ("-1", 1), ("nope", 1), (2, 2), (99, 3)])
+def test_page_of_gives_the_nearest_page(users: list[User], asked: int | str, number: int) -> None:
+    """A page number under 1 is nearest the first page, not the last (Paginator.get_page gives the last one)."""
+    items = User.objects.filter(email__endswith="@anyof.example").order_by("email")
+    assert page_of(items, page=asked, size=2, rows=list).number == number
