@@ -400,7 +400,12 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
         # A disabling while this copy was being sent ended it (failed): a failure must not make it pending again,
         # to go out once the destination is enabled.
         locked = DestinationDelivery.objects.select_for_update().filter(pk=delivery.pk)
-        ended = locked.values_list("status", flat=True).first() != "pending"
+        status = locked.values_list("status", flat=True).first()
+        if status is None:
+            # Deleted while it was being sent, with its upload or its destination: nothing is left to record or
+            # retry (and a deleted upload says nothing about whether the destination works).
+            return delivery
+        ended = status != "pending"
         now = clock.now()
         delivery.last_error = error
         if not error:

@@ -678,3 +678,34 @@ def test_a_copy_in_flight_is_not_sent_twice_and_its_retry_counts_from_the_failur
     delivery = DestinationDelivery.objects.get()
     assert len(sends) == 1 and delivery.attempts == 1 and len(receiver.received) == 1
     assert delivery.next_attempt_at - clock.now() >= dt.timedelta(seconds=29)
+
+
+@pytest.mark.parametrize("deleted", ["upload", "destination"])
+def test_a_copy_whose_upload_or_destination_is_deleted_while_it_is_sent_ends_the_attempt_quietly(
+    project, receiver: FileReceiver, monkeypatch: Any, deleted: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The owner deletes the upload (or the destination) while its copy is on the wire: the copy's row went with
+    it, so the attempt has nothing left to record. Recording it anyway failed the worker's task (``DatabaseError``:
+    an update of a deleted row) and stopped ``run_due`` before the other due copies."""
+    from apertur.uploads.models import Upload
+
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    doomed = services.accept_upload(session=session, file=image_file("doomed.png"))
+    kept = services.accept_upload(session=session, file=image_file("kept.png"))
+    send = destinations._send_https
+
+    def deleted_meanwhile(destination_: Destination, upload: Any, body: bytes) -> None:
+        if upload.pk == doomed.pk:
+            if deleted == "upload":
+                Upload.objects.filter(pk=doomed.pk).delete()
+            else:
+                destinations.delete_destination(destination=destination, actor=project.owner)
+        send(destination_, upload, body)
+
+    monkeypatch.setattr(destinations, "_send_https", deleted_meanwhile)
+    DestinationDelivery.objects.filter(upload=kept).update(next_attempt_at=clock.now() + dt.timedelta(microseconds=1))
+    with time_machine.travel(clock.now() + dt.timedelta(seconds=1)):
+        assert destinations.run_due() == 2
+    left = list(DestinationDelivery.objects.values_list("upload_id", "status"))
+    assert left == ([(kept.pk, "succeeded")] if deleted == "upload" else [])
