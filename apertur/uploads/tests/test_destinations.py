@@ -709,3 +709,24 @@ def test_a_copy_whose_upload_or_destination_is_deleted_while_it_is_sent_ends_the
         assert destinations.run_due() == 2
     left = list(DestinationDelivery.objects.values_list("upload_id", "status"))
     assert left == ([(kept.pk, "succeeded")] if deleted == "upload" else [])
+
+
+def test_a_secret_access_key_too_long_to_store_is_refused_not_a_server_error(project) -> None:  # type: ignore[no-untyped-def]
+    """The secret access key is kept in a 200-character column: a longer one (a whole credentials file pasted)
+    failed the save on PostgreSQL (a 500 on the owner's form), and SQLite kept it silently. Refused on its field,
+    with nothing stored or changed, when added and when replaced."""
+    too_long = "s" * 201
+    with pytest.raises(InvalidDestination) as info:
+        destinations.create_s3_destination(
+            project=project, name="Bucket", bucket="photos", access_key_id="AKIA", secret_access_key=too_long
+        )
+    assert info.value.field == "secret_access_key"
+    assert Destination.objects.count() == 0
+    s3 = destinations.create_s3_destination(
+        project=project, name="Bucket", bucket="photos", access_key_id="AKIA", secret_access_key="s" * 200
+    )
+    with pytest.raises(InvalidDestination) as info:
+        destinations.replace_s3_credentials(destination=s3, access_key_id="AKIANEW", secret_access_key=too_long)
+    assert info.value.field == "secret_access_key"
+    stored = Destination.objects.get()
+    assert (stored.config["access_key_id"], stored.secret) == ("AKIA", "s" * 200)
