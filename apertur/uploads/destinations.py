@@ -402,7 +402,7 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
         else:
             _send_s3(destination, upload, body)
     except outbound.BlockedDestination as exc:
-        error = f"blocked: {exc}"
+        error = f"blocked: {exc}"[:300]  # the host may be long: the log keeps 300 characters
     except Exception as exc:  # any failure is a failed attempt, retried on schedule
         error = f"{type(exc).__name__}: {exc}"[:300]
     with transaction.atomic():

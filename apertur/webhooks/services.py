@@ -322,7 +322,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except outbound.BlockedDestination as exc:
-        error = f"blocked: {exc}"
+        error = f"blocked: {exc}"[:300]  # the host may be long: the log keeps 300 characters
     except outbound.AttemptTimedOut as exc:
         error = str(exc)
     except Exception as exc:  # any failure is a failed attempt, retried on schedule, never a lost delivery

@@ -730,3 +730,18 @@ def test_a_secret_access_key_too_long_to_store_is_refused_not_a_server_error(pro
     assert info.value.field == "secret_access_key"
     stored = Destination.objects.get()
     assert (stored.config["access_key_id"], stored.secret) == ("AKIA", "s" * 200)
+
+
+def test_a_blocked_copy_with_a_long_host_name_is_recorded(project) -> None:  # type: ignore[no-untyped-def]
+    """As for webhooks: "blocked: cannot resolve <host>" past the 300 characters of ``last_error`` failed the
+    copy's record (and the worker's task) on PostgreSQL, and the destination never said why it failed."""
+    host = ".".join(["a" * 60] * 5) + ".example.com"
+    destination = destinations.create_https_destination(project=project, name="Archive", url=f"https://{host}/in")
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    destinations.run_due()
+    delivery = DestinationDelivery.objects.get()
+    assert delivery.last_error.startswith("blocked: cannot resolve aaaa") and len(delivery.last_error) <= 300
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    destination.refresh_from_db()
+    assert (destination.status, destination.last_error) == ("failing", delivery.last_error)

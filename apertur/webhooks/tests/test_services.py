@@ -716,3 +716,17 @@ def test_an_endpoint_deleted_while_its_delivery_is_being_sent_ends_the_attempt_q
     assert services.run_due() == 2
     delivery = WebhookDelivery.objects.get()  # the deleted endpoint's is gone, the other one was sent
     assert (delivery.endpoint_id, delivery.status) == (kept.pk, DeliveryStatus.SUCCEEDED)
+
+
+def test_a_blocked_attempt_with_a_long_host_name_is_recorded(project) -> None:  # type: ignore[no-untyped-def]
+    """A URL's host may be longer than a name any resolver looks up (labels of up to 63 characters each, as the
+    URL check allows): "blocked: cannot resolve <host>" was recorded whole, past the error's 300 characters, so
+    on PostgreSQL every attempt's record failed (the worker's task with it) and the log never showed a try."""
+    host = ".".join(["a" * 60] * 5) + ".example.com"
+    endpoint = services.create_endpoint(project=project, url=f"https://{host}/hooks")
+    uploads.create_session(project=project, title="Party")
+    services.run_due()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    [attempt] = delivery.attempt_log.all()
+    assert attempt.error.startswith("blocked: cannot resolve aaaa") and len(attempt.error) <= 300
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.PENDING, 1, attempt.error)
