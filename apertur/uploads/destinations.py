@@ -102,8 +102,7 @@ def create_s3_destination(
         raise InvalidDestination(
             "Enter a valid bucket name (3 to 63 lowercase letters, digits, dots, hyphens).", field="bucket"
         )
-    if not access_key_id.strip() or not secret_access_key.strip():
-        raise InvalidDestination("Enter the access key id and the secret access key.", field="access_key_id")
+    key_id, secret = _s3_credentials(access_key_id, secret_access_key)
     endpoint = endpoint_url.strip()
     if endpoint:
         endpoint = check_callback_url(endpoint, noun="S3 endpoint", field="endpoint_url", error=InvalidDestination)
@@ -119,13 +118,28 @@ def create_s3_destination(
             "region": region.strip() or "us-east-1",
             "endpoint_url": endpoint,
             "prefix": prefix.strip().strip("/"),
-            "access_key_id": access_key_id.strip(),
+            "access_key_id": key_id,
         },
-        secret=secret_access_key.strip(),
+        secret=secret,
         livemode=livemode,
     )
     audit.record(action="destination.created", obj=destination, actor=actor, ip=ip, data={"kind": "s3"})
     return destination
+
+
+def _s3_credentials(access_key_id: str, secret_access_key: str) -> tuple[str, str]:
+    """An S3 access key as given (trimmed): both parts, and a secret that fits its column (a longer one failed the
+    save on PostgreSQL, a 500)."""
+    key_id, secret = access_key_id.strip(), secret_access_key.strip()
+    if not key_id or not secret:
+        raise InvalidDestination("Enter the access key id and the secret access key.", field="access_key_id")
+    longest = Destination._meta.get_field("secret").max_length or 0
+    if len(secret) > longest:
+        raise InvalidDestination(
+            f"The secret access key is at most {longest} characters: paste the secret access key alone.",
+            field="secret_access_key",
+        )
+    return key_id, secret
 
 
 def _name(name: str) -> str:
@@ -181,9 +195,7 @@ def replace_s3_credentials(
     attempt of a failing copy uses it; the destination's history stays."""
     if destination.kind != DestinationKind.S3:
         raise InvalidDestination("Only an S3 destination has an access key.")
-    key_id, secret = access_key_id.strip(), secret_access_key.strip()
-    if not key_id or not secret:
-        raise InvalidDestination("Enter the access key id and the secret access key.", field="access_key_id")
+    key_id, secret = _s3_credentials(access_key_id, secret_access_key)
     with transaction.atomic():
         locked = _locked(destination)
         locked.config = {**locked.config, "access_key_id": key_id}
@@ -390,7 +402,7 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
         else:
             _send_s3(destination, upload, body)
     except outbound.BlockedDestination as exc:
-        error = f"blocked: {exc}"
+        error = f"blocked: {exc}"[:300]  # the host may be long: the log keeps 300 characters
     except Exception as exc:  # any failure is a failed attempt, retried on schedule
         error = f"{type(exc).__name__}: {exc}"[:300]
     with transaction.atomic():
@@ -400,7 +412,12 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
         # A disabling while this copy was being sent ended it (failed): a failure must not make it pending again,
         # to go out once the destination is enabled.
         locked = DestinationDelivery.objects.select_for_update().filter(pk=delivery.pk)
-        ended = locked.values_list("status", flat=True).first() != "pending"
+        status = locked.values_list("status", flat=True).first()
+        if status is None:
+            # Deleted while it was being sent, with its upload or its destination: nothing is left to record or
+            # retry (and a deleted upload says nothing about whether the destination works).
+            return delivery
+        ended = status != "pending"
         now = clock.now()
         delivery.last_error = error
         if not error:

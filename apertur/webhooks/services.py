@@ -322,7 +322,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except outbound.BlockedDestination as exc:
-        error = f"blocked: {exc}"
+        error = f"blocked: {exc}"[:300]  # the host may be long: the log keeps 300 characters
     except outbound.AttemptTimedOut as exc:
         error = str(exc)
     except Exception as exc:  # any failure is a failed attempt, retried on schedule, never a lost delivery
@@ -332,7 +332,11 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         # Disabling the endpoint while this was being sent ended the delivery (failed): a failure must not make it
         # pending again, to be sent once the endpoint is enabled.
         locked = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk)
-        ended = locked.values_list("status", flat=True).first() != DeliveryStatus.PENDING
+        status = locked.values_list("status", flat=True).first()
+        if status is None:
+            # Deleted while it was being sent, with its endpoint (or event): nothing is left to record or retry.
+            return delivery
+        ended = status != DeliveryStatus.PENDING
         DeliveryAttempt.objects.create(  # dated when it was sent (with its duration), as the log reads
             delivery=delivery, number=number, at=started_at, status_code=status_code, error=error, duration_ms=duration
         )

@@ -678,3 +678,70 @@ def test_a_copy_in_flight_is_not_sent_twice_and_its_retry_counts_from_the_failur
     delivery = DestinationDelivery.objects.get()
     assert len(sends) == 1 and delivery.attempts == 1 and len(receiver.received) == 1
     assert delivery.next_attempt_at - clock.now() >= dt.timedelta(seconds=29)
+
+
+@pytest.mark.parametrize("deleted", ["upload", "destination"])
+def test_a_copy_whose_upload_or_destination_is_deleted_while_it_is_sent_ends_the_attempt_quietly(
+    project, receiver: FileReceiver, monkeypatch: Any, deleted: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The owner deletes the upload (or the destination) while its copy is on the wire: the copy's row went with
+    it, so the attempt has nothing left to record. Recording it anyway failed the worker's task (``DatabaseError``:
+    an update of a deleted row) and stopped ``run_due`` before the other due copies."""
+    from apertur.uploads.models import Upload
+
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    doomed = services.accept_upload(session=session, file=image_file("doomed.png"))
+    kept = services.accept_upload(session=session, file=image_file("kept.png"))
+    send = destinations._send_https
+
+    def deleted_meanwhile(destination_: Destination, upload: Any, body: bytes) -> None:
+        if upload.pk == doomed.pk:
+            if deleted == "upload":
+                Upload.objects.filter(pk=doomed.pk).delete()
+            else:
+                destinations.delete_destination(destination=destination, actor=project.owner)
+        send(destination_, upload, body)
+
+    monkeypatch.setattr(destinations, "_send_https", deleted_meanwhile)
+    DestinationDelivery.objects.filter(upload=kept).update(next_attempt_at=clock.now() + dt.timedelta(microseconds=1))
+    with time_machine.travel(clock.now() + dt.timedelta(seconds=1)):
+        assert destinations.run_due() == 2
+    left = list(DestinationDelivery.objects.values_list("upload_id", "status"))
+    assert left == ([(kept.pk, "succeeded")] if deleted == "upload" else [])
+
+
+def test_a_secret_access_key_too_long_to_store_is_refused_not_a_server_error(project) -> None:  # type: ignore[no-untyped-def]
+    """The secret access key is kept in a 200-character column: a longer one (a whole credentials file pasted)
+    failed the save on PostgreSQL (a 500 on the owner's form), and SQLite kept it silently. Refused on its field,
+    with nothing stored or changed, when added and when replaced."""
+    too_long = "s" * 201
+    with pytest.raises(InvalidDestination) as info:
+        destinations.create_s3_destination(
+            project=project, name="Bucket", bucket="photos", access_key_id="AKIA", secret_access_key=too_long
+        )
+    assert info.value.field == "secret_access_key"
+    assert Destination.objects.count() == 0
+    s3 = destinations.create_s3_destination(
+        project=project, name="Bucket", bucket="photos", access_key_id="AKIA", secret_access_key="s" * 200
+    )
+    with pytest.raises(InvalidDestination) as info:
+        destinations.replace_s3_credentials(destination=s3, access_key_id="AKIANEW", secret_access_key=too_long)
+    assert info.value.field == "secret_access_key"
+    stored = Destination.objects.get()
+    assert (stored.config["access_key_id"], stored.secret) == ("AKIA", "s" * 200)
+
+
+def test_a_blocked_copy_with_a_long_host_name_is_recorded(project) -> None:  # type: ignore[no-untyped-def]
+    """As for webhooks: "blocked: cannot resolve <host>" past the 300 characters of ``last_error`` failed the
+    copy's record (and the worker's task) on PostgreSQL, and the destination never said why it failed."""
+    host = ".".join(["a" * 60] * 5) + ".example.com"
+    destination = destinations.create_https_destination(project=project, name="Archive", url=f"https://{host}/in")
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file())
+    destinations.run_due()
+    delivery = DestinationDelivery.objects.get()
+    assert delivery.last_error.startswith("blocked: cannot resolve aaaa") and len(delivery.last_error) <= 300
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    destination.refresh_from_db()
+    assert (destination.status, destination.last_error) == ("failing", delivery.last_error)

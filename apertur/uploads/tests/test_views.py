@@ -574,3 +574,23 @@ def test_redis_down_gives_the_guest_a_clear_error_not_the_html_500_page(owner, r
     assert response.json()["error"]["code"] == "service_unavailable"
     assert "try again" in response.json()["error"]["message"].lower()
     assert Upload.objects.count() == 0
+
+
+def test_a_secret_access_key_too_long_to_store_is_marked_on_the_form_not_a_server_error(owner) -> None:  # type: ignore[no-untyped-def]
+    from apertur.uploads import destinations
+
+    _, project, browser = owner
+    base = f"/projects/{project.public_id}"
+    too_long = "k" * 201
+    form = {"kind": "s3", "name": "B", "bucket": "photos", "access_key_id": "A", "secret_access_key": too_long}
+    added = browser.post(f"{base}/destinations/new", form)
+    assert added.status_code == 400 and _marked(added.content.decode()) == ["secret_access_key"]
+    assert too_long not in added.content.decode()  # never shown back
+    bucket = destinations.create_s3_destination(
+        project=project, name="Bucket", bucket="photos", access_key_id="AKIAOLD", secret_access_key="old-secret"
+    )
+    key = browser.post(
+        f"{base}/destinations/{bucket.public_id}/access-key",
+        {"access_key_id": "AKIANEW", "secret_access_key": too_long},
+    )
+    assert key.status_code == 400 and _marked(key.content.decode()) == ["secret_access_key"]

@@ -693,3 +693,40 @@ def test_a_delivery_failing_while_the_endpoint_is_disabled_is_not_sent_again_onc
     with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=1)):
         services.run_due()
     assert receiver.requests == []
+
+
+def test_an_endpoint_deleted_while_its_delivery_is_being_sent_ends_the_attempt_quietly(
+    project, receiver: Receiver, monkeypatch: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """The owner deletes the endpoint while a delivery to it is on the wire: its deliveries went with it, so the
+    attempt has nothing left to record. Recording it anyway failed the worker's task (``DatabaseError``: an update
+    of a deleted row) and stopped ``run_due`` before the other due deliveries."""
+    doomed = services.create_endpoint(project=project, url=receiver.url)
+    kept = services.create_endpoint(project=project, url=receiver.url)
+    receiver.secret = kept.secret
+    uploads.create_session(project=project, title="Party")
+
+    def deleted_meanwhile(url: str, *, body: bytes, headers: dict[str, str], client: Any) -> int:
+        if WebhookEndpoint.objects.filter(pk=doomed.pk).exists():
+            services.delete_endpoint(endpoint=doomed, actor=project.owner)
+            return 204
+        return 204
+
+    monkeypatch.setattr(services, "_post", deleted_meanwhile)
+    assert services.run_due() == 2
+    delivery = WebhookDelivery.objects.get()  # the deleted endpoint's is gone, the other one was sent
+    assert (delivery.endpoint_id, delivery.status) == (kept.pk, DeliveryStatus.SUCCEEDED)
+
+
+def test_a_blocked_attempt_with_a_long_host_name_is_recorded(project) -> None:  # type: ignore[no-untyped-def]
+    """A URL's host may be longer than a name any resolver looks up (labels of up to 63 characters each, as the
+    URL check allows): "blocked: cannot resolve <host>" was recorded whole, past the error's 300 characters, so
+    on PostgreSQL every attempt's record failed (the worker's task with it) and the log never showed a try."""
+    host = ".".join(["a" * 60] * 5) + ".example.com"
+    endpoint = services.create_endpoint(project=project, url=f"https://{host}/hooks")
+    uploads.create_session(project=project, title="Party")
+    services.run_due()
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    [attempt] = delivery.attempt_log.all()
+    assert attempt.error.startswith("blocked: cannot resolve aaaa") and len(attempt.error) <= 300
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.PENDING, 1, attempt.error)
