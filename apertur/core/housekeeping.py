@@ -11,9 +11,11 @@
   bounded far below that age (an outbound attempt by ``outbound.send_bounded``, a mail by ``EMAIL_TIMEOUT``) and
   safe to run again (webhook deliveries are at-least-once, with their ``webhook-id``).
 - Whatever a domain app adds with :func:`register` from its ``AppConfig.ready`` (core does not import the apps:
-  dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended; the
-  Stripe intake retries billing events still waiting for an earlier one, and gives up (telling staff) those past
-  their week, when no delivery has done so; it also deletes the refused deliveries it kept, after 30 days.
+  dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended, and
+  with the uploads app queues again the deliveries and destination copies whose queued look was lost
+  (``outbound.requeue_overdue``); the Stripe intake retries billing events still waiting for an earlier one, and
+  gives up (telling staff) those past their week, when no delivery has done so; it also deletes the refused
+  deliveries it kept, after 30 days.
 
 Deletes go in bounded batches (each its own short transaction), so a backlog never holds a long lock.
 """

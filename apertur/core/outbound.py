@@ -14,7 +14,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +46,28 @@ def delay_after(attempt: int) -> dt.timedelta:
     """When to look at a delivery again after claiming attempt ``attempt``: the retry time, or, after the
     last attempt, the final check."""
     return BACKOFF[attempt - 1] if attempt <= len(BACKOFF) else LAST_CHECK
+
+
+#: A delivery still pending this long after its next look was due has lost the queued task that was to look: one
+#: failed inside its claim's transaction (which also rolled back the next look it queued), or the housekeeping gave
+#: it up as abandoned. A worker with a backlog is late by far less.
+OVERDUE_AFTER = dt.timedelta(minutes=15)
+OVERDUE_BATCH = 1_000
+
+
+def requeue_overdue(pending: Any, enqueue: Callable[[list[int]], None], at: dt.datetime) -> int:
+    """Queue a look again for the ``pending`` deliveries (a QuerySet of webhook deliveries or destination copies)
+    overdue at ``at``, oldest first, at most :data:`OVERDUE_BATCH` a pass (the hourly housekeeping). Safe beside
+    a task still queued: an attempt claims the delivery by moving its next look, and the later task finds it not
+    due and does nothing. The number queued."""
+    ids = list(
+        pending.filter(next_attempt_at__lte=at - OVERDUE_AFTER)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:OVERDUE_BATCH]
+    )
+    if ids:
+        enqueue(ids)
+    return len(ids)
 
 
 class BlockedDestination(Exception):

@@ -13,6 +13,12 @@ class UploadsConfig(AppConfig):
         # that person pointed them.
         when_claimed(services.turn_off_deliveries_of_claimed_account, dispatch_uid="uploads-unproven-signup-claimed")
 
+        from apertur.core import housekeeping
+        from apertur.uploads import destinations
+
+        # A copy to the owner's storage whose queued look was lost is queued again (as webhook deliveries are).
+        housekeeping.register("overdue_destination_copies", destinations.requeue_overdue)
+
         from django.db.models.signals import post_delete
 
         from apertur.uploads.models import Upload

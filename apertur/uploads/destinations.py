@@ -440,6 +440,11 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
     return delivery
 
 
+def requeue_overdue(at: dt.datetime) -> int:
+    """The hourly housekeeping's pass for copies whose queued look was lost (:func:`outbound.requeue_overdue`)."""
+    return outbound.requeue_overdue(DestinationDelivery.objects.filter(status="pending"), _enqueue, at)
+
+
 def run_due(*, limit: int = 100) -> int:
     due = list(
         DestinationDelivery.objects.filter(status="pending", next_attempt_at__lte=clock.now())

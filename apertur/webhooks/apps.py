@@ -10,3 +10,4 @@ class WebhooksConfig(AppConfig):
         from apertur.webhooks import services
 
         housekeeping.register("previous_signing_secrets", services.clear_expired_previous_secrets)
+        housekeeping.register("overdue_webhook_deliveries", services.requeue_overdue)

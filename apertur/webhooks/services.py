@@ -367,6 +367,11 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], client: httpx.Clien
     return sent[0]
 
 
+def requeue_overdue(at: dt.datetime) -> int:
+    """The hourly housekeeping's pass for deliveries whose queued look was lost (:func:`outbound.requeue_overdue`)."""
+    return outbound.requeue_overdue(WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), _enqueue, at)
+
+
 def run_due(*, client: httpx.Client | None = None, limit: int = 100) -> int:
     """Attempt every pending delivery that is due (the worker's safety net, and what tests drive)."""
     due = list(

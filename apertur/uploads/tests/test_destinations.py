@@ -745,3 +745,24 @@ def test_a_blocked_copy_with_a_long_host_name_is_recorded(project) -> None:  # t
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     destination.refresh_from_db()
     assert (destination.status, destination.last_error) == ("failing", delivery.last_error)
+
+
+def test_a_pending_copy_whose_task_was_lost_is_queued_again_by_housekeeping(project, receiver: FileReceiver) -> None:  # type: ignore[no-untyped-def]
+    """As for webhook deliveries: a copy still pending 15 minutes past its time has lost its task; the hourly
+    housekeeping queues it again instead of leaving the customer's file uncopied for ever."""
+    from django_tasks_db.models import DBTaskResult
+
+    from apertur.core import housekeeping
+
+    destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file("photo.png"))
+    copy = DestinationDelivery.objects.get()
+    DBTaskResult.objects.all().delete()  # its task is lost
+    due = copy.next_attempt_at
+    assert due is not None
+
+    assert housekeeping.prune(now=due + dt.timedelta(minutes=14))["overdue_destination_copies"] == 0
+    assert housekeeping.prune(now=due + dt.timedelta(minutes=16))["overdue_destination_copies"] == 1
+    task = DBTaskResult.objects.get()
+    assert task.task_path.startswith("apertur.uploads.") and task.args_kwargs["args"] == [copy.pk]

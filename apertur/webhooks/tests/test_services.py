@@ -730,3 +730,25 @@ def test_a_blocked_attempt_with_a_long_host_name_is_recorded(project) -> None:  
     [attempt] = delivery.attempt_log.all()
     assert attempt.error.startswith("blocked: cannot resolve aaaa") and len(attempt.error) <= 300
     assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.PENDING, 1, attempt.error)
+
+
+def test_a_pending_delivery_whose_task_was_lost_is_queued_again_by_housekeeping(project, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    """Each attempt's next look is a queued task. One lost (it failed inside its claim's transaction, or the
+    housekeeping gave it up as abandoned) left the delivery pending for ever: the hourly pass queues a delivery
+    still pending 15 minutes past its time again (attempt() claims it once, whichever task comes first)."""
+    from django_tasks_db.models import DBTaskResult
+
+    from apertur.core import housekeeping
+
+    services.create_endpoint(project=project, url=receiver.url)
+    uploads.create_session(project=project, title="Party")
+    delivery = WebhookDelivery.objects.get()
+    DBTaskResult.objects.all().delete()  # its task is lost
+    due = delivery.next_attempt_at
+    assert due is not None
+
+    assert housekeeping.prune(now=due + dt.timedelta(minutes=14))["overdue_webhook_deliveries"] == 0
+    assert not DBTaskResult.objects.exists()
+    assert housekeeping.prune(now=due + dt.timedelta(minutes=16))["overdue_webhook_deliveries"] == 1
+    task = DBTaskResult.objects.get()
+    assert task.task_path == "apertur.webhooks.tasks.deliver_webhook" and task.args_kwargs["args"] == [delivery.pk]
