@@ -752,3 +752,19 @@ def test_a_pending_delivery_whose_task_was_lost_is_queued_again_by_housekeeping(
     assert housekeeping.prune(now=due + dt.timedelta(minutes=16))["overdue_webhook_deliveries"] == 1
     task = DBTaskResult.objects.get()
     assert task.task_path == "apertur.webhooks.tasks.deliver_webhook" and task.args_kwargs["args"] == [delivery.pk]
+
+
+def test_an_endpoints_page_says_each_deliverys_last_response_once(project) -> None:  # type: ignore[no-untyped-def]
+    """An error answer is both the status code and the error ("HTTP 503"): the log said "HTTP 503 HTTP 503"."""
+    from django.test import Client
+
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    services.send_test_event(endpoint=endpoint)
+    services.send_test_event(endpoint=endpoint)
+    failed, succeeded = WebhookDelivery.objects.order_by("pk")
+    WebhookDelivery.objects.filter(pk=failed.pk).update(last_status_code=503, last_error="HTTP 503")
+    WebhookDelivery.objects.filter(pk=succeeded.pk).update(last_status_code=200, last_error="")
+    browser = Client()
+    browser.force_login(project.owner)
+    html = browser.get(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/").content.decode()
+    assert html.count("HTTP 503") == 1 and html.count("HTTP 200") == 1
