@@ -153,3 +153,29 @@ def test_the_readme_quickstart_is_15_lines_and_runs(
     assert response.status_code == 200, response.text
     assert response.get_json() == {"project": world.project.public_id, "uploads": ["b.png", "a.png"]}
     assert len(list((tmp_path / "var" / "apertur-tokens").glob("*.token"))) == 1
+
+
+def test_a_destination_copy_verifies_with_verify_signature(world: World, receiver: Receiver) -> None:
+    """docs/api.md, Destinations: a copy is "signed like webhooks" and its secret is "verified as a webhook
+    signature is". Its body is the file, not an event, so ``verify`` refuses it as not JSON; ``verify_signature``
+    checks the signature and the time alone."""
+    from apertur.uploads import destinations
+
+    destination = destinations.create_https_destination(project=world.project, name="Archive", url=receiver.url)
+    session = upload_services.create_session(project=world.project, title="Party")
+    upload_services.accept_upload(session=session, file=image_file("cake.png"))
+    receiver.webhook = Webhook(destination.secret)
+    assert destinations.run_due() == 1
+    assert receiver.refused == ["invalid_payload"]  # verify() takes events only
+
+    headers, body = receiver.raw[0]
+    webhook = Webhook(destination.secret)
+    assert body == image_file("cake.png").read()
+    assert webhook.verify_signature(body, headers) == headers["webhook-id"]
+    for tampered in (body + b"x", body[:-1]):
+        with pytest.raises(WebhookVerificationError) as refused:
+            webhook.verify_signature(tampered, headers)
+        assert refused.value.code == "invalid_signature"
+    with pytest.raises(WebhookVerificationError) as late:
+        webhook.verify_signature(body, headers, now=time.time() + 3600)
+    assert late.value.code == "timestamp_outside_tolerance"

@@ -48,7 +48,7 @@ from apertur_connect.models import (
 from apertur_connect.stores import EncryptedFileStore, LockingTokenStore, MemoryStore, TokenStore, generate_key
 from apertur_connect.webhooks import Event, Webhook
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "UNSET",

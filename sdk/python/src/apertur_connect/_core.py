@@ -18,7 +18,7 @@ from apertur_connect.models import build
 T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://apertur.ca"
-USER_AGENT = "apertur-connect-python/0.1.0"
+USER_AGENT = "apertur-connect-python/0.2.0"
 
 
 class _Unset:

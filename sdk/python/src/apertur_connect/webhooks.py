@@ -99,6 +99,20 @@ class Webhook:
         return "v1," + base64.b64encode(mac).decode()
 
     def verify(self, body: bytes | str, headers: Mapping[str, str], *, now: float | None = None) -> Event:
+        """A webhook event: its signature and time checked (:meth:`verify_signature`), then read as a typed event."""
+        raw = body.encode() if isinstance(body, str) else body
+        msg_id = self.verify_signature(raw, headers, now=now)
+        try:
+            payload = json.loads(raw)
+        except ValueError as exc:
+            raise WebhookVerificationError("The body is not JSON.", code="invalid_payload") from exc
+        if payload.get("id") != msg_id:
+            raise WebhookVerificationError("webhook-id and the event id differ.", code="invalid_payload")
+        return parse_event(payload)
+
+    def verify_signature(self, body: bytes | str, headers: Mapping[str, str], *, now: float | None = None) -> str:
+        """The signature and time of any signed request from Apertur (a webhook event, or a destination's copy of an
+        upload, whose body is the file): returns its ``webhook-id``, or raises :class:`WebhookVerificationError`."""
         raw = body.encode() if isinstance(body, str) else body
         msg_id = _header(headers, "webhook-id")
         stamp = _header(headers, "webhook-timestamp")
@@ -116,13 +130,7 @@ class Webhook:
         expected = self.sign(msg_id, timestamp, raw)
         if not any(hmac.compare_digest(expected, part) for part in signatures.split()):
             raise WebhookVerificationError("The webhook signature does not match.", code="invalid_signature")
-        try:
-            payload = json.loads(raw)
-        except ValueError as exc:
-            raise WebhookVerificationError("The body is not JSON.", code="invalid_payload") from exc
-        if payload.get("id") != msg_id:
-            raise WebhookVerificationError("webhook-id and the event id differ.", code="invalid_payload")
-        return parse_event(payload)
+        return msg_id
 
 
 def parse_event(payload: Mapping[str, Any]) -> Event:
