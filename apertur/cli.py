@@ -510,14 +510,6 @@ def mail_list(
 # --- billing ----------------------------------------------------------------------------------------
 
 
-def _quiet_http_log() -> None:
-    """httpx logs every request at INFO ("HTTP Request: POST …"): noise on a person's terminal for commands whose
-    own output says what was sent (billing simulate, the payouts commands). Failures still reach the output."""
-    import logging
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 def _http_client() -> Any:
     """The HTTP client ``billing simulate`` posts with (a seam for tests)."""
     import httpx
@@ -632,7 +624,6 @@ def billing_simulate(
         _fail(str(exc), code="invalid_refund", as_json=as_json)
 
     url = (base_url or settings.APERTUR_BASE_URL).rstrip("/") + "/webhooks/stripe"
-    _quiet_http_log()  # the table reports each request
     rows: list[dict[str, str]] = []
     with _http_client() as client:
         for evt in stream:
@@ -914,7 +905,6 @@ def payouts_run(
     to run again, and at the same time as the scheduler: one payout per partner and period, ever. Exit status 3
     when the run leaves payouts to be sent again (PayPal not reached, or an error on our side): run it again."""
     _setup()
-    _quiet_http_log()
     from apertur.commissions.selectors import last_payout_run_at
     from apertur.core import clock
     from apertur.core.money import format_cents
@@ -984,7 +974,6 @@ def payouts_reconcile(as_json: JsonFlag = False) -> None:
     """Ask PayPal about every payout it has not settled and apply webhook events still waiting (the worker
     does this every PAYOUT_SCHEDULER_INTERVAL seconds)."""
     _setup()
-    _quiet_http_log()
     from apertur.payouts import reconcile
 
     poll = reconcile.poll_open()
@@ -1018,7 +1007,6 @@ def payouts_resolve(
     """Resolve a payout in review (its batch was first sent over 25 days ago and never confirmed, so it is
     never sent again): after looking in PayPal, record the batch PayPal has, or give the money back."""
     _setup()
-    _quiet_http_log()
     from apertur.payouts import services
     from apertur.payouts.models import Payout
 

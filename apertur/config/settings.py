@@ -400,8 +400,14 @@ LOGGING = {
     # Written on a thread of its own: request threads only queue their records (apertur/core/logs.py).
     "handlers": {"console": {"class": "apertur.core.logs.BackgroundStreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # Authlib logs whole token responses at DEBUG: never below INFO, whatever LOG_LEVEL says.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "authlib": {"level": "INFO"}},
+    # Authlib logs whole token responses at DEBUG: never below INFO, whatever LOG_LEVEL says. httpx logs every
+    # request's URL at INFO: a webhook endpoint's or destination's URL may hold its receiver's secret, and each
+    # attempt is recorded in its delivery log anyway (the CLI's tables say what they sent); its warnings stay.
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "authlib": {"level": "INFO"},
+        "httpx": {"level": "WARNING"},
+    },
 }
 #: URL paths whose rest is a secret (a link that works by being known): logged as "<prefix>[redacted]" by the
 #: access and request logs (core.logs.RedactSecretPaths). A test checks every route with a token in its path

@@ -768,3 +768,17 @@ def test_an_endpoints_page_says_each_deliverys_last_response_once(project) -> No
     browser.force_login(project.owner)
     html = browser.get(f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/").content.decode()
     assert html.count("HTTP 503") == 1 and html.count("HTTP 200") == 1
+
+
+def test_a_delivery_does_not_write_its_url_to_the_log(project, receiver: Receiver, caplog: Any) -> None:  # type: ignore[no-untyped-def]
+    """An endpoint's URL may hold the receiver's own secret (``?token=…``, a path segment): httpx wrote every
+    request's URL to the worker's log at INFO. Each attempt is in the delivery log already."""
+    import logging
+
+    endpoint = services.create_endpoint(project=project, url=f"{receiver.url}?token=s3cr3t-in-the-url")
+    receiver.secret = endpoint.secret
+    services.send_test_event(endpoint=endpoint)
+    with caplog.at_level(logging.INFO):
+        assert services.run_due() == 1
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
+    assert "s3cr3t-in-the-url" not in caplog.text
