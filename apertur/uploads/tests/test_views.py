@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from apertur.projects.services import create_project
-from apertur.testing import image_file, make_user
+from apertur.testing import PNG_BYTES, image_file, make_user
 from apertur.uploads import services
 from apertur.uploads.models import Upload, UploadSession
 
@@ -574,3 +574,41 @@ def test_redis_down_gives_the_guest_a_clear_error_not_the_html_500_page(owner, r
     assert response.json()["error"]["code"] == "service_unavailable"
     assert "try again" in response.json()["error"]["message"].lower()
     assert Upload.objects.count() == 0
+
+
+def test_a_file_over_the_plans_limit_is_refused_without_being_kept_whole(  # type: ignore[no-untyped-def]
+    owner, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guest's file larger than the plan accepts was written whole to a temporary file (any size: the disk could
+    be filled) before the size was even looked at. Now no more than the limit is kept of it, and the guest still
+    reads its real size beside the plan's limit; the other files of the form are kept."""
+    from django.core.files import uploadhandler
+
+    _, project, _ = owner
+    project.plan.max_file_bytes = 1_048_576
+    project.plan.save(update_fields=["max_file_bytes"])
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # larger files go to a temporary file, as in production
+    session = services.create_session(project=project, title="Party")
+    kept = {"bytes": 0}
+    real = uploadhandler.TemporaryFileUploadHandler.receive_data_chunk
+
+    def counting(self, raw_data, start):  # type: ignore[no-untyped-def]
+        kept["bytes"] += len(raw_data)
+        return real(self, raw_data, start)
+
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "receive_data_chunk", counting)
+    huge = image_file("huge.png", PNG_BYTES + b"\x00" * (3 * 1_048_576))
+    guest = Client()
+    response = guest.post(f"/u/{session.token}/files", {"file": huge})
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["message"] == "huge.png is 3.0 MB; the Free plan accepts files up to 1 MB."
+    assert kept["bytes"] <= 1_048_576 + 64 * 1024  # at most one chunk past the limit, never the whole file
+    assert Upload.objects.count() == 0
+
+    # Without JavaScript the form posts every file at once: the large one is refused, the others kept.
+    huge.seek(0)
+    files = [image_file("one.png"), huge, image_file("two.png")]
+    page = guest.post(f"/u/{session.token}/files", {"file": files}, HTTP_ACCEPT="text/html", follow=True)
+    html = page.content.decode()
+    assert "2 photos uploaded." in html and "huge.png is 3.0 MB" in html
+    assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["one.png", "two.png"]
