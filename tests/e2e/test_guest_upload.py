@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from apertur.projects.services import create_api_key, create_project
 from apertur.testing import JPEG_BYTES, PNG_BYTES, make_user
 from apertur.uploads import services as uploads
+from apertur.uploads.models import Upload
 from apertur.webhooks import services as webhooks
 from apertur.webhooks.tests.test_services import Receiver
 
@@ -105,3 +106,31 @@ def test_the_progress_list_tells_a_screen_reader_each_file_once_per_step(
     name = row.locator(".name").bounding_box()
     assert name and name["width"] > 150 and name["x"] + name["width"] <= 320, name
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_clicking_upload_again_while_photos_go_up_does_not_send_them_twice(
+    page: Page, live_server: Any, tmp_path: Path
+) -> None:
+    """A guest who clicks Upload a second time (or presses Enter in the note) while the photos are still going up
+    sent every one of them again: each photo kept twice, counted twice against the link and the month."""
+    session = uploads.create_session(project=create_project(owner=make_user(), name="Weddings"), title="Ana & Ben")
+    photos = [tmp_path / "first.png", tmp_path / "second.png"]
+    for photo in photos:
+        photo.write_bytes(PNG_BYTES + b"\0" * 600_000)  # with the throttle below: a second or more each
+    page.goto(f"{live_server.url}/u/{session.token}")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 500_000},
+    )
+    page.get_by_label("Photos").set_input_files([str(p) for p in photos])
+    upload = page.get_by_role("button", name="Upload")
+    upload.click()
+    expect(page.locator("#upload-list li")).to_have_count(2)
+    upload.click(force=True)  # force: the button may be disabled, a person's click lands anyway
+    page.get_by_label("Note (optional)").press("Enter")
+    expect(page.locator("#upload-list li.done")).to_have_count(2, timeout=30_000)
+    page.wait_for_timeout(500)  # any second round would have added its rows by now
+    expect(page.locator("#upload-list li")).to_have_count(2)
+    expect(upload).to_be_enabled()  # ready for the next photos
+    assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["first.png", "second.png"]

@@ -67,8 +67,15 @@
     });
   }
 
+  var button = form.querySelector("button[type=submit]");
+  var sending = false;
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    // A second click (or Enter in the note) while the photos go up would send every one of them again.
+    if (sending) return;
+    sending = true;
+    button.disabled = true;
     var files = Array.prototype.slice.call(form.querySelector("input[type=file]").files);
     var note = form.querySelector("input[name=note]").value;
     var queue = files.map(function (f) { return { file: f, ui: row(f) }; });
@@ -76,6 +83,10 @@
       var item = queue.shift();
       return item ? send(item.file, item.ui, note).then(next) : Promise.resolve();
     }
-    Promise.all([next(), next(), next()]).then(function () { form.reset(); });
+    Promise.all([next(), next(), next()]).then(function () {
+      form.reset();
+      sending = false;
+      button.disabled = false;
+    });
   });
 })();
