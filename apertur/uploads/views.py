@@ -53,10 +53,15 @@ def _guest_session(token: str) -> UploadSession:
 def public_page(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
     locked = _still_locked(request, session)
+    # A link no longer accepting says which happened, and when: its expiry passed (closed since, or closed by hand
+    # after it), or its owner closed it first.
+    closed_at = session.effective_closed_at
     context = {
         "session": session,
         "locked": locked,
         "accepting": session.is_accepting(),
+        "closed_at": closed_at,
+        "expired": bool(closed_at and session.expires_at and closed_at >= session.expires_at),
         # A link with all its files: said on the page rather than refusing each photo the guest then chooses.
         "full": session.max_files is not None and session.uploads.count() >= session.max_files,
         "max_mb": session.project.plan.max_file_bytes // 1_048_576,

@@ -76,7 +76,7 @@ def test_closing_a_link(owner) -> None:  # type: ignore[no-untyped-def]
     session.refresh_from_db()
     assert session.status == "closed"
     guest = Client()
-    assert "closed or has expired" in guest.get(f"/u/{session.token}").content.decode()
+    assert "This upload link was closed on " in guest.get(f"/u/{session.token}").content.decode()
     assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 409
 
 
@@ -612,3 +612,27 @@ def test_a_file_over_the_plans_limit_is_refused_without_being_kept_whole(  # typ
     html = page.content.decode()
     assert "2 photos uploaded." in html and "huge.png is 3.0 MB" in html
     assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["one.png", "two.png"]
+
+
+def test_a_closed_or_expired_link_says_which_and_when_not_open_until(owner) -> None:  # type: ignore[no-untyped-def]
+    """A link its owner closed before its expiry told the guest "open until <the expiry>" right above "closed or
+    has expired"; now the page says which happened, and when."""
+    import time_machine
+
+    from apertur.core import clock
+
+    _, project, _ = owner
+    expiry = dt.datetime(2030, 6, 1, 16, 0, tzinfo=dt.UTC)
+    closed = services.create_session(project=project, title="Party", expires_at=expiry)
+    with time_machine.travel(dt.datetime(2030, 5, 2, 14, 30, tzinfo=dt.UTC)):
+        services.close_session(session=closed)
+    expired = services.create_session(project=project, title="Picnic", expires_at=expiry)
+    with time_machine.travel(expiry + dt.timedelta(days=1)):
+        closed_page = Client().get(f"/u/{closed.token}").content.decode()
+        expired_page = Client().get(f"/u/{expired.token}").content.decode()
+    assert clock.now() < expiry
+    open_page = Client().get(f"/u/{expired.token}").content.decode()
+    assert "open until 2030-06-01 12:00 EDT" in open_page
+    assert "open until" not in closed_page and "open until" not in expired_page
+    assert "This upload link was closed on 2030-05-02 10:30 EDT." in closed_page
+    assert "This upload link expired on 2030-06-01 12:00 EDT." in expired_page
