@@ -134,3 +134,23 @@ def test_clicking_upload_again_while_photos_go_up_does_not_send_them_twice(
     expect(page.locator("#upload-list li")).to_have_count(2)
     expect(upload).to_be_enabled()  # ready for the next photos
     assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["first.png", "second.png"]
+
+
+def test_a_photo_over_the_plans_size_says_its_size_and_the_limit(page: Page, live_server: Any, tmp_path: Path) -> None:
+    """The page refuses a photo over the plan's limit before sending it: it said only "Too large", not how large
+    it is nor what the link accepts (the server says both when the page's check is skipped)."""
+    project = create_project(owner=make_user(), name="Weddings")
+    project.plan.max_file_bytes = 1_048_576
+    project.plan.save(update_fields=["max_file_bytes"])
+    session = uploads.create_session(project=project, title="Ana & Ben")
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    big.write_bytes(PNG_BYTES + b"\0" * 1_300_000)
+    small.write_bytes(PNG_BYTES)
+    page.goto(f"{live_server.url}/u/{session.token}")
+    page.get_by_label("Photos").set_input_files([str(big), str(small)])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-list li.done")).to_have_count(1)
+    expect(page.locator("#upload-list li.failed .status")).to_have_text(
+        "big.png is 1.2 MB; this link accepts photos up to 1 MB."
+    )
+    assert list(Upload.objects.values_list("original_name", flat=True)) == ["small.png"]

@@ -27,7 +27,9 @@
   function send(file, ui, note) {
     return new Promise(function (resolve) {
       if (file.size > maxBytes) {
-        ui.status.textContent = "Too large";
+        // Its size and the limit, in the server's words (MB of 1,048,576 bytes; the limit in whole MB).
+        ui.status.textContent = file.name + " is " + (file.size / 1048576).toFixed(1) + " MB; this link accepts " +
+          "photos up to " + Math.floor(maxBytes / 1048576) + " MB.";
         ui.li.className = "failed";
         return resolve();
       }
