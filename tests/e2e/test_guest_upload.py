@@ -154,3 +154,42 @@ def test_a_photo_over_the_plans_size_says_its_size_and_the_limit(page: Page, liv
         "big.png is 1.2 MB; this link accepts photos up to 1 MB."
     )
     assert list(Upload.objects.values_list("original_name", flat=True)) == ["small.png"]
+
+
+def test_a_photo_lost_to_the_network_says_to_choose_it_again_and_then_goes(
+    page: Page, live_server: Any, tmp_path: Path
+) -> None:
+    """Among several photos, one's connection drops and one gets a proxy's error page: they said only "Network
+    error" and "Failed", the file field already emptied, and nothing told the guest what became of them or what to
+    do. Each now says so; chosen again, the photo goes."""
+    session = uploads.create_session(project=create_project(owner=make_user(), name="Weddings"), title="Ana & Ben")
+    photos = [tmp_path / f"{name}.png" for name in ("first", "lost", "proxied", "last")]
+    for photo in photos:
+        photo.write_bytes(PNG_BYTES)
+    page.goto(f"{live_server.url}/u/{session.token}")
+
+    def flaky(route: Any) -> None:
+        body = route.request.post_data_buffer or b""
+        if b'filename="lost.png"' in body:
+            route.abort("connectionreset")
+        elif b'filename="proxied.png"' in body:
+            route.fulfill(status=502, body="<html>Bad gateway</html>", content_type="text/html")
+        else:
+            route.continue_()
+
+    page.route("**/files", flaky)
+    page.get_by_label("Photos").set_input_files([str(p) for p in photos])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-list li.done")).to_have_count(2)
+    failed = page.locator("#upload-list li.failed .status")
+    expect(failed).to_have_text(
+        [
+            "Network error: this photo may not have arrived. Choose it again to retry.",
+            "Not uploaded (error 502). Choose it again to retry.",
+        ]
+    )
+    page.unroute("**/files")
+    page.get_by_label("Photos").set_input_files([str(photos[1])])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-list li.done")).to_have_count(3)
+    assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["first.png", "last.png", "lost.png"]

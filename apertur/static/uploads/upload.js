@@ -54,14 +54,17 @@
           ui.li.className = "done";
         } else {
           ui.bar.value = 0; // the bytes went, the photo was not kept: not a full bar beside the error
-          ui.status.textContent = (body.error && body.error.message) || "Failed";
+          // Not our JSON (a proxy's error page): the field is emptied once all are done, so say what to do.
+          ui.status.textContent = (body.error && body.error.message) ||
+            "Not uploaded (error " + xhr.status + "). Choose it again to retry.";
           ui.li.className = "failed";
         }
         resolve();
       };
       xhr.onerror = function () {
         ui.bar.value = 0;
-        ui.status.textContent = "Network error";
+        // The connection dropped: the photo may or may not have been kept before it did.
+        ui.status.textContent = "Network error: this photo may not have arrived. Choose it again to retry.";
         ui.li.className = "failed";
         resolve();
       };
