@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import mimetypes
 
 from django.contrib import messages
@@ -24,6 +25,8 @@ from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
 from apertur.uploads.models import Destination, DestinationKind, DestinationStatus, Upload, UploadSession
+
+logger = logging.getLogger(__name__)
 
 GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
 
@@ -240,10 +243,16 @@ def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
     )
     if upload is None:
         raise Http404("No such upload.")
+    try:
+        stored = upload.file.open("rb")
+    except FileNotFoundError as exc:
+        # Storage switched without its files, a database restored without them: the owner gets a page saying so.
+        logger.warning("upload %s: its file %s is not in storage", upload.public_id, upload.file.name)
+        raise Http404("The file of this upload is no longer in storage.") from exc
     # The type the upload was checked as, never one guessed from the guest's file name (a JPEG named page.html
     # is served as image/jpeg, and its name gets the type's extension).
     return FileResponse(
-        upload.file.open("rb"),
+        stored,
         as_attachment=True,
         filename=download_name(upload.original_name, upload.content_type),
         content_type=upload.content_type or "application/octet-stream",

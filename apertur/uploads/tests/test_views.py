@@ -636,3 +636,16 @@ def test_a_closed_or_expired_link_says_which_and_when_not_open_until(owner) -> N
     assert "open until" not in closed_page and "open until" not in expired_page
     assert "This upload link was closed on 2030-05-02 10:30 EDT." in closed_page
     assert "This upload link expired on 2030-06-01 12:00 EDT." in expired_page
+
+
+def test_an_upload_whose_file_is_gone_from_storage_is_a_page_saying_so_not_an_error(owner, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A stored file missing (storage switched without moving var/media, a restored database): the owner's download
+    was a 500 error page; now a 404 that says the file is no longer stored, logged for the operator."""
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    upload = services.accept_upload(session=session, file=image_file())
+    upload.file.storage.delete(upload.file.name)
+    response = browser.get(f"/uploads/{upload.public_id}/download")
+    assert response.status_code == 404
+    assert "The file of this upload is no longer in storage." in response.content.decode()
+    assert any(upload.public_id in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
