@@ -481,7 +481,9 @@ def test_a_link_that_has_all_its_files_says_so_instead_of_offering_the_form(owne
     _, project, _ = owner
     session = services.create_session(project=project, title="Party", max_files=1)
     guest = Client()
-    assert 'id="upload-form"' in guest.get(f"/u/{session.token}").content.decode()
+    offered = guest.get(f"/u/{session.token}").content.decode()
+    assert 'id="upload-form"' in offered
+    assert "MB each, 1 file in all." in offered  # not "1 files"
     assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 201
     page = guest.get(f"/u/{session.token}").content.decode()
     assert 'id="upload-form"' not in page
