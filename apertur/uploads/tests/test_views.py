@@ -651,3 +651,22 @@ def test_an_upload_whose_file_is_gone_from_storage_is_a_page_saying_so_not_an_er
     assert response.status_code == 404
     assert "The file of this upload is no longer in storage." in response.content.decode()
     assert any(upload.public_id in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_without_javascript_more_files_than_a_form_takes_says_so_not_form_expired(owner, settings) -> None:  # type: ignore[no-untyped-def]
+    """The form posted with more files than Django reads from one request (DATA_UPLOAD_MAX_NUMBER_FILES): the
+    form's CSRF token went unread with them, and the guest got "This form expired — reload the page and try
+    again", which only failed again. Now a 400 that says how many files one sending takes."""
+    _, project, _ = owner
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    session = services.create_session(project=project, title="Party")
+    guest = Client(enforce_csrf_checks=True)
+    guest.get(f"/u/{session.token}")
+    token = guest.cookies["csrftoken"].value
+    files = [image_file(f"p{i}.png") for i in range(4)]
+    response = guest.post(
+        f"/u/{session.token}/files", {"file": files, "csrfmiddlewaretoken": token}, HTTP_ACCEPT="text/html"
+    )
+    assert response.status_code == 400
+    assert "At most 3 files can be sent at once" in response.content.decode()
+    assert Upload.objects.count() == 0
