@@ -24,7 +24,14 @@ from apertur.projects.http import owned_project
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
-from apertur.uploads.models import Destination, DestinationKind, DestinationStatus, Upload, UploadSession
+from apertur.uploads.models import (
+    IMAGE_EXTENSIONS,
+    Destination,
+    DestinationKind,
+    DestinationStatus,
+    Upload,
+    UploadSession,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -260,8 +267,8 @@ def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
 
 
 def download_name(original: str, content_type: str) -> str:
-    extension = mimetypes.guess_extension(content_type) if content_type else None
-    if not extension or original.lower().endswith(tuple(mimetypes.guess_all_extensions(content_type))):
+    extension = IMAGE_EXTENSIONS.get(content_type)
+    if not extension or original.lower().endswith((extension, *mimetypes.guess_all_extensions(content_type))):
         return original
     return original + extension
 

@@ -670,3 +670,29 @@ def test_without_javascript_more_files_than_a_form_takes_says_so_not_form_expire
     assert response.status_code == 400
     assert "At most 3 files can be sent at once" in response.content.decode()
     assert Upload.objects.count() == 0
+
+
+def test_a_webp_named_like_a_page_keeps_the_checked_types_extension_on_a_host_without_mime_types(  # type: ignore[no-untyped-def]
+    owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checked type's extension came from the host's /etc/mime.types: without it (a slim container image),
+    Python knows no extension for WebP, so a WebP sent as invoice.html was stored as .html and downloaded as
+    invoice.html, a page the owner's browser opens as one. The extensions of the accepted types are Apertur's."""
+    import mimetypes
+
+    bare = mimetypes.MimeTypes(filenames=())
+    if bare.guess_extension("image/webp"):  # a Python that knows WebP itself: nothing to show here
+        bare.types_map_inv[True].pop("image/webp", None)
+    monkeypatch.setattr(mimetypes, "guess_extension", bare.guess_extension)
+    monkeypatch.setattr(mimetypes, "guess_all_extensions", bare.guess_all_extensions)
+    assert mimetypes.guess_extension("image/webp") is None
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    webp = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32
+    sent = Client().post(f"/u/{session.token}/files", {"file": image_file("invoice.html", webp, "text/html")})
+    assert sent.status_code == 201, sent.content
+    upload = Upload.objects.get()
+    assert upload.content_type == "image/webp" and upload.file.name.endswith(".webp")
+    download = browser.get(f"/uploads/{upload.public_id}/download")
+    assert download["Content-Type"] == "image/webp"
+    assert 'filename="invoice.html.webp"' in download["Content-Disposition"]
