@@ -19,9 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from csp.middleware import CSPMiddleware
+from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.exceptions import TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
@@ -114,7 +116,15 @@ class NulRequestMiddleware:
             if request.path.startswith("/api/"):
                 return error_response(request, 400, "invalid_request", message)
             return render(request, "400.html", {"message": message}, status=400)
-        if _form_holds_nul(request):
+        try:
+            holds_nul = _form_holds_nul(request)
+        except TooManyFilesSent:
+            # Unread, the form's CSRF token would be missing too: the guest would read "This form expired" and get
+            # it again on every try. Said as it is instead (the guest upload page without JavaScript).
+            limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+            message = f"At most {limit} files can be sent at once: go back, choose fewer, then send the rest."
+            return render(request, "400.html", {"message": message}, status=400)
+        if holds_nul:
             message = "The form contains a NUL character, which no field takes: go back and remove it."
             if "application/json" in request.headers.get("Accept", ""):  # a page's script (the guest upload page)
                 return JsonResponse({"error": {"code": "validation_error", "message": message}}, status=400)
@@ -131,6 +141,8 @@ def _form_holds_nul(request: HttpRequest) -> bool:
         return False
     try:
         fields = list(request.POST.lists())
+    except TooManyFilesSent:
+        raise
     except Exception:  # too large, or not parsable: the view answers as it does for any such body
         return False
     return any(has_nul(name) or any(has_nul(value) for value in values) for name, values in fields)

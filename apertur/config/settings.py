@@ -310,6 +310,12 @@ MEDIA_ROOT = Path(os.environ.get("APERTUR_MEDIA_DIR", VAR_DIR / "media"))
 # Uploads are served only through views that check ownership, never straight from MEDIA_URL.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# A guest's file is kept, in memory or a temporary file, only up to its link's plan's limit (uploads.handlers).
+FILE_UPLOAD_HANDLERS = [
+    "apertur.uploads.handlers.PlanFileSizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import mimetypes
 
 from django.db import models
 from django.db.models import Q
@@ -10,7 +9,16 @@ from apertur.core import clock, tokens
 from apertur.projects.models import Project
 from apertur.webhooks.models import RollingSigningSecret
 
-IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/heic"]
+# The accepted types (sniff.py tells them from their bytes) and the extension each is stored and downloaded with:
+# Apertur's own, not the host's /etc/mime.types (a slim image has none, and Python alone knows no WebP).
+IMAGE_EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/heic": ".heic",
+}
+IMAGE_TYPES = list(IMAGE_EXTENSIONS)
 
 
 def new_session_public_id() -> str:
@@ -90,7 +98,7 @@ class UploadSession(models.Model):
 def upload_path(instance: Upload, filename: str) -> str:
     # The stored name is ours, never the guest's (no path tricks, no collisions); the original is kept apart. Its
     # extension is the checked type's (a JPEG named page.html is stored as .jpg), else the guest's.
-    checked = mimetypes.guess_extension(instance.content_type or "") if instance.content_type else None
+    checked = IMAGE_EXTENSIONS.get(instance.content_type)
     guessed = filename.rsplit(".", 1)[-1].lower()[:8] if "." in filename else "bin"
     extension = checked.lstrip(".") if checked else guessed
     return f"uploads/{instance.project.public_id}/{instance.session.public_id}/{instance.public_id}.{extension}"

@@ -186,7 +186,8 @@ def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "",
         accepted = ", ".join(t.split("/")[1].upper() for t in session.accepted_types)
         raise UploadRejected(f"{name} is not an accepted photo type ({accepted}).", field="file")
     if session.max_files is not None and session.uploads.count() >= session.max_files:
-        raise QuotaExceeded(f"This link accepts at most {session.max_files} files.")
+        files = "file" if session.max_files == 1 else "files"
+        raise QuotaExceeded(f"This link accepts at most {session.max_files} {files}.")
     # Lock the project: parallel uploads to different sessions of one project take turns on its quota.
     Project.objects.select_for_update().filter(pk=session.project_id).first()
     current = usage(project=session.project, livemode=session.livemode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import mimetypes
 
 from django.contrib import messages
@@ -23,7 +24,16 @@ from apertur.projects.http import owned_project
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
 from apertur.uploads.errors import InvalidSession
-from apertur.uploads.models import Destination, DestinationKind, DestinationStatus, Upload, UploadSession
+from apertur.uploads.models import (
+    IMAGE_EXTENSIONS,
+    Destination,
+    DestinationKind,
+    DestinationStatus,
+    Upload,
+    UploadSession,
+)
+
+logger = logging.getLogger(__name__)
 
 GUEST_UPLOADS_PER_IP = ratelimit.Limit("guest-upload-ip", 600, 60 * 60)
 
@@ -53,10 +63,15 @@ def _guest_session(token: str) -> UploadSession:
 def public_page(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
     locked = _still_locked(request, session)
+    # A link no longer accepting says which happened, and when: its expiry passed (closed since, or closed by hand
+    # after it), or its owner closed it first.
+    closed_at = session.effective_closed_at
     context = {
         "session": session,
         "locked": locked,
         "accepting": session.is_accepting(),
+        "closed_at": closed_at,
+        "expired": bool(closed_at and session.expires_at and closed_at >= session.expires_at),
         # A link with all its files: said on the page rather than refusing each photo the guest then chooses.
         "full": session.max_files is not None and session.uploads.count() >= session.max_files,
         "max_mb": session.project.plan.max_file_bytes // 1_048_576,
@@ -235,10 +250,16 @@ def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
     )
     if upload is None:
         raise Http404("No such upload.")
+    try:
+        stored = upload.file.open("rb")
+    except FileNotFoundError as exc:
+        # Storage switched without its files, a database restored without them: the owner gets a page saying so.
+        logger.warning("upload %s: its file %s is not in storage", upload.public_id, upload.file.name)
+        raise Http404("The file of this upload is no longer in storage.") from exc
     # The type the upload was checked as, never one guessed from the guest's file name (a JPEG named page.html
     # is served as image/jpeg, and its name gets the type's extension).
     return FileResponse(
-        upload.file.open("rb"),
+        stored,
         as_attachment=True,
         filename=download_name(upload.original_name, upload.content_type),
         content_type=upload.content_type or "application/octet-stream",
@@ -246,8 +267,8 @@ def upload_download(request: HttpRequest, upload_id: str) -> FileResponse:
 
 
 def download_name(original: str, content_type: str) -> str:
-    extension = mimetypes.guess_extension(content_type) if content_type else None
-    if not extension or original.lower().endswith(tuple(mimetypes.guess_all_extensions(content_type))):
+    extension = IMAGE_EXTENSIONS.get(content_type)
+    if not extension or original.lower().endswith((extension, *mimetypes.guess_all_extensions(content_type))):
         return original
     return original + extension
 

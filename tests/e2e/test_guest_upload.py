@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from apertur.projects.services import create_api_key, create_project
 from apertur.testing import JPEG_BYTES, PNG_BYTES, make_user
 from apertur.uploads import services as uploads
+from apertur.uploads.models import Upload
 from apertur.webhooks import services as webhooks
 from apertur.webhooks.tests.test_services import Receiver
 
@@ -105,3 +106,90 @@ def test_the_progress_list_tells_a_screen_reader_each_file_once_per_step(
     name = row.locator(".name").bounding_box()
     assert name and name["width"] > 150 and name["x"] + name["width"] <= 320, name
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_clicking_upload_again_while_photos_go_up_does_not_send_them_twice(
+    page: Page, live_server: Any, tmp_path: Path
+) -> None:
+    """A guest who clicks Upload a second time (or presses Enter in the note) while the photos are still going up
+    sent every one of them again: each photo kept twice, counted twice against the link and the month."""
+    session = uploads.create_session(project=create_project(owner=make_user(), name="Weddings"), title="Ana & Ben")
+    photos = [tmp_path / "first.png", tmp_path / "second.png"]
+    for photo in photos:
+        photo.write_bytes(PNG_BYTES + b"\0" * 600_000)  # with the throttle below: a second or more each
+    page.goto(f"{live_server.url}/u/{session.token}")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 500_000},
+    )
+    page.get_by_label("Photos").set_input_files([str(p) for p in photos])
+    upload = page.get_by_role("button", name="Upload")
+    upload.click()
+    expect(page.locator("#upload-list li")).to_have_count(2)
+    upload.click(force=True)  # force: the button may be disabled, a person's click lands anyway
+    page.get_by_label("Note (optional)").press("Enter")
+    expect(page.locator("#upload-list li.done")).to_have_count(2, timeout=30_000)
+    page.wait_for_timeout(500)  # any second round would have added its rows by now
+    expect(page.locator("#upload-list li")).to_have_count(2)
+    expect(upload).to_be_enabled()  # ready for the next photos
+    assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["first.png", "second.png"]
+
+
+def test_a_photo_over_the_plans_size_says_its_size_and_the_limit(page: Page, live_server: Any, tmp_path: Path) -> None:
+    """The page refuses a photo over the plan's limit before sending it: it said only "Too large", not how large
+    it is nor what the link accepts (the server says both when the page's check is skipped)."""
+    project = create_project(owner=make_user(), name="Weddings")
+    project.plan.max_file_bytes = 1_048_576
+    project.plan.save(update_fields=["max_file_bytes"])
+    session = uploads.create_session(project=project, title="Ana & Ben")
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    big.write_bytes(PNG_BYTES + b"\0" * 1_300_000)
+    small.write_bytes(PNG_BYTES)
+    page.goto(f"{live_server.url}/u/{session.token}")
+    page.get_by_label("Photos").set_input_files([str(big), str(small)])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-list li.done")).to_have_count(1)
+    expect(page.locator("#upload-list li.failed .status")).to_have_text(
+        "big.png is 1.2 MB; this link accepts photos up to 1 MB."
+    )
+    assert list(Upload.objects.values_list("original_name", flat=True)) == ["small.png"]
+
+
+def test_a_photo_lost_to_the_network_says_to_choose_it_again_and_then_goes(
+    page: Page, live_server: Any, tmp_path: Path
+) -> None:
+    """Among several photos, one's connection drops and one gets a proxy's error page: they said only "Network
+    error" and "Failed", the file field already emptied, and nothing told the guest what became of them or what to
+    do. Each now says so; chosen again, the photo goes."""
+    session = uploads.create_session(project=create_project(owner=make_user(), name="Weddings"), title="Ana & Ben")
+    photos = [tmp_path / f"{name}.png" for name in ("first", "lost", "proxied", "last")]
+    for photo in photos:
+        photo.write_bytes(PNG_BYTES)
+    page.goto(f"{live_server.url}/u/{session.token}")
+
+    def flaky(route: Any) -> None:
+        body = route.request.post_data_buffer or b""
+        if b'filename="lost.png"' in body:
+            route.abort("connectionreset")
+        elif b'filename="proxied.png"' in body:
+            route.fulfill(status=502, body="<html>Bad gateway</html>", content_type="text/html")
+        else:
+            route.continue_()
+
+    page.route("**/files", flaky)
+    page.get_by_label("Photos").set_input_files([str(p) for p in photos])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-list li.done")).to_have_count(2)
+    failed = page.locator("#upload-list li.failed .status")
+    expect(failed).to_have_text(
+        [
+            "Network error: this photo may not have arrived. Choose it again to retry.",
+            "Not uploaded (error 502). Choose it again to retry.",
+        ]
+    )
+    page.unroute("**/files")
+    page.get_by_label("Photos").set_input_files([str(photos[1])])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-list li.done")).to_have_count(3)
+    assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["first.png", "last.png", "lost.png"]

@@ -27,7 +27,9 @@
   function send(file, ui, note) {
     return new Promise(function (resolve) {
       if (file.size > maxBytes) {
-        ui.status.textContent = "Too large";
+        // Its size and the limit, in the server's words (MB of 1,048,576 bytes; the limit in whole MB).
+        ui.status.textContent = file.name + " is " + (file.size / 1048576).toFixed(1) + " MB; this link accepts " +
+          "photos up to " + Math.floor(maxBytes / 1048576) + " MB.";
         ui.li.className = "failed";
         return resolve();
       }
@@ -52,14 +54,17 @@
           ui.li.className = "done";
         } else {
           ui.bar.value = 0; // the bytes went, the photo was not kept: not a full bar beside the error
-          ui.status.textContent = (body.error && body.error.message) || "Failed";
+          // Not our JSON (a proxy's error page): the field is emptied once all are done, so say what to do.
+          ui.status.textContent = (body.error && body.error.message) ||
+            "Not uploaded (error " + xhr.status + "). Choose it again to retry.";
           ui.li.className = "failed";
         }
         resolve();
       };
       xhr.onerror = function () {
         ui.bar.value = 0;
-        ui.status.textContent = "Network error";
+        // The connection dropped: the photo may or may not have been kept before it did.
+        ui.status.textContent = "Network error: this photo may not have arrived. Choose it again to retry.";
         ui.li.className = "failed";
         resolve();
       };
@@ -67,8 +72,15 @@
     });
   }
 
+  var button = form.querySelector("button[type=submit]");
+  var sending = false;
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    // A second click (or Enter in the note) while the photos go up would send every one of them again.
+    if (sending) return;
+    sending = true;
+    button.disabled = true;
     var files = Array.prototype.slice.call(form.querySelector("input[type=file]").files);
     var note = form.querySelector("input[name=note]").value;
     var queue = files.map(function (f) { return { file: f, ui: row(f) }; });
@@ -76,6 +88,10 @@
       var item = queue.shift();
       return item ? send(item.file, item.ui, note).then(next) : Promise.resolve();
     }
-    Promise.all([next(), next(), next()]).then(function () { form.reset(); });
+    Promise.all([next(), next(), next()]).then(function () {
+      form.reset();
+      sending = false;
+      button.disabled = false;
+    });
   });
 })();

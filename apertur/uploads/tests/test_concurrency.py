@@ -201,3 +201,56 @@ def test_disabling_while_a_worker_claims_one_of_its_deliveries_does_not_deadlock
     assert not isinstance(outcome["claim"], Exception), outcome["claim"]
     delivery.refresh_from_db()
     assert (delivery.status, delivery.next_attempt_at) == ("failed", None)  # ended by the disabling, not revived
+
+
+@pytest.mark.parametrize("limit", ["max_files", "uploads_per_month"])
+def test_two_guests_racing_for_the_last_upload_never_pass_the_limit(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    """Two guests send a photo at once and one is left of the link's ``max_files`` (or of the project's uploads for
+    the month, through two links): the second waits for the first and is refused, never both kept."""
+    project = create_project(owner=make_user(), name="Weddings")
+    if limit == "uploads_per_month":
+        project.plan.uploads_per_month, project.plan.max_active_sessions = 1, 2
+        project.plan.save(update_fields=["uploads_per_month", "max_active_sessions"])
+        first = services.create_session(project=project, title="Ana & Ben")
+        second = services.create_session(project=project, title="Carla")
+    else:
+        first = second = services.create_session(project=project, title="Ana & Ben", max_files=1)
+    held, release = threading.Event(), threading.Event()
+    real_schedule = services.destinations.schedule
+
+    def schedule_held_in_the_first_upload(**kwargs: Any) -> None:
+        if threading.current_thread().name == "first-upload":
+            held.set()
+            assert release.wait(timeout=10)
+        real_schedule(**kwargs)
+
+    monkeypatch.setattr(services.destinations, "schedule", schedule_held_in_the_first_upload)
+    outcome: dict[str, Any] = {}
+
+    def upload(name: str, session: Any) -> None:
+        try:
+            outcome[name] = services.accept_upload(session=session, file=image_file())
+        except Exception as exc:
+            outcome[name] = exc
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=upload, args=("first", first), name="first-upload"),
+        threading.Thread(target=upload, args=("second", second), name="second-upload"),
+    ]
+    threads[0].start()
+    try:
+        assert held.wait(timeout=10)
+        threads[1].start()
+        assert wait_until_blocked(threads[1])  # the second upload waits for the first's locks
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert not isinstance(outcome["first"], Exception), outcome["first"]
+    assert isinstance(outcome["second"], services.QuotaExceeded), outcome["second"]
+    assert services.Upload.objects.filter(project=project).count() == 1

@@ -194,7 +194,7 @@ def test_file_size_limit_of_the_plan(project, settings) -> None:  # type: ignore
 def test_max_files_and_monthly_quota(project) -> None:  # type: ignore[no-untyped-def]
     session = services.create_session(project=project, title="x", max_files=1)
     services.accept_upload(session=session, file=image_file())
-    with pytest.raises(QuotaExceeded, match="at most 1 files"):
+    with pytest.raises(QuotaExceeded, match=r"^This link accepts at most 1 file\.$"):  # not "1 files"
         services.accept_upload(session=session, file=image_file())
     plan = project.plan
     plan.uploads_per_month = 2

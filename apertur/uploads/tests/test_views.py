@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from apertur.projects.services import create_project
-from apertur.testing import image_file, make_user
+from apertur.testing import PNG_BYTES, image_file, make_user
 from apertur.uploads import services
 from apertur.uploads.models import Upload, UploadSession
 
@@ -76,7 +76,7 @@ def test_closing_a_link(owner) -> None:  # type: ignore[no-untyped-def]
     session.refresh_from_db()
     assert session.status == "closed"
     guest = Client()
-    assert "closed or has expired" in guest.get(f"/u/{session.token}").content.decode()
+    assert "This upload link was closed on " in guest.get(f"/u/{session.token}").content.decode()
     assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 409
 
 
@@ -481,7 +481,9 @@ def test_a_link_that_has_all_its_files_says_so_instead_of_offering_the_form(owne
     _, project, _ = owner
     session = services.create_session(project=project, title="Party", max_files=1)
     guest = Client()
-    assert 'id="upload-form"' in guest.get(f"/u/{session.token}").content.decode()
+    offered = guest.get(f"/u/{session.token}").content.decode()
+    assert 'id="upload-form"' in offered
+    assert "MB each, 1 file in all." in offered  # not "1 files"
     assert guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 201
     page = guest.get(f"/u/{session.token}").content.decode()
     assert 'id="upload-form"' not in page
@@ -594,3 +596,123 @@ def test_a_secret_access_key_too_long_to_store_is_marked_on_the_form_not_a_serve
         {"access_key_id": "AKIANEW", "secret_access_key": too_long},
     )
     assert key.status_code == 400 and _marked(key.content.decode()) == ["secret_access_key"]
+
+
+def test_a_file_over_the_plans_limit_is_refused_without_being_kept_whole(  # type: ignore[no-untyped-def]
+    owner, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guest's file larger than the plan accepts was written whole to a temporary file (any size: the disk could
+    be filled) before the size was even looked at. Now no more than the limit is kept of it, and the guest still
+    reads its real size beside the plan's limit; the other files of the form are kept."""
+    from django.core.files import uploadhandler
+
+    _, project, _ = owner
+    project.plan.max_file_bytes = 1_048_576
+    project.plan.save(update_fields=["max_file_bytes"])
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # larger files go to a temporary file, as in production
+    session = services.create_session(project=project, title="Party")
+    kept = {"bytes": 0}
+    real = uploadhandler.TemporaryFileUploadHandler.receive_data_chunk
+
+    def counting(self, raw_data, start):  # type: ignore[no-untyped-def]
+        kept["bytes"] += len(raw_data)
+        return real(self, raw_data, start)
+
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "receive_data_chunk", counting)
+    huge = image_file("huge.png", PNG_BYTES + b"\x00" * (3 * 1_048_576))
+    guest = Client()
+    response = guest.post(f"/u/{session.token}/files", {"file": huge})
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["message"] == "huge.png is 3.0 MB; the Free plan accepts files up to 1 MB."
+    assert kept["bytes"] <= 1_048_576 + 64 * 1024  # at most one chunk past the limit, never the whole file
+    assert Upload.objects.count() == 0
+
+    # Without JavaScript the form posts every file at once: the large one is refused, the others kept.
+    huge.seek(0)
+    files = [image_file("one.png"), huge, image_file("two.png")]
+    page = guest.post(f"/u/{session.token}/files", {"file": files}, HTTP_ACCEPT="text/html", follow=True)
+    html = page.content.decode()
+    assert "2 photos uploaded." in html and "huge.png is 3.0 MB" in html
+    assert sorted(Upload.objects.values_list("original_name", flat=True)) == ["one.png", "two.png"]
+
+
+def test_a_closed_or_expired_link_says_which_and_when_not_open_until(owner) -> None:  # type: ignore[no-untyped-def]
+    """A link its owner closed before its expiry told the guest "open until <the expiry>" right above "closed or
+    has expired"; now the page says which happened, and when."""
+    import time_machine
+
+    from apertur.core import clock
+
+    _, project, _ = owner
+    expiry = dt.datetime(2030, 6, 1, 16, 0, tzinfo=dt.UTC)
+    closed = services.create_session(project=project, title="Party", expires_at=expiry)
+    with time_machine.travel(dt.datetime(2030, 5, 2, 14, 30, tzinfo=dt.UTC)):
+        services.close_session(session=closed)
+    expired = services.create_session(project=project, title="Picnic", expires_at=expiry)
+    with time_machine.travel(expiry + dt.timedelta(days=1)):
+        closed_page = Client().get(f"/u/{closed.token}").content.decode()
+        expired_page = Client().get(f"/u/{expired.token}").content.decode()
+    assert clock.now() < expiry
+    open_page = Client().get(f"/u/{expired.token}").content.decode()
+    assert "open until 2030-06-01 12:00 EDT" in open_page
+    assert "open until" not in closed_page and "open until" not in expired_page
+    assert "This upload link was closed on 2030-05-02 10:30 EDT." in closed_page
+    assert "This upload link expired on 2030-06-01 12:00 EDT." in expired_page
+
+
+def test_an_upload_whose_file_is_gone_from_storage_is_a_page_saying_so_not_an_error(owner, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A stored file missing (storage switched without moving var/media, a restored database): the owner's download
+    was a 500 error page; now a 404 that says the file is no longer stored, logged for the operator."""
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    upload = services.accept_upload(session=session, file=image_file())
+    upload.file.storage.delete(upload.file.name)
+    response = browser.get(f"/uploads/{upload.public_id}/download")
+    assert response.status_code == 404
+    assert "The file of this upload is no longer in storage." in response.content.decode()
+    assert any(upload.public_id in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_without_javascript_more_files_than_a_form_takes_says_so_not_form_expired(owner, settings) -> None:  # type: ignore[no-untyped-def]
+    """The form posted with more files than Django reads from one request (DATA_UPLOAD_MAX_NUMBER_FILES): the
+    form's CSRF token went unread with them, and the guest got "This form expired — reload the page and try
+    again", which only failed again. Now a 400 that says how many files one sending takes."""
+    _, project, _ = owner
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    session = services.create_session(project=project, title="Party")
+    guest = Client(enforce_csrf_checks=True)
+    guest.get(f"/u/{session.token}")
+    token = guest.cookies["csrftoken"].value
+    files = [image_file(f"p{i}.png") for i in range(4)]
+    response = guest.post(
+        f"/u/{session.token}/files", {"file": files, "csrfmiddlewaretoken": token}, HTTP_ACCEPT="text/html"
+    )
+    assert response.status_code == 400
+    assert "At most 3 files can be sent at once" in response.content.decode()
+    assert Upload.objects.count() == 0
+
+
+def test_a_webp_named_like_a_page_keeps_the_checked_types_extension_on_a_host_without_mime_types(  # type: ignore[no-untyped-def]
+    owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checked type's extension came from the host's /etc/mime.types: without it (a slim container image),
+    Python knows no extension for WebP, so a WebP sent as invoice.html was stored as .html and downloaded as
+    invoice.html, a page the owner's browser opens as one. The extensions of the accepted types are Apertur's."""
+    import mimetypes
+
+    bare = mimetypes.MimeTypes(filenames=())
+    if bare.guess_extension("image/webp"):  # a Python that knows WebP itself: nothing to show here
+        bare.types_map_inv[True].pop("image/webp", None)
+    monkeypatch.setattr(mimetypes, "guess_extension", bare.guess_extension)
+    monkeypatch.setattr(mimetypes, "guess_all_extensions", bare.guess_all_extensions)
+    assert mimetypes.guess_extension("image/webp") is None
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    webp = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32
+    sent = Client().post(f"/u/{session.token}/files", {"file": image_file("invoice.html", webp, "text/html")})
+    assert sent.status_code == 201, sent.content
+    upload = Upload.objects.get()
+    assert upload.content_type == "image/webp" and upload.file.name.endswith(".webp")
+    download = browser.get(f"/uploads/{upload.public_id}/download")
+    assert download["Content-Type"] == "image/webp"
+    assert 'filename="invoice.html.webp"' in download["Content-Disposition"]
