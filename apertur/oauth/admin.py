@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete, SafeFilters
 from apertur.core.errors import ValidationFailed
+from apertur.core.forms import add_problems
 from apertur.core.http import client_ip
 from apertur.oauth import services
 from apertur.oauth.models import AllowedDomain, OAuthApp, PublicKey, RedirectURI
@@ -49,8 +50,7 @@ class OAuthAppForm(forms.ModelForm):
                 allowed_domains=list(app.allowed_domains.values_list("pattern", flat=True)),
             )
         except ValidationFailed as exc:
-            for problem in exc.problems:
-                self.add_error(problem.field if problem.field in self.fields else None, problem.message)
+            add_problems(self, exc)
             return cleaned
         cleaned.update(name=details.name, description=details.description, website=details.website)
         return cleaned

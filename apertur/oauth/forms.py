@@ -4,6 +4,7 @@ from typing import Any
 from django import forms
 
 from apertur.core.errors import AperturError
+from apertur.core.forms import add_problems
 from apertur.core.validation import MAX_WEBSITE_LENGTH
 from apertur.oauth.models import APP_NAME_MAX_LENGTH
 from apertur.oauth.services import clean_app_details
@@ -68,9 +69,7 @@ class AppForm(forms.Form):
                 allowed_domains=self.allowed_domain_list(),
             )
         except AperturError as exc:
-            for problem in exc.problems:
-                if problem.field not in unreadable:
-                    self.add_error(problem.field if problem.field in self.fields else None, problem.message)
+            add_problems(self, exc, skip=unreadable)
         return data
 
     def redirect_uri_list(self) -> list[str]:

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from apertur.accounts.models import User
 from apertur.core import clock
 from apertur.core.errors import AperturError
+from apertur.core.forms import add_problems
 from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.core.rolling import roll_secret_form
@@ -46,8 +47,7 @@ def _pop_once(request: HttpRequest, app: OAuthApp) -> str | None:
 
 def _apply_error(form: AppForm | DeleteForm, exc: AperturError) -> None:
     """Each problem by its field (the service reports all it found at once), the rest above the form."""
-    for problem in exc.problems:
-        form.add_error(problem.field if problem.field in form.fields else None, problem.message)
+    add_problems(form, exc)
 
 
 @approved_partner_required

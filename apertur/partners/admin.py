@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from apertur.core import audit
 from apertur.core.admin import HTTPS_URL_FIELDS, AuditedDelete, SafeFilters, field_changes
 from apertur.core.errors import ValidationFailed
+from apertur.core.forms import add_problems
 from apertur.core.http import client_ip
 from apertur.partners.models import Partner
 from apertur.partners.services import clean_application
@@ -24,8 +25,7 @@ class PartnerForm(forms.ModelForm):
         try:
             fields = clean_application(**{name: cleaned.get(name) or "" for name in APPLICATION_FIELDS})
         except ValidationFailed as exc:
-            for problem in exc.problems:
-                self.add_error(problem.field if problem.field in self.fields else None, problem.message)
+            add_problems(self, exc)
             return cleaned
         cleaned.update(fields)
         return cleaned

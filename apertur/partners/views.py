@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apertur.accounts.models import User
 from apertur.commissions.selectors import balance
 from apertur.core.errors import AperturError
+from apertur.core.forms import add_problems
 from apertur.core.http import client_ip
 from apertur.oauth.selectors import app_list
 from apertur.partners import paypal, selectors, services
@@ -47,8 +48,7 @@ def partner_home(request: HttpRequest) -> HttpResponse:
             try:
                 services.apply(user=_user(request), ip=client_ip(request), **form.cleaned_data)
             except AperturError as exc:
-                for problem in exc.problems:  # each field's, at once
-                    form.add_error(problem.field if problem.field in form.fields else None, problem.message)
+                add_problems(form, exc)
             else:
                 messages.success(request, "Application sent. We usually answer within 2 business days.")
                 return redirect("partners:home")

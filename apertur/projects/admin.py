@@ -8,6 +8,7 @@ from django.db import transaction
 from apertur.core import audit
 from apertur.core.admin import AuditedDelete, SafeFilters, field_changes
 from apertur.core.errors import AperturError
+from apertur.core.forms import add_problems
 from apertur.core.http import client_ip
 from apertur.projects import services
 from apertur.projects.models import ExchangeRate, Payment, Plan, Project
@@ -58,8 +59,7 @@ class ProjectForm(forms.ModelForm):
                 default_max_files=cleaned.get("default_max_files"),
             )
         except AperturError as exc:
-            for problem in exc.problems:
-                self.add_error(problem.field if problem.field in self.fields else None, problem.message)
+            add_problems(self, exc)
             return cleaned
         cleaned.update(values)
         return cleaned
