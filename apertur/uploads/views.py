@@ -59,6 +59,7 @@ def _guest_session(token: str) -> UploadSession:
     return session
 
 
+@never_cache  # its address is the link's secret, its content the link's state (open, full, closed)
 @require_safe
 def public_page(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)

@@ -716,3 +716,14 @@ def test_a_webp_named_like_a_page_keeps_the_checked_types_extension_on_a_host_wi
     download = browser.get(f"/uploads/{upload.public_id}/download")
     assert download["Content-Type"] == "image/webp"
     assert 'filename="invoice.html.webp"' in download["Content-Disposition"]
+
+
+def test_the_guest_page_is_never_kept_by_a_cache(owner) -> None:  # type: ignore[no-untyped-def]
+    """The guest page's address is the link's secret and its content the link's state (open, full, closed): a shared
+    cache must not keep it, nor the browser serve a stale "open" page after the owner closed the link."""
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Party")
+    response = Client().get(f"/u/{session.token}")
+    assert response.status_code == 200
+    cache_control = response["Cache-Control"]
+    assert "no-store" in cache_control and "private" in cache_control, cache_control
