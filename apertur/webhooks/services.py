@@ -18,7 +18,8 @@ import httpx
 from django.apps import apps
 from django.db import transaction
 
-from apertur.core import audit, clock, outbound
+from apertur.core import alerts, audit, clock, mail, outbound
+from apertur.core.models import AuditEvent
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
@@ -294,6 +295,7 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             delivery.last_error = delivery.last_error or "the last attempt did not complete"
             delivery.next_attempt_at = None
             delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            _tell_owner_given_up(delivery)
             return delivery
         # Claim this attempt before the network call, so a second worker does not send it again, and
         # queue the next look at it now: if this worker dies mid-attempt, the delivery is not lost.
@@ -349,11 +351,44 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
         elif number >= MAX_ATTEMPTS or ended:
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
+            if not ended:  # given up after its last retry (an endpoint disabled meanwhile ended it: no news)
+                _tell_owner_given_up(delivery)
         else:  # the retry delay counts from this failure, not from when the attempt started
             delivery.next_attempt_at = clock.now() + outbound.delay_after(number)
             _enqueue([delivery.pk], delivery.next_attempt_at)
         delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
     return delivery
+
+
+#: The owner hears of deliveries given up at most this often per endpoint (the staff alerts' rule).
+GIVEN_UP_NOTICE_EVERY = alerts.ALERT_EVERY
+
+
+def _tell_owner_given_up(delivery: WebhookDelivery) -> None:
+    """A delivery failed for good after its last retry, which only the endpoint's log showed: its project's owner
+    is emailed (after the commit) which endpoint and event, the last answer and where to look — once within
+    :data:`GIVEN_UP_NOTICE_EVERY` per endpoint however many events it drops (the audit row
+    ``webhook_endpoint.failing_notice`` is both the record and what that rule reads). Never for a test event: its
+    sender watches the log."""
+    endpoint, event = delivery.endpoint, delivery.event
+    if event.type == "webhook.test":
+        return
+    told = AuditEvent.objects.filter(
+        action="webhook_endpoint.failing_notice",
+        object_type=WebhookEndpoint._meta.label_lower,
+        object_id=str(endpoint.pk),
+        at__gte=clock.now() - GIVEN_UP_NOTICE_EVERY,
+    )
+    if told.exists():
+        return
+    audit.record(action="webhook_endpoint.failing_notice", obj=endpoint, data={"event": event.public_id})
+    project = Project.objects.select_related("owner").get(pk=endpoint.project_id)
+    mail.send(
+        to=project.owner.email,
+        subject=f"Apertur could not deliver a webhook to {endpoint.url}"[:200],
+        template="emails/webhook_given_up",
+        context={"endpoint": endpoint, "event": event, "delivery": delivery, "project": project},
+    )
 
 
 def _post(url: str, *, body: bytes, headers: dict[str, str], client: httpx.Client | None) -> int:

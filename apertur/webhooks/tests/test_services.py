@@ -782,3 +782,35 @@ def test_a_delivery_does_not_write_its_url_to_the_log(project, receiver: Receive
         assert services.run_due() == 1
     assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
     assert "s3cr3t-in-the-url" not in caplog.text
+
+
+def test_the_owner_is_told_once_a_day_when_deliveries_to_an_endpoint_are_given_up(
+    project, receiver: Receiver, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """After the last retry (about a day and a half) a delivery is failed for good, which only its log showed:
+    the project's owner is emailed which endpoint and event, the last answer and where to look — once a day per
+    endpoint however many events it drops, and never for a test event (its sender is watching the log)."""
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.up = False
+    services.send_test_event(endpoint=endpoint)
+    uploads.close_session(session=uploads.create_session(project=project, title="Party"))  # two events
+    now = dt.datetime.now(tz=dt.UTC)
+    for _ in range(services.MAX_ATTEMPTS + 2):
+        now += dt.timedelta(days=2)
+        with time_machine.travel(now), django_capture_on_commit_callbacks(execute=True):
+            services.run_due()
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.FAILED}
+    assert len(mailoutbox) == 1
+    message = mailoutbox[0]
+    assert message.to == [project.owner.email]
+    assert receiver.url in message.subject
+    assert "session.created" in message.body and "HTTP 503" in message.body
+    assert f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/" in message.body
+
+    # A day later, another event given up: told again.
+    uploads.create_session(project=project, title="Later")
+    for _ in range(services.MAX_ATTEMPTS + 2):
+        now += dt.timedelta(days=2)
+        with time_machine.travel(now), django_capture_on_commit_callbacks(execute=True):
+            services.run_due()
+    assert len(mailoutbox) == 2
