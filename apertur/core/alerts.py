@@ -40,3 +40,19 @@ def alert_staff(
     audit.record(action=action, obj=about, data={"key": key, "subject": subject})
     mail.send(to=settings.STAFF_NOTIFY_EMAIL, subject=subject, template=template, context={"lines": lines})
     return True
+
+
+def claim_notice(*, action: str, about: models.Model, data: dict[str, object]) -> bool:
+    """The same rule for a notice to a customer about one of their objects (a webhook endpoint dropping events, a
+    destination dropping copies): True, and the audit row ``action`` on ``about`` recorded, unless one went out
+    within :data:`ALERT_EVERY`. The caller then sends its mail (``mail.send``, after the commit)."""
+    told = AuditEvent.objects.filter(
+        action=action,
+        object_type=about._meta.label_lower,
+        object_id=str(about.pk),
+        at__gte=clock.now() - ALERT_EVERY,
+    )
+    if told.exists():
+        return False
+    audit.record(action=action, obj=about, data=data)
+    return True

@@ -17,7 +17,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config as BotoConfig
 from django.db import transaction
 
-from apertur.core import audit, clock, outbound
+from apertur.core import alerts, audit, clock, mail, outbound
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
@@ -427,6 +427,8 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
         elif number >= outbound.MAX_ATTEMPTS or ended:
             delivery.status = "failed"
             delivery.next_attempt_at = None
+            if not ended:  # given up after its last retry (a disabling meanwhile ended it: no news)
+                _tell_owner_given_up(delivery, destination)
         else:  # the retry delay counts from this failure (the docs' schedule), not from the claim
             delivery.next_attempt_at = now + outbound.delay_after(number)
             _enqueue([delivery.pk], delivery.next_attempt_at)
@@ -438,6 +440,24 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             **({"last_delivery_at": now} if not error else {}),
         )
     return delivery
+
+
+def _tell_owner_given_up(delivery: DestinationDelivery, destination: Destination) -> None:
+    """A copy failed for good after its last retry: a guest's photo that never reached the owner's storage. A later
+    copy that succeeds sets the destination back to active, so the owner is emailed the destination, the file and
+    the last error — once a day per destination (:func:`alerts.claim_notice`), after the commit."""
+    upload = delivery.upload
+    if not alerts.claim_notice(
+        action="destination.failing_notice", about=destination, data={"upload": upload.public_id}
+    ):
+        return
+    project = Project.objects.select_related("owner").get(pk=destination.project_id)
+    mail.send(
+        to=project.owner.email,
+        subject=f"A photo could not be copied to “{destination.name}”"[:200],
+        template="emails/destination_given_up",
+        context={"destination": destination, "upload": upload, "delivery": delivery, "project": project},
+    )
 
 
 def requeue_overdue(at: dt.datetime) -> int:

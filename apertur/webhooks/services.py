@@ -19,7 +19,6 @@ from django.apps import apps
 from django.db import transaction
 
 from apertur.core import alerts, audit, clock, mail, outbound
-from apertur.core.models import AuditEvent
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
@@ -360,28 +359,18 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
     return delivery
 
 
-#: The owner hears of deliveries given up at most this often per endpoint (the staff alerts' rule).
-GIVEN_UP_NOTICE_EVERY = alerts.ALERT_EVERY
-
-
 def _tell_owner_given_up(delivery: WebhookDelivery) -> None:
     """A delivery failed for good after its last retry, which only the endpoint's log showed: its project's owner
-    is emailed (after the commit) which endpoint and event, the last answer and where to look — once within
-    :data:`GIVEN_UP_NOTICE_EVERY` per endpoint however many events it drops (the audit row
-    ``webhook_endpoint.failing_notice`` is both the record and what that rule reads). Never for a test event: its
-    sender watches the log."""
+    is emailed (after the commit) which endpoint and event, the last answer and where to look — once a day per
+    endpoint however many events it drops (:func:`alerts.claim_notice`). Never for a test event: its sender
+    watches the log."""
     endpoint, event = delivery.endpoint, delivery.event
     if event.type == "webhook.test":
         return
-    told = AuditEvent.objects.filter(
-        action="webhook_endpoint.failing_notice",
-        object_type=WebhookEndpoint._meta.label_lower,
-        object_id=str(endpoint.pk),
-        at__gte=clock.now() - GIVEN_UP_NOTICE_EVERY,
-    )
-    if told.exists():
+    if not alerts.claim_notice(
+        action="webhook_endpoint.failing_notice", about=endpoint, data={"event": event.public_id}
+    ):
         return
-    audit.record(action="webhook_endpoint.failing_notice", obj=endpoint, data={"event": event.public_id})
     project = Project.objects.select_related("owner").get(pk=endpoint.project_id)
     mail.send(
         to=project.owner.email,

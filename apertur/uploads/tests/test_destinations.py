@@ -13,7 +13,7 @@ import boto3
 import pytest
 import time_machine
 
-from apertur.core import clock
+from apertur.core import clock, outbound
 from apertur.projects.services import create_project
 from apertur.testing import PNG_BYTES, image_file, make_user
 from apertur.uploads import destinations, services
@@ -766,3 +766,27 @@ def test_a_pending_copy_whose_task_was_lost_is_queued_again_by_housekeeping(proj
     assert housekeeping.prune(now=due + dt.timedelta(minutes=16))["overdue_destination_copies"] == 1
     task = DBTaskResult.objects.get()
     assert task.task_path.startswith("apertur.uploads.") and task.args_kwargs["args"] == [copy.pk]
+
+
+def test_the_owner_is_told_once_a_day_when_copies_to_a_destination_are_given_up(
+    project, receiver: FileReceiver, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """A copy failed for good after its last retry means a guest's photo never reached the owner's storage; a later
+    copy that succeeds sets the destination back to active, so only its copies log kept it. The owner is emailed
+    the destination, the file and the last error, once a day per destination."""
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    receiver.up = False
+    session = services.create_session(project=project, title="Party")
+    services.accept_upload(session=session, file=image_file("first.png"))
+    services.accept_upload(session=session, file=image_file("second.png"))
+    now = clock.now()
+    for _ in range(outbound.MAX_ATTEMPTS + 2):
+        now += dt.timedelta(days=2)
+        with time_machine.travel(now), django_capture_on_commit_callbacks(execute=True):
+            destinations.run_due()
+    assert set(DestinationDelivery.objects.values_list("status", flat=True)) == {"failed"}
+    assert len(mailoutbox) == 1
+    message = mailoutbox[0]
+    assert message.to == [project.owner.email] and "Archive" in message.subject
+    assert "first.png" in message.body and "HTTP 500" in message.body
+    assert f"/projects/{project.public_id}/destinations/{destination.public_id}/" in message.body
