@@ -7,6 +7,7 @@ task, with the same retry schedule and SSRF guard as webhooks."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +35,9 @@ from apertur.webhooks.services import roll_and_record
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 DISABLED_ERROR = "not sent: the destination is disabled"
+FILE_GONE_ERROR = "The photo's file is no longer in Apertur's storage."
+
+logger = logging.getLogger(__name__)
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 #: One copy in all, up to the answer's status line and headers (an HTTPS receiver's body is never read; an S3
 #: answer's is read up to MAX_ANSWER_BYTES): httpx's timeouts bound each socket operation only, so a receiver
@@ -386,6 +390,7 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             delivery.last_error = delivery.last_error or "the last attempt did not complete"
             delivery.next_attempt_at = None
             delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+            _tell_owner_given_up(delivery, delivery.destination)
             return delivery
         delivery.attempts += 1
         number = delivery.attempts
@@ -403,6 +408,16 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
             _send_s3(destination, upload, body)
     except outbound.BlockedDestination as exc:
         error = f"blocked: {exc}"[:300]  # the host may be long: the log keeps 300 characters
+    except FileNotFoundError:
+        # Storage switched without its files, a restore without them: said without the server's path (the owner
+        # reads this error), which the log keeps.
+        logger.warning(
+            "destination copy %s: the file %s of upload %s is not in storage",
+            delivery.pk,
+            upload.file.name,
+            upload.public_id,
+        )
+        error = FILE_GONE_ERROR
     except Exception as exc:  # any failure is a failed attempt, retried on schedule
         error = f"{type(exc).__name__}: {exc}"[:300]
     with transaction.atomic():

@@ -790,3 +790,17 @@ def test_the_owner_is_told_once_a_day_when_copies_to_a_destination_are_given_up(
     assert message.to == [project.owner.email] and "Archive" in message.subject
     assert "first.png" in message.body and "HTTP 500" in message.body
     assert f"/projects/{project.public_id}/destinations/{destination.public_id}/" in message.body
+
+
+def test_a_copy_whose_file_left_storage_says_so_without_the_servers_path(project, receiver: FileReceiver) -> None:  # type: ignore[no-untyped-def]
+    """The copy's error is shown to the owner: a missing stored file read "FileNotFoundError: [Errno 2] No such file
+    or directory: '/srv/…/media/…'", a path of Apertur's server."""
+    destination = destinations.create_https_destination(project=project, name="Archive", url=receiver.url)
+    session = services.create_session(project=project, title="Party")
+    upload = services.accept_upload(session=session, file=image_file("photo.png"))
+    path = upload.file.path
+    upload.file.storage.delete(upload.file.name)
+    assert destinations.run_due() == 1
+    copy = DestinationDelivery.objects.get(destination=destination)
+    assert copy.last_error == "The photo's file is no longer in Apertur's storage."
+    assert path not in copy.last_error and receiver.received == []
