@@ -174,12 +174,14 @@ def check_callback_url(value: str, *, noun: str, field: str, error: type[Validat
         try:
             # What the resolver does with the name (socket.getaddrinfo encodes it so): a label that is empty or over
             # 63 characters (RFC 1035 §2.3.4) is no name any lookup can find, and its UnicodeError was a 500.
-            host.encode("idna")
+            encoded = host.encode("idna")
         except UnicodeError as exc:
             raise error(
                 f"{url}: {host} is not a valid host name (each part between dots has 1 to 63 characters).",
                 field=field,
             ) from exc
+        if len(encoded.rstrip(b".")) > 253:  # the whole name, RFC 1035 §2.3.4 (255 octets on the wire)
+            raise error(f"{url[:80]}…: this is not a valid host name (at most 253 characters).", field=field)
     if port == 0:
         raise error(f"{url}: port 0 is not a valid port.", field=field)
     if parts.scheme == "http" and not is_loopback_host(host):

@@ -206,6 +206,8 @@ def test_valid_redirect_uris(uri: str) -> None:
         # Text after an IPv6 literal's bracket: Python reads the host as ::1, a browser refuses the URL.
         ("http://[::1]x/cb", "not a valid URL"),
         ("https://[2001:db8::1]evil.example/cb", "not a valid URL"),
+        # A name is at most 253 characters (RFC 1035 §2.3.4), whatever its labels: no lookup finds a longer one.
+        ("https://" + ".".join(["a" * 60] * 5) + ".example/cb", "not a valid host name"),
     ],
 )
 def test_invalid_redirect_uris_say_why(uri: str, why: str) -> None:

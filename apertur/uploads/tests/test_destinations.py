@@ -736,7 +736,9 @@ def test_a_blocked_copy_with_a_long_host_name_is_recorded(project) -> None:  # t
     """As for webhooks: "blocked: cannot resolve <host>" past the 300 characters of ``last_error`` failed the
     copy's record (and the worker's task) on PostgreSQL, and the destination never said why it failed."""
     host = ".".join(["a" * 60] * 5) + ".example.com"
-    destination = destinations.create_https_destination(project=project, name="Archive", url=f"https://{host}/in")
+    destination = destinations.create_https_destination(project=project, name="Archive", url="https://a.example/in")
+    # Saved before URLs were refused past a name's 253 characters (core.validation): the attempt still copes.
+    Destination.objects.filter(pk=destination.pk).update(config={**destination.config, "url": f"https://{host}/in"})
     session = services.create_session(project=project, title="Party")
     services.accept_upload(session=session, file=image_file())
     destinations.run_due()

@@ -723,7 +723,9 @@ def test_a_blocked_attempt_with_a_long_host_name_is_recorded(project) -> None:  
     URL check allows): "blocked: cannot resolve <host>" was recorded whole, past the error's 300 characters, so
     on PostgreSQL every attempt's record failed (the worker's task with it) and the log never showed a try."""
     host = ".".join(["a" * 60] * 5) + ".example.com"
-    endpoint = services.create_endpoint(project=project, url=f"https://{host}/hooks")
+    endpoint = services.create_endpoint(project=project, url="https://a.example/hooks")
+    # Saved before URLs were refused past a name's 253 characters (core.validation): the attempt still copes.
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"https://{host}/hooks")
     uploads.create_session(project=project, title="Party")
     services.run_due()
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
