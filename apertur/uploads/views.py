@@ -436,6 +436,11 @@ def destination_switch(request: HttpRequest, public_id: str, destination_id: str
 @login_required
 @require_http_methods(["GET", "POST"])
 def destination_delete(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
+    if request.method == "POST" and not Destination.objects.filter(public_id=destination_id).exists():
+        owned_project(request, public_id)  # someone else's project stays a 404
+        # Removed already (a double click, another tab): what this form asked for is done; say so.
+        messages.info(request, "This destination no longer exists: it was removed.")
+        return redirect("projects:detail", public_id=public_id)
     destination = _destination(request, public_id, destination_id)
     if request.method == "POST":
         destinations.delete_destination(destination=destination, actor=_owner(request), ip=client_ip(request))

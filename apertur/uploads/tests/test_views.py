@@ -716,3 +716,23 @@ def test_a_webp_named_like_a_page_keeps_the_checked_types_extension_on_a_host_wi
     download = browser.get(f"/uploads/{upload.public_id}/download")
     assert download["Content-Type"] == "image/webp"
     assert 'filename="invoice.html.webp"' in download["Content-Disposition"]
+
+
+def test_removing_a_destination_twice_says_it_is_gone_instead_of_not_found(owner) -> None:  # type: ignore[no-untyped-def]
+    """A double click on Remove destination (or a second tab): the second request answered the 404 page, as if the
+    removal had failed. It goes back to the project's page saying the destination no longer exists."""
+    from apertur.core.models import AuditEvent
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    base = f"/projects/{project.public_id}/destinations"
+    browser.post(f"{base}/new", {"kind": "https", "name": "Archive", "url": "https://archive.example.com/in"})
+    url = f"{base}/{Destination.objects.get().public_id}/delete"
+    assert browser.post(url).status_code == 302
+    again = browser.post(url, follow=True)
+    assert again.status_code == 200 and again.redirect_chain[-1][0] == f"/projects/{project.public_id}/"
+    assert "This destination no longer exists" in again.content.decode()
+    assert AuditEvent.objects.filter(action="destination.deleted").count() == 1
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.post(url).status_code == 404
