@@ -338,7 +338,9 @@ def get_session(request: HttpRequest, session_id: str) -> dict[str, Any]:
 )
 @idempotent
 def close_session(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = upload_services.close_session(session=_session(request, session_id))
+    session = upload_services.close_session(
+        session=_session(request, session_id), ip=client_ip(request), via=_caller(request).identity
+    )
     session = _session(request, session.public_id)
     return _json(session_json(session))
 
@@ -626,6 +628,8 @@ def update_endpoint(request: HttpRequest, endpoint_id: str, payload: EndpointPat
         events=payload.events,
         description=payload.description,
         enabled=payload.enabled,
+        ip=client_ip(request),
+        via=_caller(request).identity,
     )
     return endpoint_json(endpoint)
 
@@ -638,7 +642,9 @@ def update_endpoint(request: HttpRequest, endpoint_id: str, payload: EndpointPat
     description="Scope: `webhooks:manage`.",
 )
 def delete_endpoint(request: HttpRequest, endpoint_id: str) -> HttpResponse:
-    webhook_services.delete_endpoint(endpoint=_endpoint(request, endpoint_id))
+    webhook_services.delete_endpoint(
+        endpoint=_endpoint(request, endpoint_id), ip=client_ip(request), via=_caller(request).identity
+    )
     return HttpResponse(status=204)
 
 

@@ -96,8 +96,10 @@ def connections_for_project(*, project: Project) -> QuerySet[Connection]:
 
 
 def connection_for_owner(*, owner: User, connection_id: int) -> Connection | None:
+    """One of the owner's connections, removed (``revoked_at`` set) or not: a second Disconnect is told the app is
+    already disconnected, not that there is no such connection."""
     return (
-        Connection.objects.filter(pk=connection_id, project__owner=owner, revoked_at__isnull=True)
+        Connection.objects.filter(pk=connection_id, project__owner=owner)
         .select_related("app__partner", "project")
         .first()
     )

@@ -193,11 +193,13 @@ def api_key_create(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def api_key_revoke(request: HttpRequest, public_id: str, key_id: int) -> HttpResponse:
     project = selectors.project_for_owner(owner=_user(request), public_id=public_id)
-    key = (
-        selectors.api_key_list(project=project).filter(pk=key_id, revoked_at__isnull=True).first() if project else None
-    )
+    key = selectors.api_key_list(project=project).filter(pk=key_id).first() if project else None
     if key is None:
         raise Http404("No such API key.")
+    if key.revoked_at is not None:
+        # Revoked already (a double click, another tab): what this page asks for is done; say so.
+        messages.info(request, f"API key “{key.name}” is already revoked.")
+        return redirect("projects:detail", public_id=public_id)
     if request.method == "POST":
         services.revoke_api_key(key=key, actor=_user(request), ip=client_ip(request))
         messages.success(request, f"API key “{key.name}” revoked.")
@@ -212,6 +214,10 @@ def disconnect_app(request: HttpRequest, public_id: str, connection_id: int) -> 
     connection = connection_for_owner(owner=_user(request), connection_id=connection_id)
     if connection is None or connection.project.public_id != public_id:
         raise Http404("No such connection.")
+    if connection.revoked_at is not None:
+        # Disconnected already (a double click, another tab): what this page asks for is done; say so.
+        messages.info(request, f"{connection.app.name} is already disconnected from {connection.project.name}.")
+        return redirect("projects:detail", public_id=public_id)
     if request.method == "POST":
         disconnect(connection=connection, actor=_user(request), ip=client_ip(request))
         messages.success(request, f"{connection.app.name} is disconnected from {connection.project.name}.")

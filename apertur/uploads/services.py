@@ -23,6 +23,7 @@ from apertur.uploads.errors import (
     QuotaExceeded,
     SessionLimitReached,
     SessionNotAccepting,
+    SessionNotFound,
     StorageUnavailable,
     UploadRejected,
     WrongPassword,
@@ -137,15 +138,24 @@ def create_session(
 
 
 @transaction.atomic
-def close_session(*, session: UploadSession, actor: object = None, ip: str | None = None) -> UploadSession:
-    session = UploadSession.objects.select_for_update().get(pk=session.pk)
+def close_session(
+    *, session: UploadSession, actor: object = None, ip: str | None = None, via: str | None = None
+) -> UploadSession:
+    """Close the link (once: closing a closed one changes nothing). ``via``: the API caller that asked (its
+    identity), recorded in the audit event, as ``actor`` records the person on the dashboard."""
+    locked = UploadSession.objects.select_for_update().filter(pk=session.pk).first()
+    if locked is None:
+        raise SessionNotFound()  # deleted meanwhile, with its project or account
+    session = locked
     if session.status != SessionStatus.CLOSED:
         # An expired session already stopped at its expiry (and said so): keep that date. Read it while the
         # session is still open: once it reads closed, a future expiry would pass for the closing time.
         session.closed_at = session.effective_closed_at or clock.now()
         session.status = SessionStatus.CLOSED
         session.save(update_fields=["status", "closed_at"])
-        audit.record(action="upload_session.closed", obj=session, actor=actor, ip=ip)
+        audit.record(
+            action="upload_session.closed", obj=session, actor=actor, ip=ip, data={"via": via} if via else None
+        )
         webhooks.emit(
             project=session.project, type="session.closed", data=session_event(session), livemode=session.livemode
         )
@@ -161,11 +171,16 @@ def check_session_password(*, session: UploadSession, password: str) -> None:
 def accept_upload(*, session: UploadSession, file: UploadedFile, note: str = "", ip: str | None = None) -> Upload:
     """Store one guest file after checking the session, the file's real type and the plan's limits."""
     # The session and its project, not the plan row joined to them (``of``): every project on that plan shares it.
-    session = (
+    locked = (
         UploadSession.objects.select_for_update(of=("self", "project"))
         .select_related("project__plan")
-        .get(pk=session.pk)
+        .filter(pk=session.pk)
+        .first()
     )
+    if locked is None:
+        # Deleted since the page found it (its project or account deleted meanwhile): gone, as an unknown link is.
+        raise SessionNotFound()
+    session = locked
     if not session.is_accepting():
         raise SessionNotAccepting()
     plan = session.project.plan

@@ -23,7 +23,7 @@ from apertur.core.rolling import roll_secret_form
 from apertur.projects.http import owned_project
 from apertur.projects.selectors import project_for_owner
 from apertur.uploads import destinations, selectors, services
-from apertur.uploads.errors import InvalidSession
+from apertur.uploads.errors import InvalidSession, SessionNotFound
 from apertur.uploads.models import (
     IMAGE_EXTENSIONS,
     Destination,
@@ -234,7 +234,11 @@ def session_detail(request: HttpRequest, public_id: str, session_id: str) -> Htt
 def session_close(request: HttpRequest, public_id: str, session_id: str) -> HttpResponse:
     session = _owned_session(request, public_id, session_id)
     if request.method == "POST":
-        services.close_session(session=session, actor=_owner(request), ip=client_ip(request))
+        try:
+            services.close_session(session=session, actor=_owner(request), ip=client_ip(request))
+        except SessionNotFound:  # deleted meanwhile, with its project (staff): nothing is left to close
+            messages.info(request, f"This upload link no longer exists: “{session.title}” was deleted.")
+            return redirect("projects:list")
         messages.success(request, f"“{session.title}” is closed: guests can no longer upload.")
         return redirect("uploads:session", public_id=public_id, session_id=session_id)
     if not session.is_accepting():  # already closed or expired: nothing to confirm
@@ -437,6 +441,11 @@ def destination_switch(request: HttpRequest, public_id: str, destination_id: str
 @login_required
 @require_http_methods(["GET", "POST"])
 def destination_delete(request: HttpRequest, public_id: str, destination_id: str) -> HttpResponse:
+    if request.method == "POST" and not Destination.objects.filter(public_id=destination_id).exists():
+        owned_project(request, public_id)  # someone else's project stays a 404
+        # Removed already (a double click, another tab): what this form asked for is done; say so.
+        messages.info(request, "This destination no longer exists: it was removed.")
+        return redirect("projects:detail", public_id=public_id)
     destination = _destination(request, public_id, destination_id)
     if request.method == "POST":
         destinations.delete_destination(destination=destination, actor=_owner(request), ip=client_ip(request))

@@ -118,11 +118,13 @@ def update_endpoint(
     enabled: bool | None = None,
     actor: Any = None,
     ip: str | None = None,
+    via: str | None = None,
 ) -> WebhookEndpoint:
     """Change what is given; audited ``webhook_endpoint.updated`` with the names of the fields given, and
     ``enabled`` as it now is when that was one of them. Disabling ends the endpoint's pending deliveries now,
     failed, so enabling it later does not send them (``pending_stopped`` in the audit event; one being sent
-    finishes, and :func:`attempt` stops any that slips past)."""
+    finishes, and :func:`attempt` stops any that slips past). ``via``: the API caller that asked (its identity),
+    recorded in the event, as ``actor`` records the person on the dashboard."""
     endpoint = _locked(endpoint)
     if url is not None:
         endpoint.url = _clean_url(url)
@@ -139,6 +141,8 @@ def update_endpoint(
     data: dict[str, Any] = {"fields": [name for name, value in given.items() if value is not None]}
     if enabled is not None:
         data["enabled"] = enabled
+    if via:
+        data["via"] = via
     if enabled is False:
         data["pending_stopped"] = WebhookDelivery.objects.filter(
             endpoint=endpoint, status=DeliveryStatus.PENDING
@@ -201,13 +205,16 @@ def clear_expired_previous_secrets(at: dt.datetime) -> int:
 
 
 @transaction.atomic
-def delete_endpoint(*, endpoint: WebhookEndpoint, actor: Any = None, ip: str | None = None) -> None:
+def delete_endpoint(
+    *, endpoint: WebhookEndpoint, actor: Any = None, ip: str | None = None, via: str | None = None
+) -> None:
     # Locked before its deliveries are collected: an event emitted meanwhile (which locks the endpoint too) has
     # committed its delivery, deleted with it, or waits and finds the endpoint gone.
     locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
     if locked is None:
         return  # deleted meanwhile (another request)
-    audit.record(action="webhook_endpoint.deleted", obj=locked, actor=actor, ip=ip, data={"url": locked.url})
+    data = {"url": locked.url, **({"via": via} if via else {})}  # via: the API caller (update_endpoint)
+    audit.record(action="webhook_endpoint.deleted", obj=locked, actor=actor, ip=ip, data=data)
     locked.delete()
 
 

@@ -115,7 +115,13 @@ def endpoint_switch(request: HttpRequest, public_id: str, endpoint_id: str, on: 
 @login_required
 @require_http_methods(["GET", "POST"])
 def endpoint_delete(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
-    endpoint = _endpoint(request, public_id, endpoint_id)
+    endpoint = selectors.endpoint_for_project(project=owned_project(request, public_id), public_id=endpoint_id)
+    if endpoint is None:
+        if request.method != "POST":
+            raise Http404("No such webhook endpoint.")
+        # Deleted already (a double click, another tab): what this form asked for is done; say so.
+        messages.info(request, "This webhook endpoint no longer exists: it was deleted.")
+        return redirect("projects:detail", public_id=public_id)
     if request.method == "POST":
         services.delete_endpoint(endpoint=endpoint, actor=_owner(request), ip=client_ip(request))
         messages.success(request, "Webhook endpoint deleted.")

@@ -378,3 +378,23 @@ def test_one_apps_idempotency_key_is_two_requests_for_two_projects(flow: Flow) -
     assert a.status_code == b.status_code == 201, b.content
     assert not b.has_header("Idempotent-Replayed") and a.json()["id"] != b.json()["id"]
     assert UploadSession.objects.get(public_id=b.json()["id"]).project == flow.other_project
+
+
+def test_closing_a_link_through_the_api_is_audited_with_the_api_key_and_its_address(flow: Flow) -> None:
+    """The owner's Close link records who closed it; the API's close recorded neither the caller nor its address."""
+    from django.test import Client
+
+    from apertur.core.models import AuditEvent
+    from apertur.projects.services import create_api_key
+
+    created = create_api_key(project=flow.project, name="Server")
+    session = services.create_session(project=flow.project, title="Party")
+    closed = Client().post(
+        f"/api/v1/upload-sessions/{session.public_id}/close",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {created.secret}",
+        REMOTE_ADDR="203.0.113.9",
+    )
+    assert closed.status_code == 200, closed.content
+    event = AuditEvent.objects.get(action="upload_session.closed")
+    assert event.ip == "203.0.113.9" and event.data["via"] == f"key:{created.key.pk}"

@@ -285,3 +285,24 @@ def test_a_host_no_resolver_can_look_up_is_422_not_a_500(api: Api, url: str) -> 
     assert error["code"] == "invalid_webhook_endpoint" and error["field"] == "url"
     assert "not a valid host name" in error["message"]
     assert WebhookEndpoint.objects.count() == 0
+
+
+def test_deleting_or_disabling_an_endpoint_through_the_api_is_audited_with_the_caller_and_its_address(
+    api: Api, flow: Flow, settings: Any
+) -> None:
+    """The dashboard's delete records who did it; the API's recorded neither the caller nor its address: an owner
+    asking staff why their endpoint stopped could not be told which app (or API key) stopped it."""
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    created = api.post("/webhooks", {"url": "https://hooks.snapflow.example/apertur"}).json()
+    via = f"app:{flow.created.app.pk}:project:{flow.project.pk}"
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {api.token}", "REMOTE_ADDR": "203.0.113.9"}
+    patched = Client().patch(
+        f"/api/v1/webhooks/{created['id']}", {"enabled": False}, content_type="application/json", **auth
+    )
+    assert patched.status_code == 200
+    updated = AuditEvent.objects.get(action="webhook_endpoint.updated")
+    assert updated.ip == "203.0.113.9" and updated.data["via"] == via
+    assert Client().delete(f"/api/v1/webhooks/{created['id']}", **auth).status_code == 204
+    deleted = AuditEvent.objects.get(action="webhook_endpoint.deleted")
+    assert deleted.ip == "203.0.113.9" and deleted.data["via"] == via
+    assert deleted.data["url"] == "https://hooks.snapflow.example/apertur"

@@ -136,3 +136,19 @@ def test_consenting_again_to_the_same_or_more_scopes_keeps_earlier_codes(flow: F
     for code in codes:
         response = exchange(Client(), code, flow.client_id, flow.secret)
         assert response.status_code == 200, response.content
+
+
+def test_disconnecting_twice_says_the_app_is_already_disconnected(flow: Flow) -> None:
+    """A double click on Disconnect (or a second tab): the second request answered the 404 page, as if the
+    disconnection had failed. It says the app is disconnected; one audit event."""
+    flow.tokens(scope="project:read")
+    connection = Connection.objects.get()
+    url = f"/projects/{flow.project.public_id}/connections/{connection.pk}/disconnect"
+    assert flow.browser.post(url).status_code == 302
+    again = flow.browser.post(url, follow=True)
+    assert again.status_code == 200 and again.redirect_chain[-1][0] == f"/projects/{flow.project.public_id}/"
+    assert f"Snapflow is already disconnected from {flow.project.name}" in again.content.decode()
+    assert AuditEvent.objects.filter(action="oauth.connection_removed").count() == 1
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.post(url).status_code == 404

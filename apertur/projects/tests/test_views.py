@@ -360,3 +360,27 @@ def test_a_free_project_without_payments_says_so_and_the_page_is_only_the_owners
     stranger.force_login(make_user())
     assert stranger.get(url).status_code == 404
     assert Client().get(url)["Location"] == f"/login?next={url}"
+
+
+def test_revoking_a_key_twice_says_it_is_already_revoked_instead_of_not_found() -> None:
+    """A double click on Revoke key (or the confirmation page left open in another tab): the second request found
+    no unrevoked key and answered the 404 page, as if the revocation had failed. It says the key is revoked."""
+    from apertur.core.models import AuditEvent
+    from apertur.projects.services import create_api_key
+
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    key = create_api_key(project=project, name="Server").key
+    browser = Client()
+    browser.force_login(user)
+    url = f"/projects/{project.public_id}/api-keys/{key.pk}/revoke"
+    assert browser.post(url).status_code == 302
+    again = browser.post(url, follow=True)
+    assert again.status_code == 200 and again.redirect_chain[-1][0] == f"/projects/{project.public_id}/"
+    assert "“Server” is already revoked" in again.content.decode()
+    confirm = browser.get(url, follow=True)  # the confirmation page asked for again: nothing to confirm
+    assert confirm.status_code == 200 and "“Server” is already revoked" in confirm.content.decode()
+    assert AuditEvent.objects.filter(action="api_key.revoked").count() == 1
+    other = Client()
+    other.force_login(make_user())
+    assert other.post(url).status_code == 404  # still nobody else's business

@@ -355,3 +355,28 @@ def test_a_storage_that_fails_to_delete_does_not_fail_the_committed_deletion(mon
     assert not Upload.objects.exists()
     assert storage.exists(first.file.name) and not storage.exists(second.file.name)
     assert any(r.exc_info and isinstance(r.exc_info[1], PermissionError) for r in caplog.records)
+
+
+def test_an_upload_to_a_link_deleted_meanwhile_is_not_found_and_stores_nothing(project, settings) -> None:  # type: ignore[no-untyped-def]
+    """A guest's file arriving while staff delete the project (the page found the link, the deletion committed
+    before the upload locked it): the locked read raised DoesNotExist, a 500 for the guest's page. The link is gone
+    (404 ``upload_session_not_found``, as for any unknown link) and no file is kept."""
+    from apertur.uploads.errors import SessionNotFound
+
+    session = services.create_session(project=project, title="Party")
+    project.delete()
+    with pytest.raises(SessionNotFound):
+        services.accept_upload(session=session, file=image_file())
+    media = settings.MEDIA_ROOT
+    assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
+
+
+def test_closing_a_link_deleted_meanwhile_is_not_found(project) -> None:  # type: ignore[no-untyped-def]
+    """``POST /upload-sessions/{id}/close`` (or the owner's Close link) while the project is deleted: a 404, not the
+    DoesNotExist of the locked read (a 500)."""
+    from apertur.uploads.errors import SessionNotFound
+
+    session = services.create_session(project=project, title="Party")
+    project.delete()
+    with pytest.raises(SessionNotFound):
+        services.close_session(session=session)

@@ -727,3 +727,42 @@ def test_the_guest_page_is_never_kept_by_a_cache(owner) -> None:  # type: ignore
     assert response.status_code == 200
     cache_control = response["Cache-Control"]
     assert "no-store" in cache_control and "private" in cache_control, cache_control
+
+
+def test_removing_a_destination_twice_says_it_is_gone_instead_of_not_found(owner) -> None:  # type: ignore[no-untyped-def]
+    """A double click on Remove destination (or a second tab): the second request answered the 404 page, as if the
+    removal had failed. It goes back to the project's page saying the destination no longer exists."""
+    from apertur.core.models import AuditEvent
+    from apertur.uploads.models import Destination
+
+    _, project, browser = owner
+    base = f"/projects/{project.public_id}/destinations"
+    browser.post(f"{base}/new", {"kind": "https", "name": "Archive", "url": "https://archive.example.com/in"})
+    url = f"{base}/{Destination.objects.get().public_id}/delete"
+    assert browser.post(url).status_code == 302
+    again = browser.post(url, follow=True)
+    assert again.status_code == 200 and again.redirect_chain[-1][0] == f"/projects/{project.public_id}/"
+    assert "This destination no longer exists" in again.content.decode()
+    assert AuditEvent.objects.filter(action="destination.deleted").count() == 1
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.post(url).status_code == 404
+
+
+def test_closing_a_link_deleted_meanwhile_says_so_instead_of_a_server_error(owner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Close link while staff delete the link's project: the page found the link, the close's locked read did not
+    (a DoesNotExist, then SessionNotFound: the 500 page). The owner is told the link no longer exists."""
+    from apertur.uploads import views
+
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Party")
+    real_close = services.close_session
+
+    def deleted_first(**kwargs):  # type: ignore[no-untyped-def]
+        UploadSession.objects.filter(pk=session.pk).delete()  # committed by the other request meanwhile
+        return real_close(**kwargs)
+
+    monkeypatch.setattr(views.services, "close_session", deleted_first)
+    response = browser.post(f"/projects/{project.public_id}/sessions/{session.public_id}/close", follow=True)
+    assert response.status_code == 200 and response.redirect_chain[-1][0] == "/projects/"
+    assert "This upload link no longer exists" in response.content.decode()

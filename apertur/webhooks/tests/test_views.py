@@ -284,3 +284,19 @@ def test_a_roll_form_naming_no_secret_we_gave_rolls_nothing_rather_than_failing(
     response = browser.post(url, {"expire_previous_in": "0", "replacing": "é"})
     assert response.status_code == 302
     assert WebhookEndpoint.objects.get().secret == endpoint.secret
+
+
+def test_deleting_an_endpoint_twice_says_it_is_gone_instead_of_not_found(owner) -> None:  # type: ignore[no-untyped-def]
+    """A double click on Delete endpoint (or a second tab): the second request answered the 404 page, as if the
+    deletion had failed. It goes back to the project's page saying the endpoint no longer exists."""
+    project, browser = owner
+    endpoint = services.create_endpoint(project=project, url="https://hooks.example.com/x")
+    url = f"/projects/{project.public_id}/webhooks/{endpoint.public_id}/delete"
+    assert browser.post(url).status_code == 302
+    again = browser.post(url, follow=True)
+    assert again.status_code == 200 and again.redirect_chain[-1][0] == f"/projects/{project.public_id}/"
+    assert "This webhook endpoint no longer exists" in again.content.decode()
+    assert AuditEvent.objects.filter(action="webhook_endpoint.deleted").count() == 1
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.post(url).status_code == 404
