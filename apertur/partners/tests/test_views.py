@@ -407,3 +407,15 @@ def test_an_application_with_several_mistakes_shows_them_all_at_once_and_keeps_t
     assert "Enter the website as a full address" in html
     assert "Tell us what you will build with Apertur (20 to 5,000 characters)." in html
     assert 'value="Snapflow"' in html
+
+
+def test_the_status_card_does_not_end_a_company_name_ending_in_a_period_with_a_second_one() -> None:
+    """ "Applied … as Snapflow Inc.." read like a typo on every applicant's page (the confirmation email already
+    left the period out); a name without one still ends the sentence."""
+    pending = make_partner(approved=False)
+    assert pending.company_name == "Snapflow Inc."
+    html = _client_for(pending.user).get("/partners/").content.decode()
+    assert "as Snapflow Inc.</p>" in html and "Inc.." not in html
+    other = make_user()
+    _client_for(other).post("/partners/", {**APPLICATION, "company_name": "Ana and Ben"})
+    assert "as Ana and Ben.</p>" in _client_for(other).get("/partners/").content.decode()
