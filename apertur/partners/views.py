@@ -83,6 +83,8 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
     context = {"partner": partner, "section": "payouts", "error": error, "value": request.POST.get("paypal_email", "")}
     context["history"] = payout_selectors.payout_list(partner=partner, page=request.GET.get("page"))
     context["outlook"] = payout_selectors.payout_status(partner=partner)
+    # Also under a staff hold, whose status card says only that: the address is not where payouts go.
+    context["refused_email"] = payout_services.refused_address(partner)
     return render(request, "partners/payouts.html", context, status=status)
 
 

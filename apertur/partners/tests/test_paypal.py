@@ -209,3 +209,38 @@ def test_clearing_forgets_the_confirmed_address_and_kills_a_pending_link(
         paypal.confirm(token=token)
     event = AuditEvent.objects.get(action="partner.paypal_cleared")
     assert event.data == {"previous": "old@example.com", "pending": "pay@example.com", "reason": "test"}
+
+
+def test_an_address_paypal_refused_is_not_shown_as_where_payouts_go(portal) -> None:  # type: ignore[no-untyped-def]
+    """The PayPal account card said "Payouts go to … Verified" for an address PayPal had refused (and the run no
+    longer sends to), right above the status card saying it was refused; a staff hold on top hid the refusal."""
+    from apertur.core import clock
+    from apertur.payouts.models import Payout
+
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+    assert client.get(_link(mail.outbox[-1])).status_code == 200
+    assert "Payouts go to <strong" in client.get("/partners/payouts/").content.decode()
+    Payout.objects.create(
+        partner=partner,
+        period="2026-11",
+        amount_cents=6000,
+        status="failed",
+        failure="address_refused",
+        sender_batch_id="b-1",
+        sender_item_id="i-1",
+        receiver_email="pay@snapflow.example",
+        returned_at=clock.now(),
+    )
+    for held in (False, True):
+        if held:
+            Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason="Checks.")
+        html = client.get("/partners/payouts/").content.decode()
+        assert "Payouts go to" not in html and '<span class="pill ok">Verified</span>' not in html
+        assert re.search(r"PayPal refused <strong[^>]*>pay@snapflow.example</strong>", html), html
+    Partner.objects.filter(pk=partner.pk).update(payouts_held_at=None, payouts_hold_reason="")
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})  # fixed at PayPal: again
+    assert client.get(_link(mail.outbox[-1])).status_code == 200
+    assert "Payouts go to <strong" in client.get("/partners/payouts/").content.decode()
