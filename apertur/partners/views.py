@@ -33,6 +33,8 @@ def partner_home(request: HttpRequest) -> HttpResponse:
     if partner is not None and partner.is_approved:
         apps = list(app_list(partner=partner))
         context = {"partner": partner, "apps": apps, "balance": balance(partner=partner), "section": "overview"}
+        # What payouts wait for (or when the next run is): the next step, without opening Payouts.
+        context["outlook"] = payout_selectors.payout_status(partner=partner)
         return render(request, "partners/portal.html", context)
     can_apply = partner is None or partner.status == PartnerStatus.REJECTED
     initial = {}

@@ -419,3 +419,29 @@ def test_the_status_card_does_not_end_a_company_name_ending_in_a_period_with_a_s
     other = make_user()
     _client_for(other).post("/partners/", {**APPLICATION, "company_name": "Ana and Ben"})
     assert "as Ana and Ben.</p>" in _client_for(other).get("/partners/").content.decode()
+
+
+def test_the_dashboard_says_what_payouts_wait_for_and_leads_to_the_payouts_page() -> None:
+    """An approved partner's home page said nothing about payouts: a partner who never added a PayPal email learnt
+    it only by opening Payouts. Each state names the next step; once payable, the next run's date with its zone."""
+    from apertur.core import clock
+    from apertur.partners import paypal
+
+    partner = make_partner()
+    client = _client_for(partner.user)
+    step = re.compile(r'<p data-testid="payout-next-step">(.*?)</p>', re.S)
+    html = client.get("/partners/").content.decode()
+    assert "Add the email address of your PayPal account" in step.search(html).group(1)
+    assert '<a href="/partners/payouts/">Set up payouts</a>' in html
+    paypal.request_change(partner=partner, email="pay@snapflow.example")
+    html = client.get("/partners/").content.decode()
+    assert "Open the link we sent to <strong>pay@snapflow.example</strong>" in step.search(html).group(1)
+    Partner.objects.filter(pk=partner.pk).update(paypal_email="pay@snapflow.example", paypal_verified_at=clock.now())
+    html = client.get("/partners/").content.decode()
+    assert re.search(
+        r"Next run: <time [^>]*>\w+ \d+ \w+ \d{4}, 09:00</time> \(Toronto time\)", step.search(html).group(1)
+    )
+    assert "None" not in step.search(html).group(1)
+    Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason="Checks.")
+    html = client.get("/partners/").content.decode()
+    assert "Payouts are on hold" in step.search(html).group(1) and '<a href="/partners/payouts/">See why</a>' in html
