@@ -244,3 +244,26 @@ def test_an_address_paypal_refused_is_not_shown_as_where_payouts_go(portal) -> N
         client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})  # fixed at PayPal: again
     assert client.get(_link(mail.outbox[-1])).status_code == 200
     assert "Payouts go to <strong" in client.get("/partners/payouts/").content.decode()
+
+
+def test_an_expired_link_is_not_presented_as_waiting_and_a_new_one_is_one_click_away(portal) -> None:  # type: ignore[no-untyped-def]
+    """A day after the email the pages still said "Waiting for confirmation … (the link works for 24 hours)" and
+    "Open the confirmation link we sent", a link that no longer works; the field was empty, to be typed again."""
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+    html = client.get("/partners/payouts/").content.decode()
+    assert "Open the confirmation link we sent to <strong>pay@snapflow.example</strong>" in html  # still live
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(hours=24, seconds=1)):
+        html = client.get("/partners/payouts/").content.decode()
+        home = client.get("/partners/").content.decode()
+        assert "Waiting for confirmation" not in html and "Open the confirmation link" not in html
+        assert "The link we sent to <strong>pay@snapflow.example</strong> expired" in html
+        assert re.search(r'<input id="paypal_email"[^>]* value="pay@snapflow.example"', html)
+        assert "Open the link we sent" not in home
+        assert "The link we sent to <strong>pay@snapflow.example</strong> expired" in home
+        with on_commit(execute=True):
+            client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+        assert client.get(_link(mail.outbox[-1])).status_code == 200
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email == "pay@snapflow.example"
