@@ -445,3 +445,15 @@ def test_the_dashboard_says_what_payouts_wait_for_and_leads_to_the_payouts_page(
     Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason="Checks.")
     html = client.get("/partners/").content.decode()
     assert "Payouts are on hold" in step.search(html).group(1) and '<a href="/partners/payouts/">See why</a>' in html
+
+
+def test_a_suspended_partners_home_page_gives_the_reason_and_the_way_to_reach_us() -> None:
+    """The other partner pages told a suspended partner the reason and how to reach the team; the partner home
+    ran the reason into the sentence ("suspended. Abuse") and left them with no next step."""
+    from apertur.partners import services
+
+    partner = make_partner()
+    services.suspend(partner=partner, reviewer=make_staff(), reason="Chargebacks.")
+    html = _client_for(partner.user).get("/partners/").content.decode()
+    assert "<strong>Reason:</strong> Chargebacks." in html
+    assert "Reply to any Apertur email to talk to us." in html
