@@ -93,6 +93,13 @@ def _live_link(token: str) -> QuerySet[Partner]:
     ).exclude(paypal_token_hash="")
 
 
+def link_expired(partner: Partner, *, at: dt.datetime | None = None) -> bool:
+    """Whether an address waits for a confirmation link that no longer works (:func:`_live_link`'s rule: live while
+    ``paypal_token_expires_at`` is after now): the pages then ask for a new link rather than to open this one."""
+    expires = partner.paypal_token_expires_at
+    return bool(partner.paypal_pending_email) and expires is not None and expires <= (at or clock.now())
+
+
 def link_owner_id(*, token: str) -> int | None:
     """The user id of the partner a live confirmation link belongs to, or None."""
     return _live_link(token).values_list("user_id", flat=True).first()

@@ -33,6 +33,8 @@ def partner_home(request: HttpRequest) -> HttpResponse:
     if partner is not None and partner.is_approved:
         apps = list(app_list(partner=partner))
         context = {"partner": partner, "apps": apps, "balance": balance(partner=partner), "section": "overview"}
+        # What payouts wait for (or when the next run is): the next step, without opening Payouts.
+        context["outlook"] = payout_selectors.payout_status(partner=partner)
         return render(request, "partners/portal.html", context)
     can_apply = partner is None or partner.status == PartnerStatus.REJECTED
     initial = {}
@@ -83,6 +85,8 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
     context = {"partner": partner, "section": "payouts", "error": error, "value": request.POST.get("paypal_email", "")}
     context["history"] = payout_selectors.payout_list(partner=partner, page=request.GET.get("page"))
     context["outlook"] = payout_selectors.payout_status(partner=partner)
+    # Also under a staff hold, whose status card says only that: the address is not where payouts go.
+    context["refused_email"] = payout_services.refused_address(partner)
     return render(request, "partners/payouts.html", context, status=status)
 
 

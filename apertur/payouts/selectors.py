@@ -18,6 +18,7 @@ from apertur.commissions.models import EntryKind
 from apertur.commissions.selectors import PAGE_SIZE, PAYOUT_MINIMUM_CENTS, balance_and_next_payout, mask_email
 from apertur.core import clock
 from apertur.core.pages import Page, page_of
+from apertur.partners import paypal
 from apertur.partners.models import Partner
 from apertur.payouts import services
 from apertur.payouts.errors import PayoutNotFound
@@ -334,6 +335,7 @@ class PayoutOutlook:
     hold_reason: str = ""  # staff's reason, when on hold
     held_since: dt.datetime | None = None
     pending_email: str = ""  # a PayPal address waiting for its confirmation link
+    pending_expired: bool = False  # and that link expired: a new one is needed
     refused_email: str = ""  # the address PayPal refused, when the code is ADDRESS_REFUSED
 
     @property
@@ -390,5 +392,6 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
         hold_reason=partner.payouts_hold_reason if code == Outlook.ON_HOLD else "",
         held_since=partner.payouts_held_at if code == Outlook.ON_HOLD else None,
         pending_email=partner.paypal_pending_email,
+        pending_expired=paypal.link_expired(partner, at=now),
         refused_email=partner.verified_paypal_email or "" if code == Outlook.ADDRESS_REFUSED else "",
     )

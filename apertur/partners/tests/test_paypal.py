@@ -209,3 +209,61 @@ def test_clearing_forgets_the_confirmed_address_and_kills_a_pending_link(
         paypal.confirm(token=token)
     event = AuditEvent.objects.get(action="partner.paypal_cleared")
     assert event.data == {"previous": "old@example.com", "pending": "pay@example.com", "reason": "test"}
+
+
+def test_an_address_paypal_refused_is_not_shown_as_where_payouts_go(portal) -> None:  # type: ignore[no-untyped-def]
+    """The PayPal account card said "Payouts go to … Verified" for an address PayPal had refused (and the run no
+    longer sends to), right above the status card saying it was refused; a staff hold on top hid the refusal."""
+    from apertur.core import clock
+    from apertur.payouts.models import Payout
+
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+    assert client.get(_link(mail.outbox[-1])).status_code == 200
+    assert "Payouts go to <strong" in client.get("/partners/payouts/").content.decode()
+    Payout.objects.create(
+        partner=partner,
+        period="2026-11",
+        amount_cents=6000,
+        status="failed",
+        failure="address_refused",
+        sender_batch_id="b-1",
+        sender_item_id="i-1",
+        receiver_email="pay@snapflow.example",
+        returned_at=clock.now(),
+    )
+    for held in (False, True):
+        if held:
+            Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason="Checks.")
+        html = client.get("/partners/payouts/").content.decode()
+        assert "Payouts go to" not in html and '<span class="pill ok">Verified</span>' not in html
+        assert re.search(r"PayPal refused <strong[^>]*>pay@snapflow.example</strong>", html), html
+    Partner.objects.filter(pk=partner.pk).update(payouts_held_at=None, payouts_hold_reason="")
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})  # fixed at PayPal: again
+    assert client.get(_link(mail.outbox[-1])).status_code == 200
+    assert "Payouts go to <strong" in client.get("/partners/payouts/").content.decode()
+
+
+def test_an_expired_link_is_not_presented_as_waiting_and_a_new_one_is_one_click_away(portal) -> None:  # type: ignore[no-untyped-def]
+    """A day after the email the pages still said "Waiting for confirmation … (the link works for 24 hours)" and
+    "Open the confirmation link we sent", a link that no longer works; the field was empty, to be typed again."""
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+    html = client.get("/partners/payouts/").content.decode()
+    assert "Open the confirmation link we sent to <strong>pay@snapflow.example</strong>" in html  # still live
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(hours=24, seconds=1)):
+        html = client.get("/partners/payouts/").content.decode()
+        home = client.get("/partners/").content.decode()
+        assert "Waiting for confirmation" not in html and "Open the confirmation link" not in html
+        assert "The link we sent to <strong>pay@snapflow.example</strong> expired" in html
+        assert re.search(r'<input id="paypal_email"[^>]* value="pay@snapflow.example"', html)
+        assert "Open the link we sent" not in home
+        assert "The link we sent to <strong>pay@snapflow.example</strong> expired" in home
+        with on_commit(execute=True):
+            client.post("/partners/payouts/", {"paypal_email": "pay@snapflow.example"})
+        assert client.get(_link(mail.outbox[-1])).status_code == 200
+    partner.refresh_from_db()
+    assert partner.verified_paypal_email == "pay@snapflow.example"

@@ -407,3 +407,53 @@ def test_an_application_with_several_mistakes_shows_them_all_at_once_and_keeps_t
     assert "Enter the website as a full address" in html
     assert "Tell us what you will build with Apertur (20 to 5,000 characters)." in html
     assert 'value="Snapflow"' in html
+
+
+def test_the_status_card_does_not_end_a_company_name_ending_in_a_period_with_a_second_one() -> None:
+    """ "Applied … as Snapflow Inc.." read like a typo on every applicant's page (the confirmation email already
+    left the period out); a name without one still ends the sentence."""
+    pending = make_partner(approved=False)
+    assert pending.company_name == "Snapflow Inc."
+    html = _client_for(pending.user).get("/partners/").content.decode()
+    assert "as Snapflow Inc.</p>" in html and "Inc.." not in html
+    other = make_user()
+    _client_for(other).post("/partners/", {**APPLICATION, "company_name": "Ana and Ben"})
+    assert "as Ana and Ben.</p>" in _client_for(other).get("/partners/").content.decode()
+
+
+def test_the_dashboard_says_what_payouts_wait_for_and_leads_to_the_payouts_page() -> None:
+    """An approved partner's home page said nothing about payouts: a partner who never added a PayPal email learnt
+    it only by opening Payouts. Each state names the next step; once payable, the next run's date with its zone."""
+    from apertur.core import clock
+    from apertur.partners import paypal
+
+    partner = make_partner()
+    client = _client_for(partner.user)
+    step = re.compile(r'<p data-testid="payout-next-step">(.*?)</p>', re.S)
+    html = client.get("/partners/").content.decode()
+    assert "Add the email address of your PayPal account" in step.search(html).group(1)
+    assert '<a href="/partners/payouts/">Set up payouts</a>' in html
+    paypal.request_change(partner=partner, email="pay@snapflow.example")
+    html = client.get("/partners/").content.decode()
+    assert "Open the link we sent to <strong>pay@snapflow.example</strong>" in step.search(html).group(1)
+    Partner.objects.filter(pk=partner.pk).update(paypal_email="pay@snapflow.example", paypal_verified_at=clock.now())
+    html = client.get("/partners/").content.decode()
+    assert re.search(
+        r"Next run: <time [^>]*>\w+ \d+ \w+ \d{4}, 09:00</time> \(Toronto time\)", step.search(html).group(1)
+    )
+    assert "None" not in step.search(html).group(1)
+    Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason="Checks.")
+    html = client.get("/partners/").content.decode()
+    assert "Payouts are on hold" in step.search(html).group(1) and '<a href="/partners/payouts/">See why</a>' in html
+
+
+def test_a_suspended_partners_home_page_gives_the_reason_and_the_way_to_reach_us() -> None:
+    """The other partner pages told a suspended partner the reason and how to reach the team; the partner home
+    ran the reason into the sentence ("suspended. Abuse") and left them with no next step."""
+    from apertur.partners import services
+
+    partner = make_partner()
+    services.suspend(partner=partner, reviewer=make_staff(), reason="Chargebacks.")
+    html = _client_for(partner.user).get("/partners/").content.decode()
+    assert "<strong>Reason:</strong> Chargebacks." in html
+    assert "Reply to any Apertur email to talk to us." in html
