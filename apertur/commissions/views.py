@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from apertur.commissions import selectors
+from apertur.commissions import payability, selectors
 from apertur.commissions.charts import bar_chart
 from apertur.commissions.forms import EarningFilterForm
 from apertur.core import clock
@@ -47,6 +47,7 @@ def dashboard(request: HttpRequest, partner: Partner) -> HttpResponse:
         "funnel": selectors.referral_funnel(partner=partner),
         "apps": selectors.connected_projects(partner=partner),
         "payout": payout,
+        "not_paid": payability.why_not_paid(partner=partner),
         "series": series,
         "chart": bar_chart(series),
         "form": form,

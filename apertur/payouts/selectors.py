@@ -344,15 +344,26 @@ class PayoutOutlook:
 
     @property
     def headline(self) -> str:
-        return {
-            Outlook.NOT_APPROVED: "Payouts are paused",
-            Outlook.ON_HOLD: "Payouts are on hold",
-            Outlook.NO_VERIFIED_EMAIL: "Payouts wait for a verified PayPal email",
-            Outlook.UNDER_MINIMUM: "Under the minimum: carried to a later run",
-            Outlook.ADDRESS_REFUSED: "PayPal refused your PayPal address",
-            Outlook.DELAYED: "Your payout is delayed on our side",
-            Outlook.WILL_PAY: "Next payout",
-        }[self.code]
+        return HEADLINES[self.code]
+
+
+HEADLINES = {
+    Outlook.NOT_APPROVED: "Payouts are paused",
+    Outlook.ON_HOLD: "Payouts are on hold",
+    Outlook.NO_VERIFIED_EMAIL: "Payouts wait for a verified PayPal email",
+    Outlook.UNDER_MINIMUM: "Under the minimum: carried to a later run",
+    Outlook.ADDRESS_REFUSED: "PayPal refused your PayPal address",
+    Outlook.DELAYED: "Your payout is delayed on our side",
+    Outlook.WILL_PAY: "Next payout",
+}
+
+
+def why_not_paid(partner: Partner) -> str | None:
+    """Why the next run will pay the partner nothing whatever their balance (the run's own rule,
+    ``services.payable_reason``), as the Payouts page heads it; None when it would pay an eligible balance. The
+    commissions dashboard asks this through ``commissions.payability`` (registered in ``PayoutsConfig.ready``)."""
+    code = services.payable_reason(partner)
+    return HEADLINES[code] if code is not None else None
 
 
 def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutOutlook:

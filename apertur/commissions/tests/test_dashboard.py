@@ -349,8 +349,15 @@ def table_projects(html: str) -> list[str]:
     return re.findall(r"<tr>\s*<td>[^<]*</td>\s*<td>[^<]*</td>\s*<td class=\"project\">([^<]*)</td>", body)
 
 
+def verify_paypal(partner: Any) -> None:
+    Partner.objects.filter(pk=partner.pk).update(
+        paypal_email="money@snapflow.example", paypal_verified_at=at("2026-02-01")
+    )
+
+
 def test_dashboard_shows_totals_payout_funnel_apps_and_earnings(ledger: dict[str, Any]) -> None:
     partner = ledger["partner"]
+    verify_paypal(partner)
     make_app(partner, name="Snapflow")
     html = page_of(partner)
     for text in ("$10.00 CAD", "$45.00 CAD", "$50.00 CAD", "$105.00 CAD"):
@@ -365,10 +372,30 @@ def test_dashboard_shows_totals_payout_funnel_apps_and_earnings(ledger: dict[str
 
 
 def test_dashboard_estimates_a_payout_over_the_minimum(ledger: dict[str, Any]) -> None:
+    verify_paypal(ledger["partner"])
     with time_machine.travel(at("2026-06-20"), tick=False):
         html = page_of(ledger["partner"])
     assert "Wednesday 15 July 2026, 09:00" in html
     assert "Estimated amount: <strong>$55.00 CAD</strong>" in html
+    assert "Nothing will be paid on this run" not in html
+
+
+def test_dashboard_does_not_promise_a_payout_the_run_will_not_make(ledger: dict[str, Any]) -> None:
+    """docs/commissions.md: the card says "what the next run would pay". Without a verified PayPal email (or under
+    a staff hold, or with an address PayPal refused) the run pays nothing, whatever the balance: the card said
+    "Estimated amount: $55.00" all the same. The reason is the payouts app's own rule (payouts.services)."""
+    partner = ledger["partner"]
+    with time_machine.travel(at("2026-06-20"), tick=False):
+        html = page_of(partner)
+    assert "Estimated amount" not in html
+    assert "Nothing will be paid on this run. Payouts wait for a verified PayPal email." in html
+    assert "$55.00 CAD" in html and 'href="/partners/payouts/"' in html
+
+    verify_paypal(partner)
+    Partner.objects.filter(pk=partner.pk).update(payouts_held_at=at("2026-06-01"), payouts_hold_reason="Checking")
+    with time_machine.travel(at("2026-06-20"), tick=False):
+        held = page_of(partner)
+    assert "Nothing will be paid on this run. Payouts are on hold." in held
 
 
 def test_dashboard_says_what_a_payout_on_its_way_holds(ledger: dict[str, Any]) -> None:
@@ -376,6 +403,7 @@ def test_dashboard_says_what_a_payout_on_its_way_holds(ledger: dict[str, Any]) -
     counts it (not paid), the next run's estimate leaves it out (that payout pays it). The card says why the two
     differ rather than telling the partner their balance is under the minimum and carried over."""
     partner, entries = ledger["partner"], ledger["entries"]
+    verify_paypal(partner)
     taken = [entries["eligible"], *entries["partly_refunded"].payment.commission_entries.all()]
     payout = Payout.objects.create(
         partner=partner,
