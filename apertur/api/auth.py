@@ -28,6 +28,7 @@ class Caller:
     # Stable across token refreshes: the app for OAuth callers, the key for API keys. Used for
     # idempotency keys and rate limits.
     identity: str
+    app_id: int | None = None  # the OAuth app of an access token; None for an API key
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -47,6 +48,7 @@ def caller_from_header(authorization: str | None) -> Caller:
         scopes=frozenset(context.scope_list),
         livemode=context.livemode,
         identity=f"app:{context.app_id}:project:{context.project.pk}",
+        app_id=context.app_id,
     )
 
 

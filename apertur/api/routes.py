@@ -599,6 +599,7 @@ def create_endpoint(request: HttpRequest, payload: EndpointIn) -> HttpResponse:
         events=payload.events,
         description=payload.description,
         livemode=c.livemode,
+        created_by_app_id=c.app_id,
     )
     return _json(endpoint_json(endpoint, with_secret=True), 201)
 

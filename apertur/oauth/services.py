@@ -30,6 +30,7 @@ from apertur.oauth.models import (
     RedirectURI,
     Token,
 )
+from apertur.oauth.signals import app_lost_project
 from apertur.partners.errors import PartnerNotApproved
 from apertur.partners.models import Partner
 
@@ -396,6 +397,7 @@ def record_app_deleted(*, app: OAuthApp, actor: User | None = None, ip: str | No
     the deletion's transaction just before it: first the token requests in flight for the app are waited for
     (:func:`_wait_for_exchanges_in_flight`), so that the deletion reads the tokens they issue."""
     _wait_for_exchanges_in_flight(app)
+    app_lost_project.send(sender=OAuthApp, app_id=app.pk, client_id=app.client_id, project_id=None)
     audit.record(
         action="oauth_app.deleted",
         obj=app,

@@ -20,6 +20,7 @@ from apertur.oauth import token_cache
 from apertur.oauth.compiled import CompiledInsert, CompiledLookup, CompiledUpdate
 from apertur.oauth.errors import AppNotFound
 from apertur.oauth.models import CREDENTIAL_FIELDS, AuthorizationCode, Connection, OAuthApp, Token
+from apertur.oauth.signals import app_lost_project
 from apertur.projects.models import Plan, Project
 
 CODE_TTL = dt.timedelta(minutes=10)  # RFC 6749 §4.1.2: "A maximum ... lifetime of 10 minutes"
@@ -400,5 +401,11 @@ def disconnect(*, connection: Connection, actor: User | None, ip: str | None = N
             actor=actor,
             ip=ip,
             data={"client_id": connection.app.client_id, "tokens_revoked": count, "codes_withdrawn": codes},
+        )
+        app_lost_project.send(
+            sender=Connection,
+            app_id=connection.app_id,
+            client_id=connection.app.client_id,
+            project_id=connection.project_id,
         )
     return connection

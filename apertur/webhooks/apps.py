@@ -11,3 +11,10 @@ class WebhooksConfig(AppConfig):
 
         housekeeping.register("previous_signing_secrets", services.clear_expired_previous_secrets)
         housekeeping.register("overdue_webhook_deliveries", services.requeue_overdue)
+
+        from apertur.oauth.signals import app_lost_project
+
+        # An endpoint an app created stops with the app's access to the project (disconnected, or the app deleted).
+        app_lost_project.connect(
+            services.disable_endpoints_of_app, dispatch_uid="webhooks-disable-endpoints-of-app", weak=False
+        )

@@ -83,6 +83,10 @@ class WebhookEndpoint(RollingSigningSecret):
     enabled = models.BooleanField(default=True)
     livemode = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=clock.now)
+    # The OAuth app (its id) whose access token created this endpoint through the API; None for the owner's own
+    # (the dashboard, an API key). Disabled when that app loses the project (oauth.signals.app_lost_project). An id,
+    # not a foreign key: webhooks does not depend on oauth, and the endpoint outlives a deleted app.
+    created_by_app_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

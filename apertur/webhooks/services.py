@@ -92,7 +92,10 @@ def create_endpoint(
     livemode: bool = True,
     actor: Any = None,
     ip: str | None = None,
+    created_by_app_id: int | None = None,
 ) -> WebhookEndpoint:
+    """``created_by_app_id``: the OAuth app whose access token asks (the API), so that the endpoint stops when
+    that app loses the project (:func:`disable_endpoints_of_app`)."""
     clean_url = _clean_url(url)
     if len(description) > 200:
         raise InvalidEndpoint("The description is at most 200 characters.", field="description")
@@ -103,6 +106,7 @@ def create_endpoint(
         description=description.strip(),
         secret=signing.new_secret(),
         livemode=livemode,
+        created_by_app_id=created_by_app_id,
     )
     audit.record(action="webhook_endpoint.created", obj=endpoint, actor=actor, ip=ip, data={"url": clean_url})
     return endpoint
@@ -149,6 +153,21 @@ def update_endpoint(
         ).update(status=DeliveryStatus.FAILED, last_error=DISABLED_ERROR, next_attempt_at=None)
     audit.record(action="webhook_endpoint.updated", obj=endpoint, actor=actor, ip=ip, data=data)
     return endpoint
+
+
+def disable_endpoints_of_app(*, app_id: int, client_id: str, project_id: int | None, **_: Any) -> int:
+    """The receiver of ``oauth.signals.app_lost_project``: the enabled endpoints the app created on the project
+    (every project when ``project_id`` is None) are disabled as the owner's Disable does (:func:`update_endpoint`:
+    pending deliveries end, audited with ``via`` saying why), in the transaction of the disconnection or deletion.
+    The owner may enable one again from the project's page. The number disabled."""
+    endpoints = WebhookEndpoint.objects.filter(created_by_app_id=app_id, enabled=True)
+    if project_id is not None:
+        endpoints = endpoints.filter(project_id=project_id)
+    disabled = 0
+    for endpoint in endpoints.order_by("pk"):
+        update_endpoint(endpoint=endpoint, enabled=False, via=f"app {client_id} lost the project")
+        disabled += 1
+    return disabled
 
 
 def rotate_secret(

@@ -306,3 +306,30 @@ def test_deleting_or_disabling_an_endpoint_through_the_api_is_audited_with_the_c
     deleted = AuditEvent.objects.get(action="webhook_endpoint.deleted")
     assert deleted.ip == "203.0.113.9" and deleted.data["via"] == via
     assert deleted.data["url"] == "https://hooks.snapflow.example/apertur"
+
+
+@pytest.mark.parametrize("how", ["disconnect", "delete_app"])
+def test_an_endpoint_an_app_created_stops_when_the_app_loses_the_project(
+    api: Api, flow: Flow, live_key_api: Api, how: str
+) -> None:
+    """The Disconnect page says the app loses access at once, but an endpoint it had created kept receiving the
+    project's events (file names, notes) on the partner's server. It is disabled when the customer disconnects the
+    app or the app is deleted; one made with the project's own API key (or on another project) is not."""
+    from apertur.oauth import services as app_services
+    from apertur.oauth.models import Connection
+    from apertur.oauth.tokens import disconnect
+
+    by_app = api.post("/webhooks", {"url": "https://hooks.snapflow.example/apertur"}).json()["id"]
+    by_owner = live_key_api.post("/webhooks", {"url": "https://hooks.owner.example/apertur"}).json()["id"]
+    if how == "disconnect":
+        disconnect(connection=Connection.objects.get(project=flow.project), actor=flow.customer)
+    else:
+        app = flow.created.app
+        app_services.delete_app(app=app, confirm_name=app.name, actor=app.partner.user)
+
+    endpoints = {e.public_id: e for e in WebhookEndpoint.objects.all()}
+    assert endpoints[by_app].enabled is False and endpoints[by_owner].enabled is True
+    event = AuditEvent.objects.get(action="webhook_endpoint.updated", object_id=str(endpoints[by_app].pk))
+    assert event.data["enabled"] is False and event.data["via"] == f"app {flow.client_id} lost the project"
+    uploads.create_session(project=flow.project, title="After")
+    assert not endpoints[by_app].deliveries.exists() and endpoints[by_owner].deliveries.count() == 1
