@@ -280,6 +280,29 @@ def test_demo_is_idempotent(maildir: Path, django_capture_on_commit_callbacks: A
     assert Client().login(email=first["partner"]["email"], password=first["partner"]["password"])
 
 
+def test_partner_site_on_another_port_is_a_redirect_uri_of_the_demo_app(
+    maildir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`apertur partner-site --port P` (make run's SITE_PORT) serves a site whose Connect works: its callback is
+    one of the demo app's redirect URIs, the default port's staying one too."""
+    import socket
+
+    with socket.socket() as probe:  # a port free now, as _check_listen wants
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started: dict[str, Any] = {}
+    monkeypatch.delenv("PARTNER_SITE_URL", raising=False)
+    monkeypatch.setattr(os, "execve", lambda path, args, env: started.update(args=args, env=env))
+    result = run("partner-site", "--port", str(port))
+    site = f"http://partner.localhost:{port}"
+    assert started["env"]["PARTNER_SITE_URL"] == site
+    assert "not a redirect URI" not in result.stderr
+    uris = set(OAuthApp.objects.get().redirect_uris.values_list("uri", flat=True))
+    assert uris == {f"{site}/callback", "http://partner.localhost:8001/callback"}
+    run("partner-site", "--port", str(port))  # again: nothing more to add
+    assert OAuthApp.objects.get().redirect_uris.count() == 2
+
+
 @pytest.mark.own_database
 @pytest.mark.django_db(transaction=True)
 def test_console_script_end_to_end(tmp_path: Path) -> None:
