@@ -98,7 +98,18 @@ def migrate() -> None:
     """Apply database migrations."""
     _setup()
     from django.core.management import call_command
+    from django.db import OperationalError, connection
 
+    try:
+        connection.ensure_connection()
+    except OperationalError as exc:  # the one command that cannot be told to run `apertur migrate` first
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = (
+            "its folder must exist and be writable"
+            if connection.vendor == "sqlite"
+            else "the server must answer and the database exist (create it once: createdb NAME)"
+        )
+        _fail(f"Cannot reach the database ({first}). Check DATABASE_URL: {where}.", code="database_not_ready")
     call_command("migrate", interactive=False, verbosity=1)
 
 

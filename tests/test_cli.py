@@ -397,6 +397,40 @@ def test_a_database_not_migrated_is_one_clear_error_not_a_traceback(tmp_path: An
     assert "Traceback" not in result.stderr
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.own_database
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("sqlite:///{tmp}/missing-folder/apertur.sqlite3", "folder"),  # a file SQLite cannot open
+        ("postgres://postgres@127.0.0.1:{port}/apertur", "createdb"),  # no server there
+    ],
+    ids=["sqlite", "postgres"],
+)
+def test_migrate_that_cannot_reach_the_database_says_to_check_it_not_to_run_migrate(
+    tmp_path: Any, url: str, hint: str
+) -> None:
+    """`make run` with the README's DATABASE_URL before that database exists: `apertur migrate` fails with one
+    sentence that points at DATABASE_URL and what to create, not at `apertur migrate` itself."""
+    env = {**os.environ, "APERTUR_VAR_DIR": str(tmp_path)}
+    env["DATABASE_URL"] = url.format(tmp=tmp_path, port=_free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "apertur", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "DATABASE_URL" in message and hint in message, message
+    assert "Run `apertur migrate` first" not in message, message
+
+
 def test_with_json_a_usage_error_is_the_one_json_object_on_stdout(tmp_path: Any) -> None:
     """A script that passes --json reads stdout whatever went wrong, a mistyped option included (click's errors
     never reach the commands' own error handling)."""
