@@ -6,7 +6,8 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
-PYTHON ?= python3
+# pyproject.toml wants 3.11: python3.11 where there is one (python3 may be another version), else python3.
+PYTHON ?= $(or $(shell command -v python3.11 2>/dev/null),python3)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/apertur
 HOST ?= 127.0.0.1
 # make run's ports: Apertur, the demo partner site, the PayPal emulator (e.g. make run PORT=8010 SITE_PORT=8011 PAYPAL_PORT=8012).

@@ -250,3 +250,34 @@ def test_make_run_serves_on_the_ports_the_readme_says_can_be_chosen() -> None:
     assert "--port 8330" in script and "--port 8331" in script and "--port 8332" in script
     assert "http://localhost:8330" in script  # APERTUR_BASE_URL
     assert "http://127.0.0.1:8330/webhooks/paypal" in script and "http://127.0.0.1:8332" in script
+
+
+def test_make_install_takes_python_3_11_when_python3_is_another_version(tmp_path: Path) -> None:
+    """The README asks only that Python 3.11 be on the machine: where ``python3`` is another version (3.12 on a
+    recent Ubuntu or Fedora) and ``python3.11`` is there too, `make install` builds .venv with 3.11, which
+    pyproject.toml requires, instead of a 3.12 .venv that uv then refuses."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text("#!/bin/sh\necho 'Python 3.12.3'\n")
+    (bin_dir / "python3").chmod(0o755)
+    (bin_dir / "python3.11").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("PYTHON", None)
+    done = subprocess.run(
+        ["make", "-n", "--always-make", "--no-print-directory", "-C", str(ROOT), ".venv/.installed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    venv_line = next(line for line in done.stdout.splitlines() if "-m venv" in line)
+    assert re.search(r"python3\.11 -m venv", venv_line), venv_line
