@@ -6,10 +6,14 @@ UV_VERSION := 0.13.8
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
-PYTHON ?= python3
+# pyproject.toml wants 3.11: python3.11 where there is one (python3 may be another version), else python3.
+PYTHON ?= $(or $(shell command -v python3.11 2>/dev/null),python3)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/apertur
 HOST ?= 127.0.0.1
+# make run's ports: Apertur, the demo partner site, the PayPal emulator (e.g. make run PORT=8010 SITE_PORT=8011 PAYPAL_PORT=8012).
 PORT ?= 8000
+SITE_PORT ?= 8001
+PAYPAL_PORT ?= 8002
 
 .PHONY: install browser node sdk sdk-test run test test-sqlite test-postgres lint format bench clean
 
@@ -51,21 +55,24 @@ sdk-test: sdk
 	  echo "The committed SDK bundle does not match its source (run make sdk and commit):" >&2; \
 	  echo "$$changed" >&2; git --no-pager diff --stat -- apertur/static/sdk docs/sdk.md >&2; exit 1; fi
 
-# Apertur on $(PORT) and, in the background: the demo partner site on http://partner.localhost:8001, the PayPal
-# emulator on 8002 (its webhooks come back to /webhooks/paypal) and the worker, whose payout schedule pays the
-# demo partner at start through the emulator. The trap stops them all when the recipe ends (Ctrl-C included:
-# background jobs ignore SIGINT on their own).
+# Apertur on $(PORT) and, in the background: the demo partner site on http://partner.localhost:$(SITE_PORT), the PayPal
+# emulator on $(PAYPAL_PORT) (its webhooks come back to /webhooks/paypal) and the worker, whose payout schedule pays
+# the demo partner at start through the emulator. APERTUR_BASE_URL follows PORT (links in mail, the partner site's
+# SDK). The trap stops them all when the recipe ends (Ctrl-C included: background jobs ignore SIGINT on their own).
+RUN_ENV = DEBUG=$${DEBUG:-1} APERTUR_BASE_URL=$${APERTUR_BASE_URL:-http://localhost:$(PORT)} \
+  PAYPAL_API_BASE=$${PAYPAL_API_BASE:-http://127.0.0.1:$(PAYPAL_PORT)}
+
 run: install
-	$(BIN)/apertur migrate
-	DEBUG=$${DEBUG:-1} $(BIN)/apertur demo
-	@mkdir -p var; export DEBUG=$${DEBUG:-1} PAYPAL_API_BASE=$${PAYPAL_API_BASE:-http://127.0.0.1:8002} \
+	$(RUN_ENV) $(BIN)/apertur migrate
+	$(RUN_ENV) $(BIN)/apertur demo
+	@mkdir -p var; export $(RUN_ENV) \
 	  PAYPAL_WEBHOOK_ID=$${PAYPAL_WEBHOOK_ID:-EMULATORWEBHOOK01} PAYOUT_SCHEDULER_INTERVAL=$${PAYOUT_SCHEDULER_INTERVAL:-15}; \
-	$(BIN)/apertur paypal-emulator --host 127.0.0.1 --port 8002 --advance-after 5 \
+	$(BIN)/apertur paypal-emulator --host 127.0.0.1 --port $(PAYPAL_PORT) --advance-after 5 \
 	  --webhook-url http://127.0.0.1:$(PORT)/webhooks/paypal >var/paypal-emulator.log 2>&1 & emu=$$!; \
-	$(BIN)/apertur partner-site --host $(HOST) --port 8001 & site=$$!; \
+	$(BIN)/apertur partner-site --host $(HOST) --port $(SITE_PORT) & site=$$!; \
 	sleep 1; $(BIN)/apertur worker >var/worker.log 2>&1 & worker=$$!; \
 	trap 'kill $$site $$emu $$worker 2>/dev/null; wait $$site $$emu $$worker 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
-	echo "PayPal emulator on http://127.0.0.1:8002 (log: var/paypal-emulator.log); worker log: var/worker.log"; \
+	echo "PayPal emulator on http://127.0.0.1:$(PAYPAL_PORT) (log: var/paypal-emulator.log); worker log: var/worker.log"; \
 	echo "DEBUG=$$DEBUG $(BIN)/apertur serve --host $(HOST) --port $(PORT)"; \
 	$(BIN)/apertur serve --host $(HOST) --port $(PORT)
 

@@ -98,7 +98,18 @@ def migrate() -> None:
     """Apply database migrations."""
     _setup()
     from django.core.management import call_command
+    from django.db import OperationalError, connection
 
+    try:
+        connection.ensure_connection()
+    except OperationalError as exc:  # the one command that cannot be told to run `apertur migrate` first
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = (
+            "its folder must exist and be writable"
+            if connection.vendor == "sqlite"
+            else "the server must answer and the database exist (create it once: createdb NAME)"
+        )
+        _fail(f"Cannot reach the database ({first}). Check DATABASE_URL: {where}.", code="database_not_ready")
     call_command("migrate", interactive=False, verbosity=1)
 
 
@@ -1074,9 +1085,9 @@ def partner_site(
     if not site.is_file():
         _fail(f"The demo partner site is not at {site} (it ships with the source tree, not the wheel).")
     _check_listen(host, port)  # before the site, whose answer is a traceback
+    site_url = (os.environ.get("PARTNER_SITE_URL") or f"http://partner.localhost:{port}").rstrip("/")
     with _errors(False):
-        demo_app = ensure_demo()
-    site_url = os.environ.get("PARTNER_SITE_URL") or f"http://partner.localhost:{port}"
+        demo_app = ensure_demo(site_url=site_url)
     env = {
         **os.environ,
         "APERTUR_BASE_URL": demo_app["base_url"],
@@ -1086,7 +1097,10 @@ def partner_site(
         "PARTNER_SITE_URL": site_url,
     }
     if f"{site_url}/callback" not in demo_app["app"]["redirect_uris"]:
-        err.print(f"[yellow]note:[/] {site_url}/callback is not a redirect URI of the demo app; use port 8001.")
+        err.print(
+            f"[yellow]note:[/] {site_url}/callback is not a redirect URI of the demo app (its allowed domains are "
+            f"{', '.join(demo_app['app']['allowed_domains'])}): Connect will be refused; leave PARTNER_SITE_URL unset."
+        )
     sys.stdout.flush()
     args = [sys.executable, str(site), "--host", host, "--port", str(port)]
     os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process with the site

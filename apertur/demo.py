@@ -26,10 +26,11 @@ from django.db import transaction
 from apertur.accounts.models import User
 from apertur.accounts.services import create_user
 from apertur.core import audit, clock, tokens
+from apertur.core.errors import ValidationFailed
 from apertur.core.tokens import Prefix
 from apertur.oauth.models import KeyMode, OAuthApp
 from apertur.oauth.selectors import active_public_key
-from apertur.oauth.services import create_app
+from apertur.oauth.services import create_app, update_app
 from apertur.partners import services as partner_services
 from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
 from apertur.projects.models import Payment, Project
@@ -127,8 +128,30 @@ def _verified_paypal(partner: Partner) -> None:
     audit.record(action="partner.paypal_confirmed", obj=partner, data={"email": PARTNER_PAYPAL_EMAIL, "demo": True})
 
 
+def _allow_site(app: OAuthApp, site_url: str) -> None:
+    """The demo partner site served at another address (``apertur partner-site --port``, make run's
+    ``SITE_PORT``) becomes one more redirect URI of the demo app, under the app's one rule set: an address that
+    rule refuses is left out (``apertur partner-site`` then says so)."""
+    uris = list(app.redirect_uris.values_list("uri", flat=True))
+    if f"{site_url}/callback" in uris:
+        return
+    try:
+        update_app(
+            app=app,
+            name=app.name,
+            description=app.description,
+            website=app.website,
+            redirect_uris=[*uris, f"{site_url}/callback"],
+            allowed_domains=list(app.allowed_domains.values_list("pattern", flat=True)),
+        )
+    except ValidationFailed as exc:
+        logger.info("demo app: %s/callback not added as a redirect URI: %s", site_url, exc)
+
+
 @transaction.atomic
-def ensure_demo() -> dict[str, Any]:
+def ensure_demo(*, site_url: str = PARTNER_SITE) -> dict[str, Any]:
+    """The demo data, created once; ``site_url`` is where the demo partner site is served (its
+    ``/callback`` is made a redirect URI of the demo app)."""
     customer = _user(CUSTOMER)
     for name, plan in PROJECTS:
         if not Project.objects.filter(owner=customer, name=name).exists():
@@ -174,6 +197,7 @@ def ensure_demo() -> dict[str, Any]:
         app.client_secret_last4 = tokens.last_four(secret)
         app.is_active = True
         app.save(update_fields=["client_secret_hash", "client_secret_last4", "is_active"])
+    _allow_site(app, site_url.rstrip("/"))
 
     return {
         "base_url": settings.APERTUR_BASE_URL,

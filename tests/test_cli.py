@@ -280,6 +280,29 @@ def test_demo_is_idempotent(maildir: Path, django_capture_on_commit_callbacks: A
     assert Client().login(email=first["partner"]["email"], password=first["partner"]["password"])
 
 
+def test_partner_site_on_another_port_is_a_redirect_uri_of_the_demo_app(
+    maildir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`apertur partner-site --port P` (make run's SITE_PORT) serves a site whose Connect works: its callback is
+    one of the demo app's redirect URIs, the default port's staying one too."""
+    import socket
+
+    with socket.socket() as probe:  # a port free now, as _check_listen wants
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started: dict[str, Any] = {}
+    monkeypatch.delenv("PARTNER_SITE_URL", raising=False)
+    monkeypatch.setattr(os, "execve", lambda path, args, env: started.update(args=args, env=env))
+    result = run("partner-site", "--port", str(port))
+    site = f"http://partner.localhost:{port}"
+    assert started["env"]["PARTNER_SITE_URL"] == site
+    assert "not a redirect URI" not in result.stderr
+    uris = set(OAuthApp.objects.get().redirect_uris.values_list("uri", flat=True))
+    assert uris == {f"{site}/callback", "http://partner.localhost:8001/callback"}
+    run("partner-site", "--port", str(port))  # again: nothing more to add
+    assert OAuthApp.objects.get().redirect_uris.count() == 2
+
+
 @pytest.mark.own_database
 @pytest.mark.django_db(transaction=True)
 def test_console_script_end_to_end(tmp_path: Path) -> None:
@@ -372,6 +395,40 @@ def test_a_database_not_migrated_is_one_clear_error_not_a_traceback(tmp_path: An
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "database_not_ready" and "apertur migrate" in error["message"]
     assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.own_database
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("sqlite:///{tmp}/missing-folder/apertur.sqlite3", "folder"),  # a file SQLite cannot open
+        ("postgres://postgres@127.0.0.1:{port}/apertur", "createdb"),  # no server there
+    ],
+    ids=["sqlite", "postgres"],
+)
+def test_migrate_that_cannot_reach_the_database_says_to_check_it_not_to_run_migrate(
+    tmp_path: Any, url: str, hint: str
+) -> None:
+    """`make run` with the README's DATABASE_URL before that database exists: `apertur migrate` fails with one
+    sentence that points at DATABASE_URL and what to create, not at `apertur migrate` itself."""
+    env = {**os.environ, "APERTUR_VAR_DIR": str(tmp_path)}
+    env["DATABASE_URL"] = url.format(tmp=tmp_path, port=_free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "apertur", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "DATABASE_URL" in message and hint in message, message
+    assert "Run `apertur migrate` first" not in message, message
 
 
 def test_with_json_a_usage_error_is_the_one_json_object_on_stdout(tmp_path: Any) -> None:

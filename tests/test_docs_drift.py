@@ -219,3 +219,65 @@ def test_every_path_the_docs_show_is_one_the_site_serves(doc: str, path: str) ->
 def test_the_docs_show_site_paths() -> None:
     assert len(site_paths()) > 40
     assert len(_site_routes()) > 50
+
+
+def _make_run_dry(*variables: str) -> str:
+    """What ``make run`` would run (``make -n``: nothing is started), with the README's variables."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-C", str(ROOT), "run", *variables],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_run_serves_on_the_ports_the_readme_says_can_be_chosen() -> None:
+    """On a machine where 8000-8002 are taken, the README's `make run PORT=… SITE_PORT=… PAYPAL_PORT=…` moves
+    every server it starts, and every address they give each other (the base URL in links and the partner
+    site's SDK, the emulator's webhooks, PayPal's API base), off the default ports."""
+    readme = (ROOT / "README.md").read_text()
+    assert "make run PORT=8010 SITE_PORT=8011 PAYPAL_PORT=8012" in readme
+    script = _make_run_dry("PORT=8330", "SITE_PORT=8331", "PAYPAL_PORT=8332")
+    assert not re.findall(r"\b800[0-2]\b", script), script
+    assert "--port 8330" in script and "--port 8331" in script and "--port 8332" in script
+    assert "http://localhost:8330" in script  # APERTUR_BASE_URL
+    assert "http://127.0.0.1:8330/webhooks/paypal" in script and "http://127.0.0.1:8332" in script
+
+
+def test_make_install_takes_python_3_11_when_python3_is_another_version(tmp_path: Path) -> None:
+    """The README asks only that Python 3.11 be on the machine: where ``python3`` is another version (3.12 on a
+    recent Ubuntu or Fedora) and ``python3.11`` is there too, `make install` builds .venv with 3.11, which
+    pyproject.toml requires, instead of a 3.12 .venv that uv then refuses."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text("#!/bin/sh\necho 'Python 3.12.3'\n")
+    (bin_dir / "python3").chmod(0o755)
+    (bin_dir / "python3.11").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("PYTHON", None)
+    done = subprocess.run(
+        ["make", "-n", "--always-make", "--no-print-directory", "-C", str(ROOT), ".venv/.installed"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    venv_line = next(line for line in done.stdout.splitlines() if "-m venv" in line)
+    assert re.search(r"python3\.11 -m venv", venv_line), venv_line

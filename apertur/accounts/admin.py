@@ -106,7 +106,7 @@ class UserAdmin(SafeFilters, AuditedDelete, BaseUserAdmin):
             form.audit_before = ({f: getattr(old, f) for f in self.AUDITED_FIELDS}, self._rights(old))
         super().save_model(request, obj, form, change)
 
-    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         before = getattr(form, "audit_before", None)
         if before is None:

@@ -410,6 +410,9 @@ LOGGING = {
     # request's URL at INFO: a webhook endpoint's or destination's URL may hold its receiver's secret, and each
     # attempt is recorded in its delivery log anyway (the CLI's tables say what they sent); its warnings stay.
     "loggers": {
+        # Listed to drop the handlers Django's defaults give it (a raw console copy of each record with DEBUG on,
+        # the mail_admins one: no ADMINS here): its records reach the console handler above once, formatted.
+        "django": {},
         "django.db.backends": {"level": "INFO"},
         "authlib": {"level": "INFO"},
         "httpx": {"level": "WARNING"},

@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import threading
+from typing import Any
 
 from apertur.core.logs import BackgroundStreamHandler
 
@@ -120,3 +121,30 @@ def test_secret_paths_keep_their_prefix_only_in_granian_and_django_records() -> 
         '"GET /partners/payouts" 200',
         "Not Found: /confirm-email/[redacted]",
     ]
+
+
+def test_with_debug_on_a_django_record_is_written_once_in_the_log_format(tmp_path: Any) -> None:
+    """`make run` turns DEBUG on: Django's own console handler (DEBUG only, on the ``django`` logger) must not
+    print every ``django.*`` record a second time, raw, before the settings' formatted line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').warning('Service Unavailable: %s', '/login'); "
+        "logging.getLogger('django.utils.autoreload').info('Watching for file changes'); "
+        "logging.shutdown()"
+    )
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "apertur.config.settings",
+        "APERTUR_VAR_DIR": str(tmp_path),
+    }
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    login = [line for line in lines if "/login" in line]
+    assert len(login) == 1 and login[0].endswith(" WARNING django.request Service Unavailable: /login"), lines
+    assert len([line for line in lines if "Watching for file changes" in line]) == 1, lines
