@@ -11,6 +11,7 @@ UPDATE first, in the same transaction: the key only spares a second email, it do
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -42,10 +43,19 @@ def alert_staff(
     return True
 
 
-def claim_notice(*, action: str, about: models.Model, data: dict[str, object]) -> bool:
+def notice_once(
+    *,
+    action: str,
+    about: models.Model,
+    data: dict[str, object],
+    to: str,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+) -> bool:
     """The same rule for a notice to a customer about one of their objects (a webhook endpoint dropping events, a
-    destination dropping copies): True, and the audit row ``action`` on ``about`` recorded, unless one went out
-    within :data:`ALERT_EVERY`. The caller then sends its mail (``mail.send``, after the commit)."""
+    destination dropping copies): mail ``template`` to ``to`` (after the commit) and record ``action`` on ``about``,
+    unless such a notice about it went out within :data:`ALERT_EVERY`. True when it was sent."""
     told = AuditEvent.objects.filter(
         action=action,
         object_type=about._meta.label_lower,
@@ -55,4 +65,5 @@ def claim_notice(*, action: str, about: models.Model, data: dict[str, object]) -
     if told.exists():
         return False
     audit.record(action=action, obj=about, data=data)
+    mail.send(to=to, subject=subject, template=template, context=context)
     return True

@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config as BotoConfig
 from django.db import transaction
 
-from apertur.core import alerts, audit, clock, mail, outbound
+from apertur.core import alerts, audit, clock, outbound
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
@@ -460,14 +460,13 @@ def attempt(*, delivery_id: int) -> DestinationDelivery | None:
 def _tell_owner_given_up(delivery: DestinationDelivery, destination: Destination) -> None:
     """A copy failed for good after its last retry: a guest's photo that never reached the owner's storage. A later
     copy that succeeds sets the destination back to active, so the owner is emailed the destination, the file and
-    the last error — once a day per destination (:func:`alerts.claim_notice`), after the commit."""
+    the last error — once a day per destination (:func:`alerts.notice_once`), after the commit."""
     upload = delivery.upload
-    if not alerts.claim_notice(
-        action="destination.failing_notice", about=destination, data={"upload": upload.public_id}
-    ):
-        return
     project = Project.objects.select_related("owner").get(pk=destination.project_id)
-    mail.send(
+    alerts.notice_once(
+        action="destination.failing_notice",
+        about=destination,
+        data={"upload": upload.public_id},
         to=project.owner.email,
         subject=f"A photo could not be copied to “{destination.name}”"[:200],
         template="emails/destination_given_up",

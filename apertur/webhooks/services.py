@@ -18,7 +18,7 @@ import httpx
 from django.apps import apps
 from django.db import transaction
 
-from apertur.core import alerts, audit, clock, mail, outbound
+from apertur.core import alerts, audit, clock, outbound
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
@@ -388,17 +388,16 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
 def _tell_owner_given_up(delivery: WebhookDelivery) -> None:
     """A delivery failed for good after its last retry, which only the endpoint's log showed: its project's owner
     is emailed (after the commit) which endpoint and event, the last answer and where to look — once a day per
-    endpoint however many events it drops (:func:`alerts.claim_notice`). Never for a test event: its sender
+    endpoint however many events it drops (:func:`alerts.notice_once`). Never for a test event: its sender
     watches the log."""
     endpoint, event = delivery.endpoint, delivery.event
     if event.type == "webhook.test":
         return
-    if not alerts.claim_notice(
-        action="webhook_endpoint.failing_notice", about=endpoint, data={"event": event.public_id}
-    ):
-        return
     project = Project.objects.select_related("owner").get(pk=endpoint.project_id)
-    mail.send(
+    alerts.notice_once(
+        action="webhook_endpoint.failing_notice",
+        about=endpoint,
+        data={"event": event.public_id},
         to=project.owner.email,
         subject=f"Apertur could not deliver a webhook to {endpoint.url}"[:200],
         template="emails/webhook_given_up",
