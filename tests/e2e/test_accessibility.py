@@ -13,8 +13,9 @@ from playwright.sync_api import Page, expect
 from apertur.commissions.tests.test_dashboard import customer_of, pay
 from apertur.core import clock
 from apertur.partners import services as partner_services
-from apertur.testing import PASSWORD, PNG_BYTES, make_partner, make_staff, make_user
+from apertur.testing import PNG_BYTES, make_partner, make_staff, make_user
 from apertur.uploads import services as uploads
+from tests.e2e.helpers import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -70,14 +71,6 @@ LOW_CONTRAST_TEXT = (
   return low;
 }"""
 )
-
-
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 def low_contrast(page: Page, path: str) -> dict[str, list[str]]:

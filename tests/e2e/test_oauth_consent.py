@@ -32,7 +32,8 @@ from apertur.oauth.services import CreatedApp
 from apertur.projects.models import Project
 from apertur.projects.selectors import plan_by_name
 from apertur.projects.services import create_project
-from apertur.testing import PASSWORD, make_app, make_partner, make_user
+from apertur.testing import make_app, make_partner, make_user
+from tests.e2e.helpers import log_in, log_in_form
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -132,18 +133,6 @@ def make_owner(email: str, *project_names: str) -> tuple[Any, list[Project]]:
     user = make_user(email)
     projects = [create_project(owner=user, name=name, plan=plan_by_name("Pro")) for name in project_names]
     return user, projects
-
-
-def log_in_form(page: Page, email: str) -> None:
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-
-
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    log_in_form(page, email)
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 def standard_authorize_url(base: str, created: CreatedApp, redirect_uri: str, state: str) -> str:

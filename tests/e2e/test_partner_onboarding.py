@@ -13,16 +13,9 @@ from apertur.oauth.models import OAuthApp
 from apertur.oauth.selectors import authenticate_client
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.testing import make_partner, make_staff
+from tests.e2e.helpers import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 def log_out(page: Page) -> None:

@@ -10,17 +10,10 @@ from playwright.sync_api import Page, expect
 from apertur.oauth.tokens import connect
 from apertur.projects.services import create_api_key, create_project
 from apertur.referrals.services import create_link
-from apertur.testing import PASSWORD, make_app, make_partner, make_staff, make_user
+from apertur.testing import make_app, make_partner, make_staff, make_user
+from tests.e2e.helpers import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 def test_back_does_not_show_a_new_api_key_again(page: Page, live_server: Any) -> None:

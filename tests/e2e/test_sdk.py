@@ -29,8 +29,9 @@ from playwright.sync_api import Error as PlaywrightError
 from apertur.oauth.models import AuthorizationCode, KeyMode
 from apertur.oauth.services import CreatedApp, regenerate_public_key
 from apertur.projects.models import Project
-from apertur.testing import PASSWORD, make_app, make_partner
+from apertur.testing import make_app, make_partner
 from conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.helpers import log_in, log_in_form
 from tests.test_partner_site import RunningSite, make_customer, partner_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -213,18 +214,6 @@ def sdk_page(base: str, public_key: str, redirect_uri: str = REDIRECT_URI) -> st
 
 
 # --- helpers --------------------------------------------------------------------------------------------
-
-
-def log_in_form(page: Page, email: str) -> None:
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-
-
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    log_in_form(page, email)
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 def expect_consent(popup: Page, app_name: str) -> None:

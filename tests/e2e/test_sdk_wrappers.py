@@ -29,7 +29,8 @@ from playwright.sync_api import Page, expect
 
 from apertur.projects.selectors import plan_by_name
 from apertur.projects.services import create_project
-from apertur.testing import PASSWORD, make_app, make_partner, make_user
+from apertur.testing import make_app, make_partner, make_user
+from tests.e2e.helpers import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -175,14 +176,6 @@ def partner_site(root: Path) -> Iterator[int]:
         thread.join(timeout=5)
 
 
-def log_in(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=WAIT_MS)
-
-
 def exchange(base: str, body: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """The partner's backend: POST the code with the client secret to /oauth/token."""
     request = urllib.request.Request(
@@ -233,7 +226,7 @@ def test_connect_button_popup_allow_then_exchange(
     page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
 
     with partner_site(site) as port:
-        log_in(page, base, user.email)
+        log_in(page, base, user.email, timeout=WAIT_MS)
         page.goto(f"http://partner.localhost:{port}/")
         button = page.get_by_role("button", name=f"Connect with Apertur ({framework.title()})")
         expect(button).to_be_enabled(timeout=WAIT_MS)
