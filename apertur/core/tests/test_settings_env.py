@@ -4,11 +4,40 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+
+@contextmanager
+def silent_port(backlog: int = 8) -> Iterator[int]:
+    """A loopback port whose listener completes the handshake and never reads or answers (a hung server or proxy)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(backlog)
+    try:
+        yield silent.getsockname()[1]
+    finally:
+        silent.close()
+
+
+def run_bounded(script: str, *, env: dict[str, str], timeout: int, waiting: str) -> Any:
+    """Run ``script`` in a fresh interpreter with ``env`` and read the JSON it prints; a run still going after
+    ``timeout`` seconds fails the test saying what was ``waiting``."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{waiting} was still waiting after {timeout} s")
+    return json.loads(out.stdout)
+
 
 SCRIPT = (
     "import json; from apertur.config import settings as s; print(json.dumps(s.DATABASES['default']['CONN_MAX_AGE']))"
@@ -79,13 +108,7 @@ def test_a_database_that_never_answers_fails_the_health_check_within_a_bound(tmp
     """libpq's default is to wait for ever for a server that accepts the connection and never answers (a hung
     server or proxy): /healthz (and every request that touches the database) held its thread for ever instead of
     answering 503. The connection attempt is given up after DB_CONNECT_TIMEOUT seconds."""
-    import socket
-
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
-    try:
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DB_CONNECT_TIMEOUT"}}
         env.update(
             APERTUR_VAR_DIR=str(tmp_path),
@@ -93,17 +116,11 @@ def test_a_database_that_never_answers_fails_the_health_check_within_a_bound(tmp
             DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/apertur_unreachable",
             DB_CONNECT_TIMEOUT="2",
         )
-        try:
-            out = subprocess.run(
-                [sys.executable, "-c", HEALTH_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=30
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail("the health check of a database that never answers was still waiting after 30 s")
-        answer = json.loads(out.stdout)
-        assert answer["database"] == "OperationalError"
-        assert answer["seconds"] < 10
-    finally:
-        silent.close()
+        answer = run_bounded(
+            HEALTH_SCRIPT, env=env, timeout=30, waiting="the health check of a database that never answers"
+        )
+    assert answer["database"] == "OperationalError"
+    assert answer["seconds"] < 10
 
 
 S3_SCRIPT = """
@@ -126,13 +143,7 @@ def test_an_s3_endpoint_that_never_answers_fails_the_upload_within_a_bound(tmp_p
     """botocore waits 60 s for each read and retries: a bucket endpoint that accepts the connection and never
     answers held the guest's upload request (and the session and project rows it locks) for minutes, with no
     request timeout in the app server. UPLOADS_S3_TIMEOUT bounds each wait; one retry."""
-    import socket
-
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
-    try:
-        port = silent.getsockname()[1]
+    with silent_port(16) as port:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOADS_S3_") and k != "DATABASE_URL"}
         env.update(
             APERTUR_VAR_DIR=str(tmp_path),
@@ -144,17 +155,9 @@ def test_an_s3_endpoint_that_never_answers_fails_the_upload_within_a_bound(tmp_p
             UPLOADS_S3_SECRET_ACCESS_KEY="test",
             UPLOADS_S3_TIMEOUT="2",
         )
-        try:
-            out = subprocess.run(
-                [sys.executable, "-c", S3_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=45
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail("an upload to an S3 endpoint that never answers was still waiting after 45 s")
-        result = json.loads(out.stdout)
-        assert result["outcome"] != "saved"
-        assert result["seconds"] < 20
-    finally:
-        silent.close()
+        result = run_bounded(S3_SCRIPT, env=env, timeout=45, waiting="an upload to an S3 endpoint that never answers")
+    assert result["outcome"] != "saved"
+    assert result["seconds"] < 20
 
 
 REDIS_SCRIPT = """
@@ -176,13 +179,7 @@ def test_a_redis_that_never_answers_fails_within_redis_timeout(tmp_path: Path) -
     """The bound on a Redis that accepts the connection and never answers was redis-py's default: 5 s since
     redis-py 8, none at all before it (pyproject allows redis>=5.2), and then every rate-limited request (login,
     the token endpoint, every API call, guest uploads) waited for ever. The settings set it: REDIS_TIMEOUT."""
-    import socket
-
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
-    try:
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "REDIS_TIMEOUT", "DATABASE_URL"}}
         env.update(
             APERTUR_VAR_DIR=str(tmp_path),
@@ -190,14 +187,6 @@ def test_a_redis_that_never_answers_fails_within_redis_timeout(tmp_path: Path) -
             REDIS_URL=f"redis://127.0.0.1:{port}/14",
             REDIS_TIMEOUT="1",
         )
-        try:
-            out = subprocess.run(
-                [sys.executable, "-c", REDIS_SCRIPT], env=env, capture_output=True, text=True, check=True, timeout=30
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail("a cache read from a Redis that never answers was still waiting after 30 s")
-        result = json.loads(out.stdout)
-        assert result["outcome"] == "TimeoutError"
-        assert result["seconds"] < 3
-    finally:
-        silent.close()
+        result = run_bounded(REDIS_SCRIPT, env=env, timeout=30, waiting="a cache read from a Redis that never answers")
+    assert result["outcome"] == "TimeoutError"
+    assert result["seconds"] < 3
