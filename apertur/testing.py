@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from itertools import count
 from typing import Any
 
@@ -159,6 +160,19 @@ def fake_dns(monkeypatch: Any, answers: dict[str, list[list[str]]]) -> list[str]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return asked
+
+
+def record_outcome(outcome: dict[str, Any], label: str, action: Callable[[], Any]) -> None:
+    """A PostgreSQL race test's actor, as a thread's target: ``outcome[label]`` is what ``action`` returned or the
+    exception it raised, and the thread's own database connection is closed at the end."""
+    from django.db import connection
+
+    try:
+        outcome[label] = action()
+    except Exception as exc:
+        outcome[label] = exc
+    finally:
+        connection.close()
 
 
 def wait_until_blocked(thread: threading.Thread | None = None, *, timeout: float = 5) -> bool:

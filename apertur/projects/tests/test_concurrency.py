@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from apertur.projects import services
 from apertur.projects.errors import ProjectNameTaken
 from apertur.projects.models import Project
 from apertur.projects.selectors import plan_by_name
-from apertur.testing import make_user, wait_until_blocked
+from apertur.testing import make_user, record_outcome, wait_until_blocked
 
 CHANGES: dict[str, Callable[[Project], Any]] = {
     "settings": lambda project: services.update_settings(project=project, description="Summer weddings"),
@@ -95,13 +96,7 @@ def test_a_name_taken_by_a_creation_in_flight_is_refused_not_doubled_nor_a_500(
     monkeypatch.setattr(services.audit, "record", record_held_in_the_creation)
     outcome: dict[str, Any] = {}
 
-    def run(label: str, action: Callable[[], Any]) -> None:
-        try:
-            outcome[label] = action()
-        except Exception as exc:
-            outcome[label] = exc
-        finally:
-            connection.close()
+    run = partial(record_outcome, outcome)
 
     first = threading.Thread(
         target=run, args=("first", lambda: services.create_project(owner=owner, name="Garden party")), name="first"

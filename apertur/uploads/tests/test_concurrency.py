@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
 
 from apertur.projects.services import create_project
-from apertur.testing import image_file, make_user, wait_until_blocked
+from apertur.testing import image_file, make_user, record_outcome, wait_until_blocked
 from apertur.uploads import services
 
 
@@ -98,13 +99,7 @@ def test_an_upload_while_its_projects_endpoint_or_destination_is_deleted_is_kept
     post_delete.connect(hold_the_deletion, sender=model, weak=False, dispatch_uid="test-hold-the-deletion")
     outcome: dict[str, Any] = {}
 
-    def run(label: str, action: Any) -> None:
-        try:
-            outcome[label] = action()
-        except Exception as exc:
-            outcome[label] = exc
-        finally:
-            connection.close()
+    run = partial(record_outcome, outcome)
 
     deleting = threading.Thread(target=run, args=("delete", delete), name="delete")
     uploading = threading.Thread(
@@ -175,13 +170,7 @@ def test_disabling_while_a_worker_claims_one_of_its_deliveries_does_not_deadlock
     post_save.connect(hold_the_disabling, sender=model, weak=False, dispatch_uid="test-hold-the-disabling")
     outcome: dict[str, Any] = {}
 
-    def run(label: str, action: Any) -> None:
-        try:
-            outcome[label] = action()
-        except Exception as exc:
-            outcome[label] = exc
-        finally:
-            connection.close()
+    run = partial(record_outcome, outcome)
 
     disabling = threading.Thread(target=run, args=("disable", disable), name="disable")
     claiming = threading.Thread(target=run, args=("claim", lambda: claim(delivery.pk)), name="claim")
@@ -230,12 +219,7 @@ def test_two_guests_racing_for_the_last_upload_never_pass_the_limit(
     outcome: dict[str, Any] = {}
 
     def upload(name: str, session: Any) -> None:
-        try:
-            outcome[name] = services.accept_upload(session=session, file=image_file())
-        except Exception as exc:
-            outcome[name] = exc
-        finally:
-            connection.close()
+        record_outcome(outcome, name, lambda: services.accept_upload(session=session, file=image_file()))
 
     threads = [
         threading.Thread(target=upload, args=("first", first), name="first-upload"),
