@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.partners import services as partner_services
 from apertur.partners.models import Partner, PartnerStatus
-from apertur.testing import APPLICATION, make_partner, make_user, wait_until_blocked
+from apertur.testing import APPLICATION, make_partner, make_user, record_outcome, wait_until_blocked
 
 
 def race(fn: Callable[[], Any], n: int = 2) -> list[Any]:
@@ -253,20 +254,39 @@ def test_one_reset_link_submitted_twice_at_once_sets_one_password(postgres_only:
     assert AuditEvent.objects.filter(action="user.password_changed", object_id=str(user.pk)).count() == 1
 
 
-@pytest.mark.parametrize("grant", ["authorization_code", "refresh_token"])
-def test_deleting_an_app_while_a_token_request_is_in_flight_fails_neither_and_leaves_no_token(
-    postgres_only: None, monkeypatch: pytest.MonkeyPatch, grant: str
-) -> None:
-    """A code exchange (or a refresh) holds its code's (refresh token's) row lock when the partner deletes the app.
-    The delete used to read the app's rows before the request committed the token it issued, then fail on that
-    token's foreign key: a 500 for the partner, the app still there. The delete now waits for the request and
-    removes the token it issued with the app (dead at once); a request that comes later is ``invalid_client``."""
+@dataclass
+class HeldTokenRequest:
+    """A code exchange or refresh for a customer's project, paused while it holds its code's (refresh token's) row
+    lock: started by :func:`hold_a_token_request`, let go by :meth:`run_beside`."""
 
+    app: Any
+    client_secret: str
+    project: Any
+    customer: User
+    send: Callable[[], Any]
+    locked: threading.Event
+    go: threading.Event
+
+    def run_beside(self, other: Callable[[], Any]) -> tuple[Any, Any]:
+        """Send the request; once it holds its lock, run ``other`` in a second thread, let the request go when
+        ``other`` waits on a lock, and return both outcomes (a result or the exception), request first."""
+        outcome: dict[str, Any] = {}
+        first = threading.Thread(target=record_outcome, args=(outcome, "request", self.send))
+        first.start()
+        assert self.locked.wait(timeout=10)
+        second = threading.Thread(target=record_outcome, args=(outcome, "other", other))
+        second.start()
+        wait_until_blocked(second, timeout=10)
+        self.go.set()
+        first.join(timeout=30)
+        second.join(timeout=30)
+        return outcome["request"], outcome["other"]
+
+
+def hold_a_token_request(monkeypatch: pytest.MonkeyPatch, grant: str) -> HeldTokenRequest:
     from django.test import Client
 
-    from apertur.oauth import services as app_services
     from apertur.oauth import tokens as token_store
-    from apertur.oauth.models import OAuthApp, Token
     from apertur.projects.services import create_project
     from apertur.testing import REDIRECT_URI, exchange, make_app, pkce_pair
 
@@ -307,50 +327,81 @@ def test_deleting_an_app_while_a_token_request_is_in_flight_fails_neither_and_le
     locked, go = threading.Event(), threading.Event()
     real = getattr(token_store, pause_in)
 
-    def after_the_delete_waits(**kwargs: Any) -> Any:
+    def after_the_other_waits(**kwargs: Any) -> Any:
         locked.set()  # the request holds its code's (refresh token's) row lock
         assert go.wait(timeout=10)
         return real(**kwargs)
 
-    monkeypatch.setattr(token_store, pause_in, after_the_delete_waits)
-    outcome: dict[str, Any] = {}
+    monkeypatch.setattr(token_store, pause_in, after_the_other_waits)
+    return HeldTokenRequest(created.app, created.client_secret, project, customer, token_request, locked, go)
 
-    def requesting() -> None:
-        try:
-            outcome["request"] = token_request()
-        except Exception as exc:
-            outcome["request"] = exc
-        finally:
-            connection.close()
+
+@pytest.mark.parametrize("grant", ["authorization_code", "refresh_token"])
+def test_deleting_an_app_while_a_token_request_is_in_flight_fails_neither_and_leaves_no_token(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch, grant: str
+) -> None:
+    """A code exchange (or a refresh) holds its code's (refresh token's) row lock when the partner deletes the app.
+    The delete used to read the app's rows before the request committed the token it issued, then fail on that
+    token's foreign key: a 500 for the partner, the app still there. The delete now waits for the request and
+    removes the token it issued with the app (dead at once); a request that comes later is ``invalid_client``."""
+
+    from django.test import Client
+
+    from apertur.oauth import services as app_services
+    from apertur.oauth.models import OAuthApp, Token
+
+    held = hold_a_token_request(monkeypatch, grant)
 
     def deleting() -> None:
-        try:
-            app = OAuthApp.objects.get(pk=created.app.pk)
-            outcome["delete"] = app_services.delete_app(app=app, confirm_name=app.name, actor=None)
-        except Exception as exc:
-            outcome["delete"] = exc
-        finally:
-            connection.close()
+        app = OAuthApp.objects.get(pk=held.app.pk)
+        app_services.delete_app(app=app, confirm_name=app.name, actor=None)
 
-    first = threading.Thread(target=requesting)
-    first.start()
-    assert locked.wait(timeout=10)
-    second = threading.Thread(target=deleting)
-    second.start()
-    wait_until_blocked(second, timeout=10)
-    go.set()
-    first.join(timeout=30)
-    second.join(timeout=30)
-    assert not isinstance(outcome["delete"], Exception), outcome["delete"]
-    assert not OAuthApp.objects.filter(pk=created.app.pk).exists()
+    response, deleted = held.run_beside(deleting)
+    assert not isinstance(deleted, Exception), deleted
+    assert not OAuthApp.objects.filter(pk=held.app.pk).exists()
     assert not Token.objects.exists()
-    response = outcome["request"]
     assert not isinstance(response, Exception), response
     assert response.status_code == 200, response.content  # it finished first: the delete waited for it
     api = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
     assert api.status_code == 401, api.content
-    later = token_request()
+    later = held.send()
     assert later.status_code == 401 and later.json()["error"] == "invalid_client", later.content
+
+
+@pytest.mark.parametrize("grant", ["authorization_code", "refresh_token"])
+@pytest.mark.parametrize("deleted", ["project", "owner"])
+def test_staff_deleting_a_project_or_its_owner_while_a_token_request_is_in_flight_fails_neither(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch, grant: str, deleted: str
+) -> None:
+    """Staff delete a project (or its owner's account) in the admin, which takes the project's connections, codes
+    and tokens with it, while a code exchange (or a refresh) for it holds its code's (refresh token's) lock. The
+    deletion used to read the project's tokens before the request committed the one it issued, then fail on that
+    token's foreign keys: a 500 for staff, the project still there. It now waits for the request and removes the
+    token it issued too; a request that comes later finds its code (refresh token) gone."""
+    from django.test import Client
+
+    from apertur.oauth.models import Token
+    from apertur.projects.models import Project
+    from apertur.testing import make_staff
+
+    held = hold_a_token_request(monkeypatch, grant)
+    staff = Client()
+    staff.force_login(make_staff("staff-deleting@example.com"))
+    page = f"/admin/projects/project/{held.project.pk}/delete/"
+    if deleted == "owner":
+        page = f"/admin/accounts/user/{held.customer.pk}/delete/"
+
+    response, deletion = held.run_beside(lambda: staff.post(page, {"post": "yes"}))
+    assert not isinstance(deletion, Exception), deletion
+    assert deletion.status_code == 302, deletion.content
+    assert not Project.objects.filter(pk=held.project.pk).exists()
+    assert not Token.objects.exists()
+    assert not isinstance(response, Exception), response
+    assert response.status_code == 200, response.content  # it finished first: the deletion waited for it
+    api = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+    assert api.status_code == 401, api.content
+    later = held.send()
+    assert later.status_code == 400 and later.json()["error"] == "invalid_grant", later.content
 
 
 def test_one_idempotency_key_sent_four_times_at_once_creates_one_session(postgres_only: None) -> None:

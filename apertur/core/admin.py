@@ -8,7 +8,9 @@ from django.http import HttpRequest
 from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
 
+from apertur.core.http import client_ip
 from apertur.core.models import AuditEvent
+from apertur.core.signals import staff_deleting
 
 #: A ModelAdmin's ``formfield_overrides`` for models with a website: a URL typed without a scheme is https, not
 #: Django 5's http (the default Django 6 takes).
@@ -58,14 +60,20 @@ class AuditedDelete:
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         with transaction.atomic():
-            self.record_deleted(request, obj)
+            self._before_deleting(request, obj)
             super().delete_model(request, obj)  # type: ignore[misc]
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         with transaction.atomic():
             for obj in queryset.order_by("pk"):
-                self.record_deleted(request, obj)
+                self._before_deleting(request, obj)
             super().delete_queryset(request, queryset)  # type: ignore[misc]
+
+    def _before_deleting(self, request: HttpRequest, obj: Any) -> None:
+        # The domain apps first (core.signals.staff_deleting: they wait for requests in flight on what the
+        # cascade takes), then the audit event, both before Django reads the cascade.
+        staff_deleting.send(sender=type(obj), instance=obj, actor=request.user, ip=client_ip(request))
+        self.record_deleted(request, obj)
 
 
 @admin.register(AuditEvent)

@@ -9,9 +9,13 @@ class OAuthConfig(AppConfig):
     def ready(self) -> None:
         from apertur.accounts.signals import when_claimed
         from apertur.core import housekeeping
+        from apertur.core.signals import staff_deleting
         from apertur.oauth import services, token_cache
 
         token_cache.ready()
         housekeeping.register("previous_client_secrets", services.clear_expired_previous_secrets)
         # An account claimed from whoever signed up with its address: their connections and apps stop working.
         when_claimed(services.turn_off_for_claimed_account, dispatch_uid="oauth-unproven-signup-claimed")
+        # Staff deleting a project or an account in the admin: token requests in flight on what the deletion takes
+        # are waited for first.
+        staff_deleting.connect(services.before_staff_delete, dispatch_uid="oauth-before-staff-delete", weak=False)

@@ -33,6 +33,7 @@ from apertur.oauth.models import (
 from apertur.oauth.signals import app_lost_project
 from apertur.partners.errors import PartnerNotApproved
 from apertur.partners.models import Partner
+from apertur.projects.models import Project
 
 _KEY_PREFIX = {KeyMode.LIVE: Prefix.LIVE_PUBLIC_KEY, KeyMode.TEST: Prefix.TEST_PUBLIC_KEY}
 
@@ -383,13 +384,32 @@ def _wait_for_exchanges_in_flight(app: OAuthApp) -> None:
         # Another deletion committed while this one waited for the row (two tabs, two staff): nothing to delete,
         # and no second audit event of it.
         raise AppNotFound("This app has already been deleted.")
-    for rows in (
-        # Only the rows a request can still be holding: a refresh token not yet rotated or revoked, an unused code
-        # (a row a request changes while the lock waits is re-read and skipped once that request has committed).
-        Token.objects.filter(app=app, rotated_at__isnull=True, refresh_revoked_at__isnull=True),
-        AuthorizationCode.objects.filter(app=app, used_at__isnull=True),
+    _lock_rows_in_flight(Q(app=app))
+
+
+def _lock_rows_in_flight(rows: Q) -> None:
+    """Wait for the code exchanges and refreshes in flight on the codes and tokens ``rows`` selects, by locking the
+    rows such a request holds: a refresh token not yet rotated or revoked, an unused code (a row a request changes
+    while the lock waits is re-read and skipped once that request has committed). Tokens first, then codes, as
+    every caller does."""
+    for found in (
+        Token.objects.filter(rows, rotated_at__isnull=True, refresh_revoked_at__isnull=True),
+        AuthorizationCode.objects.filter(rows, used_at__isnull=True),
     ):
-        list(rows.select_for_update(no_key=True).values_list("pk", flat=True))
+        list(found.select_for_update(no_key=True).values_list("pk", flat=True))
+
+
+def before_staff_delete(*, sender: type, instance: object, **_: object) -> None:
+    """The receiver of ``core.signals.staff_deleting``: staff delete a project or an account in the admin, whose
+    cascade takes the project's (the account's) connections, codes and tokens with it. A code exchange or a refresh
+    in flight on one of those would commit a token the cascade had not read, whose foreign keys then failed the
+    deletion (a 500 for staff, nothing deleted): such requests are waited for first, as :func:`delete_app` does.
+    (A partner with apps, or its account, cannot be deleted there: its referral links, which the admin never
+    deletes, hold it; ``test_admin.py`` keeps that true.)"""
+    if sender is Project:
+        _lock_rows_in_flight(Q(project=instance))
+    elif sender is User:
+        _lock_rows_in_flight(Q(project__owner=instance) | Q(user=instance))
 
 
 def record_app_deleted(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> None:

@@ -89,3 +89,20 @@ def test_the_apps_records_of_what_happened_are_not_editable_in_the_admin() -> No
     browser, _ = _staff_browser()
     form = browser.get(f"/admin/oauth/oauthapp/{app.pk}/change/").context["adminform"].form
     assert not {"previous_client_secret_last_used_at", "last_failed_auth_at", "last_failed_auth_ip"} & set(form.fields)
+
+
+@pytest.mark.parametrize("page", ["partner", "account"])
+def test_the_partner_of_an_app_cannot_be_deleted_in_the_admin(page: str) -> None:
+    """What ``services.before_staff_delete`` relies on: deleting a partner (or its account) would delete its apps
+    by cascade, without their deletion's waits, audit events or ``app_lost_project``. The partner's referral links
+    (made at approval, which an app needs, and never deleted in the admin) hold it: the admin refuses."""
+    app = make_app().app
+    browser, _ = _staff_browser()
+    partner = app.partner
+    url = {
+        "partner": f"/admin/partners/partner/{partner.pk}/delete/",
+        "account": f"/admin/accounts/user/{partner.user_id}/delete/",
+    }[page]
+    response = browser.post(url, {"post": "yes"})
+    assert response.status_code == 403, response.status_code  # PermissionDenied: referral link
+    assert OAuthApp.objects.filter(pk=app.pk).exists()
