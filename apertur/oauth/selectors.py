@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
@@ -21,6 +22,13 @@ def app_list(*, partner: Partner) -> QuerySet[OAuthApp]:
         .annotate(connected_projects=Count("connections", filter=Q(connections__revoked_at__isnull=True)))
         .order_by("created_at", "id")  # the aggregate drops Meta.ordering; pages need a stable order
     )
+
+
+def unusable_app_ids() -> QuerySet[OAuthApp, Any]:
+    """The ids of the apps whose credentials do not work now (deactivated, or their partner suspended: the
+    complement of ``OAuthApp.objects.usable()``), as a subquery for rows holding an app's id: the webhook
+    endpoints an app created are paused meanwhile."""
+    return OAuthApp.objects.exclude(pk__in=OAuthApp.objects.usable().values("pk")).values("pk")
 
 
 def app_for_partner(*, partner: Partner, client_id: str) -> OAuthApp:

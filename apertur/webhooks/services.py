@@ -21,6 +21,7 @@ from django.db import transaction
 from apertur.core import alerts, audit, clock, outbound
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
+from apertur.oauth.selectors import unusable_app_ids
 from apertur.projects.models import Project
 from apertur.webhooks import signing
 from apertur.webhooks.errors import EndpointNotFound, InvalidEndpoint
@@ -45,6 +46,7 @@ ATTEMPT_SECONDS = 15.0
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 15)
 USER_AGENT = "Apertur-Webhooks/1"
 DISABLED_ERROR = "not sent: the endpoint is disabled"
+APP_PAUSED_ERROR = "not sent: the app that created this endpoint is deactivated or its partner suspended"
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
@@ -246,8 +248,12 @@ def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = 
     event = WebhookEvent.objects.create(project=project, type=type, data=data, livemode=livemode)
     # Locked (FOR NO KEY UPDATE) until the caller commits: an endpoint deleted meanwhile is waited for and skipped,
     # where its delivery's foreign key used to fail the caller's whole transaction (a guest's upload) at commit.
-    subscribed = WebhookEndpoint.objects.select_for_update(no_key=True).filter(
-        project=project, livemode=livemode, enabled=True
+    # An endpoint an app created is paused while the app may not be used (deactivated, its partner suspended): its
+    # tokens are refused, and the project's events must not reach its partner's server either.
+    subscribed = (
+        WebhookEndpoint.objects.select_for_update(no_key=True)
+        .filter(project=project, livemode=livemode, enabled=True)
+        .exclude(created_by_app_id__in=unusable_app_ids())
     )
     endpoints = [e for e in subscribed.order_by("pk") if e.wants(type)]
     deliveries = WebhookDelivery.objects.bulk_create(
@@ -255,6 +261,19 @@ def emit(*, project: Project, type: str, data: dict[str, Any], livemode: bool = 
     )
     _enqueue([d.pk for d in deliveries])
     return event
+
+
+def _why_not_sent(delivery: WebhookDelivery) -> str:
+    """Why a delivery queued earlier must not be sent now, or "". A test event asked for this endpoint alone goes
+    anyway (:func:`send_test_event`)."""
+    if delivery.event.type == "webhook.test":
+        return ""
+    endpoint = delivery.endpoint
+    if not endpoint.enabled:
+        return DISABLED_ERROR  # disabled since it was queued (update_endpoint ends the pending ones it sees)
+    if endpoint.created_by_app_id is not None and unusable_app_ids().filter(pk=endpoint.created_by_app_id).exists():
+        return APP_PAUSED_ERROR  # its app deactivated or its partner suspended since (emit queues none then)
+    return ""
 
 
 def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
@@ -306,11 +325,10 @@ def attempt(*, delivery_id: int, client: httpx.Client | None = None) -> WebhookD
             return delivery  # type: ignore[return-value]
         if delivery.next_attempt_at and delivery.next_attempt_at > clock.now():
             return delivery
-        if not delivery.endpoint.enabled and delivery.event.type != "webhook.test":
-            # Disabled since it was queued (update_endpoint ends the pending ones it sees). A test event asked for
-            # this endpoint alone goes anyway (send_test_event).
+        not_sent = _why_not_sent(delivery)
+        if not_sent:
             delivery.status = DeliveryStatus.FAILED
-            delivery.last_error = DISABLED_ERROR
+            delivery.last_error = not_sent
             delivery.next_attempt_at = None
             delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
             return delivery

@@ -16,6 +16,7 @@ from apertur.testing import make_user
 from apertur.uploads import services as uploads
 from apertur.webhooks import services, signing
 from apertur.webhooks.models import WebhookEndpoint
+from apertur.webhooks.tests.test_services import Captured
 
 pytestmark = pytest.mark.django_db
 
@@ -333,3 +334,51 @@ def test_an_endpoint_an_app_created_stops_when_the_app_loses_the_project(
     assert event.data["enabled"] is False and event.data["via"] == f"app {flow.client_id} lost the project"
     uploads.create_session(project=flow.project, title="After")
     assert not endpoints[by_app].deliveries.exists() and endpoints[by_owner].deliveries.count() == 1
+
+
+@pytest.mark.parametrize("how", ["deactivate_app", "suspend_partner"])
+def test_an_endpoint_an_app_created_is_paused_while_the_app_may_not_be_used(
+    api: Api, flow: Flow, live_key_api: Api, how: str, settings: Any
+) -> None:
+    """An app deactivated by its partner, or whose partner staff suspended, has its tokens refused at once; the
+    endpoints it created kept receiving the project's events (file names, guests' notes) on the partner's server
+    all the same. They are paused meanwhile: no delivery for an event, and one already queued is not sent; the
+    owner's own endpoint goes on. Reactivated (restored), the app's endpoint receives the events that follow."""
+    from apertur.oauth import services as app_services
+    from apertur.partners import services as partner_services
+    from apertur.webhooks.models import DeliveryStatus
+
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    by_app = api.post("/webhooks", {"url": "https://hooks.snapflow.example/apertur"}).json()["id"]
+    by_owner = live_key_api.post("/webhooks", {"url": "https://hooks.owner.example/apertur"}).json()["id"]
+    endpoints = {e.public_id: e for e in WebhookEndpoint.objects.all()}
+    uploads.create_session(project=flow.project, title="Queued before")  # a delivery to each, not yet sent
+    app = flow.created.app
+    if how == "deactivate_app":
+        app_services.deactivate_app(app=app, actor=app.partner.user)
+    else:
+        partner_services.suspend(partner=app.partner, reviewer=None, reason="Abuse report")
+
+    queued = endpoints[by_app].deliveries.get()
+    receiver = Captured()
+    services.attempt(delivery_id=queued.pk, client=receiver.client)
+    queued.refresh_from_db()
+    assert queued.status == DeliveryStatus.FAILED and queued.last_error == services.APP_PAUSED_ERROR
+    assert receiver.requests == []
+    uploads.create_session(project=flow.project, title="While paused")
+    assert endpoints[by_app].deliveries.count() == 1 and endpoints[by_owner].deliveries.count() == 2
+    owner = Client()
+    owner.force_login(flow.customer)
+    page = owner.get(f"/projects/{flow.project.public_id}/webhooks/{by_app}/").content.decode()
+    assert "Paused</span> The app that created this endpoint is deactivated" in page
+    listing = owner.get(f"/projects/{flow.project.public_id}/").content.decode()
+    assert listing.count(">Paused</span>") == 1  # the app's endpoint; the owner's is enabled
+
+    if how == "deactivate_app":
+        app_services.reactivate_app(app=app, actor=app.partner.user)
+    else:
+        partner_services.restore(partner=app.partner, reviewer=None)
+    uploads.create_session(project=flow.project, title="After")
+    assert endpoints[by_app].deliveries.count() == 2 and endpoints[by_owner].deliveries.count() == 3
+    endpoints[by_app].refresh_from_db()
+    assert endpoints[by_app].enabled is True  # paused, not disabled: nothing for the owner to undo
