@@ -139,6 +139,18 @@ def test_a_bad_period_is_a_clear_error(emu: Running) -> None:
     assert error["code"] == "invalid_period" and "YYYY-MM" in error["message"]
 
 
+@pytest.mark.parametrize("period", ["0000-05", "2026-04\n", "\u0662\u0660\u0662\u0666-04"])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_period_a_run_cannot_be_dated_by_is_a_clear_error(emu: Running, period: str, dry_run: bool) -> None:
+    """Year 0 has no date (it crashed with a traceback); a trailing newline or non-ASCII digits named April's run
+    under another period string, a second payout per partner for the same month."""
+    partner = world()
+    result = cli("run", "--period", period, *(["--dry-run"] if dry_run else []), "--json", at=AFTER_APRIL_RUN, ok=False)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert json.loads(result.stdout)["error"]["code"] == "invalid_period"
+    assert not Payout.objects.filter(partner=partner).exists()
+
+
 def test_a_paypal_outage_leaves_the_run_unfinished_for_a_retry_with_the_same_id(emu: Running) -> None:
     partner = world()
     httpx.post(f"{emu.base_url}/emulator/config", json={"fail_next_n_with_5xx": 1}).raise_for_status()

@@ -21,6 +21,12 @@ ZERO_DECIMAL = frozenset(
     {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
 )
 THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+# The currencies named "dollar" (ISO 4217), the ones a "$" in front of the amount means. Any other currency is
+# shown by its code alone: "$12.50 EUR" said dollars and euros at once.
+DOLLARS = frozenset(
+    {"AUD", "BBD", "BMD", "BND", "BSD", "BZD", "CAD", "FJD", "GYD", "HKD", "JMD", "KYD", "LRD", "NAD", "NZD", "SBD"}
+    | {"SGD", "SRD", "TTD", "TWD", "USD", "XCD"}
+)
 
 
 class MoneyError(ValueError):
@@ -54,14 +60,13 @@ class Money:
             raise MoneyError(f"Cannot combine {self.currency} with {other.currency}.")
 
     def format(self) -> str:
-        """``$1,234.50 CAD``, ``10,000 JPY``, ``1.250 KWD`` — for people, never for arithmetic."""
+        """``$1,234.50 CAD``, ``12.50 EUR``, ``10,000 JPY``, ``1.250 KWD`` — for people, never for arithmetic."""
         sign = "-" if self.cents < 0 else ""
         places = exponent(self.currency)
         whole, part = divmod(abs(self.cents), 10**places)
-        if places == 2:
-            return f"{sign}${whole:,}.{part:02d} {self.currency}"
+        symbol = "$" if self.currency in DOLLARS else ""
         decimals = f".{part:0{places}d}" if places else ""
-        return f"{sign}{whole:,}{decimals} {self.currency}"
+        return f"{sign}{symbol}{whole:,}{decimals} {self.currency}"
 
 
 def exponent(currency: str) -> int:

@@ -68,7 +68,9 @@ from apertur.payouts.models import MONEY_BACK, Failure, Payout, PayoutEntry, Pay
 
 logger = logging.getLogger(__name__)
 CURRENCY = "CAD"
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits, the whole string (``$`` would accept a trailing newline, ``\d`` any script's digits: each another
+# spelling of a month, so a second payout per partner for it), and a year a date can have (not 0000).
+_PERIOD = re.compile(r"(?!0000)([0-9]{4})-(0[1-9]|1[0-2])")
 
 #: How long after its first attempt a ``sender_batch_id`` may still be sent again. PayPal Payouts v1 (create batch
 #: payout, ``sender_batch_header.sender_batch_id``): "If you specify a sender_batch_id that was used in the last
@@ -131,7 +133,7 @@ class Decision:
 
 
 def parse_period(period: str) -> tuple[int, int]:
-    match = _PERIOD.match(period)
+    match = _PERIOD.fullmatch(period)
     if not match:
         raise InvalidPeriod(f"A period is YYYY-MM, not {period!r}.", field="period")
     return int(match.group(1)), int(match.group(2))

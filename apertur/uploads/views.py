@@ -174,11 +174,12 @@ def session_create(request: HttpRequest, public_id: str) -> HttpResponse:
     days = request.POST.get("expires_in_days", "").strip()
     try:
         if days:
-            if not days.isdigit() or not 1 <= int(days) <= 3650:
+            # ASCII digits only: str.isdigit() is also true for "²", which int() refuses (a 500).
+            if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 3650:
                 raise InvalidSession("Expiry is a number of days from 1 to 3,650.", field="expires_at")
             expires_at = clock.now() + dt.timedelta(days=int(days))
         max_files = request.POST.get("max_files", "").strip()
-        if max_files and not max_files.isdigit():
+        if max_files and not (max_files.isascii() and max_files.isdigit()):
             raise InvalidSession("Max files is a whole number.", field="max_files")
         session = services.create_session(
             project=project,

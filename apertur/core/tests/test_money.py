@@ -57,6 +57,10 @@ def test_format() -> None:
     assert format_cents(10_000, "JPY") == "10,000 JPY"  # not $100.00
     assert format_cents(-1_250, "KWD") == "-1.250 KWD"
     assert format_cents(10_000, "USD") == "$100.00 USD"
+    # Only a dollar is "$": a payment in euros or pounds was shown as "$12.50 EUR".
+    assert format_cents(1_250, "EUR") == "12.50 EUR"
+    assert format_cents(-1_234_567, "GBP") == "-12,345.67 GBP"
+    assert format_cents(1_250, "AUD") == "$12.50 AUD"
 
 
 @given(st.integers(min_value=-(10**12), max_value=10**12))

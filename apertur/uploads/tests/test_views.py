@@ -513,6 +513,24 @@ def _marked(html: str) -> list[str]:
     return marked
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("expires_in_days", "\u00b2", "Expiry is a number of days from 1 to 3,650."),  # "²": isdigit(), not int()
+        ("expires_in_days", "\u0663", "Expiry is a number of days from 1 to 3,650."),  # an Arabic-Indic 3
+        ("max_files", "\u00b2", "Max files is a whole number."),
+    ],
+)
+def test_a_number_typed_in_another_script_is_refused_beside_its_field(owner, field, value, message) -> None:  # type: ignore[no-untyped-def]
+    """str.isdigit() is true for superscripts, which int() refuses: the expiry and max files fields answered
+    a 500 for "²" instead of the form's own error."""
+    _, project, browser = owner
+    response = browser.post(f"/projects/{project.public_id}/sessions", {"title": "Gala", field: value}, follow=True)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert UploadSession.objects.count() == 0
+
+
 def test_a_refused_hand_written_form_marks_the_field_its_error_names(owner) -> None:  # type: ignore[no-untyped-def]
     """These forms are not Django forms: without this, the error was an alert above them that no field pointed to
     (WCAG 1.3.1, 3.3.1, as _field.html does for Django's)."""
