@@ -143,7 +143,7 @@ def host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
-_ORIGIN = re.compile(r"^(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\.?|\[[0-9a-f:.]+\])(?::(\d{1,5}))?/?$")
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\.?|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?/?$")
 
 
 def canonical_origin(value: str) -> str | None:

@@ -248,5 +248,7 @@ def test_canonical_origin() -> None:
     assert canonical_origin("HTTPS://App.Example.com:443/") == "https://app.example.com:443"
     assert canonical_origin("http://[::1]:3000") == "http://[::1]:3000"
     assert canonical_origin("https://evil.com\\.example.com") is None
+    # A port in another script's digits ("٤٤٣") passed the check and was kept in the origin a postMessage targets.
+    assert canonical_origin("https://app.example.com:\u0664\u0664\u0663") is None
     assert canonical_origin("https://a.example.com:99999") is None
     assert canonical_origin("javascript:alert(1)") is None
