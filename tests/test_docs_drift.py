@@ -1,7 +1,8 @@
 """The partner and operator docs stay true to the code in what a machine can check: every relative link and
 anchor between README.md and docs/*.md resolves, every ``apertur …`` command they show names a real command
-with options it takes (a renamed flag in the code, or a typo in the docs, fails here), and every error code in
-the error tables of docs/api.md and docs/oauth.md is one the code can answer."""
+with options it takes (a renamed flag in the code, or a typo in the docs, fails here), every error code in
+the error tables of docs/api.md and docs/oauth.md is one the code can answer, docs/api.md's operations and scopes
+are the API's, and the limits of docs/oauth-apps.md's field table are the ones enforced."""
 
 from __future__ import annotations
 
@@ -281,3 +282,106 @@ def test_make_install_takes_python_3_11_when_python3_is_another_version(tmp_path
     assert done.returncode == 0, done.stderr
     venv_line = next(line for line in done.stdout.splitlines() if "-m venv" in line)
     assert re.search(r"python3\.11 -m venv", venv_line), venv_line
+
+
+def _table(doc: str, heading: str) -> list[list[str]]:
+    """The rows (cells, stripped) of the first table after ``heading`` in ``docs/<doc>``, header row left out."""
+    lines = (ROOT / "docs" / doc).read_text().split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _operations_in_api_md() -> dict[tuple[str, str], str]:
+    """docs/api.md's Operations table as ``{(method, path): scope}``: a cell such as
+    "`GET`, `PATCH`, `DELETE /webhooks/{id}`" names three operations; parameters are written ``{*}``."""
+    operations = {}
+    for first, scope_cell, *_ in _table("api.md", "## Operations"):
+        scope = re.search(r"`([a-z]+:[a-z]+)`", scope_cell)
+        assert scope, f"docs/api.md, Operations: no scope in {scope_cell!r}"
+        methods: list[str] = []
+        for span in re.findall(r"`([^`]+)`", first):
+            method, _, path = span.partition(" ")
+            methods.append(method)
+            if path:
+                path = re.sub(r"\{[^}]*\}", "{*}", re.sub(r"\[.*\]$", "", path))
+                for each in methods:
+                    operations[(each, f"/api/v1{path}")] = scope.group(1)
+                methods = []
+    return operations
+
+
+def test_the_api_docs_list_every_operation_with_the_scope_the_api_asks_for() -> None:
+    """docs/api.md's Operations table and the API itself (its OpenAPI description, which names each operation's
+    scope) list the same operations with the same scopes: a new operation, a renamed path or a changed scope
+    fails here until the partner-facing table says so."""
+    from apertur.api.v1 import api
+
+    served = {}
+    for path, operations in api.get_openapi_schema()["paths"].items():
+        for method, operation in operations.items():
+            scopes = [scope for requirement in operation.get("security", []) for scope in requirement.get("OAuth2", [])]
+            served[(method.upper(), re.sub(r"\{[^}]*\}", "{*}", path))] = scopes
+    documented = _operations_in_api_md()
+    assert len(documented) > 15
+    assert set(documented) == set(served), (
+        f"only in docs/api.md: {sorted(set(documented) - set(served))}; "
+        f"only in the API: {sorted(set(served) - set(documented))}"
+    )
+    wrong = {op: (scope, served[op]) for op, scope in documented.items() if served[op] != [scope]}
+    assert not wrong, f"docs/api.md names another scope than the API asks for: {wrong}"
+
+
+def test_the_app_limits_in_the_oauth_apps_docs_are_the_ones_enforced() -> None:
+    """Each number in docs/oauth-apps.md's field table is the limit an app's settings are checked against,
+    whoever registers the app (portal, CLI): at the limit it is accepted, one past it refused."""
+    from apertur.core.errors import ValidationFailed
+    from apertur.oauth.services import clean_app_details
+
+    rules = {field: rule for field, rule in _table("oauth-apps.md", "# Registering an OAuth app")}
+
+    def number(pattern: str, field: str) -> int:
+        found = re.search(pattern, rules[field])
+        assert found, f"docs/oauth-apps.md: the {field} row no longer says {pattern!r}"
+        return int(found.group(1).replace(",", ""))
+
+    name_low, name_high = (int(n) for n in re.search(r"(\d+) to (\d+) characters", rules["App name"]).groups())
+    description = number(r"at most ([\d,]+) characters", "Description")
+    website = number(r"at most ([\d,]+) characters", "Website URL")
+    uris, uri_length = number(r"one to (\d+)", "Redirect URIs"), number(r"each at most ([\d,]+)", "Redirect URIs")
+    domains = number(r"zero to (\d+)", "Allowed domains")
+
+    def details(**given: Any) -> dict[str, Any]:
+        return {
+            "name": "Snapflow",
+            "description": "",
+            "website": "",
+            "redirect_uris": ["https://snapflow.example/callback"],
+            "allowed_domains": [],
+            **given,
+        }
+
+    url = "https://snapflow.example/"
+    cases = {
+        "name": ("n" * name_high, ["n" * (name_low - 1), "n" * (name_high + 1)]),
+        "description": ("d" * description, ["d" * (description + 1)]),
+        "website": (url + "w" * (website - len(url)), [url + "w" * (website + 1 - len(url))]),
+        "redirect_uris": (
+            [f"{url}{i}" for i in range(uris - 1)] + [url + "u" * (uri_length - len(url))],
+            [[f"{url}{i}" for i in range(uris + 1)], [url + "u" * (uri_length + 1 - len(url))]],
+        ),
+        "allowed_domains": (
+            [f"d{i}.example.com" for i in range(domains)],
+            [[f"d{i}.example.com" for i in range(domains + 1)]],
+        ),
+    }
+    for field, (accepted, refused) in cases.items():
+        clean_app_details(**details(**{field: accepted}))
+        for value in refused:
+            with pytest.raises(ValidationFailed) as raised:
+                clean_app_details(**details(**{field: value}))
+            assert raised.value.field == field, (field, raised.value)

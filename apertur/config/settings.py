@@ -73,6 +73,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_tasks",
     "django_tasks_db",
+    # django-ninja's own templates and static files: /api/v1/docs then serves Swagger UI from this site, with no
+    # inline script (without the app it loads it from a CDN with an inline script, which our CSP refuses).
+    "ninja",
     "apertur.core",
     "apertur.accounts",
     "apertur.projects",
