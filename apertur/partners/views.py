@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts.models import User
 from apertur.commissions.selectors import balance
-from apertur.core.errors import AperturError
+from apertur.core.errors import AperturError, RateLimited
 from apertur.core.forms import add_problems
 from apertur.core.http import client_ip
 from apertur.oauth.selectors import app_list
@@ -69,11 +69,16 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
     """The PayPal address payouts go to, and its confirmation."""
     error = None
     status = 200
+    retry_after: int | None = None
     if request.method == "POST":
         try:
             partner = paypal.request_change(
                 partner=partner, email=request.POST.get("paypal_email", ""), actor=_user(request), ip=client_ip(request)
             )
+        except RateLimited as exc:
+            minutes = max(1, round(exc.retry_after / 60))
+            error = f"Too many confirmation links. Try again in {minutes} minute(s)."
+            status, retry_after = 429, exc.retry_after
         except AperturError as exc:
             error, status = exc.message, 400
         else:
@@ -87,7 +92,10 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
     context["outlook"] = payout_selectors.payout_status(partner=partner)
     # Also under a staff hold, whose status card says only that: the address is not where payouts go.
     context["refused_email"] = payout_services.refused_address(partner)
-    return render(request, "partners/payouts.html", context, status=status)
+    response = render(request, "partners/payouts.html", context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def paypal_confirm(request: HttpRequest, token: str) -> HttpResponse:
