@@ -192,7 +192,9 @@ class BrowserCSPMiddleware(_SkipOnMachinePaths, CSPMiddleware):
 class BrowserPrivatePagesMiddleware:
     """A page answered to a signed-in person is theirs: Django's ``never_cache`` headers (``private, no-store``…), so
     no shared cache stores it and the browser does not show it again from its cache after they log out, unless the
-    view set its own ``Cache-Control``. One rule for every page rather than a decorator each view may lack."""
+    view set its own ``Cache-Control``. One rule for every page rather than a decorator each view may lack. So is a
+    page whose address is a secret link (``settings.SECRET_PATH_PREFIXES``: a confirmation or reset link, a guest
+    upload link), whoever opens it: a cache must not keep a working link, nor what its page shows."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -202,7 +204,9 @@ class BrowserPrivatePagesMiddleware:
         if response.has_header("Cache-Control") or is_machine_path(request.path_info):
             return response
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        if (user is not None and user.is_authenticated) or request.path_info.startswith(
+            tuple(settings.SECRET_PATH_PREFIXES)
+        ):
             add_never_cache_headers(response)
         return response
 

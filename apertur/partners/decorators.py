@@ -47,6 +47,33 @@ def staff_required(view: Callable[..., HttpResponse]) -> View:
     return wrapper
 
 
+#: What the review page's actions (approve, reject, suspend, restore, hold and release payouts) need besides being
+#: staff: they change the partner, as editing one in ``/admin/`` does, and the admin gives staff limited permissions (a
+#: "payout viewer" with only the view permission looks and changes nothing).
+REVIEW_PERMISSION = "partners.change_partner"
+MAY_NOT_REVIEW = (
+    "Your staff account may look at partners but not change them: reviewing needs the change permission on "
+    "partners. Ask a superuser for it."
+)
+
+
+def may_review(user: object) -> bool:
+    return is_staff(user) and bool(getattr(user, "has_perm", lambda perm: False)(REVIEW_PERMISSION))
+
+
+def reviewer_required(view: Callable[..., HttpResponse]) -> View:
+    """:func:`staff_required`, and for the review actions :data:`REVIEW_PERMISSION` (otherwise the site's 403 page)."""
+
+    @staff_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not may_review(request.user):
+            return render(request, "403.html", {"message": MAY_NOT_REVIEW}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def current_partner(request: HttpRequest) -> Partner | None:
     assert isinstance(request.user, User)
     return partner_for_user(user=request.user)

@@ -9,14 +9,18 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from apertur.accounts.login import CONFIRM_RESEND_PER_EMAIL
 from apertur.accounts.models import User, normalize_email
 from apertur.accounts.services import check_email
 from apertur.accounts.signals import TurnedOff
-from apertur.core import audit, clock, mail, tokens
+from apertur.core import audit, clock, mail, ratelimit, tokens
 from apertur.core.errors import AperturError, ValidationFailed
 from apertur.partners.models import Partner
 
 LINK_TTL = dt.timedelta(hours=24)
+#: Confirmation links one partner may have sent in an hour: each mails an address they typed, so without a budget a
+#: partner account (or a script holding its session) could have Apertur mail anyone without end.
+LINKS_PER_PARTNER = ratelimit.Limit("paypal-link-partner", 5, 60 * 60)
 
 
 class InvalidPayPalLink(AperturError):
@@ -52,6 +56,10 @@ def check_paypal_email(email: str) -> str:
 @transaction.atomic
 def request_change(*, partner: Partner, email: str, actor: User | None = None, ip: str | None = None) -> Partner:
     address = check_paypal_email(email)
+    # Per partner, then per address with every other confirmation mail to it (accounts.login): past either, nothing
+    # changes and nothing is sent (RateLimited, 429).
+    ratelimit.hit(LINKS_PER_PARTNER, str(partner.pk))
+    ratelimit.hit(CONFIRM_RESEND_PER_EMAIL, address)
     partner = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
     previous = partner.verified_paypal_email
     secret = tokens.generate(tokens.Prefix.EMAIL_TOKEN, 40)

@@ -8,12 +8,18 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apertur.accounts.models import User
 from apertur.commissions.selectors import balance
-from apertur.core.errors import AperturError
+from apertur.core.errors import AperturError, RateLimited
 from apertur.core.forms import add_problems
 from apertur.core.http import client_ip
 from apertur.oauth.selectors import app_list
 from apertur.partners import paypal, selectors, services
-from apertur.partners.decorators import approved_partner_required, current_partner, staff_required
+from apertur.partners.decorators import (
+    approved_partner_required,
+    current_partner,
+    may_review,
+    reviewer_required,
+    staff_required,
+)
 from apertur.partners.forms import ApplicationForm, ReasonForm
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.payouts import selectors as payout_selectors
@@ -69,11 +75,16 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
     """The PayPal address payouts go to, and its confirmation."""
     error = None
     status = 200
+    retry_after: int | None = None
     if request.method == "POST":
         try:
             partner = paypal.request_change(
                 partner=partner, email=request.POST.get("paypal_email", ""), actor=_user(request), ip=client_ip(request)
             )
+        except RateLimited as exc:
+            minutes = max(1, round(exc.retry_after / 60))
+            error = f"Too many confirmation links. Try again in {minutes} minute(s)."
+            status, retry_after = 429, exc.retry_after
         except AperturError as exc:
             error, status = exc.message, 400
         else:
@@ -87,7 +98,10 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
     context["outlook"] = payout_selectors.payout_status(partner=partner)
     # Also under a staff hold, whose status card says only that: the address is not where payouts go.
     context["refused_email"] = payout_services.refused_address(partner)
-    return render(request, "partners/payouts.html", context, status=status)
+    response = render(request, "partners/payouts.html", context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def paypal_confirm(request: HttpRequest, token: str) -> HttpResponse:
@@ -124,17 +138,19 @@ def staff_list(request: HttpRequest) -> HttpResponse:
 @staff_required
 def staff_detail(request: HttpRequest, partner_id: int) -> HttpResponse:
     partner = get_object_or_404(Partner.objects.select_related("user", "reviewed_by"), pk=partner_id)
-    return render(request, "partners/staff_detail.html", _staff_context(partner))
+    return render(request, "partners/staff_detail.html", _staff_context(request, partner))
 
 
 def _staff_context(
-    partner: Partner, *, form: ReasonForm | None = None, hold_form: ReasonForm | None = None
+    request: HttpRequest, partner: Partner, *, form: ReasonForm | None = None, hold_form: ReasonForm | None = None
 ) -> dict[str, object]:
-    """The review page: the decision form and the payout hold form each post a ``reason`` of their own."""
+    """The review page: the decision form and the payout hold form each post a ``reason`` of their own; staff who
+    may only look (:func:`may_review`) get the facts without the forms."""
     return {
         "partner": partner,
         "form": form or ReasonForm(),
         "hold_form": hold_form or _hold_form(),
+        "may_review": may_review(request.user),
     }
 
 
@@ -182,7 +198,7 @@ def _confirm_page(request: HttpRequest, partner: Partner, action: str, *, reason
     return render(request, "partners/staff_confirm.html", context)
 
 
-@staff_required
+@reviewer_required
 @require_POST
 def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResponse:
     partner = get_object_or_404(Partner.objects.select_related("user", "reviewed_by"), pk=partner_id)
@@ -211,7 +227,7 @@ def staff_review(request: HttpRequest, partner_id: int, action: str) -> HttpResp
     except AperturError as exc:
         form.add_error("reason" if exc.field == "reason" else None, exc.message)
         partner.refresh_from_db()
-        return render(request, "partners/staff_detail.html", _staff_context(partner, form=form), status=400)
+        return render(request, "partners/staff_detail.html", _staff_context(request, partner, form=form), status=400)
     messages.success(request, f"{partner.company_name} {_PAST[action]}. The partner has been emailed.")
     return redirect("partners:staff-detail", partner_id=partner.pk)
 
@@ -240,7 +256,8 @@ def _staff_payout_hold(request: HttpRequest, partner: Partner, action: str) -> H
     except AperturError as exc:
         hold_form.add_error("reason" if exc.field == "reason" else None, exc.message)
         partner.refresh_from_db()
-        return render(request, "partners/staff_detail.html", _staff_context(partner, hold_form=hold_form), status=400)
+        context = _staff_context(request, partner, hold_form=hold_form)
+        return render(request, "partners/staff_detail.html", context, status=400)
     if action == "hold":
         messages.success(
             request, f"Payouts to {partner.company_name} are held: no run or retry pays them until released."

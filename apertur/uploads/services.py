@@ -15,7 +15,8 @@ from django.db.models import Sum
 
 from apertur.accounts.models import User
 from apertur.accounts.signals import TurnedOff
-from apertur.core import audit, clock, mail
+from apertur.core import audit, clock, mail, ratelimit
+from apertur.core.http import rate_limit_ip
 from apertur.projects.models import Project
 from apertur.uploads import destinations, sniff
 from apertur.uploads.errors import (
@@ -162,9 +163,24 @@ def close_session(
     return session
 
 
-def check_session_password(*, session: UploadSession, password: str) -> None:
-    if session.has_password and not check_password(password, session.password_hash):
+#: Wrong guesses of a link's password, as for logins (accounts.login): per link and network (tight: stops guessing
+#: from one place) and per link (loose: stops guessing from many, without letting one network lock guests out).
+PASSWORD_GUESSES_PER_LINK_NETWORK = ratelimit.Limit("upload-password-link-ip", 10, 15 * 60)
+PASSWORD_GUESSES_PER_LINK = ratelimit.Limit("upload-password-link", 100, 60 * 60)
+
+
+def check_session_password(*, session: UploadSession, password: str, ip: str | None = None) -> None:
+    """The link's password, within its budgets of failed guesses: counted before the check (parallel guesses cannot
+    outrun it), given back when it is right, so only failures use them. Past one: :class:`RateLimited`, unchecked."""
+    if not session.has_password:
+        return
+    network = rate_limit_ip(ip) if ip else "-"
+    counted = ratelimit.hit_all(
+        (PASSWORD_GUESSES_PER_LINK_NETWORK, f"{session.pk}|{network}"), (PASSWORD_GUESSES_PER_LINK, str(session.pk))
+    )
+    if not check_password(password, session.password_hash):
         raise WrongPassword()
+    ratelimit.give_back(*counted)
 
 
 @transaction.atomic

@@ -86,7 +86,9 @@ def public_unlock(request: HttpRequest, token: str) -> HttpResponse:
     session = _guest_session(token)
     try:
         _spend_guest_upload(request)
-        services.check_session_password(session=session, password=request.POST.get("password", ""))
+        services.check_session_password(
+            session=session, password=request.POST.get("password", ""), ip=client_ip(request)
+        )
     except AperturError as exc:
         messages.error(request, exc.message)
     else:

@@ -18,7 +18,7 @@ import httpx
 from django.apps import apps
 from django.db import transaction
 
-from apertur.core import alerts, audit, clock, outbound
+from apertur.core import alerts, audit, clock, outbound, ratelimit
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.oauth.selectors import unusable_app_ids
@@ -276,9 +276,16 @@ def _why_not_sent(delivery: WebhookDelivery) -> str:
     return ""
 
 
+#: Test events per project owner, across their projects and endpoints: each is a POST to an address the owner typed,
+#: retried when it fails, so without a budget anyone who signed up could have Apertur's workers flood a third party.
+TEST_EVENTS_PER_OWNER = ratelimit.Limit("webhook-test-owner", 30, 60 * 60)
+
+
 def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """The dashboard's "send test event": one ``webhook.test`` event to this endpoint only, sent even while the
-    endpoint is disabled (:func:`attempt`): the owner checks a receiver before enabling it."""
+    endpoint is disabled (:func:`attempt`): the owner checks a receiver before enabling it. Past
+    :data:`TEST_EVENTS_PER_OWNER`: :class:`RateLimited`, nothing queued."""
+    ratelimit.hit(TEST_EVENTS_PER_OWNER, str(endpoint.project.owner_id))
     with transaction.atomic():
         event = WebhookEvent.objects.create(
             project=endpoint.project,

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apertur.accounts.models import User
 from apertur.core import clock
-from apertur.core.errors import AperturError
+from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.core.rolling import roll_secret_form
@@ -93,8 +93,13 @@ def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> H
 @login_required
 @require_POST
 def endpoint_test(request: HttpRequest, public_id: str, endpoint_id: str) -> HttpResponse:
-    services.send_test_event(endpoint=_endpoint(request, public_id, endpoint_id))
-    messages.success(request, "Test event queued; it appears in the log below once attempted.")
+    try:
+        services.send_test_event(endpoint=_endpoint(request, public_id, endpoint_id))
+    except RateLimited as exc:
+        minutes = max(1, round(exc.retry_after / 60))
+        messages.error(request, f"Too many test events. Try again in {minutes} minute(s).")
+    else:
+        messages.success(request, "Test event queued; it appears in the log below once attempted.")
     return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
+from django.conf import settings
+from django.core import mail
 from django.test import Client
 
+from apertur.accounts.models import User
+from apertur.accounts.services import confirmation_path
+from apertur.partners import paypal
 from apertur.projects.services import create_project
-from apertur.testing import make_partner
+from apertur.testing import make_partner, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +61,26 @@ def test_a_page_whose_service_is_out_of_reach_says_so_in_a_503(redis_down: None)
     html = response.content.decode()
     assert "briefly unavailable" in html and "Nothing was done" in html
     assert response["Retry-After"] == "60" and "no-store" in response["Cache-Control"]
+
+
+def test_a_page_whose_address_is_a_secret_link_is_never_cached_whoever_opens_it(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A link that works by being known (settings.SECRET_PATH_PREFIXES) opened signed out: the email confirmation
+    page (it names the account's address and asks for its password) and the PayPal confirmation page (its form holds
+    the link's token) had no Cache-Control: a shared cache or the browser's could keep a working link and the
+    account's address. The guest upload page and the password reset page were never_cache already, one by one."""
+    partner = make_partner()
+    with django_capture_on_commit_callbacks(execute=True):
+        paypal.request_change(partner=partner, email="pay@snapflow.example")
+    paypal_link = re.search(r"https?://[^/\s]+(/partners/payouts/confirm/\S+)", mail.outbox[-1].body)
+    assert paypal_link, mail.outbox[-1].body
+    unconfirmed = make_user()
+    User.objects.filter(pk=unconfirmed.pk).update(email_confirmed_at=None)
+    unconfirmed.refresh_from_db()
+    for path in [paypal_link.group(1), confirmation_path(unconfirmed)]:
+        assert path.startswith(settings.SECRET_PATH_PREFIXES), path
+        response = Client().get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        cache = response.get("Cache-Control", "")
+        assert "no-store" in cache and "private" in cache, (path, cache)

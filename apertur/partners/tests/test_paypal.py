@@ -267,3 +267,36 @@ def test_an_expired_link_is_not_presented_as_waiting_and_a_new_one_is_one_click_
         assert client.get(_link(mail.outbox[-1])).status_code == 200
     partner.refresh_from_db()
     assert partner.verified_paypal_email == "pay@snapflow.example"
+
+
+def test_confirmation_links_are_limited_per_partner_so_nobody_can_mail_bomb_through_the_payouts_page(
+    portal,  # type: ignore[no-untyped-def]
+) -> None:
+    """Each "Send confirmation link" mails an address the partner typed: without a budget, a partner account (or a
+    script holding its session) could have Apertur mail any address without end. Past it: 429 with Retry-After,
+    nothing sent, nothing changed."""
+    partner, client, on_commit = portal
+    for n in range(5):
+        with on_commit(execute=True):
+            assert client.post("/partners/payouts/", {"paypal_email": f"pay{n}@snapflow.example"}).status_code == 302
+    sent = len(mail.outbox)
+    with on_commit(execute=True):
+        refused = client.post("/partners/payouts/", {"paypal_email": "victim@elsewhere.example"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many" in refused.content.decode()
+    assert len(mail.outbox) == sent
+    partner.refresh_from_db()
+    assert partner.paypal_pending_email == "pay4@snapflow.example"
+
+
+def test_confirmation_links_to_one_address_share_the_confirmation_mail_budget(portal) -> None:  # type: ignore[no-untyped-def]
+    """Two partners cannot together mail one address more often than any confirmation mail goes to it."""
+    _, client, on_commit = portal
+    other = Client()
+    other.force_login(make_partner().user)
+    statuses = []
+    for sender in (client, other, client, other):
+        with on_commit(execute=True):
+            statuses.append(sender.post("/partners/payouts/", {"paypal_email": "victim@elsewhere.example"}).status_code)
+    assert statuses == [302, 302, 302, 429]
+    assert sum(m.to == ["victim@elsewhere.example"] for m in mail.outbox) == 3

@@ -103,3 +103,51 @@ def test_an_unknown_staff_action_is_the_sites_404_page() -> None:
     assert response.status_code == 404 and 'class="topbar"' in response.content.decode()
     partner.refresh_from_db()
     assert partner.status == PartnerStatus.PENDING
+
+
+def _staff_with(*codenames: str) -> Client:
+    from django.contrib.auth.models import Permission
+
+    staff = make_user(is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    browser = Client()
+    browser.force_login(staff)
+    return browser
+
+
+def test_staff_who_may_only_look_cannot_decide_suspend_or_release_payouts() -> None:
+    """The admin gives staff limited permissions (a "payout viewer" with only the view permission); the review page
+    changes partners, so its actions need the change permission on partners, as editing one in the admin does. A
+    view-only staff account got every action: approve, suspend, and release a payout hold (money)."""
+    from apertur.payouts import services as payout_services
+
+    pending, approved = make_partner(approved=False), make_partner()
+    payout_services.hold_partner(partner=approved, actor=make_staff(), reason="Chargebacks under review")
+    viewer = _staff_with("view_partner", "view_payout")
+    page = viewer.get(f"/partners/staff/{approved.pk}/")
+    assert page.status_code == 200  # looking is still allowed
+    html = page.content.decode()
+    assert "/release" not in html and "/suspend" not in html
+    posts = [
+        (pending, "approve", {}),
+        (pending, "reject", {"reason": "no", "confirmed": "yes"}),
+        (approved, "suspend", {"reason": "no", "confirmed": "yes"}),
+        (approved, "release", {}),
+    ]
+    for partner, action, data in posts:
+        response = viewer.post(f"/partners/staff/{partner.pk}/{action}", data)
+        assert response.status_code == 403, action
+        assert "reviewing needs the change permission on partners" in response.content.decode(), action
+    pending.refresh_from_db()
+    approved.refresh_from_db()
+    assert pending.status == PartnerStatus.PENDING and approved.status == PartnerStatus.APPROVED
+    assert approved.payouts_held_at is not None
+
+
+def test_staff_with_the_change_permission_on_partners_review() -> None:
+    partner = make_partner(approved=False)
+    reviewer = _staff_with("view_partner", "change_partner")
+    assert "/approve" in reviewer.get(f"/partners/staff/{partner.pk}/").content.decode()
+    assert reviewer.post(f"/partners/staff/{partner.pk}/approve").status_code == 302
+    partner.refresh_from_db()
+    assert partner.status == PartnerStatus.APPROVED

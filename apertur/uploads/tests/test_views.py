@@ -784,3 +784,31 @@ def test_closing_a_link_deleted_meanwhile_says_so_instead_of_a_server_error(owne
     response = browser.post(f"/projects/{project.public_id}/sessions/{session.public_id}/close", follow=True)
     assert response.status_code == 200 and response.redirect_chain[-1][0] == "/projects/"
     assert "This upload link no longer exists" in response.content.decode()
+
+
+def _unlocks(guest: Client, session: UploadSession, password: str) -> bool:
+    guest.post(f"/u/{session.token}/unlock", {"password": password})
+    return guest.post(f"/u/{session.token}/files", {"file": image_file()}).status_code == 201
+
+
+def test_guessing_a_links_password_is_limited_per_link_and_network(owner) -> None:  # type: ignore[no-untyped-def]
+    """A link's password (4 characters at least) was limited only by the guest upload budget (600 an hour per
+    network): a 4-digit code fell within a day from one address. Wrong guesses now have budgets like logins: per
+    link and network (tight), and per link (loose, across networks); a right password gives its hit back."""
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Private", password="4821")
+    guesser = Client(REMOTE_ADDR="203.0.113.7")
+    for n in range(10):
+        assert not _unlocks(guesser, session, f"{n:04d}")
+    assert not _unlocks(guesser, session, "4821")  # spent: even the right one is not checked
+    assert _unlocks(Client(REMOTE_ADDR="198.51.100.9"), session, "4821")  # another network still gets in
+    for n in range(100):
+        _unlocks(Client(REMOTE_ADDR=f"10.1.{n}.1"), session, f"{n:04d}")
+    assert not _unlocks(Client(REMOTE_ADDR="198.51.100.10"), session, "4821")  # the link's own budget is spent
+
+
+def test_right_passwords_do_not_use_the_guessing_budget(owner) -> None:  # type: ignore[no-untyped-def]
+    _, project, _ = owner
+    session = services.create_session(project=project, title="Party", password="open sesame")
+    for _ in range(15):  # one office behind one address, each guest typing the password once
+        assert _unlocks(Client(REMOTE_ADDR="203.0.113.8"), session, "open sesame")

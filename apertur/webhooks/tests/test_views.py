@@ -300,3 +300,29 @@ def test_deleting_an_endpoint_twice_says_it_is_gone_instead_of_not_found(owner) 
     stranger = Client()
     stranger.force_login(make_user())
     assert stranger.post(url).status_code == 404
+
+
+def test_test_events_are_limited_per_owner_so_apertur_cannot_be_used_to_flood_a_url(owner) -> None:  # type: ignore[no-untyped-def]
+    """A test event is a POST to any public URL the owner typed, retried up to 7 times when it fails: unlimited,
+    anyone who signed up could make Apertur's workers flood a third party's server (and fill the delivery queue).
+    Per owner, across their projects and endpoints (more projects or endpoints give no more): past the budget
+    nothing is queued and the page says when to try again."""
+    project, browser = owner
+    other = create_project(owner=project.owner, name="Parties")
+    endpoints = [
+        services.create_endpoint(project=p, url="https://victim.example/hook", events=["upload.created"])
+        for p in (project, other)
+    ]
+    limit = 30  # an hour
+    pages = [
+        browser.post(f"/projects/{e.project.public_id}/webhooks/{e.public_id}/test", follow=True).content.decode()
+        for e in endpoints * 20
+    ]
+    assert WebhookDelivery.objects.count() == limit
+    assert all("Test event queued" in page for page in pages[:limit])
+    assert all("Too many test events" in page for page in pages[limit:])
+    # Another owner keeps their own budget.
+    theirs = create_project(owner=make_user(), name="Theirs")
+    endpoint = services.create_endpoint(project=theirs, url="https://hooks.example.com/x", events=["upload.created"])
+    services.send_test_event(endpoint=endpoint)
+    assert WebhookDelivery.objects.count() == limit + 1
