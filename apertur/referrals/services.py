@@ -20,6 +20,7 @@ from apertur.core import audit, clock, ratelimit
 from apertur.core.errors import RateLimited
 from apertur.core.http import rate_limit_ip
 from apertur.partners.models import Partner, PartnerStatus
+from apertur.projects.services import create_customer
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
 
 if TYPE_CHECKING:
@@ -143,6 +144,16 @@ def attribute_signup(*, customer: User, cookie: str | None) -> Attribution | Non
     return _create(
         customer=customer, partner=link.partner, source=AttributionSource.REFERRAL, link=link, at=clock.now()
     )
+
+
+@transaction.atomic
+def sign_up_customer(*, email: str, password: str, referral_cookie: str | None, ip: str | None = None) -> User:
+    """The signup page's one change, all or nothing: the account and its first project
+    (:func:`apertur.projects.services.create_customer`) and, when the browser carries a partner's referral cookie,
+    the customer's attribution (:func:`attribute_signup`)."""
+    user = create_customer(email=email, password=password, ip=ip)
+    attribute_signup(customer=user, cookie=referral_cookie)
+    return user
 
 
 def drop_unproven_referral(*, customer: User) -> Attribution | None:
