@@ -12,7 +12,8 @@ still a dependency). The rules:
   ``payouts`` reads ``commissions``, never the other way). Where a lower domain must make a higher one act, it
   sends a signal the higher one connects to (``oauth.signals``, ``accounts.signals``, ``projects.signals``);
 - a web module (views, portal pages, urls, forms, admin, decorators) is the edge that composes pages: it may call
-  the services and selectors of any domain, as ``api/`` does, but never ``api/``.
+  the services and selectors of any domain, as ``api/`` does, but never ``api/``; a view or portal view records no
+  audit event itself (§7: the service that makes a change records it).
 
 Migrations and tests are not checked: a migration is history, a test may reach anything it tests.
 """
@@ -47,6 +48,10 @@ ENTRY_POINTS = ("api", "config", "cli", "demo", "__main__", "testing", "chromium
 
 #: Module names (the last part) that make up a domain's web edge.
 WEB_MODULES = frozenset({"views", "portal_views", "urls", "portal_urls", "forms", "admin", "decorators"})
+
+#: The modules that answer requests: they parse, call one service or selector and render, and write nothing
+#: themselves (the admin's save and delete hooks, core.admin.AuditedDelete, do record what staff change).
+PAGE_MODULES = frozenset({"views", "portal_views"})
 
 #: Imports the rules would refuse, each kept on purpose: (importer, imported) → why.
 EXCEPTIONS: dict[tuple[str, str], str] = {
@@ -92,6 +97,8 @@ def violation(importer: str, imported: str) -> str | None:
         return None if target in {"core", "__init__"} else "core imports a domain"
     if kind(importer) == "models" and (is_web(imported) or kind(imported) in {"services", "selectors"}):
         return "a models module imports a service, selector or web module"
+    if kind(importer) in PAGE_MODULES and imported == "apertur.core.audit":
+        return "a view records an audit event: the service that makes the change records it (§7)"
     if is_web(importer):
         return None
     if is_web(imported):
@@ -150,6 +157,7 @@ def test_every_exception_is_still_needed(graph: grimp.ImportGraph) -> None:
         ("apertur.payouts.services", "apertur.payouts.views"),
         ("apertur.projects.services", "apertur.webhooks.services"),
         ("apertur.oauth.tasks", "apertur.cli"),
+        ("apertur.oauth.views", "apertur.core.audit"),
     ],
 )
 def test_a_forbidden_import_is_refused(importer: str, imported: str) -> None:
@@ -165,6 +173,7 @@ def test_a_forbidden_import_is_refused(importer: str, imported: str) -> None:
         ("apertur.api.v1", "apertur.uploads.services"),
         ("apertur.cli", "apertur.payouts.services"),
         ("apertur.uploads.services", "apertur.uploads.models"),
+        ("apertur.partners.admin", "apertur.core.audit"),
     ],
 )
 def test_an_allowed_import_passes(importer: str, imported: str) -> None:
