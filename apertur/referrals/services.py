@@ -249,7 +249,9 @@ def refusal_for(*, partner: Partner, customer: User) -> str:
 
 
 @transaction.atomic
-def change_attribution(*, attribution: Attribution, partner: Partner, reason: str, actor: User | None) -> Attribution:
+def change_attribution(
+    *, attribution: Attribution, partner: Partner, reason: str, actor: User | None, ip: str | None = None
+) -> Attribution:
     """Staff move a customer to another partner. The reason is required and kept in the audit log; earlier
     commission entries stay with the partner that earned them, later payments earn for the new one."""
     text = reason.strip()
@@ -266,6 +268,7 @@ def change_attribution(*, attribution: Attribution, partner: Partner, reason: st
         action="attribution.changed",
         obj=attribution,
         actor=actor,
+        ip=ip,
         data={"from_partner": before, "to_partner": partner.pk, "reason": text},
     )
     return attribution
