@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -502,19 +499,3 @@ def test_demo_partner_is_told_of_the_first_payment_once(maildir: Path, django_ca
     assert len(notices) == 1
     assert "cu***@example.com" in notices[0]["text"] and "customer@example.com" not in notices[0]["text"]
     assert 'project "Wedding photos"' in notices[0]["text"] and "$10.00 CAD" in notices[0]["text"]
-
-
-@pytest.mark.own_database
-def test_simulate_on_a_database_not_migrated_says_database_not_ready(tmp_path: Path) -> None:
-    """The same code as every other command's not-migrated database (tests/test_cli.py): one code, one meaning."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["APERTUR_VAR_DIR"] = str(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "apertur", "billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro",
-         "--json"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 1
-    error = json.loads(result.stdout)["error"]
-    assert error["code"] == "database_not_ready" and "apertur migrate" in error["message"]
-    assert "Traceback" not in result.stderr
