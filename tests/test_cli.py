@@ -384,13 +384,20 @@ def test_partner_balance() -> None:
 
 
 @pytest.mark.own_database
-def test_a_database_not_migrated_is_one_clear_error_not_a_traceback(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["partner", "balance", "--email", "nobody@example.com"],
+        # It used to answer its own code, "database", for the same thing.
+        ["billing", "simulate", "--email", "buyer@example.com", "--plan", "Pro"],
+    ],
+)
+def test_a_database_not_migrated_is_one_clear_error_not_a_traceback(tmp_path: Any, command: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["APERTUR_VAR_DIR"] = str(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "apertur", "partner", "balance", "--email", "nobody@example.com", "--json"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "apertur", *command, "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "database_not_ready" and "apertur migrate" in error["message"]

@@ -38,9 +38,8 @@ from apertur.accounts.models import User, normalize_email
 from apertur.core import ratelimit
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.http import client_ip, pop_once, rate_limit_ip, show_once
-from apertur.projects.services import create_customer
 from apertur.referrals.services import COOKIE_NAME as REFERRAL_COOKIE
-from apertur.referrals.services import attribute_signup
+from apertur.referrals.services import sign_up_customer
 
 
 def _wait_message(exc: RateLimited) -> str:
@@ -95,15 +94,15 @@ def signup_view(request: HttpRequest) -> HttpResponse:
             return _too_many(request, "accounts/signup.html", form, exc)
     if request.method == "POST" and form.is_valid():
         try:
-            user = create_customer(
+            user = sign_up_customer(
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password"],
+                referral_cookie=request.COOKIES.get(REFERRAL_COOKIE),
                 ip=client_ip(request),
             )
         except AperturError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            attribute_signup(customer=user, cookie=request.COOKIES.get(REFERRAL_COOKIE))
             login(request, user)
             messages.success(request, f"Welcome to Apertur! We sent a confirmation link to {user.email}.")
             response = redirect(safe_next(request))

@@ -51,6 +51,12 @@ def record_audit(*, action: str, obj: Any, ip: str | None = None, data: dict[str
 
 
 @transaction.atomic
+def deny(*, app: OAuthApp, user: User, ip: str | None = None) -> None:
+    """Record that the customer denied the app's request on the consent page (audited ``oauth.consent_denied``);
+    nothing else changes: an existing connection keeps its scopes."""
+    audit.record(action="oauth.consent_denied", obj=app, actor=user, ip=ip)
+
+
 def connect(*, app: OAuthApp, project: Project, user: User, scopes: list[str], ip: str | None = None) -> Connection:
     """Record the customer's consent: create the app × project connection or update it (re-authorizing
     replaces its scopes and brings a disconnected one back)."""

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
 from apertur.accounts.models import User
-from apertur.core import audit, ratelimit
+from apertur.core import ratelimit
 from apertur.core.errors import RateLimited, ServiceUnavailable
 from apertur.core.http import client_ip, keep_opener, rate_limit_ip
 from apertur.core.transactions import write_transaction
@@ -169,7 +169,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         decision = request.POST.get("decision")
         if decision == "deny":
-            audit.record(action="oauth.consent_denied", obj=app, actor=user, ip=ip)
+            token_store.deny(app=app, user=user, ip=ip)
             response = server.create_authorization_response(request=oauth_request, grant_user=None, grant=grant)
             return _deliver(request, response, popup_origin)
         if decision == "allow":

@@ -250,9 +250,9 @@ def _staff_payout_hold(request: HttpRequest, partner: Partner, action: str) -> H
                 request, partner, action, reason=reason.strip(), label=str(hold_form.fields["reason"].label)
             )
         if action == "hold":
-            payout_services.hold_partner(partner=partner, actor=_user(request), reason=reason)
+            payout_services.hold_partner(partner=partner, actor=_user(request), reason=reason, ip=client_ip(request))
         else:
-            payout_services.release_partner(partner=partner, actor=_user(request))
+            payout_services.release_partner(partner=partner, actor=_user(request), ip=client_ip(request))
     except AperturError as exc:
         hold_form.add_error("reason" if exc.field == "reason" else None, exc.message)
         partner.refresh_from_db()

@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from apertur.core import clock
 from apertur.core.admin import SafeFilters
 from apertur.core.errors import AperturError
+from apertur.core.http import client_ip
 from apertur.core.money import format_cents
 from apertur.payouts import finance, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutRun, PayoutStatus, PayPalEvent
@@ -277,7 +278,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         for payout in payouts:
             previous = payout.sender_batch_id
             try:
-                retried = services.retry(payout=payout, actor=request.user)
+                retried = services.retry(payout=payout, actor=request.user, ip=client_ip(request))
             except AperturError as exc:
                 self.message_user(request, f"{previous}: not retried ({exc.code}): {exc.message}", messages.ERROR)
                 continue

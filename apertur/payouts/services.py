@@ -1336,7 +1336,7 @@ def alert_processing(*, limit: int = 200) -> list[Payout]:
 # --- staff operations -----------------------------------------------------------------------------------
 
 
-def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> Payout:
+def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None, ip: str | None = None) -> Payout:
     """Staff retry of a payout whose money came back (FAILED or RETURNED): the same payout, the entries it
     released that are still unpaid, a new ``sender_batch_id`` (``…-N+1``), sent now. Refused for any other
     state: until a terminal failure is recorded, the old id is the only one that may be used."""
@@ -1381,6 +1381,7 @@ def retry(*, payout: Payout, actor: Any, client: PayPalClient | None = None) -> 
             action="payout.retried",
             obj=locked,
             actor=actor,
+            ip=ip,
             data={"previous": previous, "sender_batch_id": locked.sender_batch_id, "amount_cents": net},
         )
     with client_or_default(client) as paypal:
@@ -1468,19 +1469,19 @@ def check_hold(*, reason: str) -> None:
     _hold_reason(reason)
 
 
-def hold_partner(*, partner: Partner, actor: Any, reason: str) -> Partner:
+def hold_partner(*, partner: Partner, actor: Any, reason: str, ip: str | None = None) -> Partner:
     """Stop the partner's payouts (commissions keep accumulating) until :func:`release_partner`."""
     reason = _hold_reason(reason)
     with transaction.atomic():
         Partner.objects.filter(pk=partner.pk).update(payouts_held_at=clock.now(), payouts_hold_reason=reason[:1000])
         partner.refresh_from_db()
-        audit.record(action="partner.payouts_held", obj=partner, actor=actor, data={"reason": reason[:1000]})
+        audit.record(action="partner.payouts_held", obj=partner, actor=actor, ip=ip, data={"reason": reason[:1000]})
     return partner
 
 
-def release_partner(*, partner: Partner, actor: Any) -> Partner:
+def release_partner(*, partner: Partner, actor: Any, ip: str | None = None) -> Partner:
     with transaction.atomic():
         Partner.objects.filter(pk=partner.pk).update(payouts_held_at=None, payouts_hold_reason="")
         partner.refresh_from_db()
-        audit.record(action="partner.payouts_released", obj=partner, actor=actor)
+        audit.record(action="partner.payouts_released", obj=partner, actor=actor, ip=ip)
     return partner

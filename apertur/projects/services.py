@@ -9,6 +9,7 @@ from apertur.accounts.models import User
 from apertur.accounts.services import create_user
 from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, tokens
+from apertur.projects import signals
 from apertur.projects.errors import (
     InvalidApiKeyName,
     InvalidProjectName,
@@ -198,9 +199,8 @@ def update_settings(
 
 @transaction.atomic
 def change_plan(*, project: Project, plan: Plan, actor: User | None = None, ip: str | None = None) -> Project:
-    """Move a project to another plan (billing events and staff call this); emits ``plan.changed``."""
-    from apertur.webhooks.services import emit
-
+    """Move a project to another plan (billing events and staff call this); sends ``signals.plan_changed`` (the
+    webhooks app emits ``plan.changed`` from it)."""
     # The project row only (``of``): the plan row joined to it is every project on that plan's.
     project = Project.objects.select_for_update(of=("self",)).select_related("plan").get(pk=project.pk)
     old = project.plan
@@ -211,5 +211,5 @@ def change_plan(*, project: Project, plan: Plan, actor: User | None = None, ip: 
     audit.record(
         action="project.plan_changed", obj=project, actor=actor, ip=ip, data={"from": old.name, "to": plan.name}
     )
-    emit(project=project, type="plan.changed", data={"plan": {"from": old.name, "to": plan.name, **plan.as_json()}})
+    signals.plan_changed.send(sender=Project, project=project, old_plan=old, new_plan=plan)
     return project

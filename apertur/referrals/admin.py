@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from apertur.core.admin import SafeFilters
+from apertur.core.http import client_ip
 from apertur.partners.models import Partner
 from apertur.referrals.models import Attribution, ReferralLink
 from apertur.referrals.services import ReasonRequired, change_attribution, refusal_for
@@ -79,7 +80,11 @@ class AttributionAdmin(SafeFilters, admin.ModelAdmin):
         current = Attribution.objects.get(pk=obj.pk)
         try:
             change_attribution(
-                attribution=current, partner=new_partner, reason=form.cleaned_data["reason"], actor=request.user
+                attribution=current,
+                partner=new_partner,
+                reason=form.cleaned_data["reason"],
+                actor=request.user,
+                ip=client_ip(request),
             )
         except ReasonRequired as exc:
             messages.error(request, str(exc))

@@ -20,6 +20,7 @@ from apertur.core import audit, clock, ratelimit
 from apertur.core.errors import RateLimited
 from apertur.core.http import rate_limit_ip
 from apertur.partners.models import Partner, PartnerStatus
+from apertur.projects.services import create_customer
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
 
 if TYPE_CHECKING:
@@ -145,6 +146,16 @@ def attribute_signup(*, customer: User, cookie: str | None) -> Attribution | Non
     )
 
 
+@transaction.atomic
+def sign_up_customer(*, email: str, password: str, referral_cookie: str | None, ip: str | None = None) -> User:
+    """The signup page's one change, all or nothing: the account and its first project
+    (:func:`apertur.projects.services.create_customer`) and, when the browser carries a partner's referral cookie,
+    the customer's attribution (:func:`attribute_signup`)."""
+    user = create_customer(email=email, password=password, ip=ip)
+    attribute_signup(customer=user, cookie=referral_cookie)
+    return user
+
+
 def drop_unproven_referral(*, customer: User) -> Attribution | None:
     """A referral made at a signup whose mailbox was never proven, now claimed through a password reset, is
     dropped (audited ``attribution.dropped``): anyone who had clicked a partner's link could have signed up with
@@ -238,7 +249,9 @@ def refusal_for(*, partner: Partner, customer: User) -> str:
 
 
 @transaction.atomic
-def change_attribution(*, attribution: Attribution, partner: Partner, reason: str, actor: User | None) -> Attribution:
+def change_attribution(
+    *, attribution: Attribution, partner: Partner, reason: str, actor: User | None, ip: str | None = None
+) -> Attribution:
     """Staff move a customer to another partner. The reason is required and kept in the audit log; earlier
     commission entries stay with the partner that earned them, later payments earn for the new one."""
     text = reason.strip()
@@ -255,6 +268,7 @@ def change_attribution(*, attribution: Attribution, partner: Partner, reason: st
         action="attribution.changed",
         obj=attribution,
         actor=actor,
+        ip=ip,
         data={"from_partner": before, "to_partner": partner.pk, "reason": text},
     )
     return attribution

@@ -18,3 +18,8 @@ class WebhooksConfig(AppConfig):
         app_lost_project.connect(
             services.disable_endpoints_of_app, dispatch_uid="webhooks-disable-endpoints-of-app", weak=False
         )
+
+        from apertur.projects.signals import plan_changed
+
+        # A project's new plan is told to its endpoints (``plan.changed``) by its own change's transaction.
+        plan_changed.connect(services.emit_plan_changed, dispatch_uid="webhooks-emit-plan-changed", weak=False)

@@ -22,7 +22,7 @@ from apertur.core import alerts, audit, clock, outbound, ratelimit
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.oauth.selectors import unusable_app_ids
-from apertur.projects.models import Project
+from apertur.projects.models import Plan, Project
 from apertur.webhooks import signing
 from apertur.webhooks.errors import EndpointNotFound, InvalidEndpoint
 from apertur.webhooks.models import (
@@ -170,6 +170,16 @@ def disable_endpoints_of_app(*, app_id: int, client_id: str, project_id: int | N
         update_endpoint(endpoint=endpoint, enabled=False, via=f"app {client_id} lost the project")
         disabled += 1
     return disabled
+
+
+def emit_plan_changed(*, project: Project, old_plan: Plan, new_plan: Plan, **_: Any) -> WebhookEvent:
+    """The receiver of ``projects.signals.plan_changed``: the project's ``plan.changed`` event, in the transaction
+    of the change."""
+    return emit(
+        project=project,
+        type="plan.changed",
+        data={"plan": {"from": old_plan.name, "to": new_plan.name, **new_plan.as_json()}},
+    )
 
 
 def rotate_secret(

@@ -457,3 +457,19 @@ def test_a_suspended_partners_home_page_gives_the_reason_and_the_way_to_reach_us
     html = _client_for(partner.user).get("/partners/").content.decode()
     assert "<strong>Reason:</strong> Chargebacks." in html
     assert "Reply to any Apertur email to talk to us." in html
+
+
+def test_holding_and_releasing_payouts_record_the_staff_members_ip_like_every_review_action() -> None:
+    """Money-relevant staff changes are audited with actor and IP (ARCHITECTURE.md §4), as approve and suspend are."""
+    partner = _partner_in(PartnerStatus.APPROVED)
+    staff_user = make_staff()
+    staff = _client_for(staff_user)
+    hold = {"reason": "Identity check", "confirmed": "yes"}
+    held = staff.post(f"/partners/staff/{partner.pk}/hold", hold, REMOTE_ADDR="203.0.113.7")
+    released = staff.post(f"/partners/staff/{partner.pk}/release", REMOTE_ADDR="203.0.113.8")
+    assert held.status_code == released.status_code == 302
+    events = AuditEvent.objects.filter(action__in=["partner.payouts_held", "partner.payouts_released"]).order_by("pk")
+    assert [(e.action, e.actor_id, e.ip) for e in events] == [
+        ("partner.payouts_held", staff_user.pk, "203.0.113.7"),
+        ("partner.payouts_released", staff_user.pk, "203.0.113.8"),
+    ]

@@ -456,3 +456,11 @@ def test_the_admin_names_payouts_records_in_plain_english(emu: Running, staff: C
     assert "Commission entries" in html and "entrys" not in html.lower()
     events = staff.get("/admin/payouts/paypalevent/").content.decode()
     assert "Select PayPal event to view" in events and "pay pal" not in events.lower()
+
+
+def test_a_staff_retry_is_audited_with_the_staff_members_ip(emu: Running, staff: Client) -> None:
+    """Sending money again is money-relevant: audited with actor and IP (ARCHITECTURE.md §4), as every staff change."""
+    payout = failed_payout(emu)
+    assert retry(staff, payout).status_code == 302
+    event = AuditEvent.objects.get(action="payout.retried")
+    assert (event.actor is not None and event.actor.is_staff, event.ip) == (True, "127.0.0.1")

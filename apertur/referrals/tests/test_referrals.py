@@ -413,3 +413,39 @@ def test_an_oauth_attribution_reads_the_connections_active_at_the_moment_not_at_
         attribution = attribute_by_oauth(customer=customer, at=subscribed)
     assert attribution is not None
     assert (attribution.partner, attribution.app, attribution.at) == (created.app.partner, created.app, subscribed)
+
+
+def test_a_signup_whose_referral_cannot_be_recorded_leaves_no_account_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing up and attributing the referral are one change: an attribution that fails to be written leaves no
+    account that the person could neither log in to (the page failed) nor sign up again with (email taken)."""
+    from django.db import DatabaseError
+
+    from apertur.accounts.models import User
+    from apertur.referrals import services
+
+    def fail(**_: object) -> None:
+        raise DatabaseError("the attribution could not be written")
+
+    monkeypatch.setattr(services, "_create", fail)
+    browser = Client()
+    browser.get(f"/r/{ensure_default_link(partner=make_partner()).code}")
+    with pytest.raises(DatabaseError):
+        browser.post("/signup", {"email": "new@example.com", **SIGNUP})
+    assert not User.objects.filter(email="new@example.com").exists()
+    assert not Attribution.objects.exists()
+
+
+def test_staff_moving_an_attribution_is_audited_with_their_ip() -> None:
+    """Who earns a customer's commissions is money-relevant: audited with actor and IP (ARCHITECTURE.md §4)."""
+    from apertur.core.models import AuditEvent
+
+    first, second = make_partner(), make_partner(user=make_user())
+    attribution = Attribution.objects.create(customer=make_user(), partner=first, source="referral")
+    admin = Client()
+    staff = make_staff()
+    admin.force_login(staff)
+    url = f"/admin/referrals/attribution/{attribution.pk}/change/"
+    done = admin.post(url, {"partner": second.pk, "reason": "Asked to"}, REMOTE_ADDR="198.51.100.4")
+    assert done.status_code == 302
+    event = AuditEvent.objects.get(action="attribution.changed")
+    assert (event.actor_id, event.ip) == (staff.pk, "198.51.100.4")
