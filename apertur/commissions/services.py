@@ -50,6 +50,15 @@ def _write(*, payment: Payment, **fields: object) -> CommissionEntry | None:
         raise  # any other constraint: never mistaken for a replay, the event is not lost silently
 
 
+def _lock_payment(payment: Payment) -> None:
+    """Take turns on one payment's ledger: writing its earning (:func:`on_payment`) and settling its facts
+    (:func:`_settle`), so two facts at once cannot both apply the same difference, and an earning and a fact at once
+    each see the other. NO KEY UPDATE: inserting the fact (a refund, a dispute) or the entry took a KEY SHARE lock
+    on this payment; a plain FOR UPDATE would wait for the other transaction's KEY SHARE while it waits for ours:
+    deadlock."""
+    Payment.objects.select_for_update(no_key=True).filter(pk=payment.pk).first()
+
+
 def _earned(payment: Payment) -> CommissionEntry | None:
     return CommissionEntry.objects.filter(
         payment=payment, kind=EntryKind.EARNED, source_key=earned_key(payment.pk)
@@ -86,6 +95,10 @@ def on_payment(*, payment: Payment) -> CommissionEntry | None:
     if earning is None:
         return None
     amount, available_at = earning
+    # The payment's lock before its earning is written and its refunds and disputes are read: a fact being
+    # recorded at this moment either committed before (read below) or settles after this commits (it waits
+    # for the lock in _settle, then finds the earning). Without it each missed the other.
+    _lock_payment(payment)
     entry = _write(
         partner=attribution.partner,
         payment=payment,
@@ -313,13 +326,14 @@ def _settle(*, payment: Payment, at: dt.datetime, source_key: str) -> Commission
     just arrived. The amount is computed from all the facts rather than from the one event, so the final
     ledger does not depend on the order events arrive in (a refund recorded during an open dispute still
     counts once the dispute is won) and the payment's sum stays between 0 and what was earned."""
+    # The lock before the earning is looked for: an earning being written at this moment (an OAuth attribution
+    # re-examining an earlier payment, on_payment) holds it, and is read once it commits; one written after
+    # this fact commits reads the fact (_after_earning). Read before the lock, each missed the other and the
+    # refund never came off the commission.
+    _lock_payment(payment)
     earned = _earned(payment)
     if earned is None:
         return None
-    # Serialise settlements of one payment so two facts at once cannot both apply the same difference.
-    # NO KEY UPDATE: inserting the fact (a refund, a dispute) took a KEY SHARE lock on this payment; a
-    # plain FOR UPDATE would wait for the other transaction's KEY SHARE while it waits for ours: deadlock.
-    Payment.objects.select_for_update(no_key=True).filter(pk=payment.pk).first()
     # Under the lock, one read of the payment's entries (a handful) says whether this fact was settled before (its
     # entry is the payment's), what the payment's commission comes to now, and whether the earning was paid.
     paid = Exists(paid_entry_ids().filter(entry_id=OuterRef("pk")))
