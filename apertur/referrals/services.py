@@ -218,7 +218,9 @@ def _move_earlier(attribution: Attribution, connection: Connection, at: dt.datet
         return None  # staff moved it to another partner: theirs to change
     with transaction.atomic():
         attribution = Attribution.objects.select_for_update().get(pk=attribution.pk)
-        if at >= attribution.at:
+        # Again under the lock: staff may have moved the customer to another partner meanwhile
+        # (change_attribution), whose attribution a connection to this partner's app must not date earlier.
+        if at >= attribution.at or attribution.partner_id != connection.app.partner_id:
             return None
         before = attribution.at
         attribution.at, attribution.app = at, connection.app
