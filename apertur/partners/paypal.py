@@ -62,6 +62,8 @@ def request_change(*, partner: Partner, email: str, actor: User | None = None, i
     ratelimit.hit(CONFIRM_RESEND_PER_EMAIL, address)
     partner = Partner.objects.select_for_update().select_related("user").get(pk=partner.pk)
     previous = partner.verified_paypal_email
+    # A new link for the address already waiting (or the confirmed one) changes nothing anyone must hear of.
+    asked_before = address.lower() in {(previous or "").lower(), partner.paypal_pending_email.lower()}
     secret = tokens.generate(tokens.Prefix.EMAIL_TOKEN, 40)
     partner.paypal_pending_email = address
     partner.paypal_token_hash = tokens.hash_secret(secret)
@@ -78,19 +80,24 @@ def request_change(*, partner: Partner, email: str, actor: User | None = None, i
         ip=ip,
         data={"new": address, "previous": previous},
     )
+    # The address payouts went to, and the account's own: someone holding the partner's session (no password is
+    # asked here) must not move the payouts unseen. The new address gets only its confirmation link, sent last.
+    told = {address.lower()}
+    for to in () if asked_before else (previous, partner.user.email):
+        if to and to.lower() not in told:
+            told.add(to.lower())
+            mail.send(
+                to=to,
+                subject="Your Apertur payout email is changing",
+                template="emails/paypal_changed",
+                context={"partner": partner, "new": address, "previous": previous},
+            )
     mail.send(
         to=address,
         subject="Confirm your PayPal email for Apertur payouts",
         template="emails/paypal_confirm",
         context={"partner": partner, "path": reverse("partners:paypal-confirm", kwargs={"token": secret})},
     )
-    if previous and previous != address:
-        mail.send(
-            to=previous,
-            subject="Your Apertur payout email is changing",
-            template="emails/paypal_changed",
-            context={"partner": partner, "new": address},
-        )
     return partner
 
 

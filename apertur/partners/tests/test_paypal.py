@@ -115,9 +115,30 @@ def test_change_holds_payouts_and_tells_the_old_address(portal) -> None:  # type
         client.post("/partners/payouts/", {"paypal_email": "new@snapflow.example"})
     partner.refresh_from_db()
     assert partner.verified_paypal_email is None  # held until the new one is confirmed
-    recipients = {m.to[0] for m in mail.outbox[-2:]}
-    assert recipients == {"new@snapflow.example", "old@snapflow.example"}
+    recipients = {m.to[0] for m in mail.outbox[-3:]}
+    assert recipients == {"new@snapflow.example", "old@snapflow.example", partner.user.email}
+    told = [m for m in mail.outbox[-3:] if m.to[0] != "new@snapflow.example"]
+    assert all("changed from\nold@snapflow.example to new@snapflow.example" in m.body for m in told), told[0].body
     assert "Payouts are on hold" in client.get("/partners/payouts/").content.decode()
+
+
+def test_the_accounts_own_address_is_told_of_a_payout_email_it_did_not_type(portal) -> None:  # type: ignore[no-untyped-def]
+    """No password is asked on the payouts page: someone holding the partner's session could point the payouts at
+    an address of theirs, and only that address (its confirmation link) heard of it when none was confirmed yet.
+    The account's own address is told now; a partner typing their account's address gets only the link."""
+    partner, client, on_commit = portal
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": partner.user.email.upper()})
+    assert [m.to[0] for m in mail.outbox] == [partner.user.email]  # the confirmation link alone
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "thief@elsewhere.example"})
+    assert mail.outbox[-1].to == ["thief@elsewhere.example"]  # its link, last
+    notice = [m for m in mail.outbox[1:] if m.to[0] == partner.user.email]
+    assert len(notice) == 1 and notice[0].subject == "Your Apertur payout email is changing"
+    assert "being set to thief@elsewhere.example" in " ".join(notice[0].body.split())
+    with on_commit(execute=True):
+        client.post("/partners/payouts/", {"paypal_email": "thief@elsewhere.example"})  # a new link, no new notice
+    assert [m.to[0] for m in mail.outbox[3:]] == ["thief@elsewhere.example"]
 
 
 def test_bad_email_stores_nothing(portal) -> None:  # type: ignore[no-untyped-def]
