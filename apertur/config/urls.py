@@ -21,6 +21,7 @@ urlpatterns = [
     path("oauth/", include("apertur.oauth.urls")),
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("favicon.ico", core_views.favicon),
     path("status", core_views.status, name="status"),
     path("r/<path:code>", referral_views.referral, name="referral"),  # path: "/r/<code>/" is still the link
     path("webhooks/stripe", stripe_views.stripe_webhook, name="stripe-webhook"),

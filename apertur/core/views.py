@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -43,6 +44,13 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("projects:list")
     return render(request, "core/home.html")
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, which a browser asks for on pages without our ``<link rel="icon">`` (the admin's, the API
+    reference's): the site's icon, instead of a 404 in the console of each of them."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @never_cache
