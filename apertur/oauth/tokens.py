@@ -57,6 +57,7 @@ def deny(*, app: OAuthApp, user: User, ip: str | None = None) -> None:
     audit.record(action="oauth.consent_denied", obj=app, actor=user, ip=ip)
 
 
+@transaction.atomic
 def connect(*, app: OAuthApp, project: Project, user: User, scopes: list[str], ip: str | None = None) -> Connection:
     """Record the customer's consent: create the app × project connection or update it (re-authorizing
     replaces its scopes and brings a disconnected one back)."""
