@@ -282,6 +282,16 @@ class HeldTokenRequest:
         second.join(timeout=30)
         return outcome["request"], outcome["other"]
 
+    @staticmethod
+    def finished_first_and_its_token_is_dead(response: Any) -> None:
+        """The request was answered (the deletion waited for it), and the access token it got no longer works."""
+        from django.test import Client
+
+        assert not isinstance(response, Exception), response
+        assert response.status_code == 200, response.content
+        api = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
+        assert api.status_code == 401, api.content
+
 
 def hold_a_token_request(monkeypatch: pytest.MonkeyPatch, grant: str) -> HeldTokenRequest:
     from django.test import Client
@@ -345,8 +355,6 @@ def test_deleting_an_app_while_a_token_request_is_in_flight_fails_neither_and_le
     token's foreign key: a 500 for the partner, the app still there. The delete now waits for the request and
     removes the token it issued with the app (dead at once); a request that comes later is ``invalid_client``."""
 
-    from django.test import Client
-
     from apertur.oauth import services as app_services
     from apertur.oauth.models import OAuthApp, Token
 
@@ -360,10 +368,7 @@ def test_deleting_an_app_while_a_token_request_is_in_flight_fails_neither_and_le
     assert not isinstance(deleted, Exception), deleted
     assert not OAuthApp.objects.filter(pk=held.app.pk).exists()
     assert not Token.objects.exists()
-    assert not isinstance(response, Exception), response
-    assert response.status_code == 200, response.content  # it finished first: the delete waited for it
-    api = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
-    assert api.status_code == 401, api.content
+    held.finished_first_and_its_token_is_dead(response)
     later = held.send()
     assert later.status_code == 401 and later.json()["error"] == "invalid_client", later.content
 
@@ -396,10 +401,7 @@ def test_staff_deleting_a_project_or_its_owner_while_a_token_request_is_in_fligh
     assert deletion.status_code == 302, deletion.content
     assert not Project.objects.filter(pk=held.project.pk).exists()
     assert not Token.objects.exists()
-    assert not isinstance(response, Exception), response
-    assert response.status_code == 200, response.content  # it finished first: the deletion waited for it
-    api = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {response.json()['access_token']}")
-    assert api.status_code == 401, api.content
+    held.finished_first_and_its_token_is_dead(response)
     later = held.send()
     assert later.status_code == 400 and later.json()["error"] == "invalid_grant", later.content
 
