@@ -7,7 +7,6 @@ money) and the finance CSV, and through the review page of a ``needs_review`` pa
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from django.contrib import admin, messages
@@ -15,6 +14,7 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -25,6 +25,7 @@ from apertur.core.admin import SafeFilters
 from apertur.core.errors import AperturError
 from apertur.core.http import client_ip
 from apertur.core.money import format_cents
+from apertur.core.spreadsheet import csv_download
 from apertur.payouts import finance, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutRun, PayoutStatus, PayPalEvent
 from apertur.payouts.selectors import ENTRY_PAGE_SIZE
@@ -357,12 +358,10 @@ class PayoutAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/payouts/retry_confirmation.html", context)
 
     @admin.action(description="Export selected as CSV for finance")
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[Payout]) -> HttpResponse:
-        buffer = io.StringIO()
-        finance.write_csv(buffer, queryset.select_related("partner__user").order_by("period", "id"))
-        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{finance.filename(clock.now())}"'
-        return response
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Payout]) -> HttpResponseBase:
+        # "Select all" takes every payout of every partner and month: streamed, read from the database in chunks.
+        payouts = queryset.select_related("partner__user").order_by("period", "id").iterator(chunk_size=500)
+        return csv_download(finance.payout_rows(payouts), filename=finance.filename(clock.now()))
 
 
 class FinishedFilter(admin.SimpleListFilter):
