@@ -3,9 +3,10 @@ render. The CSV holds exactly the rows the same filters show, every page of them
 
 from __future__ import annotations
 
-import csv
+import itertools
 
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -14,7 +15,7 @@ from apertur.commissions import payability, selectors
 from apertur.commissions.charts import bar_chart
 from apertur.commissions.forms import EarningFilterForm
 from apertur.core import clock
-from apertur.core.spreadsheet import cell
+from apertur.core.spreadsheet import cell, csv_download
 from apertur.partners.decorators import approved_partner_required
 from apertur.partners.models import Partner
 
@@ -59,28 +60,26 @@ def dashboard(request: HttpRequest, partner: Partner) -> HttpResponse:
 @never_cache
 @approved_partner_required
 @require_safe
-def earnings_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
+def earnings_csv(request: HttpRequest, partner: Partner) -> HttpResponseBase:
     form = EarningFilterForm(request.GET)
     if not form.is_valid():
         problems = "; ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items())
         return HttpResponse(f"Fix the filters first. {problems}", status=400, content_type="text/plain")
     now = clock.now()
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="apertur-earnings-{clock.business_date(now)}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(CSV_HEADER)
     entries = selectors.earning_list(partner=partner, filters=form.filters(), at=now)
-    for row in selectors.earning_rows(entries.iterator(chunk_size=500)):
-        writer.writerow(
-            [
-                row.date.isoformat(),
-                cell(row.customer),
-                cell(row.project),
-                row.payment_cad_cents,
-                row.commission_cents,
-                row.net_cents,
-                row.status.value,
-                row.available_at.astimezone(clock.BUSINESS_TZ).isoformat(timespec="seconds"),
-            ]
-        )
-    return response
+    rows = (
+        [
+            row.date.isoformat(),
+            cell(row.customer),
+            cell(row.project),
+            row.payment_cad_cents,
+            row.commission_cents,
+            row.net_cents,
+            row.status.value,
+            row.available_at.astimezone(clock.BUSINESS_TZ).isoformat(timespec="seconds"),
+        ]
+        for row in selectors.earning_rows(entries.iterator(chunk_size=500))
+    )
+    return csv_download(
+        itertools.chain([CSV_HEADER], rows), filename=f"apertur-earnings-{clock.business_date(now)}.csv"
+    )

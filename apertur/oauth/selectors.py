@@ -24,6 +24,12 @@ def app_list(*, partner: Partner) -> QuerySet[OAuthApp]:
     )
 
 
+def app_count(*, partner: Partner) -> int:
+    """How many apps the partner has (the portal overview's number): a count of their rows, without
+    :func:`app_list`'s redirect URIs, allowed domains and connections of every app."""
+    return OAuthApp.objects.filter(partner=partner).count()
+
+
 def unusable_app_ids() -> QuerySet[OAuthApp, Any]:
     """The ids of the apps whose credentials do not work now (deactivated, or their partner suspended: the
     complement of ``OAuthApp.objects.usable()``), as a subquery for rows holding an app's id: the webhook

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from apertur.accounts.models import User
@@ -14,14 +15,16 @@ from apertur.partners.models import Partner
 from apertur.partners.selectors import partner_for_user
 
 View = Callable[..., HttpResponse]
+#: A partner tool may stream its answer (the CSV exports: core.spreadsheet.csv_download).
+PartnerView = Callable[..., HttpResponseBase]
 
 
-def approved_partner_required(view: Callable[..., HttpResponse]) -> View:
+def approved_partner_required(view: PartnerView) -> PartnerView:
     """Only approved partners reach the partner tools; everyone else sees why (403)."""
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         assert isinstance(request.user, User)
         partner = partner_for_user(user=request.user)
         if partner is None or not partner.is_approved:

@@ -11,7 +11,7 @@ from apertur.commissions.selectors import balance
 from apertur.core.errors import AperturError, RateLimited
 from apertur.core.forms import add_problems
 from apertur.core.http import client_ip
-from apertur.oauth.selectors import app_list
+from apertur.oauth.selectors import app_count
 from apertur.partners import paypal, selectors, services
 from apertur.partners.decorators import (
     approved_partner_required,
@@ -37,8 +37,12 @@ def partner_home(request: HttpRequest) -> HttpResponse:
     """The partner section: the application form, its status, or the portal once approved."""
     partner = current_partner(request)
     if partner is not None and partner.is_approved:
-        apps = list(app_list(partner=partner))
-        context = {"partner": partner, "apps": apps, "balance": balance(partner=partner), "section": "overview"}
+        context = {
+            "partner": partner,
+            "app_count": app_count(partner=partner),
+            "balance": balance(partner=partner),
+            "section": "overview",
+        }
         # What payouts wait for (or when the next run is): the next step, without opening Payouts.
         context["outlook"] = payout_selectors.payout_status(partner=partner)
         return render(request, "partners/portal.html", context)

@@ -4,10 +4,8 @@ formulas (OWASP "CSV injection"), like the partner's earnings CSV."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Protocol
 
 from apertur.core import clock
 from apertur.core.money import decimal_string
@@ -34,10 +32,6 @@ CSV_HEADER = [
     "sender_item_id",
     "paypal_item_id",
 ]
-
-
-class _Writable(Protocol):
-    def write(self, s: str, /) -> object: ...
 
 
 def business_iso(at: dt.datetime | None) -> str:
@@ -73,11 +67,6 @@ def payout_rows(payouts: Iterable[Payout]) -> Iterator[list[str]]:
     yield CSV_HEADER
     for payout in payouts:
         yield payout_row(payout)
-
-
-def write_csv(out: _Writable, payouts: Iterable[Payout]) -> None:
-    writer = csv.writer(out)
-    writer.writerows(payout_rows(payouts))
 
 
 def filename(at: dt.datetime | None = None) -> str:

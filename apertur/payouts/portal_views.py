@@ -4,10 +4,11 @@ payout, or one). The history and the "why not paid" card live on the PayPal emai
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
+import itertools
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_safe
 from apertur.core import clock
 from apertur.core.errors import NotFound
 from apertur.core.money import decimal_string
-from apertur.core.spreadsheet import cell
+from apertur.core.spreadsheet import cell, csv_download
 from apertur.partners.decorators import approved_partner_required
 from apertur.partners.models import Partner
 from apertur.payouts import selectors
@@ -60,7 +61,7 @@ def payout_detail(request: HttpRequest, partner: Partner, payout_id: int) -> Htt
 @never_cache
 @approved_partner_required
 @require_safe
-def statement_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
+def statement_csv(request: HttpRequest, partner: Partner) -> HttpResponseBase:
     """Every payout of the partner, one row per commission entry."""
     return _statement(partner, None, f"apertur-payouts-{clock.business_date()}.csv")
 
@@ -68,12 +69,12 @@ def statement_csv(request: HttpRequest, partner: Partner) -> HttpResponse:
 @never_cache
 @approved_partner_required
 @require_safe
-def payout_statement_csv(request: HttpRequest, partner: Partner, payout_id: int) -> HttpResponse:
+def payout_statement_csv(request: HttpRequest, partner: Partner, payout_id: int) -> HttpResponseBase:
     """One payout of the partner, one row per commission entry."""
     return _statement(partner, payout_id, "")
 
 
-def _statement(partner: Partner, payout_id: int | None, filename: str) -> HttpResponse:
+def _statement(partner: Partner, payout_id: int | None, filename: str) -> HttpResponseBase:
     pairs = selectors.statement(partner=partner, payout_id=payout_id)
     try:
         first = next(pairs, None)
@@ -81,37 +82,33 @@ def _statement(partner: Partner, payout_id: int | None, filename: str) -> HttpRe
         raise Http404(exc.message) from exc
     if payout_id is not None and first is not None:
         filename = f"apertur-payout-{first[0].reference}.csv"
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
-    writer.writerow(CSV_HEADER)
     if first is None:
-        return response
-    for payout, line in (first, *pairs):
-        writer.writerow(
-            [
-                payout.reference,
-                payout.period,
-                payout.status,
-                decimal_string(payout.amount_cents),
-                _date(payout.sent_at),
-                _date(payout.paid_at),
-                _date(payout.returned_at),
-                *(
-                    [
-                        line.date.isoformat(),
-                        cell(line.customer),
-                        cell(line.project),
-                        line.kind,
-                        decimal_string(line.amount_cents),
-                        "released" if line.released else "included",
-                    ]
-                    if line is not None
-                    else ["", "", "", "", "", ""]
-                ),
-            ]
-        )
-    return response
+        return csv_download([CSV_HEADER], filename=filename)
+    rows = (
+        [
+            payout.reference,
+            payout.period,
+            payout.status,
+            decimal_string(payout.amount_cents),
+            _date(payout.sent_at),
+            _date(payout.paid_at),
+            _date(payout.returned_at),
+            *(
+                [
+                    line.date.isoformat(),
+                    cell(line.customer),
+                    cell(line.project),
+                    line.kind,
+                    decimal_string(line.amount_cents),
+                    "released" if line.released else "included",
+                ]
+                if line is not None
+                else ["", "", "", "", "", ""]
+            ),
+        ]
+        for payout, line in itertools.chain([first], pairs)
+    )
+    return csv_download(itertools.chain([CSV_HEADER], rows), filename=filename)
 
 
 def _date(at: dt.datetime | None) -> str:

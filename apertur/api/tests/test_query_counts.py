@@ -10,6 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apertur.api.tests.conftest import Api
+from apertur.oauth.tests.conftest import Flow
+from apertur.uploads.models import UploadSession
 
 
 def count(api: Api, path: str) -> list[str]:
@@ -38,3 +40,19 @@ def test_no_token_query_with_the_cache_warm(api: Api, path: str, settings: Any) 
     sql = count(api, path)
     assert len(sql) <= 2, sql
     assert not any("oauth_token" in q for q in sql), sql
+
+
+def test_a_page_of_upload_sessions_costs_the_same_queries_for_2_empty_sessions_as_for_20(api: Api, flow: Flow) -> None:
+    """Each session carries its upload count from the list's own query: a session without uploads (a count of
+    0) costs no COUNT of its own."""
+    from apertur.uploads.services import create_session
+
+    def sessions(n: int) -> int:
+        for i in range(n):
+            create_session(project=flow.project, title=f"Event {i}")
+        sql = count(api, "/upload-sessions?limit=100")
+        assert len(api.get("/upload-sessions?limit=100").json()["data"]) == UploadSession.objects.count()
+        return len(sql)
+
+    few = sessions(2)
+    assert sessions(18) == few

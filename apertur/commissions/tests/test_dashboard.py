@@ -23,6 +23,7 @@ from apertur.commissions import selectors, services
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import EarningFilters, EarningStatus, mask_email
 from apertur.commissions.tests.paying import pay_out
+from apertur.core import spreadsheet
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
 from apertur.payouts.services import sender_item_id_for
@@ -430,7 +431,7 @@ def test_dashboard_never_shows_full_emails_or_other_partners_data(ledger: dict[s
     # random token on the page: a flaky failure, not a leak).
     assert "elsewhere.example" not in html and "zed.secret" not in html and "ze***@" not in html
     assert "Other partner" not in html and "$9,999" not in html and "$10,000" not in html
-    csv_text = browser_for(ledger["partner"].user).get("/partners/commissions/earnings.csv").content.decode()
+    csv_text = browser_for(ledger["partner"].user).get("/partners/commissions/earnings.csv").getvalue().decode()
     assert "@example.com" in csv_text and "anna@" not in csv_text and "elsewhere.example" not in csv_text
 
 
@@ -511,7 +512,7 @@ def csv_rows(partner: Partner, query: str = "") -> list[dict[str, str]]:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"] == 'attachment; filename="apertur-earnings-2026-06-10.csv"'
-    reader = csv.reader(io.StringIO(response.content.decode()))
+    reader = csv.reader(io.StringIO(response.getvalue().decode()))
     header = next(reader)
     assert header == [
         "date",
@@ -626,7 +627,9 @@ def test_query_count_does_not_grow_with_rows() -> None:
         client = browser_for(partner.user)
         client.get(path)  # warm the session
         with CaptureQueriesContext(connection) as captured:
-            assert client.get(path).status_code == 200
+            response = client.get(path)
+            assert response.status_code == 200
+            response.getvalue()  # a CSV reads its rows while it is sent
         return len(captured)
 
     for path in (
@@ -677,3 +680,17 @@ def test_many_options_select_renders_what_djangos_select_renders(value: str) -> 
     assert parse_html(ours) == parse_html(django_s)
     assert "&lt;&quot;&amp;&gt;" in ours  # labels are escaped
     assert "<script>" not in ours and 'value="&quot;&gt;&lt;script&gt;' in ours  # and values
+
+
+def test_the_csv_is_sent_while_its_rows_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large partner's CSV has a row per commission entry: it is streamed in chunks as the entries are read,
+    never held whole in memory."""
+    partner = make_partner()
+    make_earnings(partner, 5)
+    monkeypatch.setattr(spreadsheet, "CHUNK_CHARS", 1)  # a chunk per row
+    response = browser_for(partner.user).get("/partners/commissions/earnings.csv")
+    assert response.status_code == 200 and response.streaming
+    with CaptureQueriesContext(connection) as reading:
+        chunks = list(response.streaming_content)
+    assert len(chunks) == 1 + 5  # the header, then each entry
+    assert any("commissions_commissionentry" in q["sql"] for q in reading.captured_queries)

@@ -6,13 +6,16 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
 from apertur.core.models import AuditEvent
+from apertur.oauth.models import AllowedDomain, Connection, RedirectURI
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.partners.selectors import STAFF_PAGE_SIZE
-from apertur.testing import APPLICATION, make_partner, make_staff, make_user
+from apertur.testing import APPLICATION, make_app, make_partner, make_staff, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -473,3 +476,29 @@ def test_holding_and_releasing_payouts_record_the_staff_members_ip_like_every_re
         ("partner.payouts_held", staff_user.pk, "203.0.113.7"),
         ("partner.payouts_released", staff_user.pk, "203.0.113.8"),
     ]
+
+
+def test_the_overview_counts_the_partners_apps_without_reading_them() -> None:
+    """The overview says how many apps there are: one count, not every app with its redirect URIs, allowed
+    domains and connected projects (a large partner's apps have thousands of connections), and the same
+    queries for 2 apps as for 12."""
+    partner = make_partner()
+    client = _client_for(partner.user)
+
+    def overview(apps: int) -> tuple[str, list[str]]:
+        for _ in range(apps):
+            make_app(partner, redirect_uris=["https://a.example/cb", "https://a.example/other"])
+        client.get("/partners/")
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get("/partners/")
+        assert response.status_code == 200
+        return response.content.decode(), [q["sql"] for q in ctx.captured_queries]
+
+    html, few = overview(2)
+    assert "2 apps." in html
+    html, many = overview(10)
+    assert "12 apps." in html
+    assert len(many) == len(few)
+    read = " ".join(many)
+    for table in (Connection, RedirectURI, AllowedDomain):
+        assert table._meta.db_table not in read, table

@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from apertur.accounts.models import User
+from apertur.commissions import services as commission_services
+from apertur.commissions.models import CommissionEntry
 from apertur.core.models import AuditEvent
 from apertur.core.money import decimal_string
 from apertur.core.spreadsheet import cell
@@ -24,7 +28,9 @@ from apertur.integrations.paypal.emulator import Running, running
 from apertur.integrations.stripe import events
 from apertur.partners.models import Partner
 from apertur.payouts import finance, reconcile, services
-from apertur.payouts.models import Payout, PayoutRun, PayoutStatus
+from apertur.payouts.admin import PayoutEntryInline
+from apertur.payouts.models import Payout, PayoutEntry, PayoutRun, PayoutStatus
+from apertur.projects.models import Payment
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
 from apertur.testing import make_partner, make_staff, make_user
@@ -310,7 +316,9 @@ def test_csv_for_finance(emu: Running, staff: Client) -> None:
     response = staff.post(CHANGELIST, {"action": "export_csv", "_selected_action": [failed.pk, paid.pk], "index": 0})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].startswith('attachment; filename="apertur-payouts-')
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    # "Select all" may take every payout of every month: sent while the payouts are read, not built whole first.
+    assert response.streaming
+    rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))
     assert (
         list(rows[0])
         == finance.CSV_HEADER
@@ -362,7 +370,7 @@ def test_csv_for_finance(emu: Running, staff: Client) -> None:
     sent_to = good["paypal_email"]
     Partner.objects.filter(pk=paid.partner_id).update(paypal_email="moved@example.com")
     again = staff.post(CHANGELIST, {"action": "export_csv", "_selected_action": [paid.pk], "index": 0})
-    [row] = list(csv.DictReader(io.StringIO(again.content.decode())))
+    [row] = list(csv.DictReader(io.StringIO(again.getvalue().decode())))
     assert row["paypal_email"] == sent_to != "moved@example.com"
 
 
@@ -464,3 +472,56 @@ def test_a_staff_retry_is_audited_with_the_staff_members_ip(emu: Running, staff:
     assert retry(staff, payout).status_code == 302
     event = AuditEvent.objects.get(action="payout.retried")
     assert (event.actor is not None and event.actor.is_staff, event.ip) == (True, "127.0.0.1")
+
+
+# --- a large payout ----------------------------------------------------------------------------------
+
+
+def test_a_payouts_page_lists_its_first_entries_and_says_how_many_there_are(
+    staff: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large partner's payout holds thousands of entries: the page lists the first ``shown`` (a page of the
+    partner's own view) instead of building a form for every one, and counts the rest, in a constant number of
+    queries."""
+    partner = world(1)
+    customer = Attribution.objects.get(partner=partner).customer
+    payment = Payment.objects.get(customer=customer)
+    for n in range(4):
+        extra = Payment.objects.create(
+            project=payment.project,
+            customer=customer,
+            external_id=f"in_extra_{n}",
+            amount_cents=60_000,
+            amount_cad_cents=60_000,
+            paid_at=at(2026, 3, 2 + n),
+        )
+        commission_services.on_payment(payment=extra)
+    entries = list(CommissionEntry.objects.filter(partner=partner).order_by("available_at", "id"))
+    assert len(entries) == 5
+    payout = Payout.objects.create(
+        partner=partner,
+        period="2026-04",
+        amount_cents=sum(e.amount_cents for e in entries),
+        status=PayoutStatus.PAID,
+        sender_batch_id=services.sender_batch_id_for(partner, "2026-04"),
+    )
+    url = f"/admin/payouts/payout/{payout.pk}/change/"
+
+    def page(linked: int) -> tuple[str, int]:
+        PayoutEntry.objects.filter(payout=payout).delete()
+        PayoutEntry.objects.bulk_create([PayoutEntry(payout=payout, entry=e) for e in entries[:linked]])
+        staff.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            response = staff.get(url)
+        assert response.status_code == 200
+        return response.content.decode(), len(ctx.captured_queries)
+
+    monkeypatch.setattr(PayoutEntryInline, "shown", 3)
+    html, few = page(2)
+    assert html.count('<td class="field-kind">') == 2
+    assert "2, all listed below" in html
+    html, many = page(5)
+    assert html.count('<td class="field-kind">') == 3
+    assert "5; the first 3 by date available are listed below" in html
+    assert f"{entries[2].pk} in {payout.pk}" in html and f"{entries[3].pk} in {payout.pk}" not in html
+    assert many == few

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from apertur.accounts.models import User
 from apertur.commissions import services as commission_services
 from apertur.commissions.models import CommissionEntry
-from apertur.core import clock
+from apertur.core import clock, spreadsheet
 from apertur.core.errors import NotFound
 from apertur.integrations.paypal.client import PayPalClient
 from apertur.integrations.paypal.emulator import Running
@@ -125,7 +125,7 @@ def browser_for(partner: Partner) -> Client:
 
 
 def parse_csv(response: Any) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(response.content.decode())))
+    return list(csv.reader(io.StringIO(response.getvalue().decode())))
 
 
 @pytest.fixture(autouse=True)
@@ -584,6 +584,7 @@ def grow(partner: Partner, payouts: int, entries_each: int) -> None:
 def queries(client: Client, path: str) -> int:
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(path)
+        response.getvalue()  # a CSV reads its rows while it is sent
     assert response.status_code == 200, path
     return len(ctx.captured_queries)
 
@@ -603,3 +604,15 @@ def test_query_count_does_not_grow_with_payouts_or_entries(path: str) -> None:
         counts.append(queries(browser_for(partner), path.format(payout=f"/partners/payouts/{payout.pk}/")))
     assert counts[0] == counts[1], counts
     assert PayoutEntry.objects.filter(payout__partner=large).count() == 120
+
+
+def test_the_statement_is_sent_while_its_entries_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large partner's statement has a row per commission entry of every payout: it is streamed in chunks,
+    never held whole in memory."""
+    partner = verified(make_partner())
+    grow(partner, 2, 3)
+    monkeypatch.setattr(spreadsheet, "CHUNK_CHARS", 1)  # a chunk per row
+    response = browser_for(partner).get("/partners/payouts/statement.csv")
+    assert response.status_code == 200 and response.streaming
+    # The entries come from the database 500 at a time (selectors.statement): the text, a chunk at a time.
+    assert len(list(response.streaming_content)) == 1 + 2 * 3  # the header, then each entry of each payout
