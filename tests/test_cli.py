@@ -144,6 +144,20 @@ def test_partner_create_again_reports_the_partner_and_approves_a_pending_one() -
     assert Partner.objects.filter(user__email="again@example.com").count() == 1
 
 
+def test_partner_create_approve_sends_the_welcome_alone(
+    mailoutbox: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Approved in the same command: no "we received your application, we will email you the decision" a moment
+    before the decision itself; that mail stays for an application that waits for review."""
+    with django_capture_on_commit_callbacks(execute=True):
+        run("partner", "create", "--email", "w@example.com", "--password", "correct-horse-battery", "--approve")
+        run("partner", "create", "--email", "pending@example.com", "--password", "correct-horse-battery")
+    addresses = ("w@example.com", "pending@example.com")
+    to = {address: [m.subject for m in mailoutbox if m.to == [address]] for address in addresses}
+    assert to["w@example.com"] == ["Welcome to the Apertur Partner Program"]
+    assert to["pending@example.com"] == ["We received your Apertur partner application"]
+
+
 def test_app_create_bad_redirect_uri_stores_nothing() -> None:
     run("partner", "create", "--email", "p@example.com", "--password", "correct-horse-battery", "--approve")
     result = run(
