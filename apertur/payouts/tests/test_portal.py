@@ -603,3 +603,21 @@ def test_query_count_does_not_grow_with_payouts_or_entries(path: str) -> None:
         counts.append(queries(browser_for(partner), path.format(payout=f"/partners/payouts/{payout.pk}/")))
     assert counts[0] == counts[1], counts
     assert PayoutEntry.objects.filter(payout__partner=large).count() == 120
+
+
+def test_sent_and_paid_emails_name_the_run_as_the_payouts_page_does(
+    emu: Running, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The page a payout email links to calls it "Payout, April 2026", run on "Wednesday 15 April 2026": the
+    emails say the same, not the internal period key "2026-04"."""
+    partner, payout = paid_partner(emu, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.apply_item_status(payout_id=payout.pk, transaction_status="SUCCESS")
+    browser = Client()
+    browser.force_login(partner.user)
+    page = browser.get(f"/partners/payouts/{payout.pk}/").content.decode()
+    assert "Payout, April 2026" in page and "Wednesday 15 April 2026, 09:00 Toronto time" in page
+    sent, paid = mail.outbox
+    for message in (sent, paid):
+        assert "For: the April 2026 monthly run (Wednesday 15 April 2026, 09:00 Toronto time)" in message.body
+        assert "2026-04 " not in message.body
