@@ -181,7 +181,7 @@ def reject(*, partner: Partner, reviewer: User | None, reason: str, ip: str | No
     audit.record(action="partner.rejected", obj=partner, actor=reviewer, ip=ip, data={"reason": text})
     mail.send(
         to=partner.user.email,
-        subject="Your Apertur partner application",
+        subject="Your Apertur partner application was not approved",
         template="emails/partner_rejected",
         context={"partner": partner},
     )
