@@ -80,3 +80,14 @@ def test_the_first_payment_email_says_how_the_customer_came(
     (message,) = mail.outbox
     assert message.subject == f"A customer you {how} made their first payment"
     assert f"A customer you {how} to Apertur has made their first payment." in message.body
+
+
+def test_the_statement_counts_connected_customers_payments_without_calling_them_referred(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    partner = make_partner()
+    pay(customer_of(partner, "linked@example.com", source="oauth"), 10_000, dt.datetime(2026, 11, 5, tzinfo=TORONTO))
+    with django_capture_on_commit_callbacks(execute=True):
+        (result,) = notices.send_statements(month=NOVEMBER)
+    assert result.payments == 1
+    assert "Payments made in November 2026 by customers you referred or connected: 1" in mail.outbox[-1].body
