@@ -401,7 +401,7 @@ def partner_create(
             website=website or f"https://{domain}",
             use_case="Integrates Apertur through OAuth (created from the command line).",
             expected_customers=ExpectedCustomers.UP_TO_100,
-            notify_staff=not approve,  # approved below, in this transaction: nothing waits for review
+            awaits_review=not approve,  # approved below, in this transaction: nothing waits for review
         )
         if approve and partner.status == PartnerStatus.PENDING:
             partner = services.approve(partner=partner, reviewer=None)

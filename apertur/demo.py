@@ -171,7 +171,7 @@ def ensure_demo(*, site_url: str = PARTNER_SITE) -> dict[str, Any]:
             website=PARTNER_SITE,
             use_case="A demo partner site that connects Apertur projects through aptr-connect.",
             expected_customers=ExpectedCustomers.UP_TO_100,
-            notify_staff=False,  # approved just below: nothing waits for review
+            awaits_review=False,  # approved just below: nothing waits for review
         )
     if partner.status == PartnerStatus.PENDING:
         partner = partner_services.approve(partner=partner, reviewer=staff)

@@ -144,6 +144,20 @@ def test_partner_create_again_reports_the_partner_and_approves_a_pending_one() -
     assert Partner.objects.filter(user__email="again@example.com").count() == 1
 
 
+def test_partner_create_approve_sends_the_welcome_alone(
+    mailoutbox: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Approved in the same command: no "we received your application, we will email you the decision" a moment
+    before the decision itself; that mail stays for an application that waits for review."""
+    with django_capture_on_commit_callbacks(execute=True):
+        run("partner", "create", "--email", "w@example.com", "--password", "correct-horse-battery", "--approve")
+        run("partner", "create", "--email", "pending@example.com", "--password", "correct-horse-battery")
+    addresses = ("w@example.com", "pending@example.com")
+    to = {address: [m.subject for m in mailoutbox if m.to == [address]] for address in addresses}
+    assert to["w@example.com"] == ["Welcome to the Apertur Partner Program"]
+    assert to["pending@example.com"] == ["We received your Apertur partner application"]
+
+
 def test_app_create_bad_redirect_uri_stores_nothing() -> None:
     run("partner", "create", "--email", "p@example.com", "--password", "correct-horse-battery", "--approve")
     result = run(
@@ -200,16 +214,11 @@ def test_partner_create_with_wrong_password_for_existing_account_changes_nothing
 
 
 def test_mail_list(maildir: Path, django_capture_on_commit_callbacks: Any) -> None:
+    args = ("partner", "create", "--email", "p@example.com", "--password", "correct-horse-battery")
     with django_capture_on_commit_callbacks(execute=True):
-        run(
-            "partner",
-            "create",
-            "--email",
-            "p@example.com",
-            "--password",
-            "correct-horse-battery",
-            "--approve",
-        )
+        run(*args)  # applies: the application waits for review
+    with django_capture_on_commit_callbacks(execute=True):
+        run(*args, "--approve")  # approves the pending one
     data = run_json("mail", "list", "--to", "P@example.com")
     subjects = [m["subject"] for m in data["messages"]]
     assert subjects == [
@@ -219,12 +228,14 @@ def test_mail_list(maildir: Path, django_capture_on_commit_callbacks: Any) -> No
     assert all(set(m) == {"subject", "text", "sent_at"} for m in data["messages"])
     assert "http://localhost:8000/partners/" in data["messages"][0]["text"]
     # Approved in the same command: staff are not told an application waits for review.
+    with django_capture_on_commit_callbacks(execute=True):
+        run("partner", "create", "--email", "r@example.com", "--password", "correct-horse-battery", "--approve")
     staff = run_json("mail", "list", "--to", settings.STAFF_NOTIFY_EMAIL)["messages"]
-    assert not [m for m in staff if m["subject"].startswith("New partner application")]
+    assert [m["subject"] for m in staff] == ["New partner application: example.com partner"]
     with django_capture_on_commit_callbacks(execute=True):
         run("partner", "create", "--email", "q@example.com", "--password", "correct-horse-battery")
     staff = run_json("mail", "list", "--to", settings.STAFF_NOTIFY_EMAIL)["messages"]
-    assert [m["subject"] for m in staff] == ["New partner application: example.com partner"]
+    assert [m["subject"] for m in staff] == ["New partner application: example.com partner"] * 2  # p's, q's
     assert run_json("mail", "list", "--to", "nobody@example.com")["messages"] == []
 
 

@@ -247,12 +247,10 @@ SessionPage = page_of(SessionOut)
 
 
 def session_json(session: UploadSession) -> dict[str, Any]:
-    from django.conf import settings
-
     return {
         "id": session.public_id,
         "title": session.title,
-        "url": f"{settings.APERTUR_BASE_URL}/u/{session.token}",
+        "url": session.url,
         "status": session.effective_status,
         "expires_at": _iso(session.expires_at),
         "max_files": session.max_files,

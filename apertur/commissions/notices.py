@@ -19,6 +19,7 @@ from apertur.commissions.selectors import balance, mask_email
 from apertur.core import clock, mail
 from apertur.core.money import format_cents
 from apertur.partners.models import Partner, PartnerStatus
+from apertur.referrals.models import Attribution, AttributionSource
 
 
 def _claim(partner: Partner, key: str) -> bool:
@@ -42,15 +43,19 @@ def first_payment(*, entry: CommissionEntry) -> bool:
     if net <= 0:
         return False
     partner = entry.partner
+    # "Referred" only for a referral link: the dashboard counts customers attributed through OAuth apart.
+    source = Attribution.objects.filter(customer_id=payment.customer_id).values_list("source", flat=True).first()
+    how = "connected" if source == AttributionSource.OAUTH else "referred"
     with transaction.atomic():
         if not _claim(partner, f"first-payment:{payment.customer_id}"):
             return False
         mail.send(
             to=partner.user.email,
-            subject="A customer you referred made their first payment",
+            subject=f"A customer you {how} made their first payment",
             template="emails/commission_first_payment",
             context={
                 "partner": partner,
+                "how": how,
                 "project": payment.project.name,
                 "customer": mask_email(payment.customer.email if payment.customer else ""),
                 "paid_on": clock.business_date(payment.paid_at),

@@ -67,7 +67,11 @@ class Outgoing:
 
 def send_many(messages: Sequence[Outgoing]) -> None:
     """:func:`send` for many messages at once: each rendered now, all sent once the surrounding transaction
-    commits over one connection of the mail backend (one SMTP session, not one per message)."""
+    commits over one connection of the mail backend (one SMTP session, not one per message).
+
+    Each message is handed over on its own: Django's SMTP backend stops a ``send_messages`` call at the first
+    message the server refuses (an address it does not accept), which would cost every later recipient their
+    mail. A failure is logged with its recipient and subject, as :func:`send` logs it, for a resend."""
     if not messages:
         return
     emails = [
@@ -77,10 +81,22 @@ def send_many(messages: Sequence[Outgoing]) -> None:
 
     def _send() -> None:
         try:
-            with get_connection() as connection:
-                connection.send_messages(emails)
+            connection = get_connection()
+            connection.open()
         except Exception:
             logger.exception("mail to %d recipients failed: %s…", len(emails), emails[0].subject)
+            return
+        try:
+            for message in emails:
+                try:
+                    connection.send_messages([message])
+                except Exception:
+                    logger.exception("mail to %s failed: %s", ", ".join(message.to), message.subject)
+        finally:
+            try:
+                connection.close()
+            except Exception:  # every message was handed over (or logged): a failed goodbye loses nothing
+                logger.warning("closing the mail connection failed", exc_info=True)
 
     transaction.on_commit(_send)
 

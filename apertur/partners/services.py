@@ -69,11 +69,12 @@ def apply(
     use_case: str,
     expected_customers: str,
     ip: str | None = None,
-    notify_staff: bool = True,
+    awaits_review: bool = True,
 ) -> Partner:
-    """Submit an application. A rejected applicant may apply again; anyone else has one application. Staff are
-    emailed that it waits for review, unless ``notify_staff`` is off (``apertur partner create --approve``
-    approves it in the same transaction: nothing waits)."""
+    """Submit an application. A rejected applicant may apply again; anyone else has one application. The
+    applicant is told it waits for review (within about 2 business days, the decision by email) and staff that it
+    waits for them, unless ``awaits_review`` is off (``apertur partner create --approve`` and the demo approve it
+    in the same transaction: nothing waits, and the approval's welcome is the one mail)."""
     fields = clean_application(
         company_name=company_name, website=website, use_case=use_case, expected_customers=expected_customers
     )
@@ -97,13 +98,13 @@ def apply(
         partner.review_reason = ""
         partner.save()
     audit.record(action="partner.applied", obj=partner, actor=user, ip=ip, data=fields)
-    mail.send(
-        to=user.email,
-        subject="We received your Apertur partner application",
-        template="emails/partner_applied",
-        context={"partner": partner},
-    )
-    if notify_staff:
+    if awaits_review:
+        mail.send(
+            to=user.email,
+            subject="We received your Apertur partner application",
+            template="emails/partner_applied",
+            context={"partner": partner},
+        )
         mail.send(
             to=settings.STAFF_NOTIFY_EMAIL,
             subject=f"New partner application: {partner.company_name}",
@@ -180,7 +181,7 @@ def reject(*, partner: Partner, reviewer: User | None, reason: str, ip: str | No
     audit.record(action="partner.rejected", obj=partner, actor=reviewer, ip=ip, data={"reason": text})
     mail.send(
         to=partner.user.email,
-        subject="Your Apertur partner application",
+        subject="Your Apertur partner application was not approved",
         template="emails/partner_rejected",
         context={"partner": partner},
     )

@@ -1134,7 +1134,14 @@ def _mail(payout: Payout, what: str, **extra: Any) -> mail.Outgoing:
         subject=subject.format(amount=amount),
         template=template,
         # The address this payout was (to be) sent to, not the partner's address now: they may differ.
-        context={"payout": payout, "amount": amount, "paypal_email": payout.receiver_email, **extra},
+        context={
+            "payout": payout,
+            "amount": amount,
+            "paypal_email": payout.receiver_email,
+            # The run as the payout's page names it ("April 2026", "Wednesday 15 April 2026"), not its period key.
+            "run_date": run_at(payout.period).date(),
+            **extra,
+        },
     )
 
 

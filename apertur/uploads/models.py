@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -73,6 +74,12 @@ class UploadSession(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def url(self) -> str:
+        """The guest link, on the site's public address: the owner shares it (by email, often), so it is never
+        built from the Host a request came in on."""
+        return f"{settings.APERTUR_BASE_URL}/u/{self.token}"
 
     @property
     def has_password(self) -> bool:

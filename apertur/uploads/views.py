@@ -228,8 +228,7 @@ def session_detail(request: HttpRequest, public_id: str, session_id: str) -> Htt
         rows=list,
         count=session.upload_count,  # type: ignore[attr-defined]  # annotated by session_for_project
     )
-    link = request.build_absolute_uri(f"/u/{session.token}")
-    return render(request, "uploads/session.html", {"session": session, "uploads": uploads, "link": link})
+    return render(request, "uploads/session.html", {"session": session, "uploads": uploads, "link": session.url})
 
 
 @login_required

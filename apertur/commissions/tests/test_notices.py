@@ -62,3 +62,32 @@ def test_a_won_dispute_is_earned_once_in_the_statement(django_capture_on_commit_
     assert "Commission earned: $12.00 CAD" in body
     assert "Reversed (refunds, chargebacks): -$2.50 CAD" in body
     assert "Net for the month: $9.50 CAD" in body
+
+
+@pytest.mark.parametrize(
+    ("source", "how"),
+    [("referral", "referred"), ("oauth", "connected")],
+)
+def test_the_first_payment_email_says_how_the_customer_came(
+    source: str, how: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A customer attributed through an OAuth connection was not referred: the partner's dashboard counts them
+    apart ("Through OAuth connections"), and the email says which they are."""
+    partner = make_partner()
+    customer = customer_of(partner, f"{source}@example.com", source=source)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notices.first_payment(entry=pay(customer, 10_000, dt.datetime(2026, 11, 5, 12, tzinfo=TORONTO)))
+    (message,) = mail.outbox
+    assert message.subject == f"A customer you {how} made their first payment"
+    assert f"A customer you {how} to Apertur has made their first payment." in message.body
+
+
+def test_the_statement_counts_connected_customers_payments_without_calling_them_referred(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    partner = make_partner()
+    pay(customer_of(partner, "linked@example.com", source="oauth"), 10_000, dt.datetime(2026, 11, 5, tzinfo=TORONTO))
+    with django_capture_on_commit_callbacks(execute=True):
+        (result,) = notices.send_statements(month=NOVEMBER)
+    assert result.payments == 1
+    assert "Payments made in November 2026 by customers you referred or connected: 1" in mail.outbox[-1].body

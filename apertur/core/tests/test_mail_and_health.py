@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import logging
+import smtplib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.mail import send_mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
 from django.test import Client
 
@@ -86,3 +89,39 @@ def test_replies_reach_a_person_not_the_no_reply_sender(django_capture_on_commit
     assert len(outbox.outbox) == 3
     assert all(m.reply_to == ["help@apertur.example"] for m in outbox.outbox)
     assert all(m.from_email == settings.DEFAULT_FROM_EMAIL for m in outbox.outbox)
+
+
+class RefusesOneRecipient(BaseEmailBackend):
+    """As Django's SMTP backend over one connection: a message whose recipient the server refuses raises
+    (``SMTPRecipientsRefused``), which ends that ``send_messages`` call; the others reach the outbox."""
+
+    def send_messages(self, email_messages: Any) -> int:
+        from django.core import mail as outbox
+
+        for message in email_messages:
+            if message.to == ["refused@example.com"]:
+                raise smtplib.SMTPRecipientsRefused({"refused@example.com": (550, b"no such user")})
+            outbox.outbox.append(message)
+        return len(email_messages)
+
+
+@pytest.mark.django_db
+def test_one_refused_recipient_of_a_batch_costs_no_one_else_their_mail(
+    django_capture_on_commit_callbacks: Any, settings: Any, caplog: Any
+) -> None:
+    """The payout run tells every partner of a batch at once: a partner whose address the mail server refuses must
+    not keep the partners after them from hearing their payout was sent, and the log names who did not get it."""
+    from django.core import mail as outbox
+
+    from apertur.core import mail
+
+    settings.EMAIL_BACKEND = f"{__name__}.RefusesOneRecipient"
+    outbox.outbox = []
+    messages = [
+        mail.Outgoing(to=to, subject="Payout sent", template="emails/payout_staff_alert", context={})
+        for to in ("first@example.com", "refused@example.com", "third@example.com")
+    ]
+    with caplog.at_level(logging.ERROR, logger="apertur.core.mail"), django_capture_on_commit_callbacks(execute=True):
+        mail.send_many(messages)
+    assert [m.to for m in outbox.outbox] == [["first@example.com"], ["third@example.com"]]
+    assert "mail to refused@example.com failed: Payout sent" in caplog.text

@@ -183,7 +183,9 @@ def test_mails_show_names_and_reasons_as_typed_not_html_escaped(on_commit: Any) 
         assert name in body
         assert "&amp;" not in body and "&#x27;" not in body and "&lt;" not in body and "&quot;" not in body
     assert "Applicant: o'brien@example.com" in bodies[f"New partner application: {name}"]
-    assert 'Reason: Your site doesn\'t load & says "soon".' in bodies["Your Apertur partner application"]
+    assert (
+        'Reason: Your site doesn\'t load & says "soon".' in bodies["Your Apertur partner application was not approved"]
+    )
     assert "Reason: Spam & <abuse>" in bodies["Your Apertur partner account is suspended"]
 
 

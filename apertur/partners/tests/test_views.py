@@ -242,7 +242,13 @@ REASON = "Traffic <b>looks</b> automated.\nSee ticket 42."
 @pytest.mark.parametrize(
     ("action", "before", "after", "title", "subject"),
     [
-        ("reject", PartnerStatus.PENDING, PartnerStatus.REJECTED, "Reject", "Your Apertur partner application"),
+        (
+            "reject",
+            PartnerStatus.PENDING,
+            PartnerStatus.REJECTED,
+            "Reject",
+            "Your Apertur partner application was not approved",
+        ),
         (
             "suspend",
             PartnerStatus.APPROVED,

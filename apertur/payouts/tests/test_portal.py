@@ -616,3 +616,21 @@ def test_the_statement_is_sent_while_its_entries_are_read(monkeypatch: pytest.Mo
     assert response.status_code == 200 and response.streaming
     # The entries come from the database 500 at a time (selectors.statement): the text, a chunk at a time.
     assert len(list(response.streaming_content)) == 1 + 2 * 3  # the header, then each entry of each payout
+
+
+def test_sent_and_paid_emails_name_the_run_as_the_payouts_page_does(
+    emu: Running, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The page a payout email links to calls it "Payout, April 2026", run on "Wednesday 15 April 2026": the
+    emails say the same, not the internal period key "2026-04"."""
+    partner, payout = paid_partner(emu, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.apply_item_status(payout_id=payout.pk, transaction_status="SUCCESS")
+    browser = Client()
+    browser.force_login(partner.user)
+    page = browser.get(f"/partners/payouts/{payout.pk}/").content.decode()
+    assert "Payout, April 2026" in page and "Wednesday 15 April 2026, 09:00 Toronto time" in page
+    sent, paid = mail.outbox
+    for message in (sent, paid):
+        assert "For: the April 2026 monthly run (Wednesday 15 April 2026, 09:00 Toronto time)" in message.body
+        assert "2026-04 " not in message.body

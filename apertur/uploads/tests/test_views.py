@@ -812,3 +812,20 @@ def test_right_passwords_do_not_use_the_guessing_budget(owner) -> None:  # type:
     session = services.create_session(project=project, title="Party", password="open sesame")
     for _ in range(15):  # one office behind one address, each guest typing the password once
         assert _unlocks(Client(REMOTE_ADDR="203.0.113.8"), session, "open sesame")
+
+
+def test_the_guest_link_on_the_links_page_is_on_the_configured_address_whatever_host_the_owner_used(  # type: ignore[no-untyped-def]
+    owner, settings
+) -> None:
+    """The owner copies this link into an email to their guests: it is the site's public address
+    (``APERTUR_BASE_URL``), as the API's ``url`` says, never the Host the owner's request came in on (an internal
+    name, ``127.0.0.1``, or plain http behind a proxy), which a guest could not open."""
+    settings.APERTUR_BASE_URL = "https://apertur.example"
+    _, project, browser = owner
+    session = services.create_session(project=project, title="Ana & Ben")
+    page = browser.get(
+        f"/projects/{project.public_id}/sessions/{session.public_id}/", HTTP_HOST="127.0.0.1"
+    ).content.decode()
+    shown = re.search(r'data-testid="guest-link">([^<]*)<', page)
+    assert shown is not None
+    assert shown.group(1) == f"https://apertur.example/u/{session.token}"

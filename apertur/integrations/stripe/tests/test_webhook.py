@@ -687,5 +687,5 @@ def test_no_first_payment_email_for_a_commission_already_reversed(
     with django_capture_on_commit_callbacks(execute=True):
         deliver(events.invoice_paid(customer="cus_3", email=customer.email, amount=10_000, at=at(2026, 4, 2)))
     [mail] = [m for m in mailoutbox if m.to == [partner_email]]
-    assert mail.subject == "A customer you referred made their first payment"
+    assert mail.subject == "A customer you connected made their first payment"
     assert "Paid on 2026-04-02" in mail.body
