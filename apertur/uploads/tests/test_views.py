@@ -812,3 +812,12 @@ def test_right_passwords_do_not_use_the_guessing_budget(owner) -> None:  # type:
     session = services.create_session(project=project, title="Party", password="open sesame")
     for _ in range(15):  # one office behind one address, each guest typing the password once
         assert _unlocks(Client(REMOTE_ADDR="203.0.113.8"), session, "open sesame")
+
+
+@pytest.mark.parametrize("title", ["Ana & Ben\u202e sotohp ruoy dnes", "Ana\x1b[31m & Ben"])
+def test_a_link_title_with_controls_or_text_direction_characters_is_refused(owner, title: str) -> None:  # type: ignore[no-untyped-def]
+    """The title is what guests read on the public upload page: U+202E would reverse the page's words after it."""
+    _, project, browser = owner
+    response = browser.post(f"/projects/{project.public_id}/sessions", {"title": title, "max_files": "10"}, follow=True)
+    assert "text-direction marks" in response.content.decode()  # the project page's form, the reason beside it
+    assert not UploadSession.objects.exists()
