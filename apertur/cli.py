@@ -116,7 +116,7 @@ def migrate() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 2,
     threads: Annotated[
         int,
@@ -1069,7 +1069,7 @@ def demo(as_json: JsonFlag = False) -> None:
 @app.command("partner-site")
 def partner_site(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8001,
 ) -> None:
     """Serve the demo partner site (examples/partner_site) with the demo OAuth app's credentials."""
     _setup()
@@ -1106,7 +1106,7 @@ def partner_site(
 @app.command("paypal-emulator", short_help="Serve a local PayPal Payouts emulator (no database needed).")
 def paypal_emulator(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8002,
     webhook_url: Annotated[
         str | None,
         typer.Option(help="POST PayPal-shaped webhook events here (e.g. http://127.0.0.1:8000/webhooks/paypal)."),

@@ -510,3 +510,14 @@ def test_an_argument_that_is_not_utf8_is_a_clear_error_not_a_traceback(
     else:
         assert out == "" and "caf\\xe9@example.com" in err and "not UTF-8" in " ".join(err.split())
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["serve", "partner-site", "paypal-emulator"])
+@pytest.mark.parametrize("port", ["0", "-1", "65536", "99999"])
+def test_a_port_outside_1_to_65535_is_a_usage_error_not_a_traceback(command: str, port: str) -> None:
+    """``--port 99999`` was an OverflowError traceback from the socket (serve, paypal-emulator), and ``--port 0``
+    started a server on a port chosen at random while announcing :0."""
+    result = run(command, "--host", "127.0.0.1", "--port", port, ok=False)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "port" in result.stderr and ("65535" in result.stderr or "greater than or equal to 1" in result.stderr)
+    assert result.exception is None or isinstance(result.exception, SystemExit)

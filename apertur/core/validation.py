@@ -89,6 +89,18 @@ def clean_website(value: str, *, field: str = "website", error: type[ValidationF
     return site
 
 
+# Characters that change how the text around them reads while showing nothing: C0 and C1 controls and the
+# bidirectional marks, embeddings, overrides and isolates (Unicode TR9). In a name shown to other people (an app's
+# name on the consent page, a company name to staff) U+202E reverses the page's own words after it.
+_HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+HIDDEN_MESSAGE = "Remove the control characters or text-direction marks (such as U+202E): they cannot be shown."
+
+
+def has_hidden_controls(value: str) -> bool:
+    """Does ``value`` hold a control or text-direction character? Tab and line breaks are not counted."""
+    return _HIDDEN.search(value) is not None
+
+
 def clean_text(
     value: str,
     *,
@@ -99,10 +111,13 @@ def clean_text(
     error: type[ValidationFailed] = ValidationFailed,
     collapse_spaces: bool = False,
 ) -> str:
-    """Trimmed text whose length is within [low, high] (``collapse_spaces`` also folds inner runs)."""
+    """Trimmed text whose length is within [low, high] (``collapse_spaces`` also folds inner runs), with no control
+    or text-direction character (tab and line breaks aside)."""
     text = " ".join(value.split()) if collapse_spaces else value.strip()
     if not low <= len(text) <= high:
         raise error(message, field=field)
+    if has_hidden_controls(text):
+        raise error(HIDDEN_MESSAGE, field=field)
     return text
 
 

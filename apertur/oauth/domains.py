@@ -33,7 +33,7 @@ class InvalidDomainPattern(ValidationFailed):
     code = "invalid_allowed_domain"
 
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")  # used with fullmatch: $ also matches before a final "\n"
 
 
 # --- redirect URIs (RFC 6749 §3.1.2) ----------------------------------------------------------------
@@ -103,7 +103,7 @@ def validate_domain_pattern(pattern: str) -> str:
         )
     host = idna_host(body)
     labels = host.split(".")
-    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise InvalidDomainPattern(f"{raw}: this is not a valid domain name.", field=field)
     if labels[-1].isdigit():
         raise InvalidDomainPattern(f"{raw}: this is not a valid domain name.", field=field)

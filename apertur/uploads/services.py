@@ -17,6 +17,7 @@ from apertur.accounts.models import User
 from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, mail, ratelimit
 from apertur.core.http import rate_limit_ip
+from apertur.core.validation import HIDDEN_MESSAGE, has_hidden_controls
 from apertur.projects.models import Project
 from apertur.uploads import destinations, sniff
 from apertur.uploads.errors import (
@@ -99,6 +100,8 @@ def create_session(
     clean_title = " ".join(title.split())
     if not 1 <= len(clean_title) <= 120:
         raise InvalidSession("Enter a title (1 to 120 characters).", field="title")
+    if has_hidden_controls(clean_title):  # guests read it on the upload page
+        raise InvalidSession(HIDDEN_MESSAGE, field="title")
     if expires_at is not None:
         try:
             # Kept in UTC as read back from the database: the creation's answer must not echo the caller's offset.

@@ -110,6 +110,10 @@ def test_valid_patterns_are_normalised(pattern: str, normalised: str) -> None:
         ("*.com", "registrable domain"),
         ("", "Enter a domain"),
         ("user@example.com", "without a path, query or user name"),
+        # A label's regex once ended in $, which also matches before a final newline: "app\n.example.com" (from
+        # `apertur app create --allowed-domain`) was stored as a pattern no origin can ever match.
+        ("app\n.example.com", "not a valid domain"),
+        ("*.app\n.example.com", "not a valid domain"),
     ],
 )
 def test_malformed_patterns_say_why(pattern: str, why: str) -> None:

@@ -386,3 +386,38 @@ def test_a_long_non_ascii_redirect_uri_is_refused_by_its_field_not_a_500() -> No
         client.post("/partners/apps/new", {**NEW_APP, "redirect_uris": f"https://snapflow.example/{fits}"}).status_code
         == 302
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Snapflow\u202e tneilc lanoitnetni",  # RIGHT-TO-LEFT OVERRIDE: reverses the consent sentence that follows
+        "Snap\u2066flow",  # LEFT-TO-RIGHT ISOLATE
+        "Snap\u200fflow",  # RIGHT-TO-LEFT MARK
+        "Snap\x07flow",  # a C0 control
+        "Snap\x9bflow",  # a C1 control (NEL, U+0085, is a space to str.split and folds into one)
+    ],
+)
+def test_an_app_name_with_controls_or_text_direction_characters_is_refused(name: str) -> None:
+    """The app's name is what users read on the consent page: a bidi override in it reorders the page's own words
+    after it, and a control character shows as nothing. Refused with the field's message; nothing changes."""
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    response = client.post(f"/partners/apps/{created.app.client_id}/edit", {**NEW_APP, "name": name})
+    assert response.status_code == 400
+    assert "control characters or text-direction marks" in response.content.decode()
+    created.app.refresh_from_db()
+    assert created.app.name == "Snapflow"
+    new = client.post("/partners/apps/new", {**NEW_APP, "name": name})
+    assert new.status_code == 400 and OAuthApp.objects.count() == 1
+
+
+def test_an_app_description_keeps_its_line_breaks() -> None:
+    created = make_app()
+    client = _client_for(created.app.partner.user)
+    response = client.post(
+        f"/partners/apps/{created.app.client_id}/edit", {**NEW_APP, "description": "Line one.\r\nLine two.\tTab."}
+    )
+    assert response.status_code == 302
+    created.app.refresh_from_db()
+    assert "\n" in created.app.description and "Line two.\tTab." in created.app.description

@@ -198,3 +198,12 @@ def test_a_partner_is_found_by_any_spelling_of_its_address() -> None:
     for typed in ("ada@example.com", " ADA@Example.COM ", "ada@ｅｘａｍｐｌｅ.com"):
         assert partner_by_email(email=typed) == partner, typed
     assert partner_by_email(email="bob@example.com") is None
+
+
+def test_a_company_name_with_a_text_direction_override_is_refused_and_nothing_is_stored() -> None:
+    """Staff read the company name in the review queue; U+202E would reverse what follows it on the page."""
+    user = make_user()
+    with pytest.raises(InvalidApplication) as info:
+        services.apply(user=user, **{**APPLICATION, "company_name": "Snapflow\u202e Inc."})
+    assert info.value.field == "company_name" and "text-direction" in info.value.message
+    assert not Partner.objects.filter(user=user).exists()

@@ -829,3 +829,12 @@ def test_the_guest_link_on_the_links_page_is_on_the_configured_address_whatever_
     shown = re.search(r'data-testid="guest-link">([^<]*)<', page)
     assert shown is not None
     assert shown.group(1) == f"https://apertur.example/u/{session.token}"
+
+
+@pytest.mark.parametrize("title", ["Ana & Ben\u202e sotohp ruoy dnes", "Ana\x1b[31m & Ben"])
+def test_a_link_title_with_controls_or_text_direction_characters_is_refused(owner, title: str) -> None:  # type: ignore[no-untyped-def]
+    """The title is what guests read on the public upload page: U+202E would reverse the page's words after it."""
+    _, project, browser = owner
+    response = browser.post(f"/projects/{project.public_id}/sessions", {"title": title, "max_files": "10"}, follow=True)
+    assert "text-direction marks" in response.content.decode()  # the project page's form, the reason beside it
+    assert not UploadSession.objects.exists()
