@@ -190,3 +190,61 @@ def test_passes_giving_up_an_expired_event_at_once_tell_staff_once(
     assert StripeEvent.objects.get().status == "ignored"
     assert AuditEvent.objects.filter(action="stripe.event_given_up").count() == 1
     assert len([m for m in mailoutbox if "given up" in m.subject]) == 1
+
+
+def test_an_escalation_and_a_closing_of_one_dispute_at_once_neither_deadlocks(
+    postgres_only: None, settings: Any, monkeypatch: Any
+) -> None:
+    """An inquiry escalated to a chargeback (``charge.dispute.updated``, needs_response) and its closing
+    (``charge.dispute.closed``) delivered at once. The escalation locked the dispute, then the payment (settling
+    the commission); the closing locked the payment first, then wrote the dispute: each waited for the other,
+    PostgreSQL aborted one and Stripe got an error. Every dispute event now locks the dispute first."""
+    from apertur.commissions import services as ledger
+    from apertur.projects.models import Dispute
+    from apertur.testing import record_outcome, wait_until_blocked
+
+    customer = world(settings)
+    paid = events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=24_999, at=dt.datetime(2026, 3, 1, 15, tzinfo=UTC),
+        invoice_id="in_1", charge_id="ch_1",
+    )  # fmt: skip
+    assert post(paid).json()["status"] == "processed"
+
+    def dispute_event(status: str, closed: bool, day: int, **extra: Any) -> dict[str, Any]:
+        return events.dispute(
+            charge_id="ch_1", amount=24_999, at=dt.datetime(2026, 3, day, tzinfo=UTC), status=status,
+            dispute_id="dp_1", closed=closed, opened_at=dt.datetime(2026, 3, 4, tzinfo=UTC), **extra,
+        )  # fmt: skip
+
+    assert post(dispute_event("warning_needs_response", False, 4)).json()["status"] == "processed"
+    escalation = dispute_event("needs_response", False, 5, type="charge.dispute.updated")
+    closing = dispute_event("warning_closed", True, 6)
+
+    locked, go = threading.Event(), threading.Event()
+    real = ledger.on_dispute_opened
+
+    def paused_in_the_escalation(**kwargs: Any) -> Any:
+        if threading.current_thread().name == "escalation":
+            locked.set()  # the escalation holds the dispute's row
+            assert go.wait(timeout=10)
+        return real(**kwargs)
+
+    monkeypatch.setattr(ledger, "on_dispute_opened", paused_in_the_escalation)
+    outcome: dict[str, Any] = {}
+    first = threading.Thread(target=record_outcome, args=(outcome, "escalation", lambda: post(escalation)))
+    first.name = "escalation"
+    first.start()
+    assert locked.wait(timeout=10)
+    second = threading.Thread(target=record_outcome, args=(outcome, "closing", lambda: post(closing)))
+    second.start()
+    wait_until_blocked(second, timeout=10)
+    go.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+
+    for label in ("escalation", "closing"):
+        response = outcome[label]
+        assert getattr(response, "status_code", None) == 200, (label, response)
+        assert response.json()["status"] == "processed", (label, response.json())
+    assert Dispute.objects.get().status == "open"  # escalation is for good: a warning_closed after it closes nothing
+    assert sum(CommissionEntry.objects.values_list("amount_cents", flat=True)) == 0  # held back while open

@@ -493,12 +493,14 @@ def _dispute(obj: dict[str, Any]) -> Dispute:
             "status": DisputeStatus.INQUIRY if inquiry else DisputeStatus.OPEN,
         },
     )
+    # Every event of the dispute locks its row first, before the payment's (settling the commission): an
+    # escalation and a closing delivered at once took the two locks in opposite orders (a deadlock, one aborted),
+    # and the closing's status is read here, under the lock, not before another event's change commits.
+    dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
     if not inquiry and dispute.status in {DisputeStatus.INQUIRY, DisputeStatus.INQUIRY_CLOSED}:
-        dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
-        if dispute.status in {DisputeStatus.INQUIRY, DisputeStatus.INQUIRY_CLOSED}:
-            dispute.status = DisputeStatus.OPEN
-            dispute.closed_at = None
-            dispute.save(update_fields=["status", "closed_at"])
+        dispute.status = DisputeStatus.OPEN
+        dispute.closed_at = None
+        dispute.save(update_fields=["status", "closed_at"])
     ledger.on_dispute_opened(dispute=dispute)  # an inquiry settles to no change
     return dispute
 
