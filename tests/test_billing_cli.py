@@ -499,3 +499,12 @@ def test_demo_partner_is_told_of_the_first_payment_once(maildir: Path, django_ca
     assert len(notices) == 1
     assert "cu***@example.com" in notices[0]["text"] and "customer@example.com" not in notices[0]["text"]
     assert 'project "Wedding photos"' in notices[0]["text"] and "$10.00 CAD" in notices[0]["text"]
+
+
+@pytest.mark.parametrize("month", ["2026-1", "\u0662\u0660\u0662\u0666-03", "2026-03\n"])
+def test_a_statements_month_is_typed_as_a_payout_period_is(month: str) -> None:
+    """`commissions statements --month 2026-1` was read as January (strptime) where `payouts run --period 2026-1`
+    is refused: one rule for a typed month, core.clock.parse_year_month. Nothing is sent."""
+    result = run("commissions", "statements", "--month", month, "--json", ok=False)
+    assert result.exit_code != 0
+    assert "is not a month like 2026-03" in stderr_error(result.stderr)["message"]

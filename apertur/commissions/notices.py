@@ -72,10 +72,10 @@ def first_payment(*, entry: CommissionEntry) -> bool:
 
 def parse_month(value: str) -> dt.date:
     """``2026-03`` → 2026-03-01; ValueError otherwise."""
-    try:
-        month = dt.datetime.strptime(value, "%Y-%m").date()
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a month like 2026-03.") from exc
+    found = clock.parse_year_month(value)
+    if found is None:
+        raise ValueError(f"{value!r} is not a month like 2026-03.")
+    month = dt.date(*found, 1)
     if (month.year, month.month) == (dt.MAXYEAR, 12):  # month_bounds needs the next month's first day
         raise ValueError(f"{value!r} is past the last month a statement can cover (9999-11).")
     return month

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -68,9 +67,6 @@ from apertur.payouts.models import MONEY_BACK, Failure, Payout, PayoutEntry, Pay
 
 logger = logging.getLogger(__name__)
 CURRENCY = "CAD"
-# ASCII digits, the whole string (``$`` would accept a trailing newline, ``\d`` any script's digits: each another
-# spelling of a month, so a second payout per partner for it), and a year a date can have (not 0000).
-_PERIOD = re.compile(r"(?!0000)([0-9]{4})-(0[1-9]|1[0-2])")
 
 #: How long after its first attempt a ``sender_batch_id`` may still be sent again. PayPal Payouts v1 (create batch
 #: payout, ``sender_batch_header.sender_batch_id``): "If you specify a sender_batch_id that was used in the last
@@ -133,10 +129,12 @@ class Decision:
 
 
 def parse_period(period: str) -> tuple[int, int]:
-    match = _PERIOD.fullmatch(period)
-    if not match:
+    # core.clock's one rule for a typed month: another spelling of one (2026-4, other digits) would be a second
+    # payout per partner for it.
+    found = clock.parse_year_month(period)
+    if found is None:
         raise InvalidPeriod(f"A period is YYYY-MM, not {period!r}.", field="period")
-    return int(match.group(1)), int(match.group(2))
+    return found
 
 
 def run_at(period: str) -> dt.datetime:
