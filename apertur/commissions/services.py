@@ -83,6 +83,7 @@ def earned_key(payment_id: int) -> str:
     return f"{OWN_EARNING_KEY_PREFIX}{payment_id}"
 
 
+@transaction.atomic  # the payment's lock needs one: its own when called alone, else the Stripe intake's
 def on_payment(*, payment: Payment) -> CommissionEntry | None:
     if payment.customer_id is None:
         return None
