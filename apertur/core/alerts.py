@@ -5,22 +5,36 @@ One rule for every app: an alert about the same subject of concern (its ``key``)
 :data:`ALERT_EVERY`, so a failure met at every pass of a periodic job is one email a day, not one per pass. The
 audit row (``action``, with ``data.key``) is both the record of the alert and what that rule reads. A caller that
 must alert exactly once (not once a day) claims the thing it alerts about under a row lock or a conditional
-UPDATE first, in the same transaction: the key only spares a second email, it does not serialise two workers.
+UPDATE first, in the same transaction. Two workers alerting about one subject at the same moment take turns
+(:func:`_one_at_a_time`): the second sees the first's record and sends nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 
 from apertur.core import audit, clock, mail
 from apertur.core.models import AuditEvent
 
 #: One alert per ``key`` at most this often.
 ALERT_EVERY = dt.timedelta(hours=24)
+
+
+def _one_at_a_time(*subject: str) -> None:
+    """Until the caller's transaction ends, others alerting about ``subject`` wait here: each checked for an earlier
+    alert before the other had recorded its own, and both mailed (two workers giving up on one endpoint's deliveries
+    at once). PostgreSQL: a transaction-scoped advisory lock on a hash of the subject. SQLite's writers take turns
+    from BEGIN already (``transaction_mode`` IMMEDIATE)."""
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.sha256("\x1f".join(subject).encode()).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
 
 
 def alert_staff(
@@ -35,6 +49,7 @@ def alert_staff(
     """Mail ``subject`` and ``lines`` (rendered by ``template``) to ``STAFF_NOTIFY_EMAIL`` and record ``action`` on
     ``about``, unless an alert with the same ``action`` and ``key`` went out within :data:`ALERT_EVERY`. Call inside
     the transaction of the change it is about: a rolled-back change sends nothing. True when it was sent."""
+    _one_at_a_time("staff", action, key)
     since = clock.now() - ALERT_EVERY
     if AuditEvent.objects.filter(action=action, at__gte=since, data__key=key).exists():
         return False
@@ -56,6 +71,7 @@ def notice_once(
     """The same rule for a notice to a customer about one of their objects (a webhook endpoint dropping events, a
     destination dropping copies): mail ``template`` to ``to`` (after the commit) and record ``action`` on ``about``,
     unless such a notice about it went out within :data:`ALERT_EVERY`. True when it was sent."""
+    _one_at_a_time("notice", action, about._meta.label_lower, str(about.pk))
     told = AuditEvent.objects.filter(
         action=action,
         object_type=about._meta.label_lower,
