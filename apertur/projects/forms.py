@@ -1,5 +1,7 @@
 from django import forms
 
+from apertur.projects.models import Project
+
 
 class ProjectForm(forms.Form):
     name = forms.CharField(label="Project name", max_length=100)
@@ -30,14 +32,14 @@ class ProjectSettingsForm(forms.Form):
         required=False,
         show_hidden_initial=True,
         strip=False,  # the service tidies spaces, as it does for the API
-        widget=forms.TextInput(attrs={"maxlength": 100, "required": True}),
+        widget=forms.TextInput(attrs={"maxlength": Project._meta.get_field("name").max_length, "required": True}),
     )
     description = forms.CharField(
         label="Description",
         required=False,
         show_hidden_initial=True,
         strip=False,
-        widget=forms.Textarea(attrs={"rows": 3, "maxlength": 500}),
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": Project._meta.get_field("description").max_length}),
         help_text="A note about the project: apps you connect can read it; guests do not see it.",
     )
     default_session_days = _whole_number(
