@@ -147,11 +147,15 @@ def clean_settings(
         values["description"] = description.strip()
     if not isinstance(default_session_days, _Unset):
         if default_session_days is not None and not 1 <= default_session_days <= 3650:
-            raise InvalidProjectSettings("default_session_days is between 1 and 3,650.", field="default_session_days")
+            raise InvalidProjectSettings(
+                "The default link expiry is a number of days between 1 and 3,650.", field="default_session_days"
+            )
         values["default_session_days"] = default_session_days
     if not isinstance(default_max_files, _Unset):
         if default_max_files is not None and not 1 <= default_max_files <= 100_000:
-            raise InvalidProjectSettings("default_max_files is between 1 and 100,000.", field="default_max_files")
+            raise InvalidProjectSettings(
+                "The default max files is a number between 1 and 100,000.", field="default_max_files"
+            )
         values["default_max_files"] = default_max_files
     return values
 

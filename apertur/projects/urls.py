@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.project_list, name="list"),
     path("<str:public_id>/", views.project_detail, name="detail"),
     path("<str:public_id>/billing", views.billing, name="billing"),
+    path("<str:public_id>/settings", views.project_settings, name="settings"),
     path("<str:public_id>/api-keys", views.api_key_create, name="api-key-create"),
     # "View all" of the project page's cards (the detail pages of webhooks and destinations are theirs).
     path("<str:public_id>/api-keys/", views.card_list, {"card": "api-keys"}, name="api-keys"),

@@ -15,12 +15,13 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from apertur.accounts.models import User
 from apertur.core.errors import AperturError
+from apertur.core.forms import add_problems
 from apertur.core.http import client_ip, pop_once, show_once
 from apertur.core.pages import PAGE_SIZE, Page, page_of
 from apertur.oauth.selectors import connection_for_owner, connections_for_project
 from apertur.oauth.tokens import disconnect
 from apertur.projects import selectors, services
-from apertur.projects.forms import ProjectForm
+from apertur.projects.forms import ProjectForm, ProjectSettingsForm
 from apertur.projects.http import owned_project
 from apertur.projects.models import Project
 from apertur.uploads.selectors import destination_list, session_list
@@ -151,6 +152,32 @@ def billing(request: HttpRequest, public_id: str) -> HttpResponse:
         "support_email": settings.SUPPORT_EMAIL,
     }
     return render(request, "projects/billing.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The owner's Settings page: what ``PATCH /api/v1/project/settings`` changes, by the same service and rules.
+    Only the fields the owner changed since the page was opened are sent (as the API's PATCH and the staff admin
+    do): the audit event says what changed, and a setting an app changed meanwhile is not written back over."""
+    project = owned_project(request, public_id)
+    form = ProjectSettingsForm(request.POST or None, initial=project.settings_json())
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            changed = {name: form.cleaned_data[name] for name in form.changed_data}
+            if not changed:
+                messages.info(request, "Nothing to save: the settings are as they were.")
+                return redirect("projects:settings", public_id=project.public_id)
+            try:
+                services.update_settings(project=project, **changed, actor=_user(request), ip=client_ip(request))
+            except AperturError as exc:
+                add_problems(form, exc)
+            else:
+                messages.success(request, "Project settings saved.")
+                return redirect("projects:settings", public_id=project.public_id)
+        status = 400
+    return render(request, "projects/settings.html", {"project": project, "form": form}, status=status)
 
 
 @login_required

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from apertur.commissions.tests.test_dashboard import customer_of, pay
 from apertur.core import clock
 from apertur.partners import services as partner_services
+from apertur.projects.services import create_project
 from apertur.testing import PNG_BYTES, make_partner, make_staff, make_user
 from apertur.uploads import services as uploads
 from tests.e2e.helpers import log_in
@@ -118,8 +119,10 @@ def test_text_keeps_4_5_to_1_contrast_in_light_and_dark(page: Page, live_server:
         page.emulate_media(color_scheme=scheme)
         problems[f"/login with errors, {scheme}"] = page.evaluate(LOW_CONTRAST_TEXT)
 
+    project = create_project(owner=partner.user, name="Weddings")
     log_in(page, base, "partner@example.com")
-    for path in ["/account", "/partners/", "/partners/commissions/", "/partners/payouts/"]:
+    settings_page = f"/projects/{project.public_id}/settings"
+    for path in ["/account", "/partners/", "/partners/commissions/", "/partners/payouts/", settings_page]:
         problems[path] = low_contrast(page, base + path)
     page.get_by_role("button", name="Log out").click()
     log_in(page, base, staff.email)
@@ -165,10 +168,10 @@ FOCUS_RING = (
 def test_fields_and_the_focus_ring_keep_3_to_1_contrast_in_light_and_dark(page: Page, live_server: Any) -> None:
     """WCAG 1.4.11: a field's border is what shows where to type, and the focus ring where the keyboard is."""
     base = live_server.url
-    make_partner(user=make_user("partner@example.com"))
+    project = create_project(owner=make_partner(user=make_user("partner@example.com")).user, name="Weddings")
     log_in(page, base, "partner@example.com")
     problems = {}
-    for path in ["/account", "/partners/commissions/", "/partners/apps/new"]:
+    for path in ["/account", "/partners/commissions/", "/partners/apps/new", f"/projects/{project.public_id}/settings"]:
         for scheme in ("light", "dark"):
             page.emulate_media(color_scheme=scheme)
             page.goto(base + path)

@@ -69,6 +69,7 @@ def test_pages_with_long_addresses_fit_a_phone_without_sideways_scrolling(page: 
         "/partners/referrals/",
         f"/partners/apps/{created.app.client_id}/",
         f"/projects/{project.public_id}/",
+        f"/projects/{project.public_id}/settings",
         "/account",
         "/login",  # the notice naming the signed-in account
     ]
@@ -148,3 +149,32 @@ def test_a_form_on_its_way_is_not_sent_a_second_time(page: Page, live_server: An
     page.get_by_role("button", name="Create project").click()
     expect(page.get_by_role("heading", name="Weddings")).to_be_visible()
     assert [project.name for project in user.projects.all()] == ["Weddings"]
+
+
+def test_the_owner_changes_project_settings_by_their_labels_once_per_click(page: Page, live_server: Any) -> None:
+    """From the project page to its Settings page; a double click on Save sends one request (core/forms.js); a
+    refused value is said beside its field and kept to correct; a save says so."""
+    base = live_server.url
+    user = make_user("owner@example.com")
+    project = create_project(owner=user, name="Weddings")
+    log_in(page, base, user.email)
+    page.goto(f"{base}/projects/{project.public_id}/")
+    page.get_by_role("link", name="Project settings").click()
+    expect(page.get_by_role("heading", name="Project settings")).to_be_visible()
+
+    page.get_by_label("Default link expiry (days)").fill("5000")
+    page.get_by_label("Email me when a guest uploads").check()
+    assert page.evaluate(SEND_TWICE, "section.card form") == [False, True]
+    page.evaluate(PAGESHOW)
+
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#id_default_session_days_error")).to_have_text(
+        "The default link expiry is a number of days between 1 and 3,650."
+    )
+    expect(page.get_by_label("Default link expiry (days)")).to_have_value("5000")
+    expect(page.get_by_label("Email me when a guest uploads")).to_be_checked()
+    page.get_by_label("Default link expiry (days)").fill("30")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Project settings saved.")).to_be_visible()
+    project.refresh_from_db()
+    assert (project.default_session_days, project.notify_owner_on_upload) == (30, True)

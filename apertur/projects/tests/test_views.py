@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from html import escape as html_escape
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -384,3 +386,269 @@ def test_revoking_a_key_twice_says_it_is_already_revoked_instead_of_not_found() 
     other = Client()
     other.force_login(make_user())
     assert other.post(url).status_code == 404  # still nobody else's business
+
+
+# --- the owner's Settings page ---------------------------------------------------------------------------
+
+
+def _settings_url(project) -> str:  # type: ignore[no-untyped-def]
+    return f"/projects/{project.public_id}/settings"
+
+
+class _FormValues(HTMLParser):
+    """What the page's form would send as it stands: each input's and textarea's name and value (a checkbox only
+    when ticked), hidden ones included."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "input" and a.get("name") and (a.get("type") != "checkbox" or "checked" in a):
+            self.values[str(a["name"])] = a.get("value") or ("on" if a.get("type") == "checkbox" else "")
+        elif tag == "textarea":
+            self._textarea = a.get("name")
+            self.values[str(self._textarea)] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.values[self._textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            if self._textarea:  # Django writes a newline after <textarea>, which browsers drop
+                self.values[self._textarea] = self.values[self._textarea].removeprefix("\n")
+            self._textarea = None
+
+
+def _form(html: str, **changes: str | None) -> dict[str, str]:
+    """The page's form as the browser would send it, with ``changes`` typed in (``None``: a box unticked)."""
+    parser = _FormValues()
+    parser.feed(html.split('<form method="post" novalidate>')[1].split("</form>")[0])
+    values = parser.values
+    for name, value in changes.items():
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
+    return values
+
+
+def _field_error(html: str, field: str) -> str:
+    """The error shown next to ``field`` (``_field.html``), or ''."""
+    found = re.search(rf'<div id="id_{field}_error"><p class="field-error" role="alert">(.*?)</p></div>', html)
+    return found.group(1) if found else ""
+
+
+def _owner_browser(**extra: Any) -> tuple[Any, Any, Client]:
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client(**extra)
+    browser.force_login(user)
+    return user, project, browser
+
+
+def test_the_project_page_links_its_settings_page() -> None:
+    _, project, browser = _owner_browser()
+    html = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert f'href="{_settings_url(project)}">Project settings</a>' in html
+
+
+def test_the_settings_page_shows_the_current_settings_in_labelled_fields() -> None:
+    from apertur.projects.services import update_settings
+
+    _, project, browser = _owner_browser()
+    update_settings(
+        project=project,
+        description="Summer & winter",
+        default_session_days=30,
+        default_max_files=500,
+        notify_owner_on_upload=True,
+    )
+    html = browser.get(_settings_url(project)).content.decode()
+    for label in (
+        "Project name",
+        "Description",
+        "Default link expiry (days)",
+        "Default max files",
+        "Email me when a guest uploads",
+    ):
+        assert re.search(rf'<label for="id_\w+">{re.escape(label)}</label>', html), label
+    assert _form(html) == {
+        "csrfmiddlewaretoken": _form(html)["csrfmiddlewaretoken"],
+        "name": "Weddings",
+        "initial-name": "Weddings",
+        "description": "Summer & winter",
+        "initial-description": "Summer & winter",
+        "default_session_days": "30",
+        "initial-default_session_days": "30",
+        "default_max_files": "500",
+        "initial-default_max_files": "500",
+        "notify_owner_on_upload": "on",
+        "initial-notify_owner_on_upload": "True",
+    }
+    assert '<p class="help" id="id_default_session_days_helptext">' in html
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "stored"),
+    [
+        ("name", "  Weddings   2027 ", "Weddings 2027"),  # tidied by the service, as through the API
+        ("description", "Ana & Ben's summer", "Ana & Ben's summer"),
+        ("default_session_days", "14", 14),
+        ("default_max_files", "250", 250),
+        ("notify_owner_on_upload", "on", True),
+    ],
+)
+def test_the_owner_saves_each_setting(field: str, typed: str, stored: object) -> None:
+    from apertur.projects.models import Project
+
+    _, project, browser = _owner_browser()
+    before = Project.objects.get(pk=project.pk).settings_json()
+    page = browser.get(_settings_url(project)).content.decode()
+    saved = browser.post(_settings_url(project), _form(page, **{field: typed}), follow=True)
+    assert saved.redirect_chain == [(_settings_url(project), 302)]
+    assert "Project settings saved." in saved.content.decode()
+    after = Project.objects.get(pk=project.pk).settings_json()
+    assert after == {**before, field: stored}  # that field, and only that one
+
+
+def test_emptying_the_defaults_clears_them_and_unticking_turns_the_mails_off() -> None:
+    from apertur.projects.models import Project
+    from apertur.projects.services import update_settings
+
+    _, project, browser = _owner_browser()
+    update_settings(project=project, default_session_days=30, default_max_files=500, notify_owner_on_upload=True)
+    page = browser.get(_settings_url(project)).content.decode()
+    form = _form(page, default_session_days="", default_max_files="", notify_owner_on_upload=None)
+    assert browser.post(_settings_url(project), form).status_code == 302
+    project = Project.objects.get(pk=project.pk)
+    assert (project.default_session_days, project.default_max_files, project.notify_owner_on_upload) == (
+        None,
+        None,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "message"),
+    [
+        ("name", "   ", "Enter a project name (1 to 100 characters)."),
+        ("name", "galas", "You already have a project with this name."),  # another of the owner's, any case
+        ("description", "x" * 501, "The description is at most 500 characters."),
+        ("default_session_days", "0", "The default link expiry is a number of days between 1 and 3,650."),
+        ("default_session_days", "3651", "The default link expiry is a number of days between 1 and 3,650."),
+        ("default_max_files", "100001", "The default max files is a number between 1 and 100,000."),
+        ("default_max_files", "-1", "The default max files is a number between 1 and 100,000."),
+        ("default_max_files", "ten", "Enter a whole number."),  # unreadable: the form says so, nothing is cleared
+    ],
+)
+def test_a_refused_setting_is_explained_by_its_field_and_changes_nothing(field: str, typed: str, message: str) -> None:
+    from apertur.core.models import AuditEvent
+    from apertur.projects.models import Project
+    from apertur.projects.services import clean_settings
+
+    user, project, browser = _owner_browser()
+    create_project(owner=user, name="Galas")
+    before = Project.objects.get(pk=project.pk).settings_json()
+    page = browser.get(_settings_url(project)).content.decode()
+    # Another field changed too: nothing of the form is saved while one field is refused.
+    other = "description" if field != "description" else "default_max_files"
+    sent = _form(page, **{field: typed, other: "42"})
+    refused = browser.post(_settings_url(project), sent)
+    html = refused.content.decode()
+    assert refused.status_code == 400
+    assert _field_error(html, field) == html_escape(message)
+    others = {"name", "description", "default_session_days", "default_max_files", "notify_owner_on_upload"} - {field}
+    assert all(_field_error(html, name) == "" for name in others)
+    assert Project.objects.get(pk=project.pk).settings_json() == before
+    assert not AuditEvent.objects.filter(action="project.settings_changed").exists()
+    # What was typed is still there to correct, and the page still knows what it was opened with.
+    again = _form(html)
+    assert again[field] == sent[field] and again[other] == "42"
+    assert again[f"initial-{field}"] == sent[f"initial-{field}"]
+    if message != "Enter a whole number.":  # the service's own words: one rule set, the API's
+        from apertur.core.errors import AperturError
+
+        with pytest.raises(AperturError, match=re.escape(message)):
+            clean_settings(
+                owner_id=user.pk,
+                project_id=project.pk,
+                **{field: int(typed) if field.startswith("default_") else typed},  # type: ignore[arg-type]
+            )
+
+
+def test_saving_records_who_changed_what_from_where() -> None:
+    from apertur.core.models import AuditEvent
+
+    user, project, browser = _owner_browser(REMOTE_ADDR="203.0.113.9")
+    page = browser.get(_settings_url(project)).content.decode()
+    browser.post(_settings_url(project), _form(page, name="Galas", default_max_files="20"))
+    [event] = AuditEvent.objects.filter(action="project.settings_changed")
+    assert event.actor == user and event.ip == "203.0.113.9"
+    assert event.object_id == str(project.pk)
+    assert event.data["before"]["name"] == "Weddings" and event.data["after"]["name"] == "Galas"
+    assert event.data["before"]["default_max_files"] is None and event.data["after"]["default_max_files"] == 20
+
+
+def test_saving_sends_only_what_the_owner_changed_so_an_apps_change_meanwhile_stays() -> None:
+    """A connected app changed the description (PATCH /api/v1/project/settings) while the page was open; the owner
+    renames the project. The app's description is kept, not written back over with the page's stale copy."""
+    from apertur.projects.models import Project
+    from apertur.projects.services import update_settings
+
+    _, project, browser = _owner_browser()
+    page = browser.get(_settings_url(project)).content.decode()
+    update_settings(project=project, description="Set by Snapflow")
+    assert browser.post(_settings_url(project), _form(page, name="Galas")).status_code == 302
+    project = Project.objects.get(pk=project.pk)
+    assert (project.name, project.description) == ("Galas", "Set by Snapflow")
+
+
+def test_saving_an_unchanged_form_changes_nothing_and_says_so() -> None:
+    from apertur.core.models import AuditEvent
+
+    _, project, browser = _owner_browser()
+    page = browser.get(_settings_url(project)).content.decode()
+    again = browser.post(_settings_url(project), _form(page), follow=True)
+    assert again.redirect_chain == [(_settings_url(project), 302)]
+    assert "Nothing to save: the settings are as they were." in again.content.decode()
+    assert not AuditEvent.objects.filter(action="project.settings_changed").exists()
+
+
+def test_the_settings_page_is_only_the_owners() -> None:
+    from apertur.projects.models import Project
+
+    _, project, owner_browser = _owner_browser()
+    form = _form(owner_browser.get(_settings_url(project)).content.decode(), name="Mine now")
+    stranger = Client()
+    stranger.force_login(make_user())
+    assert stranger.get(_settings_url(project)).status_code == 404
+    assert stranger.post(_settings_url(project), form).status_code == 404
+    assert Client().get(_settings_url(project))["Location"] == f"/login?next={_settings_url(project)}"
+    assert Client().post(_settings_url(project), form).status_code == 302  # to the login page
+    assert Project.objects.get(pk=project.pk).name == "Weddings"
+
+
+def test_saving_settings_needs_the_pages_csrf_token() -> None:
+    from apertur.projects.models import Project
+
+    _, project, browser = _owner_browser(enforce_csrf_checks=True)
+    form = _form(browser.get(_settings_url(project)).content.decode(), name="Galas")
+    without = {name: value for name, value in form.items() if name != "csrfmiddlewaretoken"}
+    assert browser.post(_settings_url(project), without).status_code == 403
+    assert Project.objects.get(pk=project.pk).name == "Weddings"
+    assert browser.post(_settings_url(project), form).status_code == 302  # with it, the same form is saved
+    assert Project.objects.get(pk=project.pk).name == "Galas"
+
+
+def test_the_settings_page_costs_the_same_queries_however_much_the_project_holds() -> None:
+    user, project, browser = _owner_browser()
+    one, _ = _queries(browser, _settings_url(project))
+    _add_rows(project, start=0, count=3)
+    for n in range(3):
+        create_project(owner=user, name=f"Other {n}")
+    many, _ = _queries(browser, _settings_url(project))
+    assert many == one

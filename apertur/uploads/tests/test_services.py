@@ -161,6 +161,28 @@ def test_the_owner_is_mailed_about_each_live_upload_when_asked(project, django_c
     assert "in Weddings Inc.\n" in outbox.outbox[0].body  # one full stop, not "Inc.."
 
 
+def test_the_upload_mail_links_the_settings_page_that_turns_it_off(  # type: ignore[no-untyped-def]
+    project, settings, django_capture_on_commit_callbacks
+) -> None:
+    """The owner can stop these mails on the project's Settings page: the mail says so and links it, absolute with
+    the configured base URL (a mail has no page to be relative to), and the link is the page's."""
+    from django.core import mail as outbox
+    from django.urls import reverse
+
+    from apertur.projects.services import update_settings
+
+    settings.APERTUR_BASE_URL = "https://apertur.example"
+    update_settings(project=project, notify_owner_on_upload=True)
+    upload = services.accept_upload(session=services.create_session(project=project, title="Gala"), file=image_file())
+    with django_capture_on_commit_callbacks(execute=True):
+        services.notify_owner_of_upload(upload_id=upload.pk)
+    [message] = outbox.outbox
+    settings_path = reverse("projects:settings", kwargs={"public_id": project.public_id})
+    assert f"\nhttps://apertur.example{settings_path}\n" in message.body
+    assert "“Email me when a guest uploads” is on in the project's settings" in message.body
+    assert "notify_owner_on_upload" not in message.body  # the owner's words, not the API's
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [
