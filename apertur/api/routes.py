@@ -207,7 +207,7 @@ def patch_settings(request: HttpRequest, payload: SettingsPatch) -> dict[str, An
             "livemode_required", "Test-mode credentials cannot change the project's settings.", status=403
         )
     given = payload.model_dump(exclude_unset=True)
-    project = update_settings(project=c.project, **given)
+    project = update_settings(project=c.project, **given, ip=client_ip(request), via=c.identity)
     return project.settings_json()
 
 

@@ -171,8 +171,10 @@ def update_settings(
     notify_owner_on_upload: bool | None = None,
     actor: User | None = None,
     ip: str | None = None,
+    via: str | None = None,
 ) -> Project:
-    """Change the fields given; ``None`` clears the two defaults, leaving a field out keeps it."""
+    """Change the fields given; ``None`` clears the two defaults, leaving a field out keeps it. ``via``: the API
+    caller that asked (recorded in the audit event, as closing a link through the API records it)."""
     if name is not None:
         _lock_owner(project.owner_id)  # before the project's row, in the order create_project takes them
     # The project row only (``of``): the plan row joined to it is every project on that plan's.
@@ -196,7 +198,7 @@ def update_settings(
         obj=project,
         actor=actor,
         ip=ip,
-        data={"before": before, "after": project.settings_json()},
+        data={"before": before, "after": project.settings_json(), **({"via": via} if via else {})},
     )
     return project
 

@@ -87,3 +87,22 @@ def test_openapi_names_livemode_required_among_the_403s_of_patch_settings(test_k
     assert (
         "livemode_required" in schema["paths"]["/api/v1/project/settings"]["patch"]["responses"]["403"]["description"]
     )
+
+
+def test_a_settings_change_through_the_api_is_audited_with_the_caller_and_its_address(api: Api, flow: Flow) -> None:
+    """The owner's Settings page records who changed what; the API's change recorded neither the caller nor its
+    address (the settings-page helper's leftover), where closing a link or deleting an endpoint through the API
+    record both."""
+    from apertur.core.models import AuditEvent
+
+    changed = Client().patch(
+        "/api/v1/project/settings",
+        {"default_max_files": 25},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api.token}",
+        REMOTE_ADDR="203.0.113.9",
+    )
+    assert changed.status_code == 200, changed.content
+    event = AuditEvent.objects.get(action="project.settings_changed")
+    assert event.ip == "203.0.113.9" and event.data["via"] == f"app:{flow.created.app.pk}:project:{flow.project.pk}"
+    assert event.data["after"]["default_max_files"] == 25
