@@ -456,6 +456,19 @@ def test_the_project_page_links_its_settings_page() -> None:
     assert f'href="{_settings_url(project)}">Project settings</a>' in html
 
 
+def test_the_new_link_form_says_what_an_empty_field_means_with_the_projects_defaults() -> None:
+    """Left empty, a new link's expiry and max files take the project's defaults; the placeholders said "never" and
+    "no limit" all the same."""
+    from apertur.projects.services import update_settings
+
+    _, project, browser = _owner_browser()
+    html = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert 'placeholder="never"' in html and 'placeholder="no limit"' in html
+    update_settings(project=project, default_session_days=30, default_max_files=500)
+    html = browser.get(f"/projects/{project.public_id}/").content.decode()
+    assert 'placeholder="30 (project default)"' in html and 'placeholder="500 (project default)"' in html
+
+
 def test_the_settings_page_shows_the_current_settings_in_labelled_fields() -> None:
     from apertur.projects.services import update_settings
 
