@@ -142,9 +142,10 @@ def clean_settings(
             raise ProjectNameTaken(field="name")
         values["name"] = cleaned
     if description is not None:
-        if len(description) > 500:
+        text = description.strip()  # what is stored is what is measured: a pasted trailing line break is not text
+        if len(text) > 500:
             raise InvalidProjectSettings("The description is at most 500 characters.", field="description")
-        values["description"] = description.strip()
+        values["description"] = text
     if not isinstance(default_session_days, _Unset):
         if default_session_days is not None and not 1 <= default_session_days <= 3650:
             raise InvalidProjectSettings(

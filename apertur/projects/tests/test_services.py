@@ -106,3 +106,16 @@ def test_staff_changing_the_plan_in_admin_goes_through_the_service() -> None:
     project.refresh_from_db()
     assert project.plan.name == "Pro"
     assert WebhookEvent.objects.filter(type="plan.changed", project=project).count() == 1
+
+
+def test_a_description_is_measured_as_it_is_stored_without_its_surrounding_spaces() -> None:
+    """500 characters and the line break a paste or a textarea adds were refused as 501, though 500 are stored."""
+    from apertur.projects.errors import InvalidProjectSettings
+    from apertur.projects.services import update_settings
+
+    project = services.create_project(owner=make_user(), name="Weddings")
+    update_settings(project=project, description="x" * 500 + "\n")
+    project.refresh_from_db()
+    assert project.description == "x" * 500
+    with pytest.raises(InvalidProjectSettings):
+        update_settings(project=project, description="x" * 501)
