@@ -136,6 +136,11 @@ def test_suspend_and_restore(on_commit: Any, settings: Any) -> None:
     # "Reply to this email if you believe this is a mistake": the reply must not go to no-reply@.
     [suspended] = [m for m in mail.outbox if m.subject == "Your Apertur partner account is suspended"]
     assert "Reply to this email" in suspended.body and suspended.reply_to == [settings.SUPPORT_EMAIL]
+    # What the partner's page says of a suspension, and where it is (the email audit's leftover: neither was there).
+    body = " ".join(suspended.body.split())
+    assert "Commissions from customers who are already yours keep accumulating" in body
+    assert "no payouts are sent" in body and "receive no events" in body
+    assert f"{settings.APERTUR_BASE_URL}/partners/" in body
 
 
 @pytest.mark.parametrize(
