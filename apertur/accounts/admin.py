@@ -35,8 +35,7 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
                 )
             except RateLimited as exc:
                 self.rate_limited = exc
-                minutes = max(1, round(exc.retry_after / 60))
-                raise ValidationError(f"Too many attempts. Try again in {minutes} minute(s).") from exc
+                raise ValidationError(exc.wait_message()) from exc
             if self.user_cache is None:
                 raise self.get_invalid_login_error()
             self.confirm_login_allowed(self.user_cache)

@@ -42,15 +42,11 @@ from apertur.referrals.services import COOKIE_NAME as REFERRAL_COOKIE
 from apertur.referrals.services import sign_up_customer
 
 
-def _wait_message(exc: RateLimited) -> str:
-    return f"Too many attempts. Try again in {max(1, round(exc.retry_after / 60))} minute(s)."
-
-
 def _too_many(request: HttpRequest, template: str, form: Form, exc: RateLimited) -> HttpResponse:
     if not form.is_bound:  # an empty POST (``request.POST or None``): add_error needs a bound form
         form = type(form)(request.POST)
     form.errors.clear()
-    form.add_error(None, _wait_message(exc))
+    form.add_error(None, exc.wait_message())
     response = render(request, template, {"form": form, "next": safe_next(request)}, status=429)
     response["Retry-After"] = str(exc.retry_after)
     return response
@@ -164,7 +160,7 @@ def _new_password_from_confirmation(request: HttpRequest, link: dict[str, str], 
         form = ConfirmWithPasswordForm(request.POST)
         form.is_valid()
         form.errors.clear()
-        form.add_error(None, _wait_message(exc))
+        form.add_error(None, exc.wait_message())
         response = _ask_for_password(request, services.confirmation_account(**link), form, status=429)
         response["Retry-After"] = str(exc.retry_after)
         return response
@@ -182,7 +178,7 @@ def _confirm_with_password(request: HttpRequest, link: dict[str, str], ip: str) 
             request=request, email=account.email, password=form.cleaned_data["password"], ip=ip
         )
     except RateLimited as exc:
-        form.add_error(None, _wait_message(exc))
+        form.add_error(None, exc.wait_message())
         response = _ask_for_password(request, account, form, status=429)
         response["Retry-After"] = str(exc.retry_after)
         return response
@@ -359,7 +355,7 @@ def _account_page(request: HttpRequest, *, status: int = 200, **bound: Form) -> 
 def _account_error(request: HttpRequest, name: str, form: Form, exc: AperturError) -> HttpResponse:
     """The page again with the error on the form that caused it; past a budget, 429 with Retry-After."""
     if isinstance(exc, RateLimited):
-        form.add_error(None, _wait_message(exc))
+        form.add_error(None, exc.wait_message())
     else:
         field = _ACCOUNT_FIELDS.get(exc.field or "", exc.field)
         form.add_error(field if field in form.fields else None, exc.message)

@@ -64,6 +64,10 @@ class RateLimited(AperturError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    def wait_message(self, what: str = "attempts") -> str:
+        """What a page says: "Too many {what}. Try again in N minute(s)." (at least one minute)."""
+        return f"Too many {what}. Try again in {max(1, round(self.retry_after / 60))} minute(s)."
+
 
 class ServiceUnavailable(AperturError):
     """A dependency every request of this kind needs is out of reach (Redis, for the rate limits): nothing was done,

@@ -86,8 +86,7 @@ def payouts(request: HttpRequest, partner: Partner) -> HttpResponse:
                 partner=partner, email=request.POST.get("paypal_email", ""), actor=_user(request), ip=client_ip(request)
             )
         except RateLimited as exc:
-            minutes = max(1, round(exc.retry_after / 60))
-            error = f"Too many confirmation links. Try again in {minutes} minute(s)."
+            error = exc.wait_message("confirmation links")
             status, retry_after = 429, exc.retry_after
         except AperturError as exc:
             error, status = exc.message, 400

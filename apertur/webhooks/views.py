@@ -96,8 +96,7 @@ def endpoint_test(request: HttpRequest, public_id: str, endpoint_id: str) -> Htt
     try:
         services.send_test_event(endpoint=_endpoint(request, public_id, endpoint_id))
     except RateLimited as exc:
-        minutes = max(1, round(exc.retry_after / 60))
-        messages.error(request, f"Too many test events. Try again in {minutes} minute(s).")
+        messages.error(request, exc.wait_message("test events"))
     else:
         messages.success(request, "Test event queued; it appears in the log below once attempted.")
     return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
