@@ -17,7 +17,7 @@ from apertur.accounts.models import User
 from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, mail, ratelimit
 from apertur.core.http import rate_limit_ip
-from apertur.core.validation import HIDDEN_MESSAGE, has_hidden_controls
+from apertur.core.validation import clean_text
 from apertur.projects.models import Project
 from apertur.uploads import destinations, sniff
 from apertur.uploads.errors import (
@@ -97,11 +97,17 @@ def create_session(
 ) -> UploadSession:
     """Open an upload link. ``expires_at`` and ``max_files`` left out (``None``) take the project's
     ``default_session_days`` and ``default_max_files``, if it has them."""
-    clean_title = " ".join(title.split())
-    if not 1 <= len(clean_title) <= 120:
-        raise InvalidSession("Enter a title (1 to 120 characters).", field="title")
-    if has_hidden_controls(clean_title):  # guests read it on the upload page
-        raise InvalidSession(HIDDEN_MESSAGE, field="title")
+    # Guests read it on the upload page: core's rule for names shown to other people (no control or text-direction
+    # character), spaces folded.
+    clean_title = clean_text(
+        title,
+        low=1,
+        high=120,
+        message="Enter a title (1 to 120 characters).",
+        field="title",
+        error=InvalidSession,
+        collapse_spaces=True,
+    )
     if expires_at is not None:
         try:
             # Kept in UTC as read back from the database: the creation's answer must not echo the caller's offset.
