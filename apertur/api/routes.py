@@ -164,7 +164,9 @@ class SettingsOut(Schema):
 
 
 class SettingsPatch(BodyIn):
-    name: str | None = Field(None, min_length=1, max_length=100)
+    # Lengths documented, not checked here: the service measures the name as it stores it (spaces around it taken
+    # off), so "" and "   " answer one code, invalid_project_name, as the owner's settings page does.
+    name: str | None = Field(None, json_schema_extra={"minLength": 1, "maxLength": 100})
     description: str | None = Field(None, max_length=500)
     default_session_days: int | None = Field(None, ge=1, le=3650)
     default_max_files: int | None = Field(None, ge=1, le=100_000)
@@ -217,7 +219,7 @@ sessions_router = Router(tags=["upload sessions"])
 
 
 class SessionIn(BodyIn):
-    title: str = Field(..., min_length=1, max_length=120)
+    title: str = Field(..., json_schema_extra={"minLength": 1, "maxLength": 120})  # measured by the service, as name
     expires_at: str | None = Field(
         None, description="With a timezone, in the future. Left out: the project's default_session_days, if set."
     )

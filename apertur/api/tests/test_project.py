@@ -52,6 +52,14 @@ def test_bad_settings_change_nothing(api: Api, flow: Flow, body: dict[str, Any],
     assert project.settings_json() == flow.project.settings_json()
 
 
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101])
+def test_every_bad_name_answers_one_code(api: Api, flow: Flow, name: str) -> None:
+    """As the owner's settings page answers it: an empty name was django-ninja's ``validation_error``."""
+    error = patch(api, {"name": name}).json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_project_name", "name")
+    assert Project.objects.get(pk=flow.project.pk).name == flow.project.name
+
+
 def test_patch_needs_project_settings_scope(flow: Flow) -> None:
     read_only = Api(flow.tokens(scope="project:read")["access_token"])
     assert read_only.get("/project/settings").status_code == 200

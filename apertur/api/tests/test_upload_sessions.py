@@ -37,6 +37,22 @@ def test_create_get_list_close(api: Api, flow: Flow) -> None:
     assert UploadSession.objects.get().project == flow.project
 
 
+@pytest.mark.parametrize("title", ["", "   ", "x" * 121, " \u202e "])
+def test_every_bad_title_answers_one_code_and_message(api: Api, title: str) -> None:
+    """The title is measured once, by the service, as it is stored: an empty title was django-ninja's
+    ``validation_error`` ("String should have at least 1 character") where spaces alone were the service's
+    ``invalid_upload_session``."""
+    error = api.post("/upload-sessions", {"title": title}).json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_upload_session", "title")
+    assert UploadSession.objects.count() == 0
+
+
+def test_a_title_is_measured_without_the_spaces_around_it(api: Api) -> None:
+    response = api.post("/upload-sessions", {"title": f"  {'x' * 120}  "})
+    assert response.status_code == 201, response.content
+    assert response.json()["title"] == "x" * 120
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
