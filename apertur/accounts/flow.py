@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from apertur.core.http import keep_opener
@@ -36,6 +36,24 @@ def in_authorize_flow(request: HttpRequest) -> bool:
     """The page was reached on the way to the authorization endpoint (RFC 6749 §3.1): it sends the user
     to a login or signup and then back to the authorization request."""
     return urlsplit(safe_next(request)).path == reverse("oauth:authorize")
+
+
+# Pages a signed-out user may be sent to the login from by a link in an email: the login says what the link is for.
+_LOGIN_PURPOSES = {
+    "accounts:confirm-email-change": (
+        "Log in with your current email address to confirm the new one. It changes once you are logged in."
+    ),
+}
+
+
+def login_purpose(request: HttpRequest) -> str | None:
+    """Why the login is asked for, when ``next`` is a page that says (the email-change link opened signed out
+    otherwise landed on a bare login page, and the new address typed there was "Incorrect email or password")."""
+    try:
+        match = resolve(urlsplit(safe_next(request)).path)
+    except Resolver404:
+        return None
+    return _LOGIN_PURPOSES.get(match.view_name)
 
 
 def authorize_flow_pages(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apertur.accounts import login as login_service
 from apertur.accounts import services
 from apertur.accounts.errors import ConfirmationNeedsLogin
-from apertur.accounts.flow import authorize_flow_pages, next_query, safe_next
+from apertur.accounts.flow import authorize_flow_pages, login_purpose, next_query, safe_next
 from apertur.accounts.forms import (
     ChangeEmailForm,
     ChangePasswordForm,
@@ -75,7 +75,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
         status = 400
     elif request.method == "POST":
         status = 400
-    return render(request, "accounts/login.html", {"form": form, "next": safe_next(request)}, status=status)
+    return render(
+        request,
+        "accounts/login.html",
+        {"form": form, "next": safe_next(request), "purpose": login_purpose(request)},
+        status=status,
+    )
 
 
 @authorize_flow_pages

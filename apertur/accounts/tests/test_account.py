@@ -294,6 +294,23 @@ def test_the_link_works_only_for_the_account_that_asked(
     assert User.objects.get(email="mallory@example.com")
 
 
+def test_the_link_opened_signed_out_says_why_the_login_is_asked_and_comes_back(
+    ada: User, browser: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        _request_change(browser, "ada.new@example.com")
+    link = _change_link(mail.outbox[0])
+    phone = Client()
+    login_page = phone.get(phone.get(link)["Location"])
+    assert "Log in with your current email address to confirm the new one" in login_page.content.decode()
+    assert "login-purpose" not in Client().get("/login?next=/account").content.decode()  # only for that link
+    logged_in = phone.post(f"/login?next={link}", {"email": ada.email, "password": PASSWORD, "next": link})
+    assert logged_in.status_code == 302 and logged_in["Location"] == link
+    assert phone.get(link)["Location"] == "/account"
+    ada.refresh_from_db()
+    assert ada.email == "ada.new@example.com"
+
+
 def test_the_new_address_is_checked_again_when_the_link_is_opened(
     ada: User, browser: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
