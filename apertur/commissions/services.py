@@ -59,6 +59,24 @@ def _lock_payment(payment: Payment) -> None:
     Payment.objects.select_for_update(no_key=True).filter(pk=payment.pk).first()
 
 
+def _lock_payments(ids: list[int]) -> None:
+    """:func:`_lock_payment` for the payments whose earnings a chunk of the bulk path just wrote, before it reads
+    their refunds and disputes: a fact being settled at this moment (it found no earning yet) commits first and is
+    read below; one settled after waits for this chunk and finds the earning. In id order, so two backfills at once
+    take them in the same order. SQLite's writers take turns anyway: no query there."""
+    if ids and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_PAYMENTS, [sorted(ids)])
+
+
+# Counted, not returned: the locks are the point, not 10,000 rows sent back.
+_LOCK_PAYMENTS = """
+SELECT count(*) FROM (
+    SELECT id FROM projects_payment WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE
+) AS locked
+"""
+
+
 def _earned(payment: Payment) -> CommissionEntry | None:
     return CommissionEntry.objects.filter(
         payment=payment, kind=EntryKind.EARNED, source_key=earned_key(payment.pk)
@@ -87,7 +105,16 @@ def earned_key(payment_id: int) -> str:
 def on_payment(*, payment: Payment) -> CommissionEntry | None:
     if payment.customer_id is None:
         return None
-    attribution = Attribution.objects.filter(customer_id=payment.customer_id).select_related("partner").first()
+    # Under the attribution's lock (its row only, not the partner's): a referral being dropped at this moment
+    # (referrals.drop_unproven_referral, which keeps it once the customer has paid) either commits first and is not
+    # found here, or waits for this payment and sees it. Read without the lock, the drop and the earning each
+    # missed the other: the referral was dropped and the partner still earned.
+    attribution = (
+        Attribution.objects.filter(customer_id=payment.customer_id)
+        .select_related("partner")
+        .select_for_update(of=("self",))
+        .first()
+    )
     if attribution is None:
         return None
     earning = earning_for(
@@ -217,6 +244,7 @@ def _write_chunk(first: int, last: int, new: list[_Earning]) -> tuple[int, int]:
     """One chunk's earnings and their follow-ups, in one transaction: (earnings written, payments settled)."""
     with transaction.atomic():
         created = _insert_earnings(new)
+        _lock_payments(created)
         # Payments of this chunk with a refund or a dispute (rare), by id range rather than a list of 10,000
         # ids, then narrowed to the earnings this call wrote.
         facts = set(Dispute.objects.filter(payment__gte=first, payment__lte=last).values_list("payment_id", flat=True))

@@ -10,74 +10,34 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from apertur.accounts.models import User
 from apertur.commissions import services
 from apertur.commissions.models import CommissionEntry
-from apertur.projects.models import Payment, Refund
+from apertur.partners.models import Partner
+from apertur.projects.models import Payment, Project, Refund
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
+from apertur.referrals.services import drop_unproven_referral
 from apertur.testing import make_partner, make_user, record_outcome, wait_until_blocked
 
 UTC = dt.UTC
 
 
-@pytest.mark.parametrize("first", ["earning", "refund"])
-def test_an_earning_and_a_refund_of_one_payment_at_once_each_see_the_other(postgres_only: None, first: str) -> None:
-    """A subscription event attributing the customer through OAuth earns on a payment already stored
-    (``on_payment``) while a refund of that payment is recorded by another delivery (``on_refund``). The refund's
-    settlement looked for the earning before taking the payment's lock, and the earning took no lock at all: each
-    read before the other committed, the refund found nothing to reverse and the earning no refund to net, and the
-    partner kept 10 % of money given back. Whichever transaction comes second now waits for the first and sees
-    what it wrote."""
-    partner = make_partner()
-    customer = make_user()
-    project = create_project(owner=customer, name="Weddings")
-    paid_at = dt.datetime(2026, 3, 2, 12, tzinfo=UTC)
-    payment = Payment.objects.create(
-        project=project,
-        customer=customer,
-        external_id="in_1",
-        charge_id="ch_1",
-        amount_cents=24_999,
-        amount_cad_cents=24_999,
-        paid_at=paid_at,
-    )
+def _one_then_the_other(first: Callable[[], Any], second: Callable[[], Any]) -> dict[str, Any]:
+    """``first`` in a transaction held open (what it wrote uncommitted) while ``second`` starts in its own and reaches
+    the lock ``first`` holds; then ``first`` commits. Returns each actor's result (or exception) by name."""
     held, release = threading.Event(), threading.Event()
 
-    def earning() -> Any:
-        Attribution.objects.create(
-            customer=customer, partner=partner, source=AttributionSource.OAUTH, at=paid_at - dt.timedelta(days=1)
-        )
-        return services.on_payment(payment=payment)
+    def held_open() -> Any:
+        with transaction.atomic():
+            result = first()
+            held.set()
+            assert release.wait(timeout=10)
+        return result
 
-    def refund() -> Any:
-        made = Refund.objects.create(
-            payment=payment,
-            external_id="re_1",
-            amount_cents=5_000,
-            amount_cad_cents=5_000,
-            created_at=paid_at + dt.timedelta(days=1),
-        )
-        return services.on_refund(refund=made)
-
-    actions: dict[str, Callable[[], Any]] = {"earning": earning, "refund": refund}
-
-    def held_open(action: Callable[[], Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            with transaction.atomic():
-                result = action()
-                held.set()  # its transaction holds what it wrote, uncommitted
-                assert release.wait(timeout=10)
-            return result
-
-        return run
-
-    def in_a_transaction(action: Callable[[], Any]) -> Callable[[], Any]:
-        return lambda: transaction.atomic()(action)()
-
-    second = "refund" if first == "earning" else "earning"
     outcome: dict[str, Any] = {}
-    one = threading.Thread(target=record_outcome, args=(outcome, first, held_open(actions[first])))
-    two = threading.Thread(target=record_outcome, args=(outcome, second, in_a_transaction(actions[second])))
+    one = threading.Thread(target=record_outcome, args=(outcome, "first", held_open))
+    two = threading.Thread(target=record_outcome, args=(outcome, "second", lambda: transaction.atomic()(second)()))
     one.start()
     try:
         assert held.wait(timeout=10)
@@ -89,5 +49,97 @@ def test_an_earning_and_a_refund_of_one_payment_at_once_each_see_the_other(postg
         if two.ident is not None:  # started
             two.join(timeout=30)
     assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
+    return outcome
+
+
+PAID_AT = dt.datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+
+def _paid(customer: User, n: int = 1) -> Payment:
+    return Payment.objects.create(
+        project=Project.objects.filter(owner=customer).first() or create_project(owner=customer, name="Weddings"),
+        customer=customer,
+        external_id=f"in_{n}",
+        charge_id=f"ch_{n}",
+        amount_cents=24_999,
+        amount_cad_cents=24_999,
+        paid_at=PAID_AT,
+    )
+
+
+def _attribute(customer: User, partner: Partner, source: str) -> Attribution:
+    return Attribution.objects.create(
+        customer=customer, partner=partner, source=source, at=PAID_AT - dt.timedelta(days=1)
+    )
+
+
+def _refund(payment: Payment) -> CommissionEntry | None:
+    made = Refund.objects.create(
+        payment=payment,
+        external_id="re_1",
+        amount_cents=5_000,
+        amount_cad_cents=5_000,
+        created_at=PAID_AT + dt.timedelta(days=1),
+    )
+    return services.on_refund(refund=made)
+
+
+def _in_order(first: str, actions: dict[str, Callable[[], Any]]) -> None:
+    second = next(name for name in actions if name != first)
+    _one_then_the_other(actions[first], actions[second])
+
+
+@pytest.mark.parametrize("first", ["earning", "refund"])
+def test_an_earning_and_a_refund_of_one_payment_at_once_each_see_the_other(postgres_only: None, first: str) -> None:
+    """A subscription event attributing the customer through OAuth earns on a payment already stored
+    (``on_payment``) while a refund of that payment is recorded by another delivery (``on_refund``). The refund's
+    settlement looked for the earning before taking the payment's lock, and the earning took no lock at all: each
+    read before the other committed, the refund found nothing to reverse and the earning no refund to net, and the
+    partner kept 10 % of money given back. Whichever transaction comes second now waits for the first and sees
+    what it wrote."""
+    partner, customer = make_partner(), make_user()
+    payment = _paid(customer)
+
+    def earning() -> Any:
+        _attribute(customer, partner, AttributionSource.OAUTH)
+        return services.on_payment(payment=payment)
+
+    _in_order(first, {"earning": earning, "refund": lambda: _refund(payment)})
     # 10 % of 249.99 earned, 10 % of the 50.00 refunded taken back: whichever came first.
     assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
+
+
+@pytest.mark.parametrize("first", ["backfill", "refund"])
+def test_a_backfill_and_a_refund_of_one_payment_at_once_each_see_the_other(postgres_only: None, first: str) -> None:
+    """The bulk ledger path (``on_payments``, a backfill of the ledger) writes a chunk's earnings then reads the
+    chunk's refunds; a refund recorded meanwhile (``on_refund``) looked for the earning before the backfill
+    committed it, and the backfill read the refunds before the refund committed: neither netted it, and the
+    partner kept 10 % of money given back. The backfill now takes the payments' locks after writing their
+    earnings, as ``on_payment`` does for one: whichever comes second waits for the first and sees what it wrote."""
+    partner, customer = make_partner(), make_user()
+    _attribute(customer, partner, AttributionSource.REFERRAL)
+    payment = _paid(customer)
+    # In the actor's transaction, the chunk's own is a savepoint: the first actor's locks last until it commits.
+    backfill = lambda: services.on_payments(pipeline=False)  # noqa: E731
+    _in_order(first, {"backfill": backfill, "refund": lambda: _refund(payment)})
+    assert sorted(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [-500, 2_500]
+
+
+@pytest.mark.parametrize("first", ["drop", "payment"])
+def test_a_dropped_referral_and_a_first_payment_at_once_agree(postgres_only: None, first: str) -> None:
+    """A password reset claims an account whose signup carried a referral and was never confirmed: the referral is
+    dropped unless the customer has paid (``drop_unproven_referral``). A first payment recorded meanwhile read the
+    attribution before the drop committed and earned on it, while the drop looked for payments before the payment
+    committed: the referral was dropped and the partner still earned. Now the payment's earning reads the
+    attribution under its lock: after a drop it finds none; before it, the drop waits and sees the payment."""
+    partner, customer = make_partner(), make_user()
+    create_project(owner=customer, name="Weddings")
+    _attribute(customer, partner, AttributionSource.REFERRAL)
+
+    def payment() -> Any:
+        return services.on_payment(payment=_paid(customer))
+
+    _in_order(first, {"drop": lambda: drop_unproven_referral(customer=customer), "payment": payment})
+    kept = Attribution.objects.filter(customer=customer).exists()
+    earned = list(CommissionEntry.objects.values_list("amount_cents", flat=True))
+    assert (kept, earned) == ((False, []) if first == "drop" else (True, [2_500]))
