@@ -254,3 +254,27 @@ def test_a_refused_guest_password_is_an_alert_that_describes_the_field(page: Pag
     assert message
     expect(page.get_by_role("status")).to_have_count(0)
     assert page.evaluate(INVALID_FIELDS) == [{"name": "password", "described": message}]
+
+
+@pytest.mark.parametrize(
+    ("path", "fill", "button"),
+    [
+        ("/partners/apps/new", {}, "Create app"),
+        ("/partners/payouts/", {"PayPal email": "not-an-email"}, "Send confirmation link"),
+        ("/account", {"New email": "not-an-email"}, "Change email"),
+    ],
+)
+def test_a_refused_portal_form_marks_its_fields_and_announces_the_errors(
+    page: Page, live_server: Any, path: str, fill: dict[str, str], button: str
+) -> None:
+    make_partner(user=make_user("partner@example.com"))
+    log_in(page, live_server.url, "partner@example.com")
+    page.goto(live_server.url + path)
+    for label, value in fill.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name=button).click()
+    page.wait_for_load_state()
+    fields = page.evaluate(INVALID_FIELDS)
+    assert fields and all(f["described"] and "missing" not in f["described"] for f in fields), fields
+    expect(page.get_by_role("alert").first).to_be_visible()
+    assert page.evaluate(AUDIT) == []
