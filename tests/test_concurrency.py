@@ -520,3 +520,82 @@ def test_deleting_an_app_while_a_customer_consents_fails_neither(
     else:
         assert response.status_code == 400, response.content.decode()[:500]
         assert "no longer exists" in response.content.decode()
+
+
+def _creations() -> dict[str, tuple[Any, str, Callable[[], Callable[[], Any]]]]:
+    """Each capped creation: the module holding its limit, the limit's name, and a setup that makes an owner with
+    one thing already and answers how to create one more."""
+    from apertur.oauth import services as oauth_services
+    from apertur.projects import services as project_services
+    from apertur.referrals import services as referral_services
+    from apertur.testing import make_app
+    from apertur.uploads import destinations
+    from apertur.webhooks import services as webhook_services
+
+    def projects() -> Callable[[], Any]:
+        owner = make_user()
+        project_services.create_project(owner=owner, name="First")
+        names = iter(range(100))
+        lock = threading.Lock()
+
+        def create() -> Any:
+            with lock:
+                name = f"Project {next(names)}"
+            return project_services.create_project(owner=owner, name=name)
+
+        return create
+
+    def api_keys() -> Callable[[], Any]:
+        project = project_services.create_project(owner=make_user(), name="Weddings")
+        project_services.create_api_key(project=project, name="First")
+        return lambda: project_services.create_api_key(project=project, name="Server")
+
+    def links() -> Callable[[], Any]:
+        partner = make_partner()  # approved: its Default link is the first
+        return lambda: referral_services.create_link(partner=partner, label="Spring")
+
+    def apps() -> Callable[[], Any]:
+        partner = make_partner()
+        make_app(partner)
+        return lambda: make_app(partner)
+
+    def endpoints() -> Callable[[], Any]:
+        project = project_services.create_project(owner=make_user(), name="Weddings")
+        webhook_services.create_endpoint(project=project, url="https://hooks.example.com/x")
+        return lambda: webhook_services.create_endpoint(project=project, url="https://hooks.example.com/x")
+
+    def targets() -> Callable[[], Any]:
+        project = project_services.create_project(owner=make_user(), name="Weddings")
+
+        def create() -> Any:
+            return destinations.create_s3_destination(
+                project=project, name="Bucket", bucket="photos", access_key_id="AKIA", secret_access_key="secret"
+            )
+
+        create()
+        return create
+
+    return {
+        "projects": (project_services, "MAX_PROJECTS_PER_ACCOUNT", projects),
+        "api_keys": (project_services, "MAX_API_KEYS_PER_PROJECT", api_keys),
+        "referral_links": (referral_services, "MAX_LINKS_PER_PARTNER", links),
+        "oauth_apps": (oauth_services, "MAX_APPS_PER_PARTNER", apps),
+        "webhook_endpoints": (webhook_services, "MAX_ENDPOINTS_PER_PROJECT", endpoints),
+        "destinations": (destinations, "MAX_DESTINATIONS_PER_PROJECT", targets),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["projects", "api_keys", "referral_links", "oauth_apps", "webhook_endpoints", "destinations"]
+)
+def test_creations_at_once_cannot_both_take_the_last_slot(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Each capped creation counts with its owner's row locked until it commits: of four at once with one slot
+    left, one is created and three are refused ``limit_reached``, never a fifth thing past the limit."""
+    module, limit, setup = _creations()[kind]
+    monkeypatch.setattr(module, limit, 2)
+    create = setup()
+    results = race(create, n=4)
+    assert sum(not isinstance(r, Exception) for r in results) == 1, results
+    assert sorted(getattr(r, "code", "") for r in results if isinstance(r, Exception)) == ["limit_reached"] * 3

@@ -385,3 +385,28 @@ def test_the_app_limits_in_the_oauth_apps_docs_are_the_ones_enforced() -> None:
             with pytest.raises(ValidationFailed) as raised:
                 clean_app_details(**details(**{field: value}))
             assert raised.value.field == field, (field, raised.value)
+
+
+def test_the_limits_in_the_api_docs_are_the_ones_enforced() -> None:
+    """docs/api.md's "How many of each" table (and the pages that repeat a number) say the limits the services
+    count against: each row is one constant, and none is left out."""
+    from apertur.oauth import services as oauth_services
+    from apertur.projects import services as project_services
+    from apertur.referrals import services as referral_services
+    from apertur.uploads import destinations
+    from apertur.webhooks import services as webhook_services
+
+    enforced = {
+        "projects per account": project_services.MAX_PROJECTS_PER_ACCOUNT,
+        "API keys per project": project_services.MAX_API_KEYS_PER_PROJECT,
+        "webhook endpoints per project": webhook_services.MAX_ENDPOINTS_PER_PROJECT,
+        "destinations per project": destinations.MAX_DESTINATIONS_PER_PROJECT,
+        "OAuth apps per partner": oauth_services.MAX_APPS_PER_PARTNER,
+        "referral links per partner": referral_services.MAX_LINKS_PER_PARTNER,
+    }
+    documented = {what: int(limit.replace(",", "")) for what, limit, *_ in _table("api.md", "## How many of each")}
+    assert documented == enforced
+    oauth_apps = (ROOT / "docs" / "oauth-apps.md").read_text()
+    assert f"at most {enforced['OAuth apps per partner']} OAuth apps" in oauth_apps
+    partners = " ".join((ROOT / "docs" / "partners.md").read_text().split())
+    assert f"at most {enforced['referral links per partner']} per partner" in partners

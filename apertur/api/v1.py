@@ -78,7 +78,7 @@ _ERROR_DESCRIPTIONS = {
     "403": "`insufficient_scope` (the token lacks the operation's scope); `livemode_required` (a test-mode credential "
     "on `PATCH /project/settings`); with a `WWW-Authenticate` challenge",
     "404": "`not_found`: no such object in this project and mode",
-    "409": "a conflict with the current state (`session_limit_reached`, `idempotency_key_reused`, …)",
+    "409": "a conflict with the current state (`session_limit_reached`, `limit_reached`, `idempotency_key_reused`, …)",
     "413": "`payload_too_large`: the body is over 5 MiB",
     "422": "`validation_error` or a resource-specific code, with the offending `field`",
     "429": "`rate_limited`, with `Retry-After`",

@@ -55,6 +55,15 @@ class Conflict(AperturError):
     default_message = "This conflicts with the current state."
 
 
+class LimitReached(Conflict):
+    """An owner already has as many of a kind of thing as one owner may (projects per account, OAuth apps per
+    partner, …): nothing was created. One code for every such cap; the message names the limit and the way out.
+    The count is taken with the owner's row locked, so two creations at once cannot both take the last slot."""
+
+    code = "limit_reached"
+    default_message = "You have reached the limit for this. Delete one you no longer use, then try again."
+
+
 class RateLimited(AperturError):
     code = "rate_limited"
     status = 429

@@ -1,4 +1,4 @@
-from apertur.core.errors import NotFound, ValidationFailed
+from apertur.core.errors import LimitReached, NotFound, ValidationFailed
 
 
 class InvalidAppInput(ValidationFailed):
@@ -13,3 +13,7 @@ class AppNotFound(NotFound):
 class ConfirmationRequired(ValidationFailed):
     code = "confirmation_required"
     default_message = "Type the app's name to confirm."
+
+
+class AppLimitReached(LimitReached):
+    default_message = "You have reached the limit of OAuth apps per partner."

@@ -19,7 +19,7 @@ from apertur.core.tokens import Prefix
 from apertur.core.validation import Checks, clean_text
 from apertur.core.validation import clean_website as clean_website_rule
 from apertur.oauth.domains import validate_domain_patterns, validate_redirect_uris
-from apertur.oauth.errors import AppNotFound, ConfirmationRequired, InvalidAppInput
+from apertur.oauth.errors import AppLimitReached, AppNotFound, ConfirmationRequired, InvalidAppInput
 from apertur.oauth.models import (
     APP_NAME_MAX_LENGTH,
     AllowedDomain,
@@ -36,6 +36,9 @@ from apertur.partners.models import Partner
 from apertur.projects.models import Project
 
 _KEY_PREFIX = {KeyMode.LIVE: Prefix.LIVE_PUBLIC_KEY, KeyMode.TEST: Prefix.TEST_PUBLIC_KEY}
+#: OAuth apps one partner may register (docs/oauth-apps.md), deactivated ones included: an app per product and
+#: environment is far below it.
+MAX_APPS_PER_PARTNER = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,14 @@ def create_app(
         redirect_uris=redirect_uris,
         allowed_domains=allowed_domains,
     )
+    # The partner's row locked (FOR NO KEY UPDATE: the new app's reference to it is not held up) until the app is
+    # committed: two creations at once cannot both take the last slot.
+    list(Partner.objects.select_for_update(no_key=True).filter(pk=partner.pk).values_list("pk", flat=True))
+    if OAuthApp.objects.filter(partner=partner).count() >= MAX_APPS_PER_PARTNER:
+        raise AppLimitReached(
+            f"A partner can have at most {MAX_APPS_PER_PARTNER} OAuth apps. Delete one you no longer use, then "
+            "create the new one."
+        )
     app = OAuthApp(
         partner=partner,
         name=details.name,

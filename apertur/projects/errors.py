@@ -1,4 +1,4 @@
-from apertur.core.errors import Conflict, ValidationFailed
+from apertur.core.errors import Conflict, LimitReached, ValidationFailed
 
 
 class UnknownPlan(ValidationFailed):
@@ -23,3 +23,11 @@ class InvalidApiKeyName(ValidationFailed):
 
 class InvalidProjectSettings(ValidationFailed):
     code = "invalid_project_settings"
+
+
+class ProjectLimitReached(LimitReached):
+    default_message = "You have reached the limit of projects per account."
+
+
+class ApiKeyLimitReached(LimitReached):
+    default_message = "This project has reached the limit of active API keys."

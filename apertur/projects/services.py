@@ -11,9 +11,11 @@ from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, tokens
 from apertur.projects import signals
 from apertur.projects.errors import (
+    ApiKeyLimitReached,
     InvalidApiKeyName,
     InvalidProjectName,
     InvalidProjectSettings,
+    ProjectLimitReached,
     ProjectNameTaken,
 )
 from apertur.projects.models import ApiKey, Plan, Project
@@ -21,6 +23,12 @@ from apertur.projects.selectors import plan_by_name
 
 DEFAULT_PLAN = "Free"
 DEFAULT_PROJECT_NAME = "My project"
+#: Projects one account may own (docs/accounts.md): far more than a studio runs at once, few enough that a script
+#: holding a session cannot fill the database. Staff adding one in the admin are not held to it.
+MAX_PROJECTS_PER_ACCOUNT = 100
+#: API keys in use (not revoked) per project and mode (docs/api.md): one per server or integration, with room to
+#: roll them. A revoked key no longer counts.
+MAX_API_KEYS_PER_PROJECT = 20
 
 
 def _clean_name(name: str) -> str:
@@ -40,7 +48,12 @@ def _lock_owner(owner_id: int) -> None:
 @transaction.atomic
 def create_project(*, owner: User, name: str, plan: Plan | None = None, ip: str | None = None) -> Project:
     _clean_name(name)  # refused before waiting for the owner's lock
-    _lock_owner(owner.pk)
+    _lock_owner(owner.pk)  # also what makes the count below hold until this transaction commits
+    if Project.objects.filter(owner_id=owner.pk).count() >= MAX_PROJECTS_PER_ACCOUNT:
+        raise ProjectLimitReached(
+            f"An account can have at most {MAX_PROJECTS_PER_ACCOUNT} projects. Rename one you no longer use "
+            "(on its Settings page) and use it instead, or write to support if you need more."
+        )
     cleaned = str(clean_settings(owner_id=owner.pk, project_id=None, name=name)["name"])
     try:
         with transaction.atomic():
@@ -81,6 +94,17 @@ def create_api_key(
     clean = " ".join(name.split())
     if not 1 <= len(clean) <= 80:
         raise InvalidApiKeyName(field="name")
+    # The project's row locked (FOR NO KEY UPDATE: the new key's reference to it is not held up): two creations at
+    # once cannot both take the last slot.
+    list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk", flat=True))
+    if ApiKey.objects.filter(project=project, livemode=livemode, revoked_at__isnull=True).count() >= (
+        MAX_API_KEYS_PER_PROJECT
+    ):
+        mode = "live" if livemode else "test"
+        raise ApiKeyLimitReached(
+            f"A project can have at most {MAX_API_KEYS_PER_PROJECT} {mode} API keys in use. Revoke one you no "
+            "longer use, then create the new one."
+        )
     secret = tokens.generate(tokens.Prefix.LIVE_SECRET_KEY if livemode else tokens.Prefix.TEST_SECRET_KEY, 40)
     key = ApiKey.objects.create(
         project=project,

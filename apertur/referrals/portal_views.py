@@ -7,6 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from apertur.core.errors import AperturError
+from apertur.core.forms import add_problems
 from apertur.core.pages import PAGE_SIZE, page_of
 from apertur.partners.decorators import approved_partner_required
 from apertur.partners.models import Partner
@@ -21,9 +23,13 @@ def link_list(request: HttpRequest, partner: Partner) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            link = services.create_link(partner=partner, label=form.cleaned_data["label"])
-            messages.success(request, f"Referral link created: {link.url}")
-            return redirect("partners:referrals")
+            try:
+                link = services.create_link(partner=partner, label=form.cleaned_data["label"])
+            except AperturError as exc:
+                add_problems(form, exc)
+            else:
+                messages.success(request, f"Referral link created: {link.url}")
+                return redirect("partners:referrals")
         status = 400
     page = page_of(selectors.link_list(partner=partner), page=request.GET.get("page"), size=PAGE_SIZE, rows=list)
     return render(

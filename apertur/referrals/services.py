@@ -21,6 +21,7 @@ from apertur.core.errors import RateLimited
 from apertur.core.http import rate_limit_ip
 from apertur.partners.models import Partner, PartnerStatus
 from apertur.projects.services import create_customer
+from apertur.referrals.errors import ReferralLinkLimitReached
 from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 COOKIE_NAME = "aptr_ref"
 COOKIE_MAX_AGE = dt.timedelta(days=90)
 _SALT = "apertur.referrals.cookie"
+#: Referral links one partner may have (docs/partners.md): one per campaign, newsletter or site is far below it.
+#: Links are never deleted (customers and clicks refer to them), so the limit is on every link made.
+MAX_LINKS_PER_PARTNER = 100
 
 
 def ensure_default_link(*, partner: Partner) -> ReferralLink:
@@ -42,7 +46,16 @@ def default_link_url(*, partner: Partner) -> str | None:
     return link.url if link else None
 
 
+@transaction.atomic
 def create_link(*, partner: Partner, label: str = "") -> ReferralLink:
+    # The partner's row locked (FOR NO KEY UPDATE: the new link's reference to it is not held up) until the link is
+    # committed: two creations at once cannot both take the last slot.
+    list(Partner.objects.select_for_update(no_key=True).filter(pk=partner.pk).values_list("pk", flat=True))
+    if ReferralLink.objects.filter(partner=partner).count() >= MAX_LINKS_PER_PARTNER:
+        raise ReferralLinkLimitReached(
+            f"A partner can have at most {MAX_LINKS_PER_PARTNER} referral links. Reuse one you no longer use for "
+            "the new campaign, or write to support if you need more."
+        )
     return ReferralLink.objects.create(partner=partner, label=" ".join(label.split())[:80])
 
 

@@ -22,7 +22,7 @@ from apertur.core import alerts, audit, clock, outbound
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
-from apertur.uploads.errors import InvalidDestination
+from apertur.uploads.errors import DestinationLimitReached, InvalidDestination
 from apertur.uploads.models import (
     Destination,
     DestinationDelivery,
@@ -46,6 +46,9 @@ TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 ATTEMPT_SECONDS = 120.0
 #: An S3 answer to a PUT is a short XML document (an error) or nothing: a longer one is not read into memory.
 MAX_ANSWER_BYTES = 1_048_576
+#: Destinations per project and mode (docs/api.md), disabled ones included: every upload is copied to each one, so
+#: the limit bounds what one upload costs to deliver, and ``GET /destinations`` (not paged) stays short.
+MAX_DESTINATIONS_PER_PROJECT = 10
 #: A claimed copy is looked at again no sooner than this after the claim plus the retry delay, so one still being
 #: sent (bounded by ATTEMPT_SECONDS, plus a socket timeout to notice) is never sent a second time meanwhile.
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 30)
@@ -67,16 +70,30 @@ def _request(
     )
 
 
+def _check_room(*, project: Project, livemode: bool) -> None:
+    """Refuse a destination past the project's limit. The project's row stays locked (FOR NO KEY UPDATE: the new
+    destination's reference to it is not held up) until the caller's transaction commits: two creations at once
+    cannot both take the last slot."""
+    list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk", flat=True))
+    if Destination.objects.filter(project=project, livemode=livemode).count() >= MAX_DESTINATIONS_PER_PROJECT:
+        raise DestinationLimitReached(
+            f"A project can have at most {MAX_DESTINATIONS_PER_PROJECT} destinations. Remove one you no longer "
+            "use, then add the new one."
+        )
+
+
 @transaction.atomic
 def create_https_destination(
     *, project: Project, name: str, url: str, livemode: bool = True, actor: Any = None, ip: str | None = None
 ) -> Destination:
     clean_url = check_callback_url(url, noun="destination URL", field="url", error=InvalidDestination)
     clean_url = outbound.check_public_url(clean_url, noun="destination URL", field="url", error=InvalidDestination)
+    name = _name(name)
+    _check_room(project=project, livemode=livemode)
     destination = Destination.objects.create(
         project=project,
         kind=DestinationKind.HTTPS,
-        name=_name(name),
+        name=name,
         config={"url": clean_url},
         secret=signing.new_secret(),
         livemode=livemode,
@@ -113,10 +130,12 @@ def create_s3_destination(
         endpoint = outbound.check_public_url(
             endpoint, noun="S3 endpoint", field="endpoint_url", error=InvalidDestination
         )
+    name = _name(name)
+    _check_room(project=project, livemode=livemode)
     destination = Destination.objects.create(
         project=project,
         kind=DestinationKind.S3,
-        name=_name(name),
+        name=name,
         config={
             "bucket": bucket.strip(),
             "region": region.strip() or "us-east-1",

@@ -1,4 +1,4 @@
-from apertur.core.errors import AperturError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from apertur.core.errors import AperturError, Conflict, LimitReached, NotFound, PermissionDenied, ValidationFailed
 
 
 class InvalidSession(ValidationFailed):
@@ -45,3 +45,7 @@ class StorageUnavailable(AperturError):
     code = "storage_unavailable"
     status = 503
     default_message = "Your photo could not be stored right now. Nothing was kept: try again in a few minutes."
+
+
+class DestinationLimitReached(LimitReached):
+    default_message = "This project has reached the limit of destinations."

@@ -1,4 +1,4 @@
-from apertur.core.errors import NotFound, ValidationFailed
+from apertur.core.errors import LimitReached, NotFound, ValidationFailed
 
 
 class InvalidEndpoint(ValidationFailed):
@@ -8,3 +8,7 @@ class InvalidEndpoint(ValidationFailed):
 class EndpointNotFound(NotFound):
     code = "webhook_endpoint_not_found"
     default_message = "There is no such webhook endpoint."
+
+
+class EndpointLimitReached(LimitReached):
+    default_message = "This project has reached the limit of webhook endpoints."

@@ -24,7 +24,7 @@ from apertur.core.validation import check_callback_url
 from apertur.oauth.selectors import unusable_app_ids
 from apertur.projects.models import Plan, Project
 from apertur.webhooks import signing
-from apertur.webhooks.errors import EndpointNotFound, InvalidEndpoint
+from apertur.webhooks.errors import EndpointLimitReached, EndpointNotFound, InvalidEndpoint
 from apertur.webhooks.models import (
     EVENT_TYPES,
     SUBSCRIBABLE_EVENT_TYPES,
@@ -47,6 +47,9 @@ _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 15)
 USER_AGENT = "Apertur-Webhooks/1"
 DISABLED_ERROR = "not sent: the endpoint is disabled"
 APP_PAUSED_ERROR = "not sent: the app that created this endpoint is deactivated or its partner suspended"
+#: Webhook endpoints per project and mode (docs/api.md), disabled ones included: every event is sent to each
+#: subscribed one, so the limit also bounds what one event costs to deliver.
+MAX_ENDPOINTS_PER_PROJECT = 20
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
@@ -101,6 +104,15 @@ def create_endpoint(
     clean_url = _clean_url(url)
     if len(description) > 200:
         raise InvalidEndpoint("The description is at most 200 characters.", field="description")
+    # The project's row locked (FOR NO KEY UPDATE: the new endpoint's reference to it is not held up) until the
+    # endpoint is committed: two creations at once cannot both take the last slot.
+    list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk", flat=True))
+    if WebhookEndpoint.objects.filter(project=project, livemode=livemode).count() >= MAX_ENDPOINTS_PER_PROJECT:
+        mode = "" if livemode else "test-mode "
+        raise EndpointLimitReached(
+            f"A project can have at most {MAX_ENDPOINTS_PER_PROJECT} {mode}webhook endpoints. Delete one you no "
+            "longer use, then add the new one."
+        )
     endpoint = WebhookEndpoint.objects.create(
         project=project,
         url=clean_url,

@@ -165,9 +165,15 @@ _ROW = {
 }
 
 
-def test_the_project_page_shows_the_newest_rows_of_each_card_for_the_same_queries() -> None:
+def test_the_project_page_shows_the_newest_rows_of_each_card_for_the_same_queries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Issue 10 and the portal audit: constant queries whatever the number of rows, and no unbounded card."""
     from apertur.projects.views import CARD_SIZE
+    from apertur.uploads import destinations
+
+    # More rows than a card shows, whatever the limits (a project has at most 10 destinations).
+    monkeypatch.setattr(destinations, "MAX_DESTINATIONS_PER_PROJECT", CARD_SIZE + 5)
 
     user = make_user()
     project = create_project(owner=user, name="Weddings")
@@ -212,8 +218,21 @@ def test_the_project_page_shows_the_newest_rows_of_each_card_for_the_same_querie
         ("connections", "Connected apps"),
     ],
 )
-def test_each_view_all_page_pages_by_25_for_the_same_queries(path: str, heading: str) -> None:
+def test_each_view_all_page_pages_by_25_for_the_same_queries(
+    path: str, heading: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from apertur.core.pages import PAGE_SIZE
+    from apertur.projects import services as project_services
+    from apertur.uploads import destinations
+    from apertur.webhooks import services as webhook_services
+
+    # More rows than a page holds, whatever the limits (these are at most 10 to 20 a project).
+    for module, limit in (
+        (project_services, "MAX_API_KEYS_PER_PROJECT"),
+        (destinations, "MAX_DESTINATIONS_PER_PROJECT"),
+        (webhook_services, "MAX_ENDPOINTS_PER_PROJECT"),
+    ):
+        monkeypatch.setattr(module, limit, 1000)
 
     user = make_user()
     project = create_project(owner=user, name="Weddings")

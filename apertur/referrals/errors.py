@@ -1,0 +1,5 @@
+from apertur.core.errors import LimitReached
+
+
+class ReferralLinkLimitReached(LimitReached):
+    default_message = "You have reached the limit of referral links per partner."
