@@ -14,6 +14,7 @@ from django.db.models import Q
 from apertur.accounts.models import User
 from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, tokens
+from apertur.core.counts import ensure_room
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.tokens import Prefix
 from apertur.core.validation import Checks, clean_text
@@ -155,14 +156,15 @@ def create_app(
         redirect_uris=redirect_uris,
         allowed_domains=allowed_domains,
     )
-    # The partner's row locked (FOR NO KEY UPDATE: the new app's reference to it is not held up) until the app is
-    # committed: two creations at once cannot both take the last slot.
-    list(Partner.objects.select_for_update(no_key=True).filter(pk=partner.pk).values_list("pk", flat=True))
-    if OAuthApp.objects.filter(partner=partner).count() >= MAX_APPS_PER_PARTNER:
-        raise AppLimitReached(
+    ensure_room(
+        owner=partner,
+        existing=OAuthApp.objects.filter(partner=partner),
+        limit=MAX_APPS_PER_PARTNER,
+        error=AppLimitReached(
             f"A partner can have at most {MAX_APPS_PER_PARTNER} OAuth apps. Delete one you no longer use, then "
             "create the new one."
-        )
+        ),
+    )
     app = OAuthApp(
         partner=partner,
         name=details.name,

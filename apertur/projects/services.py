@@ -9,6 +9,7 @@ from apertur.accounts.models import User
 from apertur.accounts.services import create_user
 from apertur.accounts.signals import TurnedOff
 from apertur.core import audit, clock, tokens
+from apertur.core.counts import ensure_room, lock_row
 from apertur.projects import signals
 from apertur.projects.errors import (
     ApiKeyLimitReached,
@@ -42,18 +43,21 @@ def _lock_owner(owner_id: int) -> None:
     """Take turns with the owner's other project name changes: names are unique per owner whatever their case,
     which the check in code enforces (the constraint is on the exact name), so it must see what a creation or
     rename in flight commits. FOR NO KEY UPDATE: rows referring to the user (a new project) are not held up."""
-    list(User.objects.select_for_update(no_key=True).filter(pk=owner_id).values_list("pk", flat=True))
+    lock_row(User, owner_id)
 
 
 @transaction.atomic
 def create_project(*, owner: User, name: str, plan: Plan | None = None, ip: str | None = None) -> Project:
     _clean_name(name)  # refused before waiting for the owner's lock
-    _lock_owner(owner.pk)  # also what makes the count below hold until this transaction commits
-    if Project.objects.filter(owner_id=owner.pk).count() >= MAX_PROJECTS_PER_ACCOUNT:
-        raise ProjectLimitReached(
+    ensure_room(  # the owner's lock (_lock_owner's) is also the one the name check below needs
+        owner=owner,
+        existing=Project.objects.filter(owner_id=owner.pk),
+        limit=MAX_PROJECTS_PER_ACCOUNT,
+        error=ProjectLimitReached(
             f"An account can have at most {MAX_PROJECTS_PER_ACCOUNT} projects. Rename one you no longer use "
             "(on its Settings page) and use it instead, or write to support if you need more."
-        )
+        ),
+    )
     cleaned = str(clean_settings(owner_id=owner.pk, project_id=None, name=name)["name"])
     try:
         with transaction.atomic():
@@ -94,17 +98,16 @@ def create_api_key(
     clean = " ".join(name.split())
     if not 1 <= len(clean) <= 80:
         raise InvalidApiKeyName(field="name")
-    # The project's row locked (FOR NO KEY UPDATE: the new key's reference to it is not held up): two creations at
-    # once cannot both take the last slot.
-    list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk", flat=True))
-    if ApiKey.objects.filter(project=project, livemode=livemode, revoked_at__isnull=True).count() >= (
-        MAX_API_KEYS_PER_PROJECT
-    ):
-        mode = "live" if livemode else "test"
-        raise ApiKeyLimitReached(
+    mode = "live" if livemode else "test"
+    ensure_room(
+        owner=project,
+        existing=ApiKey.objects.filter(project=project, livemode=livemode, revoked_at__isnull=True),
+        limit=MAX_API_KEYS_PER_PROJECT,
+        error=ApiKeyLimitReached(
             f"A project can have at most {MAX_API_KEYS_PER_PROJECT} {mode} API keys in use. Revoke one you no "
             "longer use, then create the new one."
-        )
+        ),
+    )
     secret = tokens.generate(tokens.Prefix.LIVE_SECRET_KEY if livemode else tokens.Prefix.TEST_SECRET_KEY, 40)
     key = ApiKey.objects.create(
         project=project,

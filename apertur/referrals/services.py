@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, ratelimit
+from apertur.core.counts import ensure_room
 from apertur.core.errors import RateLimited
 from apertur.core.http import rate_limit_ip
 from apertur.partners.models import Partner, PartnerStatus
@@ -48,14 +49,15 @@ def default_link_url(*, partner: Partner) -> str | None:
 
 @transaction.atomic
 def create_link(*, partner: Partner, label: str = "") -> ReferralLink:
-    # The partner's row locked (FOR NO KEY UPDATE: the new link's reference to it is not held up) until the link is
-    # committed: two creations at once cannot both take the last slot.
-    list(Partner.objects.select_for_update(no_key=True).filter(pk=partner.pk).values_list("pk", flat=True))
-    if ReferralLink.objects.filter(partner=partner).count() >= MAX_LINKS_PER_PARTNER:
-        raise ReferralLinkLimitReached(
+    ensure_room(
+        owner=partner,
+        existing=ReferralLink.objects.filter(partner=partner),
+        limit=MAX_LINKS_PER_PARTNER,
+        error=ReferralLinkLimitReached(
             f"A partner can have at most {MAX_LINKS_PER_PARTNER} referral links. Reuse one you no longer use for "
             "the new campaign, or write to support if you need more."
-        )
+        ),
+    )
     return ReferralLink.objects.create(partner=partner, label=" ".join(label.split())[:80])
 
 

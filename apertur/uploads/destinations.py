@@ -19,6 +19,7 @@ from botocore.config import Config as BotoConfig
 from django.db import transaction
 
 from apertur.core import alerts, audit, clock, outbound
+from apertur.core.counts import ensure_room
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.projects.models import Project
@@ -71,15 +72,15 @@ def _request(
 
 
 def _check_room(*, project: Project, livemode: bool) -> None:
-    """Refuse a destination past the project's limit. The project's row stays locked (FOR NO KEY UPDATE: the new
-    destination's reference to it is not held up) until the caller's transaction commits: two creations at once
-    cannot both take the last slot."""
-    list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk", flat=True))
-    if Destination.objects.filter(project=project, livemode=livemode).count() >= MAX_DESTINATIONS_PER_PROJECT:
-        raise DestinationLimitReached(
+    ensure_room(
+        owner=project,
+        existing=Destination.objects.filter(project=project, livemode=livemode),
+        limit=MAX_DESTINATIONS_PER_PROJECT,
+        error=DestinationLimitReached(
             f"A project can have at most {MAX_DESTINATIONS_PER_PROJECT} destinations. Remove one you no longer "
             "use, then add the new one."
-        )
+        ),
+    )
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ from django.apps import apps
 from django.db import transaction
 
 from apertur.core import alerts, audit, clock, outbound, ratelimit
+from apertur.core.counts import ensure_room
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
 from apertur.oauth.selectors import unusable_app_ids
@@ -104,15 +105,16 @@ def create_endpoint(
     clean_url = _clean_url(url)
     if len(description) > 200:
         raise InvalidEndpoint("The description is at most 200 characters.", field="description")
-    # The project's row locked (FOR NO KEY UPDATE: the new endpoint's reference to it is not held up) until the
-    # endpoint is committed: two creations at once cannot both take the last slot.
-    list(Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk", flat=True))
-    if WebhookEndpoint.objects.filter(project=project, livemode=livemode).count() >= MAX_ENDPOINTS_PER_PROJECT:
-        mode = "" if livemode else "test-mode "
-        raise EndpointLimitReached(
+    mode = "" if livemode else "test-mode "
+    ensure_room(
+        owner=project,
+        existing=WebhookEndpoint.objects.filter(project=project, livemode=livemode),
+        limit=MAX_ENDPOINTS_PER_PROJECT,
+        error=EndpointLimitReached(
             f"A project can have at most {MAX_ENDPOINTS_PER_PROJECT} {mode}webhook endpoints. Delete one you no "
             "longer use, then add the new one."
-        )
+        ),
+    )
     endpoint = WebhookEndpoint.objects.create(
         project=project,
         url=clean_url,
