@@ -421,21 +421,28 @@ def partner_balance(
     email: Annotated[str, typer.Option(help="The partner's email.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Commission balance in CAD cents: pending, eligible, carried, paid, lifetime."""
+    """Commission balance in CAD cents: pending, eligible, carried, paid, lifetime (and, in the table, the next
+    payout run: its date, whether it is late, and the balance eligible by it)."""
     _setup()
-    from apertur.commissions.selectors import balance
+    from apertur.commissions.selectors import balance_and_next_payout
+    from apertur.core.clock import BUSINESS_TZ
     from apertur.core.money import format_cents
     from apertur.partners.selectors import partner_by_email
 
     partner = partner_by_email(email=email)
     if partner is None:
         _fail(f"No partner with email {email}.", code="partner_not_found", as_json=as_json)
-    data = balance(partner=partner).as_json()
+    ledger, estimate = balance_and_next_payout(partner=partner)
+    # The JSON is the fixed balance (ARCHITECTURE 6); the next run, late or not, is told to people only.
+    data = ledger.as_json()
 
     def human() -> None:
         table = Table(title=f"Commission balance of {partner.user.email}", show_header=False)
         for key, cents in data.items():
             table.add_row(key.removesuffix("_cents"), format_cents(cents))
+        when = f"{estimate.run_at.astimezone(BUSINESS_TZ):%A %-d %B %Y, %H:%M} (Toronto)"
+        table.add_row("next run", f"{when}: late, sent as soon as it runs" if estimate.late else when)
+        table.add_row("next run eligible", format_cents(estimate.eligible_cents))
         out.print(table)
 
     _emit(data, as_json, human)

@@ -71,6 +71,15 @@ def unsent_cents(*, partner_id: int) -> int:
     return int(links.aggregate(total=Sum("entry__amount_cents"))["total"] or 0)
 
 
+def paid_by_run(run_at: dt.datetime) -> Q:
+    """The entries a payout run dated ``run_at`` pays, if no payout has them yet: those of payments made before the
+    1st of the run's month (Toronto) whose hold was over by the run. The run (payouts.services.unpaid_entries), the
+    next run's estimate and the carried balance (commissions.selectors) all read this one rule."""
+    local = run_at.astimezone(clock.BUSINESS_TZ)
+    month_start = dt.datetime(local.year, local.month, 1, tzinfo=clock.BUSINESS_TZ)
+    return Q(paid_at__lt=month_start, available_at__lte=run_at)
+
+
 class CommissionEntryQuerySet(models.QuerySet["CommissionEntry"]):
     def paid(self) -> CommissionEntryQuerySet:
         return self.filter(pk__in=paid_entry_ids())

@@ -27,10 +27,12 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from apertur.accounts.models import User
+from apertur.commissions import payability
 from apertur.commissions.models import (
     OWN_EARNING_KEY_PREFIX,
     CommissionEntry,
     EntryKind,
+    paid_by_run,
     paid_entry_ids,
     paid_out_cents,
     unsent_cents,
@@ -85,17 +87,24 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
     by ``at`` the entries of a payout sent by ``at`` are available, past the last run's hold and before its month:
     in ``eligible``, ``carried`` and the next run's estimate, never ``pending``."""
     now = at or clock.now()
-    last_run = last_payout_run_at(now)
-    last_run_month = dt.datetime(last_run.year, last_run.month, 1, tzinfo=clock.BUSINESS_TZ)
-    run_at = next_payout_at(now)
+    # A run whose date has passed but that was not made for the partner (the worker was down on the 15th, or the
+    # run is still going) is the next one: the scheduler catches it up, for its own period. Until it is made it
+    # has left nothing unpaid either: what is carried is what the run before it left.
+    late = payability.late_run_at(partner=partner, at=now)
+    if late is not None:
+        run_at = late
+        last_run = _run_of(_add_months(late.astimezone(clock.BUSINESS_TZ).date().replace(day=1), -1))
+    else:
+        run_at = next_payout_at(now)
+        last_run = last_payout_run_at(now)
     sums = {
         key: int(value or 0)
         for key, value in CommissionEntry.objects.filter(partner=partner)
         .aggregate(
             pending=Sum("amount_cents", filter=Q(available_at__gt=now)),
             eligible=Sum("amount_cents", filter=Q(available_at__lte=now)),
-            carried=Sum("amount_cents", filter=Q(available_at__lte=last_run, paid_at__lt=last_run_month)),
-            due=Sum("amount_cents", filter=Q(available_at__lte=run_at)),
+            carried=Sum("amount_cents", filter=paid_by_run(last_run)),
+            due=Sum("amount_cents", filter=paid_by_run(run_at)),
             total=Sum("amount_cents"),
         )
         .items()
@@ -112,7 +121,9 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
             paid_cents=paid,
             lifetime_cents=sums["total"],
         ),
-        PayoutEstimate(run_at=run_at, eligible_cents=sums["due"] - paid - unsent, unsent_cents=unsent),
+        PayoutEstimate(
+            run_at=run_at, eligible_cents=sums["due"] - paid - unsent, unsent_cents=unsent, late=late is not None
+        ),
     )
 
 
@@ -445,6 +456,11 @@ def connected_projects(*, partner: Partner) -> list[AppConnections]:
     ]
 
 
+def _run_of(month: dt.date) -> dt.datetime:
+    """The payout run of ``month``: its 15th at 09:00 in Toronto."""
+    return dt.datetime(month.year, month.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+
+
 def next_payout_at(at: dt.datetime | None = None) -> dt.datetime:
     """The next payout run: this month's 15th at 09:00 in Toronto if that is still ahead, else next
     month's."""
@@ -463,6 +479,8 @@ class PayoutEstimate:
     minimum_cents: int = PAYOUT_MINIMUM_CENTS
     # What payouts saved but not sent hold (models.unsent_cents): left out of ``eligible_cents``, as out of the run.
     unsent_cents: int = 0
+    # ``run_at`` has passed and the run was not made for the partner yet: it pays as soon as it runs.
+    late: bool = False
 
     @property
     def will_pay(self) -> bool:
@@ -470,6 +488,7 @@ class PayoutEstimate:
 
 
 def next_payout(*, partner: Partner, at: dt.datetime | None = None) -> PayoutEstimate:
-    """What the next payout run would pay the partner if nothing else happens before it: the unpaid entries
-    whose hold is over by then."""
+    """What the next payout run would pay the partner if nothing else happens before it: the unpaid entries the
+    run's rule takes (models.paid_by_run). The next run is a late one, if a run whose date has passed was not made
+    for the partner yet (``late``), else the next 15th at 09:00 Toronto."""
     return balance_and_next_payout(partner=partner, at=at)[1]

@@ -325,7 +325,7 @@ class PayoutOutlook:
     """What the next payout run will do for the partner, and why not when it will not pay."""
 
     code: str  # an Outlook value
-    run_at: dt.datetime  # the next run (15th, 09:00 Toronto)
+    run_at: dt.datetime  # the next run (15th, 09:00 Toronto): a late one first, if a run due was not made
     estimate_cents: int  # the eligible balance by then, if nothing else happens
     carried_cents: int  # what past runs left unpaid (part of the estimate)
     minimum_cents: int = PAYOUT_MINIMUM_CENTS
@@ -337,6 +337,8 @@ class PayoutOutlook:
     pending_email: str = ""  # a PayPal address waiting for its confirmation link
     pending_expired: bool = False  # and that link expired: a new one is needed
     refused_email: str = ""  # the address PayPal refused, when the code is ADDRESS_REFUSED
+    # ``run_at`` has passed and the run was not made yet (schedule.late_run_at): it pays as soon as it runs.
+    late: bool = False
 
     @property
     def will_pay(self) -> bool:
@@ -405,4 +407,5 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
         pending_email=partner.paypal_pending_email,
         pending_expired=paypal.link_expired(partner, at=now),
         refused_email=partner.verified_paypal_email or "" if code == Outlook.ADDRESS_REFUSED else "",
+        late=estimate.late,
     )

@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
-from apertur.commissions.models import CommissionEntry
+from apertur.commissions.models import CommissionEntry, paid_by_run
 from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMUM_CENTS
 from apertur.core import alerts, audit, clock, mail
 from apertur.core.models import AuditEvent
@@ -168,9 +168,7 @@ def _linked(entry: str = "pk") -> Exists:
 def unpaid_entries(period: str) -> QuerySet[CommissionEntry]:
     """Every partner's entries the run for ``period`` pays: unpaid, in no live payout, of a payment made
     before the period's month, hold over by the run."""
-    return CommissionEntry.objects.filter(paid_at__lt=period_start(period), available_at__lte=run_at(period)).exclude(
-        _linked()
-    )
+    return CommissionEntry.objects.filter(paid_by_run(run_at(period))).exclude(_linked())
 
 
 def eligible_entries(*, partner: Partner, period: str) -> QuerySet[CommissionEntry]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from apertur.commissions.models import CommissionEntry
 from apertur.core import clock
-from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.models import Payout, PayoutEntry, PayoutRun, PayoutStatus
 from apertur.payouts.services import sender_item_id_for
 
 
@@ -32,3 +32,12 @@ def pay_out(entries: Iterable[CommissionEntry], *, at: dt.datetime) -> list[Payo
         PayoutEntry.objects.bulk_create([PayoutEntry(payout=payout, entry=entry) for entry in mine])
         payouts.append(payout)
     return payouts
+
+
+def runs_made(*periods: str) -> None:
+    """Record the monthly runs of ``periods`` as made (finished), as the scheduler leaves them: until a run due is
+    made it is the partner's next payout, late (payouts.schedule.late_run_at)."""
+    for period in periods:
+        year, month = (int(part) for part in period.split("-"))
+        at = dt.datetime(year, month, 15, 9, tzinfo=clock.BUSINESS_TZ)
+        PayoutRun.objects.get_or_create(period=period, defaults={"started_at": at, "finished_at": at})

@@ -1,0 +1,165 @@
+"""A monthly run whose date has passed but that was not made yet (the worker was down on the 15th, or the run is
+still going) is the partner's next payout, said to be late, with what that run will pay: the pages, the
+commissions dashboard and the balance CLI do not skip to next month's run until it is made."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import Client
+from typer.testing import CliRunner
+
+from apertur.cli import app
+from apertur.commissions.selectors import balance, next_payout
+from apertur.core import clock
+from apertur.partners.models import Partner
+from apertur.payouts import selectors, services
+from apertur.payouts.models import PayoutRun
+from apertur.payouts.tests.test_portal import customer_of, pay, verified
+from apertur.testing import make_partner, make_user
+
+pytestmark = pytest.mark.django_db
+
+TORONTO = clock.BUSINESS_TZ
+DECEMBER_RUN = dt.datetime(2026, 12, 15, 9, tzinfo=TORONTO)
+JANUARY_RUN = dt.datetime(2027, 1, 15, 9, tzinfo=TORONTO)
+DAY_AFTER = dt.datetime(2026, 12, 16, 12, tzinfo=TORONTO)  # the December run's date has passed
+
+
+def finished(period: str) -> None:
+    PayoutRun.objects.create(
+        period=period, started_at=services.run_at(period), finished_at=services.run_at(period) + dt.timedelta(minutes=1)
+    )
+
+
+@pytest.fixture
+def partner() -> Partner:
+    """A verified partner whose November run was made (it paid nothing: the hold was not over), with $60 the
+    December run pays (paid 20 October, available 19 November) and $30 whose hold ends after it (paid 20
+    November, available 20 December: the January run's)."""
+    partner = verified(make_partner(user=make_user("late@example.com")))
+    customer = customer_of(partner, "customer@example.com")
+    pay(customer, 60_000, dt.datetime(2026, 10, 20, 12, tzinfo=TORONTO))
+    pay(customer, 30_000, dt.datetime(2026, 11, 20, 12, tzinfo=TORONTO))
+    finished("2026-11")
+    return partner
+
+
+def outlook_html(partner: Partner) -> str:
+    client = Client()
+    client.force_login(partner.user)
+    html = client.get("/partners/payouts/").content.decode()
+    start = html.index('data-testid="payout-outlook"')
+    return html[start : html.index("</section>", start)]
+
+
+def dashboard_html(partner: Partner) -> str:
+    client = Client()
+    client.force_login(partner.user)
+    response = client.get("/partners/commissions/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def balance_json(email: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["partner", "balance", "--email", email, "--json"])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def test_the_next_payout_is_the_late_run_with_what_it_pays(partner: Partner) -> None:
+    with time_machine.travel(DAY_AFTER, tick=False):
+        estimate = next_payout(partner=partner)
+        outlook = selectors.payout_status(partner=partner)
+    assert (estimate.run_at, estimate.late, estimate.eligible_cents) == (DECEMBER_RUN, True, 6_000)
+    assert (outlook.run_at, outlook.late, outlook.estimate_cents, outlook.code) == (
+        DECEMBER_RUN,
+        True,
+        6_000,
+        "will_pay",
+    )
+    # The December run has not left anything unpaid yet: nothing is carried, it is due.
+    assert outlook.carried_cents == 0
+
+
+def test_the_estimate_is_what_the_dry_run_of_that_period_pays(partner: Partner) -> None:
+    with time_machine.travel(DAY_AFTER, tick=False):
+        estimate = next_payout(partner=partner)
+        (decision,) = [d for d in services.run(period="2026-12", dry_run=True) if d.partner_id == partner.pk]
+    assert decision.reason == services.Reason.WOULD_PAY
+    assert decision.amount_cents == estimate.eligible_cents == 6_000
+
+
+def test_the_payouts_page_says_the_run_is_late(partner: Partner) -> None:
+    with time_machine.travel(DAY_AFTER, tick=False):
+        html = outlook_html(partner)
+    assert "Tuesday 15 December 2026, 09:00</time></strong> (Toronto time) run is late" in html
+    assert "will be sent as soon as it runs" in html
+    assert '<strong data-testid="payout-estimate">$60.00 CAD</strong>' in html
+    assert "January 2027" not in html
+
+
+def test_the_portal_and_dashboard_say_the_run_is_late(partner: Partner) -> None:
+    client = Client()
+    client.force_login(partner.user)
+    with time_machine.travel(DAY_AFTER, tick=False):
+        portal = client.get("/partners/").content.decode()
+        dashboard = dashboard_html(partner)
+    assert "Tuesday 15 December 2026, 09:00</time> (Toronto time) run is late" in portal
+    assert 'data-testid="payout-late"' in dashboard and "Tuesday 15 December 2026, 09:00" in dashboard
+    assert "Estimated amount: <strong>$60.00 CAD</strong>" in dashboard
+    assert "January 2027" not in dashboard
+
+
+def test_the_balance_cli_does_not_carry_what_the_late_run_pays(partner: Partner) -> None:
+    with time_machine.travel(DAY_AFTER, tick=False):
+        data = balance_json("late@example.com")
+    assert data == {
+        "pending_cents": 3_000,
+        "eligible_cents": 6_000,
+        "carried_cents": 0,  # no December run has left it unpaid: it is what that run pays
+        "paid_cents": 0,
+        "lifetime_cents": 9_000,
+    }
+    with time_machine.travel(DAY_AFTER, tick=False):
+        human = CliRunner().invoke(app, ["partner", "balance", "--email", "late@example.com"])
+    assert "Tuesday 15 December 2026, 09:00 (Toronto): late" in human.stdout
+
+
+def test_once_the_run_is_made_the_next_one_is_next_month(partner: Partner) -> None:
+    finished("2026-12")  # it paid nothing here (say the partner was under a hold): the run is made all the same
+    with time_machine.travel(DAY_AFTER, tick=False):
+        estimate = next_payout(partner=partner)
+        html = outlook_html(partner)
+        data = balance_json("late@example.com")
+    assert (estimate.run_at, estimate.late, estimate.eligible_cents) == (JANUARY_RUN, False, 9_000)
+    assert "Friday 15 January 2027, 09:00" in html and "is late" not in html
+    assert data["carried_cents"] == 6_000  # the December run left it unpaid
+
+
+def test_a_payout_for_the_period_is_the_run_made_for_the_partner(partner: Partner, emu: Any) -> None:
+    """The run paid the partner, and is still sending other partners' payouts (not finished): the partner's next
+    run is January's."""
+    with time_machine.travel(DECEMBER_RUN, tick=False), services_client(emu) as client:
+        services.run(period="2026-12", dry_run=False, client=client)
+    PayoutRun.objects.update_or_create(period="2026-12", defaults={"finished_at": None})
+    with time_machine.travel(DAY_AFTER, tick=False):
+        estimate = next_payout(partner=partner)
+        assert balance(partner=partner).paid_cents == 6_000
+    assert (estimate.run_at, estimate.late, estimate.eligible_cents) == (JANUARY_RUN, False, 3_000)
+
+
+def test_before_the_date_the_coming_run_is_not_late(partner: Partner) -> None:
+    with time_machine.travel(DECEMBER_RUN - dt.timedelta(minutes=1), tick=False):
+        estimate = next_payout(partner=partner)
+    assert (estimate.run_at, estimate.late, estimate.eligible_cents) == (DECEMBER_RUN, False, 6_000)
+
+
+def services_client(emu: Any) -> Any:
+    from apertur.payouts.tests.helpers import client_for
+
+    return client_for(emu)
