@@ -421,8 +421,9 @@ def partner_balance(
     email: Annotated[str, typer.Option(help="The partner's email.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Commission balance in CAD cents: pending, eligible, carried, paid, lifetime (and, in the table, the next
-    payout run: its date, whether it is late, and the balance eligible by it)."""
+    """Commission balance in CAD cents: pending, eligible, carried, paid, lifetime.
+
+    The table also shows the next payout run (its date, whether it is late) and the balance eligible by it."""
     _setup()
     from apertur.commissions.selectors import balance_and_next_payout
     from apertur.core.clock import BUSINESS_TZ

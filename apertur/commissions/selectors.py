@@ -88,15 +88,12 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
     in ``eligible``, ``carried`` and the next run's estimate, never ``pending``."""
     now = at or clock.now()
     # A run whose date has passed but that was not made for the partner (the worker was down on the 15th, or the
-    # run is still going) is the next one: the scheduler catches it up, for its own period. Until it is made it
-    # has left nothing unpaid either: what is carried is what the run before it left.
+    # run is still going) is the next one: the scheduler catches it up, for its own period. What is carried stays
+    # dated by the schedule (ARCHITECTURE 6's carried_cents: what the runs due so far have not paid), a late run
+    # having not paid it either.
     late = payability.late_run_at(partner=partner, at=now)
-    if late is not None:
-        run_at = late
-        last_run = _run_of(_add_months(late.astimezone(clock.BUSINESS_TZ).date().replace(day=1), -1))
-    else:
-        run_at = next_payout_at(now)
-        last_run = last_payout_run_at(now)
+    run_at = late if late is not None else next_payout_at(now)
+    last_run = last_payout_run_at(now)
     sums = {
         key: int(value or 0)
         for key, value in CommissionEntry.objects.filter(partner=partner)
@@ -454,11 +451,6 @@ def connected_projects(*, partner: Partner) -> list[AppConnections]:
         AppConnections(name=app.name, client_id=app.client_id, connected_projects=app.connected_projects)  # type: ignore[attr-defined]
         for app in apps
     ]
-
-
-def _run_of(month: dt.date) -> dt.datetime:
-    """The payout run of ``month``: its 15th at 09:00 in Toronto."""
-    return dt.datetime(month.year, month.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
 
 
 def next_payout_at(at: dt.datetime | None = None) -> dt.datetime:

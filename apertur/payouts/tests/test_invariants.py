@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Max, Min, Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,7 +45,7 @@ from apertur.integrations.paypal.emulator import Running, running
 from apertur.integrations.paypal.errors import Retryable
 from apertur.partners.models import Partner
 from apertur.payouts import reconcile, schedule, services
-from apertur.payouts.models import MONEY_BACK, Payout, PayoutEntry, PayoutStatus
+from apertur.payouts.models import MONEY_BACK, Payout, PayoutEntry, PayoutRun, PayoutStatus
 from apertur.payouts.tests.helpers import advance, client_for, make_world, pay, refund
 from apertur.testing import make_staff
 
@@ -104,7 +104,7 @@ class History:
                 period = schedule._next_period(period)
             self.now = services.run_at(period)
             with time_machine.travel(self.now, tick=False), client_for(self.emu) as client:
-                services.run(period=period, dry_run=False, client=client)
+                schedule.run_period(period=period, client=client, trigger="cli", lease=False)  # recorded, as the CLI's
             self.later(dt.timedelta(hours=1))
         elif kind == "outcome":
             sent = list(Payout.objects.exclude(paypal_batch_id="").exclude(status__in=MONEY_BACK).order_by("id"))
@@ -152,6 +152,22 @@ class History:
         for partner in self.partners:
             self.check_partner(partner, batches)
 
+    def next_run(self, partner: Partner) -> tuple[dt.datetime, bool]:
+        """(the partner's next run, late): from the month after its first commission, or after its last payout's
+        period, the first period whose date has passed without a finished run; else the coming 15th."""
+        first = CommissionEntry.objects.filter(partner=partner).aggregate(first=Min("paid_at"))["first"]
+        if first is not None:
+            period = schedule._next_period(schedule._period_of(first))
+            last_paid = Payout.objects.filter(partner=partner).aggregate(last=Max("period"))["last"]
+            if last_paid is not None and last_paid >= period:
+                period = schedule._next_period(last_paid)
+            made = set(PayoutRun.objects.exclude(finished_at=None).values_list("period", flat=True))
+            while services.run_at(period) <= self.now:
+                if period not in made:
+                    return services.run_at(period), True
+                period = schedule._next_period(period)
+        return next_payout_at(self.now), False
+
     def check_partner(self, partner: Partner, batches: list[dict[str, Any]]) -> None:
         entries = CommissionEntry.objects.filter(partner=partner)
         available = entries.filter(available_at__lte=self.now)
@@ -192,11 +208,16 @@ class History:
         )
         b = balance(partner=partner, at=self.now)
         assert (b.paid_cents, b.pending_cents, b.eligible_cents, b.carried_cents) == expected
-        # The next run's estimate is what that run would take if nothing else happened: the entries in no live
-        # payout (a payout saved but not sent, or in review, keeps its own) whose hold is over by then.
-        run = next_payout_at(self.now)
+        # The next run is the oldest one due and not made for the partner (runs skipped while time passed are late),
+        # else the coming 15th; its estimate is what that run would take if nothing else happened: the entries in no
+        # live payout (a payout saved but not sent, or in review, keeps its own) of payments made before its month,
+        # whose hold is over by then.
+        run, late = self.next_run(partner)
         estimate = next_payout(partner=partner, at=self.now)
-        assert estimate.eligible_cents == total(entries.exclude(pk__in=linked).filter(available_at__lte=run))
+        assert (estimate.run_at, estimate.late) == (run, late)
+        run_month = dt.datetime(run.year, run.month, 1, tzinfo=BUSINESS_TZ)
+        takes = entries.exclude(pk__in=linked).filter(available_at__lte=run, paid_at__lt=run_month)
+        assert estimate.eligible_cents == total(takes)
         ours = {p.sender_item_id for p in Payout.objects.filter(partner=partner)}
         prefix = f"aptr-{partner.pk}-"
         out = 0

@@ -82,8 +82,8 @@ def test_the_next_payout_is_the_late_run_with_what_it_pays(partner: Partner) -> 
         6_000,
         "will_pay",
     )
-    # The December run has not left anything unpaid yet: nothing is carried, it is due.
-    assert outlook.carried_cents == 0
+    # Carried is dated by the schedule, as before: what the runs due so far (December's, late) have not paid.
+    assert outlook.carried_cents == 6_000
 
 
 def test_the_estimate_is_what_the_dry_run_of_that_period_pays(partner: Partner) -> None:
@@ -115,13 +115,13 @@ def test_the_portal_and_dashboard_say_the_run_is_late(partner: Partner) -> None:
     assert "January 2027" not in dashboard
 
 
-def test_the_balance_cli_does_not_carry_what_the_late_run_pays(partner: Partner) -> None:
+def test_the_balance_cli_keeps_its_keys_and_names_the_late_run(partner: Partner) -> None:
     with time_machine.travel(DAY_AFTER, tick=False):
         data = balance_json("late@example.com")
     assert data == {
         "pending_cents": 3_000,
         "eligible_cents": 6_000,
-        "carried_cents": 0,  # no December run has left it unpaid: it is what that run pays
+        "carried_cents": 6_000,  # ARCHITECTURE 6: dated by the schedule, whether December's run was late or not
         "paid_cents": 0,
         "lifetime_cents": 9_000,
     }
