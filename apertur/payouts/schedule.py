@@ -30,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Min, Q
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import last_payout_run_at
@@ -81,33 +81,24 @@ def due_periods(at: dt.datetime | None = None) -> list[str]:
 
 
 def late_run_at(partner: Partner, at: dt.datetime | None = None) -> dt.datetime | None:
-    """The run the partner waits for that is late: the oldest period whose date has passed by ``at``, within the
-    catch-up window, after the month of the partner's first commission (no earlier run pays them anything) and
-    after the partner's latest payout (a payout for a period is that run made, for the partner, even while it is
-    still being sent), whose run has not finished. None when every run due was made: the next is the coming 15th.
-    The scheduler runs that period at its next pass (:func:`due_periods`), paying what its dated rule takes."""
+    """The partner's late run: the latest run whose date has passed by ``at`` when it was not made for the partner
+    (it has not finished, and holds no payout of theirs: a payout for the period is that run made for them, even
+    while it is still being sent), and falls after the month of the partner's first commission (no earlier run pays
+    them anything). None otherwise: the next run is the coming 15th.
+
+    The latest, not the oldest missed one: the scheduler's next pass makes every missed run, oldest first
+    (:func:`due_periods`), and by the latest of them the partner is paid what that run's dated rule takes; an older
+    missed run shown alone would announce what it pays (often nothing, its hold not over), not what arrives."""
     now = at or clock.now()
     latest = _period_of(last_payout_run_at(now))
     first = CommissionEntry.objects.filter(partner=partner).aggregate(first=Min("paid_at"))["first"]
-    if first is None:
+    if first is None or _next_period(_period_of(first)) > latest:
         return None
-    start = _next_period(_period_of(first))
-    last_paid = Payout.objects.filter(partner=partner).aggregate(last=Max("period"))["last"]
-    if last_paid is not None and last_paid >= start:
-        start = _next_period(last_paid)
-    periods: list[str] = []
-    period = start
-    while period <= latest:
-        periods.append(period)
-        period = _next_period(period)
-    periods = periods[-MAX_CATCH_UP:]
-    if not periods:
+    if Payout.objects.filter(partner=partner, period__gte=latest).exists():
         return None
-    finished = set(
-        PayoutRun.objects.filter(period__in=periods, finished_at__isnull=False).values_list("period", flat=True)
-    )
-    late = next((p for p in periods if p not in finished), None)
-    return services.run_at(late) if late is not None else None
+    if PayoutRun.objects.filter(period=latest, finished_at__isnull=False).exists():
+        return None
+    return services.run_at(latest)
 
 
 def _record(period: str, trigger: str) -> None:

@@ -153,19 +153,19 @@ class History:
             self.check_partner(partner, batches)
 
     def next_run(self, partner: Partner) -> tuple[dt.datetime, bool]:
-        """(the partner's next run, late): from the month after its first commission, or after its last payout's
-        period, the first period whose date has passed without a finished run; else the coming 15th."""
+        """(the partner's next run, late): the last run whose date has passed, if the partner had a commission
+        before its month and it was made neither as a whole (finished) nor for the partner (a payout of theirs for
+        it or later); else the coming 15th."""
+        last = last_payout_run_at(self.now)
+        period = f"{last.year:04d}-{last.month:02d}"
         first = CommissionEntry.objects.filter(partner=partner).aggregate(first=Min("paid_at"))["first"]
-        if first is not None:
-            period = schedule._next_period(schedule._period_of(first))
-            last_paid = Payout.objects.filter(partner=partner).aggregate(last=Max("period"))["last"]
-            if last_paid is not None and last_paid >= period:
-                period = schedule._next_period(last_paid)
-            made = set(PayoutRun.objects.exclude(finished_at=None).values_list("period", flat=True))
-            while services.run_at(period) <= self.now:
-                if period not in made:
-                    return services.run_at(period), True
-                period = schedule._next_period(period)
+        last_paid = Payout.objects.filter(partner=partner).aggregate(last=Max("period"))["last"]
+        made = PayoutRun.objects.filter(period=period).exclude(finished_at=None).exists()
+        before = first is not None and first.astimezone(BUSINESS_TZ) < dt.datetime(
+            last.year, last.month, 1, tzinfo=BUSINESS_TZ
+        )
+        if before and not made and (last_paid is None or last_paid < period):
+            return last, True
         return next_payout_at(self.now), False
 
     def check_partner(self, partner: Partner, batches: list[dict[str, Any]]) -> None:

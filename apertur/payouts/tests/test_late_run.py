@@ -163,3 +163,16 @@ def services_client(emu: Any) -> Any:
     from apertur.payouts.tests.helpers import client_for
 
     return client_for(emu)
+
+
+def test_several_missed_runs_show_the_latest_with_what_the_catch_up_pays(partner: Partner) -> None:
+    """No run was made since October's commissions (the worker was down two months): the scheduler's next pass
+    makes November's, December's and January's, oldest first, and by January's the partner is paid everything
+    that run's rule takes. The oldest alone (November's) would announce $0, its hold not over."""
+    PayoutRun.objects.all().delete()
+    after_january = JANUARY_RUN + dt.timedelta(days=1)
+    with time_machine.travel(after_january, tick=False):
+        estimate = next_payout(partner=partner)
+        (decision,) = [d for d in services.run(period="2027-01", dry_run=True) if d.partner_id == partner.pk]
+    assert (estimate.run_at, estimate.late, estimate.eligible_cents) == (JANUARY_RUN, True, 9_000)
+    assert decision.amount_cents == 9_000
