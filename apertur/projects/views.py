@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -132,6 +133,7 @@ def project_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "destinations": _card_page("destinations", project, page=1, size=CARD_SIZE),
         "new_key": once,
         "session_draft": pop_upload_link_draft(request, project.public_id),
+        "key_draft": pop_once(request, _KEY_DRAFT, page=project.public_id),
     }
     return render(request, "projects/detail.html", context)
 
@@ -195,6 +197,8 @@ def card_list(request: HttpRequest, public_id: str, card: str) -> HttpResponse:
 
 # A new key's secret travels to the page that shows it once in the session, and is popped there.
 _KEY_ONCE = "api_key_once"
+# A refused key's form, shown again once by the project page: the name typed, the reason beside it.
+_KEY_DRAFT = "api_key_draft"
 
 
 @login_required
@@ -210,9 +214,19 @@ def api_key_create(request: HttpRequest, public_id: str) -> HttpResponse:
             ip=client_ip(request),
         )
     except AperturError as exc:
-        messages.error(request, exc.message)
-    else:
-        show_once(request, _KEY_ONCE, page=project.public_id, secret=created.secret, name=created.key.name)
+        # A flash message named no field: the form came back empty, its field unmarked (a screen reader heard an
+        # alert about a form it could not find the fault in).
+        show_once(
+            request,
+            _KEY_DRAFT,
+            page=project.public_id,
+            name=request.POST.get("name", ""),
+            mode="test" if request.POST.get("mode") == "test" else "live",
+            error=exc.message,
+            field=exc.field,
+        )
+        return redirect(reverse("projects:detail", args=[public_id]) + "#api-keys")
+    show_once(request, _KEY_ONCE, page=project.public_id, secret=created.secret, name=created.key.name)
     return redirect("projects:detail", public_id=public_id)
 
 

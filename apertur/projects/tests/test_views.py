@@ -72,6 +72,25 @@ def test_a_new_api_key_waits_for_its_own_projects_page() -> None:
     assert 'data-testid="api-key-secret"' in browser.get(f"/projects/{weddings.public_id}/").content.decode()
 
 
+def test_a_refused_key_name_comes_back_in_its_form_marked_with_the_reason() -> None:
+    """The refusal was a flash message above the page: the form came back empty and its field unmarked."""
+    user = make_user()
+    project = create_project(owner=user, name="Weddings")
+    browser = Client()
+    browser.force_login(user)
+    refused = browser.post(f"/projects/{project.public_id}/api-keys", {"name": "   ", "mode": "test"})
+    assert refused.status_code == 302 and refused["Location"].endswith("#api-keys")
+    html = browser.get(refused["Location"]).content.decode()
+    assert '<div class="alert error" role="alert" id="key-form-error"><p>Name the key' in html
+    assert (
+        'name="name" value="   " maxlength="80" required placeholder="Production server" aria-invalid="true" '
+        'aria-describedby="key-form-error"' in html
+    )
+    assert '<option value="test" selected>' in html
+    assert 'id="key-form-error"' not in browser.get(f"/projects/{project.public_id}/").content.decode()  # once
+    assert not project.api_keys.exists()
+
+
 def test_a_project_without_api_keys_says_so() -> None:
     user = make_user()
     project = create_project(owner=user, name="Weddings")
