@@ -77,10 +77,10 @@ def public_page(request: HttpRequest, token: str) -> HttpResponse:
         "full": session.max_files is not None and session.uploads.count() >= session.max_files,
         "max_mb": session.project.plan.max_file_bytes // 1_048_576,
         "accept": ",".join(session.accepted_types),
-        # The password field is what a refusal flashed by public_unlock (base.html's "messages-error") is about.
-        # Not read on a HEAD, which must leave the flash messages to the next GET (base.html).
-        "password_refused": locked
-        and request.method != "HEAD"
+        # A refusal flashed (base.html's "messages-error") is about the form's one field: the password while locked
+        # (public_unlock), else the photos (the form without JavaScript: public_file). Not read on a HEAD, which must
+        # leave the flash messages to the next GET (base.html).
+        "refused": request.method != "HEAD"
         and any(m.level == messages.ERROR for m in messages.get_messages(request)),
     }
     return render(request, "uploads/public.html", context)

@@ -457,6 +457,9 @@ def test_without_javascript_the_form_uploads_every_file_and_comes_back_to_the_pa
     page = guest.get(response["Location"]).content.decode()
     assert "2 photos uploaded." in page
     assert "bad.png is not an accepted photo type" in page
+    # The refusal is the photos field's: marked, and described by the alert as well as its help.
+    assert 'aria-invalid="true" aria-describedby="files-help messages-error"' in page
+    assert 'aria-invalid="true"' not in guest.get(response["Location"]).content.decode()  # only while said
 
 
 def test_without_javascript_the_guest_rate_limit_is_said_once_for_the_files_left(  # type: ignore[no-untyped-def]
