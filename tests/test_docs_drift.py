@@ -410,3 +410,15 @@ def test_the_limits_in_the_api_docs_are_the_ones_enforced() -> None:
     assert f"at most {enforced['OAuth apps per partner']} OAuth apps" in oauth_apps
     partners = " ".join((ROOT / "docs" / "partners.md").read_text().split())
     assert f"at most {enforced['referral links per partner']} per partner" in partners
+
+
+def test_the_api_docs_free_a_slot_only_the_way_each_kind_can_be_removed() -> None:
+    """Projects and referral links are never deleted (no service deletes them) and an API key is revoked, not
+    deleted: "How many of each" must not tell the reader that deleting one frees its slot for every kind."""
+    from apertur.projects import services as project_services
+    from apertur.referrals import services as referral_services
+
+    assert not hasattr(project_services, "delete_project") and not hasattr(referral_services, "delete_link")
+    section = " ".join((ROOT / "docs" / "api.md").read_text().split("## How many of each")[1].split("\n## ")[0].split())
+    assert "Deleting one frees its slot." not in section
+    assert "Revoking an API key" in section and "never deleted" in section

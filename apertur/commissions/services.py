@@ -60,10 +60,13 @@ def _lock_payment(payment: Payment) -> None:
 
 
 def _lock_payments(ids: list[int]) -> None:
-    """:func:`_lock_payment` for the payments whose earnings a chunk of the bulk path just wrote, before it reads
-    their refunds and disputes: a fact being settled at this moment (it found no earning yet) commits first and is
-    read below; one settled after waits for this chunk and finds the earning. In id order, so two backfills at once
-    take them in the same order. SQLite's writers take turns anyway: no query there."""
+    """:func:`_lock_payment` for the payments whose earnings a chunk of the bulk path is about to write, before it
+    writes them and reads their refunds and disputes: a fact being settled at this moment (it found no earning yet)
+    commits first and is read below; one settled after waits for this chunk and finds the earning. Before the
+    insert, as :func:`on_payment` locks before its own: taken after, an ``on_payment`` of the same payment holding
+    the lock waited for the chunk's uncommitted earning (its source_key) while the chunk waited for the lock, a
+    deadlock. In id order, so two backfills at once take them in the same order. SQLite's writers take turns
+    anyway: no query there."""
     if ids and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_LOCK_PAYMENTS, [sorted(ids)])
@@ -243,8 +246,8 @@ class _EarningChunks:
 def _write_chunk(first: int, last: int, new: list[_Earning]) -> tuple[int, int]:
     """One chunk's earnings and their follow-ups, in one transaction: (earnings written, payments settled)."""
     with transaction.atomic():
+        _lock_payments([payment_id for payment_id, *_ in new])
         created = _insert_earnings(new)
-        _lock_payments(created)
         # Payments of this chunk with a refund or a dispute (rare), by id range rather than a list of 10,000
         # ids, then narrowed to the earnings this call wrote.
         facts = set(Dispute.objects.filter(payment__gte=first, payment__lte=last).values_list("payment_id", flat=True))

@@ -24,8 +24,8 @@ from apertur.projects.selectors import plan_by_name
 
 DEFAULT_PLAN = "Free"
 DEFAULT_PROJECT_NAME = "My project"
-#: Projects one account may own (docs/accounts.md): far more than a studio runs at once, few enough that a script
-#: holding a session cannot fill the database. Staff adding one in the admin are not held to it.
+#: Projects one account may own (docs/api.md, "How many of each"): far more than a studio runs at once, few enough
+#: that a script holding a session cannot fill the database. Staff adding one in the admin are not held to it.
 MAX_PROJECTS_PER_ACCOUNT = 100
 #: API keys in use (not revoked) per project and mode (docs/api.md): one per server or integration, with room to
 #: roll them. A revoked key no longer counts.

@@ -143,3 +143,45 @@ def test_a_dropped_referral_and_a_first_payment_at_once_agree(postgres_only: Non
     kept = Attribution.objects.filter(customer=customer).exists()
     earned = list(CommissionEntry.objects.values_list("amount_cents", flat=True))
     assert (kept, earned) == ((False, []) if first == "drop" else (True, [2_500]))
+
+
+def test_a_backfill_and_an_earning_of_one_payment_at_once_do_not_deadlock(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription event re-examining a stored payment (``on_payment``: the attribution's lock, then the payment's,
+    then the earning's insert) while a backfill (``on_payments``) writes the same payment's earning. The backfill
+    inserted its earning first and took the payment's lock after: the earning's insert waited for the backfill's
+    uncommitted row while the backfill waited for the payment's lock the earning held, and PostgreSQL killed one
+    of them (deadlock detected). The backfill now takes the payments' locks before it inserts, as ``on_payment``
+    does: the second of the two waits for the first, and the payment is earned on once."""
+    partner, customer = make_partner(), make_user()
+    _attribute(customer, partner, AttributionSource.REFERRAL)
+    payment = _paid(customer)
+    locked, go = threading.Event(), threading.Event()
+    lock_payment = services._lock_payment
+
+    def lock_then_pause(locked_payment: Payment) -> None:
+        lock_payment(locked_payment)
+        locked.set()
+        assert go.wait(timeout=10)
+
+    monkeypatch.setattr(services, "_lock_payment", lock_then_pause)
+    outcome: dict[str, Any] = {}
+    earning = threading.Thread(
+        target=record_outcome, args=(outcome, "earning", lambda: services.on_payment(payment=payment))
+    )
+    backfill = threading.Thread(
+        target=record_outcome, args=(outcome, "backfill", lambda: services.on_payments(pipeline=False))
+    )
+    earning.start()
+    try:
+        assert locked.wait(timeout=10)
+        backfill.start()
+        assert wait_until_blocked(backfill)  # the backfill reached the payment's lock the earning holds
+    finally:
+        go.set()
+        earning.join(timeout=30)
+        if backfill.ident is not None:
+            backfill.join(timeout=30)
+    assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
+    assert list(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [2_500]
