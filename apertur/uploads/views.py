@@ -80,8 +80,7 @@ def public_page(request: HttpRequest, token: str) -> HttpResponse:
         # A refusal flashed (base.html's "messages-error") is about the form's one field: the password while locked
         # (public_unlock), else the photos (the form without JavaScript: public_file). Not read on a HEAD, which must
         # leave the flash messages to the next GET (base.html).
-        "refused": request.method != "HEAD"
-        and any(m.level == messages.ERROR for m in messages.get_messages(request)),
+        "refused": request.method != "HEAD" and any(m.level == messages.ERROR for m in messages.get_messages(request)),
     }
     return render(request, "uploads/public.html", context)
 

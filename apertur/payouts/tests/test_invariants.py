@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import (
+    LATE_AFTER,
     PAYOUT_MINIMUM_CENTS,
     balance,
     last_payout_run_at,
@@ -165,7 +166,7 @@ class History:
             last.year, last.month, 1, tzinfo=BUSINESS_TZ
         )
         if before and not made and (last_paid is None or last_paid < period):
-            return last, True
+            return last, self.now >= last + LATE_AFTER  # said late after its first hour
         return next_payout_at(self.now), False
 
     def check_partner(self, partner: Partner, batches: list[dict[str, Any]]) -> None:

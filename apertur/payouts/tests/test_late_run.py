@@ -176,3 +176,16 @@ def test_several_missed_runs_show_the_latest_with_what_the_catch_up_pays(partner
         (decision,) = [d for d in services.run(period="2027-01", dry_run=True) if d.partner_id == partner.pk]
     assert (estimate.run_at, estimate.late, estimate.eligible_cents) == (JANUARY_RUN, True, 9_000)
     assert decision.amount_cents == 9_000
+
+
+def test_the_run_is_not_late_in_its_first_hour(partner: Partner) -> None:
+    """The scheduler starts a run within minutes of its time: until an hour has passed the run is the next one,
+    on time, not said to be late; after, it is."""
+    with time_machine.travel(DECEMBER_RUN + dt.timedelta(seconds=30), tick=False):
+        on_time = next_payout(partner=partner)
+        html = outlook_html(partner)
+    with time_machine.travel(DECEMBER_RUN + dt.timedelta(hours=1), tick=False):
+        late = next_payout(partner=partner)
+    assert (on_time.run_at, on_time.late, on_time.eligible_cents) == (DECEMBER_RUN, False, 6_000)
+    assert "is late" not in html and "Tuesday 15 December 2026, 09:00" in html
+    assert (late.run_at, late.late) == (DECEMBER_RUN, True)
