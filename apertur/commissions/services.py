@@ -80,6 +80,14 @@ SELECT count(*) FROM (
 """
 
 
+def customer_payments_locked(*, customer_id: int) -> list[Payment]:
+    """A customer's payments in the order they were paid, each locked (:func:`_lock_payment`) in id order first: the
+    order the bulk path (:func:`_lock_payments`) takes them in. Earning them one by one in paid order, each lock
+    taken in turn, met a backfill holding a payment stored earlier but paid later: each waited for the other."""
+    locked = list(Payment.objects.select_for_update(no_key=True).filter(customer_id=customer_id).order_by("pk"))
+    return sorted(locked, key=lambda payment: (payment.paid_at, payment.pk))
+
+
 def _earned(payment: Payment) -> CommissionEntry | None:
     return CommissionEntry.objects.filter(
         payment=payment, kind=EntryKind.EARNED, source_key=earned_key(payment.pk)

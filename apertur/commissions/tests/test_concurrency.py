@@ -185,3 +185,52 @@ def test_a_backfill_and_an_earning_of_one_payment_at_once_do_not_deadlock(
             backfill.join(timeout=30)
     assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
     assert list(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [2_500]
+
+
+def test_a_backfill_and_an_oauth_attribution_earning_earlier_payments_do_not_deadlock(
+    postgres_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription event attributing a customer through OAuth earns on the payments stored before, in the order
+    they were paid (Stripe's handler, ``_reapply_payments``), while a backfill writes their earnings in id order.
+    Two payments stored out of order (the one paid first has the larger id): the event locked that one and waited
+    for the other, which the backfill held while waiting for the first, and PostgreSQL killed one of them. The
+    event now takes the customer's payments' locks in id order first, as the backfill does."""
+    from apertur.integrations.stripe import handlers
+
+    partner, customer = make_partner(), make_user()
+    stored_first = _paid(customer, n=1)
+    Payment.objects.filter(pk=stored_first.pk).update(paid_at=PAID_AT + dt.timedelta(days=30))
+    paid_first = _paid(customer, n=2)  # paid at PAID_AT: earned first, though its id is the larger
+    _attribute(customer, partner, AttributionSource.OAUTH)
+    locked, go = threading.Event(), threading.Event()
+    lock_payment = services._lock_payment
+
+    def lock_then_pause(payment: Payment) -> None:
+        lock_payment(payment)
+        if not locked.is_set():
+            locked.set()  # the first payment the event earns on: the one paid first
+            assert go.wait(timeout=10)
+
+    monkeypatch.setattr(services, "_lock_payment", lock_then_pause)
+    outcome: dict[str, Any] = {}
+    event = threading.Thread(
+        target=record_outcome,
+        args=(outcome, "event", lambda: transaction.atomic()(handlers._reapply_payments)(customer)),
+    )
+    backfill = threading.Thread(
+        target=record_outcome, args=(outcome, "backfill", lambda: services.on_payments(pipeline=False))
+    )
+    event.start()
+    try:
+        assert locked.wait(timeout=10)
+        backfill.start()
+        assert wait_until_blocked(backfill)
+    finally:
+        go.set()
+        event.join(timeout=30)
+        if backfill.ident is not None:
+            backfill.join(timeout=30)
+    assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
+    assert sorted(CommissionEntry.objects.values_list("payment_id", flat=True)) == sorted(
+        [stored_first.pk, paid_first.pk]
+    )

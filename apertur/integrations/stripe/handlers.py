@@ -151,8 +151,9 @@ def _earn(payment: Payment) -> None:
 
 
 def _reapply_payments(user: User) -> None:
-    # An attribution made now may cover payments that arrived earlier (out-of-order delivery).
-    for payment in Payment.objects.filter(customer=user).order_by("paid_at", "id"):
+    # An attribution made now may cover payments that arrived earlier (out-of-order delivery). Its lock is held (made
+    # or moved by this transaction): the payments' locks come after it, as on_payment takes them.
+    for payment in ledger.customer_payments_locked(customer_id=user.pk):
         _earn(payment)
 
 
