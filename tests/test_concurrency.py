@@ -599,3 +599,58 @@ def test_creations_at_once_cannot_both_take_the_last_slot(
     results = race(create, n=4)
     assert sum(not isinstance(r, Exception) for r in results) == 1, results
     assert sorted(getattr(r, "code", "") for r in results if isinstance(r, Exception)) == ["limit_reached"] * 3
+
+
+def test_staff_deleting_a_project_while_something_is_created_for_it_waits_and_takes_it_too(
+    postgres_only: None,
+) -> None:
+    """Staff delete a project in the admin while its owner adds a webhook endpoint to it (the endpoint written, not
+    yet committed). The deletion read the project's endpoints before that one committed, then failed on its foreign
+    key: a 500 for staff, the project still there. The deletion now takes the project's own row first, which waits
+    for a creation in flight (it holds the project's row, ``core.counts.ensure_room``) and reads its row after."""
+    from django.db import transaction
+    from django.test import Client
+
+    from apertur.projects.models import Project
+    from apertur.projects.services import create_project
+    from apertur.testing import make_staff
+    from apertur.webhooks.models import WebhookEndpoint
+    from apertur.webhooks.services import create_endpoint
+
+    project = create_project(owner=make_user(), name="Doomed")
+    staff = Client()
+    staff.force_login(make_staff("staff-deleting@example.com"))
+    written, go = threading.Event(), threading.Event()
+
+    def add_endpoint() -> Any:
+        with transaction.atomic():
+            endpoint = create_endpoint(project=project, url="https://hooks.example.com/in")
+            written.set()
+            assert go.wait(timeout=10)
+        return endpoint
+
+    outcome: dict[str, Any] = {}
+    creation = threading.Thread(target=record_outcome, args=(outcome, "creation", add_endpoint))
+    deletion = threading.Thread(
+        target=record_outcome,
+        args=(
+            outcome,
+            "deletion",
+            lambda: staff.post(f"/admin/projects/project/{project.pk}/delete/", {"post": "yes"}),
+        ),
+    )
+    creation.start()
+    try:
+        assert written.wait(timeout=10), outcome
+        deletion.start()
+        wait_until_blocked(deletion, timeout=10)
+    finally:
+        go.set()
+        creation.join(timeout=30)
+        if deletion.ident is not None:
+            deletion.join(timeout=30)
+    assert not isinstance(outcome["creation"], Exception), outcome
+    assert not isinstance(outcome["deletion"], Exception), outcome
+    assert outcome["deletion"].status_code == 302, outcome["deletion"].content
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not WebhookEndpoint.objects.exists()

@@ -70,9 +70,15 @@ class AuditedDelete:
             super().delete_queryset(request, queryset)  # type: ignore[misc]
 
     def _before_deleting(self, request: HttpRequest, obj: Any) -> None:
-        # The domain apps first (core.signals.staff_deleting: they wait for requests in flight on what the
-        # cascade takes), then the audit event, both before Django reads the cascade.
+        # All before Django reads the cascade. First the domain apps (core.signals.staff_deleting): they wait for the
+        # requests in flight on rows below (a token request holding its code's lock, which then inserts a token
+        # referring to this object). Then the object's own row (FOR UPDATE): a row being added under it at this
+        # moment (a webhook endpoint, an API key: their creation holds this row, core.counts.ensure_room, and an
+        # insert referring to it holds a key-share lock on it) commits first and the cascade takes it too; one
+        # added after waits for the deletion. Read before, the cascade missed it and its foreign key failed the
+        # deletion (a 500 for staff). In that order: the row first would wait for a token request that waits for it.
         staff_deleting.send(sender=type(obj), instance=obj, actor=request.user, ip=client_ip(request))
+        list(type(obj)._default_manager.select_for_update().filter(pk=obj.pk).values_list("pk", flat=True))
         self.record_deleted(request, obj)
 
 
