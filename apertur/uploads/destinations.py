@@ -77,8 +77,8 @@ def _check_room(*, project: Project, livemode: bool) -> None:
         existing=Destination.objects.filter(project=project, livemode=livemode),
         limit=MAX_DESTINATIONS_PER_PROJECT,
         error=DestinationLimitReached(
-            f"A project can have at most {MAX_DESTINATIONS_PER_PROJECT} destinations. Remove one you no longer "
-            "use, then add the new one."
+            f"A project can have at most {MAX_DESTINATIONS_PER_PROJECT} {'' if livemode else 'test-mode '}"
+            "destinations. Remove one you no longer use, then add the new one."
         ),
     )
 

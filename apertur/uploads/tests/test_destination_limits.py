@@ -37,6 +37,10 @@ def test_destinations_of_both_kinds_up_to_the_limit_then_refused(monkeypatch: py
         assert "at most 2 destinations" in refused.value.message
     assert Destination.objects.filter(project=project).count() == 2
     _s3(project, livemode=False)  # test mode counts apart
+    _s3(project, livemode=False)
+    with pytest.raises(AperturError) as refused:
+        _s3(project, livemode=False)
+    assert "at most 2 test-mode destinations" in refused.value.message  # as the webhook endpoints' limit says it
     _s3(create_project(owner=make_user(), name="Other"))  # per project
     destinations.delete_destination(destination=first)
     _s3(project)  # removing one frees its slot
