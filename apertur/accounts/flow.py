@@ -16,9 +16,11 @@ from apertur.core.http import keep_opener
 
 
 def safe_next(request: HttpRequest) -> str:
-    """Only same-site paths: never an open redirect (``//evil.com`` and ``https://evil.com`` are refused)."""
+    """Only same-site paths: never an open redirect (``//evil.com`` and ``https://evil.com`` are refused). A path
+    starts with "/": a relative one (``projects``) would be resolved against the page, and ``redirect()`` reads one
+    without "/" or "." as a view name (NoReverseMatch, a 500)."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target

@@ -26,7 +26,7 @@ from apertur.oauth.server import REALM
 
 class RefusedBody(ValueError):
     """A JSON body that parses but that no operation takes: not an object (a string, a number, an array, null),
-    or holding a NUL anywhere (PostgreSQL refuses it in text: a 500 where it reached the database)."""
+    or holding a NUL or a lone surrogate anywhere (text the database refuses: a 500 where it reached it)."""
 
 
 class ObjectBodyParser(Parser):
@@ -40,6 +40,11 @@ class ObjectBodyParser(Parser):
             raise RefusedBody("The body must be a JSON object.")
         if _holds_nul(data):
             raise RefusedBody("The body contains a NUL character (\\u0000), which no field takes.")
+        if _holds_lone_surrogate(data):
+            raise RefusedBody(
+                "The body contains a lone UTF-16 surrogate (such as \\ud800), which is not text: escape a character "
+                "outside the Basic Multilingual Plane as its surrogate pair, or send it as UTF-8."
+            )
         return data
 
 
@@ -51,6 +56,17 @@ def _holds_nul(value: Any) -> bool:
         return any(has_nul(key) or _holds_nul(item) for key, item in value.items())
     if isinstance(value, list):
         return any(_holds_nul(item) for item in value)
+    return False
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether any string of a parsed JSON document (member names included) holds an unpaired surrogate:
+    ``"\\ud800"`` is valid JSON syntax (RFC 8259 §8.2 leaves it to the reader) and Python reads it into a string
+    that cannot be encoded as UTF-8, so the database driver's encoding of it was a 500."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
     return False
 
 
@@ -73,7 +89,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 _ERROR_DESCRIPTIONS = {
     "400": "`invalid_request` (`Authorization: Bearer` without a token, a query string holding `%00`, a body that "
-    "is not a JSON object), `invalid_idempotency_key`",
+    "is not a JSON object or holds a NUL or a lone surrogate), `invalid_idempotency_key`",
     "401": "`authentication_required` or `invalid_token`, with a `WWW-Authenticate: Bearer` challenge",
     "403": "`insufficient_scope` (the token lacks the operation's scope); `livemode_required` (a test-mode credential "
     "on `PATCH /project/settings`); with a `WWW-Authenticate` challenge",

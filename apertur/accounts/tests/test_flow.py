@@ -16,6 +16,10 @@ from apertur.accounts.flow import in_authorize_flow, next_query, safe_next
         ("//evil.example/x", "/"),
         ("/\\evil.example", "/"),
         ("javascript:alert(1)", "/"),
+        # Relative: redirect() reads a string without "/" or "." as a view name (NoReverseMatch, a 500).
+        ("a%00b", "/"),
+        ("projects", "/"),
+        ("../../etc/passwd", "/"),
     ],
 )
 def test_safe_next_keeps_only_same_site_paths(target: str, expected: str) -> None:

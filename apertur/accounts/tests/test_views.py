@@ -153,6 +153,19 @@ def test_signup_creates_account_and_first_project(django_capture_on_commit_callb
     assert user.email_confirmed
 
 
+@pytest.mark.parametrize("target", ["a%00b", "projects"])
+def test_signup_and_login_with_a_relative_next_go_home(target: str) -> None:
+    """A ``next`` with no "/" was given to redirect(), which took it for a view name: NoReverseMatch, a 500 after
+    the account was made (the hostile-input test found it)."""
+    client = Client()
+    data = {"email": "rel@example.com", "password": "correct-horse-battery", "next": target}
+    response = client.post("/signup", data)
+    assert (response.status_code, response["Location"]) == (302, "/")
+    client.logout()
+    response = client.post("/login", data)
+    assert (response.status_code, response["Location"]) == (302, "/")
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -196,6 +196,21 @@ def test_a_json_body_holding_a_nul_is_refused_and_changes_nothing(api: Api, body
     assert UploadSession.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ['{"title": "\\ud800"}', '{"title": "t", "accepted_types": ["image/\\udfff"]}', '{"ti\\ud800tle": "t"}'],
+    ids=["value", "in-a-list", "member-name"],
+)
+def test_a_json_body_holding_a_lone_surrogate_is_refused_and_changes_nothing(api: Api, raw: str) -> None:
+    """``"\\ud800"`` is valid JSON syntax but no Unicode text: Python reads it into a string that cannot be encoded
+    as UTF-8, and the database driver's encoding of it was a 500 (the hostile-input test found it)."""
+    response = send(api, "POST", "/upload-sessions", raw)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert "surrogate" in response.json()["error"]["message"]
+    assert UploadSession.objects.count() == 0
+
+
 def test_a_literal_backslash_u0000_is_just_text(api: Api) -> None:
     response = send(api, "POST", "/upload-sessions", json.dumps({"title": "see \\u0000 here"}))
     assert response.status_code == 201 and response.json()["title"] == "see \\u0000 here"
