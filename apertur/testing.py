@@ -191,3 +191,26 @@ def wait_until_blocked(thread: threading.Thread | None = None, *, timeout: float
                 return True
             time.sleep(0.02)
     return False
+
+
+def while_paused(
+    first: Callable[[], Any], second: Callable[[], Any], *, paused: threading.Event, go: threading.Event
+) -> dict[str, Any]:
+    """PostgreSQL race tests: start ``first``, which sets ``paused`` once it holds what it locked and then waits for
+        ``go``; start ``second`` beside it, wait until it waits on a lock (:func:`wait_until_blocked`: the order is then
+        certain), let ``first`` go, join both. Returns each one's result or exception under "first" and "second", and
+    under "second_waited" whether ``second`` was seen waiting on a lock."""
+    outcome: dict[str, Any] = {}
+    one = threading.Thread(target=record_outcome, args=(outcome, "first", first))
+    two = threading.Thread(target=record_outcome, args=(outcome, "second", second))
+    one.start()
+    try:
+        assert paused.wait(timeout=10), outcome
+        two.start()
+        outcome["second_waited"] = wait_until_blocked(two, timeout=10)
+    finally:
+        go.set()
+        one.join(timeout=30)
+        if two.ident is not None:  # started
+            two.join(timeout=30)
+    return outcome

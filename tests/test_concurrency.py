@@ -14,7 +14,7 @@ from apertur.accounts.models import User
 from apertur.core.errors import AperturError
 from apertur.partners import services as partner_services
 from apertur.partners.models import Partner, PartnerStatus
-from apertur.testing import APPLICATION, make_partner, make_user, record_outcome, wait_until_blocked
+from apertur.testing import APPLICATION, make_partner, make_user, record_outcome, wait_until_blocked, while_paused
 
 
 def race(fn: Callable[[], Any], n: int = 2) -> list[Any]:
@@ -629,28 +629,13 @@ def test_staff_deleting_a_project_while_something_is_created_for_it_waits_and_ta
             assert go.wait(timeout=10)
         return endpoint
 
-    outcome: dict[str, Any] = {}
-    creation = threading.Thread(target=record_outcome, args=(outcome, "creation", add_endpoint))
-    deletion = threading.Thread(
-        target=record_outcome,
-        args=(
-            outcome,
-            "deletion",
-            lambda: staff.post(f"/admin/projects/project/{project.pk}/delete/", {"post": "yes"}),
-        ),
+    outcome = while_paused(
+        add_endpoint,
+        lambda: staff.post(f"/admin/projects/project/{project.pk}/delete/", {"post": "yes"}),
+        paused=written,
+        go=go,
     )
-    creation.start()
-    try:
-        assert written.wait(timeout=10), outcome
-        deletion.start()
-        wait_until_blocked(deletion, timeout=10)
-    finally:
-        go.set()
-        creation.join(timeout=30)
-        if deletion.ident is not None:
-            deletion.join(timeout=30)
-    assert not isinstance(outcome["creation"], Exception), outcome
-    assert not isinstance(outcome["deletion"], Exception), outcome
-    assert outcome["deletion"].status_code == 302, outcome["deletion"].content
+    assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
+    assert outcome["second"].status_code == 302, outcome["second"].content
     assert not Project.objects.filter(pk=project.pk).exists()
     assert not WebhookEndpoint.objects.exists()

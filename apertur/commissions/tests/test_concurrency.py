@@ -18,7 +18,7 @@ from apertur.projects.models import Payment, Project, Refund
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
 from apertur.referrals.services import drop_unproven_referral
-from apertur.testing import make_partner, make_user, record_outcome, wait_until_blocked
+from apertur.testing import make_partner, make_user, while_paused
 
 UTC = dt.UTC
 
@@ -35,19 +35,7 @@ def _one_then_the_other(first: Callable[[], Any], second: Callable[[], Any]) -> 
             assert release.wait(timeout=10)
         return result
 
-    outcome: dict[str, Any] = {}
-    one = threading.Thread(target=record_outcome, args=(outcome, "first", held_open))
-    two = threading.Thread(target=record_outcome, args=(outcome, "second", lambda: transaction.atomic()(second)()))
-    one.start()
-    try:
-        assert held.wait(timeout=10)
-        two.start()
-        wait_until_blocked(two)  # the second waits for the first's lock (it used to run through, missing it)
-    finally:
-        release.set()
-        one.join(timeout=30)
-        if two.ident is not None:  # started
-            two.join(timeout=30)
+    outcome = while_paused(held_open, lambda: transaction.atomic()(second)(), paused=held, go=release)
     assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
     return outcome
 
@@ -166,23 +154,13 @@ def test_a_backfill_and_an_earning_of_one_payment_at_once_do_not_deadlock(
         assert go.wait(timeout=10)
 
     monkeypatch.setattr(services, "_lock_payment", lock_then_pause)
-    outcome: dict[str, Any] = {}
-    earning = threading.Thread(
-        target=record_outcome, args=(outcome, "earning", lambda: services.on_payment(payment=payment))
+    outcome = while_paused(
+        lambda: services.on_payment(payment=payment),
+        lambda: services.on_payments(pipeline=False),
+        paused=locked,
+        go=go,
     )
-    backfill = threading.Thread(
-        target=record_outcome, args=(outcome, "backfill", lambda: services.on_payments(pipeline=False))
-    )
-    earning.start()
-    try:
-        assert locked.wait(timeout=10)
-        backfill.start()
-        assert wait_until_blocked(backfill)  # the backfill reached the payment's lock the earning holds
-    finally:
-        go.set()
-        earning.join(timeout=30)
-        if backfill.ident is not None:
-            backfill.join(timeout=30)
+    assert outcome["second_waited"]  # the backfill reached the payment's lock the earning holds
     assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
     assert list(CommissionEntry.objects.values_list("amount_cents", flat=True)) == [2_500]
 
@@ -212,24 +190,13 @@ def test_a_backfill_and_an_oauth_attribution_earning_earlier_payments_do_not_dea
             assert go.wait(timeout=10)
 
     monkeypatch.setattr(services, "_lock_payment", lock_then_pause)
-    outcome: dict[str, Any] = {}
-    event = threading.Thread(
-        target=record_outcome,
-        args=(outcome, "event", lambda: transaction.atomic()(handlers._reapply_payments)(customer)),
+    outcome = while_paused(
+        lambda: transaction.atomic()(handlers._reapply_payments)(customer),
+        lambda: services.on_payments(pipeline=False),
+        paused=locked,
+        go=go,
     )
-    backfill = threading.Thread(
-        target=record_outcome, args=(outcome, "backfill", lambda: services.on_payments(pipeline=False))
-    )
-    event.start()
-    try:
-        assert locked.wait(timeout=10)
-        backfill.start()
-        assert wait_until_blocked(backfill)
-    finally:
-        go.set()
-        event.join(timeout=30)
-        if backfill.ident is not None:
-            backfill.join(timeout=30)
+    assert outcome["second_waited"]
     assert not any(isinstance(value, Exception) for value in outcome.values()), outcome
     assert sorted(CommissionEntry.objects.values_list("payment_id", flat=True)) == sorted(
         [stored_first.pk, paid_first.pk]
