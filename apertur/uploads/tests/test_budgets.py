@@ -16,8 +16,8 @@ from apertur.oauth.tests.conftest import Flow, flow  # noqa: F401
 from apertur.projects.selectors import plan_by_name
 from apertur.projects.services import create_project
 from apertur.testing import make_user
-from apertur.uploads import services
-from apertur.uploads.models import UploadSession
+from apertur.uploads import destinations, services
+from apertur.uploads.models import Destination, UploadSession
 from apertur.webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +74,44 @@ def test_below_the_real_budget_a_busy_day_is_accepted(flow: Flow) -> None:  # no
     for n in range(30):
         services.close_session(session=services.create_session(project=flow.project, title=f"Link {n}"))
     assert UploadSession.objects.count() == 30
+
+
+URL = "https://hooks.example.com/in"
+
+
+def _s3(project, **kwargs):  # type: ignore[no-untyped-def]
+    return destinations.create_s3_destination(
+        project=project, name="Bucket", bucket="photos", access_key_id="AKIA", secret_access_key="secret", **kwargs
+    )
+
+
+def test_destinations_created_up_to_the_budget_then_refused_even_after_removing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cap on destinations is freed by removing one; each creation and removal stays in the audit log."""
+    monkeypatch.setattr(destinations, "CREATED_PER_PROJECT", ratelimit.Limit("t-destinations", 2, 60 * 60))
+    project = create_project(owner=make_user(), name="Weddings")
+    destinations.delete_destination(
+        destination=destinations.create_https_destination(project=project, name="A", url=URL)
+    )
+    destinations.delete_destination(destination=_s3(project))
+    audits = AuditEvent.objects.count()
+    for create in (
+        lambda: destinations.create_https_destination(project=project, name="x", url=URL),
+        lambda: _s3(project),
+    ):
+        with pytest.raises(RateLimited) as refused:
+            create()
+        assert "Too many new destinations" in refused.value.message and refused.value.retry_after > 0
+    assert Destination.objects.filter(project=project).count() == 0 and AuditEvent.objects.count() == audits
+    _s3(project, livemode=False)  # test mode has its own budget
+    _s3(create_project(owner=make_user(), name="Other"))  # per project
+    owner = project.owner
+    browser = Client()
+    browser.force_login(owner)
+    page = browser.post(f"/projects/{project.public_id}/destinations/new", {"kind": "https", "name": "A", "url": URL})
+    assert page.status_code == 400 and "Too many new destinations" in page.content.decode()
+
+
+def test_the_real_destination_budget_leaves_room_for_real_use() -> None:
+    assert destinations.CREATED_PER_PROJECT.max_hits >= 2 * destinations.MAX_DESTINATIONS_PER_PROJECT
