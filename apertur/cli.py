@@ -480,6 +480,7 @@ def app_create(
             allowed_domains=allowed_domain or [],
             website=website,
             description=description,
+            budgeted=False,  # an operator's command, not a partner's portal
         )
     data = {
         "client_id": created.app.client_id,

@@ -191,6 +191,7 @@ def ensure_demo(*, site_url: str = PARTNER_SITE) -> dict[str, Any]:
             website=PARTNER_SITE,
             redirect_uris=[REDIRECT_URI],
             allowed_domains=ALLOWED_DOMAINS,
+            budgeted=False,
         ).app
     if not tokens.secret_matches(secret, app.client_secret_hash) or not app.is_active:
         app.client_secret_hash = tokens.hash_secret(secret)

@@ -21,6 +21,9 @@ CONFIRM_RESEND_PER_EMAIL = ratelimit.Limit("confirm-resend-email", 3, 60 * 60)
 # The account page: wrong current passwords (a borrowed or stolen session guessing it), and email change links.
 ACCOUNT_PASSWORD_CHECK = ratelimit.Limit("account-password-check", 10, 15 * 60)
 EMAIL_CHANGE_PER_ACCOUNT = ratelimit.Limit("email-change-account", 5, 60 * 60)
+#: Password changes from the account page per account: each one mails the account's address and is audited, so
+#: changing back and forth was unlimited mail from Apertur. One change is the real use; ten leaves room for mistakes.
+PASSWORD_CHANGES_PER_ACCOUNT = ratelimit.Limit("password-change-account", 10, 60 * 60)
 
 
 def _limits() -> tuple[ratelimit.Limit, ratelimit.Limit, ratelimit.Limit]:

@@ -24,7 +24,12 @@ from apertur.accounts.errors import (
     InvalidResetLink,
     WrongPassword,
 )
-from apertur.accounts.login import ACCOUNT_PASSWORD_CHECK, CONFIRM_RESEND_PER_EMAIL, EMAIL_CHANGE_PER_ACCOUNT
+from apertur.accounts.login import (
+    ACCOUNT_PASSWORD_CHECK,
+    CONFIRM_RESEND_PER_EMAIL,
+    EMAIL_CHANGE_PER_ACCOUNT,
+    PASSWORD_CHANGES_PER_ACCOUNT,
+)
 from apertur.accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
 from apertur.accounts.signals import TurnedOff, claimed_from_signup, mailbox_proven
 from apertur.accounts.tokens import (
@@ -278,10 +283,12 @@ def password_set_by_staff(*, user: User, actor: User, ip: str | None = None) -> 
 def change_password(*, user: User, current_password: str, new_password: str, ip: str | None = None) -> User:
     """A new password from the account page (ASVS 2.1.6). Django's session check compares each session's
     stored hash of the password with the account's: every other session of the user ends at its next request;
-    the view keeps its own (``update_session_auth_hash``)."""
+    the view keeps its own (``update_session_auth_hash``). Past :data:`PASSWORD_CHANGES_PER_ACCOUNT` (each change
+    mails the account): :class:`RateLimited`, nothing changed or sent."""
     locked = User.objects.select_for_update().get(pk=user.pk)
     _check_current_password(user=locked, password=current_password, ip=ip)
     check_password(new_password, email=locked.email)
+    ratelimit.hit(PASSWORD_CHANGES_PER_ACCOUNT, str(locked.pk), what="password changes")
     locked.set_password(new_password)
     locked.save(update_fields=["password"])
     _password_changed(user=locked, via="account_page", ip=ip)

@@ -6,6 +6,8 @@ contract: never rename one.
 
 from __future__ import annotations
 
+import math
+
 
 class AperturError(Exception):
     code: str = "error"
@@ -74,7 +76,10 @@ class RateLimited(AperturError):
         self.retry_after = retry_after
 
     def wait_message(self, what: str = "attempts") -> str:
-        """What a page says: "Too many {what}. Try again in N minute(s)." (at least one minute)."""
+        """What a page says: "Too many {what}. Try again in N minute(s)." (at least one minute), or in hours, rounded
+        up, past an hour and a half (a daily budget's wait)."""
+        if self.retry_after > 90 * 60:
+            return f"Too many {what}. Try again in {math.ceil(self.retry_after / 3600)} hour(s)."
         return f"Too many {what}. Try again in {max(1, round(self.retry_after / 60))} minute(s)."
 
 

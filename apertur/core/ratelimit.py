@@ -185,11 +185,14 @@ class Hit:
     window_start: int
 
 
-def hit(limit: Limit, key: str) -> Hit:
-    """Count one attempt; raise :class:`RateLimited` once the window's budget is spent."""
+def hit(limit: Limit, key: str, *, what: str | None = None) -> Hit:
+    """Count one attempt; raise :class:`RateLimited` once the window's budget is spent. ``what`` names the attempts
+    for the refusal's message, which pages show as it is ("Too many {what}. Try again in …"): a service's budget
+    then reads the same on every page that calls it (the API answers its own fixed message)."""
     start, retry_after = _window(limit)
     if _incr(limit, key, start) > limit.max_hits:
-        raise RateLimited(retry_after=retry_after)
+        refused = RateLimited(retry_after=retry_after)
+        raise RateLimited(refused.wait_message(what), retry_after=retry_after) if what else refused
     return Hit(limit=limit, key=key, window_start=start)
 
 

@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from apertur.accounts.models import User
 from apertur.accounts.signals import TurnedOff
-from apertur.core import audit, clock, tokens
+from apertur.core import audit, clock, ratelimit, tokens
 from apertur.core.counts import ensure_room
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.tokens import Prefix
@@ -40,6 +40,13 @@ _KEY_PREFIX = {KeyMode.LIVE: Prefix.LIVE_PUBLIC_KEY, KeyMode.TEST: Prefix.TEST_P
 #: OAuth apps one partner may register (docs/oauth-apps.md), deactivated ones included: an app per product and
 #: environment is far below it.
 MAX_APPS_PER_PARTNER = 50
+#: Apps a partner creates in the portal in a day. The cap above is freed by deleting one, and the audit trail of each
+#: creation and deletion stays: create-delete loops grew it without end. A hundred is every slot filled twice.
+#: ``apertur app create`` (operators) is not counted.
+APPS_CREATED_PER_PARTNER = ratelimit.Limit("oauth-app-create-partner", 100, 24 * 60 * 60)
+#: Client secret rotations and public key regenerations of one app in an hour, each audited. A leak needs one; ten
+#: leaves room for mistakes and for a partner rotating on a schedule.
+CREDENTIAL_CHANGES_PER_APP = ratelimit.Limit("oauth-app-credentials", 10, 60 * 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +153,11 @@ def create_app(
     website: str = "",
     actor: User | None = None,
     ip: str | None = None,
+    budgeted: bool = True,
 ) -> CreatedApp:
-    """Register an app for an approved partner. Returns the client secret in clear this one time."""
+    """Register an app for an approved partner. Returns the client secret in clear this one time. Past
+    :data:`APPS_CREATED_PER_PARTNER`: :class:`RateLimited`, nothing created; ``budgeted=False`` for operators
+    (``apertur app create``, the demo)."""
     _require_approved(partner)
     details = clean_app_details(
         name=name,
@@ -165,6 +175,8 @@ def create_app(
             "create the new one."
         ),
     )
+    if budgeted:
+        ratelimit.hit(APPS_CREATED_PER_PARTNER, str(partner.pk), what="new OAuth apps")
     app = OAuthApp(
         partner=partner,
         name=details.name,
@@ -249,6 +261,7 @@ def rotate_secret(
     with transaction.atomic():
         app = OAuthApp.objects.select_for_update().get(pk=app.pk)
         check_replacing(current=app.client_secret_hash, replacing=replacing)  # the roll form's (core.rolling)
+        ratelimit.hit(CREDENTIAL_CHANGES_PER_APP, str(app.pk), what="credential changes")
         now = clock.now()
         dropped_older = app.previous_secret_valid_until(now) is not None
         if expire_previous_in:
@@ -339,8 +352,10 @@ def clear_expired_previous_secrets(at: dt.datetime) -> int:
 def regenerate_public_key(
     *, app: OAuthApp, mode: KeyMode, actor: User | None = None, ip: str | None = None
 ) -> PublicKey:
-    """Replace the app's live or test publishable key; the old one becomes ``invalid_public_key``."""
+    """Replace the app's live or test publishable key; the old one becomes ``invalid_public_key``. Counted with the
+    secret's rotations (:data:`CREDENTIAL_CHANGES_PER_APP`)."""
     app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+    ratelimit.hit(CREDENTIAL_CHANGES_PER_APP, str(app.pk), what="credential changes")
     old = list(app.public_keys.filter(mode=mode, is_active=True))
     app.public_keys.filter(mode=mode, is_active=True).update(is_active=False, deactivated_at=clock.now())
     key = _new_public_key(app, mode)

@@ -95,7 +95,11 @@ class ProjectAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
         changed = [name for name in SETTINGS_FIELDS if name in form.changed_data]
         if changed:
             project = services.update_settings(
-                project=project, **{name: getattr(obj, name) for name in changed}, actor=request.user, ip=ip
+                project=project,
+                **{name: getattr(obj, name) for name in changed},
+                actor=request.user,
+                ip=ip,
+                budgeted=False,
             )
         if "plan" in form.changed_data:
             services.change_plan(project=project, plan=obj.plan, actor=request.user, ip=ip)

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from apertur.accounts.models import User
 from apertur.accounts.services import create_user
 from apertur.accounts.signals import TurnedOff
-from apertur.core import audit, clock, tokens
+from apertur.core import audit, clock, ratelimit, tokens
 from apertur.core.counts import ensure_room, lock_row
 from apertur.projects import signals
 from apertur.projects.errors import (
@@ -30,6 +30,14 @@ MAX_PROJECTS_PER_ACCOUNT = 100
 #: API keys in use (not revoked) per project and mode (docs/api.md): one per server or integration, with room to
 #: roll them. A revoked key no longer counts.
 MAX_API_KEYS_PER_PROJECT = 20
+#: API keys created per project in an hour, live and test together. The cap above counts keys in use, so it is freed
+#: by revoking; a revoked key's row and the audit events of its creation and revocation stay. Fifty is the cap twice
+#: over plus room: a CI that makes a throwaway key per run, or a team replacing every key after a leak.
+API_KEYS_CREATED_PER_PROJECT = ratelimit.Limit("api-key-create-project", 50, 60 * 60)
+#: Settings changes per project in an hour (page, API, CLI; not staff in the admin). Each is audited, and each save
+#: of a project voids every app process's access-token cache (``oauth.token_cache``): a PATCH loop was both a
+#: growing audit log and a cache flush for every caller. Sixty is one a minute, sustained.
+SETTINGS_CHANGES_PER_PROJECT = ratelimit.Limit("project-settings-project", 60, 60 * 60)
 
 
 def _clean_name(name: str) -> str:
@@ -108,6 +116,7 @@ def create_api_key(
             "longer use, then create the new one."
         ),
     )
+    ratelimit.hit(API_KEYS_CREATED_PER_PROJECT, str(project.pk), what="new API keys")
     secret = tokens.generate(tokens.Prefix.LIVE_SECRET_KEY if livemode else tokens.Prefix.TEST_SECRET_KEY, 40)
     key = ApiKey.objects.create(
         project=project,
@@ -200,9 +209,12 @@ def update_settings(
     actor: User | None = None,
     ip: str | None = None,
     via: str | None = None,
+    budgeted: bool = True,
 ) -> Project:
     """Change the fields given; ``None`` clears the two defaults, leaving a field out keeps it. ``via``: the API
-    caller that asked (recorded in the audit event, as closing a link through the API records it)."""
+    caller that asked (recorded in the audit event, as closing a link through the API records it). Past
+    :data:`SETTINGS_CHANGES_PER_PROJECT`: :class:`RateLimited`, nothing changed; ``budgeted=False`` for staff in
+    the admin, who answer to no customer's budget."""
     if name is not None:
         _lock_owner(project.owner_id)  # before the project's row, in the order create_project takes them
     # The project row only (``of``): the plan row joined to it is every project on that plan's.
@@ -216,6 +228,8 @@ def update_settings(
         default_session_days=default_session_days,
         default_max_files=default_max_files,
     )
+    if budgeted:  # counted once the input is known good: a refused change spends nothing
+        ratelimit.hit(SETTINGS_CHANGES_PER_PROJECT, str(project.pk), what="changes to the project's settings")
     for field, value in values.items():
         setattr(project, field, value)
     if notify_owner_on_upload is not None:

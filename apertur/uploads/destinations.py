@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config as BotoConfig
 from django.db import transaction
 
-from apertur.core import alerts, audit, clock, outbound
+from apertur.core import alerts, audit, clock, outbound, ratelimit
 from apertur.core.counts import ensure_room
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
@@ -50,6 +50,9 @@ MAX_ANSWER_BYTES = 1_048_576
 #: Destinations per project and mode (docs/api.md), disabled ones included: every upload is copied to each one, so
 #: the limit bounds what one upload costs to deliver, and ``GET /destinations`` (not paged) stays short.
 MAX_DESTINATIONS_PER_PROJECT = 10
+#: Destinations created per project and mode in an hour. The cap above is freed by removing one, and each creation
+#: and removal stays in the audit log: create-remove loops grew it without end. Fifty fills every slot five times.
+CREATED_PER_PROJECT = ratelimit.Limit("destination-create-project", 50, 60 * 60)
 #: A claimed copy is looked at again no sooner than this after the claim plus the retry delay, so one still being
 #: sent (bounded by ATTEMPT_SECONDS, plus a socket timeout to notice) is never sent a second time meanwhile.
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 30)
@@ -72,6 +75,8 @@ def _request(
 
 
 def _check_room(*, project: Project, livemode: bool) -> None:
+    """Room for one more destination: under the cap, then within :data:`CREATED_PER_PROJECT` (counted last, so a
+    creation the cap refuses spends nothing). Call it after the input is checked, in the creating transaction."""
     ensure_room(
         owner=project,
         existing=Destination.objects.filter(project=project, livemode=livemode),
@@ -81,6 +86,7 @@ def _check_room(*, project: Project, livemode: bool) -> None:
             "destinations. Remove one you no longer use, then add the new one."
         ),
     )
+    ratelimit.hit(CREATED_PER_PROJECT, f"{project.pk}|{'live' if livemode else 'test'}", what="new destinations")
 
 
 @transaction.atomic

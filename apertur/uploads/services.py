@@ -82,6 +82,13 @@ def _clean_types(accepted_types: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(accepted_types))
 
 
+#: Upload sessions a project may open in a day, per mode (test mode has its own, as it has its own plan budget).
+#: The plan caps the sessions *open* at once, not how many are opened: open-then-close loops wrote a session row,
+#: two audit events and two webhook events each, every event a POST to each of the project's (up to 20) endpoints.
+#: A thousand is a link every minute and a half around the clock, ten times what a busy studio opens by hand.
+SESSIONS_PER_PROJECT = ratelimit.Limit("upload-session-project", 1000, 24 * 60 * 60)
+
+
 @transaction.atomic
 def create_session(
     *,
@@ -96,7 +103,8 @@ def create_session(
     ip: str | None = None,
 ) -> UploadSession:
     """Open an upload link. ``expires_at`` and ``max_files`` left out (``None``) take the project's
-    ``default_session_days`` and ``default_max_files``, if it has them."""
+    ``default_session_days`` and ``default_max_files``, if it has them. Past :data:`SESSIONS_PER_PROJECT`:
+    :class:`RateLimited`, nothing written."""
     # Guests read it on the upload page: core's rule for names shown to other people (no control or text-direction
     # character), spaces folded.
     clean_title = clean_text(
@@ -133,6 +141,8 @@ def create_session(
     plan = project.plan if locked.plan_id == project.plan_id else locked.plan
     if usage(project=project, livemode=livemode).active_sessions >= plan.max_active_sessions:
         raise SessionLimitReached()
+    # Counted once every other reason to refuse has passed: a refused creation spends nothing.
+    ratelimit.hit(SESSIONS_PER_PROJECT, f"{project.pk}|{'live' if livemode else 'test'}", what="upload links")
     session = UploadSession.objects.create(
         project=project,
         title=clean_title,

@@ -51,6 +51,20 @@ APP_PAUSED_ERROR = "not sent: the app that created this endpoint is deactivated 
 #: Webhook endpoints per project and mode (docs/api.md), disabled ones included: every event is sent to each
 #: subscribed one, so the limit also bounds what one event costs to deliver.
 MAX_ENDPOINTS_PER_PROJECT = 20
+#: New endpoints per project and mode in an hour. The cap above is freed by deleting one, and each creation and
+#: deletion stays in the audit log: without a budget, create-delete loops grew it without end. Fifty fills every
+#: slot twice over, or gives a test suite that makes its own endpoint each run fifty runs an hour.
+ENDPOINTS_CREATED_PER_PROJECT = ratelimit.Limit("webhook-endpoint-create-project", 50, 60 * 60)
+#: Changes to a project's endpoints per mode in an hour, each audited. Turning an enabled endpoint off is never
+#: counted nor refused (it stops deliveries: what an owner does when something goes wrong); deleting neither.
+ENDPOINT_CHANGES_PER_PROJECT = ratelimit.Limit("webhook-endpoint-change-project", 100, 60 * 60)
+#: Rolls of one signing secret (a webhook endpoint's or an HTTPS destination's: :func:`roll_and_record`) in an hour,
+#: each audited. A leak needs one roll, or two to drop the replaced secret at once; ten leaves room for mistakes.
+SECRET_ROLLS_PER_HOLDER = ratelimit.Limit("signing-secret-roll", 10, 60 * 60)
+
+
+def _mode(livemode: bool) -> str:
+    return "live" if livemode else "test"
 
 
 def _clean_events(events: Sequence[str] | None) -> list[str]:
@@ -115,6 +129,7 @@ def create_endpoint(
             "longer use, then add the new one."
         ),
     )
+    ratelimit.hit(ENDPOINTS_CREATED_PER_PROJECT, f"{project.pk}|{_mode(livemode)}", what="new webhook endpoints")
     endpoint = WebhookEndpoint.objects.create(
         project=project,
         url=clean_url,
@@ -144,8 +159,11 @@ def update_endpoint(
     ``enabled`` as it now is when that was one of them. Disabling ends the endpoint's pending deliveries now,
     failed, so enabling it later does not send them (``pending_stopped`` in the audit event; one being sent
     finishes, and :func:`attempt` stops any that slips past). ``via``: the API caller that asked (its identity),
-    recorded in the event, as ``actor`` records the person on the dashboard."""
+    recorded in the event, as ``actor`` records the person on the dashboard. Past
+    :data:`ENDPOINT_CHANGES_PER_PROJECT`: :class:`RateLimited`, nothing changed (turning an enabled endpoint off
+    always goes through)."""
     endpoint = _locked(endpoint)
+    turning_off = enabled is False and endpoint.enabled and url is None and events is None and description is None
     if url is not None:
         endpoint.url = _clean_url(url)
     if events is not None:
@@ -156,6 +174,9 @@ def update_endpoint(
         endpoint.description = description.strip()
     if enabled is not None:
         endpoint.enabled = enabled
+    if not turning_off:  # counted once the input is known good: a refused change spends nothing
+        key = f"{endpoint.project_id}|{_mode(endpoint.livemode)}"
+        ratelimit.hit(ENDPOINT_CHANGES_PER_PROJECT, key, what="changes to webhook endpoints")
     endpoint.save()
     given = {"url": url, "events": events, "description": description, "enabled": enabled}
     data: dict[str, Any] = {"fields": [name for name, value in given.items() if value is not None]}
@@ -223,7 +244,9 @@ def roll_and_record(
     locked: RollingSigningSecret, *, expire_previous_in: dt.timedelta, action: str, actor: Any, ip: str | None
 ) -> None:
     """Roll the secret of a row locked in the caller's transaction (its overlap checked), save it, and audit it
-    under ``action`` with when the replaced secret stops signing — never a secret."""
+    under ``action`` with when the replaced secret stops signing — never a secret. Past
+    :data:`SECRET_ROLLS_PER_HOLDER` for this row: :class:`RateLimited`, nothing changed."""
+    ratelimit.hit(SECRET_ROLLS_PER_HOLDER, f"{locked._meta.label_lower}|{locked.pk}", what="signing secret rolls")
     dropped_older = locked.roll_secret(at=clock.now(), keep_previous_for=expire_previous_in)
     # ``secret`` is each concrete model's own field (the abstract model only names it).
     locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])  # type: ignore[misc]

@@ -110,8 +110,12 @@ def endpoint_switch(request: HttpRequest, public_id: str, endpoint_id: str, on: 
     if endpoint.enabled == on:  # already so: nothing to confirm
         return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
     if request.method == "POST":
-        services.update_endpoint(endpoint=endpoint, enabled=on, actor=_owner(request), ip=client_ip(request))
-        messages.success(request, f"Webhook endpoint {'enabled' if on else 'disabled'}.")
+        try:
+            services.update_endpoint(endpoint=endpoint, enabled=on, actor=_owner(request), ip=client_ip(request))
+        except RateLimited as exc:  # enabling counts as a change (turning off never does)
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Webhook endpoint {'enabled' if on else 'disabled'}.")
         return redirect("webhooks:detail", public_id=public_id, endpoint_id=endpoint_id)
     return render(request, "webhooks/switch.html", {"endpoint": endpoint, "project": endpoint.project, "on": on})
 

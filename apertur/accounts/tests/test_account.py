@@ -159,7 +159,11 @@ def test_guessing_the_current_password_is_limited(ada: User, browser: Client) ->
     assert ada.check_password(PASSWORD)
 
 
-def test_right_passwords_do_not_use_the_guessing_budget(browser: Client) -> None:
+def test_right_passwords_do_not_use_the_guessing_budget(browser: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apertur.core.ratelimit import Limit
+
+    # More changes than the guessing budget allows guesses: lift the budget of changes (its own test is below).
+    monkeypatch.setattr(services, "PASSWORD_CHANGES_PER_ACCOUNT", Limit("t-password-changes", 100, 60 * 60))
     passwords = [PASSWORD] + [f"{NEW_PASSWORD}-{i}" for i in range(ACCOUNT_PASSWORD_CHECK.max_hits + 2)]
     for current, new in itertools.pairwise(passwords):
         assert _change_password(browser, current, new).status_code == 302
@@ -459,3 +463,26 @@ def test_an_email_change_link_survives_a_secret_key_rotation_with_the_old_key_as
         services.confirm_email_change(user=ada, token=token)
     ada.refresh_from_db()
     assert ada.email == "ada.new@example.com"
+
+
+def test_password_changes_are_limited_each_one_mails_the_account(
+    ada: User, browser: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Each change mails the account's address ("your password was changed") and is audited: changing back and forth
+    between two passwords was an unlimited stream of mail sent by Apertur. Refused past the budget: nothing
+    changed, audited or sent."""
+    from apertur.accounts.login import PASSWORD_CHANGES_PER_ACCOUNT
+
+    passwords = itertools.cycle([(PASSWORD, NEW_PASSWORD), (NEW_PASSWORD, PASSWORD)])
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(PASSWORD_CHANGES_PER_ACCOUNT.max_hits):
+            current, new = next(passwords)
+            assert _change_password(browser, current, new).status_code == 302
+        current, new = next(passwords)
+        refused = _change_password(browser, current, new)
+    assert refused.status_code == 429 and "Too many password changes" in refused.content.decode()
+    assert len(mail.outbox) == PASSWORD_CHANGES_PER_ACCOUNT.max_hits
+    assert AuditEvent.objects.filter(action="user.password_changed").count() == PASSWORD_CHANGES_PER_ACCOUNT.max_hits
+    ada.refresh_from_db()
+    assert ada.check_password(current)  # unchanged
+    assert 3 <= PASSWORD_CHANGES_PER_ACCOUNT.max_hits <= 20

@@ -587,11 +587,16 @@ def test_a_failing_storage_gives_the_guest_a_clear_error_and_no_row(owner, monke
     assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
 
 
-def test_redis_down_gives_the_guest_a_clear_error_not_the_html_500_page(owner, redis_down) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def open_link(owner) -> UploadSession:  # type: ignore[no-untyped-def]
+    """A link opened while Redis answers (opening one is counted in Redis too: SESSIONS_PER_PROJECT)."""
+    return services.create_session(project=owner[1], title="Ana & Ben")
+
+
+def test_redis_down_gives_the_guest_a_clear_error_not_the_html_500_page(open_link, redis_down) -> None:  # type: ignore[no-untyped-def]
     """Guest uploads are rate limited in Redis: with Redis down the page's script got Django's HTML 500 page and
     showed only "Failed". Now a JSON 503 saying to try again; nothing stored."""
-    _, project, _ = owner
-    session = services.create_session(project=project, title="Ana & Ben")
+    session = open_link
     response = Client(raise_request_exception=False).post(f"/u/{session.token}/files", {"file": image_file()})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
