@@ -214,3 +214,26 @@ def while_paused(
         if two.ident is not None:  # started
             two.join(timeout=30)
     return outcome
+
+
+def lower_budget(monkeypatch: Any, module: Any, name: str, hits: int) -> None:
+    """Budget tests: ``module.name`` (a :class:`apertur.core.ratelimit.Limit`) becomes ``hits`` an hour, under a
+    key of its own (a test's counts never meet the real limit's)."""
+    from apertur.core import ratelimit
+
+    monkeypatch.setattr(module, name, ratelimit.Limit(f"t-{name}", hits, 60 * 60))
+
+
+def refused_by_budget(attempt: Callable[[], Any], what: str) -> None:
+    """Budget tests: ``attempt`` is refused past its budget (RateLimited, with a wait and "Too many {what}") and
+    writes no audit event: nothing was done."""
+    import pytest
+
+    from apertur.core.errors import RateLimited
+    from apertur.core.models import AuditEvent
+
+    audits = AuditEvent.objects.count()
+    with pytest.raises(RateLimited) as refused:
+        attempt()
+    assert refused.value.retry_after > 0 and f"Too many {what}" in refused.value.message
+    assert AuditEvent.objects.count() == audits

@@ -5,48 +5,31 @@ nothing. ``apertur app create`` is the operators' and is not counted."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.test import Client
 from typer.testing import CliRunner
 
 from apertur.cli import app as cli
-from apertur.core import ratelimit
-from apertur.core.errors import RateLimited
-from apertur.core.models import AuditEvent
 from apertur.oauth import services
 from apertur.oauth.models import KeyMode, OAuthApp
-from apertur.testing import make_app, make_partner
+from apertur.testing import lower_budget, make_app, make_partner, refused_by_budget
 
 pytestmark = pytest.mark.django_db
 
 
-def _budget(monkeypatch: pytest.MonkeyPatch, name: str, hits: int) -> None:
-    monkeypatch.setattr(services, name, ratelimit.Limit(f"t-{name}", hits, 60 * 60))
-
-
-def _refused_writes_nothing(attempt: Any, what: str) -> None:
-    audits = AuditEvent.objects.count()
-    with pytest.raises(RateLimited) as refused:
-        attempt()
-    assert refused.value.retry_after > 0 and f"Too many {what}" in refused.value.message
-    assert AuditEvent.objects.count() == audits
-
-
 def test_apps_created_up_to_the_budget_then_refused_even_after_deleting(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "APPS_CREATED_PER_PARTNER", 2)
+    lower_budget(monkeypatch, services, "APPS_CREATED_PER_PARTNER", 2)
     partner = make_partner()
     for _ in range(2):  # created and deleted at once: the count cap never bites
         app = make_app(partner).app
         services.delete_app(app=app, confirm_name=app.name)
-    _refused_writes_nothing(lambda: make_app(partner), "new OAuth apps")
+    refused_by_budget(lambda: make_app(partner), "new OAuth apps")
     assert OAuthApp.objects.filter(partner=partner).count() == 0
     make_app(make_partner())  # per partner
 
 
 def test_the_operators_cli_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "APPS_CREATED_PER_PARTNER", 0)
+    lower_budget(monkeypatch, services, "APPS_CREATED_PER_PARTNER", 0)
     partner = make_partner()
     args = ["app", "create", "--partner-email", partner.user.email, "--name", "Snapflow"]
     result = CliRunner().invoke(cli, [*args, "--redirect-uri", "https://snapflow.example/callback"])
@@ -55,21 +38,21 @@ def test_the_operators_cli_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_credential_changes_up_to_the_budget_then_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "CREDENTIAL_CHANGES_PER_APP", 2)
+    lower_budget(monkeypatch, services, "CREDENTIAL_CHANGES_PER_APP", 2)
     app = make_app().app
     services.rotate_secret(app=app)
     services.regenerate_public_key(app=app, mode=KeyMode.TEST)
     hash_before = OAuthApp.objects.get(pk=app.pk).client_secret_hash
-    _refused_writes_nothing(lambda: services.rotate_secret(app=app), "credential changes")
-    _refused_writes_nothing(lambda: services.regenerate_public_key(app=app, mode=KeyMode.LIVE), "credential changes")
+    refused_by_budget(lambda: services.rotate_secret(app=app), "credential changes")
+    refused_by_budget(lambda: services.regenerate_public_key(app=app, mode=KeyMode.LIVE), "credential changes")
     assert OAuthApp.objects.get(pk=app.pk).client_secret_hash == hash_before
     services.rotate_secret(app=make_app(app.partner, name="Other").app)  # per app
 
 
 def test_the_portal_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     created = make_app()
-    _budget(monkeypatch, "APPS_CREATED_PER_PARTNER", 0)
-    _budget(monkeypatch, "CREDENTIAL_CHANGES_PER_APP", 0)
+    lower_budget(monkeypatch, services, "APPS_CREATED_PER_PARTNER", 0)
+    lower_budget(monkeypatch, services, "CREDENTIAL_CHANGES_PER_APP", 0)
     partner, app = created.app.partner, created.app
     browser = Client()
     browser.force_login(partner.user)

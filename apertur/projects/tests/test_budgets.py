@@ -11,27 +11,12 @@ import pytest
 from django.test import Client
 
 from apertur.api.tests.conftest import Api, api  # noqa: F401 - the fixtures are reused here
-from apertur.core import ratelimit
-from apertur.core.errors import RateLimited
-from apertur.core.models import AuditEvent
 from apertur.oauth.tests.conftest import Flow, flow  # noqa: F401
 from apertur.projects import services
 from apertur.projects.models import ApiKey, Project
-from apertur.testing import make_user
+from apertur.testing import lower_budget, make_user, refused_by_budget
 
 pytestmark = pytest.mark.django_db
-
-
-def _budget(monkeypatch: pytest.MonkeyPatch, name: str, hits: int) -> None:
-    monkeypatch.setattr(services, name, ratelimit.Limit(f"t-{name}", hits, 60 * 60))
-
-
-def _refused_writes_nothing(attempt: Any, what: str) -> None:
-    audits = AuditEvent.objects.count()
-    with pytest.raises(RateLimited) as refused:
-        attempt()
-    assert refused.value.retry_after > 0 and f"Too many {what}" in refused.value.message
-    assert AuditEvent.objects.count() == audits
 
 
 def _owned() -> tuple[Project, Client]:
@@ -43,18 +28,18 @@ def _owned() -> tuple[Project, Client]:
 
 
 def test_api_keys_up_to_the_budget_then_refused_even_after_revoking(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "API_KEYS_CREATED_PER_PROJECT", 2)
+    lower_budget(monkeypatch, services, "API_KEYS_CREATED_PER_PROJECT", 2)
     project = services.create_project(owner=make_user(), name="Weddings")
     for n in range(2):  # created and revoked at once: the count cap never bites
         services.revoke_api_key(key=services.create_api_key(project=project, name=f"Key {n}").key)
-    _refused_writes_nothing(lambda: services.create_api_key(project=project, name="One too many"), "new API keys")
+    refused_by_budget(lambda: services.create_api_key(project=project, name="One too many"), "new API keys")
     assert ApiKey.objects.filter(project=project).count() == 2
     other = services.create_project(owner=make_user(), name="Other")
     services.create_api_key(project=other, name="Theirs")  # per project
 
 
 def test_the_project_page_says_so_and_revoking_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "API_KEYS_CREATED_PER_PROJECT", 1)
+    lower_budget(monkeypatch, services, "API_KEYS_CREATED_PER_PROJECT", 1)
     project, browser = _owned()
     url = f"/projects/{project.public_id}/api-keys"
     assert browser.post(url, {"name": "Server"}).status_code == 302
@@ -66,17 +51,17 @@ def test_the_project_page_says_so_and_revoking_still_works(monkeypatch: pytest.M
 
 
 def test_settings_changes_up_to_the_budget_then_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "SETTINGS_CHANGES_PER_PROJECT", 2)
+    lower_budget(monkeypatch, services, "SETTINGS_CHANGES_PER_PROJECT", 2)
     project = services.create_project(owner=make_user(), name="Weddings")
     services.update_settings(project=project, description="one")
     services.update_settings(project=project, default_session_days=30)
-    _refused_writes_nothing(lambda: services.update_settings(project=project, description="three"), "changes")
+    refused_by_budget(lambda: services.update_settings(project=project, description="three"), "changes")
     assert Project.objects.get(pk=project.pk).description == "one"
     services.update_settings(project=services.create_project(owner=make_user(), name="Other"), description="x")
 
 
 def test_the_settings_page_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "SETTINGS_CHANGES_PER_PROJECT", 0)
+    lower_budget(monkeypatch, services, "SETTINGS_CHANGES_PER_PROJECT", 0)
     project, browser = _owned()
     refused = browser.post(f"/projects/{project.public_id}/settings", {"name": "Weddings", "description": "New"})
     assert refused.status_code == 400
@@ -85,7 +70,7 @@ def test_the_settings_page_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_api_answers_429_with_retry_after(monkeypatch: pytest.MonkeyPatch, api: Api) -> None:  # noqa: F811
-    _budget(monkeypatch, "SETTINGS_CHANGES_PER_PROJECT", 1)
+    lower_budget(monkeypatch, services, "SETTINGS_CHANGES_PER_PROJECT", 1)
 
     def patch() -> Any:
         return Client().patch(
@@ -109,7 +94,7 @@ def test_the_real_budgets_leave_room_for_real_use() -> None:
 def test_staff_editing_in_the_admin_answer_to_no_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     from apertur.testing import PASSWORD, make_staff
 
-    _budget(monkeypatch, "SETTINGS_CHANGES_PER_PROJECT", 0)
+    lower_budget(monkeypatch, services, "SETTINGS_CHANGES_PER_PROJECT", 0)
     project = services.create_project(owner=make_user(), name="Weddings")
     browser = Client()
     assert browser.login(email=make_staff().email, password=PASSWORD)

@@ -6,18 +6,14 @@ nothing. Deleting an endpoint and turning one off are never refused: a leaked or
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
 from django.test import Client
 
 from apertur.api.tests.conftest import Api, api  # noqa: F401 - the fixtures are reused here
-from apertur.core import ratelimit
-from apertur.core.errors import RateLimited
-from apertur.core.models import AuditEvent
 from apertur.oauth.tests.conftest import Flow, flow  # noqa: F401
 from apertur.projects.services import create_project
-from apertur.testing import make_user
+from apertur.testing import lower_budget, make_user, refused_by_budget
 from apertur.uploads import destinations
 from apertur.webhooks import services
 from apertur.webhooks.models import WebhookEndpoint
@@ -27,24 +23,12 @@ URL = "https://hooks.example.com/x"
 DAY = dt.timedelta(days=1)
 
 
-def _budget(monkeypatch: pytest.MonkeyPatch, name: str, hits: int) -> None:
-    monkeypatch.setattr(services, name, ratelimit.Limit(f"t-{name}", hits, 60 * 60))
-
-
-def _refused_writes_nothing(attempt: Any, what: str) -> None:
-    audits = AuditEvent.objects.count()
-    with pytest.raises(RateLimited) as refused:
-        attempt()
-    assert refused.value.retry_after > 0 and f"Too many {what}" in refused.value.message
-    assert AuditEvent.objects.count() == audits
-
-
 def test_creations_up_to_the_budget_then_refused_even_after_deleting(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "ENDPOINTS_CREATED_PER_PROJECT", 2)
+    lower_budget(monkeypatch, services, "ENDPOINTS_CREATED_PER_PROJECT", 2)
     project = create_project(owner=make_user(), name="Weddings")
     for _ in range(2):  # created and deleted at once: the count cap never bites
         services.delete_endpoint(endpoint=services.create_endpoint(project=project, url=URL))
-    _refused_writes_nothing(lambda: services.create_endpoint(project=project, url=URL), "new webhook endpoints")
+    refused_by_budget(lambda: services.create_endpoint(project=project, url=URL), "new webhook endpoints")
     assert WebhookEndpoint.objects.count() == 0
     services.create_endpoint(project=project, url=URL, livemode=False)  # test mode has its own budget
     services.create_endpoint(project=create_project(owner=make_user(), name="Other"), url=URL)  # per project
@@ -53,44 +37,42 @@ def test_creations_up_to_the_budget_then_refused_even_after_deleting(monkeypatch
 def test_changes_up_to_the_budget_then_refused_but_turning_off_always_goes_through(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _budget(monkeypatch, "ENDPOINT_CHANGES_PER_PROJECT", 2)
+    lower_budget(monkeypatch, services, "ENDPOINT_CHANGES_PER_PROJECT", 2)
     project = create_project(owner=make_user(), name="Weddings")
     endpoint = services.create_endpoint(project=project, url=URL)
     services.update_endpoint(endpoint=endpoint, description="one")
     services.update_endpoint(endpoint=endpoint, events=["upload.created"])
-    _refused_writes_nothing(lambda: services.update_endpoint(endpoint=endpoint, description="three"), "changes")
-    _refused_writes_nothing(lambda: services.update_endpoint(endpoint=endpoint, enabled=True), "changes")
+    refused_by_budget(lambda: services.update_endpoint(endpoint=endpoint, description="three"), "changes")
+    refused_by_budget(lambda: services.update_endpoint(endpoint=endpoint, enabled=True), "changes")
     assert WebhookEndpoint.objects.get().description == "one"
     services.update_endpoint(endpoint=endpoint, enabled=False)  # stopping an endpoint is never refused
     assert WebhookEndpoint.objects.get().enabled is False
     # ... but turning off one that is off already changes nothing: it counts as any other change.
-    _refused_writes_nothing(lambda: services.update_endpoint(endpoint=endpoint, enabled=False), "changes")
+    refused_by_budget(lambda: services.update_endpoint(endpoint=endpoint, enabled=False), "changes")
 
 
 def test_secret_rolls_up_to_the_budget_per_endpoint_and_per_destination(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "SECRET_ROLLS_PER_HOLDER", 2)
+    lower_budget(monkeypatch, services, "SECRET_ROLLS_PER_HOLDER", 2)
     project = create_project(owner=make_user(), name="Weddings")
     endpoint = services.create_endpoint(project=project, url=URL)
     for _ in range(2):
         endpoint = services.rotate_secret(endpoint=endpoint, expire_previous_in=DAY)
     secret = endpoint.secret
-    _refused_writes_nothing(
-        lambda: services.rotate_secret(endpoint=endpoint, expire_previous_in=DAY), "signing secret rolls"
-    )
+    refused_by_budget(lambda: services.rotate_secret(endpoint=endpoint, expire_previous_in=DAY), "signing secret rolls")
     assert WebhookEndpoint.objects.get().secret == secret
     services.rotate_secret(endpoint=services.create_endpoint(project=project, url=URL), expire_previous_in=DAY)
     destination = destinations.create_https_destination(project=project, name="Archive", url=URL)
     for _ in range(2):
         destination = destinations.rotate_secret(destination=destination, expire_previous_in=DAY)
-    _refused_writes_nothing(
+    refused_by_budget(
         lambda: destinations.rotate_secret(destination=destination, expire_previous_in=DAY), "signing secret rolls"
     )
 
 
 def test_the_api_answers_429_with_retry_after(monkeypatch: pytest.MonkeyPatch, api: Api) -> None:  # noqa: F811
-    _budget(monkeypatch, "ENDPOINTS_CREATED_PER_PROJECT", 1)
-    _budget(monkeypatch, "ENDPOINT_CHANGES_PER_PROJECT", 1)
-    _budget(monkeypatch, "SECRET_ROLLS_PER_HOLDER", 1)
+    lower_budget(monkeypatch, services, "ENDPOINTS_CREATED_PER_PROJECT", 1)
+    lower_budget(monkeypatch, services, "ENDPOINT_CHANGES_PER_PROJECT", 1)
+    lower_budget(monkeypatch, services, "SECRET_ROLLS_PER_HOLDER", 1)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
     created = api.post("/webhooks", {"url": URL})
     assert created.status_code == 201, created.content
@@ -112,8 +94,8 @@ def test_the_api_answers_429_with_retry_after(monkeypatch: pytest.MonkeyPatch, a
 
 
 def test_the_pages_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "ENDPOINTS_CREATED_PER_PROJECT", 1)
-    _budget(monkeypatch, "SECRET_ROLLS_PER_HOLDER", 0)
+    lower_budget(monkeypatch, services, "ENDPOINTS_CREATED_PER_PROJECT", 1)
+    lower_budget(monkeypatch, services, "SECRET_ROLLS_PER_HOLDER", 0)
     owner = make_user()
     project = create_project(owner=owner, name="Weddings")
     browser = Client()
@@ -138,7 +120,7 @@ def test_the_real_budgets_leave_room_for_real_use() -> None:
 
 
 def test_enabling_past_the_budget_says_so_on_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
-    _budget(monkeypatch, "ENDPOINT_CHANGES_PER_PROJECT", 0)
+    lower_budget(monkeypatch, services, "ENDPOINT_CHANGES_PER_PROJECT", 0)
     owner = make_user()
     project = create_project(owner=owner, name="Weddings")
     endpoint = services.create_endpoint(project=project, url=URL)
