@@ -422,3 +422,32 @@ def test_the_api_docs_free_a_slot_only_the_way_each_kind_can_be_removed() -> Non
     section = " ".join((ROOT / "docs" / "api.md").read_text().split("## How many of each")[1].split("\n## ")[0].split())
     assert "Deleting one frees its slot." not in section
     assert "Revoking an API key" in section and "never deleted" in section
+
+
+def test_the_write_budgets_in_the_api_docs_are_the_ones_enforced() -> None:
+    """docs/api.md's budgets table (between the write-budgets markers) says each budget the services count: its
+    number and its window, one row per constant, none left out."""
+    from apertur.oauth import services as oauth_services
+    from apertur.projects import services as project_services
+    from apertur.uploads import destinations
+    from apertur.uploads import services as upload_services
+    from apertur.webhooks import services as webhook_services
+
+    windows = {"day": 24 * 60 * 60, "hour": 60 * 60}
+    enforced = {
+        "upload sessions opened": upload_services.SESSIONS_PER_PROJECT,
+        "webhook endpoints created": webhook_services.ENDPOINTS_CREATED_PER_PROJECT,
+        "webhook endpoint changes": webhook_services.ENDPOINT_CHANGES_PER_PROJECT,
+        "destinations created": destinations.CREATED_PER_PROJECT,
+        "signing secret rolls": webhook_services.SECRET_ROLLS_PER_HOLDER,
+        "project settings changes": project_services.SETTINGS_CHANGES_PER_PROJECT,
+        "API keys created": project_services.API_KEYS_CREATED_PER_PROJECT,
+        "OAuth apps created": oauth_services.APPS_CREATED_PER_PARTNER,
+        "OAuth app credential changes": oauth_services.CREDENTIAL_CHANGES_PER_APP,
+    }
+    documented = {}
+    for what, at_most, *_ in _table("api.md", "<!-- write-budgets -->"):
+        found = re.match(r"([\d,]+) per .*? per (day|hour)\b", at_most)
+        assert found, f"docs/api.md, budgets: {at_most!r}"
+        documented[what.split(" (")[0]] = (int(found[1].replace(",", "")), windows[found[2]])
+    assert documented == {what: (limit.max_hits, limit.window_seconds) for what, limit in enforced.items()}
