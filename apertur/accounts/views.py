@@ -360,7 +360,7 @@ def _account_page(request: HttpRequest, *, status: int = 200, **bound: Form) -> 
 def _account_error(request: HttpRequest, name: str, form: Form, exc: AperturError) -> HttpResponse:
     """The page again with the error on the form that caused it; past a budget, 429 with Retry-After."""
     if isinstance(exc, RateLimited):  # a budget that names its attempts says so (ratelimit.hit's ``what``)
-        form.add_error(None, exc.wait_message() if exc.message == RateLimited.default_message else exc.message)
+        form.add_error(None, exc.wait_message())
     else:
         field = _ACCOUNT_FIELDS.get(exc.field or "", exc.field)
         form.add_error(field if field in form.fields else None, exc.message)

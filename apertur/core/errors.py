@@ -71,13 +71,18 @@ class RateLimited(AperturError):
     status = 429
     default_message = "Too many attempts. Try again later."
 
-    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None, *, retry_after: int, what: str | None = None) -> None:
+        """``what`` names the attempts (a service's budget, ``ratelimit.hit(what=…)``): the message is then the page's
+        wait message, the same on every page that calls the service."""
         self.retry_after = retry_after
+        self.what = what
+        super().__init__(message or (self.wait_message() if what else None))
 
-    def wait_message(self, what: str = "attempts") -> str:
+    def wait_message(self, what: str | None = None) -> str:
         """What a page says: "Too many {what}. Try again in N minute(s)." (at least one minute), or in hours, rounded
-        up, past an hour and a half (a daily budget's wait)."""
+        up, past an hour and a half (a daily budget's wait). ``what``: the attempts' name given here, else the one
+        the refusal was raised with, else "attempts"."""
+        what = what or self.what or "attempts"
         if self.retry_after > 90 * 60:
             return f"Too many {what}. Try again in {math.ceil(self.retry_after / 3600)} hour(s)."
         return f"Too many {what}. Try again in {max(1, round(self.retry_after / 60))} minute(s)."

@@ -191,8 +191,7 @@ def hit(limit: Limit, key: str, *, what: str | None = None) -> Hit:
     then reads the same on every page that calls it (the API answers its own fixed message)."""
     start, retry_after = _window(limit)
     if _incr(limit, key, start) > limit.max_hits:
-        refused = RateLimited(retry_after=retry_after)
-        raise RateLimited(refused.wait_message(what), retry_after=retry_after) if what else refused
+        raise RateLimited(retry_after=retry_after, what=what)
     return Hit(limit=limit, key=key, window_start=start)
 
 
