@@ -185,6 +185,11 @@ class Hit:
     window_start: int
 
 
+def per_mode(owner_pk: object, livemode: bool) -> str:
+    """The key of a budget counted per owner and mode (a project's live and test budgets are apart)."""
+    return f"{owner_pk}|{'live' if livemode else 'test'}"
+
+
 def hit(limit: Limit, key: str, *, what: str | None = None) -> Hit:
     """Count one attempt; raise :class:`RateLimited` once the window's budget is spent. ``what`` names the attempts
     for the refusal's message, which pages show as it is ("Too many {what}. Try again in …"): a service's budget

@@ -86,7 +86,7 @@ def _check_room(*, project: Project, livemode: bool) -> None:
             "destinations. Remove one you no longer use, then add the new one."
         ),
     )
-    ratelimit.hit(CREATED_PER_PROJECT, f"{project.pk}|{'live' if livemode else 'test'}", what="new destinations")
+    ratelimit.hit(CREATED_PER_PROJECT, ratelimit.per_mode(project.pk, livemode), what="new destinations")
 
 
 @transaction.atomic

@@ -142,7 +142,7 @@ def create_session(
     if usage(project=project, livemode=livemode).active_sessions >= plan.max_active_sessions:
         raise SessionLimitReached()
     # Counted once every other reason to refuse has passed: a refused creation spends nothing.
-    ratelimit.hit(SESSIONS_PER_PROJECT, f"{project.pk}|{'live' if livemode else 'test'}", what="upload links")
+    ratelimit.hit(SESSIONS_PER_PROJECT, ratelimit.per_mode(project.pk, livemode), what="upload links")
     session = UploadSession.objects.create(
         project=project,
         title=clean_title,

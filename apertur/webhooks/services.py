@@ -63,10 +63,6 @@ ENDPOINT_CHANGES_PER_PROJECT = ratelimit.Limit("webhook-endpoint-change-project"
 SECRET_ROLLS_PER_HOLDER = ratelimit.Limit("signing-secret-roll", 10, 60 * 60)
 
 
-def _mode(livemode: bool) -> str:
-    return "live" if livemode else "test"
-
-
 def _clean_events(events: Sequence[str] | None) -> list[str]:
     """Left out (``None``): every event. An empty list is refused rather than read as "all": a partner who
     sends ``[]`` to unsubscribe must not end up subscribed to everything."""
@@ -129,7 +125,7 @@ def create_endpoint(
             "longer use, then add the new one."
         ),
     )
-    ratelimit.hit(ENDPOINTS_CREATED_PER_PROJECT, f"{project.pk}|{_mode(livemode)}", what="new webhook endpoints")
+    ratelimit.hit(ENDPOINTS_CREATED_PER_PROJECT, ratelimit.per_mode(project.pk, livemode), what="new webhook endpoints")
     endpoint = WebhookEndpoint.objects.create(
         project=project,
         url=clean_url,
@@ -175,7 +171,7 @@ def update_endpoint(
     if enabled is not None:
         endpoint.enabled = enabled
     if not turning_off:  # counted once the input is known good: a refused change spends nothing
-        key = f"{endpoint.project_id}|{_mode(endpoint.livemode)}"
+        key = ratelimit.per_mode(endpoint.project_id, endpoint.livemode)
         ratelimit.hit(ENDPOINT_CHANGES_PER_PROJECT, key, what="changes to webhook endpoints")
     endpoint.save()
     given = {"url": url, "events": events, "description": description, "enabled": enabled}
