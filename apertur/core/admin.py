@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
 
+from apertur.core.counts import lock_row
 from apertur.core.http import client_ip
 from apertur.core.models import AuditEvent
 from apertur.core.signals import staff_deleting
@@ -78,7 +79,7 @@ class AuditedDelete:
         # added after waits for the deletion. Read before, the cascade missed it and its foreign key failed the
         # deletion (a 500 for staff). In that order: the row first would wait for a token request that waits for it.
         staff_deleting.send(sender=type(obj), instance=obj, actor=request.user, ip=client_ip(request))
-        list(type(obj)._default_manager.select_for_update().filter(pk=obj.pk).values_list("pk", flat=True))
+        lock_row(obj._meta.model, obj.pk, deleting=True)
         self.record_deleted(request, obj)
 
 

@@ -8,11 +8,14 @@ from django.db.models import Model, QuerySet
 from apertur.core.errors import LimitReached
 
 
-def lock_row(model: type[Model], pk: object) -> None:
+def lock_row(model: type[Model], pk: object, *, deleting: bool = False) -> None:
     """Hold one row until the caller's transaction ends, so that what is decided from it (a count of its children, a
     name unique among them) stays true until this one commits. FOR NO KEY UPDATE: a row referring to it (the new
-    child) may still be inserted by others; their creations of the same kind queue here."""
-    list(model._default_manager.select_for_update(no_key=True).filter(pk=pk).values_list("pk", flat=True))
+    child) may still be inserted by others; their creations of the same kind queue here. ``deleting``: FOR UPDATE,
+    which also waits for every insert in flight referring to the row (its key-share lock) and holds off later ones,
+    so a deletion's cascade reads every child (core.admin.AuditedDelete)."""
+    rows = model._default_manager.select_for_update(no_key=not deleting).filter(pk=pk)
+    list(rows.values_list("pk", flat=True))
 
 
 def ensure_room(*, owner: Model, existing: QuerySet, limit: int, error: LimitReached) -> None:
