@@ -26,7 +26,7 @@ def why_not_paid(*, partner: Partner) -> str | None:
     return _rule(partner) if _rule is not None else None
 
 
-#: (partner, at) → the scheduled time of the oldest payout run that was due by ``at`` and has not been made for
+#: (partner, at) → the scheduled time of the latest payout run that was due by ``at`` and has not been made for
 #: the partner yet (a late run: the worker was down, or the run is still going), or None. Registered by the
 #: payouts app (``payouts.schedule.late_run_at``), which records the runs.
 LateRun = Callable[[Partner, dt.datetime], dt.datetime | None]
