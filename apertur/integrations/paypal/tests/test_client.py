@@ -311,13 +311,16 @@ def test_connection_refused_is_retryable() -> None:
     assert caught.value.name == "CONNECTION_ERROR"
 
 
-def test_a_batch_of_more_items_than_one_page_is_read_in_full(emu: Running, client: PayPalClient) -> None:
-    """PayPal pages a batch's items (``page_size`` at most 1,000); an item on a later page is still found."""
+def test_a_batch_of_more_items_than_one_page_is_read_in_full(emu: Running) -> None:
+    """PayPal pages a batch's items (``page_size`` at most 1,000); an item on a later page is still found. Its own
+    client: the fixture's 1-second timeout (there for the timeout tests) was once too short for 2,001 items on a
+    machine running both suites side by side (CI: Retryable TIMEOUT), and this test is about pages, not time."""
     items = [
         PayoutItem(receiver=f"p{i}@example.com", amount_cents=5000 + i, sender_item_id=f"s-{i}") for i in range(2001)
     ]
-    created = _pay(client, "paged", *items)
-    batch = client.get_batch(created.payout_batch_id)
+    with PayPalClient(emu.base_url, emu.client_id, emu.client_secret, timeout=30.0) as client:
+        created = _pay(client, "paged", *items)
+        batch = client.get_batch(created.payout_batch_id)
     assert [item.sender_item_id for item in batch.items] == [f"s-{i}" for i in range(2001)]
     assert batch.items[-1].amount_cents == 7000
     assert len({item.payout_item_id for item in batch.items}) == 2001
