@@ -13,7 +13,8 @@
 - Whatever a domain app adds with :func:`register` from its ``AppConfig.ready`` (core does not import the apps:
   dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended, and
   with the uploads app queues again the deliveries and destination copies whose queued look was lost
-  (``outbound.requeue_overdue``); the Stripe intake retries billing events still waiting for an earlier one, and
+  (``outbound.requeue_overdue``), and deletes events with their deliveries after 30 days; the OAuth app deletes
+  token rows and codes 30 days after their last possible use; the Stripe intake retries billing events still waiting for an earlier one, and
   gives up (telling staff) those past their week, when no delivery has done so; it also deletes the refused
   deliveries it kept, after 30 days.
 
@@ -55,13 +56,17 @@ def register(name: str, pruner: Pruner) -> None:
     _pruners[name] = pruner
 
 
-def _delete(queryset: QuerySet[Model]) -> int:
+def delete_in_batches(queryset: QuerySet[Model]) -> int:
+    """Delete what ``queryset`` selects, :data:`BATCH` rows at a time, at most :data:`MAX_BATCHES` times; returns
+    how many rows of its model were deleted (rows a cascade took with them are not counted). A batch found short
+    is the last: the next one would only read the table again to find nothing."""
     deleted = 0
     for _ in range(MAX_BATCHES):
         ids = list(queryset.order_by().values_list("pk", flat=True)[:BATCH])
-        if not ids:
+        if ids:
+            deleted += queryset.model._default_manager.filter(pk__in=ids).delete()[1].get(queryset.model._meta.label, 0)
+        if len(ids) < BATCH:
             break
-        deleted += queryset.model._default_manager.filter(pk__in=ids).delete()[0]
     return deleted
 
 
@@ -97,8 +102,10 @@ def prune(*, now: dt.datetime | None = None) -> dict[str, int]:
     """One pass: what was deleted, per kind."""
     at = now or clock.now()
     done = {
-        "idempotency_keys": _delete(IdempotencyKey.objects.filter(created_at__lt=at - IDEMPOTENCY_TTL)),
-        "task_results": _delete(DBTaskResult.objects.finished().filter(finished_at__lt=at - TASK_RESULTS_TTL)),
+        "idempotency_keys": delete_in_batches(IdempotencyKey.objects.filter(created_at__lt=at - IDEMPOTENCY_TTL)),
+        "task_results": delete_in_batches(
+            DBTaskResult.objects.finished().filter(finished_at__lt=at - TASK_RESULTS_TTL)
+        ),
         "abandoned_tasks": _recover_abandoned(at),
     }
     for name, pruner in _pruners.items():

@@ -10,10 +10,13 @@ class OAuthConfig(AppConfig):
         from apertur.accounts.signals import when_claimed
         from apertur.core import housekeeping
         from apertur.core.signals import staff_deleting
-        from apertur.oauth import services, token_cache
+        from apertur.oauth import services, token_cache, tokens
 
         token_cache.ready()
         housekeeping.register("previous_client_secrets", services.clear_expired_previous_secrets)
+        # Tokens first: a code is deleted once no token issued from it is left.
+        housekeeping.register("dead_oauth_tokens", tokens.prune_dead_tokens)
+        housekeeping.register("dead_authorization_codes", tokens.prune_dead_codes)
         # An account claimed from whoever signed up with its address: their connections and apps stop working.
         when_claimed(services.turn_off_for_claimed_account, dispatch_uid="oauth-unproven-signup-claimed")
         # Staff deleting a project or an account in the admin: token requests in flight on what the deletion takes

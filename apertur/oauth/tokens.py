@@ -10,10 +10,10 @@ import uuid
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
 from apertur.accounts.models import User
-from apertur.core import audit, clock, tokens
+from apertur.core import audit, clock, housekeeping, tokens
 from apertur.core.models import AuditEvent
 from apertur.core.tokens import Prefix
 from apertur.oauth import token_cache
@@ -26,6 +26,8 @@ from apertur.projects.models import Plan, Project
 CODE_TTL = dt.timedelta(minutes=10)  # RFC 6749 §4.1.2: "A maximum ... lifetime of 10 minutes"
 ACCESS_TTL = dt.timedelta(hours=1)
 REFRESH_IDLE_TTL = dt.timedelta(days=60)  # a refresh token unused for 60 days dies; each use renews it
+#: How long a dead token row or code is kept before the housekeeping deletes it (:func:`prune_dead_tokens`).
+DEAD_KEPT = dt.timedelta(days=30)
 
 
 def new_access_token() -> str:
@@ -416,3 +418,27 @@ def disconnect(*, connection: Connection, actor: User | None, ip: str | None = N
             project_id=connection.project_id,
         )
     return connection
+
+
+def prune_dead_tokens(at: dt.datetime) -> int:
+    """The hourly housekeeping's pass for token rows (every refresh adds one: a connection refreshed hourly leaves
+    24 a day). A row is deleted :data:`DEAD_KEPT` after it can no longer be used: its access token expired and its
+    refresh token (if any) expired, was revoked or was rotated. Until then a replay is still recognised: a rotated
+    refresh token presented again revokes its family (RFC 9700 §4.14.2), so that check holds for 30 days after the
+    rotation; afterwards the token is unknown (the same ``invalid_grant``, and nothing to revoke that a live
+    refresh could not have revoked). Live rows, the family's newest row included, are never touched."""
+    cutoff = at - DEAD_KEPT
+    dead = Token.objects.filter(access_expires_at__lt=cutoff).filter(
+        Q(refresh_token_hash__isnull=True) | Q(refresh_expires_at__lt=cutoff) | Q(refresh_revoked_at__lt=cutoff)
+    )
+    return housekeeping.delete_in_batches(dead)
+
+
+def prune_dead_codes(at: dt.datetime) -> int:
+    """The hourly housekeeping's pass for authorization codes: a code is deleted :data:`DEAD_KEPT` after it
+    expired, once no token row issued from it is left (:func:`prune_dead_tokens`). A used code is kept as long as
+    its tokens are: RFC 6749 §4.1.2 has a code used twice revoke what was issued from it, which needs the code."""
+    issued = Token.objects.filter(authorization_code=OuterRef("pk"))
+    return housekeeping.delete_in_batches(
+        AuthorizationCode.objects.filter(expires_at__lt=at - DEAD_KEPT).exclude(Exists(issued))
+    )

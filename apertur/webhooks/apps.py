@@ -11,6 +11,7 @@ class WebhooksConfig(AppConfig):
 
         housekeeping.register("previous_signing_secrets", services.clear_expired_previous_secrets)
         housekeeping.register("overdue_webhook_deliveries", services.requeue_overdue)
+        housekeeping.register("old_webhook_events", services.prune_old_events)
 
         from apertur.oauth.signals import app_lost_project
 

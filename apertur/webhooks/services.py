@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 from django.apps import apps
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
-from apertur.core import alerts, audit, clock, outbound, ratelimit
+from apertur.core import alerts, audit, clock, housekeeping, outbound, ratelimit
 from apertur.core.counts import ensure_room
 from apertur.core.rolling import ROLL_OVERLAP_MESSAGE, check_replacing, roll_overlap_is_valid
 from apertur.core.validation import check_callback_url
@@ -46,6 +47,9 @@ ATTEMPT_SECONDS = 15.0
 #: running (bounded by ATTEMPT_SECONDS, plus one socket timeout to notice) is never sent a second time meanwhile.
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 15)
 USER_AGENT = "Apertur-Webhooks/1"
+#: How long an event, its deliveries and their attempts (an endpoint's delivery log) are kept: 30 days, as Stripe
+#: keeps its events (:func:`prune_old_events`).
+EVENTS_KEPT = dt.timedelta(days=30)
 DISABLED_ERROR = "not sent: the endpoint is disabled"
 APP_PAUSED_ERROR = "not sent: the app that created this endpoint is deactivated or its partner suspended"
 #: Webhook endpoints per project and mode (docs/api.md), disabled ones included: every event is sent to each
@@ -482,6 +486,16 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], client: httpx.Clien
             return response.status_code
     sent = outbound.send_bounded("POST", url, content=body, headers=headers, timeout=TIMEOUT, seconds=ATTEMPT_SECONDS)
     return sent[0]
+
+
+def prune_old_events(at: dt.datetime) -> int:
+    """The hourly housekeeping's pass for events: each is deleted with its deliveries and their attempts
+    :data:`EVENTS_KEPT` after it happened, once none of its deliveries is still pending (the last retry comes
+    about 31 hours after the event: a delivery still pending past 30 days waits for its endpoint's decision)."""
+    pending = WebhookDelivery.objects.filter(event=OuterRef("pk"), status=DeliveryStatus.PENDING)
+    return housekeeping.delete_in_batches(
+        WebhookEvent.objects.filter(created_at__lt=at - EVENTS_KEPT).exclude(Exists(pending))
+    )
 
 
 def requeue_overdue(at: dt.datetime) -> int:

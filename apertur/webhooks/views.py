@@ -86,6 +86,7 @@ def endpoint_detail(request: HttpRequest, public_id: str, endpoint_id: str) -> H
         "secret": once["secret"] if once else None,
         "rolled": bool(once and once.get("rolled")),
         "previous_secret_until": endpoint.previous_secret_valid_until(clock.now()),
+        "kept_days": services.EVENTS_KEPT.days,
     }
     return render(request, "webhooks/detail.html", context)
 

@@ -816,3 +816,40 @@ def test_the_owner_is_told_once_a_day_when_deliveries_to_an_endpoint_are_given_u
         with time_machine.travel(now), django_capture_on_commit_callbacks(execute=True):
             services.run_due()
     assert len(mailoutbox) == 2
+
+
+def test_housekeeping_deletes_events_with_their_deliveries_30_days_on_unless_one_is_still_pending(  # type: ignore[no-untyped-def]
+    project, receiver: Receiver
+) -> None:
+    """The delivery log grew for ever (an event, a delivery per endpoint and an attempt per try, for every upload):
+    an event goes 30 days after it happened with its deliveries and attempts, once none is still being retried."""
+    from apertur.core import housekeeping
+    from apertur.webhooks.models import DeliveryAttempt
+
+    endpoint = services.create_endpoint(project=project, url=receiver.url)
+    receiver.secret = endpoint.secret
+    with time_machine.travel(T0, tick=False):
+        delivered = services.emit(project=project, type="session.created", data={"n": 1})
+        services.run_due()
+        receiver.up = False
+        retrying = services.emit(project=project, type="session.created", data={"n": 2})
+        services.run_due()
+        quiet = create_project(owner=project.owner, name="No endpoints")
+        unsent = services.emit(project=quiet, type="session.created", data={"n": 3})  # no delivery to wait for
+    with time_machine.travel(T0 + dt.timedelta(days=1), tick=False):
+        newer = services.emit(project=project, type="session.created", data={"n": 4})
+    WebhookDelivery.objects.filter(event=retrying).update(next_attempt_at=T0 + dt.timedelta(days=40))
+    assert WebhookDelivery.objects.get(event=delivered).status == DeliveryStatus.SUCCEEDED
+    assert not WebhookDelivery.objects.filter(event=unsent).exists()
+    assert DeliveryAttempt.objects.count() == 2
+
+    assert housekeeping.prune(now=T0 + dt.timedelta(days=30))["old_webhook_events"] == 0  # not older than 30 days
+    assert housekeeping.prune(now=T0 + dt.timedelta(days=30, seconds=1))["old_webhook_events"] == 2
+    assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {retrying.pk, newer.pk}
+    assert set(WebhookDelivery.objects.values_list("event_id", flat=True)) == {retrying.pk, newer.pk}
+    assert list(DeliveryAttempt.objects.values_list("delivery__event_id", flat=True)) == [retrying.pk]
+
+    WebhookDelivery.objects.filter(event=retrying).update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+    assert housekeeping.prune(now=T0 + dt.timedelta(days=30, seconds=1))["old_webhook_events"] == 1
+    assert list(WebhookEvent.objects.values_list("pk", flat=True)) == [newer.pk]
+    assert not DeliveryAttempt.objects.exists()

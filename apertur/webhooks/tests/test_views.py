@@ -177,6 +177,7 @@ def test_the_delivery_log_pages_newest_first(owner) -> None:  # type: ignore[no-
     second = browser.get(base, {"page": 2}).content.decode()
     assert re.findall(r'<span class="muted">(evt_\w+)</span>', second) == events[::-1][PAGE_SIZE:]
     assert "Page 2 of 2" in second and 'rel="prev"' in second
+    assert "kept for 30 days after its event" in first  # the housekeeping deletes them then (EVENTS_KEPT)
 
 
 def test_the_page_that_shows_the_signing_secret_is_never_stored_by_the_browser(owner) -> None:  # type: ignore[no-untyped-def]
