@@ -444,6 +444,7 @@ def test_the_write_budgets_in_the_api_docs_are_the_ones_enforced() -> None:
         "API keys created": project_services.API_KEYS_CREATED_PER_PROJECT,
         "OAuth apps created": oauth_services.APPS_CREATED_PER_PARTNER,
         "OAuth app credential changes": oauth_services.CREDENTIAL_CHANGES_PER_APP,
+        "OAuth app changes": oauth_services.APP_CHANGES_PER_APP,
     }
     documented = {}
     for what, at_most, *_ in _table("api.md", "<!-- write-budgets -->"):
