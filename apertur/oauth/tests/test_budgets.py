@@ -134,3 +134,12 @@ def test_staff_editing_an_app_in_the_admin_answer_to_no_budget(monkeypatch: pyte
     saved = browser.post(url, {**_change_form(browser, app), "name": "By staff"})
     assert saved.status_code == 302, saved.content.decode()[:2000]
     assert OAuthApp.objects.get(pk=app.pk).name == "By staff"
+
+
+def test_the_demo_adding_its_sites_address_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apertur.demo import ensure_demo
+
+    lower_budget(monkeypatch, services, "APP_CHANGES_PER_APP", 0)
+    ensure_demo()
+    moved = ensure_demo(site_url="http://partner.localhost:8123")  # the partner site served on another port
+    assert "http://partner.localhost:8123/callback" in moved["app"]["redirect_uris"]
