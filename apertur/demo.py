@@ -143,6 +143,7 @@ def _allow_site(app: OAuthApp, site_url: str) -> None:
             website=app.website,
             redirect_uris=[*uris, f"{site_url}/callback"],
             allowed_domains=list(app.allowed_domains.values_list("pattern", flat=True)),
+            budgeted=False,  # the operator's demo, not a partner's portal
         )
     except ValidationFailed as exc:
         logger.info("demo app: %s/callback not added as a redirect URI: %s", site_url, exc)

@@ -439,11 +439,14 @@ def test_the_write_budgets_in_the_api_docs_are_the_ones_enforced() -> None:
         "webhook endpoints created": webhook_services.ENDPOINTS_CREATED_PER_PROJECT,
         "webhook endpoint changes": webhook_services.ENDPOINT_CHANGES_PER_PROJECT,
         "destinations created": destinations.CREATED_PER_PROJECT,
+        "destinations enabled": destinations.ENABLED_PER_PROJECT,
+        "S3 access key replacements": destinations.ACCESS_KEY_REPLACEMENTS_PER_DESTINATION,
         "signing secret rolls": webhook_services.SECRET_ROLLS_PER_HOLDER,
         "project settings changes": project_services.SETTINGS_CHANGES_PER_PROJECT,
         "API keys created": project_services.API_KEYS_CREATED_PER_PROJECT,
         "OAuth apps created": oauth_services.APPS_CREATED_PER_PARTNER,
         "OAuth app credential changes": oauth_services.CREDENTIAL_CHANGES_PER_APP,
+        "OAuth app changes": oauth_services.APP_CHANGES_PER_APP,
     }
     documented = {}
     for what, at_most, *_ in _table("api.md", "<!-- write-budgets -->"):

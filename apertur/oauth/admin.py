@@ -87,7 +87,7 @@ class OAuthAppAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: OAuthApp, form: Any, change: bool) -> None:
         """An edit is the partner's "edit app" done by staff (services.update_app): audited with who did it, the
-        app's redirect URIs and allowed domains kept as they are."""
+        app's redirect URIs and allowed domains kept as they are, not counted in the app's budget of changes."""
         if not form.changed_data:
             return
         services.update_app(
@@ -99,6 +99,7 @@ class OAuthAppAdmin(SafeFilters, AuditedDelete, admin.ModelAdmin):
             allowed_domains=list(obj.allowed_domains.values_list("pattern", flat=True)),
             actor=request.user,  # type: ignore[arg-type]
             ip=client_ip(request),
+            budgeted=False,  # staff answer to no partner's budget
         )
 
     # Deleting an app here is the partner's "delete for good" (services.delete_app) done by staff: recorded in the

@@ -47,6 +47,11 @@ APPS_CREATED_PER_PARTNER = ratelimit.Limit("oauth-app-create-partner", 100, 24 *
 #: Client secret rotations and public key regenerations of one app in an hour, each audited. A leak needs one; ten
 #: leaves room for mistakes and for a partner rotating on a schedule.
 CREDENTIAL_CHANGES_PER_APP = ratelimit.Limit("oauth-app-credentials", 10, 60 * 60)
+#: Settings edits and reactivations of one app in an hour, each audited (an edit even when nothing changed). A
+#: partner trying redirect URIs while building saves a few dozen times; a hundred bounds only a script. Deactivating
+#: is never counted nor refused (it stops the app's credentials: what a partner does when something goes wrong);
+#: staff in the admin and the demo are not counted.
+APP_CHANGES_PER_APP = ratelimit.Limit("oauth-app-change", 100, 60 * 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +219,10 @@ def update_app(
     website: str = "",
     actor: User | None = None,
     ip: str | None = None,
+    budgeted: bool = True,
 ) -> OAuthApp:
+    """Replace the app's settings; audited ``oauth_app.updated``. Past :data:`APP_CHANGES_PER_APP`:
+    :class:`RateLimited`, nothing changed; ``budgeted=False`` for operators (staff in the admin, the demo)."""
     details = clean_app_details(
         name=name,
         description=description,
@@ -223,6 +231,8 @@ def update_app(
         allowed_domains=allowed_domains,
     )
     app = OAuthApp.objects.select_for_update().get(pk=app.pk)
+    if budgeted:  # counted once the input is known good: a refused change spends nothing
+        ratelimit.hit(APP_CHANGES_PER_APP, str(app.pk), what="changes to this app")
     before = {
         "redirect_uris": list(app.redirect_uris.values_list("uri", flat=True)),
         "allowed_domains": list(app.allowed_domains.values_list("pattern", flat=True)),
@@ -372,6 +382,8 @@ def regenerate_public_key(
 def _set_active(*, app: OAuthApp, active: bool, actor: User | None, ip: str | None) -> OAuthApp:
     app = OAuthApp.objects.select_for_update().get(pk=app.pk)
     if app.is_active != active:
+        if active:  # deactivating is never refused; reactivating an active app writes nothing, so spends nothing
+            ratelimit.hit(APP_CHANGES_PER_APP, str(app.pk), what="changes to this app")
         app.is_active = active
         app.updated_at = clock.now()
         app.save(update_fields=["is_active", "updated_at"])
@@ -387,6 +399,8 @@ def deactivate_app(*, app: OAuthApp, actor: User | None = None, ip: str | None =
 
 @transaction.atomic
 def reactivate_app(*, app: OAuthApp, actor: User | None = None, ip: str | None = None) -> OAuthApp:
+    """Counted with the app's edits (:data:`APP_CHANGES_PER_APP`): past it, :class:`RateLimited`, still
+    deactivated."""
     return _set_active(app=app, active=True, actor=actor, ip=ip)
 
 

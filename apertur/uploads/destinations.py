@@ -53,6 +53,14 @@ MAX_DESTINATIONS_PER_PROJECT = 10
 #: Destinations created per project and mode in an hour. The cap above is freed by removing one, and each creation
 #: and removal stays in the audit log: create-remove loops grew it without end. Fifty fills every slot five times.
 CREATED_PER_PROJECT = ratelimit.Limit("destination-create-project", 50, 60 * 60)
+#: Disabled destinations enabled again per project and mode in an hour, each audited: a disable-enable loop wrote two
+#: audit events a turn without end. Fifty is every slot switched back on five times. Disabling stops copies leaving
+#: Apertur (what an owner does when something goes wrong): never counted nor refused; removing neither.
+ENABLED_PER_PROJECT = ratelimit.Limit("destination-enable-project", 50, 60 * 60)
+#: Access key replacements of one S3 destination in an hour, each audited. As a signing secret's rolls
+#: (``webhooks.services.SECRET_ROLLS_PER_HOLDER``): a rotated key needs one; ten leaves room for a mistyped key found
+#: by a failing copy and replaced again.
+ACCESS_KEY_REPLACEMENTS_PER_DESTINATION = ratelimit.Limit("destination-access-key", 10, 60 * 60)
 #: A claimed copy is looked at again no sooner than this after the claim plus the retry delay, so one still being
 #: sent (bounded by ATTEMPT_SECONDS, plus a socket timeout to notice) is never sent a second time meanwhile.
 _IN_FLIGHT = dt.timedelta(seconds=ATTEMPT_SECONDS + 30)
@@ -222,12 +230,14 @@ def replace_s3_credentials(
     ip: str | None = None,
 ) -> Destination:
     """Put copies to an S3 destination's bucket with another access key (the owner rotated theirs). The next
-    attempt of a failing copy uses it; the destination's history stays."""
+    attempt of a failing copy uses it; the destination's history stays. Past
+    :data:`ACCESS_KEY_REPLACEMENTS_PER_DESTINATION`: :class:`RateLimited`, the key unchanged."""
     if destination.kind != DestinationKind.S3:
         raise InvalidDestination("Only an S3 destination has an access key.")
     key_id, secret = _s3_credentials(access_key_id, secret_access_key)
     with transaction.atomic():
         locked = _locked(destination)
+        ratelimit.hit(ACCESS_KEY_REPLACEMENTS_PER_DESTINATION, str(locked.pk), what="access key replacements")
         locked.config = {**locked.config, "access_key_id": key_id}
         locked.secret = secret
         locked.save(update_fields=["config", "secret"])
@@ -260,9 +270,12 @@ def enable_destination(*, destination: Destination, actor: Any = None, ip: str |
     """Copy new uploads to a disabled destination again (the owner's choice on its page, after an account claim
     turned it off: :func:`~apertur.uploads.services.turn_off_deliveries_of_claimed_account`). Uploads made while
     it was disabled are not copied later: it starts from the next one. Its last error goes with the pause, the
-    copies' log keeps each one's. Audited ``destination.enabled``."""
+    copies' log keeps each one's. Audited ``destination.enabled``. Past :data:`ENABLED_PER_PROJECT`:
+    :class:`RateLimited`, still disabled (one already on spends nothing: nothing is written)."""
     locked = _locked(destination)
     if locked.status == DestinationStatus.DISABLED:
+        key = ratelimit.per_mode(locked.project_id, locked.livemode)
+        ratelimit.hit(ENABLED_PER_PROJECT, key, what="destinations enabled")
         locked.status = DestinationStatus.ACTIVE
         locked.last_error = ""
         locked.save(update_fields=["status", "last_error"])

@@ -437,8 +437,12 @@ def destination_switch(request: HttpRequest, public_id: str, destination_id: str
         return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
     if request.method == "POST":
         switch = destinations.enable_destination if on else destinations.disable_destination
-        switch(destination=destination, actor=_owner(request), ip=client_ip(request))
-        messages.success(request, f"Destination “{destination.name}” {'enabled' if on else 'disabled'}.")
+        try:
+            switch(destination=destination, actor=_owner(request), ip=client_ip(request))
+        except RateLimited as exc:  # enabling is counted (disabling never is)
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Destination “{destination.name}” {'enabled' if on else 'disabled'}.")
         return redirect("uploads:destination", public_id=public_id, destination_id=destination_id)
     context = {"destination": destination, "project": destination.project, "on": on}
     return render(request, "uploads/destination_switch.html", context)

@@ -152,3 +152,16 @@ def test_disconnecting_twice_says_the_app_is_already_disconnected(flow: Flow) ->
     stranger = Client()
     stranger.force_login(make_user())
     assert stranger.post(url).status_code == 404
+
+
+def test_disconnecting_a_disconnected_app_writes_nothing(flow: Flow) -> None:
+    """Why a disconnection needs no budget: past the first, the service itself (not only the page, which says so
+    before calling it) writes no row, so repeating it cannot grow the audit trail; connecting again takes the
+    customer's consent on the authorize page (its own rate limits)."""
+    flow.tokens(scope="project:read")
+    connection = Connection.objects.get()
+    disconnect(connection=connection, actor=flow.customer)
+    audits = AuditEvent.objects.count()
+    revoked_at = Connection.objects.get().revoked_at
+    disconnect(connection=connection, actor=flow.customer)
+    assert AuditEvent.objects.count() == audits and Connection.objects.get().revoked_at == revoked_at

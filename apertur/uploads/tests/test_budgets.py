@@ -1,7 +1,8 @@
 """How many upload sessions a project may open in a day (``SESSIONS_PER_PROJECT``): only *open* sessions are
 capped by the plan, so open-then-close loops wrote session rows, audit events and webhook events (each delivered
 to every endpoint, an outbound POST) without end. One rule in the service: the page, the API and the CLI refuse
-alike, and a refusal writes nothing."""
+alike, and a refusal writes nothing. And a project's destinations: created, enabled again, an S3 access key replaced
+(each audited); disabling one is never refused."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from apertur.core.models import AuditEvent
 from apertur.oauth.tests.conftest import Flow, flow  # noqa: F401
 from apertur.projects.selectors import plan_by_name
 from apertur.projects.services import create_project
-from apertur.testing import make_user
+from apertur.testing import lower_budget, make_user, refused_by_budget
 from apertur.uploads import destinations, services
-from apertur.uploads.models import Destination, UploadSession
+from apertur.uploads.models import Destination, DestinationStatus, UploadSession
 from apertur.webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -115,3 +116,73 @@ def test_destinations_created_up_to_the_budget_then_refused_even_after_removing(
 
 def test_the_real_destination_budget_leaves_room_for_real_use() -> None:
     assert destinations.CREATED_PER_PROJECT.max_hits >= 2 * destinations.MAX_DESTINATIONS_PER_PROJECT
+    assert destinations.ENABLED_PER_PROJECT.max_hits >= 2 * destinations.MAX_DESTINATIONS_PER_PROJECT
+    assert destinations.ACCESS_KEY_REPLACEMENTS_PER_DESTINATION.max_hits >= 3
+
+
+def _status(destination: Destination) -> str:
+    return Destination.objects.get(pk=destination.pk).status
+
+
+def test_destinations_enabled_up_to_the_budget_then_refused_and_disabling_still_goes_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each disable and enable is audited: a disable-enable loop wrote two events a turn without end. Enabling is
+    counted per project and mode; disabling (it stops copies leaving Apertur) is never refused."""
+    lower_budget(monkeypatch, destinations, "ENABLED_PER_PROJECT", 2)
+    project = create_project(owner=make_user(), name="Weddings")
+    destination = _s3(project)
+    destinations.enable_destination(destination=destination)  # already on: writes nothing, spends nothing
+    for _ in range(2):
+        destinations.disable_destination(destination=destination)
+        destinations.enable_destination(destination=destination)
+    destinations.disable_destination(destination=destination)  # past the budget: still goes through
+    assert _status(destination) == DestinationStatus.DISABLED
+    refused_by_budget(lambda: destinations.enable_destination(destination=destination), "destinations enabled")
+    assert _status(destination) == DestinationStatus.DISABLED
+    assert AuditEvent.objects.filter(action="destination.disabled").count() == 3
+    test_mode = _s3(project, livemode=False)  # test mode has its own budget
+    destinations.disable_destination(destination=test_mode)
+    destinations.enable_destination(destination=test_mode)
+    assert _status(test_mode) == DestinationStatus.ACTIVE
+
+
+def test_the_destination_page_says_so_and_disabling_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    lower_budget(monkeypatch, destinations, "ENABLED_PER_PROJECT", 0)
+    owner = make_user()
+    project = create_project(owner=owner, name="Weddings")
+    destination = _s3(project)
+    browser = Client()
+    browser.force_login(owner)
+    base = f"/projects/{project.public_id}/destinations/{destination.public_id}"
+    disabled = browser.post(f"{base}/disable", follow=True)
+    assert "Destination “Bucket” disabled." in disabled.content.decode()
+    assert _status(destination) == DestinationStatus.DISABLED
+    audits = AuditEvent.objects.count()
+    refused = browser.post(f"{base}/enable", follow=True)
+    assert refused.status_code == 200 and "Too many destinations enabled. Try again in" in refused.content.decode()
+    assert _status(destination) == DestinationStatus.DISABLED and AuditEvent.objects.count() == audits
+
+
+def test_access_key_replacements_up_to_the_budget_then_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    lower_budget(monkeypatch, destinations, "ACCESS_KEY_REPLACEMENTS_PER_DESTINATION", 2)
+    owner = make_user()
+    project = create_project(owner=owner, name="Weddings")
+    destination = _s3(project)
+    for n in range(2):
+        destinations.replace_s3_credentials(destination=destination, access_key_id=f"AKIA{n}", secret_access_key="s")
+    refused_by_budget(
+        lambda: destinations.replace_s3_credentials(
+            destination=destination, access_key_id="AKIA9", secret_access_key="other"
+        ),
+        "access key replacements",
+    )
+    stored = Destination.objects.get(pk=destination.pk)
+    assert (stored.config["access_key_id"], stored.secret) == ("AKIA1", "s")
+    browser = Client()
+    browser.force_login(owner)
+    form = {"access_key_id": "AKIA9", "secret_access_key": "other"}
+    page = browser.post(f"/projects/{project.public_id}/destinations/{destination.public_id}/access-key", form)
+    assert page.status_code == 400 and "Too many access key replacements. Try again in" in page.content.decode()
+    assert Destination.objects.get(pk=destination.pk).config["access_key_id"] == "AKIA1"
+    destinations.replace_s3_credentials(destination=_s3(project), access_key_id="AKIA9", secret_access_key="s")  # each
