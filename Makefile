@@ -129,6 +129,7 @@ bench: install browser node bench/.peers/dot-venv/.installed bench/.peers/oidc/n
 	$(BIN)/python bench/sdk_popup.py
 	$(BIN)/python bench/http/harness.py $(BENCH_ARGS)
 	$(BIN)/python bench/money.py $(BENCH_MONEY_ARGS)
+	$(BIN)/python bench/housekeeping.py
 
 bench/.peers/dot-venv/.installed: bench/http/peers/dot/requirements.txt
 	@test -x bench/.peers/dot-venv/bin/python || $(PYTHON) -m venv bench/.peers/dot-venv
