@@ -14,9 +14,9 @@
   dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended, and
   with the uploads app queues again the deliveries and destination copies whose queued look was lost
   (``outbound.requeue_overdue``), and deletes events with their deliveries after 30 days; the OAuth app deletes
-  token rows and codes 30 days after their last possible use; the Stripe intake retries billing events still waiting for an earlier one, and
-  gives up (telling staff) those past their week, when no delivery has done so; it also deletes the refused
-  deliveries it kept, after 30 days.
+  token rows and codes 30 days after their last possible use; the Stripe intake retries billing events still
+  waiting for an earlier one, and gives up (telling staff) those past their week, when no delivery has done so; it
+  also deletes the refused deliveries it kept, after 30 days.
 
 Deletes go in bounded batches (each its own short transaction), so a backlog never holds a long lock.
 """
