@@ -92,7 +92,7 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
     # dated by the schedule (ARCHITECTURE 6's carried_cents: what the runs due so far have not paid), a late run
     # having not paid it either.
     late = payability.late_run_at(partner=partner, at=now)
-    run_at = late if late is not None else next_payout_at(now)
+    coming = next_payout_at(now)
     last_run = last_payout_run_at(now)
     sums = {
         key: int(value or 0)
@@ -101,7 +101,9 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
             pending=Sum("amount_cents", filter=Q(available_at__gt=now)),
             eligible=Sum("amount_cents", filter=Q(available_at__lte=now)),
             carried=Sum("amount_cents", filter=paid_by_run(last_run)),
-            due=Sum("amount_cents", filter=paid_by_run(run_at)),
+            due=Sum("amount_cents", filter=paid_by_run(coming)),
+            # What the late run takes, in the same query: whether it pays the partner at all is decided below.
+            **({"due_late": Sum("amount_cents", filter=paid_by_run(late))} if late is not None else {}),
             total=Sum("amount_cents"),
         )
         .items()
@@ -110,6 +112,17 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
     # Entries of a payout saved but not sent (PayPal not answering yet, or in staff review) are unpaid, but the
     # next run does not take them: they are that payout's. Out of the estimate, as out of the run.
     unsent = unsent_cents(partner_id=partner.pk)
+    # The late run is the partner's next payout only if it pays them, by the run's own rule (services.run): a partner
+    # it can pay (payability.why_not_paid, lent by the payouts app: approval, no staff hold, a verified PayPal email
+    # PayPal has not refused) whose net by its rule reaches the minimum. Else it pays them nothing whenever it runs
+    # (it carries their balance): they are told what they are told once it is made, the coming 15th and what that
+    # run would take. The rule's query is asked last, and only while a run is late.
+    if late is not None and not (
+        reaches_minimum(sums["due_late"] - paid - unsent) and payability.why_not_paid(partner=partner) is None
+    ):
+        late = None
+    run_at = late if late is not None else coming
+    due = sums["due_late"] if late is not None else sums["due"]
     return (
         Balance(
             pending_cents=sums["pending"],
@@ -120,7 +133,7 @@ def balance_and_next_payout(*, partner: Partner, at: dt.datetime | None = None) 
         ),
         PayoutEstimate(
             run_at=run_at,
-            eligible_cents=sums["due"] - paid - unsent,
+            eligible_cents=due - paid - unsent,
             unsent_cents=unsent,
             late=late is not None and now >= late + LATE_AFTER,
         ),
@@ -145,6 +158,12 @@ def balance(*, partner: Partner, at: dt.datetime | None = None) -> Balance:
 PAGE_SIZE = 25
 PAYOUT_MINIMUM_CENTS = 5_000
 PAYOUT_DAY, PAYOUT_HOUR = 15, 9  # payout runs are dated the 15th, 09:00 America/Toronto (ARCHITECTURE 6)
+
+
+def reaches_minimum(net_cents: int) -> bool:
+    """Whether a payout run pays a net of ``net_cents``: under the minimum (or negative) it is carried forward
+    instead. The run's rule (payouts.services.run), and every estimate's."""
+    return net_cents >= PAYOUT_MINIMUM_CENTS
 
 
 class EarningStatus(models.TextChoices):
@@ -480,16 +499,17 @@ class PayoutEstimate:
     minimum_cents: int = PAYOUT_MINIMUM_CENTS
     # What payouts saved but not sent hold (models.unsent_cents): left out of ``eligible_cents``, as out of the run.
     unsent_cents: int = 0
-    # ``run_at`` has passed and the run was not made for the partner yet: it pays as soon as it runs.
+    # ``run_at`` has passed and the run was not made for the partner yet: it pays them as soon as it runs (a late
+    # run that would pay them nothing is never their next payout: see balance_and_next_payout).
     late: bool = False
 
     @property
     def will_pay(self) -> bool:
-        return self.eligible_cents >= self.minimum_cents
+        return reaches_minimum(self.eligible_cents)
 
 
 def next_payout(*, partner: Partner, at: dt.datetime | None = None) -> PayoutEstimate:
     """What the next payout run would pay the partner if nothing else happens before it: the unpaid entries the
     run's rule takes (models.paid_by_run). The next run is a late one, if a run whose date has passed was not made
-    for the partner yet (``late``), else the next 15th at 09:00 Toronto."""
+    for the partner yet and will pay them (``late``), else the next 15th at 09:00 Toronto."""
     return balance_and_next_payout(partner=partner, at=at)[1]

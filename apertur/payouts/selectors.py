@@ -337,7 +337,9 @@ class PayoutOutlook:
     pending_email: str = ""  # a PayPal address waiting for its confirmation link
     pending_expired: bool = False  # and that link expired: a new one is needed
     refused_email: str = ""  # the address PayPal refused, when the code is ADDRESS_REFUSED
-    # ``run_at`` has passed and the run was not made yet (schedule.late_run_at): it pays as soon as it runs.
+    # ``run_at`` has passed and the run was not made yet (schedule.late_run_at): it pays as soon as it runs. Never
+    # for a partner it would pay nothing (commissions.selectors.balance_and_next_payout): ``run_at`` is then the
+    # coming 15th, as once that run is made.
     late: bool = False
 
     @property
@@ -393,8 +395,7 @@ def payout_status(*, partner: Partner, at: dt.datetime | None = None) -> PayoutO
             Payout.objects.filter(partner=partner).order_by("-period", "-id").values_list("status", "failure").first()
         )
         delayed = in_review > 0 or (last is not None and last[0] == PayoutStatus.FAILED and last[1] == Failure.SENDER)
-        will_pay = estimate_cents >= estimate.minimum_cents
-        code = Outlook.DELAYED if delayed else (Outlook.WILL_PAY if will_pay else Outlook.UNDER_MINIMUM)
+        code = Outlook.DELAYED if delayed else (Outlook.WILL_PAY if estimate.will_pay else Outlook.UNDER_MINIMUM)
     return PayoutOutlook(
         code=code,
         run_at=estimate.run_at,

@@ -39,7 +39,7 @@ from django.db import connection, connections, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry, paid_by_run
-from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, PAYOUT_MINIMUM_CENTS
+from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, reaches_minimum
 from apertur.core import alerts, audit, clock, mail
 from apertur.core.models import AuditEvent
 from apertur.core.money import format_cents
@@ -302,7 +302,7 @@ def run(
             decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=Reason.NOTHING_DUE)
         elif (blocked := payable_reason(partner, refused=refused)) is not None:
             decisions[partner.pk] = _decision(partner, amount_cents=0, status="", reason=blocked, carried_cents=net)
-        elif net < PAYOUT_MINIMUM_CENTS:
+        elif not reaches_minimum(net):
             decisions[partner.pk] = _decision(
                 partner, amount_cents=0, status="", reason=Reason.UNDER_MINIMUM, carried_cents=net
             )
@@ -475,7 +475,7 @@ def _pay_chunk(
         if rows:
             Payout.objects.bulk_create(rows)
             amounts = _link_chunk(payouts=rows, period=period)
-            small = [row.pk for row in rows if amounts.get(row.pk, 0) < PAYOUT_MINIMUM_CENTS]
+            small = [row.pk for row in rows if not reaches_minimum(amounts.get(row.pk, 0))]
             if small:  # the entries changed under us (another run took them): nothing to pay now
                 PayoutEntry.objects.filter(payout_id__in=small).delete()
                 Payout.objects.filter(pk__in=small).delete()

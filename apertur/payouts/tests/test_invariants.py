@@ -153,10 +153,11 @@ class History:
         for partner in self.partners:
             self.check_partner(partner, batches)
 
-    def next_run(self, partner: Partner) -> tuple[dt.datetime, bool]:
+    def next_run(self, partner: Partner, takes: Any) -> tuple[dt.datetime, bool]:
         """(the partner's next run, late): the last run whose date has passed, if the partner had a commission
-        before its month and it was made neither as a whole (finished) nor for the partner (a payout of theirs for
-        it or later); else the coming 15th."""
+        before its month, it was made neither as a whole (finished) nor for the partner (a payout of theirs for
+        it or later), and it pays them (what it ``takes(run)`` reaches the minimum: the partners here are all
+        payable); else the coming 15th."""
         last = last_payout_run_at(self.now)
         period = f"{last.year:04d}-{last.month:02d}"
         first = CommissionEntry.objects.filter(partner=partner).aggregate(first=Min("paid_at"))["first"]
@@ -165,7 +166,7 @@ class History:
         before = first is not None and first.astimezone(BUSINESS_TZ) < dt.datetime(
             last.year, last.month, 1, tzinfo=BUSINESS_TZ
         )
-        if before and not made and (last_paid is None or last_paid < period):
+        if before and not made and (last_paid is None or last_paid < period) and takes(last) >= PAYOUT_MINIMUM_CENTS:
             return last, self.now >= last + LATE_AFTER  # said late after its first hour
         return next_payout_at(self.now), False
 
@@ -209,16 +210,19 @@ class History:
         )
         b = balance(partner=partner, at=self.now)
         assert (b.paid_cents, b.pending_cents, b.eligible_cents, b.carried_cents) == expected
-        # The next run is the oldest one due and not made for the partner (runs skipped while time passed are late),
-        # else the coming 15th; its estimate is what that run would take if nothing else happened: the entries in no
-        # live payout (a payout saved but not sent, or in review, keeps its own) of payments made before its month,
-        # whose hold is over by then.
-        run, late = self.next_run(partner)
+
+        # The next run is the latest one due and not made for the partner (runs skipped while time passed are late)
+        # if it pays them, else the coming 15th; its estimate is what that run would take if nothing else happened:
+        # the entries in no live payout (a payout saved but not sent, or in review, keeps its own) of payments made
+        # before its month, whose hold is over by then.
+        def takes(run: dt.datetime) -> int:
+            run_month = dt.datetime(run.year, run.month, 1, tzinfo=BUSINESS_TZ)
+            return total(entries.exclude(pk__in=linked).filter(available_at__lte=run, paid_at__lt=run_month))
+
+        run, late = self.next_run(partner, takes)
         estimate = next_payout(partner=partner, at=self.now)
         assert (estimate.run_at, estimate.late) == (run, late)
-        run_month = dt.datetime(run.year, run.month, 1, tzinfo=BUSINESS_TZ)
-        takes = entries.exclude(pk__in=linked).filter(available_at__lte=run, paid_at__lt=run_month)
-        assert estimate.eligible_cents == total(takes)
+        assert estimate.eligible_cents == takes(run)
         ours = {p.sender_item_id for p in Payout.objects.filter(partner=partner)}
         prefix = f"aptr-{partner.pk}-"
         out = 0

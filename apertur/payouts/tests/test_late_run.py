@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
@@ -189,3 +190,106 @@ def test_the_run_is_not_late_in_its_first_hour(partner: Partner) -> None:
     assert (on_time.run_at, on_time.late, on_time.eligible_cents) == (DECEMBER_RUN, False, 6_000)
     assert "is late" not in html and "Tuesday 15 December 2026, 09:00" in html
     assert (late.run_at, late.late) == (DECEMBER_RUN, True)
+
+
+# --- partners the late run will not pay ------------------------------------------------------------------------
+
+
+def _section(html: str, start: str) -> str:
+    begin = html.index(start)
+    return html[begin : html.index("</section>", begin)]
+
+
+def what_the_partner_is_told(partner: Partner) -> dict[str, Any]:
+    """Everything that names the partner's next run: the Payouts page's status card, the commissions dashboard's
+    Next payout card, the overview's Status card (approved partners only: the others are refused these pages), and
+    the balance CLI's table and JSON."""
+    told: dict[str, Any] = {}
+    client = Client()
+    client.force_login(partner.user)
+    if partner.is_approved:
+        told["payouts"] = _section(client.get("/partners/payouts/").content.decode(), 'data-testid="payout-outlook"')
+        told["dashboard"] = _section(dashboard_html(partner), 'id="payout-heading"')
+        told["portal"] = _section(client.get("/partners/").content.decode(), "<h2>Status</h2>")
+    human = CliRunner().invoke(app, ["partner", "balance", "--email", partner.user.email])
+    assert human.exit_code == 0, human.stdout
+    told["cli"] = human.stdout
+    told["json"] = balance_json(partner.user.email)
+    return told
+
+
+def unpaid_partner(case: str) -> Partner:
+    """A partner the December run (due, not made) pays nothing, as the run itself decides: payouts held by staff,
+    no confirmed PayPal email, a suspended partner, or $30 by December's rule (under the minimum; $70 by
+    January's)."""
+    partner = make_partner(user=make_user(f"{case}@example.com"))
+    if case != "no_email":
+        verified(partner)
+    customer = customer_of(partner, "customer@example.com")
+    under = case == "under_minimum"
+    pay(customer, 30_000 if under else 60_000, dt.datetime(2026, 10, 20, 12, tzinfo=TORONTO))
+    pay(customer, 40_000 if under else 30_000, dt.datetime(2026, 11, 20, 12, tzinfo=TORONTO))
+    finished("2026-11")
+    if case == "held":
+        services.hold_partner(partner=partner, actor=None, reason="Checking the traffic of your links")
+    if case == "suspended":
+        Partner.objects.filter(pk=partner.pk).update(status="suspended")
+        partner.refresh_from_db()
+    return partner
+
+
+@pytest.mark.parametrize("case", ["held", "no_email", "suspended", "under_minimum"])
+def test_a_partner_the_late_run_will_not_pay_is_told_what_they_are_told_once_it_is_made(case: str) -> None:
+    """The late run will pay the partner nothing (the run's own decision, below): saying it is late and "will be
+    sent as soon as it runs", with what it pays, is wrong. The partner is told what they are told once that run is
+    made: their reason (on hold, no confirmed email, under the minimum) and the next run that can pay them."""
+    partner = unpaid_partner(case)
+    with time_machine.travel(DAY_AFTER, tick=False):
+        (decision,) = [d for d in services.run(period="2026-12", dry_run=True) if d.partner_id == partner.pk]
+        estimate = next_payout(partner=partner)
+        while_late = what_the_partner_is_told(partner)
+    finished("2026-12")  # the December run is made: it paid the partner nothing
+    with time_machine.travel(DAY_AFTER, tick=False):
+        once_made = what_the_partner_is_told(partner)
+    assert decision.reason not in {services.Reason.WOULD_PAY, services.Reason.PAID}, decision
+    for said in while_late.values():
+        assert re.search(r"\blate\b", str(said)) is None and "December 2026, 09:00" not in str(said), said
+    assert while_late == once_made
+    assert (estimate.run_at, estimate.late) == (JANUARY_RUN, False)
+
+
+def test_a_held_partner_sees_the_hold_not_the_late_run() -> None:
+    partner = unpaid_partner("held")
+    with time_machine.travel(DAY_AFTER, tick=False):
+        told = what_the_partner_is_told(partner)
+    assert "Payouts are on hold" in told["payouts"] and "eligible by the next run" in told["payouts"]
+    assert "Friday 15 January 2027, 09:00" in told["dashboard"]
+    assert "Nothing will be paid on this run. Payouts are on hold." in told["dashboard"]
+    assert 'data-testid="payout-late"' not in told["dashboard"]
+    assert "Friday 15 January 2027, 09:00 (Toronto)" in told["cli"]
+    # ARCHITECTURE 6: the JSON keys keep their meaning (carried: what the runs due so far, December's, left unpaid).
+    assert told["json"] == {
+        "pending_cents": 3_000,
+        "eligible_cents": 6_000,
+        "carried_cents": 6_000,
+        "paid_cents": 0,
+        "lifetime_cents": 9_000,
+    }
+
+
+def test_under_the_minimum_by_the_late_run_the_next_payout_is_the_run_that_reaches_it() -> None:
+    """$30 by December's rule (carried by the late run), $70 by January's: January's run is the next payout, with
+    what it pays, as its dry run says."""
+    partner = unpaid_partner("under_minimum")
+    with time_machine.travel(DAY_AFTER, tick=False):
+        estimate = next_payout(partner=partner)
+        outlook = selectors.payout_status(partner=partner)
+        (january,) = [d for d in services.run(period="2027-01", dry_run=True) if d.partner_id == partner.pk]
+    assert (estimate.run_at, estimate.late, estimate.eligible_cents) == (JANUARY_RUN, False, 7_000)
+    assert (outlook.code, outlook.late, outlook.estimate_cents, outlook.carried_cents) == (
+        "will_pay",
+        False,
+        7_000,
+        3_000,
+    )
+    assert (january.reason, january.amount_cents) == (services.Reason.WOULD_PAY, 7_000)
