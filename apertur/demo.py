@@ -36,8 +36,8 @@ from apertur.partners.models import ExpectedCustomers, Partner, PartnerStatus
 from apertur.projects.models import Payment, Project
 from apertur.projects.selectors import plan_by_name, project_list
 from apertur.projects.services import create_project
-from apertur.referrals.models import Attribution, AttributionSource, ReferralClick, ReferralLink
-from apertur.referrals.services import ensure_default_link
+from apertur.referrals.models import Attribution, AttributionSource, ReferralLink
+from apertur.referrals.services import ensure_default_link, record_click
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _referred(customer: User, link: ReferralLink, at: dt.datetime) -> None:
     the referral flow writes, dated back so the simulated history can earn commissions)."""
     if Attribution.objects.filter(customer=customer).exists():
         return  # set once: whatever attributed the customer before stays
-    ReferralClick.objects.create(link=link, at=at - dt.timedelta(minutes=5))
+    record_click(link=link, at=at - dt.timedelta(minutes=5))
     attribution = Attribution.objects.create(
         customer=customer, partner=link.partner, source=AttributionSource.REFERRAL, link=link, at=at
     )

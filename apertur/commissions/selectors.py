@@ -43,7 +43,7 @@ from apertur.core.pages import Page, page_of
 from apertur.oauth import selectors as oauth_selectors
 from apertur.partners.models import Partner
 from apertur.projects.models import Payment
-from apertur.referrals.models import Attribution, AttributionSource, ReferralClick
+from apertur.referrals.models import Attribution, AttributionSource, ReferralLink
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,7 +451,7 @@ def referral_funnel(*, partner: Partner) -> Funnel:
         return counts.get((source, True), 0) + (0 if paying else counts.get((source, False), 0))
 
     return Funnel(
-        clicks=ReferralClick.objects.filter(link__partner=partner).count(),
+        clicks=ReferralLink.objects.filter(partner=partner).aggregate(n=Sum("click_count"))["n"] or 0,
         signups=customers(AttributionSource.REFERRAL),
         paying_customers=customers(AttributionSource.REFERRAL, paying=True),
         oauth_customers=customers(AttributionSource.OAUTH),

@@ -16,10 +16,10 @@ class ReferralLinkAdmin(SafeFilters, admin.ModelAdmin):
     the code is printed on the partner's campaigns: changing either here would move money or break shared
     links without an audit entry. Partners create links in the portal; deleting one would erase its clicks."""
 
-    list_display = ("code", "partner", "label", "created_at")
+    list_display = ("code", "partner", "label", "click_count", "created_at")
     search_fields = ("code", "partner__company_name")
     list_select_related = ("partner__user",)  # a partner is shown as "company (user's email)"
-    readonly_fields = ("partner", "code", "created_at")
+    readonly_fields = ("partner", "code", "click_count", "created_at")
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False

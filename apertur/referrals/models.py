@@ -19,6 +19,10 @@ class ReferralLink(models.Model):
     code = models.CharField(max_length=32, unique=True, default=new_referral_code)
     label = models.CharField(max_length=80, blank=True)
     created_at = models.DateTimeField(default=clock.now)
+    # How many ReferralClick rows the link has, kept by services.record_click in the click's own transaction: the
+    # partner's pages read it instead of counting the clicks (a COUNT over a popular link's millions of clicks took
+    # 180 ms per page on PostgreSQL, and grew with every click).
+    click_count = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["created_at", "id"]

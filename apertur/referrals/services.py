@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from apertur.accounts.models import User
 from apertur.core import audit, clock, ratelimit
@@ -106,9 +106,12 @@ def counts_as_click(*, link: ReferralLink, user_agent: str, user: User | None, i
     return True
 
 
-def record_click(*, link: ReferralLink) -> str:
-    """Count the click; return the signed cookie value naming the link and the click time."""
-    click = ReferralClick.objects.create(link=link, at=clock.now())
+@transaction.atomic
+def record_click(*, link: ReferralLink, at: dt.datetime | None = None) -> str:
+    """Count the click (its row, and the link's ``click_count`` in the same transaction: an atomic increment, so
+    simultaneous clicks each count); return the signed cookie value naming the link and the click time."""
+    click = ReferralClick.objects.create(link=link, at=at or clock.now())
+    ReferralLink.objects.filter(pk=link.pk).update(click_count=F("click_count") + 1)
     return signing.dumps({"code": link.code, "at": click.at.timestamp()}, salt=_SALT)
 
 

@@ -29,8 +29,8 @@ from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus
 from apertur.payouts.services import sender_item_id_for
 from apertur.projects.models import Dispute, DisputeStatus, Payment, Refund
 from apertur.projects.services import create_project
-from apertur.referrals.models import Attribution, AttributionSource, ReferralClick
-from apertur.referrals.services import ensure_default_link
+from apertur.referrals.models import Attribution, AttributionSource
+from apertur.referrals.services import ensure_default_link, record_click
 from apertur.testing import make_app, make_partner, make_user
 
 pytestmark = pytest.mark.django_db
@@ -322,7 +322,8 @@ def test_monthly_series_is_net_by_toronto_month_of_payment(ledger: dict[str, Any
 def test_referral_funnel() -> None:
     partner = make_partner()
     link = ensure_default_link(partner=partner)
-    ReferralClick.objects.bulk_create([ReferralClick(link=link) for _ in range(7)])
+    for _ in range(7):
+        record_click(link=link)
     paying = customer_of(partner, "paying@example.com")
     customer_of(partner, "browsing@example.com")
     pay(paying, 2_000, at("2026-05-01"))
@@ -330,7 +331,7 @@ def test_referral_funnel() -> None:
     connected = customer_of(partner, "connected@example.com", source=AttributionSource.OAUTH)
     pay(connected, 2_000, at("2026-05-01"))
     other = make_partner()
-    ReferralClick.objects.create(link=ensure_default_link(partner=other))
+    record_click(link=ensure_default_link(partner=other))
     customer_of(other, "theirs@example.com")
     funnel = selectors.referral_funnel(partner=partner)
     assert (funnel.clicks, funnel.signups, funnel.paying_customers) == (7, 2, 1)
@@ -623,7 +624,7 @@ def test_query_count_does_not_grow_with_rows() -> None:
     for partner in (small, large):
         make_app(partner)
         link = ensure_default_link(partner=partner)
-        ReferralClick.objects.create(link=link)
+        record_click(link=link)
 
     def queries(partner: Partner, path: str) -> int:
         client = browser_for(partner.user)
