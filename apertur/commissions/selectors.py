@@ -58,15 +58,21 @@ class Balance:
         return asdict(self)
 
 
+def payout_run_in(year: int, month: int) -> dt.datetime:
+    """The instant of a month's payout run: its 15th at 09:00 in Toronto (ARCHITECTURE 6). The one place that says
+    so: the schedule below, and payouts.services.run_at for a period."""
+    return dt.datetime(year, month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+
+
 def last_payout_run_at(at: dt.datetime | None = None) -> dt.datetime:
     """The most recent payout run at or before ``at``: the 15th at 09:00 in Toronto of this month if that
     has passed, else of the previous month."""
     local = (at or clock.now()).astimezone(clock.BUSINESS_TZ)
-    run = dt.datetime(local.year, local.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+    run = payout_run_in(local.year, local.month)
     if local >= run:
         return run
     previous = _add_months(local.date().replace(day=1), -1)
-    return dt.datetime(previous.year, previous.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+    return payout_run_in(previous.year, previous.month)
 
 
 def _paid(partner: Partner, *, per_row: bool) -> Q | Exists:
@@ -485,11 +491,11 @@ def next_payout_at(at: dt.datetime | None = None) -> dt.datetime:
     """The next payout run: this month's 15th at 09:00 in Toronto if that is still ahead, else next
     month's."""
     local = (at or clock.now()).astimezone(clock.BUSINESS_TZ)
-    run = dt.datetime(local.year, local.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+    run = payout_run_in(local.year, local.month)
     if local < run:
         return run
     following = _add_months(local.date().replace(day=1), 1)
-    return dt.datetime(following.year, following.month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+    return payout_run_in(following.year, following.month)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from django.db import connection, connections, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 
 from apertur.commissions.models import CommissionEntry, paid_by_run
-from apertur.commissions.selectors import PAYOUT_DAY, PAYOUT_HOUR, reaches_minimum
+from apertur.commissions.selectors import payout_run_in, reaches_minimum
 from apertur.core import alerts, audit, clock, mail
 from apertur.core.models import AuditEvent
 from apertur.core.money import format_cents
@@ -139,8 +139,7 @@ def parse_period(period: str) -> tuple[int, int]:
 
 def run_at(period: str) -> dt.datetime:
     """The run's instant: the 15th of the period's month at 09:00 in Toronto."""
-    year, month = parse_period(period)
-    return dt.datetime(year, month, PAYOUT_DAY, PAYOUT_HOUR, tzinfo=clock.BUSINESS_TZ)
+    return payout_run_in(*parse_period(period))
 
 
 def period_start(period: str) -> dt.datetime:
