@@ -10,6 +10,10 @@
   kills its worker each time), then marked failed with the reason, for staff to see in the admin. Every task is
   bounded far below that age (an outbound attempt by ``outbound.send_bounded``, a mail by ``EMAIL_TIMEOUT``) and
   safe to run again (webhook deliveries are at-least-once, with their ``webhook-id``).
+- Routine audit events: those one request of machine or guest traffic writes (a token refresh, a guest's upload),
+  named by their app with :func:`register_routine_audit`, go :data:`ROUTINE_AUDIT_KEPT` (90 days) after they
+  happened. They made the audit log the largest table (a connection refreshed hourly writes 24 a day) while what
+  they record stays in its own rows (the token, the upload). Every other audit event is kept.
 - Whatever a domain app adds with :func:`register` from its ``AppConfig.ready`` (core does not import the apps:
   dependencies point one way). The webhooks app clears signing secrets whose overlap after a roll has ended, and
   with the uploads app queues again the deliveries and destination copies whose queued look was lost
@@ -34,7 +38,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from apertur.core import clock
-from apertur.core.models import IdempotencyKey
+from apertur.core.models import AuditEvent, IdempotencyKey
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +49,23 @@ MAX_CLAIMS = 3
 BATCH = 5_000
 MAX_BATCHES = 200  # per table and pass: a backlog larger than a million rows is finished by the next passes
 INTERVAL_SECONDS = 3600.0
+ROUTINE_AUDIT_KEPT = dt.timedelta(days=90)
 
 #: A pass an app adds: given the pass's time, it returns how many rows it deleted or cleared.
 Pruner = Callable[[dt.datetime], int]
 _pruners: dict[str, Pruner] = {}
+_routine_audit: set[str] = set()
 
 
 def register(name: str, pruner: Pruner) -> None:
     """Add ``pruner`` to every pass under ``name`` (registering a name again replaces it)."""
     _pruners[name] = pruner
+
+
+def register_routine_audit(*actions: str) -> None:
+    """Have every pass delete the audit events of ``actions`` :data:`ROUTINE_AUDIT_KEPT` after they happened: the
+    events one request of machine or guest traffic writes, whose object keeps its own record."""
+    _routine_audit.update(actions)
 
 
 def delete_in_batches(queryset: QuerySet[Model]) -> int:
@@ -107,6 +119,11 @@ def prune(*, now: dt.datetime | None = None) -> dict[str, int]:
             DBTaskResult.objects.finished().filter(finished_at__lt=at - TASK_RESULTS_TTL)
         ),
         "abandoned_tasks": _recover_abandoned(at),
+        "routine_audit_events": delete_in_batches(
+            AuditEvent.objects.filter(action__in=sorted(_routine_audit), at__lt=at - ROUTINE_AUDIT_KEPT)
+        )
+        if _routine_audit
+        else 0,
     }
     for name, pruner in _pruners.items():
         try:

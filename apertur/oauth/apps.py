@@ -17,6 +17,8 @@ class OAuthConfig(AppConfig):
         # Tokens first: a code is deleted once no token issued from it is left.
         housekeeping.register("dead_oauth_tokens", tokens.prune_dead_tokens)
         housekeeping.register("dead_authorization_codes", tokens.prune_dead_codes)
+        # One per refresh, by the app's server (the token row and its family are the record): 90 days.
+        housekeeping.register_routine_audit("oauth.token_refreshed")
         # An account claimed from whoever signed up with its address: their connections and apps stop working.
         when_claimed(services.turn_off_for_claimed_account, dispatch_uid="oauth-unproven-signup-claimed")
         # Staff deleting a project or an account in the admin: token requests in flight on what the deletion takes

@@ -18,6 +18,8 @@ class UploadsConfig(AppConfig):
 
         # A copy to the owner's storage whose queued look was lost is queued again (as webhook deliveries are).
         housekeeping.register("overdue_destination_copies", destinations.requeue_overdue)
+        # One per guest photo (the upload row, with its time, is the record): 90 days.
+        housekeeping.register_routine_audit("upload.created")
 
         from django.db.models.signals import post_delete
 

@@ -120,3 +120,28 @@ def test_a_task_a_dead_worker_left_running_is_queued_again_then_failed_past_its_
     assert failed.finished_at == NOW and "Abandoned 3 times" in failed.traceback and "3@c" in failed.traceback
     assert "abandoned by worker ['111@gone']: queued again" in caplog.text
     assert housekeeping.prune(now=NOW)["abandoned_tasks"] == 0  # once
+
+
+def test_routine_audit_events_go_after_90_days_and_every_other_event_stays() -> None:
+    """A token refresh and a guest's upload each wrote an audit event kept for ever: the audit log grew as the token
+    table did (24 rows a day for a connection refreshed hourly). Their apps name them routine (the token and the
+    upload keep their own record): they go 90 days on. Whatever a person did, and the first issue of a token, stay."""
+    from apertur.core.models import AuditEvent
+
+    def event(action: str, age: dt.timedelta) -> int:
+        row = AuditEvent.objects.create(action=action, object_type="x.y", object_id="1", at=NOW - age)
+        return row.pk
+
+    old_refresh = event("oauth.token_refreshed", dt.timedelta(days=90, seconds=1))
+    old_upload = event("upload.created", dt.timedelta(days=91))
+    kept = {
+        event("oauth.token_refreshed", dt.timedelta(days=89)),
+        event("upload.created", dt.timedelta(days=90)),
+        event("oauth.token_issued", dt.timedelta(days=1000)),
+        event("oauth.consent_granted", dt.timedelta(days=1000)),
+        event("project.created", dt.timedelta(days=1000)),
+    }
+    assert housekeeping.prune(now=NOW)["routine_audit_events"] == 2
+    assert set(AuditEvent.objects.values_list("pk", flat=True)) == kept
+    assert not AuditEvent.objects.filter(pk__in=[old_refresh, old_upload]).exists()
+    assert housekeeping.prune(now=NOW)["routine_audit_events"] == 0
