@@ -1,10 +1,11 @@
 """The worker's hourly housekeeping at scale (issue 10): one pass over a token table of 1,000,000 rows of which a
-third are dead (rotated or revoked more than 30 days ago, as hourly refreshes leave them), and over 100,000 webhook
-events past their 30 days, each with two deliveries and an attempt each. Prints the pass's time, query count and
+third are dead (rotated or revoked more than 30 days ago, as hourly refreshes leave them), over 100,000 webhook
+events past their 30 days, each with two deliveries and an attempt each, and over an audit log of 1,000,000 events
+of which 250,000 are token refreshes past their 90 days. Prints the pass's time, query count and
 peak memory, then a second pass with nothing left to delete; asserts nothing about time.
 
-    .venv/bin/python bench/housekeeping.py            # 1,000,000 token rows, 100,000 events
-    .venv/bin/python bench/housekeeping.py --small    # 30,000 token rows, 3,000 events
+    .venv/bin/python bench/housekeeping.py            # 1,000,000 token rows, 100,000 events, 1,000,000 audit events
+    .venv/bin/python bench/housekeeping.py --small    # 30,000 token rows, 3,000 events, 30,000 audit events
 
 Runs on PostgreSQL in its own database, ``apertur_bench_housekeeping`` (dropped and created here, dropped again at
 the end). The rows are generated with SQL; what is measured is ``apertur.core.housekeeping.prune`` as the worker
@@ -92,8 +93,20 @@ def generate(*, tokens: int, events: int) -> dict[str, int]:
             SELECT id, 1, created_at, 204, '', 40 FROM webhooks_webhookdelivery
             """
         )
+        # The audit log: one oauth.token_refreshed per token row, half of them past their 90 days, beside as many
+        # events a person made, just as old, which stay.
+        cursor.execute(
+            """
+            INSERT INTO core_auditevent (action, object_type, object_id, data, ip, at)
+            SELECT CASE WHEN g %% 2 = 0 THEN 'oauth.token_refreshed' ELSE 'project.settings_changed' END,
+                'oauth.connection', %(conn)s::text, '{}'::jsonb, '203.0.113.7',
+                CASE WHEN g <= %(n)s / 2 THEN %(ancient)s::timestamptz ELSE %(recent)s::timestamptz END
+            FROM generate_series(1, %(n)s) g
+            """,
+            {"conn": conn.pk, "n": tokens, "ancient": now - dt.timedelta(days=100), "recent": recent},
+        )
         cursor.execute("ANALYZE")
-    return {"tokens": tokens, "dead_tokens": dead, "events": events}
+    return {"tokens": tokens, "dead_tokens": dead, "events": events, "audit": tokens}
 
 
 def main() -> None:
@@ -126,7 +139,8 @@ def main() -> None:
         world = generate(tokens=tokens, events=events)
         print(
             f"{world['tokens']:,} token rows ({world['dead_tokens']:,} dead for 45 days), {world['events']:,} events "
-            f"45 days old with {2 * world['events']:,} deliveries and as many attempts"
+            f"45 days old with {2 * world['events']:,} deliveries and as many attempts, {world['audit']:,} audit "
+            f"events (half token refreshes, half of each 100 days old)"
         )
         from apertur.core import housekeeping
 

@@ -31,5 +31,6 @@ def test_the_small_housekeeping_bench_deletes_the_dead_rows_then_finds_nothing()
     assert "not reachable" not in out, out  # PostgreSQL is part of the suite's machine (CI fails without it)
     first = next(line for line in out.splitlines() if line.startswith("housekeeping: first pass"))
     assert "dead_oauth_tokens 10,000" in first and "old_webhook_events 3,000" in first, out
+    assert "routine_audit_events 7,500" in first, out
     second = next(line for line in out.splitlines() if line.startswith("housekeeping: second pass"))
     assert second.rstrip().endswith("nothing deleted"), out
