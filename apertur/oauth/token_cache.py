@@ -48,13 +48,15 @@ and does not touch the generation), so one global generation costs little and le
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import mmap
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -538,6 +540,21 @@ def invalidate_all() -> None:
 
 # --- changes made through the models (services of other domains, the admin) ---------------------------
 
+# Set while the housekeeping deletes token rows nobody can use any more (tokens.prune_dead_tokens): a cached check
+# of such a token already refuses it (its access token expired long before), so their deletion voids nothing. Every
+# other deletion of a token row does, as before (a cascade from its connection, app, project or customer also
+# voids through their own receivers).
+_deleting_dead_rows: contextvars.ContextVar[bool] = contextvars.ContextVar("deleting_dead_rows", default=False)
+
+
+@contextmanager
+def deleting_dead_rows() -> Iterator[None]:
+    token = _deleting_dead_rows.set(True)
+    try:
+        yield
+    finally:
+        _deleting_dead_rows.reset(token)
+
 
 def _connect_signals() -> None:
     from apertur.accounts.models import User
@@ -580,13 +597,18 @@ def _connect_signals() -> None:
     def _plan_saved(sender: Any, instance: Plan, **kwargs: Any) -> None:
         invalidate_all()
 
-    for model in (Partner, User, OAuthApp, Connection, Token, Project, Plan):
+    for model in (Partner, User, OAuthApp, Connection, Project, Plan):
         post_delete.connect(
             lambda sender, **kwargs: invalidate_all(),
             sender=model,
             weak=False,
             dispatch_uid=f"oauth-token-cache-delete-{model._meta.label_lower}",
         )
+
+    @receiver(post_delete, sender=Token, weak=False, dispatch_uid="oauth-token-cache-delete-oauth.token")
+    def _token_deleted(sender: Any, **kwargs: Any) -> None:
+        if not _deleting_dead_rows.get():
+            invalidate_all()
 
 
 def ready() -> None:

@@ -431,7 +431,8 @@ def prune_dead_tokens(at: dt.datetime) -> int:
     dead = Token.objects.filter(access_expires_at__lt=cutoff).filter(
         Q(refresh_token_hash__isnull=True) | Q(refresh_expires_at__lt=cutoff) | Q(refresh_revoked_at__lt=cutoff)
     )
-    return housekeeping.delete_in_batches(dead)
+    with token_cache.deleting_dead_rows():  # no cached check to void: each of them already refuses its token
+        return housekeeping.delete_in_batches(dead)
 
 
 def prune_dead_codes(at: dt.datetime) -> int:

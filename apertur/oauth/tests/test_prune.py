@@ -10,6 +10,7 @@ import time_machine
 from django.test import Client
 
 from apertur.core import housekeeping
+from apertur.core.tokens import hash_secret
 from apertur.oauth.models import AuthorizationCode, Token
 from apertur.oauth.tests.conftest import Flow, api_get
 from apertur.oauth.tests.test_refresh import refresh
@@ -65,3 +66,23 @@ def test_dead_rows_go_30_days_after_their_last_possible_use_and_live_ones_stay(f
         again = exchange(Client(), first_code, flow.client_id, flow.secret)
         assert "already used" in again.json()["error_description"]
         assert api_get("/api/v1/plan", fourth.json()["access_token"]).status_code == 401
+
+
+def test_deleting_dead_rows_voids_no_cached_token_check_and_any_other_token_deletion_still_does(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch of the pass voided every process's token cache (the Token post_delete receiver), so each pass
+    cost the API's hot path a query per token for a while; a cached check of a dead token already refuses it."""
+    from apertur.oauth import token_cache
+
+    voided: list[int] = []
+    monkeypatch.setattr(token_cache, "invalidate_all", lambda: voided.append(1))
+    with time_machine.travel(T0, tick=False):
+        dead = flow.tokens()
+        refresh(flow, dead["refresh_token"])  # its first row rotates out: dead 30 days on
+        live = flow.tokens()
+    voided.clear()
+    assert _prune(T0 + KEPT + dt.timedelta(hours=2)) == (1, 0)
+    assert voided == []
+    Token.objects.filter(access_token_hash=hash_secret(live["access_token"])).delete()  # any other deletion
+    assert voided
