@@ -64,7 +64,8 @@ JSON_ONLY: list[tuple[str, Any]] = [("surrogate", "\ud800"), ("number", 12345), 
 # core_auditevent, where a refused OAuth client authentication (/oauth/token, /introspect, /revoke) is recorded on
 # purpose. Not excluded, because no refusal here reaches them: django_session (the clients' sessions are made
 # before), referrals_referralclick (a visit to /r/<code> counts before anything is refused: it is a 302, not a
-# refusal) and stripe_billing_rejecteddelivery (refused Stripe deliveries; /webhooks/stripe is not posted to here).
+# refusal) and stripe_billing_rejecteddelivery (refused Stripe deliveries; the two payment
+# webhooks are posted to in tests/test_hostile_webhooks.py, not here).
 RECORDS_ATTEMPTS = {"core_auditevent"}
 
 # A form shown again with its error: Apertur's form templates (_field.html, _form_errors.html, the pages' own

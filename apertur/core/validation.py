@@ -64,12 +64,19 @@ def has_nul(value: str) -> bool:
     return "\x00" in value
 
 
+# What no stored text can hold: a NUL (PostgreSQL refuses it in text and ``jsonb``) and a lone UTF-16 surrogate, which
+# JSON can escape (\ud800) but UTF-8 cannot encode (every database driver raised UnicodeEncodeError: a 500). A valid
+# pair (\ud83d\ude00) is one character once parsed, never a surrogate.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def without_nul(value: Any) -> Any:
-    """A copy of a parsed JSON document with every NUL in its strings (member names included) replaced by
-    U+FFFD, for a document that must be stored whatever it holds (a provider's signed event: refusing it would
-    lose it, and PostgreSQL's ``jsonb`` refuses ``\\u0000``). Anything else is returned as it is."""
+    """A copy of a parsed JSON document with every NUL and every lone surrogate in its strings (member names
+    included) replaced by U+FFFD, for a document that must be stored whatever it holds (a provider's signed event:
+    refusing it would lose it; PostgreSQL's ``jsonb`` refuses ``\\u0000`` and UTF-8 has no surrogates). Anything
+    else is returned as it is."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
         return {without_nul(key): without_nul(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -235,7 +235,8 @@ def _payouts_for(event: dict[str, Any]) -> list[Payout]:
 
 def receive_event(*, event: dict[str, Any], client: PayPalClient | None = None) -> PayPalEvent:
     """Store a verified event once (by id) and apply it. Returns the stored row (a redelivery returns the
-    first one, unchanged once processed). A NUL in its strings is stored as U+FFFD (PostgreSQL refuses it)."""
+    first one, unchanged once processed). A NUL or lone surrogate in its strings is stored as U+FFFD (no
+    database stores them)."""
     event = without_nul(event)
     event_id = str(event.get("id") or "")
     if not event_id:

@@ -7,7 +7,7 @@ means "stored, do not send again"; anything else makes PayPal redeliver (for up 
 
 - not configured, or PayPal unreachable while verifying → 503: nothing stored, the redelivery may succeed;
 - a delivery that does not verify (forged, modified, another webhook's, headers missing) or is not a JSON
-  object → 400: nothing stored;
+  object with an ``id`` of at most 100 characters → 400: nothing stored;
 - verified → 200 ``{"received": true, "status": ...}`` for a new event and a redelivery alike, even when the
   event could not be applied yet (it stays ``received``; ``process_pending_events`` applies it later).
 """
@@ -26,10 +26,14 @@ from apertur.core.validation import loads_json
 from apertur.integrations.paypal.client import client_from_settings
 from apertur.integrations.paypal.errors import PayPalError
 from apertur.payouts import reconcile
+from apertur.payouts.models import PayPalEvent
 
 logger = logging.getLogger(__name__)
 #: PayPal's payout events are a few kilobytes; anything near this is not one of them.
 MAX_BODY_BYTES = 1_000_000
+#: The width of the column the id is stored in (PayPal's are ~30 characters): a longer one was PostgreSQL's
+#: DataError, a 500, once verified.
+MAX_EVENT_ID = PayPalEvent._meta.get_field("event_id").max_length or 0
 
 
 def _refuse(status: int, code: str, message: str) -> JsonResponse:
@@ -64,9 +68,13 @@ def paypal_webhook(request: HttpRequest) -> JsonResponse:
         event: Any = loads_json(raw)
     except ValueError:  # JSON syntax, not UTF-8, nested too deep
         event = None
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event["id"]:
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not 0 < len(event["id"]) <= MAX_EVENT_ID:
         logger.warning("PayPal webhook refused: the body is not a JSON event object with an id")
-        return _refuse(400, "malformed_event", "The body is not a PayPal event (a JSON object with an id).")
+        return _refuse(
+            400,
+            "malformed_event",
+            f"The body is not a PayPal event (a JSON object with an id of at most {MAX_EVENT_ID} characters).",
+        )
     event_id, event_type = event["id"], str(event.get("event_type") or "")
 
     with client_from_settings() as client:

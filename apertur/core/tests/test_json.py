@@ -31,3 +31,12 @@ def test_without_nul_replaces_every_nul_and_keeps_everything_else() -> None:
     event = {"a\x00": ["x\x00y", 1, None, True, {"b": "\x00"}], "n": 2.5}
     assert without_nul(event) == {"a\ufffd": ["x\ufffdy", 1, None, True, {"b": "\ufffd"}], "n": 2.5}
     assert event["a\x00"][0] == "x\x00y"  # a copy: the original is left as it was
+
+
+def test_without_nul_replaces_lone_surrogates_and_keeps_pairs() -> None:
+    """A lone surrogate (JSON can escape one) is no UTF-8: storing it raised UnicodeEncodeError in every driver."""
+    from apertur.core.validation import without_nul
+
+    event = loads_json(r'{"id": "evt_\ud800", "\udc00": ["a\udfffb", "\ud83d\ude00"]}')
+    assert without_nul(event) == {"id": "evt_\ufffd", "\ufffd": ["a\ufffdb", "\U0001f600"]}
+    assert without_nul(event)["id"].encode("utf-8") == "evt_\ufffd".encode()

@@ -157,7 +157,9 @@ def _debug_id() -> str:
 
 
 def _canonical(event: Any) -> bytes:
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # surrogatepass: an event may carry a lone surrogate (escaped in JSON); it raised UnicodeEncodeError here, a 500
+    # where PayPal answers SUCCESS or FAILURE (and the webhook answered 503 instead of refusing the delivery).
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 class Emulator:

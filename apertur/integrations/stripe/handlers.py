@@ -58,7 +58,32 @@ class WaitForStaff(Wait):
 
 
 def ts(value: Any) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+    """A Stripe time: a JSON integer of Unix seconds. A string, a float or a boolean is no time Stripe sends (``int``
+    took "1773144000" and 1773144000.5 as one): :class:`ValueError`, as a malformed object."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"not a Unix time: {value!r}"[:80])
+    return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+
+
+#: Stripe's amounts have at most 8 digits (12 for a few zero-decimal currencies); past this no amount is real, and
+#: its CAD conversion and commission stay far inside the BIGINT columns.
+MAX_AMOUNT = 10**12
+
+
+def amount_of(value: Any) -> int:
+    """A Stripe amount in the currency's smallest unit: a JSON integer, 0 to :data:`MAX_AMOUNT`. Anything else (a
+    string, a float ``int`` truncated, a negative amount that would have written a negative payment or refund into
+    the ledger, a boolean) is :class:`ValueError`: the event is stored ``failed`` and staff told, never applied."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_AMOUNT:
+        raise ValueError(f"not an amount: {value!r}"[:80])
+    return value
+
+
+def currency_of(value: Any) -> str:
+    """A Stripe currency: a three-letter ISO code (Stripe sends it lowercase), upper-cased; else :class:`ValueError`."""
+    if not (isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()):
+        raise ValueError(f"not a currency code: {value!r}"[:80])
+    return value.upper()
 
 
 def _metadata_user(*objects: dict[str, Any]) -> User | None:
@@ -69,12 +94,30 @@ def _metadata_user(*objects: dict[str, Any]) -> User | None:
     return None
 
 
+#: The width of every column a Stripe id is stored in (payments, refunds, disputes, customers, subscriptions, invoice
+#: payments). Stripe's ids are about 30 characters; a longer one was PostgreSQL's DataError, a 500.
+MAX_ID = 100
+
+
 def id_of(reference: Any) -> str | None:
     """The id a Stripe object gives for another (``customer``, ``charge``): the id itself, or the expanded
-    object's ``id``; None when there is none."""
+    object's ``id``; None when there is none. One longer than :data:`MAX_ID` is no Stripe id: :class:`ValueError`,
+    as a malformed object."""
     if isinstance(reference, dict):
         reference = reference.get("id")
-    return reference if isinstance(reference, str) and reference else None
+    if not (isinstance(reference, str) and reference):
+        return None
+    if len(reference) > MAX_ID:
+        raise ValueError(f"an id longer than {MAX_ID} characters: {reference[:40]!r}…")
+    return reference
+
+
+def own_id(obj: dict[str, Any]) -> str:
+    """The object's own ``id``, which every object Apertur stores has: a string, else :class:`KeyError`."""
+    found = id_of(obj)
+    if found is None:
+        raise KeyError(f"id (a string), not {obj.get('id')!r}"[:80])
+    return found
 
 
 def _link(customer_id: str | None, user: User) -> None:
@@ -215,7 +258,7 @@ def subscription_event(event: dict[str, Any]) -> str:
     # ``incomplete_expired`` is terminal: the first payment never came and Stripe voided the invoice.
     deleted = event["type"] == "customer.subscription.deleted" or status in {"canceled", "incomplete_expired"}
     row, _created = Subscription.objects.select_for_update().get_or_create(
-        external_id=sub["id"], defaults={"project": project, "plan": plan, "started_at": started}
+        external_id=own_id(sub), defaults={"project": project, "plan": plan, "started_at": started}
     )
     if started < row.started_at:
         row.started_at = started
@@ -338,7 +381,7 @@ def _charge_of(invoice: dict[str, Any]) -> str:
                 break
     if charge is None:
         charge = (
-            InvoicePaymentLink.objects.filter(invoice_id=invoice["id"])
+            InvoicePaymentLink.objects.filter(invoice_id=own_id(invoice))
             .exclude(charge_id="")
             .order_by("id")
             .values_list("charge_id", flat=True)
@@ -352,11 +395,11 @@ def invoice_paid(event: dict[str, Any]) -> str:
     user = customer_for(invoice)
     project = _project(user, _subscription_details(invoice) or invoice)
     paid_at = ts((invoice.get("status_transitions") or {}).get("paid_at") or event["created"])
-    currency = str(invoice.get("currency", "cad")).upper()
-    amount = int(invoice["amount_paid"])
+    currency = currency_of(invoice.get("currency", "cad"))
+    amount = amount_of(invoice["amount_paid"])
     rate = _cad_rate(currency, invoice, paid_at)
     payment, _created = Payment.objects.get_or_create(
-        external_id=invoice["id"],
+        external_id=own_id(invoice),
         defaults={
             "project": project,
             "customer": user,
@@ -410,12 +453,12 @@ def _record_refund(payment: Payment, item: dict[str, Any], *, at: dt.datetime) -
     event's time), whatever order the events arrive in, and what it took back is earned again."""
     void = item.get("status") in VOID_REFUND_STATUSES
     refund, created = Refund.objects.get_or_create(
-        external_id=item["id"],
+        external_id=own_id(item),
         defaults={
             "payment": payment,
-            "amount_cents": int(item["amount"]),
+            "amount_cents": amount_of(item["amount"]),
             "amount_cad_cents": convert(
-                Money(int(item["amount"]), payment.currency), to="CAD", rate=payment.cad_rate
+                Money(amount_of(item["amount"]), payment.currency), to="CAD", rate=payment.cad_rate
             ).cents,
             "created_at": ts(item["created"]),
             "voided_at": at if void else None,
@@ -435,7 +478,7 @@ def _record_refund(payment: Payment, item: dict[str, Any], *, at: dt.datetime) -
 def charge_refunded(event: dict[str, Any]) -> str:
     charge = event["data"]["object"]
     payment = _payment_for_charge(
-        charge["id"], id_of(charge.get("invoice")), payment_intent_id=id_of(charge.get("payment_intent"))
+        own_id(charge), id_of(charge.get("invoice")), payment_intent_id=id_of(charge.get("payment_intent"))
     )
     if not payment.charge_id:
         payment.charge_id = charge["id"]
@@ -486,10 +529,10 @@ def _dispute(obj: dict[str, Any]) -> Dispute:
     payment = _payment_for_charge(charge_id, payment_intent_id=id_of(obj.get("payment_intent")))
     inquiry = _is_inquiry(obj.get("status"))
     dispute, _created = Dispute.objects.get_or_create(
-        external_id=obj["id"],
+        external_id=own_id(obj),
         defaults={
             "payment": payment,
-            "amount_cents": int(obj.get("amount", 0)),
+            "amount_cents": amount_of(obj.get("amount", 0)),
             "opened_at": ts(obj["created"]),
             "status": DisputeStatus.INQUIRY if inquiry else DisputeStatus.OPEN,
         },
@@ -551,7 +594,7 @@ def invoice_payment_paid(event: dict[str, Any]) -> str:
     if not (charge_id or intent_id):
         raise Skip(f"invoice payment {obj['id']} names no charge or PaymentIntent")
     InvoicePaymentLink.objects.get_or_create(
-        external_id=obj["id"],
+        external_id=own_id(obj),
         defaults={"invoice_id": invoice_id, "charge_id": charge_id, "payment_intent_id": intent_id},
     )
     if charge_id:

@@ -57,6 +57,10 @@ class Outcome:
     duplicate: bool = False
 
 
+MAX_EVENT_ID = StripeEvent._meta.get_field("event_id").max_length or 0
+MAX_EVENT_TYPE = StripeEvent._meta.get_field("type").max_length or 0
+
+
 def parse(text: str) -> dict[str, Any]:
     """The event in ``text`` if it has the shape every handler relies on, else :class:`ValueError`."""
     event = loads_json(text)
@@ -67,6 +71,9 @@ def parse(text: str) -> dict[str, Any]:
             raise ValueError(f"missing {key}")
     if not isinstance(event["id"], str) or not event["id"] or not isinstance(event["type"], str):
         raise ValueError("id and type must be strings")
+    # Stored in columns of these widths: a longer one was PostgreSQL's DataError, a 500 (Stripe's are ~30).
+    if len(event["id"]) > MAX_EVENT_ID or len(event["type"]) > MAX_EVENT_TYPE:
+        raise ValueError(f"id (at most {MAX_EVENT_ID} characters) or type (at most {MAX_EVENT_TYPE}) too long")
     try:
         if isinstance(event["created"], bool):  # an int to Python, never a time
             raise TypeError("a boolean")
@@ -94,6 +101,10 @@ def verify(*, body: bytes, signature: str | None, client_ip: str | None = None) 
         raise Rejected("not_configured", "STRIPE_WEBHOOK_SECRET is not set.")
     text = body.decode("utf-8", errors="replace")
     try:
+        if signature is not None and not signature.isascii():
+            # Stripe's header is ASCII; the stripe package compares a non-ASCII v1 with hmac.compare_digest, whose
+            # TypeError was a 500.
+            raise stripe.SignatureVerificationError("the header is not ASCII", signature, text)
         stripe.WebhookSignature.verify_header(text, signature, secret, tolerance=SIGNATURE_TOLERANCE)
     except stripe.SignatureVerificationError as exc:
         _keep_rejected(f"invalid signature: {exc}", signature=signature, text=text, client_ip=client_ip)
@@ -187,9 +198,9 @@ def _tell_staff(row: StripeEvent, *, key: str, subject: str, lines: list[str]) -
 
 def receive(event: dict[str, Any]) -> Outcome:
     """Store the event once and apply it. A replay of a stored event id changes nothing. ``event`` must have
-    passed :func:`parse` (the webhook view verifies first; ``apertur billing import`` parses each line). A NUL in
-    any of its strings (a customer's name…) is stored and applied as U+FFFD: PostgreSQL refuses it, and the
-    event would otherwise never be accepted."""
+    passed :func:`parse` (the webhook view verifies first; ``apertur billing import`` parses each line). A NUL or a
+    lone surrogate in any of its strings (a customer's name…) is stored and applied as U+FFFD: no database stores
+    them, and the event would otherwise never be accepted."""
     event = without_nul(event)
     try:
         with transaction.atomic():
