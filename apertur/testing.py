@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import count
 from typing import Any
 
@@ -237,3 +238,16 @@ def refused_by_budget(attempt: Callable[[], Any], what: str) -> None:
         attempt()
     assert refused.value.retry_after > 0 and f"Too many {what}" in refused.value.message
     assert AuditEvent.objects.count() == audits
+
+
+@contextmanager
+def paypal_emulator(settings: Any) -> Iterator[Any]:
+    """The project's PayPal emulator on loopback, and the settings every PayPal client is built from
+    (``client_from_settings``: the worker, the admin, the CLI, the webhook's verification) pointing at it."""
+    from apertur.integrations.paypal.emulator import running
+
+    with running() as emulator:
+        settings.PAYPAL_API_BASE = emulator.base_url
+        settings.PAYPAL_CLIENT_ID = emulator.client_id
+        settings.PAYPAL_CLIENT_SECRET = emulator.client_secret
+        yield emulator

@@ -27,14 +27,14 @@ from django.core.cache import cache
 from django.test import Client
 
 from apertur.core import ratelimit
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.models import StripeEvent
 from apertur.payouts.webhooks import MAX_BODY_BYTES as PAYPAL_MAX_BODY_BYTES
 from apertur.projects.models import ExchangeRate
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
-from apertur.testing import make_partner, make_user
+from apertur.testing import make_partner, make_user, paypal_emulator
 from tests.test_hostile_input import HOSTILE, changed, fingerprint
 
 pytestmark = pytest.mark.django_db
@@ -356,10 +356,7 @@ def test_stripe_signed_hostile_ids(customer: Any, name: str, build: Any, path: s
 @pytest.fixture
 def emu(settings: Any) -> Iterator[Running]:
     """The PayPal emulator as our PayPal: it verifies what it signed (``signed_delivery``) and nothing else."""
-    with running() as emulator:
-        settings.PAYPAL_API_BASE = emulator.base_url
-        settings.PAYPAL_CLIENT_ID = emulator.client_id
-        settings.PAYPAL_CLIENT_SECRET = emulator.client_secret
+    with paypal_emulator(settings) as emulator:
         yield emulator
 
 

@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 
 from apertur import cli as cli_module
 from apertur.cli import app
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.payouts import services
 from apertur.payouts.models import Payout, PayoutRun, PayoutStatus
 from apertur.payouts.tests.test_run import make_world, pay
+from apertur.testing import paypal_emulator
 
 pytestmark = pytest.mark.django_db
 runner = CliRunner()
@@ -28,10 +29,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def emu(settings: Any) -> Iterator[Running]:
-    with running() as emulator:
-        settings.PAYPAL_API_BASE = emulator.base_url
-        settings.PAYPAL_CLIENT_ID = emulator.client_id
-        settings.PAYPAL_CLIENT_SECRET = emulator.client_secret
+    with paypal_emulator(settings) as emulator:
         yield emulator
 
 

@@ -24,7 +24,7 @@ from apertur.core.models import AuditEvent
 from apertur.core.money import decimal_string
 from apertur.core.spreadsheet import cell
 from apertur.integrations.paypal.client import PayPalClient
-from apertur.integrations.paypal.emulator import Running, running
+from apertur.integrations.paypal.emulator import Running
 from apertur.integrations.stripe import events
 from apertur.partners.models import Partner
 from apertur.payouts import finance, reconcile, services
@@ -33,7 +33,7 @@ from apertur.payouts.models import Payout, PayoutEntry, PayoutRun, PayoutStatus
 from apertur.projects.models import Payment
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
-from apertur.testing import make_partner, make_staff, make_user
+from apertur.testing import make_partner, make_staff, make_user, paypal_emulator
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec_test_secret"
@@ -49,10 +49,7 @@ def _secret(settings: Any) -> None:
 @pytest.fixture
 def emu(settings: Any) -> Iterator[Running]:
     """The emulator, and the settings the admin's retry builds its PayPal client from."""
-    with running() as emulator:
-        settings.PAYPAL_API_BASE = emulator.base_url
-        settings.PAYPAL_CLIENT_ID = emulator.client_id
-        settings.PAYPAL_CLIENT_SECRET = emulator.client_secret
+    with paypal_emulator(settings) as emulator:
         yield emulator
 
 

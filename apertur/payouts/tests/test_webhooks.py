@@ -22,10 +22,11 @@ from django.test import Client
 from apertur.commissions.models import CommissionEntry
 from apertur.commissions.selectors import balance
 from apertur.core.models import AuditEvent
-from apertur.integrations.paypal.emulator import ITEM_EVENTS, Running, running
+from apertur.integrations.paypal.emulator import ITEM_EVENTS, Running
 from apertur.payouts import reconcile, services
 from apertur.payouts.models import Payout, PayoutEntry, PayoutStatus, PayPalEvent, PayPalEventStatus
 from apertur.payouts.tests.helpers import SECRET, do_run, make_world, only, pay
+from apertur.testing import paypal_emulator
 
 WEBHOOK_ID = "APERTURTESTWEBHOOK1"
 COMMISSION = 6_000  # 10 % of the 60,000-cent payment below
@@ -54,10 +55,7 @@ def _settings(settings: Any) -> None:
 @pytest.fixture
 def emu(live_server: Any, settings: Any) -> Iterator[Running]:
     """The emulator, configured as our PayPal (settings) and delivering its webhooks to the live server."""
-    with running() as emulator:
-        settings.PAYPAL_API_BASE = emulator.base_url
-        settings.PAYPAL_CLIENT_ID = emulator.client_id
-        settings.PAYPAL_CLIENT_SECRET = emulator.client_secret
+    with paypal_emulator(settings) as emulator:
         configure(emulator, webhook_url=f"{live_server.url}/webhooks/paypal", webhook_id=settings.PAYPAL_WEBHOOK_ID)
         yield emulator
 
