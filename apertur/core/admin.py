@@ -1,15 +1,21 @@
+from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IS_FACETS_VAR, IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
 from django.contrib.admin.views import main
-from django.db import models, transaction
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.db import connections, models, transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils.text import smart_split, unescape_string_literal
 from django_tasks_db.admin import DBTaskResultAdmin
 from django_tasks_db.models import DBTaskResult
 
 from apertur.core.counts import lock_row
 from apertur.core.http import client_ip
+from apertur.core.lookups import distinct_values
 from apertur.core.models import AuditEvent
 from apertur.core.signals import staff_deleting
 
@@ -83,14 +89,100 @@ class AuditedDelete:
         self.record_deleted(request, obj)
 
 
+class IndexedValuesFilter(admin.AllValuesFieldListFilter):
+    """Django's filter by each value a column holds, its values read by a loose index scan
+    (:func:`~apertur.core.lookups.distinct_values`; the column must lead an index) instead of ``SELECT DISTINCT``
+    over every row: 0.2-0.4 s each over 3 M audit events, on every load of the list."""
+
+    def __init__(self, field: Any, request: HttpRequest, params: Any, model: Any, model_admin: Any, field_path: str):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        using = model_admin.get_queryset(request).db
+        self.lookup_choices = distinct_values(model, field.name, using=using)  # type: ignore[assignment]  # iterated
+
+
+class EstimatedCountPaginator(Paginator):
+    """An admin list's paginator that does not count a whole large table on PostgreSQL: unfiltered, and with more
+    than :attr:`exact_below` rows by the statistics, its count is the planner's estimate (``pg_class.reltuples``
+    scaled to the table's current size, as the planner scales it; kept by autovacuum), and :attr:`approximate` says
+    so (the list shows "about N"). ``COUNT(*)`` reads every row: 0.13 s over 3 M audit events. A filtered list, a
+    small table, another database: counted exactly, as Django does."""
+
+    exact_below = 100_000
+    approximate = False
+
+    @cached_property
+    def count(self) -> int:
+        estimate = self._estimate()
+        if estimate is None:
+            return super().count
+        self.approximate = True
+        return estimate
+
+    def _estimate(self) -> int | None:
+        queryset = self.object_list
+        if not isinstance(queryset, QuerySet) or queryset.query.has_filters():
+            return None
+        connection = connections[queryset.db]
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT CASE WHEN relpages > 0 "
+                "THEN reltuples / relpages * (pg_relation_size(oid) / current_setting('block_size')::int) "
+                "ELSE reltuples END FROM pg_class WHERE oid = %s::regclass",
+                [connection.ops.quote_name(queryset.model._meta.db_table)],
+            )
+            row = cursor.fetchone()
+        if row is None or row[0] < self.exact_below:  # never analysed (-1), or small enough to count
+            return None
+        return int(row[0])
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(SafeFilters, admin.ModelAdmin):
-    """Read-only: the audit log is append-only."""
+    """Read-only: the audit log is append-only. Its largest table (a row per OAuth token refresh), so every query
+    the list sends uses an index: the filters' values (:class:`IndexedValuesFilter`), the count
+    (:class:`EstimatedCountPaginator`, and no second count of the whole table), the search
+    (:meth:`get_search_results`). docs/performance.md, "The admin's audit log at scale", has the figures."""
 
     list_display = ("at", "action", "object_type", "object_id", "actor", "ip")
-    list_filter = ("action", "object_type")
-    search_fields = ("action", "object_id", "actor__email")
+    list_filter = (("action", IndexedValuesFilter), ("object_type", IndexedValuesFilter))
     list_select_related = ("actor",)
+    search_fields = ("action", "object_id", "actor__email")  # shows the search box; get_search_results searches
+    search_help_text = (
+        "Finds the events whose object id is the text (exactly, as in the Object id column), whose action starts "
+        "with it (oauth.), or whose actor's email starts with it through the @ at least (ada@ or ada@example.com); "
+        "several words: the events matching each. To find one object's events, filter by its type and search its id."
+    )
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per action and object type over the whole table
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[AuditEvent], search_term: str
+    ) -> tuple[QuerySet[AuditEvent], bool]:
+        """Each word (as Django splits the search: quotes keep spaces) matches by index: the object id equal to it
+        (the (object_type, object_id) index, probed once per object type), the action starting with it (``action``'s
+        pattern index) and, for a word with an ``@``, the actor's email starting with it, lowercased as emails are
+        stored (the email's unique index). Django's default, ``icontains`` on each field, is
+        ``UPPER(…) LIKE '%word%'`` over every row joined to its actor: 3.5 s over 3 M events.
+
+        The actors are read first and their ids sent as a list: PostgreSQL hashes a list (a subquery's array is
+        searched row by row, 13 s for a word matching 5,000 users) and estimates from its values. A word without an
+        ``@`` is not looked up among emails: a start as short as "a" names a large share of all users."""
+        users = get_user_model()._default_manager.using(queryset.db)
+        object_types = None
+        for bit in smart_split(search_term):
+            if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
+                bit = unescape_string_literal(bit)
+            if object_types is None:
+                object_types = distinct_values(AuditEvent, "object_type", using=queryset.db)
+            matches = Q(object_type__in=object_types, object_id=bit) | Q(action__startswith=bit)
+            if "@" in bit:
+                actors = users.filter(email__startswith=bit.lower()).values_list("pk", flat=True)
+                matches |= Q(actor_id__in=list(actors))
+            queryset = queryset.filter(matches)
+        return queryset, False
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
