@@ -491,7 +491,8 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], client: httpx.Clien
 def prune_old_events(at: dt.datetime) -> int:
     """The hourly housekeeping's pass for events: each is deleted with its deliveries and their attempts
     :data:`EVENTS_KEPT` after it happened, once none of its deliveries is still pending (the last retry comes
-    about 31 hours after the event: a delivery still pending past 30 days waits for its endpoint's decision)."""
+    about 31 hours after the event; one still pending at 30 days, its worker down for weeks, keeps the event until
+    it ends)."""
     pending = WebhookDelivery.objects.filter(event=OuterRef("pk"), status=DeliveryStatus.PENDING)
     return housekeeping.delete_in_batches(
         WebhookEvent.objects.filter(created_at__lt=at - EVENTS_KEPT).exclude(Exists(pending))
