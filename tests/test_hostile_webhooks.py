@@ -30,6 +30,7 @@ from apertur.core import ratelimit
 from apertur.integrations.paypal.emulator import Running
 from apertur.integrations.stripe import events
 from apertur.integrations.stripe.models import StripeEvent
+from apertur.integrations.stripe.views import MAX_BODY_BYTES as STRIPE_MAX_BODY_BYTES
 from apertur.payouts.webhooks import MAX_BODY_BYTES as PAYPAL_MAX_BODY_BYTES
 from apertur.projects.models import ExchangeRate
 from apertur.projects.services import create_project
@@ -126,12 +127,17 @@ def test_stripe_hostile_body(name: str, body: bytes, signed: str) -> None:
     assert not unexpected_rows(before, REFUSAL_RECORDS)
 
 
-def test_stripe_body_over_the_request_limit(settings: Any) -> None:
-    body = json.dumps({"id": "evt_big", "pad": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}).encode()
+@pytest.mark.parametrize("size", ["over-ours", "over-django"])
+def test_stripe_body_over_the_limit_is_a_413_in_our_json_and_not_kept(settings: Any, size: str) -> None:
+    """Past Django's DATA_UPLOAD_MAX_MEMORY_SIZE it was Django's plain 400 page; now past Stripe's own limit, as
+    PayPal's: 413 ``body_too_large``, not read, not kept as a refused delivery."""
+    pad = STRIPE_MAX_BODY_BYTES if size == "over-ours" else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = json.dumps({"id": "evt_big", "pad": "x" * pad}).encode()
     before = fingerprint()
     response = post_stripe(body, stripe_signature(body))
-    assert 400 <= response.status_code < 500, response.status_code
-    assert not unexpected_rows(before, REFUSAL_RECORDS)
+    assert response.status_code == 413, response.status_code
+    assert response.json()["error"]["code"] == "body_too_large"
+    assert not changed(before, fingerprint())
 
 
 def _valid_event() -> dict[str, Any]:

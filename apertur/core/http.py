@@ -22,6 +22,22 @@ def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR") or "0.0.0.0")  # noqa: S104 - a value, not a bind
 
 
+def body_within(request: HttpRequest, limit: int) -> bytes | None:
+    """The request's body, or None when it is larger than ``limit`` bytes: the declared ``Content-Length`` is checked
+    first, so an oversized body is never read into memory, then the length of what came (a wrong or missing
+    declaration). For the provider webhooks (Stripe, PayPal), whose events are a few kilobytes: past their limit they
+    answer ``413 body_too_large`` in their own JSON, where Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (5 MB) gave a
+    plain 400 page."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return None
+    body = request.body
+    return body if len(body) <= limit else None
+
+
 def rate_limit_ip(ip: str) -> str:
     """The key a per-IP budget counts ``ip`` under. An IPv6 client is given a whole /64 at least (often a /56 or
     /48), so counted per address it could take a fresh budget for every attempt: IPv6 addresses count by their

@@ -22,6 +22,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apertur.core.http import body_within
 from apertur.core.validation import loads_json
 from apertur.integrations.paypal.client import client_from_settings
 from apertur.integrations.paypal.errors import PayPalError
@@ -40,13 +41,6 @@ def _refuse(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
-def _declared_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
-
 @csrf_exempt
 @require_POST
 def paypal_webhook(request: HttpRequest) -> JsonResponse:
@@ -56,13 +50,9 @@ def paypal_webhook(request: HttpRequest) -> JsonResponse:
         # Never accept an event we cannot verify; the poller keeps reconciling payouts meanwhile.
         logger.error("PayPal webhook refused: PAYPAL_WEBHOOK_ID is not set, so no delivery can be verified")
         return _refuse(503, "not_configured", "PayPal webhooks are not configured (PAYPAL_WEBHOOK_ID).")
-    # The declared length first, so an oversized body is never read into memory.
-    if _declared_length(request) > MAX_BODY_BYTES:
-        logger.warning("PayPal webhook refused: body of %s bytes declared", _declared_length(request))
-        return _refuse(413, "body_too_large", f"A PayPal event is at most {MAX_BODY_BYTES} bytes.")
-    raw = request.body
-    if len(raw) > MAX_BODY_BYTES:
-        logger.warning("PayPal webhook refused: body of %s bytes", len(raw))
+    raw = body_within(request, MAX_BODY_BYTES)
+    if raw is None:
+        logger.warning("PayPal webhook refused: a body over %s bytes", MAX_BODY_BYTES)
         return _refuse(413, "body_too_large", f"A PayPal event is at most {MAX_BODY_BYTES} bytes.")
     try:
         event: Any = loads_json(raw)
