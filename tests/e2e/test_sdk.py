@@ -773,7 +773,7 @@ def test_a_rate_limited_popup_is_reported_as_server_error(
     from apertur.core.ratelimit import Limit
     from apertur.oauth import limits
 
-    monkeypatch.setattr(limits, "AUTHORIZE_PER_IP", Limit(f"t-e2e-authorize-{secrets.token_hex(4)}", 1, 60))
+    monkeypatch.setattr(limits, "AUTHORIZE_PER_IP", Limit(f"t-e2e-authorize-{secrets.token_hex(4)}", 1, 24 * 60 * 60))
     created = make_app(make_partner(), name="Snapflow", allowed_domains=["*.localhost"])
     with static_site() as site:
         site.pages["/"] = sdk_page(live_server.url, created.public_key)

@@ -198,7 +198,7 @@ def test_rate_limited(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from apertur.api import auth
     from apertur.core.ratelimit import Limit
 
-    monkeypatch.setattr(auth, "PER_CALLER", Limit("t-api", 2, 60))
+    monkeypatch.setattr(auth, "PER_CALLER", Limit("t-api", 2, 60 * 60))
     assert api.get("/plan").status_code == 200
     assert api.get("/plan").status_code == 200
     response = api.get("/plan")

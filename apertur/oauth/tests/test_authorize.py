@@ -302,7 +302,7 @@ def test_authorize_is_rate_limited_per_ip(flow: Flow, monkeypatch: pytest.Monkey
     from apertur.core.ratelimit import Limit
     from apertur.oauth import limits
 
-    monkeypatch.setattr(limits, "AUTHORIZE_PER_IP", Limit("t-authorize-ip", 2, 60))
+    monkeypatch.setattr(limits, "AUTHORIZE_PER_IP", Limit("t-authorize-ip", 2, 60 * 60))
     url = authorize_url(flow.client_id)
     assert flow.browser.get(url).status_code == 200
     assert flow.browser.get(url).status_code == 200
@@ -421,7 +421,7 @@ def test_rate_limited_popup_posts_the_error_to_the_opener(
     from apertur.core.ratelimit import Limit
     from apertur.oauth import limits
 
-    monkeypatch.setattr(limits, limit, Limit(f"t-{limit}", 1, 60))
+    monkeypatch.setattr(limits, limit, Limit(f"t-{limit}", 1, 60 * 60))
     url = sdk_url(sdk_app.created.public_key)
     assert sdk_app.browser.get(url).status_code == 200
     response = sdk_app.browser.get(url)

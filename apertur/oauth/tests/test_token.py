@@ -295,7 +295,7 @@ def test_token_endpoint_rate_limited_per_client(flow: Flow, monkeypatch: pytest.
     from apertur.core.ratelimit import Limit
     from apertur.oauth import limits
 
-    monkeypatch.setattr(limits, "TOKEN_PER_CLIENT", Limit("t-token-client", 2, 60))
+    monkeypatch.setattr(limits, "TOKEN_PER_CLIENT", Limit("t-token-client", 2, 60 * 60))
     for _ in range(2):
         exchange(Client(), "oac_bogus", flow.client_id, flow.secret)
     response = exchange(Client(), flow.code(), flow.client_id, flow.secret)
@@ -323,7 +323,7 @@ def test_strangers_cannot_spend_a_clients_rate_limit(flow: Flow, monkeypatch: py
     from apertur.core.ratelimit import Limit
     from apertur.oauth import limits
 
-    monkeypatch.setattr(limits, "TOKEN_PER_CLIENT", Limit("t-token-client-ip", 2, 60))
+    monkeypatch.setattr(limits, "TOKEN_PER_CLIENT", Limit("t-token-client-ip", 2, 60 * 60))
     for _ in range(3):
         Client(REMOTE_ADDR="198.51.100.7").post(
             "/oauth/token", {"grant_type": "authorization_code", "client_id": flow.client_id, "code": "x"}
@@ -431,7 +431,7 @@ def test_an_ipv6_client_hopping_addresses_in_its_network_shares_one_token_budget
     from apertur.core.ratelimit import Limit
     from apertur.oauth import limits
 
-    monkeypatch.setattr(limits, "TOKEN_PER_IP", Limit("t-token-ip6", 2, 60))
+    monkeypatch.setattr(limits, "TOKEN_PER_IP", Limit("t-token-ip6", 2, 60 * 60))
     for n in (1, 2):
         exchange(Client(REMOTE_ADDR=f"2001:db8:1:2::{n}"), "oac_bogus", flow.client_id, flow.secret)
     hopped = exchange(Client(REMOTE_ADDR="2001:db8:1:2::3"), flow.code(), flow.client_id, flow.secret)
