@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -157,7 +158,7 @@ def test_pages_pass_the_markup_focus_target_and_reflow_checks(page: Page, live_s
     pay(customer, 10_000, clock.now() - dt.timedelta(days=45))
     pay(customer, 10_000, clock.now() - dt.timedelta(days=2))
     create_link(partner=partner, label="Newsletter")
-    created = make_app(partner, name="Snapflow")
+    created = make_app(partner, name="Snapflow", allowed_domains=["partner.example"])
     project = create_project(owner=partner.user, name="Weddings")
     create_project(owner=partner.user, name="Corporate")
     session = uploads.create_session(project=project, title="Ana & Ben")
@@ -167,8 +168,19 @@ def test_pages_pass_the_markup_focus_target_and_reflow_checks(page: Page, live_s
         problems[path] = audit(page, base + path)
     log_in(page, base, "partner@example.com")
     client_id = created.app.client_id
+    # The consent as aptr-connect opens it in its popup: the app named by its public key and the page's origin.
+    popup_consent = "/oauth/authorize?" + urlencode(
+        {
+            "public_key": created.public_key,
+            "origin": "https://partner.example",
+            "response_type": "code",
+            "state": "st4te",
+            "scope": "project:read upload:create",
+        }
+    )
     for path in [
         authorize_url(client_id, scope="project:read upload:create"),
+        popup_consent,
         "/projects/",
         f"/projects/{project.public_id}/",
         f"/projects/{project.public_id}/settings",
@@ -185,6 +197,8 @@ def test_pages_pass_the_markup_focus_target_and_reflow_checks(page: Page, live_s
     ]:
         problems[path] = audit(page, base + path)
     assert {path: found for path, found in problems.items() if found} == {}
+    page.goto(base + popup_consent)  # what was audited is the consent itself, not an answer page
+    expect(page.locator('button[value="allow"]')).to_be_visible()
 
 
 def test_the_keyboard_goes_project_allow_deny_on_the_consent_page(page: Page, live_server: Any) -> None:
