@@ -6,6 +6,7 @@ are the API's, and the limits of docs/oauth-apps.md's field table are the ones e
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from pathlib import Path
@@ -454,3 +455,29 @@ def test_the_write_budgets_in_the_api_docs_are_the_ones_enforced() -> None:
         assert found, f"docs/api.md, budgets: {at_most!r}"
         documented[what.split(" (")[0]] = (int(found[1].replace(",", "")), windows[found[2]])
     assert documented == {what: (limit.max_hits, limit.window_seconds) for what, limit in enforced.items()}
+
+
+def test_the_retention_table_says_how_long_each_kind_is_kept() -> None:
+    """docs/deploy.md's retention table (between the retention markers) gives each age the housekeeping deletes by:
+    one row per constant, none left out, none made up."""
+    from apertur.core import housekeeping
+    from apertur.integrations.stripe import services as stripe_services
+    from apertur.oauth import tokens
+    from apertur.webhooks import services as webhook_services
+
+    kept = {
+        "API idempotency keys": housekeeping.IDEMPOTENCY_TTL,
+        "finished background-task results": housekeeping.TASK_RESULTS_TTL,
+        "webhook events": webhook_services.EVENTS_KEPT,
+        "OAuth token rows": tokens.DEAD_KEPT,
+        "authorization codes": tokens.DEAD_KEPT,
+        "refused Stripe deliveries": stripe_services.REFUSED_KEPT_FOR,
+        "routine audit events": housekeeping.ROUTINE_AUDIT_KEPT,
+    }
+    units = {"hours": dt.timedelta(hours=1), "days": dt.timedelta(days=1)}
+    documented = {}
+    for rows, _counted_from, after in _table("deploy.md", "<!-- retention -->"):
+        found = re.fullmatch(r"(\d+) (hours|days)", after)
+        assert found, f"docs/deploy.md, retention: {after!r}"
+        documented[re.split(r" \(|,", rows)[0]] = int(found[1]) * units[found[2]]
+    assert documented == kept
