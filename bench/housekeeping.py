@@ -19,7 +19,6 @@ import datetime as dt
 import os
 import signal
 import sys
-import tempfile
 
 # The measuring and database helpers of bench/money.py, on a database of this benchmark's own.
 os.environ.setdefault("BENCH_MONEY_DB", "apertur_bench_housekeeping")
@@ -116,11 +115,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tokens, events = (30_000, 3_000) if args.small else (1_000_000, 100_000)
 
-    os.environ["DATABASE_URL"] = f"{money.SERVER}/{money.DB_NAME}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "apertur.config.settings"
-    os.environ.pop("DEBUG", None)
-    mail_dir = tempfile.TemporaryDirectory(prefix="apertur-bench-mail-")
-    os.environ["APERTUR_MAIL_DIR"] = mail_dir.name
+    mail_dir = money.bench_environment()
     try:
         money.recreate_database()
     except Exception as exc:
@@ -151,6 +146,7 @@ def main() -> None:
         money.print_table("Housekeeping at scale (PostgreSQL)", money.ROWS)
     finally:
         money.drop_database()
+        mail_dir.cleanup()
 
 
 if __name__ == "__main__":

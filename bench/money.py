@@ -149,6 +149,17 @@ def print_table(title: str, rows: list[tuple[str, str, str, str, str]]) -> None:
 # --- the database ----------------------------------------------------------------------------------------
 
 
+def bench_environment() -> tempfile.TemporaryDirectory[str]:
+    """This process's settings for a bench on its own PostgreSQL database (``DB_NAME``), mail kept in a temporary
+    directory (returned: it lives as long as the caller keeps it)."""
+    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "apertur.config.settings"
+    os.environ.pop("DEBUG", None)
+    mail_dir = tempfile.TemporaryDirectory(prefix="apertur-bench-mail-")
+    os.environ["APERTUR_MAIL_DIR"] = mail_dir.name
+    return mail_dir
+
+
 def recreate_database() -> None:
     import psycopg
 
@@ -700,11 +711,7 @@ def main() -> None:
     payments = args.payments or (10_000 if args.small else 1_000_000)
     partners = args.partners or (100 if args.small else 10_000)
 
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "apertur.config.settings"
-    os.environ.pop("DEBUG", None)
-    mail_dir = tempfile.TemporaryDirectory(prefix="apertur-bench-mail-")
-    os.environ["APERTUR_MAIL_DIR"] = mail_dir.name
+    mail_dir = bench_environment()
     try:
         if args.dashboard_only:
             args.keep = True
