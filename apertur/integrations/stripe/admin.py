@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apertur.core.admin import SafeFilters
+from apertur.core.admin import EstimatedCountPaginator, IndexedValuesFilter, SafeFilters
 from apertur.core.errors import AperturError
 from apertur.integrations.stripe import services
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
@@ -27,11 +27,27 @@ class _ReadOnly(SafeFilters, admin.ModelAdmin):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(_ReadOnly):
+    """A row per event Stripe sent (several per payment): at scale, every query of the list uses an index, as the
+    audit log's (:class:`~apertur.core.admin.IndexedValuesFilter`, :class:`~apertur.core.admin.EstimatedCountPaginator`,
+    an exact search). Measured at 3 M events: 2.3 s a load with Django's defaults (a date hierarchy reading every row,
+    ``SELECT DISTINCT type``, two counts, a sort of the table)."""
+
     list_display = ("event_id", "type", "status", "created", "received_at", "detail")
-    list_filter = ("status", "type")
-    search_fields = ("event_id", "detail")
-    date_hierarchy = "created"
+    list_filter = ("status", ("type", IndexedValuesFilter), ("created", admin.DateFieldListFilter))
+    ordering = ("-created", "-id")  # newest first, read from the stripe_event_created index
+    search_fields = ("event_id",)
+    search_help_text = "An event id (evt_…), exactly. Filter by status, type or date for the rest."
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per status and type over the whole table
     actions = ["apply_again"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[StripeEvent], search_term: str
+    ) -> tuple[QuerySet[StripeEvent], bool]:
+        """The event whose id is the text: its unique index (Django's ``icontains`` read every row)."""
+        term = search_term.strip()
+        return (queryset.filter(event_id=term) if term else queryset), False
 
     def has_apply_permission(self, request: HttpRequest) -> bool:
         """Applying writes payments and commissions: the change permission (a superuser has it), not the view

@@ -240,17 +240,23 @@ def retry_waiting() -> int:
     return done
 
 
+def waiting_events() -> QuerySet[StripeEvent]:
+    """The events still waiting, in the order they are retried: read through the partial index
+    ``stripe_event_waiting`` (every processed delivery reads them; the whole table otherwise)."""
+    return StripeEvent.objects.filter(status=EventStatus.WAITING).order_by("created", "id")
+
+
 def _retry() -> int:
     """Apply what waited, oldest first, until nothing changes. How many events left the waiting state."""
     done = 0
-    waiting = StripeEvent.objects.filter(status=EventStatus.WAITING)
+    waiting = waiting_events()
     progress = True
     stuck: set[int] = set()
     while progress:
         progress = False
         # Expired events too: the event one waited for may have come in since the last pass, and this is its last
         # chance before it is given up below.
-        for row in waiting.exclude(pk__in=stuck).select_for_update().order_by("created", "id"):
+        for row in waiting.exclude(pk__in=stuck).select_for_update():
             try:
                 with transaction.atomic():  # a savepoint: an error undoes this event's work only
                     _apply(row)
@@ -274,11 +280,7 @@ def _give_up(at: dt.datetime | None = None) -> list[StripeEvent]:
     now) and after :func:`retry_waiting`'s last try; audit each (``stripe.event_given_up``) and tell staff, one
     email listing them, so that no event Stripe was told we accepted is dropped without a person knowing. Once
     per event: only rows still waiting under their lock move. Returns the events given up."""
-    expired = list(
-        StripeEvent.objects.filter(status=EventStatus.WAITING, received_at__lt=(at or clock.now()) - WAIT_LIMIT)
-        .select_for_update()
-        .order_by("created", "id")
-    )
+    expired = list(waiting_events().filter(received_at__lt=(at or clock.now()) - WAIT_LIMIT).select_for_update())
     if not expired:
         return []
     waited_for: dict[int, str] = {}
