@@ -452,14 +452,13 @@ def _record_refund(payment: Payment, item: dict[str, Any], *, at: dt.datetime) -
     while it may return money; once an event shows it failed or canceled it is voided for good (``at``, the
     event's time), whatever order the events arrive in, and what it took back is earned again."""
     void = item.get("status") in VOID_REFUND_STATUSES
+    external_id, amount = own_id(item), amount_of(item["amount"])
     refund, created = Refund.objects.get_or_create(
-        external_id=own_id(item),
+        external_id=external_id,
         defaults={
             "payment": payment,
-            "amount_cents": amount_of(item["amount"]),
-            "amount_cad_cents": convert(
-                Money(amount_of(item["amount"]), payment.currency), to="CAD", rate=payment.cad_rate
-            ).cents,
+            "amount_cents": amount,
+            "amount_cad_cents": convert(Money(amount, payment.currency), to="CAD", rate=payment.cad_rate).cents,
             "created_at": ts(item["created"]),
             "voided_at": at if void else None,
         },
@@ -477,11 +476,12 @@ def _record_refund(payment: Payment, item: dict[str, Any], *, at: dt.datetime) -
 
 def charge_refunded(event: dict[str, Any]) -> str:
     charge = event["data"]["object"]
+    charge_id = own_id(charge)
     payment = _payment_for_charge(
-        own_id(charge), id_of(charge.get("invoice")), payment_intent_id=id_of(charge.get("payment_intent"))
+        charge_id, id_of(charge.get("invoice")), payment_intent_id=id_of(charge.get("payment_intent"))
     )
     if not payment.charge_id:
-        payment.charge_id = charge["id"]
+        payment.charge_id = charge_id
         payment.save(update_fields=["charge_id"])
     refunds = (charge.get("refunds") or {}).get("data")
     if refunds is None:
