@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import CharField, Q
 
 from apertur.accounts.models import User, normalize_email
 from apertur.commissions import notices
@@ -94,9 +94,22 @@ def _metadata_user(*objects: dict[str, Any]) -> User | None:
     return None
 
 
-#: The width of every column a Stripe id is stored in (payments, refunds, disputes, customers, subscriptions, invoice
-#: payments). Stripe's ids are about 30 characters; a longer one was PostgreSQL's DataError, a 500.
-MAX_ID = 100
+#: The narrowest column a Stripe id is stored in (payments, refunds, disputes, customers, subscriptions, invoice
+#: payments), read from the models as ``services.parse`` reads the event's. Stripe's ids are about 30 characters; a
+#: longer one was PostgreSQL's DataError, a 500.
+MAX_ID = min(
+    field.max_length or 0
+    for model, names in (
+        (Payment, ("external_id", "charge_id")),
+        (Refund, ("external_id",)),
+        (Dispute, ("external_id",)),
+        (BillingCustomer, ("external_id",)),
+        (Subscription, ("external_id",)),
+        (InvoicePaymentLink, ("external_id", "invoice_id", "charge_id", "payment_intent_id")),
+    )
+    for name in names
+    if isinstance(field := model._meta.get_field(name), CharField)
+)
 
 
 def id_of(reference: Any) -> str | None:
