@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from apertur.accounts.models import User, normalize_email
-from apertur.core import alerts, audit, clock, ratelimit
+from apertur.core import alerts, audit, clock, housekeeping, ratelimit
 from apertur.core.errors import Conflict, NotFound
 from apertur.core.http import rate_limit_ip
 from apertur.core.models import AuditEvent
@@ -142,7 +142,7 @@ def intake(*, body: bytes, signature: str | None, client_ip: str | None = None) 
 def prune_refused(at: dt.datetime) -> int:
     """The worker's housekeeping (registered in :mod:`apertur.integrations.stripe.apps`): refused deliveries go
     :data:`REFUSED_KEPT_FOR` after they came. Returns how many."""
-    return RejectedDelivery.objects.filter(received_at__lt=at - REFUSED_KEPT_FOR).delete()[0]
+    return housekeeping.delete_in_batches(RejectedDelivery.objects.filter(received_at__lt=at - REFUSED_KEPT_FOR))
 
 
 def _apply(row: StripeEvent) -> None:
