@@ -237,11 +237,13 @@ class Token(models.Model):
     # when a refresh asks for a narrower access token. Empty means the same as ``scopes``.
     refresh_scopes = models.TextField(blank=True)
     livemode = models.BooleanField(default=True)
+    # A family is a code's tokens and their rotations; in id order its rows are the chain of refreshes (a refresh
+    # locks and rotates the newest, so there is one chain). No link to the row before: deleting a dead row then
+    # set its successor's link to NULL, an UPDATE of a live row from the housekeeping (see prune_dead_tokens).
     family = models.UUIDField(db_index=True)
     authorization_code = models.ForeignKey(
         AuthorizationCode, null=True, blank=True, on_delete=models.SET_NULL, related_name="tokens"
     )
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     issued_at = models.DateTimeField(default=clock.now)
     access_expires_at = models.DateTimeField()
     refresh_expires_at = models.DateTimeField(null=True, blank=True)

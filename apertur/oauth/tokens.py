@@ -173,7 +173,6 @@ def issue(
         family=parent.family if parent else uuid.uuid4(),
         # ids, not objects: reading ``parent.authorization_code`` would cost a query per refresh
         authorization_code_id=code.pk if code is not None else (parent.authorization_code_id if parent else None),
-        parent=parent,
         issued_at=now,
         access_expires_at=now + ACCESS_TTL,
         refresh_expires_at=now + REFRESH_IDLE_TTL,
@@ -188,12 +187,18 @@ def _revoke(rows: Q) -> int:
     started: when a refresh of one of the rows holds its lock, the token that refresh inserts is missed by the
     UPDATE that waited, though not by the next statement. So the two UPDATEs run again until neither finds a
     row: a new token needs its parent's refresh token, which the previous round revoked (and locked), so this
-    ends after a round or two. On SQLite writers take turns and the second round finds nothing."""
+    ends after a round or two. On SQLite writers take turns and the second round finds nothing.
+
+    Only tokens still usable are marked: an expired one refuses itself, and the rows whose every token is dead are
+    the housekeeping's to delete (:func:`prune_dead_tokens`). Marking them too had this UPDATE lock rows a pass
+    may be deleting, in another order than the pass: a deadlock, and a revocation rolled back."""
     now = clock.now()
     access_total = refresh_total = 0
+    live_access = Q(access_revoked_at__isnull=True, access_expires_at__gt=now)
+    live_refresh = Q(refresh_revoked_at__isnull=True, refresh_token_hash__isnull=False, refresh_expires_at__gt=now)
     while True:
-        access = Token.objects.filter(rows, access_revoked_at__isnull=True).update(access_revoked_at=now)
-        refresh = Token.objects.filter(rows, refresh_revoked_at__isnull=True).update(refresh_revoked_at=now)
+        access = Token.objects.filter(rows, live_access).update(access_revoked_at=now)
+        refresh = Token.objects.filter(rows, live_refresh).update(refresh_revoked_at=now)
         access_total += access
         refresh_total += refresh
         if not access and not refresh:
