@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import stripe
 from django.conf import settings
@@ -165,10 +166,12 @@ def _apply(row: StripeEvent) -> None:
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         row.status, row.detail = EventStatus.FAILED, f"malformed {row.type}: {exc}"[:300]
         # Stripe was (or will be) answered 2xx and never sends it again: a person must know, or whatever money it
-        # records is lost without a trace but this row.
+        # records is lost without a trace but this row. Once a day per event type, not per event: a change of shape
+        # (a new API version) fails every event of the type, and one mail an event would bury the first.
+        failed_of_type = f"/admin/stripe_billing/stripeevent/?status__exact=failed&type={quote(row.type)}"
         _tell_staff(
             row,
-            key=f"failed:{row.event_id}",
+            key=f"failed:{row.type}",
             subject=f"Stripe event {row.event_id} ({row.type}) could not be applied",
             lines=[
                 f"Stripe event {row.event_id} ({row.type}) was accepted and stored, but its object does not have the "
@@ -178,6 +181,10 @@ def _apply(row: StripeEvent) -> None:
                 "What to do: compare it with the event in Stripe's dashboard (the stored payload is in the admin). "
                 "Once what it lacked is fixed (in Apertur's code or data), apply it with: apertur billing retry "
                 f"{row.event_id}",
+                "",
+                f"Other {row.type} events that fail in the next 24 hours are stored failed without another mail. "
+                f"The admin lists every one: {settings.APERTUR_BASE_URL}{failed_of_type} (select them and choose "
+                '"Apply the selected events again" once the cause is fixed).',
             ],
         )
     else:

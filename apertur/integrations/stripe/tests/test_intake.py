@@ -8,15 +8,17 @@ import json
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 
 from apertur.commissions.models import CommissionEntry
+from apertur.core.alerts import ALERT_EVERY
 from apertur.integrations.stripe import events, handlers, services
 from apertur.integrations.stripe.models import RejectedDelivery, StripeEvent
 from apertur.projects.models import Payment
 from apertur.projects.services import create_project
 from apertur.referrals.models import Attribution, AttributionSource
-from apertur.testing import make_partner, make_user
+from apertur.testing import make_partner, make_staff, make_user
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec_test_secret"
@@ -100,6 +102,47 @@ def test_an_accepted_event_that_failed_is_told_to_staff_once(
     [mail] = [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
     assert paid["id"] in mail.subject + mail.body and "invoice.paid" in mail.body
     assert "malformed invoice.paid" in mail.body and "apertur billing retry" in mail.body
+
+
+def test_failed_events_of_one_type_are_told_once_a_day_with_where_to_find_the_rest(
+    customer: Any, settings: Any, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """Regression: a change in the shape of one event type (a new Stripe API version) fails every event of that
+    type, and staff got a mail per event (a day of renewals, a mail each). The first failure of a type is told,
+    with where the admin lists the others and how to apply them together; another type is told on its own, and the
+    same type again after 24 hours."""
+    settings.STAFF_NOTIFY_EMAIL = "ops@apertur.example"
+    day = dt.datetime(2026, 3, 1, tzinfo=UTC)
+
+    def malformed(at: dt.datetime) -> dict[str, Any]:
+        return events.invoice_paid(
+            customer="cus_1", email=customer.email, amount=10_000, currency="usd", at=at, exchange_rate="abc"
+        )
+
+    def staff_mail() -> list[Any]:
+        return [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
+
+    first, *same_type = malformed(day), malformed(day), malformed(day)
+    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(day, tick=False):
+        for evt in (first, *same_type):
+            assert post(events.encode(evt)).json()["status"] == "failed"
+    [mail] = staff_mail()
+    assert first["id"] in mail.subject
+    listed = "/admin/stripe_billing/stripeevent/?status__exact=failed&type=invoice.paid"
+    assert f"{settings.APERTUR_BASE_URL}{listed}" in mail.body and "Apply the selected events again" in mail.body
+    other = events.invoice_payment_paid(invoice_id="in_1", amount=10_000, at=day, charge_id="ch_1")
+    other["data"]["object"]["invoice"] = None  # a shape Apertur does not read
+    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(day, tick=False):
+        assert post(events.encode(other)).json()["status"] == "failed"
+    assert len(staff_mail()) == 2 and "invoice_payment.paid" in staff_mail()[1].subject
+    staff = Client()
+    staff.force_login(make_staff())
+    page = staff.get(listed).content.decode()
+    assert all(evt["id"] in page for evt in (first, *same_type)) and other["id"] not in page  # the admin's list
+    next_day = day + ALERT_EVERY + dt.timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(next_day, tick=False):
+        assert post(events.encode(malformed(next_day))).json()["status"] == "failed"
+    assert len(staff_mail()) == 3
 
 
 def test_an_event_another_process_applied_first_is_not_applied_again(
