@@ -201,4 +201,16 @@ admin.site.unregister(DBTaskResult)
 
 @admin.register(DBTaskResult)
 class TaskResultAdmin(SafeFilters, DBTaskResultAdmin):
-    pass
+    """A row per background task (each webhook delivery, destination copy and mail), kept 14 days after it finished
+    (core.housekeeping): millions of rows on a busy day. So, as the audit log's, every query of the list uses an
+    index: the queues (:class:`IndexedValuesFilter`, on django-tasks' own ``queue_name`` index), newest first from the
+    ``(enqueued_at, id)`` index this project adds (core migration ``0003``), the count
+    (:class:`EstimatedCountPaginator`, no second count of the whole table). django-tasks' list filtered by priority
+    too: ``SELECT DISTINCT priority`` over every row, no index leads that column, and every task here has the default
+    priority. docs/performance.md, "Task results and PayPal events at scale", has the figures."""
+
+    list_filter = ("status", ("queue_name", IndexedValuesFilter))  # type: ignore[assignment]  # django-tasks: 3 str
+    ordering = ["-enqueued_at", "-id"]  # read backwards from task_result_enqueued (core migration 0003)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per status and queue over the whole table

@@ -182,7 +182,11 @@ class PayPalEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["status", "received_at"])]
+        indexes = [
+            models.Index(fields=["status", "received_at"]),
+            # The admin's list, newest first: without it each load sorted every event (kept forever).
+            models.Index(fields=["received_at", "id"], name="paypal_event_received"),
+        ]
         verbose_name = "PayPal event"  # not Django's "pay pal event"
 
     def __str__(self) -> str:
