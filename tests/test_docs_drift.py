@@ -481,3 +481,70 @@ def test_the_retention_table_says_how_long_each_kind_is_kept() -> None:
         assert found, f"docs/deploy.md, retention: {after!r}"
         documented[re.split(r" \(|,", rows)[0]] = int(found[1]) * units[found[2]]
     assert documented == kept
+
+
+_WINDOWS = {"min": 60, "minute": 60, "hour": 60 * 60, "day": 24 * 60 * 60}
+
+
+def _budget(text: str) -> tuple[int, int]:
+    """``"10 per 15 min"``, ``"3 per hour"``, ``"600 a minute"`` as ``(hits, window in seconds)``."""
+    found = re.match(r"([\d,]+) (?:per|a|an) (?:(\d+) )?(min|minute|hour|day)\b", text)
+    assert found, f"not a budget: {text!r}"
+    return int(found[1].replace(",", "")), int(found[2] or 1) * _WINDOWS[found[3]]
+
+
+def test_the_account_limits_in_the_accounts_docs_are_the_ones_enforced() -> None:
+    """docs/accounts.md's Limits table gives each budget the accounts code counts against, with its number, window
+    and key: one row per budget, none left out (a new budget, or a changed number, fails here)."""
+    from django.conf import settings
+
+    from apertur.accounts import login
+
+    def limit(each: Any) -> tuple[int, int]:
+        return each.max_hits, each.window_seconds
+
+    enforced = {
+        ("failed logins", "account and IP"): settings.LOGIN_RATE_PER_ACCOUNT_IP,
+        ("failed logins", "IP"): settings.LOGIN_RATE_PER_IP,
+        ("failed logins", "account"): settings.LOGIN_RATE_PER_ACCOUNT,
+        ("signups", "IP"): limit(login.SIGNUP_PER_IP),
+        ("password reset requests", "IP"): limit(login.RESET_PER_IP),
+        ("password reset emails", "address"): limit(login.RESET_PER_EMAIL),
+        ("confirmation link requests", "IP"): limit(login.CONFIRM_RESEND_PER_IP),
+        ("confirmation emails", "address"): limit(login.CONFIRM_RESEND_PER_EMAIL),
+        ("wrong current passwords on the account page", "account and IP"): limit(login.ACCOUNT_PASSWORD_CHECK),
+        ("email change requests", "account"): limit(login.EMAIL_CHANGE_PER_ACCOUNT),
+        ("password changes on the account page", "account"): limit(login.PASSWORD_CHANGES_PER_ACCOUNT),
+    }
+    documented = {
+        (what.split(" (")[0], key): _budget(budget) for what, budget, key in _table("accounts.md", "## Limits")
+    }
+    assert documented == {what: tuple(budget) for what, budget in enforced.items()}
+
+
+def test_the_oauth_endpoint_rate_limits_in_the_oauth_docs_are_the_ones_enforced() -> None:
+    """docs/oauth.md's `rate_limited` row says how many requests the OAuth endpoints take before a 429."""
+    from apertur.oauth import limits
+
+    row = next(cells for cells in _table("oauth.md", "### OAuth endpoints") if cells[0] == "`rate_limited`")[2]
+    token = re.search(r"token, revocation and introspection endpoints: ([\d,]+ a minute)", row)
+    authorize = re.search(r"authorization endpoint: ([\d,]+ a minute)", row)
+    assert token and authorize, row
+    assert _budget(token[1]) == (limits.TOKEN_PER_IP.max_hits, limits.TOKEN_PER_IP.window_seconds)
+    assert (limits.TOKEN_PER_CLIENT.max_hits, limits.TOKEN_PER_CLIENT.window_seconds) == _budget(token[1])
+    assert _budget(authorize[1]) == (limits.AUTHORIZE_PER_IP.max_hits, limits.AUTHORIZE_PER_IP.window_seconds)
+
+
+def test_the_lifetimes_in_the_oauth_docs_are_the_ones_issued() -> None:
+    """docs/oauth.md's Lifetimes table and its retention sentence: the code's, access token's and refresh token's
+    lifetimes and how long a dead one is still recognised."""
+    from apertur.oauth import tokens
+
+    rows = {credential: lifetime for credential, lifetime in _table("oauth.md", "## Lifetimes")}
+    assert rows["Authorization code"].startswith(f"{tokens.CODE_TTL // dt.timedelta(minutes=1)} minutes")
+    assert f"`expires_in: {int(tokens.ACCESS_TTL.total_seconds())}`" in rows["Access token"]
+    assert rows["Access token"].startswith(f"{tokens.ACCESS_TTL // dt.timedelta(hours=1)} hour")
+    assert f"unused for {tokens.REFRESH_IDLE_TTL.days} days" in rows["Refresh token"]
+    text = " ".join((ROOT / "docs" / "oauth.md").read_text().split())
+    assert f"still recognised for **{tokens.DEAD_KEPT.days} days**" in text
+    assert f"not used for {tokens.REFRESH_IDLE_TTL.days} days expires" in text
