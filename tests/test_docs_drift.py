@@ -548,3 +548,24 @@ def test_the_lifetimes_in_the_oauth_docs_are_the_ones_issued() -> None:
     text = " ".join((ROOT / "docs" / "oauth.md").read_text().split())
     assert f"still recognised for **{tokens.DEAD_KEPT.days} days**" in text
     assert f"not used for {tokens.REFRESH_IDLE_TTL.days} days expires" in text
+
+
+def test_the_guest_upload_limits_in_the_api_docs_are_the_ones_enforced() -> None:
+    """docs/api.md tells a project owner how many files one guest address may send and how many wrong guesses a
+    password-protected link takes: the budgets of the upload pages."""
+    from apertur.uploads import services as upload_services
+    from apertur.uploads import views as upload_views
+
+    text = " ".join((ROOT / "docs" / "api.md").read_text().split())
+    files = re.search(r"([\d,]+) files \(and password attempts\) (an hour)", text)
+    guesses = re.search(
+        r"([\d,]+) wrong passwords per (\d+ min)utes from one address and ([\d,]+) (an hour) in all", text
+    )
+    assert files and guesses, "docs/api.md no longer says the guest upload budgets"
+
+    def limit(each: Any) -> tuple[int, int]:
+        return each.max_hits, each.window_seconds
+
+    assert _budget(f"{files[1]} {files[2]}") == limit(upload_views.GUEST_UPLOADS_PER_IP)
+    assert _budget(f"{guesses[1]} per {guesses[2]}") == limit(upload_services.PASSWORD_GUESSES_PER_LINK_NETWORK)
+    assert _budget(f"{guesses[3]} {guesses[4]}") == limit(upload_services.PASSWORD_GUESSES_PER_LINK)
