@@ -569,3 +569,18 @@ def test_the_guest_upload_limits_in_the_api_docs_are_the_ones_enforced() -> None
     assert _budget(f"{files[1]} {files[2]}") == limit(upload_views.GUEST_UPLOADS_PER_IP)
     assert _budget(f"{guesses[1]} per {guesses[2]}") == limit(upload_services.PASSWORD_GUESSES_PER_LINK_NETWORK)
     assert _budget(f"{guesses[3]} {guesses[4]}") == limit(upload_services.PASSWORD_GUESSES_PER_LINK)
+
+
+def test_the_readme_names_every_port_bound_variable_other_terminals_need() -> None:
+    """`make run PORT=… PAYPAL_PORT=…` gives its own processes addresses built from the ports it was given
+    (RUN_ENV in the Makefile). An `apertur` command run in another terminal does not inherit them: the README must
+    name each one, or `billing simulate` posts to a server that is not there and `payouts run` calls a PayPal
+    emulator that is not there."""
+    makefile = (ROOT / "Makefile").read_text()
+    run_env = re.search(r"^RUN_ENV = (.*?)\n\n", makefile, re.MULTILINE | re.DOTALL)
+    assert run_env, "the Makefile has no RUN_ENV"
+    port_bound = re.findall(r"([A-Z_]+)=\$\$\{\1:-[^}]*\$\((?:PORT|SITE_PORT|PAYPAL_PORT)\)[^}]*\}", run_env[1])
+    assert "APERTUR_BASE_URL" in port_bound and "PAYPAL_API_BASE" in port_bound
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    sentence = readme.split("in another terminal", 1)[1].split(". ", 1)[0]
+    assert all(f"`{name}=" in sentence for name in port_bound), (port_bound, sentence)
