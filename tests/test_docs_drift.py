@@ -584,3 +584,14 @@ def test_the_readme_names_every_port_bound_variable_other_terminals_need() -> No
     readme = " ".join((ROOT / "README.md").read_text().split())
     sentence = readme.split("in another terminal", 1)[1].split(". ", 1)[0]
     assert all(f"`{name}=" in sentence for name in port_bound), (port_bound, sentence)
+
+
+def test_the_webhook_events_in_the_api_docs_are_the_ones_an_endpoint_can_subscribe_to() -> None:
+    """docs/api.md's Webhooks section lists the event types a partner can subscribe to: a new event type, or a
+    renamed one, fails here until the list says so."""
+    from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES
+
+    text = " ".join((ROOT / "docs" / "api.md").read_text().split())
+    listed = re.search(r"Subscribe an HTTPS endpoint to (.*?) \(or `\*`\)", text)
+    assert listed, "docs/api.md no longer lists the webhook event types"
+    assert re.findall(r"`([a-z_.]+)`", listed[1]) == list(SUBSCRIBABLE_EVENT_TYPES)
