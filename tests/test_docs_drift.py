@@ -595,3 +595,42 @@ def test_the_webhook_events_in_the_api_docs_are_the_ones_an_endpoint_can_subscri
     listed = re.search(r"Subscribe an HTTPS endpoint to (.*?) \(or `\*`\)", text)
     assert listed, "docs/api.md no longer lists the webhook event types"
     assert re.findall(r"`([a-z_.]+)`", listed[1]) == list(SUBSCRIBABLE_EVENT_TYPES)
+
+
+def test_the_numbers_in_the_api_docs_are_the_ones_the_api_uses() -> None:
+    """docs/api.md's numbers a partner codes against: the rate limit per caller, the Idempotency-Key's length and
+    how long an unfinished first request holds it, the page size, the X-Request-Id echoed, the webhook retry
+    schedule, an attempt's time and the test events' budget."""
+    from apertur.api import auth, idempotency, pagination
+    from apertur.api.middleware import _VALID_ID
+    from apertur.core import outbound
+    from apertur.webhooks import services as webhook_services
+
+    text = " ".join((ROOT / "docs" / "api.md").read_text().split())
+
+    def said(pattern: str) -> re.Match[str]:
+        found = re.search(pattern, text)
+        assert found, f"docs/api.md no longer says {pattern!r}"
+        return found
+
+    assert _budget(said(r"([\d,]+ requests) per (minute) per caller")[0].replace(" requests", "")) == (
+        auth.PER_CALLER.max_hits,
+        auth.PER_CALLER.window_seconds,
+    )
+    assert int(said(r"`Idempotency-Key` header \(up to (\d+) characters")[1]) == idempotency.MAX_KEY_LENGTH
+    assert int(said(r"frees its key after (\d+) minutes")[1]) * 60 == idempotency.ABANDONED_AFTER.total_seconds()
+    low, high, default = (int(n) for n in said(r"`\?limit=` \((\d+)–(\d+), default (\d+)\)").groups())
+    assert (low, high, default) == (1, pagination.MAX_LIMIT, pagination.DEFAULT_LIMIT)
+    shortest, longest = (int(n) for n in said(r"`X-Request-Id`, (\d+) to (\d+) letters").groups())
+    assert _VALID_ID.fullmatch("a" * shortest) and _VALID_ID.fullmatch("a" * longest)
+    assert not _VALID_ID.fullmatch("a" * (shortest - 1)) and not _VALID_ID.fullmatch("a" * (longest + 1))
+    units = {"s": dt.timedelta(seconds=1), "min": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1)}
+    schedule = said(r"is retried ((?:\d+ (?:s|min|h),? (?:and )?)+)after the failed attempt")[1]
+    retries = [int(n) * units[unit] for n, unit in re.findall(r"(\d+) (s|min|h)\b", schedule)]
+    assert retries == outbound.BACKOFF
+    assert float(said(r"an attempt gets (\d+) s in all")[1]) == webhook_services.ATTEMPT_SECONDS
+    test_events = said(r"at most (\d+) (an hour) per project owner")
+    assert _budget(f"{test_events[1]} {test_events[2]}") == (
+        webhook_services.TEST_EVENTS_PER_OWNER.max_hits,
+        webhook_services.TEST_EVENTS_PER_OWNER.window_seconds,
+    )
