@@ -634,3 +634,38 @@ def test_the_numbers_in_the_api_docs_are_the_ones_the_api_uses() -> None:
         webhook_services.TEST_EVENTS_PER_OWNER.max_hits,
         webhook_services.TEST_EVENTS_PER_OWNER.window_seconds,
     )
+
+
+def test_the_payment_webhook_limits_in_the_docs_are_the_ones_enforced() -> None:
+    """docs/commissions.md and docs/payouts.md tell operators what the Stripe and PayPal webhooks refuse and keep:
+    the signature tolerance, the body size, the event id and type lengths, the refused deliveries kept and how long
+    an event waits before it is given up."""
+    from apertur.integrations.stripe import handlers as stripe_handlers
+    from apertur.integrations.stripe import services as stripe_services
+    from apertur.integrations.stripe import views as stripe_views
+    from apertur.payouts import webhooks as paypal_webhooks
+
+    commissions = " ".join((ROOT / "docs" / "commissions.md").read_text().split())
+    payouts = " ".join((ROOT / "docs" / "payouts.md").read_text().split())
+
+    def number(text: str, pattern: str) -> int:
+        found = re.search(pattern, text)
+        assert found, f"the doc no longer says {pattern!r}"
+        return int(found[1].replace(",", ""))
+
+    assert number(commissions, r"the `stripe` package, (\d+) minutes of tolerance") * 60 == (
+        stripe_services.SIGNATURE_TOLERANCE
+    )
+    assert number(commissions, r"A body over ([\d,]+) bytes") == stripe_views.MAX_BODY_BYTES
+    assert number(payouts, r"`body_too_large` over ([\d,]+) bytes") == paypal_webhooks.MAX_BODY_BYTES
+    assert number(commissions, r"a string `id` of at most (\d+) characters") == stripe_services.MAX_EVENT_ID
+    assert number(commissions, r"a string `type` of at most (\d+)") == stripe_services.MAX_EVENT_TYPE
+    assert number(commissions, r"an object id that is not a string of at most (\d+)") == stripe_handlers.MAX_ID
+    assert number(payouts, r"a string `id` of at most (\d+) characters") == paypal_webhooks.MAX_EVENT_ID
+    kept = re.search(r"(\d+) refused deliveries (an hour) per client address and (\d+) in all", commissions)
+    assert kept, "docs/commissions.md no longer says how many refused deliveries are kept"
+    per_address, in_all = stripe_services.REFUSED_KEPT_PER_ADDRESS, stripe_services.REFUSED_KEPT_IN_ALL
+    assert _budget(f"{kept[1]} {kept[2]}") == (per_address.max_hits, per_address.window_seconds)
+    assert (int(kept[3]), in_all.window_seconds) == (in_all.max_hits, per_address.window_seconds)
+    assert number(commissions, r"marked `ignored` after (\d+) days") == stripe_services.WAIT_LIMIT.days
+    assert number(commissions, r"gave up waiting after (\d+) days") == stripe_services.WAIT_LIMIT.days
