@@ -370,6 +370,18 @@ def test_import_of_a_file_with_no_readable_event_fails_and_says_why(tmp_path: Pa
 
 
 @pytest.mark.django_db
+def test_import_of_an_empty_file_reports_no_events_and_succeeds(tmp_path: Path) -> None:
+    """docs/commissions.md: an empty file (or blank lines only) is not the ``no_events`` error of a file whose lines
+    cannot be read; it reports 0 events and exits 0, and the doc tells a script to check ``events``."""
+    export = tmp_path / "empty.jsonl"
+    export.write_text("\n\n")
+    result = runner.invoke(app, ["billing", "import", str(export), "--json"])
+    assert result.exit_code == 0, result.stdout
+    report = json.loads(result.stdout)
+    assert report["events"] == 0 and report["malformed"] == []
+
+
+@pytest.mark.django_db
 def test_import_of_a_missing_file_fails() -> None:
     result = run("billing", "import", "/nonexistent/events.jsonl", ok=False)
     assert result.exit_code == 1 and "Cannot read" in result.stderr

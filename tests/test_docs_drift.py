@@ -481,3 +481,191 @@ def test_the_retention_table_says_how_long_each_kind_is_kept() -> None:
         assert found, f"docs/deploy.md, retention: {after!r}"
         documented[re.split(r" \(|,", rows)[0]] = int(found[1]) * units[found[2]]
     assert documented == kept
+
+
+_WINDOWS = {"min": 60, "minute": 60, "hour": 60 * 60, "day": 24 * 60 * 60}
+
+
+def _budget(text: str) -> tuple[int, int]:
+    """``"10 per 15 min"``, ``"3 per hour"``, ``"600 a minute"`` as ``(hits, window in seconds)``."""
+    found = re.match(r"([\d,]+) (?:per|a|an) (?:(\d+) )?(min|minute|hour|day)\b", text)
+    assert found, f"not a budget: {text!r}"
+    return int(found[1].replace(",", "")), int(found[2] or 1) * _WINDOWS[found[3]]
+
+
+def test_the_account_limits_in_the_accounts_docs_are_the_ones_enforced() -> None:
+    """docs/accounts.md's Limits table gives each budget the accounts code counts against, with its number, window
+    and key: one row per budget, none left out (a new budget, or a changed number, fails here)."""
+    from django.conf import settings
+
+    from apertur.accounts import login
+
+    def limit(each: Any) -> tuple[int, int]:
+        return each.max_hits, each.window_seconds
+
+    enforced = {
+        ("failed logins", "account and IP"): settings.LOGIN_RATE_PER_ACCOUNT_IP,
+        ("failed logins", "IP"): settings.LOGIN_RATE_PER_IP,
+        ("failed logins", "account"): settings.LOGIN_RATE_PER_ACCOUNT,
+        ("signups", "IP"): limit(login.SIGNUP_PER_IP),
+        ("password reset requests", "IP"): limit(login.RESET_PER_IP),
+        ("password reset emails", "address"): limit(login.RESET_PER_EMAIL),
+        ("confirmation link requests", "IP"): limit(login.CONFIRM_RESEND_PER_IP),
+        ("confirmation emails", "address"): limit(login.CONFIRM_RESEND_PER_EMAIL),
+        ("wrong current passwords on the account page", "account and IP"): limit(login.ACCOUNT_PASSWORD_CHECK),
+        ("email change requests", "account"): limit(login.EMAIL_CHANGE_PER_ACCOUNT),
+        ("password changes on the account page", "account"): limit(login.PASSWORD_CHANGES_PER_ACCOUNT),
+    }
+    documented = {
+        (what.split(" (")[0], key): _budget(budget) for what, budget, key in _table("accounts.md", "## Limits")
+    }
+    assert documented == {what: tuple(budget) for what, budget in enforced.items()}
+
+
+def test_the_oauth_endpoint_rate_limits_in_the_oauth_docs_are_the_ones_enforced() -> None:
+    """docs/oauth.md's `rate_limited` row says how many requests the OAuth endpoints take before a 429."""
+    from apertur.oauth import limits
+
+    row = next(cells for cells in _table("oauth.md", "### OAuth endpoints") if cells[0] == "`rate_limited`")[2]
+    token = re.search(r"token, revocation and introspection endpoints: ([\d,]+ a minute)", row)
+    authorize = re.search(r"authorization endpoint: ([\d,]+ a minute)", row)
+    assert token and authorize, row
+    assert _budget(token[1]) == (limits.TOKEN_PER_IP.max_hits, limits.TOKEN_PER_IP.window_seconds)
+    assert (limits.TOKEN_PER_CLIENT.max_hits, limits.TOKEN_PER_CLIENT.window_seconds) == _budget(token[1])
+    assert _budget(authorize[1]) == (limits.AUTHORIZE_PER_IP.max_hits, limits.AUTHORIZE_PER_IP.window_seconds)
+
+
+def test_the_lifetimes_in_the_oauth_docs_are_the_ones_issued() -> None:
+    """docs/oauth.md's Lifetimes table and its retention sentence: the code's, access token's and refresh token's
+    lifetimes and how long a dead one is still recognised."""
+    from apertur.oauth import tokens
+
+    rows = {credential: lifetime for credential, lifetime in _table("oauth.md", "## Lifetimes")}
+    assert rows["Authorization code"].startswith(f"{tokens.CODE_TTL // dt.timedelta(minutes=1)} minutes")
+    assert f"`expires_in: {int(tokens.ACCESS_TTL.total_seconds())}`" in rows["Access token"]
+    assert rows["Access token"].startswith(f"{tokens.ACCESS_TTL // dt.timedelta(hours=1)} hour")
+    assert f"unused for {tokens.REFRESH_IDLE_TTL.days} days" in rows["Refresh token"]
+    text = " ".join((ROOT / "docs" / "oauth.md").read_text().split())
+    assert f"still recognised for **{tokens.DEAD_KEPT.days} days**" in text
+    assert f"not used for {tokens.REFRESH_IDLE_TTL.days} days expires" in text
+
+
+def test_the_guest_upload_limits_in_the_api_docs_are_the_ones_enforced() -> None:
+    """docs/api.md tells a project owner how many files one guest address may send and how many wrong guesses a
+    password-protected link takes: the budgets of the upload pages."""
+    from apertur.uploads import services as upload_services
+    from apertur.uploads import views as upload_views
+
+    text = " ".join((ROOT / "docs" / "api.md").read_text().split())
+    files = re.search(r"([\d,]+) files \(and password attempts\) (an hour)", text)
+    guesses = re.search(
+        r"([\d,]+) wrong passwords per (\d+ min)utes from one address and ([\d,]+) (an hour) in all", text
+    )
+    assert files and guesses, "docs/api.md no longer says the guest upload budgets"
+
+    def limit(each: Any) -> tuple[int, int]:
+        return each.max_hits, each.window_seconds
+
+    assert _budget(f"{files[1]} {files[2]}") == limit(upload_views.GUEST_UPLOADS_PER_IP)
+    assert _budget(f"{guesses[1]} per {guesses[2]}") == limit(upload_services.PASSWORD_GUESSES_PER_LINK_NETWORK)
+    assert _budget(f"{guesses[3]} {guesses[4]}") == limit(upload_services.PASSWORD_GUESSES_PER_LINK)
+
+
+def test_the_readme_names_every_port_bound_variable_other_terminals_need() -> None:
+    """`make run PORT=… PAYPAL_PORT=…` gives its own processes addresses built from the ports it was given
+    (RUN_ENV in the Makefile). An `apertur` command run in another terminal does not inherit them: the README must
+    name each one, or `billing simulate` posts to a server that is not there and `payouts run` calls a PayPal
+    emulator that is not there."""
+    makefile = (ROOT / "Makefile").read_text()
+    run_env = re.search(r"^RUN_ENV = (.*?)\n\n", makefile, re.MULTILINE | re.DOTALL)
+    assert run_env, "the Makefile has no RUN_ENV"
+    port_bound = re.findall(r"([A-Z_]+)=\$\$\{\1:-[^}]*\$\((?:PORT|SITE_PORT|PAYPAL_PORT)\)[^}]*\}", run_env[1])
+    assert "APERTUR_BASE_URL" in port_bound and "PAYPAL_API_BASE" in port_bound
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    sentence = readme.split("in another terminal", 1)[1].split(". ", 1)[0]
+    assert all(f"`{name}=" in sentence for name in port_bound), (port_bound, sentence)
+
+
+def test_the_webhook_events_in_the_api_docs_are_the_ones_an_endpoint_can_subscribe_to() -> None:
+    """docs/api.md's Webhooks section lists the event types a partner can subscribe to: a new event type, or a
+    renamed one, fails here until the list says so."""
+    from apertur.webhooks.models import SUBSCRIBABLE_EVENT_TYPES
+
+    text = " ".join((ROOT / "docs" / "api.md").read_text().split())
+    listed = re.search(r"Subscribe an HTTPS endpoint to (.*?) \(or `\*`\)", text)
+    assert listed, "docs/api.md no longer lists the webhook event types"
+    assert re.findall(r"`([a-z_.]+)`", listed[1]) == list(SUBSCRIBABLE_EVENT_TYPES)
+
+
+def test_the_numbers_in_the_api_docs_are_the_ones_the_api_uses() -> None:
+    """docs/api.md's numbers a partner codes against: the rate limit per caller, the Idempotency-Key's length and
+    how long an unfinished first request holds it, the page size, the X-Request-Id echoed, the webhook retry
+    schedule, an attempt's time and the test events' budget."""
+    from apertur.api import auth, idempotency, pagination
+    from apertur.api.middleware import _VALID_ID
+    from apertur.core import outbound
+    from apertur.webhooks import services as webhook_services
+
+    text = " ".join((ROOT / "docs" / "api.md").read_text().split())
+
+    def said(pattern: str) -> re.Match[str]:
+        found = re.search(pattern, text)
+        assert found, f"docs/api.md no longer says {pattern!r}"
+        return found
+
+    assert _budget(said(r"([\d,]+ requests) per (minute) per caller")[0].replace(" requests", "")) == (
+        auth.PER_CALLER.max_hits,
+        auth.PER_CALLER.window_seconds,
+    )
+    assert int(said(r"`Idempotency-Key` header \(up to (\d+) characters")[1]) == idempotency.MAX_KEY_LENGTH
+    assert int(said(r"frees its key after (\d+) minutes")[1]) * 60 == idempotency.ABANDONED_AFTER.total_seconds()
+    low, high, default = (int(n) for n in said(r"`\?limit=` \((\d+)–(\d+), default (\d+)\)").groups())
+    assert (low, high, default) == (1, pagination.MAX_LIMIT, pagination.DEFAULT_LIMIT)
+    shortest, longest = (int(n) for n in said(r"`X-Request-Id`, (\d+) to (\d+) letters").groups())
+    assert _VALID_ID.fullmatch("a" * shortest) and _VALID_ID.fullmatch("a" * longest)
+    assert not _VALID_ID.fullmatch("a" * (shortest - 1)) and not _VALID_ID.fullmatch("a" * (longest + 1))
+    units = {"s": dt.timedelta(seconds=1), "min": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1)}
+    schedule = said(r"is retried ((?:\d+ (?:s|min|h),? (?:and )?)+)after the failed attempt")[1]
+    retries = [int(n) * units[unit] for n, unit in re.findall(r"(\d+) (s|min|h)\b", schedule)]
+    assert retries == outbound.BACKOFF
+    assert float(said(r"an attempt gets (\d+) s in all")[1]) == webhook_services.ATTEMPT_SECONDS
+    test_events = said(r"at most (\d+) (an hour) per project owner")
+    assert _budget(f"{test_events[1]} {test_events[2]}") == (
+        webhook_services.TEST_EVENTS_PER_OWNER.max_hits,
+        webhook_services.TEST_EVENTS_PER_OWNER.window_seconds,
+    )
+
+
+def test_the_payment_webhook_limits_in_the_docs_are_the_ones_enforced() -> None:
+    """docs/commissions.md and docs/payouts.md tell operators what the Stripe and PayPal webhooks refuse and keep:
+    the signature tolerance, the body size, the event id and type lengths, the refused deliveries kept and how long
+    an event waits before it is given up."""
+    from apertur.integrations.stripe import handlers as stripe_handlers
+    from apertur.integrations.stripe import services as stripe_services
+    from apertur.integrations.stripe import views as stripe_views
+    from apertur.payouts import webhooks as paypal_webhooks
+
+    commissions = " ".join((ROOT / "docs" / "commissions.md").read_text().split())
+    payouts = " ".join((ROOT / "docs" / "payouts.md").read_text().split())
+
+    def number(text: str, pattern: str) -> int:
+        found = re.search(pattern, text)
+        assert found, f"the doc no longer says {pattern!r}"
+        return int(found[1].replace(",", ""))
+
+    assert number(commissions, r"the `stripe` package, (\d+) minutes of tolerance") * 60 == (
+        stripe_services.SIGNATURE_TOLERANCE
+    )
+    assert number(commissions, r"A body over ([\d,]+) bytes") == stripe_views.MAX_BODY_BYTES
+    assert number(payouts, r"`body_too_large` over ([\d,]+) bytes") == paypal_webhooks.MAX_BODY_BYTES
+    assert number(commissions, r"a string `id` of at most (\d+) characters") == stripe_services.MAX_EVENT_ID
+    assert number(commissions, r"a string `type` of at most (\d+)") == stripe_services.MAX_EVENT_TYPE
+    assert number(commissions, r"an object id that is not a string of at most (\d+)") == stripe_handlers.MAX_ID
+    assert number(payouts, r"a string `id` of at most (\d+) characters") == paypal_webhooks.MAX_EVENT_ID
+    kept = re.search(r"(\d+) refused deliveries (an hour) per client address and (\d+) in all", commissions)
+    assert kept, "docs/commissions.md no longer says how many refused deliveries are kept"
+    per_address, in_all = stripe_services.REFUSED_KEPT_PER_ADDRESS, stripe_services.REFUSED_KEPT_IN_ALL
+    assert _budget(f"{kept[1]} {kept[2]}") == (per_address.max_hits, per_address.window_seconds)
+    assert (int(kept[3]), in_all.window_seconds) == (in_all.max_hits, per_address.window_seconds)
+    assert number(commissions, r"marked `ignored` after (\d+) days") == stripe_services.WAIT_LIMIT.days
+    assert number(commissions, r"gave up waiting after (\d+) days") == stripe_services.WAIT_LIMIT.days
