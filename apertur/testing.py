@@ -251,3 +251,22 @@ def paypal_emulator(settings: Any) -> Iterator[Any]:
         settings.PAYPAL_CLIENT_ID = emulator.client_id
         settings.PAYPAL_CLIENT_SECRET = emulator.client_secret
         yield emulator
+
+
+def plan_with_indexes(queryset: Any) -> str:
+    """PostgreSQL plan tests: ``EXPLAIN`` of ``queryset`` with sequential scans and sorts off, so that on a test's tiny
+    table the plan says whether an index serves the query and its order (a "Seq Scan" or "Sort" left in the plan
+    means none can). Compiled inside a transaction, where ``FOR UPDATE`` is compiled."""
+    from django.db import connections, transaction
+
+    with transaction.atomic(using=queryset.db):
+        sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET enable_sort = off")
+        try:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+            cursor.execute("RESET enable_sort")

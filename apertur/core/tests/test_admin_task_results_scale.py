@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
 
 import pytest
 from django.contrib import admin
 from django.db import connection
-from django.db.models import QuerySet
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult, get_date_max
 
-from apertur.testing import make_staff
+from apertur.testing import make_staff, plan_with_indexes
 
 URL = "/admin/django_tasks_database/dbtaskresult/"
 TABLE = DBTaskResult._meta.db_table
@@ -59,20 +57,6 @@ def _sql(browser: Client, query: str = "") -> list[str]:
     return [q["sql"] for q in captured.captured_queries if TABLE in q["sql"]]
 
 
-def _plan(queryset: QuerySet[Any]) -> str:
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        # A tiny test table: ask whether an index serves the query and its order (no scan of the table, no sort).
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute("SET enable_sort = off")
-        try:
-            cursor.execute(f"EXPLAIN {sql}", params)
-            return "\n".join(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.execute("RESET enable_seqscan")
-            cursor.execute("RESET enable_sort")
-
-
 def test_the_filters_read_their_values_without_select_distinct_over_the_table(browser: Client) -> None:
     """django-tasks' own list read ``SELECT DISTINCT priority`` and ``SELECT DISTINCT queue_name`` on every load."""
     _results(4, queues=("default", "mail"))
@@ -107,7 +91,7 @@ def test_the_newest_first_order_is_read_from_an_index(browser: Client, postgres_
     """Without ``task_result_enqueued`` (core migration 0003) each load sorted the whole table."""
     _results(5)
     queryset = browser.get(URL).context["cl"].queryset[:100]
-    assert "task_result_enqueued" in _plan(queryset), _plan(queryset)
+    assert "task_result_enqueued" in plan_with_indexes(queryset), plan_with_indexes(queryset)
 
 
 def test_the_index_exists_on_every_database(db: None) -> None:

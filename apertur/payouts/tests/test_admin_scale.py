@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
 
 import pytest
 from django.contrib import admin
 from django.db import connection
-from django.db.models import QuerySet
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apertur.payouts.models import Payout, PayPalEvent, PayPalEventStatus
-from apertur.testing import make_partner, make_staff
+from apertur.testing import make_partner, make_staff, plan_with_indexes
 
 URL = "/admin/payouts/paypalevent/"
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -66,20 +64,6 @@ def _found(browser: Client, search: str) -> set[str]:
     return {row.event_id for row in browser.get(URL, {"q": search}).context["cl"].result_list}
 
 
-def _plan(queryset: QuerySet[Any]) -> str:
-    sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        # A tiny test table: ask whether an index serves the query and its order (no scan of the table, no sort).
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute("SET enable_sort = off")
-        try:
-            cursor.execute(f"EXPLAIN {sql}", params)
-            return "\n".join(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.execute("RESET enable_seqscan")
-            cursor.execute("RESET enable_sort")
-
-
 def test_the_list_reads_no_distinct_nor_pattern_and_still_lists_every_type(browser: Client) -> None:
     """Django's date hierarchy read ``SELECT DISTINCT DATE_TRUNC(…)`` and the type filter ``SELECT DISTINCT
     event_type`` over every event; the search ``UPPER(…) LIKE '%…%'`` over every event joined to its payout."""
@@ -125,7 +109,7 @@ def test_the_newest_first_order_is_read_from_an_index(browser: Client, postgres_
     for n in range(5):
         _event(n)
     queryset = browser.get(URL).context["cl"].queryset[:100]
-    assert "paypal_event_received" in _plan(queryset), _plan(queryset)
+    assert "paypal_event_received" in plan_with_indexes(queryset), plan_with_indexes(queryset)
 
 
 def test_a_large_table_on_postgresql_is_not_counted(

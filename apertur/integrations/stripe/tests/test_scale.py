@@ -8,32 +8,18 @@ figures are in docs/performance.md."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apertur.integrations.stripe import services
 from apertur.integrations.stripe.models import EventStatus, StripeEvent
-from apertur.testing import make_staff
+from apertur.testing import make_staff, plan_with_indexes
 
 URL = "/admin/stripe_billing/stripeevent/"
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
-
-
-def _plan(queryset: QuerySet[Any]) -> str:
-    with transaction.atomic():  # FOR UPDATE is compiled only inside one
-        sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")  # a tiny test table: ask whether an index serves the query
-        try:
-            cursor.execute(f"EXPLAIN {sql}", params)
-            return "\n".join(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.execute("RESET enable_seqscan")
 
 
 def _event(n: int, status: str = EventStatus.PROCESSED, type: str = "invoice.paid") -> StripeEvent:
@@ -49,7 +35,7 @@ def test_the_waiting_events_are_read_through_their_partial_index(postgres_only: 
     retried = services.waiting_events().select_for_update()
     given_up = services.waiting_events().filter(received_at__lt=NOW).select_for_update()
     for queryset in (retried, given_up):
-        assert "stripe_event_waiting" in _plan(queryset), _plan(queryset)
+        assert "stripe_event_waiting" in plan_with_indexes(queryset), plan_with_indexes(queryset)
     assert [row.event_id for row in services.waiting_events()] == ["evt_15", "evt_10", "evt_5", "evt_0"]
 
 
