@@ -11,6 +11,7 @@ from django_tasks_db.models import DBTaskResult
 
 from apertur.core import housekeeping
 from apertur.core.models import IdempotencyKey
+from apertur.testing import plan_with_indexes
 from apertur.webhooks.tasks import deliver_webhook
 
 pytestmark = pytest.mark.django_db
@@ -23,12 +24,13 @@ def _key(name: str, age: dt.timedelta) -> None:
     )
 
 
-def _task(status: str, finished_age: dt.timedelta | None) -> int:
+def _task(status: str, finished_age: dt.timedelta | None, queued_age: dt.timedelta | None = None) -> int:
     deliver_webhook.enqueue(0)
     result = DBTaskResult.objects.order_by("-enqueued_at", "-pk").first()
     assert result is not None
     finished = NOW - finished_age if finished_age is not None else None
-    DBTaskResult.objects.filter(pk=result.pk).update(status=status, finished_at=finished)
+    queued = NOW - (queued_age or (finished_age or dt.timedelta()) + dt.timedelta(minutes=1))
+    DBTaskResult.objects.filter(pk=result.pk).update(status=status, finished_at=finished, enqueued_at=queued)
     return result.pk
 
 
@@ -37,7 +39,7 @@ def test_prune_deletes_old_keys_and_old_finished_task_results_only() -> None:
     _key("fresh", dt.timedelta(hours=23))
     old_done = _task("SUCCESSFUL", dt.timedelta(days=15))
     old_failed = _task("FAILED", dt.timedelta(days=15))
-    recent = _task("SUCCESSFUL", dt.timedelta(days=13))
+    recent = _task("SUCCESSFUL", dt.timedelta(days=13), queued_age=dt.timedelta(days=20))  # retried for a week
     waiting = _task("READY", None)
     done = housekeeping.prune(now=NOW)
     assert (done["idempotency_keys"], done["task_results"]) == (1, 2)
@@ -46,6 +48,14 @@ def test_prune_deletes_old_keys_and_old_finished_task_results_only() -> None:
     assert left == {recent, waiting} and not left & {old_done, old_failed}
     done = housekeeping.prune(now=NOW)
     assert (done["idempotency_keys"], done["task_results"]) == (0, 0)
+
+
+def test_old_task_results_are_found_by_index_not_by_reading_every_row(postgres_only: None) -> None:
+    """Each batch looked for ``finished_at`` older than 14 days, which no index serves: a read of the whole table
+    (millions of results on a busy day) per batch of 5,000. A task finishes after it was queued, so the results are
+    also queued before that time, which the ``(enqueued_at, id)`` index finds."""
+    plan = plan_with_indexes(housekeeping.old_task_results(NOW).order_by().values_list("pk", flat=True)[:5])
+    assert "task_result_enqueued" in plan and "Seq Scan" not in plan, plan
 
 
 def test_a_backlog_is_deleted_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
