@@ -193,3 +193,51 @@ def test_revoking_a_family_leaves_its_dead_rows_alone(world: dict[str, Any]) -> 
     assert not outcome["second_waited"]  # it waited for the pass's lock on the dead row
     live.refresh_from_db()
     assert live.refresh_revoked_at == later and live.access_revoked_at is None  # its access token had expired
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        pytest.param(token_store.ACCESS_TTL + dt.timedelta(minutes=5), id="its-access-token-expired"),
+        pytest.param(token_store.REFRESH_IDLE_TTL + dt.timedelta(seconds=1), id="its-refresh-token-just-expired"),
+    ],
+)
+def test_a_revocation_waits_for_a_refresh_of_a_token_whose_access_token_expired(
+    world: dict[str, Any], after: dt.timedelta
+) -> None:
+    """The usual refresh comes after the access token expired. A revocation of the family meanwhile marks only what
+    is still usable: its access UPDATE skipped the row the refresh holds, its refresh UPDATE waited for it and then
+    skipped it too (rotated by the refresh), so the round counted nothing and the loop ended before the token the
+    refresh inserted: a live token in a revoked family. Also a refresh that read its refresh token live just before it
+    expired: the revocation, a moment later, did not even wait for it."""
+    created = world["created"]
+    start = dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        code = get_code(world["browser"], created.app.client_id)
+        exchange(Client(), code, created.app.client_id, created.client_secret)
+    parent = Token.objects.select_related("connection").get()
+    held, release = threading.Event(), threading.Event()
+
+    def refresh_in_flight() -> None:  # the refresh grant: lock the row, insert its child, rotate it, commit
+        with transaction.atomic():
+            row = Token.objects.select_for_update().select_related("connection").get(pk=parent.pk)
+            token_store.issue(
+                connection=row.connection,
+                scopes=row.scope_list,
+                livemode=row.livemode,
+                access_token=token_store.new_access_token(),
+                refresh_token=token_store.new_refresh_token(),
+                parent=row,
+            )
+            token_store.rotate(token=row)
+            held.set()
+            assert release.wait(timeout=10)
+
+    with time_machine.travel(start + after, tick=False):
+        outcome = while_paused(
+            refresh_in_flight, lambda: token_store.revoke_family(family=parent.family), paused=held, go=release
+        )
+    assert outcome["first"] is None and isinstance(outcome["second"], int), outcome
+    assert outcome["second_waited"]  # for the refresh's lock on the row it rotates
+    child = Token.objects.exclude(pk=parent.pk).get()
+    assert child.access_revoked_at is not None and child.refresh_revoked_at is not None  # was a live pair

@@ -180,28 +180,41 @@ def issue(
     return _insert_token.save(row)
 
 
+#: How long after its refresh token expired a row is still revoked with its family (:func:`_revoke`): a refresh that
+#: read it live just before may insert its successor a moment later. Far shorter than :data:`DEAD_KEPT`, so a
+#: revocation never touches a row the housekeeping may be deleting.
+REFRESH_IN_FLIGHT = dt.timedelta(days=1)
+
+
 def _revoke(rows: Q) -> int:
     """Revoke every access and refresh token of ``rows``, including those a refresh in flight is issuing.
 
     On PostgreSQL (READ COMMITTED) an UPDATE that waited for a row lock sees only the rows that existed when it
     started: when a refresh of one of the rows holds its lock, the token that refresh inserts is missed by the
-    UPDATE that waited, though not by the next statement. So the two UPDATEs run again until neither finds a
-    row: a new token needs its parent's refresh token, which the previous round revoked (and locked), so this
-    ends after a round or two. On SQLite writers take turns and the second round finds nothing.
+    UPDATE that waited, though not by the next statement. So the UPDATEs run again until none finds a row and no
+    usable token is left: the row a refresh holds is one the refresh UPDATE waits for (its refresh token is not yet
+    rotated), and once that refresh has committed, the token it inserted is found by the next round (the refresh
+    UPDATE that waited skips the rotated row and may count nothing: a round that counts nothing ends the loop only
+    if no usable token is left). On SQLite writers take turns and the second round finds nothing.
 
     Only tokens still usable are marked: an expired one refuses itself, and the rows whose every token is dead are
     the housekeeping's to delete (:func:`prune_dead_tokens`). Marking them too had this UPDATE lock rows a pass
-    may be deleting, in another order than the pass: a deadlock, and a revocation rolled back."""
+    may be deleting, in another order than the pass: a deadlock, and a revocation rolled back. A refresh token that
+    expired less than :data:`REFRESH_IN_FLIGHT` ago still counts as usable here (a refresh may have read it live)."""
     now = clock.now()
     access_total = refresh_total = 0
     live_access = Q(access_revoked_at__isnull=True, access_expires_at__gt=now)
-    live_refresh = Q(refresh_revoked_at__isnull=True, refresh_token_hash__isnull=False, refresh_expires_at__gt=now)
+    live_refresh = Q(
+        refresh_revoked_at__isnull=True,
+        refresh_token_hash__isnull=False,
+        refresh_expires_at__gt=now - REFRESH_IN_FLIGHT,
+    )
     while True:
         access = Token.objects.filter(rows, live_access).update(access_revoked_at=now)
         refresh = Token.objects.filter(rows, live_refresh).update(refresh_revoked_at=now)
         access_total += access
         refresh_total += refresh
-        if not access and not refresh:
+        if not access and not refresh and not Token.objects.filter(rows).filter(live_access | live_refresh).exists():
             break
     if access_total:
         token_cache.invalidate_all()

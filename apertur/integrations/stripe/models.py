@@ -36,6 +36,13 @@ class StripeEvent(models.Model):
             ),
             # The admin's list, newest first, and its date filter.
             models.Index(fields=["created", "id"], name="stripe_event_created"),
+            # The failed events of a type, oldest first: a failure reads the oldest to decide whether staff were told
+            # (services._apply). Partial: the few failed rows only.
+            models.Index(
+                fields=["type", "created", "id"],
+                name="stripe_event_failed",
+                condition=models.Q(status=EventStatus.FAILED),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -167,11 +167,14 @@ def _apply(row: StripeEvent) -> None:
         row.status, row.detail = EventStatus.FAILED, f"malformed {row.type}: {exc}"[:300]
         # Stripe was (or will be) answered 2xx and never sends it again: a person must know, or whatever money it
         # records is lost without a trace but this row. Once a day per event type, not per event: a change of shape
-        # (a new API version) fails every event of the type, and one mail an event would bury the first.
+        # (a new API version) fails every event of the type, and one mail an event would bury the first. But only
+        # while events of the type are still failed (the key names the oldest): once staff applied them all, the
+        # next failure is told at once, not up to a day later (never, if no other of its type failed after it).
+        oldest_failed = failed_of_its_type(row).values_list("event_id", flat=True).first()
         failed_of_type = f"/admin/stripe_billing/stripeevent/?status__exact=failed&type={quote(row.type)}"
         _tell_staff(
             row,
-            key=f"failed:{row.type}",
+            key=f"failed:{row.type}:{oldest_failed or row.event_id}",
             subject=f"Stripe event {row.event_id} ({row.type}) could not be applied",
             lines=[
                 f"Stripe event {row.event_id} ({row.type}) was accepted and stored, but its object does not have the "
@@ -182,13 +185,23 @@ def _apply(row: StripeEvent) -> None:
                 "Once what it lacked is fixed (in Apertur's code or data), apply it with: apertur billing retry "
                 f"{row.event_id}",
                 "",
-                f"Other {row.type} events that fail in the next 24 hours are stored failed without another mail. "
+                f"Other {row.type} events that fail while failed ones of that type are left are stored failed "
+                "without another mail for 24 hours. "
                 f"The admin lists every one: {settings.APERTUR_BASE_URL}{failed_of_type} (select them and choose "
                 '"Apply the selected events again" once the cause is fixed).',
             ],
         )
     else:
         row.status, row.detail, row.processed_at = EventStatus.PROCESSED, detail[:300], clock.now()
+
+
+def failed_of_its_type(row: StripeEvent) -> QuerySet[StripeEvent]:
+    """The other failed events of ``row``'s type, oldest first, read from the partial ``stripe_event_failed`` index."""
+    return (
+        StripeEvent.objects.filter(status=EventStatus.FAILED, type=row.type)
+        .exclude(pk=row.pk)
+        .order_by("created", "id")
+    )
 
 
 def _tell_staff(row: StripeEvent, *, key: str, subject: str, lines: list[str]) -> None:

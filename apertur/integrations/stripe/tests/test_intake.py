@@ -145,6 +145,37 @@ def test_failed_events_of_one_type_are_told_once_a_day_with_where_to_find_the_re
     assert len(staff_mail()) == 3
 
 
+def test_a_failure_after_staff_applied_the_failed_events_of_its_type_is_told_at_once(
+    customer: Any, settings: Any, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    """Regression: the once-a-day rule for failed events of one type counted from the first mail, whatever staff did
+    since. Once they had applied every failed event of the type, another failure that day (another cause, other money)
+    was stored failed and told to nobody: no mail that day, none ever if no other of its type failed. Now the rule
+    holds while events of the type are still failed."""
+    settings.STAFF_NOTIFY_EMAIL = "ops@apertur.example"
+    day = dt.datetime(2026, 3, 1, tzinfo=UTC)
+
+    def malformed(at: dt.datetime) -> dict[str, Any]:
+        return events.invoice_paid(
+            customer="cus_1", email=customer.email, amount=10_000, currency="usd", at=at, exchange_rate="abc"
+        )
+
+    def staff_mail() -> list[Any]:
+        return [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
+
+    burst = [malformed(day) for _ in range(2)]
+    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(day, tick=False):
+        for evt in burst:
+            assert post(events.encode(evt)).json()["status"] == "failed"
+    assert len(staff_mail()) == 1  # the burst: one mail
+    StripeEvent.objects.filter(event_id__in=[evt["id"] for evt in burst]).update(status="processed")  # applied
+    later = day + dt.timedelta(hours=6)
+    evt = malformed(later)
+    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(later, tick=False):
+        assert post(events.encode(evt)).json()["status"] == "failed"
+    assert len(staff_mail()) == 2 and evt["id"] in staff_mail()[1].subject
+
+
 def test_an_event_another_process_applied_first_is_not_applied_again(
     customer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

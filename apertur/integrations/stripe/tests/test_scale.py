@@ -39,6 +39,19 @@ def test_the_waiting_events_are_read_through_their_partial_index(postgres_only: 
     assert [row.event_id for row in services.waiting_events()] == ["evt_15", "evt_10", "evt_5", "evt_0"]
 
 
+def test_a_failure_reads_the_failed_events_of_its_type_through_their_partial_index(postgres_only: None) -> None:
+    """Each failure looks for the oldest failed event of its type (who was told): by ``type`` alone, every event of
+    that type was read (millions of ``invoice.paid``) for each failure of a burst."""
+    for n in range(20):
+        _event(
+            n, EventStatus.FAILED if n % 5 == 0 else EventStatus.PROCESSED, ("invoice.paid", "charge.refunded")[n % 2]
+        )
+    latest = StripeEvent.objects.get(event_id="evt_0")
+    queryset = services.failed_of_its_type(latest).values_list("event_id", flat=True)[:1]
+    assert "stripe_event_failed" in plan_with_indexes(queryset), plan_with_indexes(queryset)
+    assert list(services.failed_of_its_type(latest).values_list("event_id", flat=True)) == ["evt_10"]
+
+
 @pytest.fixture
 def browser(db: None) -> Client:
     client = Client()
