@@ -22,7 +22,8 @@
   waiting for an earlier one, and gives up (telling staff) those past their week, when no delivery has done so; it
   also deletes the refused deliveries it kept, after 30 days.
 
-Deletes go in bounded batches (each its own short transaction), so a backlog never holds a long lock.
+Deletes go in bounded batches (each its own short transaction), so a backlog never holds a long lock, and on
+PostgreSQL a batch skips the rows a request holds (:func:`delete_in_batches`): a pass never waits for a lock.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections, transaction
 from django.db.models import Model, QuerySet
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
@@ -71,12 +72,20 @@ def register_routine_audit(*actions: str) -> None:
 def delete_in_batches(queryset: QuerySet[Model]) -> int:
     """Delete what ``queryset`` selects, :data:`BATCH` rows at a time, at most :data:`MAX_BATCHES` times; returns
     how many rows of its model were deleted (rows a cascade took with them are not counted). A batch found short
-    is the last: the next one would only read the table again to find nothing."""
+    is the last: the next one would only read the table again to find nothing.
+
+    On PostgreSQL a batch locks its rows first, skipping those a request holds (``FOR UPDATE SKIP LOCKED``): those
+    go in a later pass. So a pass never waits for a lock while it holds its own, and can be neither part of a
+    deadlock nor the reason a request waits longer than one batch (a replayed refresh token locking its row, an app
+    deletion locking its tokens before its cascade). SQLite takes no row locks: writers there take turns."""
     deleted = 0
+    label = queryset.model._meta.label
     for _ in range(MAX_BATCHES):
-        ids = list(queryset.order_by().values_list("pk", flat=True)[:BATCH])
-        if ids:
-            deleted += queryset.model._default_manager.filter(pk__in=ids).delete()[1].get(queryset.model._meta.label, 0)
+        with transaction.atomic(using=queryset.db):
+            free = queryset.order_by().select_for_update(skip_locked=True, of=("self",))
+            ids = list(free.values_list("pk", flat=True)[:BATCH])
+            if ids:
+                deleted += queryset.model._default_manager.filter(pk__in=ids).delete()[1].get(label, 0)
         if len(ids) < BATCH:
             break
     return deleted
@@ -157,6 +166,7 @@ def start_in_background(*, stop: threading.Event | None = None, interval: float 
             finally:
                 close_old_connections()
             if stop.wait(interval):
+                connections.close_all()  # this thread's own: close_old_connections keeps a young one open
                 return
 
     thread = threading.Thread(target=loop, name="housekeeping", daemon=True)

@@ -7,11 +7,12 @@ import threading
 
 import pytest
 import time_machine
+from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
 from apertur.core import housekeeping
 from apertur.core.models import IdempotencyKey
-from apertur.testing import plan_with_indexes
+from apertur.testing import plan_with_indexes, while_paused
 from apertur.webhooks.tasks import deliver_webhook
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +66,27 @@ def test_a_backlog_is_deleted_in_bounded_batches(monkeypatch: pytest.MonkeyPatch
         _key(f"k{n}", dt.timedelta(days=2))
     assert housekeeping.prune(now=NOW)["idempotency_keys"] == 4  # two batches of two this pass
     assert housekeeping.prune(now=NOW)["idempotency_keys"] == 3
+
+
+def test_a_pass_skips_the_rows_a_request_holds_instead_of_waiting_for_them(postgres_only: None) -> None:
+    """A pass's batch waited for any row a request held (a replayed refresh token locks its row, an app deletion its
+    tokens before its cascade deletes them) while holding the rows it had already deleted: the two waited for each
+    other when the request then reached one of those (a deadlock, one of them rolled back). A batch now skips a
+    held row (the next pass deletes it) and never waits."""
+    for name in ("held", "a", "b"):
+        _key(name, dt.timedelta(days=2))
+    held, release = threading.Event(), threading.Event()
+
+    def request() -> None:
+        with transaction.atomic():
+            assert list(IdempotencyKey.objects.select_for_update().filter(key="held").values_list("pk", flat=True))
+            held.set()
+            assert release.wait(timeout=10)
+
+    outcome = while_paused(request, lambda: housekeeping.prune(now=NOW)["idempotency_keys"], paused=held, go=release)
+    assert outcome["second"] == 2 and not outcome["second_waited"], outcome
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["held"]
+    assert housekeeping.prune(now=NOW)["idempotency_keys"] == 1  # the next pass
 
 
 @pytest.mark.django_db(transaction=True)
