@@ -36,7 +36,7 @@ from apertur.core.tokens import request_id as new_request_id
 from apertur.core.validation import has_nul
 
 logger = logging.getLogger("apertur.api")
-_VALID_ID = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9_.-]{8,64}")  # fullmatch: "$" would also match before a final newline
 
 MACHINE_PREFIXES = ("/api/", "/oauth/token", "/oauth/revoke", "/oauth/introspect")
 BROWSER_PAGES_UNDER_API = ("/api/v1/docs",)
@@ -54,7 +54,7 @@ class ApiRequestMiddleware:
         if not request.path.startswith("/api/"):
             return self.get_response(request)
         incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if _VALID_ID.match(incoming) else f"req_{new_request_id()}"
+        request_id = incoming if _VALID_ID.fullmatch(incoming) else f"req_{new_request_id()}"
         request.request_id = request_id  # type: ignore[attr-defined]
         # RFC 9110 §9.3.2: HEAD is GET without the content. django-ninja routes only the methods an operation
         # names, so every GET operation answers HEAD here, in one place, rather than each declaring it.

@@ -192,6 +192,11 @@ def test_request_id_and_rate_limit_headers(api: Api) -> None:
 
     echoed = Client().get("/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}", HTTP_X_REQUEST_ID="my-trace-1234")
     assert echoed["X-Request-Id"] == "my-trace-1234"
+    # Regression: a trailing newline passed the check (``$`` matches before one) and was echoed into a header.
+    newline = Client().get(
+        "/api/v1/plan", HTTP_AUTHORIZATION=f"Bearer {api.token}", HTTP_X_REQUEST_ID="my-trace-1234\n"
+    )
+    assert newline.status_code == 200 and newline["X-Request-Id"].startswith("req_")
 
 
 def test_rate_limited(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
