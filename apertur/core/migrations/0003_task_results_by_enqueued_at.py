@@ -8,22 +8,17 @@ it builds). Its price is one more B-tree entry per row version of a task (its in
 status is in django-tasks' partial index, so those updates are never HOT anyway), on an ever-increasing key appended
 at the index's right edge.
 
-A rerun, or two ``migrate`` at once, ends with one valid index (PostgreSQL, :func:`_build_online`). ``IF NOT EXISTS``
+A rerun, or two ``migrate`` at once, ends with one valid index (PostgreSQL, ``core.schema.one_index_build``). ``IF NOT EXISTS``
 alone did not: a build that failed or was interrupted leaves an invalid index under the name, which it then kept
 (unused by any query, the migration recorded as done); and a second build started while the first ran made the
 first wait for it while it waited for the first (a deadlock: the first rolled back, its invalid index kept by the
 second)."""
 
-import hashlib
-import time
-
 from django.db import migrations
 
+from apertur.core.schema import one_index_build
+
 INDEX = "task_result_enqueued"
-#: The session-level advisory lock one build holds, so that a second ``migrate`` waits for it (polling, outside any
-#: transaction: a build waits for every transaction older than its own end, so a blocked one would deadlock it).
-LOCK_KEY = int.from_bytes(hashlib.sha256(b"apertur core 0003 " + INDEX.encode()).digest()[:8], "big", signed=True)
-POLL_SECONDS = 0.5
 
 
 def _table(apps, schema_editor):
@@ -31,34 +26,12 @@ def _table(apps, schema_editor):
     return schema_editor.quote_name(model._meta.db_table)
 
 
-def _valid(cursor):
-    """True, False (an index left by a build that failed or is still running) or None (no such index)."""
-    cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [INDEX])
-    row = cursor.fetchone()
-    return None if row is None else bool(row[0])
-
-
-def _build_online(table, schema_editor):
-    with schema_editor.connection.cursor() as cursor:
-        while True:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
-            if cursor.fetchone()[0]:
-                break
-            time.sleep(POLL_SECONDS)
-        try:
-            valid = _valid(cursor)
-            if valid is False:  # no build runs (it would hold the lock): what a failed one left
-                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
-            if not valid:
-                cursor.execute(f"CREATE INDEX CONCURRENTLY {INDEX} ON {table} (enqueued_at, id)")
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
-
-
 def create(apps, schema_editor):
     table = _table(apps, schema_editor)
     if schema_editor.connection.vendor == "postgresql":
-        _build_online(table, schema_editor)
+        with one_index_build(schema_editor.connection, INDEX) as build:
+            if build:
+                schema_editor.execute(f"CREATE INDEX CONCURRENTLY {INDEX} ON {table} (enqueued_at, id)")
     else:
         schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {INDEX} ON {table} (enqueued_at, id)")
 
