@@ -71,7 +71,8 @@ class AddIndexOnline(_Online, AddIndexConcurrently):
     _plain = AddIndex
 
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
+        if schema_editor.connection.vendor != "postgresql" or schema_editor.collect_sql:
+            # sqlmigrate prints the SQL: nothing may run (nor be dropped) then
             super().database_forwards(app_label, schema_editor, from_state, to_state)
             return
         with one_index_build(schema_editor.connection, self.index.name) as build:

@@ -4,6 +4,8 @@ Taken through payouts migration 0012 (``paypal_event_received``), one of the mig
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -48,4 +50,22 @@ def test_a_rerun_keeps_a_valid_index(postgres_only: None) -> None:
     state = executor.loader.project_state(("payouts", "0011_processing_since"))
     with connection.schema_editor(atomic=False) as editor:  # the operation again, as a migrate that was not recorded
         migration.operations[0].database_forwards("payouts", editor, state, state)  # "already exists" before
+    assert _index() == "valid"
+
+
+def test_sqlmigrate_prints_the_build_and_changes_nothing(postgres_only: None) -> None:
+    from django.core.management import call_command
+
+    _migrate(BEFORE)
+    try:
+        table = PayPalEvent._meta.db_table
+        with connection.cursor() as cursor:  # an invalid index a failed build left: a preview must not drop it
+            cursor.execute(f"CREATE INDEX {INDEX} ON {table} (status)")
+            cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)", [INDEX])
+        out = io.StringIO()
+        call_command("sqlmigrate", "payouts", "0012", stdout=out)
+        assert f'CREATE INDEX CONCURRENTLY "{INDEX}"' in out.getvalue()
+        assert _index() == "invalid"
+    finally:
+        _migrate()
     assert _index() == "valid"
