@@ -66,6 +66,20 @@ def test_two_simultaneous_refreshes_give_at_most_one_success(world: dict[str, An
     assert Token.objects.count() <= 2
 
 
+def _lock_issue_and_rotate(pk: int) -> None:
+    """What the refresh grant does inside its transaction: lock the row, insert its successor, rotate the row."""
+    row = Token.objects.select_for_update().select_related("connection").get(pk=pk)
+    token_store.issue(
+        connection=row.connection,
+        scopes=row.scope_list,
+        livemode=row.livemode,
+        access_token=token_store.new_access_token(),
+        refresh_token=token_store.new_refresh_token(),
+        parent=row,
+    )
+    token_store.rotate(token=row)
+
+
 def test_revoking_a_family_during_a_refresh_also_revokes_what_the_refresh_issues(world: dict[str, Any]) -> None:
     """A family is revoked (refresh token reuse, consent narrowed, code replay, revocation) while a refresh of one
     of its tokens is in flight. The revocation's first UPDATE waits for the refresh's row lock; on PostgreSQL (READ
@@ -88,16 +102,7 @@ def test_revoking_a_family_during_a_refresh_also_revokes_what_the_refresh_issues
     def refresh_in_flight() -> None:  # what the refresh grant does: lock the parent, insert its child, rotate it
         try:
             with transaction.atomic():
-                row = Token.objects.select_for_update().select_related("connection").get(pk=parent.pk)
-                token_store.issue(
-                    connection=row.connection,
-                    scopes=row.scope_list,
-                    livemode=row.livemode,
-                    access_token=token_store.new_access_token(),
-                    refresh_token=token_store.new_refresh_token(),
-                    parent=row,
-                )
-                token_store.rotate(token=row)
+                _lock_issue_and_rotate(parent.pk)
                 locked.set()
                 release.wait(10)
         except BaseException as exc:  # pragma: no cover - reported below
@@ -220,16 +225,7 @@ def test_a_revocation_waits_for_a_refresh_of_a_token_whose_access_token_expired(
 
     def refresh_in_flight() -> None:  # the refresh grant: lock the row, insert its child, rotate it, commit
         with transaction.atomic():
-            row = Token.objects.select_for_update().select_related("connection").get(pk=parent.pk)
-            token_store.issue(
-                connection=row.connection,
-                scopes=row.scope_list,
-                livemode=row.livemode,
-                access_token=token_store.new_access_token(),
-                refresh_token=token_store.new_refresh_token(),
-                parent=row,
-            )
-            token_store.rotate(token=row)
+            _lock_issue_and_rotate(parent.pk)
             held.set()
             assert release.wait(timeout=10)
 

@@ -104,6 +104,17 @@ def test_an_accepted_event_that_failed_is_told_to_staff_once(
     assert "malformed invoice.paid" in mail.body and "apertur billing retry" in mail.body
 
 
+def _malformed(customer: Any, at: dt.datetime) -> dict[str, Any]:
+    """An ``invoice.paid`` Apertur cannot apply (its exchange rate is not a number): stored failed."""
+    return events.invoice_paid(
+        customer="cus_1", email=customer.email, amount=10_000, currency="usd", at=at, exchange_rate="abc"
+    )
+
+
+def _staff_mail(mailoutbox: list[Any]) -> list[Any]:
+    return [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
+
+
 def test_failed_events_of_one_type_are_told_once_a_day_with_where_to_find_the_rest(
     customer: Any, settings: Any, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -114,19 +125,11 @@ def test_failed_events_of_one_type_are_told_once_a_day_with_where_to_find_the_re
     settings.STAFF_NOTIFY_EMAIL = "ops@apertur.example"
     day = dt.datetime(2026, 3, 1, tzinfo=UTC)
 
-    def malformed(at: dt.datetime) -> dict[str, Any]:
-        return events.invoice_paid(
-            customer="cus_1", email=customer.email, amount=10_000, currency="usd", at=at, exchange_rate="abc"
-        )
-
-    def staff_mail() -> list[Any]:
-        return [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
-
-    first, *same_type = malformed(day), malformed(day), malformed(day)
+    first, *same_type = _malformed(customer, day), _malformed(customer, day), _malformed(customer, day)
     with django_capture_on_commit_callbacks(execute=True), time_machine.travel(day, tick=False):
         for evt in (first, *same_type):
             assert post(events.encode(evt)).json()["status"] == "failed"
-    [mail] = staff_mail()
+    [mail] = _staff_mail(mailoutbox)
     assert first["id"] in mail.subject
     listed = "/admin/stripe_billing/stripeevent/?status__exact=failed&type=invoice.paid"
     assert f"{settings.APERTUR_BASE_URL}{listed}" in mail.body and "Apply the selected events again" in mail.body
@@ -134,15 +137,15 @@ def test_failed_events_of_one_type_are_told_once_a_day_with_where_to_find_the_re
     other["data"]["object"]["invoice"] = None  # a shape Apertur does not read
     with django_capture_on_commit_callbacks(execute=True), time_machine.travel(day, tick=False):
         assert post(events.encode(other)).json()["status"] == "failed"
-    assert len(staff_mail()) == 2 and "invoice_payment.paid" in staff_mail()[1].subject
+    assert len(_staff_mail(mailoutbox)) == 2 and "invoice_payment.paid" in _staff_mail(mailoutbox)[1].subject
     staff = Client()
     staff.force_login(make_staff())
     page = staff.get(listed).content.decode()
     assert all(evt["id"] in page for evt in (first, *same_type)) and other["id"] not in page  # the admin's list
     next_day = day + ALERT_EVERY + dt.timedelta(seconds=1)
     with django_capture_on_commit_callbacks(execute=True), time_machine.travel(next_day, tick=False):
-        assert post(events.encode(malformed(next_day))).json()["status"] == "failed"
-    assert len(staff_mail()) == 3
+        assert post(events.encode(_malformed(customer, next_day))).json()["status"] == "failed"
+    assert len(_staff_mail(mailoutbox)) == 3
 
 
 def test_a_failure_after_staff_applied_the_failed_events_of_its_type_is_told_at_once(
@@ -155,25 +158,17 @@ def test_a_failure_after_staff_applied_the_failed_events_of_its_type_is_told_at_
     settings.STAFF_NOTIFY_EMAIL = "ops@apertur.example"
     day = dt.datetime(2026, 3, 1, tzinfo=UTC)
 
-    def malformed(at: dt.datetime) -> dict[str, Any]:
-        return events.invoice_paid(
-            customer="cus_1", email=customer.email, amount=10_000, currency="usd", at=at, exchange_rate="abc"
-        )
-
-    def staff_mail() -> list[Any]:
-        return [m for m in mailoutbox if m.to == ["ops@apertur.example"]]
-
-    burst = [malformed(day) for _ in range(2)]
+    burst = [_malformed(customer, day) for _ in range(2)]
     with django_capture_on_commit_callbacks(execute=True), time_machine.travel(day, tick=False):
         for evt in burst:
             assert post(events.encode(evt)).json()["status"] == "failed"
-    assert len(staff_mail()) == 1  # the burst: one mail
+    assert len(_staff_mail(mailoutbox)) == 1  # the burst: one mail
     StripeEvent.objects.filter(event_id__in=[evt["id"] for evt in burst]).update(status="processed")  # applied
     later = day + dt.timedelta(hours=6)
-    evt = malformed(later)
+    evt = _malformed(customer, later)
     with django_capture_on_commit_callbacks(execute=True), time_machine.travel(later, tick=False):
         assert post(events.encode(evt)).json()["status"] == "failed"
-    assert len(staff_mail()) == 2 and evt["id"] in staff_mail()[1].subject
+    assert len(_staff_mail(mailoutbox)) == 2 and evt["id"] in _staff_mail(mailoutbox)[1].subject
 
 
 def test_an_event_another_process_applied_first_is_not_applied_again(
